@@ -1,0 +1,113 @@
+/**
+ * The validated, immutable configuration the daemon runs with. Produced by the config loader from
+ * swanctl-style files; consumed by the engine, transport, dataplane and control socket.
+ * Durations are in seconds. Every object carries where it was defined, for error messages.
+ */
+import type { VppMode } from '../dataplane/types.ts';
+
+export interface SourceLocation {
+  file: string;
+  line: number;
+  col: number;
+}
+
+/** A proposal as configured: transform ids per type, in preference order (see crypto/proposals.ts). */
+export interface ProposalSpec {
+  protocol: 'ike' | 'esp';
+  /** ENCR transforms: id and key length in bits (0 when the algorithm has a fixed key size). */
+  encr: { id: number; keyBits: number }[];
+  prf: number[];
+  integ: number[];
+  /** Key exchange methods (DH groups); for ESP, empty means no PFS. */
+  ke: number[];
+  /** ESP only: ESN transforms (0 = no, 1 = yes) in preference order. */
+  esn: number[];
+}
+
+export interface AuthConfig {
+  auth: 'psk' | 'pubkey';
+  /** Identity as written (e.g. "gw.example.net", "192.0.2.1", "%any" on the remote side). */
+  id: string;
+  certs: string[];
+  cacerts: string[];
+}
+
+export interface ChildConfig {
+  name: string;
+  localTs: string[]; // as written: "10.0.0.0/24", "10.0.0.0/24[tcp/80]", "dynamic"
+  remoteTs: string[];
+  espProposals: ProposalSpec[];
+  mode: 'tunnel' | 'transport';
+  startAction: 'none' | 'trap' | 'start';
+  closeAction: 'none' | 'trap' | 'start';
+  dpdAction: 'clear' | 'trap' | 'restart';
+  rekeyTime: number;
+  lifeTime: number;
+  randTime: number;
+  replayWindow: number;
+  vppMode: VppMode;
+  vppInterface?: string;
+  vppTable: number;
+  vppRoutes: boolean;
+  loc: SourceLocation;
+}
+
+export interface ConnectionConfig {
+  name: string;
+  localAddrs: string[]; // empty = %any
+  remoteAddrs: string[]; // empty = %any
+  localPort: number;
+  remotePort: number;
+  proposals: ProposalSpec[];
+  encap: boolean;
+  dpdDelay: number;
+  dpdTimeout: number;
+  rekeyTime: number;
+  reauthTime: number;
+  overTime: number;
+  randTime: number;
+  fragmentation: 'yes' | 'no' | 'accept' | 'force';
+  unique: 'no' | 'never' | 'keep' | 'replace';
+  sendCert: 'always' | 'never' | 'ifasked';
+  sendCertreq: boolean;
+  mobike: boolean;
+  keyingtries: number; // 0 = forever
+  local: AuthConfig;
+  remote: AuthConfig;
+  children: ChildConfig[];
+  loc: SourceLocation;
+}
+
+export interface SecretConfig {
+  name: string; // e.g. "ike-lab"
+  kind: 'ike' | 'private';
+  ids: string[]; // the id / id-* values; empty = matches any
+  secret?: string; // PSK ("0x..." / "0s..." already decoded into `secretBytes`)
+  secretBytes?: Buffer;
+  file?: string;
+  loc: SourceLocation;
+}
+
+export interface DaemonConfig {
+  listen: string[];
+  port: number;
+  portNatT: number;
+  controlSocket: string;
+  logLevel: string;
+  ikeSaLimit: number;
+  metrics?: string;
+  dataplane: 'vpp' | 'memory';
+}
+
+export interface VppConfig {
+  socket: string;
+}
+
+export interface Config {
+  daemon: DaemonConfig;
+  vpp: VppConfig;
+  connections: ConnectionConfig[];
+  secrets: SecretConfig[];
+  /** Files that were read (the main file and its includes). */
+  files: string[];
+}
