@@ -1,0 +1,293 @@
+/**
+ * A dataplane that programs nothing: it records what the engine asks for, so tests, dry runs and
+ * `dataplane = memory` can run the whole IKE engine without VPP. It accepts exactly what the VPP
+ * back end accepts (same features, same key checks), hands out SPIs the same way, and can be told
+ * to fail the next operation or to behave as if VPP had restarted.
+ */
+
+import { randomBytes } from 'node:crypto';
+import type {
+  ChildInstall,
+  Dataplane,
+  DataplaneFeatures,
+  DataplaneListener,
+  InstallResult,
+  SaEndpoint,
+  SaParams,
+  VppMode,
+} from './types.ts';
+import { checkEspKeys, vppSupportedEncr, vppSupportedInteg } from '../vpp/ike-algorithms.ts';
+
+/** The features VPP 26.10 runs; shared by the memory and VPP back ends. */
+export function vppDataplaneFeatures(): DataplaneFeatures {
+  return {
+    encr: new Set(vppSupportedEncr()),
+    integ: new Set(vppSupportedInteg()),
+    esn: true,
+    modes: new Set<VppMode>(['p2p', 'p2mp', 'policy']),
+  };
+}
+
+export type MemoryOp = 'allocate' | 'release' | 'install' | 'replace' | 'update' | 'remove' | 'fail' | 'restart';
+
+/** One entry of the event log. */
+export interface MemoryEvent {
+  seq: number;
+  op: MemoryOp;
+  childId?: number;
+  spi?: number;
+  /** For 'replace': the child that was replaced. For 'fail': the failed operation. */
+  replaced?: number;
+  failedOp?: 'install' | 'update' | 'remove';
+  reason?: string;
+  /** For 'update': the new endpoints. */
+  local?: SaEndpoint;
+  remote?: SaEndpoint;
+  udpEncap?: boolean;
+}
+
+/** The error a MemoryDataplane operation rejects with. */
+export class MemoryDataplaneError extends Error {
+  override readonly name = 'MemoryDataplaneError';
+}
+
+interface Installed {
+  child: ChildInstall;
+  result: InstallResult;
+}
+
+function hex8(n: number): string {
+  return (n >>> 0).toString(16).padStart(8, '0');
+}
+
+function saView(sa: SaParams): Record<string, unknown> {
+  return {
+    spi: hex8(sa.spi),
+    src: `${sa.src.addr}:${sa.src.port}`,
+    dst: `${sa.dst.addr}:${sa.dst.port}`,
+    udp_encap: sa.udpEncap,
+    encr: `${sa.alg.encrId}:${sa.alg.encrKeyBits}`,
+    integ: sa.alg.integId,
+    esn: sa.alg.esn,
+    replay_window: sa.replayWindow,
+    mode: sa.mode,
+  };
+}
+
+export class MemoryDataplane implements Dataplane {
+  readonly name = 'memory';
+  /** Installed CHILD_SAs by childId (the records as handed over). */
+  readonly installed = new Map<number, ChildInstall>();
+  /** Everything that happened, oldest first. Bounded by `maxEvents` (oldest dropped). */
+  readonly events: MemoryEvent[] = [];
+  maxEvents = 100_000;
+
+  private readonly results = new Map<number, InstallResult>();
+  /** SPIs handed out and not yet installed or released. */
+  private readonly allocated = new Set<number>();
+  /** Inbound SPI → childId, for installed SAs. */
+  private readonly liveSpis = new Map<number, number>();
+  private readonly pendingFailures = new Map<'install' | 'update' | 'remove', string>();
+  private listener: DataplaneListener = {};
+  private seq = 0;
+  private nextSaIndex = 1;
+  private nextInstance = 0;
+  private closed = false;
+  private rnd = Buffer.alloc(0);
+  private rndPos = 0;
+
+  features(): DataplaneFeatures {
+    return vppDataplaneFeatures();
+  }
+
+  setListener(l: DataplaneListener): void {
+    this.listener = l;
+  }
+
+  /** The next install() rejects with `reason` (and installs nothing). */
+  failNextInstall(reason: string): void {
+    this.pendingFailures.set('install', reason);
+  }
+
+  /** The next update() rejects with `reason`. */
+  failNextUpdate(reason: string): void {
+    this.pendingFailures.set('update', reason);
+  }
+
+  /** The next remove() of an installed child rejects with `reason` (the child stays installed). */
+  failNextRemove(reason: string): void {
+    this.pendingFailures.set('remove', reason);
+  }
+
+  /** Number of SPIs allocated but neither installed nor released. */
+  get pendingSpis(): number {
+    return this.allocated.size;
+  }
+
+  /** Whether an SPI is in use (allocated or installed inbound). */
+  spiInUse(spi: number): boolean {
+    return this.allocated.has(spi) || this.liveSpis.has(spi);
+  }
+
+  private log(e: Omit<MemoryEvent, 'seq'>): void {
+    this.events.push({ seq: ++this.seq, ...e });
+    if (this.events.length > this.maxEvents) this.events.splice(0, this.events.length - this.maxEvents);
+  }
+
+  private checkOpen(): void {
+    if (this.closed) throw new MemoryDataplaneError('dataplane is closed');
+  }
+
+  private random32(): number {
+    if (this.rndPos + 4 > this.rnd.length) {
+      this.rnd = randomBytes(4096);
+      this.rndPos = 0;
+    }
+    const v = this.rnd.readUInt32BE(this.rndPos);
+    this.rndPos += 4;
+    return v;
+  }
+
+  async allocateSpi(): Promise<number> {
+    this.checkOpen();
+    for (;;) {
+      const spi = this.random32();
+      // SPIs 1..255 are reserved by IANA (RFC 4303 §2.1) and 0 is never a valid SPI.
+      if (spi < 256 || this.spiInUse(spi)) continue;
+      this.allocated.add(spi);
+      this.log({ op: 'allocate', spi });
+      return spi;
+    }
+  }
+
+  releaseSpi(spi: number): void {
+    if (this.allocated.delete(spi)) this.log({ op: 'release', spi });
+  }
+
+  private takeFailure(op: 'install' | 'update' | 'remove', childId: number): void {
+    const reason = this.pendingFailures.get(op);
+    if (reason === undefined) return;
+    this.pendingFailures.delete(op);
+    this.log({ op: 'fail', failedOp: op, childId, reason });
+    throw new MemoryDataplaneError(reason);
+  }
+
+  private validate(c: ChildInstall): void {
+    if (this.installed.has(c.childId)) throw new MemoryDataplaneError(`child ${c.childId} is already installed`);
+    if (!c.inbound.inbound || c.outbound.inbound) throw new MemoryDataplaneError('inbound/outbound SAs swapped');
+    for (const sa of [c.inbound, c.outbound]) {
+      if (sa.spi < 256 || sa.spi > 0xffffffff || !Number.isInteger(sa.spi)) {
+        throw new MemoryDataplaneError(`invalid SPI ${sa.spi}`);
+      }
+      const bad = checkEspKeys(sa.alg, sa.encKey.length, sa.integKey.length);
+      if (bad) throw new MemoryDataplaneError(bad);
+      if (!Number.isInteger(sa.replayWindow) || sa.replayWindow < 0) {
+        throw new MemoryDataplaneError(`invalid replay window ${sa.replayWindow}`);
+      }
+    }
+    const owner = this.liveSpis.get(c.inbound.spi);
+    if (owner !== undefined) throw new MemoryDataplaneError(`inbound SPI ${hex8(c.inbound.spi)} is used by child ${owner}`);
+    if (c.replaces !== undefined && !this.installed.has(c.replaces)) {
+      throw new MemoryDataplaneError(`child ${c.replaces} to replace is not installed`);
+    }
+  }
+
+  async install(child: ChildInstall): Promise<InstallResult> {
+    this.checkOpen();
+    this.takeFailure('install', child.childId);
+    this.validate(child);
+    let iface: string | undefined;
+    if (child.vppMode === 'p2p') {
+      const old = child.replaces !== undefined ? this.results.get(child.replaces)?.interface : undefined;
+      iface = old ?? `ipsec${this.nextInstance++}`;
+    } else if (child.vppMode === 'p2mp') {
+      iface = child.vppInterface ?? 'ipsec0';
+    }
+    const result: InstallResult = { saIn: this.nextSaIndex++, saOut: this.nextSaIndex++ };
+    if (iface !== undefined) result.interface = iface;
+    this.allocated.delete(child.inbound.spi);
+    this.installed.set(child.childId, child);
+    this.results.set(child.childId, result);
+    this.liveSpis.set(child.inbound.spi, child.childId);
+    this.log({ op: 'install', childId: child.childId, spi: child.inbound.spi });
+    if (child.replaces !== undefined) {
+      this.drop(child.replaces);
+      this.log({ op: 'replace', childId: child.childId, replaced: child.replaces });
+    }
+    return { ...result };
+  }
+
+  private drop(childId: number): void {
+    const c = this.installed.get(childId);
+    if (!c) return;
+    this.installed.delete(childId);
+    this.results.delete(childId);
+    if (this.liveSpis.get(c.inbound.spi) === childId) this.liveSpis.delete(c.inbound.spi);
+  }
+
+  async update(childId: number, local: SaEndpoint, remote: SaEndpoint, udpEncap: boolean): Promise<void> {
+    this.checkOpen();
+    this.takeFailure('update', childId);
+    const c = this.installed.get(childId);
+    if (!c) throw new MemoryDataplaneError(`child ${childId} is not installed`);
+    const inbound: SaParams = { ...c.inbound, src: { ...remote }, dst: { ...local }, udpEncap };
+    const outbound: SaParams = { ...c.outbound, src: { ...local }, dst: { ...remote }, udpEncap };
+    this.installed.set(childId, { ...c, inbound, outbound });
+    this.log({ op: 'update', childId, local: { ...local }, remote: { ...remote }, udpEncap });
+  }
+
+  async remove(childId: number): Promise<void> {
+    this.checkOpen();
+    if (!this.installed.has(childId)) return;
+    this.takeFailure('remove', childId);
+    this.drop(childId);
+    this.log({ op: 'remove', childId });
+  }
+
+  /**
+   * Behaves as the VPP back end does after VPP restarted: every installed CHILD_SA is kept (as if
+   * replayed) and the listener is told which ones, so the engine rekeys them. Returns the ids.
+   */
+  simulateRestart(): number[] {
+    const ids = [...this.installed.keys()];
+    this.log({ op: 'restart' });
+    if (ids.length > 0) this.listener.replayed?.(ids);
+    return ids;
+  }
+
+  /** Behaves as if a CHILD_SA could not be kept: removes it and tells the listener. */
+  simulateFailure(childId: number, reason: string): void {
+    if (!this.installed.has(childId)) return;
+    this.drop(childId);
+    this.log({ op: 'fail', childId, reason });
+    this.listener.failed?.(childId, reason);
+  }
+
+  /** The installed state without key material; JSON-serialisable. */
+  async dump(): Promise<unknown> {
+    const sas: unknown[] = [];
+    for (const [id, c] of this.installed) {
+      const r = this.results.get(id);
+      sas.push({
+        child_id: id,
+        ike_sa_id: c.ikeSaId,
+        connection: c.connection,
+        child: c.child,
+        vpp_mode: c.vppMode,
+        vpp_table: c.vppTable,
+        interface: r?.interface ?? null,
+        sa_in: r?.saIn ?? null,
+        sa_out: r?.saOut ?? null,
+        inbound: saView(c.inbound),
+        outbound: saView(c.outbound),
+        local_ts: c.localTs.map((t) => ({ ...t })),
+        remote_ts: c.remoteTs.map((t) => ({ ...t })),
+      });
+    }
+    return { dataplane: this.name, sas, allocated_spis: this.allocated.size, events: this.events.length };
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+  }
+}

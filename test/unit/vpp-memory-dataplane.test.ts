@@ -1,0 +1,116 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { MemoryDataplane } from '../../src/dataplane/memory.ts';
+import type { ChildInstall, SaParams } from '../../src/dataplane/types.ts';
+
+function sa(spi: number, inbound: boolean, keyLen = 36): SaParams {
+  const a = { addr: '192.0.2.1', port: 500 };
+  const b = { addr: '198.51.100.7', port: 500 };
+  return {
+    spi,
+    inbound,
+    src: inbound ? b : a,
+    dst: inbound ? a : b,
+    udpEncap: false,
+    alg: { encrId: 20, encrKeyBits: 256, integId: 0, esn: false },
+    encKey: Buffer.alloc(keyLen, 7),
+    integKey: Buffer.alloc(0),
+    replayWindow: 64,
+    mode: 'tunnel',
+  };
+}
+
+function child(id: number, spiIn: number, spiOut: number, extra: Partial<ChildInstall> = {}): ChildInstall {
+  return {
+    childId: id,
+    ikeSaId: 1,
+    connection: 'c',
+    child: 'net',
+    inbound: sa(spiIn, true),
+    outbound: sa(spiOut, false),
+    localTs: [{ family: 4, start: '10.0.0.0', end: '10.0.0.255', protocol: 0, startPort: 0, endPort: 65535 }],
+    remoteTs: [{ family: 4, start: '10.1.0.0', end: '10.1.0.255', protocol: 0, startPort: 0, endPort: 65535 }],
+    vppMode: 'p2p',
+    vppTable: 0,
+    vppRoutes: true,
+    ...extra,
+  };
+}
+
+test('allocateSpi never returns 0..255 and never repeats a live SPI', async () => {
+  const dp = new MemoryDataplane();
+  const seen = new Set<number>();
+  for (let i = 0; i < 5000; i++) {
+    const spi = await dp.allocateSpi();
+    assert.ok(spi >= 256 && spi <= 0xffffffff);
+    assert.ok(!seen.has(spi));
+    seen.add(spi);
+  }
+  assert.equal(dp.pendingSpis, 5000);
+  const first = seen.values().next().value as number;
+  dp.releaseSpi(first);
+  assert.equal(dp.spiInUse(first), false);
+});
+
+test('install, update, remove are recorded; dump has no keys', async () => {
+  const dp = new MemoryDataplane();
+  const spi = await dp.allocateSpi();
+  const r = await dp.install(child(1, spi, 0x1234));
+  assert.equal(r.interface, 'ipsec0');
+  assert.equal(dp.installed.get(1)?.inbound.spi, spi);
+  assert.equal(dp.pendingSpis, 0);
+  await dp.update(1, { addr: '192.0.2.9', port: 4500 }, { addr: '203.0.113.5', port: 3333 }, true);
+  const c = dp.installed.get(1)!;
+  assert.deepEqual(c.outbound.dst, { addr: '203.0.113.5', port: 3333 });
+  assert.deepEqual(c.inbound.dst, { addr: '192.0.2.9', port: 4500 });
+  assert.equal(c.inbound.udpEncap, true);
+  const text = JSON.stringify(await dp.dump());
+  assert.ok(text.includes(spi.toString(16).padStart(8, '0')));
+  assert.ok(!text.includes('0707070707'), 'no key material in dump');
+  await dp.remove(1);
+  await dp.remove(99); // unknown: ignored
+  assert.equal(dp.installed.size, 0);
+  assert.deepEqual(
+    dp.events.map((e) => e.op),
+    ['allocate', 'install', 'update', 'remove'],
+  );
+});
+
+test('failNextInstall fails exactly one install and installs nothing', async () => {
+  const dp = new MemoryDataplane();
+  dp.failNextInstall('VPP said no');
+  await assert.rejects(dp.install(child(1, 0x1000, 0x2000)), /VPP said no/);
+  assert.equal(dp.installed.size, 0);
+  await dp.install(child(1, 0x1000, 0x2000));
+  assert.equal(dp.installed.size, 1);
+});
+
+test('rejects what VPP cannot run: GCM with a 12-byte ICV, wrong key length, duplicate inbound SPI', async () => {
+  const dp = new MemoryDataplane();
+  const c = child(1, 0x1000, 0x2000);
+  c.outbound.alg = { ...c.outbound.alg, encrId: 19 };
+  await assert.rejects(dp.install(c), /not supported/);
+  await assert.rejects(dp.install(child(2, 0x1000, 0x2000, { inbound: sa(0x1000, true, 32) })), /needs 36/);
+  await dp.install(child(3, 0x1000, 0x2000));
+  await assert.rejects(dp.install(child(4, 0x1000, 0x2001)), /used by child 3/);
+  assert.ok(!dp.features().encr.has('19:256'));
+  assert.ok(dp.features().encr.has('20:256'));
+});
+
+test('replaces: new child installed, old one gone, same p2p interface', async () => {
+  const dp = new MemoryDataplane();
+  const r1 = await dp.install(child(1, 0x1000, 0x2000));
+  const r2 = await dp.install(child(2, 0x1001, 0x2001, { replaces: 1 }));
+  assert.equal(r2.interface, r1.interface);
+  assert.deepEqual([...dp.installed.keys()], [2]);
+});
+
+test('simulateRestart reports installed children to the listener', async () => {
+  const dp = new MemoryDataplane();
+  await dp.install(child(5, 0x1000, 0x2000));
+  await dp.install(child(6, 0x1001, 0x2001));
+  let got: number[] = [];
+  dp.setListener({ replayed: (ids) => (got = ids) });
+  dp.simulateRestart();
+  assert.deepEqual(got.sort(), [5, 6]);
+});
