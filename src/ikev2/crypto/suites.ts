@@ -146,7 +146,7 @@ const CHACHA: EncrAlg = {
   keyBits: 256,
   keyword: 'chacha20poly1305',
   aliases: [],
-  name: 'CHACHA20_POLY1305_256',
+  name: 'CHACHA20_POLY1305',
   aead: true,
   ivLen: 8,
   icvLen: 16,
