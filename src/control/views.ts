@@ -1,0 +1,88 @@
+/**
+ * JSON views of IKE and CHILD SAs for `vpp-ikectl list-sas --json` and events (snake_case keys, SPIs
+ * as 8 lower-case hex digits, strongSwan's state names), and the human-readable tables.
+ */
+import type { IkeSa, ChildSa } from '../ikev2/sa/ike-sa.ts';
+import { formatEspProposal, formatIkeSuite } from '../ikev2/crypto/proposals.ts';
+import { selToString } from '../ikev2/sa/ts.ts';
+import { hex8 } from '../ikev2/engine.ts';
+
+/** Converts engine clock times (ms) to wall-clock ISO strings. */
+export type WallTime = (t: number) => string | null;
+
+export function childView(c: ChildSa, wall: WallTime) {
+  return {
+    id: c.id,
+    name: c.name,
+    state: c.state,
+    mode: c.mode.toUpperCase(),
+    spi_in: hex8(c.spiIn),
+    spi_out: hex8(c.spiOut),
+    proposal: c.proposal ? formatEspProposal(c.proposal) : null,
+    local_ts: c.localTs.map(selToString),
+    remote_ts: c.remoteTs.map(selToString),
+    encap: c.encap,
+    installed_at: wall(c.installedAt),
+    rekey_at: wall(c.rekeyAt),
+    vpp: {
+      sa_in: c.vpp.saIn ?? null,
+      sa_out: c.vpp.saOut ?? null,
+      interface: c.vpp.interface ?? null,
+    },
+  };
+}
+
+export function ikeView(sa: IkeSa, wall: WallTime) {
+  return {
+    id: sa.id,
+    name: sa.conn?.name ?? null,
+    state: sa.state,
+    initiator: sa.initiator,
+    spi_i: sa.spiI.toString('hex'),
+    spi_r: sa.spiR.toString('hex'),
+    local: { addr: sa.local.addr, port: sa.local.port, id: sa.localId || null },
+    remote: { addr: sa.remote.addr, port: sa.remote.port, id: sa.remoteId || null },
+    nat_local: sa.natHere,
+    nat_remote: sa.natThere,
+    encap: sa.natHere || sa.natThere || sa.encapForced,
+    proposal: sa.suite ? formatIkeSuite(sa.suite) : null,
+    established_at: wall(sa.establishedAt),
+    rekey_at: wall(sa.rekeyAt),
+    child_sas: sa.children.map((c) => childView(c, wall)),
+  };
+}
+
+export type IkeView = ReturnType<typeof ikeView>;
+
+function ep(addr: string, port: number): string {
+  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
+}
+
+/** strongSwan-like text block for one IKE SA. */
+export function formatIkeText(v: IkeView): string {
+  const lines: string[] = [];
+  lines.push(
+    `${v.name ?? '?'}: #${v.id}, ${v.state}, IKEv2, ${v.spi_i}_i${v.initiator ? '*' : ''} ${v.spi_r}_r${v.initiator ? '' : '*'}`,
+  );
+  lines.push(`  local  '${v.local.id ?? ''}' @ ${ep(v.local.addr, v.local.port)}${v.nat_local ? ' [NAT]' : ''}`);
+  lines.push(`  remote '${v.remote.id ?? ''}' @ ${ep(v.remote.addr, v.remote.port)}${v.nat_remote ? ' [NAT]' : ''}`);
+  if (v.proposal) lines.push(`  ${v.proposal}`);
+  if (v.established_at) lines.push(`  established ${v.established_at}`);
+  for (const c of v.child_sas) {
+    lines.push(`  ${c.name}: #${c.id}, ${c.state}, ${c.mode}${c.encap ? '-in-UDP' : ''}, ESP SPIs: ${c.spi_in}_i ${c.spi_out}_o`);
+    if (c.proposal) lines.push(`    ${c.proposal}`);
+    lines.push(`    local  ${c.local_ts.join(' ')}`);
+    lines.push(`    remote ${c.remote_ts.join(' ')}`);
+    if (c.vpp.sa_in !== null || c.vpp.interface !== null) {
+      lines.push(`    vpp: sa_in ${c.vpp.sa_in ?? '-'} sa_out ${c.vpp.sa_out ?? '-'} interface ${c.vpp.interface ?? '-'}`);
+    }
+  }
+  return lines.join('\n');
+}
+
+/** A plain table with aligned columns. */
+export function table(headers: string[], rows: string[][]): string {
+  const w = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const fmt = (r: string[]): string => r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd();
+  return [fmt(headers), ...rows.map(fmt)].join('\n');
+}

@@ -1,0 +1,90 @@
+/**
+ * Small constructors and finders for payloads, so the exchange code reads like the RFC's message
+ * diagrams.
+ */
+import { createHash } from 'node:crypto';
+import { PayloadType, ProtocolId } from './constants.ts';
+import type {
+  DeletePayload,
+  IdPayload,
+  NotifyPayload,
+  Payload,
+  TrafficSelector,
+  TsPayload,
+} from './codec/types.ts';
+import { ipToBytes } from '../common/addr.ts';
+
+export function notify(notifyType: number, data: Buffer = EMPTY, protocol = 0, spi: Buffer = EMPTY): NotifyPayload {
+  return { type: PayloadType.NOTIFY, critical: false, protocol, spi, notifyType, data };
+}
+
+export function findNotify(payloads: Payload[], notifyType: number): NotifyPayload | undefined {
+  for (const p of payloads) if (p.type === PayloadType.NOTIFY && p.notifyType === notifyType) return p;
+  return undefined;
+}
+
+/** The first error notify (type < 16384), if any. */
+export function findErrorNotify(payloads: Payload[]): NotifyPayload | undefined {
+  for (const p of payloads) if (p.type === PayloadType.NOTIFY && p.notifyType < 16384) return p;
+  return undefined;
+}
+
+/** The payload interface whose `type` admits T (IdPayload serves both IDi and IDr). */
+export type PayloadOf<T extends number> = Payload extends infer P ? (P extends { type: infer U } ? (T extends U ? P : never) : never) : never;
+
+export function find<T extends Payload['type']>(payloads: Payload[], type: T): PayloadOf<T> | undefined {
+  for (const p of payloads) if (p.type === type) return p as PayloadOf<T>;
+  return undefined;
+}
+
+export function findAll<T extends Payload['type']>(payloads: Payload[], type: T): PayloadOf<T>[] {
+  return payloads.filter((p) => p.type === type) as PayloadOf<T>[];
+}
+
+export function tsPayload(type: typeof PayloadType.TSi | typeof PayloadType.TSr, selectors: TrafficSelector[]): TsPayload {
+  return { type, critical: false, selectors };
+}
+
+export function deletePayload(protocol: number, spis: Buffer[]): DeletePayload {
+  return {
+    type: PayloadType.DELETE,
+    critical: false,
+    protocol,
+    spiSize: protocol === ProtocolId.IKE ? 0 : 4,
+    spis: protocol === ProtocolId.IKE ? [] : spis,
+  };
+}
+
+/** ID payload body as signed in AUTH (RFC 7296 §2.15: ID type, 3 reserved bytes, data). */
+export function idBody(id: IdPayload): Buffer {
+  const b = Buffer.alloc(4 + id.data.length);
+  b[0] = id.idType;
+  id.data.copy(b, 4);
+  return b;
+}
+
+/** NAT detection hash: SHA-1(SPIi | SPIr | IP | port) (RFC 7296 §2.23). */
+export function natdHash(spiI: Buffer, spiR: Buffer, addr: string, port: number): Buffer {
+  const p = Buffer.alloc(2);
+  p.writeUInt16BE(port);
+  return createHash('sha1')
+    .update(spiI)
+    .update(spiR)
+    .update(ipToBytes(addr) ?? Buffer.alloc(4))
+    .update(p)
+    .digest();
+}
+
+export function u32(n: number): Buffer {
+  const b = Buffer.alloc(4);
+  b.writeUInt32BE(n >>> 0);
+  return b;
+}
+
+export function u16(n: number): Buffer {
+  const b = Buffer.alloc(2);
+  b.writeUInt16BE(n);
+  return b;
+}
+
+export const EMPTY = Buffer.alloc(0);

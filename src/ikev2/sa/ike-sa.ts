@@ -1,0 +1,158 @@
+/**
+ * IKE SA and CHILD SA records: identity, state, keys, config references and timers. The protocol
+ * logic lives in the engine; these are plain data with no per-SA closures or timer objects (timer
+ * due times are fields, the shared scheduler holds the entries).
+ */
+import type { ChildConfig, ConnectionConfig } from '../../config/types.ts';
+import type { InstallResult, SaEndpoint } from '../../dataplane/types.ts';
+import type { ChosenEsp, IkeSuite } from '../crypto/proposals.ts';
+import type { IkeCipher } from '../crypto/protect.ts';
+import type { KeyExchange } from '../crypto/ke.ts';
+import type { IkeKeys } from '../crypto/prf.ts';
+import type { Prf } from '../crypto/prf.ts';
+import type { Sel } from './ts.ts';
+
+/** strongSwan's IKE SA state names (what list-sas shows). */
+export type IkeState = 'CREATED' | 'CONNECTING' | 'ESTABLISHED' | 'REKEYING' | 'REKEYED' | 'DELETING' | 'DESTROYING';
+export type ChildState = 'CREATED' | 'INSTALLING' | 'INSTALLED' | 'REKEYING' | 'REKEYED' | 'DELETING' | 'DELETED' | 'FAILED';
+
+/** Timer kinds in the shared scheduler. */
+export const Timer = {
+  RETRANSMIT: 1,
+  HALF_OPEN: 2,
+  DPD: 3,
+  IKE_REKEY: 4,
+  IKE_EXPIRE: 5,
+  CHILD_EXPIRE: 6,
+  RETRY: 7,
+  DELETE_OLD: 8,
+  CHILD_REKEY: 9,
+} as const;
+export const TIMER_KINDS = 10;
+
+export class ChildSa {
+  readonly id: number;
+  readonly name: string;
+  readonly cfg: ChildConfig;
+  state: ChildState = 'CREATED';
+  spiIn = 0;
+  spiOut = 0;
+  proposal: ChosenEsp | undefined;
+  localTs: Sel[] = [];
+  remoteTs: Sel[] = [];
+  encap = false;
+  mode: 'tunnel' | 'transport';
+  installedAt = 0;
+  rekeyAt = 0;
+  expireAt = 0;
+  vpp: InstallResult = {};
+  /** CHILD_SA this one replaced (rekey), until the old one is deleted. */
+  replaces: number | undefined;
+  constructor(id: number, cfg: ChildConfig) {
+    this.id = id;
+    this.cfg = cfg;
+    this.name = cfg.name;
+    this.mode = cfg.mode;
+  }
+}
+
+/** An exchange we started and wait for the answer to. */
+export interface ActiveRequest {
+  mid: number;
+  exchange: number;
+  packets: Buffer[];
+  tries: number;
+  sentAt: number;
+  task: Task;
+}
+
+/** What we are doing as the exchange's initiator. */
+export type Task =
+  | { kind: 'ike-init' }
+  | { kind: 'ike-auth'; child?: ChildConfig }
+  | { kind: 'child-create'; child: ChildConfig; rekey?: ChildSa; spi?: number; ni?: Buffer; ke?: KeyExchange }
+  | { kind: 'child-delete'; child: ChildSa }
+  | { kind: 'ike-delete' }
+  | { kind: 'dpd' };
+
+export class IkeSa {
+  readonly id: number;
+  conn: ConnectionConfig | undefined;
+  /** We started this IKE SA (original initiator). */
+  readonly initiator: boolean;
+  spiI: Buffer;
+  spiR: Buffer = Buffer.alloc(8);
+  state: IkeState = 'CREATED';
+  local: SaEndpoint;
+  remote: SaEndpoint;
+  natHere = false;
+  natThere = false;
+  /** UDP encapsulation forced by config (fake NAT) or by the peer's fake NATD hash. */
+  encapForced = false;
+  suite: IkeSuite | undefined;
+  prf: Prf | undefined;
+  keys: IkeKeys | undefined;
+  cipher: IkeCipher | undefined;
+  ni: Buffer = Buffer.alloc(0);
+  nr: Buffer = Buffer.alloc(0);
+  /** IKE_SA_INIT request and response, kept until authentication is done (signed octets). */
+  initRequest: Buffer | undefined;
+  initResponse: Buffer | undefined;
+  /** Initiator's pending key exchange during IKE_SA_INIT. */
+  ke: KeyExchange | undefined;
+  keRetried = false;
+  cookie: Buffer | undefined;
+  localId = '';
+  remoteId = '';
+  /** Our next request message ID, and the next request ID we expect from the peer. */
+  sendMid = 0;
+  recvMid = 0;
+  active: ActiveRequest | undefined;
+  /** Last response we sent, for answering retransmitted requests (RFC 7296 §2.1). */
+  lastResponseMid = -1;
+  lastResponse: Buffer[] | undefined;
+  /** Hash of the IKE_SA_INIT request, to answer its retransmissions. */
+  initRequestHash: string | undefined;
+  queue: Task[] = [];
+  children: ChildSa[] = [];
+  createdAt: number;
+  establishedAt = 0;
+  rekeyAt = 0;
+  lastInbound: number;
+  /** Due time per timer kind (0 = none); scheduler entries whose time differs are stale. */
+  readonly timers = new Float64Array(TIMER_KINDS);
+  /** Peer capabilities seen in its notifies. */
+  peerFragmentation = false;
+  peerChildless = false;
+  /** Messages that arrived while an operation (e.g. a dataplane install) was in progress. */
+  pending: { local: SaEndpoint; remote: SaEndpoint; data: Buffer }[] | undefined;
+  busy = false;
+  /** Number of retransmissions of the current request beyond the first send (the peer stopped answering when > 0). */
+  get unresponsive(): boolean {
+    return this.active !== undefined && this.active.tries > 1;
+  }
+  /** Keying attempts made for this connection (initiator). */
+  keyingTry = 0;
+  /** Child to create together with IKE_AUTH (initiator). */
+  authChild: ChildConfig | undefined;
+  /** Set when deletion is in progress or done; no more processing. */
+  dead = false;
+
+  constructor(id: number, initiator: boolean, spiI: Buffer, local: SaEndpoint, remote: SaEndpoint, now: number) {
+    this.id = id;
+    this.initiator = initiator;
+    this.spiI = spiI;
+    this.local = local;
+    this.remote = remote;
+    this.createdAt = now;
+    this.lastInbound = now;
+  }
+
+  /** Our own SPI (the one peers address us with). */
+  get ourSpi(): Buffer {
+    return this.initiator ? this.spiI : this.spiR;
+  }
+  get theirSpi(): Buffer {
+    return this.initiator ? this.spiR : this.spiI;
+  }
+}

@@ -1,0 +1,134 @@
+/**
+ * The session table: every IKE SA, indexed for O(1) lookup by our SPI, by the initiator's SPI and
+ * address while half-open, by peer identity (INITIAL_CONTACT, `unique`) and by connection name.
+ * Bounded by `ike_sa_limit`; kept in recency order of last activity. At capacity, the cheapest SA to
+ * lose is evicted first (half-open, then one whose peer stopped answering); live tunnels are never
+ * dropped to make room: the new SA is refused instead.
+ */
+import { LRUCache } from 'lru-cache';
+import type { IkeSa } from './ike-sa.ts';
+
+export type EvictReason = 'half-open' | 'unresponsive';
+
+export class SaTable {
+  /** All SAs by id, least recently active first when iterated in reverse. */
+  private readonly byId: LRUCache<number, IkeSa>;
+  private readonly bySpi = new Map<bigint, IkeSa>();
+  private readonly halfOpenInit = new Map<string, IkeSa>();
+  /** Half-open SAs in creation order (oldest first) – eviction candidates. */
+  private readonly halfOpen = new Map<number, IkeSa>();
+  private readonly byPeer = new Map<string, Set<IkeSa>>();
+  private readonly byConn = new Map<string, Set<IkeSa>>();
+  limit: number;
+
+  constructor(limit: number) {
+    this.limit = limit;
+    // The cache is sized above the limit so it never evicts on its own; admission() decides.
+    this.byId = new LRUCache<number, IkeSa>({ max: limit + 1 });
+  }
+
+  get size(): number {
+    return this.byId.size;
+  }
+  get halfOpenCount(): number {
+    return this.halfOpen.size;
+  }
+
+  /**
+   * Make room for one more SA. Returns the SA that must be evicted first (the caller removes it like a
+   * delete), 'ok' when there is room, or 'full' when only live tunnels remain.
+   */
+  admission(): 'ok' | 'full' | { evict: IkeSa; reason: EvictReason } {
+    if (this.byId.size < this.limit) return 'ok';
+    for (const ho of this.halfOpen.values()) return { evict: ho, reason: 'half-open' };
+    // Least recently active first: an unresponsive peer is usually also the least recently heard.
+    for (const sa of this.byId.rvalues()) {
+      if (sa?.unresponsive) return { evict: sa, reason: 'unresponsive' };
+    }
+    return 'full';
+  }
+
+  add(sa: IkeSa, halfOpenKey?: string): void {
+    if (this.limit + 1 > this.byId.max) throw new Error('table limit above capacity');
+    this.byId.set(sa.id, sa);
+    this.bySpi.set(spiKey(sa.ourSpi), sa);
+    if (halfOpenKey) this.halfOpenInit.set(halfOpenKey, sa);
+    this.halfOpen.set(sa.id, sa);
+  }
+
+  /** Record activity (moves the SA to the most-recent end). */
+  touch(sa: IkeSa): void {
+    this.byId.get(sa.id);
+  }
+
+  get(id: number): IkeSa | undefined {
+    return this.byId.peek(id);
+  }
+
+  bySpiBuf(spi: Buffer): IkeSa | undefined {
+    return this.bySpi.get(spiKey(spi));
+  }
+
+  halfOpenByInit(key: string): IkeSa | undefined {
+    return this.halfOpenInit.get(key);
+  }
+
+  /** The SA completed authentication: no longer half-open; index by identity and connection. */
+  established(sa: IkeSa, halfOpenKey?: string): void {
+    this.halfOpen.delete(sa.id);
+    if (halfOpenKey) this.halfOpenInit.delete(halfOpenKey);
+    addTo(this.byPeer, peerKey(sa.localId, sa.remoteId), sa);
+    if (sa.conn) addTo(this.byConn, sa.conn.name, sa);
+  }
+
+  /** Our SPI changed (initiator learns nothing new; used when an IKE SA is rekeyed into a new one). */
+  reindexSpi(sa: IkeSa, oldSpi: Buffer): void {
+    this.bySpi.delete(spiKey(oldSpi));
+    this.bySpi.set(spiKey(sa.ourSpi), sa);
+  }
+
+  remove(sa: IkeSa, halfOpenKey?: string): void {
+    this.byId.delete(sa.id);
+    if (this.bySpi.get(spiKey(sa.ourSpi)) === sa) this.bySpi.delete(spiKey(sa.ourSpi));
+    this.halfOpen.delete(sa.id);
+    if (halfOpenKey && this.halfOpenInit.get(halfOpenKey) === sa) this.halfOpenInit.delete(halfOpenKey);
+    removeFrom(this.byPeer, peerKey(sa.localId, sa.remoteId), sa);
+    if (sa.conn) removeFrom(this.byConn, sa.conn.name, sa);
+  }
+
+  peers(localId: string, remoteId: string): ReadonlySet<IkeSa> {
+    return this.byPeer.get(peerKey(localId, remoteId)) ?? EMPTY;
+  }
+
+  ofConnection(name: string): ReadonlySet<IkeSa> {
+    return this.byConn.get(name) ?? EMPTY;
+  }
+
+  /** Every SA, most recently active first. */
+  values(): IterableIterator<IkeSa> {
+    return this.byId.values();
+  }
+}
+
+const EMPTY: ReadonlySet<IkeSa> = new Set();
+
+export function spiKey(spi: Buffer): bigint {
+  return spi.readBigUInt64BE(0);
+}
+
+function peerKey(localId: string, remoteId: string): string {
+  return `${localId}\u0000${remoteId}`;
+}
+
+function addTo(m: Map<string, Set<IkeSa>>, k: string, sa: IkeSa): void {
+  let s = m.get(k);
+  if (!s) m.set(k, (s = new Set()));
+  s.add(sa);
+}
+
+function removeFrom(m: Map<string, Set<IkeSa>>, k: string, sa: IkeSa): void {
+  const s = m.get(k);
+  if (!s) return;
+  s.delete(sa);
+  if (s.size === 0) m.delete(k);
+}

@@ -1,0 +1,173 @@
+/**
+ * Traffic selectors (RFC 7296 §2.9): conversion between the wire form, the config form and the
+ * dataplane form, and narrowing (intersection) of what the peer proposes with what we allow.
+ */
+import { TsType } from '../constants.ts';
+import type { TrafficSelector } from '../codec/types.ts';
+import type { TsRange } from '../../dataplane/types.ts';
+import { bigIntToBytes, bytesToBigInt, bytesToIp, ipToBytes } from '../../common/addr.ts';
+
+/** A selector with numeric bounds, for set operations. */
+export interface Sel {
+  family: 4 | 6;
+  start: bigint;
+  end: bigint;
+  protocol: number; // 0 = any
+  startPort: number;
+  endPort: number;
+}
+
+/** Config-side selector (as produced by the config loader's parseTrafficSelector). */
+export interface TsSpecLike {
+  family: 4 | 6;
+  start: string;
+  end: string;
+  protocol: number;
+  startPort: number;
+  endPort: number;
+}
+
+export function selFromSpec(t: TsSpecLike): Sel {
+  return {
+    family: t.family,
+    start: bytesToBigInt(ipToBytes(t.start)!),
+    end: bytesToBigInt(ipToBytes(t.end)!),
+    protocol: t.protocol,
+    startPort: t.startPort,
+    endPort: t.endPort,
+  };
+}
+
+/** A host selector for one address (what `dynamic` means). */
+export function selForHost(addr: string): Sel {
+  const b = ipToBytes(addr)!;
+  const v = bytesToBigInt(b);
+  return { family: b.length === 4 ? 4 : 6, start: v, end: v, protocol: 0, startPort: 0, endPort: 65535 };
+}
+
+/** Wire → Sel; selectors of other types (FC, security labels) are not supported and are dropped. */
+export function selFromWire(ts: TrafficSelector): Sel | undefined {
+  if (ts.tsType === TsType.TS_IPV4_ADDR_RANGE && ts.start.length === 4 && ts.end.length === 4) {
+    return {
+      family: 4,
+      start: bytesToBigInt(ts.start),
+      end: bytesToBigInt(ts.end),
+      protocol: ts.ipProto,
+      startPort: ts.startPort,
+      endPort: ts.endPort,
+    };
+  }
+  if (ts.tsType === TsType.TS_IPV6_ADDR_RANGE && ts.start.length === 16 && ts.end.length === 16) {
+    return {
+      family: 6,
+      start: bytesToBigInt(ts.start),
+      end: bytesToBigInt(ts.end),
+      protocol: ts.ipProto,
+      startPort: ts.startPort,
+      endPort: ts.endPort,
+    };
+  }
+  return undefined;
+}
+
+export function selToWire(s: Sel): TrafficSelector {
+  const len = s.family === 4 ? 4 : 16;
+  return {
+    tsType: s.family === 4 ? TsType.TS_IPV4_ADDR_RANGE : TsType.TS_IPV6_ADDR_RANGE,
+    ipProto: s.protocol,
+    startPort: s.startPort,
+    endPort: s.endPort,
+    start: bigIntToBytes(s.start, len),
+    end: bigIntToBytes(s.end, len),
+  };
+}
+
+export function selToRange(s: Sel): TsRange {
+  const len = s.family === 4 ? 4 : 16;
+  return {
+    family: s.family,
+    start: bytesToIp(bigIntToBytes(s.start, len)),
+    end: bytesToIp(bigIntToBytes(s.end, len)),
+    protocol: s.protocol,
+    startPort: s.startPort,
+    endPort: s.endPort,
+  };
+}
+
+/** Intersection of two selectors, or undefined when they do not overlap. */
+export function intersect(a: Sel, b: Sel): Sel | undefined {
+  if (a.family !== b.family) return undefined;
+  if (a.protocol !== 0 && b.protocol !== 0 && a.protocol !== b.protocol) return undefined;
+  const start = a.start > b.start ? a.start : b.start;
+  const end = a.end < b.end ? a.end : b.end;
+  if (start > end) return undefined;
+  // OPAQUE ports (start 65535, end 0) only match each other or "any".
+  const aOpaque = a.startPort > a.endPort;
+  const bOpaque = b.startPort > b.endPort;
+  let startPort: number;
+  let endPort: number;
+  if (aOpaque || bOpaque) {
+    const aAny = a.startPort === 0 && a.endPort === 65535;
+    const bAny = b.startPort === 0 && b.endPort === 65535;
+    if (aOpaque && (bOpaque || bAny)) [startPort, endPort] = [a.startPort, a.endPort];
+    else if (bOpaque && aAny) [startPort, endPort] = [b.startPort, b.endPort];
+    else return undefined;
+  } else {
+    startPort = Math.max(a.startPort, b.startPort);
+    endPort = Math.min(a.endPort, b.endPort);
+    if (startPort > endPort) return undefined;
+  }
+  return { family: a.family, start, end, protocol: a.protocol || b.protocol, startPort, endPort };
+}
+
+function sameSel(a: Sel, b: Sel): boolean {
+  return (
+    a.family === b.family &&
+    a.start === b.start &&
+    a.end === b.end &&
+    a.protocol === b.protocol &&
+    a.startPort === b.startPort &&
+    a.endPort === b.endPort
+  );
+}
+
+/**
+ * Narrow the peer's proposed selectors to what our config allows (RFC 7296 §2.9). The result is every
+ * non-empty intersection, in the peer's order, without duplicates. As responder, the first selector of
+ * each list may be the packet that triggered the request; like strongSwan we narrow over all of them.
+ */
+export function narrow(proposed: Sel[], allowed: Sel[]): Sel[] {
+  const out: Sel[] = [];
+  for (const p of proposed) {
+    for (const a of allowed) {
+      const i = intersect(p, a);
+      if (i && !out.some((o) => sameSel(o, i))) out.push(i);
+    }
+  }
+  return out;
+}
+
+/** True when every selector in `inner` lies within some selector of `outer` (initiator checks the responder's narrowing). */
+export function isSubset(inner: Sel[], outer: Sel[]): boolean {
+  return inner.every((i) => outer.some((o) => {
+    const x = intersect(i, o);
+    return x !== undefined && sameSel(x, i);
+  }));
+}
+
+/** strongSwan-style text: "10.0.0.0/24", "10.0.0.1-10.0.0.9", with "[proto/port]" when restricted. */
+export function selToString(s: Sel): string {
+  const r = selToRange(s);
+  const bits = s.family === 4 ? 32 : 128;
+  let text = `${r.start}-${r.end}`;
+  const size = s.end - s.start + 1n;
+  if ((size & (size - 1n)) === 0n && s.start % size === 0n) {
+    const prefix = bits - (size.toString(2).length - 1);
+    text = `${r.start}/${prefix}`;
+  }
+  const anyPort = s.startPort === 0 && s.endPort === 65535;
+  if (s.protocol === 0 && anyPort) return text;
+  const port = anyPort ? '' : s.startPort === s.endPort ? `${s.startPort}` : s.startPort > s.endPort ? 'opaque' : `${s.startPort}-${s.endPort}`;
+  const proto = s.protocol === 6 ? 'tcp' : s.protocol === 17 ? 'udp' : s.protocol === 1 ? 'icmp' : s.protocol === 58 ? 'ipv6-icmp' : `${s.protocol}`;
+  return `${text}[${proto}${port ? `/${port}` : ''}]`;
+}

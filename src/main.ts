@@ -1,0 +1,120 @@
+/**
+ * vpp-iked: the IKEv2 daemon. Parses the command line, loads the config, starts the daemon and
+ * wires signals (SIGHUP reload, SIGTERM/SIGINT graceful stop, a second signal stops at once).
+ */
+import { parseArgs } from 'node:util';
+import { loadConfig } from './config/load.ts';
+import { Daemon } from './daemon/daemon.ts';
+import { isLevel } from './log/logger.ts';
+
+const USAGE = `Usage: vpp-iked [--config FILE] [--check] [--log-level LEVEL] [--foreground]
+
+IKEv2 key-management daemon: negotiates IPsec SAs with peers and installs them into FD.io VPP.
+
+Options:
+  -c, --config FILE      configuration file (default /etc/vpp-iked/vpp-iked.conf)
+      --check            parse and validate the configuration, print FILE:LINE:COL: message
+                         for each error, exit 0 (valid) or 1 (errors); nothing is started
+  -l, --log-level LEVEL  trace | debug | info | warn | error (overrides daemon.log_level)
+  -f, --foreground       run in the foreground (the default; systemd runs it this way)
+  -h, --help             show this help
+
+Signals: SIGHUP reloads the configuration; SIGTERM or SIGINT stops gracefully (peers are told,
+VPP is cleaned); a second signal stops at once.
+Exit codes: 0 clean stop, 1 fatal error, 2 usage error.
+Control: vpp-ikectl (see vpp-ikectl --help).`;
+
+export async function main(argv: string[]): Promise<number> {
+  let values;
+  try {
+    ({ values } = parseArgs({
+      args: argv,
+      options: {
+        config: { type: 'string', short: 'c', default: '/etc/vpp-iked/vpp-iked.conf' },
+        check: { type: 'boolean', default: false },
+        'log-level': { type: 'string', short: 'l' },
+        foreground: { type: 'boolean', short: 'f', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+      strict: true,
+      allowPositionals: false,
+    }));
+  } catch (e) {
+    process.stderr.write(`vpp-iked: ${(e as Error).message}\n${USAGE}\n`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE + '\n');
+    return 0;
+  }
+  const level = values['log-level'];
+  if (level !== undefined && !isLevel(level)) {
+    process.stderr.write(`vpp-iked: unknown log level '${level}'\n`);
+    return 2;
+  }
+  const { config, errors } = loadConfig(values.config);
+  if (values.check) {
+    for (const e of errors) process.stdout.write(`${e.toString()}\n`);
+    if (!config) return 1;
+    process.stdout.write(`${values.config}: OK (${config.connections.length} connections, ${config.secrets.length} secrets)\n`);
+    return 0;
+  }
+  if (!config) {
+    for (const e of errors) process.stderr.write(`${e.toString()}\n`);
+    process.stderr.write(`vpp-iked: configuration has ${errors.length} error(s), not starting\n`);
+    return 1;
+  }
+  const daemon = new Daemon({ configPath: values.config, config, logLevel: level });
+  try {
+    await daemon.start();
+  } catch (e) {
+    process.stderr.write(`vpp-iked: ${(e as Error).message}\n`);
+    await daemon.stop().catch(() => {});
+    return 1;
+  }
+  return new Promise<number>((resolve) => {
+    let signals = 0;
+    const stop = (sig: string): void => {
+      signals++;
+      if (signals > 1) {
+        process.stderr.write(`vpp-iked: second ${sig}, exiting now\n`);
+        process.exit(1);
+      }
+      const deadline = setTimeout(() => {
+        process.stderr.write('vpp-iked: graceful stop timed out\n');
+        process.exit(1);
+      }, 10_000);
+      deadline.unref();
+      daemon.stop().then(
+        () => resolve(0),
+        () => resolve(1),
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGHUP', () => {
+      try {
+        daemon.reload();
+      } catch {
+        // already logged; the running config stays
+      }
+    });
+  });
+}
+
+/** Run as a program: exit with main()'s code once logs are flushed. */
+export function runMain(argv: string[]): void {
+  main(argv).then(
+    (code) => {
+      process.exitCode = code;
+      // Logs are asynchronous: give them a moment to flush before exit.
+      setTimeout(() => process.exit(code), 50).unref();
+    },
+    (e: unknown) => {
+      process.stderr.write(`vpp-iked: fatal: ${e instanceof Error ? e.stack : String(e)}\n`);
+      process.exit(1);
+    },
+  );
+}
+
+if (import.meta.main) runMain(process.argv.slice(2));

@@ -1,0 +1,162 @@
+/**
+ * UDP transport for IKE: one socket per listening address and port (IKE port and NAT-T port), IPv4
+ * and IPv6. Each socket is bound to its own address so that answers leave from the address the
+ * request came to, and several daemons can share a host on different addresses. A wildcard listen
+ * address (0.0.0.0 or ::) is expanded to the host's addresses of that family.
+ *
+ * Framing per RFC 3948: on a port pair where neither side uses port 500, IKE messages carry the
+ * 4-byte non-ESP marker (added on send, required and stripped on receive); a single 0xFF byte is a
+ * NAT-T keepalive and is ignored; anything else there is ESP, which is not ours to handle.
+ */
+import dgram from 'node:dgram';
+import os from 'node:os';
+import type { Logger } from 'pino';
+import { addNonEspMarker, classifyDatagram } from './framing.ts';
+import { IKE_PORT, Limits } from '../ikev2/constants.ts';
+import { ipFamily, normalizeIp } from '../common/addr.ts';
+import type { Endpoint, OutPacket } from '../ikev2/engine.ts';
+
+export interface UdpTransportOptions {
+  listen: string[];
+  port: number;
+  portNatT: number;
+  log: Logger;
+  onPacket: (local: Endpoint, remote: Endpoint, ike: Buffer) => void;
+}
+
+export interface TransportStats {
+  keepalives: number;
+  esp: number;
+  invalid: number;
+  oversized: number;
+  sendErrors: number;
+}
+
+/** Whether IKE on this port pair carries the non-ESP marker. */
+export function markerOn(localPort: number, remotePort: number): boolean {
+  return localPort !== IKE_PORT && remotePort !== IKE_PORT;
+}
+
+export class UdpTransport {
+  private readonly sockets = new Map<string, dgram.Socket>();
+  private readonly opts: UdpTransportOptions;
+  readonly stats: TransportStats = { keepalives: 0, esp: 0, invalid: 0, oversized: 0, sendErrors: 0 };
+  readonly addresses: string[] = [];
+
+  constructor(opts: UdpTransportOptions) {
+    this.opts = opts;
+  }
+
+  /** Addresses to bind for the configured listen list. */
+  static expand(listen: string[]): string[] {
+    const out = new Set<string>();
+    for (const a of listen) {
+      if (a === '0.0.0.0' || a === '::') {
+        const fam = a === '0.0.0.0' ? 'IPv4' : 'IPv6';
+        for (const list of Object.values(os.networkInterfaces())) {
+          for (const i of list ?? []) {
+            if (i.family !== fam) continue;
+            if (fam === 'IPv6' && i.address.toLowerCase().startsWith('fe80')) continue;
+            out.add(normalizeIp(i.address));
+          }
+        }
+      } else out.add(normalizeIp(a));
+    }
+    return [...out];
+  }
+
+  async start(): Promise<void> {
+    const addrs = UdpTransport.expand(this.opts.listen);
+    const ports = [...new Set([this.opts.port, this.opts.portNatT])];
+    for (const addr of addrs) {
+      for (const port of ports) await this.bind(addr, port);
+      this.addresses.push(addr);
+    }
+  }
+
+  private bind(addr: string, port: number): Promise<void> {
+    const fam = ipFamily(addr);
+    const sock = dgram.createSocket({ type: fam === 6 ? 'udp6' : 'udp4', ipv6Only: fam === 6 });
+    const local: Endpoint = { addr, port };
+    return new Promise((resolve, reject) => {
+      const onError = (e: Error): void => reject(new Error(`cannot bind UDP ${fmt(local)}: ${e.message}`));
+      sock.once('error', onError);
+      sock.bind({ address: addr, port, exclusive: true }, () => {
+        sock.off('error', onError);
+        sock.on('error', (e) => this.opts.log.warn({ local: fmt(local), err: e.message }, 'UDP socket error'));
+        sock.on('message', (msg, rinfo) => this.onMessage(local, msg, rinfo));
+        this.sockets.set(key(addr, port), sock);
+        this.opts.log.info({ local: fmt(local) }, 'listening for IKE');
+        resolve();
+      });
+    });
+  }
+
+  private onMessage(local: Endpoint, msg: Buffer, rinfo: dgram.RemoteInfo): void {
+    if (msg.length > Limits.MAX_MESSAGE + 4) {
+      this.stats.oversized++;
+      return;
+    }
+    const remote: Endpoint = { addr: normalizeIp(rinfo.address), port: rinfo.port };
+    const d = classifyDatagram(msg, markerOn(local.port, remote.port));
+    switch (d.kind) {
+      case 'ike':
+        try {
+          this.opts.onPacket(local, remote, d.ike);
+        } catch (e) {
+          this.opts.log.error({ peer: remote.addr, err: e instanceof Error ? e.stack : String(e) }, 'error processing IKE message');
+        }
+        return;
+      case 'keepalive':
+        this.stats.keepalives++;
+        return;
+      case 'esp':
+        this.stats.esp++;
+        return;
+      default:
+        this.stats.invalid++;
+    }
+  }
+
+  /** Pick our source address for a peer when the connection does not name one. */
+  localAddressFor(remote: string): string | undefined {
+    const fam = ipFamily(remote);
+    const same = this.addresses.filter((a) => ipFamily(a) === fam);
+    if (same.includes(remote)) return remote;
+    if (remote === '127.0.0.1' || remote.startsWith('127.')) return same.find((a) => a.startsWith('127.')) ?? same[0];
+    return same.find((a) => !a.startsWith('127.') && a !== '::1') ?? same[0];
+  }
+
+  send(p: OutPacket): void {
+    let sock = this.sockets.get(key(p.local.addr, p.local.port));
+    if (!sock) {
+      const a = this.localAddressFor(p.remote.addr);
+      if (a) sock = this.sockets.get(key(a, p.local.port));
+    }
+    if (!sock) {
+      this.stats.sendErrors++;
+      this.opts.log.warn({ local: fmt(p.local), remote: fmt(p.remote) }, 'no socket to send from');
+      return;
+    }
+    const data = markerOn(p.local.port, p.remote.port) ? addNonEspMarker(p.data) : p.data;
+    sock.send(data, p.remote.port, p.remote.addr, (err) => {
+      if (err) {
+        this.stats.sendErrors++;
+        this.opts.log.debug({ remote: fmt(p.remote), err: err.message }, 'send failed');
+      }
+    });
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.sockets.values()].map((s) => new Promise<void>((r) => s.close(() => r()))));
+    this.sockets.clear();
+  }
+}
+
+function key(addr: string, port: number): string {
+  return `${addr}|${port}`;
+}
+
+function fmt(e: Endpoint): string {
+  return e.addr.includes(':') ? `[${e.addr}]:${e.port}` : `${e.addr}:${e.port}`;
+}
