@@ -30,6 +30,7 @@ import type { IkeHeader, SkfPayload, SkPayload } from '../codec/types.ts';
 import { Limits, PayloadType } from '../constants.ts';
 import { CryptoError, IntegrityError } from './errors.ts';
 import type { IkeKeys, IkeSuite } from './prf.ts';
+import type { EncrAlg } from './suites.ts';
 
 export { IntegrityError } from './errors.ts';
 
@@ -58,6 +59,34 @@ function writeHeader(buf: Buffer, h: IkeHeader, nextPayload: number, length: num
   buf[19] = h.flags & HEADER_FLAG_MASK;
   buf.writeUInt32BE(h.messageId >>> 0, 20);
   buf.writeUInt32BE(length, 24);
+}
+
+/**
+ * AEAD encryption as used by IKEv2 and ESP (RFC 4106 / RFC 5282 / RFC 7634): nonce = salt | iv.
+ * Returns ciphertext | ICV (alg.icvLen bytes).
+ */
+export function aeadEncrypt(alg: EncrAlg, key: KeyObject, salt: Buffer, iv: Buffer, aad: Buffer, plaintext: Buffer): Buffer {
+  const c = createCipheriv(alg.cipher as CipherGCMTypes, key, Buffer.concat([salt, iv]), { authTagLength: alg.icvLen });
+  c.setAAD(aad);
+  const ct = c.update(plaintext);
+  c.final();
+  return Buffer.concat([ct, c.getAuthTag()]);
+}
+
+/** The inverse of aeadEncrypt for ciphertext | ICV; throws IntegrityError when the tag does not verify. */
+export function aeadDecrypt(alg: EncrAlg, key: KeyObject, salt: Buffer, iv: Buffer, aad: Buffer, data: Buffer): Buffer {
+  if (data.length < alg.icvLen) throw new IntegrityError(`${alg.name}: ${data.length} bytes cannot hold the ICV`);
+  const split = data.length - alg.icvLen;
+  const d = createDecipheriv(alg.cipher as CipherGCMTypes, key, Buffer.concat([salt, iv]), { authTagLength: alg.icvLen });
+  d.setAAD(aad);
+  d.setAuthTag(data.subarray(split));
+  const pt = d.update(data.subarray(0, split));
+  try {
+    d.final();
+  } catch {
+    throw new IntegrityError(`${alg.name}: authentication tag mismatch`);
+  }
+  return pt;
 }
 
 export class IkeCipher {
@@ -226,13 +255,7 @@ export class IkeCipher {
 
     const keys = this.out;
     if (encr.aead) {
-      const c = createCipheriv(encr.cipher as CipherGCMTypes, keys.encKey, Buffer.concat([keys.salt, iv]), {
-        authTagLength: this.icvLen,
-      });
-      c.setAAD(buf.subarray(0, aadEnd));
-      c.update(inner).copy(buf, encStart);
-      c.final();
-      c.getAuthTag().copy(buf, icvStart);
+      aeadEncrypt(encr, keys.encKey, keys.salt, iv, buf.subarray(0, aadEnd), inner).copy(buf, encStart);
     } else {
       const c = createCipheriv(encr.cipher, keys.encKey, iv);
       c.setAutoPadding(false);
@@ -260,30 +283,18 @@ export class IkeCipher {
       throw new ParseError(`encrypted data of ${encLen} bytes is not a multiple of the ${this.blockSize}-byte block`, encStart);
     }
     const iv = message.subarray(bodyStart, encStart);
-    const ct = message.subarray(encStart, icvStart);
-    const icv = message.subarray(icvStart, bodyEnd);
     const keys = this.in;
     let inner: Buffer;
     if (encr.aead) {
-      const d = createDecipheriv(encr.cipher as CipherGCMTypes, keys.encKey, Buffer.concat([keys.salt, iv]), {
-        authTagLength: this.icvLen,
-      });
-      d.setAAD(message.subarray(0, bodyStart));
-      d.setAuthTag(icv);
-      inner = d.update(ct);
-      try {
-        d.final();
-      } catch {
-        throw new IntegrityError(`${encr.name}: authentication tag mismatch`);
-      }
+      inner = aeadDecrypt(encr, keys.encKey, keys.salt, iv, message.subarray(0, bodyStart), message.subarray(encStart, bodyEnd));
     } else {
       const mac = createHmac(this.suite.integ!.hash, keys.integKey!).update(message.subarray(0, icvStart)).digest();
-      if (!timingSafeEqual(mac.subarray(0, this.icvLen), icv)) {
+      if (!timingSafeEqual(mac.subarray(0, this.icvLen), message.subarray(icvStart, bodyEnd))) {
         throw new IntegrityError(`${this.suite.integ!.name}: integrity check value mismatch`);
       }
       const d = createDecipheriv(encr.cipher, keys.encKey, iv);
       d.setAutoPadding(false);
-      inner = d.update(ct);
+      inner = d.update(message.subarray(encStart, icvStart));
       d.final();
     }
     const padLen = inner[inner.length - 1]!;
