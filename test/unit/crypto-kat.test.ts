@@ -248,9 +248,9 @@ test('X25519 scalar multiplication: RFC 7748 §5.2 vectors and the 1- and 1000-i
     assert.deepEqual(createKeyExchangeFromPrivate(KeId.CURVE25519, h(k!)).computeSecret(h(u!)), h(out!));
   }
   // RFC 7748 §5.2 iteration: k = u = 9; k, u = X25519(k, u), k.
-  let k = Buffer.alloc(32);
+  let k: Buffer = Buffer.alloc(32);
   k[0] = 9;
-  let u = Buffer.from(k);
+  let u: Buffer = Buffer.from(k);
   for (let i = 1; i <= 1000; i++) {
     const next = createKeyExchangeFromPrivate(KeId.CURVE25519, k).computeSecret(u);
     u = k;

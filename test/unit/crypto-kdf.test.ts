@@ -32,8 +32,8 @@ function refPrf(hash: string, key: Buffer, data: Buffer): Buffer {
 
 /** prf+ (RFC 7296 §2.13): T1 = prf(K, S | 0x01), Tn = prf(K, Tn-1 | S | n). */
 function refPrfPlus(hash: string, key: Buffer, seed: Buffer, len: number): Buffer {
-  let out = Buffer.alloc(0);
-  let t = Buffer.alloc(0);
+  let out: Buffer = Buffer.alloc(0);
+  let t: Buffer = Buffer.alloc(0);
   for (let n = 1; out.length < len; n++) {
     t = refPrf(hash, key, Buffer.concat([t, seed, Buffer.from([n])]));
     out = Buffer.concat([out, t]);
@@ -67,7 +67,7 @@ function refTotal(suite: IkeSuite): number {
   return 3 * suite.prf.outLen + 2 * (suite.integ?.keyLen ?? 0) + 2 * e;
 }
 
-function suite(encr: EncrAlg, prf: PrfAlg, integ: IntegAlg | null, ke = KeId.CURVE25519): IkeSuite {
+function suite(encr: EncrAlg, prf: PrfAlg, integ: IntegAlg | null, ke: number = KeId.CURVE25519): IkeSuite {
   return { encr, prf, integ, ke };
 }
 
