@@ -1,0 +1,870 @@
+/**
+ * The config loader: file → parse tree (parse.ts) → validated, frozen Config (types.ts).
+ *
+ * Sections that repeat merge as in strongSwan (a key set again in a later block replaces the earlier
+ * value); a key set twice in the same block of the same file is reported as a duplicate. Every
+ * problem becomes a ConfigError "FILE:LINE:COL: message"; all of them are collected, sorted by file,
+ * line and column, and a Config is returned only when there are none. Secret values never appear in
+ * messages. The keys, their types and defaults are documented in conf/REFERENCE.md.
+ */
+import { statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { parseProposals, ProposalError } from '../ikev2/crypto/proposals.ts';
+import type { VppMode } from '../dataplane/types.ts';
+import { ConfigError, parseConfigFile, parseConfigText, show, valueLocAt } from './parse.ts';
+import type { ConfKey, ConfNode } from './parse.ts';
+import { ID_ANY, identityHasWildcards, identityMatchesParsed, IdentityError, parseIdentity } from './identity.ts';
+import type { Identity } from './identity.ts';
+import { canonicalIp, formatIp, parseAddressBlock, parseIp, parseTrafficSelector, TsError } from './ts.ts';
+import type {
+  AuthConfig,
+  ChildConfig,
+  Config,
+  ConnectionConfig,
+  DaemonConfig,
+  ProposalSpec,
+  SecretConfig,
+  SourceLocation,
+  VppConfig,
+} from './types.ts';
+
+export { ConfigError } from './parse.ts';
+
+/** Defaults (strongSwan's swanctl.conf defaults where the key comes from there). */
+export const DEFAULTS = {
+  daemon: {
+    listen: ['0.0.0.0', '::'],
+    port: 500,
+    portNatT: 4500,
+    controlSocket: '/run/vpp-iked/control.sock',
+    logLevel: 'info',
+    ikeSaLimit: 60000,
+    dataplane: 'vpp' as const,
+  },
+  vpp: { socket: '/run/vpp/api.sock' },
+  ikeRekeyTime: 4 * 3600,
+  childRekeyTime: 3600,
+  remotePort: 500,
+  replayWindow: 32,
+  keyingtries: 1,
+} as const;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const MAX_U32 = 0xffffffff;
+
+/** A section after merging its repeated blocks. */
+interface MSec {
+  name: string;
+  loc: SourceLocation;
+  keys: Map<string, ConfKey>;
+  secs: Map<string, MSec>;
+}
+
+interface ListItem {
+  text: string;
+  loc: SourceLocation;
+}
+
+function levenshtein(a: string, b: string): number {
+  const prev = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diag = prev[0]!;
+    prev[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = prev[j]!;
+      prev[j] = Math.min(prev[j]! + 1, prev[j - 1]! + 1, diag + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diag = tmp;
+    }
+  }
+  return prev[b.length]!;
+}
+
+function suggest(name: string, known: readonly string[]): string {
+  let best = '';
+  let bestD = Infinity;
+  for (const k of known) {
+    const d = levenshtein(name.toLowerCase(), k.toLowerCase());
+    if (d < bestD) {
+      bestD = d;
+      best = k;
+    }
+  }
+  return best !== '' && bestD <= Math.max(1, Math.floor(best.length / 3)) ? ` (did you mean '${best}'?)` : '';
+}
+
+function deepFreeze<T>(o: T): T {
+  if (o === null || typeof o !== 'object' || Buffer.isBuffer(o) || Object.isFrozen(o)) return o;
+  for (const v of Object.values(o as object)) deepFreeze(v);
+  return Object.freeze(o);
+}
+
+/** Whether a stat'ed path is a readable regular file; the reason otherwise. */
+function fileProblem(path: string, cache: Map<string, string>): string {
+  const hit = cache.get(path);
+  if (hit !== undefined) return hit;
+  let problem = '';
+  try {
+    const st = statSync(path);
+    if (st.isDirectory()) problem = 'is a directory';
+    else if (!st.isFile()) problem = 'is not a regular file';
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    problem = code === 'ENOENT' ? 'does not exist' : code === 'EACCES' ? 'is not readable (permission denied)' : `cannot be read (${code})`;
+  }
+  cache.set(path, problem);
+  return problem;
+}
+
+/** Decodes a PSK as strongSwan does: "0x" hex, "0s" base64, anything else taken as text. */
+export function decodeSecret(s: string): Buffer | string {
+  if (/^0x/i.test(s)) {
+    const hex = s.slice(2).replace(/:/g, '');
+    if (hex === '' || hex.length % 2 !== 0 || !/^[0-9a-fA-F]+$/.test(hex)) return 'is not valid hex after "0x"';
+    return Buffer.from(hex, 'hex');
+  }
+  if (/^0s/i.test(s)) {
+    const b64 = s.slice(2);
+    if (b64 === '' || b64.length % 4 !== 0 || !/^[A-Za-z0-9+/]*={0,2}$/.test(b64)) return 'is not valid base64 after "0s"';
+    return Buffer.from(b64, 'base64');
+  }
+  return Buffer.from(s, 'utf8');
+}
+
+const CONN_KEYS = [
+  'local_addrs',
+  'remote_addrs',
+  'local_port',
+  'remote_port',
+  'proposals',
+  'encap',
+  'dpd_delay',
+  'dpd_timeout',
+  'rekey_time',
+  'reauth_time',
+  'over_time',
+  'rand_time',
+  'fragmentation',
+  'unique',
+  'send_cert',
+  'send_certreq',
+  'mobike',
+  'keyingtries',
+  'version',
+] as const;
+const CONN_SECTIONS = ['local', 'remote', 'children'] as const;
+const CHILD_KEYS = [
+  'local_ts',
+  'remote_ts',
+  'esp_proposals',
+  'mode',
+  'start_action',
+  'close_action',
+  'dpd_action',
+  'rekey_time',
+  'life_time',
+  'rand_time',
+  'replay_window',
+  'vpp_mode',
+  'vpp_interface',
+  'vpp_table',
+  'vpp_routes',
+] as const;
+const DAEMON_KEYS = ['listen', 'port', 'port_nat_t', 'control_socket', 'log_level', 'ike_sa_limit', 'metrics', 'dataplane'] as const;
+
+class Loader {
+  readonly errors: ConfigError[] = [];
+  private readonly proposalCache = new Map<string, ProposalSpec[] | undefined>();
+  private readonly fileCache = new Map<string, string>();
+  private readonly idCache = new Map<string, Identity | string>();
+
+  err(loc: SourceLocation, message: string): void {
+    this.errors.push(ConfigError.at(loc, message));
+  }
+
+  // ---- merging -------------------------------------------------------------------------------
+
+  merge(node: ConfNode, into: MSec): void {
+    const inBlock = new Map<string, ConfKey>();
+    for (const child of node.children) {
+      if (child.kind === 'key') {
+        const prev = inBlock.get(child.name);
+        if (prev && prev.loc.file === child.loc.file) {
+          this.err(child.loc, `duplicate key '${show(child.name)}' (already set at line ${prev.loc.line})`);
+        }
+        inBlock.set(child.name, child);
+        if (into.secs.has(child.name)) {
+          this.err(child.loc, `'${show(child.name)}' is already a section here; it cannot also be a key`);
+          continue;
+        }
+        into.keys.set(child.name, child);
+      } else {
+        if (into.keys.has(child.name)) {
+          this.err(child.loc, `'${show(child.name)}' is already a key here; it cannot also be a section`);
+          continue;
+        }
+        let m = into.secs.get(child.name);
+        if (!m) {
+          m = { name: child.name, loc: child.loc, keys: new Map(), secs: new Map() };
+          into.secs.set(child.name, m);
+        }
+        this.merge(child, m);
+      }
+    }
+  }
+
+  /** Reports keys and sections of `sec` that the schema does not know. */
+  checkKnown(sec: MSec, keys: readonly string[], sections: readonly string[], where: string): void {
+    for (const [name, k] of sec.keys) {
+      if (keys.includes(name)) continue;
+      if (sections.includes(name)) this.err(k.loc, `'${show(name)}' is a section in ${where}: write ${show(name)} { ... }`);
+      else this.err(k.loc, `unknown key '${show(name)}' in ${where}${suggest(name, keys)}`);
+    }
+    for (const [name, s] of sec.secs) {
+      if (sections.includes(name)) continue;
+      if (keys.includes(name)) this.err(s.loc, `'${show(name)}' is a key in ${where}: write ${show(name)} = value`);
+      else this.err(s.loc, `unknown section '${show(name)}' in ${where}${suggest(name, sections)}`);
+    }
+  }
+
+  // ---- typed values --------------------------------------------------------------------------
+
+  /** The key if set with a non-empty value; an empty value is reported. */
+  key(sec: MSec | undefined, name: string): ConfKey | undefined {
+    const k = sec?.keys.get(name);
+    if (!k) return undefined;
+    if (k.value === '') {
+      this.err(k.valueLoc, `empty value for '${name}' (remove the line to get the default)`);
+      return undefined;
+    }
+    return k;
+  }
+
+  bool(sec: MSec | undefined, name: string, def: boolean): boolean {
+    const k = this.key(sec, name);
+    if (!k) return def;
+    const v = k.value.toLowerCase();
+    if (v === 'yes' || v === 'true' || v === 'enabled' || v === '1') return true;
+    if (v === 'no' || v === 'false' || v === 'disabled' || v === '0') return false;
+    this.err(k.valueLoc, `'${name}' must be yes or no, not '${show(k.value)}'`);
+    return def;
+  }
+
+  uint(sec: MSec | undefined, name: string, def: number, min: number, max: number, what = 'a number'): number {
+    const k = this.key(sec, name);
+    if (!k) return def;
+    if (!/^[0-9]{1,10}$/.test(k.value)) {
+      this.err(k.valueLoc, `'${name}' must be ${what}, not '${show(k.value)}'`);
+      return def;
+    }
+    const v = Number(k.value);
+    if (v < min || v > max) {
+      this.err(k.valueLoc, `'${name}' = ${v} is out of range (${min}..${max})`);
+      return def;
+    }
+    return v;
+  }
+
+  port(sec: MSec | undefined, name: string, def: number): number {
+    return this.uint(sec, name, def, 1, 65535, 'a port number');
+  }
+
+  /** Seconds, or undefined when not set (or invalid, which is reported). */
+  duration(sec: MSec | undefined, name: string): number | undefined {
+    const k = this.key(sec, name);
+    if (!k) return undefined;
+    const m = /^([0-9]{1,10})[ \t]*([smhdSMHD]?)$/.exec(k.value);
+    if (!m) {
+      this.err(k.valueLoc, `'${name}' must be a duration such as 30s, 5m, 4h or 1d, not '${show(k.value)}'`);
+      return undefined;
+    }
+    const mult = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2]!.toLowerCase() as '' | 's' | 'm' | 'h' | 'd'];
+    const v = Number(m[1]) * mult;
+    if (v > MAX_U32) {
+      this.err(k.valueLoc, `'${name}' is too long (at most ${MAX_U32} seconds)`);
+      return undefined;
+    }
+    return v;
+  }
+
+  choice<T extends string>(sec: MSec | undefined, name: string, options: Record<string, T>, def: T): T {
+    const k = this.key(sec, name);
+    if (!k) return def;
+    const v = options[k.value.toLowerCase()];
+    if (v !== undefined) return v;
+    const listed = [...new Set(Object.values(options))].join(', ');
+    this.err(k.valueLoc, `'${name}' must be one of ${listed}, not '${show(k.value)}'`);
+    return def;
+  }
+
+  str(sec: MSec | undefined, name: string, def: string): string {
+    return this.key(sec, name)?.value ?? def;
+  }
+
+  /** Comma-separated list elements with their own locations; undefined when the key is not set. */
+  list(sec: MSec | undefined, name: string): ListItem[] | undefined {
+    const k = this.key(sec, name);
+    if (!k) return undefined;
+    return this.splitList(k);
+  }
+
+  splitList(k: ConfKey): ListItem[] {
+    const out: ListItem[] = [];
+    const v = k.value;
+    let start = 0;
+    for (;;) {
+      const comma = v.indexOf(',', start);
+      const end = comma === -1 ? v.length : comma;
+      const raw = v.slice(start, end);
+      const lead = raw.length - raw.trimStart().length;
+      const text = raw.trim();
+      const loc = valueLocAt(k, start + (text === '' ? 0 : lead));
+      if (text === '') this.err(loc, `empty element in the list of '${k.name}'`);
+      else out.push({ text, loc });
+      if (comma === -1) break;
+      start = comma + 1;
+    }
+    return out;
+  }
+
+  identity(text: string, loc: SourceLocation): Identity | undefined {
+    let hit = this.idCache.get(text);
+    if (hit === undefined) {
+      try {
+        hit = parseIdentity(text);
+      } catch (e) {
+        if (!(e instanceof IdentityError)) throw e;
+        hit = `invalid identity: ${e.message}`;
+      }
+      this.idCache.set(text, hit);
+    }
+    if (typeof hit === 'string') {
+      this.err(loc, hit);
+      return undefined;
+    }
+    return hit;
+  }
+
+  /** Validated proposals: each list element separately so that errors point at it. */
+  proposals(k: ConfKey | undefined, protocol: 'ike' | 'esp'): ProposalSpec[] {
+    const text = k?.value ?? 'default';
+    const cacheKey = `${protocol}\n${text}`;
+    if (this.proposalCache.has(cacheKey)) {
+      const hit = this.proposalCache.get(cacheKey);
+      if (hit) return hit;
+    }
+    const out: ProposalSpec[] = [];
+    let ok = true;
+    const items = k ? this.splitList(k) : [{ text: 'default', loc: { file: '', line: 0, col: 0 } }];
+    if (k && items.length !== k.value.split(',').length) ok = false;
+    for (const item of items) {
+      try {
+        out.push(...parseProposals(item.text, protocol));
+      } catch (e) {
+        if (!(e instanceof ProposalError)) throw e;
+        ok = false;
+        let loc = item.loc;
+        const named = /'([^']+)'/.exec(e.message)?.[1];
+        if (named && named !== item.text) {
+          const at = item.text.toLowerCase().indexOf(named.toLowerCase());
+          if (at > 0) loc = { ...loc, col: loc.col + at };
+        }
+        this.err(loc, `invalid ${protocol === 'ike' ? 'IKE' : 'ESP'} proposal: ${e.message}`);
+      }
+    }
+    if (!ok) return [];
+    deepFreeze(out);
+    this.proposalCache.set(cacheKey, out);
+    return out;
+  }
+
+  /** A path, resolved against the directory of the file that names it; reported when not a readable file. */
+  filePath(item: ListItem, what: string): string {
+    const path = resolve(dirname(item.loc.file), item.text);
+    const problem = fileProblem(path, this.fileCache);
+    if (problem !== '') this.err(item.loc, `${what} '${show(item.text)}' ${problem}`);
+    return path;
+  }
+
+  // ---- sections ------------------------------------------------------------------------------
+
+  daemon(sec: MSec | undefined): DaemonConfig {
+    if (sec) this.checkKnown(sec, DAEMON_KEYS, [], 'daemon');
+    const d = DEFAULTS.daemon;
+    let listen: string[] = [...d.listen];
+    const items = this.list(sec, 'listen');
+    if (items) {
+      listen = [];
+      for (const it of items) {
+        const ip = canonicalIp(it.text);
+        if (!ip) this.err(it.loc, `'${show(it.text)}' is not an IP address`);
+        else if (listen.includes(ip)) this.err(it.loc, `'${show(it.text)}' is listed twice`);
+        else listen.push(ip);
+      }
+    }
+    const port = this.port(sec, 'port', d.port);
+    const portNatT = this.port(sec, 'port_nat_t', d.portNatT);
+    if (port === portNatT && sec?.keys.has('port_nat_t')) {
+      this.err(sec.keys.get('port_nat_t')!.valueLoc, `'port_nat_t' must differ from 'port' (${port})`);
+    }
+    const controlSocket = this.str(sec, 'control_socket', d.controlSocket);
+    const logLevel = this.choice(sec, 'log_level', Object.fromEntries(LOG_LEVELS.map((l) => [l, l])), d.logLevel);
+    const ikeSaLimit = this.uint(sec, 'ike_sa_limit', d.ikeSaLimit, 1, 10_000_000);
+    const dataplane = this.choice(sec, 'dataplane', { vpp: 'vpp', memory: 'memory' } as const, d.dataplane);
+    const out: DaemonConfig = { listen, port, portNatT, controlSocket, logLevel, ikeSaLimit, dataplane };
+    const mk = this.key(sec, 'metrics');
+    if (mk) {
+      const m = /^\[([^\]]+)\]:([0-9]{1,5})$/.exec(mk.value) ?? /^([^:]+):([0-9]{1,5})$/.exec(mk.value);
+      if (!m || !parseIp(m[1]!) || Number(m[2]) < 1 || Number(m[2]) > 65535) {
+        this.err(mk.valueLoc, `'metrics' must be ADDRESS:PORT (e.g. 127.0.0.1:9464 or [::1]:9464), not '${show(mk.value)}'`);
+      } else {
+        out.metrics = mk.value;
+      }
+    }
+    return out;
+  }
+
+  vpp(sec: MSec | undefined): VppConfig {
+    if (sec) this.checkKnown(sec, ['socket'], [], 'vpp');
+    return { socket: this.str(sec, 'socket', DEFAULTS.vpp.socket) };
+  }
+
+  /** local_addrs / remote_addrs: addresses, subnets, ranges; %any (alone), %any4, %any6. */
+  addrs(sec: MSec, name: string): { list: string[]; hosts: number } {
+    const items = this.list(sec, name);
+    const list: string[] = [];
+    let hosts = 0;
+    if (!items) return { list, hosts };
+    for (const it of items) {
+      if (it.text === '%any') {
+        if (items.length > 1) this.err(it.loc, `'%any' cannot be combined with other entries in '${name}'`);
+        continue;
+      }
+      if (it.text === '%any4') {
+        list.push('0.0.0.0/0');
+        continue;
+      }
+      if (it.text === '%any6') {
+        list.push('::/0');
+        continue;
+      }
+      try {
+        const b = parseAddressBlock(it.text);
+        const start = formatIp(b.start);
+        const end = formatIp(b.end);
+        if (start === end && !it.text.includes('/') && !it.text.includes('-')) {
+          list.push(start);
+          hosts++;
+        } else if (it.text.includes('-')) {
+          list.push(`${start}-${end}`);
+        } else {
+          list.push(`${start}/${it.text.slice(it.text.indexOf('/') + 1)}`);
+        }
+      } catch (e) {
+        if (!(e instanceof TsError)) throw e;
+        const hostname = /^[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*\.?$/.test(it.text) && /[A-Za-z]/.test(it.text);
+        this.err(
+          it.loc,
+          hostname
+            ? `'${show(it.text)}' in '${name}': host names are not supported, use IP addresses`
+            : `'${show(it.text)}' in '${name}' is not an IP address, subnet or range: ${e.message}`,
+        );
+      }
+    }
+    return { list, hosts };
+  }
+
+  auth(conn: MSec, side: 'local' | 'remote'): AuthConfig & { idParsed?: Identity; idLoc: SourceLocation } {
+    const sec = conn.secs.get(side);
+    const listKey = side === 'local' ? 'certs' : 'cacerts';
+    if (sec) this.checkKnown(sec, ['auth', 'id', listKey], [], `${side} of connection '${show(conn.name)}'`);
+    const authKey = this.key(sec, 'auth');
+    let auth: 'psk' | 'pubkey' = 'pubkey';
+    if (authKey) {
+      const v = authKey.value.toLowerCase();
+      if (v === 'psk' || v === 'pubkey') auth = v;
+      else this.err(authKey.valueLoc, `unsupported auth method '${show(authKey.value)}' (psk or pubkey)`);
+    }
+    const idKey = this.key(sec, 'id');
+    const id = idKey?.value ?? '%any';
+    const idLoc = idKey?.valueLoc ?? sec?.loc ?? conn.loc;
+    let idParsed: Identity | undefined;
+    if (idKey) {
+      idParsed = this.identity(idKey.value, idKey.valueLoc);
+      if (idParsed && side === 'local' && idParsed.type !== ID_ANY && identityHasWildcards(idParsed)) {
+        this.err(idKey.valueLoc, `local id '${show(id)}' contains wildcards; it must name this host`);
+      }
+    } else {
+      idParsed = { type: ID_ANY, data: Buffer.alloc(0) };
+    }
+    const files = (this.list(sec, listKey) ?? []).map((it) => this.filePath(it, side === 'local' ? 'certificate' : 'CA certificate'));
+    const out = { auth, id, certs: side === 'local' ? files : [], cacerts: side === 'remote' ? files : [], idLoc } as AuthConfig & {
+      idParsed?: Identity;
+      idLoc: SourceLocation;
+    };
+    if (idParsed) out.idParsed = idParsed;
+    return out;
+  }
+
+  child(conn: MSec, sec: MSec, remoteHosts: number): ChildConfig {
+    const where = `child '${show(sec.name)}' of connection '${show(conn.name)}'`;
+    this.checkKnown(sec, CHILD_KEYS, [], where);
+    const ts = (name: string): string[] => {
+      const items = this.list(sec, name);
+      if (!items) return ['dynamic'];
+      const out: string[] = [];
+      for (const it of items) {
+        try {
+          parseTrafficSelector(it.text);
+          out.push(it.text);
+        } catch (e) {
+          if (!(e instanceof TsError)) throw e;
+          this.err(it.loc, `invalid traffic selector in '${name}': ${e.message}`);
+        }
+      }
+      return out;
+    };
+    const localTs = ts('local_ts');
+    const remoteTs = ts('remote_ts');
+    const espProposals = this.proposals(this.key(sec, 'esp_proposals'), 'esp');
+    const modeKey = this.key(sec, 'mode');
+    let mode: 'tunnel' | 'transport' = 'tunnel';
+    if (modeKey) {
+      const v = modeKey.value.toLowerCase();
+      if (v === 'tunnel' || v === 'transport') mode = v;
+      else if (['beet', 'pass', 'drop', 'transport_proxy', 'iptfs'].includes(v)) {
+        this.err(modeKey.valueLoc, `mode '${show(modeKey.value)}' is not supported (tunnel or transport)`);
+      } else this.err(modeKey.valueLoc, `'mode' must be tunnel or transport, not '${show(modeKey.value)}'`);
+    }
+    const startAction = this.choice(sec, 'start_action', { none: 'none', trap: 'trap', route: 'trap', start: 'start' } as const, 'none');
+    const closeAction = this.choice(
+      sec,
+      'close_action',
+      { none: 'none', clear: 'none', trap: 'trap', route: 'trap', start: 'start', restart: 'start' } as const,
+      'none',
+    );
+    const dpdAction = this.choice(
+      sec,
+      'dpd_action',
+      { clear: 'clear', none: 'clear', trap: 'trap', route: 'trap', restart: 'restart', start: 'restart' } as const,
+      'clear',
+    );
+    if (startAction !== 'none' && remoteHosts === 0) {
+      this.err(
+        sec.keys.get('start_action')!.valueLoc,
+        `start_action = ${startAction} needs an address to initiate to: set remote_addrs of connection '${show(conn.name)}' to an IP address`,
+      );
+    }
+    // lifetimes as strongSwan's vici check_lifetimes()
+    let rekeyTime = this.duration(sec, 'rekey_time');
+    let lifeTime = this.duration(sec, 'life_time');
+    let randTime = this.duration(sec, 'rand_time');
+    const explicitLife = lifeTime !== undefined && rekeyTime !== undefined;
+    const explicitRand = randTime !== undefined;
+    if (rekeyTime === undefined) rekeyTime = lifeTime !== undefined ? Math.floor(lifeTime / 1.1) : DEFAULTS.childRekeyTime;
+    if (lifeTime === undefined) lifeTime = Math.floor(rekeyTime * 1.1);
+    if (randTime === undefined) randTime = lifeTime - Math.min(lifeTime, rekeyTime);
+    if (explicitLife && rekeyTime > 0 && lifeTime > 0 && lifeTime <= rekeyTime) {
+      this.err(sec.keys.get('life_time')!.valueLoc, `life_time (${lifeTime}s) must be longer than rekey_time (${rekeyTime}s)`);
+    }
+    if (explicitRand && rekeyTime > 0 && randTime >= rekeyTime) {
+      this.err(sec.keys.get('rand_time')!.valueLoc, `rand_time (${randTime}s) must be shorter than rekey_time (${rekeyTime}s)`);
+    }
+    const replayWindow = this.uint(sec, 'replay_window', DEFAULTS.replayWindow, 0, MAX_U32);
+    const vppMode = this.choice(sec, 'vpp_mode', { p2p: 'p2p', p2mp: 'p2mp', policy: 'policy' } as const, 'p2p') as VppMode;
+    const ifKey = this.key(sec, 'vpp_interface');
+    let vppInterface: string | undefined;
+    if (ifKey) {
+      if (!/^[A-Za-z0-9_./:-]{1,63}$/.test(ifKey.value)) {
+        this.err(ifKey.valueLoc, `'vpp_interface' must be a VPP interface name (letters, digits, _ . / : -), not '${show(ifKey.value)}'`);
+      } else vppInterface = ifKey.value;
+    }
+    if (vppMode === 'p2mp' && !ifKey) {
+      this.err(sec.keys.get('vpp_mode')!.valueLoc, `vpp_mode = p2mp needs vpp_interface (the shared multipoint interface)`);
+    }
+    const vppTable = this.uint(sec, 'vpp_table', 0, 0, MAX_U32);
+    const vppRoutes = this.bool(sec, 'vpp_routes', true);
+    const out: ChildConfig = {
+      name: sec.name,
+      localTs,
+      remoteTs,
+      espProposals,
+      mode,
+      startAction,
+      closeAction,
+      dpdAction,
+      rekeyTime,
+      lifeTime,
+      randTime,
+      replayWindow,
+      vppMode,
+      vppTable,
+      vppRoutes,
+      loc: sec.loc,
+    };
+    if (vppInterface !== undefined) out.vppInterface = vppInterface;
+    return out;
+  }
+
+  connection(sec: MSec, daemon: DaemonConfig): { conn: ConnectionConfig; localId?: Identity; remoteId?: Identity } {
+    const where = `connection '${show(sec.name)}'`;
+    this.checkKnown(sec, CONN_KEYS, CONN_SECTIONS, where);
+    const local = this.addrs(sec, 'local_addrs');
+    const remote = this.addrs(sec, 'remote_addrs');
+    const localPort = this.port(sec, 'local_port', daemon.port);
+    const remotePort = this.port(sec, 'remote_port', DEFAULTS.remotePort);
+    const proposals = this.proposals(this.key(sec, 'proposals'), 'ike');
+    const encap = this.bool(sec, 'encap', false);
+    const dpdDelay = this.duration(sec, 'dpd_delay') ?? 0;
+    const dpdTimeout = this.duration(sec, 'dpd_timeout') ?? 0;
+    // IKE lifetimes as strongSwan's vici config_sn()
+    let rekeyTime = this.duration(sec, 'rekey_time');
+    let reauthTime = this.duration(sec, 'reauth_time');
+    let overTime = this.duration(sec, 'over_time');
+    let randTime = this.duration(sec, 'rand_time');
+    if (rekeyTime === undefined && reauthTime === undefined) {
+      rekeyTime = DEFAULTS.ikeRekeyTime;
+      reauthTime = 0;
+    }
+    rekeyTime ??= 0;
+    reauthTime ??= 0;
+    overTime ??= Math.floor(Math.max(rekeyTime, reauthTime) / 10);
+    if (randTime === undefined) {
+      const base = rekeyTime && reauthTime ? Math.min(rekeyTime, reauthTime) : Math.max(rekeyTime, reauthTime);
+      randTime = Math.min(overTime, Math.floor(base / 2));
+    } else if (rekeyTime > 0 && randTime >= rekeyTime) {
+      this.err(sec.keys.get('rand_time')!.valueLoc, `rand_time (${randTime}s) must be shorter than rekey_time (${rekeyTime}s)`);
+    }
+    const fragmentation = this.choice(sec, 'fragmentation', { yes: 'yes', no: 'no', accept: 'accept', force: 'force' } as const, 'yes');
+    const unique = this.choice(sec, 'unique', { no: 'no', never: 'never', keep: 'keep', replace: 'replace' } as const, 'no');
+    const sendCert = this.choice(sec, 'send_cert', { always: 'always', never: 'never', ifasked: 'ifasked' } as const, 'ifasked');
+    const sendCertreq = this.bool(sec, 'send_certreq', true);
+    const mobike = this.bool(sec, 'mobike', true);
+    const keyingtries = this.uint(sec, 'keyingtries', DEFAULTS.keyingtries, 0, MAX_U32);
+    const vk = this.key(sec, 'version');
+    if (vk && vk.value !== '2') {
+      this.err(vk.valueLoc, `only IKEv2 is supported: 'version' must be 2, not '${show(vk.value)}'`);
+    }
+    const la = this.auth(sec, 'local');
+    const ra = this.auth(sec, 'remote');
+    const children: ChildConfig[] = [];
+    const ch = sec.secs.get('children');
+    if (ch) {
+      for (const [name, k] of ch.keys) this.err(k.loc, `'${show(name)}' in children of ${where} must be a child section: NAME { ... }`);
+      for (const c of ch.secs.values()) children.push(this.child(sec, c, remote.hosts));
+    }
+    const strip = (a: AuthConfig & { idParsed?: Identity; idLoc: SourceLocation }): AuthConfig => ({
+      auth: a.auth,
+      id: a.id,
+      certs: a.certs,
+      cacerts: a.cacerts,
+    });
+    const conn: ConnectionConfig = {
+      name: sec.name,
+      localAddrs: local.list,
+      remoteAddrs: remote.list,
+      localPort,
+      remotePort,
+      proposals,
+      encap,
+      dpdDelay,
+      dpdTimeout,
+      rekeyTime,
+      reauthTime,
+      overTime,
+      randTime,
+      fragmentation,
+      unique,
+      sendCert,
+      sendCertreq,
+      mobike,
+      keyingtries,
+      local: strip(la),
+      remote: strip(ra),
+      children,
+      loc: sec.loc,
+    };
+    const r: { conn: ConnectionConfig; localId?: Identity; remoteId?: Identity } = { conn };
+    if (la.idParsed) r.localId = la.idParsed;
+    if (ra.idParsed) r.remoteId = ra.idParsed;
+    return r;
+  }
+
+  secret(sec: MSec): { secret?: SecretConfig; ids: Identity[] } {
+    const name = sec.name;
+    const lower = name.toLowerCase();
+    if (lower.startsWith('ike')) {
+      const idKeys = [...sec.keys.keys()].filter((k) => k.startsWith('id'));
+      this.checkKnown(sec, ['secret', ...idKeys], [], `secret '${show(name)}'`);
+      const ids: string[] = [];
+      const parsed: Identity[] = [];
+      for (const k of idKeys) {
+        const key = this.key(sec, k);
+        if (!key) continue;
+        const id = this.identity(key.value, key.valueLoc);
+        ids.push(key.value);
+        if (id) parsed.push(id);
+      }
+      const sk = sec.keys.get('secret');
+      const out: SecretConfig = { name, kind: 'ike', ids, loc: sec.loc };
+      if (!sk) {
+        this.err(sec.loc, `secret '${show(name)}' has no 'secret' value`);
+      } else if (sk.value === '') {
+        this.err(sk.valueLoc, `empty 'secret' in secret '${show(name)}'`);
+      } else {
+        const bytes = decodeSecret(sk.value);
+        if (typeof bytes === 'string') this.err(sk.valueLoc, `the value of 'secret' ${bytes}`);
+        else if (bytes.length === 0) this.err(sk.valueLoc, `the value of 'secret' decodes to nothing`);
+        else {
+          out.secret = sk.value;
+          out.secretBytes = bytes;
+        }
+      }
+      return { secret: out, ids: parsed };
+    }
+    if (lower.startsWith('private')) {
+      this.checkKnown(sec, ['file', 'secret'], [], `secret '${show(name)}'`);
+      const out: SecretConfig = { name, kind: 'private', ids: [], loc: sec.loc };
+      const fk = this.key(sec, 'file');
+      if (!fk) {
+        if (!sec.keys.has('file')) this.err(sec.loc, `secret '${show(name)}' has no 'file' (the private key file)`);
+      } else {
+        out.file = this.filePath({ text: fk.value, loc: fk.valueLoc }, 'private key file');
+      }
+      const sk = sec.keys.get('secret');
+      if (sk && sk.value !== '') out.secret = sk.value;
+      return { secret: out, ids: [] };
+    }
+    const known = ['eap', 'xauth', 'ntlm', 'ppk', 'rsa', 'ecdsa', 'pkcs8', 'pkcs12', 'token'];
+    if (known.some((p) => lower.startsWith(p))) {
+      this.err(sec.loc, `secret type of '${show(name)}' is not supported (ike-NAME or private-NAME)`);
+    } else {
+      this.err(sec.loc, `unknown secret section '${show(name)}': names start with 'ike' or 'private'`);
+    }
+    return { ids: [] };
+  }
+
+  build(root: ConfNode, files: string[]): Config | undefined {
+    const top: MSec = { name: '', loc: root.loc, keys: new Map(), secs: new Map() };
+    this.merge(root, top);
+    this.checkKnown(top, [], ['daemon', 'vpp', 'connections', 'secrets'], 'the top level');
+    const daemon = this.daemon(top.secs.get('daemon'));
+    const vpp = this.vpp(top.secs.get('vpp'));
+
+    const secrets: SecretConfig[] = [];
+    const secretIds: Identity[][] = [];
+    const ss = top.secs.get('secrets');
+    if (ss) {
+      for (const [name, k] of ss.keys) this.err(k.loc, `'${show(name)}' in secrets must be a section: ike-NAME { ... }`);
+      for (const s of ss.secs.values()) {
+        const r = this.secret(s);
+        if (r.secret) {
+          secrets.push(r.secret);
+          secretIds.push(r.ids);
+        }
+      }
+    }
+
+    const connections: ConnectionConfig[] = [];
+    const cs = top.secs.get('connections');
+    const pskChecks: { conn: ConnectionConfig; localId?: Identity; remoteId?: Identity }[] = [];
+    const hasPrivateKey = secrets.some((s) => s.kind === 'private');
+    if (cs) {
+      for (const [name, k] of cs.keys) this.err(k.loc, `'${show(name)}' in connections must be a connection section: NAME { ... }`);
+      for (const c of cs.secs.values()) {
+        const r = this.connection(c, daemon);
+        connections.push(r.conn);
+        const conn = r.conn;
+        if (conn.local.auth === 'psk' || conn.remote.auth === 'psk') pskChecks.push(r);
+        if (conn.local.auth === 'pubkey') {
+          const at = c.secs.get('local')?.loc ?? c.loc;
+          if (conn.local.certs.length === 0) {
+            this.err(at, `connection '${show(conn.name)}': local auth = pubkey (the default) needs certs, or set auth = psk`);
+          } else if (!hasPrivateKey) {
+            this.err(at, `connection '${show(conn.name)}': local auth = pubkey needs a private key: secrets { private-NAME { file = ... } }`);
+          }
+        }
+        if (conn.remote.auth === 'pubkey' && conn.remote.cacerts.length === 0) {
+          const at = c.secs.get('remote')?.loc ?? c.loc;
+          this.err(at, `connection '${show(conn.name)}': remote auth = pubkey (the default) needs cacerts, or set auth = psk`);
+        }
+      }
+    }
+    this.checkPskSecrets(pskChecks, secrets, secretIds);
+    if (this.errors.length > 0) return undefined;
+    return deepFreeze({ daemon, vpp, connections, secrets, files: [...files] });
+  }
+
+  /** Every PSK connection needs an ike secret whose ids match its local or remote id (or one with no ids). */
+  checkPskSecrets(
+    checks: { conn: ConnectionConfig; localId?: Identity; remoteId?: Identity }[],
+    secrets: SecretConfig[],
+    secretIds: Identity[][],
+  ): void {
+    if (checks.length === 0) return;
+    let anyWithoutIds = false;
+    let anyWithIds = false;
+    const exact = new Set<string>();
+    const others: Identity[] = []; // wildcards and DNs, matched one by one
+    const all: Identity[] = [];
+    secrets.forEach((s, i) => {
+      if (s.kind !== 'ike' || !s.secretBytes) return;
+      if (s.ids.length === 0) {
+        anyWithoutIds = true;
+        return;
+      }
+      for (const id of secretIds[i]!) {
+        anyWithIds = true;
+        all.push(id);
+        const k = exactKey(id);
+        if (k !== undefined && !identityHasWildcards(id)) exact.add(k);
+        else others.push(id);
+      }
+    });
+    if (anyWithoutIds) return;
+    const matches = (connId: Identity | undefined): boolean => {
+      if (!connId) return true; // invalid id: already reported
+      if (connId.type === ID_ANY) return anyWithIds;
+      if (identityHasWildcards(connId)) return all.some((sid) => identityMatchesParsed(connId, sid) || identityMatchesParsed(sid, connId));
+      const k = exactKey(connId);
+      if (k !== undefined && exact.has(k)) return true;
+      return others.some((sid) => identityMatchesParsed(sid, connId));
+    };
+    for (const c of checks) {
+      if (matches(c.localId) || matches(c.remoteId)) continue;
+      this.err(
+        c.conn.loc,
+        `connection '${show(c.conn.name)}' uses PSK authentication but no secrets { ike-... } entry matches ` +
+          `its local id '${show(c.conn.local.id)}' or remote id '${show(c.conn.remote.id)}'`,
+      );
+    }
+  }
+}
+
+/** Lookup key for identities compared by equality (FQDN/RFC822 case-insensitively); undefined for DNs. */
+function exactKey(id: Identity): string | undefined {
+  if (id.type === 9) return undefined;
+  if (id.type === 2 || id.type === 3) return `${id.type}:${id.data.toString('latin1').toLowerCase()}`;
+  return `${id.type}:${id.data.toString('hex')}`;
+}
+
+function sortErrors(errors: ConfigError[]): ConfigError[] {
+  return errors.sort((a, b) => (a.file < b.file ? -1 : a.file > b.file ? 1 : a.line - b.line || a.col - b.col));
+}
+
+function finish(parsed: { root: ConfNode; errors: ConfigError[]; files: string[] }): { config?: Config; errors: ConfigError[] } {
+  const loader = new Loader();
+  loader.errors.push(...parsed.errors);
+  const config = loader.build(parsed.root, parsed.files);
+  const errors = sortErrors(loader.errors);
+  return errors.length === 0 && config ? { config, errors } : { errors };
+}
+
+/** Loads and validates a config file with its includes: all errors at once; config only when there are none. */
+export function loadConfig(path: string): { config?: Config; errors: ConfigError[] } {
+  return finish(parseConfigFile(path));
+}
+
+/** As loadConfig, for text; includes and relative file names resolve against the directory of `file`. */
+export function loadConfigText(text: string, file = '<config>'): { config?: Config; errors: ConfigError[] } {
+  return finish(parseConfigText(text, file));
+}

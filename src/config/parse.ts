@@ -1,0 +1,728 @@
+/**
+ * The syntax layer of the config loader: swanctl.conf / strongswan.conf text → a tree of sections
+ * and keys, each with its file:line:col. No schema knowledge here; load.ts validates the tree.
+ *
+ * Syntax (as strongSwan's settings parser, libstrongswan/settings/settings_lexer.l):
+ *   name { ... }          sections, nested; "name" and "{" may be on consecutive lines
+ *   key = value           the value runs to the end of the line, a '#' or a '}' and is trimmed;
+ *                         double-quoted parts keep '#', '}' and blanks and may span lines, with the
+ *                         escapes \" \\ \n \r \t, and a backslash before a newline joins lines
+ *   # comment             to the end of the line (not inside quotes)
+ *   include PATTERN       other files, relative to the including file, '*' and '?' globs; their
+ *                         statements go into the section the include appears in
+ * Input limits: a file is at most 4 MiB, a line at most 64 KiB characters, the text must be UTF-8
+ * without NUL bytes or other control characters (tab, CR and LF aside); sections nest at most 64
+ * deep, includes at most 32. Every violation is a ConfigError with file:line:col — nothing throws.
+ */
+import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
+import { dirname, isAbsolute, join, resolve, sep as pathSep } from 'node:path';
+import type { SourceLocation } from './types.ts';
+
+export const MAX_FILE_BYTES = 4 * 1024 * 1024;
+export const MAX_LINE_CHARS = 64 * 1024;
+export const MAX_SECTION_DEPTH = 64;
+export const MAX_INCLUDE_DEPTH = 32;
+
+/** One problem in a config file, printed as "FILE:LINE:COL: message" (lines and columns from 1). */
+export class ConfigError {
+  file: string;
+  line: number;
+  col: number;
+  message: string;
+  constructor(file: string, line: number, col: number, message: string) {
+    this.file = file;
+    this.line = line;
+    this.col = col;
+    this.message = message;
+  }
+  static at(loc: SourceLocation, message: string): ConfigError {
+    return new ConfigError(loc.file, loc.line, loc.col, message);
+  }
+  toString(): string {
+    return `${this.file}:${this.line}:${this.col}: ${this.message}`;
+  }
+}
+
+export interface ConfNode {
+  kind: 'section';
+  name: string;
+  loc: SourceLocation;
+  children: (ConfNode | ConfKey)[];
+}
+
+export interface ConfKey {
+  kind: 'key';
+  name: string;
+  /** The value with quotes and escapes resolved, trimmed. */
+  value: string;
+  /** Where the key name starts. */
+  loc: SourceLocation;
+  /** Where the value starts (just after '=' and blanks when the value is empty). */
+  valueLoc: SourceLocation;
+  /**
+   * Only for values that do not map 1:1 onto one source line (quotes, escapes, continuation
+   * lines): triples [valueOffset, line, col], each starting a run of characters copied 1:1.
+   * Use valueLocAt() rather than reading this.
+   */
+  segments?: number[];
+}
+
+/** Source location of the character at `offset` in key.value (for errors about one list element). */
+export function valueLocAt(key: ConfKey, offset: number): SourceLocation {
+  const segs = key.segments;
+  if (!segs) return { file: key.valueLoc.file, line: key.valueLoc.line, col: key.valueLoc.col + offset };
+  let i = 0;
+  while (i + 3 < segs.length && segs[i + 3]! <= offset) i += 3;
+  return { file: key.valueLoc.file, line: segs[i + 1]!, col: segs[i + 2]! + (offset - segs[i]!) };
+}
+
+/** Reads a config file with the size/type checks; errors are located at `from` (the include), or file:1:1. */
+export function readConfigFile(
+  path: string,
+  from?: SourceLocation,
+): { text: string; error?: undefined } | { text?: undefined; error: ConfigError } {
+  const at = from ?? { file: path, line: 1, col: 1 };
+  const fail = (msg: string) => ({ error: ConfigError.at(at, msg) });
+  let st;
+  try {
+    st = statSync(path);
+  } catch (e) {
+    return fail(`cannot read '${path}': ${describeFsError(e)}`);
+  }
+  if (st.isDirectory()) return fail(`'${path}' is a directory, not a config file`);
+  if (!st.isFile()) return fail(`'${path}' is not a regular file`);
+  if (st.size > MAX_FILE_BYTES) return fail(`'${path}' is larger than 4 MiB (${st.size} bytes)`);
+  let buf: Buffer;
+  try {
+    buf = readFileSync(path);
+  } catch (e) {
+    return fail(`cannot read '${path}': ${describeFsError(e)}`);
+  }
+  if (buf.length > MAX_FILE_BYTES) return fail(`'${path}' is larger than 4 MiB (${buf.length} bytes)`);
+  const decoded = decodeUtf8(buf, path);
+  if (decoded.error) return { error: decoded.error };
+  return { text: decoded.text! };
+}
+
+function describeFsError(e: unknown): string {
+  const code = (e as { code?: string } | null)?.code;
+  switch (code) {
+    case 'ENOENT':
+      return 'no such file';
+    case 'EACCES':
+    case 'EPERM':
+      return 'permission denied';
+    case 'EISDIR':
+      return 'is a directory';
+    case 'ELOOP':
+      return 'too many symbolic links';
+    case 'ENOTDIR':
+      return 'a path component is not a directory';
+    default:
+      return code ?? 'unknown error';
+  }
+}
+
+/** Strict UTF-8 decode; the error points at the first invalid byte. */
+function decodeUtf8(buf: Buffer, file: string): { text?: string; error?: ConfigError } {
+  const nul = buf.indexOf(0);
+  const limit = nul === -1 ? buf.length : nul;
+  try {
+    const text = new TextDecoder('utf-8', { fatal: true, ignoreBOM: false }).decode(buf.subarray(0, limit));
+    if (nul !== -1) {
+      const { line, col } = lineColOf(text, text.length);
+      return { error: new ConfigError(file, line, col, 'NUL byte: this is binary data, not a config file') };
+    }
+    return { text };
+  } catch {
+    // find the first byte that breaks UTF-8 by decoding ever longer valid prefixes
+    let lo = 0;
+    let hi = limit;
+    const dec = new TextDecoder('utf-8', { fatal: true });
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      try {
+        dec.decode(buf.subarray(0, mid), { stream: true });
+        lo = mid;
+      } catch {
+        hi = mid - 1;
+      }
+    }
+    const prefix = new TextDecoder('utf-8').decode(buf.subarray(0, lo));
+    const { line, col } = lineColOf(prefix, prefix.length);
+    return { error: new ConfigError(file, line, col, 'invalid UTF-8: this is binary data, not a config file') };
+  }
+}
+
+function lineColOf(text: string, offset: number): { line: number; col: number } {
+  let line = 1;
+  let lineStart = 0;
+  for (let i = 0; i < offset; i++) {
+    if (text.charCodeAt(i) === 10) {
+      line++;
+      lineStart = i + 1;
+    }
+  }
+  return { line, col: offset - lineStart + 1 };
+}
+
+/** Checks for control characters and over-long lines; returns the first problem. */
+function checkText(text: string, file: string): ConfigError | undefined {
+  let line = 1;
+  let lineStart = 0;
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 0x20 || c === 0x7f) {
+      if (c === 10) {
+        if (i - lineStart > MAX_LINE_CHARS) {
+          return new ConfigError(file, line, MAX_LINE_CHARS + 1, `line is longer than ${MAX_LINE_CHARS} characters`);
+        }
+        line++;
+        lineStart = i + 1;
+        continue;
+      }
+      if (c === 9 || c === 13) continue;
+      const what = c === 0 ? 'NUL byte' : `control character 0x${c.toString(16).padStart(2, '0')}`;
+      return new ConfigError(file, line, i - lineStart + 1, `${what}: this is binary data, not a config file`);
+    }
+  }
+  if (n - lineStart > MAX_LINE_CHARS) {
+    return new ConfigError(file, line, MAX_LINE_CHARS + 1, `line is longer than ${MAX_LINE_CHARS} characters`);
+  }
+  return undefined;
+}
+
+/** Shared state while one file and its includes are parsed. */
+interface ParseContext {
+  errors: ConfigError[];
+  /** Files read so far (the main file first), as given/resolved, not canonicalised. */
+  files: string[];
+  /** Canonical paths of the files currently being parsed (the include chain). */
+  stack: string[];
+  /** Directories of those files as named (the base for their relative includes). */
+  dirs: string[];
+}
+
+class Abort extends Error {}
+
+function hasGlob(s: string): boolean {
+  return /[*?]/.test(s);
+}
+
+function globToRegExp(segment: string): RegExp {
+  let re = '^';
+  for (const ch of segment) {
+    if (ch === '*') re += '[^/]*';
+    else if (ch === '?') re += '[^/]';
+    else re += ch.replace(/[\\^$.|+()[\]{}]/g, '\\$&');
+  }
+  return new RegExp(`${re}$`);
+}
+
+/**
+ * Expands a '*'/'?' glob over absolute paths: sorted regular files, as glob(3) would list them;
+ * names starting with '.' only match a pattern segment that starts with '.'.
+ * Returns an error message when a directory on the way cannot be read for another reason than absence.
+ */
+function expandGlob(absPattern: string): { files: string[]; error?: string } {
+  const parts = absPattern.split(pathSep).filter((p, i) => p !== '' || i === 0);
+  let bases = [parts[0] === '' ? pathSep : parts[0]!];
+  for (let i = 1; i < parts.length; i++) {
+    const seg = parts[i]!;
+    const last = i === parts.length - 1;
+    const next: string[] = [];
+    if (!hasGlob(seg)) {
+      for (const b of bases) next.push(join(b, seg));
+    } else {
+      const re = globToRegExp(seg);
+      for (const b of bases) {
+        let names: string[];
+        try {
+          names = readdirSync(b);
+        } catch (e) {
+          const code = (e as { code?: string }).code;
+          if (code === 'ENOENT' || code === 'ENOTDIR') continue;
+          return { files: [], error: `cannot list '${b}': ${describeFsError(e)}` };
+        }
+        names.sort();
+        for (const name of names) {
+          if (name.startsWith('.') && !seg.startsWith('.')) continue;
+          if (re.test(name)) next.push(join(b, name));
+        }
+      }
+    }
+    bases = last
+      ? next
+      : next.filter((p) => {
+          try {
+            return statSync(p).isDirectory();
+          } catch {
+            return false;
+          }
+        });
+  }
+  const files = bases.filter((p) => {
+    try {
+      return statSync(p).isFile();
+    } catch {
+      return false;
+    }
+  });
+  return { files };
+}
+
+function canonical(path: string): string {
+  try {
+    return realpathSync(path);
+  } catch {
+    return resolve(path);
+  }
+}
+
+/** Printable, length-limited rendering of user text in messages. */
+export function show(s: string, max = 64): string {
+  const clean = s.replace(/[\x00-\x1f\x7f]/g, '?');
+  return clean.length > max ? `${clean.slice(0, max)}...` : clean;
+}
+
+const C_TAB = 9;
+const C_LF = 10;
+const C_CR = 13;
+const C_SPACE = 32;
+const C_QUOTE = 34;
+const C_HASH = 35;
+const C_EQ = 61;
+const C_BACKSLASH = 92;
+const C_SEMICOLON = 59;
+/** After a ';' in a value: blanks, a name and '=' (what a statement would look like). */
+const STATEMENT_AFTER_SEMICOLON = /[ \t]*[^#{}="\r\n\t ;]+[ \t]*=/y;
+const C_LBRACE = 123;
+const C_RBRACE = 125;
+
+/** Whether c may appear in a section or key name (strongSwan: [^#{}="\r\n\t ]). */
+function isNameChar(c: number): boolean {
+  return !(c === C_HASH || c === C_LBRACE || c === C_RBRACE || c === C_EQ || c === C_QUOTE || c === C_CR || c === C_LF || c === C_TAB || c === C_SPACE);
+}
+
+/** Recursive-descent parser over one file's text; included files get their own FileParser. */
+class FileParser {
+  readonly text: string;
+  readonly file: string;
+  readonly ctx: ParseContext;
+  readonly includeDepth: number;
+  pos = 0;
+  line = 1;
+  lineStart = 0;
+
+  constructor(text: string, file: string, ctx: ParseContext, includeDepth: number) {
+    this.text = text.charCodeAt(0) === 0xfeff ? text.slice(1) : text;
+    // keep columns of the first line right when a BOM was removed
+    this.file = file;
+    this.ctx = ctx;
+    this.includeDepth = includeDepth;
+  }
+
+  loc(): SourceLocation {
+    return { file: this.file, line: this.line, col: this.pos - this.lineStart + 1 };
+  }
+
+  err(loc: SourceLocation, message: string): void {
+    this.ctx.errors.push(ConfigError.at(loc, message));
+  }
+
+  peek(): number {
+    return this.pos < this.text.length ? this.text.charCodeAt(this.pos) : -1;
+  }
+
+  newline(): void {
+    // at a '\n'
+    this.pos++;
+    this.line++;
+    this.lineStart = this.pos;
+  }
+
+  skipBlanks(): void {
+    const t = this.text;
+    while (this.pos < t.length) {
+      const c = t.charCodeAt(this.pos);
+      if (c === C_SPACE || c === C_TAB || c === C_CR) this.pos++;
+      else break;
+    }
+  }
+
+  skipComment(): void {
+    const nl = this.text.indexOf('\n', this.pos);
+    this.pos = nl === -1 ? this.text.length : nl;
+  }
+
+  /** Skips to the end of the current line (not consuming the newline). */
+  skipLine(): void {
+    this.skipComment();
+  }
+
+  readName(): string {
+    const t = this.text;
+    const start = this.pos;
+    while (this.pos < t.length && isNameChar(t.charCodeAt(this.pos))) this.pos++;
+    return t.slice(start, this.pos);
+  }
+
+  /** Parses statements into `into` until EOF (closing = false) or the matching '}' (closing = true). */
+  statements(into: ConfNode, depth: number, closing: boolean): void {
+    for (;;) {
+      this.skipBlanks();
+      const c = this.peek();
+      if (c === -1) {
+        if (closing) this.err(into.loc, `section '${show(into.name)}' is not closed: '}' missing at end of file`);
+        return;
+      }
+      if (c === C_HASH) {
+        this.skipComment();
+        continue;
+      }
+      if (c === C_LF) {
+        this.newline();
+        continue;
+      }
+      if (c === C_RBRACE) {
+        if (closing) {
+          this.pos++;
+          return;
+        }
+        this.err(this.loc(), "unexpected '}' (no section is open)");
+        this.pos++;
+        continue;
+      }
+      if (c === C_LBRACE) {
+        const at = this.loc();
+        this.err(at, "section name missing before '{'");
+        this.pos++;
+        const sink: ConfNode = { kind: 'section', name: '', loc: at, children: [] };
+        this.section(sink, depth + 1);
+        continue;
+      }
+      if (c === C_EQ) {
+        this.err(this.loc(), "key name missing before '='");
+        this.pos++;
+        this.value(this.loc());
+        continue;
+      }
+      if (c === C_QUOTE) {
+        this.err(this.loc(), 'unexpected quoted string: quotes are only allowed in values');
+        this.skipLine();
+        continue;
+      }
+      const at = this.loc();
+      const name = this.readName();
+      if (name === 'include') {
+        const save = this.pos;
+        this.skipBlanks();
+        if (this.pos > save && this.peek() !== C_EQ) {
+          this.include(at, into, depth);
+          continue;
+        }
+        this.pos = save;
+      }
+      this.skipBlanks();
+      let d = this.peek();
+      if (d === C_LF || d === C_HASH) {
+        // strongSwan allows the '{' of a section on the next line
+        const save = { pos: this.pos, line: this.line, lineStart: this.lineStart };
+        if (d === C_HASH) this.skipComment();
+        if (this.peek() === C_LF) {
+          this.newline();
+          this.skipBlanks();
+          if (this.peek() === C_LBRACE) d = C_LBRACE;
+        }
+        if (d !== C_LBRACE) {
+          this.pos = save.pos;
+          this.line = save.line;
+          this.lineStart = save.lineStart;
+        }
+      }
+      if (d === C_LBRACE) {
+        this.pos++;
+        const node: ConfNode = { kind: 'section', name, loc: at, children: [] };
+        this.section(node, depth + 1);
+        into.children.push(node);
+      } else if (d === C_EQ) {
+        this.pos++;
+        const key = this.value(at);
+        key.name = name;
+        into.children.push(key);
+      } else {
+        this.err(at, `expected '=' or '{' after '${show(name)}'`);
+        if (d !== C_RBRACE) this.skipLine();
+      }
+    }
+  }
+
+  section(node: ConfNode, depth: number): void {
+    if (depth > MAX_SECTION_DEPTH) {
+      this.err(node.loc, `sections are nested more than ${MAX_SECTION_DEPTH} deep`);
+      throw new Abort();
+    }
+    this.statements(node, depth, true);
+  }
+
+  /** Parses a value after '=' up to newline, '#', '}' or EOF (not consumed); the key's name is left empty. */
+  value(keyLoc: SourceLocation): ConfKey {
+    const t = this.text;
+    this.skipBlanks();
+    const valueLoc = this.loc();
+    let out = '';
+    let committed = 0; // out.length up to the last non-blank or quoted character
+    let segments: number[] | undefined;
+    let segOff = 0;
+    let segLine = this.line;
+    let segCol = valueLoc.col;
+    // Appends source text that starts at the current position (line/col) and maps 1:1.
+    const mark = (): void => {
+      const col = this.pos - this.lineStart + 1;
+      if (segLine === this.line && segCol + (out.length - segOff) === col) return;
+      if (!segments) segments = out.length === segOff ? [] : [segOff, segLine, segCol];
+      else if (segments[segments.length - 3] === out.length) segments.length -= 3; // empty run
+      segOff = out.length;
+      segLine = this.line;
+      segCol = col;
+      segments.push(segOff, segLine, segCol);
+    };
+    for (;;) {
+      const c = this.peek();
+      if (c === -1 || c === C_LF || c === C_HASH || c === C_RBRACE) break;
+      if (c === C_CR) {
+        this.pos++;
+        continue;
+      }
+      if (c === C_QUOTE) {
+        const qloc = this.loc();
+        this.pos++;
+        if (!this.quoted((s) => {
+          out += s;
+        }, mark)) {
+          // the string ran to the end of the file: nothing after it can be parsed sensibly
+          this.err(qloc, 'unterminated quoted string');
+          throw new Abort();
+        }
+        committed = out.length;
+        continue;
+      }
+      // an unquoted run
+      mark();
+      const start = this.pos;
+      let lastNonBlank = -1;
+      let semicolon = false;
+      while (this.pos < t.length) {
+        const d = t.charCodeAt(this.pos);
+        if (d === C_LF || d === C_HASH || d === C_RBRACE || d === C_QUOTE || d === C_CR) break;
+        if (d === C_SEMICOLON) {
+          STATEMENT_AFTER_SEMICOLON.lastIndex = this.pos + 1;
+          if (STATEMENT_AFTER_SEMICOLON.test(t)) {
+            semicolon = true;
+            break;
+          }
+        }
+        if (d !== C_SPACE && d !== C_TAB) lastNonBlank = this.pos;
+        this.pos++;
+      }
+      out += t.slice(start, this.pos);
+      if (lastNonBlank !== -1) committed = out.length - (this.pos - lastNonBlank - 1);
+      if (semicolon) {
+        // "a = 1; b = 2" is not swanctl.conf syntax (the value would be "1; b = 2"): report it and
+        // go on with "b = 2" as a statement, so that later keys (often a secret) are not swallowed
+        this.err(this.loc(), "';' does not separate statements: put each 'key = value' on its own line");
+        this.pos++;
+        break;
+      }
+    }
+    if (committed < out.length) out = out.slice(0, committed);
+    const key: ConfKey = { kind: 'key', name: '', value: out, loc: keyLoc, valueLoc };
+    if (segments) key.segments = segments;
+    return key;
+  }
+
+  /**
+   * Reads a quoted string after the opening quote, passing decoded text to `emit`; `mark` is called
+   * before each run of characters that maps 1:1 to the source. False if the string is not terminated.
+   */
+  quoted(emit: (s: string) => void, mark: () => void): boolean {
+    const t = this.text;
+    for (;;) {
+      if (this.pos >= t.length) return false;
+      const c = t.charCodeAt(this.pos);
+      if (c === C_QUOTE) {
+        this.pos++;
+        return true;
+      }
+      if (c === C_CR) {
+        this.pos++;
+        continue;
+      }
+      if (c === C_LF) {
+        mark();
+        emit('\n');
+        this.newline();
+        continue;
+      }
+      if (c === C_BACKSLASH) {
+        mark();
+        const e = this.pos + 1 < t.length ? t.charCodeAt(this.pos + 1) : -1;
+        if (e === -1) return false;
+        if (e === C_LF || (e === C_CR && t.charCodeAt(this.pos + 2) === C_LF)) {
+          // line continuation: drop backslash and newline
+          this.pos += e === C_CR ? 2 : 1;
+          this.newline();
+          continue;
+        }
+        this.pos += 2;
+        emit(e === 0x6e ? '\n' : e === 0x72 ? '\r' : e === 0x74 ? '\t' : String.fromCharCode(e));
+        continue;
+      }
+      mark();
+      const start = this.pos;
+      while (this.pos < t.length) {
+        const d = t.charCodeAt(this.pos);
+        if (d === C_QUOTE || d === C_BACKSLASH || d === C_LF || d === C_CR) break;
+        this.pos++;
+      }
+      emit(t.slice(start, this.pos));
+    }
+  }
+
+  /** `include PATTERN` (the keyword is consumed, blanks skipped). */
+  include(at: SourceLocation, into: ConfNode, depth: number): void {
+    const t = this.text;
+    let pattern = '';
+    const c = this.peek();
+    if (c === C_QUOTE) {
+      const qloc = this.loc();
+      this.pos++;
+      if (!this.quoted((s) => {
+        pattern += s;
+      }, () => {})) {
+        this.err(qloc, 'unterminated quoted string');
+        throw new Abort();
+      }
+    } else {
+      while (this.pos < t.length) {
+        const d = t.charCodeAt(this.pos);
+        if (d === C_LF || d === C_CR || d === C_HASH || d === C_RBRACE || d === C_SPACE || d === C_TAB) break;
+        if (d === C_BACKSLASH && this.pos + 1 < t.length) {
+          const e = t.charCodeAt(this.pos + 1);
+          if (e === C_QUOTE || e === C_HASH || e === C_RBRACE || e === C_SPACE) {
+            pattern += String.fromCharCode(e);
+            this.pos += 2;
+            continue;
+          }
+        }
+        pattern += t[this.pos];
+        this.pos++;
+      }
+    }
+    this.skipBlanks();
+    const rest = this.peek();
+    if (rest !== -1 && rest !== C_LF && rest !== C_HASH && rest !== C_RBRACE) {
+      this.err(this.loc(), 'unexpected text after the include pattern (quote a pattern that contains blanks)');
+      this.skipLine();
+      return;
+    }
+    if (pattern === '') {
+      this.err(at, 'include needs a file name or pattern');
+      return;
+    }
+    includeInto(pattern, at, into, this.ctx, depth, this.includeDepth + 1);
+  }
+}
+
+/** Resolves an include pattern relative to the including file and parses the files into `into`. */
+function includeInto(
+  pattern: string,
+  at: SourceLocation,
+  into: ConfNode,
+  ctx: ParseContext,
+  sectionDepth: number,
+  includeDepth: number,
+): void {
+  if (includeDepth > MAX_INCLUDE_DEPTH) {
+    ctx.errors.push(ConfigError.at(at, `includes are nested more than ${MAX_INCLUDE_DEPTH} deep`));
+    return;
+  }
+  const base = ctx.dirs.length > 0 ? ctx.dirs[ctx.dirs.length - 1]! : process.cwd();
+  const abs = isAbsolute(pattern) ? pattern : join(base, pattern);
+  let paths: string[];
+  if (hasGlob(pattern)) {
+    const g = expandGlob(abs);
+    if (g.error) ctx.errors.push(ConfigError.at(at, `include '${show(pattern)}': ${g.error}`));
+    paths = g.files;
+  } else {
+    paths = [abs];
+  }
+  for (const path of paths) {
+    const real = canonical(path);
+    const loopAt = ctx.stack.indexOf(real);
+    if (loopAt !== -1) {
+      const chain = [...ctx.stack.slice(loopAt), real].join(' -> ');
+      ctx.errors.push(ConfigError.at(at, `include loop: ${chain}`));
+      continue;
+    }
+    const r = readConfigFile(path, at);
+    if (r.error) {
+      ctx.errors.push(r.error);
+      continue;
+    }
+    parseFileText(r.text, path, real, into, ctx, sectionDepth, includeDepth);
+  }
+}
+
+function parseFileText(
+  text: string,
+  file: string,
+  real: string,
+  into: ConfNode,
+  ctx: ParseContext,
+  sectionDepth: number,
+  includeDepth: number,
+): void {
+  ctx.files.push(file);
+  const bad = checkText(text, file);
+  if (bad) {
+    ctx.errors.push(bad);
+    return;
+  }
+  ctx.stack.push(real);
+  ctx.dirs.push(dirname(resolve(file)));
+  try {
+    new FileParser(text, file, ctx, includeDepth).statements(into, sectionDepth, false);
+  } catch (e) {
+    if (!(e instanceof Abort)) throw e;
+  } finally {
+    ctx.stack.pop();
+    ctx.dirs.pop();
+  }
+}
+
+/**
+ * Parses config text into a tree. `file` names the text in locations, and relative includes resolve
+ * against its directory (the current directory for a bare name such as "<config>"). Included files
+ * are read from disk and their statements spliced in where the include stands.
+ */
+export function parseConfigText(text: string, file: string): { root: ConfNode; errors: ConfigError[]; files: string[] } {
+  const ctx: ParseContext = { errors: [], files: [], stack: [], dirs: [] };
+  const root: ConfNode = { kind: 'section', name: '', loc: { file, line: 1, col: 1 }, children: [] };
+  if (Buffer.byteLength(text, 'utf8') > MAX_FILE_BYTES) {
+    ctx.errors.push(new ConfigError(file, 1, 1, 'config text is larger than 4 MiB'));
+    return { root, errors: ctx.errors, files: [file] };
+  }
+  parseFileText(text, file, canonical(file), root, ctx, 0, 0);
+  return { root, errors: ctx.errors, files: ctx.files };
+}
+
+/** Reads and parses a config file and its includes. */
+export function parseConfigFile(path: string): { root: ConfNode; errors: ConfigError[]; files: string[] } {
+  const r = readConfigFile(path);
+  if (r.error) {
+    return { root: { kind: 'section', name: '', loc: { file: path, line: 1, col: 1 }, children: [] }, errors: [r.error], files: [path] };
+  }
+  return parseConfigText(r.text, path);
+}
