@@ -211,7 +211,8 @@ export class MemoryDataplane implements Dataplane {
     this.liveSpis.set(child.inbound.spi, child.childId);
     this.log({ op: 'install', childId: child.childId, spi: child.inbound.spi });
     if (child.replaces !== undefined) {
-      this.drop(child.replaces);
+      // Make-before-break: the new outbound SA takes over now; the old child's inbound SA keeps
+      // accepting until the engine removes the old child (after the peer's or our DELETE).
       this.log({ op: 'replace', childId: child.childId, replaced: child.replaces });
     }
     return { ...result };

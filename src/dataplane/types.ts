@@ -66,7 +66,11 @@ export interface ChildInstall {
   vppInterface?: string;
   vppTable: number;
   vppRoutes: boolean;
-  /** When set, this CHILD_SA replaces (rekeys) the given child: make-before-break. */
+  /**
+   * When set, this CHILD_SA replaces (rekeys) the given child, make-before-break: the new inbound SA
+   * accepts at once, the outbound direction switches to the new SA in one step, and the old child's
+   * inbound SA keeps accepting until the engine calls remove(old) once the old CHILD_SA is deleted.
+   */
   replaces?: number;
 }
 

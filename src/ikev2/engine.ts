@@ -867,14 +867,23 @@ export class Engine {
     let tsi: Sel[] = [];
     let tsr: Sel[] = [];
     const candidates = rekey ? [rekey.cfg] : conn.children;
+    // Like strongSwan's child config selection: a config that takes the proposed selectors as they
+    // are beats one that narrows them; among those the most specific config wins.
+    let best = -1n;
     for (const c of candidates) {
-      const r = narrow(tsrP, this.tsAllowed(c, 'local', sa));
-      const i = narrow(tsiP, this.tsAllowed(c, 'remote', sa));
-      if (r.length && i.length) {
+      const allowedL = this.tsAllowed(c, 'local', sa);
+      const allowedR = this.tsAllowed(c, 'remote', sa);
+      const r = narrow(tsrP, allowedL);
+      const i = narrow(tsiP, allowedR);
+      if (!r.length || !i.length) continue;
+      const exact = isSubset(tsrP, r) && isSubset(tsiP, i);
+      const size = [...allowedL, ...allowedR].reduce((n, s) => n + (s.end - s.start + 1n), 0n);
+      const score = (exact ? 1n << 200n : 0n) + ((1n << 199n) - size);
+      if (score > best) {
+        best = score;
         cfg = c;
         tsi = i;
         tsr = r;
-        break;
       }
     }
     if (!cfg) {

@@ -118,7 +118,16 @@ interface InFlight {
 
 /** The in-memory network: every packet sent by any node is queued here until delivered. */
 export class Wire {
-  readonly sched = new FakeScheduler(1_000_000);
+  /** One clock per engine (each engine owns its scheduler's handler), all moved together. */
+  private readonly clocks: FakeScheduler[] = [];
+  private t = 1_000_000;
+  readonly sched = {
+    now: (): number => this.t,
+    advance: (ms: number): void => {
+      this.t += ms;
+      for (const c of this.clocks) c.advance(this.t - c.now());
+    },
+  };
   readonly nodes = new Map<string, Node>();
   queue: InFlight[] = [];
   /** Returns what to do with a packet: deliver, drop or duplicate. */
@@ -130,8 +139,10 @@ export class Wire {
   add(addr: string, cfg: Config, o: { limit?: number } = {}): Node {
     const dp = new MemoryDataplane();
     const events: EngineEvent[] = [];
+    const clock = new FakeScheduler(this.t);
+    this.clocks.push(clock);
     const engine = new Engine({
-      scheduler: this.sched,
+      scheduler: clock,
       random: seededRandom(this.seed++),
       send: (p) => this.send(p),
       dataplane: dp,

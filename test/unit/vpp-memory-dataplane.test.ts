@@ -97,11 +97,13 @@ test('rejects what VPP cannot run: GCM with a 12-byte ICV, wrong key length, dup
   assert.ok(dp.features().encr.has('20:256'));
 });
 
-test('replaces: new child installed, old one gone, same p2p interface', async () => {
+test('replaces: make-before-break, the old child stays until removed, same p2p interface', async () => {
   const dp = new MemoryDataplane();
   const r1 = await dp.install(child(1, 0x1000, 0x2000));
   const r2 = await dp.install(child(2, 0x1001, 0x2001, { replaces: 1 }));
   assert.equal(r2.interface, r1.interface);
+  assert.deepEqual([...dp.installed.keys()], [1, 2]);
+  await dp.remove(1);
   assert.deepEqual([...dp.installed.keys()], [2]);
 });
 
