@@ -22,6 +22,7 @@
  */
 import { Reader, Writer } from '../../common/bytes.ts';
 import { HeaderFlag } from '../constants.ts';
+import { take } from './payloads.ts';
 import type { IkeHeader } from './types.ts';
 
 export const IKE_HEADER_LEN = 28;
@@ -43,8 +44,8 @@ export function decodeHeader(buf: Buffer): IkeHeader {
   const r = new Reader(buf, 0, buf.length);
   r.need(IKE_HEADER_LEN, 'IKE header');
   return {
-    spiI: r.bytes(SPI_LEN, "initiator's SPI"),
-    spiR: r.bytes(SPI_LEN, "responder's SPI"),
+    spiI: take(r, SPI_LEN),
+    spiR: take(r, SPI_LEN),
     nextPayload: r.u8(),
     version: r.u8(),
     exchange: r.u8(),

@@ -39,7 +39,9 @@ function decodeChain(buf: Buffer, firstType: number, start: number, end: number,
     const at = r.pos;
     if (at === end) throw new ParseError(`message ends where payload ${payloadName(type)} should start`, at);
     if (++count > Limits.MAX_PAYLOADS) throw new ParseError(`more than ${Limits.MAX_PAYLOADS} payloads`, at);
-    r.need(GENERIC_HEADER_LEN, `${payloadName(type)} payload header`);
+    if (end - at < GENERIC_HEADER_LEN) {
+      throw new ParseError(`truncated ${payloadName(type)} payload header: ${end - at} bytes left`, at);
+    }
     const next = r.u8();
     const critical = (r.u8() & CRITICAL_BIT) !== 0;
     const len = r.u16();

@@ -52,6 +52,27 @@ function fail(message: string, offset: number): never {
   throw new ParseError(message, offset);
 }
 
+/** Shared zero-length value for empty fields (it has no bytes that could be changed). */
+export const EMPTY = Buffer.alloc(0);
+
+/**
+ * A copy of the next n bytes of `r` (decoded values never pin the receive buffer). One pooled
+ * allocation and a native copy: cheaper than Reader.bytes, which also creates a view first.
+ */
+export function take(r: Reader, n: number, what = 'bytes'): Buffer {
+  r.need(n, what);
+  if (n === 0) return EMPTY;
+  const out = Buffer.allocUnsafe(n);
+  r.buf.copy(out, 0, r.pos, r.pos + n);
+  r.pos += n;
+  return out;
+}
+
+/** The rest of the reader's window, copied. */
+function rest(r: Reader): Buffer {
+  return take(r, r.remaining);
+}
+
 // ---------------------------------------------------------------------------------------------
 // SA (§3.3): Proposal substructures, each with Transform substructures and their attributes.
 //
@@ -94,7 +115,7 @@ function decodeAttributes(r: Reader): TransformAttribute[] {
       if (type === TransformAttr.KEY_LENGTH) fail('Key Length attribute must use the TV format', at);
       const len = r.u16('TLV attribute length');
       if (len > r.remaining) fail(`TLV attribute length ${len} exceeds its transform (${r.remaining} left)`, at + 2);
-      attributes.push({ type, value: r.bytes(len, 'TLV attribute value') });
+      attributes.push({ type, value: take(r, len, 'TLV attribute value') });
     }
   }
   return attributes;
@@ -140,7 +161,7 @@ function decodeProposal(r: Reader, prevNum: number): { proposal: Proposal; more:
   const spiSize = pr.u8();
   if (!proposalSpiSizeOk(protocol, spiSize)) fail(`SPI size ${spiSize} invalid for protocol ${protocol}`, at + 6);
   const count = pr.u8();
-  const spi = pr.bytes(spiSize, 'proposal SPI');
+  const spi = take(pr, spiSize, 'proposal SPI');
   const transforms: Transform[] = [];
   for (let i = 0; i < count; i++) {
     if (pr.remaining === 0) fail(`proposal declares ${count} transforms, contains ${i}`, pr.pos);
@@ -225,7 +246,7 @@ function decodeKe(r: Reader, critical: boolean): KePayload {
   if (group === 0) fail('KE payload with group 0', at);
   r.skip(2);
   if (r.remaining === 0) fail('KE payload without key exchange data', r.pos);
-  return { type: PayloadType.KE, critical, group, data: r.bytes(r.remaining) };
+  return { type: PayloadType.KE, critical, group, data: rest(r) };
 }
 
 function encodeKe(p: KePayload, w: Writer): void {
@@ -243,24 +264,24 @@ function decodeId(r: Reader, type: typeof PayloadType.IDi | typeof PayloadType.I
   r.need(4, 'ID header');
   const idType = r.u8();
   r.skip(3);
-  return { type, critical, idType, data: r.bytes(r.remaining) };
+  return { type, critical, idType, data: rest(r) };
 }
 
 function decodeCert(r: Reader, critical: boolean): CertPayload {
   const encoding = r.u8('certificate encoding');
-  return { type: PayloadType.CERT, critical, encoding, data: r.bytes(r.remaining) };
+  return { type: PayloadType.CERT, critical, encoding, data: rest(r) };
 }
 
 function decodeCertReq(r: Reader, critical: boolean): CertReqPayload {
   const encoding = r.u8('certificate encoding');
-  return { type: PayloadType.CERTREQ, critical, encoding, data: r.bytes(r.remaining) };
+  return { type: PayloadType.CERTREQ, critical, encoding, data: rest(r) };
 }
 
 function decodeAuth(r: Reader, critical: boolean): AuthPayload {
   r.need(4, 'AUTH header');
   const method = r.u8();
   r.skip(3);
-  return { type: PayloadType.AUTH, critical, method, data: r.bytes(r.remaining) };
+  return { type: PayloadType.AUTH, critical, method, data: rest(r) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -273,7 +294,7 @@ function decodeNonce(r: Reader, critical: boolean): NoncePayload {
   if (n < Limits.NONCE_MIN || n > Limits.NONCE_MAX) {
     fail(`nonce length ${n} outside ${Limits.NONCE_MIN}..${Limits.NONCE_MAX}`, r.pos);
   }
-  return { type: PayloadType.NONCE, critical, data: r.bytes(n) };
+  return { type: PayloadType.NONCE, critical, data: take(r, n) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -313,11 +334,11 @@ function decodeNotify(r: Reader, critical: boolean): NotifyPayload {
   if (spiSize !== 0 && !((protocol === ProtocolId.AH || protocol === ProtocolId.ESP) && spiSize === 4)) {
     fail(`notify SPI size ${spiSize} invalid for protocol ${protocol}`, at + 1);
   }
-  const spi = r.bytes(spiSize, 'notify SPI');
+  const spi = take(r, spiSize, 'notify SPI');
   if (!notifyDataLengthOk(notifyType, r.remaining)) {
     fail(`notify type ${notifyType}: invalid data length ${r.remaining}`, r.pos);
   }
-  return { type: PayloadType.NOTIFY, critical, protocol, spi, notifyType, data: r.bytes(r.remaining) };
+  return { type: PayloadType.NOTIFY, critical, protocol, spi, notifyType, data: rest(r) };
 }
 
 function encodeNotify(p: NotifyPayload, w: Writer): void {
@@ -347,7 +368,7 @@ function decodeDelete(r: Reader, critical: boolean): DeletePayload {
     fail(`delete: ${count} SPIs of ${spiSize} bytes but ${r.remaining} bytes of data`, at + 2);
   }
   const spis: Buffer[] = [];
-  for (let i = 0; i < count; i++) spis.push(r.bytes(spiSize));
+  for (let i = 0; i < count; i++) spis.push(take(r, spiSize));
   return { type: PayloadType.DELETE, critical, protocol, spiSize, spis };
 }
 
@@ -382,12 +403,12 @@ function decodeTrafficSelector(r: Reader): TrafficSelector {
   let addrLen: number;
   if (tsType === TsType.TS_IPV4_ADDR_RANGE) addrLen = 4;
   else if (tsType === TsType.TS_IPV6_ADDR_RANGE) addrLen = 16;
-  else return { tsType, ipProto, startPort: 0, endPort: 0, start: r.bytes(len - TS_HEADER_LEN), end: Buffer.alloc(0) };
+  else return { tsType, ipProto, startPort: 0, endPort: 0, start: take(r, len - TS_HEADER_LEN), end: EMPTY };
   const expected = addrLen === 4 ? TS_IPV4_LEN : TS_IPV6_LEN;
   if (len !== expected) fail(`selector length ${len} for TS type ${tsType}, expected ${expected}`, at + 2);
   const startPort = r.u16();
   const endPort = r.u16();
-  return { tsType, ipProto, startPort, endPort, start: r.bytes(addrLen), end: r.bytes(addrLen) };
+  return { tsType, ipProto, startPort, endPort, start: take(r, addrLen), end: take(r, addrLen) };
 }
 
 function decodeTs(r: Reader, type: typeof PayloadType.TSi | typeof PayloadType.TSr, critical: boolean): TsPayload {
@@ -430,7 +451,7 @@ function encodeTs(p: TsPayload, w: Writer): void {
 // ---------------------------------------------------------------------------------------------
 
 function decodeSk(r: Reader, critical: boolean, innerType: number, offset: number): SkPayload {
-  return { type: PayloadType.SK, critical, innerType, body: r.bytes(r.remaining), offset };
+  return { type: PayloadType.SK, critical, innerType, body: rest(r), offset };
 }
 
 function decodeSkf(r: Reader, critical: boolean, innerType: number, offset: number): SkfPayload {
@@ -446,7 +467,7 @@ function decodeSkf(r: Reader, critical: boolean, innerType: number, offset: numb
     innerType,
     fragmentNumber,
     totalFragments,
-    body: r.bytes(r.remaining),
+    body: rest(r),
     offset,
   };
 }
@@ -467,7 +488,7 @@ function decodeCp(r: Reader, critical: boolean): CpPayload {
     const type = r.u16() & 0x7fff;
     const len = r.u16();
     if (len > r.remaining) fail(`configuration attribute length ${len} exceeds the CP payload`, at + 2);
-    attributes.push({ type, value: r.bytes(len) });
+    attributes.push({ type, value: take(r, len) });
   }
   return { type: PayloadType.CP, critical, cfgType, attributes };
 }
@@ -484,7 +505,7 @@ function decodeEap(r: Reader, critical: boolean): EapPayload {
   if (r.remaining < 4) fail(`EAP message of ${r.remaining} bytes (minimum 4)`, at);
   const eapLen = r.buf.readUInt16BE(at + 2);
   if (eapLen !== r.remaining) fail(`EAP length ${eapLen} but payload carries ${r.remaining} bytes`, at + 2);
-  return { type: PayloadType.EAP, critical, data: r.bytes(r.remaining) };
+  return { type: PayloadType.EAP, critical, data: rest(r) };
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -534,7 +555,7 @@ export function decodePayloadBody(
       p = decodeDelete(r, critical);
       break;
     case PayloadType.VENDOR:
-      p = { type: PayloadType.VENDOR, critical, data: r.bytes(r.remaining) } satisfies VendorPayload;
+      p = { type: PayloadType.VENDOR, critical, data: rest(r) } satisfies VendorPayload;
       break;
     case PayloadType.TSi:
     case PayloadType.TSr:
