@@ -55,6 +55,12 @@ const INT_MAX: Record<IntBase, number> = { u8: 255, i8: 127, u16: 65535, i16: 32
 
 type Obj = Record<string, unknown>;
 
+/** Header fields the caller supplies separately from the message body. */
+export interface MessageHeader {
+  client_index?: number;
+  context?: number;
+}
+
 /** A compiled message: its plan and name, ready to encode and decode. */
 export interface CompiledMessage {
   readonly def: VppMessageDef;
@@ -189,13 +195,13 @@ export class VppCodec {
   /**
    * Encodes `value` as message `name` with `_vl_msg_id` = msgId. `headerRoom` zero bytes are left
    * in front of the payload (for the 16-byte socket header), so no copy is needed to frame it.
+   * `header` supplies client_index/context without copying the value object.
    */
-  encode(name: string, msgId: number, value: Obj, headerRoom = 0): Buffer {
+  encode(name: string, msgId: number, value: Obj, headerRoom = 0, header?: MessageHeader): Buffer {
     const m = this.message(name);
     const size = m.fixedSize >= 0 ? m.fixedSize : this.sizeOf(m.plan, value, name);
     const buf = Buffer.alloc(headerRoom + size);
-    const v: Obj = { ...value, _vl_msg_id: msgId };
-    const end = this.write(m.plan, v, buf, headerRoom, name);
+    const end = this.writeStruct(m.plan, value, buf, headerRoom, msgId, header);
     if (end !== headerRoom + size) throw new VppCodecError(`internal: ${name} wrote ${end - headerRoom} of ${size} bytes`);
     return buf;
   }
@@ -332,23 +338,8 @@ export class VppCodec {
         for (let i = 0; i < arr.length; i++) p = this.write(node.el, arr[i], buf, p, path);
         return p;
       }
-      case 'struct': {
-        const o = value === undefined ? {} : asObj(value, path);
-        let p = at;
-        for (const f of node.fields) {
-          let v = o[f.name];
-          if (f.countOf !== undefined) {
-            const arr = o[f.countOf];
-            const n = arr === undefined ? 0 : Buffer.isBuffer(arr) || arr instanceof Uint8Array ? arr.length : asArray(arr, f.path).length;
-            if (v !== undefined && v !== n) {
-              throw new VppCodecError(`${path}.${f.name} is ${String(v)} but ${f.countOf} has ${n} elements`);
-            }
-            v = n;
-          } else if (v === undefined) v = f.dflt;
-          p = this.write(f.node, v, buf, p, f.path);
-        }
-        return p;
-      }
+      case 'struct':
+        return this.writeStruct(node, value === undefined ? {} : asObj(value, path), buf, at, -1, undefined);
       case 'union': {
         if (value !== undefined) {
           const o = asObj(value, path);
@@ -358,6 +349,36 @@ export class VppCodec {
         return at + node.size;
       }
     }
+  }
+
+  private writeStruct(
+    node: Extract<Node, { k: 'struct' }>,
+    o: Obj,
+    buf: Buffer,
+    at: number,
+    msgId: number,
+    header: MessageHeader | undefined,
+  ): number {
+    let p = at;
+    for (const f of node.fields) {
+      let v = o[f.name];
+      if (f.countOf !== undefined) {
+        const arr = o[f.countOf];
+        const n = arr === undefined ? 0 : arr instanceof Uint8Array ? arr.length : asArray(arr, f.path).length;
+        if (v !== undefined && v !== n) throw new VppCodecError(`${f.path} is ${String(v)} but ${f.countOf} has ${n} elements`);
+        v = n;
+      } else if (msgId >= 0 && f.name === '_vl_msg_id') {
+        v = msgId;
+      } else if (header !== undefined && f.name === 'client_index' && header.client_index !== undefined) {
+        v = header.client_index;
+      } else if (header !== undefined && f.name === 'context' && header.context !== undefined) {
+        v = header.context;
+      } else if (v === undefined) {
+        v = f.dflt;
+      }
+      p = this.write(f.node, v, buf, p, f.path);
+    }
+    return p;
   }
 
   // ------------------------------------------------------------ decode
@@ -370,11 +391,12 @@ export class VppCodec {
 
   /**
    * Decodes payload[start, end) as message `name`. The result has every field except `_vl_msg_id`.
-   * Throws VppCodecError when the bytes are truncated or when bytes are left over.
+   * Throws VppCodecError when the bytes are truncated or, unless `allowTrailing` (VPP itself
+   * ignores bytes after a message), when bytes are left over.
    */
-  decode<T = Obj>(name: string, payload: Buffer, start = 0, end = payload.length): T {
+  decode<T = Obj>(name: string, payload: Buffer, start = 0, end = payload.length, allowTrailing = false): T {
     const m = this.message(name);
-    if (m.fixedSize >= 0 && end - start !== m.fixedSize) {
+    if (m.fixedSize >= 0 && (end - start < m.fixedSize || (!allowTrailing && end - start > m.fixedSize))) {
       throw new VppCodecError(
         `${name}: ${end - start < m.fixedSize ? 'truncated' : 'trailing bytes'}: ${end - start} bytes, expected ${m.fixedSize}`,
         start,
@@ -382,7 +404,7 @@ export class VppCodec {
     }
     const cur = { pos: start };
     const o = this.read(m.plan, payload, cur, end, name) as Obj;
-    if (cur.pos !== end) throw new VppCodecError(`${name}: ${end - cur.pos} trailing bytes`, cur.pos);
+    if (cur.pos !== end && !allowTrailing) throw new VppCodecError(`${name}: ${end - cur.pos} trailing bytes`, cur.pos);
     delete o._vl_msg_id;
     return o as T;
   }
