@@ -42,6 +42,8 @@ interface DirectionKeys {
   encKey: KeyObject;
   /** AEAD salt (4 bytes); empty for CBC. */
   salt: Buffer;
+  /** AEAD nonce scratch: salt | IV, the IV part rewritten per message (node copies it). */
+  nonce: Buffer;
   /** HMAC key for CBC transforms; null for AEAD. */
   integKey: KeyObject | null;
 }
@@ -120,9 +122,13 @@ export class IkeCipher {
       if (!encr.aead && skA.length !== integ!.keyLen) {
         throw new CryptoError(`${which}: SK_a is ${skA.length} bytes, ${integ!.name} needs ${integ!.keyLen}`);
       }
+      const salt = Buffer.from(skE.subarray(encr.keyLen));
+      const nonce = Buffer.alloc(salt.length + encr.ivLen);
+      salt.copy(nonce, 0);
       return {
         encKey: createSecretKey(skE.subarray(0, encr.keyLen)),
-        salt: Buffer.from(skE.subarray(encr.keyLen)),
+        salt,
+        nonce,
         integKey: encr.aead ? null : createSecretKey(skA),
       };
     };
@@ -255,7 +261,12 @@ export class IkeCipher {
 
     const keys = this.out;
     if (encr.aead) {
-      aeadEncrypt(encr, keys.encKey, keys.salt, iv, buf.subarray(0, aadEnd), inner).copy(buf, encStart);
+      iv.copy(keys.nonce, keys.salt.length);
+      const c = createCipheriv(encr.cipher as CipherGCMTypes, keys.encKey, keys.nonce, { authTagLength: this.icvLen });
+      c.setAAD(buf.subarray(0, aadEnd));
+      c.update(inner).copy(buf, encStart);
+      c.final();
+      c.getAuthTag().copy(buf, icvStart);
     } else {
       const c = createCipheriv(encr.cipher, keys.encKey, iv);
       c.setAutoPadding(false);
@@ -286,7 +297,16 @@ export class IkeCipher {
     const keys = this.in;
     let inner: Buffer;
     if (encr.aead) {
-      inner = aeadDecrypt(encr, keys.encKey, keys.salt, iv, message.subarray(0, bodyStart), message.subarray(encStart, bodyEnd));
+      iv.copy(keys.nonce, keys.salt.length);
+      const d = createDecipheriv(encr.cipher as CipherGCMTypes, keys.encKey, keys.nonce, { authTagLength: this.icvLen });
+      d.setAAD(message.subarray(0, bodyStart));
+      d.setAuthTag(message.subarray(icvStart, bodyEnd));
+      inner = d.update(message.subarray(encStart, icvStart));
+      try {
+        d.final();
+      } catch {
+        throw new IntegrityError(`${encr.name}: authentication tag mismatch`);
+      }
     } else {
       const mac = createHmac(this.suite.integ!.hash, keys.integKey!).update(message.subarray(0, icvStart)).digest();
       if (!timingSafeEqual(mac.subarray(0, this.icvLen), message.subarray(icvStart, bodyEnd))) {
