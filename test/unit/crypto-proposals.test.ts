@@ -215,6 +215,9 @@ test('IKE selection: no match, wrong protocol, key length and attribute handling
   assert.equal(selectIkeProposal(ours, offer('aes192-sha256-x25519, aes256gcm16-prfsha256-ecp384', 'ike')), undefined);
   assert.equal(selectIkeProposal(ours, offer('aes128-sha256', 'esp')), undefined);
   assert.equal(selectIkeProposal(ours, []), undefined);
+  // SPI: none in IKE_SA_INIT, 8 bytes in a rekey, nothing else.
+  assert.ok(selectIkeProposal(ours, offer('aes128-sha256-x25519', 'ike', Buffer.alloc(8, 1))));
+  assert.equal(selectIkeProposal(ours, offer('aes128-sha256-x25519', 'ike', Buffer.alloc(4, 1))), undefined);
 
   const tr = (type: number, id: number, attributes: Transform['attributes'] = []): Transform => ({ type, id, attributes });
   const base = [tr(TransformType.PRF, PrfId.HMAC_SHA2_256), tr(TransformType.INTEG, IntegId.HMAC_SHA2_256_128), tr(TransformType.KE, KeId.CURVE25519)];

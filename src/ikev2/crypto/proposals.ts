@@ -363,7 +363,8 @@ function pickEncrInteg(
 }
 
 function matchIke(spec: ProposalSpec, p: Proposal, opts: SelectOptions | undefined): IkeSuite | undefined {
-  if (spec.protocol !== 'ike' || p.protocol !== ProtocolId.IKE) return undefined;
+  // IKE proposals carry no SPI in IKE_SA_INIT and an 8-byte SPI in an IKE SA rekey.
+  if (spec.protocol !== 'ike' || p.protocol !== ProtocolId.IKE || (p.spi.length !== 0 && p.spi.length !== 8)) return undefined;
   const offer = readOffer(p);
   if (!offer) return undefined;
   const ei = pickEncrInteg(spec, offer, () => true);
