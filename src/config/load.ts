@@ -94,8 +94,28 @@ function suggest(name: string, known: readonly string[]): string {
 
 function deepFreeze<T>(o: T): T {
   if (o === null || typeof o !== 'object' || Buffer.isBuffer(o) || Object.isFrozen(o)) return o;
-  for (const v of Object.values(o as object)) deepFreeze(v);
+  for (const k in o) deepFreeze(o[k]);
   return Object.freeze(o);
+}
+
+/** Freezes a connection and everything in it (proposal lists are frozen when cached). */
+function freezeConnection(c: ConnectionConfig): void {
+  Object.freeze(c.localAddrs);
+  Object.freeze(c.remoteAddrs);
+  for (const a of [c.local, c.remote]) {
+    Object.freeze(a.certs);
+    Object.freeze(a.cacerts);
+    Object.freeze(a);
+  }
+  for (const ch of c.children) {
+    Object.freeze(ch.localTs);
+    Object.freeze(ch.remoteTs);
+    Object.freeze(ch.loc);
+    Object.freeze(ch);
+  }
+  Object.freeze(c.children);
+  Object.freeze(c.loc);
+  Object.freeze(c);
 }
 
 /** Whether a stat'ed path is a readable regular file; the reason otherwise. */
@@ -184,14 +204,13 @@ class Loader {
   // ---- merging -------------------------------------------------------------------------------
 
   merge(node: ConfNode, into: MSec): void {
-    const inBlock = new Map<string, ConfKey>();
     for (const child of node.children) {
       if (child.kind === 'key') {
-        const prev = inBlock.get(child.name);
-        if (prev && prev.loc.file === child.loc.file) {
+        const prev = into.keys.get(child.name);
+        // set before in this same block (not in an earlier block of a repeated section, which it overrides)
+        if (prev && prev.loc.file === child.loc.file && node.children.includes(prev)) {
           this.err(child.loc, `duplicate key '${show(child.name)}' (already set at line ${prev.loc.line})`);
         }
-        inBlock.set(child.name, child);
         if (into.secs.has(child.name)) {
           this.err(child.loc, `'${show(child.name)}' is already a section here; it cannot also be a key`);
           continue;
@@ -791,7 +810,19 @@ class Loader {
     }
     this.checkPskSecrets(pskChecks, secrets, secretIds);
     if (this.errors.length > 0) return undefined;
-    return deepFreeze({ daemon, vpp, connections, secrets, files: [...files] });
+    for (const c of connections) freezeConnection(c);
+    for (const s of secrets) {
+      Object.freeze(s.ids);
+      Object.freeze(s.loc);
+      Object.freeze(s); // secretBytes stays a (mutable) Buffer: typed arrays cannot be frozen
+    }
+    return Object.freeze({
+      daemon: deepFreeze(daemon),
+      vpp: Object.freeze(vpp),
+      connections: Object.freeze(connections),
+      secrets: Object.freeze(secrets),
+      files: Object.freeze([...files]),
+    }) as Config;
   }
 
   /** Every PSK connection needs an ike secret whose ids match its local or remote id (or one with no ids). */

@@ -67,6 +67,42 @@ export interface ConfKey {
   segments?: number[];
 }
 
+/**
+ * The parser's ConfKey: positions kept as numbers, location objects made on access (a config with
+ * 10,000 connections has hundreds of thousands of keys).
+ */
+class KeyNode implements ConfKey {
+  readonly kind = 'key' as const;
+  name: string;
+  value: string;
+  readonly file: string;
+  readonly line: number;
+  readonly col: number;
+  readonly vline: number;
+  readonly vcol: number;
+  segments?: number[];
+  constructor(name: string, value: string, file: string, line: number, col: number, vline: number, vcol: number) {
+    this.name = name;
+    this.value = value;
+    this.file = file;
+    this.line = line;
+    this.col = col;
+    this.vline = vline;
+    this.vcol = vcol;
+  }
+  get loc(): SourceLocation {
+    return { file: this.file, line: this.line, col: this.col };
+  }
+  get valueLoc(): SourceLocation {
+    return { file: this.file, line: this.vline, col: this.vcol };
+  }
+  toJSON(): object {
+    const o: Record<string, unknown> = { kind: this.kind, name: this.name, value: this.value, loc: this.loc, valueLoc: this.valueLoc };
+    if (this.segments) o.segments = this.segments;
+    return o;
+  }
+}
+
 /** Source location of the character at `offset` in key.value (for errors about one list element). */
 export function valueLocAt(key: ConfKey, offset: number): SourceLocation {
   const segs = key.segments;
@@ -166,31 +202,29 @@ function lineColOf(text: string, offset: number): { line: number; col: number } 
   return { line, col: offset - lineStart + 1 };
 }
 
-/** Checks for control characters and over-long lines; returns the first problem. */
+const CONTROL_CHAR = /[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]/;
+
+/** Checks for control characters and over-long lines; returns the first problem in text order. */
 function checkText(text: string, file: string): ConfigError | undefined {
+  const m = CONTROL_CHAR.exec(text);
+  const bad = m ? m.index : text.length;
   let line = 1;
   let lineStart = 0;
-  const n = text.length;
-  for (let i = 0; i < n; i++) {
-    const c = text.charCodeAt(i);
-    if (c < 0x20 || c === 0x7f) {
-      if (c === 10) {
-        if (i - lineStart > MAX_LINE_CHARS) {
-          return new ConfigError(file, line, MAX_LINE_CHARS + 1, `line is longer than ${MAX_LINE_CHARS} characters`);
-        }
-        line++;
-        lineStart = i + 1;
-        continue;
-      }
-      if (c === 9 || c === 13) continue;
+  for (;;) {
+    let nl = text.indexOf('\n', lineStart);
+    if (nl === -1) nl = text.length;
+    if (bad < nl) {
+      const c = text.charCodeAt(bad);
+      if (bad - lineStart > MAX_LINE_CHARS) break;
       const what = c === 0 ? 'NUL byte' : `control character 0x${c.toString(16).padStart(2, '0')}`;
-      return new ConfigError(file, line, i - lineStart + 1, `${what}: this is binary data, not a config file`);
+      return new ConfigError(file, line, bad - lineStart + 1, `${what}: this is binary data, not a config file`);
     }
+    if (nl - lineStart > MAX_LINE_CHARS) break;
+    if (nl >= text.length) return undefined;
+    line++;
+    lineStart = nl + 1;
   }
-  if (n - lineStart > MAX_LINE_CHARS) {
-    return new ConfigError(file, line, MAX_LINE_CHARS + 1, `line is longer than ${MAX_LINE_CHARS} characters`);
-  }
-  return undefined;
+  return new ConfigError(file, line, MAX_LINE_CHARS + 1, `line is longer than ${MAX_LINE_CHARS} characters`);
 }
 
 /** Shared state while one file and its includes are parsed. */
@@ -202,6 +236,8 @@ interface ParseContext {
   stack: string[];
   /** Directories of those files as named (the base for their relative includes). */
   dirs: string[];
+  /** Interned section and key names. */
+  names: Map<string, string>;
 }
 
 class Abort extends Error {}
@@ -361,6 +397,14 @@ class FileParser {
     this.skipComment();
   }
 
+  /** Section and key names repeat a lot: keep one copy of each. */
+  intern(s: string): string {
+    const hit = this.ctx.names.get(s);
+    if (hit !== undefined) return hit;
+    this.ctx.names.set(s, s);
+    return s;
+  }
+
   readName(): string {
     const t = this.text;
     const start = this.pos;
@@ -405,7 +449,7 @@ class FileParser {
       if (c === C_EQ) {
         this.err(this.loc(), "key name missing before '='");
         this.pos++;
-        this.value(this.loc());
+        this.value('', this.line, this.pos - this.lineStart + 1);
         continue;
       }
       if (c === C_QUOTE) {
@@ -413,13 +457,14 @@ class FileParser {
         this.skipLine();
         continue;
       }
-      const at = this.loc();
-      const name = this.readName();
+      const atLine = this.line;
+      const atCol = this.pos - this.lineStart + 1;
+      const name = this.intern(this.readName());
       if (name === 'include') {
         const save = this.pos;
         this.skipBlanks();
         if (this.pos > save && this.peek() !== C_EQ) {
-          this.include(at, into, depth);
+          this.include({ file: this.file, line: atLine, col: atCol }, into, depth);
           continue;
         }
         this.pos = save;
@@ -443,16 +488,14 @@ class FileParser {
       }
       if (d === C_LBRACE) {
         this.pos++;
-        const node: ConfNode = { kind: 'section', name, loc: at, children: [] };
+        const node: ConfNode = { kind: 'section', name, loc: { file: this.file, line: atLine, col: atCol }, children: [] };
         this.section(node, depth + 1);
         into.children.push(node);
       } else if (d === C_EQ) {
         this.pos++;
-        const key = this.value(at);
-        key.name = name;
-        into.children.push(key);
+        into.children.push(this.value(name, atLine, atCol));
       } else {
-        this.err(at, `expected '=' or '{' after '${show(name)}'`);
+        this.err({ file: this.file, line: atLine, col: atCol }, `expected '=' or '{' after '${show(name)}'`);
         if (d !== C_RBRACE) this.skipLine();
       }
     }
@@ -467,27 +510,17 @@ class FileParser {
   }
 
   /** Parses a value after '=' up to newline, '#', '}' or EOF (not consumed); the key's name is left empty. */
-  value(keyLoc: SourceLocation): ConfKey {
+  value(name: string, keyLine: number, keyCol: number): ConfKey {
     const t = this.text;
     this.skipBlanks();
-    const valueLoc = this.loc();
+    const vline = this.line;
+    const vcol = this.pos - this.lineStart + 1;
     let out = '';
     let committed = 0; // out.length up to the last non-blank or quoted character
-    let segments: number[] | undefined;
-    let segOff = 0;
-    let segLine = this.line;
-    let segCol = valueLoc.col;
-    // Appends source text that starts at the current position (line/col) and maps 1:1.
-    const mark = (): void => {
-      const col = this.pos - this.lineStart + 1;
-      if (segLine === this.line && segCol + (out.length - segOff) === col) return;
-      if (!segments) segments = out.length === segOff ? [] : [segOff, segLine, segCol];
-      else if (segments[segments.length - 3] === out.length) segments.length -= 3; // empty run
-      segOff = out.length;
-      segLine = this.line;
-      segCol = col;
-      segments.push(segOff, segLine, segCol);
-    };
+    this.segments = undefined;
+    this.segOff = 0;
+    this.segLine = vline;
+    this.segCol = vcol;
     for (;;) {
       const c = this.peek();
       if (c === -1 || c === C_LF || c === C_HASH || c === C_RBRACE) break;
@@ -498,9 +531,10 @@ class FileParser {
       if (c === C_QUOTE) {
         const qloc = this.loc();
         this.pos++;
-        if (!this.quoted((s) => {
-          out += s;
-        }, mark)) {
+        this.buf = out;
+        const closed = this.quoted(true);
+        out = this.buf;
+        if (!closed) {
           // the string ran to the end of the file: nothing after it can be parsed sensibly
           this.err(qloc, 'unterminated quoted string');
           throw new Abort();
@@ -509,7 +543,7 @@ class FileParser {
         continue;
       }
       // an unquoted run
-      mark();
+      this.mark(out.length);
       const start = this.pos;
       let lastNonBlank = -1;
       let semicolon = false;
@@ -537,17 +571,43 @@ class FileParser {
       }
     }
     if (committed < out.length) out = out.slice(0, committed);
-    const key: ConfKey = { kind: 'key', name: '', value: out, loc: keyLoc, valueLoc };
-    if (segments) key.segments = segments;
+    const key = new KeyNode(name, out, this.file, keyLine, keyCol, vline, vcol);
+    if (this.segments) key.segments = this.segments;
     return key;
   }
 
+  // value-to-source mapping state of the value being read (see ConfKey.segments)
+  segments: number[] | undefined;
+  segOff = 0;
+  segLine = 0;
+  segCol = 0;
+  /** Quoted text decoded so far (shared with quoted()). */
+  buf = '';
+
+  /** Notes that the value text from offset `len` on maps 1:1 to the source from the current position. */
+  mark(len: number): void {
+    const col = this.pos - this.lineStart + 1;
+    if (this.segLine === this.line && this.segCol + (len - this.segOff) === col) return;
+    if (!this.segments) this.segments = len === this.segOff ? [] : [this.segOff, this.segLine, this.segCol];
+    else if (this.segments[this.segments.length - 3] === len) this.segments.length -= 3; // empty run
+    this.segOff = len;
+    this.segLine = this.line;
+    this.segCol = col;
+    this.segments.push(len, this.line, col);
+  }
+
   /**
-   * Reads a quoted string after the opening quote, passing decoded text to `emit`; `mark` is called
-   * before each run of characters that maps 1:1 to the source. False if the string is not terminated.
+   * Reads a quoted string after the opening quote, appending the decoded text to this.buf (and
+   * recording source positions when `track`). False if the string is not terminated.
    */
-  quoted(emit: (s: string) => void, mark: () => void): boolean {
+  quoted(track: boolean): boolean {
     const t = this.text;
+    const emit = (s: string): void => {
+      this.buf += s;
+    };
+    const mark = (): void => {
+      if (track) this.mark(this.buf.length);
+    };
     for (;;) {
       if (this.pos >= t.length) return false;
       const c = t.charCodeAt(this.pos);
@@ -598,9 +658,10 @@ class FileParser {
     if (c === C_QUOTE) {
       const qloc = this.loc();
       this.pos++;
-      if (!this.quoted((s) => {
-        pattern += s;
-      }, () => {})) {
+      this.buf = '';
+      const closed = this.quoted(false);
+      pattern = this.buf;
+      if (!closed) {
         this.err(qloc, 'unterminated quoted string');
         throw new Abort();
       }
@@ -708,7 +769,7 @@ function parseFileText(
  * are read from disk and their statements spliced in where the include stands.
  */
 export function parseConfigText(text: string, file: string): { root: ConfNode; errors: ConfigError[]; files: string[] } {
-  const ctx: ParseContext = { errors: [], files: [], stack: [], dirs: [] };
+  const ctx: ParseContext = { errors: [], files: [], stack: [], dirs: [], names: new Map() };
   const root: ConfNode = { kind: 'section', name: '', loc: { file, line: 1, col: 1 }, children: [] };
   if (Buffer.byteLength(text, 'utf8') > MAX_FILE_BYTES) {
     ctx.errors.push(new ConfigError(file, 1, 1, 'config text is larger than 4 MiB'));

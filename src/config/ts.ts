@@ -35,21 +35,31 @@ export interface IpAddress {
   bytes: Buffer;
 }
 
-const DEC_OCTET = /^(?:0|[1-9][0-9]{0,2})$/;
-
-/** Parses dotted-quad IPv4 ("192.0.2.1"); returns undefined when it is not exactly that. */
+/** Parses dotted-quad IPv4 ("192.0.2.1", no leading zeros); undefined when it is not exactly that. */
 export function parseIPv4(s: string): Buffer | undefined {
-  const parts = s.split('.');
-  if (parts.length !== 4) return undefined;
-  const out = Buffer.alloc(4);
-  for (let i = 0; i < 4; i++) {
-    const p = parts[i]!;
-    if (!DEC_OCTET.test(p)) return undefined;
-    const v = Number(p);
-    if (v > 255) return undefined;
-    out[i] = v;
+  const n = s.length;
+  if (n < 7 || n > 15) return undefined;
+  const out = Buffer.allocUnsafe(4); // every byte is written below
+  let part = 0;
+  let v = 0;
+  let digits = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? s.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || part > 3) return undefined;
+      out[part++] = v;
+      v = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && v === 0) return undefined; // leading zero
+      v = v * 10 + (c - 48);
+      if (v > 255) return undefined;
+      digits++;
+    } else {
+      return undefined;
+    }
   }
-  return out;
+  return part === 4 ? out : undefined;
 }
 
 const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
@@ -87,7 +97,7 @@ export function parseIPv6(s: string): Buffer | undefined {
     if (!head || !tail || head.length + tail.length > 7) return undefined;
     words = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
   }
-  const out = Buffer.alloc(16);
+  const out = Buffer.allocUnsafe(16); // every byte is written below
   for (let i = 0; i < 8; i++) out.writeUInt16BE(words[i]!, i * 2);
   return out;
 }
