@@ -1,0 +1,273 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createConnection, type Socket } from 'node:net';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { startEmulator } from '../../src/vpp/emulator/server.ts';
+import { VppClient } from '../../src/vpp/client.ts';
+import { vppCodec } from '../../src/vpp/api.ts';
+import { toApiAddress } from '../../src/vpp/address.ts';
+import type { IpsecSadEntryV4, SockclntCreateReply } from '../../src/vpp/defs.generated.ts';
+
+let n = 0;
+function sockPath(): string {
+  return join(tmpdir(), `vpp-emu-test-${process.pid}-${n++}.sock`);
+}
+
+function entry(id: number, extra: Partial<IpsecSadEntryV4> = {}): IpsecSadEntryV4 {
+  return {
+    sad_id: id,
+    spi: 0x2000 + id,
+    protocol: 50,
+    crypto_algorithm: 7,
+    crypto_key: { length: 16, data: Buffer.alloc(16, 9) },
+    integrity_algorithm: 0,
+    integrity_key: { length: 0, data: Buffer.alloc(0) },
+    flags: 4,
+    tunnel: {
+      instance: 0xffffffff,
+      src: toApiAddress('192.0.2.1'),
+      dst: toApiAddress('192.0.2.2'),
+      sw_if_index: 0xffffffff,
+      table_id: 0,
+      encap_decap_flags: 0,
+      mode: 0,
+      flags: 0,
+      dscp: 0,
+      hop_limit: 0,
+    },
+    salt: 0x01020304,
+    ...extra,
+  };
+}
+
+async function withEmu(fn: (c: VppClient, emu: Awaited<ReturnType<typeof startEmulator>>) => Promise<void>): Promise<void> {
+  const socket = sockPath();
+  const lines: string[] = [];
+  const emu = await startEmulator({ socket, log: (l) => lines.push(l) });
+  const c = new VppClient({ socket, healthCheckMs: 0, requestTimeoutMs: 2000 });
+  try {
+    await c.connect();
+    await fn(c, emu);
+  } finally {
+    await c.close();
+    await emu.close();
+  }
+}
+
+test('dumped salt is byte-swapped as VPP does on x86 (README: "never feed a dumped salt back")', () =>
+  withEmu(async (c) => {
+    await c.request('ipsec_sad_entry_add_v2', { entry: entry(1) });
+    const [d] = await c.dump('ipsec_sa_v5_dump', { sa_id: 0xffffffff });
+    assert.equal(d!.entry.salt, 0x04030201);
+    assert.equal(d!.entry.udp_src_port, 0, 'no UDP ports without UDP_ENCAP');
+    assert.equal(d!.sw_if_index, 0xffffffff);
+  }));
+
+test('SA delete while a tunnel protection uses it returns 0; the SA stays until the protection lets go', () =>
+  withEmu(async (c, emu) => {
+    await c.request('ipsec_sad_entry_add_v2', { entry: entry(10) });
+    await c.request('ipsec_sad_entry_add_v2', { entry: entry(11, { flags: 4 | 64 }) });
+    const itf = await c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } });
+    await c.request('ipsec_tunnel_protect_update', {
+      tunnel: { sw_if_index: itf.sw_if_index, nh: toApiAddress('0.0.0.0'), sa_out: 10, sa_in: [11] },
+    });
+    const del = await c.request('ipsec_sad_entry_del', { id: 11 });
+    assert.equal(del.retval, 0);
+    let sas = await c.dump('ipsec_sa_v5_dump', { sa_id: 0 });
+    assert.deepEqual(sas.map((s) => s.entry.sad_id).sort(), [10, 11], 'still listed');
+    assert.equal(sas.find((s) => s.entry.sad_id === 11)!.sw_if_index, itf.sw_if_index);
+    await assert.rejects(c.request('ipsec_sad_entry_add_v2', { entry: entry(11) }), /-116/);
+    await c.request('ipsec_tunnel_protect_del', { sw_if_index: itf.sw_if_index, nh: toApiAddress('0.0.0.0') });
+    sas = await c.dump('ipsec_sa_v5_dump', { sa_id: 0 });
+    assert.deepEqual(sas.map((s) => s.entry.sad_id), [10]);
+    assert.equal(emu.state.sas.get(10)!.locks, 1);
+    await assert.rejects(c.request('ipsec_sad_entry_del', { id: 11 }), /-6 \(NO_SUCH_ENTRY/);
+  }));
+
+test('tunnel protection errors mirror ipsec_tun_protect_update', () =>
+  withEmu(async (c) => {
+    await c.request('ipsec_sad_entry_add_v2', { entry: entry(1) });
+    await c.request('ipsec_sad_entry_add_v2', { entry: entry(2, { flags: 64 }) }); // transport-mode inbound
+    const itf = await c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } });
+    const nh = toApiAddress('0.0.0.0');
+    await assert.rejects(c.request('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: itf.sw_if_index, nh, sa_out: 1, sa_in: [99] } }), /-7 \(INVALID_VALUE/);
+    await assert.rejects(c.request('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: itf.sw_if_index, nh, sa_out: 2, sa_in: [1] } }), /-58 \(INVALID_DST_ADDRESS/);
+    await assert.rejects(c.request('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: 1, nh, sa_out: 1, sa_in: [2] } }), /-2 \(INVALID_SW_IF_INDEX/);
+    await assert.rejects(c.request('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: 4242, nh, sa_out: 1, sa_in: [2] } }), /-2 \(INVALID_SW_IF_INDEX/);
+    await assert.rejects(
+      c.request('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: itf.sw_if_index, nh, sa_out: 1, sa_in: [2, 2, 2, 2, 2] } }),
+      /LIMIT_EXCEEDED/,
+    );
+    await assert.rejects(c.request('ipsec_tunnel_protect_del', { sw_if_index: itf.sw_if_index, nh }), /NO_SUCH_ENTRY/);
+  }));
+
+test('SA add validation: duplicate id, key length, unsupported combination, tunnel checks', () =>
+  withEmu(async (c) => {
+    await c.request('ipsec_sad_entry_add_v2', { entry: entry(1) });
+    await assert.rejects(c.request('ipsec_sad_entry_add_v2', { entry: entry(1) }), /ENTRY_ALREADY_EXISTS/);
+    await assert.rejects(c.request('ipsec_sad_entry_add_v2', { entry: entry(2, { crypto_key: { length: 20, data: Buffer.alloc(20) } }) }), /KEY_LENGTH/);
+    await assert.rejects(
+      c.request('ipsec_sad_entry_add_v2', { entry: entry(3, { integrity_algorithm: 2, integrity_key: { length: 20, data: Buffer.alloc(20) } }) }),
+      /UNIMPLEMENTED/,
+    );
+    const t = entry(4).tunnel;
+    await assert.rejects(c.request('ipsec_sad_entry_add_v2', { entry: entry(4, { tunnel: { ...t, dst: t.src } }) }), /SAME_SRC_DST/);
+    await assert.rejects(c.request('ipsec_sad_entry_add_v2', { entry: entry(5, { tunnel: { ...t, dst: toApiAddress('2001:db8::1') } }) }), /INVALID_PROTOCOL/);
+    await assert.rejects(c.request('ipsec_sad_entry_add_v2', { entry: entry(6, { tunnel: { ...t, table_id: 5 } }) }), /NO_SUCH_FIB/);
+    await c.request('ip_table_add_del', { is_add: true, table: { table_id: 5, is_ip6: false, name: '' } });
+    await c.request('ipsec_sad_entry_add_v2', { entry: entry(6, { tunnel: { ...t, table_id: 5 } }) });
+    // UDP ports default to 4500 when UDP_ENCAP is set and the port is 0xffff; update changes them.
+    await c.request('ipsec_sad_entry_add_v2', { entry: entry(7, { flags: 4 | 16, udp_src_port: 0xffff, udp_dst_port: 31000 }) });
+    await c.request('ipsec_sad_entry_update', { sad_id: 7, is_tun: false, tunnel: t, udp_src_port: 0xffff, udp_dst_port: 32000 });
+    const d = (await c.dump('ipsec_sa_v5_dump', { sa_id: 0 })).find((x) => x.entry.sad_id === 7)!;
+    assert.deepEqual([d.entry.udp_src_port, d.entry.udp_dst_port], [4500, 32000]);
+    await assert.rejects(c.request('ipsec_sad_entry_update', { sad_id: 70, is_tun: false, tunnel: t }), /NO_SUCH_ENTRY/);
+  }));
+
+test('ipsec interfaces: instance numbers, names, reuse, explicit instance in use', () =>
+  withEmu(async (c) => {
+    const a = await c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } });
+    const b = await c.request('ipsec_itf_create', { itf: { user_instance: 7, mode: 1, sw_if_index: 0 } });
+    await assert.rejects(c.request('ipsec_itf_create', { itf: { user_instance: 7, mode: 0, sw_if_index: 0 } }), /INVALID_REGISTRATION/);
+    const names = (await c.dump('sw_interface_dump', { name_filter_valid: true, name_filter: 'IPSEC' })).map((d) => d.interface_name);
+    assert.deepEqual(names, ['ipsec0', 'ipsec7']);
+    await c.request('ipsec_itf_delete', { sw_if_index: a.sw_if_index });
+    await assert.rejects(c.request('ipsec_itf_delete', { sw_if_index: a.sw_if_index }), /INVALID_SW_IF_INDEX/);
+    const again = await c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } });
+    assert.equal(again.sw_if_index, a.sw_if_index, 'freed sw_if_index is reused');
+    assert.equal((await c.dump('ipsec_itf_dump', { sw_if_index: b.sw_if_index }))[0]!.itf.user_instance, 7);
+  }));
+
+test('SPD: add/bind/entries and VPP codes', () =>
+  withEmu(async (c) => {
+    await c.request('ipsec_spd_add_del', { is_add: true, spd_id: 1 });
+    await assert.rejects(c.request('ipsec_spd_add_del', { is_add: true, spd_id: 1 }), /ENTRY_ALREADY_EXISTS/);
+    await assert.rejects(c.request('ipsec_interface_add_del_spd', { is_add: true, sw_if_index: 1, spd_id: 2 }), /SYSCALL_ERROR_1/);
+    await c.request('ipsec_interface_add_del_spd', { is_add: true, sw_if_index: 1, spd_id: 1 });
+    await assert.rejects(c.request('ipsec_interface_add_del_spd', { is_add: true, sw_if_index: 1, spd_id: 1 }), /SYSCALL_ERROR_2/);
+    const any4 = toApiAddress('0.0.0.0');
+    const all4 = toApiAddress('255.255.255.255');
+    const e = {
+      spd_id: 1,
+      priority: 10,
+      is_outbound: false,
+      sa_id: 0,
+      policy: 0,
+      protocol: 17,
+      remote_address_start: any4,
+      remote_address_stop: all4,
+      local_address_start: any4,
+      local_address_stop: all4,
+      remote_port_start: 0,
+      remote_port_stop: 65535,
+      local_port_start: 500,
+      local_port_stop: 500,
+    };
+    await c.request('ipsec_spd_entry_add_del_v2', { is_add: true, entry: e });
+    await assert.rejects(c.request('ipsec_spd_entry_add_del_v2', { is_add: true, entry: { ...e, policy: 3, sa_id: 77 } }), /SYSCALL_ERROR_1/);
+    await assert.rejects(c.request('ipsec_spd_entry_add_del_v2', { is_add: true, entry: { ...e, policy: 2 } }), /UNIMPLEMENTED/);
+    const entries = await c.dump('ipsec_spd_dump', { spd_id: 1, sa_id: 0xffffffff });
+    assert.equal(entries.length, 1);
+    assert.equal(entries[0]!.entry.local_port_start, 500);
+    const binds = await c.dump('ipsec_spd_interface_dump', { spd_index: 0, spd_index_valid: 0 });
+    assert.deepEqual(binds.map((b) => b.sw_if_index), [1]);
+    await c.request('ipsec_spd_entry_add_del_v2', { is_add: false, entry: e });
+    assert.equal((await c.dump('ipsec_spd_dump', { spd_id: 1, sa_id: 0xffffffff })).length, 0);
+  }));
+
+function rawFrame(name: string, id: number, body: Record<string, unknown>): Buffer {
+  const f = vppCodec.encode(name, id, body, 16);
+  f.writeUInt32BE(f.length - 16, 8);
+  return f;
+}
+
+async function readFrames(sock: Socket, count: number, ms = 300): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  let buf = Buffer.alloc(0);
+  return new Promise((resolve) => {
+    const done = (): void => {
+      sock.off('data', onData);
+      clearTimeout(t);
+      resolve(out);
+    };
+    const onData = (c: Buffer): void => {
+      buf = Buffer.concat([buf, c]);
+      while (buf.length >= 16 && buf.length >= 16 + buf.readUInt32BE(8)) {
+        const len = buf.readUInt32BE(8);
+        out.push(buf.subarray(16, 16 + len));
+        buf = buf.subarray(16 + len);
+      }
+      if (out.length >= count) done();
+    };
+    const t = setTimeout(done, ms);
+    sock.on('data', onData);
+  });
+}
+
+test('wire strictness: truncated requests dropped (logged), unknown ids unanswered, trailing bytes ignored', async () => {
+  const socket = sockPath();
+  const lines: string[] = [];
+  const emu = await startEmulator({ socket, log: (l) => lines.push(l) });
+  const sock = createConnection({ path: socket });
+  try {
+    await once(sock, 'connect');
+    // One write carrying the handshake: the server must reassemble by data_len.
+    sock.write(rawFrame('sockclnt_create', 15, { context: 1, name: 'raw' }));
+    const [hs] = await readFrames(sock, 1);
+    const reply = vppCodec.decode<SockclntCreateReply>('sockclnt_create_reply', hs!);
+    const ids = new Map(reply.message_table.map((e) => [e.name.replace(/_[0-9a-f]{8}$/, ''), e.index]));
+    const ci = reply.index;
+    const del = rawFrame('ipsec_sad_entry_del', ids.get('ipsec_sad_entry_del')!, { client_index: ci, context: 5, id: 1 });
+    const truncated = Buffer.from(del.subarray(0, del.length - 2));
+    truncated.writeUInt32BE(truncated.length - 16, 8);
+    const unknown = Buffer.from(del);
+    unknown.writeUInt16BE(9999, 16);
+    const trailing = Buffer.concat([del, Buffer.alloc(3)]);
+    trailing.writeUInt32BE(del.length - 16 + 3, 8);
+    trailing.writeUInt32BE(6, 16 + 6); // context 6
+    const ping = rawFrame('control_ping', ids.get('control_ping')!, { client_index: ci, context: 7 });
+    // Split across writes at odd places.
+    const all = Buffer.concat([truncated, unknown, trailing, ping]);
+    sock.write(all.subarray(0, 5));
+    sock.write(all.subarray(5, 40));
+    sock.write(all.subarray(40));
+    const frames = await readFrames(sock, 2);
+    const ctxs = frames.map((f) => f.readUInt32BE(2));
+    assert.deepEqual(ctxs, [6, 7], 'only the message with trailing bytes and the ping are answered');
+    assert.equal(frames[0]!.readInt32BE(6), -6);
+    assert.ok(lines.some((l) => l.startsWith("Truncated message 'ipsec_sad_entry_del'")));
+    assert.ok(lines.some((l) => l === 'no handler for msg id 9999'));
+  } finally {
+    sock.destroy();
+    await emu.close();
+  }
+});
+
+test('npm run vpp-emulator: runs as a process until SIGTERM and starts empty again', async () => {
+  const socket = sockPath();
+  const main = new URL('../../src/vpp/emulator/main.ts', import.meta.url).pathname;
+  const start = async (): Promise<ReturnType<typeof spawn>> => {
+    const p = spawn(process.execPath, [main, '--socket', socket, '--quiet'], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await once(p.stdout!, 'data');
+    return p;
+  };
+  let p = await start();
+  let c = new VppClient({ socket, healthCheckMs: 0, reconnect: false });
+  await c.connect();
+  await c.request('ipsec_sad_entry_add_v2', { entry: entry(1) });
+  assert.equal((await c.dump('ipsec_sa_v5_dump', { sa_id: 0 })).length, 1);
+  await c.close();
+  p.kill('SIGTERM');
+  const [code] = await once(p, 'exit');
+  assert.equal(code, 0);
+  p = await start();
+  c = new VppClient({ socket, healthCheckMs: 0, reconnect: false });
+  await c.connect();
+  assert.equal((await c.dump('ipsec_sa_v5_dump', { sa_id: 0 })).length, 0);
+  await c.close();
+  p.kill('SIGTERM');
+  await once(p, 'exit');
+});
