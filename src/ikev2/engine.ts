@@ -25,7 +25,7 @@ import { decodeMessage, decodePayloadChain, encodeMessage, encodePayloadChain } 
 import { ParseError } from '../common/bytes.ts';
 import { IkeCipher, IntegrityError } from './crypto/protect.ts';
 import { createKeyExchange, CryptoError } from './crypto/ke.ts';
-import { deriveChildKeys, deriveIkeKeys, Prf } from './crypto/prf.ts';
+import { deriveChildKeys, deriveIkeKeys, deriveRekeyedIkeKeys, Prf } from './crypto/prf.ts';
 import { pskAuth, signedOctets } from './crypto/auth.ts';
 import {
   espChosenToWire,
@@ -38,6 +38,7 @@ import {
   checkEspResponse,
   toWireProposals,
   type ChosenEsp,
+  type ChosenIke,
 } from './crypto/proposals.ts';
 import type { IntegAlg, EncrAlg } from './crypto/suites.ts';
 import { ChildSa, IkeSa, Timer, type Task } from './sa/ike-sa.ts';
@@ -92,7 +93,8 @@ export type EngineEvent =
   | { type: 'ike-down'; sa: IkeSa; reason: string }
   | { type: 'child-up'; sa: IkeSa; child: ChildSa }
   | { type: 'child-down'; sa: IkeSa; child: ChildSa; reason: string }
-  | { type: 'child-rekeyed'; sa: IkeSa; old: ChildSa; child: ChildSa };
+  | { type: 'child-rekeyed'; sa: IkeSa; old: ChildSa; child: ChildSa }
+  | { type: 'ike-rekeyed'; sa: IkeSa; old: IkeSa };
 
 export interface EngineOptions {
   scheduler: Scheduler;
@@ -135,6 +137,7 @@ export interface EngineStats {
   childFailed: number;
   childDeleted: number;
   childRekeyed: number;
+  ikeRekeyed: number;
   authFailed: number;
   noProposal: number;
   invalidKe: number;
@@ -171,6 +174,7 @@ export class Engine {
     childFailed: 0,
     childDeleted: 0,
     childRekeyed: 0,
+    ikeRekeyed: 0,
     authFailed: 0,
     noProposal: 0,
     invalidKe: 0,
@@ -267,7 +271,15 @@ export class Engine {
       case Timer.DPD:
         return this.dpdCheck(sa);
       case Timer.DELETE_OLD:
+        if (sa.state === 'REKEYED') return this.destroy(sa, 'rekeyed', false);
         for (const c of sa.children) if (c.state === 'REKEYED') this.queueTask(sa, { kind: 'child-delete', child: c });
+        return;
+      case Timer.CHILD_REKEY:
+        return this.childTimers(sa);
+      case Timer.IKE_REKEY:
+        if (sa.state === 'ESTABLISHED' && !sa.queue.some((t) => t.kind === 'ike-rekey') && sa.active?.task.kind !== 'ike-rekey') {
+          this.queueTask(sa, { kind: 'ike-rekey' });
+        }
         return;
     }
   }
@@ -789,6 +801,7 @@ export class Engine {
     this.halfOpenKeys.delete(sa.id);
     this.table.established(sa, key);
     this.stats.ikeEstablished++;
+    this.scheduleIkeRekey(sa);
     if (sa.conn) {
       const st = this.keepUp.get(sa.conn.name);
       if (st) st.tries = 0;
@@ -979,7 +992,11 @@ export class Engine {
     }
     child.state = 'INSTALLED';
     child.installedAt = this.sched.now();
+    const cc = child.cfg;
+    if (cc.rekeyTime > 0) child.rekeyAt = child.installedAt + (cc.rekeyTime - this.jitter(cc.randTime)) * 1000;
+    if (cc.lifeTime > 0) child.expireAt = child.installedAt + cc.lifeTime * 1000;
     sa.children.push(child);
+    this.armChildTimer(sa);
     this.childrenById.set(child.id, { sa, child });
     this.stats.childEstablished++;
     this.log.info(
@@ -1004,10 +1021,7 @@ export class Engine {
     const sap = find(payloads, PayloadType.SA);
     const nonce = find(payloads, PayloadType.NONCE);
     if (!sap || !nonce) return this.answer(sa, h, { payloads: [notify(NotifyType.INVALID_SYNTAX)] });
-    if (sap.proposals.some((p) => p.protocol === ProtocolId.IKE)) {
-      // IKE SA rekeying is not offered yet: the peer re-authenticates instead.
-      return this.answer(sa, h, { payloads: [notify(NotifyType.NO_ADDITIONAL_SAS)] });
-    }
+    if (sap.proposals.some((p) => p.protocol === ProtocolId.IKE)) return this.onIkeRekeyRequest(sa, h, payloads, sap, nonce.data);
     if (sa.active?.task.kind === 'child-create' || sa.active?.task.kind === 'child-delete' && sa.active.task.child.state === 'DELETING') {
       // A collision with our own exchange on this SA: ask the peer to retry later (RFC 7296 §2.25).
     }
@@ -1015,8 +1029,10 @@ export class Engine {
     const rk = findNotify(payloads, NotifyType.REKEY_SA);
     if (rk) {
       const spi = rk.spi.length === 4 ? rk.spi.readUInt32BE(0) : -1;
-      rekey = sa.children.find((c) => c.spiOut === spi && c.state === 'INSTALLED');
+      rekey = sa.children.find((c) => c.spiOut === spi && (c.state === 'INSTALLED' || c.state === 'REKEYING'));
       if (!rekey) return this.answer(sa, h, { payloads: [notify(NotifyType.CHILD_SA_NOT_FOUND, EMPTY, ProtocolId.ESP, rk.spi)] });
+      // We are rekeying it ourselves: let the peer retry later (RFC 7296 §2.25).
+      if (rekey.state === 'REKEYING') return this.answer(sa, h, { payloads: [notify(NotifyType.TEMPORARY_FAILURE)] });
     }
     const tsi = find(payloads, PayloadType.TSi);
     const tsr = find(payloads, PayloadType.TSr);
@@ -1143,6 +1159,10 @@ export class Engine {
     sa.localId = conn.local.id || localAddr;
     sa.remoteId = conn.remote.id || '%any';
     sa.authChild = child;
+    // The other children come up with CREATE_CHILD_SA once the IKE SA is established.
+    if (childName === undefined) {
+      for (const c of conn.children) if (c !== child) sa.queue.push({ kind: 'child-create', child: c });
+    }
     sa.encapForced = conn.encap;
     sa.state = 'CONNECTING';
     this.table.add(sa);
@@ -1196,6 +1216,8 @@ export class Engine {
         return;
       case 'dpd':
         return;
+      case 'ike-rekey':
+        return this.onIkeRekeyResponse(sa, task, payloads);
     }
   }
 
@@ -1470,6 +1492,158 @@ export class Engine {
     await this.completeChild(sa, task.child, payloads, task.spi!, task.ni!, nonce?.data ?? EMPTY, task.rekey, secret, task.ke?.group ?? 0);
   }
 
+  // ---------------------------------------------------------------- rekeying
+
+  /** Random seconds in [0, max) from the injected source, to spread rekeys (rand_time). */
+  private jitter(max: number): number {
+    if (max <= 0) return 0;
+    return this.opts.random(4).readUInt32BE(0) % Math.floor(max);
+  }
+
+  private scheduleIkeRekey(sa: IkeSa): void {
+    const t = sa.conn?.rekeyTime ?? 0;
+    if (t <= 0) return;
+    sa.rekeyAt = this.sched.now() + (t - this.jitter(sa.conn!.randTime)) * 1000;
+    this.setTimer(sa, Timer.IKE_REKEY, sa.rekeyAt);
+  }
+
+  /** One timer per IKE SA for all its CHILD_SAs: the earliest rekey or expiry among them. */
+  private armChildTimer(sa: IkeSa): void {
+    let next = 0;
+    for (const c of sa.children) {
+      if (c.state === 'INSTALLED' && c.rekeyAt && (!next || c.rekeyAt < next)) next = c.rekeyAt;
+      if (c.expireAt && (!next || c.expireAt < next)) next = c.expireAt;
+    }
+    const cur = sa.timers[Timer.CHILD_REKEY]!;
+    if (next && (!cur || next < cur)) this.setTimer(sa, Timer.CHILD_REKEY, next);
+  }
+
+  private childTimers(sa: IkeSa): void {
+    const now = this.sched.now();
+    for (const c of sa.children) {
+      if (c.expireAt && c.expireAt <= now && c.state !== 'DELETING') {
+        c.expireAt = 0;
+        this.log.info({ ike: sa.id, child: c.name, child_id: c.id }, 'CHILD SA reached its life time');
+        this.queueTask(sa, { kind: 'child-delete', child: c });
+      } else if (c.rekeyAt && c.rekeyAt <= now && c.state === 'INSTALLED') {
+        c.rekeyAt = 0;
+        this.rekeyChild(sa, c);
+      }
+    }
+    this.armChildTimer(sa);
+  }
+
+  /** Move CHILD_SAs from a rekeyed IKE SA to its successor (RFC 7296 §2.18). */
+  private adoptChildren(from: IkeSa, to: IkeSa): void {
+    to.children = from.children;
+    from.children = [];
+    for (const c of to.children) this.childrenById.set(c.id, { sa: to, child: c });
+    this.armChildTimer(to);
+  }
+
+  /** A new IKE SA that takes over from `old` (keys from the old SK_d and the new key exchange). */
+  private successor(old: IkeSa, weInitiated: boolean, spiI: Buffer, spiR: Buffer, chosen: ChosenIke, secret: Buffer, ni: Buffer, nr: Buffer): IkeSa {
+    const sa = new IkeSa(this.nextSaId++, weInitiated, spiI, { ...old.local }, { ...old.remote }, this.sched.now());
+    sa.spiR = spiR;
+    sa.conn = old.conn;
+    sa.localId = old.localId;
+    sa.remoteId = old.remoteId;
+    sa.natHere = old.natHere;
+    sa.natThere = old.natThere;
+    sa.encapForced = old.encapForced;
+    sa.peerFragmentation = old.peerFragmentation;
+    sa.suite = chosen.suite;
+    sa.prf = new Prf(chosen.suite.prf);
+    sa.ni = ni;
+    sa.nr = nr;
+    sa.keys = deriveRekeyedIkeKeys(chosen.suite, old.prf!.alg, old.keys!.skD, secret, ni, nr, spiI, spiR).keys;
+    sa.cipher = new IkeCipher(chosen.suite, sa.keys, weInitiated, this.opts.random);
+    sa.state = 'ESTABLISHED';
+    sa.establishedAt = this.sched.now();
+    this.table.add(sa);
+    this.table.established(sa);
+    this.adoptChildren(old, sa);
+    old.state = 'REKEYED';
+    this.clearTimer(old, Timer.DPD);
+    this.clearTimer(old, Timer.IKE_REKEY);
+    this.clearTimer(old, Timer.CHILD_REKEY);
+    this.scheduleIkeRekey(sa);
+    this.startDpd(sa);
+    this.stats.ikeRekeyed++;
+    this.log.info({ ike: sa.id, old_ike: old.id, peer: sa.remote.addr, conn: sa.conn?.name, proposal: formatIkeSuite(sa.suite) }, 'IKE SA rekeyed');
+    this.opts.onEvent?.({ type: 'ike-rekeyed', sa, old });
+    return sa;
+  }
+
+  private onIkeRekeyRequest(sa: IkeSa, h: IkeHeader, payloads: Payload[], sap: SaPayload, ni: Buffer): void {
+    const ke = find(payloads, PayloadType.KE);
+    if (sa.state !== 'ESTABLISHED' || sa.active?.task.kind === 'ike-rekey' || sa.children.some((c) => c.state === 'INSTALLING')) {
+      return this.answer(sa, h, { payloads: [notify(NotifyType.TEMPORARY_FAILURE)] });
+    }
+    if (!ke) return this.answer(sa, h, { payloads: [notify(NotifyType.INVALID_SYNTAX)] });
+    const chosen = selectIkeProposal(sa.conn!.proposals, sap.proposals, { peerKe: ke.group });
+    if (!chosen) {
+      this.stats.noProposal++;
+      return this.answer(sa, h, { payloads: [notify(NotifyType.NO_PROPOSAL_CHOSEN)] });
+    }
+    if (chosen.spi.length !== 8 || chosen.spi.equals(ZERO_SPI)) return this.answer(sa, h, { payloads: [notify(NotifyType.INVALID_SYNTAX)] });
+    if (ke.group !== chosen.suite.ke) {
+      this.stats.invalidKe++;
+      return this.answer(sa, h, { payloads: [notify(NotifyType.INVALID_KE_PAYLOAD, u16(chosen.suite.ke))] });
+    }
+    let dh;
+    let secret: Buffer;
+    try {
+      dh = createKeyExchange(chosen.suite.ke);
+      secret = dh.computeSecret(ke.data);
+    } catch (e) {
+      if (!(e instanceof CryptoError)) throw e;
+      return this.answer(sa, h, { payloads: [notify(NotifyType.INVALID_SYNTAX)] });
+    }
+    const nr = this.opts.random(NONCE_LEN);
+    const spiR = this.newSpi();
+    this.answer(sa, h, {
+      payloads: [
+        { type: PayloadType.SA, critical: false, proposals: [ikeChosenToWire(chosen, spiR)] },
+        { type: PayloadType.NONCE, critical: false, data: nr },
+        { type: PayloadType.KE, critical: false, group: chosen.suite.ke, data: dh.publicValue },
+      ],
+    });
+    // The peer started the rekey, so it is the new IKE SA's initiator; it deletes the old one.
+    this.successor(sa, false, Buffer.from(chosen.spi), spiR, chosen, secret, ni, nr);
+    this.setTimer(sa, Timer.DELETE_OLD, this.sched.now() + 30_000);
+  }
+
+  private onIkeRekeyResponse(sa: IkeSa, task: Extract<Task, { kind: 'ike-rekey' }>, payloads: Payload[]): void {
+    if (sa.state === 'REKEYING') sa.state = 'ESTABLISHED';
+    const retryLater = (why: string): void => {
+      this.log.info({ ike: sa.id, reason: why }, 'IKE SA rekey failed, retrying later');
+      this.setTimer(sa, Timer.IKE_REKEY, this.sched.now() + (10 + this.jitter(20)) * 1000);
+    };
+    const invalidKe = findNotify(payloads, NotifyType.INVALID_KE_PAYLOAD);
+    if (invalidKe && invalidKe.data.length === 2 && task.group === undefined) {
+      const group = invalidKe.data.readUInt16BE(0);
+      if (sa.conn!.proposals.some((p) => p.ke.includes(group))) return this.queueTask(sa, { kind: 'ike-rekey', group });
+    }
+    const err = findErrorNotify(payloads);
+    if (err) return retryLater(notifyName(err.notifyType));
+    const sap = find(payloads, PayloadType.SA);
+    const nonce = find(payloads, PayloadType.NONCE);
+    const ke = find(payloads, PayloadType.KE);
+    if (!sap || !nonce || !ke) return retryLater('incomplete response');
+    const chosen = checkIkeResponse(sa.conn!.proposals, sap.proposals);
+    if (!chosen || chosen.spi.length !== 8 || ke.group !== task.ke!.group || chosen.suite.ke !== ke.group) return retryLater('unexpected proposal');
+    let secret: Buffer;
+    try {
+      secret = task.ke!.computeSecret(ke.data);
+    } catch (e) {
+      if (!(e instanceof CryptoError)) throw e;
+      return retryLater(e.message);
+    }
+    this.successor(sa, true, task.spi!, Buffer.from(chosen.spi), chosen, secret, task.ni!, nonce.data);
+    this.queueTask(sa, { kind: 'ike-delete' });
+  }
+
   // ---------------------------------------------------------------- task queue
 
   private queueTask(sa: IkeSa, task: Task): void {
@@ -1480,9 +1654,10 @@ export class Engine {
 
   /** Start the next queued exchange when nothing is in flight (window size 1). */
   private kick(sa: IkeSa): void {
-    if (sa.active || sa.busy || sa.dead || sa.state !== 'ESTABLISHED' && sa.state !== 'DELETING') return;
-    // Priority like strongSwan's task manager: IKE delete, then child delete, then child create, then DPD.
-    const order = ['ike-delete', 'child-delete', 'child-create', 'dpd'];
+    if (sa.active || sa.busy || sa.dead || (sa.state !== 'ESTABLISHED' && sa.state !== 'DELETING' && sa.state !== 'REKEYED')) return;
+    // Priority like strongSwan's task manager: IKE delete, then child delete, then IKE rekey, then child create, then DPD.
+    const order = ['ike-delete', 'child-delete', 'ike-rekey', 'child-create', 'dpd'];
+    if (sa.state === 'REKEYED') sa.queue = sa.queue.filter((t) => t.kind === 'ike-delete');
     sa.queue.sort((a, b) => order.indexOf(a.kind) - order.indexOf(b.kind));
     const task = sa.queue.shift();
     if (!task) return;
@@ -1504,6 +1679,25 @@ export class Engine {
       case 'dpd':
         this.sendRequest(sa, ExchangeType.INFORMATIONAL, [], task);
         return;
+      case 'ike-rekey': {
+        const conn = sa.conn!;
+        const group = task.group ?? sa.suite!.ke;
+        task.spi = this.newSpi();
+        task.ni = this.opts.random(NONCE_LEN);
+        task.ke = createKeyExchange(group);
+        sa.state = 'REKEYING';
+        this.sendRequest(
+          sa,
+          ExchangeType.CREATE_CHILD_SA,
+          [
+            { type: PayloadType.SA, critical: false, proposals: toWireProposals(conn.proposals, task.spi) },
+            { type: PayloadType.NONCE, critical: false, data: task.ni },
+            { type: PayloadType.KE, critical: false, group, data: task.ke.publicValue },
+          ],
+          task,
+        );
+        return;
+      }
       default:
         return;
     }
@@ -1555,6 +1749,7 @@ export class Engine {
   destroy(sa: IkeSa, reason: string, _notifyPeer: boolean): void {
     if (sa.dead) return;
     const wasEstablished = sa.state === 'ESTABLISHED' || sa.state === 'DELETING' || sa.state === 'REKEYING';
+    if (sa.state === 'REKEYED' && reason === 'deleted') reason = 'rekeyed';
     sa.dead = true;
     sa.state = 'DESTROYING';
     sa.active = undefined;

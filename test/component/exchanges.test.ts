@@ -314,7 +314,66 @@ test('session table at capacity evicts half-open SAs first and refuses when only
   await w.run();
   assert.equal(resp.engine.stats.initRefusedFull, 1);
   assert.equal(resp.engine.table.size, 2);
-  // Make one SA half-open by dropping i1's IKE_AUTH after i1 reconnects... instead: a half-open from a 4th peer
-  // is evicted when a 5th arrives.
+  // Free one slot, then fill it with a half-open SA (its IKE_AUTH never arrives).
+  const first = [...resp.engine.table.values()].find((x) => x.remote.addr === '192.0.2.11')!;
+  resp.engine.destroy(first, 'test', false);
+  const i4 = mkInit('192.0.2.14');
+  w.filter = (p) => (p.local.addr === '192.0.2.14' && isExchange(p, ExchangeType.IKE_AUTH, false) ? 'drop' : 'deliver');
+  i4.engine.initiate('lab').catch(() => {});
+  await w.run();
+  assert.equal(resp.engine.table.size, 2);
+  assert.equal(resp.engine.table.halfOpenCount, 1);
+  // A new peer at capacity evicts the half-open SA, never the live tunnel.
+  w.filter = () => 'deliver';
+  const live = [...resp.engine.table.values()].find((x) => x.state === 'ESTABLISHED')!;
+  const i5 = mkInit('192.0.2.15');
+  await Promise.all([i5.engine.initiate('lab'), w.run()]);
+  assert.equal(resp.engine.stats.evicted, 1);
+  assert.equal(resp.engine.table.size, 2);
   assert.equal(resp.engine.table.halfOpenCount, 0);
+  assert.equal(live.dead, false);
+  assert.equal(resp.dp.installed.size, 2);
+});
+
+test('IKE SA rekey (RFC 7296 §2.18): CHILD_SAs move to the new IKE SA, the old one is deleted; either side may start it', async () => {
+  for (const side of ['a', 'b'] as const) {
+    const { w, a, b, sa, sb } = await establish();
+    const childIds = [sa.children[0]!.id, sb.children[0]!.id];
+    const from = side === 'a' ? a : b;
+    from.engine['queueTask'](side === 'a' ? sa : sb, { kind: 'ike-rekey' });
+    await w.run();
+    assert.equal(sa.dead, true, `${side}: old SA gone on a`);
+    assert.equal(sb.dead, true, `${side}: old SA gone on b`);
+    const na = [...a.engine.table.values()];
+    const nb = [...b.engine.table.values()];
+    assert.equal(na.length, 1);
+    assert.equal(nb.length, 1);
+    assert.equal(na[0]!.state, 'ESTABLISHED');
+    assert.deepEqual(na[0]!.spiI, nb[0]!.spiI);
+    assert.deepEqual(na[0]!.spiR, nb[0]!.spiR);
+    assert.notDeepEqual(na[0]!.spiI, sa.spiI);
+    assert.deepEqual(na[0]!.children.map((c) => c.id), [childIds[0]]);
+    assert.deepEqual(nb[0]!.children.map((c) => c.id), [childIds[1]]);
+    assert.equal(a.dp.installed.size, 1, 'CHILD_SA untouched in the dataplane');
+    // The new IKE SA works: a CHILD_SA delete goes through it.
+    assert.ok(a.engine.deleteChild(childIds[0]!));
+    await w.run();
+    assert.equal(b.dp.installed.size, 0);
+  }
+});
+
+test('CHILD_SAs are rekeyed at rekey_time (minus rand_time jitter) and expire at life_time', async () => {
+  const env = pair({
+    a: { children: [child('net', { localTs: ['10.1.0.0/16'], remoteTs: ['10.2.0.0/16'], rekeyTime: 600, randTime: 60, lifeTime: 900 })] },
+  });
+  const p = env.a.engine.initiate('lab');
+  await env.w.run();
+  const sa = await p;
+  const first = sa.children[0]!;
+  await env.w.advance(539_000, 10_000);
+  assert.equal(sa.children[0], first, 'not before rekey_time - rand_time');
+  await env.w.advance(62_000, 1000);
+  assert.notEqual(sa.children[0]!.id, first.id, 'rekeyed by rekey_time');
+  assert.equal(sa.children.length, 1);
+  assert.equal(env.b.dp.installed.size, 1);
 });

@@ -73,7 +73,8 @@ export type Task =
   | { kind: 'child-create'; child: ChildConfig; rekey?: ChildSa; spi?: number; ni?: Buffer; ke?: KeyExchange }
   | { kind: 'child-delete'; child: ChildSa }
   | { kind: 'ike-delete' }
-  | { kind: 'dpd' };
+  | { kind: 'dpd' }
+  | { kind: 'ike-rekey'; group?: number; spi?: Buffer; ni?: Buffer; ke?: KeyExchange };
 
 export class IkeSa {
   readonly id: number;

@@ -23,8 +23,9 @@ export class SaTable {
 
   constructor(limit: number) {
     this.limit = limit;
-    // The cache is sized above the limit so it never evicts on its own; admission() decides.
-    this.byId = new LRUCache<number, IkeSa>({ max: limit + 1 });
+    // The cache is sized above the limit so it never evicts on its own: admission() decides for new
+    // SAs, and a rekeyed IKE SA briefly exists twice (old and new) without counting against the limit.
+    this.byId = new LRUCache<number, IkeSa>({ max: 2 * limit + 16 });
   }
 
   get size(): number {
@@ -49,7 +50,6 @@ export class SaTable {
   }
 
   add(sa: IkeSa, halfOpenKey?: string): void {
-    if (this.limit + 1 > this.byId.max) throw new Error('table limit above capacity');
     this.byId.set(sa.id, sa);
     this.bySpi.set(spiKey(sa.ourSpi), sa);
     if (halfOpenKey) this.halfOpenInit.set(halfOpenKey, sa);
