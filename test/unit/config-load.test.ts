@@ -1,0 +1,445 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { decodeSecret, loadConfig, loadConfigText } from '../../src/config/load.ts';
+import type { Config } from '../../src/config/types.ts';
+
+/** Lines joined into a config text, with a helper for "F:LINE:COL" of a substring on a line. */
+function lines(...ls: string[]) {
+  return {
+    text: `${ls.join('\n')}\n`,
+    at(line: number, sub: string, file = 'F'): string {
+      const l = ls[line - 1];
+      assert.ok(l !== undefined && l.includes(sub), `line ${line} has no '${sub}'`);
+      return `${file}:${line}:${l.indexOf(sub) + 1}`;
+    },
+  };
+}
+
+function ok(text: string, file?: string): Config {
+  const r = loadConfigText(text, file);
+  assert.deepEqual(r.errors.map(String), []);
+  assert.ok(r.config);
+  return r.config;
+}
+
+function errs(text: string, file = 'F'): string[] {
+  const r = loadConfigText(text, file);
+  assert.equal(r.config, undefined);
+  return r.errors.map(String);
+}
+
+const PSK_PAIR = `
+    local {
+      auth = psk
+    }
+    remote {
+      auth = psk
+    }`;
+
+test('defaults as swanctl.conf documents them', () => {
+  const c = ok(`connections {\n  c {${PSK_PAIR}\n    children {\n      ch {\n      }\n    }\n  }\n}\nsecrets {\n  ike-all {\n    secret = abc\n  }\n}\n`);
+  assert.deepEqual(c.daemon, {
+    listen: ['0.0.0.0', '::'],
+    port: 500,
+    portNatT: 4500,
+    controlSocket: '/run/vpp-iked/control.sock',
+    logLevel: 'info',
+    ikeSaLimit: 60000,
+    dataplane: 'vpp',
+  });
+  assert.deepEqual(c.vpp, { socket: '/run/vpp/api.sock' });
+  const conn = c.connections[0]!;
+  const { proposals, children, loc, local, remote, ...rest } = conn;
+  assert.deepEqual(rest, {
+    name: 'c',
+    localAddrs: [],
+    remoteAddrs: [],
+    localPort: 500,
+    remotePort: 500,
+    encap: false,
+    dpdDelay: 0,
+    dpdTimeout: 0,
+    rekeyTime: 4 * 3600,
+    reauthTime: 0,
+    overTime: 1440, // 10% of rekey_time
+    randTime: 1440, // = over_time
+    fragmentation: 'yes',
+    unique: 'no',
+    sendCert: 'ifasked',
+    sendCertreq: true,
+    mobike: true,
+    keyingtries: 1,
+  });
+  assert.deepEqual(local, { auth: 'psk', id: '%any', certs: [], cacerts: [] });
+  assert.deepEqual(remote, { auth: 'psk', id: '%any', certs: [], cacerts: [] });
+  assert.deepEqual(loc, { file: '<config>', line: 2, col: 3 });
+  assert.ok(proposals.length >= 2 && proposals.every((p) => p.protocol === 'ike'), 'IKE default proposals');
+  const { espProposals, loc: chLoc, ...ch } = children[0]!;
+  assert.deepEqual(ch, {
+    name: 'ch',
+    localTs: ['dynamic'],
+    remoteTs: ['dynamic'],
+    mode: 'tunnel',
+    startAction: 'none',
+    closeAction: 'none',
+    dpdAction: 'clear',
+    rekeyTime: 3600,
+    lifeTime: 3960, // 1.1 x rekey_time
+    randTime: 360, // life_time - rekey_time
+    replayWindow: 32,
+    vppMode: 'p2p',
+    vppTable: 0,
+    vppRoutes: true,
+  });
+  assert.deepEqual(chLoc, { file: '<config>', line: 10, col: 7 });
+  assert.ok(espProposals.length >= 2 && espProposals.every((p) => p.protocol === 'esp'), 'ESP default proposals');
+  assert.deepEqual(c.files, ['<config>']);
+  // local_port follows daemon.port
+  assert.equal(ok(`daemon {\n  port = 5500\n}\n${`connections {\n  c {${PSK_PAIR}\n  }\n}\nsecrets {\n  ike {\n    secret = x\n  }\n}`}`).connections[0]!.localPort, 5500);
+});
+
+test('the annotated example conf/vpp-iked.conf loads', () => {
+  const r = loadConfig(join(import.meta.dirname, '../../conf/vpp-iked.conf'));
+  assert.deepEqual(r.errors.map(String), []);
+  assert.deepEqual(
+    r.config!.connections.map((c) => [c.name, c.children.map((ch) => `${ch.name}:${ch.vppMode}`)]),
+    [
+      ['site-b', ['lan:p2p']],
+      ['spokes', ['spoke-nets:p2mp']],
+    ],
+  );
+  assert.deepEqual(r.config!.secrets[0]!.secretBytes, Buffer.from('8a7f4c2e9b1d3f5a6c8e0b2d4f6a8c0e1f3a5c7e9b2d4f6a8c0e2b4d6f8a0c2e', 'hex'));
+  assert.equal(r.config!.secrets[1]!.secretBytes!.toString(), 'a long passphrase # with a hash, quoted');
+});
+
+test('every error class is reported at its line:col, all at once, in order', () => {
+  const L = lines(
+    /* 1 */ 'daemon {',
+    /* 2 */ '  port = 500',
+    /* 3 */ '  port = 501',
+    /* 4 */ '  listen = 0.0.0.0, 10.0.0.300',
+    /* 5 */ '  port_nat_t = 501',
+    /* 6 */ '  metrics = localhost:9464',
+    /* 7 */ '  log_level = loud',
+    /* 8 */ '}',
+    /* 9 */ 'foo {',
+    /* 10 */ '}',
+    /* 11 */ 'connections {',
+    /* 12 */ '  c {',
+    /* 13 */ '    rekey_tme = 1h',
+    /* 14 */ '    mobike = maybe',
+    /* 15 */ '    keyingtries = many',
+    /* 16 */ '    dpd_delay = 10x',
+    /* 17 */ '    local_addrs = 192.0.2.1, gw.example.net',
+    /* 18 */ '    remote_addrs = 192.0.2.300',
+    /* 19 */ '    local_port = 70000',
+    /* 20 */ '    remote_port = 0',
+    /* 21 */ '    version = 1',
+    /* 22 */ '    proposals = aes256gcm16-prfsha256-x25519, aes256-sha999-modp2048',
+    /* 23 */ '    encap =',
+    /* 24 */ '    local {',
+    /* 25 */ '      auth = eap-mschapv2',
+    /* 26 */ '      id = foo=bar',
+    /* 27 */ '    }',
+    /* 28 */ '    remote = x',
+    /* 29 */ '    children {',
+    /* 30 */ '      net {',
+    /* 31 */ '        remote_ts = 10.0.0.0/8, 10.1.0.0/33',
+    /* 32 */ '        vpp_mode = p2mp',
+    /* 33 */ '        mode = beet',
+    /* 34 */ '        start_action = start',
+    /* 35 */ '        rekey_time = 1h',
+    /* 36 */ '        life_time = 30m',
+    /* 37 */ '        close_action = sometimes',
+    /* 38 */ '        esp_proposals = aes256gcm16-foo',
+    /* 39 */ '      }',
+    /* 40 */ '    }',
+    /* 41 */ '    proposals2 {',
+    /* 42 */ '    }',
+    /* 43 */ '  }',
+    /* 44 */ '}',
+  );
+  assert.deepEqual(errs(L.text), [
+    `${L.at(3, 'port')}: duplicate key 'port' (already set at line 2)`,
+    `${L.at(4, '10.0.0.300')}: '10.0.0.300' is not an IP address`,
+    `${L.at(5, '501')}: 'port_nat_t' must differ from 'port' (501)`,
+    `${L.at(6, 'localhost')}: 'metrics' must be ADDRESS:PORT (e.g. 127.0.0.1:9464 or [::1]:9464), not 'localhost:9464'`,
+    `${L.at(7, 'loud')}: 'log_level' must be one of fatal, error, warn, info, debug, trace, silent, not 'loud'`,
+    `${L.at(9, 'foo')}: unknown section 'foo' in the top level`,
+    `${L.at(12, 'c')}: connection 'c': remote auth = pubkey (the default) needs cacerts, or set auth = psk`,
+    `${L.at(13, 'rekey_tme')}: unknown key 'rekey_tme' in connection 'c' (did you mean 'rekey_time'?)`,
+    `${L.at(14, 'maybe')}: 'mobike' must be yes or no, not 'maybe'`,
+    `${L.at(15, 'many')}: 'keyingtries' must be a number, not 'many'`,
+    `${L.at(16, '10x')}: 'dpd_delay' must be a duration such as 30s, 5m, 4h or 1d, not '10x'`,
+    `${L.at(17, 'gw.example')}: 'gw.example.net' in 'local_addrs': host names are not supported, use IP addresses`,
+    `${L.at(18, '192')}: '192.0.2.300' in 'remote_addrs' is not an IP address, subnet or range: '192.0.2.300' is not an IP address`,
+    `${L.at(19, '70000')}: 'local_port' = 70000 is out of range (1..65535)`,
+    `${L.at(20, '0')}: 'remote_port' = 0 is out of range (1..65535)`,
+    `${L.at(21, '1')}: only IKEv2 is supported: 'version' must be 2, not '1'`,
+    `${L.at(22, 'sha999')}: invalid IKE proposal: unknown algorithm 'sha999' in proposal 'aes256-sha999-modp2048'`,
+    `${L.at(23, '=') .replace(/:(\d+)$/, (_, c) => `:${Number(c) + 1}`)}: empty value for 'encap' (remove the line to get the default)`,
+    `${L.at(24, 'local')}: connection 'c': local auth = pubkey (the default) needs certs, or set auth = psk`,
+    `${L.at(25, 'eap')}: unsupported auth method 'eap-mschapv2' (psk or pubkey)`,
+    `${L.at(26, 'foo')}: invalid identity: unknown attribute 'foo' in distinguished name 'foo=bar'`,
+    `${L.at(28, 'remote')}: 'remote' is a section in connection 'c': write remote { ... }`,
+    `${L.at(31, '10.1.0.0/33')}: invalid traffic selector in 'remote_ts': '33' is not a prefix length (0..32)`,
+    `${L.at(32, 'p2mp')}: vpp_mode = p2mp needs vpp_interface (the shared multipoint interface)`,
+    `${L.at(33, 'beet')}: mode 'beet' is not supported (tunnel or transport)`,
+    `${L.at(34, 'start', 'F').replace(/:\d+$/, `:${'        start_action = '.length + 1}`)}: start_action = start needs an address to initiate to: set remote_addrs of connection 'c' to an IP address`,
+    `${L.at(36, '30m')}: life_time (1800s) must be longer than rekey_time (3600s)`,
+    `${L.at(37, 'sometimes')}: 'close_action' must be one of none, trap, start, not 'sometimes'`,
+    `${L.at(38, 'foo')}: invalid ESP proposal: unknown algorithm 'foo' in proposal 'aes256gcm16-foo'`,
+    `${L.at(41, 'proposals2')}: unknown section 'proposals2' in connection 'c'`,
+  ]);
+});
+
+test('secrets: decoding as strongSwan, errors never show the secret', () => {
+  assert.deepEqual(decodeSecret('0x0102ff'), Buffer.from([1, 2, 255]));
+  assert.deepEqual(decodeSecret('0X01:02'), Buffer.from([1, 2]));
+  assert.deepEqual(decodeSecret('0sAQID'), Buffer.from([1, 2, 3]));
+  assert.deepEqual(decodeSecret('plain text'), Buffer.from('plain text'));
+  const L = lines(
+    'secrets {',
+    '  ike-a {',
+    '    secret = 0xNOTHEXSECRET',
+    '  }',
+    '  ike-b {',
+    '    secret = 0s!!base64secret',
+    '  }',
+    '  ike-c {',
+    '    id = peer.example.net',
+    '  }',
+    '  eap-d {',
+    '    secret = topsecretvalue',
+    '  }',
+    '  ike-e {',
+    '    secret = "x"; id = topsecretvalue2',
+    '  }',
+    '  bogus {',
+    '  }',
+    '  ike-f {',
+    '    idd = peer.example.net',
+    '    secret = 1',
+    '  }',
+    '}',
+  );
+  const e = errs(L.text);
+  assert.deepEqual(e, [
+    `${L.at(3, '0x')}: the value of 'secret' is not valid hex after "0x"`,
+    `${L.at(6, '0s')}: the value of 'secret' is not valid base64 after "0s"`,
+    `${L.at(8, 'ike-c')}: secret 'ike-c' has no 'secret' value`,
+    `${L.at(11, 'eap-d')}: secret type of 'eap-d' is not supported (ike-NAME or private-NAME)`,
+    `${L.at(15, ';')}: ';' does not separate statements: put each 'key = value' on its own line`,
+    `${L.at(17, 'bogus')}: unknown secret section 'bogus': names start with 'ike' or 'private'`,
+  ]);
+  for (const s of ['NOTHEX', 'base64secret', 'topsecretvalue']) assert.ok(!e.some((m) => m.includes(s)), s);
+  // "idd" starts with "id": as strongSwan, any key starting with "id" is an identity of the secret
+  assert.deepEqual(ok(`secrets {\n  ike-f {\n    idd = peer.example.net\n    secret = 1\n  }\n}\n`).secrets[0]!.ids, ['peer.example.net']);
+});
+
+function pskConn(name: string, localId: string | undefined, remoteId: string | undefined): string {
+  return `  ${name} {
+    local {
+      auth = psk${localId ? `\n      id = ${localId}` : ''}
+    }
+    remote {
+      auth = psk${remoteId ? `\n      id = ${remoteId}` : ''}
+    }
+  }
+`;
+}
+
+test('PSK connections need a secret whose ids match the local or remote id', () => {
+  const conf = (conns: string, secrets: string) => `connections {\n${conns}}\nsecrets {\n${secrets}}\n`;
+  const secret = (name: string, ...ids: string[]) => `  ike-${name} {\n${ids.map((id, i) => `    id${i ? `-${i}` : ''} = ${id}\n`).join('')}    secret = s3cret\n  }\n`;
+  // a secret without ids applies to everything
+  ok(conf(pskConn('a', 'gw.example.net', 'peer.example.net'), secret('all')));
+  // exact remote id, case-insensitive FQDN, second id key
+  ok(conf(pskConn('a', 'gw.example.net', 'peer.example.net'), secret('p', 'other.example.net', 'PEER.example.net')));
+  // the local id matches
+  ok(conf(pskConn('a', 'gw.example.net', 'peer.example.net'), secret('g', 'gw.example.net')));
+  // wildcard secret id, wildcard connection id, %any remote id
+  ok(conf(pskConn('a', 'gw.example.net', 'peer.example.net'), secret('w', '*.example.net')));
+  ok(conf(pskConn('a', 'gw.example.net', '*.spokes.example.net'), secret('s', 'one.spokes.example.net')));
+  ok(conf(pskConn('a', 'gw.example.net', undefined), secret('x', 'anyone@example.net')));
+  // DN ids compare by attributes, not spelling
+  ok(conf(pskConn('a', 'gw.example.net', '"C=CH, O=Org, CN=peer"'), secret('d', '"/C=ch/O=Org/CN=peer"')));
+  // address ids
+  ok(conf(pskConn('a', '192.0.2.1', '198.51.100.7'), secret('n', '198.51.100.0/24')));
+  // no match: the error names the connection, at its location
+  assert.deepEqual(errs(conf(pskConn('a', 'gw.example.net', 'peer.example.net'), secret('o', 'other.example.net', '192.0.2.9'))), [
+    "F:2:3: connection 'a' uses PSK authentication but no secrets { ike-... } entry matches its local id 'gw.example.net' or remote id 'peer.example.net'",
+  ]);
+  // no secrets at all; a private key does not count
+  const noPsk = errs(`connections {\n${pskConn('a', undefined, undefined)}}\n`);
+  assert.equal(noPsk.length, 1);
+  assert.match(noPsk[0]!, /^F:2:3: connection 'a' uses PSK authentication but no secrets/);
+});
+
+test('repeated sections merge as in strongSwan; a later block overrides, a repeat in one block is an error', () => {
+  const c = ok(
+    `connections {\n  a {\n    remote_addrs = 192.0.2.1\n${PSK_PAIR}\n  }\n}\nconnections {\n  a {\n    remote_addrs = 192.0.2.2\n    local_port = 4500\n  }\n  b {${PSK_PAIR}\n  }\n}\nsecrets {\n  ike {\n    secret = x\n  }\n}\n`,
+  );
+  assert.deepEqual(
+    c.connections.map((x) => [x.name, x.remoteAddrs, x.localPort, x.local.auth]),
+    [
+      ['a', ['192.0.2.2'], 4500, 'psk'],
+      ['b', [], 500, 'psk'],
+    ],
+  );
+  assert.deepEqual(errs('vpp {\n  socket = /a\n  socket = /b\n}\n'), ["F:3:3: duplicate key 'socket' (already set at line 2)"]);
+  assert.deepEqual(errs('vpp {\n  socket = /a\n  socket {\n  }\n}\n'), [
+    "F:3:3: 'socket' is already a key here; it cannot also be a section",
+  ]);
+});
+
+test('values: addresses, selectors, lists, lifetimes, actions', () => {
+  const c = ok(
+    `daemon {
+  listen = 192.0.2.1, 2001:DB8::1
+  metrics = [::1]:9464
+  dataplane = memory
+  log_level = debug
+}
+connections {
+  a {
+    local_addrs = 192.0.2.1, 10.0.0.5/8, %any6
+    remote_addrs = 198.51.100.1-198.51.100.9, 2001:db8::7
+    reauth_time = 2h
+    dpd_delay = 1m
+    fragmentation = force
+    unique = replace
+    send_cert = always
+    send_certreq = no
+    mobike = false
+    keyingtries = 0
+    encap = yes
+    version = 2
+${PSK_PAIR}
+    children {
+      one {
+        local_ts = 10.0.0.0/24, 2001:db8::/64[tcp/443]
+        remote_ts = 10.1.0.1-10.1.0.9
+        life_time = 2h
+        mode = transport
+        start_action = route
+        close_action = restart
+        dpd_action = start
+        replay_window = 0
+        vpp_mode = p2mp
+        vpp_interface = ipsec100
+        vpp_table = 7
+        vpp_routes = no
+      }
+      two {
+        rekey_time = 1h
+        rand_time = 5m
+        vpp_mode = policy
+      }
+    }
+  }
+}
+secrets {
+  ike {
+    secret = x
+  }
+}
+`,
+  );
+  assert.deepEqual(c.daemon.listen, ['192.0.2.1', '2001:db8::1']);
+  assert.equal(c.daemon.metrics, '[::1]:9464');
+  assert.equal(c.daemon.dataplane, 'memory');
+  const a = c.connections[0]!;
+  assert.deepEqual(a.localAddrs, ['192.0.2.1', '10.0.0.0/8', '::/0']);
+  assert.deepEqual(a.remoteAddrs, ['198.51.100.1-198.51.100.9', '2001:db8::7']);
+  // only reauth_time set: no rekeying; over_time 10% of it; rand_time min(over_time, half of it) (strongSwan vici config_sn)
+  assert.deepEqual([a.rekeyTime, a.reauthTime, a.overTime, a.randTime], [0, 7200, 720, 720]);
+  assert.deepEqual(
+    [a.dpdDelay, a.fragmentation, a.unique, a.sendCert, a.sendCertreq, a.mobike, a.keyingtries, a.encap],
+    [60, 'force', 'replace', 'always', false, false, 0, true],
+  );
+  const [one, two] = a.children;
+  assert.deepEqual(one!.localTs, ['10.0.0.0/24', '2001:db8::/64[tcp/443]']);
+  assert.deepEqual(one!.remoteTs, ['10.1.0.1-10.1.0.9']);
+  // only life_time set: rekey_time = life_time / 1.1, rand_time = the difference (strongSwan check_lifetimes)
+  assert.deepEqual([one!.rekeyTime, one!.lifeTime, one!.randTime], [6545, 7200, 655]);
+  assert.deepEqual(
+    [one!.mode, one!.startAction, one!.closeAction, one!.dpdAction, one!.replayWindow, one!.vppMode, one!.vppInterface, one!.vppTable, one!.vppRoutes],
+    ['transport', 'trap', 'start', 'restart', 0, 'p2mp', 'ipsec100', 7, false],
+  );
+  assert.deepEqual([two!.rekeyTime, two!.lifeTime, two!.randTime, two!.vppMode], [3600, 3960, 300, 'policy']);
+  assert.equal(two!.vppInterface, undefined);
+  // durations
+  const dur = (v: string) => ok(`connections {\n  a {\n    dpd_delay = ${v}\n${PSK_PAIR}\n  }\n}\nsecrets {\n  ike {\n    secret = x\n  }\n}\n`).connections[0]!.dpdDelay;
+  assert.deepEqual(['30', '30s', '5m', '4h', '1d', '2 D', '0'].map(dur), [30, 30, 300, 14400, 86400, 172800, 0]);
+  for (const bad of ['1.5h', '-1', '1w', '0x10', '99999999999']) {
+    assert.equal(errs(`connections {\n  a {\n    dpd_delay = ${bad}\n${PSK_PAIR}\n  }\n}\nsecrets {\n  ike {\n    secret = x\n  }\n}\n`).length, 1, bad);
+  }
+});
+
+test('certificate and key files resolve relative to the file naming them and must exist', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vpp-iked-load-'));
+  try {
+    mkdirSync(join(dir, 'conf.d'));
+    mkdirSync(join(dir, 'conf.d', 'x509'));
+    writeFileSync(join(dir, 'conf.d', 'x509', 'me.pem'), 'cert');
+    writeFileSync(join(dir, 'conf.d', 'x509', 'ca.pem'), 'ca');
+    writeFileSync(join(dir, 'key.pem'), 'key');
+    writeFileSync(
+      join(dir, 'conf.d', 'c.conf'),
+      'c {\n  local {\n    certs = x509/me.pem\n  }\n  remote {\n    cacerts = x509/ca.pem, x509/missing.pem\n    id = "C=CH, CN=*"\n  }\n}\n',
+    );
+    const main = join(dir, 'main.conf');
+    writeFileSync(main, 'connections {\n  include conf.d/*.conf\n}\nsecrets {\n  private-me {\n    file = key.pem\n  }\n}\n');
+    const cfile = join(dir, 'conf.d', 'c.conf');
+    assert.deepEqual(loadConfig(main).errors.map(String), [`${cfile}:6:28: CA certificate 'x509/missing.pem' does not exist`]);
+    writeFileSync(cfile, 'c {\n  local {\n    certs = x509/me.pem\n  }\n  remote {\n    cacerts = x509/ca.pem\n  }\n}\n');
+    const r = loadConfig(main);
+    assert.deepEqual(r.errors.map(String), []);
+    const c = r.config!.connections[0]!;
+    assert.deepEqual(c.local.certs, [join(dir, 'conf.d', 'x509', 'me.pem')]);
+    assert.deepEqual(c.remote.cacerts, [join(dir, 'conf.d', 'x509', 'ca.pem')]);
+    assert.equal(r.config!.secrets[0]!.file, join(dir, 'key.pem'));
+    assert.deepEqual(r.config!.files, [main, cfile]);
+    // pubkey without a private key
+    writeFileSync(main, 'connections {\n  include conf.d/*.conf\n}\n');
+    assert.deepEqual(loadConfig(main).errors.map(String), [
+      `${cfile}:2:3: connection 'c': local auth = pubkey needs a private key: secrets { private-NAME { file = ... } }`,
+    ]);
+    // errors from several files come sorted by file, then line
+    writeFileSync(main, 'connections {\n  include conf.d/*.conf\n}\nvpp {\n  sock = 1\n}\n');
+    writeFileSync(join(dir, 'conf.d', 'a.conf'), 'a {\n  bad = 1\n}\n');
+    const sorted = loadConfig(main).errors.map(String);
+    assert.deepEqual(
+      sorted.map((s) => s.replace(dir, 'D').replace(/: .*/, '')),
+      ['D/conf.d/a.conf:1:1', 'D/conf.d/a.conf:1:1', 'D/conf.d/a.conf:2:3', 'D/conf.d/c.conf:2:3', 'D/main.conf:5:3'],
+    );
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('the loaded config is frozen', () => {
+  const c = ok(`connections {\n  c {${PSK_PAIR}\n    children {\n      ch {\n      }\n    }\n  }\n}\nsecrets {\n  ike {\n    secret = x\n  }\n}\n`);
+  assert.ok(Object.isFrozen(c) && Object.isFrozen(c.connections) && Object.isFrozen(c.connections[0]));
+  assert.ok(Object.isFrozen(c.connections[0]!.children[0]!.localTs) && Object.isFrozen(c.daemon.listen));
+  assert.throws(() => (c.connections as unknown as unknown[]).push(1), TypeError);
+  assert.throws(() => {
+    (c.connections[0] as { name: string }).name = 'x';
+  }, TypeError);
+});
+
+test('loadConfig reports unreadable paths as errors', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vpp-iked-load-'));
+  try {
+    assert.deepEqual(loadConfig(dir).errors.map(String), [`${dir}:1:1: '${dir}' is a directory, not a config file`]);
+    const r = loadConfig(join(dir, 'none.conf'));
+    assert.equal(r.config, undefined);
+    assert.match(String(r.errors[0]), /none\.conf:1:1: cannot read .*: no such file$/);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
