@@ -41,6 +41,7 @@ export const WANTED_REQUESTS: readonly string[] = [
   // interface
   'sw_interface_set_flags',
   'sw_interface_set_unnumbered',
+  'sw_interface_set_table',
   'sw_interface_dump',
   'want_interface_events',
   // ip

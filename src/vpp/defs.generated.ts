@@ -122,6 +122,8 @@ export type VppMessageName =
   | 'sw_interface_event'
   | 'sw_interface_set_flags'
   | 'sw_interface_set_flags_reply'
+  | 'sw_interface_set_table'
+  | 'sw_interface_set_table_reply'
   | 'sw_interface_set_unnumbered'
   | 'sw_interface_set_unnumbered_reply'
   | 'want_interface_events'
@@ -188,6 +190,8 @@ export const VPP_MESSAGES: { readonly [K in VppMessageName]: VppMessageDef } = {
   sw_interface_event: { name: 'sw_interface_event', crc: '0x2d3d95a7', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'pid', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index' }, { name: 'flags', type: 'if_status_flags' }, { name: 'deleted', type: 'bool' }] },
   sw_interface_set_flags: { name: 'sw_interface_set_flags', crc: '0xf5aec1b8', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index' }, { name: 'flags', type: 'if_status_flags' }] },
   sw_interface_set_flags_reply: { name: 'sw_interface_set_flags_reply', crc: '0xe8d4e804', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }] },
+  sw_interface_set_table: { name: 'sw_interface_set_table', crc: '0xdf42a577', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index' }, { name: 'is_ipv6', type: 'bool' }, { name: 'vrf_id', type: 'u32' }] },
+  sw_interface_set_table_reply: { name: 'sw_interface_set_table_reply', crc: '0xe8d4e804', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }] },
   sw_interface_set_unnumbered: { name: 'sw_interface_set_unnumbered', crc: '0x154a6439', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index' }, { name: 'unnumbered_sw_if_index', type: 'interface_index' }, { name: 'is_add', type: 'bool' }] },
   sw_interface_set_unnumbered_reply: { name: 'sw_interface_set_unnumbered_reply', crc: '0xe8d4e804', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }] },
   want_interface_events: { name: 'want_interface_events', crc: '0x476f5a08', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'enable_disable', type: 'u32' }, { name: 'pid', type: 'u32' }] },
@@ -225,6 +229,7 @@ export const VPP_SERVICES = {
   sockclnt_delete: { reply: 'sockclnt_delete_reply' },
   sw_interface_dump: { reply: 'sw_interface_details', stream: true },
   sw_interface_set_flags: { reply: 'sw_interface_set_flags_reply' },
+  sw_interface_set_table: { reply: 'sw_interface_set_table_reply' },
   sw_interface_set_unnumbered: { reply: 'sw_interface_set_unnumbered_reply' },
   want_interface_events: { reply: 'want_interface_events_reply', events: ['sw_interface_event'] },
 } as const satisfies Readonly<Record<string, VppServiceDef>>;
@@ -822,6 +827,19 @@ export interface SwInterfaceSetFlagsReply {
   context: number;
   retval: number;
 }
+/** sw_interface_set_table (interface 3.2.5) CRC 0xdf42a577 */
+export interface SwInterfaceSetTable {
+  client_index: number;
+  context: number;
+  sw_if_index: InterfaceIndex;
+  is_ipv6: boolean;
+  vrf_id: number;
+}
+/** sw_interface_set_table_reply (interface 3.2.5) CRC 0xe8d4e804 */
+export interface SwInterfaceSetTableReply {
+  context: number;
+  retval: number;
+}
 /** sw_interface_set_unnumbered (interface 3.2.5) CRC 0x154a6439 */
 export interface SwInterfaceSetUnnumbered {
   client_index: number;
@@ -908,6 +926,8 @@ export interface VppMessageTypes {
   sw_interface_event: SwInterfaceEvent;
   sw_interface_set_flags: SwInterfaceSetFlags;
   sw_interface_set_flags_reply: SwInterfaceSetFlagsReply;
+  sw_interface_set_table: SwInterfaceSetTable;
+  sw_interface_set_table_reply: SwInterfaceSetTableReply;
   sw_interface_set_unnumbered: SwInterfaceSetUnnumbered;
   sw_interface_set_unnumbered_reply: SwInterfaceSetUnnumberedReply;
   want_interface_events: WantInterfaceEvents;

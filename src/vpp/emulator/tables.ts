@@ -48,6 +48,9 @@ export interface EmuInterface {
   ipsec?: { instance: number; mode: number };
   /** sw_if_index whose address this interface borrows (unnumbered), if any. */
   unnumberedTo?: number;
+  /** FIB table ids the interface is bound to. */
+  table4: number;
+  table6: number;
 }
 
 export interface EmuSa {
@@ -157,6 +160,18 @@ function comboSupported(crypto: number, integ: number): boolean {
   return integ === 0; // AEADs (GCM, ChaCha20, GMAC)
 }
 
+/** Deep copy of a decoded message value; byte arrays stay Buffers. */
+function clone<T>(v: T): T {
+  if (v instanceof Uint8Array) return Buffer.from(v) as T;
+  if (Array.isArray(v)) return v.map((x: unknown) => clone(x)) as T;
+  if (typeof v === 'object' && v !== null) {
+    const o: Record<string, unknown> = {};
+    for (const [k, x] of Object.entries(v)) o[k] = clone(x);
+    return o as T;
+  }
+  return v;
+}
+
 function bswap32(v: number): number {
   return (((v & 0xff) << 24) | ((v & 0xff00) << 8) | ((v >>> 8) & 0xff00) | (v >>> 24)) >>> 0;
 }
@@ -232,7 +247,7 @@ export class VppEmulatorState {
   private addInterface(name: string, devType: string, up = false): EmuInterface {
     const swIfIndex = this.swIfPool.get();
     const mac = Buffer.from([0x02, 0xfe, 0, 0, (swIfIndex >> 8) & 0xff, swIfIndex & 0xff]);
-    const i: EmuInterface = { swIfIndex, name, devType, adminUp: up, linkUp: up, mtu: 9000, mac };
+    const i: EmuInterface = { swIfIndex, name, devType, adminUp: up, linkUp: up, mtu: 9000, mac, table4: 0, table6: 0 };
     this.interfaces.set(swIfIndex, i);
     return i;
   }
@@ -325,7 +340,7 @@ export class VppEmulatorState {
       integ: e.integrity_algorithm,
       integKey: Buffer.from(e.integrity_key.data.subarray(0, ikLen)),
       flags,
-      tunnel: flags & F_TUNNEL ? structuredClone(e.tunnel) : undefined,
+      tunnel: flags & F_TUNNEL ? clone(e.tunnel) : undefined,
       saltWire: e.salt,
       udpSrc,
       udpDst,
@@ -377,7 +392,7 @@ export class VppEmulatorState {
     if (!sa) return ctx.reply({ retval: VppErr.NO_SUCH_ENTRY });
     if (m.is_tun && sa.flags & F_TUNNEL && sa.tunnel) {
       if (addrText(m.tunnel.src) !== addrText(sa.tunnel.src) || addrText(m.tunnel.dst) !== addrText(sa.tunnel.dst)) {
-        sa.tunnel = structuredClone(m.tunnel);
+        sa.tunnel = clone(m.tunnel);
       }
     }
     if (sa.flags & F_UDP_ENCAP) {
@@ -543,7 +558,7 @@ export class VppEmulatorState {
     out.locks++;
     for (const id of t.sa_in) this.sas.get(id)!.locks++;
     if (existing) this.releaseProtection(existing);
-    this.protections.set(key, { swIfIndex: t.sw_if_index, nh: structuredClone(t.nh), saOut: t.sa_out, saIn: [...t.sa_in] });
+    this.protections.set(key, { swIfIndex: t.sw_if_index, nh: clone(t.nh), saOut: t.sa_out, saIn: [...t.sa_in] });
     ctx.reply({ retval: 0 });
   }
 
@@ -757,6 +772,16 @@ export class VppEmulatorState {
     ctx.reply({ retval: 0 });
   }
 
+  /** vl_api_sw_interface_set_table_t_handler → ip_table_bind: NO_SUCH_FIB for a table that does not exist. */
+  sw_interface_set_table(m: VppMessageTypes['sw_interface_set_table'], ctx: EmuCtx): void {
+    const i = this.interfaces.get(m.sw_if_index);
+    if (!i) return ctx.reply({ retval: VppErr.INVALID_SW_IF_INDEX });
+    if (!this.tables.has(`${m.is_ipv6 ? 6 : 4}:${m.vrf_id}`)) return ctx.reply({ retval: VppErr.NO_SUCH_FIB });
+    if (m.is_ipv6) i.table6 = m.vrf_id;
+    else i.table4 = m.vrf_id;
+    ctx.reply({ retval: 0 });
+  }
+
   private ifDetails(i: EmuInterface): Obj {
     return {
       sw_if_index: i.swIfIndex,
@@ -848,7 +873,7 @@ export class VppEmulatorState {
       const cur = this.routes.get(key);
       if (isAdd) {
         const route = cur ?? { tableId: r.table_id, isIp6, prefix, len: r.prefix.len, paths: [], statsIndex: this.nextRouteStat++ };
-        for (const p of r.paths) if (!route.paths.some((q) => pathKey(q) === pathKey(p))) route.paths.push(structuredClone(p));
+        for (const p of r.paths) if (!route.paths.some((q) => pathKey(q) === pathKey(p))) route.paths.push(clone(p));
         this.routes.set(key, route);
         return ctx.reply({ retval: 0, stats_index: route.statsIndex });
       }
@@ -862,7 +887,7 @@ export class VppEmulatorState {
     if (isAdd) {
       if (r.paths.length === 0) return fail(VppErr.NO_PATHS_IN_ROUTE);
       const statsIndex = this.routes.get(key)?.statsIndex ?? this.nextRouteStat++;
-      this.routes.set(key, { tableId: r.table_id, isIp6, prefix, len: r.prefix.len, paths: r.paths.map((p) => structuredClone(p)), statsIndex });
+      this.routes.set(key, { tableId: r.table_id, isIp6, prefix, len: r.prefix.len, paths: r.paths.map((p) => clone(p)), statsIndex });
       return ctx.reply({ retval: 0, stats_index: statsIndex });
     }
     this.routes.delete(key);
@@ -924,7 +949,7 @@ export class VppEmulatorState {
     else if (m.header_version !== 1) rv = -1;
     else if (m.punt.type === 0 && m.punt.punt.l4?.protocol === 6) rv = -1; // TCP not supported
     else if (m.punt.type === 0 && m.punt.punt.l4?.port === 0) rv = -1; // port number required
-    if (rv === 0) this.puntRegs.set(key, { punt: structuredClone(m.punt), pathname: m.pathname, key });
+    if (rv === 0) this.puntRegs.set(key, { punt: clone(m.punt), pathname: m.pathname, key });
     ctx.reply({ retval: rv, pathname: server });
   }
 
@@ -961,6 +986,7 @@ export class VppEmulatorState {
         sw_if_index: i.swIfIndex,
         name: i.name,
         admin_up: i.adminUp,
+        table: [i.table4, i.table6],
         ipsec: i.ipsec ?? null,
         unnumbered_to: i.unnumberedTo ?? null,
       })),
@@ -1015,6 +1041,7 @@ const HANDLED = new Set<string>([
   'ipsec_spd_interface_dump',
   'sw_interface_set_flags',
   'sw_interface_set_unnumbered',
+  'sw_interface_set_table',
   'sw_interface_dump',
   'want_interface_events',
   'ip_table_add_del',

@@ -1,0 +1,405 @@
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { startEmulator, type EmulatorHandle } from '../../src/vpp/emulator/server.ts';
+import type { EmuCtx } from '../../src/vpp/emulator/tables.ts';
+import { VppDataplane, isOurId } from '../../src/dataplane/vpp.ts';
+import { VppClient, VppApiError } from '../../src/vpp/client.ts';
+import { toApiAddress } from '../../src/vpp/address.ts';
+import type { ChildInstall, SaParams, TsRange } from '../../src/dataplane/types.ts';
+
+let n = 0;
+function sockPath(): string {
+  return join(tmpdir(), `vpp-dp-test-${process.pid}-${n++}.sock`);
+}
+
+const ts4 = (start: string, end: string): TsRange => ({ family: 4, start, end, protocol: 0, startPort: 0, endPort: 65535 });
+const ts6 = (start: string, end: string): TsRange => ({ family: 6, start, end, protocol: 0, startPort: 0, endPort: 65535 });
+
+interface Opts {
+  local?: string;
+  remote?: string;
+  lport?: number;
+  rport?: number;
+  encap?: boolean;
+  mode?: ChildInstall['vppMode'];
+  iface?: string;
+  table?: number;
+  localTs?: TsRange[];
+  remoteTs?: TsRange[];
+  replaces?: number;
+  alg?: SaParams['alg'];
+}
+
+function sa(spi: number, inbound: boolean, o: Opts): SaParams {
+  const me = { addr: o.local ?? '192.0.2.1', port: o.lport ?? 500 };
+  const peer = { addr: o.remote ?? '198.51.100.2', port: o.rport ?? 500 };
+  const alg = o.alg ?? { encrId: 20, encrKeyBits: 256, integId: 0, esn: true };
+  const keyLen = alg.encrId === 20 ? alg.encrKeyBits / 8 + 4 : alg.encrKeyBits / 8;
+  return {
+    spi,
+    inbound,
+    src: inbound ? peer : me,
+    dst: inbound ? me : peer,
+    udpEncap: o.encap ?? false,
+    alg,
+    encKey: randomBytes(keyLen),
+    integKey: alg.integId === 12 ? randomBytes(32) : Buffer.alloc(0),
+    replayWindow: 128,
+    mode: 'tunnel',
+  };
+}
+
+function child(id: number, spiIn: number, spiOut: number, o: Opts = {}): ChildInstall {
+  const c: ChildInstall = {
+    childId: id,
+    ikeSaId: 1,
+    connection: 'c',
+    child: 'net',
+    inbound: sa(spiIn, true, o),
+    outbound: sa(spiOut, false, o),
+    localTs: o.localTs ?? [ts4('10.0.0.0', '10.0.0.255')],
+    remoteTs: o.remoteTs ?? [ts4('10.1.0.0', '10.1.0.255')],
+    vppMode: o.mode ?? 'p2p',
+    vppTable: o.table ?? 0,
+    vppRoutes: true,
+  };
+  if (o.iface !== undefined) c.vppInterface = o.iface;
+  if (o.replaces !== undefined) c.replaces = o.replaces;
+  return c;
+}
+
+/** Records every request the emulator handles, in order. */
+function record(emu: EmulatorHandle): { name: string; msg: Record<string, unknown> }[] {
+  const log: { name: string; msg: Record<string, unknown> }[] = [];
+  const state = emu.state;
+  const orig = state.handle.bind(state);
+  state.handle = (name: string, msg: unknown, ctx: EmuCtx) => {
+    log.push({ name, msg: msg as Record<string, unknown> });
+    orig(name, msg, ctx);
+  };
+  return log;
+}
+
+/** Makes the emulator answer one request type with an error code. */
+function failWith(emu: EmulatorHandle, name: string, retval: number, times = 1): void {
+  const state = emu.state;
+  const orig = state.handle.bind(state);
+  let left = times;
+  state.handle = (nm: string, msg: unknown, ctx: EmuCtx) => {
+    if (nm === name && left > 0) {
+      left--;
+      ctx.reply({ retval });
+      return;
+    }
+    orig(nm, msg, ctx);
+  };
+}
+
+async function setup(opts: { unnumbered?: string; policyIface?: string } = {}): Promise<{ emu: EmulatorHandle; dp: VppDataplane; done: () => Promise<void> }> {
+  const socket = sockPath();
+  const emu = await startEmulator({ socket, interfaces: ['host-eth0', 'loop0'] });
+  const dp = new VppDataplane({
+    socket,
+    clientOptions: { healthCheckMs: 0, reconnectMinMs: 20, reconnectMaxMs: 200, requestTimeoutMs: 3000 },
+    replayIntervalMs: 10,
+    ...(opts.unnumbered ? { unnumberedInterface: opts.unnumbered } : {}),
+    ...(opts.policyIface ? { policyInterface: opts.policyIface } : {}),
+  });
+  await dp.start();
+  return {
+    emu,
+    dp,
+    done: async () => {
+      await dp.close();
+      await emu.close();
+    },
+  };
+}
+
+test('p2p: interface, unnumbered, SAs (algorithms, salt, flags, window), protection, routes', async () => {
+  const { emu, dp, done } = await setup({ unnumbered: 'loop0' });
+  try {
+    const spi = await dp.allocateSpi();
+    const c = child(1, spi, 0xabc00001, { table: 7, remoteTs: [ts4('10.1.0.0', '10.1.0.255'), ts4('10.2.0.1', '10.2.0.2')] });
+    const r = await dp.install(c);
+    assert.ok(isOurId(r.saIn!) && isOurId(r.saOut!));
+    assert.equal(r.interface, 'ipsec1000');
+    const s = emu.state;
+    const itf = [...s.interfaces.values()].find((i) => i.name === 'ipsec1000')!;
+    assert.equal(itf.adminUp, true);
+    assert.equal(itf.ipsec?.mode, 0);
+    assert.equal(itf.unnumberedTo, [...s.interfaces.values()].find((i) => i.name === 'loop0')!.swIfIndex);
+    assert.deepEqual([itf.table4, itf.table6], [7, 7]);
+    const inSa = s.sas.get(r.saIn!)!;
+    const outSa = s.sas.get(r.saOut!)!;
+    assert.equal(inSa.spi, spi);
+    assert.equal(outSa.spi, 0xabc00001);
+    assert.equal(inSa.crypto, 9); // AES_GCM_256
+    assert.deepEqual(inSa.cryptoKey, c.inbound.encKey.subarray(0, 32));
+    // README "Salt": the 4 KEYMAT bytes after the key, read big-endian.
+    assert.equal(inSa.saltWire, c.inbound.encKey.readUInt32BE(32));
+    assert.equal(inSa.flags, 4 | 64 | 1 | 2); // tunnel, inbound, ESN, anti-replay
+    assert.equal(outSa.flags, 4 | 1);
+    assert.equal(inSa.window, 128);
+    const prot = [...s.protections.values()];
+    assert.deepEqual(prot.map((p) => [p.swIfIndex, p.saOut, p.saIn]), [[itf.swIfIndex, r.saOut, [r.saIn]]]);
+    const routes = [...s.routes.values()].map((x) => `${x.tableId}:${x.prefix}/${x.len}`).sort();
+    assert.deepEqual(routes, ['7:10.1.0.0/24', '7:10.2.0.1/32', '7:10.2.0.2/32']);
+    const dump = JSON.stringify(await dp.dump());
+    assert.ok(!dump.includes(c.inbound.encKey.subarray(0, 8).toString('hex')), 'no key material');
+    assert.ok(dump.includes(spi.toString(16).padStart(8, '0')));
+    await dp.remove(1);
+    assert.equal(s.sas.size, 0);
+    assert.equal(s.protections.size, 0);
+    assert.equal(s.routes.size, 0);
+    assert.ok(![...s.interfaces.values()].some((i) => i.name === 'ipsec1000'));
+  } finally {
+    await done();
+  }
+});
+
+test('NAT-T and IPv6: UDP ports, IS_TUNNEL_V6; update() moves endpoints; an encap change rebuilds and asks for a rekey', async () => {
+  const { emu, dp, done } = await setup();
+  try {
+    const replayed: number[][] = [];
+    dp.setListener({ replayed: (ids) => replayed.push(ids) });
+    const c = child(5, 0x5001, 0x5002, {
+      local: '2001:db8::1',
+      remote: '2001:db8::2',
+      lport: 4500,
+      rport: 4501,
+      encap: true,
+      localTs: [ts6('2001:db8:a::', '2001:db8:a::ffff')],
+      remoteTs: [ts6('2001:db8:b::', '2001:db8:b:0:ffff:ffff:ffff:ffff')],
+    });
+    const r = await dp.install(c);
+    const s = emu.state;
+    const inSa = s.sas.get(r.saIn!)!;
+    assert.equal(inSa.flags & (8 | 16), 8 | 16);
+    assert.deepEqual([inSa.udpSrc, inSa.udpDst], [4501, 4500]);
+    assert.equal(s.sas.get(r.saOut!)!.udpDst, 4501);
+    assert.deepEqual([...s.routes.values()].map((x) => `${x.prefix}/${x.len}`), ['2001:db8:b::/64']);
+    const log = record(emu);
+    await dp.update(5, { addr: '2001:db8::1', port: 4500 }, { addr: '2001:db8::99', port: 6000 }, true);
+    assert.deepEqual(log.map((l) => l.name), ['ipsec_sad_entry_update', 'ipsec_sad_entry_update']);
+    assert.equal(s.sas.get(r.saOut!)!.udpDst, 6000);
+    assert.equal(s.sas.get(r.saIn!)!.udpSrc, 6000);
+    assert.equal(s.sas.get(r.saOut!)!.tunnel!.dst.un.ip6!.toString('hex'), '20010db8000000000000000000000099');
+    assert.deepEqual(replayed, []);
+    // Turning UDP encapsulation off cannot be done by ipsec_sad_entry_update: new SAs, same SPIs.
+    await dp.update(5, { addr: '2001:db8::1', port: 500 }, { addr: '2001:db8::99', port: 500 }, false);
+    const st = dp.childState(5)!;
+    assert.notEqual(st.saIn, r.saIn);
+    assert.equal(s.sas.size, 2);
+    assert.equal(s.sas.get(st.saIn)!.spi, 0x5001);
+    assert.equal(s.sas.get(st.saIn)!.flags & 16, 0);
+    assert.deepEqual(replayed, [[5]]);
+    assert.deepEqual([...s.protections.values()].map((p) => [p.saOut, p.saIn]), [[st.saOut, [st.saIn]]]);
+  } finally {
+    await done();
+  }
+});
+
+test('p2mp: shared interface created once, one protection per peer next hop, routes via the next hop', async () => {
+  const { emu, dp, done } = await setup();
+  try {
+    const a = await dp.install(child(1, 0x1001, 0x2001, { mode: 'p2mp', iface: 'ipsec100', remote: '198.51.100.10', remoteTs: [ts4('10.10.0.0', '10.10.0.255')] }));
+    const b = await dp.install(child(2, 0x1002, 0x2002, { mode: 'p2mp', iface: 'ipsec100', remote: '198.51.100.20', remoteTs: [ts4('10.20.0.0', '10.20.0.255')] }));
+    assert.equal(a.interface, 'ipsec100');
+    const s = emu.state;
+    const itfs = [...s.interfaces.values()].filter((i) => i.ipsec);
+    assert.equal(itfs.length, 1);
+    assert.equal(itfs[0]!.ipsec!.mode, 1);
+    assert.equal(itfs[0]!.name, 'ipsec100');
+    const prot = [...s.protections.values()].map((p) => [p.swIfIndex, p.nh.un.ip4!.join('.'), p.saOut, p.saIn]);
+    assert.deepEqual(prot.sort(), [
+      [itfs[0]!.swIfIndex, '198.51.100.10', a.saOut, [a.saIn]],
+      [itfs[0]!.swIfIndex, '198.51.100.20', b.saOut, [b.saIn]],
+    ]);
+    const routes = [...s.routes.values()].map((r) => [`${r.prefix}/${r.len}`, r.paths[0]!.nh.address.ip4!.join('.')]);
+    assert.deepEqual(routes.sort(), [
+      ['10.10.0.0/24', '198.51.100.10'],
+      ['10.20.0.0/24', '198.51.100.20'],
+    ]);
+    await dp.remove(1);
+    assert.equal(s.protections.size, 1);
+    assert.equal(s.sas.size, 2);
+    await dp.remove(2);
+    assert.equal(s.protections.size, 0);
+    assert.equal(s.sas.size, 0);
+    assert.ok([...s.interfaces.values()].some((i) => i.name === 'ipsec100'), 'the shared interface stays');
+  } finally {
+    await done();
+  }
+});
+
+test('policy: SPD per table bound to the interface, PROTECT both ways, BYPASS for IKE', async () => {
+  const { emu, dp, done } = await setup({ policyIface: 'host-eth0' });
+  try {
+    const r1 = await dp.install(child(1, 0x1001, 0x2001, { mode: 'policy', table: 3 }));
+    await dp.install(child(2, 0x1002, 0x2002, { mode: 'policy', table: 3, remoteTs: [ts4('10.9.0.0', '10.9.0.255')] }));
+    assert.equal(r1.interface, 'host-eth0');
+    const s = emu.state;
+    assert.equal(s.spds.size, 1);
+    const [spdId, list] = [...s.spds][0]!;
+    assert.ok(isOurId(spdId));
+    const eth = [...s.interfaces.values()].find((i) => i.name === 'host-eth0')!;
+    assert.equal(s.spdBindings.get(eth.swIfIndex), spdId);
+    const protect = list.filter((p) => p.policy === 3);
+    assert.equal(protect.length, 4);
+    const c1 = protect.filter((p) => p.saId === r1.saIn || p.saId === r1.saOut);
+    assert.deepEqual(c1.map((p) => [p.isOutbound, p.saId === r1.saOut, p.raddrStart, p.laddrStart]).sort(), [
+      [false, false, '10.1.0.0', '10.0.0.0'],
+      [true, true, '10.1.0.0', '10.0.0.0'],
+    ]);
+    const ike = list.filter((p) => p.policy === 0 && p.protocol === 17).map((p) => `${p.isOutbound ? 'out' : 'in'}${p.isIpv6 ? 6 : 4}:${p.lportStart}`);
+    assert.deepEqual(ike.sort(), ['in4:4500', 'in4:500', 'in6:4500', 'in6:500', 'out4:4500', 'out4:500', 'out6:4500', 'out6:500']);
+    await dp.remove(1);
+    assert.equal(s.spds.get(spdId)!.filter((p) => p.policy === 3).length, 2);
+    await dp.remove(2);
+    assert.equal(s.spds.size, 0, 'SPD removed with its last CHILD_SA');
+    assert.equal(s.spdBindings.size, 0);
+    assert.equal(s.sas.size, 0);
+  } finally {
+    await done();
+  }
+});
+
+test('make-before-break: new SAs, protection with new sa_out and both sa_in, then the old SAs go', async () => {
+  const { emu, dp, done } = await setup();
+  try {
+    const old = await dp.install(child(1, 0x1001, 0x2001));
+    const log = record(emu);
+    const nu = await dp.install(child(2, 0x1002, 0x2002, { replaces: 1 }));
+    assert.equal(nu.interface, old.interface);
+    const names = log.map((l) => l.name);
+    const protects = log
+      .filter((l) => l.name === 'ipsec_tunnel_protect_update')
+      .map((l) => {
+        const t = l.msg.tunnel as { sa_out: number; sa_in: number[] };
+        return [t.sa_out, t.sa_in];
+      });
+    assert.deepEqual(protects, [
+      [nu.saOut, [old.saIn, nu.saIn]],
+      [nu.saOut, [nu.saIn]],
+    ]);
+    const firstDel = names.indexOf('ipsec_sad_entry_del');
+    assert.ok(firstDel > names.lastIndexOf('ipsec_tunnel_protect_update'), 'old SAs are deleted after the switch');
+    assert.ok(!names.includes('ipsec_itf_create'), 'the interface is kept');
+    assert.deepEqual([...emu.state.sas.keys()].sort(), [nu.saIn, nu.saOut].sort());
+    await dp.remove(1); // already replaced: ignored
+    assert.equal(emu.state.sas.size, 2);
+    assert.equal(dp.childState(1), undefined);
+  } finally {
+    await done();
+  }
+});
+
+test('rollback: a failing step removes what the install added and rejects with VPP\'s answer', async () => {
+  const { emu, dp, done } = await setup({ unnumbered: 'loop0' });
+  try {
+    const before = JSON.stringify(emu.state.snapshot());
+    failWith(emu, 'ip_route_add_del', -3);
+    await assert.rejects(dp.install(child(1, 0x1001, 0x2001)), (e: unknown) => e instanceof VppApiError && e.retval === -3 && e.msg === 'ip_route_add_del');
+    assert.equal(JSON.stringify(emu.state.snapshot()), before, 'VPP is back where it was');
+    assert.equal(dp.childState(1), undefined);
+    failWith(emu, 'ipsec_tunnel_protect_update', -7);
+    await assert.rejects(dp.install(child(1, 0x1001, 0x2001)), /INVALID_VALUE/);
+    assert.equal(JSON.stringify(emu.state.snapshot()), before);
+    // A failed make-before-break leaves the old CHILD_SA as it was.
+    const ok = await dp.install(child(1, 0x1001, 0x2001));
+    const snap = JSON.stringify(emu.state.snapshot());
+    failWith(emu, 'ip_route_add_del', -3);
+    await assert.rejects(dp.install(child(2, 0x1002, 0x2002, { replaces: 1, remoteTs: [ts4('10.77.0.0', '10.77.0.255')] })), VppApiError);
+    assert.equal(JSON.stringify(emu.state.snapshot()), snap);
+    assert.equal(dp.childState(1)!.saIn, ok.saIn);
+    // Then it works.
+    await dp.install(child(2, 0x1002, 0x2002, { replaces: 1 }));
+    assert.equal(emu.state.sas.size, 2);
+  } finally {
+    await done();
+  }
+});
+
+test('VPP restart: every CHILD_SA is programmed again with the same SPIs, keys and ids, then replayed() is called', async () => {
+  const { emu, dp, done } = await setup({ policyIface: 'host-eth0' });
+  try {
+    const got: number[] = [];
+    const replayed = new Promise<void>((resolve) => {
+      dp.setListener({
+        replayed: (ids) => {
+          got.push(...ids);
+          if (got.length >= 3) resolve();
+        },
+      });
+    });
+    const c1 = child(1, 0x1001, 0x2001, { encap: true, lport: 4500, rport: 4500 });
+    const c2 = child(2, 0x1002, 0x2002, { mode: 'p2mp', iface: 'ipsec100' });
+    const c3 = child(3, 0x1003, 0x2003, { mode: 'policy' });
+    const r1 = await dp.install(c1);
+    const r2 = await dp.install(c2);
+    const r3 = await dp.install(c3);
+    const keyOf = (id: number): string => emu.state.sas.get(id)!.cryptoKey.toString('hex');
+    const k1 = keyOf(r1.saIn!);
+    await emu.restart({ idBase: 400 });
+    await replayed;
+    assert.deepEqual(got.sort(), [1, 2, 3]);
+    const s = emu.state;
+    assert.deepEqual([...s.sas.keys()].sort(), [r1.saIn, r1.saOut, r2.saIn, r2.saOut, r3.saIn, r3.saOut].sort());
+    assert.equal(s.sas.get(r1.saIn!)!.spi, 0x1001);
+    assert.equal(keyOf(r1.saIn!), k1);
+    assert.equal(s.sas.get(r1.saIn!)!.udpDst, 4500);
+    assert.ok([...s.interfaces.values()].some((i) => i.name === 'ipsec1000'));
+    assert.ok([...s.interfaces.values()].some((i) => i.name === 'ipsec100'));
+    assert.equal(s.protections.size, 2);
+    assert.equal(s.spds.size, 1);
+    // And it keeps working.
+    await dp.remove(1);
+    assert.equal(s.sas.size, 4);
+  } finally {
+    await done();
+  }
+});
+
+test('reconcile at start: objects that look like ours are removed, others kept', async () => {
+  const socket = sockPath();
+  const emu = await startEmulator({ socket });
+  const raw = new VppClient({ socket, healthCheckMs: 0 });
+  await raw.connect();
+  const entry = (id: number, spi: number) => ({
+    sad_id: id,
+    spi,
+    protocol: 50,
+    crypto_algorithm: 7,
+    crypto_key: { length: 16, data: Buffer.alloc(16, 1) },
+    integrity_algorithm: 0,
+    integrity_key: { length: 0, data: Buffer.alloc(0) },
+    flags: 4,
+    tunnel: { instance: 0xffffffff, src: toApiAddress('192.0.2.1'), dst: toApiAddress('192.0.2.9'), sw_if_index: 0xffffffff, table_id: 0, encap_decap_flags: 0, mode: 0, flags: 0, dscp: 0, hop_limit: 0 },
+    salt: 0,
+  });
+  await raw.request('ipsec_sad_entry_add_v2', { entry: entry(0x7e000123, 0x999) });
+  await raw.request('ipsec_sad_entry_add_v2', { entry: entry(0x7e000124, 0x998) });
+  await raw.request('ipsec_sad_entry_add_v2', { entry: entry(5, 0x997) });
+  const mine = await raw.request('ipsec_itf_create', { itf: { user_instance: 1003, mode: 0, sw_if_index: 0 } });
+  await raw.request('ipsec_itf_create', { itf: { user_instance: 3, mode: 0, sw_if_index: 0 } });
+  await raw.request('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: mine.sw_if_index, nh: toApiAddress('0.0.0.0'), sa_out: 0x7e000123, sa_in: [0x7e000124] } });
+  await raw.request('ipsec_spd_add_del', { is_add: true, spd_id: 0x7e000000 });
+  await raw.request('ipsec_spd_add_del', { is_add: true, spd_id: 9 });
+  await raw.close();
+  const dp = new VppDataplane({ socket, clientOptions: { healthCheckMs: 0 } });
+  try {
+    await dp.start();
+    const s = emu.state;
+    assert.deepEqual([...s.sas.keys()], [5]);
+    assert.deepEqual([...s.interfaces.values()].filter((i) => i.ipsec).map((i) => i.name), ['ipsec3']);
+    assert.deepEqual([...s.spds.keys()], [9]);
+    assert.equal(s.protections.size, 0);
+  } finally {
+    await dp.close();
+    await emu.close();
+  }
+});
