@@ -59,11 +59,14 @@ interface ConnSpec {
   ourDpd?: string;
   /** a second child with PFS (esp_proposals with a group) */
   pfsChild?: boolean;
+  /** the child's esp_proposals carry a group: no PFS in IKE_AUTH, PFS when rekeyed */
+  rekeyPfs?: boolean;
 }
 
 const CONNS: ConnSpec[] = [
   ...SUITES.flatMap((s) => ([4, 6] as const).map((f) => ({ name: `${s.tag}v${f}`, family: f, suite: s }))),
   { name: 'pfs', family: 4, suite: SUITES[0], pfsChild: true },
+  { name: 'rekey', family: 4, suite: SUITES[0], rekeyPfs: true },
   { name: 'dpdswan', family: 4, suite: SUITES[0], swanDpd: '2s' },
   { name: 'dpdours', family: 6, suite: SUITES[1], ourDpd: '2s' },
 ];
@@ -94,7 +97,7 @@ function connections(me: 'a' | 'b', swan: boolean): string {
       `      net {`,
       `        local_ts = ${ts[me]}`,
       `        remote_ts = ${ts[peer]}`,
-      `        esp_proposals = ${c.suite.esp}`,
+      `        esp_proposals = ${c.rekeyPfs ? `${c.suite.esp}-x25519` : c.suite.esp}`,
       `      }`,
     );
     if (c.pfsChild) {
@@ -228,6 +231,11 @@ async function cleanSlate(swan: Charon, ours: DaemonHandle): Promise<void> {
   await waitFor('both sides without SAs', async () => (await swan.listSas()).length === 0 && (await ours.listSas()).length === 0, 8000, 100);
 }
 
+/** strongSwan keeps rekeyed CHILD_SAs listed for a few seconds; only the INSTALLED ones count. */
+function installedOnly(s: SwanSa): SwanSa {
+  return { ...s, children: s.children.filter((x) => x.state === 'INSTALLED') };
+}
+
 function conn(name: string): ConnSpec {
   const c = CONNS.find((x) => x.name === name);
   if (!c) throw new Error(`no test connection ${name}`);
@@ -257,7 +265,7 @@ test('vpp-iked <-> strongSwan 5.9 (kernel-libipsec)', { timeout: 240_000 }, asyn
   [swan, ours] = await Promise.all([lab.startCharon('a', { swanctlConf: connections('a', true), libipsec: true }), startOurs()]);
   let sampleWritten = false;
 
-  for (const c of CONNS.filter((x) => !x.pfsChild && !x.swanDpd && !x.ourDpd)) {
+  for (const c of CONNS.filter((x) => !x.pfsChild && !x.rekeyPfs && !x.swanDpd && !x.ourDpd)) {
     const ts = TS[c.family];
     await t.test(`${c.suite.ike} IPv${c.family}: strongSwan initiates, vpp-iked deletes the IKE SA`, async () => {
       await cleanSlate(swan, ours);
@@ -335,6 +343,52 @@ test('vpp-iked <-> strongSwan 5.9 (kernel-libipsec)', { timeout: 240_000 }, asyn
     await assertGone(swan, ours, c.name);
   });
 
+  await t.test('CHILD_SA rekey from either side (with PFS), IKE_SA rekey from strongSwan', async () => {
+    const c = conn('rekey');
+    const ts = TS[4];
+    const pfsName = `${c.suite.espName}/CURVE_25519`;
+    await cleanSlate(swan, ours);
+    await swan.initiate('net', { ike: c.name });
+    let { s, o } = await assertIke(swan, ours, c, true);
+    const first = assertChild(s, o, 'net', c.suite.espName, ts);
+    const ikeSpis = [o.spi_i, o.spi_r];
+
+    // strongSwan rekeys the CHILD_SA (CREATE_CHILD_SA with REKEY_SA and KE), then deletes the old one
+    const r1 = await swan.swanctl(['--rekey', '--child', 'net']);
+    assert.equal(r1.code, 0, r1.stdout + r1.stderr);
+    ({ s, o } = await waitFor('one new CHILD SA on both sides', async () => {
+      const x = await assertIke(swan, ours, c, true);
+      return x.o.child_sas.length === 1 && x.o.child_sas[0].spi_in !== first.oc.spi_in && x;
+    }, 8000));
+    const second = assertChild(installedOnly(s), o, 'net', pfsName, ts);
+    assert.notEqual(second.sc.spiIn, first.sc.spiIn);
+    await assertDataplane(ours, o.child_sas);
+
+    // we rekey it
+    await ours.json(['rekey', '--child-id', String(second.oc.id)]);
+    ({ s, o } = await waitFor('our rekeyed CHILD SA on both sides', async () => {
+      const x = await assertIke(swan, ours, c, true);
+      return x.o.child_sas.length === 1 && x.o.child_sas[0].spi_in !== second.oc.spi_in && x;
+    }, 8000));
+    const third = assertChild(installedOnly(s), o, 'net', pfsName, ts);
+    await assertDataplane(ours, o.child_sas);
+    assert.deepEqual([o.spi_i, o.spi_r], ikeSpis, 'CHILD rekeys keep the IKE SA');
+
+    // strongSwan rekeys the IKE SA: new SPIs on both sides, the CHILD SA moves over unchanged
+    const r2 = await swan.swanctl(['--rekey', '--ike', c.name]);
+    assert.equal(r2.code, 0, r2.stdout + r2.stderr);
+    ({ s, o } = await waitFor('the new IKE SA on both sides', async () => {
+      const sw = await swan.listSas(c.name);
+      const us = await ours.listSas(c.name);
+      return sw.length === 1 && us.length === 1 && us[0].spi_i !== ikeSpis[0] && (await assertIke(swan, ours, c, true));
+    }, 8000));
+    assert.notEqual(o.spi_r, ikeSpis[1]);
+    const moved = assertChild(installedOnly(s), o, 'net', pfsName, ts);
+    assert.equal(moved.oc.spi_in, third.oc.spi_in, 'same CHILD SA after the IKE rekey');
+    await ours.json(['terminate', '--ike', c.name]);
+    await assertGone(swan, ours, c.name);
+  });
+
   await t.test('DPD from strongSwan (dpd_delay=2s) is answered; after SIGKILL of vpp-iked strongSwan drops the SA', async () => {
     const c = conn('dpdswan');
     await cleanSlate(swan, ours);
@@ -346,10 +400,13 @@ test('vpp-iked <-> strongSwan 5.9 (kernel-libipsec)', { timeout: 240_000 }, asyn
     assertChild(s, o, 'net', c.suite.espName, TS[4]);
     assert.doesNotMatch(swan.log().slice(mark), /retransmit/, 'no retransmits needed');
     await ours.kill();
-    // strongSwan: DPD request after 2 s, then retransmits (harness: 1 s, base 1.4, 4 tries)
-    await waitFor('strongSwan to give up on the dead peer', async () => (await swan.listSas(c.name)).length === 0, 25_000, 250);
-    assert.match(swan.log(), /giving up after \d+ retransmits/);
-    ours = await startOurs();
+    try {
+      // strongSwan: DPD request after 2 s, then retransmits (harness: 1 s, base 1.4, 4 tries)
+      await waitFor('strongSwan to give up on the dead peer', async () => (await swan.listSas(c.name)).length === 0, 25_000, 250);
+      assert.match(swan.log(), /giving up after \d+ retransmits/);
+    } finally {
+      ours = await startOurs();
+    }
   });
 
   await t.test('DPD from vpp-iked (dpd_delay=2s) is answered; after SIGKILL of strongSwan vpp-iked retransmits', async () => {
