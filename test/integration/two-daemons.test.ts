@@ -109,7 +109,15 @@ function childNamed(sa: IkeSaJson, name: string, who: string): ChildSaJson {
 }
 
 /** Both daemons' views of one IKE SA agree: state, SPIs, roles, endpoints, identities, proposal. */
-function assertIkePair(i: IkeSaJson, r: IkeSaJson, o: { proposal: string; iPeer: Peer; rPeer: Peer; ports: { i: number; r: number }; encap: boolean }): void {
+function assertIkePair(
+  i: IkeSaJson,
+  r: IkeSaJson,
+  o: { proposal: string; iPeer: Peer; rPeer: Peer; ports: { i: number; r: number }; encap: boolean; natIds?: boolean },
+): void {
+  // the NAT-T connections use the peers' natId identities
+  const nat = o.natIds ?? o.encap;
+  const iId = nat ? o.iPeer.natId : o.iPeer.id;
+  const rId = nat ? o.rPeer.natId : o.rPeer.id;
   for (const [who, s] of [['initiator', i], ['responder', r]] as const) {
     assert.equal(s.state, 'ESTABLISHED', `${who} state`);
     assert.match(s.spi_i, /^[0-9a-f]{16}$/);
@@ -124,10 +132,10 @@ function assertIkePair(i: IkeSaJson, r: IkeSaJson, o: { proposal: string; iPeer:
   assert.equal(i.spi_r, r.spi_r, 'same responder SPI');
   assert.notEqual(i.spi_i, '0000000000000000');
   assert.notEqual(i.spi_r, '0000000000000000');
-  assert.deepEqual(i.local, { addr: o.iPeer.addr, port: o.ports.i, id: o.encap ? o.iPeer.natId : o.iPeer.id });
-  assert.deepEqual(i.remote, { addr: o.rPeer.addr, port: o.ports.r, id: o.encap ? o.rPeer.natId : o.rPeer.id });
-  assert.deepEqual(r.local, { addr: o.rPeer.addr, port: o.ports.r, id: o.encap ? o.rPeer.natId : o.rPeer.id });
-  assert.deepEqual(r.remote, { addr: o.iPeer.addr, port: o.ports.i, id: o.encap ? o.iPeer.natId : o.iPeer.id });
+  assert.deepEqual(i.local, { addr: o.iPeer.addr, port: o.ports.i, id: iId });
+  assert.deepEqual(i.remote, { addr: o.rPeer.addr, port: o.ports.r, id: rId });
+  assert.deepEqual(r.local, { addr: o.rPeer.addr, port: o.ports.r, id: rId });
+  assert.deepEqual(r.remote, { addr: o.iPeer.addr, port: o.ports.i, id: iId });
 }
 
 /** Both views of one CHILD SA agree: INSTALLED, SPIs crosswise, proposal, TS mirrored, encap. */
@@ -356,6 +364,104 @@ describe('two vpp-iked daemons over IPv6 ::1 on custom ports (non-ESP marker on 
     await b.stop();
     await noSas(a, 'the stopped peer deleted its IKE SA');
     await a.stop();
+  });
+});
+
+/** Two connections that must fail: `wrongpsk` (different PSKs) and `espmismatch` (no common ESP proposal). */
+function failingConf(me: Peer, peer: Peer, psk: string, esp: string): string {
+  const section = (name: string, id: string, peerId: string, lts: string, rts: string, espProposals: string): string => `
+  ${name} {
+    local_addrs = ${me.addr}
+    remote_addrs = ${peer.addr}
+    local_port = ${me.port}
+    remote_port = ${peer.port}
+    proposals = aes256gcm16-prfsha256-x25519
+    local {
+      auth = psk
+      id = ${id}
+    }
+    remote {
+      auth = psk
+      id = ${peerId}
+    }
+    children {
+      net {
+        local_ts = ${lts}
+        remote_ts = ${rts}
+        esp_proposals = ${espProposals}
+      }
+    }
+  }`;
+  return `connections {${section('wrongpsk', me.id, peer.id, me.net, peer.net, 'aes256gcm16')}${section('espmismatch', me.natId, peer.natId, me.natNet, peer.natNet, esp)}
+}
+secrets {
+  ike-wrong {
+    id-1 = ${me.id}
+    id-2 = ${peer.id}
+    secret = "${psk}"
+  }
+  ike-right {
+    id-1 = ${me.natId}
+    id-2 = ${peer.natId}
+    secret = "${PSK}"
+  }
+}
+`;
+}
+
+describe('error paths between two daemons (IPv6 ::1, ports 7500/8500)', { timeout: 60_000 }, () => {
+  const A = { ...V6.a, port: 7500, natPort: 7501 };
+  const B = { ...V6.b, port: 8500, natPort: 8501 };
+  let dir: string;
+  let a: DaemonHandle;
+  let b: DaemonHandle;
+
+  before(async () => {
+    dir = mkdtempSync(join(tmpdir(), 'viked-it-err-'));
+    [a, b] = await Promise.all([
+      startDaemon({ name: 'ea', parentDir: dir, listen: ['::1'], port: A.port, portNatT: A.natPort, conf: failingConf(A, B, 'first-psk-0123456789abcdef', 'aes128gcm16') }),
+      startDaemon({ name: 'eb', parentDir: dir, listen: ['::1'], port: B.port, portNatT: B.natPort, conf: failingConf(B, A, 'other-psk-0123456789abcdef', 'aes256gcm16') }),
+    ]);
+  });
+  after(async () => {
+    await Promise.all([a?.stop(), b?.stop()]);
+    if (process.env.KEEP_LAB !== '1') rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('different PSKs: initiate exits 1 with AUTHENTICATION_FAILED, no SA left on either side', async () => {
+    const r = await a.ctl(['initiate', '--ike', 'wrongpsk']);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /AUTHENTICATION_FAILED/);
+    assert.deepEqual(await a.listSas(), []);
+    assert.deepEqual(await b.listSas(), []);
+    const st = await b.json<{ auth_failed: number; ike_established: number }>(['stats']);
+    assert.equal(st.auth_failed, 1);
+    assert.equal(st.ike_established, 0);
+  });
+
+  test('no common ESP proposal: initiate --child exits 1, the IKE SA stays up without CHILD SAs', async () => {
+    const r = await a.ctl(['initiate', '--ike', 'espmismatch', '--child', 'net']);
+    assert.equal(r.code, 1, r.stdout);
+    assert.match(r.stderr, /CHILD_SA 'net' could not be established/);
+    const sa = one(await a.listSas(), 'espmismatch', 'A');
+    const sb = one(await b.listSas(), 'espmismatch', 'B');
+    assertIkePair(sa, sb, { proposal: 'AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519', iPeer: A, rPeer: B, ports: { i: 7500, r: 8500 }, encap: false, natIds: true });
+    assert.deepEqual(sa.child_sas, []);
+    assert.deepEqual(sb.child_sas, []);
+    assert.ok((await b.json<{ no_proposal: number }>(['stats'])).no_proposal >= 1);
+    assert.deepEqual((await a.json<VppDump>(['vpp-sas'])).sas, []);
+    await a.json(['terminate', '--ike', 'espmismatch']);
+    await noSas(b, 'terminate from A');
+  });
+
+  test('vpp-ikectl: unknown connection exits 1, unknown command exits 2', async () => {
+    const r1 = await a.ctl(['initiate', '--ike', 'nosuch']);
+    assert.equal(r1.code, 1);
+    assert.match(r1.stderr, /no connection named 'nosuch'/);
+    const r2 = await a.ctl(['terminate', '--ike-id', '999']);
+    assert.equal(r2.code, 1);
+    const r3 = await a.ctl(['no-such-command']);
+    assert.equal(r3.code, 2);
   });
 });
 
