@@ -15,7 +15,7 @@ import { ConfigError, parseConfigFile, parseConfigText, show, valueLocAt } from 
 import type { ConfKey, ConfNode } from './parse.ts';
 import { ID_ANY, identityHasWildcards, identityMatchesParsed, IdentityError, parseIdentity } from './identity.ts';
 import type { Identity } from './identity.ts';
-import { canonicalIp, formatIp, parseAddressBlock, parseIp, parseTrafficSelector, TsError } from './ts.ts';
+import { canonicalIp, formatIp, isIPv4, isIPv4Block, parseAddressBlock, parseIp, parseTrafficSelector, TsError } from './ts.ts';
 import type {
   AuthConfig,
   ChildConfig,
@@ -50,19 +50,55 @@ export const DEFAULTS = {
 } as const;
 
 const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+const LOG_LEVEL_MAP: Record<string, string> = Object.fromEntries(LOG_LEVELS.map((l) => [l, l]));
+// keyword → value maps (aliases as strongSwan's vici parse_action and friends)
+const START_ACTIONS = { none: 'none', trap: 'trap', route: 'trap', start: 'start' } as const;
+const CLOSE_ACTIONS = { none: 'none', clear: 'none', trap: 'trap', route: 'trap', start: 'start', restart: 'start' } as const;
+const DPD_ACTIONS = { clear: 'clear', none: 'clear', trap: 'trap', route: 'trap', restart: 'restart', start: 'restart' } as const;
+const VPP_MODES = { p2p: 'p2p', p2mp: 'p2mp', policy: 'policy' } as const;
+const FRAGMENTATION = { yes: 'yes', no: 'no', accept: 'accept', force: 'force' } as const;
+const UNIQUE = { no: 'no', never: 'never', keep: 'keep', replace: 'replace' } as const;
+const SEND_CERT = { always: 'always', never: 'never', ifasked: 'ifasked' } as const;
+const DATAPLANES = { vpp: 'vpp', memory: 'memory' } as const;
+const DURATION_UNITS: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600, d: 86400 };
+const DURATION_RE = /^([0-9]{1,10})[ \t]*([smhdSMHD]?)$/;
 const MAX_U32 = 0xffffffff;
 
 /** A section after merging its repeated blocks. */
+/** All blocks of one section name at one place in the tree (sections that repeat are merged). */
+interface Blocks {
+  name: string;
+  /** Where the first block starts. */
+  loc: SourceLocation;
+  nodes: ConfNode[];
+}
+
+/**
+ * One level of a section after merging its blocks: its keys, and its subsections (still as blocks,
+ * opened when the loader gets to them, so that the maps of 10,000 connections never all live at once).
+ */
 interface MSec {
   name: string;
   loc: SourceLocation;
   keys: Map<string, ConfKey>;
-  secs: Map<string, MSec>;
+  secs: Map<string, Blocks>;
 }
 
-interface ListItem {
-  text: string;
-  loc: SourceLocation;
+const NO_SECTIONS: Map<string, Blocks> = new Map();
+
+/** One element of a comma-separated value; its location is computed only when needed (errors). */
+class ListItem {
+  readonly text: string;
+  readonly key: ConfKey;
+  readonly offset: number;
+  constructor(text: string, key: ConfKey, offset: number) {
+    this.text = text;
+    this.key = key;
+    this.offset = offset;
+  }
+  get loc(): SourceLocation {
+    return valueLocAt(this.key, this.offset);
+  }
 }
 
 function levenshtein(a: string, b: string): number {
@@ -102,11 +138,12 @@ function deepFreeze<T>(o: T): T {
 function freezeConnection(c: ConnectionConfig): void {
   Object.freeze(c.localAddrs);
   Object.freeze(c.remoteAddrs);
-  for (const a of [c.local, c.remote]) {
-    Object.freeze(a.certs);
-    Object.freeze(a.cacerts);
-    Object.freeze(a);
-  }
+  Object.freeze(c.local.certs);
+  Object.freeze(c.local.cacerts);
+  Object.freeze(c.local);
+  Object.freeze(c.remote.certs);
+  Object.freeze(c.remote.cacerts);
+  Object.freeze(c.remote);
   for (const ch of c.children) {
     Object.freeze(ch.localTs);
     Object.freeze(ch.remoteTs);
@@ -189,6 +226,8 @@ const CHILD_KEYS = [
   'vpp_table',
   'vpp_routes',
 ] as const;
+const CONN_KEY_SET: ReadonlySet<string> = new Set(CONN_KEYS);
+const CHILD_KEY_SET: ReadonlySet<string> = new Set(CHILD_KEYS);
 const DAEMON_KEYS = ['listen', 'port', 'port_nat_t', 'control_socket', 'log_level', 'ike_sa_limit', 'metrics', 'dataplane'] as const;
 
 class Loader {
@@ -203,38 +242,47 @@ class Loader {
 
   // ---- merging -------------------------------------------------------------------------------
 
-  merge(node: ConfNode, into: MSec): void {
-    for (const child of node.children) {
-      if (child.kind === 'key') {
-        const prev = into.keys.get(child.name);
-        // set before in this same block (not in an earlier block of a repeated section, which it overrides)
-        if (prev && prev.loc.file === child.loc.file && node.children.includes(prev)) {
-          this.err(child.loc, `duplicate key '${show(child.name)}' (already set at line ${prev.loc.line})`);
+  /** Merges the blocks of a section, one level deep (strongSwan: later keys replace earlier ones). */
+  open(b: Blocks): MSec {
+    const into: MSec = { name: b.name, loc: b.loc, keys: new Map(), secs: NO_SECTIONS };
+    for (const node of b.nodes) {
+      for (const child of node.children) {
+        if (child.kind === 'key') {
+          const prev = into.keys.get(child.name);
+          // set before in this same block (not in an earlier block of a repeated section, which it overrides)
+          if (prev && node.children.includes(prev) && prev.loc.file === child.loc.file) {
+            this.err(child.loc, `duplicate key '${show(child.name)}' (already set at line ${prev.loc.line})`);
+          }
+          if (into.secs.size > 0 && into.secs.has(child.name)) {
+            this.err(child.loc, `'${show(child.name)}' is already a section here; it cannot also be a key`);
+            continue;
+          }
+          into.keys.set(child.name, child);
+        } else {
+          if (into.keys.has(child.name)) {
+            this.err(child.loc, `'${show(child.name)}' is already a key here; it cannot also be a section`);
+            continue;
+          }
+          if (into.secs === NO_SECTIONS) into.secs = new Map();
+          const m = into.secs.get(child.name);
+          if (m) m.nodes.push(child);
+          else into.secs.set(child.name, { name: child.name, loc: child.loc, nodes: [child] });
         }
-        if (into.secs.has(child.name)) {
-          this.err(child.loc, `'${show(child.name)}' is already a section here; it cannot also be a key`);
-          continue;
-        }
-        into.keys.set(child.name, child);
-      } else {
-        if (into.keys.has(child.name)) {
-          this.err(child.loc, `'${show(child.name)}' is already a key here; it cannot also be a section`);
-          continue;
-        }
-        let m = into.secs.get(child.name);
-        if (!m) {
-          m = { name: child.name, loc: child.loc, keys: new Map(), secs: new Map() };
-          into.secs.set(child.name, m);
-        }
-        this.merge(child, m);
       }
     }
+    return into;
+  }
+
+  /** The merged subsection `name` of `sec`, if present. */
+  sub(sec: MSec | undefined, name: string): MSec | undefined {
+    const b = sec?.secs.get(name);
+    return b ? this.open(b) : undefined;
   }
 
   /** Reports keys and sections of `sec` that the schema does not know. */
-  checkKnown(sec: MSec, keys: readonly string[], sections: readonly string[], where: string): void {
+  checkKnown(sec: MSec, keys: readonly string[], sections: readonly string[], where: string, keySet?: ReadonlySet<string>): void {
     for (const [name, k] of sec.keys) {
-      if (keys.includes(name)) continue;
+      if (keySet ? keySet.has(name) : keys.includes(name)) continue;
       if (sections.includes(name)) this.err(k.loc, `'${show(name)}' is a section in ${where}: write ${show(name)} { ... }`);
       else this.err(k.loc, `unknown key '${show(name)}' in ${where}${suggest(name, keys)}`);
     }
@@ -291,13 +339,12 @@ class Loader {
   duration(sec: MSec | undefined, name: string): number | undefined {
     const k = this.key(sec, name);
     if (!k) return undefined;
-    const m = /^([0-9]{1,10})[ \t]*([smhdSMHD]?)$/.exec(k.value);
+    const m = DURATION_RE.exec(k.value);
     if (!m) {
       this.err(k.valueLoc, `'${name}' must be a duration such as 30s, 5m, 4h or 1d, not '${show(k.value)}'`);
       return undefined;
     }
-    const mult = { '': 1, s: 1, m: 60, h: 3600, d: 86400 }[m[2]!.toLowerCase() as '' | 's' | 'm' | 'h' | 'd'];
-    const v = Number(m[1]) * mult;
+    const v = Number(m[1]) * DURATION_UNITS[m[2]!.toLowerCase()]!;
     if (v > MAX_U32) {
       this.err(k.valueLoc, `'${name}' is too long (at most ${MAX_U32} seconds)`);
       return undefined;
@@ -305,7 +352,7 @@ class Loader {
     return v;
   }
 
-  choice<T extends string>(sec: MSec | undefined, name: string, options: Record<string, T>, def: T): T {
+  choice<T extends string>(sec: MSec | undefined, name: string, options: Readonly<Record<string, T>>, def: T): T {
     const k = this.key(sec, name);
     if (!k) return def;
     const v = options[k.value.toLowerCase()];
@@ -327,8 +374,9 @@ class Loader {
   }
 
   splitList(k: ConfKey): ListItem[] {
-    const out: ListItem[] = [];
     const v = k.value;
+    if (v.indexOf(',') === -1) return [new ListItem(v, k, 0)]; // the common case: one element, already trimmed
+    const out: ListItem[] = [];
     let start = 0;
     for (;;) {
       const comma = v.indexOf(',', start);
@@ -336,9 +384,8 @@ class Loader {
       const raw = v.slice(start, end);
       const lead = raw.length - raw.trimStart().length;
       const text = raw.trim();
-      const loc = valueLocAt(k, start + (text === '' ? 0 : lead));
-      if (text === '') this.err(loc, `empty element in the list of '${k.name}'`);
-      else out.push({ text, loc });
+      if (text === '') this.err(valueLocAt(k, start), `empty element in the list of '${k.name}'`);
+      else out.push(new ListItem(text, k, start + lead));
       if (comma === -1) break;
       start = comma + 1;
     }
@@ -373,7 +420,10 @@ class Loader {
     }
     const out: ProposalSpec[] = [];
     let ok = true;
-    const items = k ? this.splitList(k) : [{ text: 'default', loc: { file: '', line: 0, col: 0 } }];
+    if (!k) {
+      out.push(...parseProposals('default', protocol));
+    }
+    const items = k ? this.splitList(k) : [];
     if (k && items.length !== k.value.split(',').length) ok = false;
     for (const item of items) {
       try {
@@ -398,7 +448,7 @@ class Loader {
 
   /** A path, resolved against the directory of the file that names it; reported when not a readable file. */
   filePath(item: ListItem, what: string): string {
-    const path = resolve(dirname(item.loc.file), item.text);
+    const path = resolve(dirname(item.key.loc.file), item.text);
     const problem = fileProblem(path, this.fileCache);
     if (problem !== '') this.err(item.loc, `${what} '${show(item.text)}' ${problem}`);
     return path;
@@ -426,9 +476,9 @@ class Loader {
       this.err(sec.keys.get('port_nat_t')!.valueLoc, `'port_nat_t' must differ from 'port' (${port})`);
     }
     const controlSocket = this.str(sec, 'control_socket', d.controlSocket);
-    const logLevel = this.choice(sec, 'log_level', Object.fromEntries(LOG_LEVELS.map((l) => [l, l])), d.logLevel);
+    const logLevel = this.choice<string>(sec, 'log_level', LOG_LEVEL_MAP, d.logLevel);
     const ikeSaLimit = this.uint(sec, 'ike_sa_limit', d.ikeSaLimit, 1, 10_000_000);
-    const dataplane = this.choice(sec, 'dataplane', { vpp: 'vpp', memory: 'memory' } as const, d.dataplane);
+    const dataplane = this.choice(sec, 'dataplane', DATAPLANES, d.dataplane);
     const out: DaemonConfig = { listen, port, portNatT, controlSocket, logLevel, ikeSaLimit, dataplane };
     const mk = this.key(sec, 'metrics');
     if (mk) {
@@ -466,6 +516,11 @@ class Loader {
         list.push('::/0');
         continue;
       }
+      if (isIPv4(it.text)) {
+        list.push(it.text); // already canonical
+        hosts++;
+        continue;
+      }
       try {
         const b = parseAddressBlock(it.text);
         const start = formatIp(b.start);
@@ -492,8 +547,8 @@ class Loader {
     return { list, hosts };
   }
 
-  auth(conn: MSec, side: 'local' | 'remote'): AuthConfig & { idParsed?: Identity; idLoc: SourceLocation } {
-    const sec = conn.secs.get(side);
+  auth(conn: MSec, side: 'local' | 'remote'): { cfg: AuthConfig; idParsed?: Identity } {
+    const sec = this.sub(conn, side);
     const listKey = side === 'local' ? 'certs' : 'cacerts';
     if (sec) this.checkKnown(sec, ['auth', 'id', listKey], [], `${side} of connection '${show(conn.name)}'`);
     const authKey = this.key(sec, 'auth');
@@ -505,7 +560,6 @@ class Loader {
     }
     const idKey = this.key(sec, 'id');
     const id = idKey?.value ?? '%any';
-    const idLoc = idKey?.valueLoc ?? sec?.loc ?? conn.loc;
     let idParsed: Identity | undefined;
     if (idKey) {
       idParsed = this.identity(idKey.value, idKey.valueLoc);
@@ -515,25 +569,22 @@ class Loader {
     } else {
       idParsed = { type: ID_ANY, data: Buffer.alloc(0) };
     }
-    const files = (this.list(sec, listKey) ?? []).map((it) => this.filePath(it, side === 'local' ? 'certificate' : 'CA certificate'));
-    const out = { auth, id, certs: side === 'local' ? files : [], cacerts: side === 'remote' ? files : [], idLoc } as AuthConfig & {
-      idParsed?: Identity;
-      idLoc: SourceLocation;
-    };
-    if (idParsed) out.idParsed = idParsed;
-    return out;
+    const items = this.list(sec, listKey);
+    const files = items ? items.map((it) => this.filePath(it, side === 'local' ? 'certificate' : 'CA certificate')) : [];
+    const cfg: AuthConfig = { auth, id, certs: side === 'local' ? files : [], cacerts: side === 'remote' ? files : [] };
+    return idParsed ? { cfg, idParsed } : { cfg };
   }
 
   child(conn: MSec, sec: MSec, remoteHosts: number): ChildConfig {
     const where = `child '${show(sec.name)}' of connection '${show(conn.name)}'`;
-    this.checkKnown(sec, CHILD_KEYS, [], where);
+    this.checkKnown(sec, CHILD_KEYS, [], where, CHILD_KEY_SET);
     const ts = (name: string): string[] => {
       const items = this.list(sec, name);
       if (!items) return ['dynamic'];
       const out: string[] = [];
       for (const it of items) {
         try {
-          parseTrafficSelector(it.text);
+          if (!isIPv4Block(it.text)) parseTrafficSelector(it.text);
           out.push(it.text);
         } catch (e) {
           if (!(e instanceof TsError)) throw e;
@@ -554,19 +605,9 @@ class Loader {
         this.err(modeKey.valueLoc, `mode '${show(modeKey.value)}' is not supported (tunnel or transport)`);
       } else this.err(modeKey.valueLoc, `'mode' must be tunnel or transport, not '${show(modeKey.value)}'`);
     }
-    const startAction = this.choice(sec, 'start_action', { none: 'none', trap: 'trap', route: 'trap', start: 'start' } as const, 'none');
-    const closeAction = this.choice(
-      sec,
-      'close_action',
-      { none: 'none', clear: 'none', trap: 'trap', route: 'trap', start: 'start', restart: 'start' } as const,
-      'none',
-    );
-    const dpdAction = this.choice(
-      sec,
-      'dpd_action',
-      { clear: 'clear', none: 'clear', trap: 'trap', route: 'trap', restart: 'restart', start: 'restart' } as const,
-      'clear',
-    );
+    const startAction = this.choice(sec, 'start_action', START_ACTIONS, 'none');
+    const closeAction = this.choice(sec, 'close_action', CLOSE_ACTIONS, 'none');
+    const dpdAction = this.choice(sec, 'dpd_action', DPD_ACTIONS, 'clear');
     if (startAction !== 'none' && remoteHosts === 0) {
       this.err(
         sec.keys.get('start_action')!.valueLoc,
@@ -589,7 +630,7 @@ class Loader {
       this.err(sec.keys.get('rand_time')!.valueLoc, `rand_time (${randTime}s) must be shorter than rekey_time (${rekeyTime}s)`);
     }
     const replayWindow = this.uint(sec, 'replay_window', DEFAULTS.replayWindow, 0, MAX_U32);
-    const vppMode = this.choice(sec, 'vpp_mode', { p2p: 'p2p', p2mp: 'p2mp', policy: 'policy' } as const, 'p2p') as VppMode;
+    const vppMode: VppMode = this.choice(sec, 'vpp_mode', VPP_MODES, 'p2p');
     const ifKey = this.key(sec, 'vpp_interface');
     let vppInterface: string | undefined;
     if (ifKey) {
@@ -626,7 +667,7 @@ class Loader {
 
   connection(sec: MSec, daemon: DaemonConfig): { conn: ConnectionConfig; localId?: Identity; remoteId?: Identity } {
     const where = `connection '${show(sec.name)}'`;
-    this.checkKnown(sec, CONN_KEYS, CONN_SECTIONS, where);
+    this.checkKnown(sec, CONN_KEYS, CONN_SECTIONS, where, CONN_KEY_SET);
     const local = this.addrs(sec, 'local_addrs');
     const remote = this.addrs(sec, 'remote_addrs');
     const localPort = this.port(sec, 'local_port', daemon.port);
@@ -653,9 +694,9 @@ class Loader {
     } else if (rekeyTime > 0 && randTime >= rekeyTime) {
       this.err(sec.keys.get('rand_time')!.valueLoc, `rand_time (${randTime}s) must be shorter than rekey_time (${rekeyTime}s)`);
     }
-    const fragmentation = this.choice(sec, 'fragmentation', { yes: 'yes', no: 'no', accept: 'accept', force: 'force' } as const, 'yes');
-    const unique = this.choice(sec, 'unique', { no: 'no', never: 'never', keep: 'keep', replace: 'replace' } as const, 'no');
-    const sendCert = this.choice(sec, 'send_cert', { always: 'always', never: 'never', ifasked: 'ifasked' } as const, 'ifasked');
+    const fragmentation = this.choice(sec, 'fragmentation', FRAGMENTATION, 'yes');
+    const unique = this.choice(sec, 'unique', UNIQUE, 'no');
+    const sendCert = this.choice(sec, 'send_cert', SEND_CERT, 'ifasked');
     const sendCertreq = this.bool(sec, 'send_certreq', true);
     const mobike = this.bool(sec, 'mobike', true);
     const keyingtries = this.uint(sec, 'keyingtries', DEFAULTS.keyingtries, 0, MAX_U32);
@@ -666,17 +707,11 @@ class Loader {
     const la = this.auth(sec, 'local');
     const ra = this.auth(sec, 'remote');
     const children: ChildConfig[] = [];
-    const ch = sec.secs.get('children');
+    const ch = this.sub(sec, 'children');
     if (ch) {
       for (const [name, k] of ch.keys) this.err(k.loc, `'${show(name)}' in children of ${where} must be a child section: NAME { ... }`);
-      for (const c of ch.secs.values()) children.push(this.child(sec, c, remote.hosts));
+      for (const c of ch.secs.values()) children.push(this.child(sec, this.open(c), remote.hosts));
     }
-    const strip = (a: AuthConfig & { idParsed?: Identity; idLoc: SourceLocation }): AuthConfig => ({
-      auth: a.auth,
-      id: a.id,
-      certs: a.certs,
-      cacerts: a.cacerts,
-    });
     const conn: ConnectionConfig = {
       name: sec.name,
       localAddrs: local.list,
@@ -697,8 +732,8 @@ class Loader {
       sendCertreq,
       mobike,
       keyingtries,
-      local: strip(la),
-      remote: strip(ra),
+      local: la.cfg,
+      remote: ra.cfg,
       children,
       loc: sec.loc,
     };
@@ -747,7 +782,7 @@ class Loader {
       if (!fk) {
         if (!sec.keys.has('file')) this.err(sec.loc, `secret '${show(name)}' has no 'file' (the private key file)`);
       } else {
-        out.file = this.filePath({ text: fk.value, loc: fk.valueLoc }, 'private key file');
+        out.file = this.filePath(new ListItem(fk.value, fk, 0), 'private key file');
       }
       const sk = sec.keys.get('secret');
       if (sk && sk.value !== '') out.secret = sk.value;
@@ -763,19 +798,18 @@ class Loader {
   }
 
   build(root: ConfNode, files: string[]): Config | undefined {
-    const top: MSec = { name: '', loc: root.loc, keys: new Map(), secs: new Map() };
-    this.merge(root, top);
+    const top = this.open({ name: '', loc: root.loc, nodes: [root] });
     this.checkKnown(top, [], ['daemon', 'vpp', 'connections', 'secrets'], 'the top level');
-    const daemon = this.daemon(top.secs.get('daemon'));
-    const vpp = this.vpp(top.secs.get('vpp'));
+    const daemon = this.daemon(this.sub(top, 'daemon'));
+    const vpp = this.vpp(this.sub(top, 'vpp'));
 
     const secrets: SecretConfig[] = [];
     const secretIds: Identity[][] = [];
-    const ss = top.secs.get('secrets');
+    const ss = this.sub(top, 'secrets');
     if (ss) {
       for (const [name, k] of ss.keys) this.err(k.loc, `'${show(name)}' in secrets must be a section: ike-NAME { ... }`);
       for (const s of ss.secs.values()) {
-        const r = this.secret(s);
+        const r = this.secret(this.open(s));
         if (r.secret) {
           secrets.push(r.secret);
           secretIds.push(r.ids);
@@ -784,12 +818,13 @@ class Loader {
     }
 
     const connections: ConnectionConfig[] = [];
-    const cs = top.secs.get('connections');
+    const cs = this.sub(top, 'connections');
     const pskChecks: { conn: ConnectionConfig; localId?: Identity; remoteId?: Identity }[] = [];
     const hasPrivateKey = secrets.some((s) => s.kind === 'private');
     if (cs) {
       for (const [name, k] of cs.keys) this.err(k.loc, `'${show(name)}' in connections must be a connection section: NAME { ... }`);
-      for (const c of cs.secs.values()) {
+      for (const b of cs.secs.values()) {
+        const c = this.open(b);
         const r = this.connection(c, daemon);
         connections.push(r.conn);
         const conn = r.conn;

@@ -236,9 +236,11 @@ interface ParseContext {
   stack: string[];
   /** Directories of those files as named (the base for their relative includes). */
   dirs: string[];
-  /** Interned section and key names. */
-  names: Map<string, string>;
+  /** Recently read names (see FileParser.readName). */
+  names: (string | undefined)[];
 }
+
+const NAME_CACHE_SIZE = 1024;
 
 class Abort extends Error {}
 
@@ -397,19 +399,22 @@ class FileParser {
     this.skipComment();
   }
 
-  /** Section and key names repeat a lot: keep one copy of each. */
-  intern(s: string): string {
-    const hit = this.ctx.names.get(s);
-    if (hit !== undefined) return hit;
-    this.ctx.names.set(s, s);
-    return s;
-  }
-
+  /**
+   * Reads a section or key name. Names repeat a lot (10,000 connections have the same keys), so a
+   * small cache keyed by first character and length returns the same string without a new copy.
+   */
   readName(): string {
     const t = this.text;
     const start = this.pos;
     while (this.pos < t.length && isNameChar(t.charCodeAt(this.pos))) this.pos++;
-    return t.slice(start, this.pos);
+    const len = this.pos - start;
+    const slot = (t.charCodeAt(start) * 31 + len) & (NAME_CACHE_SIZE - 1);
+    const names = this.ctx.names;
+    const hit = names[slot];
+    if (hit !== undefined && hit.length === len && t.startsWith(hit, start)) return hit;
+    const name = t.slice(start, this.pos);
+    names[slot] = name;
+    return name;
   }
 
   /** Parses statements into `into` until EOF (closing = false) or the matching '}' (closing = true). */
@@ -459,7 +464,7 @@ class FileParser {
       }
       const atLine = this.line;
       const atCol = this.pos - this.lineStart + 1;
-      const name = this.intern(this.readName());
+      const name = this.readName();
       if (name === 'include') {
         const save = this.pos;
         this.skipBlanks();
@@ -769,7 +774,7 @@ function parseFileText(
  * are read from disk and their statements spliced in where the include stands.
  */
 export function parseConfigText(text: string, file: string): { root: ConfNode; errors: ConfigError[]; files: string[] } {
-  const ctx: ParseContext = { errors: [], files: [], stack: [], dirs: [], names: new Map() };
+  const ctx: ParseContext = { errors: [], files: [], stack: [], dirs: [], names: new Array<string | undefined>(NAME_CACHE_SIZE) };
   const root: ConfNode = { kind: 'section', name: '', loc: { file, line: 1, col: 1 }, children: [] };
   if (Buffer.byteLength(text, 'utf8') > MAX_FILE_BYTES) {
     ctx.errors.push(new ConfigError(file, 1, 1, 'config text is larger than 4 MiB'));

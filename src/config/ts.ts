@@ -35,31 +35,54 @@ export interface IpAddress {
   bytes: Buffer;
 }
 
-/** Parses dotted-quad IPv4 ("192.0.2.1", no leading zeros); undefined when it is not exactly that. */
-export function parseIPv4(s: string): Buffer | undefined {
-  const n = s.length;
-  if (n < 7 || n > 15) return undefined;
-  const out = Buffer.allocUnsafe(4); // every byte is written below
+/**
+ * Whether s[from, to) is a dotted-quad IPv4 address without leading zeros (so it is also the
+ * canonical text of that address); writes the four bytes to `out` when given.
+ */
+export function isIPv4(s: string, from = 0, to = s.length, out?: Uint8Array): boolean {
+  const n = to - from;
+  if (n < 7 || n > 15) return false;
   let part = 0;
   let v = 0;
   let digits = 0;
-  for (let i = 0; i <= n; i++) {
-    const c = i < n ? s.charCodeAt(i) : 46;
+  for (let i = from; i <= to; i++) {
+    const c = i < to ? s.charCodeAt(i) : 46;
     if (c === 46) {
-      if (digits === 0 || part > 3) return undefined;
-      out[part++] = v;
+      if (digits === 0 || part > 3) return false;
+      if (out) out[part] = v;
+      part++;
       v = 0;
       digits = 0;
     } else if (c >= 48 && c <= 57) {
-      if (digits > 0 && v === 0) return undefined; // leading zero
+      if (digits > 0 && v === 0) return false; // leading zero
       v = v * 10 + (c - 48);
-      if (v > 255) return undefined;
+      if (v > 255) return false;
       digits++;
     } else {
-      return undefined;
+      return false;
     }
   }
-  return part === 4 ? out : undefined;
+  return part === 4;
+}
+
+/** Parses dotted-quad IPv4 ("192.0.2.1", no leading zeros); undefined when it is not exactly that. */
+export function parseIPv4(s: string): Buffer | undefined {
+  const out = Buffer.allocUnsafe(4); // every byte is written when it is valid
+  return isIPv4(s, 0, s.length, out) ? out : undefined;
+}
+
+/** Whether s is "a.b.c.d" or "a.b.c.d/len" (len 0..32): the common traffic selector, checked without allocating. */
+export function isIPv4Block(s: string): boolean {
+  const slash = s.indexOf('/');
+  if (slash === -1) return isIPv4(s);
+  if (!isIPv4(s, 0, slash)) return false;
+  const len = s.length - slash - 1;
+  if (len < 1 || len > 2) return false;
+  const a = s.charCodeAt(slash + 1) - 48;
+  if (a < 0 || a > 9) return false;
+  if (len === 1) return true;
+  const b = s.charCodeAt(slash + 2) - 48;
+  return a > 0 && b >= 0 && b <= 9 && a * 10 + b <= 32;
 }
 
 const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
