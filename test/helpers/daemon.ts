@@ -272,24 +272,6 @@ export async function startDaemon(o: StartOptions): Promise<DaemonHandle> {
   return handle;
 }
 
-/** Polls fn until it returns a truthy value; throws with `what` (and fn's last error) on timeout. */
-export async function eventually<T>(what: string, fn: () => Promise<T | undefined | null | false>, timeoutMs = 10_000, intervalMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== null && v !== false) return v;
-    } catch (e) {
-      last = e;
-    }
-    if (Date.now() > deadline) {
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${last instanceof Error ? `: ${last.message}` : ''}`);
-    }
-    await sleep(intervalMs);
-  }
-}
-
 /** Writes text to a file in a new temp folder, for --check tests; returns the path. */
 export function tempFile(name: string, text: string): { path: string; cleanup: () => void } {
   const d = mkdtempSync(join(tmpdir(), 'viked-cfg-'));

@@ -12,7 +12,8 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkConfig, eventually, startDaemon, tempFile, daemonSection } from '../helpers/daemon.ts';
+import { checkConfig, startDaemon, tempFile, daemonSection } from '../helpers/daemon.ts';
+import { waitFor } from '../interop/harness.ts';
 import type { ChildSaJson, DaemonHandle, IkeSaJson } from '../helpers/daemon.ts';
 
 const PSK = 'integration-psk-0123456789abcdef';
@@ -178,7 +179,7 @@ async function assertDataplane(d: DaemonHandle, children: ChildSaJson[], encap: 
 }
 
 async function noSas(d: DaemonHandle, what: string): Promise<void> {
-  await eventually(`${d.name}: ${what}`, async () => (await d.listSas()).length === 0, 5000);
+  await waitFor(`${d.name}: ${what}`, async () => (await d.listSas()).length === 0, 5000);
   const dump = await d.json<VppDump>(['vpp-sas']);
   assert.deepEqual(dump.sas, [], `${d.name}: dataplane empty after ${what}`);
 }
@@ -238,7 +239,7 @@ describe('two vpp-iked daemons over IPv4 loopback (ports 500/4500)', { skip: isR
   test('a second CHILD SA with PFS via initiate --child, then deleted from B', async () => {
     await a.json(['initiate', '--ike', 'v4', '--child', 'net2']);
     const sa = one(await a.listSas(), 'v4', 'A');
-    const sb = await eventually('B to list net2', async () => {
+    const sb = await waitFor('B to list net2', async () => {
       const s = one(await b.listSas(), 'v4', 'B');
       return s.child_sas.length === 2 && s;
     }, 5000);
@@ -250,11 +251,11 @@ describe('two vpp-iked daemons over IPv4 loopback (ports 500/4500)', { skip: isR
     const victim = childNamed(sb, 'net2', 'B');
     const t = await b.json<{ terminated: { child_id: number } }>(['terminate', '--child-id', String(victim.id)]);
     assert.equal(t.terminated.child_id, victim.id);
-    const after = await eventually('A to drop net2', async () => {
+    const after = await waitFor('A to drop net2', async () => {
       const s = one(await a.listSas(), 'v4', 'A');
       return s.child_sas.length === 1 && s;
     }, 5000);
-    const bAfter = await eventually('B to drop net2', async () => {
+    const bAfter = await waitFor('B to drop net2', async () => {
       const s = one(await b.listSas(), 'v4', 'B');
       return s.child_sas.length === 1 && s;
     }, 5000);
@@ -340,7 +341,7 @@ describe('two vpp-iked daemons over IPv6 ::1 on custom ports (non-ESP marker on 
   test('second CHILD SA with PFS, then B terminates the IKE SA', async () => {
     await a.json(['initiate', '--ike', 'v6', '--child', 'net2']);
     const sa = one(await a.listSas(), 'v6', 'A');
-    const sb = await eventually('B to list net2', async () => {
+    const sb = await waitFor('B to list net2', async () => {
       const s = one(await b.listSas(), 'v6', 'B');
       return s.child_sas.length === 2 && s;
     }, 5000);
