@@ -612,58 +612,73 @@ export class VppDataplane implements Dataplane {
     o: { replay: boolean; preset?: ChildState; sameSpi?: boolean },
   ): Promise<void> {
     const reuse = old && old.child.vppMode === 'p2p' && old.swIfIndex !== undefined ? old : undefined;
-    const steps: Promise<(() => Promise<unknown>) | undefined>[] = [
-      this.addSa(st.saIn, c.inbound),
-      this.addSa(st.saOut, c.outbound),
-    ];
-    if (reuse) {
-      st.itfName = reuse.itfName!;
-      st.itfInstance = reuse.itfInstance!;
-      st.swIfIndex = reuse.swIfIndex!;
-    } else {
+    const nh = zeroAddress(false);
+    if (!reuse) {
+      // New tunnel: two round trips. VPP handles one connection's messages in order, so the
+      // protection can follow the SA adds without waiting for their replies, and everything
+      // that needs the sw_if_index goes out together once the interface exists.
       const instance = o.preset?.itfInstance ?? this.allocInstance();
       st.itfInstance = instance;
       st.itfName = `ipsec${instance}`;
-      steps.push(this.createP2pInterface(c, st, instance));
+      await this.parallel(
+        [
+          this.addSa(st.saIn, c.inbound),
+          this.addSa(st.saOut, c.outbound),
+          this.createP2pInterface(st, instance),
+          this.ensureTable(c.vppTable).then(() => undefined),
+        ],
+        undo,
+      );
+      const sw = st.swIfIndex!;
+      const routes = this.routeSpecs(c, sw, '');
+      st.routes = routes;
+      await this.parallel(
+        [
+          this.configureInterface(sw, c.vppTable).then(() => undefined),
+          this.req('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: sw, nh, sa_out: st.saOut, sa_in: [st.saIn] } }).then(
+            () => () => this.req('ipsec_tunnel_protect_del', { sw_if_index: sw, nh }),
+          ),
+          ...routes.map(async (r) => {
+            await this.routeAdd(r, true);
+            return () => this.routeAdd(r, false);
+          }),
+        ],
+        undo,
+      );
+      return;
     }
-    await this.parallel(steps, undo);
-    const sw = st.swIfIndex!;
-    const nh = zeroAddress(false);
-    if (reuse && !o.sameSpi) {
-      // Make-before-break: new outbound, both inbound SAs.
+    // Make-before-break on the same interface: strictly in order.
+    st.itfName = reuse.itfName!;
+    st.itfInstance = reuse.itfInstance!;
+    st.swIfIndex = reuse.swIfIndex!;
+    const sw = st.swIfIndex;
+    await this.parallel([this.addSa(st.saIn, c.inbound), this.addSa(st.saOut, c.outbound)], undo);
+    const restore = (): Promise<unknown> =>
+      this.req('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: sw, nh, sa_out: reuse.saOut, sa_in: [reuse.saIn] } });
+    if (!o.sameSpi) {
+      // New outbound SA, both inbound SAs.
       await this.req('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: sw, nh, sa_out: st.saOut, sa_in: [reuse.saIn, st.saIn] } });
-      undo.push(() => this.req('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: sw, nh, sa_out: reuse.saOut, sa_in: [reuse.saIn] } }));
+      undo.push(restore);
     }
     await this.req('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: sw, nh, sa_out: st.saOut, sa_in: [st.saIn] } });
-    if (reuse) {
-      undo.push(() => this.req('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: sw, nh, sa_out: reuse.saOut, sa_in: [reuse.saIn] } }));
-    } else {
-      undo.push(() => this.req('ipsec_tunnel_protect_del', { sw_if_index: sw, nh }));
-    }
+    undo.push(restore);
     const routes = this.routeSpecs(c, sw, '');
-    const have = new Set((reuse?.routes ?? []).map((r) => this.routeKey(r)));
+    const have = new Set(reuse.routes.map((r) => this.routeKey(r)));
     await this.addRoutes(routes.filter((r) => !have.has(this.routeKey(r))), undo);
     st.routes = routes;
     // The old SAs are no longer referenced by the protection: remove them and stale routes.
-    if (reuse) await this.retireOld(reuse, st, routes);
+    await this.retireOld(reuse, st, routes);
   }
 
-  private async createP2pInterface(c: ChildInstall, st: ChildState, instance: number): Promise<() => Promise<unknown>> {
+  private async createP2pInterface(st: ChildState, instance: number): Promise<() => Promise<unknown>> {
     const r = await this.req('ipsec_itf_create', { itf: { user_instance: instance, mode: 0, sw_if_index: 0 } });
     const sw = r.sw_if_index;
     st.swIfIndex = sw;
     this.ifIndex.set(st.itfName!, sw);
-    const undo = async (): Promise<unknown> => {
+    return async (): Promise<unknown> => {
       this.ifIndex.delete(st.itfName!);
       return this.req('ipsec_itf_delete', { sw_if_index: sw });
     };
-    try {
-      await this.configureInterface(sw, c.vppTable);
-    } catch (e) {
-      await undo().catch(() => {});
-      throw e;
-    }
-    return undo;
   }
 
   /** Admin up, VRF, unnumbered: independent calls, sent together. */
@@ -742,6 +757,7 @@ export class VppDataplane implements Dataplane {
         }),
         this.addSa(st.saIn, c.inbound),
         this.addSa(st.saOut, c.outbound),
+        this.ensureTable(c.vppTable).then(() => undefined),
       ],
       undo,
     );

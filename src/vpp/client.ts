@@ -184,7 +184,9 @@ export class VppClient extends EventEmitter {
   private readonly log: VppLogger;
   private sock: Socket | undefined;
   private rx: Buffer = Buffer.alloc(0);
+  /** name_crc → id (VPP's table) and our message name → id. */
   private idByName = new Map<string, number>();
+  private idByMsg = new Map<string, number>();
   private nameById = new Map<number, string>();
   private ctxOffById = new Map<number, number>();
   private pending = new Map<number, Pending>();
@@ -361,6 +363,7 @@ export class VppClient extends EventEmitter {
     }
     if (missing.length || mismatched.length) return new VppCompatibilityError(missing.sort(), mismatched);
     this.idByName = idByName;
+    this.idByMsg = new Map([...nameById].map(([id, n]) => [n, id]));
     this.nameById = nameById;
     this.ctxOffById = ctxOff;
     return undefined;
@@ -485,7 +488,7 @@ export class VppClient extends EventEmitter {
   }
 
   private frameFor(name: string, body: Obj): Buffer {
-    const id = this.idByName.get(nameCrc(VPP_MESSAGES[name as VppMessageName])) ?? 0;
+    const id = this.idByMsg.get(name) ?? 0;
     const frame = vppCodec.encode(name, id, body, HEADER_SIZE, { client_index: this.handle, context: 0 });
     frame.writeUInt32BE(frame.length - HEADER_SIZE, 8);
     return frame;
@@ -511,17 +514,16 @@ export class VppClient extends EventEmitter {
     let frame = p.frame!;
     p.frame = undefined;
     // Ids and client_index may differ from when the frame was encoded (reconnect): patch them.
-    const id = this.idByName.get(nameCrc(VPP_MESSAGES[p.name as VppMessageName]));
+    const id = this.idByMsg.get(p.name);
     if (id === undefined) {
       p.reject(new VppDisconnectedError(`${p.name} is not known to this VPP`));
       return;
     }
     frame.writeUInt16BE(id, HEADER_SIZE);
-    const ctxOff = contextOffset(p.name);
-    const ciOff = clientIndexOffset(p.name);
-    if (ciOff >= 0) frame.writeUInt32BE(this.handle, HEADER_SIZE + ciOff);
+    const off = offsets(p.name);
+    if (off.ci >= 0) frame.writeUInt32BE(this.handle, HEADER_SIZE + off.ci);
     p.context = this.allocContext();
-    frame.writeUInt32BE(p.context, HEADER_SIZE + ctxOff);
+    frame.writeUInt32BE(p.context, HEADER_SIZE + off.ctx);
     this.pending.set(p.context, p);
     p.sent = true;
     this.inFlight++;
@@ -548,7 +550,7 @@ export class VppClient extends EventEmitter {
         sent: false,
       };
       p.pingContext = ping.context;
-      frame = vppCodec.encode('control_ping', this.idByName.get(nameCrc(VPP_MESSAGES.control_ping))!, {}, HEADER_SIZE, {
+      frame = vppCodec.encode('control_ping', this.idByMsg.get('control_ping')!, {}, HEADER_SIZE, {
         client_index: this.handle,
         context: ping.context,
       });
@@ -804,34 +806,27 @@ function uncork(client: VppClient, sock: Socket): void {
   client.uncorkNow(sock);
 }
 
-const headerOffsets = new Map<string, number>();
+const headerOffsets = new Map<string, { ci: number; ctx: number }>();
 /**
- * Where a leading u32 header field (client_index or context) sits in a message's payload, or -1
- * when the message has no such field among its fixed leading fields.
+ * Where client_index and context sit in a message's payload (-1 when the message has no such
+ * field among its fixed leading fields).
  */
-function headerOffset(name: string, field: 'client_index' | 'context'): number {
-  const key = `${name}/${field}`;
-  const cached = headerOffsets.get(key);
+function offsets(name: string): { ci: number; ctx: number } {
+  const cached = headerOffsets.get(name);
   if (cached !== undefined) return cached;
   let off = 0;
-  let found = -1;
+  const found = { ci: -1, ctx: -1 };
   for (const f of VPP_MESSAGES[name as VppMessageName].fields) {
-    if (f.name === field) {
-      found = off;
-      break;
-    }
+    if (f.name === 'client_index') found.ci = off;
+    if (f.name === 'context') found.ctx = off;
     if (f.type === 'u16') off += 2;
     else if (f.type === 'u32' || f.type === 'i32') off += 4;
     else break;
   }
-  headerOffsets.set(key, found);
+  headerOffsets.set(name, found);
   return found;
 }
 
 function contextOffset(name: string): number {
-  return headerOffset(name, 'context');
-}
-
-function clientIndexOffset(name: string): number {
-  return headerOffset(name, 'client_index');
+  return offsets(name).ctx;
 }

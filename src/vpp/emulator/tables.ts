@@ -6,6 +6,8 @@
  * reply codes VPP returns and its quirks (e.g. deleting an SA that a tunnel protection still uses
  * returns 0 and leaves the SA in place until the protection lets go of it).
  *
+ * Handlers keep the decoded request objects they are given (the codec returns fresh objects).
+ *
  * What is not emulated: packet forwarding, counters (always 0), routes other than those added
  * through the API, and the fast-path SPD variant.
  */
@@ -158,18 +160,6 @@ function comboSupported(crypto: number, integ: number): boolean {
   if (crypto === 11 || (crypto >= 1 && crypto <= 3)) return true; // 3DES / AES-CBC with any integ
   if (crypto >= 4 && crypto <= 6) return integ !== 1; // AES-CTR: not with MD5-96
   return integ === 0; // AEADs (GCM, ChaCha20, GMAC)
-}
-
-/** Deep copy of a decoded message value; byte arrays stay Buffers. */
-function clone<T>(v: T): T {
-  if (v instanceof Uint8Array) return Buffer.from(v) as T;
-  if (Array.isArray(v)) return v.map((x: unknown) => clone(x)) as T;
-  if (typeof v === 'object' && v !== null) {
-    const o: Record<string, unknown> = {};
-    for (const [k, x] of Object.entries(v)) o[k] = clone(x);
-    return o as T;
-  }
-  return v;
 }
 
 function bswap32(v: number): number {
@@ -336,11 +326,11 @@ export class VppEmulatorState {
       spi: e.spi,
       protocol: e.protocol,
       crypto,
-      cryptoKey: Buffer.from(e.crypto_key.data.subarray(0, ckLen)),
+      cryptoKey: e.crypto_key.data.subarray(0, ckLen),
       integ: e.integrity_algorithm,
-      integKey: Buffer.from(e.integrity_key.data.subarray(0, ikLen)),
+      integKey: e.integrity_key.data.subarray(0, ikLen),
       flags,
-      tunnel: flags & F_TUNNEL ? clone(e.tunnel) : undefined,
+      tunnel: flags & F_TUNNEL ? e.tunnel : undefined,
       saltWire: e.salt,
       udpSrc,
       udpDst,
@@ -392,7 +382,7 @@ export class VppEmulatorState {
     if (!sa) return ctx.reply({ retval: VppErr.NO_SUCH_ENTRY });
     if (m.is_tun && sa.flags & F_TUNNEL && sa.tunnel) {
       if (addrText(m.tunnel.src) !== addrText(sa.tunnel.src) || addrText(m.tunnel.dst) !== addrText(sa.tunnel.dst)) {
-        sa.tunnel = clone(m.tunnel);
+        sa.tunnel = m.tunnel;
       }
     }
     if (sa.flags & F_UDP_ENCAP) {
@@ -558,7 +548,7 @@ export class VppEmulatorState {
     out.locks++;
     for (const id of t.sa_in) this.sas.get(id)!.locks++;
     if (existing) this.releaseProtection(existing);
-    this.protections.set(key, { swIfIndex: t.sw_if_index, nh: clone(t.nh), saOut: t.sa_out, saIn: [...t.sa_in] });
+    this.protections.set(key, { swIfIndex: t.sw_if_index, nh: t.nh, saOut: t.sa_out, saIn: t.sa_in });
     ctx.reply({ retval: 0 });
   }
 
@@ -873,7 +863,7 @@ export class VppEmulatorState {
       const cur = this.routes.get(key);
       if (isAdd) {
         const route = cur ?? { tableId: r.table_id, isIp6, prefix, len: r.prefix.len, paths: [], statsIndex: this.nextRouteStat++ };
-        for (const p of r.paths) if (!route.paths.some((q) => pathKey(q) === pathKey(p))) route.paths.push(clone(p));
+        for (const p of r.paths) if (!route.paths.some((q) => pathKey(q) === pathKey(p))) route.paths.push(p);
         this.routes.set(key, route);
         return ctx.reply({ retval: 0, stats_index: route.statsIndex });
       }
@@ -887,7 +877,7 @@ export class VppEmulatorState {
     if (isAdd) {
       if (r.paths.length === 0) return fail(VppErr.NO_PATHS_IN_ROUTE);
       const statsIndex = this.routes.get(key)?.statsIndex ?? this.nextRouteStat++;
-      this.routes.set(key, { tableId: r.table_id, isIp6, prefix, len: r.prefix.len, paths: r.paths.map((p) => clone(p)), statsIndex });
+      this.routes.set(key, { tableId: r.table_id, isIp6, prefix, len: r.prefix.len, paths: r.paths, statsIndex });
       return ctx.reply({ retval: 0, stats_index: statsIndex });
     }
     this.routes.delete(key);
@@ -949,7 +939,7 @@ export class VppEmulatorState {
     else if (m.header_version !== 1) rv = -1;
     else if (m.punt.type === 0 && m.punt.punt.l4?.protocol === 6) rv = -1; // TCP not supported
     else if (m.punt.type === 0 && m.punt.punt.l4?.port === 0) rv = -1; // port number required
-    if (rv === 0) this.puntRegs.set(key, { punt: clone(m.punt), pathname: m.pathname, key });
+    if (rv === 0) this.puntRegs.set(key, { punt: m.punt, pathname: m.pathname, key });
     ctx.reply({ retval: rv, pathname: server });
   }
 
