@@ -392,7 +392,8 @@ class Loader {
     return out;
   }
 
-  identity(text: string, loc: SourceLocation): Identity | undefined {
+  /** A parsed identity; in secrets sections (`quiet`) the error does not quote the value. */
+  identity(text: string, loc: SourceLocation, quiet = false): Identity | undefined {
     let hit = this.idCache.get(text);
     if (hit === undefined) {
       try {
@@ -404,7 +405,8 @@ class Loader {
       this.idCache.set(text, hit);
     }
     if (typeof hit === 'string') {
-      this.err(loc, hit);
+      // a mistyped line in a secrets section ("id = x secret = y") must not put the secret in a message
+      this.err(loc, quiet ? 'invalid identity (the value is not shown because it is in the secrets section)' : hit);
       return undefined;
     }
     return hit;
@@ -754,7 +756,7 @@ class Loader {
       for (const k of idKeys) {
         const key = this.key(sec, k);
         if (!key) continue;
-        const id = this.identity(key.value, key.valueLoc);
+        const id = this.identity(key.value, key.valueLoc, true);
         ids.push(key.value);
         if (id) parsed.push(id);
       }

@@ -236,6 +236,12 @@ test('secrets: decoding as strongSwan, errors never show the secret', () => {
     `${L.at(17, 'bogus')}: unknown secret section 'bogus': names start with 'ike' or 'private'`,
   ]);
   for (const s of ['NOTHEX', 'base64secret', 'topsecretvalue']) assert.ok(!e.some((m) => m.includes(s)), s);
+  // a forgotten line break puts the secret into the id value: the identity error must not quote it
+  const typo = errs('secrets {\n  ike-x {\n    id = peer secret = hunter2hunter2\n  }\n}\n');
+  assert.deepEqual(typo, [
+    "F:2:3: secret 'ike-x' has no 'secret' value",
+    'F:3:10: invalid identity (the value is not shown because it is in the secrets section)',
+  ]);
   // "idd" starts with "id": as strongSwan, any key starting with "id" is an identity of the secret
   assert.deepEqual(ok(`secrets {\n  ike-f {\n    idd = peer.example.net\n    secret = 1\n  }\n}\n`).secrets[0]!.ids, ['peer.example.net']);
 });

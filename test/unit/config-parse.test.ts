@@ -4,6 +4,8 @@ import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdirSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import fc from 'fast-check';
+import { loadConfigText } from '../../src/config/load.ts';
 import { parseConfigFile, parseConfigText, valueLocAt } from '../../src/config/parse.ts';
 import type { ConfKey, ConfNode } from '../../src/config/parse.ts';
 
@@ -223,4 +225,25 @@ test('hostile input: size, long lines, NUL, invalid UTF-8, directories, FIFOs, p
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('arbitrary text never throws: every problem is a located ConfigError (property)', () => {
+  // config-like fragments mixed with arbitrary characters
+  const piece = fc.oneof(
+    fc.constantFrom('{', '}', '=', '"', '#', '\\', '\n', ' ', '\t', ';', ',', 'include ', 'connections', 'children', 'local', 'secrets', 'ike-x', 'secret', 'id', 'daemon', 'port', '500', '10.0.0.0/8', '*.example.net', 'C=CH, CN=x', 'aes256gcm16', 'vpp_mode', 'p2mp', '\u0000', '\r'),
+    fc.string({ maxLength: 6 }),
+  );
+  fc.assert(
+    fc.property(fc.array(piece, { maxLength: 60 }), (parts) => {
+      // keep includes relative (to the nonexistent directory): the fuzz must not read real files
+      const text = parts.join('').replace(/include([\t ]+"?)\//g, 'include$1x/');
+      const r = loadConfigText(text, '/nonexistent/fuzz.conf');
+      assert.ok(r.config !== undefined || r.errors.length > 0);
+      for (const e of r.errors) {
+        assert.ok(e.line >= 1 && e.col >= 1, String(e));
+        assert.match(String(e), /^\/nonexistent\/fuzz\.conf:\d+:\d+: /);
+      }
+    }),
+    { numRuns: 400 },
+  );
 });
