@@ -76,7 +76,7 @@ function tunnel(i: number): ChildInstall {
   };
 }
 
-async function runOne(tunnels: number, pipelined: boolean): Promise<VppBenchRun> {
+export async function runOne(tunnels: number, pipelined: boolean): Promise<VppBenchRun> {
   const socket = join(tmpdir(), `vpp-bench-${process.pid}-${pipelined ? 'p' : 's'}.sock`);
   const emu = await spawnEmulator(socket);
   const dp = new VppDataplane({

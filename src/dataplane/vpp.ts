@@ -186,6 +186,7 @@ export class VppDataplane implements Dataplane {
   private readonly foreignSadIds = new Set<number>();
   private nextSad = 1;
   private readonly usedInstances = new Set<number>();
+  private instanceHint = 0;
   private readonly foreignInstances = new Set<number>();
   /** p2mp protection groups: key → child ids (insertion order = age). */
   private readonly groups = new Map<string, Set<number>>();
@@ -282,14 +283,21 @@ export class VppDataplane implements Dataplane {
     throw new Error('no free SA ids');
   }
 
+  /** Lowest free p2p instance; `instanceHint` is a lower bound of the free ones. */
   private allocInstance(): number {
-    for (let i = this.opts.p2pInstanceBase; i < 16 * 1024; i++) {
+    for (let i = Math.max(this.instanceHint, this.opts.p2pInstanceBase); i < 16 * 1024; i++) {
       if (!this.usedInstances.has(i) && !this.foreignInstances.has(i)) {
         this.usedInstances.add(i);
+        this.instanceHint = i + 1;
         return i;
       }
     }
     throw new Error('no free ipsec interface instance (VPP allows 16384 ipsec interfaces)');
+  }
+
+  private freeInstance(i: number): void {
+    this.usedInstances.delete(i);
+    if (i < this.instanceHint) this.instanceHint = i;
   }
 
   // ------------------------------------------------------------------ VPP calls
@@ -583,7 +591,7 @@ export class VppDataplane implements Dataplane {
         this.liveSadIds.delete(st.saIn);
         this.liveSadIds.delete(st.saOut);
       }
-      if (st.itfInstance !== undefined && st.itfInstance !== old?.itfInstance && !o.preset) this.usedInstances.delete(st.itfInstance);
+      if (st.itfInstance !== undefined && st.itfInstance !== old?.itfInstance && !o.preset) this.freeInstance(st.itfInstance);
       this.log.warn({ child_id: c.childId, err: (e as Error).message }, 'CHILD_SA install failed; rolled back');
       throw e;
     }
@@ -595,7 +603,7 @@ export class VppDataplane implements Dataplane {
     if (old) {
       for (const id of [old.saIn, old.saOut]) if (id !== st.saIn && id !== st.saOut) this.liveSadIds.delete(id);
       if (old.child.vppMode === 'p2p' && old.itfInstance !== undefined && old.itfInstance !== st.itfInstance) {
-        this.usedInstances.delete(old.itfInstance);
+        this.freeInstance(old.itfInstance);
       }
     }
     this.allocatedSpis.delete(c.inbound.spi);
@@ -992,7 +1000,7 @@ export class VppDataplane implements Dataplane {
       this.liveSadIds.delete(st.saIn);
       this.liveSadIds.delete(st.saOut);
       if (this.liveSpis.get(st.child.inbound.spi) === childId) this.liveSpis.delete(st.child.inbound.spi);
-      if (st.child.vppMode === 'p2p' && st.itfInstance !== undefined) this.usedInstances.delete(st.itfInstance);
+      if (st.child.vppMode === 'p2p' && st.itfInstance !== undefined) this.freeInstance(st.itfInstance);
       this.counters.removes++;
     });
   }
@@ -1106,6 +1114,7 @@ export class VppDataplane implements Dataplane {
     this.foreignSpis.clear();
     this.foreignSadIds.clear();
     this.foreignInstances.clear();
+    this.instanceHint = 0;
     for (const [id, sa] of snap.sas) {
       if (!isOurId(id)) {
         this.foreignSadIds.add(id);

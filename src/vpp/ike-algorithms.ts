@@ -136,6 +136,8 @@ export function checkEspKeys(alg: EspAlgCheck, encKeyLen: number, integKeyLen: n
   if (!i) return `INTEG ${alg.integId} is not supported by VPP`;
   if (c.aead && alg.integId !== 0) return `ENCR ${alg.encrId} is combined-mode and takes no INTEG transform`;
   if (!c.aead && alg.integId === 0 && alg.encrId === 11) return 'ENCR_NULL needs an integrity transform';
+  // ipsec_sa_crypto_integ_map (VPP ipsec_sa.c) has no AES-CTR with HMAC-MD5-96.
+  if (alg.encrId === 13 && alg.integId === 1) return 'VPP does not run AES-CTR with HMAC-MD5-96';
   if (encKeyLen !== c.keyBytes + c.saltBytes) {
     return `encryption key is ${encKeyLen} bytes, ENCR ${alg.encrId}/${alg.encrKeyBits} needs ${c.keyBytes + c.saltBytes}`;
   }
