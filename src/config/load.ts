@@ -11,7 +11,7 @@ import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseProposals, ProposalError } from '../ikev2/crypto/proposals.ts';
 import type { VppMode } from '../dataplane/types.ts';
-import { ConfigError, parseConfigFile, parseConfigText, show, valueLocAt } from './parse.ts';
+import { ConfigError, MAX_ERRORS, parseConfigFile, parseConfigText, show, valueLocAt } from './parse.ts';
 import type { ConfKey, ConfNode } from './parse.ts';
 import { ID_ANY, identityHasWildcards, identityMatchesParsed, IdentityError, parseIdentity } from './identity.ts';
 import type { Identity } from './identity.ts';
@@ -64,7 +64,6 @@ const DURATION_UNITS: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600, d:
 const DURATION_RE = /^([0-9]{1,10})[ \t]*([smhdSMHD]?)$/;
 const MAX_U32 = 0xffffffff;
 
-/** A section after merging its repeated blocks. */
 /** All blocks of one section name at one place in the tree (sections that repeat are merged). */
 interface Blocks {
   name: string;
@@ -116,6 +115,7 @@ function levenshtein(a: string, b: string): number {
 }
 
 function suggest(name: string, known: readonly string[]): string {
+  if (name.length > 40) return '';
   let best = '';
   let bestD = Infinity;
   for (const k of known) {
@@ -236,8 +236,12 @@ class Loader {
   private readonly fileCache = new Map<string, string>();
   private readonly idCache = new Map<string, Identity | string>();
 
+  /** Errors beyond MAX_ERRORS are counted, not kept. */
+  dropped = 0;
+
   err(loc: SourceLocation, message: string): void {
-    this.errors.push(ConfigError.at(loc, message));
+    if (this.errors.length >= MAX_ERRORS) this.dropped++;
+    else this.errors.push(ConfigError.at(loc, message));
   }
 
   // ---- merging -------------------------------------------------------------------------------
@@ -355,8 +359,8 @@ class Loader {
   choice<T extends string>(sec: MSec | undefined, name: string, options: Readonly<Record<string, T>>, def: T): T {
     const k = this.key(sec, name);
     if (!k) return def;
-    const v = options[k.value.toLowerCase()];
-    if (v !== undefined) return v;
+    const word = k.value.toLowerCase();
+    if (Object.hasOwn(options, word)) return options[word]!;
     const listed = [...new Set(Object.values(options))].join(', ');
     this.err(k.valueLoc, `'${name}' must be one of ${listed}, not '${show(k.value)}'`);
     return def;
@@ -924,6 +928,11 @@ function finish(parsed: { root: ConfNode; errors: ConfigError[]; files: string[]
   loader.errors.push(...parsed.errors);
   const config = loader.build(parsed.root, parsed.files);
   const errors = sortErrors(loader.errors);
+  if (errors.length >= MAX_ERRORS) {
+    const last = errors[errors.length - 1]!;
+    const more = loader.dropped > 0 ? `${loader.dropped} more not shown` : 'checking stopped there';
+    errors.push(new ConfigError(last.file, last.line, last.col, `too many errors (${MAX_ERRORS}): ${more}`));
+  }
   return errors.length === 0 && config ? { config, errors } : { errors };
 }
 

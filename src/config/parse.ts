@@ -10,9 +10,10 @@
  *   # comment             to the end of the line (not inside quotes)
  *   include PATTERN       other files, relative to the including file, '*' and '?' globs; their
  *                         statements go into the section the include appears in
- * Input limits: a file is at most 4 MiB, a line at most 64 KiB characters, the text must be UTF-8
- * without NUL bytes or other control characters (tab, CR and LF aside); sections nest at most 64
- * deep, includes at most 32. Every violation is a ConfigError with file:line:col — nothing throws.
+ * Input limits: a file is at most 4 MiB (all files together 64 MiB), a line at most 64 KiB
+ * characters, the text must be UTF-8 without NUL bytes or other control characters (tab, CR and LF
+ * aside); sections nest at most 64 deep, includes at most 32; a file stops being parsed at 1000
+ * errors. Every violation is a ConfigError with file:line:col — nothing throws.
  */
 import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve, sep as pathSep } from 'node:path';
@@ -22,6 +23,10 @@ export const MAX_FILE_BYTES = 4 * 1024 * 1024;
 export const MAX_LINE_CHARS = 64 * 1024;
 export const MAX_SECTION_DEPTH = 64;
 export const MAX_INCLUDE_DEPTH = 32;
+/** All files of one configuration together. */
+export const MAX_TOTAL_BYTES = 64 * 1024 * 1024;
+/** Parsing a file stops at this many errors (hostile input cannot make the error list huge). */
+export const MAX_ERRORS = 1000;
 
 /** One problem in a config file, printed as "FILE:LINE:COL: message" (lines and columns from 1). */
 export class ConfigError {
@@ -236,6 +241,8 @@ interface ParseContext {
   stack: string[];
   /** Directories of those files as named (the base for their relative includes). */
   dirs: string[];
+  /** Bytes of all files read so far. */
+  bytes: number;
   /** Recently read names (see FileParser.readName). */
   names: (string | undefined)[];
 }
@@ -367,6 +374,7 @@ class FileParser {
 
   err(loc: SourceLocation, message: string): void {
     this.ctx.errors.push(ConfigError.at(loc, message));
+    if (this.ctx.errors.length >= MAX_ERRORS) throw new Abort();
   }
 
   peek(): number {
@@ -732,10 +740,16 @@ function includeInto(
       ctx.errors.push(ConfigError.at(at, `include loop: ${chain}`));
       continue;
     }
+    if (ctx.errors.length >= MAX_ERRORS) return;
     const r = readConfigFile(path, at);
     if (r.error) {
       ctx.errors.push(r.error);
       continue;
+    }
+    ctx.bytes += r.text.length;
+    if (ctx.bytes > MAX_TOTAL_BYTES) {
+      ctx.errors.push(ConfigError.at(at, `the configuration is larger than 64 MiB in total; '${show(path)}' is not read`));
+      return;
     }
     parseFileText(r.text, path, real, into, ctx, sectionDepth, includeDepth);
   }
@@ -774,7 +788,7 @@ function parseFileText(
  * are read from disk and their statements spliced in where the include stands.
  */
 export function parseConfigText(text: string, file: string): { root: ConfNode; errors: ConfigError[]; files: string[] } {
-  const ctx: ParseContext = { errors: [], files: [], stack: [], dirs: [], names: new Array<string | undefined>(NAME_CACHE_SIZE) };
+  const ctx: ParseContext = { errors: [], files: [], stack: [], dirs: [], bytes: text.length, names: new Array<string | undefined>(NAME_CACHE_SIZE) };
   const root: ConfNode = { kind: 'section', name: '', loc: { file, line: 1, col: 1 }, children: [] };
   if (Buffer.byteLength(text, 'utf8') > MAX_FILE_BYTES) {
     ctx.errors.push(new ConfigError(file, 1, 1, 'config text is larger than 4 MiB'));

@@ -153,7 +153,7 @@ test('every error class is reported at its line:col, all at once, in order', () 
     /* 34 */ '        start_action = start',
     /* 35 */ '        rekey_time = 1h',
     /* 36 */ '        life_time = 30m',
-    /* 37 */ '        close_action = sometimes',
+    /* 37 */ '        close_action = constructor',
     /* 38 */ '        esp_proposals = aes256gcm16-foo',
     /* 39 */ '      }',
     /* 40 */ '    }',
@@ -190,7 +190,7 @@ test('every error class is reported at its line:col, all at once, in order', () 
     `${L.at(33, 'beet')}: mode 'beet' is not supported (tunnel or transport)`,
     `${L.at(34, 'start', 'F').replace(/:\d+$/, `:${'        start_action = '.length + 1}`)}: start_action = start needs an address to initiate to: set remote_addrs of connection 'c' to an IP address`,
     `${L.at(36, '30m')}: life_time (1800s) must be longer than rekey_time (3600s)`,
-    `${L.at(37, 'sometimes')}: 'close_action' must be one of none, trap, start, not 'sometimes'`,
+    `${L.at(37, 'constructor')}: 'close_action' must be one of none, trap, start, not 'constructor'`,
     `${L.at(38, 'foo')}: invalid ESP proposal: unknown algorithm 'foo' in proposal 'aes256gcm16-foo'`,
     `${L.at(41, 'proposals2')}: unknown section 'proposals2' in connection 'c'`,
   ]);
@@ -448,4 +448,15 @@ test('loadConfig reports unreadable paths as errors', () => {
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }
+});
+
+test('hostile input cannot make the error list unbounded', () => {
+  const r = loadConfigText('}\n'.repeat(5000), 'F');
+  assert.equal(r.errors.length, 1001);
+  assert.equal(String(r.errors[999]), "F:1000:1: unexpected '}' (no section is open)");
+  assert.equal(String(r.errors[1000]), 'F:1000:1: too many errors (1000): checking stopped there');
+  const many = Array.from({ length: 1500 }, (_, i) => `  k${i} = 1\n`).join('');
+  const v = loadConfigText(`vpp {\n${many}}\n`, 'F');
+  assert.equal(v.errors.length, 1001);
+  assert.equal(String(v.errors[1000]), 'F:1001:3: too many errors (1000): 500 more not shown');
 });
