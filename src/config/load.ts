@@ -478,8 +478,9 @@ class Loader {
     }
     const port = this.port(sec, 'port', d.port);
     const portNatT = this.port(sec, 'port_nat_t', d.portNatT);
-    if (port === portNatT && sec?.keys.has('port_nat_t')) {
-      this.err(sec.keys.get('port_nat_t')!.valueLoc, `'port_nat_t' must differ from 'port' (${port})`);
+    if (port === portNatT && sec) {
+      const k = sec.keys.get('port_nat_t') ?? sec.keys.get('port')!;
+      this.err(k.valueLoc, `'port_nat_t' must differ from 'port' (both are ${port})`);
     }
     const controlSocket = this.str(sec, 'control_socket', d.controlSocket);
     const logLevel = this.choice<string>(sec, 'log_level', LOG_LEVEL_MAP, d.logLevel);
@@ -537,7 +538,7 @@ class Loader {
         } else if (it.text.includes('-')) {
           list.push(`${start}-${end}`);
         } else {
-          list.push(`${start}/${it.text.slice(it.text.indexOf('/') + 1)}`);
+          list.push(`${start}/${Number(it.text.slice(it.text.indexOf('/') + 1))}`);
         }
       } catch (e) {
         if (!(e instanceof TsError)) throw e;

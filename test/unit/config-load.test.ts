@@ -165,7 +165,7 @@ test('every error class is reported at its line:col, all at once, in order', () 
   assert.deepEqual(errs(L.text), [
     `${L.at(3, 'port')}: duplicate key 'port' (already set at line 2)`,
     `${L.at(4, '10.0.0.300')}: '10.0.0.300' is not an IP address`,
-    `${L.at(5, '501')}: 'port_nat_t' must differ from 'port' (501)`,
+    `${L.at(5, '501')}: 'port_nat_t' must differ from 'port' (both are 501)`,
     `${L.at(6, 'localhost')}: 'metrics' must be ADDRESS:PORT (e.g. 127.0.0.1:9464 or [::1]:9464), not 'localhost:9464'`,
     `${L.at(7, 'loud')}: 'log_level' must be one of fatal, error, warn, info, debug, trace, silent, not 'loud'`,
     `${L.at(9, 'foo')}: unknown section 'foo' in the top level`,
@@ -297,6 +297,8 @@ test('repeated sections merge as in strongSwan; a later block overrides, a repea
     ],
   );
   assert.deepEqual(errs('vpp {\n  socket = /a\n  socket = /b\n}\n'), ["F:3:3: duplicate key 'socket' (already set at line 2)"]);
+  // daemon.port moved onto the default NAT-T port
+  assert.deepEqual(errs('daemon {\n  port = 4500\n}\n'), ["F:2:10: 'port_nat_t' must differ from 'port' (both are 4500)"]);
   assert.deepEqual(errs('vpp {\n  socket = /a\n  socket {\n  }\n}\n'), [
     "F:3:3: 'socket' is already a key here; it cannot also be a section",
   ]);
@@ -312,7 +314,7 @@ test('values: addresses, selectors, lists, lifetimes, actions', () => {
 }
 connections {
   a {
-    local_addrs = 192.0.2.1, 10.0.0.5/8, %any6
+    local_addrs = 192.0.2.1, 10.0.0.5/08, %any6
     remote_addrs = 198.51.100.1-198.51.100.9, 2001:db8::7
     reauth_time = 2h
     dpd_delay = 1m
