@@ -525,11 +525,23 @@ export class VppDataplane implements Dataplane {
     if (this.children.has(child.childId)) throw new Error(`child ${child.childId} is already installed`);
     this.validate(child);
     const lockKey = old ? `child:${old.child.childId}` : `child:${child.childId}`;
-    return this.queue.run(lockKey, async () => {
+    return this.track(this.queue.run(lockKey, async () => {
       const st = await this.installInternal(child, old, { replay: false });
       this.counters.installs++;
       return this.result(st);
-    });
+    }));
+  }
+
+  /** Operations running against the current connection; a reconnect's replay waits for them. */
+  private readonly ops = new Set<Promise<unknown>>();
+
+  private track<T>(p: Promise<T>): Promise<T> {
+    this.ops.add(p);
+    const done = (): void => {
+      this.ops.delete(p);
+    };
+    p.then(done, done);
+    return p;
   }
 
   private validate(c: ChildInstall): void {
@@ -956,7 +968,7 @@ export class VppDataplane implements Dataplane {
 
   async update(childId: number, local: SaEndpoint, remote: SaEndpoint, udpEncap: boolean): Promise<void> {
     await this.ready();
-    await this.queue.run(`child:${childId}`, async () => {
+    await this.track(this.queue.run(`child:${childId}`, async () => {
       const st = this.children.get(childId);
       if (!st) throw new Error(`child ${childId} is not installed`);
       const c = st.child;
@@ -986,13 +998,13 @@ export class VppDataplane implements Dataplane {
       await Promise.all([upd(st.saIn, inbound), upd(st.saOut, outbound)]);
       st.child = next;
       this.counters.updates++;
-    });
+    }));
   }
 
   async remove(childId: number): Promise<void> {
     if (!this.children.has(childId)) return;
     await this.ready();
-    await this.queue.run(`child:${childId}`, async () => {
+    await this.track(this.queue.run(`child:${childId}`, async () => {
       const st = this.children.get(childId);
       if (!st) return;
       await this.teardown(st);
@@ -1002,7 +1014,7 @@ export class VppDataplane implements Dataplane {
       if (this.liveSpis.get(st.child.inbound.spi) === childId) this.liveSpis.delete(st.child.inbound.spi);
       if (st.child.vppMode === 'p2p' && st.itfInstance !== undefined) this.freeInstance(st.itfInstance);
       this.counters.removes++;
-    });
+    }));
   }
 
   private async teardown(st: ChildState): Promise<void> {
@@ -1060,7 +1072,9 @@ export class VppDataplane implements Dataplane {
     if (!info.reconnect || this.closed || !this.started) return;
     const release = this.pendingRelease;
     this.pendingRelease = undefined;
-    void this.resync()
+    // Operations that were running when the connection dropped finish (failing) first.
+    void Promise.allSettled([...this.ops])
+      .then(() => this.resync())
       .catch((e: unknown) => this.log.error({ err: (e as Error).message }, 'replay after VPP reconnect failed'))
       .finally(() => release?.());
   }

@@ -13,7 +13,8 @@
  * - A reply with retval ≠ 0 rejects with VppApiError (message name, code and VPP's error name).
  * - Health: control_ping every `healthCheckMs` when the socket has been quiet; a connection that
  *   stops answering is dropped. After the socket closes the client reconnects with backoff and emits
- *   'disconnected' / 'connected' (with `{ reconnect: true }`).
+ *   'disconnected' / 'connected' (with `{ reconnect: true }`). Requests in flight or queued when the
+ *   connection drops, and requests made while it is down, reject with VppDisconnectedError.
  *
  * Self-contained: depends only on node: modules and the files in this directory.
  */
@@ -402,7 +403,7 @@ export class VppClient extends EventEmitter {
     if (reconnect) this.counters.reconnects++;
     this.log.info({ socket: this.socketPath, version: this.version, client_index: this.handle, reconnect }, 'connected to VPP');
     this.emit('connected', info);
-    // Requests queued while disconnected go out now.
+    // Requests made before the first connection go out now.
     this.pump();
     return info;
   }
@@ -455,7 +456,9 @@ export class VppClient extends EventEmitter {
 
   private enqueue(name: string, reply: string, details: string | undefined, body: Obj, options: VppRequestOptions | undefined): Promise<unknown> {
     if (this.closing) return Promise.reject(new VppDisconnectedError('client closed'));
-    if (!this.isConnected && this.everConnected && !this.opts.reconnect) {
+    // While the connection is down requests fail at once: they were meant for the VPP that went
+    // away (after a restart its ids and indices mean other things).
+    if (!this.isConnected && this.everConnected) {
       return Promise.reject(new VppDisconnectedError(`${name}: not connected to VPP`));
     }
     return new Promise<unknown>((resolve, reject) => {
@@ -735,7 +738,7 @@ export class VppClient extends EventEmitter {
       p.sent = false;
       if (!p.endsDump) p.reject(new VppDisconnectedError(`${p.name}: connection to VPP lost`));
     }
-    if (this.closing || !this.opts.reconnect) this.rejectQueued('connection to VPP closed');
+    this.rejectQueued(this.closing ? 'client closed' : 'connection to VPP lost');
     if (wasConnected) {
       this.log.warn({ socket: this.socketPath, lost: lost.length }, 'disconnected from VPP');
       this.emit('disconnected', { reason: this.closing ? 'closed' : 'connection lost' });

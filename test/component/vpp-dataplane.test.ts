@@ -403,3 +403,46 @@ test('reconcile at start: objects that look like ours are removed, others kept',
     await emu.close();
   }
 });
+
+test('VPP restart in the middle of installs: failed installs leave nothing behind, installed ones are replayed', async () => {
+  const { emu, dp, done } = await setup();
+  try {
+    const replayed: number[] = [];
+    dp.setListener({ replayed: (ids) => replayed.push(...ids) });
+    const results = new Map<number, boolean>();
+    let someDone!: () => void;
+    const sixty = new Promise<void>((r) => (someDone = r));
+    const note = (id: number, ok: boolean): void => {
+      results.set(id, ok);
+      if (results.size === 60) someDone();
+    };
+    const installs = Array.from({ length: 200 }, (_, i) =>
+      dp.install(child(i + 1, 0x100000 + i, 0x200000 + i)).then(
+        () => note(i + 1, true),
+        () => note(i + 1, false),
+      ),
+    );
+    await sixty; // restart while the rest are on the wire
+    await emu.restart();
+    await Promise.all(installs);
+    // Wait for the replay to settle.
+    for (let i = 0; i < 200 && dp.stats().replays + [...results.values()].filter((x) => !x).length < 200; i++) {
+      await new Promise((r) => setTimeout(r, 10));
+    }
+    await new Promise((r) => setTimeout(r, 50));
+    const ok = [...results].filter(([, v]) => v).map(([k]) => k).sort((a, b) => a - b);
+    const s = emu.state;
+    assert.equal(s.sas.size, ok.length * 2, 'exactly the installed CHILD_SAs are in VPP');
+    assert.equal(s.protections.size, ok.length);
+    assert.equal([...s.interfaces.values()].filter((i) => i.ipsec).length, ok.length);
+    for (const id of ok) assert.ok(dp.childState(id));
+    assert.ok(ok.length >= 60 && ok.length < 200, `some installs done before the restart, some cut off (${ok.length})`);
+    assert.deepEqual([...new Set(replayed)].sort((a, b) => a - b), ok.filter((id) => replayed.includes(id)));
+    assert.ok(replayed.length >= 60, 'the CHILD_SAs installed before the restart were replayed');
+    // New work after the restart goes through.
+    await dp.install(child(1000, 0x300000, 0x400000));
+    assert.equal(s.sas.size, ok.length * 2 + 2);
+  } finally {
+    await done();
+  }
+});
