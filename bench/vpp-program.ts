@@ -7,6 +7,8 @@
  * - with pipelining: client window 512 and 256 tunnels being programmed at once.
  * Prints tunnels/s and API messages/s (requests sent by the client) for both.
  * Run: node bench/vpp-program.ts [tunnels]
+ * Knobs (environment): VPP_BENCH_CONC tunnels programmed at once (pipelined run, default 256),
+ * VPP_BENCH_WIN client window (default 512), EMU_PROF=DIR writes the emulator's CPU profile there.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -76,6 +78,7 @@ function tunnel(i: number): ChildInstall {
   };
 }
 
+/** One measured run against a fresh emulator process. */
 export async function runOne(tunnels: number, pipelined: boolean): Promise<VppBenchRun> {
   const socket = join(tmpdir(), `vpp-bench-${process.pid}-${pipelined ? 'p' : 's'}.sock`);
   const emu = await spawnEmulator(socket);

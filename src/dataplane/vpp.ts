@@ -1249,7 +1249,10 @@ export class VppDataplane implements Dataplane {
 
   /** What VPP holds (as VPP reports it, without key material) and what we track. */
   async dump(): Promise<unknown> {
-    await this.ready();
+    if (!this.client.connected) {
+      return { dataplane: this.name, connected: false, socket: this.client.socketPath, children: this.children.size };
+    }
+    await this.gate;
     const [sas, prots, itfs, ifs, spds] = await Promise.all([
       this.dumpAll('ipsec_sa_v5_dump', { sa_id: U32_MAX }),
       this.dumpAll('ipsec_tunnel_protect_dump', { sw_if_index: U32_MAX }),
