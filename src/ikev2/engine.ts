@@ -41,7 +41,7 @@ import {
   type ChosenIke,
 } from './crypto/proposals.ts';
 import type { IntegAlg, EncrAlg } from './crypto/suites.ts';
-import { ChildSa, IkeSa, Timer, type Task } from './sa/ike-sa.ts';
+import { ChildSa, IkeSa, Timer, newGauges, type Task } from './sa/ike-sa.ts';
 import { SaTable } from './sa/table.ts';
 import { ConfigIndex } from './sa/config-index.ts';
 import {
@@ -155,6 +155,8 @@ interface Answer {
 
 export class Engine {
   readonly table: SaTable;
+  /** IKE SAs by state and the number of CHILD SAs, kept current (for metrics). */
+  readonly gauges = newGauges();
   readonly stats: EngineStats = {
     rxPackets: 0,
     txPackets: 0,
@@ -212,7 +214,13 @@ export class Engine {
       f.encr.has(`${encr.id}:${encr.keyBits}`) && (integ === null || f.integ.has(integ.id));
     opts.dataplane.setListener({
       replayed: (ids) => {
-        this.log.info({ children: ids.length }, 'dataplane replayed CHILD_SAs after a restart');
+        // Re-added outbound SAs start their sequence numbers at 1 again, which the peer's replay
+        // window would drop: replace each CHILD_SA (the dataplane paces the batches it reports).
+        this.log.info({ children: ids.length }, 'dataplane replayed CHILD_SAs after a restart; rekeying them');
+        for (const id of ids) {
+          const e = this.childrenById.get(id);
+          if (e && !e.sa.dead) this.rekeyChild(e.sa, e.child);
+        }
       },
       failed: (childId, reason) => {
         const e = this.childrenById.get(childId);
@@ -634,7 +642,7 @@ export class Engine {
       this.stats.rxInvalid++;
       return this.sendStateless(local, remote, h, [notify(NotifyType.INVALID_SYNTAX)]);
     }
-    const sa = new IkeSa(this.nextSaId++, false, h.spiI, { ...local }, { ...remote }, this.sched.now());
+    const sa = new IkeSa(this.nextSaId++, false, h.spiI, { ...local }, { ...remote }, this.sched.now(), this.gauges);
     sa.spiR = this.newSpi();
     sa.conn = conn;
     sa.suite = chosen.suite;
@@ -753,7 +761,7 @@ export class Engine {
     }
     sa.conn = conn;
     sa.remoteId = peerId;
-    sa.localId = conn.local.id || sa.local.addr;
+    sa.localId = idOr(conn.local.id, sa.local.addr);
     if (conn.remote.auth !== 'psk' || auth.method !== AuthMethod.SHARED_KEY_MIC) {
       return this.authFailed(sa, h, `unsupported auth method ${auth.method}`);
     }
@@ -996,6 +1004,7 @@ export class Engine {
     if (cc.rekeyTime > 0) child.rekeyAt = child.installedAt + (cc.rekeyTime - this.jitter(cc.randTime)) * 1000;
     if (cc.lifeTime > 0) child.expireAt = child.installedAt + cc.lifeTime * 1000;
     sa.children.push(child);
+    this.gauges.childSas++;
     this.armChildTimer(sa);
     this.childrenById.set(child.id, { sa, child });
     this.stats.childEstablished++;
@@ -1109,6 +1118,7 @@ export class Engine {
     const i = sa.children.indexOf(child);
     if (i < 0) return;
     sa.children.splice(i, 1);
+    this.gauges.childSas--;
     this.childrenById.delete(child.id);
     const wasRekeyed = child.state === 'REKEYED';
     child.state = 'DELETED';
@@ -1154,10 +1164,10 @@ export class Engine {
       this.stats.initRefusedFull++;
       return Promise.reject(new Error('IKE SA table is full'));
     }
-    const sa = new IkeSa(this.nextSaId++, true, this.newSpi(), { addr: localAddr, port: conn.localPort }, { addr: remoteAddr, port: conn.remotePort }, this.sched.now());
+    const sa = new IkeSa(this.nextSaId++, true, this.newSpi(), { addr: localAddr, port: conn.localPort }, { addr: remoteAddr, port: conn.remotePort }, this.sched.now(), this.gauges);
     sa.conn = conn;
-    sa.localId = conn.local.id || localAddr;
-    sa.remoteId = conn.remote.id || '%any';
+    sa.localId = idOr(conn.local.id, localAddr);
+    sa.remoteId = idOr(conn.remote.id, remoteAddr);
     sa.authChild = child;
     // The other children come up with CREATE_CHILD_SA once the IKE SA is established.
     if (childName === undefined) {
@@ -1289,7 +1299,7 @@ export class Engine {
     const conn = sa.conn!;
     const prf = sa.prf!;
     const keys = sa.keys!;
-    const psk = this.index.psk(sa.localId, conn.remote.id || '%any');
+    const psk = this.index.psk(sa.localId, sa.remoteId);
     if (!psk || conn.local.auth !== 'psk') return this.initFailed(sa, 'no PSK for our identity');
     const idi = this.idPayload(PayloadType.IDi, sa.localId);
     const auth = pskAuth(prf, psk, signedOctets(prf, sa.initRequest!, sa.nr, keys.skPi, idBody(idi)));
@@ -1543,7 +1553,7 @@ export class Engine {
 
   /** A new IKE SA that takes over from `old` (keys from the old SK_d and the new key exchange). */
   private successor(old: IkeSa, weInitiated: boolean, spiI: Buffer, spiR: Buffer, chosen: ChosenIke, secret: Buffer, ni: Buffer, nr: Buffer): IkeSa {
-    const sa = new IkeSa(this.nextSaId++, weInitiated, spiI, { ...old.local }, { ...old.remote }, this.sched.now());
+    const sa = new IkeSa(this.nextSaId++, weInitiated, spiI, { ...old.local }, { ...old.remote }, this.sched.now(), this.gauges);
     sa.spiR = spiR;
     sa.conn = old.conn;
     sa.localId = old.localId;
@@ -1752,6 +1762,7 @@ export class Engine {
     if (sa.state === 'REKEYED' && reason === 'deleted') reason = 'rekeyed';
     sa.dead = true;
     sa.state = 'DESTROYING';
+    this.gauges.ikeByState.DESTROYING--;
     sa.active = undefined;
     sa.queue.length = 0;
     sa.timers.fill(0);
@@ -1765,6 +1776,7 @@ export class Engine {
     }
     for (const child of sa.children) {
       this.childrenById.delete(child.id);
+      this.gauges.childSas--;
       child.state = 'DELETED';
       this.stats.childDeleted++;
       this.opts.dataplane.remove(child.id).catch((e: Error) => {
@@ -1827,6 +1839,11 @@ export function hex8(n: number): string {
 
 function withoutKe(p: ProposalSpec): ProposalSpec {
   return p.ke.length ? { ...p, ke: [] } : p;
+}
+
+/** A configured identity, or the address when none is configured (strongSwan's default). */
+function idOr(id: string, addr: string): string {
+  return id && id !== '%any' ? id : addr;
 }
 
 function safeIdString(id: Identity): string {

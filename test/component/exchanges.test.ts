@@ -377,3 +377,21 @@ test('CHILD_SAs are rekeyed at rekey_time (minus rand_time jitter) and expire at
   assert.equal(sa.children.length, 1);
   assert.equal(env.b.dp.installed.size, 1);
 });
+
+test('gauges follow IKE SA states and CHILD SA counts without scanning; a dataplane replay triggers CHILD_SA rekeys', async () => {
+  const { w, a, b, sa } = await establish();
+  assert.equal(a.engine.gauges.ikeByState.ESTABLISHED, 1);
+  assert.equal(a.engine.gauges.childSas, 1);
+  assert.equal(b.engine.gauges.ikeByState.ESTABLISHED, 1);
+  const old = sa.children[0]!.id;
+  b.dp.simulateRestart();
+  await w.run();
+  assert.notEqual(sa.children[0]!.id, old, 'replayed CHILD_SA was replaced');
+  assert.equal(b.engine.stats.childRekeyed, 1);
+  a.engine.deleteIke(sa);
+  await w.run();
+  for (const n of [a, b]) {
+    assert.equal(n.engine.gauges.childSas, 0);
+    assert.deepEqual(Object.values(n.engine.gauges.ikeByState).reduce((x, y) => x + y, 0), 0);
+  }
+});

@@ -76,6 +76,19 @@ export type Task =
   | { kind: 'dpd' }
   | { kind: 'ike-rekey'; group?: number; spi?: Buffer; ni?: Buffer; ke?: KeyExchange };
 
+/** Live counts kept up to date on every state change, so gauges never need a scan of the table. */
+export interface SaGauges {
+  ikeByState: Record<IkeState, number>;
+  childSas: number;
+}
+
+export function newGauges(): SaGauges {
+  return {
+    ikeByState: { CREATED: 0, CONNECTING: 0, ESTABLISHED: 0, REKEYING: 0, REKEYED: 0, DELETING: 0, DESTROYING: 0 },
+    childSas: 0,
+  };
+}
+
 export class IkeSa {
   readonly id: number;
   conn: ConnectionConfig | undefined;
@@ -83,7 +96,18 @@ export class IkeSa {
   readonly initiator: boolean;
   spiI: Buffer;
   spiR: Buffer = Buffer.alloc(8);
-  state: IkeState = 'CREATED';
+  private _state: IkeState = 'CREATED';
+  private readonly gauges: SaGauges | undefined;
+  get state(): IkeState {
+    return this._state;
+  }
+  set state(s: IkeState) {
+    if (this.gauges && s !== this._state) {
+      this.gauges.ikeByState[this._state]--;
+      this.gauges.ikeByState[s]++;
+    }
+    this._state = s;
+  }
   local: SaEndpoint;
   remote: SaEndpoint;
   natHere = false;
@@ -139,8 +163,10 @@ export class IkeSa {
   /** Set when deletion is in progress or done; no more processing. */
   dead = false;
 
-  constructor(id: number, initiator: boolean, spiI: Buffer, local: SaEndpoint, remote: SaEndpoint, now: number) {
+  constructor(id: number, initiator: boolean, spiI: Buffer, local: SaEndpoint, remote: SaEndpoint, now: number, gauges?: SaGauges) {
     this.id = id;
+    this.gauges = gauges;
+    if (gauges) gauges.ikeByState.CREATED++;
     this.initiator = initiator;
     this.spiI = spiI;
     this.local = local;
