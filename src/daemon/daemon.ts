@@ -100,9 +100,11 @@ export class Daemon {
     const ev =
       e.type === 'ike-up' || e.type === 'ike-down'
         ? { ...base, remote: e.sa.remote.addr, ...(e.type === 'ike-down' ? { reason: e.reason } : {}) }
-        : e.type === 'child-rekeyed'
-          ? { ...base, child_id: e.child.id, old_child_id: e.old.id, child: e.child.name }
-          : { ...base, child_id: e.child.id, child: e.child.name, ...(e.type === 'child-down' ? { reason: e.reason } : {}) };
+        : e.type === 'ike-rekeyed'
+          ? { ...base, remote: e.sa.remote.addr, old_ike_id: e.old.id }
+          : e.type === 'child-rekeyed'
+            ? { ...base, child_id: e.child.id, old_child_id: e.old.id, child: e.child.name }
+            : { ...base, child_id: e.child.id, child: e.child.name, ...(e.type === 'child-down' ? { reason: e.reason } : {}) };
     for (const m of this.monitors) m.event(ev);
   }
 
