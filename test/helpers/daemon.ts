@@ -103,6 +103,11 @@ export interface ProcessLike {
   output(): string;
 }
 
+export interface Monitor {
+  events(): Record<string, unknown>[];
+  stop(): Promise<void>;
+}
+
 export interface DaemonHandle {
   readonly name: string;
   readonly dir: string;
@@ -114,6 +119,8 @@ export interface DaemonHandle {
   /** vpp-ikectl COMMAND... --json; asserts exit code 0 and parses stdout */
   json<T = unknown>(args: readonly string[]): Promise<T>;
   listSas(ike?: string): Promise<IkeSaJson[]>;
+  /** `vpp-ikectl monitor --json` in the background: the events it printed so far, and a way to stop it */
+  monitor(): Promise<Monitor>;
   /** daemon log so far (pino JSON lines and stderr) */
   logs(): string;
   /** SIGTERM; asserts a clean exit (code 0) within timeoutMs */
@@ -250,6 +257,35 @@ export async function startDaemon(o: StartOptions): Promise<DaemonHandle> {
     },
     listSas(ike?: string): Promise<IkeSaJson[]> {
       return handle.json<IkeSaJson[]>(ike === undefined ? ['list-sas'] : ['list-sas', '--ike', ike]);
+    },
+    async monitor(): Promise<Monitor> {
+      // The daemon does not acknowledge a subscription: time one vpp-ikectl round trip (start-up,
+      // connect, answer) and give the monitor twice that to subscribe.
+      const t0 = Date.now();
+      await ctl(['stats']);
+      const settle = Math.max(300, 2 * (Date.now() - t0));
+      const child = spawn(NODE, [IKECTL_MAIN, '--socket', socket, 'monitor', '--json'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+      live.add(child);
+      const lines: string[] = [];
+      let partial = '';
+      child.stdout.setEncoding('utf8');
+      child.stdout.on('data', (d: string) => {
+        const parts = (partial + d).split('\n');
+        partial = parts.pop() ?? '';
+        lines.push(...parts.filter((l) => l.trim() !== ''));
+      });
+      const closed = new Promise<void>((r) => child.on('close', () => {
+        live.delete(child);
+        r();
+      }));
+      await sleep(settle);
+      return {
+        events: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
+        async stop(): Promise<void> {
+          child.kill('SIGTERM');
+          await closed;
+        },
+      };
     },
     logs: () => proc.output(),
     async stop(timeoutMs = 12_000): Promise<void> {

@@ -374,7 +374,10 @@ test('vpp-iked <-> strongSwan 5.9 (kernel-libipsec)', { timeout: 240_000 }, asyn
     await assertDataplane(ours, o.child_sas);
     assert.deepEqual([o.spi_i, o.spi_r], ikeSpis, 'CHILD rekeys keep the IKE SA');
 
-    // strongSwan rekeys the IKE SA: new SPIs on both sides, the CHILD SA moves over unchanged
+    // strongSwan rekeys the IKE SA: new SPIs on both sides, the CHILD SA moves over unchanged;
+    // `vpp-ikectl monitor` reports it
+    const mon = await ours.monitor();
+    t.after(() => mon.stop());
     const r2 = await swan.swanctl(['--rekey', '--ike', c.name]);
     assert.equal(r2.code, 0, r2.stdout + r2.stderr);
     ({ s, o } = await waitFor('the new IKE SA on both sides', async () => {
@@ -385,6 +388,10 @@ test('vpp-iked <-> strongSwan 5.9 (kernel-libipsec)', { timeout: 240_000 }, asyn
     assert.notEqual(o.spi_r, ikeSpis[1]);
     const moved = assertChild(installedOnly(s), o, 'net', pfsName, ts);
     assert.equal(moved.oc.spi_in, third.oc.spi_in, 'same CHILD SA after the IKE rekey');
+    const ev = await waitFor('the ike-rekeyed event', () => mon.events().find((x) => x.type === 'ike-rekeyed'), 3000);
+    assert.equal(ev.ike_id, o.id);
+    assert.equal(ev.name, c.name);
+    await mon.stop();
     await ours.json(['terminate', '--ike', c.name]);
     await assertGone(swan, ours, c.name);
   });
