@@ -186,6 +186,9 @@ export class Daemon {
       const ike = str(args.ike, 'ike');
       const child = typeof args.child === 'string' ? args.child : undefined;
       const sa = await this.engine.initiate(ike, child);
+      if (sa.authChildError && (!child || sa.authChild?.name === child)) {
+        throw new Error(`IKE SA #${sa.id} is up, but CHILD_SA '${sa.authChild?.name}' failed: ${sa.authChildError}`);
+      }
       // Give a requested child a moment to come up on an existing IKE SA.
       if (child) {
         const deadline = Date.now() + 30_000;
@@ -226,7 +229,13 @@ export class Daemon {
         this.engine.rekeyChild(e.sa, e.child);
         return { rekeying: { child_id: e.child.id } };
       }
-      throw new Error('rekey of IKE SAs is not supported yet; use --child-id');
+      if (args.ike_id !== undefined) {
+        const sa = this.engine.table.get(Number(args.ike_id));
+        if (!sa || sa.dead) throw new Error(`no IKE SA with id ${String(args.ike_id)}`);
+        if (!this.engine.rekeyIke(sa)) throw new Error(`IKE SA ${sa.id} is ${sa.state}, not ESTABLISHED`);
+        return { rekeying: { ike_id: sa.id } };
+      }
+      throw new Error('rekey needs --ike-id or --child-id');
     });
     h.set('stats', async () => ({
       ike_sas: this.engine.table.size,

@@ -818,9 +818,30 @@ export class Engine {
       { ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name, local_id: sa.localId, remote_id: sa.remoteId, proposal: formatIkeSuite(sa.suite!) },
       'IKE SA established',
     );
-    this.opts.onEvent?.({ type: 'ike-up', sa });
+    this.emit({ type: 'ike-up', sa });
+    // An initiator's waiters hear back once the CHILD_SA of IKE_AUTH is settled too.
+    if (!sa.initiator || !sa.authChild) this.resolveWaiters(sa);
+  }
+
+  private resolveWaiters(sa: IkeSa): void {
     for (const w of this.waiters.get(sa.id) ?? []) w.resolve(sa);
     this.waiters.delete(sa.id);
+  }
+
+  /** Events go to the daemon (monitor, metrics); a failing listener must not disturb the SA. */
+  private emit(e: EngineEvent): void {
+    try {
+      this.opts.onEvent?.(e);
+    } catch (err) {
+      this.log.error({ ike: e.sa.id, event: e.type, err: err instanceof Error ? err.stack : String(err) }, 'event listener failed');
+    }
+  }
+
+  /** Rekey an IKE SA (RFC 7296 §2.18); its CHILD_SAs move to the new one. */
+  rekeyIke(sa: IkeSa): boolean {
+    if (sa.dead || sa.state !== 'ESTABLISHED') return false;
+    if (!sa.queue.some((t) => t.kind === 'ike-rekey') && sa.active?.task.kind !== 'ike-rekey') this.queueTask(sa, { kind: 'ike-rekey' });
+    return true;
   }
 
   /** INITIAL_CONTACT: the peer rebooted; its older SAs with the same identities are gone (RFC 7296 §2.4). */
@@ -1022,7 +1043,7 @@ export class Engine {
       },
       'CHILD SA installed',
     );
-    this.opts.onEvent?.({ type: 'child-up', sa, child });
+    this.emit({ type: 'child-up', sa, child });
     return true;
   }
 
@@ -1078,7 +1099,7 @@ export class Engine {
       rekey.state = 'REKEYED';
       this.stats.childRekeyed++;
       const fresh = sa.children[sa.children.length - 1]!;
-      this.opts.onEvent?.({ type: 'child-rekeyed', sa, old: rekey, child: fresh });
+      this.emit({ type: 'child-rekeyed', sa, old: rekey, child: fresh });
       // The initiator of the rekey deletes the old SA; if it does not within a while, we do.
       this.setTimer(sa, Timer.DELETE_OLD, this.sched.now() + 30_000);
     }
@@ -1130,7 +1151,7 @@ export class Engine {
       this.log.warn({ ike: sa.id, child: child.id, err: (e as Error).message }, 'dataplane remove failed');
     }
     this.log.info({ ike: sa.id, conn: sa.conn?.name, child: child.name, child_id: child.id, spi_in: hex8(child.spiIn), reason }, 'CHILD SA deleted');
-    this.opts.onEvent?.({ type: 'child-down', sa, child, reason });
+    this.emit({ type: 'child-down', sa, child, reason });
     if (!wasRekeyed && reason === 'deleted by peer' && child.cfg.closeAction === 'start' && !sa.dead) {
       this.queueTask(sa, { kind: 'child-create', child: child.cfg });
     }
@@ -1404,7 +1425,10 @@ export class Engine {
     const cfg = sa.authChild;
     if (cfg && spi) {
       await this.completeChild(sa, cfg, payloads, spi, sa.ni, sa.nr, undefined, undefined);
+    } else if (cfg) {
+      sa.authChildError = 'no SPI could be allocated';
     }
+    this.resolveWaiters(sa);
   }
 
   private identityOk(pattern: string, id: Identity): boolean {
@@ -1428,6 +1452,7 @@ export class Engine {
       this.stats.childFailed++;
       if (rekey && rekey.state === 'REKEYING') rekey.state = 'INSTALLED';
       this.log.info({ ike: sa.id, conn: sa.conn?.name, child: cfg.name, reason }, 'CHILD SA failed');
+      if (cfg === sa.authChild) sa.authChildError = reason;
     };
     if (err) return fail(notifyName(err.notifyType));
     if (!sap || !tsi || !tsr || sap.proposals.length !== 1) return fail('response without SA/TSi/TSr');
@@ -1452,10 +1477,11 @@ export class Engine {
     const keys = deriveChildKeys(sa.prf!.alg, sa.keys!.skD, esp.encr, esp.integ, ni, nr, pfsSecret);
     // We initiated this exchange: inbound = responder→initiator keys.
     const ok = await this.installChild(sa, child, keys.encR, keys.integR, keys.encI, keys.integI);
+    if (!ok && cfg === sa.authChild) sa.authChildError = 'dataplane install failed';
     if (ok && rekey) {
       rekey.state = 'REKEYED';
       this.stats.childRekeyed++;
-      this.opts.onEvent?.({ type: 'child-rekeyed', sa, old: rekey, child });
+      this.emit({ type: 'child-rekeyed', sa, old: rekey, child });
       this.queueTask(sa, { kind: 'child-delete', child: rekey });
     }
   }
@@ -1581,7 +1607,7 @@ export class Engine {
     this.startDpd(sa);
     this.stats.ikeRekeyed++;
     this.log.info({ ike: sa.id, old_ike: old.id, peer: sa.remote.addr, conn: sa.conn?.name, proposal: formatIkeSuite(sa.suite) }, 'IKE SA rekeyed');
-    this.opts.onEvent?.({ type: 'ike-rekeyed', sa, old });
+    this.emit({ type: 'ike-rekeyed', sa, old });
     return sa;
   }
 
@@ -1783,7 +1809,7 @@ export class Engine {
         this.stats.dataplaneErrors++;
         this.log.warn({ ike: sa.id, child: child.id, err: e.message }, 'dataplane remove failed');
       });
-      this.opts.onEvent?.({ type: 'child-down', sa, child, reason });
+      this.emit({ type: 'child-down', sa, child, reason });
     }
     sa.children = [];
     sa.keys = undefined;
@@ -1794,7 +1820,7 @@ export class Engine {
     if (wasEstablished) {
       this.stats.ikeDeleted++;
       this.log.info({ ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name, reason }, 'IKE SA deleted');
-      this.opts.onEvent?.({ type: 'ike-down', sa, reason });
+      this.emit({ type: 'ike-down', sa, reason });
     }
     const w = this.waiters.get(sa.id);
     if (w) {

@@ -213,6 +213,7 @@ test('TS_UNACCEPTABLE when selectors do not overlap: IKE SA up, no CHILD_SA', as
   assert.equal(sa.state, 'ESTABLISHED');
   assert.equal(sa.children.length, 0);
   assert.equal(b.engine.stats.tsUnacceptable, 1);
+  assert.match(sa.authChildError ?? '', /TS_UNACCEPTABLE/);
   assert.equal(a.dp.pendingSpis, 0, 'the initiator released its unused SPI');
 });
 
@@ -340,7 +341,7 @@ test('IKE SA rekey (RFC 7296 §2.18): CHILD_SAs move to the new IKE SA, the old 
     const { w, a, b, sa, sb } = await establish();
     const childIds = [sa.children[0]!.id, sb.children[0]!.id];
     const from = side === 'a' ? a : b;
-    from.engine['queueTask'](side === 'a' ? sa : sb, { kind: 'ike-rekey' });
+    assert.ok(from.engine.rekeyIke(side === 'a' ? sa : sb));
     await w.run();
     assert.equal(sa.dead, true, `${side}: old SA gone on a`);
     assert.equal(sb.dead, true, `${side}: old SA gone on b`);

@@ -160,6 +160,8 @@ export class IkeSa {
   keyingTry = 0;
   /** Child to create together with IKE_AUTH (initiator). */
   authChild: ChildConfig | undefined;
+  /** Why the CHILD_SA of IKE_AUTH failed, when it did (the IKE SA stays up). */
+  authChildError: string | undefined;
   /** Set when deletion is in progress or done; no more processing. */
   dead = false;
 
