@@ -6,6 +6,7 @@ import { TsType } from '../constants.ts';
 import type { TrafficSelector } from '../codec/types.ts';
 import type { TsRange } from '../../dataplane/types.ts';
 import { bigIntToBytes, bytesToBigInt, bytesToIp, ipToBytes } from '../../common/addr.ts';
+import type { TsSpec } from '../../config/ts.ts';
 
 /** A selector with numeric bounds, for set operations. */
 export interface Sel {
@@ -17,17 +18,7 @@ export interface Sel {
   endPort: number;
 }
 
-/** Config-side selector (as produced by the config loader's parseTrafficSelector). */
-export interface TsSpecLike {
-  family: 4 | 6;
-  start: string;
-  end: string;
-  protocol: number;
-  startPort: number;
-  endPort: number;
-}
-
-export function selFromSpec(t: TsSpecLike): Sel {
+export function selFromSpec(t: TsSpec): Sel {
   return {
     family: t.family,
     start: bytesToBigInt(ipToBytes(t.start)!),
