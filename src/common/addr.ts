@@ -1,59 +1,166 @@
-/** IP address helpers: text ↔ bytes ↔ bigint, for traffic selectors, identities and NAT detection. */
-import { isIPv4, isIPv6 } from 'node:net';
+/**
+ * IP address helpers shared by the config loader, the engine and the transport: strict parsing of
+ * IPv4 and IPv6 text, RFC 5952 canonical text, and conversions to bytes and bigints.
+ */
 
-export function ipFamily(s: string): 4 | 6 | 0 {
-  if (isIPv4(s)) return 4;
-  if (isIPv6(s)) return 6;
-  return 0;
+/** A parsed IP address: family and network-order bytes (4 or 16). */
+export interface IpAddress {
+  family: 4 | 6;
+  bytes: Buffer;
 }
 
-/** Address text → 4 or 16 bytes; undefined when not an address. */
-export function ipToBytes(s: string): Buffer | undefined {
-  if (isIPv4(s)) return Buffer.from(s.split('.').map((x) => Number(x)));
-  if (!isIPv6(s)) return undefined;
-  let text = s;
-  const zone = text.indexOf('%');
-  if (zone >= 0) text = text.slice(0, zone);
-  // An embedded IPv4 tail ("::ffff:192.0.2.1") becomes two hex groups.
-  const lastColon = text.lastIndexOf(':');
-  const tail = text.slice(lastColon + 1);
-  if (tail.includes('.')) {
-    const b = tail.split('.').map((x) => Number(x));
-    text = `${text.slice(0, lastColon + 1)}${((b[0]! << 8) | b[1]!).toString(16)}:${((b[2]! << 8) | b[3]!).toString(16)}`;
+/**
+ * Whether s[from, to) is a dotted-quad IPv4 address without leading zeros (so it is also the
+ * canonical text of that address); writes the four bytes to `out` when given.
+ */
+export function isIPv4(s: string, from = 0, to = s.length, out?: Uint8Array): boolean {
+  const n = to - from;
+  if (n < 7 || n > 15) return false;
+  let part = 0;
+  let v = 0;
+  let digits = 0;
+  for (let i = from; i <= to; i++) {
+    const c = i < to ? s.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || part > 3) return false;
+      if (out) out[part] = v;
+      part++;
+      v = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && v === 0) return false; // leading zero
+      v = v * 10 + (c - 48);
+      if (v > 255) return false;
+      digits++;
+    } else {
+      return false;
+    }
   }
-  const [head, rest] = text.includes('::') ? (text.split('::') as [string, string]) : [text, undefined];
-  const h = head ? head.split(':') : [];
-  const r = rest !== undefined && rest !== '' ? rest.split(':') : [];
-  const groups = rest === undefined ? h : [...h, ...Array(8 - h.length - r.length).fill('0'), ...r];
-  const out = Buffer.alloc(16);
-  groups.forEach((g, i) => out.writeUInt16BE(parseInt(g, 16), i * 2));
+  return part === 4;
+}
+
+/** Parses dotted-quad IPv4 ("192.0.2.1", no leading zeros); undefined when it is not exactly that. */
+export function parseIPv4(s: string): Buffer | undefined {
+  const out = Buffer.allocUnsafe(4); // every byte is written when it is valid
+  return isIPv4(s, 0, s.length, out) ? out : undefined;
+}
+
+/** Whether s is "a.b.c.d" or "a.b.c.d/len" (len 0..32): the common traffic selector, checked without allocating. */
+export function isIPv4Block(s: string): boolean {
+  const slash = s.indexOf('/');
+  if (slash === -1) return isIPv4(s);
+  if (!isIPv4(s, 0, slash)) return false;
+  const len = s.length - slash - 1;
+  if (len < 1 || len > 2) return false;
+  const a = s.charCodeAt(slash + 1) - 48;
+  if (a < 0 || a > 9) return false;
+  if (len === 1) return true;
+  const b = s.charCodeAt(slash + 2) - 48;
+  return a > 0 && b >= 0 && b <= 9 && a * 10 + b <= 32;
+}
+
+const HEX_GROUP = /^[0-9a-fA-F]{1,4}$/;
+
+/** Parses IPv6 text (RFC 4291 §2.2, including "::" and an embedded dotted quad); no zone ids. */
+export function parseIPv6(s: string): Buffer | undefined {
+  if (s.length < 2 || s.length > 45) return undefined;
+  const dbl = s.indexOf('::');
+  if (dbl !== -1 && s.indexOf('::', dbl + 1) !== -1) return undefined;
+  const parseGroups = (part: string, allowV4: boolean): number[] | undefined => {
+    if (part === '') return [];
+    const groups = part.split(':');
+    const words: number[] = [];
+    for (let i = 0; i < groups.length; i++) {
+      const g = groups[i]!;
+      if (allowV4 && i === groups.length - 1 && g.includes('.')) {
+        const v4 = parseIPv4(g);
+        if (!v4) return undefined;
+        words.push((v4[0]! << 8) | v4[1]!, (v4[2]! << 8) | v4[3]!);
+        continue;
+      }
+      if (!HEX_GROUP.test(g)) return undefined;
+      words.push(parseInt(g, 16));
+    }
+    return words;
+  };
+  let words: number[];
+  if (dbl === -1) {
+    const w = parseGroups(s, true);
+    if (!w || w.length !== 8) return undefined;
+    words = w;
+  } else {
+    const head = parseGroups(s.slice(0, dbl), false);
+    const tail = parseGroups(s.slice(dbl + 2), true);
+    if (!head || !tail || head.length + tail.length > 7) return undefined;
+    words = [...head, ...new Array<number>(8 - head.length - tail.length).fill(0), ...tail];
+  }
+  const out = Buffer.allocUnsafe(16); // every byte is written below
+  for (let i = 0; i < 8; i++) out.writeUInt16BE(words[i]!, i * 2);
   return out;
 }
 
-export function bytesToIp(b: Buffer): string {
-  if (b.length === 4) return `${b[0]}.${b[1]}.${b[2]}.${b[3]}`;
-  if (b.length !== 16) throw new RangeError(`address of ${b.length} bytes`);
-  const g: number[] = [];
-  for (let i = 0; i < 16; i += 2) g.push(b.readUInt16BE(i));
-  // RFC 5952: compress the longest run (>= 2) of zero groups.
+/** Parses an IPv4 or IPv6 address. */
+export function parseIp(s: string): IpAddress | undefined {
+  if (s.includes(':')) {
+    const b = parseIPv6(s);
+    return b ? { family: 6, bytes: b } : undefined;
+  }
+  const b = parseIPv4(s);
+  return b ? { family: 4, bytes: b } : undefined;
+}
+
+/** Formats 4 or 16 address bytes: dotted quad, or RFC 5952 canonical IPv6 text. */
+export function formatIp(bytes: Uint8Array): string {
+  if (bytes.length === 4) return `${bytes[0]}.${bytes[1]}.${bytes[2]}.${bytes[3]}`;
+  if (bytes.length !== 16) throw new RangeError(`an IP address has 4 or 16 bytes, not ${bytes.length}`);
+  // RFC 5952 §5: IPv4-mapped addresses (::ffff:0:0/96) keep the dotted quad.
+  let mapped = bytes[10] === 0xff && bytes[11] === 0xff;
+  for (let i = 0; i < 10 && mapped; i++) mapped = bytes[i] === 0;
+  if (mapped) return `::ffff:${bytes[12]}.${bytes[13]}.${bytes[14]}.${bytes[15]}`;
+  const words: number[] = [];
+  for (let i = 0; i < 16; i += 2) words.push((bytes[i]! << 8) | bytes[i + 1]!);
+  // RFC 5952 §4.2: compress the longest run (length >= 2) of zero words, the first one on a tie.
   let bestStart = -1;
   let bestLen = 1;
   for (let i = 0; i < 8; ) {
-    if (g[i] !== 0) {
+    if (words[i] !== 0) {
       i++;
       continue;
     }
     let j = i;
-    while (j < 8 && g[j] === 0) j++;
+    while (j < 8 && words[j] === 0) j++;
     if (j - i > bestLen) {
       bestStart = i;
       bestLen = j - i;
     }
     i = j;
   }
-  const hex = g.map((x) => x.toString(16));
-  if (bestStart < 0) return hex.join(':');
-  return `${hex.slice(0, bestStart).join(':')}::${hex.slice(bestStart + bestLen).join(':')}`;
+  const hex = (from: number, to: number): string =>
+    words
+      .slice(from, to)
+      .map((w) => w.toString(16))
+      .join(':');
+  if (bestStart === -1) return hex(0, 8);
+  return `${hex(0, bestStart)}::${hex(bestStart + bestLen, 8)}`;
+}
+
+/** Canonical text of an IP address string, or undefined if it is not one. */
+export function canonicalIp(s: string): string | undefined {
+  const a = parseIp(s);
+  return a ? formatIp(a.bytes) : undefined;
+}
+
+export function ipFamily(s: string): 4 | 6 | 0 {
+  return parseIp(s)?.family ?? 0;
+}
+
+/** Address text → 4 or 16 bytes; undefined when not an address. */
+export function ipToBytes(s: string): Buffer | undefined {
+  return parseIp(s)?.bytes;
+}
+
+export function bytesToIp(b: Uint8Array): string {
+  return formatIp(b);
 }
 
 export function bytesToBigInt(b: Buffer): bigint {
@@ -71,8 +178,8 @@ export function bigIntToBytes(v: bigint, len: number): Buffer {
   return out;
 }
 
-/** Normalised text form (so "::0001" and "::1" compare equal). */
+/** Canonical text (so "::0001" and "::1" compare equal); other strings are returned as they are. */
 export function normalizeIp(s: string): string {
-  const b = ipToBytes(s);
-  return b ? bytesToIp(b) : s;
+  const a = parseIp(s);
+  return a ? formatIp(a.bytes) : s;
 }
