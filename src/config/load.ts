@@ -40,6 +40,8 @@ export const DEFAULTS = {
     logLevel: 'info',
     ikeSaLimit: 60000,
     dataplane: 'vpp' as const,
+    stopTimeout: 10,
+    stopAction: 'delete' as const,
   },
   vpp: { socket: '/run/vpp/api.sock' },
   ikeRekeyTime: 4 * 3600,
@@ -60,6 +62,10 @@ const FRAGMENTATION = { yes: 'yes', no: 'no', accept: 'accept', force: 'force' }
 const UNIQUE = { no: 'no', never: 'never', keep: 'keep', replace: 'replace' } as const;
 const SEND_CERT = { always: 'always', never: 'never', ifasked: 'ifasked' } as const;
 const DATAPLANES = { vpp: 'vpp', memory: 'memory' } as const;
+const STOP_ACTIONS = { delete: 'delete', keep: 'keep' } as const;
+/** Bounds of daemon.stop_timeout (seconds). */
+const STOP_TIMEOUT_MIN = 1;
+const STOP_TIMEOUT_MAX = 3600;
 const DURATION_UNITS: Record<string, number> = { '': 1, s: 1, m: 60, h: 3600, d: 86400 };
 const DURATION_RE = /^([0-9]{1,10})[ \t]*([smhdSMHD]?)$/;
 const MAX_U32 = 0xffffffff;
@@ -228,7 +234,18 @@ const CHILD_KEYS = [
 ] as const;
 const CONN_KEY_SET: ReadonlySet<string> = new Set(CONN_KEYS);
 const CHILD_KEY_SET: ReadonlySet<string> = new Set(CHILD_KEYS);
-const DAEMON_KEYS = ['listen', 'port', 'port_nat_t', 'control_socket', 'log_level', 'ike_sa_limit', 'metrics', 'dataplane'] as const;
+const DAEMON_KEYS = [
+  'listen',
+  'port',
+  'port_nat_t',
+  'control_socket',
+  'log_level',
+  'ike_sa_limit',
+  'metrics',
+  'dataplane',
+  'stop_timeout',
+  'stop_action',
+] as const;
 
 class Loader {
   readonly errors: ConfigError[] = [];
@@ -486,7 +503,15 @@ class Loader {
     const logLevel = this.choice<string>(sec, 'log_level', LOG_LEVEL_MAP, d.logLevel);
     const ikeSaLimit = this.uint(sec, 'ike_sa_limit', d.ikeSaLimit, 1, 10_000_000);
     const dataplane = this.choice(sec, 'dataplane', DATAPLANES, d.dataplane);
-    const out: DaemonConfig = { listen, port, portNatT, controlSocket, logLevel, ikeSaLimit, dataplane };
+    let stopTimeout: number = d.stopTimeout;
+    const st = this.duration(sec, 'stop_timeout');
+    if (st !== undefined) {
+      if (st < STOP_TIMEOUT_MIN || st > STOP_TIMEOUT_MAX) {
+        this.err(sec!.keys.get('stop_timeout')!.valueLoc, `'stop_timeout' = ${st}s is out of range (${STOP_TIMEOUT_MIN}s..${STOP_TIMEOUT_MAX}s)`);
+      } else stopTimeout = st;
+    }
+    const stopAction = this.choice(sec, 'stop_action', STOP_ACTIONS, d.stopAction);
+    const out: DaemonConfig = { listen, port, portNatT, controlSocket, logLevel, ikeSaLimit, dataplane, stopTimeout, stopAction };
     const mk = this.key(sec, 'metrics');
     if (mk) {
       const m = /^\[([^\]]+)\]:([0-9]{1,5})$/.exec(mk.value) ?? /^([^:]+):([0-9]{1,5})$/.exec(mk.value);

@@ -97,6 +97,13 @@ export interface DaemonConfig {
   ikeSaLimit: number;
   metrics?: string;
   dataplane: 'vpp' | 'memory';
+  /** Seconds a graceful stop (SIGTERM) may take before the daemon gives up waiting and exits. */
+  stopTimeout: number;
+  /**
+   * What a graceful stop does with the SAs: `delete` tells every peer and removes the CHILD_SAs from
+   * the dataplane; `keep` leaves both alone so traffic keeps flowing across a daemon restart.
+   */
+  stopAction: 'delete' | 'keep';
 }
 
 export interface VppConfig {

@@ -49,6 +49,8 @@ test('defaults as swanctl.conf documents them', () => {
     logLevel: 'info',
     ikeSaLimit: 60000,
     dataplane: 'vpp',
+    stopTimeout: 10,
+    stopAction: 'delete',
   });
   assert.deepEqual(c.vpp, { socket: '/run/vpp/api.sock' });
   const conn = c.connections[0]!;
