@@ -21,14 +21,27 @@
  * instances from `p2pInstanceBase` (default 1000) up. Objects that look like ours but belong to no
  * known CHILD_SA are removed at start and after VPP reconnects.
  *
- * Make-before-break (ChildInstall.replaces): the new SAs are added, the protection is switched to
- * the new outbound SA with both inbound SAs, then to the new SAs alone, and the old SAs are removed.
+ * Protection groups: the CHILD_SAs that share one tunnel protection (p2p: the ones on the same
+ * interface; p2mp: the ones to the same peer on the same interface). The protection's sa_out is the
+ * outbound SA of the newest member, its sa_in the inbound SAs of the (up to 4) newest members. A
+ * p2p interface lives as long as its group has members. Routes are shared by reference: a path is
+ * added for its first user and deleted with its last.
+ *
+ * Make-before-break (ChildInstall.replaces): the new SAs are added and the new CHILD_SA joins the
+ * replaced one's group (p2p: same interface; p2mp: same peer), so one protection update switches
+ * the outbound direction to the new SA while both inbound SAs accept. The replaced CHILD_SA keeps its
+ * inbound SA (and its now unused outbound SA) until remove(old): that updates the protection to the
+ * remaining inbound SAs and then deletes the old SAs. In policy mode the new outbound PROTECT
+ * entries get a higher priority than the old ones (100..199, wrapping), the old outbound entries are
+ * deleted once the new ones are in, and the old inbound entries and SAs stay until remove(old). A
+ * replaced CHILD_SA of another mode is left as it is until remove(old).
  * Any failure rolls back what the operation added and rejects with VPP's answer (VppApiError).
  *
  * VPP restart: when the API connection comes back, every installed CHILD_SA is checked and, when VPP
- * lost it, programmed again with the same SPIs, keys and ids; strays are removed; the listener's
- * replayed() then gets the replayed ids (in paced batches), because re-added outbound SAs start
- * their sequence numbers at 1 again and need a rekey.
+ * lost it, programmed again with the same SPIs, keys and ids (the members of one protection group
+ * oldest first, so a replaced CHILD_SA that is not yet removed comes back next to its successor);
+ * strays are removed; the listener's replayed() then gets the replayed ids (in paced batches),
+ * because re-added outbound SAs start their sequence numbers at 1 again and need a rekey.
  */
 
 import { randomBytes } from 'node:crypto';
@@ -50,6 +63,7 @@ import { checkEspKeys, vppCryptoFor, vppIntegFor } from '../vpp/ike-algorithms.t
 import { fromApiAddress, parseIp, rangeToPrefixes, toApiAddress, AF_IP6 } from '../vpp/address.ts';
 import { VppErr } from '../vpp/errors.ts';
 import type { Address, FibPath, IpsecSadEntryV4, IpsecSpdEntryV2, Tunnel } from '../vpp/defs.generated.ts';
+import { IpsecCryptoAlg, IpsecIntegAlg, IpsecSadFlags, IpsecSpdAction } from '../vpp/defs.generated.ts';
 
 /** Top byte of every sad_id and SPD id this back end creates. */
 export const OUR_ID_PREFIX = 0x7e000000;
@@ -63,7 +77,13 @@ export function isOurId(id: number): boolean {
 
 const SAD_FLAG = { USE_ESN: 1, USE_ANTI_REPLAY: 2, IS_TUNNEL: 4, IS_TUNNEL_V6: 8, UDP_ENCAP: 16, IS_INBOUND: 64 } as const;
 const SPD_ACTION = { BYPASS: 0, PROTECT: 3 } as const;
-const PRIORITY = { IKE_BYPASS: 200, PROTECT: 100, DEFAULT_BYPASS: 0 } as const;
+/** SPD priorities (higher matches first). PROTECT entries use PROTECT..PROTECT_MAX, below the IKE bypass. */
+const PRIORITY = { IKE_BYPASS: 200, PROTECT: 100, PROTECT_MAX: 199, DEFAULT_BYPASS: 0 } as const;
+
+/** The outbound PROTECT priority of a CHILD_SA that replaces one with priority `p`. */
+function nextPriority(p: number): number {
+  return p >= PRIORITY.PROTECT_MAX || p < PRIORITY.PROTECT ? PRIORITY.PROTECT : p + 1;
+}
 
 export interface VppDataplaneOptions {
   /** VPP API socket. Default /run/vpp/api.sock. */
@@ -98,17 +118,22 @@ interface RouteSpec {
 
 interface ChildState {
   child: ChildInstall;
+  /** Install order (kept across a replay): the newest member of a group provides the outbound SA. */
+  seq: number;
   saIn: number;
   saOut: number;
-  /** p2p: the interface; p2mp: the shared interface. */
+  /** p2p: the interface; p2mp: the shared interface; policy: the SPD's interface. */
   itfName?: string;
   itfInstance?: number;
   swIfIndex?: number;
-  /** p2mp: the protection key `${iface}|${nh}`. */
+  /** The protection group: `p2p|${instance}` or `${iface}|${nh}` (p2mp). */
   group?: string;
+  /** The protection's next hop: the peer address (p2mp) or 0.0.0.0 (p2p). */
   nh?: string;
   routes: RouteSpec[];
   policies: IpsecSpdEntryV2[];
+  /** policy: priority of the outbound PROTECT entries. */
+  outPriority?: number;
   spdTable?: number;
 }
 
@@ -188,8 +213,11 @@ export class VppDataplane implements Dataplane {
   private readonly usedInstances = new Set<number>();
   private instanceHint = 0;
   private readonly foreignInstances = new Set<number>();
-  /** p2mp protection groups: key → child ids (insertion order = age). */
+  /** Protection groups: key → member child ids. */
   private readonly groups = new Map<string, Set<number>>();
+  /** Routes by key, with the children that use them. */
+  private readonly routeUsers = new Map<string, { route: RouteSpec; users: Set<number> }>();
+  private seqCounter = 0;
   private readonly spds = new Map<number, SpdState>();
   /** Per-connection caches. */
   private ifIndex = new Map<string, number>();
@@ -496,14 +524,57 @@ export class VppDataplane implements Dataplane {
     });
   }
 
-  private async addRoutes(routes: RouteSpec[], undo: Undo): Promise<void> {
+  /**
+   * Makes `childId` a user of each route; a route's first user adds the path to VPP. Each new use
+   * is registered for undo.
+   */
+  private async acquireRoutes(childId: number, routes: RouteSpec[], undo: Undo): Promise<void> {
     await this.parallel(
       routes.map(async (r) => {
-        await this.routeAdd(r, true);
-        return () => this.routeAdd(r, false);
+        const k = this.routeKey(r);
+        const e = this.routeUsers.get(k);
+        if (e) {
+          if (e.users.has(childId)) return undefined;
+          e.users.add(childId);
+          return () => this.releaseRoutes(childId, [r]);
+        }
+        this.routeUsers.set(k, { route: r, users: new Set([childId]) });
+        try {
+          await this.routeAdd(r, true);
+        } catch (err) {
+          const cur = this.routeUsers.get(k);
+          cur?.users.delete(childId);
+          if (cur && cur.users.size === 0) this.routeUsers.delete(k);
+          throw err;
+        }
+        return () => this.releaseRoutes(childId, [r]);
       }),
       undo,
     );
+  }
+
+  /** Ends `childId`'s use of the routes; paths nobody uses any more are deleted from VPP. */
+  private async releaseRoutes(childId: number, routes: RouteSpec[]): Promise<void> {
+    const unused: RouteSpec[] = [];
+    for (const r of routes) {
+      const k = this.routeKey(r);
+      const e = this.routeUsers.get(k);
+      if (!e || !e.users.delete(childId)) continue;
+      if (e.users.size === 0) {
+        this.routeUsers.delete(k);
+        unused.push(r);
+      }
+    }
+    await this.delRoutes(unused);
+  }
+
+  /** Forgets `childId`'s route uses without touching VPP (it lost them). */
+  private forgetRoutes(childId: number, routes: RouteSpec[]): void {
+    for (const r of routes) {
+      const k = this.routeKey(r);
+      const e = this.routeUsers.get(k);
+      if (e?.users.delete(childId) && e.users.size === 0) this.routeUsers.delete(k);
+    }
   }
 
   private async delRoutes(routes: RouteSpec[]): Promise<void> {
@@ -573,8 +644,9 @@ export class VppDataplane implements Dataplane {
   }
 
   /**
-   * Programs a CHILD_SA. `old` is the state it replaces (make-before-break; may be the same child
-   * when its SAs are rebuilt). With `replay`, ids in `preset` are reused instead of allocated.
+   * Programs a CHILD_SA. `old` is the state it replaces: another child (make-before-break; `old`
+   * stays installed until remove(old)) or the same child when its SAs are rebuilt (update()). With
+   * `preset` (replay after a VPP restart), ids and the install order are reused instead of allocated.
    */
   private async installInternal(
     c: ChildInstall,
@@ -582,20 +654,21 @@ export class VppDataplane implements Dataplane {
     o: { replay: boolean; preset?: ChildState; sameSpi?: boolean },
   ): Promise<ChildState> {
     const undo: Undo = [];
+    const rebuilt = old !== undefined && old.child.childId === c.childId ? old : undefined;
     const st: ChildState = {
       child: c,
+      seq: o.preset?.seq ?? rebuilt?.seq ?? ++this.seqCounter,
       saIn: o.preset?.saIn ?? this.allocSadId(),
       saOut: o.preset?.saOut ?? this.allocSadId(),
       routes: [],
       policies: [],
     };
-    // A replaced child in another mode is torn down after the new one is in place.
+    // A replaced child in another mode is left alone until remove(old) tears it down.
     const same = old && old.child.vppMode === c.vppMode ? old : undefined;
     try {
       if (c.vppMode === 'p2p') await this.installP2p(c, st, same, undo, o);
-      else if (c.vppMode === 'p2mp') await this.installP2mp(c, st, same, undo, o);
-      else await this.installPolicy(c, st, same, undo);
-      if (old && !same) await this.teardown(old);
+      else if (c.vppMode === 'p2mp') await this.installP2mp(c, st, undo);
+      else await this.installPolicy(c, st, same, undo, o);
     } catch (e) {
       this.counters.failures++;
       await this.rollback(undo, `install child ${c.childId}`);
@@ -608,20 +681,30 @@ export class VppDataplane implements Dataplane {
       throw e;
     }
     // Committed: bookkeeping.
-    if (old && old.child.childId !== c.childId) {
-      this.children.delete(old.child.childId);
-      if (this.liveSpis.get(old.child.inbound.spi) === old.child.childId) this.liveSpis.delete(old.child.inbound.spi);
-    }
-    if (old) {
-      for (const id of [old.saIn, old.saOut]) if (id !== st.saIn && id !== st.saOut) this.liveSadIds.delete(id);
-      if (old.child.vppMode === 'p2p' && old.itfInstance !== undefined && old.itfInstance !== st.itfInstance) {
-        this.freeInstance(old.itfInstance);
-      }
-    }
     this.allocatedSpis.delete(c.inbound.spi);
     this.liveSpis.set(c.inbound.spi, c.childId);
     this.children.set(c.childId, st);
+    if (rebuilt) {
+      // The new SAs are in use; what only the previous SAs of this child used goes now (best effort:
+      // a failure leaves garbage that the next reconcile removes, not a broken CHILD_SA).
+      try {
+        await this.retireRebuilt(rebuilt, st);
+      } catch (e) {
+        this.log.warn({ child_id: c.childId, err: (e as Error).message }, 'could not remove the previous SAs of a rebuilt CHILD_SA');
+      }
+      for (const id of [rebuilt.saIn, rebuilt.saOut]) if (id !== st.saIn && id !== st.saOut) this.liveSadIds.delete(id);
+    }
     return st;
+  }
+
+  /** A member of group `key` that is installed (not the one being replayed), if any. */
+  private liveMember(key: string | undefined, except: number): ChildState | undefined {
+    if (key === undefined) return undefined;
+    for (const id of this.groups.get(key) ?? []) {
+      const s = id === except ? undefined : this.children.get(id);
+      if (s) return s;
+    }
+    return undefined;
   }
 
   private async installP2p(
@@ -631,15 +714,17 @@ export class VppDataplane implements Dataplane {
     undo: Undo,
     o: { replay: boolean; preset?: ChildState; sameSpi?: boolean },
   ): Promise<void> {
-    const reuse = old && old.child.vppMode === 'p2p' && old.swIfIndex !== undefined ? old : undefined;
-    const nh = zeroAddress(false);
-    if (!reuse) {
+    // Join the interface of the replaced child, or (replay) of a group member already back in VPP.
+    const join = old?.group !== undefined && old.swIfIndex !== undefined ? old : this.liveMember(o.preset?.group, c.childId);
+    if (!join) {
       // New tunnel: two round trips. VPP handles one connection's messages in order, so the
       // protection can follow the SA adds without waiting for their replies, and everything
       // that needs the sw_if_index goes out together once the interface exists.
       const instance = o.preset?.itfInstance ?? this.allocInstance();
+      this.usedInstances.add(instance);
       st.itfInstance = instance;
       st.itfName = `ipsec${instance}`;
+      st.nh = '0.0.0.0';
       await this.parallel(
         [
           this.addSa(st.saIn, c.inbound),
@@ -650,6 +735,7 @@ export class VppDataplane implements Dataplane {
         undo,
       );
       const sw = st.swIfIndex!;
+      const nh = zeroAddress(false);
       const routes = this.routeSpecs(c, sw, '');
       st.routes = routes;
       await this.parallel(
@@ -658,36 +744,27 @@ export class VppDataplane implements Dataplane {
           this.req('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: sw, nh, sa_out: st.saOut, sa_in: [st.saIn] } }).then(
             () => () => this.req('ipsec_tunnel_protect_del', { sw_if_index: sw, nh }),
           ),
-          ...routes.map(async (r) => {
-            await this.routeAdd(r, true);
-            return () => this.routeAdd(r, false);
-          }),
+          this.acquireRoutes(c.childId, routes, undo).then(() => undefined),
         ],
         undo,
       );
+      // Nothing can fail after this point: the group starts here.
+      st.group = `p2p|${instance}`;
+      this.groups.set(st.group, new Set([c.childId]));
       return;
     }
-    // Make-before-break on the same interface: strictly in order.
-    st.itfName = reuse.itfName!;
-    st.itfInstance = reuse.itfInstance!;
-    st.swIfIndex = reuse.swIfIndex!;
-    const sw = st.swIfIndex;
+    // Make-before-break on the same interface: one protection update with the new outbound SA and
+    // the inbound SAs of every member.
+    st.itfName = join.itfName!;
+    st.itfInstance = join.itfInstance!;
+    st.swIfIndex = join.swIfIndex!;
+    st.group = join.group!;
+    st.nh = join.nh ?? '0.0.0.0';
     await this.parallel([this.addSa(st.saIn, c.inbound), this.addSa(st.saOut, c.outbound)], undo);
-    const restore = (): Promise<unknown> =>
-      this.req('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: sw, nh, sa_out: reuse.saOut, sa_in: [reuse.saIn] } });
-    if (!o.sameSpi) {
-      // New outbound SA, both inbound SAs.
-      await this.req('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: sw, nh, sa_out: st.saOut, sa_in: [reuse.saIn, st.saIn] } });
-      undo.push(restore);
-    }
-    await this.req('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: sw, nh, sa_out: st.saOut, sa_in: [st.saIn] } });
-    undo.push(restore);
-    const routes = this.routeSpecs(c, sw, '');
-    const have = new Set(reuse.routes.map((r) => this.routeKey(r)));
-    await this.addRoutes(routes.filter((r) => !have.has(this.routeKey(r))), undo);
+    await this.joinGroup(c, st, undo);
+    const routes = this.routeSpecs(c, st.swIfIndex, '');
+    await this.acquireRoutes(c.childId, routes, undo);
     st.routes = routes;
-    // The old SAs are no longer referenced by the protection: remove them and stale routes.
-    await this.retireOld(reuse, st, routes);
   }
 
   private async createP2pInterface(st: ChildState, instance: number): Promise<() => Promise<unknown>> {
@@ -733,18 +810,23 @@ export class VppDataplane implements Dataplane {
     });
   }
 
-  private groupProtection(key: string, sw: number, nh: string, override?: Map<number, ChildState>): { sa_out: number; sa_in: number[] } | undefined {
+  /** The protection of a group: the newest member's outbound SA, the newest 4 members' inbound SAs. */
+  private groupProtection(key: string, override?: Map<number, ChildState>): { sa_out: number; sa_in: number[] } | undefined {
     const ids = this.groups.get(key);
     if (!ids || ids.size === 0) return undefined;
-    const states = [...ids].map((id) => override?.get(id) ?? this.children.get(id)).filter((s): s is ChildState => s !== undefined);
+    const states: ChildState[] = [];
+    for (const id of ids) {
+      const s = override?.get(id) ?? this.children.get(id);
+      if (s) states.push(s);
+    }
     if (states.length === 0) return undefined;
-    void sw;
-    void nh;
+    states.sort((a, b) => a.seq - b.seq);
     return { sa_out: states[states.length - 1]!.saOut, sa_in: states.slice(-4).map((s) => s.saIn) };
   }
 
+  /** Programs a group's protection from its members (deleted when it has none). Run in the group's queue. */
   private async applyGroup(key: string, sw: number, nh: string, pending?: Map<number, ChildState>): Promise<void> {
-    const p = this.groupProtection(key, sw, nh, pending);
+    const p = this.groupProtection(key, pending);
     if (p) {
       await this.req('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: sw, nh: toApiAddress(nh), ...p } });
     } else {
@@ -756,18 +838,36 @@ export class VppDataplane implements Dataplane {
     }
   }
 
-  private async installP2mp(
-    c: ChildInstall,
-    st: ChildState,
-    old: ChildState | undefined,
-    undo: Undo,
-    o: { replay: boolean; preset?: ChildState; sameSpi?: boolean },
-  ): Promise<void> {
+  /** Adds `st` to its group (st.group) and updates the protection; undo takes it out again. */
+  private async joinGroup(c: ChildInstall, st: ChildState, undo: Undo): Promise<void> {
+    const key = st.group!;
+    const sw = st.swIfIndex!;
+    const nh = st.nh!;
+    await this.queue.run(`grp:${key}`, async () => {
+      let members = this.groups.get(key);
+      if (!members) {
+        members = new Set();
+        this.groups.set(key, members);
+      }
+      const added = !members.has(c.childId);
+      members.add(c.childId);
+      const m = members;
+      undo.push(() =>
+        this.queue.run(`grp:${key}`, async () => {
+          if (added) m.delete(c.childId);
+          if (m.size === 0 && this.groups.get(key) === m) this.groups.delete(key);
+          await this.applyGroup(key, sw, nh);
+        }),
+      );
+      await this.applyGroup(key, sw, nh, new Map([[c.childId, st]]));
+    });
+  }
+
+  private async installP2mp(c: ChildInstall, st: ChildState, undo: Undo): Promise<void> {
     const iface = c.vppInterface!;
     const nh = c.outbound.dst.addr;
-    const key = `${iface}|${parseIpText(nh)}`;
     st.itfName = iface;
-    st.group = key;
+    st.group = `${iface}|${parseIpText(nh)}`;
     st.nh = nh;
     await this.parallel(
       [
@@ -781,50 +881,30 @@ export class VppDataplane implements Dataplane {
       ],
       undo,
     );
-    const sw = st.swIfIndex!;
-    await this.queue.run(`p2mp:${key}`, async () => {
-      const pending = new Map<number, ChildState>([[c.childId, st]]);
-      let members = this.groups.get(key);
-      if (!members) {
-        members = new Set();
-        this.groups.set(key, members);
-      }
-      const added = !members.has(c.childId);
-      members.add(c.childId);
-      const m = members;
-      undo.push(async () => {
-        if (added) m.delete(c.childId);
-        await this.queue.run(`p2mp:${key}`, () => this.applyGroup(key, sw, nh));
-      });
-      if (old && old.group === key && !o.sameSpi) {
-        // Old member still listed: protection has new sa_out and both inbound SAs.
-        await this.applyGroup(key, sw, nh, pending);
-      }
-      if (old && old.group === key && old.child.childId !== c.childId) m.delete(old.child.childId);
-      await this.applyGroup(key, sw, nh, pending);
-    });
-    const routes = this.routeSpecs(c, sw, nh);
-    const have = new Set((old?.routes ?? []).map((r) => this.routeKey(r)));
-    await this.addRoutes(routes.filter((r) => !have.has(this.routeKey(r))), undo);
+    // A replaced child to the same peer is a member of this group: its inbound SA stays in the protection.
+    await this.joinGroup(c, st, undo);
+    const routes = this.routeSpecs(c, st.swIfIndex!, nh);
+    await this.acquireRoutes(c.childId, routes, undo);
     st.routes = routes;
-    if (old) await this.retireOld(old, st, routes);
   }
 
-  /** Removes what the replaced child had and the new one does not use. */
-  private async retireOld(old: ChildState, st: ChildState, routes: RouteSpec[]): Promise<void> {
-    const keep = new Set(routes.map((r) => this.routeKey(r)));
-    await this.delRoutes(old.routes.filter((r) => !keep.has(this.routeKey(r))));
-    if (old.group !== undefined && old.group !== st.group) {
-      const g = old.group;
-      await this.queue.run(`p2mp:${g}`, async () => {
+  /** After a child's SAs were rebuilt (update()): removes what only its previous SAs used. */
+  private async retireRebuilt(prev: ChildState, st: ChildState): Promise<void> {
+    const id = st.child.childId;
+    const keep = new Set(st.routes.map((r) => this.routeKey(r)));
+    await this.releaseRoutes(id, prev.routes.filter((r) => !keep.has(this.routeKey(r))));
+    if (prev.group !== undefined && prev.group !== st.group) {
+      const g = prev.group;
+      await this.queue.run(`grp:${g}`, async () => {
         const members = this.groups.get(g);
-        members?.delete(old.child.childId);
+        members?.delete(id);
         if (members && members.size === 0) this.groups.delete(g);
-        await this.applyGroup(g, old.swIfIndex!, old.nh!);
+        await this.applyGroup(g, prev.swIfIndex!, prev.nh!);
       });
     }
-    const ids = [old.saIn, old.saOut].filter((id) => id !== st.saIn && id !== st.saOut);
-    await Promise.all(ids.map((id) => this.delSa(id)));
+    if (st.child.vppMode === 'policy') await this.delPolicies(prev);
+    const ids = [prev.saIn, prev.saOut].filter((x) => x !== st.saIn && x !== st.saOut);
+    await Promise.all(ids.map((x) => this.delSa(x)));
   }
 
   // ------------------------------------------------------------------ policy
@@ -910,29 +990,46 @@ export class VppDataplane implements Dataplane {
     });
   }
 
-  private policyEntries(c: ChildInstall, spdId: number, saIn: number, saOut: number): IpsecSpdEntryV2[] {
+  private policyEntries(c: ChildInstall, spdId: number, saIn: number, saOut: number, outPriority: number): IpsecSpdEntryV2[] {
     const out: IpsecSpdEntryV2[] = [];
     for (const l of c.localTs) {
       for (const r of c.remoteTs) {
         if (l.family !== r.family) continue;
         if (l.protocol !== 0 && r.protocol !== 0 && l.protocol !== r.protocol) continue;
         const proto = l.protocol || r.protocol;
-        out.push(this.spdEntry(spdId, PRIORITY.PROTECT, true, SPD_ACTION.PROTECT, saOut, l, r, proto));
+        out.push(this.spdEntry(spdId, outPriority, true, SPD_ACTION.PROTECT, saOut, l, r, proto));
+        // Inbound ESP is matched by SPI (and tunnel endpoints): old and new entries coexist.
         out.push(this.spdEntry(spdId, PRIORITY.PROTECT, false, SPD_ACTION.PROTECT, saIn, l, r, proto));
       }
     }
     return out;
   }
 
-  private async installPolicy(c: ChildInstall, st: ChildState, old: ChildState | undefined, undo: Undo): Promise<void> {
+  private async addPolicies(entries: IpsecSpdEntryV2[], undo: Undo): Promise<void> {
+    await this.parallel(
+      entries.map(async (entry) => {
+        await this.req('ipsec_spd_entry_add_del_v2', { is_add: true, entry });
+        return () => this.req('ipsec_spd_entry_add_del_v2', { is_add: false, entry });
+      }),
+      undo,
+    );
+  }
+
+  private async installPolicy(
+    c: ChildInstall,
+    st: ChildState,
+    old: ChildState | undefined,
+    undo: Undo,
+    o: { replay: boolean; preset?: ChildState },
+  ): Promise<void> {
     const iface = c.vppInterface ?? this.opts.policyInterface!;
-    const sameSpd = old?.spdTable === c.vppTable;
+    const wasUser = this.spds.get(c.vppTable)?.users.has(c.childId) === true;
     let spd: SpdState | undefined;
     await this.parallel(
       [
         this.acquireSpd(c.vppTable, iface, c.childId).then((s) => {
           spd = s;
-          return () => this.releaseSpd(c.vppTable, c.childId);
+          return wasUser ? undefined : () => this.releaseSpd(c.vppTable, c.childId);
         }),
         this.addSa(st.saIn, c.inbound),
         this.addSa(st.saOut, c.outbound),
@@ -941,20 +1038,25 @@ export class VppDataplane implements Dataplane {
     );
     st.spdTable = c.vppTable;
     st.itfName = iface;
-    const entries = this.policyEntries(c, spd!.spdId, st.saIn, st.saOut);
-    await this.parallel(
-      entries.map(async (entry) => {
-        await this.req('ipsec_spd_entry_add_del_v2', { is_add: true, entry });
-        return () => this.req('ipsec_spd_entry_add_del_v2', { is_add: false, entry });
-      }),
-      undo,
-    );
+    // Outbound traffic switches to the new SA the moment its entries are in: they outrank the old ones.
+    const sameSpd = old !== undefined && old.spdTable === c.vppTable;
+    st.outPriority = o.preset?.outPriority ?? (sameSpd ? nextPriority(old.outPriority ?? PRIORITY.PROTECT) : PRIORITY.PROTECT);
+    // A replay restores exactly the entries the child had (a replaced child has no outbound ones left).
+    const entries = o.preset ? o.preset.policies : this.policyEntries(c, spd!.spdId, st.saIn, st.saOut, st.outPriority);
+    await this.addPolicies(entries, undo);
     st.policies = entries;
-    if (old) {
-      await this.delPolicies(old);
-      if (!sameSpd && old.spdTable !== undefined) await this.releaseSpd(old.spdTable, old.child.childId);
-      else if (old.child.childId !== c.childId) this.spds.get(c.vppTable)?.users.delete(old.child.childId);
-      await Promise.all([old.saIn, old.saOut].filter((id) => id !== st.saIn && id !== st.saOut).map((id) => this.delSa(id)));
+    if (old && sameSpd && old.child.childId !== c.childId) {
+      // The replaced child's outbound entries are no longer needed; its inbound entries and SAs stay
+      // until remove(old).
+      const outbound = old.policies.filter((e) => e.is_outbound);
+      await this.parallel(
+        outbound.map(async (entry) => {
+          await this.req('ipsec_spd_entry_add_del_v2', { is_add: false, entry });
+          return () => this.req('ipsec_spd_entry_add_del_v2', { is_add: true, entry });
+        }),
+        undo,
+      );
+      old.policies = old.policies.filter((e) => !e.is_outbound);
     }
   }
 
@@ -1012,41 +1114,46 @@ export class VppDataplane implements Dataplane {
       this.liveSadIds.delete(st.saIn);
       this.liveSadIds.delete(st.saOut);
       if (this.liveSpis.get(st.child.inbound.spi) === childId) this.liveSpis.delete(st.child.inbound.spi);
-      if (st.child.vppMode === 'p2p' && st.itfInstance !== undefined) this.freeInstance(st.itfInstance);
       this.counters.removes++;
     }));
   }
 
   private async teardown(st: ChildState): Promise<void> {
+    const id = st.child.childId;
     const mode = st.child.vppMode;
-    if (mode === 'p2p') {
-      await this.delRoutes(st.routes);
-      if (st.swIfIndex !== undefined) {
-        // Deleting the interface removes its protection (ipsec_tun_interface_add_del), releasing the SAs.
+    if (mode !== 'policy' && st.group !== undefined && st.swIfIndex !== undefined) {
+      const g = st.group;
+      const sw = st.swIfIndex;
+      await this.queue.run(`grp:${g}`, async () => {
+        const members = this.groups.get(g);
+        members?.delete(id);
+        const last = !members || members.size === 0;
+        if (last) this.groups.delete(g);
+        if (mode === 'p2mp' || !last) {
+          // The protection of the remaining members (after a rekey: the new SAs alone), or none.
+          await this.applyGroup(g, sw, st.nh!);
+          await this.releaseRoutes(id, st.routes);
+          return;
+        }
+        // The last CHILD_SA of a p2p interface: the interface goes. Deleting it would also remove
+        // its protection (ipsec_tun_interface_add_del); removing the protection first releases the SAs.
+        await this.releaseRoutes(id, st.routes);
         try {
-          await this.req('ipsec_tunnel_protect_del', { sw_if_index: st.swIfIndex, nh: zeroAddress(false) });
+          await this.req('ipsec_tunnel_protect_del', { sw_if_index: sw, nh: zeroAddress(false) });
         } catch (e) {
           if (!isGone(e)) throw e;
         }
         try {
-          await this.req('ipsec_itf_delete', { sw_if_index: st.swIfIndex });
+          await this.req('ipsec_itf_delete', { sw_if_index: sw });
         } catch (e) {
           if (!isGone(e)) throw e;
         }
         if (st.itfName) this.ifIndex.delete(st.itfName);
-      }
-    } else if (mode === 'p2mp') {
-      await this.delRoutes(st.routes);
-      const g = st.group!;
-      await this.queue.run(`p2mp:${g}`, async () => {
-        const members = this.groups.get(g);
-        members?.delete(st.child.childId);
-        if (members && members.size === 0) this.groups.delete(g);
-        await this.applyGroup(g, st.swIfIndex!, st.nh!);
+        if (st.itfInstance !== undefined) this.freeInstance(st.itfInstance);
       });
-    } else {
+    } else if (mode === 'policy') {
       await this.delPolicies(st);
-      if (st.spdTable !== undefined) await this.releaseSpd(st.spdTable, st.child.childId);
+      if (st.spdTable !== undefined) await this.releaseSpd(st.spdTable, id);
     }
     await Promise.all([this.delSa(st.saIn), this.delSa(st.saOut)]);
   }
@@ -1201,30 +1308,52 @@ export class VppDataplane implements Dataplane {
     this.log.warn({ children: lost.length }, 'VPP lost CHILD_SAs; programming them again');
     // Remnants of the lost children would collide with the replay: remove them first.
     for (const st of lost) {
-      this.children.delete(st.child.childId);
-      if (st.group) this.groups.get(st.group)?.delete(st.child.childId);
-      if (st.spdTable !== undefined) this.spds.get(st.spdTable)?.users.delete(st.child.childId);
+      const id = st.child.childId;
+      this.children.delete(id);
+      this.forgetRoutes(id, st.routes);
+      if (st.group) {
+        const members = this.groups.get(st.group);
+        members?.delete(id);
+        if (members && members.size === 0) this.groups.delete(st.group);
+      }
+      if (st.spdTable !== undefined) this.spds.get(st.spdTable)?.users.delete(id);
     }
     for (const [t, s] of [...this.spds]) if (s.users.size === 0 || !snap.spds.includes(s.spdId)) this.spds.delete(t);
     await this.reconcile(true);
     const replayed: number[] = [];
-    const failed: [number, string][] = [];
-    // Pipelined: every child at once, bounded by the client's window.
+    const failed: [ChildState, string][] = [];
+    // Members of one protection group go one after the other, oldest first (the first one creates a
+    // p2p interface, the others join it); everything else is pipelined, bounded by the client's window.
+    const runs = new Map<string | number, ChildState[]>();
+    for (const st of lost) {
+      const k = st.group ?? st.child.childId;
+      const run = runs.get(k);
+      if (run) run.push(st);
+      else runs.set(k, [st]);
+    }
     await Promise.all(
-      lost.map(async (st) => {
-        try {
-          await this.installInternal(st.child, undefined, { replay: true, preset: st });
-          replayed.push(st.child.childId);
-        } catch (e) {
-          failed.push([st.child.childId, (e as Error).message]);
-          this.liveSadIds.delete(st.saIn);
-          this.liveSadIds.delete(st.saOut);
-          if (this.liveSpis.get(st.child.inbound.spi) === st.child.childId) this.liveSpis.delete(st.child.inbound.spi);
+      [...runs.values()].map(async (run) => {
+        run.sort((a, b) => a.seq - b.seq);
+        for (const st of run) {
+          try {
+            await this.installInternal(st.child, undefined, { replay: true, preset: st });
+            replayed.push(st.child.childId);
+          } catch (e) {
+            failed.push([st, (e as Error).message]);
+          }
         }
       }),
     );
+    for (const [st] of failed) {
+      this.liveSadIds.delete(st.saIn);
+      this.liveSadIds.delete(st.saOut);
+      if (this.liveSpis.get(st.child.inbound.spi) === st.child.childId) this.liveSpis.delete(st.child.inbound.spi);
+      if (st.child.vppMode === 'p2p' && st.itfInstance !== undefined && this.liveMember(st.group, st.child.childId) === undefined) {
+        this.freeInstance(st.itfInstance);
+      }
+    }
     this.counters.replays += replayed.length;
-    for (const [id, why] of failed) this.listener.failed?.(id, `could not program again after VPP restart: ${why}`);
+    for (const [st, why] of failed) this.listener.failed?.(st.child.childId, `could not program again after VPP restart: ${why}`);
     this.log.info({ replayed: replayed.length, failed: failed.length }, 'CHILD_SAs programmed again after VPP restart');
     this.announceReplayed(replayed.sort((a, b) => a - b));
   }
@@ -1247,10 +1376,34 @@ export class VppDataplane implements Dataplane {
 
   // ------------------------------------------------------------------ dump / close
 
-  /** What VPP holds (as VPP reports it, without key material) and what we track. */
+  /** The CHILD_SAs this back end tracks (what it expects VPP to hold). */
+  private trackedView(): Record<string, unknown>[] {
+    const out: Record<string, unknown>[] = [];
+    for (const st of this.children.values()) {
+      out.push({
+        child_id: st.child.childId,
+        ike_sa_id: st.child.ikeSaId,
+        connection: st.child.connection,
+        child: st.child.child,
+        mode: st.child.vppMode,
+        interface: st.itfName ?? null,
+        sa_in: st.saIn,
+        sa_out: st.saOut,
+        spi_in: hex8(st.child.inbound.spi),
+        spi_out: hex8(st.child.outbound.spi),
+        replaces: st.child.replaces ?? null,
+      });
+    }
+    return out.sort((a, b) => (a.child_id as number) - (b.child_id as number));
+  }
+
+  /**
+   * What VPP holds, as VPP reports it (SAD from ipsec_sa_v5_dump without key material, tunnel
+   * protections, ipsec interfaces, SPDs and the entries of ours), plus the CHILD_SAs we track.
+   */
   async dump(): Promise<unknown> {
     if (!this.client.connected) {
-      return { dataplane: this.name, connected: false, socket: this.client.socketPath, children: this.children.size };
+      return { dataplane: this.name, connected: false, socket: this.client.socketPath, children: this.trackedView() };
     }
     await this.gate;
     const [sas, prots, itfs, ifs, spds] = await Promise.all([
@@ -1260,7 +1413,13 @@ export class VppDataplane implements Dataplane {
       this.dumpAll('sw_interface_dump', { sw_if_index: U32_MAX, name_filter_valid: false, name_filter: '' }),
       this.dumpAll('ipsec_spds_dump', {}),
     ]);
+    const ourSpds = spds.filter((d) => isOurId(d.spd_id));
+    const spdEntries = await Promise.all(ourSpds.map((d) => this.dumpAll('ipsec_spd_dump', { spd_id: d.spd_id, sa_id: U32_MAX })));
+    const entriesOf = new Map(ourSpds.map((d, i) => [d.spd_id, spdEntries[i]!]));
     const ifName = new Map(ifs.map((i) => [i.sw_if_index, i.interface_name]));
+    const ifFlags = new Map(ifs.map((i) => [i.sw_if_index, i.flags]));
+    const nameOf = (sw: number): string | number => ifName.get(sw) ?? sw;
+    const spiOf = new Map(sas.map((d) => [d.entry.sad_id, hex8(d.entry.spi)]));
     const bySad = new Map<number, number>();
     for (const st of this.children.values()) {
       bySad.set(st.saIn, st.child.childId);
@@ -1268,47 +1427,76 @@ export class VppDataplane implements Dataplane {
     }
     return {
       dataplane: this.name,
+      socket: this.client.socketPath,
+      connected: true,
       vpp_version: this.client.vppVersion ?? null,
-      connected: this.client.connected,
       sas: sas.map((d) => {
         const e = d.entry;
+        const tun = (e.flags & SAD_FLAG.IS_TUNNEL) !== 0;
         return {
           sad_id: e.sad_id,
           ours: isOurId(e.sad_id),
           child_id: bySad.get(e.sad_id) ?? null,
           spi: hex8(e.spi),
           direction: e.flags & SAD_FLAG.IS_INBOUND ? 'in' : 'out',
+          protocol: e.protocol === 50 ? 'esp' : e.protocol === 51 ? 'ah' : e.protocol,
+          crypto: enumName(IpsecCryptoAlg, e.crypto_algorithm, 'IPSEC_API_CRYPTO_ALG_'),
           crypto_algorithm: e.crypto_algorithm,
-          integrity_algorithm: e.integrity_algorithm,
           crypto_key_bytes: e.crypto_key.length,
+          integrity: enumName(IpsecIntegAlg, e.integrity_algorithm, 'IPSEC_API_INTEG_ALG_'),
+          integrity_algorithm: e.integrity_algorithm,
+          integrity_key_bytes: e.integrity_key.length,
           flags: e.flags,
-          tunnel_src: e.flags & SAD_FLAG.IS_TUNNEL ? fromApiAddress(e.tunnel.src) : null,
-          tunnel_dst: e.flags & SAD_FLAG.IS_TUNNEL ? fromApiAddress(e.tunnel.dst) : null,
+          flag_names: flagNames(e.flags),
+          tunnel_src: tun ? addressText(e.tunnel.src) : null,
+          tunnel_dst: tun ? addressText(e.tunnel.dst) : null,
+          tunnel_table: tun ? e.tunnel.table_id : null,
           udp_encap: e.flags & SAD_FLAG.UDP_ENCAP ? { src_port: e.udp_src_port, dst_port: e.udp_dst_port } : null,
           replay_window: e.anti_replay_window_size,
-          interface: d.sw_if_index === U32_MAX ? null : (ifName.get(d.sw_if_index) ?? d.sw_if_index),
+          interface: d.sw_if_index === U32_MAX ? null : nameOf(d.sw_if_index),
           stat_index: d.stat_index,
+          thread_index: d.thread_index,
           seq_outbound: d.seq_outbound.toString(),
           last_seq_inbound: d.last_seq_inbound.toString(),
         };
       }),
       tunnel_protections: prots.map((d) => ({
-        interface: ifName.get(d.tun.sw_if_index) ?? d.tun.sw_if_index,
-        nh: fromApiAddress(d.tun.nh),
+        interface: nameOf(d.tun.sw_if_index),
+        sw_if_index: d.tun.sw_if_index,
+        nh: addressText(d.tun.nh),
         sa_out: d.tun.sa_out,
         sa_in: d.tun.sa_in,
+        spi_out: spiOf.get(d.tun.sa_out) ?? null,
+        spi_in: d.tun.sa_in.map((id) => spiOf.get(id) ?? null),
       })),
-      interfaces: itfs.map((d) => {
-        const i = ifs.find((x) => x.sw_if_index === d.itf.sw_if_index);
-        return {
-          name: i?.interface_name ?? `ipsec${d.itf.user_instance}`,
-          sw_if_index: d.itf.sw_if_index,
-          mode: d.itf.mode === 0 ? 'p2p' : 'p2mp',
-          admin_up: ((i?.flags ?? 0) & 1) !== 0,
-        };
-      }),
-      spds: spds.map((d) => ({ spd_id: d.spd_id, ours: isOurId(d.spd_id), policies: d.npolicies })),
-      children: this.children.size,
+      interfaces: itfs.map((d) => ({
+        name: ifName.get(d.itf.sw_if_index) ?? `ipsec${d.itf.user_instance}`,
+        sw_if_index: d.itf.sw_if_index,
+        instance: d.itf.user_instance,
+        mode: d.itf.mode === 0 ? 'p2p' : 'p2mp',
+        admin_up: ((ifFlags.get(d.itf.sw_if_index) ?? 0) & 1) !== 0,
+      })),
+      spds: spds.map((d) => ({
+        spd_id: d.spd_id,
+        ours: isOurId(d.spd_id),
+        policies: d.npolicies,
+        ...(entriesOf.has(d.spd_id)
+          ? {
+              entries: entriesOf.get(d.spd_id)!.map(({ entry: p }) => ({
+                priority: p.priority,
+                direction: p.is_outbound ? 'out' : 'in',
+                action: enumName(IpsecSpdAction, p.policy, 'IPSEC_API_SPD_ACTION_'),
+                sa_id: p.policy === SPD_ACTION.PROTECT ? p.sa_id : null,
+                protocol: p.protocol,
+                local: `${addressText(p.local_address_start)}-${addressText(p.local_address_stop)}`,
+                remote: `${addressText(p.remote_address_start)}-${addressText(p.remote_address_stop)}`,
+                local_ports: `${p.local_port_start}-${p.local_port_stop}`,
+                remote_ports: `${p.remote_port_start}-${p.remote_port_stop}`,
+              })),
+            }
+          : {}),
+      })),
+      children: this.trackedView(),
       calls: this.counters.calls,
     };
   }
@@ -1331,6 +1519,35 @@ export class VppDataplane implements Dataplane {
       ...(st.itfName !== undefined ? { interface: st.itfName } : {}),
       ...(st.swIfIndex !== undefined ? { swIfIndex: st.swIfIndex } : {}),
     };
+  }
+}
+
+/** An enum value's name without its prefix, lower-case (e.g. "aes_gcm_256"); the number when unknown. */
+function enumName(values: Readonly<Record<string, number>>, v: number, prefix: string): string | number {
+  for (const [k, x] of Object.entries(values)) if (x === v) return k.startsWith(prefix) ? k.slice(prefix.length).toLowerCase() : k;
+  return v;
+}
+
+/** The names of the SA flags that are set (unknown bits as numbers). */
+function flagNames(flags: number): (string | number)[] {
+  const out: (string | number)[] = [];
+  let rest = flags >>> 0;
+  for (const [k, bit] of Object.entries(IpsecSadFlags)) {
+    if (bit !== 0 && (rest & bit) === bit) {
+      out.push(k.slice('IPSEC_API_SAD_FLAG_'.length).toLowerCase());
+      rest = (rest & ~bit) >>> 0;
+    }
+  }
+  if (rest !== 0) out.push(rest);
+  return out;
+}
+
+/** Text of an address VPP reported; malformed ones are shown as null instead of failing the dump. */
+function addressText(a: Address): string | null {
+  try {
+    return fromApiAddress(a);
+  } catch {
+    return null;
   }
 }
 

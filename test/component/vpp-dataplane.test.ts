@@ -268,31 +268,230 @@ test('policy: SPD per table bound to the interface, PROTECT both ways, BYPASS fo
   }
 });
 
-test('make-before-break: new SAs, protection with new sa_out and both sa_in, then the old SAs go', async () => {
+/** The emulator's protections as [sw_if_index, next hop, sa_out, sa_in]. */
+function protections(emu: EmulatorHandle): [number, string, number, number[]][] {
+  return [...emu.state.protections.values()].map((p) => [p.swIfIndex, p.nh.un.ip4 ? p.nh.un.ip4.join('.') : 'v6', p.saOut, [...p.saIn]]);
+}
+
+function protectUpdates(log: { name: string; msg: Record<string, unknown> }[]): [number, number[]][] {
+  return log
+    .filter((l) => l.name === 'ipsec_tunnel_protect_update')
+    .map((l) => {
+      const t = l.msg.tunnel as { sa_out: number; sa_in: number[] };
+      return [t.sa_out, [...t.sa_in]];
+    });
+}
+
+test('make-before-break p2p: one protection update (new sa_out, both sa_in); the old SAs stay until remove(old)', async () => {
   const { emu, dp, done } = await setup();
   try {
     const old = await dp.install(child(1, 0x1001, 0x2001));
-    const log = record(emu);
+    const s = emu.state;
+    const routesBefore = JSON.stringify([...s.routes.values()]);
+    let log = record(emu);
     const nu = await dp.install(child(2, 0x1002, 0x2002, { replaces: 1 }));
     assert.equal(nu.interface, old.interface);
+    const sw = dp.childState(1)!.swIfIndex!;
+    assert.deepEqual(protectUpdates(log), [[nu.saOut, [old.saIn, nu.saIn]]], 'one switch: new outbound, both inbound');
+    assert.deepEqual(log.map((l) => l.name).filter((n) => n !== 'ipsec_sad_entry_add_v2' && n !== 'ipsec_tunnel_protect_update'), [], 'nothing else changes');
+    assert.deepEqual(protections(emu), [[sw, '0.0.0.0', nu.saOut, [old.saIn, nu.saIn]]]);
+    assert.deepEqual([...s.sas.keys()].sort(), [old.saIn, old.saOut, nu.saIn, nu.saOut].sort(), 'the old SAs are still in the SAD');
+    assert.equal(s.sas.get(old.saIn!)!.spi, 0x1001);
+    assert.ok(dp.childState(1), 'the replaced child is still installed');
+    assert.equal(JSON.stringify([...s.routes.values()]), routesBefore, 'routes untouched');
+    // The old inbound SPI is still taken until remove(old).
+    await assert.rejects(dp.install(child(3, 0x1001, 0x3001)), /used by child 1/);
+
+    log = record(emu);
+    await dp.remove(1);
     const names = log.map((l) => l.name);
-    const protects = log
-      .filter((l) => l.name === 'ipsec_tunnel_protect_update')
-      .map((l) => {
-        const t = l.msg.tunnel as { sa_out: number; sa_in: number[] };
-        return [t.sa_out, t.sa_in];
-      });
-    assert.deepEqual(protects, [
-      [nu.saOut, [old.saIn, nu.saIn]],
-      [nu.saOut, [nu.saIn]],
-    ]);
-    const firstDel = names.indexOf('ipsec_sad_entry_del');
-    assert.ok(firstDel > names.lastIndexOf('ipsec_tunnel_protect_update'), 'old SAs are deleted after the switch');
-    assert.ok(!names.includes('ipsec_itf_create'), 'the interface is kept');
-    assert.deepEqual([...emu.state.sas.keys()].sort(), [nu.saIn, nu.saOut].sort());
-    await dp.remove(1); // already replaced: ignored
-    assert.equal(emu.state.sas.size, 2);
+    assert.deepEqual(protectUpdates(log), [[nu.saOut, [nu.saIn]]]);
+    assert.ok(names.indexOf('ipsec_sad_entry_del') > names.indexOf('ipsec_tunnel_protect_update'), 'SAs deleted after the protection let go of them');
+    assert.deepEqual(
+      log.filter((l) => l.name === 'ipsec_sad_entry_del').map((l) => l.msg.id).sort(),
+      [old.saIn, old.saOut].sort(),
+    );
+    assert.deepEqual(protections(emu), [[sw, '0.0.0.0', nu.saOut, [nu.saIn]]]);
+    assert.deepEqual([...s.sas.keys()].sort(), [nu.saIn, nu.saOut].sort(), 'the old SAs are gone from the SAD');
+    assert.ok(!names.includes('ipsec_itf_delete') && !names.includes('ip_route_add_del'), 'interface and routes stay');
     assert.equal(dp.childState(1), undefined);
+    await dp.remove(1); // already removed: ignored
+    await dp.remove(2);
+    assert.equal(s.sas.size, 0);
+    assert.equal(s.protections.size, 0);
+    assert.equal(s.routes.size, 0);
+    assert.ok(![...s.interfaces.values()].some((i) => i.ipsec), 'the interface goes with its last CHILD_SA');
+    // Its instance is free again.
+    assert.equal((await dp.install(child(4, 0x1004, 0x2004))).interface, old.interface);
+  } finally {
+    await done();
+  }
+});
+
+test('make-before-break p2p: removing the new child first falls back to the old SAs; the last removal deletes the interface', async () => {
+  const { emu, dp, done } = await setup();
+  try {
+    const old = await dp.install(child(1, 0x1001, 0x2001));
+    const nu = await dp.install(child(2, 0x1002, 0x2002, { replaces: 1 }));
+    const sw = dp.childState(1)!.swIfIndex!;
+    await dp.remove(2);
+    assert.deepEqual(protections(emu), [[sw, '0.0.0.0', old.saOut, [old.saIn]]]);
+    assert.deepEqual([...emu.state.sas.keys()].sort(), [old.saIn, old.saOut].sort());
+    assert.ok(!emu.state.sas.has(nu.saIn!));
+    assert.equal(emu.state.routes.size, 1);
+    await dp.remove(1);
+    assert.equal(emu.state.sas.size, 0);
+    assert.equal(emu.state.routes.size, 0);
+    assert.ok(![...emu.state.interfaces.values()].some((i) => i.ipsec));
+  } finally {
+    await done();
+  }
+});
+
+test('make-before-break p2mp: the peer\'s protection gets the new sa_out and both sa_in; other peers untouched', async () => {
+  const { emu, dp, done } = await setup();
+  try {
+    const p2mp = (id: number, spi: number, remote: string, replaces?: number) =>
+      child(id, spi, spi + 0x1000, { mode: 'p2mp', iface: 'ipsec100', remote, remoteTs: [ts4(`10.${id}.0.0`, `10.${id}.0.255`)], ...(replaces !== undefined ? { replaces } : {}) });
+    const other = await dp.install(p2mp(9, 0x9001, '198.51.100.20'));
+    const old = await dp.install(p2mp(1, 0x1001, '198.51.100.10'));
+    const log = record(emu);
+    const nu = await dp.install({ ...p2mp(2, 0x1002, '198.51.100.10', 1), remoteTs: [ts4('10.1.0.0', '10.1.0.255')] });
+    assert.deepEqual(protectUpdates(log), [[nu.saOut, [old.saIn, nu.saIn]]]);
+    assert.ok(!log.some((l) => l.name === 'ip_route_add_del'), 'the route via the peer is shared');
+    const sw = [...emu.state.interfaces.values()].find((i) => i.name === 'ipsec100')!.swIfIndex;
+    const byPeer = (): Map<string, [number, number[]]> => new Map(protections(emu).map(([, nh, o, i]) => [nh, [o, i]]));
+    assert.deepEqual(byPeer().get('198.51.100.10'), [nu.saOut, [old.saIn, nu.saIn]]);
+    assert.deepEqual(byPeer().get('198.51.100.20'), [other.saOut, [other.saIn]]);
+    assert.equal(emu.state.sas.size, 6);
+    await dp.remove(1);
+    assert.deepEqual(byPeer().get('198.51.100.10'), [nu.saOut, [nu.saIn]]);
+    assert.deepEqual(byPeer().get('198.51.100.20'), [other.saOut, [other.saIn]]);
+    assert.ok(!emu.state.sas.has(old.saIn!) && !emu.state.sas.has(old.saOut!), 'the old SAs are gone');
+    assert.equal(emu.state.sas.size, 4);
+    const routes = [...emu.state.routes.values()].map((r) => `${r.prefix}/${r.len} via ${r.paths[0]!.nh.address.ip4!.join('.')}`).sort();
+    assert.deepEqual(routes, ['10.1.0.0/24 via 198.51.100.10', '10.9.0.0/24 via 198.51.100.20']);
+    assert.equal(protections(emu)[0]![0], sw);
+  } finally {
+    await done();
+  }
+});
+
+test('make-before-break policy: new outbound entries outrank the old ones, old inbound entries and SAs stay until remove(old)', async () => {
+  const { emu, dp, done } = await setup({ policyIface: 'host-eth0' });
+  try {
+    const old = await dp.install(child(1, 0x1001, 0x2001, { mode: 'policy' }));
+    const list = (): { out: boolean; prio: number; sa: number }[] =>
+      [...emu.state.spds.values()][0]!.filter((p) => p.policy === 3).map((p) => ({ out: p.isOutbound, prio: p.priority, sa: p.saId }));
+    assert.deepEqual(list(), [{ out: true, prio: 100, sa: old.saOut }, { out: false, prio: 100, sa: old.saIn }]);
+    const nu = await dp.install(child(2, 0x1002, 0x2002, { mode: 'policy', replaces: 1 }));
+    const after = list();
+    assert.deepEqual(after.filter((p) => p.out), [{ out: true, prio: 101, sa: nu.saOut }], 'outbound: only the new SA, above the old priority');
+    assert.deepEqual(after.filter((p) => !p.out).map((p) => p.sa).sort(), [old.saIn, nu.saIn].sort(), 'inbound: both SAs');
+    assert.equal(emu.state.sas.size, 4);
+    await dp.remove(1);
+    assert.deepEqual(list().map((p) => [p.out, p.sa]).sort(), [[false, nu.saIn], [true, nu.saOut]].sort());
+    assert.deepEqual([...emu.state.sas.keys()].sort(), [nu.saIn, nu.saOut].sort());
+    assert.equal(emu.state.spds.size, 1, 'the SPD stays for the new child');
+    // Priorities stay between the PROTECT base and the IKE bypass (200): they wrap.
+    let prev = 2;
+    const seen = new Set<number>();
+    for (let id = 3; id < 3 + 100; id++) {
+      await dp.install(child(id, 0x1000 + id, 0x2000 + id, { mode: 'policy', replaces: prev }));
+      const out = list().filter((p) => p.out);
+      assert.equal(out.length, 1);
+      seen.add(out[0]!.prio);
+      await dp.remove(prev);
+      prev = id;
+    }
+    assert.equal(Math.max(...seen), 199);
+    assert.equal(Math.min(...seen), 100);
+    assert.equal(list().length, 2);
+    assert.equal(emu.state.sas.size, 2);
+  } finally {
+    await done();
+  }
+});
+
+test('make-before-break across modes: the replaced p2p child stays until remove(old), then its interface goes', async () => {
+  const { emu, dp, done } = await setup();
+  try {
+    const old = await dp.install(child(1, 0x1001, 0x2001));
+    const nu = await dp.install(child(2, 0x1002, 0x2002, { mode: 'p2mp', iface: 'ipsec100', replaces: 1 }));
+    const names = (): string[] => [...emu.state.interfaces.values()].filter((i) => i.ipsec).map((i) => i.name).sort();
+    assert.deepEqual(names(), ['ipsec100', old.interface!]);
+    assert.equal(emu.state.sas.size, 4);
+    assert.equal(emu.state.protections.size, 2);
+    await dp.remove(1);
+    assert.deepEqual(names(), ['ipsec100']);
+    assert.deepEqual([...emu.state.sas.keys()].sort(), [nu.saIn, nu.saOut].sort());
+    assert.equal(emu.state.protections.size, 1);
+  } finally {
+    await done();
+  }
+});
+
+test('rollback of a make-before-break: a failing protection update or policy add leaves the old CHILD_SA as it was', async () => {
+  const { emu, dp, done } = await setup({ policyIface: 'host-eth0' });
+  try {
+    const old = await dp.install(child(1, 0x1001, 0x2001));
+    await dp.install(child(5, 0x5001, 0x6001, { mode: 'policy' }));
+    const view = (): string => JSON.stringify([emu.state.snapshot(), [...emu.state.spds.values()]]);
+    const snap = view();
+    failWith(emu, 'ipsec_tunnel_protect_update', -7);
+    await assert.rejects(dp.install(child(2, 0x1002, 0x2002, { replaces: 1 })), VppApiError);
+    assert.equal(view(), snap);
+    assert.equal(dp.childState(2), undefined);
+    failWith(emu, 'ipsec_spd_entry_add_del_v2', -3);
+    await assert.rejects(dp.install(child(6, 0x5002, 0x6002, { mode: 'policy', replaces: 5 })), VppApiError);
+    assert.equal(view(), snap);
+    // Both go through afterwards.
+    const nu = await dp.install(child(2, 0x1002, 0x2002, { replaces: 1 }));
+    await dp.install(child(6, 0x5002, 0x6002, { mode: 'policy', replaces: 5 }));
+    assert.deepEqual(protections(emu)[0]!.slice(2), [nu.saOut, [old.saIn, nu.saIn]]);
+  } finally {
+    await done();
+  }
+});
+
+test('VPP restart with a rekey in progress: the replaced and the new CHILD_SA both come back, sharing the protection', async () => {
+  const { emu, dp, done } = await setup({ policyIface: 'host-eth0' });
+  try {
+    const got: number[] = [];
+    const replayed = new Promise<void>((resolve) => {
+      dp.setListener({
+        replayed: (ids) => {
+          got.push(...ids);
+          if (got.length >= 6) resolve();
+        },
+      });
+    });
+    const a1 = await dp.install(child(1, 0x1001, 0x2001));
+    const a2 = await dp.install(child(2, 0x1002, 0x2002, { replaces: 1 }));
+    const m1 = await dp.install(child(3, 0x1003, 0x2003, { mode: 'p2mp', iface: 'ipsec100' }));
+    const m2 = await dp.install(child(4, 0x1004, 0x2004, { mode: 'p2mp', iface: 'ipsec100', replaces: 3 }));
+    const p1 = await dp.install(child(5, 0x1005, 0x2005, { mode: 'policy' }));
+    const p2 = await dp.install(child(6, 0x1006, 0x2006, { mode: 'policy', replaces: 5 }));
+    await emu.restart({ idBase: 300 });
+    await replayed;
+    assert.deepEqual(got.sort(), [1, 2, 3, 4, 5, 6]);
+    const s = emu.state;
+    const p2p = [...s.interfaces.values()].filter((i) => i.ipsec?.mode === 0);
+    assert.equal(p2p.length, 1, 'one interface for the replaced and the new p2p child');
+    const byOut = new Map(protections(emu).map(([, , o, i]) => [o, i]));
+    assert.deepEqual(byOut.get(a2.saOut!), [a1.saIn, a2.saIn]);
+    assert.deepEqual(byOut.get(m2.saOut!), [m1.saIn, m2.saIn]);
+    assert.equal(s.protections.size, 2);
+    const policies = [...s.spds.values()][0]!.filter((p) => p.policy === 3).map((p) => [p.isOutbound, p.priority, p.saId]);
+    assert.deepEqual(policies.sort(), [[false, 100, p1.saIn], [false, 100, p2.saIn], [true, 101, p2.saOut]].sort());
+    assert.equal(s.sas.size, 12);
+    // Completing the rekeys works as before the restart.
+    await dp.remove(1);
+    await dp.remove(3);
+    await dp.remove(5);
+    assert.deepEqual(new Map(protections(emu).map(([, , o, i]) => [o, i])).get(a2.saOut!), [a2.saIn]);
+    assert.deepEqual(new Map(protections(emu).map(([, , o, i]) => [o, i])).get(m2.saOut!), [m2.saIn]);
+    assert.deepEqual([...s.sas.keys()].sort(), [a2.saIn, a2.saOut, m2.saIn, m2.saOut, p2.saIn, p2.saOut].sort());
   } finally {
     await done();
   }
@@ -316,8 +515,10 @@ test('rollback: a failing step removes what the install added and rejects with V
     await assert.rejects(dp.install(child(2, 0x1002, 0x2002, { replaces: 1, remoteTs: [ts4('10.77.0.0', '10.77.0.255')] })), VppApiError);
     assert.equal(JSON.stringify(emu.state.snapshot()), snap);
     assert.equal(dp.childState(1)!.saIn, ok.saIn);
-    // Then it works.
+    // Then it works; the replaced child's SAs stay until it is removed.
     await dp.install(child(2, 0x1002, 0x2002, { replaces: 1 }));
+    assert.equal(emu.state.sas.size, 4);
+    await dp.remove(1);
     assert.equal(emu.state.sas.size, 2);
   } finally {
     await done();
