@@ -525,8 +525,24 @@ class Loader {
   }
 
   vpp(sec: MSec | undefined): VppConfig {
-    if (sec) this.checkKnown(sec, ['socket'], [], 'vpp');
-    return { socket: this.str(sec, 'socket', DEFAULTS.vpp.socket) };
+    if (sec) this.checkKnown(sec, ['socket', 'unnumbered_interface', 'policy_interface'], [], 'vpp');
+    const out: VppConfig = { socket: this.str(sec, 'socket', DEFAULTS.vpp.socket) };
+    const unnumbered = this.interfaceName(sec, 'unnumbered_interface');
+    if (unnumbered !== undefined) out.unnumberedInterface = unnumbered;
+    const policy = this.interfaceName(sec, 'policy_interface');
+    if (policy !== undefined) out.policyInterface = policy;
+    return out;
+  }
+
+  /** A VPP interface name (as `show interface` prints it), or undefined when not set or invalid (reported). */
+  interfaceName(sec: MSec | undefined, name: string): string | undefined {
+    const k = this.key(sec, name);
+    if (!k) return undefined;
+    if (!/^[A-Za-z0-9_./:-]{1,63}$/.test(k.value)) {
+      this.err(k.valueLoc, `'${name}' must be a VPP interface name (letters, digits, _ . / : -), not '${show(k.value)}'`);
+      return undefined;
+    }
+    return k.value;
   }
 
   /** local_addrs / remote_addrs: addresses, subnets, ranges; %any (alone), %any4, %any6. */
@@ -876,6 +892,15 @@ class Loader {
       }
     }
     this.checkPskSecrets(pskChecks, secrets, secretIds);
+    if (daemon.dataplane === 'vpp' && vpp.policyInterface === undefined) {
+      for (const conn of connections) {
+        for (const ch of conn.children) {
+          if (ch.vppMode === 'policy' && ch.vppInterface === undefined) {
+            this.err(ch.loc, `child '${show(ch.name)}' of connection '${show(conn.name)}': vpp_mode = policy needs vpp_interface or vpp.policy_interface (the interface the SPD is bound to)`);
+          }
+        }
+      }
+    }
     if (this.errors.length > 0) return undefined;
     for (const c of connections) freezeConnection(c);
     for (const s of secrets) {

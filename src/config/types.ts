@@ -108,6 +108,10 @@ export interface DaemonConfig {
 
 export interface VppConfig {
   socket: string;
+  /** VPP interface whose address the p2p/p2mp ipsec interfaces borrow (unnumbered). Unset: none. */
+  unnumberedInterface?: string;
+  /** policy mode: the interface the SPD is bound to when a CHILD_SA sets no vpp_interface. */
+  policyInterface?: string;
 }
 
 export interface Config {

@@ -89,7 +89,12 @@ export class Daemon {
   private async createDataplane(cfg: Config): Promise<Dataplane> {
     if (cfg.daemon.dataplane === 'memory') return new MemoryDataplane();
     const { VppDataplane } = await import('../dataplane/vpp.ts');
-    const dp = new VppDataplane({ socket: cfg.vpp.socket, log: this.logs.get('vpp') });
+    const dp = new VppDataplane({
+      socket: cfg.vpp.socket,
+      log: this.logs.get('vpp'),
+      ...(cfg.vpp.unnumberedInterface !== undefined ? { unnumberedInterface: cfg.vpp.unnumberedInterface } : {}),
+      ...(cfg.vpp.policyInterface !== undefined ? { policyInterface: cfg.vpp.policyInterface } : {}),
+    });
     await dp.start();
     return dp;
   }

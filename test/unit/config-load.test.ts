@@ -464,3 +464,26 @@ test('hostile input cannot make the error list unbounded', () => {
   assert.equal(v.errors.length, 1001);
   assert.equal(String(v.errors[1000]), 'F:1001:3: too many errors (1000): 500 more not shown');
 });
+
+test('vpp.unnumbered_interface and vpp.policy_interface: unset by default, validated, required for policy mode with the vpp dataplane', () => {
+  const conn = (child: string, daemon = '') =>
+    `${daemon}connections {\n  c {${PSK_PAIR}\n    children {\n      ch {\n${child}      }\n    }\n  }\n}\nsecrets {\n  ike {\n    secret = x\n  }\n}\n`;
+  const d = ok(conn(''));
+  assert.equal(d.vpp.unnumberedInterface, undefined);
+  assert.equal(d.vpp.policyInterface, undefined);
+  const c = ok(`vpp {\n  socket = /tmp/api.sock\n  unnumbered_interface = loop0\n  policy_interface = GigabitEthernet0/8/0.100\n}\n` + conn('        vpp_mode = policy\n'));
+  assert.deepEqual(c.vpp, { socket: '/tmp/api.sock', unnumberedInterface: 'loop0', policyInterface: 'GigabitEthernet0/8/0.100' });
+  assert.ok(Object.isFrozen(c.vpp));
+  assert.deepEqual(errs('vpp {\n  unnumbered_interface = loop 0\n  policy_interface = "eth;0"\n  policy_iface = x\n}\n'), [
+    "F:2:26: 'unnumbered_interface' must be a VPP interface name (letters, digits, _ . / : -), not 'loop 0'",
+    "F:3:22: 'policy_interface' must be a VPP interface name (letters, digits, _ . / : -), not 'eth;0'",
+    "F:4:3: unknown key 'policy_iface' in vpp (did you mean 'policy_interface'?)",
+  ]);
+  assert.deepEqual(errs('vpp {\n  policy_interface =\n}\n'), ["F:2:21: empty value for 'policy_interface' (remove the line to get the default)"]);
+  // A policy CHILD_SA needs an interface for its SPD: its own vpp_interface or vpp.policy_interface.
+  const e = errs(conn('        vpp_mode = policy\n'));
+  assert.equal(e.length, 1);
+  assert.match(e[0]!, /^F:\d+:\d+: child 'ch' of connection 'c': vpp_mode = policy needs vpp_interface or vpp\.policy_interface/);
+  assert.equal(ok(conn('        vpp_mode = policy\n        vpp_interface = host-eth0\n')).connections[0]!.children[0]!.vppInterface, 'host-eth0');
+  assert.equal(ok(conn('        vpp_mode = policy\n', 'daemon {\n  dataplane = memory\n}\n')).daemon.dataplane, 'memory');
+});
