@@ -348,6 +348,25 @@ test('make-before-break p2p: removing the new child first falls back to the old 
   }
 });
 
+test('make-before-break p2p: the old and the new child removed at once (IKE SA deleted) leave nothing behind', async () => {
+  const { emu, dp, done } = await setup();
+  try {
+    await dp.install(child(1, 0x1001, 0x2001));
+    await dp.install(child(2, 0x1002, 0x2002, { replaces: 1 }));
+    await dp.install(child(3, 0x1003, 0x2003, { mode: 'p2mp', iface: 'ipsec100' }));
+    await dp.install(child(4, 0x1004, 0x2004, { mode: 'p2mp', iface: 'ipsec100', replaces: 3 }));
+    await Promise.all([dp.remove(2), dp.remove(1), dp.remove(4), dp.remove(3)]);
+    const s = emu.state;
+    assert.equal(s.sas.size, 0);
+    assert.equal(s.protections.size, 0);
+    assert.equal(s.routes.size, 0);
+    assert.deepEqual([...s.interfaces.values()].filter((i) => i.ipsec).map((i) => i.name), ['ipsec100']);
+    assert.deepEqual((await dp.dump() as { children: unknown[] }).children, []);
+  } finally {
+    await done();
+  }
+});
+
 test('make-before-break p2mp: the peer\'s protection gets the new sa_out and both sa_in; other peers untouched', async () => {
   const { emu, dp, done } = await setup();
   try {
