@@ -19,8 +19,10 @@ Options:
   -f, --foreground       run in the foreground (the default; systemd runs it this way)
   -h, --help             show this help
 
-Signals: SIGHUP reloads the configuration; SIGTERM or SIGINT stops gracefully (peers are told,
-VPP is cleaned); a second signal stops at once.
+Signals: SIGHUP reloads the configuration; SIGTERM or SIGINT stops gracefully within
+daemon.stop_timeout (daemon.stop_action: delete tells peers and cleans VPP, keep leaves VPP's SAs
+installed); a second signal stops at once.
+systemd: with NOTIFY_SOCKET set (Type=notify), readiness, reloads and the stop are reported.
 Exit codes: 0 clean stop, 1 fatal error, 2 usage error.
 Control: vpp-ikectl (see vpp-ikectl --help).`;
 
@@ -65,6 +67,27 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   const daemon = new Daemon({ configPath: values.config, config, logLevel: level });
+  // Signals during start-up (which can wait a long time for VPP): SIGHUP is ignored, SIGTERM/SIGINT
+  // exit at once; no SA exists yet and a stale control socket is cleaned by the next start.
+  let started = false;
+  let stopNow: (sig: string) => void = (sig) => {
+    process.stderr.write(`vpp-iked: ${sig} during start-up, exiting\n`);
+    process.exit(0);
+  };
+  const onTerm = (): void => stopNow('SIGTERM');
+  const onInt = (): void => stopNow('SIGINT');
+  const onHup = (): void => {
+    if (!started) {
+      process.stderr.write('vpp-iked: SIGHUP during start-up ignored\n');
+      return;
+    }
+    daemon.reload().catch(() => {
+      // logged by the daemon; the running config stays
+    });
+  };
+  process.on('SIGTERM', onTerm);
+  process.on('SIGINT', onInt);
+  process.on('SIGHUP', onHup);
   try {
     await daemon.start();
   } catch (e) {
@@ -72,33 +95,30 @@ export async function main(argv: string[]): Promise<number> {
     await daemon.stop().catch(() => {});
     return 1;
   }
+  started = true;
   return new Promise<number>((resolve) => {
-    let signals = 0;
-    const stop = (sig: string): void => {
-      signals++;
-      if (signals > 1) {
+    let stops = 0;
+    stopNow = (sig: string): void => {
+      stops++;
+      if (stops > 1) {
         process.stderr.write(`vpp-iked: second ${sig}, exiting now\n`);
         process.exit(1);
       }
-      const deadline = setTimeout(() => {
-        process.stderr.write('vpp-iked: graceful stop timed out\n');
+      // The daemon keeps to daemon.stop_timeout itself; this only catches a stop that hangs.
+      const limit = daemon.runningConfig.daemon.stopTimeout * 1000 + 3000;
+      const hard = setTimeout(() => {
+        process.stderr.write(`vpp-iked: graceful stop did not finish within ${limit / 1000} s, exiting\n`);
         process.exit(1);
-      }, 10_000);
-      deadline.unref();
+      }, limit);
+      hard.unref();
       daemon.stop().then(
         () => resolve(0),
-        () => resolve(1),
+        (e: unknown) => {
+          process.stderr.write(`vpp-iked: stop failed: ${e instanceof Error ? e.message : String(e)}\n`);
+          resolve(1);
+        },
       );
     };
-    process.on('SIGTERM', () => stop('SIGTERM'));
-    process.on('SIGINT', () => stop('SIGINT'));
-    process.on('SIGHUP', () => {
-      try {
-        daemon.reload();
-      } catch {
-        // already logged; the running config stays
-      }
-    });
   });
 }
 

@@ -3,8 +3,9 @@
  * control socket; handles reload and graceful stop. No protocol logic lives here.
  */
 import { randomBytes } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
-import type { Config, ConnectionConfig } from '../config/types.ts';
+import type { Config } from '../config/types.ts';
 import { loadConfig } from '../config/load.ts';
 import { RealScheduler } from '../common/clock.ts';
 import { Engine, type EngineEvent } from '../ikev2/engine.ts';
@@ -14,19 +15,32 @@ import { MemoryDataplane } from '../dataplane/memory.ts';
 import { ControlServer, type Handler, type Reply } from '../control/server.ts';
 import { ikeView, type WallTime } from '../control/views.ts';
 import { createLogs, isLevel, SUBSYSTEMS, type Logs, type Subsystem } from '../log/logger.ts';
+import type { IkeSa } from '../ikev2/sa/ike-sa.ts';
+import { SdNotify } from './sd-notify.ts';
+import { InstrumentedDataplane, connectionOf } from './instrumented-dataplane.ts';
+import { MetricsServer, renderMetrics } from './metrics.ts';
+import { diffConnections, settingChanges, type ReloadReport } from './reload.ts';
 
 export interface DaemonOptions {
   configPath: string;
   config: Config;
   logLevel?: string;
+  /** systemd notification (default: from NOTIFY_SOCKET in the environment; a no-op without it). */
+  notify?: SdNotify;
 }
 
-export interface ReloadReport {
-  added: string[];
-  removed: string[];
-  changed: string[];
-  unchanged: string[];
-}
+export type { ReloadReport } from './reload.ts';
+
+const VERSION = ((): string => {
+  try {
+    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
+})();
+
+/** How long a reload waits for a changed connection's old IKE SAs to be deleted before starting it again. */
+const REPLACE_WAIT_MS = 15_000;
 
 export class Daemon {
   readonly logs: Logs;
@@ -40,20 +54,47 @@ export class Daemon {
   control!: ControlServer;
   private readonly monitors = new Set<Reply>();
   private housekeeping: NodeJS.Timeout | undefined;
-  private stopping = false;
+  private stopping: Promise<void> | undefined;
+  readonly notify: SdNotify;
+  /** The dataplane as the engine sees it: counted, timed, and able to keep SAs on stop. */
+  instrumented: InstrumentedDataplane | undefined;
+  metrics: MetricsServer | undefined;
+  private readonly startTime = Date.now() / 1000;
+  private readonly counters = { reloadsOk: 0, reloadsRefused: 0, lastReloadOk: true, vppDisconnects: 0 };
+  /** Reloads run one after the other. */
+  private reloadChain: Promise<unknown> = Promise.resolve();
+  /** Timers of reloads waiting for replaced IKE SAs to go. */
+  private readonly replaceWaits = new Set<NodeJS.Timeout>();
 
   constructor(opts: DaemonOptions) {
     this.configPath = opts.configPath;
     this.config = opts.config;
     this.logs = createLogs(opts.logLevel ?? opts.config.daemon.logLevel);
     this.log = this.logs.get('daemon');
+    this.notify = opts.notify ?? new SdNotify({ log: this.log });
+  }
+
+  /** The configuration in effect (replaced by a successful reload). */
+  get runningConfig(): Config {
+    return this.config;
   }
 
   private wall: WallTime = (t) => (t ? new Date(Date.now() - (this.sched.now() - t)).toISOString() : null);
 
   async start(): Promise<void> {
     const cfg = this.config;
-    this.dataplane = await this.createDataplane(cfg);
+    this.notify.status(cfg.daemon.dataplane === 'vpp' ? `connecting to VPP at ${cfg.vpp.socket}` : 'starting');
+    const backEnd = await this.createDataplane(cfg);
+    this.instrumented = new InstrumentedDataplane(backEnd);
+    this.dataplane = this.instrumented;
+    const vpp = connectionOf(backEnd);
+    vpp?.on('disconnected', () => {
+      this.counters.vppDisconnects++;
+      if (!this.stopping) this.notify.status(`VPP connection lost; reconnecting to ${cfg.vpp.socket}`);
+    });
+    vpp?.on('connected', () => {
+      if (!this.stopping) this.notify.status(this.statusLine());
+    });
     this.transport = new UdpTransport({
       listen: cfg.daemon.listen,
       port: cfg.daemon.port,
@@ -77,13 +118,48 @@ export class Daemon {
     await this.transport.start();
     this.control = new ControlServer(cfg.daemon.controlSocket, this.handlers(), this.logs.get('control'));
     await this.control.start();
+    if (cfg.daemon.metrics) {
+      const m = new MetricsServer(cfg.daemon.metrics, () => renderMetrics(this.metricsSource()), this.log);
+      await m.start();
+      this.metrics = m;
+    }
     this.housekeeping = setInterval(() => this.engine.compactTimers(), 10_000);
     this.housekeeping.unref();
     this.log.info(
-      { config: this.configPath, connections: cfg.connections.length, dataplane: this.dataplane.name, control: cfg.daemon.controlSocket },
+      { config: this.configPath, connections: cfg.connections.length, dataplane: this.dataplane.name, control: cfg.daemon.controlSocket, version: VERSION },
       'vpp-iked started',
     );
+    // UDP sockets are bound and the dataplane is connected: ready.
+    this.notify.ready(this.statusLine());
+    this.notify.startWatchdog();
     this.engine.startConnections();
+  }
+
+  /** One line for systemd's STATUS= (shown by systemctl status). */
+  private statusLine(): string {
+    const g = this.engine?.gauges;
+    const sas = g ? g.ikeByState.ESTABLISHED + g.ikeByState.REKEYING : 0;
+    return `${this.config.connections.length} connections, ${sas} IKE SAs established; dataplane ${this.dataplane?.name ?? this.config.daemon.dataplane}`;
+  }
+
+  private metricsSource(): Parameters<typeof renderMetrics>[0] {
+    const backEnd = this.instrumented!.inner;
+    const vpp = connectionOf(backEnd);
+    const counters = this.counters;
+    return {
+      engine: this.engine,
+      dataplane: this.instrumented!,
+      transport: this.transport as unknown as { stats: Record<string, number> },
+      ...(vpp ? { vpp: { connected: vpp.connected, disconnects: counters.vppDisconnects } } : {}),
+      daemon: {
+        version: VERSION,
+        startTime: this.startTime,
+        connections: this.config.connections.length,
+        reloadsOk: counters.reloadsOk,
+        reloadsRefused: counters.reloadsRefused,
+        lastReloadOk: counters.lastReloadOk,
+      },
+    };
   }
 
   private async createDataplane(cfg: Config): Promise<Dataplane> {
@@ -113,45 +189,139 @@ export class Daemon {
     for (const m of this.monitors) m.event(ev);
   }
 
-  /** Re-read the config file; on errors keep the running config and report them. */
-  reload(): ReloadReport {
+  /**
+   * Re-reads the config file (SIGHUP, `vpp-ikectl reload`). A file with errors is refused: the running
+   * config stays and the FILE:LINE:COL errors are logged and thrown. Otherwise connections whose
+   * effective config (PSKs included) is the same keep their SAs untouched; removed ones are deleted
+   * (peers told, dataplane cleaned); changed ones are deleted and, with start_action = start, brought
+   * up again once the old IKE SAs are gone; added ones with start_action = start come up.
+   */
+  reload(): Promise<ReloadReport> {
+    const run = this.reloadChain.then(() => this.reloadNow());
+    this.reloadChain = run.catch(() => {});
+    return run;
+  }
+
+  private async reloadNow(): Promise<ReloadReport> {
+    if (this.stopping) throw new Error('stopping; reload ignored');
+    this.notify.reloading('reloading configuration');
     const { config, errors } = loadConfig(this.configPath);
     if (!config) {
       const msg = errors.map((e) => e.toString()).join('\n');
-      this.log.error({ errors: errors.length }, `reload refused, keeping the running config:\n${msg}`);
+      this.counters.reloadsRefused++;
+      this.counters.lastReloadOk = false;
+      this.log.error({ errors: errors.length, config: this.configPath }, `reload refused, keeping the running config:\n${msg}`);
+      this.notify.ready(`reload refused (${errors.length} error(s) in ${this.configPath}); running the previous config. ${this.statusLine()}`);
       throw new Error(`config has errors, keeping the running one:\n${msg}`);
     }
-    const old = new Map(this.config.connections.map((c) => [c.name, c]));
-    const report: ReloadReport = { added: [], removed: [], changed: [], unchanged: [] };
-    for (const c of config.connections) {
-      const o = old.get(c.name);
-      if (!o) report.added.push(c.name);
-      else if (connKey(o) === connKey(c)) report.unchanged.push(c.name);
-      else report.changed.push(c.name);
+    const old = this.config;
+    const oldIndex = this.engine.config;
+    // One pass over the table: the IKE SAs of each connection.
+    const byName = new Map<string, IkeSa[]>();
+    for (const sa of this.engine.table.values()) {
+      const name = sa.conn?.name;
+      if (!name || sa.dead) continue;
+      const l = byName.get(name);
+      if (l) l.push(sa);
+      else byName.set(name, [sa]);
     }
-    for (const name of old.keys()) if (!config.connections.some((c) => c.name === name)) report.removed.push(name);
-    const fresh = new Map(config.connections.map((c) => [c.name, c]));
     this.config = config;
     this.engine.setConfig(config);
-    for (const sa of [...this.engine.table.values()]) {
-      const name = sa.conn?.name;
-      if (!name) continue;
-      if (report.removed.includes(name) || report.changed.includes(name)) {
-        this.engine.forgetConnection(name);
-        this.engine.deleteIke(sa);
-      } else if (report.unchanged.includes(name)) {
-        sa.conn = fresh.get(name);
-        if (sa.conn) {
-          for (const child of sa.children) {
-            const cfg = sa.conn.children.find((x) => x.name === child.name);
-            if (cfg) Object.assign(child, { cfg });
-          }
+    const newIndex = this.engine.config;
+    const diff = diffConnections(
+      old,
+      config,
+      (l, r) => oldIndex.psk(l, r),
+      (l, r) => newIndex.psk(l, r),
+      (name) => (byName.get(name) ?? []).filter((sa) => sa.localId !== '' && sa.remoteId !== ''),
+    );
+    const settings = settingChanges(old, config);
+    const report: ReloadReport = { ...diff, restart_required: settings.restart, warnings: [] };
+
+    const fresh = new Map(config.connections.map((c) => [c.name, c]));
+    for (const name of diff.unchanged) {
+      // Same settings: the SAs stay as they are and refer to the new (equal) config objects.
+      const conn = fresh.get(name)!;
+      for (const sa of byName.get(name) ?? []) {
+        sa.conn = conn;
+        for (const child of sa.children) {
+          const cfg = conn.children.find((x) => x.name === child.name);
+          if (cfg) Object.assign(child, { cfg });
         }
       }
     }
-    this.engine.startConnections();
-    this.log.info(report, 'config reloaded');
+    for (const name of diff.removed) {
+      this.engine.forgetConnection(name);
+      for (const sa of byName.get(name) ?? []) this.engine.deleteIke(sa);
+    }
+    const replacing: IkeSa[] = [];
+    for (const name of diff.changed) {
+      this.engine.forgetConnection(name);
+      for (const sa of byName.get(name) ?? []) {
+        this.engine.deleteIke(sa);
+        replacing.push(sa);
+      }
+    }
+    this.engine.startConnections(new Set(diff.added));
+    this.restartWhenGone(replacing, diff.changed);
+
+    for (const key of settings.live) {
+      if (key === 'daemon.logLevel') this.logs.setLevel(config.daemon.logLevel);
+      if (key === 'daemon.metrics') {
+        const w = await this.replaceMetrics(config.daemon.metrics);
+        if (w) report.warnings.push(w);
+      }
+    }
+    this.counters.reloadsOk++;
+    this.counters.lastReloadOk = true;
+    this.log.info(
+      { ...report, added: report.added.length, removed: report.removed.length, changed: report.changed.length, unchanged: report.unchanged.length, names: { added: report.added, removed: report.removed, changed: report.changed } },
+      'config reloaded',
+    );
+    if (report.restart_required.length > 0) {
+      this.log.warn({ settings: report.restart_required }, 'these settings changed but take effect only after a restart');
+    }
+    this.notify.ready(this.statusLine());
     return report;
+  }
+
+  /** Starts the changed connections again once their old IKE SAs are gone (or after REPLACE_WAIT_MS). */
+  private restartWhenGone(old: IkeSa[], names: string[]): void {
+    if (names.length === 0) return;
+    const until = Date.now() + REPLACE_WAIT_MS;
+    const check = (): void => {
+      if (this.stopping) return;
+      if (old.some((sa) => !sa.dead) && Date.now() < until) {
+        const t = setTimeout(() => {
+          this.replaceWaits.delete(t);
+          check();
+        }, 50);
+        this.replaceWaits.add(t);
+        return;
+      }
+      // A replacement may already be on its way (a retry the engine scheduled, or the peer): skip those.
+      const busy = new Set<string>();
+      for (const sa of this.engine.table.values()) if (!sa.dead && sa.conn && !old.includes(sa)) busy.add(sa.conn.name);
+      this.engine.startConnections(new Set(names.filter((n) => !busy.has(n))));
+    };
+    check();
+  }
+
+  /** Moves the metrics endpoint to a new address (or turns it off); returns a warning when that fails. */
+  private async replaceMetrics(addr: string | undefined): Promise<string | undefined> {
+    await this.metrics?.close();
+    this.metrics = undefined;
+    if (!addr) return undefined;
+    const m = new MetricsServer(addr, () => renderMetrics(this.metricsSource()), this.log);
+    try {
+      await m.start();
+      this.metrics = m;
+      return undefined;
+    } catch (e) {
+      const msg = (e as Error).message;
+      this.log.error({ err: msg }, 'metrics endpoint not moved');
+      return msg;
+    }
   }
 
   private handlers(): Map<string, Handler> {
@@ -249,6 +419,13 @@ export class Daemon {
       ...snake(this.engine.stats),
       transport: snake(this.transport.stats),
       dataplane: this.dataplane.name,
+      dataplane_calls: Object.fromEntries(Object.entries(this.instrumented?.ops ?? {}).map(([op, x]) => [op, x.calls])),
+      dataplane_errors: Object.fromEntries(Object.entries(this.instrumented?.ops ?? {}).map(([op, x]) => [op, x.errors])),
+      ...((): Record<string, unknown> => {
+        const vpp = this.instrumented ? connectionOf(this.instrumented.inner) : undefined;
+        return vpp ? { vpp_connected: vpp.connected, vpp_disconnects: this.counters.vppDisconnects } : {};
+      })(),
+      reloads: { ok: this.counters.reloadsOk, refused: this.counters.reloadsRefused },
     }));
     h.set('vpp-sas', async () => this.dataplane.dump());
     h.set('reload', async () => this.reload());
@@ -270,21 +447,88 @@ export class Daemon {
     return h;
   }
 
-  /** Graceful stop: tell peers, clean the dataplane, close sockets. */
-  async stop(): Promise<void> {
-    if (this.stopping) return;
-    this.stopping = true;
-    this.log.info('stopping');
-    if (this.housekeeping) clearInterval(this.housekeeping);
-    this.engine?.shutdown(true);
-    // Let the DELETE notifications leave and the dataplane removals finish.
-    await new Promise((r) => setTimeout(r, 100));
-    await this.control?.close();
-    await this.transport?.close();
-    await this.dataplane?.close();
-    this.sched.stop();
-    this.log.info('stopped');
+  /**
+   * Graceful stop within daemon.stop_timeout. With stop_action = delete every peer is sent a DELETE
+   * and the CHILD_SAs are removed from the dataplane; with keep, peers are not told and the dataplane
+   * keeps its SAs (the next start reconciles them). The daemon waits for the DELETEs to leave and the
+   * removals to finish, but not past the deadline: what is left then is logged and abandoned.
+   * Resolves once everything is closed; calling it again returns the same promise.
+   */
+  stop(): Promise<void> {
+    this.stopping ??= this.stopNow();
+    return this.stopping;
   }
+
+  private async stopNow(): Promise<void> {
+    const t0 = Date.now();
+    const { stopTimeout, stopAction } = this.config.daemon;
+    const keep = stopAction === 'keep';
+    // Leave a little of the budget for closing sockets and the dataplane connection.
+    const budget = stopTimeout * 1000;
+    const deadline = t0 + budget - Math.min(1000, budget / 5);
+    const ikeSas = this.engine?.table.size ?? 0;
+    const childSas = this.engine?.gauges.childSas ?? 0;
+    this.log.info({ stop_action: stopAction, stop_timeout: stopTimeout, ike_sas: ikeSas, child_sas: childSas }, 'stopping');
+    this.notify.stopping(keep ? 'stopping; SAs stay installed in the dataplane' : 'stopping; deleting SAs');
+    if (this.housekeeping) clearInterval(this.housekeeping);
+    for (const t of this.replaceWaits) clearTimeout(t);
+    this.replaceWaits.clear();
+    await this.control?.close();
+    if (keep) this.instrumented?.keepInstalled();
+    this.engine?.shutdown(!keep);
+    let complete = true;
+    if (this.transport) complete = await this.transport.flush(deadline - Date.now());
+    if (this.instrumented && this.instrumented.inFlight > 0) {
+      const left = deadline - Date.now();
+      complete = (await within(this.instrumented.idle(), left)) && complete;
+    }
+    if (!complete) {
+      this.log.warn(
+        { pending_dataplane_operations: this.instrumented?.inFlight ?? 0, stop_timeout: stopTimeout },
+        'stop deadline reached: not everything was sent or removed; the next start removes stale SAs from the dataplane',
+      );
+    }
+    await this.metrics?.close();
+    await this.transport?.close();
+    const closeLeft = Math.max(200, t0 + budget - Date.now());
+    const closing = (this.dataplane?.close() ?? Promise.resolve()).catch((e: unknown) => {
+      this.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'closing the dataplane failed');
+    });
+    const closed = await within(closing, closeLeft);
+    if (!closed) this.log.warn('the dataplane did not close in time');
+    this.sched.stop();
+    this.notify.stopWatchdog();
+    this.log.info(
+      {
+        stop_action: stopAction,
+        ike_sas: ikeSas,
+        child_sas: childSas,
+        dataplane_removes: this.instrumented?.ops.remove.calls ?? 0,
+        kept_in_dataplane: this.instrumented?.keptRemoves ?? 0,
+        complete,
+        elapsed_ms: Date.now() - t0,
+      },
+      'stopped',
+    );
+    await this.notify.flush(1000);
+  }
+}
+
+/** True when `p` settles within `ms`, false when the time runs out first (the timer is cleared either way). */
+function within(p: Promise<unknown>, ms: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const t = setTimeout(() => resolve(false), Math.max(0, ms));
+    p.then(
+      () => {
+        clearTimeout(t);
+        resolve(true);
+      },
+      () => {
+        clearTimeout(t);
+        resolve(true);
+      },
+    );
+  });
 }
 
 function str(v: unknown, name: string): string {
@@ -294,9 +538,4 @@ function str(v: unknown, name: string): string {
 
 function snake(o: object): Record<string, unknown> {
   return Object.fromEntries(Object.entries(o).map(([k, v]) => [k.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`), v]));
-}
-
-/** Effective config of a connection, for reload diffs (source positions excluded). */
-function connKey(c: ConnectionConfig): string {
-  return JSON.stringify(c, (k, v: unknown) => (k === 'loc' ? undefined : Buffer.isBuffer(v) ? v.toString('hex') : v));
 }

@@ -239,9 +239,14 @@ export class Engine {
     this.index = new ConfigIndex(cfg.connections, cfg.secrets);
   }
 
-  /** Bring up every connection with a child whose start_action is `start`, and keep it up. */
-  startConnections(): void {
+  /**
+   * Bring up every connection with a child whose start_action is `start`, and keep it up; with
+   * `only`, just the connections named there (a reload starts added and changed ones, not those an
+   * operator terminated).
+   */
+  startConnections(only?: ReadonlySet<string>): void {
     for (const conn of this.index.connections) {
+      if (only && !only.has(conn.name)) continue;
       if (conn.children.some((c) => c.startAction === 'start') && !this.keepUp.has(conn.name)) {
         this.keepUp.set(conn.name, { tries: 0, retryAt: 0 });
         this.initiate(conn.name).catch((e: Error) => this.log.info({ conn: conn.name, err: e.message }, 'start failed'));

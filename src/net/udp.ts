@@ -42,6 +42,9 @@ export class UdpTransport {
   private readonly opts: UdpTransportOptions;
   readonly stats: TransportStats = { keepalives: 0, esp: 0, invalid: 0, oversized: 0, sendErrors: 0 };
   readonly addresses: string[] = [];
+  /** Datagrams handed to a socket whose send has not completed yet. */
+  private sending = 0;
+  private drained: (() => void)[] = [];
 
   constructor(opts: UdpTransportOptions) {
     this.opts = opts;
@@ -139,11 +142,29 @@ export class UdpTransport {
       return;
     }
     const data = markerOn(p.local.port, p.remote.port) ? addNonEspMarker(p.data) : p.data;
+    this.sending++;
     sock.send(data, p.remote.port, p.remote.addr, (err) => {
       if (err) {
         this.stats.sendErrors++;
         this.opts.log.debug({ remote: fmt(p.remote), err: err.message }, 'send failed');
       }
+      if (--this.sending === 0 && this.drained.length > 0) {
+        const w = this.drained;
+        this.drained = [];
+        for (const f of w) f();
+      }
+    });
+  }
+
+  /** Resolves once every datagram handed to send() so far has left (or failed), or after timeoutMs. */
+  flush(timeoutMs: number): Promise<boolean> {
+    if (this.sending === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(false), Math.max(0, timeoutMs));
+      this.drained.push(() => {
+        clearTimeout(t);
+        resolve(true);
+      });
     });
   }
 
