@@ -141,11 +141,15 @@ export async function ikectl(argv: string[]): Promise<number> {
       case 'reload': {
         const r = (await controlRequest(sock, 'reload')) as Record<string, string[]>;
         if (v.json) json(r);
-        else
+        else {
           for (const k of ['added', 'removed', 'changed', 'unchanged']) {
             const names = r[k] ?? [];
             out(`${k}: ${names.length}${names.length ? ` (${names.join(', ')})` : ''}`);
           }
+          const restart = r.restart_required ?? [];
+          if (restart.length) out(`needs a restart to take effect: ${restart.join(', ')}`);
+          for (const w of r.warnings ?? []) out(`warning: ${w}`);
+        }
         return 0;
       }
       case 'stats': {
