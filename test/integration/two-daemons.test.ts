@@ -443,7 +443,7 @@ describe('error paths between two daemons (IPv6 ::1, ports 7500/8500)', { timeou
   test('no common ESP proposal: initiate --child exits 1, the IKE SA stays up without CHILD SAs', async () => {
     const r = await a.ctl(['initiate', '--ike', 'espmismatch', '--child', 'net']);
     assert.equal(r.code, 1, r.stdout);
-    assert.match(r.stderr, /CHILD_SA 'net' could not be established/);
+    assert.match(r.stderr, /CHILD_SA 'net' failed: NO_PROPOSAL_CHOSEN/);
     const sa = one(await a.listSas(), 'espmismatch', 'A');
     const sb = one(await b.listSas(), 'espmismatch', 'B');
     assertIkePair(sa, sb, { proposal: 'AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519', iPeer: A, rPeer: B, ports: { i: 7500, r: 8500 }, encap: false, natIds: true });
