@@ -316,3 +316,52 @@ export function tempFile(name: string, text: string): { path: string; cleanup: (
   writeFileSync(path, text);
   return { path, cleanup: () => rmSync(d, { recursive: true, force: true }) };
 }
+
+export interface RawDaemon {
+  readonly proc: ProcessLike;
+  readonly configPath: string;
+  signal(sig: NodeJS.Signals): void;
+  /** Resolves once `controlSocket` answers (rejects if the daemon exits first or after timeoutMs). */
+  waitForControl(controlSocket: string, timeoutMs?: number): Promise<void>;
+}
+
+/**
+ * Starts `vpp-iked --config FILE --foreground` with a config file written as given (the daemon section
+ * included) and extra environment variables (e.g. NOTIFY_SOCKET); output goes to dir/daemon.log too.
+ */
+export function spawnDaemonWithConfig(dir: string, configText: string, env: NodeJS.ProcessEnv = {}): RawDaemon {
+  mkdirSync(dir, { recursive: true });
+  const configPath = join(dir, 'vpp-iked.conf');
+  writeFileSync(configPath, configText);
+  const child = spawn(NODE, [DAEMON_MAIN, '--config', configPath, '--foreground'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
+  live.add(child);
+  child.on('close', () => live.delete(child));
+  if (!exitHook) {
+    exitHook = true;
+    process.on('exit', () => {
+      for (const c of live) c.kill('SIGKILL');
+    });
+  }
+  const proc = new LocalProcess(child, join(dir, 'daemon.log'));
+  let exited = false;
+  void proc.exited.then(() => (exited = true));
+  return {
+    proc,
+    configPath,
+    signal: (sig) => void child.kill(sig),
+    async waitForControl(controlSocket: string, timeoutMs = 15_000): Promise<void> {
+      const deadline = Date.now() + timeoutMs;
+      for (;;) {
+        if (exited) throw new Error(`vpp-iked exited during start-up\n${tail(proc.output())}`);
+        try {
+          await controlRequest(controlSocket, 'stats');
+          return;
+        } catch {
+          // not up yet
+        }
+        if (Date.now() > deadline) throw new Error(`control socket ${controlSocket} did not answer in time\n${tail(proc.output())}`);
+        await sleep(50);
+      }
+    },
+  };
+}
