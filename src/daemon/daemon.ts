@@ -142,6 +142,12 @@ export class Daemon {
     return `${this.config.connections.length} connections, ${sas} IKE SAs established; dataplane ${this.dataplane?.name ?? this.config.daemon.dataplane}`;
   }
 
+  /** vpp_connected / vpp_disconnects for `stats` when the dataplane talks to VPP. */
+  private vppConnectionStats(): Record<string, unknown> {
+    const vpp = this.instrumented ? connectionOf(this.instrumented.inner) : undefined;
+    return vpp ? { vpp_connected: vpp.connected, vpp_disconnects: this.counters.vppDisconnects } : {};
+  }
+
   private metricsSource(): Parameters<typeof renderMetrics>[0] {
     const backEnd = this.instrumented!.inner;
     const vpp = connectionOf(backEnd);
@@ -421,10 +427,7 @@ export class Daemon {
       dataplane: this.dataplane.name,
       dataplane_calls: Object.fromEntries(Object.entries(this.instrumented?.ops ?? {}).map(([op, x]) => [op, x.calls])),
       dataplane_errors: Object.fromEntries(Object.entries(this.instrumented?.ops ?? {}).map(([op, x]) => [op, x.errors])),
-      ...((): Record<string, unknown> => {
-        const vpp = this.instrumented ? connectionOf(this.instrumented.inner) : undefined;
-        return vpp ? { vpp_connected: vpp.connected, vpp_disconnects: this.counters.vppDisconnects } : {};
-      })(),
+      ...this.vppConnectionStats(),
       reloads: { ok: this.counters.reloadsOk, refused: this.counters.reloadsRefused },
     }));
     h.set('vpp-sas', async () => this.dataplane.dump());
