@@ -350,6 +350,11 @@ process.on('SIGINT', () => {
   for (const c of children) c.kill('SIGKILL');
   process.exit(130);
 });
+// Whatever ends the demo (a closed stdout pipe included), the processes it started end with it.
+process.on('exit', () => {
+  for (const c of children) c.kill('SIGKILL');
+});
+process.stdout.on('error', () => {});
 
 main().then(
   (code) => process.exit(code),
