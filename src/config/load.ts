@@ -42,6 +42,9 @@ export const DEFAULTS = {
     dataplane: 'vpp' as const,
     stopTimeout: 10,
     stopAction: 'delete' as const,
+    retransmitTimeout: 4,
+    retransmitBase: 1.8,
+    retransmitTries: 5,
   },
   vpp: { socket: '/run/vpp/api.sock' },
   ikeRekeyTime: 4 * 3600,
@@ -245,6 +248,9 @@ const DAEMON_KEYS = [
   'dataplane',
   'stop_timeout',
   'stop_action',
+  'retransmit_timeout',
+  'retransmit_base',
+  'retransmit_tries',
 ] as const;
 
 class Loader {
@@ -345,6 +351,23 @@ class Loader {
       return def;
     }
     const v = Number(k.value);
+    if (v < min || v > max) {
+      this.err(k.valueLoc, `'${name}' = ${v} is out of range (${min}..${max})`);
+      return def;
+    }
+    return v;
+  }
+
+  /** A decimal number such as 1.8 (seconds for timeouts: a trailing 's' is accepted). */
+  decimal(sec: MSec | undefined, name: string, def: number, min: number, max: number): number {
+    const k = this.key(sec, name);
+    if (!k) return def;
+    const m = /^([0-9]{1,6}(?:\.[0-9]{1,6})?)s?$/.exec(k.value);
+    if (!m) {
+      this.err(k.valueLoc, `'${name}' must be a decimal number, not '${show(k.value)}'`);
+      return def;
+    }
+    const v = Number(m[1]);
     if (v < min || v > max) {
       this.err(k.valueLoc, `'${name}' = ${v} is out of range (${min}..${max})`);
       return def;
@@ -511,7 +534,23 @@ class Loader {
       } else stopTimeout = st;
     }
     const stopAction = this.choice(sec, 'stop_action', STOP_ACTIONS, d.stopAction);
-    const out: DaemonConfig = { listen, port, portNatT, controlSocket, logLevel, ikeSaLimit, dataplane, stopTimeout, stopAction };
+    const retransmitTimeout = this.decimal(sec, 'retransmit_timeout', d.retransmitTimeout, 0.1, 300);
+    const retransmitBase = this.decimal(sec, 'retransmit_base', d.retransmitBase, 1, 10);
+    const retransmitTries = this.uint(sec, 'retransmit_tries', d.retransmitTries, 0, 50);
+    const out: DaemonConfig = {
+      listen,
+      port,
+      portNatT,
+      controlSocket,
+      logLevel,
+      ikeSaLimit,
+      dataplane,
+      stopTimeout,
+      stopAction,
+      retransmitTimeout,
+      retransmitBase,
+      retransmitTries,
+    };
     const mk = this.key(sec, 'metrics');
     if (mk) {
       const m = /^\[([^\]]+)\]:([0-9]{1,5})$/.exec(mk.value) ?? /^([^:]+):([0-9]{1,5})$/.exec(mk.value);

@@ -104,6 +104,10 @@ export interface DaemonConfig {
    * the dataplane; `keep` leaves both alone so traffic keeps flowing across a daemon restart.
    */
   stopAction: 'delete' | 'keep';
+  /** Retransmission of our requests: first timeout (s), backoff base, retransmissions before giving up. */
+  retransmitTimeout: number;
+  retransmitBase: number;
+  retransmitTries: number;
 }
 
 export interface VppConfig {

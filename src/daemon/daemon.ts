@@ -111,6 +111,9 @@ export class Daemon {
       port: cfg.daemon.port,
       portNatT: cfg.daemon.portNatT,
       ikeSaLimit: cfg.daemon.ikeSaLimit,
+      retransmitTimeout: cfg.daemon.retransmitTimeout,
+      retransmitBase: cfg.daemon.retransmitBase,
+      retransmitTries: cfg.daemon.retransmitTries,
       onEvent: (e) => this.onEvent(e),
       localAddressFor: (r) => this.transport.localAddressFor(r),
     });

@@ -51,6 +51,9 @@ test('defaults as swanctl.conf documents them', () => {
     dataplane: 'vpp',
     stopTimeout: 10,
     stopAction: 'delete',
+    retransmitTimeout: 4,
+    retransmitBase: 1.8,
+    retransmitTries: 5,
   });
   assert.deepEqual(c.vpp, { socket: '/run/vpp/api.sock' });
   const conn = c.connections[0]!;
@@ -486,4 +489,17 @@ test('vpp.unnumbered_interface and vpp.policy_interface: unset by default, valid
   assert.match(e[0]!, /^F:\d+:\d+: child 'ch' of connection 'c': vpp_mode = policy needs vpp_interface or vpp\.policy_interface/);
   assert.equal(ok(conn('        vpp_mode = policy\n        vpp_interface = host-eth0\n')).connections[0]!.children[0]!.vppInterface, 'host-eth0');
   assert.equal(ok(conn('        vpp_mode = policy\n', 'daemon {\n  dataplane = memory\n}\n')).daemon.dataplane, 'memory');
+});
+
+test('retransmission keys: decimals accepted, bad values located', () => {
+  const good = loadConfigText('daemon {\n  retransmit_timeout = 0.5\n  retransmit_base = 1.4\n  retransmit_tries = 3\n}\n', '/x/r.conf');
+  assert.deepEqual(good.errors.map(String), []);
+  assert.equal(good.config!.daemon.retransmitTimeout, 0.5);
+  assert.equal(good.config!.daemon.retransmitBase, 1.4);
+  assert.equal(good.config!.daemon.retransmitTries, 3);
+  const bad = loadConfigText('daemon {\n  retransmit_base = fast\n  retransmit_timeout = 0\n}\n', '/x/r.conf');
+  assert.deepEqual(bad.errors.map(String), [
+    "/x/r.conf:2:21: 'retransmit_base' must be a decimal number, not 'fast'",
+    "/x/r.conf:3:24: 'retransmit_timeout' = 0 is out of range (0.1..300)",
+  ]);
 });
