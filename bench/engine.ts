@@ -25,7 +25,7 @@ import { encrAlg } from '../src/ikev2/crypto/suites.ts';
 const silent = pino({ level: 'silent' });
 const SECRET = psk([], 'bench-preshared-key-0123456789');
 
-function responder(limit: number) {
+export function responder(limit: number) {
   const sched = new FakeScheduler(0);
   const dp = new MemoryDataplane();
   dp.maxEvents = 0;
@@ -52,7 +52,7 @@ function responder(limit: number) {
 }
 
 /** One initiator engine per handshake (each a distinct peer identity), discarded afterwards. */
-async function handshake(r: ReturnType<typeof responder>, i: number): Promise<void> {
+export async function handshake(r: ReturnType<typeof responder>, i: number): Promise<void> {
   const sched = new FakeScheduler(0);
   const dp = new MemoryDataplane();
   let out: OutPacket[] = [];

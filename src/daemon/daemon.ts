@@ -12,6 +12,7 @@ import { Engine, type EngineEvent } from '../ikev2/engine.ts';
 import { UdpTransport } from '../net/udp.ts';
 import type { Dataplane } from '../dataplane/types.ts';
 import { MemoryDataplane } from '../dataplane/memory.ts';
+import { listSasHandler } from '../control/commands.ts';
 import { ControlServer, type Handler, type Reply } from '../control/server.ts';
 import { ikeView, type WallTime } from '../control/views.ts';
 import { createLogs, isLevel, SUBSYSTEMS, type Logs, type Subsystem } from '../log/logger.ts';
@@ -336,17 +337,7 @@ export class Daemon {
   private handlers(): Map<string, Handler> {
     const h = new Map<string, Handler>();
     const wall = this.wall;
-    h.set('list-sas', async (args, reply) => {
-      const name = typeof args.ike === 'string' ? args.ike : undefined;
-      let n = 0;
-      for (const sa of this.engine.table.values()) {
-        if (name && sa.conn?.name !== name) continue;
-        if (sa.dead) continue;
-        await reply.item(ikeView(sa, wall));
-        n++;
-      }
-      return { count: n };
-    });
+    h.set('list-sas', listSasHandler(() => this.engine.table, wall));
     h.set('list-conns', async () =>
       this.config.connections.map((c) => ({
         name: c.name,
