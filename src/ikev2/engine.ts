@@ -20,11 +20,11 @@ import {
   exchangeName,
   notifyName,
 } from './constants.ts';
-import type { IdPayload, IkeHeader, Payload, SaPayload } from './codec/types.ts';
+import type { IdPayload, IkeHeader, KePayload, Payload, SaPayload } from './codec/types.ts';
 import { decodeMessage, decodePayloadChain, encodeMessage, encodePayloadChain } from './codec/message.ts';
 import { ParseError } from '../common/bytes.ts';
 import { IkeCipher, IntegrityError } from './crypto/protect.ts';
-import { createKeyExchange, CryptoError } from './crypto/ke.ts';
+import { createKeyExchange, CryptoError, type KeyExchange } from './crypto/ke.ts';
 import { deriveChildKeys, deriveIkeKeys, deriveRekeyedIkeKeys, Prf } from './crypto/prf.ts';
 import { pskAuth, signedOctets } from './crypto/auth.ts';
 import {
@@ -194,7 +194,6 @@ export class Engine {
   private readonly waiters = new Map<number, { resolve: (sa: IkeSa) => void; reject: (e: Error) => void }[]>();
   /** Connections with start_action=start that we keep up, and their retry state. */
   private readonly keepUp = new Map<string, { tries: number; retryAt: number }>();
-  private readonly halfOpenKeys = new Map<number, string>();
   private readonly espSupported: (encr: EncrAlg, integ: IntegAlg | null) => boolean;
 
   constructor(opts: EngineOptions) {
@@ -275,16 +274,24 @@ export class Engine {
     const sa = this.table.get(key);
     if (!sa || sa.dead || sa.timers[kind] !== due) return; // stale entry
     sa.timers[kind] = 0;
+    try {
+      this.onSaTimer(sa, kind);
+    } catch (e) {
+      this.internalError(sa, e);
+    }
+  }
+
+  private onSaTimer(sa: IkeSa, kind: number): void {
     switch (kind) {
       case Timer.RETRANSMIT:
         return this.retransmit(sa);
       case Timer.HALF_OPEN:
-        if (sa.state !== 'ESTABLISHED') this.destroy(sa, 'half-open timeout', false);
+        if (sa.state !== 'ESTABLISHED') this.destroy(sa, 'half-open timeout');
         return;
       case Timer.DPD:
         return this.dpdCheck(sa);
       case Timer.DELETE_OLD:
-        if (sa.state === 'REKEYED') return this.destroy(sa, 'rekeyed', false);
+        if (sa.state === 'REKEYED') return this.destroy(sa, 'rekeyed');
         for (const c of sa.children) if (c.state === 'REKEYED') this.queueTask(sa, { kind: 'child-delete', child: c });
         return;
       case Timer.CHILD_REKEY:
@@ -337,26 +344,27 @@ export class Engine {
     return [sa.cipher.seal(header, chain.firstType, chain.bytes)];
   }
 
-  private transmit(sa: IkeSa, packets: Buffer[]): void {
+  private transmit(sa: IkeSa, packets: Buffer[], local: Endpoint = sa.local, remote: Endpoint = sa.remote): void {
     for (const data of packets) {
       this.stats.txPackets++;
-      this.opts.send({ local: sa.local, remote: sa.remote, data });
+      this.opts.send({ local, remote, data });
     }
   }
 
   private sendRequest(sa: IkeSa, exchange: number, payloads: Payload[], task: Task): void {
     const mid = sa.sendMid++;
     const packets = this.seal(sa, exchange, mid, false, payloads);
-    sa.active = { mid, exchange, packets, tries: 1, sentAt: this.sched.now(), task };
+    sa.active = { mid, exchange, packets, tries: 1, task };
     this.transmit(sa, packets);
     this.setTimer(sa, Timer.RETRANSMIT, this.sched.now() + this.retransmitDelay(0));
   }
 
+  /** A response goes back to the address and port its request came from (RFC 7296 §2.11). */
   private sendResponse(sa: IkeSa, exchange: number, mid: number, payloads: Payload[]): void {
     const packets = this.seal(sa, exchange, mid, true, payloads);
     sa.lastResponseMid = mid;
     sa.lastResponse = packets;
-    this.transmit(sa, packets);
+    this.transmit(sa, packets, sa.requestLocal ?? sa.local, sa.requestRemote ?? sa.remote);
   }
 
   /** Delay before retransmission n (0 = after the first send): timeout × base^n. */
@@ -373,6 +381,7 @@ export class Engine {
       return;
     }
     this.stats.retransmitsSent++;
+    if (a.tries === 1) this.table.setUnresponsive(sa, true);
     this.transmit(sa, a.packets);
     this.setTimer(sa, Timer.RETRANSMIT, this.sched.now() + this.retransmitDelay(a.tries));
     a.tries++;
@@ -387,7 +396,7 @@ export class Engine {
         : sa.children.some((c) => c.cfg.dpdAction === 'restart' || c.cfg.closeAction === 'start') ||
           this.keepUp.has(sa.conn.name));
     const name = sa.conn?.name;
-    this.destroy(sa, 'peer not responding', false);
+    this.destroy(sa, 'peer not responding');
     if (restart && name) this.scheduleRetry(name);
   }
 
@@ -455,7 +464,7 @@ export class Engine {
         this.stats.rxDroppedBusy++;
         return;
       }
-      sa.pending.push({ local, remote, data });
+      sa.pending.push({ local, remote, data, header: msg.header, payloads: msg.payloads, critical: msg.unsupportedCritical });
       return;
     }
     this.dispatch(sa, local, remote, data, msg.header, msg.payloads, msg.unsupportedCritical);
@@ -469,9 +478,9 @@ export class Engine {
         return;
       }
     } else if (h.messageId !== sa.recvMid) {
-      if (h.messageId === sa.lastResponseMid && sa.lastResponse) {
+      if (h.messageId === sa.lastResponseMid && sa.lastResponse && this.authentic(sa, h, outer, data)) {
         this.stats.retransmitsAnswered++;
-        this.transmit(sa, sa.lastResponse);
+        this.transmit(sa, sa.lastResponse, local, remote);
       } else {
         this.stats.rxInvalid++;
       }
@@ -503,6 +512,10 @@ export class Engine {
       // Authenticated: the peer is reachable here (NAT mapping or float to the NAT-T port).
       this.updateEndpoints(sa, local, remote);
     }
+    if (!response) {
+      sa.requestLocal = local;
+      sa.requestRemote = remote;
+    }
     sa.lastInbound = this.sched.now();
     this.table.touch(sa);
     if (critical.length > 0) {
@@ -516,6 +529,7 @@ export class Engine {
     if (response) {
       const a = sa.active!;
       sa.active = undefined;
+      if (a.tries > 1) this.table.setUnresponsive(sa, false);
       this.clearTimer(sa, Timer.RETRANSMIT);
       this.run(sa, () => this.onResponse(sa, a.task, h, payloads, data));
     } else {
@@ -523,27 +537,34 @@ export class Engine {
     }
   }
 
-  /** Run an SA operation, holding the SA busy across its awaits; then drain queued messages and tasks. */
+  /**
+   * Run an SA operation with the SA held busy from its first statement to the end of its last await,
+   * so no other message or task for the SA interleaves with it; then drain what queued up meanwhile.
+   */
   private run(sa: IkeSa, op: () => Promise<void> | void): void {
+    sa.busyCount++;
     let r: Promise<void> | void;
     try {
       r = op();
     } catch (e) {
+      sa.busyCount--;
       this.internalError(sa, e);
       return this.afterOp(sa);
     }
     if (r instanceof Promise) {
-      sa.busy = true;
       r.catch((e: unknown) => this.internalError(sa, e)).finally(() => {
-        sa.busy = false;
+        sa.busyCount--;
         this.afterOp(sa);
       });
-    } else this.afterOp(sa);
+    } else {
+      sa.busyCount--;
+      this.afterOp(sa);
+    }
   }
 
   private internalError(sa: IkeSa, e: unknown): void {
     this.log.error({ ike: sa.id, err: e instanceof Error ? e.stack : String(e) }, 'internal error, deleting IKE SA');
-    if (!sa.dead) this.destroy(sa, 'internal error', false);
+    if (!sa.dead) this.destroy(sa, 'internal error');
   }
 
   private afterOp(sa: IkeSa): void {
@@ -554,15 +575,43 @@ export class Engine {
     while (sa.pending && sa.pending.length > 0 && !sa.busy && !sa.dead) {
       const m = sa.pending.shift()!;
       if (sa.pending.length === 0) sa.pending = undefined;
-      this.receive(m.local, m.remote, m.data);
+      this.dispatch(sa, m.local, m.remote, m.data, m.header, m.payloads, m.critical);
     }
     this.kick(sa);
   }
 
+  /**
+   * Follow the peer to where an authenticated message came from (RFC 7296 §2.23): when the peer is
+   * behind a NAT (its mapping may change) and we are not, or when it floated to our NAT-T port.
+   * Installed UDP-encapsulated CHILD_SAs follow the new mapping.
+   */
   private updateEndpoints(sa: IkeSa, local: Endpoint, remote: Endpoint): void {
-    if (sa.remote.addr !== remote.addr || sa.remote.port !== remote.port || sa.local.port !== local.port || sa.local.addr !== local.addr) {
-      sa.local = { addr: local.addr, port: local.port };
-      sa.remote = { addr: remote.addr, port: remote.port };
+    if (sa.remote.addr === remote.addr && sa.remote.port === remote.port && sa.local.port === local.port && sa.local.addr === local.addr) return;
+    const floated = local.port === this.opts.portNatT && sa.local.port !== this.opts.portNatT;
+    if (sa.natHere || !(sa.natThere || floated)) return;
+    sa.local = { addr: local.addr, port: local.port };
+    sa.remote = { addr: remote.addr, port: remote.port };
+    for (const c of sa.children) {
+      if (c.state !== 'INSTALLED' && c.state !== 'REKEYED') continue;
+      this.log.info({ ike: sa.id, child_id: c.id, remote: `${remote.addr}:${remote.port}` }, 'peer moved (NAT mapping changed), updating CHILD SA');
+      this.opts.dataplane.update(c.id, sa.local, sa.remote, c.encap).catch((e: Error) => {
+        this.stats.dataplaneErrors++;
+        this.log.warn({ ike: sa.id, child_id: c.id, err: e.message }, 'dataplane update failed');
+      });
+    }
+  }
+
+  /** Whether a retransmitted request really comes from the peer (its ICV checks out) before we answer it again. */
+  private authentic(sa: IkeSa, h: IkeHeader, outer: Payload[], data: Buffer): boolean {
+    if (h.exchange === ExchangeType.IKE_SA_INIT) return true;
+    const sk = outer.find((p) => p.type === PayloadType.SK);
+    if (!sa.cipher || !sk || sk.type !== PayloadType.SK) return false;
+    try {
+      sa.cipher.open(data, sk);
+      return true;
+    } catch {
+      this.stats.rxBadIcv++;
+      return false;
     }
   }
 
@@ -659,19 +708,17 @@ export class Engine {
     sa.state = 'CONNECTING';
     this.applyNatd(sa, payloads, ZERO_SPI);
     sa.peerFragmentation = findNotify(payloads, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED) !== undefined;
-    sa.peerChildless = findNotify(payloads, NotifyType.CHILDLESS_IKEV2_SUPPORTED) !== undefined;
     if (conn.encap) sa.encapForced = true;
     sa.initRequest = data;
     sa.initRequestHash = hashOf(data);
+    sa.halfOpenKey = hoKey;
     this.table.add(sa, hoKey);
-    this.halfOpenKeys.set(sa.id, hoKey);
     const out: Payload[] = [
       { type: PayloadType.SA, critical: false, proposals: [ikeChosenToWire(chosen)] },
       { type: PayloadType.KE, critical: false, group: chosen.suite.ke, data: dh.publicValue },
       { type: PayloadType.NONCE, critical: false, data: sa.nr },
       ...this.natdPayloads(sa),
     ];
-    if (conn.fragmentation !== 'no' && sa.peerFragmentation) out.push(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED));
     out.push(notify(NotifyType.CHILDLESS_IKEV2_SUPPORTED));
     const resp = encodeMessage(this.header(sa, ExchangeType.IKE_SA_INIT, 0, true), out);
     sa.initResponse = resp;
@@ -691,14 +738,15 @@ export class Engine {
       if (r === 'full') return false;
       this.stats.evicted++;
       this.log.info({ ike: r.evict.id, peer: r.evict.remote.addr, reason: r.reason }, 'evicting IKE SA to make room');
-      this.destroy(r.evict, `evicted (${r.reason})`, false);
+      this.destroy(r.evict, `evicted (${r.reason})`);
     }
   }
 
   private natdPayloads(sa: IkeSa): Payload[] {
     const spiR = sa.initiator ? ZERO_SPI : sa.spiR;
-    // With encap forced we pretend to be behind a NAT (as strongSwan's encap=yes) with a random source hash.
-    const src = sa.encapForced && sa.initiator ? this.opts.random(20) : natdHash(sa.spiI, spiR, sa.local.addr, sa.local.port);
+    // With encap forced we pretend to be behind a NAT (as strongSwan's encap=yes), in either role, so
+    // that the peer too uses UDP encapsulation.
+    const src = sa.encapForced ? this.opts.random(20) : natdHash(sa.spiI, spiR, sa.local.addr, sa.local.port);
     return [
       notify(NotifyType.NAT_DETECTION_SOURCE_IP, src),
       notify(NotifyType.NAT_DETECTION_DESTINATION_IP, natdHash(sa.spiI, spiR, sa.remote.addr, sa.remote.port)),
@@ -733,7 +781,6 @@ export class Engine {
         if (sa.state !== 'ESTABLISHED') return this.answer(sa, h, { payloads: [notify(NotifyType.TEMPORARY_FAILURE)] });
         return this.onCreateChildRequest(sa, h, payloads);
       case ExchangeType.INFORMATIONAL:
-        if (sa.state === 'CONNECTING') return this.answer(sa, h, { payloads: [] });
         return this.onInformationalRequest(sa, h, payloads);
       default:
         this.stats.rxInvalid++;
@@ -747,7 +794,7 @@ export class Engine {
     const auth = find(payloads, PayloadType.AUTH);
     if (!idi || !auth) {
       this.answer(sa, h, { payloads: [notify(NotifyType.INVALID_SYNTAX)] });
-      return this.destroy(sa, 'IKE_AUTH without IDi/AUTH', false);
+      return this.destroy(sa, 'IKE_AUTH without IDi/AUTH');
     }
     const idr = find(payloads, PayloadType.IDr);
     let peerIdent: Identity;
@@ -782,37 +829,37 @@ export class Engine {
     const ourId = this.idPayload(PayloadType.IDr, sa.localId);
     const ourAuth = pskAuth(prf, psk, signedOctets(prf, sa.initResponse!, sa.ni, keys.skPr, idBody(ourId)));
     this.established(sa);
-    if (findNotify(payloads, NotifyType.INITIAL_CONTACT)) this.initialContact(sa);
-    else this.applyUnique(sa);
     const out: Payload[] = [ourId, { type: PayloadType.AUTH, critical: false, method: AuthMethod.SHARED_KEY_MIC, data: ourAuth }];
     const sap = find(payloads, PayloadType.SA);
     const tsi = find(payloads, PayloadType.TSi);
     const tsr = find(payloads, PayloadType.TSr);
     if (sap && tsi && tsr) {
       const childOut = await this.respondChild(sa, payloads, sap, tsi.selectors.map(selFromWire), tsr.selectors.map(selFromWire), sa.ni, sa.nr, undefined, true);
-      out.push(...childOut);
+      out.push(...childOut.payloads);
     }
     if (sa.dead) return;
     this.answer(sa, h, { payloads: out });
     sa.initRequest = undefined;
     sa.initResponse = undefined;
     this.startDpd(sa);
+    // Only after our IKE_AUTH response is out may anything else (a DELETE of a duplicate) be sent.
+    if (findNotify(payloads, NotifyType.INITIAL_CONTACT)) this.initialContact(sa);
+    else this.applyUnique(sa);
   }
 
   private authFailed(sa: IkeSa, h: IkeHeader, reason: string): void {
     this.stats.authFailed++;
     this.log.info({ ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name, reason }, 'authentication failed');
     this.answer(sa, h, { payloads: [notify(NotifyType.AUTHENTICATION_FAILED)] });
-    this.destroy(sa, `authentication failed: ${reason}`, false);
+    this.destroy(sa, `authentication failed: ${reason}`);
   }
 
   private established(sa: IkeSa): void {
     sa.state = 'ESTABLISHED';
     sa.establishedAt = this.sched.now();
     this.clearTimer(sa, Timer.HALF_OPEN);
-    const key = this.halfOpenKeys.get(sa.id);
-    this.halfOpenKeys.delete(sa.id);
-    this.table.established(sa, key);
+    this.table.established(sa, sa.halfOpenKey);
+    sa.halfOpenKey = undefined;
     this.stats.ikeEstablished++;
     this.scheduleIkeRekey(sa);
     if (sa.conn) {
@@ -852,7 +899,7 @@ export class Engine {
   /** INITIAL_CONTACT: the peer rebooted; its older SAs with the same identities are gone (RFC 7296 §2.4). */
   private initialContact(sa: IkeSa): void {
     for (const other of [...this.table.peers(sa.localId, sa.remoteId)]) {
-      if (other !== sa && !other.dead) this.destroy(other, 'replaced (INITIAL_CONTACT)', false);
+      if (other !== sa && !other.dead) this.destroy(other, 'replaced (INITIAL_CONTACT)');
     }
   }
 
@@ -905,8 +952,8 @@ export class Engine {
     nr: Buffer,
     rekey: ChildSa | undefined,
     inAuth: boolean,
-    pfs?: { group: number; secret: Buffer },
-  ): Promise<Payload[]> {
+    kePayload?: KePayload,
+  ): Promise<{ payloads: Payload[]; ke?: KePayload }> {
     const conn = sa.conn!;
     const tsiP = tsiIn.filter((s): s is Sel => s !== undefined);
     const tsrP = tsrIn.filter((s): s is Sel => s !== undefined);
@@ -937,18 +984,33 @@ export class Engine {
       this.stats.tsUnacceptable++;
       this.stats.childFailed++;
       this.log.info({ ike: sa.id, conn: conn.name, tsi: tsiP.map(selToString), tsr: tsrP.map(selToString) }, 'traffic selectors unacceptable');
-      return [notify(NotifyType.TS_UNACCEPTABLE)];
+      return { payloads: [notify(NotifyType.TS_UNACCEPTABLE)] };
     }
-    const esp = selectEspProposal(cfg.espProposals, sap.proposals, this.espSupported, { skipKe: inAuth, peerKe: pfs?.group });
+    const esp = selectEspProposal(cfg.espProposals, sap.proposals, this.espSupported, { skipKe: inAuth, peerKe: kePayload?.group });
     if (!esp) {
       this.stats.noProposal++;
       this.stats.childFailed++;
       this.log.info({ ike: sa.id, conn: conn.name, child: cfg.name }, 'no acceptable ESP proposal');
-      return [notify(NotifyType.NO_PROPOSAL_CHOSEN)];
+      return { payloads: [notify(NotifyType.NO_PROPOSAL_CHOSEN)] };
     }
-    if (esp.ke !== 0 && (!pfs || pfs.group !== esp.ke)) {
-      this.stats.invalidKe++;
-      return [notify(NotifyType.INVALID_KE_PAYLOAD, u16(esp.ke))];
+    // PFS only when the chosen proposal has a group (an offer may include NONE): the key exchange
+    // is computed after the choice, so a peer cannot make us run a group we would refuse.
+    let pfsSecret: Buffer | undefined;
+    let ourKe: KePayload | undefined;
+    if (esp.ke !== 0) {
+      if (!kePayload || kePayload.group !== esp.ke) {
+        this.stats.invalidKe++;
+        return { payloads: [notify(NotifyType.INVALID_KE_PAYLOAD, u16(esp.ke))] };
+      }
+      try {
+        const dh = createKeyExchange(esp.ke);
+        pfsSecret = dh.computeSecret(kePayload.data);
+        ourKe = { type: PayloadType.KE, critical: false, group: esp.ke, data: dh.publicValue };
+      } catch (e) {
+        if (!(e instanceof CryptoError)) throw e;
+        this.stats.rxInvalid++;
+        return { payloads: [notify(NotifyType.INVALID_SYNTAX)] };
+      }
     }
     const transport = findNotify(payloads, NotifyType.USE_TRANSPORT_MODE) !== undefined && cfg.mode === 'transport';
     const child = new ChildSa(this.nextChildId++, cfg);
@@ -958,19 +1020,19 @@ export class Engine {
     child.localTs = tsr;
     child.remoteTs = tsi;
     child.replaces = rekey?.id;
-    const keys = deriveChildKeys(sa.prf!.alg, sa.keys!.skD, esp.encr, esp.integ, ni, nr, pfs?.secret);
+    const keys = deriveChildKeys(sa.prf!.alg, sa.keys!.skD, esp.encr, esp.integ, ni, nr, pfsSecret);
     // We are the responder of this exchange: inbound = initiator→responder keys.
     const ok = await this.installChild(sa, child, keys.encI, keys.integI, keys.encR, keys.integR);
-    if (!ok) return [notify(NotifyType.NO_PROPOSAL_CHOSEN)];
-    const out: Payload[] = [
-      { type: PayloadType.SA, critical: false, proposals: [espChosenToWire(esp, u32(child.spiIn))] },
-    ];
-    return [
-      ...out,
-      ...(transport ? [notify(NotifyType.USE_TRANSPORT_MODE)] : []),
-      tsPayload(PayloadType.TSi, tsi.map(selToWire)),
-      tsPayload(PayloadType.TSr, tsr.map(selToWire)),
-    ];
+    if (!ok) return { payloads: [notify(NotifyType.NO_PROPOSAL_CHOSEN)] };
+    return {
+      payloads: [
+        { type: PayloadType.SA, critical: false, proposals: [espChosenToWire(esp, u32(child.spiIn))] },
+        ...(transport ? [notify(NotifyType.USE_TRANSPORT_MODE)] : []),
+        tsPayload(PayloadType.TSi, tsi.map(selToWire)),
+        tsPayload(PayloadType.TSr, tsr.map(selToWire)),
+      ],
+      ke: ourKe,
+    };
   }
 
   /** Allocate our SPI (if not yet), install both directions; on failure nothing is left installed. */
@@ -1057,9 +1119,6 @@ export class Engine {
     const nonce = find(payloads, PayloadType.NONCE);
     if (!sap || !nonce) return this.answer(sa, h, { payloads: [notify(NotifyType.INVALID_SYNTAX)] });
     if (sap.proposals.some((p) => p.protocol === ProtocolId.IKE)) return this.onIkeRekeyRequest(sa, h, payloads, sap, nonce.data);
-    if (sa.active?.task.kind === 'child-create' || sa.active?.task.kind === 'child-delete' && sa.active.task.child.state === 'DELETING') {
-      // A collision with our own exchange on this SA: ask the peer to retry later (RFC 7296 §2.25).
-    }
     let rekey: ChildSa | undefined;
     const rk = findNotify(payloads, NotifyType.REKEY_SA);
     if (rk) {
@@ -1072,32 +1131,17 @@ export class Engine {
     const tsi = find(payloads, PayloadType.TSi);
     const tsr = find(payloads, PayloadType.TSr);
     if (!tsi || !tsr) return this.answer(sa, h, { payloads: [notify(NotifyType.INVALID_SYNTAX)] });
-    const ke = find(payloads, PayloadType.KE);
     const nr = this.opts.random(NONCE_LEN);
-    let pfs: { group: number; secret: Buffer } | undefined;
-    let pub: Buffer | undefined;
-    if (ke) {
-      try {
-        const dh = createKeyExchange(ke.group);
-        pfs = { group: ke.group, secret: dh.computeSecret(ke.data) };
-        pub = dh.publicValue;
-      } catch (e) {
-        if (!(e instanceof CryptoError)) throw e;
-        pfs = undefined;
-      }
-    }
     if (rekey) rekey.state = 'REKEYING';
-    const out = await this.respondChild(sa, payloads, sap, tsi.selectors.map(selFromWire), tsr.selectors.map(selFromWire), nonce.data, nr, rekey, false, pfs);
+    const r = await this.respondChild(sa, payloads, sap, tsi.selectors.map(selFromWire), tsr.selectors.map(selFromWire), nonce.data, nr, rekey, false, find(payloads, PayloadType.KE));
     if (sa.dead) return;
-    const err = findErrorNotify(out);
-    if (err) {
+    if (findErrorNotify(r.payloads)) {
       if (rekey && rekey.state === 'REKEYING') rekey.state = 'INSTALLED';
-      return this.answer(sa, h, { payloads: out });
+      return this.answer(sa, h, { payloads: r.payloads });
     }
-    const sa0 = out[0]!;
-    const rest = out.slice(1);
-    const resp: Payload[] = [sa0, { type: PayloadType.NONCE, critical: false, data: nr }];
-    if (pfs && pub) resp.push({ type: PayloadType.KE, critical: false, group: pfs.group, data: pub });
+    const [sa0, ...rest] = r.payloads;
+    const resp: Payload[] = [sa0!, { type: PayloadType.NONCE, critical: false, data: nr }];
+    if (r.ke) resp.push(r.ke);
     resp.push(...rest);
     this.answer(sa, h, { payloads: resp });
     if (rekey) {
@@ -1119,7 +1163,7 @@ export class Engine {
       this.log.info({ ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name }, 'peer deleted IKE SA');
       const name = sa.conn?.name;
       const restart = sa.children.some((c) => c.cfg.closeAction === 'start');
-      this.destroy(sa, 'deleted by peer', false);
+      this.destroy(sa, 'deleted by peer');
       if (restart && name) this.scheduleRetry(name);
       return;
     }
@@ -1131,8 +1175,9 @@ export class Engine {
         const spi = spiBuf.readUInt32BE(0);
         const child = sa.children.find((c) => c.spiOut === spi);
         if (!child) continue;
-        // If we are deleting it too (collision), our own request is answered anyway; include it here.
-        ours.push(u32(child.spiIn));
+        // Both sides deleting it at once (RFC 7296 §1.4.1): the response must not name it again.
+        const ourDeleteInFlight = sa.active?.task.kind === 'child-delete' && sa.active.task.child === child;
+        if (!ourDeleteInFlight) ours.push(u32(child.spiIn));
         gone.push(child);
       }
     }
@@ -1223,14 +1268,13 @@ export class Engine {
       { type: PayloadType.NONCE, critical: false, data: sa.ni },
       ...this.natdPayloads(sa),
     );
-    if (conn.fragmentation !== 'no') payloads.push(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED));
     if (!sa.authChild) payloads.push(notify(NotifyType.CHILDLESS_IKEV2_SUPPORTED));
     sa.sendMid = 0;
     const h = this.header(sa, ExchangeType.IKE_SA_INIT, 0, false);
     const msg = encodeMessage(h, payloads);
     sa.initRequest = msg;
     sa.sendMid = 1;
-    sa.active = { mid: 0, exchange: ExchangeType.IKE_SA_INIT, packets: [msg], tries: 1, sentAt: this.sched.now(), task: { kind: 'ike-init' } };
+    sa.active = { mid: 0, exchange: ExchangeType.IKE_SA_INIT, packets: [msg], tries: 1, task: { kind: 'ike-init' } };
     this.transmit(sa, [msg]);
     this.setTimer(sa, Timer.RETRANSMIT, this.sched.now() + this.retransmitDelay(0));
   }
@@ -1240,15 +1284,18 @@ export class Engine {
       case 'ike-init':
         return this.onInitResponse(sa, h, payloads, data);
       case 'ike-auth':
-        return this.onAuthResponse(sa, payloads);
+        return this.onAuthResponse(sa, task, payloads);
       case 'child-create':
         return this.onCreateChildResponse(sa, task, payloads);
       case 'child-delete': {
         await this.removeChild(sa, task.child, 'deleted');
         return;
       }
+      case 'delete-spi':
+        if (task.release) this.opts.dataplane.releaseSpi(task.spi);
+        return;
       case 'ike-delete':
-        this.destroy(sa, 'deleted', false);
+        this.destroy(sa, 'deleted');
         return;
       case 'dpd':
         return;
@@ -1258,7 +1305,7 @@ export class Engine {
   }
 
   private failActive(sa: IkeSa, reason: string): void {
-    this.destroy(sa, reason, false);
+    this.destroy(sa, reason);
   }
 
   private onInitResponse(sa: IkeSa, h: IkeHeader, payloads: Payload[], data: Buffer): void {
@@ -1304,7 +1351,6 @@ export class Engine {
     sa.initResponse = data;
     this.applyNatd(sa, payloads, sa.spiR);
     sa.peerFragmentation = findNotify(payloads, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED) !== undefined;
-    sa.peerChildless = findNotify(payloads, NotifyType.CHILDLESS_IKEV2_SUPPORTED) !== undefined;
     // Float to the NAT-T port when a NAT is in the path or encapsulation is forced (RFC 7296 §2.23).
     if ((sa.natHere || sa.natThere || sa.encapForced) && sa.local.port === this.opts.port) {
       sa.local = { addr: sa.local.addr, port: this.opts.portNatT };
@@ -1317,11 +1363,11 @@ export class Engine {
     this.stats.ikeFailed++;
     this.log.info({ ike: sa.id, conn: sa.conn?.name, peer: sa.remote.addr, reason }, 'IKE_SA_INIT failed');
     const name = sa.conn?.name;
-    this.destroy(sa, reason, false);
+    this.destroy(sa, reason);
     if (name && this.keepUp.has(name)) this.scheduleRetry(name);
   }
 
-  private sendAuth(sa: IkeSa): void {
+  private sendAuth(sa: IkeSa): Promise<void> | void {
     const conn = sa.conn!;
     const prf = sa.prf!;
     const keys = sa.keys!;
@@ -1338,8 +1384,7 @@ export class Engine {
     const child = sa.authChild;
     if (child) {
       // The CHILD_SA's SPI is allocated before the request; the SA is installed when the answer comes.
-      void this.prepareChildRequest(sa, child, payloads, undefined, true);
-      return;
+      return this.prepareChildRequest(sa, child, payloads, undefined, true);
     }
     this.sendRequest(sa, ExchangeType.IKE_AUTH, payloads, { kind: 'ike-auth' });
   }
@@ -1347,20 +1392,17 @@ export class Engine {
   /**
    * Add SA/TSi/TSr for a new CHILD_SA to `payloads` and send the request (IKE_AUTH or CREATE_CHILD_SA).
    */
-  private async prepareChildRequest(sa: IkeSa, cfg: ChildConfig, payloads: Payload[], rekey: ChildSa | undefined, inAuth: boolean): Promise<void> {
-    sa.busy = true;
+  private async prepareChildRequest(sa: IkeSa, cfg: ChildConfig, payloads: Payload[], rekey: ChildSa | undefined, inAuth: boolean, group?: number): Promise<void> {
     let spi: number;
     try {
       spi = await this.opts.dataplane.allocateSpi();
     } catch (e) {
-      sa.busy = false;
       this.stats.dataplaneErrors++;
       this.log.warn({ ike: sa.id, err: (e as Error).message }, 'SPI allocation failed');
-      if (inAuth) this.sendRequest(sa, ExchangeType.IKE_AUTH, payloads, { kind: 'ike-auth' });
-      this.afterOp(sa);
+      if (inAuth && !sa.dead) this.sendRequest(sa, ExchangeType.IKE_AUTH, payloads, { kind: 'ike-auth' });
+      if (rekey) this.rekeyFailed(sa, rekey, 'SPI allocation failed');
       return;
     }
-    sa.busy = false;
     if (sa.dead) {
       this.opts.dataplane.releaseSpi(spi);
       return;
@@ -1371,8 +1413,8 @@ export class Engine {
     let ke;
     if (!inAuth) {
       ni = this.opts.random(NONCE_LEN);
-      const group = specs[0]?.ke[0] ?? 0;
-      if (group) ke = createKeyExchange(group);
+      const g = group ?? specs[0]?.ke[0] ?? 0;
+      if (g) ke = createKeyExchange(g);
     }
     if (rekey) out.push(notify(NotifyType.REKEY_SA, EMPTY, ProtocolId.ESP, u32(rekey.spiIn)));
     if (cfg.mode === 'transport') out.push(notify(NotifyType.USE_TRANSPORT_MODE));
@@ -1383,17 +1425,13 @@ export class Engine {
       tsPayload(PayloadType.TSi, this.tsAllowed(cfg, 'local', sa).map(selToWire)),
       tsPayload(PayloadType.TSr, this.tsAllowed(cfg, 'remote', sa).map(selToWire)),
     );
-    if (inAuth) this.sendRequest(sa, ExchangeType.IKE_AUTH, out, { kind: 'ike-auth', child: cfg });
+    if (inAuth) this.sendRequest(sa, ExchangeType.IKE_AUTH, out, { kind: 'ike-auth', child: cfg, spi });
     else this.sendRequest(sa, ExchangeType.CREATE_CHILD_SA, out, { kind: 'child-create', child: cfg, rekey, spi, ni, ke });
-    if (inAuth) this.pendingAuthSpi.set(sa.id, spi);
-    this.afterOp(sa);
   }
 
-  private readonly pendingAuthSpi = new Map<number, number>();
-
-  private async onAuthResponse(sa: IkeSa, payloads: Payload[]): Promise<void> {
-    const spi = this.pendingAuthSpi.get(sa.id);
-    this.pendingAuthSpi.delete(sa.id);
+  private async onAuthResponse(sa: IkeSa, task: Extract<Task, { kind: 'ike-auth' }>, payloads: Payload[]): Promise<void> {
+    const spi = task.spi;
+    task.spi = undefined;
     const release = (): void => {
       if (spi) this.opts.dataplane.releaseSpi(spi);
     };
@@ -1429,7 +1467,7 @@ export class Engine {
     this.startDpd(sa);
     const cfg = sa.authChild;
     if (cfg && spi) {
-      await this.completeChild(sa, cfg, payloads, spi, sa.ni, sa.nr, undefined, undefined);
+      await this.completeChild(sa, cfg, payloads, spi, sa.ni, sa.nr, undefined, true);
     } else if (cfg) {
       sa.authChildError = 'no SPI could be allocated';
     }
@@ -1447,24 +1485,64 @@ export class Engine {
   }
 
   /** The initiator's half of CHILD_SA creation, once the response is in. */
-  private async completeChild(sa: IkeSa, cfg: ChildConfig, payloads: Payload[], spi: number, ni: Buffer, nr: Buffer, rekey: ChildSa | undefined, pfsSecret: Buffer | undefined, pfsGroup = 0): Promise<void> {
+  /**
+   * The initiator's half of CHILD_SA creation, once the response is in. `ke` is our key exchange
+   * when we offered PFS (CREATE_CHILD_SA only). On any failure our SPI is released, a rekeyed child
+   * goes back to INSTALLED (and is retried), and a CHILD_SA the peer did create is deleted again.
+   */
+  private async completeChild(
+    sa: IkeSa,
+    cfg: ChildConfig,
+    payloads: Payload[],
+    spi: number,
+    ni: Buffer,
+    nr: Buffer,
+    rekey: ChildSa | undefined,
+    inAuth: boolean,
+    ke?: KeyExchange,
+  ): Promise<void> {
     const err = findErrorNotify(payloads);
     const sap = find(payloads, PayloadType.SA);
     const tsi = find(payloads, PayloadType.TSi);
     const tsr = find(payloads, PayloadType.TSr);
+    let peerCreated = false;
     const fail = (reason: string): void => {
-      this.opts.dataplane.releaseSpi(spi);
       this.stats.childFailed++;
-      if (rekey && rekey.state === 'REKEYING') rekey.state = 'INSTALLED';
       this.log.info({ ike: sa.id, conn: sa.conn?.name, child: cfg.name, reason }, 'CHILD SA failed');
-      if (cfg === sa.authChild) sa.authChildError = reason;
+      if (cfg === sa.authChild && inAuth) sa.authChildError = reason;
+      // The peer installed its side: tell it to delete it (our SPI names the pair), then release the SPI.
+      if (peerCreated) this.queueTask(sa, { kind: 'delete-spi', spi, release: true });
+      else this.opts.dataplane.releaseSpi(spi);
+      if (rekey) this.rekeyFailed(sa, rekey, reason);
     };
-    if (err) return fail(notifyName(err.notifyType));
-    if (!sap || !tsi || !tsr || sap.proposals.length !== 1) return fail('response without SA/TSi/TSr');
-    const inAuth = rekey === undefined && nr === sa.nr;
+    if (err) {
+      const invalidKe = err.notifyType === NotifyType.INVALID_KE_PAYLOAD && err.data.length === 2 ? err.data.readUInt16BE(0) : 0;
+      if (invalidKe && ke && invalidKe !== ke.group && cfg.espProposals.some((p) => p.ke.includes(invalidKe))) {
+        // RFC 7296 §1.3: retry once with the group the responder asked for.
+        this.opts.dataplane.releaseSpi(spi);
+        if (rekey) rekey.state = 'INSTALLED';
+        this.queueTask(sa, { kind: 'child-create', child: cfg, rekey, group: invalidKe });
+        return;
+      }
+      return fail(notifyName(err.notifyType));
+    }
+    if (!sap || !tsi || !tsr || sap.proposals.length !== 1 || (!inAuth && !nr.length)) return fail('response without SA/Nr/TSi/TSr');
+    peerCreated = true;
     const specs = inAuth ? cfg.espProposals.map(withoutKe) : cfg.espProposals;
     const esp = checkEspResponse(specs, sap.proposals, { skipKe: inAuth });
-    if (!esp || esp.ke !== pfsGroup || !this.espSupported(esp.encr, esp.integ)) return fail('peer chose an ESP proposal we did not offer');
+    if (!esp || !this.espSupported(esp.encr, esp.integ)) return fail('peer chose an ESP proposal we did not offer');
+    // PFS: the chosen group must be the one we sent a KE payload for, and its exchange must succeed.
+    let pfsSecret: Buffer | undefined;
+    if (esp.ke !== 0) {
+      const kep = find(payloads, PayloadType.KE);
+      if (!ke || !kep || kep.group !== esp.ke || ke.group !== esp.ke) return fail('PFS group mismatch');
+      try {
+        pfsSecret = ke.computeSecret(kep.data);
+      } catch (e) {
+        if (!(e instanceof CryptoError)) throw e;
+        return fail(`bad KE payload: ${e.message}`);
+      }
+    }
     const localTs = tsi.selectors.map(selFromWire).filter((s): s is Sel => s !== undefined);
     const remoteTs = tsr.selectors.map(selFromWire).filter((s): s is Sel => s !== undefined);
     if (!localTs.length || !remoteTs.length || !isSubset(localTs, this.tsAllowed(cfg, 'local', sa)) || !isSubset(remoteTs, this.tsAllowed(cfg, 'remote', sa))) {
@@ -1482,8 +1560,15 @@ export class Engine {
     const keys = deriveChildKeys(sa.prf!.alg, sa.keys!.skD, esp.encr, esp.integ, ni, nr, pfsSecret);
     // We initiated this exchange: inbound = responder→initiator keys.
     const ok = await this.installChild(sa, child, keys.encR, keys.integR, keys.encI, keys.integI);
-    if (!ok && cfg === sa.authChild) sa.authChildError = 'dataplane install failed';
-    if (ok && rekey) {
+    if (!ok) {
+      if (sa.dead) return;
+      // installChild released the SPI; the peer still has its side.
+      if (cfg === sa.authChild && inAuth) sa.authChildError = 'dataplane install failed';
+      this.queueTask(sa, { kind: 'delete-spi', spi, release: false });
+      if (rekey) this.rekeyFailed(sa, rekey, 'dataplane install failed');
+      return;
+    }
+    if (rekey) {
       rekey.state = 'REKEYED';
       this.stats.childRekeyed++;
       this.emit({ type: 'child-rekeyed', sa, old: rekey, child });
@@ -1491,46 +1576,30 @@ export class Engine {
     }
   }
 
+  /** A rekey of `child` did not happen: keep the child and try again before it expires. */
+  private rekeyFailed(sa: IkeSa, child: ChildSa, reason: string): void {
+    if (child.state === 'REKEYING') child.state = 'INSTALLED';
+    if (sa.dead || child.state !== 'INSTALLED') return;
+    const now = this.sched.now();
+    const retry = now + (15 + this.jitter(30)) * 1000;
+    child.rekeyAt = child.expireAt ? Math.min(retry, Math.max(now + 1000, child.expireAt - 5000)) : retry;
+    this.log.info({ ike: sa.id, child: child.name, child_id: child.id, reason }, 'CHILD SA rekey failed, retrying later');
+    this.armChildTimer(sa);
+  }
+
   private authDone(sa: IkeSa, reason: string): void {
     this.log.info({ ike: sa.id, conn: sa.conn?.name, peer: sa.remote.addr, reason }, 'IKE_AUTH failed');
     this.stats.ikeFailed++;
     const name = sa.conn?.name;
-    this.destroy(sa, reason, false);
+    this.destroy(sa, reason);
     if (name && this.keepUp.has(name)) this.scheduleRetry(name);
   }
 
   private async onCreateChildResponse(sa: IkeSa, task: Extract<Task, { kind: 'child-create' }>, payloads: Payload[]): Promise<void> {
+    const spi = task.spi!;
+    task.spi = undefined;
     const nonce = find(payloads, PayloadType.NONCE);
-    const ke = find(payloads, PayloadType.KE);
-    const invalidKe = findNotify(payloads, NotifyType.INVALID_KE_PAYLOAD);
-    if (invalidKe && task.spi) {
-      this.opts.dataplane.releaseSpi(task.spi);
-      this.stats.childFailed++;
-      this.log.info({ ike: sa.id, child: task.child.name }, 'peer refused our PFS group');
-      return;
-    }
-    let secret: Buffer | undefined;
-    if (task.ke) {
-      if (!ke || ke.group !== task.ke.group) {
-        if (!findErrorNotify(payloads) && task.spi) {
-          this.opts.dataplane.releaseSpi(task.spi);
-          this.stats.childFailed++;
-          return;
-        }
-      } else {
-        try {
-          secret = task.ke.computeSecret(ke.data);
-        } catch (e) {
-          if (!(e instanceof CryptoError)) throw e;
-        }
-      }
-    }
-    if (!nonce && !findErrorNotify(payloads)) {
-      if (task.spi) this.opts.dataplane.releaseSpi(task.spi);
-      this.stats.childFailed++;
-      return;
-    }
-    await this.completeChild(sa, task.child, payloads, task.spi!, task.ni!, nonce?.data ?? EMPTY, task.rekey, secret, task.ke?.group ?? 0);
+    await this.completeChild(sa, task.child, payloads, spi, task.ni!, nonce?.data ?? EMPTY, task.rekey, false, task.ke);
   }
 
   // ---------------------------------------------------------------- rekeying
@@ -1657,7 +1726,12 @@ export class Engine {
 
   private onIkeRekeyResponse(sa: IkeSa, task: Extract<Task, { kind: 'ike-rekey' }>, payloads: Payload[]): void {
     if (sa.state === 'REKEYING') sa.state = 'ESTABLISHED';
+    if (sa.terminateRequested) {
+      // The operator asked for a delete meanwhile: the SA the peer may have created dies with this one.
+      this.deleteIke(sa);
+    }
     const retryLater = (why: string): void => {
+      if (sa.terminateRequested) return;
       this.log.info({ ike: sa.id, reason: why }, 'IKE SA rekey failed, retrying later');
       this.setTimer(sa, Timer.IKE_REKEY, this.sched.now() + (10 + this.jitter(20)) * 1000);
     };
@@ -1681,8 +1755,9 @@ export class Engine {
       if (!(e instanceof CryptoError)) throw e;
       return retryLater(e.message);
     }
-    this.successor(sa, true, task.spi!, Buffer.from(chosen.spi), chosen, secret, task.ni!, nonce.data);
+    const next = this.successor(sa, true, task.spi!, Buffer.from(chosen.spi), chosen, secret, task.ni!, nonce.data);
     this.queueTask(sa, { kind: 'ike-delete' });
+    if (sa.terminateRequested) this.deleteIke(next);
   }
 
   // ---------------------------------------------------------------- task queue
@@ -1715,7 +1790,10 @@ export class Engine {
         return;
       case 'child-create':
         if (task.rekey) task.rekey.state = 'REKEYING';
-        void this.prepareChildRequest(sa, task.child, [], task.rekey, false);
+        this.run(sa, () => this.prepareChildRequest(sa, task.child, [], task.rekey, false, task.group));
+        return;
+      case 'delete-spi':
+        this.sendRequest(sa, ExchangeType.INFORMATIONAL, [deletePayload(ProtocolId.ESP, [u32(task.spi)])], task);
         return;
       case 'dpd':
         this.sendRequest(sa, ExchangeType.INFORMATIONAL, [], task);
@@ -1764,7 +1842,12 @@ export class Engine {
   /** Delete an IKE SA and its CHILD_SAs, telling the peer. */
   deleteIke(sa: IkeSa): void {
     if (sa.dead) return;
-    if (sa.state !== 'ESTABLISHED' && sa.state !== 'DELETING') return this.destroy(sa, 'terminated', false);
+    if (sa.state === 'REKEYING') {
+      // Let the rekey finish; then the successor is deleted as well (and the old one, as usual).
+      sa.terminateRequested = true;
+      return;
+    }
+    if (sa.state !== 'ESTABLISHED' && sa.state !== 'DELETING' && sa.state !== 'REKEYED') return this.destroy(sa, 'terminated');
     this.queueTask(sa, { kind: 'ike-delete' });
   }
 
@@ -1787,24 +1870,22 @@ export class Engine {
   }
 
   /** Remove an IKE SA now: dataplane cleaned, waiters told, no message sent. */
-  destroy(sa: IkeSa, reason: string, _notifyPeer: boolean): void {
+  destroy(sa: IkeSa, reason: string): void {
     if (sa.dead) return;
     const wasEstablished = sa.state === 'ESTABLISHED' || sa.state === 'DELETING' || sa.state === 'REKEYING';
     if (sa.state === 'REKEYED' && reason === 'deleted') reason = 'rekeyed';
     sa.dead = true;
     sa.state = 'DESTROYING';
     this.gauges.ikeByState.DESTROYING--;
+    const t = sa.active?.task;
+    if (t && (t.kind === 'ike-auth' || t.kind === 'child-create' || (t.kind === 'delete-spi' && t.release)) && t.spi) {
+      this.opts.dataplane.releaseSpi(t.spi);
+      t.spi = undefined;
+    }
     sa.active = undefined;
     sa.queue.length = 0;
     sa.timers.fill(0);
-    const hoKey = this.halfOpenKeys.get(sa.id);
-    this.halfOpenKeys.delete(sa.id);
-    this.table.remove(sa, hoKey);
-    const spi = this.pendingAuthSpi.get(sa.id);
-    if (spi) {
-      this.pendingAuthSpi.delete(sa.id);
-      this.opts.dataplane.releaseSpi(spi);
-    }
+    this.table.remove(sa, sa.halfOpenKey);
     for (const child of sa.children) {
       this.childrenById.delete(child.id);
       this.gauges.childSas--;
@@ -1849,11 +1930,13 @@ export class Engine {
   shutdown(tellPeers: boolean): void {
     this.keepUp.clear();
     for (const sa of [...this.table.values()]) {
-      if (tellPeers && sa.state === 'ESTABLISHED' && sa.cipher) {
+      if (tellPeers && (sa.state === 'ESTABLISHED' || sa.state === 'REKEYING' || sa.state === 'DELETING') && sa.cipher) {
+        // A last message on the way out: it may overlap an exchange in flight, which the peer tolerates
+        // better than an SA it never hears about again.
         const payloads = [deletePayload(ProtocolId.IKE, [])];
         this.transmit(sa, this.seal(sa, ExchangeType.INFORMATIONAL, sa.sendMid++, false, payloads));
       }
-      this.destroy(sa, 'shutdown', false);
+      this.destroy(sa, 'shutdown');
     }
   }
 }

@@ -317,7 +317,7 @@ test('session table at capacity evicts half-open SAs first and refuses when only
   assert.equal(resp.engine.table.size, 2);
   // Free one slot, then fill it with a half-open SA (its IKE_AUTH never arrives).
   const first = [...resp.engine.table.values()].find((x) => x.remote.addr === '192.0.2.11')!;
-  resp.engine.destroy(first, 'test', false);
+  resp.engine.destroy(first, 'test');
   const i4 = mkInit('192.0.2.14');
   w.filter = (p) => (p.local.addr === '192.0.2.14' && isExchange(p, ExchangeType.IKE_AUTH, false) ? 'drop' : 'deliver');
   i4.engine.initiate('lab').catch(() => {});
@@ -395,4 +395,55 @@ test('gauges follow IKE SA states and CHILD SA counts without scanning; a datapl
     assert.equal(n.engine.gauges.childSas, 0);
     assert.deepEqual(Object.values(n.engine.gauges.ikeByState).reduce((x, y) => x + y, 0), 0);
   }
+});
+
+test('at capacity an SA whose peer stopped answering is evicted before a new peer is refused', async () => {
+  const w = new Wire();
+  const s = psk([], 'shared-secret-0123456789abcdef');
+  const resp = w.add('192.0.2.2', config([conn('any', { dpdDelay: 10, local: { auth: 'psk', id: 'b.lab', certs: [], cacerts: [] }, children: [child('net')] })], [s], 1));
+  const mkInit = (addr: string) =>
+    w.add(addr, config([conn('lab', { localAddrs: [addr], remoteAddrs: ['192.0.2.2'], local: { auth: 'psk', id: addr, certs: [], cacerts: [] }, children: [child('net')] })], [s]));
+  const i1 = mkInit('192.0.2.11');
+  await Promise.all([i1.engine.initiate('lab'), w.run()]);
+  const old = [...resp.engine.table.values()][0]!;
+  // The first peer goes silent: the responder's DPD request is retransmitted.
+  w.filter = (p) => (p.remote.addr === '192.0.2.11' ? 'drop' : 'deliver');
+  await w.advance(10_000 + 4_500, 500);
+  const i2 = mkInit('192.0.2.12');
+  await Promise.all([i2.engine.initiate('lab'), w.run()]);
+  assert.equal(old.dead, true, 'the unresponsive SA made room');
+  assert.equal(resp.engine.stats.evicted, 1);
+  assert.equal(resp.engine.table.size, 1);
+  assert.equal([...resp.engine.table.values()][0]!.remote.addr, '192.0.2.12');
+});
+
+test('a CHILD_SA rekey the peer refuses is retried later; the child is never lost', async () => {
+  const { w, a, b, sa, sb } = await establish();
+  const first = sa.children[0]!;
+  b.dp.failNextInstall('VPP said no');
+  a.engine.rekeyChild(sa, first);
+  await w.run();
+  assert.equal(sa.children.length, 1);
+  assert.equal(sa.children[0], first, 'old child kept');
+  assert.equal(first.state, 'INSTALLED');
+  assert.equal(sb.children.length, 1);
+  assert.equal(a.dp.pendingSpis, 0, 'SPI of the failed attempt released');
+  await w.advance(50_000, 1000);
+  assert.notEqual(sa.children[0]!.id, first.id, 'rekeyed on retry');
+  assert.equal(sa.children.length, 1);
+  assert.equal(sb.children.length, 1);
+});
+
+test('PFS: an offer with a group and NONE is answered without KE when the responder has no PFS, keys match', async () => {
+  const { w, a, b, sa, sb } = await establish();
+  a.engine.config.get('lab')!.children.push(child('opt', { localTs: ['10.1.7.0/24'], remoteTs: ['10.2.7.0/24'], espProposals: [{ ...parseProposals('aes256gcm16-x25519', 'esp')[0]!, ke: [31, 0] }] }));
+  b.engine.config.get('lab')!.children.push(child('opt', { localTs: ['10.2.7.0/24'], remoteTs: ['10.1.7.0/24'], espProposals: parseProposals('aes256gcm16', 'esp') }));
+  await a.engine.initiate('lab', 'opt');
+  await w.run();
+  const ca = sa.children.find((c) => c.name === 'opt')!;
+  const cb = sb.children.find((c) => c.name === 'opt')!;
+  assert.ok(ca && cb, 'CHILD_SA up on both sides');
+  assert.equal(ca.proposal!.ke, 0);
+  assert.deepEqual(a.dp.installed.get(ca.id)!.outbound.encKey, b.dp.installed.get(cb.id)!.inbound.encKey);
+  assert.equal(b.dp.installed.size, 2);
 });

@@ -11,6 +11,7 @@ import type { KeyExchange } from '../crypto/ke.ts';
 import type { IkeKeys } from '../crypto/prf.ts';
 import type { Prf } from '../crypto/prf.ts';
 import type { Sel } from './ts.ts';
+import type { IkeHeader, Payload } from '../codec/types.ts';
 
 /** strongSwan's IKE SA state names (what list-sas shows). */
 export type IkeState = 'CREATED' | 'CONNECTING' | 'ESTABLISHED' | 'REKEYING' | 'REKEYED' | 'DELETING' | 'DESTROYING';
@@ -22,13 +23,21 @@ export const Timer = {
   HALF_OPEN: 2,
   DPD: 3,
   IKE_REKEY: 4,
-  IKE_EXPIRE: 5,
-  CHILD_EXPIRE: 6,
   RETRY: 7,
   DELETE_OLD: 8,
   CHILD_REKEY: 9,
 } as const;
 export const TIMER_KINDS = 10;
+
+/** A received message waiting for its SA to become free. */
+export interface PendingMessage {
+  local: SaEndpoint;
+  remote: SaEndpoint;
+  data: Buffer;
+  header: IkeHeader;
+  payloads: Payload[];
+  critical: number[];
+}
 
 export class ChildSa {
   readonly id: number;
@@ -62,15 +71,16 @@ export interface ActiveRequest {
   exchange: number;
   packets: Buffer[];
   tries: number;
-  sentAt: number;
   task: Task;
 }
 
 /** What we are doing as the exchange's initiator. */
 export type Task =
   | { kind: 'ike-init' }
-  | { kind: 'ike-auth'; child?: ChildConfig }
-  | { kind: 'child-create'; child: ChildConfig; rekey?: ChildSa; spi?: number; ni?: Buffer; ke?: KeyExchange }
+  | { kind: 'ike-auth'; child?: ChildConfig; spi?: number }
+  | { kind: 'child-create'; child: ChildConfig; rekey?: ChildSa; group?: number; spi?: number; ni?: Buffer; ke?: KeyExchange }
+  /** Delete a CHILD_SA the peer created but we could not use (our SPI names it); release the SPI after. */
+  | { kind: 'delete-spi'; spi: number; release: boolean }
   | { kind: 'child-delete'; child: ChildSa }
   | { kind: 'ike-delete' }
   | { kind: 'dpd' }
@@ -148,16 +158,20 @@ export class IkeSa {
   readonly timers = new Float64Array(TIMER_KINDS);
   /** Peer capabilities seen in its notifies. */
   peerFragmentation = false;
-  peerChildless = false;
-  /** Messages that arrived while an operation (e.g. a dataplane install) was in progress. */
-  pending: { local: SaEndpoint; remote: SaEndpoint; data: Buffer }[] | undefined;
-  busy = false;
-  /** Number of retransmissions of the current request beyond the first send (the peer stopped answering when > 0). */
-  get unresponsive(): boolean {
-    return this.active !== undefined && this.active.tries > 1;
+  /** Messages (already decoded) that arrived while an operation (e.g. a dataplane install) was in progress. */
+  pending: PendingMessage[] | undefined;
+  /** Operations in progress on this SA (one at a time is the rule; nested steps count too). */
+  busyCount = 0;
+  get busy(): boolean {
+    return this.busyCount > 0;
   }
-  /** Keying attempts made for this connection (initiator). */
-  keyingTry = 0;
+  /** Where the last request came from: its response goes back there (RFC 7296 §2.11). */
+  requestLocal: SaEndpoint | undefined;
+  requestRemote: SaEndpoint | undefined;
+  /** Key of this SA in the half-open index (responder, until IKE_AUTH completes). */
+  halfOpenKey: string | undefined;
+  /** The operator asked to terminate it while a rekey was in flight: delete the successor too. */
+  terminateRequested = false;
   /** Child to create together with IKE_AUTH (initiator). */
   authChild: ChildConfig | undefined;
   /** Why the CHILD_SA of IKE_AUTH failed, when it did (the IKE SA stays up). */

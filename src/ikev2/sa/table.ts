@@ -17,6 +17,8 @@ export class SaTable {
   private readonly halfOpenInit = new Map<string, IkeSa>();
   /** Half-open SAs in creation order (oldest first) – eviction candidates. */
   private readonly halfOpen = new Map<number, IkeSa>();
+  /** SAs whose peer stopped answering (a request is being retransmitted), oldest first. */
+  private readonly unresponsive = new Map<number, IkeSa>();
   private readonly byPeer = new Map<string, Set<IkeSa>>();
   private readonly byConn = new Map<string, Set<IkeSa>>();
   limit: number;
@@ -42,10 +44,7 @@ export class SaTable {
   admission(): 'ok' | 'full' | { evict: IkeSa; reason: EvictReason } {
     if (this.byId.size < this.limit) return 'ok';
     for (const ho of this.halfOpen.values()) return { evict: ho, reason: 'half-open' };
-    // Least recently active first: an unresponsive peer is usually also the least recently heard.
-    for (const sa of this.byId.rvalues()) {
-      if (sa?.unresponsive) return { evict: sa, reason: 'unresponsive' };
-    }
+    for (const sa of this.unresponsive.values()) return { evict: sa, reason: 'unresponsive' };
     return 'full';
   }
 
@@ -53,7 +52,14 @@ export class SaTable {
     this.byId.set(sa.id, sa);
     this.bySpi.set(spiKey(sa.ourSpi), sa);
     if (halfOpenKey) this.halfOpenInit.set(halfOpenKey, sa);
-    this.halfOpen.set(sa.id, sa);
+    // Only half-open SAs a peer asked for are cheap to lose; our own outgoing ones are not evicted.
+    if (!sa.initiator) this.halfOpen.set(sa.id, sa);
+  }
+
+  /** The engine's view of whether the SA's peer answers (kept here so admission() never scans). */
+  setUnresponsive(sa: IkeSa, yes: boolean): void {
+    if (yes) this.unresponsive.set(sa.id, sa);
+    else this.unresponsive.delete(sa.id);
   }
 
   /** Record activity (moves the SA to the most-recent end). */
@@ -91,6 +97,7 @@ export class SaTable {
     this.byId.delete(sa.id);
     if (this.bySpi.get(spiKey(sa.ourSpi)) === sa) this.bySpi.delete(spiKey(sa.ourSpi));
     this.halfOpen.delete(sa.id);
+    this.unresponsive.delete(sa.id);
     if (halfOpenKey && this.halfOpenInit.get(halfOpenKey) === sa) this.halfOpenInit.delete(halfOpenKey);
     removeFrom(this.byPeer, peerKey(sa.localId, sa.remoteId), sa);
     if (sa.conn) removeFrom(this.byConn, sa.conn.name, sa);
