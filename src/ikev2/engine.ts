@@ -193,7 +193,10 @@ export class Engine {
   /** Waiters of `initiate()` calls, per IKE SA id. */
   private readonly waiters = new Map<number, { resolve: (sa: IkeSa) => void; reject: (e: Error) => void }[]>();
   /** Connections with start_action=start that we keep up, and their retry state. */
-  private readonly keepUp = new Map<string, { tries: number; retryAt: number }>();
+  private readonly keepUp = new Map<string, KeepUp>();
+  /** Retry timers are keyed by a negative number per connection kept up. */
+  private readonly keepUpById = new Map<number, string>();
+  private nextKeepUpId = 1;
   private readonly espSupported: (encr: EncrAlg, integ: IntegAlg | null) => boolean;
 
   constructor(opts: EngineOptions) {
@@ -247,7 +250,7 @@ export class Engine {
     for (const conn of this.index.connections) {
       if (only && !only.has(conn.name)) continue;
       if (conn.children.some((c) => c.startAction === 'start') && !this.keepUp.has(conn.name)) {
-        this.keepUp.set(conn.name, { tries: 0, retryAt: 0 });
+        this.keepUpEntry(conn.name);
         this.initiate(conn.name).catch((e: Error) => this.log.info({ conn: conn.name, err: e.message }, 'start failed'));
       }
     }
@@ -255,7 +258,20 @@ export class Engine {
 
   /** Stop keeping a connection up (removed by reload, terminated by the operator). */
   forgetConnection(name: string): void {
+    const st = this.keepUp.get(name);
+    if (!st) return;
     this.keepUp.delete(name);
+    this.keepUpById.delete(st.id);
+  }
+
+  private keepUpEntry(name: string): KeepUp {
+    let st = this.keepUp.get(name);
+    if (!st) {
+      st = { id: this.nextKeepUpId++, tries: 0, retryAt: 0 };
+      this.keepUp.set(name, st);
+      this.keepUpById.set(st.id, name);
+    }
+    return st;
   }
 
   // ---------------------------------------------------------------- timers
@@ -270,7 +286,7 @@ export class Engine {
   }
 
   private onTimer(key: number, kind: number, due: number): void {
-    if (key === 0) return this.onGlobalTimer(kind);
+    if (key < 0) return this.onRetryTimer(-key, due);
     const sa = this.table.get(key);
     if (!sa || sa.dead || sa.timers[kind] !== due) return; // stale entry
     sa.timers[kind] = 0;
@@ -304,23 +320,13 @@ export class Engine {
     }
   }
 
-  private onGlobalTimer(kind: number): void {
-    if (kind === Timer.RETRY) {
-      const now = this.sched.now();
-      for (const [name, st] of this.keepUp) {
-        if (st.retryAt && st.retryAt <= now) {
-          st.retryAt = 0;
-          if (this.table.ofConnection(name).size === 0 && !this.connecting(name)) {
-            this.initiate(name).catch(() => {});
-          }
-        }
-      }
-    }
-  }
-
-  private connecting(name: string): boolean {
-    for (const sa of this.table.values()) if (sa.conn?.name === name && !sa.dead) return true;
-    return false;
+  /** A connection we keep up is due for another attempt (unless an SA for it exists by now). */
+  private onRetryTimer(id: number, due: number): void {
+    const name = this.keepUpById.get(id);
+    const st = name === undefined ? undefined : this.keepUp.get(name);
+    if (!name || !st || st.retryAt !== due) return;
+    st.retryAt = 0;
+    if (this.table.ofConnection(name).size === 0) this.initiate(name).catch(() => {});
   }
 
   // ---------------------------------------------------------------- sending
@@ -403,18 +409,17 @@ export class Engine {
   private scheduleRetry(name: string): void {
     const conn = this.index.get(name);
     if (!conn) return;
-    let st = this.keepUp.get(name);
-    if (!st) this.keepUp.set(name, (st = { tries: 0, retryAt: 0 }));
+    const st = this.keepUpEntry(name);
     st.tries++;
     if (conn.keyingtries !== 0 && st.tries >= conn.keyingtries && !conn.children.some((c) => c.startAction === 'start' || c.dpdAction === 'restart')) {
-      this.keepUp.delete(name);
+      this.forgetConnection(name);
       return;
     }
     // Backoff: 1 s, 2 s, 4 s ... capped at 60 s, with jitter from the random source.
     const base = Math.min(60_000, 1000 * 2 ** Math.min(st.tries - 1, 6));
     const jitter = this.opts.random(2).readUInt16BE() % Math.max(1, Math.floor(base / 4));
     st.retryAt = this.sched.now() + base + jitter;
-    this.sched.schedule(st.retryAt, 0, Timer.RETRY);
+    this.sched.schedule(st.retryAt, -st.id, Timer.RETRY);
   }
 
   // ---------------------------------------------------------------- receiving
@@ -925,17 +930,24 @@ export class Engine {
 
   // ---------------------------------------------------------------- CHILD_SA creation (responder)
 
+  /** The selectors a child config allows on one side, `dynamic` resolved to that side's IKE address. */
   private tsAllowed(cfg: ChildConfig, side: 'local' | 'remote', sa: IkeSa): Sel[] {
-    const specs = side === 'local' ? cfg.localTs : cfg.remoteTs;
-    const host = side === 'local' ? sa.local.addr : sa.remote.addr;
-    const list = specs.length ? specs : ['dynamic'];
-    const out: Sel[] = [];
-    for (const s of list) {
-      const t = parseTrafficSelector(s);
-      out.push(t === 'dynamic' ? selForHost(host) : selFromSpec(t));
+    let parsed = this.tsCache.get(cfg);
+    if (!parsed) {
+      const conv = (specs: string[]): (Sel | 'dynamic')[] =>
+        (specs.length ? specs : ['dynamic']).map((x) => {
+          const t = parseTrafficSelector(x);
+          return t === 'dynamic' ? t : selFromSpec(t);
+        });
+      parsed = { local: conv(cfg.localTs), remote: conv(cfg.remoteTs) };
+      this.tsCache.set(cfg, parsed);
     }
-    return out;
+    const host = side === 'local' ? sa.local.addr : sa.remote.addr;
+    return parsed[side].map((t) => (t === 'dynamic' ? selForHost(host) : t));
   }
+
+  /** Parsed traffic selectors per child config (configs are immutable; a reload brings new objects). */
+  private readonly tsCache = new WeakMap<ChildConfig, { local: (Sel | 'dynamic')[]; remote: (Sel | 'dynamic')[] }>();
 
   /**
    * Create the CHILD_SA a peer asks for (IKE_AUTH or CREATE_CHILD_SA): pick the child config by traffic
@@ -1219,6 +1231,17 @@ export class Engine {
     const child = childName === undefined ? conn.children[0] : conn.children.find((c) => c.name === childName);
     if (childName !== undefined && !child) return Promise.reject(new Error(`connection '${connName}' has no child '${childName}'`));
     for (const sa of this.table.ofConnection(connName)) {
+      if (sa.state === 'CONNECTING' && sa.initiator && !sa.dead && sa.conn === conn) {
+        // Already on its way: wait for it (a child other than the one in IKE_AUTH follows after).
+        if (child && child !== sa.authChild && !sa.queue.some((t) => t.kind === 'child-create' && t.child === child)) {
+          sa.queue.push({ kind: 'child-create', child });
+        }
+        return new Promise<IkeSa>((resolve, reject) => {
+          const w = this.waiters.get(sa.id);
+          if (w) w.push({ resolve, reject });
+          else this.waiters.set(sa.id, [{ resolve, reject }]);
+        });
+      }
       if (sa.state === 'ESTABLISHED' && !sa.dead && sa.conn === conn) {
         if (child) {
           if (sa.children.some((c) => c.cfg === child && c.state === 'INSTALLED')) return Promise.resolve(sa);
@@ -1919,7 +1942,7 @@ export class Engine {
   compactTimers(): void {
     if (this.sched.pending > 4 * (this.table.size + 16)) {
       this.sched.compact((key, kind, at) => {
-        if (key === 0) return true;
+        if (key < 0) return this.keepUpById.has(-key);
         const sa = this.table.get(key);
         return sa !== undefined && sa.timers[kind] === at;
       });
@@ -1929,6 +1952,7 @@ export class Engine {
   /** Stop everything: delete every IKE SA (telling peers when `tellPeers`). */
   shutdown(tellPeers: boolean): void {
     this.keepUp.clear();
+    this.keepUpById.clear();
     for (const sa of [...this.table.values()]) {
       if (tellPeers && (sa.state === 'ESTABLISHED' || sa.state === 'REKEYING' || sa.state === 'DELETING') && sa.cipher) {
         // A last message on the way out: it may overlap an exchange in flight, which the peer tolerates
@@ -1942,6 +1966,13 @@ export class Engine {
 }
 
 const ZERO_SPI = Buffer.alloc(8);
+
+/** A connection the engine keeps up (start_action = start, dpd/close action restart). */
+interface KeepUp {
+  id: number;
+  tries: number;
+  retryAt: number;
+}
 
 function hashOf(b: Buffer): string {
   return createHash('sha1').update(b).digest('hex');

@@ -447,3 +447,22 @@ test('PFS: an offer with a group and NONE is answered without KE when the respon
   assert.deepEqual(a.dp.installed.get(ca.id)!.outbound.encKey, b.dp.installed.get(cb.id)!.inbound.encKey);
   assert.equal(b.dp.installed.size, 2);
 });
+
+test('start_action = start keeps a connection up: after the peer was unreachable it is retried with backoff', async () => {
+  const { w, a, b } = pair({
+    a: { children: [child('net', { localTs: ['10.1.0.0/16'], remoteTs: ['10.2.0.0/16'], startAction: 'start' })] },
+  });
+  w.filter = () => 'drop';
+  a.engine.startConnections();
+  await w.run();
+  // Initial send + 5 retransmissions, then the first retry after ~1 s.
+  await w.advance(170_000, 1000);
+  assert.equal(b.engine.table.size, 0);
+  w.filter = () => 'deliver';
+  await w.advance(200_000, 1000);
+  const sas = [...a.engine.table.values()];
+  assert.equal(sas.length, 1, 'exactly one IKE SA, no duplicates');
+  assert.equal(sas[0]!.state, 'ESTABLISHED');
+  assert.equal(sas[0]!.children.length, 1);
+  assert.equal(b.engine.table.size, 1);
+});

@@ -52,8 +52,10 @@ export class SaTable {
     this.byId.set(sa.id, sa);
     this.bySpi.set(spiKey(sa.ourSpi), sa);
     if (halfOpenKey) this.halfOpenInit.set(halfOpenKey, sa);
-    // Only half-open SAs a peer asked for are cheap to lose; our own outgoing ones are not evicted.
+    // Only half-open SAs a peer asked for are cheap to lose; our own outgoing ones are not evicted,
+    // and they count for their connection from the start (so it is not initiated twice).
     if (!sa.initiator) this.halfOpen.set(sa.id, sa);
+    else if (sa.conn) addTo(this.byConn, sa.conn.name, sa);
   }
 
   /** The engine's view of whether the SA's peer answers (kept here so admission() never scans). */
