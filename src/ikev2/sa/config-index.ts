@@ -5,64 +5,63 @@
  * to short lists that are scanned.
  */
 import type { ConnectionConfig, SecretConfig } from '../../config/types.ts';
-import { ipFamily, ipToBytes, bytesToBigInt, normalizeIp } from '../../common/addr.ts';
+import { bigIntToBytes, bytesToBigInt, bytesToIp, ipToBytes, normalizeIp } from '../../common/addr.ts';
+import { parseAddressBlock } from '../../config/ts.ts';
 import { identityMatches, parseIdentity, type Identity } from '../../config/identity.ts';
 
-interface AddrPattern {
-  conn: ConnectionConfig;
+interface Range {
   family: 4 | 6;
   start: bigint;
   end: bigint;
 }
 
-/** Parses an address spec from local_addrs / remote_addrs: address, CIDR, range, %any. */
-function addrRange(spec: string): { family: 4 | 6; start: bigint; end: bigint } | 'any' | undefined {
-  const s = spec.trim();
-  if (s === '%any' || s === '%any4' || s === '%any6' || s === '0.0.0.0/0' || s === '::/0') return 'any';
-  const slash = s.indexOf('/');
-  if (slash > 0) {
-    const b = ipToBytes(s.slice(0, slash));
-    const bits = Number(s.slice(slash + 1));
-    if (!b || !Number.isInteger(bits)) return undefined;
-    const total = b.length * 8;
-    const v = bytesToBigInt(b);
-    const hostBits = BigInt(total - bits);
-    const start = (v >> hostBits) << hostBits;
-    return { family: b.length === 4 ? 4 : 6, start, end: start + (1n << hostBits) - 1n };
+/** An address list from local_addrs / remote_addrs: 'any' (empty or %any) or ranges. */
+type AddrSpec = 'any' | Range[];
+
+/** Parses an address list once (addresses, CIDR blocks, ranges; the loader has validated them). */
+function addrSpec(specs: string[]): AddrSpec {
+  if (specs.length === 0) return 'any';
+  const out: Range[] = [];
+  for (const raw of specs) {
+    const s = raw.trim();
+    if (s === '%any' || s === '%any4' || s === '%any6') return 'any';
+    try {
+      const b = parseAddressBlock(s);
+      out.push({ family: b.family, start: bytesToBigInt(b.start), end: bytesToBigInt(b.end) });
+    } catch {
+      // not an address (the loader rejects these): never matches
+    }
   }
-  const dash = s.indexOf('-');
-  if (dash > 0) {
-    const a = ipToBytes(s.slice(0, dash));
-    const z = ipToBytes(s.slice(dash + 1));
-    if (!a || !z || a.length !== z.length) return undefined;
-    return { family: a.length === 4 ? 4 : 6, start: bytesToBigInt(a), end: bytesToBigInt(z) };
-  }
-  const b = ipToBytes(s);
-  if (!b) return undefined; // a DNS name: resolved by the transport layer, not matched here
-  const v = bytesToBigInt(b);
-  return { family: b.length === 4 ? 4 : 6, start: v, end: v };
+  return out;
 }
 
+function inSpec(spec: AddrSpec, addr: string): boolean {
+  if (spec === 'any') return true;
+  const b = ipToBytes(addr);
+  if (!b) return false;
+  const v = bytesToBigInt(b);
+  const fam = b.length === 4 ? 4 : 6;
+  return spec.some((r) => r.family === fam && r.start <= v && v <= r.end);
+}
+
+/** Connections by remote address: exact addresses in a map, blocks and %any in short lists. */
 class AddrIndex {
   private readonly exact = new Map<string, ConnectionConfig[]>();
-  private readonly ranges: AddrPattern[] = [];
+  private readonly ranges: { conn: ConnectionConfig; range: Range }[] = [];
   private readonly any: ConnectionConfig[] = [];
 
-  add(conn: ConnectionConfig, specs: string[]): void {
-    if (specs.length === 0) {
+  add(conn: ConnectionConfig, spec: AddrSpec): void {
+    if (spec === 'any') {
       this.any.push(conn);
       return;
     }
-    for (const spec of specs) {
-      const r = addrRange(spec);
-      if (r === 'any') this.any.push(conn);
-      else if (r === undefined) continue;
-      else if (r.start === r.end) {
-        const key = normalizeIp(spec.trim());
+    for (const r of spec) {
+      if (r.start === r.end) {
+        const key = bytesToIp(bigIntToBytes(r.start, r.family === 4 ? 4 : 16));
         const l = this.exact.get(key);
         if (l) l.push(conn);
         else this.exact.set(key, [conn]);
-      } else this.ranges.push({ conn, ...r });
+      } else this.ranges.push({ conn, range: r });
     }
   }
 
@@ -70,29 +69,10 @@ class AddrIndex {
   match(addr: string): ConnectionConfig[] {
     const out: ConnectionConfig[] = [...(this.exact.get(normalizeIp(addr)) ?? [])];
     if (this.ranges.length) {
-      const b = ipToBytes(addr);
-      if (b) {
-        const v = bytesToBigInt(b);
-        const fam = b.length === 4 ? 4 : 6;
-        for (const r of this.ranges) if (r.family === fam && r.start <= v && v <= r.end) out.push(r.conn);
-      }
+      for (const r of this.ranges) if (inSpec([r.range], addr)) out.push(r.conn);
     }
     for (const c of this.any) out.push(c);
     return out;
-  }
-
-  matches(conn: ConnectionConfig, specs: string[], addr: string): boolean {
-    if (specs.length === 0) return true;
-    const b = ipToBytes(addr);
-    for (const spec of specs) {
-      const r = addrRange(spec);
-      if (r === 'any') return true;
-      if (!r || !b) continue;
-      const v = bytesToBigInt(b);
-      if (r.family === (b.length === 4 ? 4 : 6) && r.start <= v && v <= r.end) return true;
-    }
-    void conn;
-    return false;
   }
 }
 
@@ -109,13 +89,18 @@ export class ConfigIndex {
   private readonly secretsById = new Map<string, SecretConfig[]>();
   private readonly anySecrets: SecretConfig[] = [];
   private readonly order = new Map<ConnectionConfig, number>();
+  private readonly addrs = new Map<ConnectionConfig, { local: AddrSpec; remote: AddrSpec }>();
+  /** Canonical identities of each secret, computed once. */
+  private readonly secretIds = new Map<SecretConfig, string[]>();
 
   constructor(connections: ConnectionConfig[], secrets: SecretConfig[]) {
     this.connections = connections;
     connections.forEach((c, i) => {
       this.order.set(c, i);
       this.byName.set(c.name, c);
-      this.remoteAddr.add(c, c.remoteAddrs);
+      const a = { local: addrSpec(c.localAddrs), remote: addrSpec(c.remoteAddrs) };
+      this.addrs.set(c, a);
+      this.remoteAddr.add(c, a.remote);
       const rid = c.remote.id;
       if (isWildcardId(rid)) this.wildcardRemoteId.push(c);
       else {
@@ -127,9 +112,10 @@ export class ConfigIndex {
     });
     for (const s of secrets) {
       if (s.kind !== 'ike') continue;
+      const ids = s.ids.map(canonicalId);
+      this.secretIds.set(s, ids);
       if (s.ids.length === 0) this.anySecrets.push(s);
-      for (const id of s.ids) {
-        const key = canonicalId(id);
+      for (const key of ids) {
         const l = this.secretsById.get(key);
         if (l) l.push(s);
         else this.secretsById.set(key, [s]);
@@ -143,9 +129,7 @@ export class ConfigIndex {
 
   /** Connections that may answer an IKE_SA_INIT from `remote` to `local`, most specific first. */
   forInit(local: string, remote: string): ConnectionConfig[] {
-    return this.remoteAddr
-      .match(remote)
-      .filter((c) => this.remoteAddr.matches(c, c.localAddrs, local));
+    return this.remoteAddr.match(remote).filter((c) => inSpec(this.addrs.get(c)!.local, local));
   }
 
   /**
@@ -158,8 +142,8 @@ export class ConfigIndex {
     let best: ConnectionConfig | undefined;
     let bestScore = -1;
     for (const c of candidates) {
-      if (!this.remoteAddr.matches(c, c.remoteAddrs, remote)) continue;
-      if (!this.remoteAddr.matches(c, c.localAddrs, local)) continue;
+      const a = this.addrs.get(c)!;
+      if (!inSpec(a.remote, remote) || !inSpec(a.local, local)) continue;
       let score = exact.includes(c) ? 4 : 1;
       if (wantedLocal) {
         if (matchesPattern(c.local.id, wantedLocal)) score += 2;
@@ -184,7 +168,7 @@ export class ConfigIndex {
       if (!s.secretBytes) return;
       let score = 0;
       if (s.ids.length) {
-        const ids = s.ids.map(canonicalId);
+        const ids = this.secretIds.get(s)!;
         const hasL = ids.includes(l);
         const hasR = ids.includes(r);
         if (!hasL && !hasR) return;
@@ -220,4 +204,3 @@ function matchesPattern(pattern: string, id: Identity): boolean {
   return identityMatches(pattern, id);
 }
 
-export { ipFamily };
