@@ -23,6 +23,8 @@ export interface Reply {
 export type Handler = (args: Record<string, unknown>, reply: Reply) => Promise<unknown>;
 
 const MAX_REQUEST = 64 * 1024;
+/** Bytes of unread events after which a monitor connection is closed. */
+const MAX_EVENT_BACKLOG = 4 * 1024 * 1024;
 
 export class ControlServer {
   private server: net.Server | undefined;
@@ -58,15 +60,18 @@ export class ControlServer {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') throw e;
     }
     this.server = net.createServer((s) => this.onConnection(s));
-    await new Promise<void>((resolve, reject) => {
-      this.server!.once('error', reject);
-      const old = process.umask(0o117);
-      this.server!.listen(this.path, () => {
-        process.umask(old);
-        this.server!.off('error', reject);
-        resolve();
+    const old = process.umask(0o117);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.server!.once('error', reject);
+        this.server!.listen(this.path, () => {
+          this.server!.off('error', reject);
+          resolve();
+        });
       });
-    });
+    } finally {
+      process.umask(old);
+    }
     fs.chmodSync(this.path, 0o660);
   }
 
@@ -91,7 +96,14 @@ export class ControlServer {
       });
     const reply: Reply = {
       item: (x) => write({ item: x }),
-      event: (x) => void write({ event: x }),
+      event: (x) => {
+        // A monitor that does not read is dropped rather than buffered without bound.
+        if (sock.writableLength > MAX_EVENT_BACKLOG) {
+          sock.destroy();
+          return;
+        }
+        if (!closed) sock.write(JSON.stringify({ event: x }) + '\n');
+      },
       onClose: (f) => closers.push(f),
       get closed() {
         return closed;

@@ -5,7 +5,8 @@
 import type { IkeSa, ChildSa } from '../ikev2/sa/ike-sa.ts';
 import { formatEspProposal, formatIkeSuite } from '../ikev2/crypto/proposals.ts';
 import { selToString } from '../ikev2/sa/ts.ts';
-import { hex8 } from '../ikev2/engine.ts';
+import { endpointText } from '../common/text.ts';
+import { hex8 } from '../common/hex.ts';
 
 /** Converts engine clock times (ms) to wall-clock ISO strings. */
 export type WallTime = (t: number) => string | null;
@@ -54,9 +55,6 @@ export function ikeView(sa: IkeSa, wall: WallTime) {
 
 export type IkeView = ReturnType<typeof ikeView>;
 
-function ep(addr: string, port: number): string {
-  return addr.includes(':') ? `[${addr}]:${port}` : `${addr}:${port}`;
-}
 
 /** strongSwan-like text block for one IKE SA. */
 export function formatIkeText(v: IkeView): string {
@@ -64,8 +62,8 @@ export function formatIkeText(v: IkeView): string {
   lines.push(
     `${v.name ?? '?'}: #${v.id}, ${v.state}, IKEv2, ${v.spi_i}_i${v.initiator ? '*' : ''} ${v.spi_r}_r${v.initiator ? '' : '*'}`,
   );
-  lines.push(`  local  '${v.local.id ?? ''}' @ ${ep(v.local.addr, v.local.port)}${v.nat_local ? ' [NAT]' : ''}`);
-  lines.push(`  remote '${v.remote.id ?? ''}' @ ${ep(v.remote.addr, v.remote.port)}${v.nat_remote ? ' [NAT]' : ''}`);
+  lines.push(`  local  '${v.local.id ?? ''}' @ ${endpointText(v.local.addr, v.local.port)}${v.nat_local ? ' [NAT]' : ''}`);
+  lines.push(`  remote '${v.remote.id ?? ''}' @ ${endpointText(v.remote.addr, v.remote.port)}${v.nat_remote ? ' [NAT]' : ''}`);
   if (v.proposal) lines.push(`  ${v.proposal}`);
   if (v.established_at) lines.push(`  established ${v.established_at}`);
   for (const c of v.child_sas) {

@@ -21,6 +21,7 @@ import { SdNotify } from './sd-notify.ts';
 import { InstrumentedDataplane, connectionOf } from './instrumented-dataplane.ts';
 import { MetricsServer, renderMetrics } from './metrics.ts';
 import { diffConnections, settingChanges, type ReloadReport } from './reload.ts';
+import { snakeKeys as snake } from '../common/text.ts';
 
 export interface DaemonOptions {
   configPath: string;
@@ -533,6 +534,4 @@ function str(v: unknown, name: string): string {
   return v;
 }
 
-function snake(o: object): Record<string, unknown> {
-  return Object.fromEntries(Object.entries(o).map(([k, v]) => [k.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`), v]));
-}
+

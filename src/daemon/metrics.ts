@@ -7,6 +7,7 @@ import http from 'node:http';
 import type { EngineStats } from '../ikev2/engine.ts';
 import type { SaGauges } from '../ikev2/sa/ike-sa.ts';
 import { DATAPLANE_OPS, LATENCY_BUCKETS, type InstrumentedDataplane } from './instrumented-dataplane.ts';
+import { snakeCase as snake } from '../common/text.ts';
 
 export interface MetricsLog {
   info(obj: object, msg: string): void;
@@ -71,9 +72,6 @@ const TRANSPORT_COUNTERS: Readonly<Record<string, readonly [string, string, stri
   sendErrors: ['vpp_iked_udp_send_errors_total', 'IKE messages that could not be sent'],
 };
 
-function snake(k: string): string {
-  return k.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`);
-}
 
 /** A label value as the exposition format quotes it. */
 export function escapeLabel(v: string): string {

@@ -4,6 +4,7 @@
  * over two configs; the daemon applies the result.
  */
 import type { Config, ConnectionConfig } from '../config/types.ts';
+import { snakeCase } from '../common/text.ts';
 
 export interface ReloadReport {
   added: string[];
@@ -93,7 +94,7 @@ export function diffConnections(
 }
 
 function configName(section: string, field: string): string {
-  return `${section}.${field.replace(/[A-Z]/g, (m) => `_${m.toLowerCase()}`)}`;
+  return `${section}.${snakeCase(field)}`;
 }
 
 /** daemon/vpp settings that differ, split into those applied now and those needing a restart (config key names). */

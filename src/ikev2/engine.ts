@@ -75,6 +75,7 @@ import type { ChildConfig, Config, ConnectionConfig, ProposalSpec } from '../con
 import { parseTrafficSelector } from '../config/ts.ts';
 import { identityMatches, identityToString, parseIdentity, type Identity } from '../config/identity.ts';
 import { ipFamily } from '../common/addr.ts';
+import { hex8 } from '../common/hex.ts';
 
 export interface Endpoint {
   addr: string;
@@ -1978,9 +1979,6 @@ function hashOf(b: Buffer): string {
   return createHash('sha1').update(b).digest('hex');
 }
 
-export function hex8(n: number): string {
-  return (n >>> 0).toString(16).padStart(8, '0');
-}
 
 function withoutKe(p: ProposalSpec): ProposalSpec {
   return p.ke.length ? { ...p, ke: [] } : p;

@@ -14,6 +14,7 @@ import type { Logger } from 'pino';
 import { addNonEspMarker, classifyDatagram } from './framing.ts';
 import { IKE_PORT, Limits } from '../ikev2/constants.ts';
 import { ipFamily, normalizeIp } from '../common/addr.ts';
+import { endpointText } from '../common/text.ts';
 import type { Endpoint, OutPacket } from '../ikev2/engine.ts';
 
 export interface UdpTransportOptions {
@@ -179,5 +180,5 @@ function key(addr: string, port: number): string {
 }
 
 function fmt(e: Endpoint): string {
-  return e.addr.includes(':') ? `[${e.addr}]:${e.port}` : `${e.addr}:${e.port}`;
+  return endpointText(e.addr, e.port);
 }
