@@ -6,7 +6,7 @@
  * All IKE SAs share one timer heap; work on one IKE SA is serialised (a message that arrives while a
  * dataplane call for that SA is in flight waits in a small bounded queue).
  */
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import type { Logger } from 'pino';
 import {
   AuthMethod,
@@ -26,7 +26,7 @@ import { ParseError } from '../common/bytes.ts';
 import { IkeCipher, IntegrityError } from './crypto/protect.ts';
 import { createKeyExchange, CryptoError, type KeyExchange } from './crypto/ke.ts';
 import { deriveChildKeys, deriveIkeKeys, deriveRekeyedIkeKeys, Prf } from './crypto/prf.ts';
-import { pskAuth, signedOctets } from './crypto/auth.ts';
+import { pskAuth, signedOctets, verifyPskAuth } from './crypto/auth.ts';
 import {
   espChosenToWire,
   formatEspProposal,
@@ -803,14 +803,8 @@ export class Engine {
       return this.destroy(sa, 'IKE_AUTH without IDi/AUTH');
     }
     const idr = find(payloads, PayloadType.IDr);
-    let peerIdent: Identity;
-    let wanted: Identity | undefined;
-    try {
-      peerIdent = { type: idi.idType, data: idi.data };
-      wanted = idr ? { type: idr.idType, data: idr.data } : undefined;
-    } catch {
-      return this.authFailed(sa, h, 'bad identity');
-    }
+    const peerIdent: Identity = { type: idi.idType, data: idi.data };
+    const wanted: Identity | undefined = idr ? { type: idr.idType, data: idr.data } : undefined;
     const peerId = safeIdString(peerIdent);
     const conn = this.index.forAuth(sa.local.addr, sa.remote.addr, peerIdent, wanted);
     if (!conn) {
@@ -827,8 +821,7 @@ export class Engine {
     if (!psk) return this.authFailed(sa, h, 'no PSK for these identities');
     const prf = sa.prf!;
     const keys = sa.keys!;
-    const expected = pskAuth(prf, psk, signedOctets(prf, sa.initRequest!, sa.nr, keys.skPi, idBody(idi)));
-    if (expected.length !== auth.data.length || !timingSafeEqual(expected, auth.data)) {
+    if (!verifyPskAuth(prf, psk, signedOctets(prf, sa.initRequest!, sa.nr, keys.skPi, idBody(idi)), auth.data)) {
       return this.authFailed(sa, h, 'PSK authentication failed');
     }
     // Authenticated.
@@ -1477,8 +1470,7 @@ export class Engine {
     }
     const psk = this.index.psk(sa.localId, peerId);
     const prf = sa.prf!;
-    const expected = psk && pskAuth(prf, psk, signedOctets(prf, sa.initResponse!, sa.ni, sa.keys!.skPr, idBody(idr)));
-    if (!expected || auth.method !== AuthMethod.SHARED_KEY_MIC || expected.length !== auth.data.length || !timingSafeEqual(expected, auth.data)) {
+    if (!psk || auth.method !== AuthMethod.SHARED_KEY_MIC || !verifyPskAuth(prf, psk, signedOctets(prf, sa.initResponse!, sa.ni, sa.keys!.skPr, idBody(idr)), auth.data)) {
       release();
       this.stats.authFailed++;
       return this.authDone(sa, 'peer authentication failed');
@@ -1711,7 +1703,7 @@ export class Engine {
 
   private onIkeRekeyRequest(sa: IkeSa, h: IkeHeader, payloads: Payload[], sap: SaPayload, ni: Buffer): void {
     const ke = find(payloads, PayloadType.KE);
-    if (sa.state !== 'ESTABLISHED' || sa.active?.task.kind === 'ike-rekey' || sa.children.some((c) => c.state === 'INSTALLING')) {
+    if (sa.state !== 'ESTABLISHED' || sa.active?.task.kind === 'ike-rekey') {
       return this.answer(sa, h, { payloads: [notify(NotifyType.TEMPORARY_FAILURE)] });
     }
     if (!ke) return this.answer(sa, h, { payloads: [notify(NotifyType.INVALID_SYNTAX)] });

@@ -4,9 +4,10 @@
  * request came to, and several daemons can share a host on different addresses. A wildcard listen
  * address (0.0.0.0 or ::) is expanded to the host's addresses of that family.
  *
- * Framing per RFC 3948: on a port pair where neither side uses port 500, IKE messages carry the
- * 4-byte non-ESP marker (added on send, required and stripped on receive); a single 0xFF byte is a
- * NAT-T keepalive and is ignored; anything else there is ESP, which is not ours to handle.
+ * Framing: IKE on the NAT-T port carries the 4-byte non-ESP marker (RFC 3948); like strongSwan we
+ * use it on every port pair where neither side is port 500 (so custom ports interoperate), add it on
+ * send and require and strip it on receive. A single 0xFF byte is a NAT-T keepalive and is ignored;
+ * anything else there is ESP, which is not ours to handle.
  */
 import dgram from 'node:dgram';
 import os from 'node:os';

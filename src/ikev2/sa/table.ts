@@ -89,12 +89,6 @@ export class SaTable {
     if (sa.conn) addTo(this.byConn, sa.conn.name, sa);
   }
 
-  /** Our SPI changed (initiator learns nothing new; used when an IKE SA is rekeyed into a new one). */
-  reindexSpi(sa: IkeSa, oldSpi: Buffer): void {
-    this.bySpi.delete(spiKey(oldSpi));
-    this.bySpi.set(spiKey(sa.ourSpi), sa);
-  }
-
   remove(sa: IkeSa, halfOpenKey?: string): void {
     this.byId.delete(sa.id);
     if (this.bySpi.get(spiKey(sa.ourSpi)) === sa) this.bySpi.delete(spiKey(sa.ourSpi));
