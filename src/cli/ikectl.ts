@@ -16,7 +16,8 @@ Commands:
   initiate --ike NAME [--child NAME]    bring up a connection (or one of its children)
   terminate --ike NAME | --ike-id ID | --child-id ID
                                         delete SAs (the peer is told)
-  rekey --child-id ID                   rekey a CHILD SA (make-before-break)
+  rekey --ike-id ID | --child-id ID     rekey an IKE SA (its CHILD SAs move along) or a CHILD SA
+                                        (make-before-break)
   reload                                re-read the config file, print what changed
   stats                                 counters
   vpp-sas                               what the dataplane (VPP) holds
