@@ -14,6 +14,12 @@
  * characters, the text must be UTF-8 without NUL bytes or other control characters (tab, CR and LF
  * aside); sections nest at most 64 deep, includes at most 32; a file stops being parsed at 1000
  * errors. Every violation is a ConfigError with file:line:col — nothing throws.
+ *
+ * Secrets: text from the lines of the `secrets` section is never quoted in messages (a PSK written
+ * on the line after `secret =`, or after a '}' in an unquoted value, is parsed as names). Those lines
+ * are returned as `secretLines`, so that the loader can do the same. Inside `secrets`, a line whose
+ * text cannot be parsed is skipped as a whole, and an unquoted '}' that ends a value must be the last
+ * thing on its line (besides more '}' and a comment): the rest would be the tail of the secret.
  */
 import { readdirSync, readFileSync, realpathSync, statSync } from 'node:fs';
 import { dirname, isAbsolute, join, resolve, sep as pathSep } from 'node:path';
@@ -27,6 +33,28 @@ export const MAX_INCLUDE_DEPTH = 32;
 export const MAX_TOTAL_BYTES = 64 * 1024 * 1024;
 /** Parsing a file stops at this many errors (hostile input cannot make the error list huge). */
 export const MAX_ERRORS = 1000;
+
+/**
+ * The lines of each file that belong to the `secrets` section (from the line of `secrets {` to the
+ * line of its '}'; whole files included there): file → [firstLine, lastLine, firstLine, ...].
+ */
+export type SecretLines = Map<string, number[]>;
+
+/** Whether `loc` is on a line of the secrets section. */
+export function onSecretLine(lines: SecretLines, loc: SourceLocation): boolean {
+  const r = lines.get(loc.file);
+  if (!r) return false;
+  for (let i = 0; i + 1 < r.length; i += 2) if (loc.line >= r[i]! && loc.line <= r[i + 1]!) return true;
+  return false;
+}
+
+/**
+ * Names the secrets section is made of (`secrets`, `ike-NAME`, `private-NAME` and the like, the keys
+ * `secret`, `file`, `id`, `id-NAME`): these may be quoted in messages even from its lines.
+ */
+export function isSecretsSectionName(name: string): boolean {
+  return /^(secrets|secret|file|(ike|private|eap|xauth|ntlm|ppk|rsa|ecdsa|pkcs8|pkcs12|token|id)([-_.][A-Za-z0-9_.-]{0,64})?)$/i.test(name);
+}
 
 /** One problem in a config file, printed as "FILE:LINE:COL: message" (lines and columns from 1). */
 export class ConfigError {
@@ -245,6 +273,14 @@ interface ParseContext {
   bytes: number;
   /** Recently read names (see FileParser.readName). */
   names: (string | undefined)[];
+  /** Lines of the secrets section, per file. */
+  secretLines: SecretLines;
+}
+
+function addSecretLines(ctx: ParseContext, file: string, first: number, last: number): void {
+  let r = ctx.secretLines.get(file);
+  if (!r) ctx.secretLines.set(file, (r = []));
+  r.push(first, last);
 }
 
 const NAME_CACHE_SIZE = 1024;
@@ -425,13 +461,33 @@ class FileParser {
     return name;
   }
 
-  /** Parses statements into `into` until EOF (closing = false) or the matching '}' (closing = true). */
-  statements(into: ConfNode, depth: number, closing: boolean): void {
+  /**
+   * Whether the rest of the current line, from the position on, holds more than '}', blanks and a
+   * comment (text that, in the secrets section, is likely the tail of a secret).
+   */
+  moreOnLine(): boolean {
+    const t = this.text;
+    for (let i = this.pos; i < t.length; i++) {
+      const c = t.charCodeAt(i);
+      if (c === C_LF || c === C_HASH) return false;
+      if (c !== C_RBRACE && c !== C_SPACE && c !== C_TAB && c !== C_CR) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Parses statements into `into` until EOF (closing = false) or the matching '}' (closing = true).
+   * `secrets`: the statements are inside the secrets section.
+   */
+  statements(into: ConfNode, depth: number, closing: boolean, secrets: boolean): void {
     for (;;) {
       this.skipBlanks();
       const c = this.peek();
       if (c === -1) {
-        if (closing) this.err(into.loc, `section '${show(into.name)}' is not closed: '}' missing at end of file`);
+        if (closing) {
+          const what = !secrets || isSecretsSectionName(into.name) ? `section '${show(into.name)}'` : 'this section (its name is not shown: it is in the secrets section)';
+          this.err(into.loc, `${what} is not closed: '}' missing at end of file`);
+        }
         return;
       }
       if (c === C_HASH) {
@@ -456,13 +512,13 @@ class FileParser {
         this.err(at, "section name missing before '{'");
         this.pos++;
         const sink: ConfNode = { kind: 'section', name: '', loc: at, children: [] };
-        this.section(sink, depth + 1);
+        this.section(sink, depth + 1, secrets);
         continue;
       }
       if (c === C_EQ) {
         this.err(this.loc(), "key name missing before '='");
         this.pos++;
-        this.value('', this.line, this.pos - this.lineStart + 1);
+        this.value('', this.line, this.pos - this.lineStart + 1, secrets);
         continue;
       }
       if (c === C_QUOTE) {
@@ -477,7 +533,7 @@ class FileParser {
         const save = this.pos;
         this.skipBlanks();
         if (this.pos > save && this.peek() !== C_EQ) {
-          this.include({ file: this.file, line: atLine, col: atCol }, into, depth);
+          this.include({ file: this.file, line: atLine, col: atCol }, into, depth, secrets);
           continue;
         }
         this.pos = save;
@@ -502,28 +558,50 @@ class FileParser {
       if (d === C_LBRACE) {
         this.pos++;
         const node: ConfNode = { kind: 'section', name, loc: { file: this.file, line: atLine, col: atCol }, children: [] };
-        this.section(node, depth + 1);
+        if (!secrets && depth === 0 && name === 'secrets') {
+          // the lines of the secrets section, up to the one with its '}', even when parsing stops early
+          try {
+            this.section(node, depth + 1, true);
+          } finally {
+            addSecretLines(this.ctx, this.file, atLine, this.line);
+          }
+        } else {
+          this.section(node, depth + 1, secrets);
+        }
         into.children.push(node);
       } else if (d === C_EQ) {
         this.pos++;
-        into.children.push(this.value(name, atLine, atCol));
+        into.children.push(this.value(name, atLine, atCol, secrets));
       } else {
-        this.err({ file: this.file, line: atLine, col: atCol }, `expected '=' or '{' after '${show(name)}'`);
-        if (d !== C_RBRACE) this.skipLine();
+        // The name is not quoted: it can be a secret (a PSK on the line after 'secret =', or the part
+        // after a '}' in an unquoted value), and the location points at it anyway.
+        const at = { file: this.file, line: atLine, col: atCol };
+        if (secrets) {
+          this.err(at, "expected '=' or '{' after the name that starts here (not shown: in the secrets section a misplaced line can be a secret; a secret goes on the line of 'secret =')");
+          // the whole line, '}' included, unless only '}' follow (then they close sections)
+          if (this.moreOnLine()) this.skipLine();
+        } else {
+          this.err(at, "expected '=' or '{' after the name that starts here");
+          if (d !== C_RBRACE) this.skipLine();
+        }
       }
     }
   }
 
-  section(node: ConfNode, depth: number): void {
+  section(node: ConfNode, depth: number, secrets: boolean): void {
     if (depth > MAX_SECTION_DEPTH) {
       this.err(node.loc, `sections are nested more than ${MAX_SECTION_DEPTH} deep`);
       throw new Abort();
     }
-    this.statements(node, depth, true);
+    this.statements(node, depth, true, secrets);
   }
 
-  /** Parses a value after '=' up to newline, '#', '}' or EOF (not consumed); the key's name is left empty. */
-  value(name: string, keyLine: number, keyCol: number): ConfKey {
+  /**
+   * Parses a value after '=' up to newline, '#', '}' or EOF (not consumed); the key's name is left
+   * empty. In the secrets section, a '}' that ends the value with more text after it on the line is
+   * an error, and the rest of the line is skipped (braces included).
+   */
+  value(name: string, keyLine: number, keyCol: number, secrets: boolean): ConfKey {
     const t = this.text;
     this.skipBlanks();
     const vline = this.line;
@@ -584,6 +662,13 @@ class FileParser {
       }
     }
     if (committed < out.length) out = out.slice(0, committed);
+    if (secrets && this.peek() === C_RBRACE && this.moreOnLine()) {
+      this.err(
+        this.loc(),
+        "an unquoted '}' ends this value in the secrets section, and more text follows on the line: put a secret that contains '}' in quotes (the rest of the line is ignored and not shown)",
+      );
+      this.skipLine();
+    }
     const key = new KeyNode(name, out, this.file, keyLine, keyCol, vline, vcol);
     if (this.segments) key.segments = this.segments;
     return key;
@@ -664,7 +749,7 @@ class FileParser {
   }
 
   /** `include PATTERN` (the keyword is consumed, blanks skipped). */
-  include(at: SourceLocation, into: ConfNode, depth: number): void {
+  include(at: SourceLocation, into: ConfNode, depth: number, secrets: boolean): void {
     const t = this.text;
     let pattern = '';
     const c = this.peek();
@@ -705,7 +790,7 @@ class FileParser {
       this.err(at, 'include needs a file name or pattern');
       return;
     }
-    includeInto(pattern, at, into, this.ctx, depth, this.includeDepth + 1);
+    includeInto(pattern, at, into, this.ctx, depth, this.includeDepth + 1, secrets);
   }
 }
 
@@ -717,6 +802,7 @@ function includeInto(
   ctx: ParseContext,
   sectionDepth: number,
   includeDepth: number,
+  secrets: boolean,
 ): void {
   if (includeDepth > MAX_INCLUDE_DEPTH) {
     ctx.errors.push(ConfigError.at(at, `includes are nested more than ${MAX_INCLUDE_DEPTH} deep`));
@@ -751,7 +837,7 @@ function includeInto(
       ctx.errors.push(ConfigError.at(at, `the configuration is larger than 64 MiB in total; '${show(path)}' is not read`));
       return;
     }
-    parseFileText(r.text, path, real, into, ctx, sectionDepth, includeDepth);
+    parseFileText(r.text, path, real, into, ctx, sectionDepth, includeDepth, secrets);
   }
 }
 
@@ -763,8 +849,11 @@ function parseFileText(
   ctx: ParseContext,
   sectionDepth: number,
   includeDepth: number,
+  secrets: boolean,
 ): void {
   ctx.files.push(file);
+  // a file included into the secrets section is secret from its first line to its last
+  if (secrets) addSecretLines(ctx, file, 1, Number.MAX_SAFE_INTEGER);
   const bad = checkText(text, file);
   if (bad) {
     ctx.errors.push(bad);
@@ -773,7 +862,7 @@ function parseFileText(
   ctx.stack.push(real);
   ctx.dirs.push(dirname(resolve(file)));
   try {
-    new FileParser(text, file, ctx, includeDepth).statements(into, sectionDepth, false);
+    new FileParser(text, file, ctx, includeDepth).statements(into, sectionDepth, false, secrets);
   } catch (e) {
     if (!(e instanceof Abort)) throw e;
   } finally {
@@ -787,22 +876,38 @@ function parseFileText(
  * against its directory (the current directory for a bare name such as "<config>"). Included files
  * are read from disk and their statements spliced in where the include stands.
  */
-export function parseConfigText(text: string, file: string): { root: ConfNode; errors: ConfigError[]; files: string[] } {
-  const ctx: ParseContext = { errors: [], files: [], stack: [], dirs: [], bytes: text.length, names: new Array<string | undefined>(NAME_CACHE_SIZE) };
+export function parseConfigText(text: string, file: string): ParsedConfig {
+  const ctx: ParseContext = {
+    errors: [],
+    files: [],
+    stack: [],
+    dirs: [],
+    bytes: text.length,
+    names: new Array<string | undefined>(NAME_CACHE_SIZE),
+    secretLines: new Map(),
+  };
   const root: ConfNode = { kind: 'section', name: '', loc: { file, line: 1, col: 1 }, children: [] };
   if (Buffer.byteLength(text, 'utf8') > MAX_FILE_BYTES) {
     ctx.errors.push(new ConfigError(file, 1, 1, 'config text is larger than 4 MiB'));
-    return { root, errors: ctx.errors, files: [file] };
+    return { root, errors: ctx.errors, files: [file], secretLines: ctx.secretLines };
   }
-  parseFileText(text, file, canonical(file), root, ctx, 0, 0);
-  return { root, errors: ctx.errors, files: ctx.files };
+  parseFileText(text, file, canonical(file), root, ctx, 0, 0, false);
+  return { root, errors: ctx.errors, files: ctx.files, secretLines: ctx.secretLines };
+}
+
+/** What the parser returns: the tree, the errors, the files read and the lines of the secrets section. */
+export interface ParsedConfig {
+  root: ConfNode;
+  errors: ConfigError[];
+  files: string[];
+  secretLines: SecretLines;
 }
 
 /** Reads and parses a config file and its includes. */
-export function parseConfigFile(path: string): { root: ConfNode; errors: ConfigError[]; files: string[] } {
+export function parseConfigFile(path: string): ParsedConfig {
   const r = readConfigFile(path);
   if (r.error) {
-    return { root: { kind: 'section', name: '', loc: { file: path, line: 1, col: 1 }, children: [] }, errors: [r.error], files: [path] };
+    return { root: { kind: 'section', name: '', loc: { file: path, line: 1, col: 1 }, children: [] }, errors: [r.error], files: [path], secretLines: new Map() };
   }
   return parseConfigText(r.text, path);
 }

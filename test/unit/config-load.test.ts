@@ -174,7 +174,7 @@ test('every error class is reported at its line:col, all at once, in order', () 
     `${L.at(6, 'localhost')}: 'metrics' must be ADDRESS:PORT (e.g. 127.0.0.1:9464 or [::1]:9464), not 'localhost:9464'`,
     `${L.at(7, 'loud')}: 'log_level' must be one of fatal, error, warn, info, debug, trace, silent, not 'loud'`,
     `${L.at(9, 'foo')}: unknown section 'foo' in the top level`,
-    `${L.at(12, 'c')}: connection 'c': remote auth = pubkey (the default) needs cacerts, or set auth = psk`,
+    `${L.at(12, 'c')}: connection 'c' sets no remote auth: its default, auth = pubkey (certificates), is not supported yet; set auth = psk`,
     `${L.at(13, 'rekey_tme')}: unknown key 'rekey_tme' in connection 'c' (did you mean 'rekey_time'?)`,
     `${L.at(14, 'maybe')}: 'mobike' must be yes or no, not 'maybe'`,
     `${L.at(15, 'many')}: 'keyingtries' must be a number, not 'many'`,
@@ -186,8 +186,7 @@ test('every error class is reported at its line:col, all at once, in order', () 
     `${L.at(21, '1')}: only IKEv2 is supported: 'version' must be 2, not '1'`,
     `${L.at(22, 'sha999')}: invalid IKE proposal: unknown algorithm 'sha999' in proposal 'aes256-sha999-modp2048'`,
     `${L.at(23, '=') .replace(/:(\d+)$/, (_, c) => `:${Number(c) + 1}`)}: empty value for 'encap' (remove the line to get the default)`,
-    `${L.at(24, 'local')}: connection 'c': local auth = pubkey (the default) needs certs, or set auth = psk`,
-    `${L.at(25, 'eap')}: unsupported auth method 'eap-mschapv2' (psk or pubkey)`,
+    `${L.at(25, 'eap')}: auth method 'eap-mschapv2' is not supported; set auth = psk`,
     `${L.at(26, 'foo')}: invalid identity: unknown attribute 'foo' in distinguished name 'foo=bar'`,
     `${L.at(28, 'remote')}: 'remote' is a section in connection 'c': write remote { ... }`,
     `${L.at(31, '10.1.0.0/33')}: invalid traffic selector in 'remote_ts': '33' is not a prefix length (0..32)`,
@@ -195,7 +194,7 @@ test('every error class is reported at its line:col, all at once, in order', () 
     `${L.at(33, 'beet')}: mode 'beet' is not supported (tunnel or transport)`,
     `${L.at(34, 'start', 'F').replace(/:\d+$/, `:${'        start_action = '.length + 1}`)}: start_action = start needs an address to initiate to: set remote_addrs of connection 'c' to an IP address`,
     `${L.at(36, '30m')}: life_time (1800s) must be longer than rekey_time (3600s)`,
-    `${L.at(37, 'constructor')}: 'close_action' must be one of none, trap, start, not 'constructor'`,
+    `${L.at(37, 'constructor')}: 'close_action' must be one of none, start, not 'constructor'`,
     `${L.at(38, 'foo')}: invalid ESP proposal: unknown algorithm 'foo' in proposal 'aes256gcm16-foo'`,
     `${L.at(41, 'proposals2')}: unknown section 'proposals2' in connection 'c'`,
   ]);
@@ -238,7 +237,7 @@ test('secrets: decoding as strongSwan, errors never show the secret', () => {
     `${L.at(8, 'ike-c')}: secret 'ike-c' has no 'secret' value`,
     `${L.at(11, 'eap-d')}: secret type of 'eap-d' is not supported (ike-NAME or private-NAME)`,
     `${L.at(15, ';')}: ';' does not separate statements: put each 'key = value' on its own line`,
-    `${L.at(17, 'bogus')}: unknown secret section 'bogus': names start with 'ike' or 'private'`,
+    `${L.at(17, 'bogus')}: unknown secret section (the name is not shown: it is in the secrets section, where a misplaced line can be a secret): names start with 'ike' or 'private'`,
   ]);
   for (const s of ['NOTHEX', 'base64secret', 'topsecretvalue']) assert.ok(!e.some((m) => m.includes(s)), s);
   // a forgotten line break puts the secret into the id value: the identity error must not quote it
@@ -337,8 +336,7 @@ ${PSK_PAIR}
         local_ts = 10.0.0.0/24, 2001:db8::/64[tcp/443]
         remote_ts = 10.1.0.1-10.1.0.9
         life_time = 2h
-        mode = transport
-        start_action = route
+        start_action = start
         close_action = restart
         dpd_action = start
         replay_window = 0
@@ -350,6 +348,7 @@ ${PSK_PAIR}
       two {
         rekey_time = 1h
         rand_time = 5m
+        mode = transport
         vpp_mode = policy
       }
     }
@@ -381,9 +380,9 @@ secrets {
   assert.deepEqual([one!.rekeyTime, one!.lifeTime, one!.randTime], [6545, 7200, 655]);
   assert.deepEqual(
     [one!.mode, one!.startAction, one!.closeAction, one!.dpdAction, one!.replayWindow, one!.vppMode, one!.vppInterface, one!.vppTable, one!.vppRoutes],
-    ['transport', 'trap', 'start', 'restart', 0, 'p2mp', 'ipsec100', 7, false],
+    ['tunnel', 'start', 'start', 'restart', 0, 'p2mp', 'ipsec100', 7, false],
   );
-  assert.deepEqual([two!.rekeyTime, two!.lifeTime, two!.randTime, two!.vppMode], [3600, 3960, 300, 'policy']);
+  assert.deepEqual([two!.rekeyTime, two!.lifeTime, two!.randTime, two!.mode, two!.vppMode], [3600, 3960, 300, 'transport', 'policy']);
   assert.equal(two!.vppInterface, undefined);
   // durations
   const dur = (v: string) => ok(`connections {\n  a {\n    dpd_delay = ${v}\n${PSK_PAIR}\n  }\n}\nsecrets {\n  ike {\n    secret = x\n  }\n}\n`).connections[0]!.dpdDelay;
@@ -403,13 +402,14 @@ test('certificate and key files resolve relative to the file naming them and mus
     writeFileSync(join(dir, 'key.pem'), 'key');
     writeFileSync(
       join(dir, 'conf.d', 'c.conf'),
-      'c {\n  local {\n    certs = x509/me.pem\n  }\n  remote {\n    cacerts = x509/ca.pem, x509/missing.pem\n    id = "C=CH, CN=*"\n  }\n}\n',
+      'c {\n  local {\n    auth = psk\n    certs = x509/me.pem\n  }\n  remote {\n    auth = psk\n    cacerts = x509/ca.pem, x509/missing.pem\n    id = "C=CH, CN=*"\n  }\n}\n',
     );
     const main = join(dir, 'main.conf');
-    writeFileSync(main, 'connections {\n  include conf.d/*.conf\n}\nsecrets {\n  private-me {\n    file = key.pem\n  }\n}\n');
+    const secrets = 'secrets {\n  private-me {\n    file = key.pem\n  }\n  ike-all {\n    secret = x\n  }\n}\n';
+    writeFileSync(main, `connections {\n  include conf.d/*.conf\n}\n${secrets}`);
     const cfile = join(dir, 'conf.d', 'c.conf');
-    assert.deepEqual(loadConfig(main).errors.map(String), [`${cfile}:6:28: CA certificate 'x509/missing.pem' does not exist`]);
-    writeFileSync(cfile, 'c {\n  local {\n    certs = x509/me.pem\n  }\n  remote {\n    cacerts = x509/ca.pem\n  }\n}\n');
+    assert.deepEqual(loadConfig(main).errors.map(String), [`${cfile}:8:28: CA certificate 'x509/missing.pem' does not exist`]);
+    writeFileSync(cfile, 'c {\n  local {\n    auth = psk\n    certs = x509/me.pem\n  }\n  remote {\n    auth = psk\n    cacerts = x509/ca.pem\n  }\n}\n');
     const r = loadConfig(main);
     assert.deepEqual(r.errors.map(String), []);
     const c = r.config!.connections[0]!;
@@ -417,18 +417,18 @@ test('certificate and key files resolve relative to the file naming them and mus
     assert.deepEqual(c.remote.cacerts, [join(dir, 'conf.d', 'x509', 'ca.pem')]);
     assert.equal(r.config!.secrets[0]!.file, join(dir, 'key.pem'));
     assert.deepEqual(r.config!.files, [main, cfile]);
-    // pubkey without a private key
-    writeFileSync(main, 'connections {\n  include conf.d/*.conf\n}\n');
-    assert.deepEqual(loadConfig(main).errors.map(String), [
-      `${cfile}:2:3: connection 'c': local auth = pubkey needs a private key: secrets { private-NAME { file = ... } }`,
-    ]);
+    // a missing private key file: the path is not quoted (a forgotten line break puts the
+    // passphrase into it)
+    writeFileSync(main, `connections {\n  include conf.d/*.conf\n}\n${secrets.replace('key.pem', 'nokey.pem secret = pa55phrase')}`);
+    const nokey = loadConfig(main).errors.map(String);
+    assert.deepEqual(nokey, [`${main}:6:12: the private key file named here does not exist (the path is not shown: it is in the secrets section)`]);
     // errors from several files come sorted by file, then line
     writeFileSync(main, 'connections {\n  include conf.d/*.conf\n}\nvpp {\n  sock = 1\n}\n');
     writeFileSync(join(dir, 'conf.d', 'a.conf'), 'a {\n  bad = 1\n}\n');
     const sorted = loadConfig(main).errors.map(String);
     assert.deepEqual(
       sorted.map((s) => s.replace(dir, 'D').replace(/: .*/, '')),
-      ['D/conf.d/a.conf:1:1', 'D/conf.d/a.conf:1:1', 'D/conf.d/a.conf:2:3', 'D/conf.d/c.conf:2:3', 'D/main.conf:5:3'],
+      ['D/conf.d/a.conf:1:1', 'D/conf.d/a.conf:1:1', 'D/conf.d/a.conf:2:3', 'D/conf.d/c.conf:1:1', 'D/main.conf:5:3'],
     );
   } finally {
     rmSync(dir, { recursive: true, force: true });
@@ -502,4 +502,102 @@ test('retransmission keys: decimals accepted, bad values located', () => {
     "/x/r.conf:2:21: 'retransmit_base' must be a decimal number, not 'fast'",
     "/x/r.conf:3:24: 'retransmit_timeout' = 0 is out of range (0.1..300)",
   ]);
+});
+
+test('no error message quotes text from the secrets section, however the secret is misplaced', () => {
+  const head = ['connections {', '  c {', '    local {', '      auth = psk', '    }', '    remote {', '      auth = psk', '    }', '  }', '}'];
+  // the PSK on the line after "secret =": parsed as a name
+  const nextLine = lines(...head, 'secrets {', '  ike-c {', '    secret =', '      Sup3rS3cretPSK', '  }', '}');
+  assert.deepEqual(errs(nextLine.text), [
+    "F:2:3: connection 'c' uses PSK authentication but no secrets { ike-... } entry matches its local id '%any' or remote id '%any'",
+    `${nextLine.at(13, '=').replace(/\d+$/, (c) => String(Number(c) + 1))}: empty 'secret' in secret 'ike-c'`,
+    `${nextLine.at(14, 'Sup3r')}: expected '=' or '{' after the name that starts here (not shown: in the secrets section a misplaced line can be a secret; a secret goes on the line of 'secret =')`,
+  ]);
+  // an unquoted '}' inside the PSK ends the value; the tail must not be parsed (nor quoted)
+  const brace = lines(...head, 'secrets {', '  ike-c {', '    secret = abc}S3cretTail', '  }', '}');
+  assert.deepEqual(errs(brace.text), [
+    `${brace.at(13, '}')}: an unquoted '}' ends this value in the secrets section, and more text follows on the line: put a secret that contains '}' in quotes (the rest of the line is ignored and not shown)`,
+  ]);
+  // more ways for secret text to end up as names or values of other keys
+  const secretLine = (...ls: string[]) => [...head, 'secrets {', '  ike-c {', '    secret = x', ...ls].join('\n') + '\n';
+  const variants = [
+    secretLine('    secret2 =', '      0sU3VwM3JTM2NyZXQ=', '  }', '}'), // base64 PSK on its own line: a key "0sU3VwM3JTM2NyZXQ"
+    secretLine('    Sup3rS3cret = 1', '    Sup3rS3cret = 2', '  }', '}'), // unknown key, twice
+    secretLine('    Sup3r{S3cret}', '  }', '}'), // a section and a name from the PSK
+    secretLine('    Sup3r{S3cret', '  }', '}'), // a section that is never closed
+    secretLine('  }', '  Sup3rS3cret = x', '  Sup3rS3cret {', '  }', '}'), // keys and sections directly in secrets
+    secretLine('  }}}Sup3rS3cret = x', '}'), // braces first: the text lands at the top level, on the line of the secrets' '}'
+    secretLine('    }}Sup3rS3cret = x', '  }', '}'),
+    secretLine('    secret3 = abc}}}Sup3rS3cret = x'),
+    secretLine('    id = peer secret = Sup3rS3cret', '  }', '}'),
+    secretLine('    idSup3rS3cret =', '  }', '}'),
+    secretLine('  }', '  Sup3rS3cret-x {', '    secret = y', '  }', '}'),
+    `${head.join('\n')}\nsecrets {\n  private-k {\n    file = k.pem Sup3rS3cret\n  }\n  ike-c {\n    secret = x\n  }\n}\n`,
+    `${head.join('\n')}\nsecrets {\n  ike-c {\n    secret = "x"; Sup3rS3cret = y\n  }\n}\n`,
+  ];
+  for (const v of variants) {
+    const e = errs(v, '/nonexistent/F');
+    assert.ok(e.length > 0, v);
+    for (const m of e) assert.ok(!/Sup3r|S3cret|U3VwM3/.test(m), `${m}\n--- from ---\n${v}`);
+  }
+  // text before the secrets section and after its closing line is quoted as usual
+  assert.deepEqual(errs(`foo = 1\n${nextLine.text.replace('      Sup3rS3cretPSK\n', '')}bar = 2\n`).filter((m) => /foo|bar/.test(m)), [
+    "F:1:1: unknown key 'foo' in the top level",
+    "F:17:1: unknown key 'bar' in the top level",
+  ]);
+});
+
+test('a file included into the secrets section is secret as a whole', () => {
+  const dir = mkdtempSync(join(tmpdir(), 'vpp-iked-load-'));
+  try {
+    mkdirSync(join(dir, 'secrets.d'));
+    writeFileSync(join(dir, 'secrets.d', 'c.conf'), 'ike-c {\n  secret =\n  Sup3rS3cret\n  Sup3rS3cret2 = 1\n}\nSup3rS3cret3 = 2\n');
+    const main = join(dir, 'main.conf');
+    writeFileSync(main, 'secrets {\n  include secrets.d/*.conf\n}\n');
+    const e = loadConfig(main).errors.map(String);
+    assert.equal(e.length, 4, e.join('\n'));
+    for (const m of e) assert.ok(!m.includes('Sup3r'), m);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('settings the daemon cannot run yet are refused where they are written', () => {
+  const conf = (child: string, side = '      auth = psk') =>
+    `connections {\n  c {\n    remote_addrs = 192.0.2.2\n    local {\n${side}\n    }\n    remote {\n      auth = psk\n    }\n    children {\n      ch {\n${child}\n      }\n    }\n  }\n}\nsecrets {\n  ike {\n    secret = x\n  }\n}\n`;
+  // certificate authentication, asked for or by default (strongSwan's default is pubkey)
+  assert.deepEqual(errs(conf('', '      auth = pubkey')), ['F:5:14: auth = pubkey (certificates) is not supported yet; set auth = psk']);
+  assert.deepEqual(errs(conf('', '      id = a.example')), [
+    "F:4:5: connection 'c' sets no local auth: its default, auth = pubkey (certificates), is not supported yet; set auth = psk",
+  ]);
+  assert.deepEqual(errs('connections {\n  c {\n  }\n}\n'), [
+    "F:2:3: connection 'c' sets no local auth: its default, auth = pubkey (certificates), is not supported yet; set auth = psk",
+    "F:2:3: connection 'c' sets no remote auth: its default, auth = pubkey (certificates), is not supported yet; set auth = psk",
+  ]);
+  // trap (alias route) in all three actions
+  assert.deepEqual(errs(conf('        start_action = trap\n        close_action = route\n        dpd_action = TRAP')), [
+    'F:12:24: start_action = trap is not supported yet (trap policies are not implemented); use start or none',
+    'F:13:24: close_action = route is not supported yet (trap policies are not implemented); use none or start',
+    'F:14:22: dpd_action = trap is not supported yet (trap policies are not implemented); use clear or restart',
+  ]);
+  // transport mode on ipsec interfaces (p2p is the default)
+  const transport = 'mode = transport is not supported with vpp_mode = %s: VPP refuses transport-mode SAs on ipsec interfaces; use vpp_mode = policy or mode = tunnel';
+  assert.deepEqual(errs(conf('        mode = transport')), [`F:12:16: ${transport.replace('%s', 'p2p')}`]);
+  assert.deepEqual(errs(conf('        mode = transport\n        vpp_mode = p2mp\n        vpp_interface = ipsec1')), [`F:12:16: ${transport.replace('%s', 'p2mp')}`]);
+  assert.equal(ok(conf('        mode = transport\n        vpp_mode = policy\n        vpp_interface = eth0')).connections[0]!.children[0]!.mode, 'transport');
+  // p2mp: an ipsec interface VPP can have (instances 0..16383)
+  const p2mp = (name: string) => loadConfigText(conf(`        vpp_mode = p2mp\n        vpp_interface = ${name}`), 'F');
+  for (const good of ['ipsec0', 'ipsec7', 'ipsec100', 'ipsec16383']) {
+    assert.deepEqual(p2mp(good).errors.map(String), [], good);
+    assert.equal(p2mp(good).config!.connections[0]!.children[0]!.vppInterface, good);
+  }
+  for (const bad of ['ipsec16384', 'ipsec99999', 'ipsec100000', 'ipsec01', 'ipsec', 'ipsec-1', 'loop0', 'IPSEC1', 'ipsec1.5']) {
+    assert.deepEqual(p2mp(bad).errors.map(String), [
+      `F:13:25: vpp_mode = p2mp needs an ipsec interface, ipsecN with N from 0 to 16383 (VPP's limit), as vpp_interface, not '${bad}'`,
+    ], bad);
+  }
+  // replay_window: at most 65536 packets
+  assert.equal(ok(conf('        replay_window = 65536')).connections[0]!.children[0]!.replayWindow, 65536);
+  assert.deepEqual(errs(conf('        replay_window = 65537')), ["F:12:25: 'replay_window' = 65537 is out of range (0..65536)"]);
+  assert.deepEqual(errs(conf('        replay_window = 4294967295')), ["F:12:25: 'replay_window' = 4294967295 is out of range (0..65536)"]);
 });

@@ -93,14 +93,14 @@ test('syntax errors with exact line:col, parsing goes on after each', () => {
     ['}\n', ["F:1:1: unexpected '}' (no section is open)"]],
     ['a {\n  k = v\n', ["F:1:1: section 'a' is not closed: '}' missing at end of file"]],
     ['a {\n  k = "open\n}\n', ['F:2:7: unterminated quoted string']],
-    ['lonely\nk = v\n', ["F:1:1: expected '=' or '{' after 'lonely'"]],
-    ['a b = c\n', ["F:1:1: expected '=' or '{' after 'a'"]],
+    ['lonely\nk = v\n', ["F:1:1: expected '=' or '{' after the name that starts here"]],
+    ['a b = c\n', ["F:1:1: expected '=' or '{' after the name that starts here"]],
     ['  = v\n', ["F:1:3: key name missing before '='"]],
     ['{ k = v }\n', ["F:1:1: section name missing before '{'"]],
     ['"q" = v\n', ['F:1:1: unexpected quoted string: quotes are only allowed in values']],
     ['s { id = x; secret = y }\n', ["F:1:11: ';' does not separate statements: put each 'key = value' on its own line"]],
     ['a {\n}\n}\nb = \n{\n', ["F:3:1: unexpected '}' (no section is open)", "F:5:1: section name missing before '{'", "F:5:1: section '' is not closed: '}' missing at end of file"]],
-    ['include\n', ["F:1:1: expected '=' or '{' after 'include'"]],
+    ['include\n', ["F:1:1: expected '=' or '{' after the name that starts here"]],
     ['include   \n', ['F:1:1: include needs a file name or pattern']],
     ['include a b\n', ['F:1:11: unexpected text after the include pattern (quote a pattern that contains blanks)']],
   ];
@@ -246,4 +246,44 @@ test('arbitrary text never throws: every problem is a located ConfigError (prope
     }),
     { numRuns: 400 },
   );
+});
+
+test('secrets section: its lines are reported, misplaced secret text is skipped and never quoted', () => {
+  const r = parseConfigText('a {\n}\nsecrets {\n  ike-a {\n    secret = x\n  }\n}\nb {\n}\n', 'F');
+  assert.deepEqual(r.errors, []);
+  assert.deepEqual([...r.secretLines], [['F', [3, 7]]]);
+  // '}' closing sections after a value is fine, as long as nothing else follows on the line
+  assert.deepEqual(parse('secrets {\n  ike-a { secret = x } }  # comment\n').errors, []);
+  // an unquoted '}' inside a PSK: the rest of the line is skipped, braces included, so the section
+  // structure stays as meant (one error, nothing quoted)
+  const tail = parse('secrets {\n  ike-a {\n    secret = ab}c}d{e\n  }\n  ike-b {\n    secret = y\n  }\n}\n');
+  assert.deepEqual(tail.errors, [
+    "/nonexistent/t.conf:3:16: an unquoted '}' ends this value in the secrets section, and more text follows on the line: put a secret that contains '}' in quotes (the rest of the line is ignored and not shown)",
+  ]);
+  assert.deepEqual(tail.tree, [['secrets@1:1', ['ike-a@2:3', 'secret=ab@3:5>3:14'], ['ike-b@5:3', 'secret=y@6:5>6:14']]]);
+  // so is a one-line pair of secret sections (split the line); the skipped '}' leaves a section open
+  assert.deepEqual(
+    parse('secrets {\n  ike-a { secret = x } ike-b { secret = y }\n}\n').errors.map((e) => e.slice(0, e.indexOf(': '))),
+    ['/nonexistent/t.conf:2:22', '/nonexistent/t.conf:1:1'],
+  );
+  // a PSK on its own line with braces in it: the whole line is skipped
+  const own = parse('secrets {\n  ike-a {\n    secret =\n    Sup3r}S3cret}}\n  }\n}\n');
+  assert.deepEqual(own.errors, [
+    "/nonexistent/t.conf:4:5: expected '=' or '{' after the name that starts here (not shown: in the secrets section a misplaced line can be a secret; a secret goes on the line of 'secret =')",
+  ]);
+  assert.deepEqual(own.tree, [['secrets@1:1', ['ike-a@2:3', 'secret=@3:5>3:13']]]);
+  // a name followed only by '}' still closes the sections
+  assert.deepEqual(parse('secrets {\n  ike-a {\n    oops }\n}\n').errors.length, 1);
+  // section names in "not closed": secrets' own names are shown, others not
+  assert.deepEqual(parse('secrets {\n  ike-a {\n    Sup3r {\n').errors, [
+    "/nonexistent/t.conf:3:5: this section (its name is not shown: it is in the secrets section) is not closed: '}' missing at end of file",
+    "/nonexistent/t.conf:2:3: section 'ike-a' is not closed: '}' missing at end of file",
+    "/nonexistent/t.conf:1:1: section 'secrets' is not closed: '}' missing at end of file",
+  ]);
+  assert.deepEqual(parse('conns {\n  Plain {\n').errors, [
+    "/nonexistent/t.conf:2:3: section 'Plain' is not closed: '}' missing at end of file",
+    "/nonexistent/t.conf:1:1: section 'conns' is not closed: '}' missing at end of file",
+  ]);
+  // only the top-level secrets section is special
+  assert.deepEqual([...parseConfigText('x {\n  secrets {\n  }\n}\n', 'F').secretLines], []);
 });
