@@ -9,7 +9,9 @@
  *   node tools/gen-vpp-defs.ts [API_JSON_DIR] --check          exit 1 (naming the differing
  *                                                              messages) if the committed file is
  *                                                              not what these files produce
- * API_JSON_DIR defaults to /work/shared/vpp-api.
+ * API_JSON_DIR defaults to $VPP_API_JSON_DIR, else to ../shared/vpp-api beside the repository
+ * (resolved from this file's location, not the current directory). vpp-api/ in the repository holds
+ * the files the generator needs (see vpp-api/README.md).
  */
 
 import { readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
@@ -488,8 +490,15 @@ export function diffGenerated(committed: string, fresh: string): string[] {
   return diffs;
 }
 
+/** API_JSON_DIR when none is given: $VPP_API_JSON_DIR, else ../shared/vpp-api beside the repository. */
+export function defaultApiJsonDir(env: Record<string, string | undefined> = process.env): string {
+  const fromEnv = env.VPP_API_JSON_DIR;
+  if (fromEnv) return resolve(fromEnv);
+  return resolve(fileURLToPath(new URL('..', import.meta.url)), '../shared/vpp-api');
+}
+
 function main(argv: string[]): number {
-  let dir = '/work/shared/vpp-api';
+  let dir = defaultApiJsonDir();
   let out = fileURLToPath(new URL('../src/vpp/defs.generated.ts', import.meta.url));
   let check = false;
   for (let i = 0; i < argv.length; i++) {

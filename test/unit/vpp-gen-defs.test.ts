@@ -8,7 +8,7 @@ import { generateVppDefs, diffGenerated } from '../../tools/gen-vpp-defs.ts';
 import { VPP_MESSAGES } from '../../src/vpp/defs.generated.ts';
 import { nameCrc } from '../../src/vpp/schema.ts';
 
-const API_DIR = '/work/shared/vpp-api';
+const API_DIR = join(import.meta.dirname, '../../vpp-api');
 const GENERATED = new URL('../../src/vpp/defs.generated.ts', import.meta.url);
 const TOOL = new URL('../../tools/gen-vpp-defs.ts', import.meta.url).pathname;
 
