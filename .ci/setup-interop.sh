@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Installs the real strongSwan peer and the network tools used by the interop tests
 # (test/interop). Debian 12, run as root. Safe to run again: when everything is already
-# installed it only re-checks that no strongSwan service is enabled and exits.
+# installed it installs, enables and disables nothing, and only re-checks the files.
 #
 # No strongSwan service is started or enabled by this script:
 #  - package installation runs behind a policy-rc.d that refuses every service start
 #    (the existing one is kept if the machine has one);
-#  - the units the packages enable for boot are disabled again, but only for packages this
-#    script installed itself, and only with `systemctl disable` (never --now): a charon that
-#    is already running on the machine is left alone.
+#  - the units the packages enable for boot are disabled again, but only units whose package
+#    was missing before this run (so this run installed it), and only with `systemctl disable`
+#    (never --now). A strongSwan the administrator installed, enabled or runs is left alone.
+#
+# POLICY_RC_D overrides the path of policy-rc.d (tests run the script with stub commands).
 set -euo pipefail
 
 PACKAGES=(
@@ -16,8 +18,12 @@ PACKAGES=(
   libstrongswan-standard-plugins libstrongswan-extra-plugins libcharon-extra-plugins
   iproute2 socat tcpdump
 )
-# systemd units shipped by the packages above that Debian enables on install
-UNITS=(strongswan-starter.service strongswan.service)
+# systemd units that Debian enables on install, and the package that ships each: charon-systemd
+# (in PACKAGES) and strongswan-starter (not in PACKAGES, but apt may pull it in as a dependency)
+declare -A UNIT_PACKAGE=(
+  [strongswan.service]=charon-systemd
+  [strongswan-starter.service]=strongswan-starter
+)
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "setup-interop: must run as root" >&2
@@ -32,17 +38,17 @@ missing=()
 for p in "${PACKAGES[@]}"; do
   installed "$p" || missing+=("$p")
 done
-# charon-systemd / strongswan-starter are the packages that bring the units
-fresh_services=0
-if ! installed charon-systemd || ! installed strongswan-starter; then
-  fresh_services=1
-fi
+# Units whose package is not installed yet: if this run installs it, this run disables the unit.
+new_units=()
+for u in "${!UNIT_PACKAGE[@]}"; do
+  installed "${UNIT_PACKAGE[$u]}" || new_units+=("$u")
+done
 
 if [ "${#missing[@]}" -eq 0 ]; then
   echo "setup-interop: all packages already installed"
 else
   echo "setup-interop: installing ${missing[*]}"
-  policy=/usr/sbin/policy-rc.d
+  policy=${POLICY_RC_D:-/usr/sbin/policy-rc.d}
   own_policy=0
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\n# temporary: refuse service starts during setup-interop.sh\nexit 101\n' >"$policy"
@@ -60,10 +66,12 @@ else
   fi
 fi
 
-# Keep strongSwan from starting at the next boot, for units this script brought in.
-if [ "$fresh_services" -eq 1 ] && command -v systemctl >/dev/null 2>&1; then
-  for u in "${UNITS[@]}"; do
-    if [ -e "/lib/systemd/system/$u" ] || [ -e "/usr/lib/systemd/system/$u" ]; then
+# Keep strongSwan from starting at the next boot, for the units this run brought in (their
+# package was missing before and is installed now).
+if [ "${#new_units[@]}" -gt 0 ] && command -v systemctl >/dev/null 2>&1; then
+  for u in "${new_units[@]}"; do
+    if installed "${UNIT_PACKAGE[$u]}"; then
+      echo "setup-interop: disabling $u (installed by this run)"
       systemctl --no-reload disable "$u" >/dev/null 2>&1 || true
     fi
   done
