@@ -15,13 +15,17 @@
  *
  * VPP (like the emulator) refuses a tunnel SA whose source and destination are the same address, so
  * the IPv6 tunnel cannot run ::1 to ::1: A takes another IPv6 address of this host (a global or ULA
- * one; traffic to ::1 stays inside the host). Without one, as root, the demo adds fd00:7ea:de30::a/128
- * to lo for its duration (--ipv6 ADDR chooses the address).
+ * one; traffic to ::1 stays inside the host). Without one (or with --temp-ipv6), as root, the demo
+ * adds fd00:7ea:de30::a/128 to lo for its duration (--ipv6 ADDR chooses the address instead).
  *
- *   node tools/demo.ts [--port-base N] [--keep] [--timeout SECONDS]
+ * Whatever ends the demo (success, failure, an exception, SIGINT, SIGTERM or SIGHUP), the processes
+ * it started are killed and the address it added to lo is removed. Usage errors exit 2.
+ *
+ *   node tools/demo.ts [--port-base N] [--timeout SECONDS] [--ipv6 ADDR | --temp-ipv6] [--keep] [--help]
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { createWriteStream, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { isIPv6 } from 'node:net';
 import { networkInterfaces, tmpdir } from 'node:os';
 import { spawnSync } from 'node:child_process';
 import { join, resolve } from 'node:path';
@@ -29,6 +33,14 @@ import { parseArgs } from 'node:util';
 import { controlRequest } from '../src/control/server.ts';
 import type { IkeView } from '../src/control/views.ts';
 import { VppClient } from '../src/vpp/client.ts';
+
+const USAGE = `usage: node tools/demo.ts [--port-base N] [--timeout SECONDS] [--ipv6 ADDR | --temp-ipv6] [--keep] [--help]
+  --port-base N      IKE ports: A uses N and N+1, B N+2 and N+3 (default: 500/4500 and 10500/14500 as root, else 20500)
+  --timeout SECONDS  how long the tunnels may take to come up (default 20)
+  --ipv6 ADDR        daemon A's IPv6 address, a local address other than ::1 (default: the first global or ULA one)
+  --temp-ipv6        (root) add fd00:7ea:de30::a/128 to lo for the run and use it, even if the host has another address
+  --keep             keep the configs and logs of the run
+`;
 
 const ROOT = resolve(import.meta.dirname, '..');
 const NODE = process.execPath;
@@ -207,50 +219,108 @@ function secondIpv6(): string | undefined {
 
 const TEMP_V6 = 'fd00:7ea:de30::a';
 
+/** What must be undone however the demo ends (see cleanup()). */
+const state: { dir: string | undefined; keepDir: boolean; addedV6: boolean } = { dir: undefined, keepDir: false, addedV6: false };
+
+/**
+ * Kills the processes the demo started, removes the address it added to lo and (unless kept) its
+ * directory. Synchronous and idempotent: it runs from the normal end, signal handlers and 'exit'.
+ */
+function cleanup(): void {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  if (state.addedV6) {
+    state.addedV6 = false;
+    spawnSync('ip', ['-6', 'addr', 'del', `${TEMP_V6}/128`, 'dev', 'lo'], { stdio: 'ignore' });
+  }
+  if (state.dir !== undefined && !state.keepDir) rmSync(state.dir, { recursive: true, force: true });
+  state.dir = undefined;
+}
+
+class UsageError extends Error {}
+
+function parseOptions(argv: string[]): { portBase?: number; timeout: number; ipv6?: string; tempIpv6: boolean; keep: boolean; help: boolean } {
+  let values;
+  try {
+    values = parseArgs({
+      args: argv,
+      options: {
+        'port-base': { type: 'string' },
+        keep: { type: 'boolean', default: false },
+        timeout: { type: 'string', default: '20' },
+        ipv6: { type: 'string' },
+        'temp-ipv6': { type: 'boolean', default: false },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    }).values;
+  } catch (e) {
+    throw new UsageError((e as Error).message);
+  }
+  const out: ReturnType<typeof parseOptions> = { timeout: 20, tempIpv6: values['temp-ipv6'], keep: values.keep, help: values.help };
+  if (values['port-base'] !== undefined) {
+    const n = /^[0-9]{1,5}$/.test(values['port-base']) ? Number(values['port-base']) : NaN;
+    if (!(n >= 1 && n <= 65532)) throw new UsageError(`--port-base must be a port number (1..65532), not '${values['port-base']}'`);
+    out.portBase = n;
+  }
+  const t = /^[0-9]{1,6}(\.[0-9]{1,3})?$/.test(values.timeout) ? Number(values.timeout) : NaN;
+  if (!(t > 0 && t <= 3600)) throw new UsageError(`--timeout must be a number of seconds (more than 0, at most 3600), not '${values.timeout}'`);
+  out.timeout = t;
+  if (values.ipv6 !== undefined) {
+    if (!isIPv6(values.ipv6) || values.ipv6 === '::1') throw new UsageError(`--ipv6 must be a local IPv6 address other than ::1, not '${values.ipv6}'`);
+    if (out.tempIpv6) throw new UsageError('--ipv6 and --temp-ipv6 exclude each other');
+    out.ipv6 = values.ipv6;
+  }
+  return out;
+}
+
 interface VppDump {
   sas?: { ours: boolean; spi: string }[];
   tunnel_protections?: unknown[];
 }
 
 async function main(): Promise<number> {
-  const { values } = parseArgs({
-    options: {
-      'port-base': { type: 'string' },
-      keep: { type: 'boolean', default: false },
-      timeout: { type: 'string', default: '20' },
-      ipv6: { type: 'string' },
-    },
-  });
+  let values: ReturnType<typeof parseOptions>;
+  try {
+    values = parseOptions(process.argv.slice(2));
+  } catch (e) {
+    if (!(e instanceof UsageError)) throw e;
+    process.stderr.write(`demo: ${e.message}\n${USAGE}`);
+    return 2;
+  }
+  if (values.help) {
+    process.stdout.write(USAGE);
+    return 0;
+  }
   const root = typeof process.getuid === 'function' && process.getuid() === 0;
-  let ports: [number, number, number, number];
-  if (values['port-base'] !== undefined) {
-    const n = Number(values['port-base']);
-    if (!Number.isInteger(n) || n < 1 || n > 65532) {
-      process.stderr.write('demo: --port-base must be a port number (1..65532)\n');
-      return 2;
-    }
-    ports = [n, n + 1, n + 2, n + 3];
-  } else ports = root ? [500, 4500, 10500, 14500] : [20500, 20501, 20502, 20503];
-  const until = Date.now() + Number(values.timeout) * 1000;
+  const ports: [number, number, number, number] =
+    values.portBase !== undefined
+      ? [values.portBase, values.portBase + 1, values.portBase + 2, values.portBase + 3]
+      : root
+        ? [500, 4500, 10500, 14500]
+        : [20500, 20501, 20502, 20503];
+  const until = Date.now() + values.timeout * 1000;
   const dir = mkdtempSync(join(tmpdir(), 'vpp-iked-demo-'));
+  state.dir = dir;
+  state.keepDir = values.keep;
   const vppSocket = join(dir, 'vpp-api.sock');
-  let v6 = values.ipv6 ?? secondIpv6();
-  let addedV6 = false;
+  let v6 = values.ipv6 ?? (values.tempIpv6 ? undefined : secondIpv6());
   if (v6 === undefined) {
     if (!root) {
-      process.stderr.write('demo: this host has no IPv6 address besides ::1; pass --ipv6 ADDR or run as root (the demo then adds one to lo)\n');
-      rmSync(dir, { recursive: true, force: true });
+      process.stderr.write(
+        values.tempIpv6
+          ? 'demo: --temp-ipv6 needs root (it adds an address to lo)\n'
+          : 'demo: this host has no IPv6 address besides ::1; pass --ipv6 ADDR or run as root (the demo then adds one to lo)\n',
+      );
       return 1;
     }
     const r = spawnSync('ip', ['-6', 'addr', 'add', `${TEMP_V6}/128`, 'dev', 'lo', 'nodad'], { encoding: 'utf8' });
     if (r.status !== 0) {
       process.stderr.write(`demo: cannot add ${TEMP_V6} to lo: ${r.error?.message ?? r.stderr}\n`);
-      rmSync(dir, { recursive: true, force: true });
       return 1;
     }
     v6 = TEMP_V6;
-    addedV6 = true;
+    state.addedV6 = true;
   }
+  const addedV6 = state.addedV6;
   const A: Side = { name: 'A', v4: '127.0.0.1', v6, port: ports[0], natPort: ports[1], dir, socket: join(dir, 'a.sock') };
   const B: Side = { name: 'B', v4: '127.0.0.2', v6: '::1', port: ports[2], natPort: ports[3], dir, socket: join(dir, 'b.sock') };
   const say = (s: string): void => void process.stdout.write(`${s}\n`);
@@ -337,30 +407,36 @@ async function main(): Promise<number> {
     process.stderr.write(`\ndemo FAILED: ${(e as Error).message}\n`);
     for (const p of procs) process.stderr.write(`--- ${p.name} (${p.log}) ---\n${tail(p.log)}\n`);
   } finally {
-    for (const c of children) c.kill('SIGKILL');
-    if (addedV6) spawnSync('ip', ['-6', 'addr', 'del', `${TEMP_V6}/128`, 'dev', 'lo'], { stdio: 'ignore' });
-    if (values.keep || !ok) say(`files kept in ${dir}`);
-    else rmSync(dir, { recursive: true, force: true });
+    state.keepDir = values.keep || !ok;
+    if (state.keepDir) say(`files kept in ${dir}`);
+    cleanup();
   }
   say(ok ? 'demo OK' : 'demo FAILED');
   return ok ? 0 : 1;
 }
 
-process.on('SIGINT', () => {
-  for (const c of children) c.kill('SIGKILL');
-  process.exit(130);
-});
-// Whatever ends the demo (a closed stdout pipe included), the processes it started end with it.
-process.on('exit', () => {
-  for (const c of children) c.kill('SIGKILL');
-});
+// Whatever ends the demo, the processes it started end with it and lo loses the address it got:
+// signals (exit code 128 + the signal number), an exception, a closed stdout pipe, a normal exit.
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+  ['SIGHUP', 129],
+] as const) {
+  process.on(signal, () => {
+    process.stderr.write(`\ndemo: ${signal}: stopping the processes it started\n`);
+    cleanup();
+    process.exit(code);
+  });
+}
+process.on('exit', cleanup);
 process.stdout.on('error', () => {});
 
 main().then(
   (code) => process.exit(code),
   (e: unknown) => {
     process.stderr.write(`demo: ${e instanceof Error ? e.stack : String(e)}\n`);
-    for (const c of children) c.kill('SIGKILL');
+    state.keepDir = true;
+    cleanup();
     process.exit(1);
   },
 );
