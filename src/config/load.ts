@@ -841,6 +841,10 @@ class Loader {
     // IKE lifetimes as strongSwan's vici config_sn()
     let rekeyTime = this.duration(sec, 'rekey_time');
     let reauthTime = this.duration(sec, 'reauth_time');
+    if (reauthTime !== undefined && reauthTime > 0) {
+      // without rekey_time the IKE SA would then never be renewed
+      this.err(sec.keys.get('reauth_time')!.valueLoc, 'reauth_time is not supported yet (IKE SA reauthentication is not implemented); use rekey_time, or reauth_time = 0');
+    }
     let overTime = this.duration(sec, 'over_time');
     let randTime = this.duration(sec, 'rand_time');
     if (rekeyTime === undefined && reauthTime === undefined) {

@@ -320,7 +320,8 @@ connections {
   a {
     local_addrs = 192.0.2.1, 10.0.0.5/08, %any6
     remote_addrs = 198.51.100.1-198.51.100.9, 2001:db8::7
-    reauth_time = 2h
+    rekey_time = 2h
+    reauth_time = 0
     dpd_delay = 1m
     fragmentation = force
     unique = replace
@@ -367,8 +368,8 @@ secrets {
   const a = c.connections[0]!;
   assert.deepEqual(a.localAddrs, ['192.0.2.1', '10.0.0.0/8', '::/0']);
   assert.deepEqual(a.remoteAddrs, ['198.51.100.1-198.51.100.9', '2001:db8::7']);
-  // only reauth_time set: no rekeying; over_time 10% of it; rand_time min(over_time, half of it) (strongSwan vici config_sn)
-  assert.deepEqual([a.rekeyTime, a.reauthTime, a.overTime, a.randTime], [0, 7200, 720, 720]);
+  // over_time 10% of rekey_time; rand_time min(over_time, half of it) (strongSwan vici config_sn)
+  assert.deepEqual([a.rekeyTime, a.reauthTime, a.overTime, a.randTime], [7200, 0, 720, 720]);
   assert.deepEqual(
     [a.dpdDelay, a.fragmentation, a.unique, a.sendCert, a.sendCertreq, a.mobike, a.keyingtries, a.encap],
     [60, 'force', 'replace', 'always', false, false, 0, true],
@@ -596,6 +597,10 @@ test('settings the daemon cannot run yet are refused where they are written', ()
       `F:13:25: vpp_mode = p2mp needs an ipsec interface, ipsecN with N from 0 to 16383 (VPP's limit), as vpp_interface, not '${bad}'`,
     ], bad);
   }
+  // IKE SA reauthentication
+  assert.deepEqual(errs(conf('').replace('    remote_addrs', '    reauth_time = 4h\n    remote_addrs')), [
+    'F:3:19: reauth_time is not supported yet (IKE SA reauthentication is not implemented); use rekey_time, or reauth_time = 0',
+  ]);
   // replay_window: at most 65536 packets
   assert.equal(ok(conf('        replay_window = 65536')).connections[0]!.children[0]!.replayWindow, 65536);
   assert.deepEqual(errs(conf('        replay_window = 65537')), ["F:12:25: 'replay_window' = 65537 is out of range (0..65536)"]);
