@@ -1,7 +1,8 @@
 /**
  * Generates src/vpp/defs.generated.ts from VPP's API definitions (the `.api.json` files that VPP's
- * IDL compiler writes). Only the messages vpp-iked uses are emitted, with their CRCs, field tables,
- * every type/union/enum/alias they reach, and TypeScript interfaces. CRCs are copied from the JSON,
+ * IDL compiler writes). Only the messages vpp-iked uses (WANTED_REQUESTS) and a few more for the
+ * emulator and tools (OPTIONAL_REQUESTS, marked `optional`) are emitted, with their CRCs, field
+ * tables, every type/union/enum/alias they reach, and TypeScript interfaces. CRCs are copied from the JSON,
  * never computed or typed in by hand.
  *
  * Usage:
@@ -18,7 +19,11 @@ import { readFileSync, readdirSync, writeFileSync, existsSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-/** Messages we use. Replies, details and events are added from the files' `services`. */
+/**
+ * Requests vpp-iked uses (the client and the VPP back end). Replies, details and events are added
+ * from the files' `services`. The client refuses a VPP that lacks one of them or has it with
+ * another CRC.
+ */
 export const WANTED_REQUESTS: readonly string[] = [
   // memclnt
   'sockclnt_create',
@@ -40,25 +45,32 @@ export const WANTED_REQUESTS: readonly string[] = [
   'ipsec_spd_add_del',
   'ipsec_interface_add_del_spd',
   'ipsec_spd_entry_add_del_v2',
+  'ipsec_spd_dump',
+  'ipsec_spds_dump',
+  'ipsec_spd_interface_dump',
   // interface
   'sw_interface_set_flags',
   'sw_interface_set_unnumbered',
   'sw_interface_set_table',
   'sw_interface_dump',
-  'want_interface_events',
   // ip
   'ip_route_add_del',
   'ip_table_add_del',
+];
+
+/**
+ * Requests generated for the emulator and tools but not used by the daemon. They are marked
+ * `optional` in the output: the client connects to a VPP without them (or with other CRCs) and
+ * requests for them then reject. Left out when the API files do not have them.
+ */
+export const OPTIONAL_REQUESTS: readonly string[] = [
+  'want_interface_events',
   'ip_route_dump',
-  // punt
   'punt_socket_register',
   'punt_socket_deregister',
   'punt_socket_dump',
   'punt_reason_dump',
 ];
-
-/** Used when the files have them (dumps for reconciling SPDs). */
-export const OPTIONAL_REQUESTS: readonly string[] = ['ipsec_spd_dump', 'ipsec_spds_dump', 'ipsec_spd_interface_dump'];
 
 type JsonField = [string, string, ...unknown[]];
 type JsonMessage = [string, ...unknown[]];
@@ -97,6 +109,8 @@ interface Message {
   version: string;
   fields: Field[];
   deprecated: boolean;
+  /** Reached only from OPTIONAL_REQUESTS. */
+  optional: boolean;
 }
 
 const BASE = new Set(['u8', 'i8', 'u16', 'i16', 'u32', 'i32', 'u64', 'i64', 'f64', 'bool', 'string']);
@@ -233,6 +247,7 @@ function buildModel(dir: string): Model {
         version: f.version,
         fields,
         deprecated: 'deprecated' in opts,
+        optional: false,
       };
       const prev = allMsgs.get(name);
       if (prev && (prev.crc !== msg.crc || JSON.stringify(prev.fields) !== JSON.stringify(msg.fields))) {
@@ -248,14 +263,15 @@ function buildModel(dir: string): Model {
   const messages = new Map<string, Message>();
   const services = new Map<string, { reply: string; stream: boolean; events: string[] }>();
   const skipped: string[] = [];
-  const want = (name: string): Message => {
+  const required = new Set<string>();
+  const want = (name: string, optional: boolean): void => {
     const m = allMsgs.get(name);
     if (!m) throw new Error(`message ${name} is not in the API files in ${dir}`);
+    if (!optional) required.add(name);
     messages.set(name, m);
-    return m;
   };
   for (const req of [...WANTED_REQUESTS, ...OPTIONAL_REQUESTS]) {
-    const optional = OPTIONAL_REQUESTS.includes(req);
+    const optional = !WANTED_REQUESTS.includes(req);
     const s = allServices.get(req);
     if (!allMsgs.has(req) || !s) {
       if (optional) {
@@ -264,11 +280,12 @@ function buildModel(dir: string): Model {
       }
       throw new Error(`message ${req} (or its service entry) is not in the API files in ${dir}`);
     }
-    want(req);
-    want(s.reply);
-    for (const e of s.events) want(e);
+    want(req, optional);
+    want(s.reply, optional);
+    for (const e of s.events) want(e, optional);
     services.set(req, s);
   }
+  for (const [name, m] of messages) messages.set(name, { ...m, optional: !required.has(name) });
 
   // Every type the chosen messages reach.
   const types = new Map<string, TypeDef>();
@@ -397,12 +414,12 @@ export function generateVppDefs(dir: string): { text: string; skipped: string[] 
 
   const msgNames = [...messages.keys()].sort();
   out.push(`export type VppMessageName =\n${msgNames.map((n) => `  | ${q(n)}`).join('\n')};`, '');
-  out.push('/** Message definitions: name, CRC (from the .api.json), module and fields in wire order. */');
+  out.push('/** Message definitions: name, CRC (from the .api.json), module, optional (not required at connect) and fields in wire order. */');
   out.push('export const VPP_MESSAGES: { readonly [K in VppMessageName]: VppMessageDef } = {');
   for (const n of msgNames) {
     const m = messages.get(n)!;
     out.push(
-      `  ${n}: { name: ${q(n)}, crc: ${q(m.crc)}, module: ${q(m.module)}, fields: [${m.fields.map(fieldLit).join(', ')}] },`,
+      `  ${n}: { name: ${q(n)}, crc: ${q(m.crc)}, module: ${q(m.module)}, ${m.optional ? 'optional: true, ' : ''}fields: [${m.fields.map(fieldLit).join(', ')}] },`,
     );
   }
   out.push('};', '');
@@ -449,7 +466,7 @@ export function generateVppDefs(dir: string): { text: string; skipped: string[] 
   out.push('// ---- messages (without _vl_msg_id, which the codec writes from the message table)');
   for (const n of msgNames) {
     const m = messages.get(n)!;
-    out.push(`/** ${n} (${m.module} ${m.version}) CRC ${m.crc}${m.deprecated ? ' (deprecated)' : ''} */`);
+    out.push(`/** ${n} (${m.module} ${m.version}) CRC ${m.crc}${m.deprecated ? ' (deprecated)' : ''}${m.optional ? ' (optional: not required at connect)' : ''} */`);
     out.push(`export interface ${pascal(n)} {`, ...tsFields(m.fields, types, false, new Set(['_vl_msg_id'])), '}');
   }
   out.push('');

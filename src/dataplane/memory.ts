@@ -5,7 +5,6 @@
  * to fail the next operation or to behave as if VPP had restarted.
  */
 
-import { randomBytes } from 'node:crypto';
 import type {
   ChildInstall,
   Dataplane,
@@ -14,19 +13,10 @@ import type {
   InstallResult,
   SaEndpoint,
   SaParams,
-  VppMode,
 } from './types.ts';
-import { checkEspKeys, vppSupportedEncr, vppSupportedInteg } from '../vpp/ike-algorithms.ts';
-
-/** The features VPP 26.10 runs; shared by the memory and VPP back ends. */
-export function vppDataplaneFeatures(): DataplaneFeatures {
-  return {
-    encr: new Set(vppSupportedEncr()),
-    integ: new Set(vppSupportedInteg()),
-    esn: true,
-    modes: new Set<VppMode>(['p2p', 'p2mp', 'policy']),
-  };
-}
+import { hex8 } from '../common/hex.ts';
+import { SpiAllocator } from './spi.ts';
+import { validateChildInstall, validateEndpoints, vppDataplaneFeatures } from './vpp-rules.ts';
 
 export type MemoryOp = 'allocate' | 'release' | 'install' | 'replace' | 'update' | 'remove' | 'fail' | 'restart';
 
@@ -51,13 +41,9 @@ export class MemoryDataplaneError extends Error {
   override readonly name = 'MemoryDataplaneError';
 }
 
-interface Installed {
-  child: ChildInstall;
-  result: InstallResult;
-}
-
-function hex8(n: number): string {
-  return (n >>> 0).toString(16).padStart(8, '0');
+export interface MemoryDataplaneOptions {
+  /** As VppDataplaneOptions.policyInterface: policy-mode CHILD_SAs without vpp_interface need it. */
+  policyInterface?: string;
 }
 
 function saView(sa: SaParams): Record<string, unknown> {
@@ -93,8 +79,12 @@ export class MemoryDataplane implements Dataplane {
   private nextSaIndex = 1;
   private nextInstance = 0;
   private closed = false;
-  private rnd = Buffer.alloc(0);
-  private rndPos = 0;
+  private readonly policyInterface: string | undefined;
+  private readonly spis = new SpiAllocator((spi) => this.spiInUse(spi));
+
+  constructor(options: MemoryDataplaneOptions = {}) {
+    this.policyInterface = options.policyInterface;
+  }
 
   features(): DataplaneFeatures {
     return vppDataplaneFeatures();
@@ -138,26 +128,12 @@ export class MemoryDataplane implements Dataplane {
     if (this.closed) throw new MemoryDataplaneError('dataplane is closed');
   }
 
-  private random32(): number {
-    if (this.rndPos + 4 > this.rnd.length) {
-      this.rnd = randomBytes(4096);
-      this.rndPos = 0;
-    }
-    const v = this.rnd.readUInt32BE(this.rndPos);
-    this.rndPos += 4;
-    return v;
-  }
-
   async allocateSpi(): Promise<number> {
     this.checkOpen();
-    for (;;) {
-      const spi = this.random32();
-      // SPIs 1..255 are reserved by IANA (RFC 4303 §2.1) and 0 is never a valid SPI.
-      if (spi < 256 || this.spiInUse(spi)) continue;
-      this.allocated.add(spi);
-      this.log({ op: 'allocate', spi });
-      return spi;
-    }
+    const spi = this.spis.next();
+    this.allocated.add(spi);
+    this.log({ op: 'allocate', spi });
+    return spi;
   }
 
   releaseSpi(spi: number): void {
@@ -172,24 +148,14 @@ export class MemoryDataplane implements Dataplane {
     throw new MemoryDataplaneError(reason);
   }
 
+  /** The checks of the VPP back end (vpp-rules.ts), with this dataplane's state. */
   private validate(c: ChildInstall): void {
-    if (this.installed.has(c.childId)) throw new MemoryDataplaneError(`child ${c.childId} is already installed`);
-    if (!c.inbound.inbound || c.outbound.inbound) throw new MemoryDataplaneError('inbound/outbound SAs swapped');
-    for (const sa of [c.inbound, c.outbound]) {
-      if (sa.spi < 256 || sa.spi > 0xffffffff || !Number.isInteger(sa.spi)) {
-        throw new MemoryDataplaneError(`invalid SPI ${sa.spi}`);
-      }
-      const bad = checkEspKeys(sa.alg, sa.encKey.length, sa.integKey.length);
-      if (bad) throw new MemoryDataplaneError(bad);
-      if (!Number.isInteger(sa.replayWindow) || sa.replayWindow < 0) {
-        throw new MemoryDataplaneError(`invalid replay window ${sa.replayWindow}`);
-      }
-    }
-    const owner = this.liveSpis.get(c.inbound.spi);
-    if (owner !== undefined) throw new MemoryDataplaneError(`inbound SPI ${hex8(c.inbound.spi)} is used by child ${owner}`);
-    if (c.replaces !== undefined && !this.installed.has(c.replaces)) {
-      throw new MemoryDataplaneError(`child ${c.replaces} to replace is not installed`);
-    }
+    const why = validateChildInstall(c, {
+      isInstalled: (id) => this.installed.has(id),
+      spiOwner: (spi) => this.liveSpis.get(spi),
+      policyInterface: this.policyInterface,
+    });
+    if (why !== undefined) throw new MemoryDataplaneError(why);
   }
 
   async install(child: ChildInstall): Promise<InstallResult> {
@@ -231,6 +197,8 @@ export class MemoryDataplane implements Dataplane {
     this.takeFailure('update', childId);
     const c = this.installed.get(childId);
     if (!c) throw new MemoryDataplaneError(`child ${childId} is not installed`);
+    const bad = validateEndpoints(local, remote);
+    if (bad !== undefined) throw new MemoryDataplaneError(bad);
     const inbound: SaParams = { ...c.inbound, src: { ...remote }, dst: { ...local }, udpEncap };
     const outbound: SaParams = { ...c.outbound, src: { ...local }, dst: { ...remote }, udpEncap };
     this.installed.set(childId, { ...c, inbound, outbound });

@@ -16,10 +16,20 @@
  *   policy).
  *
  * Identifiers: VPP does not allocate SPIs or SA ids, so this back end does. Inbound SPIs are random,
- * never below 256, unique among live SAs and SPIs VPP already holds. sad_ids and SPD ids are
- * 0x7e000001–0x7effffff (top byte 0x7e marks them as vpp-iked's); p2p interfaces use ipsec
- * instances from `p2pInstanceBase` (default 1000) up. Objects that look like ours but belong to no
- * known CHILD_SA are removed at start and after VPP reconnects.
+ * never below 256, unique among live SAs and SPIs VPP already holds.
+ *
+ * Reserved ranges (operators must not use them for objects of their own in the same VPP):
+ * - sad_ids 0x7e000001–0x7effffff: the top byte 0x7e (OUR_ID_PREFIX) marks an SA as vpp-iked's.
+ * - SPD ids from the same range: one SPD per VRF table in policy mode, its id allocated from
+ *   0x7e000001 up through a table → id map (any u32 table id gets its own SPD).
+ * - p2p ipsec interfaces ipsec<p2pInstanceBase>..ipsec16383 (constructor option, default 1000).
+ * At start and after VPP reconnects, objects in these ranges that belong to no known CHILD_SA are
+ * removed: SAs and SPDs with the 0x7e prefix (an SPD's entries first: deleting an SPD in VPP does
+ * not release the SAs its entries lock), tunnel protections that use such SAs, and p2p ipsec
+ * interfaces in the instance range that have no tunnel protection or one that uses only 0x7e SAs.
+ * An interface in the range protected with other SAs is an operator's: it is left alone and its
+ * instance is not used. sad_ids of ours that VPP still holds after that (locked by something we
+ * could not remove) are not handed out again.
  *
  * Protection groups: the CHILD_SAs that share one tunnel protection (p2p: the ones on the same
  * interface; p2mp: the ones to the same peer on the same interface). The protection's sa_out is the
@@ -41,10 +51,14 @@
  * lost it, programmed again with the same SPIs, keys and ids (the members of one protection group
  * oldest first, so a replaced CHILD_SA that is not yet removed comes back next to its successor);
  * strays are removed; the listener's replayed() then gets the replayed ids (in paced batches),
- * because re-added outbound SAs start their sequence numbers at 1 again and need a rekey.
+ * because re-added outbound SAs start their sequence numbers at 1 again and need a rekey. A CHILD_SA
+ * that cannot be programmed again is reported through failed(). A resync that fails as a whole (a
+ * dump or a delete VPP refuses) is retried with backoff while the connection lasts; operations wait
+ * until it is done. remove() while VPP is unreachable returns at once and is carried out (or, when
+ * VPP lost the CHILD_SA, simply not replayed) when the connection is back; remove() during a replay
+ * waits for it, and a CHILD_SA removed meanwhile is neither replayed nor reported.
  */
 
-import { randomBytes } from 'node:crypto';
 import type {
   ChildInstall,
   Dataplane,
@@ -56,27 +70,38 @@ import type {
   TsRange,
   VppMode,
 } from './types.ts';
-import { vppDataplaneFeatures } from './memory.ts';
+import { validateChildInstall, validateEndpoints, vppDataplaneFeatures } from './vpp-rules.ts';
+import { SpiAllocator } from './spi.ts';
+import { hex8 } from '../common/hex.ts';
 import { VppClient, VppApiError, type VppClientOptions, type VppConnectedInfo, type VppLogger } from '../vpp/client.ts';
 import type { VppReplyOf, VppRequestBody, VppRequestName, VppDumpName, VppDetailsOf } from '../vpp/api.ts';
-import { checkEspKeys, vppCryptoFor, vppIntegFor } from '../vpp/ike-algorithms.ts';
-import { fromApiAddress, parseIp, rangeToPrefixes, toApiAddress, AF_IP6 } from '../vpp/address.ts';
+import { vppCryptoFor, vppIntegFor } from '../vpp/ike-algorithms.ts';
+import { apiAddressText, fromApiAddress, parseIp, rangeToPrefixes, toApiAddress, zeroApiAddress, AF_IP6 } from '../vpp/address.ts';
 import { VppErr } from '../vpp/errors.ts';
-import type { Address, FibPath, IpsecSadEntryV4, IpsecSpdEntryV2, Tunnel } from '../vpp/defs.generated.ts';
-import { IpsecCryptoAlg, IpsecIntegAlg, IpsecSadFlags, IpsecSpdAction } from '../vpp/defs.generated.ts';
+import type { FibPath, IpsecSadEntryV4, IpsecSpdEntry, IpsecSpdEntryV2, Tunnel } from '../vpp/defs.generated.ts';
+import { IpsecCryptoAlg, IpsecIntegAlg, IpsecSadFlags, IpsecSpdAction, TunnelMode } from '../vpp/defs.generated.ts';
 
 /** Top byte of every sad_id and SPD id this back end creates. */
 export const OUR_ID_PREFIX = 0x7e000000;
 const OUR_ID_MASK = 0xff000000;
 const OUR_ID_SPAN = 0x00ffffff;
 const U32_MAX = 0xffffffff;
+/** VPP's ipsec interface instances are 0..16383 (ipsec_itf_instance_alloc). */
+const MAX_INSTANCES = 16 * 1024;
 
 export function isOurId(id: number): boolean {
   return ((id & OUR_ID_MASK) >>> 0) === OUR_ID_PREFIX;
 }
 
-const SAD_FLAG = { USE_ESN: 1, USE_ANTI_REPLAY: 2, IS_TUNNEL: 4, IS_TUNNEL_V6: 8, UDP_ENCAP: 16, IS_INBOUND: 64 } as const;
-const SPD_ACTION = { BYPASS: 0, PROTECT: 3 } as const;
+const {
+  IPSEC_API_SAD_FLAG_USE_ESN: USE_ESN,
+  IPSEC_API_SAD_FLAG_USE_ANTI_REPLAY: USE_ANTI_REPLAY,
+  IPSEC_API_SAD_FLAG_IS_TUNNEL: IS_TUNNEL,
+  IPSEC_API_SAD_FLAG_IS_TUNNEL_V6: IS_TUNNEL_V6,
+  IPSEC_API_SAD_FLAG_UDP_ENCAP: UDP_ENCAP,
+  IPSEC_API_SAD_FLAG_IS_INBOUND: IS_INBOUND,
+} = IpsecSadFlags;
+const { IPSEC_API_SPD_ACTION_BYPASS: BYPASS, IPSEC_API_SPD_ACTION_PROTECT: PROTECT } = IpsecSpdAction;
 /** SPD priorities (higher matches first). PROTECT entries use PROTECT..PROTECT_MAX, below the IKE bypass. */
 const PRIORITY = { IKE_BYPASS: 200, PROTECT: 100, PROTECT_MAX: 199, DEFAULT_BYPASS: 0 } as const;
 
@@ -98,12 +123,18 @@ export interface VppDataplaneOptions {
   unnumberedInterface?: string;
   /** policy mode: interface the SPD is bound to when the CHILD_SA names no vpp_interface. */
   policyInterface?: string;
-  /** First ipsec instance number for p2p interfaces (VPP allows 0–16383). Default 1000. */
+  /**
+   * First ipsec instance number for p2p interfaces (VPP allows 0–16383). Default 1000. Instances
+   * from here up are reserved for vpp-iked (see the file header).
+   */
   p2pInstanceBase?: number;
   /** replayed() is called with at most this many ids at a time. Default 200. */
   replayBatch?: number;
   /** Pause between replayed() batches (ms). Default 1000. */
   replayIntervalMs?: number;
+  /** First and largest pause before a failed resync after a reconnect is tried again (ms). Defaults 500 and 10000. */
+  resyncRetryMinMs?: number;
+  resyncRetryMaxMs?: number;
 }
 
 interface RouteSpec {
@@ -135,6 +166,8 @@ interface ChildState {
   /** policy: priority of the outbound PROTECT entries. */
   outPriority?: number;
   spdTable?: number;
+  /** policy: the id of the SPD the entries are in. */
+  spdId?: number;
 }
 
 interface SpdState {
@@ -165,18 +198,6 @@ class KeyedQueue {
 
 const NOOP_LOG: VppLogger = { debug() {}, info() {}, warn() {}, error() {} };
 
-function tsFamilyOk(ts: TsRange): boolean {
-  return ts.family === 4 || ts.family === 6;
-}
-
-function hex8(n: number): string {
-  return (n >>> 0).toString(16).padStart(8, '0');
-}
-
-function zeroAddress(isIp6: boolean): Address {
-  return isIp6 ? { af: AF_IP6, un: { ip6: Buffer.alloc(16) } } : { af: 0, un: { ip4: Buffer.alloc(4) } };
-}
-
 function familyOf(addr: string): 4 | 6 {
   return parseIp(addr).af === AF_IP6 ? 6 : 4;
 }
@@ -187,6 +208,35 @@ function isGone(e: unknown): boolean {
     e instanceof VppApiError &&
     (e.retval === VppErr.NO_SUCH_ENTRY || e.retval === VppErr.INVALID_SW_IF_INDEX || e.retval === VppErr.INVALID_VALUE)
   );
+}
+
+/**
+ * Also gone, for a route delete: the path's interface no longer exists (fib_api_path_decode:
+ * NO_MATCHING_INTERFACE) or its table does not (fib_api_table_id_decode: NO_SUCH_FIB).
+ */
+function isRouteGone(e: unknown): boolean {
+  return isGone(e) || (e instanceof VppApiError && (e.retval === VppErr.NO_MATCHING_INTERFACE || e.retval === VppErr.NO_SUCH_FIB));
+}
+
+function isVppError(e: unknown, retval: number): boolean {
+  return e instanceof VppApiError && e.retval === retval;
+}
+
+/** What VPP holds, for reconcile and replay decisions. */
+interface Snapshot {
+  sas: Map<number, { spi: number; swIfIndex: number }>;
+  itfs: { instance: number; mode: number; swIfIndex: number }[];
+  prots: { swIfIndex: number; nh: string; saOut: number; saIn: number[] }[];
+  spds: Set<number>;
+  /** Interfaces that have an SPD bound (ipsec_spd_interface_dump). */
+  spdBound: Set<number>;
+}
+
+/** What reconcile keeps although it looks like ours. */
+interface Keep {
+  sas: Set<number>;
+  instances: Set<number>;
+  spds: Set<number>;
 }
 
 export class VppDataplane implements Dataplane {
@@ -200,6 +250,8 @@ export class VppDataplane implements Dataplane {
     p2pInstanceBase: number;
     replayBatch: number;
     replayIntervalMs: number;
+    resyncRetryMinMs: number;
+    resyncRetryMaxMs: number;
   };
   private listener: DataplaneListener = {};
   private readonly children = new Map<number, ChildState>();
@@ -207,9 +259,14 @@ export class VppDataplane implements Dataplane {
   private readonly liveSpis = new Map<number, number>();
   /** SPIs of inbound SAs VPP holds that are not ours (never handed out). */
   private readonly foreignSpis = new Set<number>();
+  private readonly spis = new SpiAllocator((spi) => this.allocatedSpis.has(spi) || this.liveSpis.has(spi) || this.foreignSpis.has(spi));
   private readonly liveSadIds = new Set<number>();
-  private readonly foreignSadIds = new Set<number>();
+  /** sad_ids with our prefix that VPP holds although no CHILD_SA owns them (never handed out). */
+  private readonly avoidSadIds = new Set<number>();
   private nextSad = 1;
+  /** SPD ids with our prefix that VPP holds although no SPD state owns them (never handed out). */
+  private readonly avoidSpdIds = new Set<number>();
+  private nextSpd = 1;
   private readonly usedInstances = new Set<number>();
   private instanceHint = 0;
   private readonly foreignInstances = new Set<number>();
@@ -218,6 +275,7 @@ export class VppDataplane implements Dataplane {
   /** Routes by key, with the children that use them. */
   private readonly routeUsers = new Map<string, { route: RouteSpec; users: Set<number> }>();
   private seqCounter = 0;
+  /** policy mode: the SPD of each table (table → SPD state, which holds the allocated SPD id). */
   private readonly spds = new Map<number, SpdState>();
   /** Per-connection caches. */
   private ifIndex = new Map<string, number>();
@@ -227,10 +285,21 @@ export class VppDataplane implements Dataplane {
   private gate: Promise<void> = Promise.resolve();
   private started = false;
   private closed = false;
-  private rnd = Buffer.alloc(0);
-  private rndPos = 0;
   private replayTimer: NodeJS.Timeout | undefined;
-  private readonly counters = { calls: 0, failures: 0, installs: 0, removes: 0, updates: 0, replays: 0 };
+  private readonly counters = { calls: 0, failures: 0, installs: 0, removes: 0, updates: 0, replays: 0, resync_failures: 0 };
+  /** Bumped on every connect and disconnect: a resync stops when its connection is gone. */
+  private connGen = 0;
+  /** The running start-up reconcile and resync (they run one after the other). */
+  private startup: Promise<unknown> = Promise.resolve();
+  private resyncing: Promise<void> = Promise.resolve();
+  /** Lost CHILD_SAs being programmed again (out of `children` until they are back). */
+  private readonly replaying = new Map<number, ChildState>();
+  /** remove() calls waiting for a replay to end: those CHILD_SAs are not replayed. */
+  private readonly removing = new Set<number>();
+  /** remove() calls made while VPP was unreachable: the next resync carries them out. */
+  private readonly deferredRemoves = new Set<number>();
+  /** The backoff pause of a resync retry (cut short by close()). */
+  private pause: { timer: NodeJS.Timeout; done: () => void } | undefined;
 
   constructor(options: VppDataplaneOptions = {}) {
     this.log = options.log ?? NOOP_LOG;
@@ -238,12 +307,16 @@ export class VppDataplane implements Dataplane {
     this.client =
       options.client ??
       new VppClient({ ...(options.clientOptions ?? {}), ...(options.socket !== undefined ? { socket: options.socket } : {}), logger: this.log });
+    const base = options.p2pInstanceBase ?? 1000;
+    if (!Number.isInteger(base) || base < 0 || base >= MAX_INSTANCES) throw new RangeError(`p2pInstanceBase must be 0..${MAX_INSTANCES - 1}, not ${base}`);
     this.opts = {
       unnumberedInterface: options.unnumberedInterface,
       policyInterface: options.policyInterface,
-      p2pInstanceBase: options.p2pInstanceBase ?? 1000,
+      p2pInstanceBase: base,
       replayBatch: Math.max(1, options.replayBatch ?? 200),
       replayIntervalMs: options.replayIntervalMs ?? 1000,
+      resyncRetryMinMs: Math.max(1, options.resyncRetryMinMs ?? 500),
+      resyncRetryMaxMs: Math.max(1, options.resyncRetryMaxMs ?? 10_000),
     };
     this.client.on('disconnected', () => this.onDisconnected());
     this.client.on('connected', (info: VppConnectedInfo) => this.onConnected(info));
@@ -264,35 +337,31 @@ export class VppDataplane implements Dataplane {
 
   /**
    * Connects to VPP (retrying until it answers; an incompatible API fails at once) and removes
-   * objects that look like ours (left by an earlier run).
+   * objects that look like ours (left by an earlier run). A dump or delete that fails is retried
+   * with backoff while the connection lasts.
    */
   async start(): Promise<void> {
     if (this.started) return;
     this.started = true;
     if (!this.client.connected) await this.client.start();
-    await this.runGated(() => this.reconcile(false));
+    const gen = this.connGen;
+    const run = this.runGated(async () => {
+      const done = await this.retrying(gen, 'start-up reconcile', async () => {
+        await this.reconcile(await this.snapshot(), { sas: new Set(), instances: new Set(), spds: new Set() });
+      });
+      if (!done) throw new Error(this.closed ? 'VPP dataplane is closed' : 'connection to VPP lost during start-up');
+    });
+    this.startup = run.catch(() => {});
+    await run;
   }
 
   // ------------------------------------------------------------------ SPIs and ids
 
-  private random32(): number {
-    if (this.rndPos + 4 > this.rnd.length) {
-      this.rnd = randomBytes(4096);
-      this.rndPos = 0;
-    }
-    const v = this.rnd.readUInt32BE(this.rndPos);
-    this.rndPos += 4;
-    return v;
-  }
-
   async allocateSpi(): Promise<number> {
     if (this.closed) throw new Error('VPP dataplane is closed');
-    for (;;) {
-      const spi = this.random32();
-      if (spi < 256 || this.allocatedSpis.has(spi) || this.liveSpis.has(spi) || this.foreignSpis.has(spi)) continue;
-      this.allocatedSpis.add(spi);
-      return spi;
-    }
+    const spi = this.spis.next();
+    this.allocatedSpis.add(spi);
+    return spi;
   }
 
   releaseSpi(spi: number): void {
@@ -303,7 +372,7 @@ export class VppDataplane implements Dataplane {
     for (let i = 0; i < OUR_ID_SPAN; i++) {
       const id = (OUR_ID_PREFIX | this.nextSad) >>> 0;
       this.nextSad = this.nextSad >= OUR_ID_SPAN ? 1 : this.nextSad + 1;
-      if (!this.liveSadIds.has(id) && !this.foreignSadIds.has(id)) {
+      if (!this.liveSadIds.has(id) && !this.avoidSadIds.has(id)) {
         this.liveSadIds.add(id);
         return id;
       }
@@ -311,16 +380,30 @@ export class VppDataplane implements Dataplane {
     throw new Error('no free SA ids');
   }
 
+  /** An SPD id with our prefix that no SPD state uses (`prefer` when it is free: a replay keeps ids). */
+  private allocSpdId(prefer?: number): number {
+    const used = new Set<number>();
+    for (const s of this.spds.values()) used.add(s.spdId);
+    const free = (id: number): boolean => isOurId(id) && (id & OUR_ID_SPAN) !== 0 && !used.has(id) && !this.avoidSpdIds.has(id);
+    if (prefer !== undefined && free(prefer)) return prefer;
+    for (let i = 0; i < OUR_ID_SPAN; i++) {
+      const id = (OUR_ID_PREFIX | this.nextSpd) >>> 0;
+      this.nextSpd = this.nextSpd >= OUR_ID_SPAN ? 1 : this.nextSpd + 1;
+      if (free(id)) return id;
+    }
+    throw new Error('no free SPD ids');
+  }
+
   /** Lowest free p2p instance; `instanceHint` is a lower bound of the free ones. */
   private allocInstance(): number {
-    for (let i = Math.max(this.instanceHint, this.opts.p2pInstanceBase); i < 16 * 1024; i++) {
+    for (let i = Math.max(this.instanceHint, this.opts.p2pInstanceBase); i < MAX_INSTANCES; i++) {
       if (!this.usedInstances.has(i) && !this.foreignInstances.has(i)) {
         this.usedInstances.add(i);
         this.instanceHint = i + 1;
         return i;
       }
     }
-    throw new Error('no free ipsec interface instance (VPP allows 16384 ipsec interfaces)');
+    throw new Error(`no free ipsec interface instance from ${this.opts.p2pInstanceBase} up (VPP allows ipsec0..ipsec${MAX_INSTANCES - 1})`);
   }
 
   private freeInstance(i: number): void {
@@ -382,6 +465,33 @@ export class VppDataplane implements Dataplane {
     if (!this.client.connected) throw new Error('not connected to VPP');
   }
 
+  /**
+   * Runs `fn` until it succeeds, pausing with backoff after each failure, as long as the
+   * connection `gen` lasts. False when it gave up because the connection went or close() was called.
+   */
+  private async retrying(gen: number, what: string, fn: () => Promise<void>): Promise<boolean> {
+    let delay = this.opts.resyncRetryMinMs;
+    for (;;) {
+      if (this.closed || gen !== this.connGen || !this.client.connected) return false;
+      try {
+        await fn();
+        return true;
+      } catch (e) {
+        this.counters.resync_failures++;
+        if (this.closed || gen !== this.connGen || !this.client.connected) return false;
+        this.log.error({ err: (e as Error).message, retry_ms: delay }, `${what} failed; retrying`);
+        await new Promise<void>((resolve) => {
+          const done = (): void => {
+            this.pause = undefined;
+            resolve();
+          };
+          this.pause = { timer: setTimeout(done, delay), done };
+        });
+        delay = Math.min(this.opts.resyncRetryMaxMs, delay * 2);
+      }
+    }
+  }
+
   private async interfaceIndex(name: string): Promise<number | undefined> {
     const cached = this.ifIndex.get(name);
     if (cached !== undefined) return cached;
@@ -417,11 +527,11 @@ export class VppDataplane implements Dataplane {
     const integ = vppIntegFor(sa.alg.integId)!;
     const v6 = familyOf(sa.src.addr) === 6;
     let flags = 0;
-    if (sa.mode === 'tunnel') flags |= SAD_FLAG.IS_TUNNEL | (v6 ? SAD_FLAG.IS_TUNNEL_V6 : 0);
-    if (sa.udpEncap) flags |= SAD_FLAG.UDP_ENCAP;
-    if (sa.inbound) flags |= SAD_FLAG.IS_INBOUND;
-    if (sa.alg.esn) flags |= SAD_FLAG.USE_ESN;
-    if (sa.inbound && sa.replayWindow > 0) flags |= SAD_FLAG.USE_ANTI_REPLAY;
+    if (sa.mode === 'tunnel') flags |= IS_TUNNEL | (v6 ? IS_TUNNEL_V6 : 0);
+    if (sa.udpEncap) flags |= UDP_ENCAP;
+    if (sa.inbound) flags |= IS_INBOUND;
+    if (sa.alg.esn) flags |= USE_ESN;
+    if (sa.inbound && sa.replayWindow > 0) flags |= USE_ANTI_REPLAY;
     // GCM/CTR/ChaCha20/GMAC: KEYMAT = key || 4-byte salt; VPP wants the salt bytes in KEYMAT order
     // read as a big-endian u32 (README, "Salt").
     const salt = crypto.saltBytes === 4 ? sa.encKey.readUInt32BE(crypto.keyBytes) : 0;
@@ -458,7 +568,13 @@ export class VppDataplane implements Dataplane {
   }
 
   private async addSa(id: number, sa: SaParams): Promise<() => Promise<unknown>> {
-    await this.req('ipsec_sad_entry_add_v2', { entry: this.saEntry(id, sa) });
+    try {
+      await this.req('ipsec_sad_entry_add_v2', { entry: this.saEntry(id, sa) });
+    } catch (e) {
+      // Someone else holds this id: never hand it out again.
+      if (isVppError(e, VppErr.ENTRY_ALREADY_EXISTS)) this.avoidSadIds.add(id);
+      throw e;
+    }
     return () => this.req('ipsec_sad_entry_del', { id });
   }
 
@@ -477,7 +593,6 @@ export class VppDataplane implements Dataplane {
     const out: RouteSpec[] = [];
     const seen = new Set<string>();
     for (const ts of c.remoteTs) {
-      if (!tsFamilyOk(ts)) continue;
       for (const p of rangeToPrefixes(ts.start, ts.end)) {
         const isIp6 = ts.family === 6;
         const key = `${isIp6}|${p.addr}/${p.len}`;
@@ -494,7 +609,7 @@ export class VppDataplane implements Dataplane {
   }
 
   private fibPath(r: RouteSpec): FibPath {
-    const nh = r.nh === '' ? zeroAddress(r.isIp6) : toApiAddress(r.nh);
+    const nh = r.nh === '' ? zeroApiAddress(r.isIp6) : toApiAddress(r.nh);
     return {
       sw_if_index: r.swIfIndex,
       table_id: 0,
@@ -581,7 +696,7 @@ export class VppDataplane implements Dataplane {
     await Promise.all(
       routes.map((r) =>
         this.routeAdd(r, false).catch((e: unknown) => {
-          if (!isGone(e)) throw e;
+          if (!isRouteGone(e)) throw e;
         }),
       ),
     );
@@ -591,10 +706,8 @@ export class VppDataplane implements Dataplane {
 
   async install(child: ChildInstall): Promise<InstallResult> {
     await this.ready();
-    const old = child.replaces !== undefined ? this.children.get(child.replaces) : undefined;
-    if (child.replaces !== undefined && !old) throw new Error(`child ${child.replaces} to replace is not installed`);
-    if (this.children.has(child.childId)) throw new Error(`child ${child.childId} is already installed`);
     this.validate(child);
+    const old = child.replaces !== undefined ? this.children.get(child.replaces) : undefined;
     const lockKey = old ? `child:${old.child.childId}` : `child:${child.childId}`;
     return this.track(this.queue.run(lockKey, async () => {
       const st = await this.installInternal(child, old, { replay: false });
@@ -615,26 +728,14 @@ export class VppDataplane implements Dataplane {
     return p;
   }
 
+  /** The checks the memory dataplane makes too (vpp-rules.ts). */
   private validate(c: ChildInstall): void {
-    if (!c.inbound.inbound || c.outbound.inbound) throw new Error('inbound/outbound SAs swapped');
-    for (const sa of [c.inbound, c.outbound]) {
-      const bad = checkEspKeys(sa.alg, sa.encKey.length, sa.integKey.length);
-      if (bad) throw new Error(bad);
-      if (familyOf(sa.src.addr) !== familyOf(sa.dst.addr)) throw new Error('tunnel endpoints are in different address families');
-    }
-    const owner = this.liveSpis.get(c.inbound.spi);
-    if (owner !== undefined && owner !== c.replaces) throw new Error(`inbound SPI ${hex8(c.inbound.spi)} is used by child ${owner}`);
-    if (c.vppMode === 'p2mp') {
-      if (!c.vppInterface) throw new Error('p2mp needs vpp_interface (the shared ipsec interface)');
-      if (!/^ipsec\d+$/.test(c.vppInterface)) throw new Error(`p2mp interface must be named ipsecN, not ${c.vppInterface}`);
-      const fam = familyOf(c.outbound.dst.addr);
-      if (c.vppRoutes && c.remoteTs.some((t) => t.family !== fam)) {
-        throw new Error('p2mp routes need the remote traffic selectors in the family of the peer address');
-      }
-    }
-    if (c.vppMode === 'policy' && !(c.vppInterface ?? this.opts.policyInterface)) {
-      throw new Error('policy mode needs vpp_interface (the interface the SPD is bound to)');
-    }
+    const why = validateChildInstall(c, {
+      isInstalled: (id) => this.children.has(id),
+      spiOwner: (spi) => this.liveSpis.get(spi),
+      policyInterface: this.opts.policyInterface,
+    });
+    if (why !== undefined) throw new Error(why);
   }
 
   private result(st: ChildState): InstallResult {
@@ -717,9 +818,9 @@ export class VppDataplane implements Dataplane {
     // Join the interface of the replaced child, or (replay) of a group member already back in VPP.
     const join = old?.group !== undefined && old.swIfIndex !== undefined ? old : this.liveMember(o.preset?.group, c.childId);
     if (!join) {
-      // New tunnel: two round trips. VPP handles one connection's messages in order, so the
-      // protection can follow the SA adds without waiting for their replies, and everything
-      // that needs the sw_if_index goes out together once the interface exists.
+      // New tunnel: two round trips. The SA adds, the interface and the table go out together
+      // and are awaited; then everything that needs the sw_if_index and the SAs (admin up, VRF,
+      // unnumbered, protection, routes) goes out together.
       const instance = o.preset?.itfInstance ?? this.allocInstance();
       this.usedInstances.add(instance);
       st.itfInstance = instance;
@@ -735,7 +836,7 @@ export class VppDataplane implements Dataplane {
         undo,
       );
       const sw = st.swIfIndex!;
-      const nh = zeroAddress(false);
+      const nh = zeroApiAddress(false);
       const routes = this.routeSpecs(c, sw, '');
       st.routes = routes;
       await this.parallel(
@@ -803,8 +904,18 @@ export class VppDataplane implements Dataplane {
       if (known !== undefined) return known;
       const instance = Number(name.slice('ipsec'.length));
       const r = await this.req('ipsec_itf_create', { itf: { user_instance: instance, mode: 1, sw_if_index: 0 } });
+      try {
+        await this.configureInterface(r.sw_if_index, table);
+      } catch (e) {
+        // Not half-configured: the interface goes again, so the next install starts over.
+        try {
+          await this.req('ipsec_itf_delete', { sw_if_index: r.sw_if_index });
+        } catch (e2) {
+          if (!isGone(e2)) this.log.warn({ interface: name, err: (e2 as Error).message }, 'could not delete a shared interface that failed to configure');
+        }
+        throw e;
+      }
       this.ifIndex.set(name, r.sw_if_index);
-      await this.configureInterface(r.sw_if_index, table);
       this.log.info({ interface: name, sw_if_index: r.sw_if_index }, 'created shared p2mp ipsec interface');
       return r.sw_if_index;
     });
@@ -937,39 +1048,59 @@ export class VppDataplane implements Dataplane {
           : { family: 6, start: '::', end: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', protocol: 0, startPort: 0, endPort: 65535 };
       for (const port of [500, 4500]) {
         const local: TsRange = { ...any, startPort: port, endPort: port };
-        out.push(this.spdEntry(spdId, PRIORITY.IKE_BYPASS, false, SPD_ACTION.BYPASS, 0, local, any, 17));
-        out.push(this.spdEntry(spdId, PRIORITY.IKE_BYPASS, true, SPD_ACTION.BYPASS, 0, local, any, 17));
+        out.push(this.spdEntry(spdId, PRIORITY.IKE_BYPASS, false, BYPASS, 0, local, any, 17));
+        out.push(this.spdEntry(spdId, PRIORITY.IKE_BYPASS, true, BYPASS, 0, local, any, 17));
       }
-      out.push(this.spdEntry(spdId, PRIORITY.DEFAULT_BYPASS, true, SPD_ACTION.BYPASS, 0, any, any, 0));
+      out.push(this.spdEntry(spdId, PRIORITY.DEFAULT_BYPASS, true, BYPASS, 0, any, any, 0));
     }
     return out;
   }
 
-  /** The SPD of `table`, created, bound and given its BYPASS entries on first use. */
-  private async acquireSpd(table: number, iface: string, childId: number): Promise<SpdState> {
+  /**
+   * The SPD of `table`, created, bound and given its BYPASS entries on first use; its id comes
+   * from allocSpdId (`prefer`: the id a replayed CHILD_SA's entries name). A state that exists
+   * keeps its users and its id: a state that is not ready (VPP lost the SPD, or its creation
+   * was cut off) is programmed again, accepting what VPP already has.
+   */
+  private async acquireSpd(table: number, iface: string, childId: number, prefer?: number): Promise<SpdState> {
     return this.queue.run(`spd:${table}`, async () => {
-      let s = this.spds.get(table);
-      if (s && s.ready) {
-        if (s.iface !== iface) throw new Error(`the SPD of table ${table} is bound to ${s.iface}, not ${iface}`);
-        s.users.add(childId);
-        return s;
+      const existing = this.spds.get(table);
+      if (existing && existing.iface !== iface) throw new Error(`the SPD of table ${table} is bound to ${existing.iface}, not ${iface}`);
+      if (existing?.ready) {
+        existing.users.add(childId);
+        return existing;
       }
       const swIfIndex = await this.requireInterface(iface);
       await this.ensureTable(table);
-      const spdId = (OUR_ID_PREFIX | (table & OUR_ID_SPAN)) >>> 0;
-      s = { spdId, table, iface, swIfIndex, users: new Set([childId]), ready: false };
+      const s: SpdState = existing ?? { spdId: this.allocSpdId(prefer), table, iface, swIfIndex, users: new Set(), ready: false };
+      s.swIfIndex = swIfIndex;
+      this.spds.set(table, s);
+      const spdId = s.spdId;
       const undo: Undo = [];
       try {
-        await this.req('ipsec_spd_add_del', { is_add: true, spd_id: spdId });
-        undo.push(() => this.req('ipsec_spd_add_del', { is_add: false, spd_id: spdId }));
-        await this.req('ipsec_interface_add_del_spd', { is_add: true, sw_if_index: swIfIndex, spd_id: spdId });
-        await Promise.all(this.bypassEntries(spdId).map((entry) => this.req('ipsec_spd_entry_add_del_v2', { is_add: true, entry })));
+        let created = true;
+        try {
+          await this.req('ipsec_spd_add_del', { is_add: true, spd_id: spdId });
+        } catch (e) {
+          // A state that exists already had its SPD in VPP (with its BYPASS entries).
+          if (!existing || !isVppError(e, VppErr.ENTRY_ALREADY_EXISTS)) throw e;
+          created = false;
+        }
+        if (created) undo.push(() => this.deleteSpd(spdId));
+        try {
+          await this.req('ipsec_interface_add_del_spd', { is_add: true, sw_if_index: swIfIndex, spd_id: spdId });
+        } catch (e) {
+          // ipsec_set_interface_spd: SYSCALL_ERROR_2 = the interface has an SPD already.
+          if (created || !isVppError(e, VppErr.SYSCALL_ERROR_2)) throw e;
+        }
+        if (created) await Promise.all(this.bypassEntries(spdId).map((entry) => this.req('ipsec_spd_entry_add_del_v2', { is_add: true, entry })));
       } catch (e) {
         await this.rollback(undo, `SPD ${spdId}`);
+        if (s.users.size === 0 && this.spds.get(table) === s) this.spds.delete(table);
         throw e;
       }
       s.ready = true;
-      this.spds.set(table, s);
+      s.users.add(childId);
       return s;
     });
   }
@@ -981,13 +1112,29 @@ export class VppDataplane implements Dataplane {
       s.users.delete(childId);
       if (s.users.size > 0) return;
       this.spds.delete(table);
-      // Deleting the SPD unbinds it and drops its entries (ipsec_add_del_spd).
-      try {
-        await this.req('ipsec_spd_add_del', { is_add: false, spd_id: s.spdId });
-      } catch (e) {
-        if (!isGone(e)) throw e;
-      }
+      await this.deleteSpd(s.spdId);
     });
+  }
+
+  /**
+   * Deletes an SPD and its entries. The entries go first: VPP's ipsec_add_del_spd only frees the
+   * SPD's index vectors, so entries still in it would keep their SAs locked (and their sad_ids
+   * taken) for good. Deleting the SPD also unbinds it.
+   */
+  private async deleteSpd(spdId: number): Promise<void> {
+    const entries = await this.dumpAll('ipsec_spd_dump', { spd_id: spdId, sa_id: U32_MAX });
+    await Promise.all(
+      entries.map((d) =>
+        this.req('ipsec_spd_entry_add_del_v2', { is_add: false, entry: spdEntryV2(d.entry) }).catch((e: unknown) => {
+          if (!isGone(e)) throw e;
+        }),
+      ),
+    );
+    try {
+      await this.req('ipsec_spd_add_del', { is_add: false, spd_id: spdId });
+    } catch (e) {
+      if (!isGone(e)) throw e;
+    }
   }
 
   private policyEntries(c: ChildInstall, spdId: number, saIn: number, saOut: number, outPriority: number): IpsecSpdEntryV2[] {
@@ -997,9 +1144,9 @@ export class VppDataplane implements Dataplane {
         if (l.family !== r.family) continue;
         if (l.protocol !== 0 && r.protocol !== 0 && l.protocol !== r.protocol) continue;
         const proto = l.protocol || r.protocol;
-        out.push(this.spdEntry(spdId, outPriority, true, SPD_ACTION.PROTECT, saOut, l, r, proto));
+        out.push(this.spdEntry(spdId, outPriority, true, PROTECT, saOut, l, r, proto));
         // Inbound ESP is matched by SPI (and tunnel endpoints): old and new entries coexist.
-        out.push(this.spdEntry(spdId, PRIORITY.PROTECT, false, SPD_ACTION.PROTECT, saIn, l, r, proto));
+        out.push(this.spdEntry(spdId, PRIORITY.PROTECT, false, PROTECT, saIn, l, r, proto));
       }
     }
     return out;
@@ -1027,7 +1174,7 @@ export class VppDataplane implements Dataplane {
     let spd: SpdState | undefined;
     await this.parallel(
       [
-        this.acquireSpd(c.vppTable, iface, c.childId).then((s) => {
+        this.acquireSpd(c.vppTable, iface, c.childId, o.preset?.spdId).then((s) => {
           spd = s;
           return wasUser ? undefined : () => this.releaseSpd(c.vppTable, c.childId);
         }),
@@ -1037,12 +1184,16 @@ export class VppDataplane implements Dataplane {
       undo,
     );
     st.spdTable = c.vppTable;
+    st.spdId = spd!.spdId;
     st.itfName = iface;
     // Outbound traffic switches to the new SA the moment its entries are in: they outrank the old ones.
     const sameSpd = old !== undefined && old.spdTable === c.vppTable;
     st.outPriority = o.preset?.outPriority ?? (sameSpd ? nextPriority(old.outPriority ?? PRIORITY.PROTECT) : PRIORITY.PROTECT);
-    // A replay restores exactly the entries the child had (a replaced child has no outbound ones left).
-    const entries = o.preset ? o.preset.policies : this.policyEntries(c, spd!.spdId, st.saIn, st.saOut, st.outPriority);
+    // A replay restores exactly the entries the child had (a replaced child has no outbound ones
+    // left), in the SPD it has now.
+    const entries = o.preset
+      ? o.preset.policies.map((e) => ({ ...e, spd_id: spd!.spdId }))
+      : this.policyEntries(c, spd!.spdId, st.saIn, st.saOut, st.outPriority);
     await this.addPolicies(entries, undo);
     st.policies = entries;
     if (old && sameSpd && old.child.childId !== c.childId) {
@@ -1070,13 +1221,14 @@ export class VppDataplane implements Dataplane {
 
   async update(childId: number, local: SaEndpoint, remote: SaEndpoint, udpEncap: boolean): Promise<void> {
     await this.ready();
+    const bad = validateEndpoints(local, remote);
+    if (bad !== undefined) throw new Error(bad);
     await this.track(this.queue.run(`child:${childId}`, async () => {
       const st = this.children.get(childId);
       if (!st) throw new Error(`child ${childId} is not installed`);
       const c = st.child;
       const inbound: SaParams = { ...c.inbound, src: { ...remote }, dst: { ...local }, udpEncap };
       const outbound: SaParams = { ...c.outbound, src: { ...local }, dst: { ...remote }, udpEncap };
-      if (familyOf(local.addr) !== familyOf(remote.addr)) throw new Error('endpoints are in different address families');
       const next: ChildInstall = { ...c, inbound, outbound };
       delete next.replaces;
       const nhMoves = c.vppMode === 'p2mp' && parseIpText(remote.addr) !== parseIpText(c.outbound.dst.addr);
@@ -1089,33 +1241,88 @@ export class VppDataplane implements Dataplane {
         this.listener.replayed?.([childId]);
         return;
       }
-      const upd = (id: number, sa: SaParams): Promise<unknown> =>
-        this.req('ipsec_sad_entry_update', {
-          sad_id: id,
-          is_tun: sa.mode === 'tunnel',
-          tunnel: this.tunnel(sa.src.addr, sa.dst.addr),
-          udp_src_port: udpEncap ? sa.src.port : 0xffff,
-          udp_dst_port: udpEncap ? sa.dst.port : 0xffff,
-        });
-      await Promise.all([upd(st.saIn, inbound), upd(st.saOut, outbound)]);
+      // One SA after the other: when the second update fails, the first is set back, so the
+      // CHILD_SA keeps working with the endpoints it had.
+      await this.updateSa(st.saIn, inbound);
+      try {
+        await this.updateSa(st.saOut, outbound);
+      } catch (e) {
+        try {
+          await this.updateSa(st.saIn, c.inbound);
+        } catch (e2) {
+          this.log.warn({ child_id: childId, err: (e2 as Error).message }, 'could not set the inbound SA back to its previous endpoints');
+        }
+        throw e;
+      }
       st.child = next;
       this.counters.updates++;
     }));
   }
 
+  /** ipsec_sad_entry_update: the SA's tunnel endpoints and (with UDP encapsulation) its ports. */
+  private updateSa(id: number, sa: SaParams): Promise<unknown> {
+    return this.req('ipsec_sad_entry_update', {
+      sad_id: id,
+      is_tun: sa.mode === 'tunnel',
+      tunnel: this.tunnel(sa.src.addr, sa.dst.addr),
+      udp_src_port: sa.udpEncap ? sa.src.port : 0xffff,
+      udp_dst_port: sa.udpEncap ? sa.dst.port : 0xffff,
+    });
+  }
+
+  /**
+   * Removes a CHILD_SA. While VPP is unreachable the removal is recorded and carried out by the
+   * resync after the reconnect (a CHILD_SA VPP lost meanwhile is then simply not programmed
+   * again); during a replay it waits for the replay, which leaves this CHILD_SA out.
+   */
   async remove(childId: number): Promise<void> {
-    if (!this.children.has(childId)) return;
-    await this.ready();
-    await this.track(this.queue.run(`child:${childId}`, async () => {
-      const st = this.children.get(childId);
-      if (!st) return;
-      await this.teardown(st);
-      this.children.delete(childId);
-      this.liveSadIds.delete(st.saIn);
-      this.liveSadIds.delete(st.saOut);
-      if (this.liveSpis.get(st.child.inbound.spi) === childId) this.liveSpis.delete(st.child.inbound.spi);
-      this.counters.removes++;
-    }));
+    if (this.closed) throw new Error('VPP dataplane is closed');
+    if (!this.children.has(childId) && !this.replaying.has(childId)) return;
+    this.removing.add(childId);
+    try {
+      for (;;) {
+        if (this.closed) throw new Error('VPP dataplane is closed');
+        if (!this.client.connected) {
+          if (this.pendingRelease === undefined) throw new Error('not connected to VPP');
+          this.deferRemove(childId);
+          return;
+        }
+        await this.gate;
+        if (this.client.connected) break;
+      }
+      try {
+        await this.track(this.queue.run(`child:${childId}`, async () => {
+          const st = this.children.get(childId);
+          if (!st) return;
+          await this.teardown(st);
+          this.forget(st);
+          this.counters.removes++;
+        }));
+      } catch (e) {
+        // The connection went in the middle: the resync after the reconnect finishes the job.
+        if (!this.client.connected && this.pendingRelease !== undefined && this.children.has(childId)) {
+          this.deferRemove(childId);
+          return;
+        }
+        throw e;
+      }
+    } finally {
+      this.removing.delete(childId);
+    }
+  }
+
+  private deferRemove(childId: number): void {
+    this.deferredRemoves.add(childId);
+    this.log.info({ child_id: childId }, 'VPP is unreachable: the CHILD_SA is removed once it is back');
+  }
+
+  /** Drops a CHILD_SA from the bookkeeping (after its teardown, or when VPP no longer has it). */
+  private forget(st: ChildState): void {
+    const id = st.child.childId;
+    if (this.children.get(id) === st) this.children.delete(id);
+    this.liveSadIds.delete(st.saIn);
+    this.liveSadIds.delete(st.saOut);
+    if (this.liveSpis.get(st.child.inbound.spi) === id) this.liveSpis.delete(st.child.inbound.spi);
   }
 
   private async teardown(st: ChildState): Promise<void> {
@@ -1139,7 +1346,7 @@ export class VppDataplane implements Dataplane {
         // its protection (ipsec_tun_interface_add_del); removing the protection first releases the SAs.
         await this.releaseRoutes(id, st.routes);
         try {
-          await this.req('ipsec_tunnel_protect_del', { sw_if_index: sw, nh: zeroAddress(false) });
+          await this.req('ipsec_tunnel_protect_del', { sw_if_index: sw, nh: zeroApiAddress(false) });
         } catch (e) {
           if (!isGone(e)) throw e;
         }
@@ -1161,6 +1368,7 @@ export class VppDataplane implements Dataplane {
   // ------------------------------------------------------------------ restart, reconcile
 
   private onDisconnected(): void {
+    this.connGen++;
     this.ifIndex = new Map();
     this.tablesReady = new Set();
     for (const s of this.spds.values()) s.ready = false;
@@ -1176,83 +1384,97 @@ export class VppDataplane implements Dataplane {
   private pendingRelease: (() => void) | undefined;
 
   private onConnected(info: VppConnectedInfo): void {
+    this.connGen++;
     if (!info.reconnect || this.closed || !this.started) return;
+    const gen = this.connGen;
     const release = this.pendingRelease;
     this.pendingRelease = undefined;
-    // Operations that were running when the connection dropped finish (failing) first.
-    void Promise.allSettled([...this.ops])
-      .then(() => this.resync())
-      .catch((e: unknown) => this.log.error({ err: (e as Error).message }, 'replay after VPP reconnect failed'))
+    const prev = this.resyncing;
+    this.resyncing = (async (): Promise<void> => {
+      // The start-up reconcile and the resync of an earlier connection end first, then the
+      // operations that were running when the connection dropped (they fail).
+      await this.startup;
+      await prev;
+      await Promise.allSettled([...this.ops]);
+      await this.retrying(gen, 'resync after VPP reconnect', () => this.resync(gen));
+    })()
+      .catch((e: unknown) => this.log.error({ err: (e as Error).message }, 'resync after VPP reconnect failed'))
       .finally(() => release?.());
   }
 
   /** What VPP holds, for reconcile and replay decisions. */
-  private async snapshot(): Promise<{
-    sas: Map<number, { spi: number; swIfIndex: number }>;
-    itfs: { instance: number; mode: number; swIfIndex: number }[];
-    prots: { swIfIndex: number; nh: string; saOut: number; saIn: number[] }[];
-    spds: number[];
-  }> {
-    const [sas, itfs, prots, spds] = await Promise.all([
+  private async snapshot(): Promise<Snapshot> {
+    const [sas, itfs, prots, spds, bound] = await Promise.all([
       this.dumpAll('ipsec_sa_v5_dump', { sa_id: U32_MAX }),
       this.dumpAll('ipsec_itf_dump', { sw_if_index: U32_MAX }),
       this.dumpAll('ipsec_tunnel_protect_dump', { sw_if_index: U32_MAX }),
       this.dumpAll('ipsec_spds_dump', {}),
+      this.dumpAll('ipsec_spd_interface_dump', { spd_index: 0, spd_index_valid: 0 }),
     ]);
     return {
       sas: new Map(sas.map((d) => [d.entry.sad_id, { spi: d.entry.spi, swIfIndex: d.sw_if_index }])),
       itfs: itfs.map((d) => ({ instance: d.itf.user_instance ?? U32_MAX, mode: d.itf.mode, swIfIndex: d.itf.sw_if_index })),
-      prots: prots.map((d) => ({ swIfIndex: d.tun.sw_if_index, nh: fromApiAddress(d.tun.nh), saOut: d.tun.sa_out, saIn: d.tun.sa_in })),
-      spds: spds.map((d) => d.spd_id),
+      prots: prots.map((d) => ({ swIfIndex: d.tun.sw_if_index, nh: apiAddressText(d.tun.nh, ''), saOut: d.tun.sa_out, saIn: d.tun.sa_in })),
+      spds: new Set(spds.map((d) => d.spd_id)),
+      spdBound: new Set(bound.map((d) => d.sw_if_index)),
     };
   }
 
-  private p2mpInstances(): Set<number> {
-    const out = new Set<number>();
-    for (const st of this.children.values()) if (st.child.vppMode === 'p2mp' && st.itfInstance !== undefined) out.add(st.itfInstance);
-    return out;
+  /** VPP has both SAs of the CHILD_SA, with its SPIs. */
+  private sasIntact(st: ChildState, snap: Snapshot): boolean {
+    return snap.sas.get(st.saIn)?.spi === st.child.inbound.spi && snap.sas.get(st.saOut)?.spi === st.child.outbound.spi;
+  }
+
+  /** p2p/p2mp: VPP has the interface (p2p) and a protection that uses the CHILD_SA's SAs. */
+  private tunnelIntact(st: ChildState, snap: Snapshot): boolean {
+    if (st.child.vppMode === 'p2p' && !snap.itfs.some((i) => i.instance === st.itfInstance && i.swIfIndex === st.swIfIndex)) return false;
+    return snap.prots.some((p) => p.swIfIndex === st.swIfIndex && (p.saOut === st.saOut || p.saIn.includes(st.saIn)));
   }
 
   /**
-   * Removes objects that look like ours and belong to no known CHILD_SA: protections and p2p
-   * interfaces with our instance numbers, our SPDs, our SAs. With `known`, what the installed
-   * children use is kept.
+   * Removes what looks like ours (see the file header) and is not in `keep`: tunnel protections
+   * that use our SAs, p2p interfaces in our instance range without foreign protection, our SPDs
+   * (entries first) and our SAs. Then records what VPP still holds in our ranges, so those ids
+   * are not handed out.
    */
-  private async reconcile(known: boolean): Promise<number> {
-    const snap = await this.snapshot();
-    const keepSa = new Set<number>();
-    const keepItf = new Set<number>();
-    const keepSpd = new Set<number>();
-    if (known) {
-      for (const st of this.children.values()) {
-        keepSa.add(st.saIn);
-        keepSa.add(st.saOut);
-        if (st.child.vppMode === 'p2p' && st.itfInstance !== undefined) keepItf.add(st.itfInstance);
-      }
-      for (const s of this.spds.values()) keepSpd.add(s.spdId);
-    }
+  private async reconcile(snap: Snapshot, keep: Keep): Promise<number> {
     let removed = 0;
     this.foreignSpis.clear();
-    this.foreignSadIds.clear();
     this.foreignInstances.clear();
     this.instanceHint = 0;
-    for (const [id, sa] of snap.sas) {
-      if (!isOurId(id)) {
-        this.foreignSadIds.add(id);
-        this.foreignSpis.add(sa.spi);
+    for (const [id, sa] of snap.sas) if (!isOurId(id)) this.foreignSpis.add(sa.spi);
+    const protsOn = new Map<number, Snapshot['prots']>();
+    for (const p of snap.prots) {
+      const list = protsOn.get(p.swIfIndex);
+      if (list) list.push(p);
+      else protsOn.set(p.swIfIndex, [p]);
+    }
+    const base = this.opts.p2pInstanceBase;
+    const strayItf: Snapshot['itfs'] = [];
+    for (const i of snap.itfs) {
+      const inRange = i.mode === TunnelMode.TUNNEL_API_MODE_P2P && i.instance >= base && i.instance < MAX_INSTANCES;
+      if (!inRange) {
+        this.foreignInstances.add(i.instance);
+        continue;
+      }
+      if (keep.instances.has(i.instance)) continue;
+      const prots = protsOn.get(i.swIfIndex) ?? [];
+      if (prots.every((p) => isOurId(p.saOut) && p.saIn.every(isOurId))) {
+        strayItf.push(i);
+      } else {
+        // Protected with SAs that are not ours: an operator's tunnel in our range.
+        this.foreignInstances.add(i.instance);
+        this.log.warn({ interface: `ipsec${i.instance}`, sw_if_index: i.swIfIndex }, 'p2p ipsec interface in the range reserved for vpp-iked uses foreign SAs; left alone');
       }
     }
-    const ourItf = snap.itfs.filter((i) => i.instance >= this.opts.p2pInstanceBase && i.mode === 0);
-    for (const i of snap.itfs) if (!(i.instance >= this.opts.p2pInstanceBase && i.mode === 0)) this.foreignInstances.add(i.instance);
-    const strayItf = ourItf.filter((i) => !keepItf.has(i.instance));
     const straySw = new Set(strayItf.map((i) => i.swIfIndex));
     // Protections that use our SAs but are not ours to keep (p2mp groups are rebuilt by replay).
     for (const p of snap.prots) {
       const usesOurs = isOurId(p.saOut) || p.saIn.some(isOurId);
-      const kept = [p.saOut, ...p.saIn].every((id) => keepSa.has(id));
+      const kept = [p.saOut, ...p.saIn].every((id) => keep.sas.has(id));
       if ((usesOurs && !kept) || straySw.has(p.swIfIndex)) {
         try {
-          await this.req('ipsec_tunnel_protect_del', { sw_if_index: p.swIfIndex, nh: toApiAddress(p.nh) });
+          await this.req('ipsec_tunnel_protect_del', { sw_if_index: p.swIfIndex, nh: toApiAddress(p.nh === '' ? '0.0.0.0' : p.nh) });
           removed++;
         } catch (e) {
           if (!isGone(e)) throw e;
@@ -1267,111 +1489,215 @@ export class VppDataplane implements Dataplane {
         if (!isGone(e)) throw e;
       }
     }
+    let deleted = false;
     for (const id of snap.spds) {
-      if (isOurId(id) && !keepSpd.has(id)) {
-        try {
-          await this.req('ipsec_spd_add_del', { is_add: false, spd_id: id });
-          removed++;
-        } catch (e) {
-          if (!isGone(e)) throw e;
-        }
+      if (isOurId(id) && !keep.spds.has(id)) {
+        await this.deleteSpd(id);
+        removed++;
+        deleted = true;
       }
     }
-    await Promise.all(
-      [...snap.sas.keys()]
-        .filter((id) => isOurId(id) && !keepSa.has(id))
-        .map(async (id) => {
-          await this.delSa(id);
-          removed++;
-        }),
-    );
+    const straySas = [...snap.sas.keys()].filter((id) => isOurId(id) && !keep.sas.has(id));
+    await Promise.all(straySas.map((id) => this.delSa(id)));
+    removed += straySas.length;
+    deleted ||= straySas.length > 0;
+    // An SA that something else still locks stays in VPP (ipsec_sad_entry_del returns 0): its id
+    // must not be handed out. Same for SPD ids.
+    const [sasNow, spdsNow] = deleted
+      ? await Promise.all([
+          this.dumpAll('ipsec_sa_v5_dump', { sa_id: U32_MAX }).then((l) => l.map((d) => d.entry.sad_id)),
+          this.dumpAll('ipsec_spds_dump', {}).then((l) => l.map((d) => d.spd_id)),
+        ])
+      : [[...snap.sas.keys()], [...snap.spds]];
+    this.avoidSadIds.clear();
+    this.avoidSpdIds.clear();
+    for (const id of sasNow) if (isOurId(id) && !keep.sas.has(id)) this.avoidSadIds.add(id);
+    for (const id of spdsNow) if (isOurId(id) && !keep.spds.has(id)) this.avoidSpdIds.add(id);
+    if (this.avoidSadIds.size > 0) {
+      this.log.warn({ sad_ids: [...this.avoidSadIds].slice(0, 20).map(hex8), count: this.avoidSadIds.size }, 'VPP keeps SAs of ours that could not be deleted (still in use); their ids are not used again');
+    }
     if (removed > 0) this.log.info({ removed }, 'removed stale vpp-iked objects from VPP');
     return removed;
   }
 
-  /** After a reconnect: re-program every CHILD_SA VPP lost, drop strays, tell the engine. */
-  private async resync(): Promise<void> {
-    const snap = await this.snapshot();
-    const lost: ChildState[] = [];
-    for (const st of this.children.values()) {
-      const ok =
-        snap.sas.get(st.saIn)?.spi === st.child.inbound.spi &&
-        snap.sas.get(st.saOut)?.spi === st.child.outbound.spi &&
-        (st.child.vppMode !== 'p2p' || snap.itfs.some((i) => i.instance === st.itfInstance && i.swIfIndex === st.swIfIndex)) &&
-        (st.child.vppMode === 'policy' || snap.prots.some((p) => p.swIfIndex === st.swIfIndex && (p.saOut === st.saOut || p.saIn.includes(st.saIn))));
-      if (!ok) lost.push(st);
-    }
-    if (lost.length === 0) {
-      await this.reconcile(true);
-      return;
-    }
-    this.log.warn({ children: lost.length }, 'VPP lost CHILD_SAs; programming them again');
-    // Remnants of the lost children would collide with the replay: remove them first.
-    for (const st of lost) {
-      const id = st.child.childId;
-      this.children.delete(id);
-      this.forgetRoutes(id, st.routes);
-      if (st.group) {
-        const members = this.groups.get(st.group);
-        members?.delete(id);
-        if (members && members.size === 0) this.groups.delete(st.group);
-      }
-      if (st.spdTable !== undefined) this.spds.get(st.spdTable)?.users.delete(id);
-    }
-    for (const [t, s] of [...this.spds]) if (s.users.size === 0 || !snap.spds.includes(s.spdId)) this.spds.delete(t);
-    await this.reconcile(true);
-    const replayed: number[] = [];
-    const failed: [ChildState, string][] = [];
-    // Members of one protection group go one after the other, oldest first (the first one creates a
-    // p2p interface, the others join it); everything else is pipelined, bounded by the client's window.
-    const runs = new Map<string | number, ChildState[]>();
-    for (const st of lost) {
-      const k = st.group ?? st.child.childId;
-      const run = runs.get(k);
-      if (run) run.push(st);
-      else runs.set(k, [st]);
-    }
-    await Promise.all(
-      [...runs.values()].map(async (run) => {
-        run.sort((a, b) => a.seq - b.seq);
-        for (const st of run) {
+  /** After a reconnect: removals that waited, re-program every CHILD_SA VPP lost, drop strays, tell the engine. */
+  private async resync(gen: number): Promise<void> {
+    let snap = await this.snapshot();
+    // 1. Removals asked for while VPP was unreachable. Only a CHILD_SA VPP still has is torn down
+    // (after a restart its sw_if_index and ids may mean other objects); the rest is forgotten and
+    // its remnants are strays.
+    const deferred = [...this.deferredRemoves];
+    let toreDown = false;
+    for (const id of deferred) {
+      const st = this.children.get(id);
+      if (st) {
+        const intact = this.sasIntact(st, snap) && (st.child.vppMode === 'policy' ? snap.spds.has(st.spdId ?? -1) : this.tunnelIntact(st, snap));
+        if (intact) {
+          toreDown = true;
           try {
-            await this.installInternal(st.child, undefined, { replay: true, preset: st });
-            replayed.push(st.child.childId);
+            await this.queue.run(`child:${id}`, () => this.teardown(st));
+            this.counters.removes++;
           } catch (e) {
-            failed.push([st, (e as Error).message]);
+            if (gen !== this.connGen) throw e;
+            this.log.warn({ child_id: id, err: (e as Error).message }, 'removal after the reconnect failed; its objects are removed as strays');
+          }
+        } else {
+          this.unlink(st);
+        }
+        this.forget(st);
+      }
+      this.deferredRemoves.delete(id);
+    }
+    if (toreDown) snap = await this.snapshot();
+
+    // 2. What VPP lost. A policy CHILD_SA needs its SPD; an SPD one of whose users is lost is
+    // rebuilt as a whole (it is deleted with its entries and programmed again by the replay).
+    const lost = new Map<number, ChildState>();
+    const policyUsers = new Map<number, ChildState[]>();
+    for (const st of this.children.values()) {
+      const id = st.child.childId;
+      if (!this.sasIntact(st, snap)) lost.set(id, st);
+      else if (st.child.vppMode !== 'policy') {
+        if (!this.tunnelIntact(st, snap)) lost.set(id, st);
+      } else {
+        const t = st.spdTable ?? -1;
+        const list = policyUsers.get(t);
+        if (list) list.push(st);
+        else policyUsers.set(t, [st]);
+      }
+    }
+    const dropped = new Set<number>();
+    for (const [t, users] of policyUsers) if (!this.spds.has(t)) for (const st of users) lost.set(st.child.childId, st);
+    for (const [t, s] of this.spds) {
+      let ok = snap.spds.has(s.spdId) && [...s.users].every((id) => this.children.has(id) && !lost.has(id));
+      if (ok) {
+        // The SPD is there: bound to its interface again if it lost the binding.
+        const sw = await this.interfaceIndex(s.iface);
+        if (sw === undefined) ok = false;
+        else {
+          s.swIfIndex = sw;
+          if (!snap.spdBound.has(sw)) {
+            await this.req('ipsec_interface_add_del_spd', { is_add: true, sw_if_index: sw, spd_id: s.spdId });
+            this.log.warn({ spd_id: s.spdId, interface: s.iface }, 'SPD was no longer bound to its interface; bound again');
           }
         }
-      }),
-    );
-    for (const [st] of failed) {
-      this.liveSadIds.delete(st.saIn);
-      this.liveSadIds.delete(st.saOut);
-      if (this.liveSpis.get(st.child.inbound.spi) === st.child.childId) this.liveSpis.delete(st.child.inbound.spi);
+      }
+      if (ok) s.ready = true;
+      else {
+        dropped.add(t);
+        for (const st of policyUsers.get(t) ?? []) lost.set(st.child.childId, st);
+      }
+    }
+
+    // 3. Strays (including the remnants of what was lost, which would collide with the replay).
+    const keep: Keep = { sas: new Set(), instances: new Set(), spds: new Set() };
+    for (const st of this.children.values()) {
+      if (lost.has(st.child.childId)) continue;
+      keep.sas.add(st.saIn);
+      keep.sas.add(st.saOut);
+      if (st.child.vppMode === 'p2p' && st.itfInstance !== undefined) keep.instances.add(st.itfInstance);
+    }
+    for (const [t, s] of this.spds) if (!dropped.has(t)) keep.spds.add(s.spdId);
+    await this.reconcile(snap, keep);
+    // Nothing above changed our bookkeeping (bar SPDs marked ready), so a failure up to here is
+    // simply retried.
+    for (const t of dropped) this.spds.delete(t);
+    if (lost.size === 0) return;
+
+    // 4. Programmed again, with the same ids.
+    this.log.warn({ children: lost.size }, 'VPP lost CHILD_SAs; programming them again');
+    for (const st of lost.values()) {
+      this.children.delete(st.child.childId);
+      this.replaying.set(st.child.childId, st);
+      this.unlink(st);
+    }
+    const replayed: number[] = [];
+    const failed: [ChildState, string][] = [];
+    const dropIds: ChildState[] = [];
+    try {
+      // Members of one protection group go one after the other, oldest first (the first one creates a
+      // p2p interface, the others join it); everything else is pipelined, bounded by the client's window.
+      const runs = new Map<string | number, ChildState[]>();
+      for (const st of lost.values()) {
+        const k = st.group ?? st.child.childId;
+        const run = runs.get(k);
+        if (run) run.push(st);
+        else runs.set(k, [st]);
+      }
+      await Promise.all(
+        [...runs.values()].map(async (run) => {
+          run.sort((a, b) => a.seq - b.seq);
+          for (const st of run) {
+            const id = st.child.childId;
+            if (this.removeRequested(id)) {
+              // Removed while the replay ran: not programmed again, not reported.
+              this.replaying.delete(id);
+              dropIds.push(st);
+              continue;
+            }
+            if (gen !== this.connGen) continue; // connection gone: left for the next resync
+            try {
+              await this.installInternal(st.child, undefined, { replay: true, preset: st });
+              this.replaying.delete(id);
+              replayed.push(id);
+            } catch (e) {
+              if (gen !== this.connGen || !this.client.connected) continue;
+              this.replaying.delete(id);
+              failed.push([st, (e as Error).message]);
+            }
+          }
+        }),
+      );
+    } finally {
+      // Not replayed because the connection went: still lost, replayed by the next resync.
+      for (const [id, st] of this.replaying) this.children.set(id, st);
+      this.replaying.clear();
+    }
+    for (const st of [...dropIds, ...failed.map(([st]) => st)]) {
+      this.forget(st);
       if (st.child.vppMode === 'p2p' && st.itfInstance !== undefined && this.liveMember(st.group, st.child.childId) === undefined) {
         this.freeInstance(st.itfInstance);
       }
+      this.deferredRemoves.delete(st.child.childId);
     }
     this.counters.replays += replayed.length;
     for (const [st, why] of failed) this.listener.failed?.(st.child.childId, `could not program again after VPP restart: ${why}`);
-    this.log.info({ replayed: replayed.length, failed: failed.length }, 'CHILD_SAs programmed again after VPP restart');
-    this.announceReplayed(replayed.sort((a, b) => a - b));
+    this.log.info({ replayed: replayed.length, failed: failed.length, removed: dropIds.length }, 'CHILD_SAs programmed again after VPP restart');
+    this.announceReplayed(replayed.filter((id) => !this.removeRequested(id)).sort((a, b) => a - b));
+  }
+
+  /** remove() was called for this CHILD_SA and has not finished. */
+  private removeRequested(id: number): boolean {
+    return this.removing.has(id) || this.deferredRemoves.has(id);
+  }
+
+  /** Takes a CHILD_SA VPP no longer has out of its routes, protection group and SPD (without touching VPP). */
+  private unlink(st: ChildState): void {
+    const id = st.child.childId;
+    this.forgetRoutes(id, st.routes);
+    if (st.group) {
+      const members = this.groups.get(st.group);
+      members?.delete(id);
+      if (members && members.size === 0) this.groups.delete(st.group);
+    }
+    if (st.spdTable !== undefined) this.spds.get(st.spdTable)?.users.delete(id);
   }
 
   /** replayed() in batches, spaced so the engine's rekeys are paced. */
   private announceReplayed(ids: number[]): void {
     if (ids.length === 0) return;
-    const batch = this.opts.replayBatch;
-    let i = 0;
-    const next = (): void => {
-      this.replayTimer = undefined;
-      if (this.closed) return;
-      const part = ids.slice(i, i + batch).filter((id) => this.children.has(id));
-      i += batch;
-      if (part.length > 0) this.listener.replayed?.(part);
-      if (i < ids.length) this.replayTimer = setTimeout(next, this.opts.replayIntervalMs);
-    };
-    next();
+    this.announceQueue.push(...ids);
+    if (this.replayTimer === undefined) this.announceNext();
+  }
+
+  private readonly announceQueue: number[] = [];
+
+  private announceNext(): void {
+    this.replayTimer = undefined;
+    if (this.closed) return;
+    const part = this.announceQueue.splice(0, this.opts.replayBatch).filter((id) => this.children.has(id) && !this.removeRequested(id));
+    if (part.length > 0) this.listener.replayed?.(part);
+    if (this.announceQueue.length > 0) this.replayTimer = setTimeout(() => this.announceNext(), this.opts.replayIntervalMs);
   }
 
   // ------------------------------------------------------------------ dump / close
@@ -1432,13 +1758,13 @@ export class VppDataplane implements Dataplane {
       vpp_version: this.client.vppVersion ?? null,
       sas: sas.map((d) => {
         const e = d.entry;
-        const tun = (e.flags & SAD_FLAG.IS_TUNNEL) !== 0;
+        const tun = (e.flags & IS_TUNNEL) !== 0;
         return {
           sad_id: e.sad_id,
           ours: isOurId(e.sad_id),
           child_id: bySad.get(e.sad_id) ?? null,
           spi: hex8(e.spi),
-          direction: e.flags & SAD_FLAG.IS_INBOUND ? 'in' : 'out',
+          direction: e.flags & IS_INBOUND ? 'in' : 'out',
           protocol: e.protocol === 50 ? 'esp' : e.protocol === 51 ? 'ah' : e.protocol,
           crypto: enumName(IpsecCryptoAlg, e.crypto_algorithm, 'IPSEC_API_CRYPTO_ALG_'),
           crypto_algorithm: e.crypto_algorithm,
@@ -1448,10 +1774,10 @@ export class VppDataplane implements Dataplane {
           integrity_key_bytes: e.integrity_key.length,
           flags: e.flags,
           flag_names: flagNames(e.flags),
-          tunnel_src: tun ? addressText(e.tunnel.src) : null,
-          tunnel_dst: tun ? addressText(e.tunnel.dst) : null,
+          tunnel_src: tun ? apiAddressText(e.tunnel.src, null) : null,
+          tunnel_dst: tun ? apiAddressText(e.tunnel.dst, null) : null,
           tunnel_table: tun ? e.tunnel.table_id : null,
-          udp_encap: e.flags & SAD_FLAG.UDP_ENCAP ? { src_port: e.udp_src_port, dst_port: e.udp_dst_port } : null,
+          udp_encap: e.flags & UDP_ENCAP ? { src_port: e.udp_src_port, dst_port: e.udp_dst_port } : null,
           replay_window: e.anti_replay_window_size,
           interface: d.sw_if_index === U32_MAX ? null : nameOf(d.sw_if_index),
           stat_index: d.stat_index,
@@ -1463,7 +1789,7 @@ export class VppDataplane implements Dataplane {
       tunnel_protections: prots.map((d) => ({
         interface: nameOf(d.tun.sw_if_index),
         sw_if_index: d.tun.sw_if_index,
-        nh: addressText(d.tun.nh),
+        nh: apiAddressText(d.tun.nh, null),
         sa_out: d.tun.sa_out,
         sa_in: d.tun.sa_in,
         spi_out: spiOf.get(d.tun.sa_out) ?? null,
@@ -1486,10 +1812,10 @@ export class VppDataplane implements Dataplane {
                 priority: p.priority,
                 direction: p.is_outbound ? 'out' : 'in',
                 action: enumName(IpsecSpdAction, p.policy, 'IPSEC_API_SPD_ACTION_'),
-                sa_id: p.policy === SPD_ACTION.PROTECT ? p.sa_id : null,
+                sa_id: p.policy === PROTECT ? p.sa_id : null,
                 protocol: p.protocol,
-                local: `${addressText(p.local_address_start)}-${addressText(p.local_address_stop)}`,
-                remote: `${addressText(p.remote_address_start)}-${addressText(p.remote_address_stop)}`,
+                local: `${apiAddressText(p.local_address_start, null)}-${apiAddressText(p.local_address_stop, null)}`,
+                remote: `${apiAddressText(p.remote_address_start, null)}-${apiAddressText(p.remote_address_stop, null)}`,
                 local_ports: `${p.local_port_start}-${p.local_port_stop}`,
                 remote_ports: `${p.remote_port_start}-${p.remote_port_stop}`,
               })),
@@ -1504,6 +1830,10 @@ export class VppDataplane implements Dataplane {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.replayTimer);
+    if (this.pause) {
+      clearTimeout(this.pause.timer);
+      this.pause.done();
+    }
     this.pendingRelease?.();
     if (this.ownsClient) await this.client.close();
   }
@@ -1520,6 +1850,26 @@ export class VppDataplane implements Dataplane {
       ...(st.swIfIndex !== undefined ? { swIfIndex: st.swIfIndex } : {}),
     };
   }
+}
+
+/** An SPD entry as ipsec_spd_dump reports it, in the form ipsec_spd_entry_add_del_v2 takes (same fields). */
+function spdEntryV2(e: IpsecSpdEntry): IpsecSpdEntryV2 {
+  return {
+    spd_id: e.spd_id,
+    priority: e.priority,
+    is_outbound: e.is_outbound,
+    sa_id: e.sa_id,
+    policy: e.policy,
+    protocol: e.protocol,
+    remote_address_start: e.remote_address_start,
+    remote_address_stop: e.remote_address_stop,
+    local_address_start: e.local_address_start,
+    local_address_stop: e.local_address_stop,
+    remote_port_start: e.remote_port_start,
+    remote_port_stop: e.remote_port_stop,
+    local_port_start: e.local_port_start,
+    local_port_stop: e.local_port_stop,
+  };
 }
 
 /** An enum value's name without its prefix, lower-case (e.g. "aes_gcm_256"); the number when unknown. */
@@ -1540,15 +1890,6 @@ function flagNames(flags: number): (string | number)[] {
   }
   if (rest !== 0) out.push(rest);
   return out;
-}
-
-/** Text of an address VPP reported; malformed ones are shown as null instead of failing the dump. */
-function addressText(a: Address): string | null {
-  try {
-    return fromApiAddress(a);
-  } catch {
-    return null;
-  }
 }
 
 /** Canonical text of an address (so equal addresses compare equal as strings). */

@@ -1,9 +1,12 @@
 /**
- * Text ↔ VPP `address` / `prefix` conversion. VPP's `vl_api_address_t` is a u8 family (0 = IPv4,
- * 1 = IPv6) and a 16-byte union; an IPv4 address uses the first 4 bytes.
+ * Text ↔ VPP `address` conversion for the client, the emulator and the VPP back end. VPP's
+ * `vl_api_address_t` is a u8 family (0 = IPv4, 1 = IPv6) and a 16-byte union; an IPv4 address uses
+ * the first 4 bytes. This directory is meant to be usable on its own, so it has its own IP text
+ * code; the text it produces is the same as src/common/addr.ts produces (RFC 5952, IPv4-mapped
+ * addresses as ::ffff:a.b.c.d).
  */
 
-import type { Address, Prefix } from './defs.generated.ts';
+import type { Address } from './defs.generated.ts';
 
 export const AF_IP4 = 0;
 export const AF_IP6 = 1;
@@ -61,8 +64,11 @@ export function parseIp6(text: string): Buffer | undefined {
   return out;
 }
 
-/** RFC 5952 text form of a 16-byte IPv6 address. */
+/** RFC 5952 text form of a 16-byte IPv6 address (§5: IPv4-mapped addresses end in a dotted quad). */
 export function formatIp6(b: Uint8Array): string {
+  let mapped = b[10] === 0xff && b[11] === 0xff;
+  for (let i = 0; i < 10 && mapped; i++) mapped = b[i] === 0;
+  if (mapped) return `::ffff:${b[12]}.${b[13]}.${b[14]}.${b[15]}`;
   const g: number[] = [];
   for (let i = 0; i < 8; i++) g.push((b[i * 2]! << 8) | b[i * 2 + 1]!);
   let bestAt = -1;
@@ -103,32 +109,34 @@ export function toApiAddress(text: string): Address {
   return af === AF_IP4 ? { af, un: { ip4: bytes } } : { af, un: { ip6: bytes } };
 }
 
-/** Text form of a decoded (or built) VPP address. */
+/** Text form of a decoded (or built) VPP address; throws on an unknown family or missing bytes. */
 export function fromApiAddress(a: Address): string {
   if (a.af === AF_IP4) {
     const b = a.un.ip4 ?? a.un.ip6?.subarray(0, 4);
-    if (!b) throw new TypeError('IPv4 address without bytes');
+    if (!b || b.length < 4) throw new TypeError('IPv4 address without bytes');
     return formatIp4(b);
   }
+  if (a.af !== AF_IP6) throw new TypeError(`unknown address family ${a.af}`);
   const b = a.un.ip6;
-  if (!b) throw new TypeError('IPv6 address without bytes');
+  if (!b || b.length < 16) throw new TypeError('IPv6 address without bytes');
   return formatIp6(b);
 }
 
-export function toApiPrefix(text: string, len: number): Prefix {
-  const address = toApiAddress(text);
-  const max = address.af === AF_IP4 ? 32 : 128;
-  if (!Number.isInteger(len) || len < 0 || len > max) throw new TypeError(`invalid prefix length ${len}`);
-  return { address, len };
+/** The all-zero address of a family (e.g. the next hop of a p2p protection). */
+export function zeroApiAddress(isIp6: boolean): Address {
+  return isIp6 ? { af: AF_IP6, un: { ip6: Buffer.alloc(16) } } : { af: AF_IP4, un: { ip4: Buffer.alloc(4) } };
 }
 
-export function fromApiPrefix(p: Prefix): string {
-  return `${fromApiAddress(p.address)}/${p.len}`;
-}
-
-/** The 16-byte union content of an address (IPv4 in the first 4 bytes), as VPP compares them. */
-export function addressKey(a: Address): string {
-  return fromApiAddress(a);
+/**
+ * Text of an address VPP reported, or `fallback` when it does not decode (an unknown family or
+ * missing bytes), so that one malformed field does not fail a whole dump.
+ */
+export function apiAddressText<F>(a: Address, fallback: F): string | F {
+  try {
+    return fromApiAddress(a);
+  } catch {
+    return fallback;
+  }
 }
 
 /**

@@ -33,8 +33,3 @@ export type VppDetailsOf<N extends VppDumpName> = VppMessageTypes[VppReplyName<N
 export const vppCodec = new VppCodec(VPP_TYPES, VPP_MESSAGES);
 
 export { VPP_MESSAGES, VPP_SERVICES, VPP_TYPES };
-
-/** Every message we use, as name_crc keys for VPP's message table. */
-export function ourMessages(): { name: VppMessageName; crc: string }[] {
-  return (Object.keys(VPP_MESSAGES) as VppMessageName[]).map((name) => ({ name, crc: VPP_MESSAGES[name].crc }));
-}

@@ -4,8 +4,10 @@
  * - Framing: every message has a 16-byte header whose bytes 8–11 hold the payload length
  *   (big-endian); the payload is the packed, big-endian message.
  * - Connect: `sockclnt_create` (message id 15) → `sockclnt_create_reply` (16) with the client handle
- *   and VPP's message table (name_crc → id). Every message this client knows must be in that table
- *   with the CRC it was generated with; otherwise connect() fails and names the messages.
+ *   and VPP's message table (name_crc → id). Every message vpp-iked uses must be in that table with
+ *   the CRC it was generated with; otherwise connect() fails and names the messages. Messages the
+ *   definitions mark `optional` may be missing; requests for them then reject with
+ *   VppCompatibilityError.
  * - Requests are matched to replies by `context`; any number may be in flight (up to
  *   `maxInFlight`, the rest wait in a queue). Dumps are followed by `control_ping`; the details
  *   that arrive before the ping's reply are the dump's result.
@@ -25,7 +27,7 @@ import { vppCodec, VPP_MESSAGES, VPP_SERVICES } from './api.ts';
 import type { VppDetailsOf, VppDumpName, VppMessageName, VppMessageTypes, VppReplyOf, VppRequestBody, VppRequestName } from './api.ts';
 import { VppCodecError } from './codec.ts';
 import { vppErrorName, vppErrorText } from './errors.ts';
-import { nameCrc } from './schema.ts';
+import { nameCrc, type VppMessageDef } from './schema.ts';
 
 /** The VPP release the generated definitions come from. */
 export const VPP_EXPECTED_VERSION = '26.10';
@@ -184,6 +186,8 @@ export class VppClient extends EventEmitter {
   private readonly opts: Required<Omit<VppClientOptions, 'socket' | 'logger'>>;
   private readonly log: VppLogger;
   private sock: Socket | undefined;
+  /** The socket of a connect attempt whose handshake is still running. */
+  private handshakeSock: Socket | undefined;
   private rx: Buffer = Buffer.alloc(0);
   /** name_crc → id (VPP's table) and our message name → id. */
   private idByName = new Map<string, number>();
@@ -285,13 +289,17 @@ export class VppClient extends EventEmitter {
   }
 
   private openOnce(): Promise<VppConnectedInfo> {
+    if (this.closing) return Promise.reject(new VppDisconnectedError('client closed'));
     return new Promise<VppConnectedInfo>((resolve, reject) => {
       const sock = createConnection({ path: this.socketPath });
+      // close() during the handshake destroys this socket, which fails the attempt.
+      this.handshakeSock = sock;
       let settled = false;
       const fail = (err: Error): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
+        if (this.handshakeSock === sock) this.handshakeSock = undefined;
         sock.destroy();
         reject(err);
       };
@@ -321,11 +329,13 @@ export class VppClient extends EventEmitter {
           return fail(e instanceof VppCodecError ? new VppProtocolError(`bad sockclnt_create_reply: ${e.message}`) : (e as Error));
         }
         if (reply.response !== 0) return fail(new VppApiError('sockclnt_create', reply.response));
+        if (this.closing) return fail(new VppDisconnectedError('client closed'));
         const rest = buf.subarray(HEADER_SIZE + len);
         const check = this.loadTable(reply.message_table);
         if (check) return fail(check);
         settled = true;
         clearTimeout(timer);
+        if (this.handshakeSock === sock) this.handshakeSock = undefined;
         sock.removeAllListeners('error');
         sock.removeAllListeners('close');
         this.attach(sock, reply.index, rest);
@@ -349,10 +359,11 @@ export class VppClient extends EventEmitter {
     const idByName = new Map<string, number>();
     const nameById = new Map<number, string>();
     const ctxOff = new Map<number, number>();
-    for (const def of Object.values(VPP_MESSAGES)) {
+    for (const def of Object.values(VPP_MESSAGES) as VppMessageDef[]) {
       const key = nameCrc(def);
       const id = byKey.get(key);
       if (id === undefined) {
+        if (def.optional) continue;
         const theirs = crcByName.get(def.name);
         if (theirs) mismatched.push({ name: def.name, ours: def.crc, vpps: theirs });
         else missing.push(def.name);
@@ -394,6 +405,8 @@ export class VppClient extends EventEmitter {
     } catch (e) {
       this.log.warn({ err: (e as Error).message }, 'show_version failed');
     }
+    // close() (or a lost connection) while show_version was on the wire: not connected after all.
+    if (this.closing || !this.isConnected) throw new VppDisconnectedError(this.closing ? 'client closed' : 'connection to VPP lost');
     const info: VppConnectedInfo = {
       reconnect,
       clientIndex: this.handle,
@@ -461,6 +474,7 @@ export class VppClient extends EventEmitter {
     if (!this.isConnected && this.everConnected) {
       return Promise.reject(new VppDisconnectedError(`${name}: not connected to VPP`));
     }
+    if (this.isConnected && !this.idByMsg.has(name)) return Promise.reject(this.unsupported(name));
     return new Promise<unknown>((resolve, reject) => {
       const p: Pending = {
         context: 0,
@@ -488,6 +502,11 @@ export class VppClient extends EventEmitter {
       this.queue.push(p);
       this.pump();
     });
+  }
+
+  /** The error for a request whose message the connected VPP does not have (an optional one). */
+  private unsupported(name: string): VppCompatibilityError {
+    return new VppCompatibilityError([name], [], this.version);
   }
 
   private frameFor(name: string, body: Obj): Buffer {
@@ -519,7 +538,7 @@ export class VppClient extends EventEmitter {
     // Ids and client_index may differ from when the frame was encoded (reconnect): patch them.
     const id = this.idByMsg.get(p.name);
     if (id === undefined) {
-      p.reject(new VppDisconnectedError(`${p.name} is not known to this VPP`));
+      p.reject(this.unsupported(p.name));
       return;
     }
     frame.writeUInt16BE(id, HEADER_SIZE);
@@ -778,6 +797,8 @@ export class VppClient extends EventEmitter {
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     clearInterval(this.healthTimer);
+    this.handshakeSock?.destroy();
+    this.handshakeSock = undefined;
     const sock = this.sock;
     if (this.isConnected && sock) {
       try {

@@ -92,10 +92,6 @@ export class VppCodec {
     return m;
   }
 
-  has(name: string): boolean {
-    return this.msgs.has(name);
-  }
-
   // ------------------------------------------------------------ compile
 
   private typeNode(type: string): Node {
@@ -204,12 +200,6 @@ export class VppCodec {
     const end = this.writeStruct(m.plan, value, buf, headerRoom, msgId, header);
     if (end !== headerRoom + size) throw new VppCodecError(`internal: ${name} wrote ${end - headerRoom} of ${size} bytes`);
     return buf;
-  }
-
-  /** Payload size of `value` encoded as message `name`. */
-  encodedSize(name: string, value: Obj): number {
-    const m = this.message(name);
-    return m.fixedSize >= 0 ? m.fixedSize : this.sizeOf(m.plan, value, name);
   }
 
   private sizeOf(node: Node, value: unknown, path: string): number {

@@ -129,14 +129,14 @@ export type VppMessageName =
   | 'want_interface_events'
   | 'want_interface_events_reply';
 
-/** Message definitions: name, CRC (from the .api.json), module and fields in wire order. */
+/** Message definitions: name, CRC (from the .api.json), module, optional (not required at connect) and fields in wire order. */
 export const VPP_MESSAGES: { readonly [K in VppMessageName]: VppMessageDef } = {
   control_ping: { name: 'control_ping', crc: '0x51077d14', module: 'memclnt', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }] },
   control_ping_reply: { name: 'control_ping_reply', crc: '0xf6b0b8ca', module: 'memclnt', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }, { name: 'client_index', type: 'u32' }, { name: 'vpe_pid', type: 'u32' }] },
   ip_route_add_del: { name: 'ip_route_add_del', crc: '0xb8ecfe0d', module: 'ip', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'is_add', type: 'bool', default: true }, { name: 'is_multipath', type: 'bool' }, { name: 'route', type: 'ip_route' }] },
   ip_route_add_del_reply: { name: 'ip_route_add_del_reply', crc: '0x1992deab', module: 'ip', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }, { name: 'stats_index', type: 'u32' }] },
-  ip_route_details: { name: 'ip_route_details', crc: '0xbda8f315', module: 'ip', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'route', type: 'ip_route' }] },
-  ip_route_dump: { name: 'ip_route_dump', crc: '0xb9d2e09e', module: 'ip', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'table', type: 'ip_table' }] },
+  ip_route_details: { name: 'ip_route_details', crc: '0xbda8f315', module: 'ip', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'route', type: 'ip_route' }] },
+  ip_route_dump: { name: 'ip_route_dump', crc: '0xb9d2e09e', module: 'ip', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'table', type: 'ip_table' }] },
   ip_table_add_del: { name: 'ip_table_add_del', crc: '0x0ffdaec0', module: 'ip', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'is_add', type: 'bool', default: true }, { name: 'table', type: 'ip_table' }] },
   ip_table_add_del_reply: { name: 'ip_table_add_del_reply', crc: '0xe8d4e804', module: 'ip', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }] },
   ipsec_interface_add_del_spd: { name: 'ipsec_interface_add_del_spd', crc: '0x80f80cbb', module: 'ipsec', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'is_add', type: 'bool' }, { name: 'sw_if_index', type: 'interface_index' }, { name: 'spd_id', type: 'u32' }] },
@@ -171,14 +171,14 @@ export const VPP_MESSAGES: { readonly [K in VppMessageName]: VppMessageDef } = {
   ipsec_tunnel_protect_dump: { name: 'ipsec_tunnel_protect_dump', crc: '0xf9e6675e', module: 'ipsec', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index' }] },
   ipsec_tunnel_protect_update: { name: 'ipsec_tunnel_protect_update', crc: '0x30d5f133', module: 'ipsec', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'tunnel', type: 'ipsec_tunnel_protect' }] },
   ipsec_tunnel_protect_update_reply: { name: 'ipsec_tunnel_protect_update_reply', crc: '0xe8d4e804', module: 'ipsec', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }] },
-  punt_reason_details: { name: 'punt_reason_details', crc: '0x2c9d4a40', module: 'punt', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'reason', type: 'punt_reason' }] },
-  punt_reason_dump: { name: 'punt_reason_dump', crc: '0x5c0dd4fe', module: 'punt', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'reason', type: 'punt_reason' }] },
-  punt_socket_deregister: { name: 'punt_socket_deregister', crc: '0x75afa766', module: 'punt', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'punt', type: 'punt' }] },
-  punt_socket_deregister_reply: { name: 'punt_socket_deregister_reply', crc: '0xe8d4e804', module: 'punt', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }] },
-  punt_socket_details: { name: 'punt_socket_details', crc: '0x330466e4', module: 'punt', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'punt', type: 'punt' }, { name: 'pathname', type: 'string', length: 108 }] },
-  punt_socket_dump: { name: 'punt_socket_dump', crc: '0x916fb004', module: 'punt', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'type', type: 'punt_type' }] },
-  punt_socket_register: { name: 'punt_socket_register', crc: '0x7875badb', module: 'punt', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'header_version', type: 'u32' }, { name: 'punt', type: 'punt' }, { name: 'pathname', type: 'string', length: 108 }] },
-  punt_socket_register_reply: { name: 'punt_socket_register_reply', crc: '0xbd30ae90', module: 'punt', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }, { name: 'pathname', type: 'string', length: 108 }] },
+  punt_reason_details: { name: 'punt_reason_details', crc: '0x2c9d4a40', module: 'punt', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'reason', type: 'punt_reason' }] },
+  punt_reason_dump: { name: 'punt_reason_dump', crc: '0x5c0dd4fe', module: 'punt', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'reason', type: 'punt_reason' }] },
+  punt_socket_deregister: { name: 'punt_socket_deregister', crc: '0x75afa766', module: 'punt', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'punt', type: 'punt' }] },
+  punt_socket_deregister_reply: { name: 'punt_socket_deregister_reply', crc: '0xe8d4e804', module: 'punt', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }] },
+  punt_socket_details: { name: 'punt_socket_details', crc: '0x330466e4', module: 'punt', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'punt', type: 'punt' }, { name: 'pathname', type: 'string', length: 108 }] },
+  punt_socket_dump: { name: 'punt_socket_dump', crc: '0x916fb004', module: 'punt', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'type', type: 'punt_type' }] },
+  punt_socket_register: { name: 'punt_socket_register', crc: '0x7875badb', module: 'punt', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'header_version', type: 'u32' }, { name: 'punt', type: 'punt' }, { name: 'pathname', type: 'string', length: 108 }] },
+  punt_socket_register_reply: { name: 'punt_socket_register_reply', crc: '0xbd30ae90', module: 'punt', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }, { name: 'pathname', type: 'string', length: 108 }] },
   show_version: { name: 'show_version', crc: '0x51077d14', module: 'vpe', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }] },
   show_version_reply: { name: 'show_version_reply', crc: '0xc919bde1', module: 'vpe', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }, { name: 'program', type: 'string', length: 32 }, { name: 'version', type: 'string', length: 32 }, { name: 'build_date', type: 'string', length: 32 }, { name: 'build_directory', type: 'string', length: 256 }] },
   sockclnt_create: { name: 'sockclnt_create', crc: '0x455fb9c4', module: 'memclnt', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'name', type: 'string', length: 64 }] },
@@ -187,15 +187,15 @@ export const VPP_MESSAGES: { readonly [K in VppMessageName]: VppMessageDef } = {
   sockclnt_delete_reply: { name: 'sockclnt_delete_reply', crc: '0x8f38b1ee', module: 'memclnt', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'response', type: 'i32' }] },
   sw_interface_details: { name: 'sw_interface_details', crc: '0x6c221fc7', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index' }, { name: 'sup_sw_if_index', type: 'u32' }, { name: 'l2_address', type: 'mac_address' }, { name: 'flags', type: 'if_status_flags' }, { name: 'type', type: 'if_type' }, { name: 'link_duplex', type: 'link_duplex' }, { name: 'link_speed', type: 'u32' }, { name: 'link_mtu', type: 'u16' }, { name: 'mtu', type: 'u32', length: 4 }, { name: 'sub_id', type: 'u32' }, { name: 'sub_number_of_tags', type: 'u8' }, { name: 'sub_outer_vlan_id', type: 'u16' }, { name: 'sub_inner_vlan_id', type: 'u16' }, { name: 'sub_if_flags', type: 'sub_if_flags' }, { name: 'vtr_op', type: 'u32' }, { name: 'vtr_push_dot1q', type: 'u32' }, { name: 'vtr_tag1', type: 'u32' }, { name: 'vtr_tag2', type: 'u32' }, { name: 'outer_tag', type: 'u16' }, { name: 'b_dmac', type: 'mac_address' }, { name: 'b_smac', type: 'mac_address' }, { name: 'b_vlanid', type: 'u16' }, { name: 'i_sid', type: 'u32' }, { name: 'interface_name', type: 'string', length: 64 }, { name: 'interface_dev_type', type: 'string', length: 64 }, { name: 'tag', type: 'string', length: 64 }] },
   sw_interface_dump: { name: 'sw_interface_dump', crc: '0xaa610c27', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index', default: 4294967295 }, { name: 'name_filter_valid', type: 'bool' }, { name: 'name_filter', type: 'string', length: 0 }] },
-  sw_interface_event: { name: 'sw_interface_event', crc: '0x2d3d95a7', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'pid', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index' }, { name: 'flags', type: 'if_status_flags' }, { name: 'deleted', type: 'bool' }] },
+  sw_interface_event: { name: 'sw_interface_event', crc: '0x2d3d95a7', module: 'interface', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'pid', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index' }, { name: 'flags', type: 'if_status_flags' }, { name: 'deleted', type: 'bool' }] },
   sw_interface_set_flags: { name: 'sw_interface_set_flags', crc: '0xf5aec1b8', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index' }, { name: 'flags', type: 'if_status_flags' }] },
   sw_interface_set_flags_reply: { name: 'sw_interface_set_flags_reply', crc: '0xe8d4e804', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }] },
   sw_interface_set_table: { name: 'sw_interface_set_table', crc: '0xdf42a577', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index' }, { name: 'is_ipv6', type: 'bool' }, { name: 'vrf_id', type: 'u32' }] },
   sw_interface_set_table_reply: { name: 'sw_interface_set_table_reply', crc: '0xe8d4e804', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }] },
   sw_interface_set_unnumbered: { name: 'sw_interface_set_unnumbered', crc: '0x154a6439', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index' }, { name: 'unnumbered_sw_if_index', type: 'interface_index' }, { name: 'is_add', type: 'bool' }] },
   sw_interface_set_unnumbered_reply: { name: 'sw_interface_set_unnumbered_reply', crc: '0xe8d4e804', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }] },
-  want_interface_events: { name: 'want_interface_events', crc: '0x476f5a08', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'enable_disable', type: 'u32' }, { name: 'pid', type: 'u32' }] },
-  want_interface_events_reply: { name: 'want_interface_events_reply', crc: '0xe8d4e804', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }] },
+  want_interface_events: { name: 'want_interface_events', crc: '0x476f5a08', module: 'interface', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'enable_disable', type: 'u32' }, { name: 'pid', type: 'u32' }] },
+  want_interface_events_reply: { name: 'want_interface_events_reply', crc: '0xe8d4e804', module: 'interface', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }] },
 };
 
 /** Request → reply (or details stream) and events, from the files' `services`. */
@@ -462,12 +462,12 @@ export interface IpRouteAddDelReply {
   retval: number;
   stats_index: number;
 }
-/** ip_route_details (ip 3.2.0) CRC 0xbda8f315 */
+/** ip_route_details (ip 3.2.0) CRC 0xbda8f315 (optional: not required at connect) */
 export interface IpRouteDetails {
   context: number;
   route: IpRoute;
 }
-/** ip_route_dump (ip 3.2.0) CRC 0xb9d2e09e */
+/** ip_route_dump (ip 3.2.0) CRC 0xb9d2e09e (optional: not required at connect) */
 export interface IpRouteDump {
   client_index: number;
   context: number;
@@ -682,41 +682,41 @@ export interface IpsecTunnelProtectUpdateReply {
   context: number;
   retval: number;
 }
-/** punt_reason_details (punt 2.2.1) CRC 0x2c9d4a40 */
+/** punt_reason_details (punt 2.2.1) CRC 0x2c9d4a40 (optional: not required at connect) */
 export interface PuntReasonDetails {
   context: number;
   reason: PuntReason;
 }
-/** punt_reason_dump (punt 2.2.1) CRC 0x5c0dd4fe */
+/** punt_reason_dump (punt 2.2.1) CRC 0x5c0dd4fe (optional: not required at connect) */
 export interface PuntReasonDump {
   client_index: number;
   context: number;
   reason: PuntReason;
 }
-/** punt_socket_deregister (punt 2.2.1) CRC 0x75afa766 */
+/** punt_socket_deregister (punt 2.2.1) CRC 0x75afa766 (optional: not required at connect) */
 export interface PuntSocketDeregister {
   client_index: number;
   context: number;
   punt: Punt;
 }
-/** punt_socket_deregister_reply (punt 2.2.1) CRC 0xe8d4e804 */
+/** punt_socket_deregister_reply (punt 2.2.1) CRC 0xe8d4e804 (optional: not required at connect) */
 export interface PuntSocketDeregisterReply {
   context: number;
   retval: number;
 }
-/** punt_socket_details (punt 2.2.1) CRC 0x330466e4 */
+/** punt_socket_details (punt 2.2.1) CRC 0x330466e4 (optional: not required at connect) */
 export interface PuntSocketDetails {
   context: number;
   punt: Punt;
   pathname: string;
 }
-/** punt_socket_dump (punt 2.2.1) CRC 0x916fb004 */
+/** punt_socket_dump (punt 2.2.1) CRC 0x916fb004 (optional: not required at connect) */
 export interface PuntSocketDump {
   client_index: number;
   context: number;
   type: number;
 }
-/** punt_socket_register (punt 2.2.1) CRC 0x7875badb */
+/** punt_socket_register (punt 2.2.1) CRC 0x7875badb (optional: not required at connect) */
 export interface PuntSocketRegister {
   client_index: number;
   context: number;
@@ -724,7 +724,7 @@ export interface PuntSocketRegister {
   punt: Punt;
   pathname: string;
 }
-/** punt_socket_register_reply (punt 2.2.1) CRC 0xbd30ae90 */
+/** punt_socket_register_reply (punt 2.2.1) CRC 0xbd30ae90 (optional: not required at connect) */
 export interface PuntSocketRegisterReply {
   context: number;
   retval: number;
@@ -807,7 +807,7 @@ export interface SwInterfaceDump {
   name_filter_valid: boolean;
   name_filter: string;
 }
-/** sw_interface_event (interface 3.2.5) CRC 0x2d3d95a7 */
+/** sw_interface_event (interface 3.2.5) CRC 0x2d3d95a7 (optional: not required at connect) */
 export interface SwInterfaceEvent {
   client_index: number;
   pid: number;
@@ -853,14 +853,14 @@ export interface SwInterfaceSetUnnumberedReply {
   context: number;
   retval: number;
 }
-/** want_interface_events (interface 3.2.5) CRC 0x476f5a08 */
+/** want_interface_events (interface 3.2.5) CRC 0x476f5a08 (optional: not required at connect) */
 export interface WantInterfaceEvents {
   client_index: number;
   context: number;
   enable_disable: number;
   pid: number;
 }
-/** want_interface_events_reply (interface 3.2.5) CRC 0xe8d4e804 */
+/** want_interface_events_reply (interface 3.2.5) CRC 0xe8d4e804 (optional: not required at connect) */
 export interface WantInterfaceEventsReply {
   context: number;
   retval: number;

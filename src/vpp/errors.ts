@@ -4,8 +4,12 @@
  * Codes are negative; 0 is success.
  */
 
-/** [code, VNET_API_ERROR_ name suffix, VPP's description] */
-const TABLE: readonly (readonly [number, string, string])[] = [
+/**
+ * [code, VNET_API_ERROR_ name suffix, VPP's description]. VPP's .api.json files do not carry these
+ * codes (they live in C headers), so this table is their one source here: VppErr, vppErrorName and
+ * vppErrorText are all derived from it.
+ */
+const TABLE = [
   [-1, 'UNSPECIFIED', 'Unspecified Error'],
   [-2, 'INVALID_SW_IF_INDEX', 'Invalid sw_if_index'],
   [-3, 'NO_SUCH_FIB', 'No such FIB / VRF'],
@@ -149,9 +153,13 @@ const TABLE: readonly (readonly [number, string, string])[] = [
   [-169, 'FEATURE_ALREADY_DISABLED', 'Feature already disabled'],
   [-170, 'FEATURE_ALREADY_ENABLED', 'Feature already enabled'],
   [-171, 'INVALID_PREFIX_LENGTH', 'Invalid prefix length'],
-];
+] as const;
 
-const BY_CODE = new Map<number, { name: string; text: string }>(TABLE.map(([c, n, t]) => [c, { name: n, text: t }]));
+type Row = (typeof TABLE)[number];
+/** A VNET_API_ERROR_ name suffix, e.g. "NO_SUCH_ENTRY". */
+export type VppErrorName = Row[1];
+
+const BY_CODE = new Map<number, { name: string; text: string }>(TABLE.map(([c, n, t]): [number, { name: string; text: string }] => [c, { name: n, text: t }]));
 
 /** The symbolic name of a VPP error code (e.g. -116 → "ENTRY_ALREADY_EXISTS"), or "UNKNOWN(<code>)". */
 export function vppErrorName(code: number): string {
@@ -163,34 +171,5 @@ export function vppErrorText(code: number): string | undefined {
   return BY_CODE.get(code)?.text;
 }
 
-/** The numeric code of a symbolic name (e.g. "NO_SUCH_ENTRY" → -6). */
-export function vppErrorCode(name: string): number {
-  for (const [c, n] of TABLE) if (n === name) return c;
-  throw new RangeError(`unknown VPP error name ${name}`);
-}
-
-/** The codes vpp-iked relies on, by name. */
-export const VppErr = {
-  UNSPECIFIED: -1,
-  INVALID_SW_IF_INDEX: -2,
-  NO_SUCH_FIB: -3,
-  NO_SUCH_ENTRY: -6,
-  INVALID_VALUE: -7,
-  INVALID_VALUE_2: -8,
-  UNIMPLEMENTED: -9,
-  INVALID_SW_IF_INDEX_2: -10,
-  SYSCALL_ERROR_1: -11,
-  SYSCALL_ERROR_2: -12,
-  INVALID_REGISTRATION: -31,
-  NO_PATHS_IN_ROUTE: -52,
-  NO_MATCHING_INTERFACE: -54,
-  INVALID_DST_ADDRESS: -58,
-  SAME_SRC_DST: -82,
-  ENTRY_ALREADY_EXISTS: -116,
-  INSTANCE_IN_USE: -147,
-  INVALID_PROTOCOL: -153,
-  INVALID_ALGORITHM: -154,
-  KEY_LENGTH: -156,
-  LIMIT_EXCEEDED: -162,
-  INVALID_PREFIX_LENGTH: -171,
-} as const;
+/** VPP's error codes by name (e.g. VppErr.NO_SUCH_ENTRY === -6), from the table above. */
+export const VppErr = Object.freeze(Object.fromEntries(TABLE.map(([c, n]) => [n, c]))) as { readonly [R in Row as R[1]]: R[0] };

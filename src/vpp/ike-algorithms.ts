@@ -1,7 +1,7 @@
 /**
  * IKEv2 ESP transform ids (IANA "Transform Type 1/3" registries, RFC 7296 §3.3.2) mapped to the
  * algorithm enums of VPP's IPsec API (`ipsec_crypto_alg`, `ipsec_integ_alg` in ipsec_types.api,
- * version 3.0.1). Plain numbers only, so the VPP client can be used without the rest of the daemon.
+ * version 3.0.1), whose values come from the generated definitions (defs.generated.ts).
  *
  * Only what VPP's ESP implementation runs is listed:
  * - AES-GCM with a 16-byte ICV only (ENCR 20); VPP has no 8- or 12-byte-ICV GCM and no CCM.
@@ -11,36 +11,10 @@
  *   AES-XCBC or AES-CMAC for ESP.
  */
 
-/** VPP `ipsec_crypto_alg` values (u32 on the wire). */
-export const VppCryptoAlg = {
-  NONE: 0,
-  AES_CBC_128: 1,
-  AES_CBC_192: 2,
-  AES_CBC_256: 3,
-  AES_CTR_128: 4,
-  AES_CTR_192: 5,
-  AES_CTR_256: 6,
-  AES_GCM_128: 7,
-  AES_GCM_192: 8,
-  AES_GCM_256: 9,
-  DES_CBC: 10,
-  '3DES_CBC': 11,
-  CHACHA20_POLY1305: 12,
-  AES_NULL_GMAC_128: 13,
-  AES_NULL_GMAC_192: 14,
-  AES_NULL_GMAC_256: 15,
-} as const;
+import { IpsecCryptoAlg, IpsecIntegAlg } from './defs.generated.ts';
 
-/** VPP `ipsec_integ_alg` values (u32 on the wire). */
-export const VppIntegAlg = {
-  NONE: 0,
-  MD5_96: 1,
-  SHA1_96: 2,
-  SHA_256_96: 3,
-  SHA_256_128: 4,
-  SHA_384_192: 5,
-  SHA_512_256: 6,
-} as const;
+const C = IpsecCryptoAlg;
+const I = IpsecIntegAlg;
 
 export interface VppCryptoMapping {
   /** VPP ipsec_crypto_alg value. */
@@ -56,45 +30,45 @@ export interface VppCryptoMapping {
 /** IANA ENCR id → (key bits → VPP mapping). */
 const ENCR = new Map<number, ReadonlyMap<number, VppCryptoMapping>>([
   // ENCR_3DES (RFC 2451): 192-bit key.
-  [3, new Map<number, VppCryptoMapping>([[192, { alg: VppCryptoAlg['3DES_CBC'], keyBytes: 24, saltBytes: 0, aead: false }]])],
+  [3, new Map<number, VppCryptoMapping>([[192, { alg: C.IPSEC_API_CRYPTO_ALG_3DES_CBC, keyBytes: 24, saltBytes: 0, aead: false }]])],
   // ENCR_NULL (RFC 2410): no key.
-  [11, new Map<number, VppCryptoMapping>([[0, { alg: VppCryptoAlg.NONE, keyBytes: 0, saltBytes: 0, aead: false }]])],
+  [11, new Map<number, VppCryptoMapping>([[0, { alg: C.IPSEC_API_CRYPTO_ALG_NONE, keyBytes: 0, saltBytes: 0, aead: false }]])],
   // ENCR_AES_CBC (RFC 3602).
   [12, new Map<number, VppCryptoMapping>([
-    [128, { alg: VppCryptoAlg.AES_CBC_128, keyBytes: 16, saltBytes: 0, aead: false }],
-    [192, { alg: VppCryptoAlg.AES_CBC_192, keyBytes: 24, saltBytes: 0, aead: false }],
-    [256, { alg: VppCryptoAlg.AES_CBC_256, keyBytes: 32, saltBytes: 0, aead: false }],
+    [128, { alg: C.IPSEC_API_CRYPTO_ALG_AES_CBC_128, keyBytes: 16, saltBytes: 0, aead: false }],
+    [192, { alg: C.IPSEC_API_CRYPTO_ALG_AES_CBC_192, keyBytes: 24, saltBytes: 0, aead: false }],
+    [256, { alg: C.IPSEC_API_CRYPTO_ALG_AES_CBC_256, keyBytes: 32, saltBytes: 0, aead: false }],
   ])],
   // ENCR_AES_CTR (RFC 3686 §5.1): KEYMAT = key || 4-byte nonce.
   [13, new Map<number, VppCryptoMapping>([
-    [128, { alg: VppCryptoAlg.AES_CTR_128, keyBytes: 16, saltBytes: 4, aead: false }],
-    [192, { alg: VppCryptoAlg.AES_CTR_192, keyBytes: 24, saltBytes: 4, aead: false }],
-    [256, { alg: VppCryptoAlg.AES_CTR_256, keyBytes: 32, saltBytes: 4, aead: false }],
+    [128, { alg: C.IPSEC_API_CRYPTO_ALG_AES_CTR_128, keyBytes: 16, saltBytes: 4, aead: false }],
+    [192, { alg: C.IPSEC_API_CRYPTO_ALG_AES_CTR_192, keyBytes: 24, saltBytes: 4, aead: false }],
+    [256, { alg: C.IPSEC_API_CRYPTO_ALG_AES_CTR_256, keyBytes: 32, saltBytes: 4, aead: false }],
   ])],
   // ENCR_AES_GCM_16 (RFC 4106 §8.1): KEYMAT = key || 4-byte salt.
   [20, new Map<number, VppCryptoMapping>([
-    [128, { alg: VppCryptoAlg.AES_GCM_128, keyBytes: 16, saltBytes: 4, aead: true }],
-    [192, { alg: VppCryptoAlg.AES_GCM_192, keyBytes: 24, saltBytes: 4, aead: true }],
-    [256, { alg: VppCryptoAlg.AES_GCM_256, keyBytes: 32, saltBytes: 4, aead: true }],
+    [128, { alg: C.IPSEC_API_CRYPTO_ALG_AES_GCM_128, keyBytes: 16, saltBytes: 4, aead: true }],
+    [192, { alg: C.IPSEC_API_CRYPTO_ALG_AES_GCM_192, keyBytes: 24, saltBytes: 4, aead: true }],
+    [256, { alg: C.IPSEC_API_CRYPTO_ALG_AES_GCM_256, keyBytes: 32, saltBytes: 4, aead: true }],
   ])],
   // ENCR_NULL_AUTH_AES_GMAC (RFC 4543 §7.1): KEYMAT = key || 4-byte salt.
   [21, new Map<number, VppCryptoMapping>([
-    [128, { alg: VppCryptoAlg.AES_NULL_GMAC_128, keyBytes: 16, saltBytes: 4, aead: true }],
-    [192, { alg: VppCryptoAlg.AES_NULL_GMAC_192, keyBytes: 24, saltBytes: 4, aead: true }],
-    [256, { alg: VppCryptoAlg.AES_NULL_GMAC_256, keyBytes: 32, saltBytes: 4, aead: true }],
+    [128, { alg: C.IPSEC_API_CRYPTO_ALG_AES_NULL_GMAC_128, keyBytes: 16, saltBytes: 4, aead: true }],
+    [192, { alg: C.IPSEC_API_CRYPTO_ALG_AES_NULL_GMAC_192, keyBytes: 24, saltBytes: 4, aead: true }],
+    [256, { alg: C.IPSEC_API_CRYPTO_ALG_AES_NULL_GMAC_256, keyBytes: 32, saltBytes: 4, aead: true }],
   ])],
   // ENCR_CHACHA20_POLY1305 (RFC 7634 §2): 256-bit key || 4-byte salt.
-  [28, new Map<number, VppCryptoMapping>([[256, { alg: VppCryptoAlg.CHACHA20_POLY1305, keyBytes: 32, saltBytes: 4, aead: true }]])],
+  [28, new Map<number, VppCryptoMapping>([[256, { alg: C.IPSEC_API_CRYPTO_ALG_CHACHA20_POLY1305, keyBytes: 32, saltBytes: 4, aead: true }]])],
 ]);
 
 /** IANA INTEG id → VPP integ alg and key length. */
 const INTEG = new Map<number, { alg: number; keyBytes: number }>([
-  [0, { alg: VppIntegAlg.NONE, keyBytes: 0 }],
-  [1, { alg: VppIntegAlg.MD5_96, keyBytes: 16 }], // AUTH_HMAC_MD5_96 (RFC 2403)
-  [2, { alg: VppIntegAlg.SHA1_96, keyBytes: 20 }], // AUTH_HMAC_SHA1_96 (RFC 2404)
-  [12, { alg: VppIntegAlg.SHA_256_128, keyBytes: 32 }], // AUTH_HMAC_SHA2_256_128 (RFC 4868)
-  [13, { alg: VppIntegAlg.SHA_384_192, keyBytes: 48 }], // AUTH_HMAC_SHA2_384_192 (RFC 4868)
-  [14, { alg: VppIntegAlg.SHA_512_256, keyBytes: 64 }], // AUTH_HMAC_SHA2_512_256 (RFC 4868)
+  [0, { alg: I.IPSEC_API_INTEG_ALG_NONE, keyBytes: 0 }],
+  [1, { alg: I.IPSEC_API_INTEG_ALG_MD5_96, keyBytes: 16 }], // AUTH_HMAC_MD5_96 (RFC 2403)
+  [2, { alg: I.IPSEC_API_INTEG_ALG_SHA1_96, keyBytes: 20 }], // AUTH_HMAC_SHA1_96 (RFC 2404)
+  [12, { alg: I.IPSEC_API_INTEG_ALG_SHA_256_128, keyBytes: 32 }], // AUTH_HMAC_SHA2_256_128 (RFC 4868)
+  [13, { alg: I.IPSEC_API_INTEG_ALG_SHA_384_192, keyBytes: 48 }], // AUTH_HMAC_SHA2_384_192 (RFC 4868)
+  [14, { alg: I.IPSEC_API_INTEG_ALG_SHA_512_256, keyBytes: 64 }], // AUTH_HMAC_SHA2_512_256 (RFC 4868)
 ]);
 
 /** The VPP crypto mapping for an IKE ENCR transform, or undefined when VPP cannot run it. */

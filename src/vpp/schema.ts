@@ -55,6 +55,11 @@ export interface VppMessageDef {
   readonly crc: string;
   /** The .api module that defines the message. */
   readonly module: string;
+  /**
+   * Not used by vpp-iked itself (generated for the emulator and tools): a VPP without it, or with
+   * another CRC, is still accepted at connect; requests for it then reject.
+   */
+  readonly optional?: true;
   /** All fields, `_vl_msg_id` first. */
   readonly fields: readonly VppFieldDef[];
 }

@@ -3,7 +3,10 @@ import assert from 'node:assert/strict';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { once } from 'node:events';
+import { createServer, type Socket } from 'node:net';
 import { startEmulator } from '../../src/vpp/emulator/server.ts';
+import { vppCodec, VPP_MESSAGES } from '../../src/vpp/api.ts';
+import { nameCrc } from '../../src/vpp/schema.ts';
 import {
   VppClient,
   VppApiError,
@@ -71,19 +74,48 @@ test('connect refuses a VPP whose table lacks our messages or has other CRCs, na
   const emu = await startEmulator({
     socket,
     crcOverrides: { ipsec_sad_entry_add_v2: '0x12345678' },
-    omitMessages: ['punt_reason_dump'],
+    omitMessages: ['ipsec_tunnel_protect_update', 'punt_reason_dump'],
   });
   const c = new VppClient({ socket, healthCheckMs: 0 });
   try {
     await assert.rejects(c.connect(), (e: unknown) => {
       assert.ok(e instanceof VppCompatibilityError);
-      assert.deepEqual(e.missing, ['punt_reason_dump']);
+      // punt_reason_dump is optional (not used by vpp-iked): not a reason to refuse.
+      assert.deepEqual(e.missing, ['ipsec_tunnel_protect_update']);
       assert.deepEqual(e.mismatched, [{ name: 'ipsec_sad_entry_add_v2', ours: '0x9611297a', vpps: '0x12345678' }]);
       assert.match(e.message, /VPP 26\.10/);
-      assert.match(e.message, /punt_reason_dump/);
+      assert.match(e.message, /ipsec_tunnel_protect_update/);
       return true;
     });
     assert.equal(c.connected, false);
+  } finally {
+    await c.close();
+    await emu.close();
+  }
+});
+
+test('optional messages (punt, interface events, route dump) may be missing or differ; requests for them reject', async () => {
+  const socket = sockPath();
+  const emu = await startEmulator({
+    socket,
+    crcOverrides: { ip_route_dump: '0x0badc0de' },
+    omitMessages: ['punt_reason_dump', 'punt_reason_details', 'want_interface_events', 'want_interface_events_reply', 'sw_interface_event'],
+  });
+  const c = new VppClient({ socket, healthCheckMs: 0 });
+  try {
+    await c.connect();
+    assert.equal(c.messageId('punt_reason_dump'), undefined);
+    await assert.rejects(c.dump('punt_reason_dump', { reason: { id: 0, name: '' } }), (e: unknown) => {
+      assert.ok(e instanceof VppCompatibilityError);
+      assert.deepEqual(e.missing, ['punt_reason_dump']);
+      return true;
+    });
+    await assert.rejects(c.dump('ip_route_dump', { table: { table_id: 0, is_ip6: false, name: '' } }), VppCompatibilityError);
+    await assert.rejects(c.request('want_interface_events', { enable_disable: 1, pid: 1 }), VppCompatibilityError);
+    // What vpp-iked uses works.
+    assert.equal((await c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } })).retval, 0);
+    // An optional message that the VPP has is usable.
+    assert.ok(Array.isArray(await c.dump('punt_socket_dump', { type: 0 })));
   } finally {
     await c.close();
     await emu.close();
@@ -240,4 +272,56 @@ test('close() sends sockclnt_delete; requests after close reject', async () => {
   assert.equal(emu.connections, 0);
   await assert.rejects(c.request('control_ping', {}), VppDisconnectedError);
   await emu.close();
+});
+
+test('close() during a reconnect handshake: the attempt is abandoned, the client stays closed', async () => {
+  // A stand-in VPP that answers the first sockclnt_create at once (and nothing else: show_version
+  // times out), and the second one only when told to, so close() can come in the middle of it.
+  const socket = sockPath();
+  const table = Object.values(VPP_MESSAGES).map((def, i) => ({ index: i === 0 ? 15 : 100 + i, name: nameCrc(def) }));
+  table.find((e) => e.name.startsWith('sockclnt_create_'))!.index = 15;
+  const replyFrame = (context: number): Buffer => {
+    const f = vppCodec.encode('sockclnt_create_reply', 16, { client_index: 0, context, response: 0, index: 0x80000001, message_table: table }, 16);
+    f.writeUInt32BE(f.length - 16, 8);
+    return f;
+  };
+  const conns: Socket[] = [];
+  let secondHandshake!: (answer: () => void) => void;
+  const second = new Promise<() => void>((r) => (secondHandshake = r));
+  let closedByClient = false;
+  const server = createServer((sock) => {
+    const nth = conns.push(sock);
+    sock.on('error', () => {});
+    sock.once('data', (d: Buffer) => {
+      const context = d.readUInt32BE(16 + 2);
+      const answer = (): void => {
+        if (!sock.destroyed) sock.write(replyFrame(context));
+      };
+      if (nth === 1) answer();
+      else secondHandshake(answer);
+    });
+    sock.on('close', () => {
+      if (nth === 2) closedByClient = true;
+    });
+  });
+  await new Promise<void>((r) => server.listen(socket, r));
+  const c = new VppClient({ socket, healthCheckMs: 0, reconnectMinMs: 10, reconnectMaxMs: 20, connectTimeoutMs: 150 });
+  let connects = 0;
+  c.on('connected', () => connects++);
+  try {
+    await c.connect();
+    assert.equal(connects, 1);
+    conns[0]!.destroy(); // the connection breaks: the client reconnects
+    const answer = await second; // the reconnect's sockclnt_create is with the server
+    await c.close();
+    answer(); // VPP's reply comes after close()
+    await new Promise((r) => setTimeout(r, 100));
+    assert.equal(c.connected, false);
+    assert.equal(connects, 1, 'no connected event after close()');
+    assert.ok(closedByClient, 'the handshake socket was closed');
+    assert.equal(conns.length, 2, 'no further attempts');
+  } finally {
+    await c.close();
+    await new Promise<void>((r) => server.close(() => r()));
+  }
 });

@@ -178,6 +178,58 @@ test('SPD: add/bind/entries and VPP codes', () =>
     assert.equal((await c.dump('ipsec_spd_dump', { spd_id: 1, sa_id: 0xffffffff })).length, 0);
   }));
 
+test('SPD delete keeps the SA locks of its entries, as ipsec_add_del_spd does (FDio/vpp ipsec_spd.c: vec_free only)', () =>
+  withEmu(async (c, emu) => {
+    await c.request('ipsec_sad_entry_add_v2', { entry: entry(20) });
+    await c.request('ipsec_spd_add_del', { is_add: true, spd_id: 5 });
+    const any4 = toApiAddress('0.0.0.0');
+    const all4 = toApiAddress('255.255.255.255');
+    const protect = {
+      spd_id: 5,
+      priority: 100,
+      is_outbound: true,
+      sa_id: 20,
+      policy: 3,
+      protocol: 0,
+      remote_address_start: any4,
+      remote_address_stop: all4,
+      local_address_start: any4,
+      local_address_stop: all4,
+      remote_port_start: 0,
+      remote_port_stop: 65535,
+      local_port_start: 0,
+      local_port_stop: 65535,
+    };
+    await c.request('ipsec_spd_entry_add_del_v2', { is_add: true, entry: protect });
+    assert.equal(emu.state.sas.get(20)!.locks, 2);
+    await c.request('ipsec_spd_add_del', { is_add: false, spd_id: 5 });
+    // The entry is gone with the SPD's vectors but still locks the SA: a delete returns 0 and the
+    // SA stays, its id taken.
+    assert.equal((await c.request('ipsec_sad_entry_del', { id: 20 })).retval, 0);
+    assert.deepEqual((await c.dump('ipsec_sa_v5_dump', { sa_id: 0 })).map((d) => d.entry.sad_id), [20]);
+    await assert.rejects(c.request('ipsec_sad_entry_add_v2', { entry: entry(20) }), /ENTRY_ALREADY_EXISTS/);
+    // The entry cannot be deleted any more: its SPD is gone (ipsec_add_del_policy: SYSCALL_ERROR_1).
+    await assert.rejects(c.request('ipsec_spd_entry_add_del_v2', { is_add: false, entry: protect }), /SYSCALL_ERROR_1/);
+    assert.equal(emu.state.orphanPolicies.length, 1);
+  }));
+
+test('dropConnections keeps the tables; the client reconnects to the same state', async () => {
+  const socket = sockPath();
+  const emu = await startEmulator({ socket });
+  const c = new VppClient({ socket, healthCheckMs: 0, reconnectMinMs: 10, reconnectMaxMs: 50 });
+  try {
+    await c.connect();
+    await c.request('ipsec_sad_entry_add_v2', { entry: entry(1) });
+    const back = once(c, 'connected');
+    await emu.dropConnections();
+    await back;
+    assert.deepEqual((await c.dump('ipsec_sa_v5_dump', { sa_id: 0 })).map((d) => d.entry.sad_id), [1]);
+  } finally {
+    await c.close();
+    await emu.close();
+  }
+});
+
 function rawFrame(name: string, id: number, body: Record<string, unknown>): Buffer {
   const f = vppCodec.encode(name, id, body, 16);
   f.writeUInt32BE(f.length - 16, 8);

@@ -3,6 +3,7 @@ import assert from 'node:assert/strict';
 import { vppCodec } from '../../src/vpp/api.ts';
 import { VppCodecError } from '../../src/vpp/codec.ts';
 import { toApiAddress, fromApiAddress, parseIp6, formatIp6, rangeToPrefixes } from '../../src/vpp/address.ts';
+import { formatIp, parseIPv6 } from '../../src/common/addr.ts';
 import type { IpsecSadEntryV4, SockclntCreateReply } from '../../src/vpp/defs.generated.ts';
 
 // Expected byte layouts below are written out field by field from the packed struct layout in
@@ -197,7 +198,11 @@ test('unions: punt_union (exception id) and fixed u64 fields', () => {
 
 test('address helpers: RFC 5952 formatting and range → prefixes', () => {
   assert.equal(formatIp6(parseIp6('2001:0db8:0:0:0:0:0:1')!), '2001:db8::1');
-  assert.equal(formatIp6(parseIp6('::ffff:192.0.2.1')!), '::ffff:c000:201');
+  // RFC 5952 §5: IPv4-mapped addresses keep the dotted quad, as src/common/addr.ts writes them.
+  assert.equal(formatIp6(parseIp6('::ffff:192.0.2.1')!), '::ffff:192.0.2.1');
+  for (const a of ['::ffff:192.0.2.1', '::ffff:0.0.0.0', '::192.0.2.1', '::fffe:c000:201', '64:ff9b::c000:201', '::1', '::']) {
+    assert.equal(formatIp6(parseIp6(a)!), formatIp(parseIPv6(a)!), a);
+  }
   assert.equal(formatIp6(parseIp6('1:0:0:2:0:0:0:3')!), '1:0:0:2::3');
   assert.equal(parseIp6('1::2::3'), undefined);
   assert.deepEqual(rangeToPrefixes('10.0.0.0', '10.0.0.255'), [{ addr: '10.0.0.0', len: 24 }]);

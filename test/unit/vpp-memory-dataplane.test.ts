@@ -116,3 +116,22 @@ test('simulateRestart reports installed children to the listener', async () => {
   dp.simulateRestart();
   assert.deepEqual(got.sort(), [5, 6]);
 });
+
+test('same checks as the VPP back end: p2mp/policy interfaces, address families, SPI of the replaced child', async () => {
+  const dp = new MemoryDataplane();
+  await assert.rejects(dp.install(child(1, 0x1000, 0x2000, { vppMode: 'p2mp' })), /p2mp needs vpp_interface/);
+  await assert.rejects(dp.install(child(1, 0x1000, 0x2000, { vppMode: 'p2mp', vppInterface: 'host-eth0' })), /ipsecN/);
+  await assert.rejects(dp.install(child(1, 0x1000, 0x2000, { vppMode: 'policy' })), /policy mode needs vpp_interface/);
+  const v6 = { ...sa(0x2000, false), src: { addr: '2001:db8::1', port: 500 }, dst: { addr: '2001:db8::2', port: 500 } };
+  await assert.rejects(dp.install(child(1, 0x1000, 0x2000, { outbound: v6 })), /different address families/);
+  const r = await dp.install(child(1, 0x1000, 0x2000, { vppMode: 'p2mp', vppInterface: 'ipsec5' }));
+  assert.equal(r.interface, 'ipsec5');
+  // Make-before-break may keep the inbound SPI of the CHILD_SA it replaces.
+  await dp.install(child(2, 0x1000, 0x2001, { vppMode: 'p2mp', vppInterface: 'ipsec5', replaces: 1 }));
+  await dp.remove(1);
+  assert.equal(dp.spiInUse(0x1000), true, 'still owned by child 2');
+  await assert.rejects(dp.update(2, { addr: '192.0.2.1', port: 500 }, { addr: '2001:db8::9', port: 500 }, false), /different address families/);
+  // With a policy interface configured (as vpp.policy_interface), policy mode works without vpp_interface.
+  const withPolicy = new MemoryDataplane({ policyInterface: 'host-eth0' });
+  await withPolicy.install(child(1, 0x1000, 0x2000, { vppMode: 'policy' }));
+});

@@ -50,6 +50,8 @@ export interface EmulatorHandle {
   readonly connections: number;
   /** Stop answering requests (they are read and dropped) — a hung VPP. */
   setPaused(paused: boolean): void;
+  /** Drop every client connection but keep the tables: the API socket broke, VPP kept running. */
+  dropConnections(): Promise<void>;
   /** Drop every connection and start over with empty tables, like a VPP restart. */
   restart(options?: Partial<Pick<EmulatorOptions, 'idBase' | 'crcOverrides' | 'omitMessages'>>): Promise<void>;
   close(): Promise<void>;
@@ -282,6 +284,11 @@ class EmulatorServer implements EmulatorHandle {
           }),
       ),
     );
+  }
+
+  async dropConnections(): Promise<void> {
+    for (const handle of this.regs.keys()) this.state.clientGone(handle);
+    await this.dropAll();
   }
 
   async restart(options: Partial<Pick<EmulatorOptions, 'idBase' | 'crcOverrides' | 'omitMessages'>> = {}): Promise<void> {

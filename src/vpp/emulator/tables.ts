@@ -20,7 +20,8 @@ import type {
   Tunnel,
   VppMessageTypes,
 } from '../defs.generated.ts';
-import { fromApiAddress, parseIp, AF_IP4, AF_IP6 } from '../address.ts';
+import { IpsecSadFlags, IpsecSpdAction } from '../defs.generated.ts';
+import { apiAddressText, parseIp, zeroApiAddress, AF_IP4, AF_IP6 } from '../address.ts';
 import { VppErr } from '../errors.ts';
 
 type Obj = Record<string, unknown>;
@@ -134,13 +135,15 @@ export interface EmuOptions {
 const IPSEC_PUNT_REASONS = ['ipsec4-spi-o-udp-0', 'ipsec4-no-such-tunnel', 'ipsec6-no-such-tunnel', 'ipsec6-spi-o-udp-0'];
 
 /** IPSEC_SAD_FLAG bits (ipsec_types.api). */
-const F_ESN = 1;
-const F_ANTI_REPLAY = 2;
-const F_TUNNEL = 4;
-const F_TUNNEL_V6 = 8;
-const F_UDP_ENCAP = 16;
-const F_INBOUND = 64;
-const F_KNOWN = 1 | 2 | 4 | 8 | 16 | 64 | 128;
+const F_ANTI_REPLAY = IpsecSadFlags.IPSEC_API_SAD_FLAG_USE_ANTI_REPLAY;
+const F_TUNNEL = IpsecSadFlags.IPSEC_API_SAD_FLAG_IS_TUNNEL;
+const F_TUNNEL_V6 = IpsecSadFlags.IPSEC_API_SAD_FLAG_IS_TUNNEL_V6;
+const F_UDP_ENCAP = IpsecSadFlags.IPSEC_API_SAD_FLAG_UDP_ENCAP;
+/** Every flag ipsec_sa_flags_decode knows. */
+const F_KNOWN = Object.values(IpsecSadFlags).reduce<number>((a, b) => a | b, 0);
+const BYPASS = IpsecSpdAction.IPSEC_API_SPD_ACTION_BYPASS;
+const RESOLVE = IpsecSpdAction.IPSEC_API_SPD_ACTION_RESOLVE;
+const PROTECT = IpsecSpdAction.IPSEC_API_SPD_ACTION_PROTECT;
 
 /** Cipher key lengths VPP's crypto engines accept, by ipsec_crypto_alg (vnet_crypto key checks). */
 const CIPHER_KEY_LEN: Readonly<Record<number, number>> = {
@@ -181,16 +184,9 @@ class IndexPool {
   }
 }
 
+/** Text of an address from a request; a malformed one reads as the zero address of its family. */
 function addrText(a: Address): string {
-  try {
-    return fromApiAddress(a);
-  } catch {
-    return a.af === AF_IP6 ? '::' : '0.0.0.0';
-  }
-}
-
-function zeroAddr(): Address {
-  return { af: AF_IP4, un: { ip4: Buffer.alloc(4) } };
+  return apiAddressText(a, a.af === AF_IP6 ? '::' : '0.0.0.0');
 }
 
 export class VppEmulatorState {
@@ -199,6 +195,8 @@ export class VppEmulatorState {
   /** Key: `${sw_if_index}` for p2p interfaces, `${sw_if_index}|${nh}` for p2mp. */
   readonly protections = new Map<string, EmuProtection>();
   readonly spds = new Map<number, EmuPolicy[]>();
+  /** Entries of deleted SPDs: still in VPP's policy pool, still locking their SAs. */
+  readonly orphanPolicies: EmuPolicy[] = [];
   /** sw_if_index → spd_id */
   readonly spdBindings = new Map<number, number>();
   /** "4:<id>" / "6:<id>" */
@@ -424,7 +422,7 @@ export class VppEmulatorState {
           integrity_algorithm: sa.integ,
           integrity_key: { length: sa.integKey.length, data: ik },
           flags: sa.flags & F_KNOWN,
-          tunnel: sa.tunnel ?? { src: zeroAddr(), dst: zeroAddr() },
+          tunnel: sa.tunnel ?? { src: zeroApiAddress(false), dst: zeroApiAddress(false) },
           salt: bswap32(sa.saltWire),
           udp_src_port: sa.flags & F_UDP_ENCAP ? sa.udpSrc : 0,
           udp_dst_port: sa.flags & F_UDP_ENCAP ? sa.udpDst : 0,
@@ -573,7 +571,14 @@ export class VppEmulatorState {
 
   // ------------------------------------------------------------------ SPD
 
-  /** vl_api_ipsec_spd_add_del_t_handler → ipsec_add_del_spd (ipsec_spd.c). */
+  /**
+   * vl_api_ipsec_spd_add_del_t_handler → ipsec_add_del_spd (ipsec_spd.c). Deleting an SPD unbinds
+   * it from its interfaces and frees only its per-type index vectors (vec_free): the policies stay
+   * in VPP's policy pool and keep their SA locks (ipsec_add_del_policy takes one per PROTECT entry
+   * and gives it back only when that entry is deleted, which needs the SPD). So an SA that an entry
+   * of a deleted SPD used can no longer be freed: deleting it returns 0 and leaves it, id taken.
+   * The emulator keeps such policies in `orphanPolicies`.
+   */
   ipsec_spd_add_del(m: VppMessageTypes['ipsec_spd_add_del'], ctx: EmuCtx): void {
     const exists = this.spds.has(m.spd_id);
     if (exists && m.is_add) return ctx.reply({ retval: VppErr.ENTRY_ALREADY_EXISTS });
@@ -582,7 +587,9 @@ export class VppEmulatorState {
       this.spds.set(m.spd_id, []);
     } else {
       for (const [sw, id] of [...this.spdBindings]) if (id === m.spd_id) this.spdBindings.delete(sw);
-      for (const p of this.spds.get(m.spd_id)!) this.releasePolicy(p);
+      const left = this.spds.get(m.spd_id)!;
+      if (left.length > 0) ctx.warn(`SPD ${m.spd_id} deleted with ${left.length} entries: they keep their SA locks`);
+      this.orphanPolicies.push(...left);
       this.spds.delete(m.spd_id);
     }
     ctx.reply({ retval: 0 });
@@ -602,7 +609,7 @@ export class VppEmulatorState {
   }
 
   private releasePolicy(p: EmuPolicy): void {
-    if (p.policy === 3) {
+    if (p.policy === PROTECT) {
       const sa = this.sas.get(p.saId);
       if (sa) this.unlockSa(sa);
     }
@@ -618,10 +625,10 @@ export class VppEmulatorState {
   ipsec_spd_entry_add_del_v2(m: VppMessageTypes['ipsec_spd_entry_add_del_v2'], ctx: EmuCtx): void {
     const e: IpsecSpdEntryV2 = m.entry;
     const fail = (rv: number): void => ctx.reply({ retval: rv, stat_index: U32_MAX });
-    if (e.policy > 3 || e.policy === 2) return fail(VppErr.UNIMPLEMENTED);
+    if (e.policy > PROTECT || e.policy === RESOLVE) return fail(VppErr.UNIMPLEMENTED);
     const isIpv6 = e.remote_address_start.af === AF_IP6;
     // ipsec_policy_mk_type: outbound 0/1, inbound protect 2/3, bypass 4/5, discard 6/7
-    const type = e.is_outbound ? (isIpv6 ? 1 : 0) : e.policy === 3 ? (isIpv6 ? 3 : 2) : e.policy === 0 ? (isIpv6 ? 5 : 4) : isIpv6 ? 7 : 6;
+    const type = e.is_outbound ? (isIpv6 ? 1 : 0) : e.policy === PROTECT ? (isIpv6 ? 3 : 2) : e.policy === BYPASS ? (isIpv6 ? 5 : 4) : isIpv6 ? 7 : 6;
     const list = this.spds.get(e.spd_id);
     if (!list) return fail(VppErr.SYSCALL_ERROR_1);
     const p: EmuPolicy = {
@@ -644,7 +651,7 @@ export class VppEmulatorState {
       statIndex: 0,
     };
     if (m.is_add) {
-      if (p.policy === 3) {
+      if (p.policy === PROTECT) {
         const sa = this.sas.get(p.saId);
         if (!sa) return fail(VppErr.SYSCALL_ERROR_1);
         sa.locks++;
@@ -660,7 +667,7 @@ export class VppEmulatorState {
       a.priority === p.priority &&
       a.policy === p.policy &&
       a.protocol === p.protocol &&
-      (a.policy !== 3 || a.saId === p.saId) &&
+      (a.policy !== PROTECT || a.saId === p.saId) &&
       a.raddrStart === p.raddrStart &&
       a.raddrStop === p.raddrStop &&
       a.laddrStart === p.laddrStart &&
@@ -991,15 +998,11 @@ export class VppEmulatorState {
       })),
       protections: [...this.protections.values()].map((p) => ({ sw_if_index: p.swIfIndex, nh: addrText(p.nh), sa_out: p.saOut, sa_in: p.saIn })),
       spds: [...this.spds].map(([id, list]) => ({ spd_id: id, policies: list.length })),
+      orphan_policies: this.orphanPolicies.length,
       spd_bindings: [...this.spdBindings],
       routes: [...this.routes.values()].map((r) => ({ table_id: r.tableId, prefix: `${r.prefix}/${r.len}`, paths: r.paths.map((p) => p.sw_if_index) })),
       punt: [...this.puntRegs.keys()],
     };
-  }
-
-  /** Whether a request has a handler here. */
-  static handles(name: string): boolean {
-    return HANDLED.has(name);
   }
 
   /** Runs the handler of request `name`. */

@@ -1,0 +1,482 @@
+/**
+ * The VPP back end when things go wrong: removals during a replay or while VPP is unreachable,
+ * resyncs that fail, reconnects in policy mode, leftovers of earlier runs (SPDs whose entries lock
+ * SAs, operator tunnels in our instance range), half-done configuration, SPD ids per table,
+ * update() rollback, and the checks the memory dataplane shares with it.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { startEmulator, type EmulatorHandle } from '../../src/vpp/emulator/server.ts';
+import { VppDataplane, isOurId } from '../../src/dataplane/vpp.ts';
+import { MemoryDataplane } from '../../src/dataplane/memory.ts';
+import { VppClient, VppApiError } from '../../src/vpp/client.ts';
+import { toApiAddress } from '../../src/vpp/address.ts';
+import type { ChildInstall } from '../../src/dataplane/types.ts';
+import type { IpsecSadEntryV4, IpsecSpdEntryV2 } from '../../src/vpp/defs.generated.ts';
+import { child, drop, failNth, failWith, hold, record, resynced, setup, sockPath, ts4, ts6 } from '../helpers/vpp-dataplane.ts';
+
+function rawSa(id: number, spi: number, inbound = false): IpsecSadEntryV4 {
+  return {
+    sad_id: id,
+    spi,
+    protocol: 50,
+    crypto_algorithm: 7,
+    crypto_key: { length: 16, data: Buffer.alloc(16, 1) },
+    integrity_algorithm: 0,
+    integrity_key: { length: 0, data: Buffer.alloc(0) },
+    flags: 4 | (inbound ? 64 : 0),
+    tunnel: {
+      instance: 0xffffffff,
+      src: toApiAddress('192.0.2.1'),
+      dst: toApiAddress('192.0.2.9'),
+      sw_if_index: 0xffffffff,
+      table_id: 0,
+      encap_decap_flags: 0,
+      mode: 0,
+      flags: 0,
+      dscp: 0,
+      hop_limit: 0,
+    },
+    salt: 0,
+  };
+}
+
+function protectEntry(spdId: number, saId: number): IpsecSpdEntryV2 {
+  return {
+    spd_id: spdId,
+    priority: 100,
+    is_outbound: true,
+    sa_id: saId,
+    policy: 3,
+    protocol: 0,
+    remote_address_start: toApiAddress('10.1.0.0'),
+    remote_address_stop: toApiAddress('10.1.0.255'),
+    local_address_start: toApiAddress('10.0.0.0'),
+    local_address_stop: toApiAddress('10.0.0.255'),
+    remote_port_start: 0,
+    remote_port_stop: 65535,
+    local_port_start: 0,
+    local_port_stop: 65535,
+  };
+}
+
+async function rawClient(socket: string): Promise<VppClient> {
+  const c = new VppClient({ socket, healthCheckMs: 0, reconnect: false });
+  await c.connect();
+  return c;
+}
+
+function sadIds(emu: EmulatorHandle): number[] {
+  return [...emu.state.sas.keys()].sort((a, b) => a - b);
+}
+
+test('remove() during a replay after a VPP restart: the CHILD_SA is not programmed again nor reported', async () => {
+  const { emu, dp, done } = await setup();
+  try {
+    const replayed: number[] = [];
+    dp.setListener({ replayed: (ids) => replayed.push(...ids) });
+    const a = await dp.install(child(1, 0x1001, 0x2001));
+    const b = await dp.install(child(2, 0x1002, 0x2002, { remoteTs: [ts4('10.2.0.0', '10.2.0.255')] }));
+    const gone = once(dp.client, 'disconnected');
+    await emu.restart();
+    // The replay's first SA adds are held back: the replay is running when remove() comes.
+    const h = hold(emu, 'ipsec_sad_entry_add_v2');
+    await gone;
+    await h.arrived;
+    const removal = dp.remove(1);
+    await new Promise((r) => setTimeout(r, 20));
+    h.release();
+    await removal;
+    await resynced(dp);
+    await new Promise((r) => setTimeout(r, 30)); // replayed() batches
+    assert.equal(dp.childState(1), undefined, 'child 1 stays removed');
+    assert.deepEqual(replayed, [2], 'only child 2 is reported as replayed');
+    assert.deepEqual(sadIds(emu), [b.saIn!, b.saOut!].sort((x, y) => x - y), 'VPP holds child 2 only');
+    assert.ok(!emu.state.sas.has(a.saIn!));
+    assert.deepEqual([...emu.state.interfaces.values()].filter((i) => i.ipsec).length, 1);
+  } finally {
+    await done();
+  }
+});
+
+test('remove() while VPP is down returns at once; after VPP restarts the CHILD_SA is not replayed', async () => {
+  const { emu, dp, socket, done } = await setup();
+  let emu2: EmulatorHandle | undefined;
+  try {
+    const replayed: number[] = [];
+    dp.setListener({ replayed: (ids) => replayed.push(...ids) });
+    await dp.install(child(1, 0x1001, 0x2001));
+    const b = await dp.install(child(2, 0x1002, 0x2002, { remoteTs: [ts4('10.2.0.0', '10.2.0.255')] }));
+    const gone = once(dp.client, 'disconnected');
+    await emu.close();
+    await gone;
+    await dp.remove(1); // resolves although VPP is unreachable
+    emu2 = await startEmulator({ socket, interfaces: ['host-eth0', 'loop0'] });
+    await resynced(dp);
+    await new Promise((r) => setTimeout(r, 30));
+    assert.equal(dp.childState(1), undefined);
+    assert.deepEqual(replayed, [2]);
+    assert.deepEqual([...emu2.state.sas.keys()].sort((x, y) => x - y), [b.saIn!, b.saOut!].sort((x, y) => x - y));
+  } finally {
+    await dp.close();
+    await emu2?.close();
+  }
+});
+
+test('remove() while the API connection is down (VPP kept running): carried out after the reconnect', async () => {
+  const { emu, dp, done } = await setup();
+  try {
+    const replayed: number[] = [];
+    dp.setListener({ replayed: (ids) => replayed.push(...ids) });
+    await dp.install(child(1, 0x1001, 0x2001));
+    const b = await dp.install(child(2, 0x1002, 0x2002, { remoteTs: [ts4('10.2.0.0', '10.2.0.255')] }));
+    const gone = once(dp.client, 'disconnected');
+    await emu.dropConnections();
+    await gone;
+    await dp.remove(1);
+    await resynced(dp);
+    assert.equal(dp.childState(1), undefined);
+    assert.deepEqual(sadIds(emu), [b.saIn!, b.saOut!].sort((x, y) => x - y), 'child 1 is torn down in VPP');
+    assert.equal([...emu.state.interfaces.values()].filter((i) => i.ipsec).length, 1);
+    assert.deepEqual([...emu.state.routes.values()].map((r) => `${r.prefix}/${r.len}`), ['10.2.0.0/24']);
+    assert.deepEqual(replayed, [], 'nothing was lost, nothing replayed');
+  } finally {
+    await done();
+  }
+});
+
+test('a resync whose dumps fail is retried until it works; the CHILD_SAs come back', async () => {
+  const { emu, dp, done } = await setup({ requestTimeoutMs: 200 });
+  try {
+    const replayed: number[] = [];
+    dp.setListener({ replayed: (ids) => replayed.push(...ids) });
+    const a = await dp.install(child(1, 0x1001, 0x2001));
+    const gone = once(dp.client, 'disconnected');
+    await emu.restart();
+    // The pings that end the dumps go unanswered: the dumps of the first two snapshots time out.
+    drop(emu, 'control_ping', 6);
+    await gone;
+    await resynced(dp);
+    await new Promise((r) => setTimeout(r, 30));
+    assert.deepEqual(replayed, [1]);
+    assert.deepEqual(sadIds(emu), [a.saIn!, a.saOut!].sort((x, y) => x - y));
+    assert.ok(dp.stats().resync_failures >= 2);
+    await dp.remove(1);
+    assert.equal(emu.state.sas.size, 0);
+  } finally {
+    await done();
+  }
+});
+
+test('a CHILD_SA that cannot be programmed again is reported through failed(); the others are replayed', async () => {
+  const { emu, dp, done } = await setup();
+  try {
+    const replayed: number[] = [];
+    const failed: [number, string][] = [];
+    dp.setListener({ replayed: (ids) => replayed.push(...ids), failed: (id, why) => failed.push([id, why]) });
+    await dp.install(child(1, 0x1001, 0x2001));
+    await dp.install(child(2, 0x1002, 0x2002, { mode: 'p2mp', iface: 'ipsec100' }));
+    const gone = once(dp.client, 'disconnected');
+    await emu.restart();
+    failWith(emu, 'ipsec_itf_create', -147); // INSTANCE_IN_USE for the p2p interface... and the p2mp one
+    failWith(emu, 'ipsec_itf_create', -147);
+    await gone;
+    await resynced(dp);
+    await new Promise((r) => setTimeout(r, 30));
+    assert.deepEqual(failed.map(([id]) => id).sort(), [1, 2]);
+    assert.match(failed[0]![1], /INSTANCE_IN_USE/);
+    assert.deepEqual(replayed, []);
+    assert.equal(dp.childState(1), undefined);
+    assert.equal(emu.state.sas.size, 0, 'nothing half-programmed');
+  } finally {
+    await done();
+  }
+});
+
+test('route deletes answered NO_MATCHING_INTERFACE / NO_SUCH_FIB count as done (interface or VRF already gone)', async () => {
+  const { emu, dp, socket, done } = await setup();
+  try {
+    await dp.install(child(1, 0x1001, 0x2001, { mode: 'p2mp', iface: 'ipsec100' }));
+    await dp.install(child(2, 0x1002, 0x2002, { table: 7, remoteTs: [ts4('10.2.0.0', '10.2.0.255')] }));
+    const raw = await rawClient(socket);
+    // An operator deletes the shared interface and VRF 7 under us.
+    const shared = [...emu.state.interfaces.values()].find((i) => i.name === 'ipsec100')!;
+    await raw.request('ipsec_itf_delete', { sw_if_index: shared.swIfIndex });
+    await raw.request('ip_table_add_del', { is_add: false, table: { table_id: 7, is_ip6: false, name: '' } });
+    await raw.close();
+    const log = record(emu);
+    await dp.remove(1);
+    await dp.remove(2);
+    assert.ok(log.some((l) => l.name === 'ip_route_add_del'), 'the route deletes were sent');
+    assert.equal(dp.childState(1), undefined);
+    assert.equal(dp.childState(2), undefined);
+    assert.equal(emu.state.sas.size, 0);
+  } finally {
+    await done();
+  }
+});
+
+test('policy mode after a reconnect: the SPD is reused and keeps its users', async () => {
+  const { emu, dp, done } = await setup({ policyIface: 'host-eth0' });
+  try {
+    const r1 = await dp.install(child(1, 0x1001, 0x2001, { mode: 'policy', table: 3 }));
+    const [spdId] = [...emu.state.spds.keys()];
+    const gone = once(dp.client, 'disconnected');
+    await emu.dropConnections(); // the API connection breaks, VPP keeps running
+    await gone;
+    await resynced(dp);
+    // A second CHILD_SA in the same table uses the same SPD.
+    const r2 = await dp.install(child(2, 0x1002, 0x2002, { mode: 'policy', table: 3, remoteTs: [ts4('10.9.0.0', '10.9.0.255')] }));
+    assert.deepEqual([...emu.state.spds.keys()], [spdId]);
+    assert.equal(emu.state.spds.get(spdId!)!.filter((p) => p.policy === 3).length, 4);
+    await dp.remove(2);
+    assert.ok(emu.state.spds.has(spdId!), 'child 1 still uses the SPD');
+    assert.deepEqual(emu.state.spds.get(spdId!)!.filter((p) => p.policy === 3).map((p) => p.saId).sort(), [r1.saIn, r1.saOut].sort());
+    assert.ok(!emu.state.sas.has(r2.saIn!));
+    await dp.remove(1);
+    assert.equal(emu.state.spds.size, 0);
+    assert.equal(emu.state.sas.size, 0);
+  } finally {
+    await done();
+  }
+});
+
+test('policy mode after a reconnect: an SPD that lost its interface binding is bound again', async () => {
+  const { emu, dp, socket, done } = await setup({ policyIface: 'host-eth0' });
+  try {
+    await dp.install(child(1, 0x1001, 0x2001, { mode: 'policy', table: 3 }));
+    const [spdId] = [...emu.state.spds.keys()];
+    const eth = [...emu.state.interfaces.values()].find((i) => i.name === 'host-eth0')!.swIfIndex;
+    const raw = await rawClient(socket);
+    await raw.request('ipsec_interface_add_del_spd', { is_add: false, sw_if_index: eth, spd_id: spdId! });
+    await raw.close();
+    const gone = once(dp.client, 'disconnected');
+    await emu.dropConnections();
+    await gone;
+    await resynced(dp);
+    assert.equal(emu.state.spdBindings.get(eth), spdId);
+    assert.ok(dp.childState(1));
+  } finally {
+    await done();
+  }
+});
+
+test('policy mode after a VPP restart: the SPD comes back with its id and entries', async () => {
+  const { emu, dp, done } = await setup({ policyIface: 'host-eth0' });
+  try {
+    const r1 = await dp.install(child(1, 0x1001, 0x2001, { mode: 'policy', table: 3 }));
+    const [spdId] = [...emu.state.spds.keys()];
+    const gone = once(dp.client, 'disconnected');
+    await emu.restart();
+    await gone;
+    await resynced(dp);
+    assert.deepEqual([...emu.state.spds.keys()], [spdId]);
+    assert.deepEqual(emu.state.spds.get(spdId!)!.filter((p) => p.policy === 3).map((p) => p.saId).sort(), [r1.saIn, r1.saOut].sort());
+    await dp.install(child(2, 0x1002, 0x2002, { mode: 'policy', table: 3, remoteTs: [ts4('10.9.0.0', '10.9.0.255')] }));
+    await dp.remove(1);
+    await dp.remove(2);
+    assert.equal(emu.state.spds.size, 0);
+  } finally {
+    await done();
+  }
+});
+
+test('start-up: a stray SPD of ours loses its entries before it is deleted, so its SAs are freed', async () => {
+  const socket = sockPath();
+  const emu = await startEmulator({ socket });
+  const raw = await rawClient(socket);
+  await raw.request('ipsec_sad_entry_add_v2', { entry: rawSa(0x7e000010, 0x999) });
+  await raw.request('ipsec_sad_entry_add_v2', { entry: rawSa(0x7e000011, 0x998, true) });
+  await raw.request('ipsec_spd_add_del', { is_add: true, spd_id: 0x7e000001 });
+  await raw.request('ipsec_interface_add_del_spd', { is_add: true, sw_if_index: 1, spd_id: 0x7e000001 });
+  await raw.request('ipsec_spd_entry_add_del_v2', { is_add: true, entry: protectEntry(0x7e000001, 0x7e000010) });
+  await raw.request('ipsec_spd_entry_add_del_v2', { is_add: true, entry: { ...protectEntry(0x7e000001, 0x7e000011), is_outbound: false } });
+  await raw.close();
+  const dp = new VppDataplane({ socket, clientOptions: { healthCheckMs: 0 } });
+  try {
+    await dp.start();
+    assert.equal(emu.state.spds.size, 0);
+    assert.equal(emu.state.spdBindings.size, 0);
+    assert.equal(emu.state.sas.size, 0, 'the SAs the entries used are gone');
+    assert.equal(emu.state.orphanPolicies.length, 0);
+  } finally {
+    await dp.close();
+    await emu.close();
+  }
+});
+
+test('start-up: sad_ids of ours that VPP cannot free (still locked) are not handed out', async () => {
+  const socket = sockPath();
+  const emu = await startEmulator({ socket });
+  const raw = await rawClient(socket);
+  // An earlier run deleted an SPD with an entry still in it: SA 0x7e000001 stays locked for good.
+  await raw.request('ipsec_sad_entry_add_v2', { entry: rawSa(0x7e000001, 0x999) });
+  await raw.request('ipsec_spd_add_del', { is_add: true, spd_id: 77 });
+  await raw.request('ipsec_spd_entry_add_del_v2', { is_add: true, entry: protectEntry(77, 0x7e000001) });
+  await raw.request('ipsec_spd_add_del', { is_add: false, spd_id: 77 });
+  await raw.close();
+  const dp = new VppDataplane({ socket, clientOptions: { healthCheckMs: 0 } });
+  try {
+    await dp.start();
+    assert.deepEqual(sadIds(emu), [0x7e000001], 'VPP keeps it');
+    const r = await dp.install(child(1, 0x1001, 0x2001));
+    assert.ok(r.saIn !== 0x7e000001 && r.saOut !== 0x7e000001);
+    assert.ok(isOurId(r.saIn!) && isOurId(r.saOut!));
+  } finally {
+    await dp.close();
+    await emu.close();
+  }
+});
+
+test('start-up: a p2p interface in our instance range protected with foreign SAs is left alone (and its instance skipped)', async () => {
+  const socket = sockPath();
+  const emu = await startEmulator({ socket });
+  const raw = await rawClient(socket);
+  await raw.request('ipsec_sad_entry_add_v2', { entry: rawSa(5, 0x501) });
+  await raw.request('ipsec_sad_entry_add_v2', { entry: rawSa(6, 0x502, true) });
+  const op = await raw.request('ipsec_itf_create', { itf: { user_instance: 1000, mode: 0, sw_if_index: 0 } });
+  await raw.request('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: op.sw_if_index, nh: toApiAddress('0.0.0.0'), sa_out: 5, sa_in: [6] } });
+  // Left by an earlier run: an interface without protection and one protected with our SAs.
+  await raw.request('ipsec_itf_create', { itf: { user_instance: 1001, mode: 0, sw_if_index: 0 } });
+  await raw.request('ipsec_sad_entry_add_v2', { entry: rawSa(0x7e000020, 0x777) });
+  await raw.request('ipsec_sad_entry_add_v2', { entry: rawSa(0x7e000021, 0x778, true) });
+  const ours = await raw.request('ipsec_itf_create', { itf: { user_instance: 1002, mode: 0, sw_if_index: 0 } });
+  await raw.request('ipsec_tunnel_protect_update', {
+    tunnel: { sw_if_index: ours.sw_if_index, nh: toApiAddress('0.0.0.0'), sa_out: 0x7e000020, sa_in: [0x7e000021] },
+  });
+  await raw.close();
+  const dp = new VppDataplane({ socket, clientOptions: { healthCheckMs: 0 } });
+  try {
+    await dp.start();
+    const names = (): string[] => [...emu.state.interfaces.values()].filter((i) => i.ipsec).map((i) => i.name).sort();
+    assert.deepEqual(names(), ['ipsec1000'], "the operator's tunnel stays, ours go");
+    assert.deepEqual(sadIds(emu), [5, 6]);
+    assert.equal(emu.state.protections.size, 1);
+    const r = await dp.install(child(1, 0x1001, 0x2001));
+    assert.equal(r.interface, 'ipsec1001', 'the next free instance above the operator one');
+  } finally {
+    await dp.close();
+    await emu.close();
+  }
+});
+
+test('p2pInstanceBase moves our range', async () => {
+  const { dp, done } = await setup({ dp: { p2pInstanceBase: 3000 } });
+  try {
+    assert.equal((await dp.install(child(1, 0x1001, 0x2001))).interface, 'ipsec3000');
+  } finally {
+    await done();
+  }
+  assert.throws(() => new VppDataplane({ p2pInstanceBase: 16384 }), /p2pInstanceBase/);
+});
+
+test('shared p2mp interface: a failed admin-up deletes it again, so the next install configures it fully', async () => {
+  const { emu, dp, done } = await setup({ unnumbered: 'loop0' });
+  try {
+    failWith(emu, 'sw_interface_set_flags', -1);
+    await assert.rejects(dp.install(child(1, 0x1001, 0x2001, { mode: 'p2mp', iface: 'ipsec100' })), VppApiError);
+    assert.ok(![...emu.state.interfaces.values()].some((i) => i.name === 'ipsec100'), 'not left half-configured');
+    await dp.install(child(1, 0x1001, 0x2001, { mode: 'p2mp', iface: 'ipsec100' }));
+    const itf = [...emu.state.interfaces.values()].find((i) => i.name === 'ipsec100')!;
+    assert.equal(itf.adminUp, true);
+    assert.equal(itf.unnumberedTo, [...emu.state.interfaces.values()].find((i) => i.name === 'loop0')!.swIfIndex);
+  } finally {
+    await done();
+  }
+});
+
+test('SPD ids: one per table, for any u32 table id (also ids that agree in the low 24 bits)', async () => {
+  const { emu, dp, done } = await setup({ policyIface: 'host-eth0', interfaces: ['host-eth0', 'loop0', 'loop1'] });
+  try {
+    await dp.install(child(1, 0x1001, 0x2001, { mode: 'policy', table: 0 }));
+    // Tables 5 and 5 + 2^24 would share an id if it were derived from the table.
+    await dp.install(child(2, 0x1002, 0x2002, { mode: 'policy', table: 5, iface: 'loop0' }));
+    await dp.install(child(3, 0x1003, 0x2003, { mode: 'policy', table: 5 + 2 ** 24, iface: 'loop1' }));
+    const ids = [...emu.state.spds.keys()];
+    assert.equal(ids.length, 3);
+    assert.equal(new Set(ids).size, 3);
+    assert.ok(ids.every((id) => isOurId(id) && (id & 0xffffff) !== 0), 'recognisable, never 0x7e000000');
+    assert.equal(new Set(emu.state.spdBindings.values()).size, 3);
+    await dp.remove(1);
+    await dp.remove(2);
+    await dp.remove(3);
+    assert.equal(emu.state.spds.size, 0);
+    assert.equal(emu.state.sas.size, 0);
+  } finally {
+    await done();
+  }
+});
+
+test('update(): when the outbound SA update fails, the inbound SA gets its previous endpoints back', async () => {
+  const { emu, dp, done } = await setup();
+  try {
+    const c = child(1, 0x1001, 0x2001, { encap: true, lport: 4500, rport: 4500 });
+    const r = await dp.install(c);
+    const inBefore = JSON.stringify(emu.state.snapshot());
+    failNth(emu, 'ipsec_sad_entry_update', -7, 2);
+    const log = record(emu);
+    await assert.rejects(dp.update(1, { addr: '192.0.2.1', port: 4500 }, { addr: '198.51.100.99', port: 6000 }, true), VppApiError);
+    assert.deepEqual(log.map((l) => l.name), ['ipsec_sad_entry_update', 'ipsec_sad_entry_update', 'ipsec_sad_entry_update']);
+    assert.deepEqual(log.map((l) => l.msg.sad_id), [r.saIn, r.saOut, r.saIn], 'inbound, outbound (fails), inbound set back');
+    assert.equal(JSON.stringify(emu.state.snapshot()), inBefore, 'VPP is back where it was');
+    // It works afterwards.
+    await dp.update(1, { addr: '192.0.2.1', port: 4500 }, { addr: '198.51.100.99', port: 6000 }, true);
+    assert.equal(emu.state.sas.get(r.saOut!)!.udpDst, 6000);
+  } finally {
+    await done();
+  }
+});
+
+test('the memory dataplane accepts exactly what the VPP back end accepts', async () => {
+  const { dp, done } = await setup({ policyIface: 'host-eth0' });
+  const mem = new MemoryDataplane({ policyInterface: 'host-eth0' });
+  const memNoPolicy = new MemoryDataplane();
+  const dpNoPolicy = await setup();
+  try {
+    let id = 100;
+    const cases: [string, (id: number) => ChildInstall][] = [
+      ['p2p', (i) => child(i, 0x10000 + i, 0x20000 + i)],
+      ['p2mp without interface', (i) => child(i, 0x10000 + i, 0x20000 + i, { mode: 'p2mp' })],
+      ['p2mp not ipsecN', (i) => child(i, 0x10000 + i, 0x20000 + i, { mode: 'p2mp', iface: 'host-eth0' })],
+      ['p2mp ipsec007', (i) => child(i, 0x10000 + i, 0x20000 + i, { mode: 'p2mp', iface: 'ipsec007' })],
+      ['p2mp ipsec20000', (i) => child(i, 0x10000 + i, 0x20000 + i, { mode: 'p2mp', iface: 'ipsec20000' })],
+      ['p2mp ipsec200', (i) => child(i, 0x10000 + i, 0x20000 + i, { mode: 'p2mp', iface: 'ipsec200', remoteTs: [ts4(`10.${i}.0.0`, `10.${i}.0.255`)] })],
+      ['p2mp v6 routes over v4', (i) => child(i, 0x10000 + i, 0x20000 + i, { mode: 'p2mp', iface: 'ipsec200', remoteTs: [ts6('2001:db8::', '2001:db8::ff')] })],
+      ['policy', (i) => child(i, 0x10000 + i, 0x20000 + i, { mode: 'policy', remoteTs: [ts4(`10.${i}.0.0`, `10.${i}.0.255`)] })],
+      ['mixed families', (i) => ({ ...child(i, 0x10000 + i, 0x20000 + i), outbound: child(i, 0x10000 + i, 0x20000 + i, { remote: '2001:db8::2', local: '2001:db8::1' }).outbound })],
+      ['SPI below 256', (i) => child(i, 100, 0x20000 + i)],
+      ['wrong key length', (i) => ({ ...child(i, 0x10000 + i, 0x20000 + i), inbound: { ...child(i, 0x10000 + i, 0).inbound, encKey: Buffer.alloc(32) } })],
+      ['swapped', (i) => ({ ...child(i, 0x10000 + i, 0x20000 + i), inbound: child(i, 0, 0x10000 + i).outbound })],
+      ['bad traffic selector', (i) => child(i, 0x10000 + i, 0x20000 + i, { remoteTs: [ts4('10.1.0.9', '10.1.0.1')] })],
+      ['replaces unknown', (i) => child(i, 0x10000 + i, 0x20000 + i, { replaces: 99999 })],
+    ];
+    for (const [name, make] of cases) {
+      const i = id++;
+      const onVpp = await dp.install(make(i)).then(() => 'ok', (e: Error) => `rejected: ${e.message}`);
+      const onMem = await mem.install(make(i)).then(() => 'ok', (e: Error) => `rejected: ${e.message}`);
+      assert.equal(onMem, onVpp, name);
+    }
+    // Without a policy interface both refuse a policy CHILD_SA that names none.
+    const c = child(500, 0x500, 0x501, { mode: 'policy' });
+    const a = await dpNoPolicy.dp.install(c).then(() => 'ok', (e: Error) => e.message);
+    const b = await memNoPolicy.install(c).then(() => 'ok', (e: Error) => e.message);
+    assert.equal(b, a);
+    assert.match(a, /policy mode needs vpp_interface/);
+    // An inbound SPI owned by the replaced CHILD_SA is allowed, any other owner is not.
+    await dp.install(child(600, 0x600, 0x601));
+    await mem.install(child(600, 0x600, 0x601));
+    for (const d of [dp, mem] as const) {
+      await assert.rejects(d.install(child(601, 0x600, 0x602)), /used by child 600/);
+      await d.install(child(602, 0x600, 0x603, { replaces: 600 }));
+      await d.remove(600);
+    }
+    // Endpoints of different families are refused by update() on both.
+    for (const d of [dp, mem] as const) {
+      await assert.rejects(d.update(602, { addr: '192.0.2.1', port: 500 }, { addr: '2001:db8::1', port: 500 }, false), /different address families/);
+    }
+  } finally {
+    await done();
+    await dpNoPolicy.done();
+  }
+});

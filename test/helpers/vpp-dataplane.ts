@@ -1,0 +1,192 @@
+/**
+ * Helpers for the VPP back-end tests: CHILD_SA records, a dataplane wired to an in-process
+ * emulator, and hooks that record, fail or hold the emulator's answers.
+ */
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { randomBytes } from 'node:crypto';
+import { startEmulator, type EmulatorHandle } from '../../src/vpp/emulator/server.ts';
+import type { EmuCtx } from '../../src/vpp/emulator/tables.ts';
+import { VppDataplane, type VppDataplaneOptions } from '../../src/dataplane/vpp.ts';
+import type { ChildInstall, SaParams, TsRange } from '../../src/dataplane/types.ts';
+
+let n = 0;
+export function sockPath(): string {
+  return join(tmpdir(), `vpp-dp-test-${process.pid}-${n++}.sock`);
+}
+
+export const ts4 = (start: string, end: string): TsRange => ({ family: 4, start, end, protocol: 0, startPort: 0, endPort: 65535 });
+export const ts6 = (start: string, end: string): TsRange => ({ family: 6, start, end, protocol: 0, startPort: 0, endPort: 65535 });
+
+export interface Opts {
+  local?: string;
+  remote?: string;
+  lport?: number;
+  rport?: number;
+  encap?: boolean;
+  mode?: ChildInstall['vppMode'];
+  iface?: string;
+  table?: number;
+  localTs?: TsRange[];
+  remoteTs?: TsRange[];
+  replaces?: number;
+  alg?: SaParams['alg'];
+}
+
+export function sa(spi: number, inbound: boolean, o: Opts): SaParams {
+  const me = { addr: o.local ?? '192.0.2.1', port: o.lport ?? 500 };
+  const peer = { addr: o.remote ?? '198.51.100.2', port: o.rport ?? 500 };
+  const alg = o.alg ?? { encrId: 20, encrKeyBits: 256, integId: 0, esn: true };
+  const keyLen = alg.encrId === 20 ? alg.encrKeyBits / 8 + 4 : alg.encrKeyBits / 8;
+  return {
+    spi,
+    inbound,
+    src: inbound ? peer : me,
+    dst: inbound ? me : peer,
+    udpEncap: o.encap ?? false,
+    alg,
+    encKey: randomBytes(keyLen),
+    integKey: alg.integId === 12 ? randomBytes(32) : Buffer.alloc(0),
+    replayWindow: 128,
+    mode: 'tunnel',
+  };
+}
+
+export function child(id: number, spiIn: number, spiOut: number, o: Opts = {}): ChildInstall {
+  const c: ChildInstall = {
+    childId: id,
+    ikeSaId: 1,
+    connection: 'c',
+    child: 'net',
+    inbound: sa(spiIn, true, o),
+    outbound: sa(spiOut, false, o),
+    localTs: o.localTs ?? [ts4('10.0.0.0', '10.0.0.255')],
+    remoteTs: o.remoteTs ?? [ts4('10.1.0.0', '10.1.0.255')],
+    vppMode: o.mode ?? 'p2p',
+    vppTable: o.table ?? 0,
+    vppRoutes: true,
+  };
+  if (o.iface !== undefined) c.vppInterface = o.iface;
+  if (o.replaces !== undefined) c.replaces = o.replaces;
+  return c;
+}
+
+type Handler = (name: string, msg: unknown, ctx: EmuCtx) => void;
+
+/** Wraps the emulator's current request handler (emu.state is replaced by a restart: hook after it). */
+function wrap(emu: EmulatorHandle, f: (orig: Handler) => Handler): void {
+  const state = emu.state;
+  const orig = state.handle.bind(state);
+  state.handle = f(orig);
+}
+
+/** Records every request the emulator handles, in order. */
+export function record(emu: EmulatorHandle): { name: string; msg: Record<string, unknown> }[] {
+  const log: { name: string; msg: Record<string, unknown> }[] = [];
+  wrap(emu, (orig) => (name, msg, ctx) => {
+    log.push({ name, msg: msg as Record<string, unknown> });
+    orig(name, msg, ctx);
+  });
+  return log;
+}
+
+/** Makes the emulator answer the next `times` requests `name` with an error code. */
+export function failWith(emu: EmulatorHandle, name: string, retval: number, times = 1): void {
+  let left = times;
+  wrap(emu, (orig) => (nm, msg, ctx) => {
+    if (nm === name && left > 0) {
+      left--;
+      ctx.reply({ retval });
+      return;
+    }
+    orig(nm, msg, ctx);
+  });
+}
+
+/** Makes the emulator answer the `nth` (1-based) request `name` from now with an error code. */
+export function failNth(emu: EmulatorHandle, name: string, retval: number, nth: number): void {
+  let seen = 0;
+  wrap(emu, (orig) => (nm, msg, ctx) => {
+    if (nm === name && ++seen === nth) {
+      ctx.reply({ retval });
+      return;
+    }
+    orig(nm, msg, ctx);
+  });
+}
+
+/** Makes the emulator ignore (never answer) the next `times` requests `name`, as a VPP that lost them. */
+export function drop(emu: EmulatorHandle, name: string, times = 1): void {
+  let left = times;
+  wrap(emu, (orig) => (nm, msg, ctx) => {
+    if (nm === name && left > 0) {
+      left--;
+      return;
+    }
+    orig(nm, msg, ctx);
+  });
+}
+
+/**
+ * Holds back the handling of every request `name` until release() (then handled in order).
+ * `arrived` resolves when the first one comes in.
+ */
+export function hold(emu: EmulatorHandle, name: string): { arrived: Promise<void>; release: () => void; count: () => number } {
+  const held: (() => void)[] = [];
+  let holding = true;
+  let seen!: () => void;
+  const arrived = new Promise<void>((r) => (seen = r));
+  wrap(emu, (orig) => (nm, msg, ctx) => {
+    if (nm === name && holding) {
+      held.push(() => orig(nm, msg, ctx));
+      seen();
+      return;
+    }
+    orig(nm, msg, ctx);
+  });
+  return {
+    arrived,
+    count: () => held.length,
+    release: () => {
+      holding = false;
+      for (const f of held.splice(0)) f();
+    },
+  };
+}
+
+export async function setup(
+  opts: { unnumbered?: string; policyIface?: string; dp?: Partial<VppDataplaneOptions>; requestTimeoutMs?: number; interfaces?: string[] } = {},
+): Promise<{ emu: EmulatorHandle; dp: VppDataplane; socket: string; done: () => Promise<void> }> {
+  const socket = sockPath();
+  const emu = await startEmulator({ socket, interfaces: opts.interfaces ?? ['host-eth0', 'loop0'] });
+  const dp = new VppDataplane({
+    socket,
+    clientOptions: { healthCheckMs: 0, reconnectMinMs: 20, reconnectMaxMs: 200, requestTimeoutMs: opts.requestTimeoutMs ?? 3000 },
+    replayIntervalMs: 10,
+    resyncRetryMinMs: 20,
+    resyncRetryMaxMs: 100,
+    ...(opts.unnumbered ? { unnumberedInterface: opts.unnumbered } : {}),
+    ...(opts.policyIface ? { policyInterface: opts.policyIface } : {}),
+    ...opts.dp,
+  });
+  await dp.start();
+  return {
+    emu,
+    dp,
+    socket,
+    done: async () => {
+      await dp.close();
+      await emu.close();
+    },
+  };
+}
+
+/** Waits until the dataplane is connected again and its resync is done (dump() waits for it). */
+export async function resynced(dp: VppDataplane, timeoutMs = 5000): Promise<void> {
+  const until = Date.now() + timeoutMs;
+  while (!dp.client.connected) {
+    if (Date.now() > until) throw new Error('dataplane did not reconnect');
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  await dp.dump();
+}
