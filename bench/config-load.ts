@@ -66,7 +66,7 @@ function connText(c: GenConn): string {
         local_ts = 10.0.0.0/16
         remote_ts = ${c.remoteTs}
         esp_proposals = aes256gcm16-x25519
-        start_action = trap
+        start_action = start
         rekey_time = 1h
       }
     }
@@ -99,7 +99,7 @@ function jsonDoc(list: GenConn[]): string {
           local_ts: ['10.0.0.0/16'],
           remote_ts: [c.remoteTs],
           esp_proposals: ['aes256gcm16-x25519'],
-          start_action: 'trap',
+          start_action: 'start',
           rekey_time: '1h',
         },
       },
