@@ -51,8 +51,10 @@
  * lost it, programmed again with the same SPIs, keys and ids (the members of one protection group
  * oldest first, so a replaced CHILD_SA that is not yet removed comes back next to its successor);
  * strays are removed; the listener's replayed() then gets the replayed ids (in paced batches),
- * because re-added outbound SAs start their sequence numbers at 1 again and need a rekey. A CHILD_SA
- * that cannot be programmed again is reported through failed(). A resync that fails as a whole (a
+ * because re-added outbound SAs start their sequence numbers at 1 again and need a rekey. An SPD
+ * that VPP still has, with all its CHILD_SAs, is used again (bound to its interface again if it lost
+ * the binding); one that VPP lost, or one of whose CHILD_SAs VPP lost, is rebuilt as a whole with
+ * the same id. A CHILD_SA that cannot be programmed again is reported through failed(). A resync that fails as a whole (a
  * dump or a delete VPP refuses) is retried with backoff while the connection lasts; operations wait
  * until it is done. remove() while VPP is unreachable returns at once and is carried out (or, when
  * VPP lost the CHILD_SA, simply not replayed) when the connection is back; remove() during a replay
@@ -79,7 +81,7 @@ import { vppCryptoFor, vppIntegFor } from '../vpp/ike-algorithms.ts';
 import { apiAddressText, fromApiAddress, parseIp, rangeToPrefixes, toApiAddress, zeroApiAddress, AF_IP6 } from '../vpp/address.ts';
 import { VppErr } from '../vpp/errors.ts';
 import type { FibPath, IpsecSadEntryV4, IpsecSpdEntry, IpsecSpdEntryV2, Tunnel } from '../vpp/defs.generated.ts';
-import { IpsecCryptoAlg, IpsecIntegAlg, IpsecSadFlags, IpsecSpdAction, TunnelMode } from '../vpp/defs.generated.ts';
+import { FibPathNhProto, IfStatusFlags, IpsecCryptoAlg, IpsecIntegAlg, IpsecProto, IpsecSadFlags, IpsecSpdAction, TunnelMode } from '../vpp/defs.generated.ts';
 
 /** Top byte of every sad_id and SPD id this back end creates. */
 export const OUR_ID_PREFIX = 0x7e000000;
@@ -102,6 +104,9 @@ const {
   IPSEC_API_SAD_FLAG_IS_INBOUND: IS_INBOUND,
 } = IpsecSadFlags;
 const { IPSEC_API_SPD_ACTION_BYPASS: BYPASS, IPSEC_API_SPD_ACTION_PROTECT: PROTECT } = IpsecSpdAction;
+const { TUNNEL_API_MODE_P2P: MODE_P2P, TUNNEL_API_MODE_MP: MODE_MP } = TunnelMode;
+const { IPSEC_API_PROTO_ESP: PROTO_ESP, IPSEC_API_PROTO_AH: PROTO_AH } = IpsecProto;
+const ADMIN_UP = IfStatusFlags.IF_STATUS_API_FLAG_ADMIN_UP;
 /** SPD priorities (higher matches first). PROTECT entries use PROTECT..PROTECT_MAX, below the IKE bypass. */
 const PRIORITY = { IKE_BYPASS: 200, PROTECT: 100, PROTECT_MAX: 199, DEFAULT_BYPASS: 0 } as const;
 
@@ -538,7 +543,7 @@ export class VppDataplane implements Dataplane {
     return {
       sad_id: id,
       spi: sa.spi,
-      protocol: 50,
+      protocol: PROTO_ESP,
       crypto_algorithm: crypto.alg,
       crypto_key: { length: crypto.keyBytes, data: sa.encKey.subarray(0, crypto.keyBytes) },
       integrity_algorithm: integ.alg,
@@ -560,7 +565,7 @@ export class VppDataplane implements Dataplane {
       sw_if_index: U32_MAX,
       table_id: 0,
       encap_decap_flags: 0,
-      mode: 0,
+      mode: MODE_P2P,
       flags: 0,
       dscp: 0,
       hop_limit: 0,
@@ -618,7 +623,7 @@ export class VppDataplane implements Dataplane {
       preference: 0,
       type: 0,
       flags: 0,
-      proto: r.isIp6 ? 1 : 0,
+      proto: r.isIp6 ? FibPathNhProto.FIB_API_PATH_NH_PROTO_IP6 : FibPathNhProto.FIB_API_PATH_NH_PROTO_IP4,
       nh: { address: nh.un, via_label: 0, obj_id: 0, classify_table_index: U32_MAX },
       n_labels: 0,
       label_stack: [],
@@ -869,7 +874,7 @@ export class VppDataplane implements Dataplane {
   }
 
   private async createP2pInterface(st: ChildState, instance: number): Promise<() => Promise<unknown>> {
-    const r = await this.req('ipsec_itf_create', { itf: { user_instance: instance, mode: 0, sw_if_index: 0 } });
+    const r = await this.req('ipsec_itf_create', { itf: { user_instance: instance, mode: MODE_P2P, sw_if_index: 0 } });
     const sw = r.sw_if_index;
     st.swIfIndex = sw;
     this.ifIndex.set(st.itfName!, sw);
@@ -881,7 +886,7 @@ export class VppDataplane implements Dataplane {
 
   /** Admin up, VRF, unnumbered: independent calls, sent together. */
   private async configureInterface(sw: number, table: number): Promise<void> {
-    const calls: Promise<unknown>[] = [this.req('sw_interface_set_flags', { sw_if_index: sw, flags: 1 })];
+    const calls: Promise<unknown>[] = [this.req('sw_interface_set_flags', { sw_if_index: sw, flags: ADMIN_UP })];
     if (table !== 0) {
       await this.ensureTable(table);
       calls.push(this.req('sw_interface_set_table', { sw_if_index: sw, is_ipv6: false, vrf_id: table }));
@@ -903,7 +908,7 @@ export class VppDataplane implements Dataplane {
       const known = await this.interfaceIndex(name);
       if (known !== undefined) return known;
       const instance = Number(name.slice('ipsec'.length));
-      const r = await this.req('ipsec_itf_create', { itf: { user_instance: instance, mode: 1, sw_if_index: 0 } });
+      const r = await this.req('ipsec_itf_create', { itf: { user_instance: instance, mode: MODE_MP, sw_if_index: 0 } });
       try {
         await this.configureInterface(r.sw_if_index, table);
       } catch (e) {
@@ -1452,7 +1457,7 @@ export class VppDataplane implements Dataplane {
     const base = this.opts.p2pInstanceBase;
     const strayItf: Snapshot['itfs'] = [];
     for (const i of snap.itfs) {
-      const inRange = i.mode === TunnelMode.TUNNEL_API_MODE_P2P && i.instance >= base && i.instance < MAX_INSTANCES;
+      const inRange = i.mode === MODE_P2P && i.instance >= base && i.instance < MAX_INSTANCES;
       if (!inRange) {
         this.foreignInstances.add(i.instance);
         continue;
@@ -1765,7 +1770,7 @@ export class VppDataplane implements Dataplane {
           child_id: bySad.get(e.sad_id) ?? null,
           spi: hex8(e.spi),
           direction: e.flags & IS_INBOUND ? 'in' : 'out',
-          protocol: e.protocol === 50 ? 'esp' : e.protocol === 51 ? 'ah' : e.protocol,
+          protocol: e.protocol === PROTO_ESP ? 'esp' : e.protocol === PROTO_AH ? 'ah' : e.protocol,
           crypto: enumName(IpsecCryptoAlg, e.crypto_algorithm, 'IPSEC_API_CRYPTO_ALG_'),
           crypto_algorithm: e.crypto_algorithm,
           crypto_key_bytes: e.crypto_key.length,
@@ -1799,8 +1804,8 @@ export class VppDataplane implements Dataplane {
         name: ifName.get(d.itf.sw_if_index) ?? `ipsec${d.itf.user_instance}`,
         sw_if_index: d.itf.sw_if_index,
         instance: d.itf.user_instance,
-        mode: d.itf.mode === 0 ? 'p2p' : 'p2mp',
-        admin_up: ((ifFlags.get(d.itf.sw_if_index) ?? 0) & 1) !== 0,
+        mode: d.itf.mode === MODE_P2P ? 'p2p' : 'p2mp',
+        admin_up: ((ifFlags.get(d.itf.sw_if_index) ?? 0) & ADMIN_UP) !== 0,
       })),
       spds: spds.map((d) => ({
         spd_id: d.spd_id,

@@ -20,7 +20,7 @@ import type {
   Tunnel,
   VppMessageTypes,
 } from '../defs.generated.ts';
-import { IpsecSadFlags, IpsecSpdAction } from '../defs.generated.ts';
+import { IfStatusFlags, IpsecCryptoAlg as C, IpsecIntegAlg as I, IpsecProto, IpsecSadFlags, IpsecSpdAction, TunnelFlags, TunnelMode } from '../defs.generated.ts';
 import { apiAddressText, parseIp, zeroApiAddress, AF_IP4, AF_IP6 } from '../address.ts';
 import { VppErr } from '../errors.ts';
 
@@ -145,24 +145,45 @@ const BYPASS = IpsecSpdAction.IPSEC_API_SPD_ACTION_BYPASS;
 const RESOLVE = IpsecSpdAction.IPSEC_API_SPD_ACTION_RESOLVE;
 const PROTECT = IpsecSpdAction.IPSEC_API_SPD_ACTION_PROTECT;
 
+const ESP = IpsecProto.IPSEC_API_PROTO_ESP;
+const AH = IpsecProto.IPSEC_API_PROTO_AH;
+const MODE_P2P = TunnelMode.TUNNEL_API_MODE_P2P;
+const MODE_MP = TunnelMode.TUNNEL_API_MODE_MP;
+const ADMIN_UP = IfStatusFlags.IF_STATUS_API_FLAG_ADMIN_UP;
+const LINK_UP = IfStatusFlags.IF_STATUS_API_FLAG_LINK_UP;
+const MAX_CRYPTO = Math.max(...Object.values(C));
+const MAX_INTEG = Math.max(...Object.values(I));
+
 /** Cipher key lengths VPP's crypto engines accept, by ipsec_crypto_alg (vnet_crypto key checks). */
 const CIPHER_KEY_LEN: Readonly<Record<number, number>> = {
-  1: 16, 2: 24, 3: 32, // AES-CBC
-  4: 16, 5: 24, 6: 32, // AES-CTR
-  7: 16, 8: 24, 9: 32, // AES-GCM
-  10: 8, // DES-CBC
-  11: 24, // 3DES-CBC
-  12: 32, // ChaCha20-Poly1305
-  13: 16, 14: 24, 15: 32, // AES-NULL-GMAC
+  [C.IPSEC_API_CRYPTO_ALG_AES_CBC_128]: 16,
+  [C.IPSEC_API_CRYPTO_ALG_AES_CBC_192]: 24,
+  [C.IPSEC_API_CRYPTO_ALG_AES_CBC_256]: 32,
+  [C.IPSEC_API_CRYPTO_ALG_AES_CTR_128]: 16,
+  [C.IPSEC_API_CRYPTO_ALG_AES_CTR_192]: 24,
+  [C.IPSEC_API_CRYPTO_ALG_AES_CTR_256]: 32,
+  [C.IPSEC_API_CRYPTO_ALG_AES_GCM_128]: 16,
+  [C.IPSEC_API_CRYPTO_ALG_AES_GCM_192]: 24,
+  [C.IPSEC_API_CRYPTO_ALG_AES_GCM_256]: 32,
+  [C.IPSEC_API_CRYPTO_ALG_DES_CBC]: 8,
+  [C.IPSEC_API_CRYPTO_ALG_3DES_CBC]: 24,
+  [C.IPSEC_API_CRYPTO_ALG_CHACHA20_POLY1305]: 32,
+  [C.IPSEC_API_CRYPTO_ALG_AES_NULL_GMAC_128]: 16,
+  [C.IPSEC_API_CRYPTO_ALG_AES_NULL_GMAC_192]: 24,
+  [C.IPSEC_API_CRYPTO_ALG_AES_NULL_GMAC_256]: 32,
 };
 
 /** ipsec_sa_crypto_integ_map in ipsec_sa.c: which (crypto, integ) pairs VPP can run. */
 function comboSupported(crypto: number, integ: number): boolean {
-  if (crypto === 0) return true; // NONE with any integ (incl. NONE)
-  if (crypto === 10) return integ === 0; // DES-CBC
-  if (crypto === 11 || (crypto >= 1 && crypto <= 3)) return true; // 3DES / AES-CBC with any integ
-  if (crypto >= 4 && crypto <= 6) return integ !== 1; // AES-CTR: not with MD5-96
-  return integ === 0; // AEADs (GCM, ChaCha20, GMAC)
+  if (crypto === C.IPSEC_API_CRYPTO_ALG_NONE) return true; // with any integ (incl. NONE)
+  if (crypto === C.IPSEC_API_CRYPTO_ALG_DES_CBC) return integ === I.IPSEC_API_INTEG_ALG_NONE;
+  if (crypto === C.IPSEC_API_CRYPTO_ALG_3DES_CBC || (crypto >= C.IPSEC_API_CRYPTO_ALG_AES_CBC_128 && crypto <= C.IPSEC_API_CRYPTO_ALG_AES_CBC_256)) {
+    return true; // 3DES / AES-CBC with any integ
+  }
+  if (crypto >= C.IPSEC_API_CRYPTO_ALG_AES_CTR_128 && crypto <= C.IPSEC_API_CRYPTO_ALG_AES_CTR_256) {
+    return integ !== I.IPSEC_API_INTEG_ALG_MD5_96; // AES-CTR: not with MD5-96
+  }
+  return integ === I.IPSEC_API_INTEG_ALG_NONE; // AEADs (GCM, ChaCha20, GMAC)
 }
 
 function bswap32(v: number): number {
@@ -273,8 +294,8 @@ export class VppEmulatorState {
   private tunnelDecode(t: Tunnel): number {
     if (t.src.af !== t.dst.af) return VppErr.INVALID_PROTOCOL;
     if (addrText(t.src) === addrText(t.dst)) return VppErr.SAME_SRC_DST;
-    if (t.mode !== 0 && t.mode !== 1) return VppErr.INVALID_VALUE_2;
-    if ((t.flags & ~1) !== 0) return VppErr.INVALID_VALUE_2;
+    if (t.mode !== MODE_P2P && t.mode !== MODE_MP) return VppErr.INVALID_VALUE_2;
+    if ((t.flags & ~TunnelFlags.TUNNEL_API_FLAG_TRACK_MTU) !== 0) return VppErr.INVALID_VALUE_2;
     if (!this.tables.has(`${t.dst.af === AF_IP6 ? 6 : 4}:${t.table_id}`)) return VppErr.NO_SUCH_FIB;
     return 0;
   }
@@ -287,9 +308,9 @@ export class VppEmulatorState {
     const e = m.entry;
     const fail = (rv: number): void => ctx.reply({ retval: rv, stat_index: U32_MAX });
     // ipsec_proto_decode / ipsec_crypto_algo_decode / ipsec_integ_algo_decode (ipsec_types_api.c)
-    if (e.protocol !== 50 && e.protocol !== 51) return fail(VppErr.INVALID_PROTOCOL);
-    if (e.crypto_algorithm > 15) return fail(VppErr.INVALID_ALGORITHM);
-    if (e.integrity_algorithm > 6) return fail(VppErr.INVALID_ALGORITHM);
+    if (e.protocol !== ESP && e.protocol !== AH) return fail(VppErr.INVALID_PROTOCOL);
+    if (e.crypto_algorithm > MAX_CRYPTO) return fail(VppErr.INVALID_ALGORITHM);
+    if (e.integrity_algorithm > MAX_INTEG) return fail(VppErr.INVALID_ALGORITHM);
     let flags = e.flags & F_KNOWN; // ipsec_sa_flags_decode drops unknown bits
     if (flags & F_TUNNEL) {
       const rv = this.tunnelDecode(e.tunnel);
@@ -297,13 +318,13 @@ export class VppEmulatorState {
     }
     // ipsec_sa_add_and_lock
     if (this.sas.has(e.sad_id)) return fail(VppErr.ENTRY_ALREADY_EXISTS);
-    const crypto = e.protocol === 51 ? 0 : e.crypto_algorithm;
-    if (e.protocol === 51 && e.integrity_algorithm === 0) return fail(VppErr.UNIMPLEMENTED);
+    const crypto = e.protocol === AH ? C.IPSEC_API_CRYPTO_ALG_NONE : e.crypto_algorithm;
+    if (e.protocol === AH && e.integrity_algorithm === I.IPSEC_API_INTEG_ALG_NONE) return fail(VppErr.UNIMPLEMENTED);
     if (!comboSupported(crypto, e.integrity_algorithm)) return fail(VppErr.UNIMPLEMENTED);
     const ckLen = Math.min(e.crypto_key.length, 128);
     const ikLen = Math.min(e.integrity_key.length, 128);
-    if (crypto !== 0 && CIPHER_KEY_LEN[crypto] !== ckLen) return fail(VppErr.KEY_LENGTH);
-    if (e.integrity_algorithm !== 0 && ikLen === 0) return fail(VppErr.KEY_LENGTH);
+    if (crypto !== C.IPSEC_API_CRYPTO_ALG_NONE && CIPHER_KEY_LEN[crypto] !== ckLen) return fail(VppErr.KEY_LENGTH);
+    if (e.integrity_algorithm !== I.IPSEC_API_INTEG_ALG_NONE && ikLen === 0) return fail(VppErr.KEY_LENGTH);
     let window = 64;
     const asked = e.anti_replay_window_size ?? 64;
     if (flags & F_ANTI_REPLAY && asked > 64) {
@@ -443,7 +464,7 @@ export class VppEmulatorState {
   /** vl_api_ipsec_itf_create_t_handler → ipsec_itf_create (ipsec_itf.c). */
   ipsec_itf_create(m: VppMessageTypes['ipsec_itf_create'], ctx: EmuCtx): void {
     const mode = m.itf.mode;
-    if (mode !== 0 && mode !== 1) return ctx.reply({ retval: VppErr.INVALID_VALUE_2, sw_if_index: U32_MAX });
+    if (mode !== MODE_P2P && mode !== MODE_MP) return ctx.reply({ retval: VppErr.INVALID_VALUE_2, sw_if_index: U32_MAX });
     // ipsec_itf_instance_alloc: ~0 = lowest free instance; explicit instance must be < 16384 and free.
     const want = m.itf.user_instance ?? U32_MAX;
     let instance: number;
@@ -507,7 +528,7 @@ export class VppEmulatorState {
   private protectionKey(swIfIndex: number, nh: Address): string {
     const itf = this.interfaces.get(swIfIndex);
     // ipsec_tun_protect_find: a p2p interface has one protection whatever the next hop.
-    if (itf?.ipsec?.mode === 0) return `${swIfIndex}`;
+    if (itf?.ipsec?.mode === MODE_P2P) return `${swIfIndex}`;
     return `${swIfIndex}|${addrText(nh)}`;
   }
 
@@ -736,14 +757,14 @@ export class VppEmulatorState {
   // ------------------------------------------------------------------ interfaces
 
   private ifFlags(i: EmuInterface): number {
-    return (i.adminUp ? 1 : 0) | (i.linkUp ? 2 : 0);
+    return (i.adminUp ? ADMIN_UP : 0) | (i.linkUp ? LINK_UP : 0);
   }
 
   /** vl_api_sw_interface_set_flags_t_handler (interface_api.c); ipsec interfaces follow admin state with link state. */
   sw_interface_set_flags(m: VppMessageTypes['sw_interface_set_flags'], ctx: EmuCtx): void {
     const i = this.interfaces.get(m.sw_if_index);
     if (!i) return ctx.reply({ retval: VppErr.INVALID_SW_IF_INDEX });
-    const up = (m.flags & 1) !== 0;
+    const up = (m.flags & ADMIN_UP) !== 0;
     const before = this.ifFlags(i);
     i.adminUp = up;
     if (i.ipsec || i.devType !== 'local') i.linkUp = up;
