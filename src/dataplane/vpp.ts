@@ -1281,8 +1281,8 @@ export class VppDataplane implements Dataplane {
    * again); during a replay it waits for the replay, which leaves this CHILD_SA out.
    */
   async remove(childId: number): Promise<void> {
-    if (this.closed) throw new Error('VPP dataplane is closed');
     if (!this.children.has(childId) && !this.replaying.has(childId)) return;
+    if (this.closed) throw new Error('VPP dataplane is closed');
     this.removing.add(childId);
     try {
       for (;;) {
@@ -1372,8 +1372,16 @@ export class VppDataplane implements Dataplane {
 
   // ------------------------------------------------------------------ restart, reconcile
 
+  /** Ends a resync's backoff pause early (the connection changed, or close()). */
+  private endPause(): void {
+    if (!this.pause) return;
+    clearTimeout(this.pause.timer);
+    this.pause.done();
+  }
+
   private onDisconnected(): void {
     this.connGen++;
+    this.endPause();
     this.ifIndex = new Map();
     this.tablesReady = new Set();
     for (const s of this.spds.values()) s.ready = false;
@@ -1390,6 +1398,7 @@ export class VppDataplane implements Dataplane {
 
   private onConnected(info: VppConnectedInfo): void {
     this.connGen++;
+    this.endPause();
     if (!info.reconnect || this.closed || !this.started) return;
     const gen = this.connGen;
     const release = this.pendingRelease;
@@ -1478,33 +1487,24 @@ export class VppDataplane implements Dataplane {
       const usesOurs = isOurId(p.saOut) || p.saIn.some(isOurId);
       const kept = [p.saOut, ...p.saIn].every((id) => keep.sas.has(id));
       if ((usesOurs && !kept) || straySw.has(p.swIfIndex)) {
-        try {
-          await this.req('ipsec_tunnel_protect_del', { sw_if_index: p.swIfIndex, nh: toApiAddress(p.nh === '' ? '0.0.0.0' : p.nh) });
-          removed++;
-        } catch (e) {
-          if (!isGone(e)) throw e;
-        }
+        const nh = toApiAddress(p.nh === '' ? '0.0.0.0' : p.nh);
+        if (await this.bestEffort('tunnel protection', () => this.req('ipsec_tunnel_protect_del', { sw_if_index: p.swIfIndex, nh }))) removed++;
       }
     }
     for (const i of strayItf) {
-      try {
-        await this.req('ipsec_itf_delete', { sw_if_index: i.swIfIndex });
-        removed++;
-      } catch (e) {
-        if (!isGone(e)) throw e;
-      }
+      if (await this.bestEffort(`ipsec${i.instance}`, () => this.req('ipsec_itf_delete', { sw_if_index: i.swIfIndex }))) removed++;
+      else this.foreignInstances.add(i.instance); // still there: not ours to use
     }
     let deleted = false;
     for (const id of snap.spds) {
       if (isOurId(id) && !keep.spds.has(id)) {
-        await this.deleteSpd(id);
-        removed++;
         deleted = true;
+        if (await this.bestEffort(`SPD ${hex8(id)}`, () => this.deleteSpd(id))) removed++;
       }
     }
     const straySas = [...snap.sas.keys()].filter((id) => isOurId(id) && !keep.sas.has(id));
-    await Promise.all(straySas.map((id) => this.delSa(id)));
-    removed += straySas.length;
+    const done = await Promise.all(straySas.map((id) => this.bestEffort(`SA ${hex8(id)}`, () => this.delSa(id))));
+    removed += done.filter(Boolean).length;
     deleted ||= straySas.length > 0;
     // An SA that something else still locks stays in VPP (ipsec_sad_entry_del returns 0): its id
     // must not be handed out. Same for SPD ids.
@@ -1523,6 +1523,23 @@ export class VppDataplane implements Dataplane {
     }
     if (removed > 0) this.log.info({ removed }, 'removed stale vpp-iked objects from VPP');
     return removed;
+  }
+
+  /**
+   * A stray removal: true when done (or already gone). VPP refusing it is logged and leaves the
+   * object (its ids are then avoided); a lost connection or a timeout is thrown, so the whole
+   * reconcile is tried again.
+   */
+  private async bestEffort(what: string, fn: () => Promise<unknown>): Promise<boolean> {
+    try {
+      await fn();
+      return true;
+    } catch (e) {
+      if (isGone(e)) return true;
+      if (!(e instanceof VppApiError) || !this.client.connected) throw e;
+      this.log.warn({ object: what, err: e.message }, 'could not remove a stale vpp-iked object from VPP; left in place');
+      return false;
+    }
   }
 
   /** After a reconnect: removals that waited, re-program every CHILD_SA VPP lost, drop strays, tell the engine. */
@@ -1574,7 +1591,7 @@ export class VppDataplane implements Dataplane {
     const dropped = new Set<number>();
     for (const [t, users] of policyUsers) if (!this.spds.has(t)) for (const st of users) lost.set(st.child.childId, st);
     for (const [t, s] of this.spds) {
-      let ok = snap.spds.has(s.spdId) && [...s.users].every((id) => this.children.has(id) && !lost.has(id));
+      let ok = s.users.size > 0 && snap.spds.has(s.spdId) && [...s.users].every((id) => this.children.has(id) && !lost.has(id));
       if (ok) {
         // The SPD is there: bound to its interface again if it lost the binding.
         const sw = await this.interfaceIndex(s.iface);
@@ -1582,8 +1599,11 @@ export class VppDataplane implements Dataplane {
         else {
           s.swIfIndex = sw;
           if (!snap.spdBound.has(sw)) {
-            await this.req('ipsec_interface_add_del_spd', { is_add: true, sw_if_index: sw, spd_id: s.spdId });
-            this.log.warn({ spd_id: s.spdId, interface: s.iface }, 'SPD was no longer bound to its interface; bound again');
+            // Refused (another SPD took the interface): the SPD is rebuilt, which then fails visibly.
+            ok = await this.bestEffort(`binding of SPD ${hex8(s.spdId)}`, () =>
+              this.req('ipsec_interface_add_del_spd', { is_add: true, sw_if_index: sw, spd_id: s.spdId }),
+            );
+            if (ok) this.log.warn({ spd_id: s.spdId, interface: s.iface }, 'SPD was no longer bound to its interface; bound again');
           }
         }
       }
@@ -1835,10 +1855,7 @@ export class VppDataplane implements Dataplane {
   async close(): Promise<void> {
     this.closed = true;
     clearTimeout(this.replayTimer);
-    if (this.pause) {
-      clearTimeout(this.pause.timer);
-      this.pause.done();
-    }
+    this.endPause();
     this.pendingRelease?.();
     if (this.ownsClient) await this.client.close();
   }

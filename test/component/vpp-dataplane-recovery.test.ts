@@ -146,6 +146,26 @@ test('remove() while the API connection is down (VPP kept running): carried out 
   }
 });
 
+test('policy mode: removing the last CHILD_SA while the API connection is down removes the SPD after the reconnect', async () => {
+  const { emu, dp, done } = await setup({ policyIface: 'host-eth0' });
+  try {
+    await dp.install(child(1, 0x1001, 0x2001, { mode: 'policy', table: 3 }));
+    const gone = once(dp.client, 'disconnected');
+    await emu.dropConnections();
+    await gone;
+    await dp.remove(1);
+    await resynced(dp);
+    assert.equal(emu.state.spds.size, 0);
+    assert.equal(emu.state.spdBindings.size, 0);
+    assert.equal(emu.state.sas.size, 0);
+    // A new policy CHILD_SA gets a new SPD.
+    await dp.install(child(2, 0x1002, 0x2002, { mode: 'policy', table: 3 }));
+    assert.equal(emu.state.spds.size, 1);
+  } finally {
+    await done();
+  }
+});
+
 test('a resync whose dumps fail is retried until it works; the CHILD_SAs come back', async () => {
   const { emu, dp, done } = await setup({ requestTimeoutMs: 200 });
   try {
@@ -355,6 +375,24 @@ test('start-up: a p2p interface in our instance range protected with foreign SAs
     assert.equal(emu.state.protections.size, 1);
     const r = await dp.install(child(1, 0x1001, 0x2001));
     assert.equal(r.interface, 'ipsec1001', 'the next free instance above the operator one');
+  } finally {
+    await dp.close();
+    await emu.close();
+  }
+});
+
+test('start-up: a stray VPP refuses to delete is left in place and avoided; start-up still completes', async () => {
+  const socket = sockPath();
+  const emu = await startEmulator({ socket });
+  const raw = await rawClient(socket);
+  await raw.request('ipsec_itf_create', { itf: { user_instance: 1000, mode: 0, sw_if_index: 0 } });
+  await raw.close();
+  failWith(emu, 'ipsec_itf_delete', -1);
+  const dp = new VppDataplane({ socket, clientOptions: { healthCheckMs: 0 } });
+  try {
+    await dp.start();
+    assert.ok([...emu.state.interfaces.values()].some((i) => i.name === 'ipsec1000'), 'still there');
+    assert.equal((await dp.install(child(1, 0x1001, 0x2001))).interface, 'ipsec1001', 'its instance is not used');
   } finally {
     await dp.close();
     await emu.close();
