@@ -16,7 +16,7 @@ import type {
 } from './types.ts';
 import { hex8 } from '../common/hex.ts';
 import { SpiAllocator } from './spi.ts';
-import { validateChildInstall, validateEndpoints, vppDataplaneFeatures } from './vpp-rules.ts';
+import { validateChildInstall, validateEndpoints, vppDataplaneFeatures, type InstallCheckContext } from './vpp-rules.ts';
 
 export type MemoryOp = 'allocate' | 'release' | 'install' | 'replace' | 'update' | 'remove' | 'fail' | 'restart';
 
@@ -82,8 +82,15 @@ export class MemoryDataplane implements Dataplane {
   private readonly policyInterface: string | undefined;
   private readonly spis = new SpiAllocator((spi) => this.spiInUse(spi));
 
+  private readonly checkContext: InstallCheckContext;
+
   constructor(options: MemoryDataplaneOptions = {}) {
     this.policyInterface = options.policyInterface;
+    this.checkContext = {
+      isInstalled: (id) => this.installed.has(id),
+      spiOwner: (spi) => this.liveSpis.get(spi),
+      policyInterface: this.policyInterface,
+    };
   }
 
   features(): DataplaneFeatures {
@@ -150,11 +157,7 @@ export class MemoryDataplane implements Dataplane {
 
   /** The checks of the VPP back end (vpp-rules.ts), with this dataplane's state. */
   private validate(c: ChildInstall): void {
-    const why = validateChildInstall(c, {
-      isInstalled: (id) => this.installed.has(id),
-      spiOwner: (spi) => this.liveSpis.get(spi),
-      policyInterface: this.policyInterface,
-    });
+    const why = validateChildInstall(c, this.checkContext);
     if (why !== undefined) throw new MemoryDataplaneError(why);
   }
 

@@ -72,7 +72,7 @@ import type {
   TsRange,
   VppMode,
 } from './types.ts';
-import { validateChildInstall, validateEndpoints, vppDataplaneFeatures } from './vpp-rules.ts';
+import { validateChildInstall, validateEndpoints, vppDataplaneFeatures, type InstallCheckContext } from './vpp-rules.ts';
 import { SpiAllocator } from './spi.ts';
 import { hex8 } from '../common/hex.ts';
 import { VppClient, VppApiError, type VppClientOptions, type VppConnectedInfo, type VppLogger } from '../vpp/client.ts';
@@ -323,6 +323,7 @@ export class VppDataplane implements Dataplane {
       resyncRetryMinMs: Math.max(1, options.resyncRetryMinMs ?? 500),
       resyncRetryMaxMs: Math.max(1, options.resyncRetryMaxMs ?? 10_000),
     };
+    this.checkContext.policyInterface = this.opts.policyInterface;
     this.client.on('disconnected', () => this.onDisconnected());
     this.client.on('connected', (info: VppConnectedInfo) => this.onConnected(info));
   }
@@ -733,13 +734,15 @@ export class VppDataplane implements Dataplane {
     return p;
   }
 
+  private readonly checkContext: InstallCheckContext = {
+    isInstalled: (id) => this.children.has(id),
+    spiOwner: (spi) => this.liveSpis.get(spi),
+    policyInterface: undefined,
+  };
+
   /** The checks the memory dataplane makes too (vpp-rules.ts). */
   private validate(c: ChildInstall): void {
-    const why = validateChildInstall(c, {
-      isInstalled: (id) => this.children.has(id),
-      spiOwner: (spi) => this.liveSpis.get(spi),
-      policyInterface: this.opts.policyInterface,
-    });
+    const why = validateChildInstall(c, this.checkContext);
     if (why !== undefined) throw new Error(why);
   }
 
