@@ -1009,7 +1009,7 @@ class Loader {
       }
     }
     this.checkPskSecrets(pskChecks, secrets, secretIds);
-    if (daemon.dataplane === 'vpp' && vpp.policyInterface === undefined) {
+    if (vpp.policyInterface === undefined) {
       for (const conn of connections) {
         for (const ch of conn.children) {
           if (ch.vppMode === 'policy' && ch.vppInterface === undefined) {

@@ -5,8 +5,7 @@
 import type { IkeSa, ChildSa } from '../ikev2/sa/ike-sa.ts';
 import { formatEspProposal, formatIkeSuite } from '../ikev2/crypto/proposals.ts';
 import { selToString } from '../ikev2/sa/ts.ts';
-import { endpointText } from '../common/text.ts';
-import { hex8 } from '../common/hex.ts';
+import { endpointText, hex8 } from '../common/text.ts';
 
 /** Converts engine clock times (ms) to wall-clock ISO strings. */
 export type WallTime = (t: number) => string | null;

@@ -14,7 +14,7 @@ import type {
   SaEndpoint,
   SaParams,
 } from './types.ts';
-import { hex8 } from '../common/hex.ts';
+import { hex8 } from '../common/text.ts';
 import { SpiAllocator } from './spi.ts';
 import { validateChildInstall, validateEndpoints, vppDataplaneFeatures, type InstallCheckContext } from './vpp-rules.ts';
 

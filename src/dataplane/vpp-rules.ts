@@ -6,7 +6,7 @@
 
 import type { ChildInstall, DataplaneFeatures, SaEndpoint, SaParams, TsRange, VppMode } from './types.ts';
 import { checkEspKeys, vppSupportedEncr, vppSupportedInteg } from '../vpp/ike-algorithms.ts';
-import { hex8 } from '../common/hex.ts';
+import { hex8 } from '../common/text.ts';
 import { parseIp } from '../common/addr.ts';
 
 const MODES: ReadonlySet<VppMode> = new Set<VppMode>(['p2p', 'p2mp', 'policy']);

@@ -74,7 +74,7 @@ import type {
 } from './types.ts';
 import { validateChildInstall, validateEndpoints, vppDataplaneFeatures, type InstallCheckContext } from './vpp-rules.ts';
 import { SpiAllocator } from './spi.ts';
-import { hex8 } from '../common/hex.ts';
+import { hex8 } from '../common/text.ts';
 import { VppClient, VppApiError, type VppClientOptions, type VppConnectedInfo, type VppLogger } from '../vpp/client.ts';
 import type { VppReplyOf, VppRequestBody, VppRequestName, VppDumpName, VppDetailsOf } from '../vpp/api.ts';
 import { vppCryptoFor, vppIntegFor } from '../vpp/ike-algorithms.ts';

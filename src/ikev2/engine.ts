@@ -75,7 +75,7 @@ import type { ChildConfig, Config, ConnectionConfig, ProposalSpec } from '../con
 import { parseTrafficSelector } from '../config/ts.ts';
 import { identityMatches, identityToString, parseIdentity, type Identity } from '../config/identity.ts';
 import { ipFamily } from '../common/addr.ts';
-import { hex8 } from '../common/hex.ts';
+import { hex8 } from '../common/text.ts';
 
 export interface Endpoint {
   addr: string;

@@ -2,7 +2,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { VppErr, vppErrorName, vppErrorText } from '../../src/vpp/errors.ts';
 import { SpiAllocator } from '../../src/dataplane/spi.ts';
-import { hex8 } from '../../src/common/hex.ts';
+import { hex8 } from '../../src/common/text.ts';
 
 test('VppErr comes from the one error table: names and codes agree both ways', () => {
   // FDio/vpp src/vnet/error.h (foreach_vnet_error).
