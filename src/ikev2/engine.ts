@@ -1019,16 +1019,7 @@ export class Engine {
       }
     }
     const transport = findNotify(payloads, NotifyType.USE_TRANSPORT_MODE) !== undefined && cfg.mode === 'transport';
-    const child = new ChildSa(this.nextChildId++, cfg);
-    child.mode = transport ? 'transport' : 'tunnel';
-    child.proposal = esp;
-    child.spiOut = esp.spi.readUInt32BE(0);
-    child.localTs = tsr;
-    child.remoteTs = tsi;
-    child.replaces = rekey?.id;
-    const keys = deriveChildKeys(sa.prf!.alg, sa.keys!.skD, esp.encr, esp.integ, ni, nr, pfsSecret);
-    // We are the responder of this exchange: inbound = initiator→responder keys.
-    const ok = await this.installChild(sa, child, keys.encI, keys.integI, keys.encR, keys.integR);
+    const { child, ok } = await this.createChild(sa, cfg, esp, transport, 0, tsr, tsi, rekey, ni, nr, pfsSecret, false);
     if (!ok) return { payloads: [notify(NotifyType.NO_PROPOSAL_CHOSEN)] };
     return {
       payloads: [
@@ -1039,6 +1030,39 @@ export class Engine {
       ],
       ke: ourKe,
     };
+  }
+
+  /**
+   * A negotiated CHILD_SA: derive its keys (RFC 7296 §2.17) and install it. Keys flow from the
+   * exchange's initiator to its responder, so which half is inbound depends on who started it.
+   */
+  private async createChild(
+    sa: IkeSa,
+    cfg: ChildConfig,
+    esp: ChosenEsp,
+    transport: boolean,
+    spiIn: number,
+    localTs: Sel[],
+    remoteTs: Sel[],
+    rekey: ChildSa | undefined,
+    ni: Buffer,
+    nr: Buffer,
+    pfsSecret: Buffer | undefined,
+    weInitiated: boolean,
+  ): Promise<{ child: ChildSa; ok: boolean }> {
+    const child = new ChildSa(this.nextChildId++, cfg);
+    child.mode = transport ? 'transport' : 'tunnel';
+    child.proposal = esp;
+    child.spiIn = spiIn;
+    child.spiOut = esp.spi.readUInt32BE(0);
+    child.localTs = localTs;
+    child.remoteTs = remoteTs;
+    child.replaces = rekey?.id;
+    const k = deriveChildKeys(sa.prf!.alg, sa.keys!.skD, esp.encr, esp.integ, ni, nr, pfsSecret);
+    const ok = weInitiated
+      ? await this.installChild(sa, child, k.encR, k.integR, k.encI, k.integI)
+      : await this.installChild(sa, child, k.encI, k.integI, k.encR, k.integR);
+    return { child, ok };
   }
 
   /** Allocate our SPI (if not yet), install both directions; on failure nothing is left installed. */
@@ -1565,17 +1589,8 @@ export class Engine {
       this.stats.tsUnacceptable++;
       return fail('peer narrowed traffic selectors outside what we proposed');
     }
-    const child = new ChildSa(this.nextChildId++, cfg);
-    child.mode = findNotify(payloads, NotifyType.USE_TRANSPORT_MODE) && cfg.mode === 'transport' ? 'transport' : 'tunnel';
-    child.proposal = esp;
-    child.spiIn = spi;
-    child.spiOut = esp.spi.readUInt32BE(0);
-    child.localTs = localTs;
-    child.remoteTs = remoteTs;
-    child.replaces = rekey?.id;
-    const keys = deriveChildKeys(sa.prf!.alg, sa.keys!.skD, esp.encr, esp.integ, ni, nr, pfsSecret);
-    // We initiated this exchange: inbound = responder→initiator keys.
-    const ok = await this.installChild(sa, child, keys.encR, keys.integR, keys.encI, keys.integI);
+    const transport = findNotify(payloads, NotifyType.USE_TRANSPORT_MODE) !== undefined && cfg.mode === 'transport';
+    const { child, ok } = await this.createChild(sa, cfg, esp, transport, spi, localTs, remoteTs, rekey, ni, nr, pfsSecret, true);
     if (!ok) {
       if (sa.dead) return;
       // installChild released the SPI; the peer still has its side.
