@@ -399,6 +399,46 @@ test('vpp-iked <-> strongSwan 5.9 (kernel-libipsec)', { timeout: 240_000 }, asyn
     await assertGone(swan, ours, c.name);
   });
 
+  await t.test('reload with live tunnels: unchanged connections keep their SAs, a changed one is replaced, a broken config is refused', async () => {
+    const keep = conn('gcm256v4');
+    const change = conn('gcm128v4');
+    await cleanSlate(swan, ours);
+    await swan.initiate('net', { ike: keep.name });
+    await swan.initiate('net', { ike: change.name });
+    const before = await assertIke(swan, ours, keep, true);
+    await assertIke(swan, ours, change, true);
+    const base = SHORT_RETRANSMITS + connections('b', false);
+    // One effective change to `change` (a liveness check interval), nothing else.
+    const edited = base.replace(`  ${change.name} {\n`, `  ${change.name} {\n    dpd_delay = 30s\n`);
+    assert.notEqual(edited, base);
+    ours.rewrite(edited);
+    const r = await ours.json<{ added: string[]; removed: string[]; changed: string[]; unchanged: string[] }>(['reload']);
+    assert.deepEqual(r.changed, [change.name]);
+    assert.deepEqual(r.added, []);
+    assert.deepEqual(r.removed, []);
+    assert.ok(r.unchanged.includes(keep.name));
+    // The changed connection's SAs are deleted on both sides (the peer was told).
+    await waitFor(`strongSwan to lose ${change.name}`, async () => (await swan.listSas(change.name)).length === 0, 8000, 100);
+    await waitFor(`vpp-iked to lose ${change.name}`, async () => (await ours.listSas(change.name)).length === 0, 8000, 100);
+    // The unchanged one is untouched: same IKE and ESP SPIs on both sides, not rekeyed.
+    const after = await assertIke(swan, ours, keep, true);
+    assert.equal(after.o.spi_i, before.o.spi_i);
+    assert.equal(after.o.spi_r, before.o.spi_r);
+    assert.equal(after.o.child_sas[0]!.spi_in, before.o.child_sas[0]!.spi_in);
+    assert.equal(after.s.children[0]!.spiIn, before.s.children[0]!.spiIn);
+    // A config with an error is refused with FILE:LINE:COL and the running one stays.
+    ours.rewrite(edited.replace('    dpd_delay = 30s\n', '    dpd_delay = soon\n'));
+    const bad = await ours.ctl(['reload']);
+    assert.equal(bad.code, 1);
+    assert.match(bad.stderr, /:\d+:\d+: .*dpd_delay/);
+    const still = await assertIke(swan, ours, keep, true);
+    assert.equal(still.o.spi_i, before.o.spi_i);
+    // Back to the original config for the subtests that follow.
+    ours.rewrite(base);
+    await ours.json(['reload']);
+    await cleanSlate(swan, ours);
+  });
+
   await t.test('DPD from strongSwan (dpd_delay=2s) is answered; after SIGKILL of vpp-iked strongSwan drops the SA', async () => {
     const c = conn('dpdswan');
     await cleanSlate(swan, ours);
