@@ -333,7 +333,13 @@ export class VppCodec {
       case 'union': {
         if (value !== undefined) {
           const o = asObj(value, path);
-          const m = node.members.find((x) => o[x.name] !== undefined);
+          // A decoded union carries every member (they overlay the same bytes); when several are set,
+          // the one that fills the union wins, so re-encoding a decoded value loses nothing.
+          let m: FieldPlan | undefined;
+          for (const x of node.members) {
+            if (o[x.name] === undefined) continue;
+            if (!m || x.node.size > m.node.size) m = x;
+          }
           if (m) this.write(m.node, o[m.name], buf, at, m.path);
         }
         return at + node.size;

@@ -4,7 +4,7 @@ import { vppCodec } from '../../src/vpp/api.ts';
 import { VppCodecError } from '../../src/vpp/codec.ts';
 import { toApiAddress, fromApiAddress, parseIp6, formatIp6, rangeToPrefixes } from '../../src/vpp/address.ts';
 import { formatIp, parseIPv6 } from '../../src/common/addr.ts';
-import type { IpsecSadEntryV4, SockclntCreateReply } from '../../src/vpp/defs.generated.ts';
+import type { Address, IpsecSadEntryV4, SockclntCreateReply } from '../../src/vpp/defs.generated.ts';
 
 // Expected byte layouts below are written out field by field from the packed struct layout in
 // /work/shared/vpp-api/README.md ("Packed request sizes ... checked with vpp_papi": sockclnt_create 70,
@@ -212,4 +212,23 @@ test('address helpers: RFC 5952 formatting and range → prefixes', () => {
   ]);
   assert.deepEqual(rangeToPrefixes('0.0.0.0', '255.255.255.255'), [{ addr: '0.0.0.0', len: 0 }]);
   assert.deepEqual(rangeToPrefixes('::', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff'), [{ addr: '::', len: 0 }]);
+});
+
+test('a decoded address union (every member set) re-encodes with all 16 bytes of an IPv6 address', () => {
+  const body = {
+    context: 1,
+    client_index: 2,
+    entry: {
+      sad_id: 1, spi: 5, protocol: 50, crypto_algorithm: 9,
+      crypto_key: { length: 32, data: Buffer.alloc(32) },
+      integrity_algorithm: 0, integrity_key: { length: 0, data: Buffer.alloc(0) },
+      flags: 0,
+      tunnel: { src: toApiAddress('2001:db8::2'), dst: toApiAddress('2001:db8::1') },
+      salt: 0, udp_src_port: 4500, udp_dst_port: 4500, anti_replay_window_size: 64,
+    },
+  };
+  const once = vppCodec.decode('ipsec_sad_entry_add_v2', vppCodec.encode('ipsec_sad_entry_add_v2', 5, body as never), 0) as { entry: { tunnel: { src: Address } } };
+  // The emulator stores decoded values and encodes them again in its dumps.
+  const twice = vppCodec.decode('ipsec_sad_entry_add_v2', vppCodec.encode('ipsec_sad_entry_add_v2', 5, once as never), 0) as { entry: { tunnel: { src: Address } } };
+  assert.equal(fromApiAddress(twice.entry.tunnel.src), '2001:db8::2');
 });
