@@ -3,17 +3,18 @@
  * doing (STATUS=...), that a reload started (RELOADING=1 with MONOTONIC_USEC) and finished (READY=1),
  * that it is stopping (STOPPING=1), and keeps the watchdog fed when the unit sets WatchdogSec=.
  *
- * Node cannot open AF_UNIX datagram sockets, so each message is handed to `systemd-notify`
- * (systemd-notify(1)) with the assignments as arguments. The message then comes from a child process,
- * which is why the unit needs NotifyAccess=all; systemd-notify waits (BARRIER=1) until the manager
- * has read the message, so it is attributed to the unit even though the sender exits at once.
- * Messages leave one at a time, in the order they were sent.
+ * Each message is one datagram of newline-separated assignments, sent from the daemon's own process
+ * straight to the unix datagram socket named by $NOTIFY_SOCKET (so the unit can keep the default
+ * NotifyAccess=main). Messages leave one at a time, in the order they were sent; a socket is open
+ * only while messages are waiting.
  *
  * Without NOTIFY_SOCKET in the environment (not started by systemd with Type=notify) every call is a
- * silent no-op. A missing systemd-notify binary or a failed send is logged once as a warning and never
- * stops the daemon.
+ * silent no-op. A socket that cannot be reached (missing, nobody reading, no permission), an
+ * abstract socket name ("@...", which the unix datagram module cannot address) or a machine without
+ * unix datagram sockets is logged once as a warning and turns notification off; other send errors
+ * are logged once and the next message is tried. Nothing here ever stops the daemon.
  */
-import { spawn } from 'node:child_process';
+import { UnixDgramError, UnixDgramSocket, unixDgramUnavailable } from '../net/unix-dgram.ts';
 
 export interface NotifyLog {
   warn(obj: object, msg: string): void;
@@ -23,10 +24,10 @@ export interface NotifyLog {
 export interface SdNotifyOptions {
   /** Environment to read NOTIFY_SOCKET / WATCHDOG_USEC / WATCHDOG_PID from (default: process.env). */
   env?: NodeJS.ProcessEnv;
-  /** The sender program (default: `systemd-notify` from PATH). */
+  /** @deprecated Not used: messages are sent to NOTIFY_SOCKET directly, without a helper program. */
   command?: string;
   log?: NotifyLog;
-  /** A sender still running after this long is killed (default 5000 ms). */
+  /** A message the socket has not taken after this long is given up (default 5000 ms). */
   sendTimeoutMs?: number;
 }
 
@@ -40,19 +41,19 @@ export function monotonicUsec(): bigint {
 }
 
 export class SdNotify {
-  /** True when NOTIFY_SOCKET is set and the sender has not been found missing. */
+  /** True when NOTIFY_SOCKET is set and has not been found unusable. */
   enabled: boolean;
   private readonly socket: string | undefined;
   private readonly env: NodeJS.ProcessEnv;
-  private readonly command: string;
   private readonly log: NotifyLog;
   private readonly sendTimeoutMs: number;
-  private readonly queue: string[][] = [];
+  private readonly queue: string[] = [];
   private running = false;
+  private sock: UnixDgramSocket | undefined;
   private idleWaiters: (() => void)[] = [];
   private watchdogTimer: NodeJS.Timeout | undefined;
   private warned = false;
-  /** Messages handed to the sender that it reported as sent (for tests and diagnostics). */
+  /** Messages the notification socket has taken (for tests and diagnostics). */
   sent = 0;
 
   constructor(opts: SdNotifyOptions = {}) {
@@ -60,7 +61,6 @@ export class SdNotify {
     const s = this.env.NOTIFY_SOCKET;
     this.socket = s !== undefined && s !== '' ? s : undefined;
     this.enabled = this.socket !== undefined;
-    this.command = opts.command ?? 'systemd-notify';
     this.log = opts.log ?? NOOP_LOG;
     this.sendTimeoutMs = opts.sendTimeoutMs ?? 5000;
   }
@@ -109,13 +109,13 @@ export class SdNotify {
   /** Queues one message (assignments in the given order). */
   send(fields: Fields): void {
     if (!this.enabled) return;
-    const args: string[] = [];
+    const lines: string[] = [];
     for (const [k, v] of Object.entries(fields)) {
       // One assignment per line in the datagram: a newline inside a value would start another one.
-      args.push(`${k}=${String(v).replace(/[\r\n]+/g, ' ')}`);
+      lines.push(`${k}=${String(v).replace(/[\r\n]+/g, ' ')}`);
     }
-    this.queue.push(args);
-    if (!this.running) this.next();
+    this.queue.push(lines.join('\n'));
+    if (!this.running) void this.drain();
   }
 
   /** Resolves when every queued message has been handed over (or after timeoutMs). */
@@ -132,47 +132,78 @@ export class SdNotify {
     });
   }
 
-  private next(): void {
-    const args = this.queue.shift();
-    if (!args || !this.enabled) {
+  /** Sends the queued messages one after the other, then closes the socket. */
+  private async drain(): Promise<void> {
+    this.running = true;
+    try {
+      for (let msg = this.queue.shift(); msg !== undefined && this.enabled; msg = this.queue.shift()) {
+        const problem = await this.sendOne(msg);
+        if (problem === undefined) {
+          this.sent++;
+          this.log.debug({ message: msg.replaceAll('\n', ' ') }, 'notified systemd');
+        } else {
+          if (problem.permanent) this.enabled = false;
+          if (!this.warned) {
+            this.warned = true;
+            this.log.warn(
+              { socket: this.socket, err: problem.message },
+              `could not notify systemd (sd_notify); ${problem.permanent ? 'readiness and status are not reported' : 'will keep trying'}`,
+            );
+          }
+        }
+      }
+    } finally {
+      this.sock?.close();
+      this.sock = undefined;
+      if (!this.enabled) this.queue.length = 0;
       this.running = false;
-      this.queue.length = 0;
-      const w = this.idleWaiters;
-      this.idleWaiters = [];
-      for (const f of w) f();
+    }
+    // A message queued while the socket was being closed.
+    if (this.queue.length > 0) {
+      void this.drain();
       return;
     }
-    this.running = true;
-    let finished = false;
-    let stderr = '';
-    const child = spawn(this.command, args, {
-      stdio: ['ignore', 'ignore', 'pipe'],
-      env: { ...this.env, NOTIFY_SOCKET: this.socket },
-    });
-    const timer = setTimeout(() => child.kill('SIGKILL'), this.sendTimeoutMs);
-    timer.unref();
-    child.stderr?.setEncoding('utf8');
-    child.stderr?.on('data', (d: string) => {
-      if (stderr.length < 2000) stderr += d;
-    });
-    const finish = (problem: string | undefined, missing = false): void => {
-      if (finished) return;
-      finished = true;
-      clearTimeout(timer);
-      if (problem === undefined) {
-        this.sent++;
-        this.log.debug({ message: args.join(' ') }, 'notified systemd');
-      } else if (!this.warned) {
-        this.warned = true;
-        this.log.warn({ command: this.command, err: problem }, 'could not notify systemd (sd_notify); readiness and status are not reported');
+    const w = this.idleWaiters;
+    this.idleWaiters = [];
+    for (const f of w) f();
+  }
+
+  /** Sends one datagram; undefined when it was taken, else what went wrong and whether it will last. */
+  private async sendOne(msg: string): Promise<{ message: string; permanent: boolean } | undefined> {
+    const path = this.socket!;
+    if (path.startsWith('@')) {
+      return { message: `NOTIFY_SOCKET ${path} is an abstract socket name, which cannot be addressed here (only socket paths)`, permanent: true };
+    }
+    if (!this.sock) {
+      const why = unixDgramUnavailable();
+      if (why !== undefined) return { message: why, permanent: true };
+      try {
+        this.sock = new UnixDgramSocket();
+      } catch (e) {
+        return { message: (e as Error).message, permanent: true };
       }
-      if (missing) this.enabled = false;
-      this.next();
-    };
-    child.once('error', (e: NodeJS.ErrnoException) => finish(e.message, e.code === 'ENOENT' || e.code === 'EACCES'));
-    child.once('close', (code, signal) => {
-      if (code === 0) finish(undefined);
-      else finish(`${this.command} exited ${code ?? signal}${stderr ? `: ${stderr.trim()}` : ''}`);
-    });
+    }
+    let timer: NodeJS.Timeout | undefined;
+    try {
+      await Promise.race([
+        this.sock.send(Buffer.from(msg, 'utf8'), path),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`the socket did not take the message within ${this.sendTimeoutMs} ms`)), this.sendTimeoutMs);
+        }),
+      ]);
+      return undefined;
+    } catch (e) {
+      const code = e instanceof UnixDgramError ? e.code : undefined;
+      if (code === undefined) {
+        // A send that never completed stays queued in the socket: start over with a new one.
+        this.sock.close();
+        this.sock = undefined;
+      }
+      const permanent = code === 'ENOENT' || code === 'ECONNREFUSED' || code === 'EACCES' || code === 'ENOTSOCK' ||
+        code === 'EPROTOTYPE' || code === 'ENOTDIR' || code === 'ENAMETOOLONG' || code === 'EAFNOSUPPORT' || code === 'EINVAL';
+      return { message: (e as Error).message, permanent };
+    } finally {
+      clearTimeout(timer);
+    }
   }
 }

@@ -1,14 +1,13 @@
 /**
- * A stand-in for systemd's notification socket: a unix datagram socket bound by a small python3
- * process (Node cannot bind AF_UNIX datagram sockets). Each datagram is parsed into its KEY=VALUE
- * assignments. BARRIER=1 datagrams (systemd-notify's synchronisation) are answered the way systemd
- * answers them: the file descriptor they carry is closed, which here happens because the listener
- * reads without ancillary data.
+ * A stand-in for systemd's notification socket: a unix datagram socket (src/net/unix-dgram.ts)
+ * bound in a temporary folder. Each datagram is parsed into its KEY=VALUE assignments, one per line,
+ * as systemd reads them. BARRIER=1 datagrams (a synchronisation request, not a state change) are not
+ * recorded.
  */
-import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { UnixDgramSocket, unixDgramUnavailable } from '../../src/net/unix-dgram.ts';
 
 export interface NotifyMessage {
   /** Arrival time (ms, Date.now()). */
@@ -26,70 +25,34 @@ export interface NotifyListener {
   close(): Promise<void>;
 }
 
-const PY = `
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
-s.bind(sys.argv[1])
-print('"ready"', flush=True)
-while True:
-    d = s.recv(65536)
-    print(json.dumps(d.decode('utf-8', 'replace')), flush=True)
-`;
-
 /** Why the listener cannot run here, or undefined when it can. */
 export function notifyListenerUnavailable(): string | undefined {
-  const py = spawnSync('python3', ['-c', 'import socket; socket.AF_UNIX'], { stdio: 'ignore' });
-  if (py.error || py.status !== 0) return 'python3 (used to bind a unix datagram socket) is not installed';
-  const sn = spawnSync('systemd-notify', ['--help'], { stdio: 'ignore' });
-  if (sn.error) return 'systemd-notify is not installed';
-  return undefined;
+  return unixDgramUnavailable();
 }
 
 export async function startNotifyListener(): Promise<NotifyListener> {
   const dir = mkdtempSync(join(tmpdir(), 'viked-notify-'));
   const path = join(dir, 'notify.sock');
-  const child = spawn('python3', ['-c', PY, path], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const sock = new UnixDgramSocket();
+  try {
+    sock.bind(path);
+  } catch (e) {
+    sock.close();
+    rmSync(dir, { recursive: true, force: true });
+    throw e;
+  }
   const msgs: NotifyMessage[] = [];
   const waiters = new Set<() => void>();
-  let partial = '';
-  let stderr = '';
-  let ready!: () => void;
-  let failed!: (e: Error) => void;
-  const up = new Promise<void>((res, rej) => {
-    ready = res;
-    failed = rej;
-  });
-  child.stderr.setEncoding('utf8');
-  child.stderr.on('data', (d: string) => (stderr += d));
-  child.on('error', (e) => failed(e));
-  child.on('close', (code) => failed(new Error(`notify listener exited ${code}: ${stderr}`)));
-  child.stdout.setEncoding('utf8');
-  child.stdout.on('data', (d: string) => {
-    const parts = (partial + d).split('\n');
-    partial = parts.pop() ?? '';
-    for (const line of parts) {
-      if (!line) continue;
-      const text = JSON.parse(line) as string;
-      if (text === 'ready') {
-        ready();
-        continue;
-      }
-      const fields: Record<string, string> = {};
-      for (const a of text.split('\n')) {
-        const eq = a.indexOf('=');
-        if (eq > 0) fields[a.slice(0, eq)] = a.slice(eq + 1);
-      }
-      if (fields.BARRIER === '1') continue;
-      msgs.push({ at: Date.now(), fields });
-      for (const w of [...waiters]) w();
+  sock.on('message', (data) => {
+    const fields: Record<string, string> = {};
+    for (const a of data.toString('utf8').split('\n')) {
+      const eq = a.indexOf('=');
+      if (eq > 0) fields[a.slice(0, eq)] = a.slice(eq + 1);
     }
+    if (fields.BARRIER === '1') return;
+    msgs.push({ at: Date.now(), fields });
+    for (const w of [...waiters]) w();
   });
-  const timer = setTimeout(() => failed(new Error('notify listener did not start')), 5000);
-  try {
-    await up;
-  } finally {
-    clearTimeout(timer);
-  }
   return {
     path,
     messages: () => [...msgs],
@@ -114,10 +77,7 @@ export async function startNotifyListener(): Promise<NotifyListener> {
       });
     },
     async close(): Promise<void> {
-      child.removeAllListeners('close');
-      const gone = new Promise<void>((r) => child.once('close', () => r()));
-      child.kill('SIGTERM');
-      await gone;
+      sock.close();
       rmSync(dir, { recursive: true, force: true });
     },
   };

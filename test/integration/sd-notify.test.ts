@@ -1,12 +1,13 @@
 /**
- * SdNotify against a stand-in notification socket (a unix datagram socket bound by python3), sending
- * through the real systemd-notify binary: the messages arrive, in order, with the fields systemd
+ * SdNotify against a stand-in notification socket (a unix datagram socket bound by the test), which
+ * SdNotify sends to directly from this process: the messages arrive, in order, with the fields systemd
  * reads (sd_notify(3): READY=1, STATUS=, RELOADING=1 + MONOTONIC_USEC=, STOPPING=1, WATCHDOG=1).
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { SdNotify, monotonicUsec } from '../../src/daemon/sd-notify.ts';
 import { notifyListenerUnavailable, startNotifyListener, type NotifyListener } from '../helpers/notify-listener.ts';
+import { sleep } from '../helpers/wait.ts';
 
 function recordingLog() {
   const warnings: string[] = [];
@@ -15,8 +16,8 @@ function recordingLog() {
 
 test('without NOTIFY_SOCKET nothing is sent and nothing is logged', async () => {
   const { warnings, log } = recordingLog();
-  // A sender that does not exist would log a warning if anything were attempted.
-  const n = new SdNotify({ env: {}, command: '/nonexistent/systemd-notify', log });
+  // Any attempt to send would find no socket and log a warning.
+  const n = new SdNotify({ env: {}, log });
   assert.equal(n.enabled, false);
   n.ready('up');
   n.reloading();
@@ -27,9 +28,11 @@ test('without NOTIFY_SOCKET nothing is sent and nothing is logged', async () => 
   assert.deepEqual(warnings, []);
 });
 
-test('a missing systemd-notify is reported once and disables notification', async () => {
+const why = notifyListenerUnavailable();
+
+test('a missing notification socket is reported once and disables notification', { skip: why ?? false }, async () => {
   const { warnings, log } = recordingLog();
-  const n = new SdNotify({ env: { NOTIFY_SOCKET: '/tmp/viked-no-such.sock' }, command: '/nonexistent/systemd-notify', log });
+  const n = new SdNotify({ env: { NOTIFY_SOCKET: '/tmp/viked-no-such.sock' }, log });
   assert.equal(n.enabled, true);
   n.ready('up');
   n.status('again');
@@ -40,9 +43,20 @@ test('a missing systemd-notify is reported once and disables notification', asyn
   assert.match(warnings[0]!, /could not notify systemd/);
 });
 
-const why = notifyListenerUnavailable();
+test('an abstract NOTIFY_SOCKET (@name) is reported once and disables notification', async () => {
+  const warned: { obj: object; msg: string }[] = [];
+  const n = new SdNotify({ env: { NOTIFY_SOCKET: '@/org/freedesktop/systemd1/notify' }, log: { warn: (obj, msg) => void warned.push({ obj, msg }), debug() {} } });
+  n.ready('up');
+  n.stopping();
+  await n.flush();
+  assert.equal(n.enabled, false);
+  assert.equal(n.sent, 0);
+  assert.equal(warned.length, 1);
+  assert.match(warned[0]!.msg, /could not notify systemd/);
+  assert.match(JSON.stringify(warned[0]!.obj), /abstract socket name/);
+});
 
-describe('SdNotify through systemd-notify', { skip: why ?? false }, () => {
+describe('SdNotify to the notification socket', { skip: why ?? false }, () => {
   let l: NotifyListener;
   before(async () => {
     l = await startNotifyListener();
@@ -82,7 +96,7 @@ describe('SdNotify through systemd-notify', { skip: why ?? false }, () => {
     const from = l.messages().length;
     const other = new SdNotify({ env: { NOTIFY_SOCKET: l.path, WATCHDOG_USEC: '300000', WATCHDOG_PID: String(process.pid + 1) } });
     other.startWatchdog();
-    await new Promise((r) => setTimeout(r, 450));
+    await sleep(450);
     assert.deepEqual(l.messages().slice(from).filter((m) => m.fields.WATCHDOG === '1'), [], 'WATCHDOG_PID of another process: not fed');
     other.stopWatchdog();
     const n = new SdNotify({ env: { NOTIFY_SOCKET: l.path, WATCHDOG_USEC: '300000', WATCHDOG_PID: String(process.pid) } });
@@ -97,7 +111,7 @@ describe('SdNotify through systemd-notify', { skip: why ?? false }, () => {
     assert.ok(second.at - first.at >= 80, `interval ~150 ms, got ${second.at - first.at} ms`);
     // stopping() ends the feeding
     const count = dogs.length;
-    await new Promise((r) => setTimeout(r, 500));
+    await sleep(500);
     const later = l.messages().slice(from).filter((m) => m.fields.WATCHDOG === '1').length;
     assert.ok(later <= count + 1, `no more WATCHDOG=1 after STOPPING (${count} then ${later})`);
   });

@@ -1,7 +1,7 @@
 /**
  * systemd/vpp-iked.service: the settings operations rely on, `systemd-analyze verify` (no warnings),
  * the ExecStart/ExecStartPre command lines run, and the daemon's notifications under a stand-in
- * service manager (NOTIFY_SOCKET bound by a python3 listener): READY=1 only once the control socket
+ * service manager (NOTIFY_SOCKET bound by the test as a unix datagram socket): READY=1 only once the control socket
  * and the IKE sockets are up, RELOADING=1 + MONOTONIC_USEC then READY=1 on SIGHUP (also when the
  * reload is refused), STOPPING=1 on SIGTERM, exit code 0.
  */
@@ -63,7 +63,7 @@ test('the unit: notify readiness, SIGHUP reload, restart on failure, runtime dir
     return v[0]!;
   };
   assert.equal(one('Type'), 'notify');
-  assert.equal(one('NotifyAccess'), 'all', 'systemd-notify is a child process');
+  assert.equal(one('NotifyAccess'), 'main', 'the main process sends the notifications itself');
   assert.equal(one('ExecReload'), '/bin/kill -HUP $MAINPID');
   assert.equal(one('Restart'), 'on-failure');
   assert.equal(one('RuntimeDirectory'), 'vpp-iked');
