@@ -11,7 +11,7 @@
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
 import pino from 'pino';
-import { Engine, type OutPacket } from '../src/ikev2/engine.ts';
+import { Engine, type OutPacket } from '../src/ikev2/engine/engine.ts';
 import { FakeScheduler } from '../src/common/clock.ts';
 import { MemoryDataplane } from '../src/dataplane/memory.ts';
 import { conn, child, config, psk } from '../test/helpers/engine-pair.ts';

@@ -8,7 +8,7 @@ import type { Logger } from 'pino';
 import type { Config } from '../config/types.ts';
 import { loadConfig } from '../config/load.ts';
 import { RealScheduler } from '../common/clock.ts';
-import { Engine, type EngineEvent } from '../ikev2/engine.ts';
+import { Engine, type EngineEvent } from '../ikev2/engine/engine.ts';
 import { UdpTransport } from '../net/udp.ts';
 import type { Dataplane } from '../dataplane/types.ts';
 import { MemoryDataplane } from '../dataplane/memory.ts';
@@ -365,20 +365,17 @@ export class Daemon {
       if (sa.authChildError && (!child || sa.authChild?.name === child)) {
         throw new Error(`IKE SA #${sa.id} is up, but CHILD_SA '${sa.authChild?.name}' failed: ${sa.authChildError}`);
       }
-      // Give a requested child a moment to come up on an existing IKE SA.
+      // A requested child on an existing IKE SA: answer once the engine has installed it or given up.
       if (child) {
-        const deadline = Date.now() + 30_000;
-        while (Date.now() < deadline) {
-          const c = sa.children.find((x) => x.name === child && x.state === 'INSTALLED');
-          if (c) return ikeView(sa, wall);
-          if (sa.dead) throw new Error(`IKE SA ${sa.id} went down`);
-          if (!sa.active && !sa.busy && sa.queue.length === 0 && Date.now() > deadline - 29_000) {
-            const failed = !sa.children.some((x) => x.name === child);
-            if (failed) throw new Error(`CHILD_SA '${child}' could not be established`);
-          }
-          await new Promise((r) => setTimeout(r, 50));
+        let timer: NodeJS.Timeout | undefined;
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`CHILD_SA '${child}' not established within 30 s`)), 30_000);
+        });
+        try {
+          await Promise.race([this.engine.waitForChild(sa, child), timeout]);
+        } finally {
+          clearTimeout(timer);
         }
-        throw new Error(`CHILD_SA '${child}' not established within 30 s`);
       }
       return ikeView(sa, wall);
     });

@@ -4,7 +4,7 @@
  * current, so a scrape costs the same with 50 or 50,000 SAs: no table is walked.
  */
 import http from 'node:http';
-import type { EngineStats } from '../ikev2/engine.ts';
+import type { EngineStats } from '../ikev2/engine/engine.ts';
 import type { SaGauges } from '../ikev2/sa/ike-sa.ts';
 import { DATAPLANE_OPS, LATENCY_BUCKETS, type InstrumentedDataplane } from './instrumented-dataplane.ts';
 import { snakeCase as snake } from '../common/text.ts';

@@ -16,7 +16,7 @@ import { addNonEspMarker, classifyDatagram } from './framing.ts';
 import { IKE_PORT, Limits } from '../ikev2/constants.ts';
 import { ipFamily, normalizeIp } from '../common/addr.ts';
 import { endpointText } from '../common/text.ts';
-import type { Endpoint, OutPacket } from '../ikev2/engine.ts';
+import type { Endpoint, OutPacket } from '../ikev2/engine/engine.ts';
 
 export interface UdpTransportOptions {
   listen: string[];

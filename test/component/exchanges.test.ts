@@ -7,7 +7,7 @@ import { pair, child, psk, config, conn, Wire } from '../helpers/engine-pair.ts'
 import { decodeMessage } from '../../src/ikev2/codec/message.ts';
 import { ExchangeType, HeaderFlag, NotifyType, PayloadType } from '../../src/ikev2/constants.ts';
 import { parseProposals } from '../../src/ikev2/crypto/proposals.ts';
-import type { OutPacket } from '../../src/ikev2/engine.ts';
+import type { OutPacket } from '../../src/ikev2/engine/engine.ts';
 
 function isExchange(p: OutPacket, ex: number, response?: boolean): boolean {
   const h = decodeMessage(p.data).header;

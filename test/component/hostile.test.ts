@@ -6,7 +6,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { pair } from '../helpers/engine-pair.ts';
-import type { OutPacket } from '../../src/ikev2/engine.ts';
+import type { OutPacket } from '../../src/ikev2/engine/engine.ts';
 
 async function recordHandshake() {
   const env = pair();

@@ -3,7 +3,7 @@
  * and reorder packets. Used by the component tests.
  */
 import pino from 'pino';
-import { Engine, type EngineEvent, type OutPacket } from '../../src/ikev2/engine.ts';
+import { Engine, type EngineEvent, type OutPacket } from '../../src/ikev2/engine/engine.ts';
 import { FakeScheduler, type RandomSource } from '../../src/common/clock.ts';
 import { MemoryDataplane } from '../../src/dataplane/memory.ts';
 import type { ChildConfig, Config, ConnectionConfig, SecretConfig } from '../../src/config/types.ts';

@@ -10,7 +10,7 @@ import type { ChildInstall, SaParams } from '../../src/dataplane/types.ts';
 import { InstrumentedDataplane, LATENCY_BUCKETS, connectionOf } from '../../src/daemon/instrumented-dataplane.ts';
 import { MetricsServer, escapeLabel, parseHostPort, renderMetrics, type MetricsSource } from '../../src/daemon/metrics.ts';
 import { newGauges } from '../../src/ikev2/sa/ike-sa.ts';
-import { Engine, type EngineStats } from '../../src/ikev2/engine.ts';
+import { Engine, type EngineStats } from '../../src/ikev2/engine/engine.ts';
 import { RealScheduler } from '../../src/common/clock.ts';
 
 function sa(spi: number, inbound: boolean): SaParams {

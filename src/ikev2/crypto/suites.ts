@@ -269,8 +269,3 @@ export function integAlg(id: number): IntegAlg | undefined {
 export function keGroup(id: number): KeGroupInfo | undefined {
   return keById.get(id);
 }
-
-/** True for an ENCR id whose transform carries no KEY_LENGTH attribute. */
-export function encrHasFixedKey(id: number): boolean {
-  return id === EncrId.CHACHA20_POLY1305;
-}

@@ -156,8 +156,8 @@ export class IkeSa {
   lastInbound: number;
   /** Due time per timer kind (0 = none); scheduler entries whose time differs are stale. */
   readonly timers = new Float64Array(TIMER_KINDS);
-  /** Peer capabilities seen in its notifies. */
-  peerFragmentation = false;
+  /** IKE_AUTH exchanges processed so far (one with PSKs; more with EAP or multiple authentication). */
+  authRounds = 0;
   /** Messages (already decoded) that arrived while an operation (e.g. a dataplane install) was in progress. */
   pending: PendingMessage[] | undefined;
   /** Operations in progress on this SA (one at a time is the rule; nested steps count too). */

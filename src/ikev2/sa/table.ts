@@ -1,18 +1,18 @@
 /**
  * The session table: every IKE SA, indexed for O(1) lookup by our SPI, by the initiator's SPI and
  * address while half-open, by peer identity (INITIAL_CONTACT, `unique`) and by connection name.
- * Bounded by `ike_sa_limit`; kept in recency order of last activity. At capacity, the cheapest SA to
- * lose is evicted first (half-open, then one whose peer stopped answering); live tunnels are never
- * dropped to make room: the new SA is refused instead.
+ * Bounded by `ike_sa_limit`. At capacity, the cheapest SA to lose is evicted first (the oldest
+ * half-open one, then the one whose peer stopped answering longest ago); live tunnels are never
+ * dropped to make room, whatever their recent activity: the new SA is refused instead. That is why
+ * the table is not a recency (LRU) cache: a quiet tunnel is as valuable as a busy one.
  */
-import { LRUCache } from 'lru-cache';
 import type { IkeSa } from './ike-sa.ts';
 
 export type EvictReason = 'half-open' | 'unresponsive';
 
 export class SaTable {
-  /** All SAs by id, least recently active first when iterated in reverse. */
-  private readonly byId: LRUCache<number, IkeSa>;
+  /** All SAs by id, in creation order. */
+  private readonly byId = new Map<number, IkeSa>();
   private readonly bySpi = new Map<bigint, IkeSa>();
   private readonly halfOpenInit = new Map<string, IkeSa>();
   /** Half-open SAs in creation order (oldest first) – eviction candidates. */
@@ -25,9 +25,6 @@ export class SaTable {
 
   constructor(limit: number) {
     this.limit = limit;
-    // The cache is sized above the limit so it never evicts on its own: admission() decides for new
-    // SAs, and a rekeyed IKE SA briefly exists twice (old and new) without counting against the limit.
-    this.byId = new LRUCache<number, IkeSa>({ max: 2 * limit + 16 });
   }
 
   get size(): number {
@@ -64,13 +61,8 @@ export class SaTable {
     else this.unresponsive.delete(sa.id);
   }
 
-  /** Record activity (moves the SA to the most-recent end). */
-  touch(sa: IkeSa): void {
-    this.byId.get(sa.id);
-  }
-
   get(id: number): IkeSa | undefined {
-    return this.byId.peek(id);
+    return this.byId.get(id);
   }
 
   bySpiBuf(spi: Buffer): IkeSa | undefined {
@@ -107,7 +99,7 @@ export class SaTable {
     return this.byConn.get(name) ?? EMPTY;
   }
 
-  /** Every SA, most recently active first. */
+  /** Every SA, oldest first (a rekeyed IKE SA's successor comes after it). */
   values(): IterableIterator<IkeSa> {
     return this.byId.values();
   }

@@ -3,7 +3,7 @@
  * diagrams.
  */
 import { createHash } from 'node:crypto';
-import { PayloadType, ProtocolId } from './constants.ts';
+import { NOTIFY_ERROR_MAX, PayloadType, ProtocolId } from '../constants.ts';
 import type {
   DeletePayload,
   IdPayload,
@@ -11,8 +11,8 @@ import type {
   Payload,
   TrafficSelector,
   TsPayload,
-} from './codec/types.ts';
-import { ipToBytes } from '../common/addr.ts';
+} from '../codec/types.ts';
+import { ipToBytes } from '../../common/addr.ts';
 
 export function notify(notifyType: number, data: Buffer = EMPTY, protocol = 0, spi: Buffer = EMPTY): NotifyPayload {
   return { type: PayloadType.NOTIFY, critical: false, protocol, spi, notifyType, data };
@@ -23,9 +23,9 @@ export function findNotify(payloads: Payload[], notifyType: number): NotifyPaylo
   return undefined;
 }
 
-/** The first error notify (type < 16384), if any. */
+/** The first error notify (types up to NOTIFY_ERROR_MAX), if any. */
 export function findErrorNotify(payloads: Payload[]): NotifyPayload | undefined {
-  for (const p of payloads) if (p.type === PayloadType.NOTIFY && p.notifyType < 16384) return p;
+  for (const p of payloads) if (p.type === PayloadType.NOTIFY && p.notifyType <= NOTIFY_ERROR_MAX) return p;
   return undefined;
 }
 

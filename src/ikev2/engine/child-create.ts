@@ -1,0 +1,416 @@
+/**
+ * CHILD_SA creation (RFC 7296 §1.3.1, §2.9, §2.17) for both roles, in IKE_AUTH and in
+ * CREATE_CHILD_SA: child config choice by traffic selectors, ESP proposal, optional PFS, key
+ * derivation and the install into the dataplane. Rekeys use the same path (see child-rekey.ts).
+ */
+import { ExchangeType, NotifyType, PayloadType, ProtocolId, notifyName } from '../constants.ts';
+import type { IkeHeader, KePayload, Payload, SaPayload } from '../codec/types.ts';
+import { createKeyExchange, CryptoError, type KeyExchange } from '../crypto/ke.ts';
+import { deriveChildKeys } from '../crypto/prf.ts';
+import { checkEspResponse, espChosenToWire, formatEspProposal, selectEspProposal, toWireProposals, type ChosenEsp } from '../crypto/proposals.ts';
+import { ChildSa, type IkeSa, type Task } from '../sa/ike-sa.ts';
+import { isSubset, narrow, selForHost, selFromSpec, selFromWire, selToRange, selToString, selToWire, type Sel } from '../sa/ts.ts';
+import type { ChildInstall, SaParams } from '../../dataplane/types.ts';
+import type { ChildConfig, ProposalSpec } from '../../config/types.ts';
+import { parseTrafficSelector } from '../../config/ts.ts';
+import { hex8 } from '../../common/text.ts';
+import { EMPTY, find, findErrorNotify, findNotify, notify, tsPayload, u16, u32 } from './payload-util.ts';
+import { childFailed, childReady, emit, nonce, type EngineContext } from './context.ts';
+import { answer, answerNotify, run, sendRequest } from './message.ts';
+import { queueTask } from './tasks.ts';
+import { armChildTimer, childLifetimes, rekeyCompleted, rekeyedByPeer, rekeyFailed, rekeyTarget } from './child-rekey.ts';
+import { removeFromDataplane } from './teardown.ts';
+
+/** The selectors a child config allows on one side, `dynamic` resolved to that side's IKE address. */
+export function tsAllowed(ctx: EngineContext, cfg: ChildConfig, side: 'local' | 'remote', sa: IkeSa): Sel[] {
+  let parsed = ctx.tsCache.get(cfg);
+  if (!parsed) {
+    const conv = (specs: string[]): (Sel | 'dynamic')[] =>
+      (specs.length ? specs : ['dynamic']).map((x) => {
+        const t = parseTrafficSelector(x);
+        return t === 'dynamic' ? t : selFromSpec(t);
+      });
+    parsed = { local: conv(cfg.localTs), remote: conv(cfg.remoteTs) };
+    ctx.tsCache.set(cfg, parsed);
+  }
+  const host = side === 'local' ? sa.local.addr : sa.remote.addr;
+  return parsed[side].map((t) => (t === 'dynamic' ? selForHost(host) : t));
+}
+
+// ---------------------------------------------------------------- responder
+
+/** A CREATE_CHILD_SA request for a new CHILD_SA or a CHILD_SA rekey (REKEY_SA notify). */
+export async function onChildRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payloads: Payload[], sap: SaPayload, ni: Buffer): Promise<void> {
+  const rekey = rekeyTarget(ctx, sa, h, payloads);
+  if (rekey === null) return;
+  const tsi = find(payloads, PayloadType.TSi);
+  const tsr = find(payloads, PayloadType.TSr);
+  if (!tsi || !tsr) return answerNotify(ctx, sa, h, NotifyType.INVALID_SYNTAX);
+  const nr = nonce(ctx);
+  if (rekey) rekey.state = 'REKEYING';
+  const r = await respondChild(ctx, sa, payloads, sap, tsi.selectors.map(selFromWire), tsr.selectors.map(selFromWire), ni, nr, rekey, false, find(payloads, PayloadType.KE));
+  if (sa.dead) return;
+  if (findErrorNotify(r.payloads)) {
+    if (rekey && rekey.state === 'REKEYING') rekey.state = 'INSTALLED';
+    return answer(ctx, sa, h, r.payloads);
+  }
+  const [sa0, ...rest] = r.payloads;
+  const resp: Payload[] = [sa0!, { type: PayloadType.NONCE, critical: false, data: nr }];
+  if (r.ke) resp.push(r.ke);
+  resp.push(...rest);
+  answer(ctx, sa, h, resp);
+  if (rekey) rekeyedByPeer(ctx, sa, rekey, sa.children[sa.children.length - 1]!);
+}
+
+/**
+ * Create the CHILD_SA a peer asks for (IKE_AUTH or CREATE_CHILD_SA): pick the child config by traffic
+ * selectors, the ESP proposal, allocate our SPI, derive keys and install. Returns the payloads of the
+ * answer (SA, TSi, TSr, …) or an error notify.
+ */
+export async function respondChild(
+  ctx: EngineContext,
+  sa: IkeSa,
+  payloads: Payload[],
+  sap: SaPayload,
+  tsiIn: (Sel | undefined)[],
+  tsrIn: (Sel | undefined)[],
+  ni: Buffer,
+  nr: Buffer,
+  rekey: ChildSa | undefined,
+  inAuth: boolean,
+  kePayload?: KePayload,
+): Promise<{ payloads: Payload[]; ke?: KePayload }> {
+  const conn = sa.conn!;
+  const tsiP = tsiIn.filter((s): s is Sel => s !== undefined);
+  const tsrP = tsrIn.filter((s): s is Sel => s !== undefined);
+  let cfg: ChildConfig | undefined;
+  let tsi: Sel[] = [];
+  let tsr: Sel[] = [];
+  const candidates = rekey ? [rekey.cfg] : conn.children;
+  // Like strongSwan's child config selection: a config that takes the proposed selectors as they
+  // are beats one that narrows them; among those the most specific config wins.
+  let best = -1n;
+  for (const c of candidates) {
+    const allowedL = tsAllowed(ctx, c, 'local', sa);
+    const allowedR = tsAllowed(ctx, c, 'remote', sa);
+    const r = narrow(tsrP, allowedL);
+    const i = narrow(tsiP, allowedR);
+    if (!r.length || !i.length) continue;
+    const exact = isSubset(tsrP, r) && isSubset(tsiP, i);
+    const size = [...allowedL, ...allowedR].reduce((n, s) => n + (s.end - s.start + 1n), 0n);
+    const score = (exact ? 1n << 200n : 0n) + ((1n << 199n) - size);
+    if (score > best) {
+      best = score;
+      cfg = c;
+      tsi = i;
+      tsr = r;
+    }
+  }
+  if (!cfg) {
+    ctx.stats.tsUnacceptable++;
+    ctx.stats.childFailed++;
+    ctx.log.info({ ike: sa.id, conn: conn.name, tsi: tsiP.map(selToString), tsr: tsrP.map(selToString) }, 'traffic selectors unacceptable');
+    return { payloads: [notify(NotifyType.TS_UNACCEPTABLE)] };
+  }
+  const esp = selectEspProposal(cfg.espProposals, sap.proposals, ctx.espSupported, { skipKe: inAuth, peerKe: kePayload?.group });
+  if (!esp) {
+    ctx.stats.noProposal++;
+    ctx.stats.childFailed++;
+    ctx.log.info({ ike: sa.id, conn: conn.name, child: cfg.name }, 'no acceptable ESP proposal');
+    return { payloads: [notify(NotifyType.NO_PROPOSAL_CHOSEN)] };
+  }
+  // PFS only when the chosen proposal has a group (an offer may include NONE): the key exchange
+  // is computed after the choice, so a peer cannot make us run a group we would refuse.
+  let pfsSecret: Buffer | undefined;
+  let ourKe: KePayload | undefined;
+  if (esp.ke !== 0) {
+    if (!kePayload || kePayload.group !== esp.ke) {
+      ctx.stats.invalidKe++;
+      return { payloads: [notify(NotifyType.INVALID_KE_PAYLOAD, u16(esp.ke))] };
+    }
+    try {
+      const dh = createKeyExchange(esp.ke);
+      pfsSecret = dh.computeSecret(kePayload.data);
+      ourKe = { type: PayloadType.KE, critical: false, group: esp.ke, data: dh.publicValue };
+    } catch (e) {
+      if (!(e instanceof CryptoError)) throw e;
+      ctx.stats.rxInvalid++;
+      return { payloads: [notify(NotifyType.INVALID_SYNTAX)] };
+    }
+  }
+  const transport = findNotify(payloads, NotifyType.USE_TRANSPORT_MODE) !== undefined && cfg.mode === 'transport';
+  const { child, ok } = await createChild(ctx, sa, cfg, esp, transport, 0, tsr, tsi, rekey, ni, nr, pfsSecret, false);
+  if (!ok) return { payloads: [notify(NotifyType.NO_PROPOSAL_CHOSEN)] };
+  return {
+    payloads: [
+      { type: PayloadType.SA, critical: false, proposals: [espChosenToWire(esp, u32(child.spiIn))] },
+      ...(transport ? [notify(NotifyType.USE_TRANSPORT_MODE)] : []),
+      tsPayload(PayloadType.TSi, tsi.map(selToWire)),
+      tsPayload(PayloadType.TSr, tsr.map(selToWire)),
+    ],
+    ke: ourKe,
+  };
+}
+
+// ---------------------------------------------------------------- both
+
+/**
+ * A negotiated CHILD_SA: derive its keys (RFC 7296 §2.17) and install it. Keys flow from the
+ * exchange's initiator to its responder, so which half is inbound depends on who started it.
+ */
+async function createChild(
+  ctx: EngineContext,
+  sa: IkeSa,
+  cfg: ChildConfig,
+  esp: ChosenEsp,
+  transport: boolean,
+  spiIn: number,
+  localTs: Sel[],
+  remoteTs: Sel[],
+  rekey: ChildSa | undefined,
+  ni: Buffer,
+  nr: Buffer,
+  pfsSecret: Buffer | undefined,
+  weInitiated: boolean,
+): Promise<{ child: ChildSa; ok: boolean }> {
+  const child = new ChildSa(ctx.nextChildId++, cfg);
+  child.mode = transport ? 'transport' : 'tunnel';
+  child.proposal = esp;
+  child.spiIn = spiIn;
+  child.spiOut = esp.spi.readUInt32BE(0);
+  child.localTs = localTs;
+  child.remoteTs = remoteTs;
+  child.replaces = rekey?.id;
+  const k = deriveChildKeys(sa.prf!.alg, sa.keys!.skD, esp.encr, esp.integ, ni, nr, pfsSecret);
+  const ok = weInitiated
+    ? await installChild(ctx, sa, child, k.encR, k.integR, k.encI, k.integI)
+    : await installChild(ctx, sa, child, k.encI, k.integI, k.encR, k.integR);
+  return { child, ok };
+}
+
+/** Allocate our SPI (if not yet), install both directions; on failure nothing is left installed. */
+async function installChild(ctx: EngineContext, sa: IkeSa, child: ChildSa, encIn: Buffer, integIn: Buffer, encOut: Buffer, integOut: Buffer): Promise<boolean> {
+  const dp = ctx.dp;
+  const esp = child.proposal!;
+  child.state = 'INSTALLING';
+  try {
+    if (!child.spiIn) child.spiIn = await dp.allocateSpi();
+  } catch (e) {
+    ctx.stats.dataplaneErrors++;
+    ctx.stats.childFailed++;
+    ctx.log.warn({ ike: sa.id, err: (e as Error).message }, 'SPI allocation failed');
+    return false;
+  }
+  if (sa.dead) {
+    dp.releaseSpi(child.spiIn);
+    return false;
+  }
+  child.encap = sa.natHere || sa.natThere || sa.encapForced;
+  const alg = { encrId: esp.encr.id, encrKeyBits: esp.encr.keyBits, integId: esp.integ?.id ?? 0, esn: esp.esn };
+  const common = { udpEncap: child.encap, alg, replayWindow: child.cfg.replayWindow, mode: child.mode };
+  const inbound: SaParams = { ...common, spi: child.spiIn, inbound: true, src: { ...sa.remote }, dst: { ...sa.local }, encKey: encIn, integKey: integIn };
+  const outbound: SaParams = { ...common, spi: child.spiOut, inbound: false, src: { ...sa.local }, dst: { ...sa.remote }, encKey: encOut, integKey: integOut };
+  const inst: ChildInstall = {
+    childId: child.id,
+    ikeSaId: sa.id,
+    connection: sa.conn!.name,
+    child: child.name,
+    inbound,
+    outbound,
+    localTs: child.localTs.map(selToRange),
+    remoteTs: child.remoteTs.map(selToRange),
+    vppMode: child.cfg.vppMode,
+    vppInterface: child.cfg.vppInterface,
+    vppTable: child.cfg.vppTable,
+    vppRoutes: child.cfg.vppRoutes,
+    replaces: child.replaces,
+  };
+  try {
+    child.vpp = await dp.install(inst);
+  } catch (e) {
+    ctx.stats.dataplaneErrors++;
+    ctx.stats.childFailed++;
+    dp.releaseSpi(child.spiIn);
+    child.state = 'FAILED';
+    ctx.log.warn({ ike: sa.id, child: child.name, err: (e as Error).message }, 'CHILD_SA install failed');
+    return false;
+  }
+  if (sa.dead) {
+    // The IKE SA went away while the dataplane installed its CHILD_SA: take it out again.
+    await removeFromDataplane(ctx, sa, child.id);
+    return false;
+  }
+  child.state = 'INSTALLED';
+  child.installedAt = ctx.sched.now();
+  childLifetimes(ctx, child);
+  sa.children.push(child);
+  ctx.gauges.childSas++;
+  armChildTimer(ctx, sa);
+  ctx.childrenById.set(child.id, { sa, child });
+  ctx.stats.childEstablished++;
+  ctx.log.info(
+    {
+      ike: sa.id,
+      conn: sa.conn!.name,
+      child: child.name,
+      child_id: child.id,
+      spi_in: hex8(child.spiIn),
+      spi_out: hex8(child.spiOut),
+      proposal: formatEspProposal(esp),
+      local_ts: child.localTs.map(selToString),
+      remote_ts: child.remoteTs.map(selToString),
+    },
+    'CHILD SA installed',
+  );
+  emit(ctx, { type: 'child-up', sa, child });
+  childReady(ctx, sa, child);
+  return true;
+}
+
+// ---------------------------------------------------------------- initiator
+
+/** Start a queued CHILD_SA creation (or rekey) on an established IKE SA. */
+export function startCreateChild(ctx: EngineContext, sa: IkeSa, task: Extract<Task, { kind: 'child-create' }>): void {
+  if (task.rekey) task.rekey.state = 'REKEYING';
+  run(ctx, sa, () => prepareChildRequest(ctx, sa, task.child, [], task.rekey, false, task.group));
+}
+
+/**
+ * Add SA/TSi/TSr for a new CHILD_SA to `payloads` and send the request (IKE_AUTH or CREATE_CHILD_SA).
+ */
+export async function prepareChildRequest(
+  ctx: EngineContext,
+  sa: IkeSa,
+  cfg: ChildConfig,
+  payloads: Payload[],
+  rekey: ChildSa | undefined,
+  inAuth: boolean,
+  group?: number,
+): Promise<void> {
+  let spi: number;
+  try {
+    spi = await ctx.dp.allocateSpi();
+  } catch (e) {
+    ctx.stats.dataplaneErrors++;
+    ctx.log.warn({ ike: sa.id, err: (e as Error).message }, 'SPI allocation failed');
+    if (inAuth && !sa.dead) sendRequest(ctx, sa, ExchangeType.IKE_AUTH, payloads, { kind: 'ike-auth' });
+    if (rekey) rekeyFailed(ctx, sa, rekey, 'SPI allocation failed');
+    else if (!inAuth) childFailed(ctx, sa, cfg.name, 'SPI allocation failed');
+    return;
+  }
+  if (sa.dead) {
+    ctx.dp.releaseSpi(spi);
+    return;
+  }
+  const specs = inAuth ? cfg.espProposals.map(withoutKe) : cfg.espProposals;
+  const out = [...payloads];
+  let ni: Buffer | undefined;
+  let ke;
+  if (!inAuth) {
+    ni = nonce(ctx);
+    const g = group ?? specs[0]?.ke[0] ?? 0;
+    if (g) ke = createKeyExchange(g);
+  }
+  if (rekey) out.push(notify(NotifyType.REKEY_SA, EMPTY, ProtocolId.ESP, u32(rekey.spiIn)));
+  if (cfg.mode === 'transport') out.push(notify(NotifyType.USE_TRANSPORT_MODE));
+  out.push({ type: PayloadType.SA, critical: false, proposals: toWireProposals(specs, u32(spi)) });
+  if (ni) out.push({ type: PayloadType.NONCE, critical: false, data: ni });
+  if (ke) out.push({ type: PayloadType.KE, critical: false, group: ke.group, data: ke.publicValue });
+  out.push(
+    tsPayload(PayloadType.TSi, tsAllowed(ctx, cfg, 'local', sa).map(selToWire)),
+    tsPayload(PayloadType.TSr, tsAllowed(ctx, cfg, 'remote', sa).map(selToWire)),
+  );
+  if (inAuth) sendRequest(ctx, sa, ExchangeType.IKE_AUTH, out, { kind: 'ike-auth', child: cfg, spi });
+  else sendRequest(ctx, sa, ExchangeType.CREATE_CHILD_SA, out, { kind: 'child-create', child: cfg, rekey, spi, ni, ke });
+}
+
+export async function onCreateChildResponse(ctx: EngineContext, sa: IkeSa, task: Extract<Task, { kind: 'child-create' }>, payloads: Payload[]): Promise<void> {
+  const spi = task.spi!;
+  task.spi = undefined;
+  const nr = find(payloads, PayloadType.NONCE);
+  await completeChild(ctx, sa, task.child, payloads, spi, task.ni!, nr?.data ?? EMPTY, task.rekey, false, task.ke);
+}
+
+/**
+ * The initiator's half of CHILD_SA creation, once the response is in. `ke` is our key exchange
+ * when we offered PFS (CREATE_CHILD_SA only). On any failure our SPI is released, a rekeyed child
+ * goes back to INSTALLED (and is retried), and a CHILD_SA the peer did create is deleted again.
+ */
+export async function completeChild(
+  ctx: EngineContext,
+  sa: IkeSa,
+  cfg: ChildConfig,
+  payloads: Payload[],
+  spi: number,
+  ni: Buffer,
+  nr: Buffer,
+  rekey: ChildSa | undefined,
+  inAuth: boolean,
+  ke?: KeyExchange,
+): Promise<void> {
+  const err = findErrorNotify(payloads);
+  const sap = find(payloads, PayloadType.SA);
+  const tsi = find(payloads, PayloadType.TSi);
+  const tsr = find(payloads, PayloadType.TSr);
+  let peerCreated = false;
+  const fail = (reason: string): void => {
+    ctx.stats.childFailed++;
+    ctx.log.info({ ike: sa.id, conn: sa.conn?.name, child: cfg.name, reason }, 'CHILD SA failed');
+    if (cfg === sa.authChild && inAuth) sa.authChildError = reason;
+    // The peer installed its side: tell it to delete it (our SPI names the pair), then release the SPI.
+    if (peerCreated) queueTask(ctx, sa, { kind: 'delete-spi', spi, release: true });
+    else ctx.dp.releaseSpi(spi);
+    if (rekey) rekeyFailed(ctx, sa, rekey, reason);
+    else childFailed(ctx, sa, cfg.name, reason);
+  };
+  if (err) {
+    const invalidKe = err.notifyType === NotifyType.INVALID_KE_PAYLOAD && err.data.length === 2 ? err.data.readUInt16BE(0) : 0;
+    if (invalidKe && ke && invalidKe !== ke.group && cfg.espProposals.some((p) => p.ke.includes(invalidKe))) {
+      // RFC 7296 §1.3: retry once with the group the responder asked for.
+      ctx.dp.releaseSpi(spi);
+      if (rekey) rekey.state = 'INSTALLED';
+      queueTask(ctx, sa, { kind: 'child-create', child: cfg, rekey, group: invalidKe });
+      return;
+    }
+    return fail(notifyName(err.notifyType));
+  }
+  if (!sap || !tsi || !tsr || sap.proposals.length !== 1 || (!inAuth && !nr.length)) return fail('response without SA/Nr/TSi/TSr');
+  peerCreated = true;
+  const specs = inAuth ? cfg.espProposals.map(withoutKe) : cfg.espProposals;
+  const esp = checkEspResponse(specs, sap.proposals, { skipKe: inAuth });
+  if (!esp || !ctx.espSupported(esp.encr, esp.integ)) return fail('peer chose an ESP proposal we did not offer');
+  // PFS: the chosen group must be the one we sent a KE payload for, and its exchange must succeed.
+  let pfsSecret: Buffer | undefined;
+  if (esp.ke !== 0) {
+    const kep = find(payloads, PayloadType.KE);
+    if (!ke || !kep || kep.group !== esp.ke || ke.group !== esp.ke) return fail('PFS group mismatch');
+    try {
+      pfsSecret = ke.computeSecret(kep.data);
+    } catch (e) {
+      if (!(e instanceof CryptoError)) throw e;
+      return fail(`bad KE payload: ${e.message}`);
+    }
+  }
+  const localTs = tsi.selectors.map(selFromWire).filter((s): s is Sel => s !== undefined);
+  const remoteTs = tsr.selectors.map(selFromWire).filter((s): s is Sel => s !== undefined);
+  if (!localTs.length || !remoteTs.length || !isSubset(localTs, tsAllowed(ctx, cfg, 'local', sa)) || !isSubset(remoteTs, tsAllowed(ctx, cfg, 'remote', sa))) {
+    ctx.stats.tsUnacceptable++;
+    return fail('peer narrowed traffic selectors outside what we proposed');
+  }
+  const transport = findNotify(payloads, NotifyType.USE_TRANSPORT_MODE) !== undefined && cfg.mode === 'transport';
+  const { child, ok } = await createChild(ctx, sa, cfg, esp, transport, spi, localTs, remoteTs, rekey, ni, nr, pfsSecret, true);
+  if (!ok) {
+    if (sa.dead) return;
+    // installChild released the SPI; the peer still has its side.
+    if (cfg === sa.authChild && inAuth) sa.authChildError = 'dataplane install failed';
+    queueTask(ctx, sa, { kind: 'delete-spi', spi, release: false });
+    if (rekey) rekeyFailed(ctx, sa, rekey, 'dataplane install failed');
+    else childFailed(ctx, sa, cfg.name, 'dataplane install failed');
+    return;
+  }
+  if (rekey) rekeyCompleted(ctx, sa, rekey, child);
+}
+
+function withoutKe(p: ProposalSpec): ProposalSpec {
+  return p.ke.length ? { ...p, ke: [] } : p;
+}

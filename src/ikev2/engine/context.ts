@@ -1,0 +1,255 @@
+/**
+ * What every part of the engine shares: the injected clock, random source, packet sink and dataplane,
+ * the session table, the loaded configuration, counters and the few engine-wide maps. The exchange
+ * modules are plain functions over this context and the SA records; nothing here is per SA.
+ */
+import type { Logger } from 'pino';
+import type { IkeSa, ChildSa, Task } from '../sa/ike-sa.ts';
+import { newGauges } from '../sa/ike-sa.ts';
+import { SaTable } from '../sa/table.ts';
+import { ConfigIndex } from '../sa/config-index.ts';
+import type { Sel } from '../sa/ts.ts';
+import type { Scheduler, RandomSource } from '../../common/clock.ts';
+import type { Dataplane } from '../../dataplane/types.ts';
+import type { ChildConfig } from '../../config/types.ts';
+import type { EncrAlg, IntegAlg } from '../crypto/suites.ts';
+
+export interface Endpoint {
+  addr: string;
+  port: number;
+}
+
+export interface OutPacket {
+  local: Endpoint;
+  remote: Endpoint;
+  /** The IKE message; the transport adds the non-ESP marker where the ports call for it. */
+  data: Buffer;
+}
+
+export type EngineEvent =
+  | { type: 'ike-up'; sa: IkeSa }
+  | { type: 'ike-down'; sa: IkeSa; reason: string }
+  | { type: 'child-up'; sa: IkeSa; child: ChildSa }
+  | { type: 'child-down'; sa: IkeSa; child: ChildSa; reason: string }
+  | { type: 'child-rekeyed'; sa: IkeSa; old: ChildSa; child: ChildSa }
+  | { type: 'ike-rekeyed'; sa: IkeSa; old: IkeSa };
+
+export interface EngineOptions {
+  scheduler: Scheduler;
+  random: RandomSource;
+  send: (p: OutPacket) => void;
+  dataplane: Dataplane;
+  log: Logger;
+  /** Ports this daemon listens on (IKE and NAT-T). */
+  port: number;
+  portNatT: number;
+  ikeSaLimit: number;
+  /** Retransmission: timeout (s), base, tries (strongSwan defaults 4, 1.8, 5). */
+  retransmitTimeout?: number;
+  retransmitBase?: number;
+  retransmitTries?: number;
+  /** Seconds a half-open IKE SA may wait for IKE_AUTH. */
+  halfOpenTimeout?: number;
+  onEvent?: (e: EngineEvent) => void;
+  /** Our source address towards a peer, when the connection names none (the transport knows). */
+  localAddressFor?: (remote: string) => string | undefined;
+}
+
+/** Counters exported by `vpp-ikectl stats` and the metrics endpoint. */
+export interface EngineStats {
+  rxPackets: number;
+  txPackets: number;
+  rxInvalid: number;
+  rxBadIcv: number;
+  rxUnknownSpi: number;
+  rxUnmatchedResponse: number;
+  rxDroppedBusy: number;
+  retransmitsSent: number;
+  retransmitsAnswered: number;
+  initRefusedFull: number;
+  evicted: number;
+  ikeEstablished: number;
+  ikeFailed: number;
+  ikeDeleted: number;
+  childEstablished: number;
+  childFailed: number;
+  childDeleted: number;
+  childRekeyed: number;
+  ikeRekeyed: number;
+  authFailed: number;
+  noProposal: number;
+  invalidKe: number;
+  tsUnacceptable: number;
+  dataplaneErrors: number;
+}
+
+function newStats(): EngineStats {
+  return {
+    rxPackets: 0,
+    txPackets: 0,
+    rxInvalid: 0,
+    rxBadIcv: 0,
+    rxUnknownSpi: 0,
+    rxUnmatchedResponse: 0,
+    rxDroppedBusy: 0,
+    retransmitsSent: 0,
+    retransmitsAnswered: 0,
+    initRefusedFull: 0,
+    evicted: 0,
+    ikeEstablished: 0,
+    ikeFailed: 0,
+    ikeDeleted: 0,
+    childEstablished: 0,
+    childFailed: 0,
+    childDeleted: 0,
+    childRekeyed: 0,
+    ikeRekeyed: 0,
+    authFailed: 0,
+    noProposal: 0,
+    invalidKe: 0,
+    tsUnacceptable: 0,
+    dataplaneErrors: 0,
+  };
+}
+
+/** A connection the engine keeps up (start_action = start, dpd/close action restart). */
+export interface KeepUp {
+  id: number;
+  tries: number;
+  retryAt: number;
+}
+
+interface Waiter<T> {
+  resolve: (v: T) => void;
+  reject: (e: Error) => void;
+}
+
+/** Someone waiting for a CHILD_SA of a given config to be installed on an IKE SA. */
+export interface ChildWaiter extends Waiter<ChildSa> {
+  name: string;
+}
+
+export type ResolvedOptions = Required<Omit<EngineOptions, 'onEvent' | 'localAddressFor'>> & Pick<EngineOptions, 'onEvent' | 'localAddressFor'>;
+
+export const NONCE_LEN = 32;
+/** Received messages that may wait for a busy IKE SA. */
+export const MAX_PENDING = 8;
+export const ZERO_SPI = Buffer.alloc(8);
+
+export class EngineContext {
+  readonly opts: ResolvedOptions;
+  readonly sched: Scheduler;
+  readonly log: Logger;
+  readonly dp: Dataplane;
+  readonly table: SaTable;
+  /** IKE SAs by state and the number of CHILD SAs, kept current (for metrics). */
+  readonly gauges = newGauges();
+  readonly stats: EngineStats = newStats();
+  index = new ConfigIndex([], []);
+  nextSaId = 1;
+  nextChildId = 1;
+  readonly childrenById = new Map<number, { sa: IkeSa; child: ChildSa }>();
+  /** Waiters of `initiate()` calls, per IKE SA id. */
+  readonly waiters = new Map<number, Waiter<IkeSa>[]>();
+  /** Waiters for a CHILD_SA by config name, per IKE SA id. */
+  readonly childWaiters = new Map<number, ChildWaiter[]>();
+  /** Connections with start_action=start that we keep up, and their retry state. */
+  readonly keepUp = new Map<string, KeepUp>();
+  /** Retry timers are keyed by a negative number per connection kept up. */
+  readonly keepUpById = new Map<number, string>();
+  nextKeepUpId = 1;
+  /** Parsed traffic selectors per child config (configs are immutable; a reload brings new objects). */
+  readonly tsCache = new WeakMap<ChildConfig, { local: (Sel | 'dynamic')[]; remote: (Sel | 'dynamic')[] }>();
+  readonly espSupported: (encr: EncrAlg, integ: IntegAlg | null) => boolean;
+
+  constructor(opts: EngineOptions) {
+    this.opts = {
+      retransmitTimeout: 4,
+      retransmitBase: 1.8,
+      retransmitTries: 5,
+      halfOpenTimeout: 30,
+      ...opts,
+    };
+    this.sched = opts.scheduler;
+    this.log = opts.log;
+    this.dp = opts.dataplane;
+    this.table = new SaTable(opts.ikeSaLimit);
+    const f = opts.dataplane.features();
+    this.espSupported = (encr, integ) => f.encr.has(`${encr.id}:${encr.keyBits}`) && (integ === null || f.integ.has(integ.id));
+  }
+
+  /** Whether debug lines are wanted now (the level can change at run time). */
+  get debug(): boolean {
+    return this.log.isLevelEnabled('debug');
+  }
+}
+
+/** Arm one of the SA's timers (the due time is the SA's; stale heap entries are ignored when they fire). */
+export function setTimer(ctx: EngineContext, sa: IkeSa, kind: number, at: number): void {
+  sa.timers[kind] = at;
+  ctx.sched.schedule(at, sa.id, kind);
+}
+
+export function clearTimer(sa: IkeSa, kind: number): void {
+  sa.timers[kind] = 0;
+}
+
+/** Random seconds in [0, max) from the injected source, to spread rekeys (rand_time). */
+export function jitter(ctx: EngineContext, max: number): number {
+  if (max <= 0) return 0;
+  return ctx.opts.random(4).readUInt32BE(0) % Math.floor(max);
+}
+
+export function nonce(ctx: EngineContext): Buffer {
+  return ctx.opts.random(NONCE_LEN);
+}
+
+/** A fresh IKE SPI of ours, unused in the table. */
+export function newSpi(ctx: EngineContext): Buffer {
+  for (;;) {
+    const spi = ctx.opts.random(8);
+    if (!spi.equals(ZERO_SPI) && !ctx.table.bySpiBuf(spi)) return spi;
+  }
+}
+
+/** Events go to the daemon (monitor, metrics); a failing listener must not disturb the SA. */
+export function emit(ctx: EngineContext, e: EngineEvent): void {
+  try {
+    ctx.opts.onEvent?.(e);
+  } catch (err) {
+    ctx.log.error({ ike: e.sa.id, event: e.type, err: err instanceof Error ? err.stack : String(err) }, 'event listener failed');
+  }
+}
+
+export function resolveWaiters(ctx: EngineContext, sa: IkeSa): void {
+  for (const w of ctx.waiters.get(sa.id) ?? []) w.resolve(sa);
+  ctx.waiters.delete(sa.id);
+}
+
+/** A CHILD_SA is installed: whoever waits for its config on this IKE SA hears of it. */
+export function childReady(ctx: EngineContext, sa: IkeSa, child: ChildSa): void {
+  const list = ctx.childWaiters.get(sa.id);
+  if (!list) return;
+  const rest = list.filter((w) => {
+    if (w.name !== child.name) return true;
+    w.resolve(child);
+    return false;
+  });
+  if (rest.length) ctx.childWaiters.set(sa.id, rest);
+  else ctx.childWaiters.delete(sa.id);
+}
+
+/** Creating a CHILD_SA of config `name` failed on this IKE SA. */
+export function childFailed(ctx: EngineContext, sa: IkeSa, name: string, reason: string): void {
+  const list = ctx.childWaiters.get(sa.id);
+  if (!list) return;
+  const rest = list.filter((w) => {
+    if (w.name !== name) return true;
+    w.reject(new Error(`CHILD_SA '${name}' could not be established: ${reason}`));
+    return false;
+  });
+  if (rest.length) ctx.childWaiters.set(sa.id, rest);
+  else ctx.childWaiters.delete(sa.id);
+}
+
+export type { Task };

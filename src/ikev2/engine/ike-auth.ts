@@ -1,0 +1,244 @@
+/**
+ * IKE_AUTH (RFC 7296 §1.2, §2.15) for both roles: identities, the AUTH payload through the
+ * connection's authenticator, the CHILD_SA that comes with it, then INITIAL_CONTACT and `unique`.
+ * IKE_AUTH rounds are counted on the SA rather than tied to a message ID, so exchanges before it
+ * (IKE_INTERMEDIATE) and multiple rounds (EAP) fit.
+ */
+import { ExchangeType, NotifyType, PayloadType, notifyName } from '../constants.ts';
+import type { AuthPayload, IdPayload, IkeHeader, Payload } from '../codec/types.ts';
+import { signedOctets } from '../crypto/auth.ts';
+import { formatIkeSuite } from '../crypto/proposals.ts';
+import { Timer, type IkeSa, type Task } from '../sa/ike-sa.ts';
+import { selFromWire } from '../sa/ts.ts';
+import { identityMatches, identityToString, parseIdentity, type Identity } from '../../config/identity.ts';
+import { find, findErrorNotify, findNotify, idBody, notify } from './payload-util.ts';
+import { childFailed, clearTimer, emit, resolveWaiters, type EngineContext } from './context.ts';
+import { authenticatorFor, type AuthBuild } from './auth/authenticator.ts';
+import { answer, answerNotify, sendRequest } from './message.ts';
+import { idOr, initFailed } from './ike-init.ts';
+import { completeChild, prepareChildRequest, respondChild } from './child-create.ts';
+import { scheduleIkeRekey } from './ike-rekey.ts';
+import { startDpd } from './dpd.ts';
+import { keptUp } from './keep-up.ts';
+import { queueTask } from './tasks.ts';
+import { deleteIke, destroy } from './teardown.ts';
+
+/** The signed octets of one side (RFC 7296 §2.15): its IKE_SA_INIT message, the other's nonce, prf(SK_px, ID'). */
+function octetsOf(sa: IkeSa, ofInitiator: boolean, id: IdPayload): Buffer {
+  const keys = sa.keys!;
+  return ofInitiator
+    ? signedOctets(sa.prf!, sa.initRequest!, sa.nr, keys.skPi, idBody(id))
+    : signedOctets(sa.prf!, sa.initResponse!, sa.ni, keys.skPr, idBody(id));
+}
+
+async function built(r: AuthBuild | Promise<AuthBuild>): Promise<AuthBuild> {
+  return r;
+}
+
+// ---------------------------------------------------------------- responder
+
+export async function onAuthRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payloads: Payload[]): Promise<void> {
+  if (sa.initiator || sa.state !== 'CONNECTING' || !sa.cipher) return answerNotify(ctx, sa, h, NotifyType.INVALID_SYNTAX);
+  sa.authRounds++;
+  const idi = find(payloads, PayloadType.IDi);
+  const auth = find(payloads, PayloadType.AUTH);
+  if (!idi || !auth) {
+    answerNotify(ctx, sa, h, NotifyType.INVALID_SYNTAX);
+    return destroy(ctx, sa, 'IKE_AUTH without IDi/AUTH');
+  }
+  const idr = find(payloads, PayloadType.IDr);
+  const peerIdent: Identity = { type: idi.idType, data: idi.data };
+  const wanted: Identity | undefined = idr ? { type: idr.idType, data: idr.data } : undefined;
+  const peerId = safeIdString(peerIdent);
+  const conn = ctx.index.forAuth(sa.local.addr, sa.remote.addr, peerIdent, wanted);
+  if (!conn) {
+    ctx.log.info({ ike: sa.id, peer: sa.remote.addr, id: peerId }, 'no connection matches peer identity');
+    return authFailed(ctx, sa, h, 'no matching connection');
+  }
+  sa.conn = conn;
+  sa.remoteId = peerId;
+  sa.localId = idOr(conn.local.id, sa.local.addr);
+  const theirs = authenticatorFor(conn.remote.auth);
+  if (!theirs || !theirs.methods.includes(auth.method)) return authFailed(ctx, sa, h, `unsupported auth method ${auth.method}`);
+  const v = theirs.verify(ctx, sa, peerId, auth, octetsOf(sa, true, idi));
+  const failure = v instanceof Promise ? await v : v;
+  if (sa.dead) return;
+  if (failure !== undefined) return authFailed(ctx, sa, h, failure);
+  // Authenticated.
+  const ourId = idPayload(PayloadType.IDr, sa.localId);
+  const ours = authenticatorFor(conn.local.auth);
+  const b = ours ? ours.build(ctx, sa, octetsOf(sa, false, ourId)) : { error: `unsupported auth '${conn.local.auth}'` };
+  const ourAuth = b instanceof Promise ? await built(b) : b;
+  if (sa.dead) return;
+  if ('error' in ourAuth) return authFailed(ctx, sa, h, ourAuth.error);
+  established(ctx, sa);
+  const out: Payload[] = [ourId, authPayload(ourAuth)];
+  const sap = find(payloads, PayloadType.SA);
+  const tsi = find(payloads, PayloadType.TSi);
+  const tsr = find(payloads, PayloadType.TSr);
+  if (sap && tsi && tsr) {
+    const childOut = await respondChild(ctx, sa, payloads, sap, tsi.selectors.map(selFromWire), tsr.selectors.map(selFromWire), sa.ni, sa.nr, undefined, true);
+    out.push(...childOut.payloads);
+  }
+  if (sa.dead) return;
+  answer(ctx, sa, h, out);
+  sa.initRequest = undefined;
+  sa.initResponse = undefined;
+  startDpd(ctx, sa);
+  // Only after our IKE_AUTH response is out may anything else (a DELETE of a duplicate) be sent.
+  if (findNotify(payloads, NotifyType.INITIAL_CONTACT)) initialContact(ctx, sa);
+  else applyUnique(ctx, sa);
+}
+
+/** The peer failed to authenticate (responder): tell it, and drop the SA. */
+function authFailed(ctx: EngineContext, sa: IkeSa, h: IkeHeader, reason: string): void {
+  ctx.stats.authFailed++;
+  ctx.log.info({ ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name, reason }, 'authentication failed');
+  answerNotify(ctx, sa, h, NotifyType.AUTHENTICATION_FAILED);
+  destroy(ctx, sa, `authentication failed: ${reason}`);
+}
+
+function authPayload(a: { method: number; data: Buffer }): AuthPayload {
+  return { type: PayloadType.AUTH, critical: false, method: a.method, data: a.data };
+}
+
+// ---------------------------------------------------------------- initiator
+
+export async function sendAuth(ctx: EngineContext, sa: IkeSa): Promise<void> {
+  const conn = sa.conn!;
+  const idi = idPayload(PayloadType.IDi, sa.localId);
+  const ours = authenticatorFor(conn.local.auth);
+  const b = ours ? ours.build(ctx, sa, octetsOf(sa, true, idi)) : { error: 'no PSK for our identity' };
+  const auth = b instanceof Promise ? await built(b) : b;
+  if (sa.dead) return;
+  if ('error' in auth) return initFailed(ctx, sa, auth.error);
+  const payloads: Payload[] = [idi];
+  if (ctx.table.peers(sa.localId, sa.remoteId).size === 0) {
+    payloads.push(notify(NotifyType.INITIAL_CONTACT));
+  }
+  if (conn.remote.id && conn.remote.id !== '%any' && !conn.remote.id.includes('*')) payloads.push(idPayload(PayloadType.IDr, conn.remote.id));
+  payloads.push(authPayload(auth));
+  sa.authRounds++;
+  const child = sa.authChild;
+  if (child) {
+    // The CHILD_SA's SPI is allocated before the request; the SA is installed when the answer comes.
+    return prepareChildRequest(ctx, sa, child, payloads, undefined, true);
+  }
+  sendRequest(ctx, sa, ExchangeType.IKE_AUTH, payloads, { kind: 'ike-auth' });
+}
+
+export async function onAuthResponse(ctx: EngineContext, sa: IkeSa, task: Extract<Task, { kind: 'ike-auth' }>, payloads: Payload[]): Promise<void> {
+  const spi = task.spi;
+  task.spi = undefined;
+  const release = (): void => {
+    if (spi) ctx.dp.releaseSpi(spi);
+  };
+  const idr = find(payloads, PayloadType.IDr);
+  const auth = find(payloads, PayloadType.AUTH);
+  if (!idr || !auth) {
+    release();
+    const err = findErrorNotify(payloads);
+    ctx.stats.authFailed++;
+    return initFailed(ctx, sa, err ? notifyName(err.notifyType) : 'IKE_AUTH response without IDr/AUTH', 'IKE_AUTH');
+  }
+  const conn = sa.conn!;
+  const peer: Identity = { type: idr.idType, data: idr.data };
+  const peerId = safeIdString(peer);
+  if (conn.remote.id && conn.remote.id !== '%any' && !identityOk(conn.remote.id, peer)) {
+    release();
+    ctx.stats.authFailed++;
+    return initFailed(ctx, sa, `peer identity '${peerId}' does not match '${conn.remote.id}'`, 'IKE_AUTH');
+  }
+  const theirs = authenticatorFor(conn.remote.auth);
+  let failure: string | undefined = 'unsupported auth method';
+  if (theirs && theirs.methods.includes(auth.method)) {
+    const v = theirs.verify(ctx, sa, peerId, auth, octetsOf(sa, false, idr));
+    failure = v instanceof Promise ? await v : v;
+    if (sa.dead) return release();
+  }
+  if (failure !== undefined) {
+    release();
+    ctx.stats.authFailed++;
+    if (ctx.debug) ctx.log.debug({ ike: sa.id, reason: failure }, 'peer AUTH payload refused');
+    return initFailed(ctx, sa, 'peer authentication failed', 'IKE_AUTH');
+  }
+  sa.remoteId = peerId;
+  sa.initRequest = undefined;
+  sa.initResponse = undefined;
+  established(ctx, sa);
+  applyUnique(ctx, sa);
+  startDpd(ctx, sa);
+  const cfg = sa.authChild;
+  if (cfg && spi) {
+    await completeChild(ctx, sa, cfg, payloads, spi, sa.ni, sa.nr, undefined, true);
+  } else if (cfg) {
+    sa.authChildError = 'no SPI could be allocated';
+    childFailed(ctx, sa, cfg.name, sa.authChildError);
+  }
+  resolveWaiters(ctx, sa);
+}
+
+function identityOk(pattern: string, id: Identity): boolean {
+  try {
+    const want = parseIdentity(pattern);
+    if (want.type === id.type && want.data.equals(id.data)) return true;
+  } catch {
+    // fall through to pattern matching
+  }
+  return identityMatches(pattern, id);
+}
+
+// ---------------------------------------------------------------- both
+
+function established(ctx: EngineContext, sa: IkeSa): void {
+  sa.state = 'ESTABLISHED';
+  sa.establishedAt = ctx.sched.now();
+  clearTimer(sa, Timer.HALF_OPEN);
+  ctx.table.established(sa, sa.halfOpenKey);
+  sa.halfOpenKey = undefined;
+  ctx.stats.ikeEstablished++;
+  scheduleIkeRekey(ctx, sa);
+  if (sa.conn) keptUp(ctx, sa.conn.name);
+  ctx.log.info(
+    { ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name, local_id: sa.localId, remote_id: sa.remoteId, proposal: formatIkeSuite(sa.suite!) },
+    'IKE SA established',
+  );
+  emit(ctx, { type: 'ike-up', sa });
+  // An initiator's waiters hear back once the CHILD_SA of IKE_AUTH is settled too.
+  if (!sa.initiator || !sa.authChild) resolveWaiters(ctx, sa);
+}
+
+/** INITIAL_CONTACT: the peer rebooted; its older SAs with the same identities are gone (RFC 7296 §2.4). */
+function initialContact(ctx: EngineContext, sa: IkeSa): void {
+  for (const other of [...ctx.table.peers(sa.localId, sa.remoteId)]) {
+    if (other !== sa && !other.dead) destroy(ctx, other, 'replaced (INITIAL_CONTACT)');
+  }
+}
+
+/** `unique` policy for a newly authenticated SA. */
+function applyUnique(ctx: EngineContext, sa: IkeSa): void {
+  const policy = sa.conn?.unique ?? 'no';
+  if (policy === 'no' || policy === 'never') return;
+  for (const other of [...ctx.table.peers(sa.localId, sa.remoteId)]) {
+    if (other === sa || other.dead) continue;
+    if (policy === 'replace') deleteIke(ctx, other);
+    else if (policy === 'keep') {
+      ctx.log.info({ ike: sa.id, keep: other.id }, 'unique=keep: deleting the new duplicate');
+      queueTask(ctx, sa, { kind: 'ike-delete' });
+      return;
+    }
+  }
+}
+
+function idPayload(type: typeof PayloadType.IDi | typeof PayloadType.IDr, id: string): IdPayload {
+  const ident = parseIdentity(id);
+  return { type, critical: false, idType: ident.type, data: ident.data };
+}
+
+function safeIdString(id: Identity): string {
+  try {
+    return identityToString(id);
+  } catch {
+    return `<id type ${id.type}>`;
+  }
+}

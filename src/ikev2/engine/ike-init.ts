@@ -1,0 +1,300 @@
+/**
+ * IKE_SA_INIT (RFC 7296 §1.2) for both roles, with NAT detection (§2.23): proposal and key exchange
+ * choice, admission into the session table, the float to the NAT-T port, INVALID_KE_PAYLOAD and COOKIE
+ * retries as initiator. Responder cookies and half-open limits go before admission.
+ */
+import { createHash } from 'node:crypto';
+import { ExchangeType, HeaderFlag, IKE_NATT_PORT, IKE_PORT, NotifyType, PayloadType, notifyName } from '../constants.ts';
+import type { IkeHeader, Payload } from '../codec/types.ts';
+import { IkeCipher } from '../crypto/protect.ts';
+import { createKeyExchange, CryptoError } from '../crypto/ke.ts';
+import { deriveIkeKeys, Prf } from '../crypto/prf.ts';
+import { checkIkeResponse, ikeChosenToWire, selectIkeProposal, toWireProposals } from '../crypto/proposals.ts';
+import { IkeSa, Timer } from '../sa/ike-sa.ts';
+import type { ConnectionConfig } from '../../config/types.ts';
+import { ipFamily } from '../../common/addr.ts';
+import { EMPTY, find, findAll, findErrorNotify, findNotify, natdHash, notify, u16 } from './payload-util.ts';
+import { ZERO_SPI, newSpi, nonce, setTimer, type EngineContext, type Endpoint } from './context.ts';
+import { encodePlain, sendStateless, startRequest, transmit } from './message.ts';
+import { sendAuth } from './ike-auth.ts';
+import { queueTask } from './tasks.ts';
+import { destroy } from './teardown.ts';
+import { retryIfKeptUp } from './keep-up.ts';
+
+export function onInitRequest(ctx: EngineContext, local: Endpoint, remote: Endpoint, data: Buffer, h: IkeHeader, payloads: Payload[], critical: number[]): void {
+  if (h.messageId !== 0 || !(h.flags & HeaderFlag.INITIATOR) || !h.spiR.equals(ZERO_SPI)) {
+    ctx.stats.rxInvalid++;
+    if (ctx.debug) ctx.log.debug({ peer: remote.addr }, 'IKE_SA_INIT request with a bad header dropped');
+    return;
+  }
+  const hoKey = `${h.spiI.toString('hex')}|${remote.addr}|${remote.port}`;
+  const existing = ctx.table.halfOpenByInit(hoKey);
+  if (existing) {
+    if (existing.initRequestHash === hashOf(data) && existing.lastResponse) {
+      ctx.stats.retransmitsAnswered++;
+      transmit(ctx, existing, existing.lastResponse);
+    }
+    return;
+  }
+  if (critical.length > 0) {
+    return sendStateless(ctx, local, remote, h, [notify(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, Buffer.from([critical[0]!]))]);
+  }
+  const sap = find(payloads, PayloadType.SA);
+  const ke = find(payloads, PayloadType.KE);
+  const ni = find(payloads, PayloadType.NONCE);
+  if (!sap || !ke || !ni) {
+    ctx.stats.rxInvalid++;
+    return sendStateless(ctx, local, remote, h, [notify(NotifyType.INVALID_SYNTAX)]);
+  }
+  const candidates = ctx.index.forInit(local.addr, remote.addr);
+  let chosen;
+  let conn: ConnectionConfig | undefined;
+  for (const c of candidates) {
+    chosen = selectIkeProposal(c.proposals, sap.proposals, { peerKe: ke.group });
+    if (chosen) {
+      conn = c;
+      break;
+    }
+  }
+  if (!chosen || !conn) {
+    ctx.stats.noProposal++;
+    ctx.log.info({ peer: remote.addr, offered: sap.proposals.length, configs: candidates.length }, 'no acceptable IKE proposal');
+    return sendStateless(ctx, local, remote, h, [notify(NotifyType.NO_PROPOSAL_CHOSEN)]);
+  }
+  if (ke.group !== chosen.suite.ke) {
+    ctx.stats.invalidKe++;
+    if (ctx.debug) ctx.log.debug({ peer: remote.addr, offered: ke.group, wanted: chosen.suite.ke }, 'asking for another key exchange group');
+    return sendStateless(ctx, local, remote, h, [notify(NotifyType.INVALID_KE_PAYLOAD, u16(chosen.suite.ke))]);
+  }
+  if (!admit(ctx)) {
+    ctx.stats.initRefusedFull++;
+    if (ctx.debug) ctx.log.debug({ peer: remote.addr }, 'IKE_SA_INIT refused: the IKE SA table is full');
+    return;
+  }
+  let dh;
+  let secret: Buffer;
+  try {
+    dh = createKeyExchange(chosen.suite.ke);
+    secret = dh.computeSecret(ke.data);
+  } catch (e) {
+    if (!(e instanceof CryptoError)) throw e;
+    ctx.stats.rxInvalid++;
+    return sendStateless(ctx, local, remote, h, [notify(NotifyType.INVALID_SYNTAX)]);
+  }
+  const sa = new IkeSa(ctx.nextSaId++, false, h.spiI, { ...local }, { ...remote }, ctx.sched.now(), ctx.gauges);
+  sa.spiR = newSpi(ctx);
+  sa.conn = conn;
+  sa.suite = chosen.suite;
+  sa.prf = new Prf(chosen.suite.prf);
+  sa.ni = ni.data;
+  sa.nr = nonce(ctx);
+  const { keys } = deriveIkeKeys(chosen.suite, secret, sa.ni, sa.nr, sa.spiI, sa.spiR);
+  sa.keys = keys;
+  sa.state = 'CONNECTING';
+  applyNatd(sa, payloads, ZERO_SPI);
+  if (conn.encap) sa.encapForced = true;
+  sa.initRequest = data;
+  sa.initRequestHash = hashOf(data);
+  sa.halfOpenKey = hoKey;
+  ctx.table.add(sa, hoKey);
+  const out: Payload[] = [
+    { type: PayloadType.SA, critical: false, proposals: [ikeChosenToWire(chosen)] },
+    { type: PayloadType.KE, critical: false, group: chosen.suite.ke, data: dh.publicValue },
+    { type: PayloadType.NONCE, critical: false, data: sa.nr },
+    ...natdPayloads(ctx, sa),
+  ];
+  out.push(notify(NotifyType.CHILDLESS_IKEV2_SUPPORTED));
+  const resp = encodePlain(sa, ExchangeType.IKE_SA_INIT, 0, true, out);
+  sa.initResponse = resp;
+  sa.recvMid = 1;
+  sa.lastResponseMid = 0;
+  sa.lastResponse = [resp];
+  sa.cipher = new IkeCipher(chosen.suite, keys, false, ctx.opts.random);
+  if (ctx.debug) ctx.log.debug({ ike: sa.id, peer: remote.addr, conn: conn.name }, 'IKE_SA_INIT answered');
+  transmit(ctx, sa, [resp]);
+  setTimer(ctx, sa, Timer.HALF_OPEN, ctx.sched.now() + ctx.opts.halfOpenTimeout * 1000);
+}
+
+/** A half-open IKE SA did not complete IKE_AUTH in time. */
+export function halfOpenTimeout(ctx: EngineContext, sa: IkeSa): void {
+  if (sa.state !== 'ESTABLISHED') destroy(ctx, sa, 'half-open timeout');
+}
+
+/** Room for a new IKE SA: evict what is cheapest to lose, or refuse. */
+export function admit(ctx: EngineContext): boolean {
+  for (;;) {
+    const r = ctx.table.admission();
+    if (r === 'ok') return true;
+    if (r === 'full') return false;
+    ctx.stats.evicted++;
+    ctx.log.info({ ike: r.evict.id, peer: r.evict.remote.addr, reason: r.reason }, 'evicting IKE SA to make room');
+    destroy(ctx, r.evict, `evicted (${r.reason})`);
+  }
+}
+
+function natdPayloads(ctx: EngineContext, sa: IkeSa): Payload[] {
+  const spiR = sa.initiator ? ZERO_SPI : sa.spiR;
+  // With encap forced we pretend to be behind a NAT (as strongSwan's encap=yes), in either role, so
+  // that the peer too uses UDP encapsulation.
+  const src = sa.encapForced ? ctx.opts.random(20) : natdHash(sa.spiI, spiR, sa.local.addr, sa.local.port);
+  return [
+    notify(NotifyType.NAT_DETECTION_SOURCE_IP, src),
+    notify(NotifyType.NAT_DETECTION_DESTINATION_IP, natdHash(sa.spiI, spiR, sa.remote.addr, sa.remote.port)),
+  ];
+}
+
+/** Compare the peer's NAT detection hashes with what the addresses we see give (RFC 7296 §2.23). */
+function applyNatd(sa: IkeSa, payloads: Payload[], spiR: Buffer): void {
+  const srcs = findAll(payloads, PayloadType.NOTIFY).filter((n) => n.notifyType === NotifyType.NAT_DETECTION_SOURCE_IP);
+  const dst = findNotify(payloads, NotifyType.NAT_DETECTION_DESTINATION_IP);
+  if (srcs.length === 0 || !dst) return;
+  const theirSrc = natdHash(sa.spiI, spiR, sa.remote.addr, sa.remote.port);
+  sa.natThere = !srcs.some((n) => n.data.equals(theirSrc));
+  sa.natHere = !dst.data.equals(natdHash(sa.spiI, spiR, sa.local.addr, sa.local.port));
+}
+
+/**
+ * Bring up a connection (and one of its children, or the first one). Resolves when the IKE SA is
+ * established, rejects when it fails. If an IKE SA for the connection exists, only the child is created.
+ */
+export function initiate(ctx: EngineContext, connName: string, childName?: string): Promise<IkeSa> {
+  const conn = ctx.index.get(connName);
+  if (!conn) return Promise.reject(new Error(`no connection named '${connName}'`));
+  const child = childName === undefined ? conn.children[0] : conn.children.find((c) => c.name === childName);
+  if (childName !== undefined && !child) return Promise.reject(new Error(`connection '${connName}' has no child '${childName}'`));
+  for (const sa of ctx.table.ofConnection(connName)) {
+    if (sa.state === 'CONNECTING' && sa.initiator && !sa.dead && sa.conn === conn) {
+      // Already on its way: wait for it (a child other than the one in IKE_AUTH follows after).
+      if (child && child !== sa.authChild && !sa.queue.some((t) => t.kind === 'child-create' && t.child === child)) {
+        sa.queue.push({ kind: 'child-create', child });
+      }
+      return new Promise<IkeSa>((resolve, reject) => {
+        const w = ctx.waiters.get(sa.id);
+        if (w) w.push({ resolve, reject });
+        else ctx.waiters.set(sa.id, [{ resolve, reject }]);
+      });
+    }
+    if (sa.state === 'ESTABLISHED' && !sa.dead && sa.conn === conn) {
+      if (child) {
+        if (sa.children.some((c) => c.cfg === child && c.state === 'INSTALLED')) return Promise.resolve(sa);
+        queueTask(ctx, sa, { kind: 'child-create', child });
+      }
+      return Promise.resolve(sa);
+    }
+  }
+  const remoteAddr = conn.remoteAddrs.find((a) => ipFamily(a) !== 0);
+  if (!remoteAddr) return Promise.reject(new Error(`connection '${connName}' has no concrete remote address to initiate to`));
+  const fam = ipFamily(remoteAddr);
+  const localAddr = conn.localAddrs.find((a) => ipFamily(a) === fam) ?? ctx.opts.localAddressFor?.(remoteAddr) ?? (fam === 4 ? '0.0.0.0' : '::');
+  if (!admit(ctx)) {
+    ctx.stats.initRefusedFull++;
+    return Promise.reject(new Error('IKE SA table is full'));
+  }
+  const sa = new IkeSa(ctx.nextSaId++, true, newSpi(ctx), { addr: localAddr, port: conn.localPort }, { addr: remoteAddr, port: conn.remotePort }, ctx.sched.now(), ctx.gauges);
+  sa.conn = conn;
+  sa.localId = idOr(conn.local.id, localAddr);
+  sa.remoteId = idOr(conn.remote.id, remoteAddr);
+  sa.authChild = child;
+  // The other children come up with CREATE_CHILD_SA once the IKE SA is established.
+  if (childName === undefined) {
+    for (const c of conn.children) if (c !== child) sa.queue.push({ kind: 'child-create', child: c });
+  }
+  sa.encapForced = conn.encap;
+  sa.state = 'CONNECTING';
+  ctx.table.add(sa);
+  const p = new Promise<IkeSa>((resolve, reject) => {
+    ctx.waiters.set(sa.id, [{ resolve, reject }]);
+  });
+  ctx.log.info({ ike: sa.id, conn: conn.name, peer: remoteAddr }, 'initiating IKE SA');
+  sendInit(ctx, sa);
+  return p;
+}
+
+export function sendInit(ctx: EngineContext, sa: IkeSa, group?: number): void {
+  const conn = sa.conn!;
+  const ke = group ?? conn.proposals[0]!.ke[0]!;
+  sa.ke = createKeyExchange(ke);
+  if (sa.ni.length === 0) sa.ni = nonce(ctx);
+  const payloads: Payload[] = [];
+  if (sa.cookie) payloads.push(notify(NotifyType.COOKIE, sa.cookie));
+  payloads.push(
+    { type: PayloadType.SA, critical: false, proposals: toWireProposals(conn.proposals, EMPTY) },
+    { type: PayloadType.KE, critical: false, group: ke, data: sa.ke.publicValue },
+    { type: PayloadType.NONCE, critical: false, data: sa.ni },
+    ...natdPayloads(ctx, sa),
+  );
+  if (!sa.authChild) payloads.push(notify(NotifyType.CHILDLESS_IKEV2_SUPPORTED));
+  sa.sendMid = 0;
+  const msg = encodePlain(sa, ExchangeType.IKE_SA_INIT, 0, false, payloads);
+  sa.initRequest = msg;
+  sa.sendMid = 1;
+  startRequest(ctx, sa, ExchangeType.IKE_SA_INIT, 0, [msg], { kind: 'ike-init' });
+}
+
+export function onInitResponse(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payloads: Payload[], data: Buffer): Promise<void> | void {
+  const cookie = findNotify(payloads, NotifyType.COOKIE);
+  if (cookie && !sa.cookie) {
+    sa.cookie = cookie.data;
+    return sendInit(ctx, sa, sa.ke?.group);
+  }
+  const invalidKe = findNotify(payloads, NotifyType.INVALID_KE_PAYLOAD);
+  if (invalidKe) {
+    const group = invalidKe.data.length === 2 ? invalidKe.data.readUInt16BE(0) : -1;
+    const offered = sa.conn!.proposals.some((p) => p.ke.includes(group));
+    if (!sa.keRetried && offered && group !== sa.ke?.group) {
+      ctx.stats.invalidKe++;
+      sa.keRetried = true;
+      ctx.log.info({ ike: sa.id, group }, 'peer asked for another key exchange group, retrying');
+      return sendInit(ctx, sa, group);
+    }
+    return initFailed(ctx, sa, `INVALID_KE_PAYLOAD (group ${group})`);
+  }
+  const err = findErrorNotify(payloads);
+  if (err) return initFailed(ctx, sa, notifyName(err.notifyType));
+  const sap = find(payloads, PayloadType.SA);
+  const ke = find(payloads, PayloadType.KE);
+  const nr = find(payloads, PayloadType.NONCE);
+  if (!sap || !ke || !nr || sap.proposals.length !== 1 || h.spiR.equals(ZERO_SPI)) return initFailed(ctx, sa, 'invalid IKE_SA_INIT response');
+  const chosen = checkIkeResponse(sa.conn!.proposals, sap.proposals);
+  if (!chosen || chosen.suite.ke !== ke.group || ke.group !== sa.ke!.group) return initFailed(ctx, sa, 'peer chose a proposal we did not offer');
+  let secret: Buffer;
+  try {
+    secret = sa.ke!.computeSecret(ke.data);
+  } catch (e) {
+    if (!(e instanceof CryptoError)) throw e;
+    return initFailed(ctx, sa, `bad KE payload: ${e.message}`);
+  }
+  sa.spiR = Buffer.from(h.spiR);
+  sa.nr = nr.data;
+  sa.suite = chosen.suite;
+  sa.prf = new Prf(chosen.suite.prf);
+  sa.keys = deriveIkeKeys(chosen.suite, secret, sa.ni, sa.nr, sa.spiI, sa.spiR).keys;
+  sa.cipher = new IkeCipher(chosen.suite, sa.keys, true, ctx.opts.random);
+  sa.ke = undefined;
+  sa.initResponse = data;
+  applyNatd(sa, payloads, sa.spiR);
+  // Float to the NAT-T port when a NAT is in the path or encapsulation is forced (RFC 7296 §2.23).
+  if ((sa.natHere || sa.natThere || sa.encapForced) && sa.local.port === ctx.opts.port) {
+    sa.local = { addr: sa.local.addr, port: ctx.opts.portNatT };
+    if (sa.remote.port === IKE_PORT) sa.remote = { addr: sa.remote.addr, port: IKE_NATT_PORT };
+  }
+  return sendAuth(ctx, sa);
+}
+
+/** Our IKE_SA_INIT (or the IKE_AUTH that follows it) failed: drop the SA, retry if the connection is kept up. */
+export function initFailed(ctx: EngineContext, sa: IkeSa, reason: string, stage = 'IKE_SA_INIT'): void {
+  ctx.stats.ikeFailed++;
+  ctx.log.info({ ike: sa.id, conn: sa.conn?.name, peer: sa.remote.addr, reason }, `${stage} failed`);
+  const name = sa.conn?.name;
+  destroy(ctx, sa, reason);
+  if (name) retryIfKeptUp(ctx, name);
+}
+
+function hashOf(b: Buffer): string {
+  return createHash('sha1').update(b).digest('hex');
+}
+
+/** A configured identity, or the address when none is configured (strongSwan's default). */
+export function idOr(id: string, addr: string): string {
+  return id && id !== '%any' ? id : addr;
+}

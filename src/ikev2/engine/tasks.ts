@@ -1,0 +1,125 @@
+/**
+ * The task manager: which exchange an IKE SA starts next, and which module handles a request, a
+ * response or a timer. Static tables keyed by task kind, exchange type and timer kind; nothing is
+ * allocated per SA. One exchange in flight per IKE SA (window size 1).
+ */
+import { ExchangeType, NotifyType, PayloadType, ProtocolId } from '../constants.ts';
+import type { IkeHeader, Payload } from '../codec/types.ts';
+import { Timer, type IkeSa, type Task } from '../sa/ike-sa.ts';
+import { find } from './payload-util.ts';
+import type { EngineContext } from './context.ts';
+import { answerNotify, retransmit } from './message.ts';
+import { onInitResponse, sendInit, halfOpenTimeout } from './ike-init.ts';
+import { onAuthRequest, onAuthResponse, sendAuth } from './ike-auth.ts';
+import { onChildRequest, onCreateChildResponse, startCreateChild } from './child-create.ts';
+import { childTimers } from './child-rekey.ts';
+import { ikeRekeyDue, onIkeRekeyRequest, onIkeRekeyResponse, startIkeRekey } from './ike-rekey.ts';
+import {
+  deleteOldDue,
+  onChildDeleteResponse,
+  onDeleteSpiResponse,
+  onIkeDeleteResponse,
+  onInformationalRequest,
+  startChildDelete,
+  startDeleteSpi,
+  startIkeDelete,
+} from './informational.ts';
+import { dpdCheck, startDpdExchange } from './dpd.ts';
+
+type TaskOf<K extends Task['kind']> = Extract<Task, { kind: K }>;
+
+interface TaskDef<T extends Task> {
+  /** Lower runs first (strongSwan's order: deletes, then rekeys, then new CHILD_SAs, then DPD). */
+  priority: number;
+  /** Build and send the request (or start the work that leads to it). */
+  start(ctx: EngineContext, sa: IkeSa, task: T): void;
+  /** Process the peer's response to it. */
+  response(ctx: EngineContext, sa: IkeSa, task: T, h: IkeHeader, payloads: Payload[], data: Buffer): Promise<void> | void;
+}
+
+const TASKS: { [K in Task['kind']]: TaskDef<TaskOf<K>> } = {
+  // IKE_SA_INIT and IKE_AUTH run before the SA is established, started by initiate(), never queued.
+  'ike-init': { priority: -1, start: (ctx, sa) => sendInit(ctx, sa), response: (ctx, sa, _t, h, p, data) => onInitResponse(ctx, sa, h, p, data) },
+  'ike-auth': { priority: -1, start: (ctx, sa) => void sendAuth(ctx, sa), response: (ctx, sa, t, _h, p) => onAuthResponse(ctx, sa, t, p) },
+  'delete-spi': { priority: 0, start: startDeleteSpi, response: (ctx, sa, t) => onDeleteSpiResponse(ctx, sa, t) },
+  'ike-delete': { priority: 1, start: startIkeDelete, response: (ctx, sa) => onIkeDeleteResponse(ctx, sa) },
+  'child-delete': { priority: 2, start: startChildDelete, response: (ctx, sa, t) => onChildDeleteResponse(ctx, sa, t) },
+  'ike-rekey': { priority: 3, start: startIkeRekey, response: (ctx, sa, t, _h, p) => onIkeRekeyResponse(ctx, sa, t, p) },
+  'child-create': { priority: 4, start: startCreateChild, response: (ctx, sa, t, _h, p) => onCreateChildResponse(ctx, sa, t, p) },
+  dpd: { priority: 5, start: startDpdExchange, response: () => undefined },
+};
+
+function priority(t: Task): number {
+  return TASKS[t.kind].priority;
+}
+
+function byPriority(a: Task, b: Task): number {
+  return priority(a) - priority(b);
+}
+
+export function queueTask(ctx: EngineContext, sa: IkeSa, task: Task): void {
+  if (sa.dead) return;
+  sa.queue.push(task);
+  kick(ctx, sa);
+}
+
+/** Whether a task of this kind is queued or in flight. */
+export function hasTask(sa: IkeSa, kind: Task['kind']): boolean {
+  return sa.active?.task.kind === kind || sa.queue.some((t) => t.kind === kind);
+}
+
+/** Start the next queued exchange when nothing is in flight (window size 1). */
+export function kick(ctx: EngineContext, sa: IkeSa): void {
+  if (sa.active || sa.busy || sa.dead || (sa.state !== 'ESTABLISHED' && sa.state !== 'DELETING' && sa.state !== 'REKEYED')) return;
+  if (sa.state === 'REKEYED') sa.queue = sa.queue.filter((t) => t.kind === 'ike-delete');
+  sa.queue.sort(byPriority);
+  const task = sa.queue.shift();
+  if (!task) return;
+  (TASKS[task.kind].start as (ctx: EngineContext, sa: IkeSa, t: Task) => void)(ctx, sa, task);
+}
+
+export function handleResponse(ctx: EngineContext, sa: IkeSa, task: Task, h: IkeHeader, payloads: Payload[], data: Buffer): Promise<void> | void {
+  const def = TASKS[task.kind] as TaskDef<Task>;
+  return def.response(ctx, sa, task, h, payloads, data);
+}
+
+type RequestHandler = (ctx: EngineContext, sa: IkeSa, h: IkeHeader, payloads: Payload[]) => Promise<void> | void;
+
+/** CREATE_CHILD_SA carries a new CHILD_SA, a CHILD_SA rekey or an IKE SA rekey (RFC 7296 §1.3). */
+function onCreateChildSaRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payloads: Payload[]): Promise<void> | void {
+  if (sa.state !== 'ESTABLISHED') return answerNotify(ctx, sa, h, NotifyType.TEMPORARY_FAILURE);
+  const sap = find(payloads, PayloadType.SA);
+  const nonce = find(payloads, PayloadType.NONCE);
+  if (!sap || !nonce) return answerNotify(ctx, sa, h, NotifyType.INVALID_SYNTAX);
+  if (sap.proposals.some((p) => p.protocol === ProtocolId.IKE)) return onIkeRekeyRequest(ctx, sa, h, payloads, sap, nonce.data);
+  return onChildRequest(ctx, sa, h, payloads, sap, nonce.data);
+}
+
+const REQUESTS: Partial<Record<number, RequestHandler>> = {
+  [ExchangeType.IKE_AUTH]: onAuthRequest,
+  [ExchangeType.CREATE_CHILD_SA]: onCreateChildSaRequest,
+  [ExchangeType.INFORMATIONAL]: onInformationalRequest,
+};
+
+/** An authenticated request of the peer (IKE_SA_INIT requests are handled before an SA exists). */
+export function handleRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payloads: Payload[]): Promise<void> | void {
+  const handler = REQUESTS[h.exchange];
+  if (handler) return handler(ctx, sa, h, payloads);
+  ctx.stats.rxInvalid++;
+  // Unknown exchange types in an authenticated request: tell the peer (RFC 7296 §2.21.2).
+  return answerNotify(ctx, sa, h, NotifyType.INVALID_SYNTAX);
+}
+
+const TIMERS: Partial<Record<number, (ctx: EngineContext, sa: IkeSa) => void>> = {
+  [Timer.RETRANSMIT]: retransmit,
+  [Timer.HALF_OPEN]: halfOpenTimeout,
+  [Timer.DPD]: dpdCheck,
+  [Timer.DELETE_OLD]: deleteOldDue,
+  [Timer.CHILD_REKEY]: childTimers,
+  [Timer.IKE_REKEY]: ikeRekeyDue,
+};
+
+/** One of the SA's timers fired (stale entries were filtered by the caller). */
+export function onSaTimer(ctx: EngineContext, sa: IkeSa, kind: number): void {
+  TIMERS[kind]?.(ctx, sa);
+}
