@@ -10,7 +10,8 @@
  *   VppCompatibilityError.
  * - Requests are matched to replies by `context`; any number may be in flight (up to
  *   `maxInFlight`, the rest wait in a queue). Dumps are followed by `control_ping`; the details
- *   that arrive before the ping's reply are the dump's result.
+ *   that arrive before the ping's reply are the dump's result: stream() hands them over one by
+ *   one as they arrive, dump() collects them.
  * - Events (messages without a context, e.g. sw_interface_event) go to subscribers.
  * - A reply with retval ≠ 0 rejects with VppApiError (message name, code and VPP's error name).
  * - Health: control_ping every `healthCheckMs` when the socket has been quiet; a connection that
@@ -18,16 +19,18 @@
  *   'disconnected' / 'connected' (with `{ reconnect: true }`). Requests in flight or queued when the
  *   connection drops, and requests made while it is down, reject with VppDisconnectedError.
  *
+ * - The bytes go over a VppTransport: VPP's UNIX socket unless the options name another.
+ *
  * Self-contained: depends only on node: modules and the files in this directory.
  */
 
 import { EventEmitter } from 'node:events';
-import { createConnection, type Socket } from 'node:net';
 import { vppCodec, VPP_MESSAGES, VPP_SERVICES } from './api.ts';
 import type { VppDetailsOf, VppDumpName, VppMessageName, VppMessageTypes, VppReplyOf, VppRequestBody, VppRequestName } from './api.ts';
 import { VppCodecError } from './codec.ts';
 import { vppErrorName, vppErrorText } from './errors.ts';
 import { nameCrc, type VppMessageDef } from './schema.ts';
+import { unixSocketTransport, type VppConnection, type VppTransport, type VppTransportHandlers } from './transport.ts';
 
 /** The VPP release the generated definitions come from. */
 export const VPP_EXPECTED_VERSION = '26.10';
@@ -53,6 +56,8 @@ const NOOP_LOGGER: VppLogger = { debug() {}, info() {}, warn() {}, error() {} };
 export interface VppClientOptions {
   /** API socket path. Default /run/vpp/api.sock. */
   socket?: string;
+  /** How the client reaches VPP. Default: the UNIX socket `socket`. */
+  transport?: VppTransport;
   /** Name VPP shows for this client (at most 64 bytes). Default "vpp-iked". */
   clientName?: string;
   /** Per-request timeout (ms). Default 10000. */
@@ -152,13 +157,20 @@ export interface VppRequestOptions {
 
 type Obj = Record<string, unknown>;
 
+/** Where a dump's details go as they arrive. */
+interface DetailsSink {
+  /** False once nobody reads them any more (the details that still come are skipped). */
+  readonly accepting: boolean;
+  push(item: unknown): void;
+}
+
 interface Pending {
   context: number;
   name: string;
   reply: string;
-  /** For dumps: the details message name, and the collected details. */
+  /** For dumps: the details message name, and where the details go. */
   details: string | undefined;
-  items: unknown[] | undefined;
+  sink: DetailsSink | undefined;
   /** For the control_ping that ends a dump: the dump's context. */
   endsDump: number;
   /** For a dump: the context of its control_ping. */
@@ -183,11 +195,12 @@ function timeoutFired(p: Pending, client: VppClient): void {
 
 export class VppClient extends EventEmitter {
   readonly socketPath: string;
-  private readonly opts: Required<Omit<VppClientOptions, 'socket' | 'logger'>>;
+  private readonly opts: Required<Omit<VppClientOptions, 'socket' | 'logger' | 'transport'>>;
   private readonly log: VppLogger;
-  private sock: Socket | undefined;
-  /** The socket of a connect attempt whose handshake is still running. */
-  private handshakeSock: Socket | undefined;
+  private readonly transport: VppTransport;
+  private conn: VppConnection | undefined;
+  /** The connection of a connect attempt whose handshake is still running. */
+  private handshakeConn: VppConnection | undefined;
   private rx: Buffer = Buffer.alloc(0);
   /** name_crc → id (VPP's table) and our message name → id. */
   private idByName = new Map<string, number>();
@@ -216,6 +229,7 @@ export class VppClient extends EventEmitter {
     super();
     this.socketPath = options.socket ?? DEFAULT_VPP_API_SOCKET;
     this.log = options.logger ?? NOOP_LOGGER;
+    this.transport = options.transport ?? unixSocketTransport(this.socketPath);
     this.opts = {
       clientName: options.clientName ?? 'vpp-iked',
       requestTimeoutMs: options.requestTimeoutMs ?? 10_000,
@@ -291,35 +305,25 @@ export class VppClient extends EventEmitter {
   private openOnce(): Promise<VppConnectedInfo> {
     if (this.closing) return Promise.reject(new VppDisconnectedError('client closed'));
     return new Promise<VppConnectedInfo>((resolve, reject) => {
-      const sock = createConnection({ path: this.socketPath });
-      // close() during the handshake destroys this socket, which fails the attempt.
-      this.handshakeSock = sock;
       let settled = false;
+      let replied = false;
+      let buf: Buffer = Buffer.alloc(0);
       const fail = (err: Error): void => {
         if (settled) return;
         settled = true;
         clearTimeout(timer);
-        if (this.handshakeSock === sock) this.handshakeSock = undefined;
-        sock.destroy();
+        if (this.handshakeConn === conn) this.handshakeConn = undefined;
+        conn.destroy();
         reject(err);
       };
-      const timer = setTimeout(() => fail(new VppTimeoutError('sockclnt_create', this.opts.connectTimeoutMs)), this.opts.connectTimeoutMs);
-      sock.once('error', fail);
-      sock.once('close', () => fail(new VppDisconnectedError('VPP closed the connection during the handshake')));
-      sock.once('connect', () => {
-        const name = this.opts.clientName;
-        const frame = vppCodec.encode('sockclnt_create', SOCKCLNT_CREATE_ID, { name }, HEADER_SIZE, { context: 0x7fffffff });
-        frame.writeUInt32BE(frame.length - HEADER_SIZE, 8);
-        sock.write(frame);
-      });
-      let buf: Buffer = Buffer.alloc(0);
       const onData = (chunk: Buffer): void => {
+        if (replied || settled) return;
         buf = buf.length === 0 ? chunk : Buffer.concat([buf, chunk]);
         if (buf.length < HEADER_SIZE) return;
         const len = buf.readUInt32BE(8);
         if (len > MAX_PAYLOAD) return fail(new VppProtocolError(`handshake reply of ${len} bytes`));
         if (buf.length < HEADER_SIZE + len) return;
-        sock.off('data', onData);
+        replied = true;
         let reply: VppMessageTypes['sockclnt_create_reply'];
         try {
           const id = buf.readUInt16BE(HEADER_SIZE);
@@ -335,13 +339,24 @@ export class VppClient extends EventEmitter {
         if (check) return fail(check);
         settled = true;
         clearTimeout(timer);
-        if (this.handshakeSock === sock) this.handshakeSock = undefined;
-        sock.removeAllListeners('error');
-        sock.removeAllListeners('close');
-        this.attach(sock, reply.index, rest);
+        if (this.handshakeConn === conn) this.handshakeConn = undefined;
+        this.attach(conn, reply.index, rest);
         this.afterConnect().then(resolve, reject);
       };
-      sock.on('data', onData);
+      const handshake: VppTransportHandlers = {
+        open: () => {
+          const name = this.opts.clientName;
+          const frame = vppCodec.encode('sockclnt_create', SOCKCLNT_CREATE_ID, { name }, HEADER_SIZE, { context: 0x7fffffff });
+          frame.writeUInt32BE(frame.length - HEADER_SIZE, 8);
+          conn.write(frame);
+        },
+        data: onData,
+        close: (err) => fail(err ?? new VppDisconnectedError('VPP closed the connection during the handshake')),
+      };
+      const timer = setTimeout(() => fail(new VppTimeoutError('sockclnt_create', this.opts.connectTimeoutMs)), this.opts.connectTimeoutMs);
+      const conn = this.transport.connect(handshake);
+      // close() during the handshake destroys this connection, which fails the attempt.
+      this.handshakeConn = conn;
     });
   }
 
@@ -381,16 +396,20 @@ export class VppClient extends EventEmitter {
     return undefined;
   }
 
-  private attach(sock: Socket, handle: number, rest: Buffer): void {
-    this.sock = sock;
+  private attach(conn: VppConnection, handle: number, rest: Buffer): void {
+    this.conn = conn;
     this.handle = handle;
     this.rx = Buffer.alloc(0);
     this.isConnected = true;
     this.lastRx = Date.now();
-    sock.setNoDelay?.(true);
-    sock.on('data', (chunk: Buffer) => this.onData(chunk));
-    sock.on('error', (err: Error) => this.log.warn({ err: err.message }, 'VPP API socket error'));
-    sock.on('close', () => this.onClose());
+    conn.setHandlers({
+      open: noop,
+      data: (chunk) => this.onData(chunk),
+      close: (err) => {
+        if (err) this.log.warn({ err: err.message }, 'VPP API socket error');
+        this.onClose();
+      },
+    });
     if (rest.length > 0) this.onData(Buffer.from(rest));
     this.startHealth();
   }
@@ -430,11 +449,27 @@ export class VppClient extends EventEmitter {
     return this.enqueue(name, svc.reply, undefined, body as Obj, options) as Promise<VppReplyOf<N>>;
   }
 
+  /**
+   * Sends a dump followed by control_ping (when iteration starts) and yields the details messages one
+   * by one as they arrive, ending at the ping's reply. Only details not yet taken are held, so a
+   * loop that handles each one as it comes needs memory for a few socket reads, not for the whole
+   * list (there is no backpressure: a loop that awaits slow work per item lets them pile up).
+   * Leaving the loop early is fine: the rest of the dump is read and skipped, the connection stays
+   * usable. A timeout or a lost connection rejects the next step after the details already there.
+   */
+  stream<N extends VppDumpName>(name: N, body: VppRequestBody<N>, options?: VppRequestOptions): AsyncIterableIterator<VppDetailsOf<N>> {
+    return new DetailsStream<VppDetailsOf<N>>((sink) => {
+      const svc = VPP_SERVICES[name] as { reply: string; stream?: true };
+      if (!svc.stream) return Promise.reject(new TypeError(`${name} is not a dump; use request()`));
+      return this.enqueue(name, 'control_ping_reply', svc.reply, body as Obj, options, sink);
+    });
+  }
+
   /** Sends a dump followed by control_ping and resolves with every details message before the ping reply. */
-  dump<N extends VppDumpName>(name: N, body: VppRequestBody<N>, options?: VppRequestOptions): Promise<VppDetailsOf<N>[]> {
-    const svc = VPP_SERVICES[name] as { reply: string; stream?: true };
-    if (!svc.stream) return Promise.reject(new TypeError(`${name} is not a dump; use request()`));
-    return this.enqueue(name, 'control_ping_reply', svc.reply, body as Obj, options) as Promise<VppDetailsOf<N>[]>;
+  async dump<N extends VppDumpName>(name: N, body: VppRequestBody<N>, options?: VppRequestOptions): Promise<VppDetailsOf<N>[]> {
+    const out: VppDetailsOf<N>[] = [];
+    for await (const d of this.stream(name, body, options)) out.push(d);
+    return out;
   }
 
   /** Round trip of a control_ping in ms. */
@@ -467,7 +502,14 @@ export class VppClient extends EventEmitter {
     return this.nextContext;
   }
 
-  private enqueue(name: string, reply: string, details: string | undefined, body: Obj, options: VppRequestOptions | undefined): Promise<unknown> {
+  private enqueue(
+    name: string,
+    reply: string,
+    details: string | undefined,
+    body: Obj,
+    options: VppRequestOptions | undefined,
+    sink?: DetailsSink,
+  ): Promise<unknown> {
     if (this.closing) return Promise.reject(new VppDisconnectedError('client closed'));
     // While the connection is down requests fail at once: they were meant for the VPP that went
     // away (after a restart its ids and indices mean other things).
@@ -481,7 +523,7 @@ export class VppClient extends EventEmitter {
         name,
         reply,
         details,
-        items: details !== undefined ? [] : undefined,
+        sink,
         endsDump: 0,
         pingContext: 0,
         resolve,
@@ -518,7 +560,7 @@ export class VppClient extends EventEmitter {
 
   /** Writes queued requests while the window allows. */
   private pump(): void {
-    if (!this.isConnected || !this.sock) return;
+    if (!this.isConnected || !this.conn) return;
     const max = this.opts.maxInFlight;
     while (this.inFlight < max && this.queueHead < this.queue.length) {
       const p = this.queue[this.queueHead]!;
@@ -532,7 +574,7 @@ export class VppClient extends EventEmitter {
   }
 
   private send(p: Pending): void {
-    const sock = this.sock!;
+    const conn = this.conn!;
     let frame = p.frame!;
     p.frame = undefined;
     // Ids and client_index may differ from when the frame was encoded (reconnect): patch them.
@@ -550,8 +592,8 @@ export class VppClient extends EventEmitter {
     p.sent = true;
     this.inFlight++;
     p.timer = setTimeout(timeoutFired, p.timeoutMs, p, this);
-    this.cork(sock);
-    sock.write(frame);
+    this.cork(conn);
+    conn.write(frame);
     this.counters.sent++;
     if (p.details !== undefined) {
       // The control_ping that ends the dump: same order, own context.
@@ -560,7 +602,7 @@ export class VppClient extends EventEmitter {
         name: 'control_ping',
         reply: 'control_ping_reply',
         details: undefined,
-        items: undefined,
+        sink: undefined,
         endsDump: p.context,
         pingContext: 0,
         resolve: noop,
@@ -578,22 +620,22 @@ export class VppClient extends EventEmitter {
       });
       frame.writeUInt32BE(frame.length - HEADER_SIZE, 8);
       this.pending.set(ping.context, ping);
-      sock.write(frame);
+      conn.write(frame);
       this.counters.sent++;
     }
   }
 
-  private cork(sock: Socket): void {
+  private cork(conn: VppConnection): void {
     if (this.corked) return;
     this.corked = true;
-    sock.cork();
-    process.nextTick(uncork, this, sock);
+    conn.cork();
+    process.nextTick(uncork, this, conn);
   }
 
   /** @internal */
-  uncorkNow(sock: Socket): void {
+  uncorkNow(conn: VppConnection): void {
     this.corked = false;
-    sock.uncork();
+    conn.uncork();
   }
 
   /** @internal Called by the per-request timer. */
@@ -628,7 +670,7 @@ export class VppClient extends EventEmitter {
       const len = buf.readUInt32BE(off + 8);
       if (len > MAX_PAYLOAD || len < 2) {
         this.log.error({ len }, 'VPP sent an impossible message length; dropping the connection');
-        this.sock?.destroy();
+        this.conn?.destroy();
         this.rx = Buffer.alloc(0);
         return;
       }
@@ -675,8 +717,9 @@ export class VppClient extends EventEmitter {
       return;
     }
     if (p.details !== undefined && name === p.details) {
+      if (!p.sink?.accepting) return;
       try {
-        p.items!.push(vppCodec.decode(name, buf, start, end));
+        p.sink.push(vppCodec.decode(name, buf, start, end));
       } catch (e) {
         this.log.warn({ msg: name, err: (e as Error).message }, 'undecodable details from VPP; skipped');
       }
@@ -703,7 +746,7 @@ export class VppClient extends EventEmitter {
       const d = this.pending.get(p.endsDump);
       if (!d) return;
       this.finish(d);
-      d.resolve(d.items);
+      d.resolve(undefined);
       return;
     }
     this.finish(p);
@@ -736,14 +779,14 @@ export class VppClient extends EventEmitter {
       // A slow ping while other replies still arrive is not a dead VPP.
       if (this.lastRx !== quietSince) return;
       this.log.error({ socket: this.socketPath }, 'VPP stopped answering; dropping the connection');
-      this.sock?.destroy();
+      this.conn?.destroy();
     }
   }
 
   private onClose(): void {
     const wasConnected = this.isConnected;
     this.isConnected = false;
-    this.sock = undefined;
+    this.conn = undefined;
     this.rx = Buffer.alloc(0);
     this.corked = false;
     clearInterval(this.healthTimer);
@@ -797,10 +840,10 @@ export class VppClient extends EventEmitter {
     clearTimeout(this.reconnectTimer);
     this.reconnectTimer = undefined;
     clearInterval(this.healthTimer);
-    this.handshakeSock?.destroy();
-    this.handshakeSock = undefined;
-    const sock = this.sock;
-    if (this.isConnected && sock) {
+    this.handshakeConn?.destroy();
+    this.handshakeConn = undefined;
+    const conn = this.conn;
+    if (this.isConnected && conn) {
       try {
         await Promise.race([
           this.enqueueRaw('sockclnt_delete', { index: this.handle }),
@@ -809,10 +852,10 @@ export class VppClient extends EventEmitter {
       } catch {
         // VPP closes the socket after its reply; nothing else to do.
       }
-      sock.destroy();
+      conn.destroy();
     }
     this.rejectQueued('client closed');
-    if (this.sock) await new Promise<void>((r) => this.once('disconnected', () => r()));
+    if (this.conn) await new Promise<void>((r) => this.once('disconnected', () => r()));
   }
 
   private enqueueRaw(name: 'sockclnt_delete', body: Obj): Promise<unknown> {
@@ -826,8 +869,95 @@ export class VppClient extends EventEmitter {
 
 function noop(): void {}
 
-function uncork(client: VppClient, sock: Socket): void {
-  client.uncorkNow(sock);
+/**
+ * The iterator stream() returns: details wait in a queue until they are taken; a reader that waits
+ * is handed the next one directly. `open` sends the dump on the first next().
+ */
+class DetailsStream<T> implements AsyncIterableIterator<T>, DetailsSink {
+  private readonly open: (sink: DetailsSink) => Promise<unknown>;
+  private queue: T[] = [];
+  private head = 0;
+  private started = false;
+  /** The dump ended (ping reply, error) or the reader left. */
+  private ended = false;
+  private error: Error | undefined;
+  private waiting: { resolve: (r: IteratorResult<T>) => void; reject: (e: Error) => void } | undefined;
+  private left = false;
+
+  constructor(open: (sink: DetailsSink) => Promise<unknown>) {
+    this.open = open;
+  }
+
+  get accepting(): boolean {
+    return !this.left;
+  }
+
+  push(item: unknown): void {
+    const w = this.waiting;
+    if (w) {
+      this.waiting = undefined;
+      w.resolve({ value: item as T, done: false });
+    } else {
+      this.queue.push(item as T);
+    }
+  }
+
+  private end(err: Error | undefined): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.error = err;
+    const w = this.waiting;
+    if (!w) return;
+    this.waiting = undefined;
+    this.error = undefined;
+    if (err) w.reject(err);
+    else w.resolve({ value: undefined, done: true });
+  }
+
+  next(): Promise<IteratorResult<T>> {
+    if (!this.started) {
+      this.started = true;
+      this.open(this).then(
+        () => this.end(undefined),
+        (e: Error) => this.end(e),
+      );
+    }
+    if (this.head < this.queue.length) {
+      const value = this.queue[this.head]!;
+      this.queue[this.head++] = undefined as T;
+      if (this.head === this.queue.length) {
+        this.queue = [];
+        this.head = 0;
+      }
+      return Promise.resolve({ value, done: false });
+    }
+    if (this.ended) {
+      const err = this.error;
+      this.error = undefined;
+      return err ? Promise.reject(err) : Promise.resolve({ value: undefined, done: true });
+    }
+    return new Promise((resolve, reject) => {
+      this.waiting = { resolve, reject };
+    });
+  }
+
+  /** The reader leaves (break, return, throw in a for-await loop): what is queued and still comes is dropped. */
+  return(): Promise<IteratorResult<T>> {
+    this.left = true;
+    this.queue = [];
+    this.head = 0;
+    this.end(undefined);
+    this.error = undefined;
+    return Promise.resolve({ value: undefined, done: true });
+  }
+
+  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
+    return this;
+  }
+}
+
+function uncork(client: VppClient, conn: VppConnection): void {
+  client.uncorkNow(conn);
 }
 
 const headerOffsets = new Map<string, { ci: number; ctx: number }>();
