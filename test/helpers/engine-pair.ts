@@ -2,7 +2,7 @@
  * Two engines joined by an in-memory wire with a fake clock: the wire can drop, duplicate, delay
  * and reorder packets. Used by the component tests.
  */
-import pino from 'pino';
+import pino, { type Logger } from 'pino';
 import { Engine, type EngineEvent, type OutPacket } from '../../src/ikev2/engine/engine.ts';
 import { FakeScheduler, type RandomSource } from '../../src/common/clock.ts';
 import { MemoryDataplane } from '../../src/dataplane/memory.ts';
@@ -141,7 +141,7 @@ export class Wire {
   log: OutPacket[] = [];
   private seed = 1;
 
-  add(addr: string, cfg: Config, o: { limit?: number } = {}): Node {
+  add(addr: string, cfg: Config, o: { limit?: number; log?: Logger } = {}): Node {
     const dp = new MemoryDataplane();
     const events: EngineEvent[] = [];
     const clock = new FakeScheduler(this.t);
@@ -151,7 +151,7 @@ export class Wire {
       random: seededRandom(this.seed++),
       send: (p) => this.send(p),
       dataplane: dp,
-      log: pino({ level: process.env.TEST_LOG ?? 'silent' }),
+      log: o.log ?? pino({ level: process.env.TEST_LOG ?? 'silent' }),
       port: 500,
       portNatT: 4500,
       ikeSaLimit: o.limit ?? cfg.daemon.ikeSaLimit,
@@ -207,7 +207,7 @@ export async function settle(): Promise<void> {
 }
 
 /** A standard pair: 192.0.2.1 (initiator "a") and 192.0.2.2 (responder "b") with a PSK. */
-export function pair(o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionConfig>; limit?: number } = {}) {
+export function pair(o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionConfig>; limit?: number; logB?: Logger } = {}) {
   const w = new Wire();
   const secret = psk(['a.lab', 'b.lab'], 'lab-preshared-key-0123456789');
   const a = w.add(
@@ -242,6 +242,7 @@ export function pair(o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionC
       [secret],
       o.limit,
     ),
+    { log: o.logB },
   );
   return { w, a, b };
 }
