@@ -1,41 +1,10 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryDataplane } from '../../src/dataplane/memory.ts';
-import type { ChildInstall, SaParams } from '../../src/dataplane/types.ts';
+import { childInstall, saParams } from '../helpers/child-install.ts';
 
-function sa(spi: number, inbound: boolean, keyLen = 36): SaParams {
-  const a = { addr: '192.0.2.1', port: 500 };
-  const b = { addr: '198.51.100.7', port: 500 };
-  return {
-    spi,
-    inbound,
-    src: inbound ? b : a,
-    dst: inbound ? a : b,
-    udpEncap: false,
-    alg: { encrId: 20, encrKeyBits: 256, integId: 0, esn: false },
-    encKey: Buffer.alloc(keyLen, 7),
-    integKey: Buffer.alloc(0),
-    replayWindow: 64,
-    mode: 'tunnel',
-  };
-}
-
-function child(id: number, spiIn: number, spiOut: number, extra: Partial<ChildInstall> = {}): ChildInstall {
-  return {
-    childId: id,
-    ikeSaId: 1,
-    connection: 'c',
-    child: 'net',
-    inbound: sa(spiIn, true),
-    outbound: sa(spiOut, false),
-    localTs: [{ family: 4, start: '10.0.0.0', end: '10.0.0.255', protocol: 0, startPort: 0, endPort: 65535 }],
-    remoteTs: [{ family: 4, start: '10.1.0.0', end: '10.1.0.255', protocol: 0, startPort: 0, endPort: 65535 }],
-    vppMode: 'p2p',
-    vppTable: 0,
-    vppRoutes: true,
-    ...extra,
-  };
-}
+const sa = saParams;
+const child = childInstall;
 
 test('allocateSpi never returns 0..255 and never repeats a live SPI', async () => {
   const dp = new MemoryDataplane();
