@@ -1,10 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryDataplane } from '../../src/dataplane/memory.ts';
-import { childInstall, saParams } from '../helpers/child-install.ts';
-
-const sa = saParams;
-const child = childInstall;
+import { childInstall as child, saParams as sa } from '../helpers/child-install.ts';
 
 test('allocateSpi never returns 0..255 and never repeats a live SPI', async () => {
   const dp = new MemoryDataplane();
