@@ -1,0 +1,415 @@
+/**
+ * The configuration keys: for every section, each key with its value type, its default, what users
+ * read about it in conf/REFERENCE.md, and the values that are refused. This table drives the loader
+ * (which keys are known, how values are read, what they default to) and the reference
+ * (tools/gen-reference.ts), so the two cannot disagree. Rules between keys of a section (life_time
+ * longer than rekey_time, p2mp needs an ipsec interface, ...) are checked in load.ts after the
+ * table pass.
+ *
+ * A new key is one row here (and its field in types.ts); a new kind of value is one type in values.ts.
+ */
+import { parseProposals } from '../ikev2/crypto/proposals.ts';
+import type { VppMode } from '../dataplane/types.ts';
+import type { ConfKey } from './parse.ts';
+import { show } from './parse.ts';
+import {
+  addressList,
+  bool,
+  decimal,
+  deepFreeze,
+  duration,
+  durationIn,
+  file,
+  fileList,
+  hostPort,
+  identity,
+  interfaceName,
+  ipList,
+  MAX_U32,
+  oneOf,
+  only,
+  path,
+  port,
+  proposalList,
+  psk,
+  textOf,
+  tsList,
+  uint,
+} from './values.ts';
+import type { ValueType } from './values.ts';
+
+// ---- the table's shape ---------------------------------------------------------------------------
+
+/**
+ * How a key gets its value when it is not set: `default` from the row; `derived` computed by the
+ * section's checks in load.ts from other keys (the row's default, if any, is where they start);
+ * `optional` left unset; `check` read and checked only, not kept in the config.
+ */
+export type Mode = 'default' | 'derived' | 'optional' | 'check';
+
+/** Values of a section read so far, by config field name (for refusals that depend on other keys). */
+export type SectionValues = Readonly<Record<string, unknown>>;
+
+export interface Refusal<T> {
+  /** What the reference says about it. */
+  readonly doc: string;
+  /** Keywords (any case) refused before the value is read; the key then has its default. */
+  readonly words?: readonly string[];
+  /** A value refused after all keys of the section are read (it stays as read, so later checks see it). */
+  when?(v: T, section: SectionValues): boolean;
+  message(k: ConfKey, section: SectionValues): string;
+}
+
+export interface Row<T, M extends Mode = Mode> {
+  readonly mode: M;
+  readonly type: ValueType<T>;
+  readonly default?: T;
+  /** The default as the reference shows it when the value does not say it; `{default}` stands for the value. */
+  readonly defaultDoc?: string;
+  /** What the key means, for users. */
+  readonly doc: string;
+  readonly refuse?: readonly Refusal<T>[];
+  /** daemon/vpp keys: a reload applies a change at once (otherwise it needs a restart). */
+  readonly live?: boolean;
+  /** The row stands for every key that starts with its name. */
+  readonly prefix?: boolean;
+}
+
+/** What a row says besides its type and default (the type alone decides the row's value type). */
+interface Spec<T> {
+  doc: string;
+  defaultDoc?: string;
+  refuse?: readonly Refusal<NoInfer<T>>[];
+  live?: boolean;
+  prefix?: boolean;
+}
+
+/** A key with a default. */
+function setting<T>(type: ValueType<T>, def: NoInfer<T>, spec: Spec<T>): Row<T, 'default'> & { readonly default: T } {
+  return { mode: 'default', type, default: def, ...spec };
+}
+/** A key that is unset unless written. */
+function optional<T>(type: ValueType<T>, spec: Spec<T>): Row<T, 'optional'> {
+  return { mode: 'optional', type, ...spec };
+}
+/** A key whose default the section's checks compute (from `default` when given). */
+function derived<T>(type: ValueType<T>, spec: Spec<T> & { default: NoInfer<T> }): Row<T, 'derived'> & { readonly default: T };
+function derived<T>(type: ValueType<T>, spec: Spec<T>): Row<T, 'derived'>;
+function derived<T>(type: ValueType<T>, spec: Spec<T> & { default?: T }): Row<T, 'derived'> {
+  return { mode: 'derived', ...spec, type };
+}
+/** A key that is only checked. */
+function checked<T>(type: ValueType<T>, spec: Spec<T> & { defaultDoc: string }): Row<T, 'check'> {
+  return { mode: 'check', type, ...spec };
+}
+
+export type Table = Readonly<Record<string, Row<unknown>>>;
+
+/** A key table compiled for the loader: rows in order with their config field names. */
+export interface Section<T extends Table = Table> {
+  readonly keys: T;
+  /** Subsections allowed here. */
+  readonly sections: readonly string[];
+  readonly rows: readonly { readonly key: string; readonly field: string; readonly row: Row<unknown> }[];
+  /** Key names in order (suggestions for misspelt keys). */
+  readonly names: readonly string[];
+  readonly known: ReadonlySet<string>;
+  readonly hasPrefix: boolean;
+}
+
+type Camel<S extends string> = S extends `${infer A}_${infer B}` ? `${A}${Capitalize<Camel<B>>}` : S;
+type ValueOf<R> = R extends { readonly type: ValueType<infer T> } ? T : never;
+type KeysIn<T extends Table, M extends Mode> = { [K in keyof T & string]: T[K] extends Row<unknown, M> ? K : never }[keyof T & string];
+
+/** What the table pass gives for a section: config field → value (derived ones still undefined). */
+export type Fields<T extends Table> = { [K in KeysIn<T, 'default'> as Camel<K>]: ValueOf<T[K]> } & {
+  [K in KeysIn<T, 'derived'> as Camel<K>]: ValueOf<T[K]> | undefined;
+} & { [K in KeysIn<T, 'optional'> as Camel<K>]?: ValueOf<T[K]> };
+
+/** The static defaults of a section, by config field. */
+export type Defaults<T extends Table> = { readonly [K in KeysIn<T, 'default'> as Camel<K>]: ValueOf<T[K]> };
+
+/** local_addrs → localAddrs: a key's field name in types.ts. */
+export function fieldName(key: string): string {
+  return key.replace(/_([a-z])/g, (_, c: string) => c.toUpperCase());
+}
+
+function section<T extends Table>(keys: T, sections: readonly string[] = []): Section<T> {
+  const rows = Object.entries(keys).map(([key, row]) => {
+    if (Array.isArray(row.default)) Object.freeze(row.default); // shared by every config that uses it
+    return { key, field: fieldName(key), row };
+  });
+  return {
+    keys,
+    sections,
+    rows,
+    names: rows.map((r) => r.key),
+    known: new Set(rows.map((r) => r.key)),
+    hasPrefix: rows.some((r) => r.row.prefix),
+  };
+}
+
+function defaultsOf<T extends Table>(s: Section<T>): Defaults<T> {
+  const out: Record<string, unknown> = {};
+  for (const r of s.rows) if (r.row.mode === 'default') out[r.field] = r.row.default;
+  return Object.freeze(out) as Defaults<T>;
+}
+
+// ---- values shared by several keys ---------------------------------------------------------------
+
+/** Largest replay_window accepted (packets). */
+export const MAX_REPLAY_WINDOW = 65536;
+/** VPP has ipsec interface instances 0..16383 (ipsec0 .. ipsec16383). */
+export const MAX_IPSEC_INSTANCE = 16383;
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+// keyword → value maps, aliases as strongSwan's vici parse_action and friends
+const START_ACTIONS = { none: 'none', start: 'start' } as const;
+const CLOSE_ACTIONS = { none: 'none', clear: 'none', start: 'start', restart: 'start' } as const;
+const DPD_ACTIONS = { clear: 'clear', none: 'clear', restart: 'restart', start: 'restart' } as const;
+
+/** `trap` (alias `route`) in start_action, close_action, dpd_action: trap policies are not implemented yet. */
+function trapRefused(supported: string): Refusal<string> {
+  return {
+    doc: '`trap` (alias `route`) is not supported yet and is an error.',
+    words: ['trap', 'route'],
+    message: (k) => `${k.name} = ${k.value.toLowerCase()} is not supported yet (trap policies are not implemented); use ${supported}`,
+  };
+}
+
+const AUTH_REFUSALS: readonly Refusal<string>[] = [
+  {
+    doc: 'Only `psk` is supported: `pubkey` (certificates) is not supported yet and is an error, written or by default, so **set `auth = psk`**.',
+    words: ['pubkey'],
+    message: () => 'auth = pubkey (certificates) is not supported yet; set auth = psk',
+  },
+];
+const auth = oneOf<'psk' | 'pubkey'>({ psk: 'psk' }, (k) => `auth method '${show(k.value)}' is not supported; set auth = psk`);
+
+// ---- the tables ----------------------------------------------------------------------------------
+
+export const DAEMON = section({
+  listen: setting(ipList, ['0.0.0.0', '::'], { doc: 'local addresses the IKE sockets bind to' }),
+  port: setting(port, 500, { doc: 'IKE port' }),
+  port_nat_t: setting(port, 4500, { doc: 'IKE port after NAT detection (must differ from `port`)' }),
+  control_socket: setting(path, '/run/vpp-iked/control.sock', { doc: 'Unix socket of `vpp-ikectl`' }),
+  log_level: setting(oneOf<string>(Object.fromEntries(LOG_LEVELS.map((l) => [l, l]))), 'info', { doc: 'log verbosity', live: true }),
+  ike_sa_limit: setting(uint(1, 10_000_000), 60000, { doc: 'capacity of the IKE SA table' }),
+  metrics: optional(hostPort, {
+    defaultDoc: 'not set (off)',
+    doc: 'Prometheus text endpoint: `GET http://ADDRESS:PORT/metrics` (the metric names are listed in the README, section Metrics). Changing it takes effect on reload.',
+    live: true,
+  }),
+  dataplane: setting(oneOf({ vpp: 'vpp', memory: 'memory' }), 'vpp', { doc: 'where CHILD_SAs go; `memory` only records them (tests, dry runs)' }),
+  stop_timeout: setting(durationIn(1, 3600), 10, {
+    doc:
+      'how long a graceful stop (SIGTERM, SIGINT, `systemctl stop`) may take. The daemon waits this long at most for the DELETE messages to leave and the dataplane removals to finish, then closes and exits 0 anyway (what was left is logged; the next start removes stale SAs from VPP). Keep `TimeoutStopSec=` of the systemd unit above it.',
+    live: true,
+  }),
+  stop_action: setting(oneOf({ delete: 'delete', keep: 'keep' }), 'delete', {
+    doc:
+      "what a graceful stop does with the SAs. `delete`: every peer is sent an IKE DELETE and the CHILD_SAs are removed from the dataplane. `keep`: peers are not told and VPP's SAs stay installed, so traffic keeps flowing until the daemon starts again (peers notice nothing unless that outlasts their DPD). The next start does not take over SAs of an earlier run: it removes them from VPP (see the `vpp` section) and negotiates `start_action = start` connections again.",
+    live: true,
+  }),
+  retransmit_timeout: setting(decimal(0.1, 300, 'seconds'), 4, {
+    doc: "first retransmission timeout of our requests (strongSwan's `charon.retransmit_timeout`). Retransmission n waits `retransmit_timeout × retransmit_base^n`.",
+  }),
+  retransmit_base: setting(decimal(1, 10), 1.8, { doc: 'backoff base of the retransmission schedule.' }),
+  retransmit_tries: setting(uint(0, 50), 5, {
+    doc: 'retransmissions before the peer is declared dead (then `dpd_action` / `keyingtries` apply). With the defaults a dead peer is detected about 165 s after the unanswered request.',
+  }),
+});
+
+export const VPP = section({
+  socket: setting(path, '/run/vpp/api.sock', { doc: 'VPP binary-API socket' }),
+  unnumbered_interface: optional(interfaceName, {
+    doc: 'interface whose address the ipsec interfaces of `p2p` and `p2mp` CHILD_SAs borrow (unnumbered), e.g. `loop0`; not set: they get no address',
+  }),
+  policy_interface: optional(interfaceName, {
+    doc: '`policy` mode: the interface the SPD is bound to when a CHILD_SA sets no `vpp_interface`; a `policy` CHILD_SA needs one of the two (whatever the dataplane)',
+  }),
+});
+
+export const CONNECTION = section(
+  {
+    local_addrs: setting(addressList, [], {
+      defaultDoc: '`%any`',
+      doc: 'local addresses this connection uses; the first single address is the source when initiating',
+    }),
+    remote_addrs: setting(addressList, [], {
+      defaultDoc: '`%any`',
+      doc: 'peer addresses; a single address is needed to initiate (`start_action = start`)',
+    }),
+    local_port: derived(port, { defaultDoc: '`daemon.port`', doc: 'local IKE port' }),
+    remote_port: setting(port, 500, { doc: 'peer IKE port' }),
+    proposals: setting(proposalList('ike'), deepFreeze(parseProposals('default', 'ike')), { doc: 'IKE proposals, in preference order' }),
+    encap: setting(bool, false, { doc: 'force UDP encapsulation of ESP (pretend a NAT is present)' }),
+    dpd_delay: setting(duration, 0, {
+      defaultDoc: '`0` (off)',
+      doc: 'interval of liveness checks when no IKE message arrives from the peer (ESP traffic in VPP does not count: the daemon does not see it)',
+    }),
+    dpd_timeout: setting(duration, 0, { doc: 'as strongSwan: IKEv2 uses the retransmission timeout instead' }),
+    // IKE lifetimes as strongSwan's vici config_sn(), computed in load.ts
+    rekey_time: derived(duration, { default: 4 * 3600, defaultDoc: '{default}', doc: 'IKE SA rekeying interval; `0` = never' }),
+    reauth_time: derived(duration, {
+      defaultDoc: '`0` (off)',
+      doc: 'IKE SA reauthentication interval.',
+      refuse: [
+        {
+          doc: '**Not supported yet**: a value other than `0` is an error (use `rekey_time`)',
+          when: (v) => v > 0, // without rekey_time the IKE SA would then never be renewed
+          message: () => 'reauth_time is not supported yet (IKE SA reauthentication is not implemented); use rekey_time, or reauth_time = 0',
+        },
+      ],
+    }),
+    over_time: derived(duration, {
+      defaultDoc: '10% of `rekey_time`',
+      doc: 'hard lifetime after the rekey time, computed as strongSwan does; not enforced yet',
+    }),
+    rand_time: derived(duration, {
+      defaultDoc: '`over_time`, at most half of `rekey_time`',
+      doc: 'random reduction of the rekey time; must be shorter than `rekey_time`',
+    }),
+    fragmentation: setting(oneOf({ yes: 'yes', no: 'no', accept: 'accept', force: 'force' }), 'yes', {
+      doc: 'IKE fragmentation (RFC 7383). Accepted for swanctl.conf compatibility, **no effect yet**: vpp-iked does not announce, send or reassemble fragments',
+    }),
+    unique: setting(oneOf({ no: 'no', never: 'never', keep: 'keep', replace: 'replace' }), 'no', {
+      doc: 'what to do with an older IKE SA of the same peer identity',
+    }),
+    send_cert: setting(oneOf({ always: 'always', never: 'never', ifasked: 'ifasked' }), 'ifasked', {
+      doc: 'when to send our certificate. No effect yet (certificates are not supported)',
+    }),
+    send_certreq: setting(bool, true, { doc: 'send certificate requests. No effect yet (certificates are not supported)' }),
+    mobike: setting(bool, true, { doc: 'MOBIKE (RFC 4555). Accepted for swanctl.conf compatibility, **no effect yet**: MOBIKE is not implemented' }),
+    keyingtries: setting(uint(0, MAX_U32, 'a number', 'number'), 1, { doc: 'attempts to establish before giving up; `0` = forever' }),
+    version: checked(
+      only('2', (k) => `only IKEv2 is supported: 'version' must be 2, not '${show(k.value)}'`),
+      { defaultDoc: '`2`', doc: 'IKE version; only IKEv2 is supported' },
+    ),
+  },
+  ['local', 'remote', 'children'],
+);
+
+export const LOCAL = section({
+  auth: setting(auth, 'pubkey', { defaultDoc: "`pubkey` (strongSwan's default)", doc: 'how we authenticate.', refuse: AUTH_REFUSALS }),
+  id: setting(identity({ noWildcards: 'local id' }), '%any', { defaultDoc: '`%any`: the IP address we use', doc: 'our IKE identity' }),
+  certs: setting(fileList('certificate'), [], {
+    defaultDoc: 'none',
+    doc: 'our certificate (chain); relative to the file the key is in. The files must exist; not used yet (certificates are not supported)',
+  }),
+});
+
+export const REMOTE = section({
+  auth: setting(auth, 'pubkey', {
+    defaultDoc: "`pubkey` (strongSwan's default)",
+    doc: 'how the peer must authenticate. As `local.auth`: **set `auth = psk`**.',
+    refuse: AUTH_REFUSALS.map((r) => ({ ...r, doc: '' })),
+  }),
+  id: setting(identity(), '%any', { doc: 'the identities accepted from the peer' }),
+  cacerts: setting(fileList('CA certificate'), [], {
+    defaultDoc: 'none',
+    doc: "CA certificates the peer's certificate must chain to. The files must exist; not used yet",
+  }),
+});
+
+export const CHILD = section({
+  local_ts: setting(tsList, ['dynamic'], { doc: 'our side of the traffic' }),
+  remote_ts: setting(tsList, ['dynamic'], { doc: "the peer's side of the traffic" }),
+  esp_proposals: setting(proposalList('esp'), deepFreeze(parseProposals('default', 'esp')), {
+    doc: 'ESP proposals; with a key exchange method (e.g. `-x25519`) rekeys use PFS',
+  }),
+  mode: setting(
+    oneOf({ tunnel: 'tunnel', transport: 'transport' }, (k) => `'mode' must be tunnel or transport, not '${show(k.value)}'`),
+    'tunnel',
+    {
+      doc: 'IPsec mode.',
+      refuse: [
+        {
+          doc: "`transport` needs `vpp_mode = policy`: VPP refuses transport-mode SAs on ipsec interfaces, so with `p2p` (the default) or `p2mp` it is an error. strongSwan's `beet`, `pass`, `drop`, `transport_proxy` and `iptfs` are not supported.",
+          words: ['beet', 'pass', 'drop', 'transport_proxy', 'iptfs'],
+          message: (k) => `mode '${show(k.value)}' is not supported (tunnel or transport)`,
+        },
+        {
+          doc: '',
+          when: (mode, ch) => mode === 'transport' && ch.vppMode !== 'policy',
+          message: (_, ch) =>
+            `mode = transport is not supported with vpp_mode = ${String(ch.vppMode)}: VPP refuses transport-mode SAs on ipsec interfaces; use vpp_mode = policy or mode = tunnel`,
+        },
+      ],
+    },
+  ),
+  start_action: setting(oneOf(START_ACTIONS), 'none', {
+    doc: 'after loading: wait for the peer, or initiate now (and after a reload that adds or changes the connection).',
+    refuse: [{ ...trapRefused('start or none'), doc: '`trap` (alias `route`, initiate on traffic) is not supported yet and is an error.' }],
+  }),
+  close_action: setting(oneOf(CLOSE_ACTIONS), 'none', {
+    doc: 'when the peer closes the CHILD_SA: nothing, or initiate it again.',
+    refuse: [trapRefused('none or start')],
+  }),
+  dpd_action: setting(oneOf(DPD_ACTIONS), 'clear', {
+    doc: 'when the peer is found dead: remove its SAs, or initiate again.',
+    refuse: [trapRefused('clear or restart')],
+  }),
+  // CHILD_SA lifetimes as strongSwan's vici check_lifetimes(), computed in load.ts
+  rekey_time: derived(duration, {
+    default: 3600,
+    defaultDoc: '{default} (or `life_time` / 1.1 when only that is set)',
+    doc: 'CHILD_SA rekeying interval; `0` = never',
+  }),
+  life_time: derived(duration, { defaultDoc: '1.1 × `rekey_time`', doc: 'hard lifetime; must exceed `rekey_time`' }),
+  rand_time: derived(duration, {
+    defaultDoc: '`life_time` − `rekey_time`',
+    doc: 'random reduction of the rekey time; must be shorter than `rekey_time`',
+  }),
+  replay_window: setting(uint(0, MAX_REPLAY_WINDOW), 32, {
+    doc: `anti-replay window in packets; \`0\` disables replay protection. Larger values are refused (vpp-iked's cap; VPP keeps the window per SA, and ${MAX_REPLAY_WINDOW} packets is far more than reordering on a path needs)`,
+  }),
+  vpp_mode: setting(oneOf<VppMode>({ p2p: 'p2p', p2mp: 'p2mp', policy: 'policy' }), 'p2p', {
+    doc: 'how the CHILD_SA is programmed into VPP: an ipsec interface of its own (`ipsec1000` and up), a shared multipoint ipsec interface, or SPD policies (see the `vpp` section for limits)',
+  }),
+  vpp_interface: optional(interfaceName, {
+    doc: `\`p2mp\`: the shared multipoint interface (required), \`ipsecN\` with N from 0 to ${MAX_IPSEC_INSTANCE} (VPP's limit; keep N below 1000, the \`p2p\` range), created when VPP has none; \`policy\`: the interface the SPD is bound to (default \`vpp.policy_interface\`); \`p2p\`: not used`,
+  }),
+  vpp_table: setting(uint(0, MAX_U32), 0, { doc: 'FIB table (VRF) for routes and policies' }),
+  vpp_routes: setting(bool, true, { doc: 'install routes to `remote_ts` through the tunnel' }),
+});
+
+/** secrets.ike-NAME: a pre-shared key. The loader reads `secret` itself (its messages never quote it). */
+export const IKE_SECRET = section({
+  secret: optional(psk, { defaultDoc: '', doc: 'the key: `0x` + hex, `0s` + base64, otherwise the text itself' }),
+  id: optional(identity({ quiet: true }), {
+    prefix: true,
+    defaultDoc: 'none',
+    doc: 'identities the key belongs to: it is used for a connection whose local or remote id matches one of them. Without any id the key applies to every connection.',
+  }),
+});
+
+/** secrets.private-NAME: a private key file. */
+export const PRIVATE_SECRET = section({
+  file: optional(file('private key file', true), { defaultDoc: '', doc: 'the key file (PEM or DER), relative to the file it is written in' }),
+  secret: optional(textOf('string'), { doc: 'passphrase of an encrypted key file' }),
+});
+
+/** The kinds of sections in secrets, by how their names start. */
+export const SECRET_SECTIONS = [
+  { prefix: 'ike', keys: IKE_SECRET, doc: 'a pre-shared key; the section name starts with `ike`' },
+  {
+    prefix: 'private',
+    keys: PRIVATE_SECRET,
+    doc: 'a private key for `local.auth = pubkey` (not supported yet: the file is checked, not used); the section name starts with `private`',
+  },
+] as const;
+
+/** Secret sections of strongSwan that vpp-iked does not support. */
+export const UNSUPPORTED_SECRETS = ['eap', 'xauth', 'ntlm', 'ppk', 'rsa', 'ecdsa', 'pkcs8', 'pkcs12', 'token'] as const;
+
+/** The top level: sections only. */
+export const TOP = section({}, ['daemon', 'vpp', 'connections', 'secrets']);
+
+/** Defaults of the daemon and vpp sections, by config field. */
+export const DEFAULTS = { daemon: defaultsOf(DAEMON), vpp: defaultsOf(VPP) } as const;
+
+/** daemon/vpp settings a reload applies without a restart, as `section.field` (e.g. `daemon.logLevel`). */
+export const LIVE_SETTINGS: ReadonlySet<string> = new Set(
+  (['daemon', 'vpp'] as const).flatMap((name) => (name === 'daemon' ? DAEMON : VPP).rows.filter((r) => r.row.live).map((r) => `${name}.${r.field}`)),
+);
