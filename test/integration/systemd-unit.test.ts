@@ -5,7 +5,7 @@
  * and the IKE sockets are up, RELOADING=1 + MONOTONIC_USEC then READY=1 on SIGHUP (also when the
  * reload is refused), STOPPING=1 on SIGTERM, exit code 0.
  */
-import { after, before, describe, test } from 'node:test';
+import { after, before, describe, test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -111,6 +111,17 @@ test('ExecStartPre (--check) runs as written against the example config', () => 
 
 const why = notifyListenerUnavailable();
 
+/** A daemon a failed test left running is killed, so the test file still ends. */
+function killOnFailure(t: TestContext, d: ReturnType<typeof spawnDaemonWithConfig>): void {
+  let exited = false;
+  void d.proc.exited.then(() => {
+    exited = true;
+  });
+  t.after(() => {
+    if (!exited) d.signal('SIGKILL');
+  });
+}
+
 describe('the daemon under a stand-in service manager (NOTIFY_SOCKET)', { skip: why ?? false, timeout: 60_000 }, () => {
   let l: NotifyListener;
   let dir: string;
@@ -123,7 +134,7 @@ describe('the daemon under a stand-in service manager (NOTIFY_SOCKET)', { skip: 
     if (process.env.KEEP_LAB !== '1') rmSync(dir, { recursive: true, force: true });
   });
 
-  test('READY after the sockets are up; RELOADING/READY on SIGHUP, also when refused; STOPPING and exit 0 on SIGTERM', async () => {
+  test('READY after the sockets are up; RELOADING/READY on SIGHUP, also when refused; STOPPING and exit 0 on SIGTERM', async (t) => {
     const socket = join(dir, 'control.sock');
     const port = 33500;
     const text = `daemon {
@@ -136,6 +147,7 @@ describe('the daemon under a stand-in service manager (NOTIFY_SOCKET)', { skip: 
 }
 `;
     const d = spawnDaemonWithConfig(dir, text, { NOTIFY_SOCKET: l.path });
+    killOnFailure(t, d);
     const ready = await l.waitFor((m) => m.fields.READY === '1', 15_000);
     // Once READY=1 arrived, the control socket answers and the IKE port is taken.
     await controlRequest(socket, 'stats');
@@ -160,7 +172,11 @@ describe('the daemon under a stand-in service manager (NOTIFY_SOCKET)', { skip: 
     await l.waitFor((m) => m.fields.RELOADING === '1', 10_000, before2);
     const refused = await l.waitFor((m) => m.fields.READY === '1', 10_000, before2);
     assert.match(refused.fields.STATUS ?? '', /reload refused \(1 error\(s\)/);
-    assert.match(d.proc.output(), /reload refused, keeping the running config:\\n.*vpp-iked\.conf:8:3: unknown key 'bogus'/);
+    // The log line travels through the daemon's stdout, the notification through the socket:
+    // READY=1 can arrive first, so give the log line a moment.
+    const refusedLog = /reload refused, keeping the running config:\\n.*vpp-iked\.conf:8:3: unknown key 'bogus'/;
+    for (let i = 0; i < 50 && !refusedLog.test(d.proc.output()); i++) await new Promise((r) => setTimeout(r, 100));
+    assert.match(d.proc.output(), refusedLog);
 
     const before3 = l.messages().length;
     d.signal('SIGTERM');
@@ -169,7 +185,7 @@ describe('the daemon under a stand-in service manager (NOTIFY_SOCKET)', { skip: 
     assert.deepEqual(exit, { code: 0, signal: null }, d.proc.output());
   });
 
-  test('with dataplane = vpp, READY waits until VPP answers', async () => {
+  test('with dataplane = vpp, READY waits until VPP answers', async (t) => {
     const sub = join(dir, 'vpp');
     const socket = join(sub, 'control.sock');
     const api = join(sub, 'api.sock');
@@ -180,6 +196,7 @@ describe('the daemon under a stand-in service manager (NOTIFY_SOCKET)', { skip: 
       `daemon {\n  listen = 127.0.0.1\n  port = ${port}\n  port_nat_t = ${port + 1}\n  control_socket = ${socket}\n  dataplane = vpp\n}\nvpp {\n  socket = ${api}\n}\n`,
       { NOTIFY_SOCKET: l.path },
     );
+    killOnFailure(t, d);
     const connecting = await l.waitFor((m) => m.fields.STATUS !== undefined, 10_000, from);
     assert.equal(connecting.fields.STATUS, `connecting to VPP at ${api}`);
     await new Promise((r) => setTimeout(r, 1500));
