@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
-import { VppDataplane } from '../src/dataplane/vpp.ts';
+import { VppDataplane } from '../src/dataplane/vpp/index.ts';
 import type { ChildInstall, SaParams } from '../src/dataplane/types.ts';
 
 export interface VppBenchRun {

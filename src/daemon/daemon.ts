@@ -175,7 +175,7 @@ export class Daemon {
 
   private async createDataplane(cfg: Config): Promise<Dataplane> {
     if (cfg.daemon.dataplane === 'memory') return new MemoryDataplane({ policyInterface: cfg.vpp.policyInterface });
-    const { VppDataplane } = await import('../dataplane/vpp.ts');
+    const { VppDataplane } = await import('../dataplane/vpp/index.ts');
     const dp = new VppDataplane({
       socket: cfg.vpp.socket,
       log: this.logs.get('vpp'),

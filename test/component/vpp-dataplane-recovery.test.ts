@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { startEmulator, type EmulatorHandle } from '../../src/vpp/emulator/server.ts';
-import { VppDataplane, isOurId } from '../../src/dataplane/vpp.ts';
+import { VppDataplane, isOurId } from '../../src/dataplane/vpp/index.ts';
 import { MemoryDataplane } from '../../src/dataplane/memory.ts';
 import { VppClient, VppApiError } from '../../src/vpp/client.ts';
 import { toApiAddress } from '../../src/vpp/address.ts';

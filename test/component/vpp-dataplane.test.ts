@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { startEmulator, type EmulatorHandle } from '../../src/vpp/emulator/server.ts';
-import { VppDataplane, isOurId } from '../../src/dataplane/vpp.ts';
+import { VppDataplane, isOurId } from '../../src/dataplane/vpp/index.ts';
 import { VppClient, VppApiError } from '../../src/vpp/client.ts';
 import { toApiAddress } from '../../src/vpp/address.ts';
 import { child, failWith, record, setup, sockPath, ts4, ts6 } from '../helpers/vpp-dataplane.ts';

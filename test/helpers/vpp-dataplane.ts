@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startEmulator, type EmulatorHandle } from '../../src/vpp/emulator/server.ts';
 import type { EmuCtx } from '../../src/vpp/emulator/tables.ts';
-import { VppDataplane, type VppDataplaneOptions } from '../../src/dataplane/vpp.ts';
+import { VppDataplane, type VppDataplaneOptions } from '../../src/dataplane/vpp/index.ts';
 import type { ChildInstall, SaParams, TsRange } from '../../src/dataplane/types.ts';
 
 let n = 0;
