@@ -14,7 +14,7 @@ import { VppClient, VppApiError } from '../../src/vpp/client.ts';
 import { toApiAddress } from '../../src/vpp/address.ts';
 import type { ChildInstall } from '../../src/dataplane/types.ts';
 import type { IpsecSadEntryV4, IpsecSpdEntryV2 } from '../../src/vpp/defs.generated.ts';
-import { child, drop, failNth, failWith, hold, record, resynced, setup, sockPath, ts4, ts6 } from '../helpers/vpp-dataplane.ts';
+import { ManualTimers, child, drop, failNth, failWith, hold, record, resynced, setup, sockPath, ts4, ts6 } from '../helpers/vpp-dataplane.ts';
 
 function rawSa(id: number, spi: number, inbound = false): IpsecSadEntryV4 {
   return {
@@ -72,7 +72,8 @@ function sadIds(emu: EmulatorHandle): number[] {
 }
 
 test('remove() during a replay after a VPP restart: the CHILD_SA is not programmed again nor reported', async () => {
-  const { emu, dp, done } = await setup();
+  const timers = new ManualTimers();
+  const { emu, dp, done } = await setup({ dp: { timers } });
   try {
     const replayed: number[] = [];
     dp.setListener({ replayed: (ids) => replayed.push(...ids) });
@@ -84,12 +85,10 @@ test('remove() during a replay after a VPP restart: the CHILD_SA is not programm
     const h = hold(emu, 'ipsec_sad_entry_add_v2');
     await gone;
     await h.arrived;
-    const removal = dp.remove(1);
-    await new Promise((r) => setTimeout(r, 20));
+    const removal = dp.remove(1); // registered at once: the replay running now leaves child 1 out
     h.release();
     await removal;
-    await resynced(dp);
-    await new Promise((r) => setTimeout(r, 30)); // replayed() batches
+    await resynced(dp, timers); // and every replayed() batch
     assert.equal(dp.childState(1), undefined, 'child 1 stays removed');
     assert.deepEqual(replayed, [2], 'only child 2 is reported as replayed');
     assert.deepEqual(sadIds(emu), [b.saIn!, b.saOut!].sort((x, y) => x - y), 'VPP holds child 2 only');
@@ -101,7 +100,8 @@ test('remove() during a replay after a VPP restart: the CHILD_SA is not programm
 });
 
 test('remove() while VPP is down returns at once; after VPP restarts the CHILD_SA is not replayed', async () => {
-  const { emu, dp, socket, done } = await setup();
+  const timers = new ManualTimers();
+  const { emu, dp, socket, done } = await setup({ dp: { timers } });
   let emu2: EmulatorHandle | undefined;
   try {
     const replayed: number[] = [];
@@ -113,8 +113,7 @@ test('remove() while VPP is down returns at once; after VPP restarts the CHILD_S
     await gone;
     await dp.remove(1); // resolves although VPP is unreachable
     emu2 = await startEmulator({ socket, interfaces: ['host-eth0', 'loop0'] });
-    await resynced(dp);
-    await new Promise((r) => setTimeout(r, 30));
+    await resynced(dp, timers);
     assert.equal(dp.childState(1), undefined);
     assert.deepEqual(replayed, [2]);
     assert.deepEqual([...emu2.state.sas.keys()].sort((x, y) => x - y), [b.saIn!, b.saOut!].sort((x, y) => x - y));
@@ -167,7 +166,8 @@ test('policy mode: removing the last CHILD_SA while the API connection is down r
 });
 
 test('a resync whose dumps fail is retried until it works; the CHILD_SAs come back', async () => {
-  const { emu, dp, done } = await setup({ requestTimeoutMs: 200 });
+  const timers = new ManualTimers();
+  const { emu, dp, done } = await setup({ requestTimeoutMs: 200, dp: { timers } });
   try {
     const replayed: number[] = [];
     dp.setListener({ replayed: (ids) => replayed.push(...ids) });
@@ -177,8 +177,7 @@ test('a resync whose dumps fail is retried until it works; the CHILD_SAs come ba
     // The pings that end the dumps go unanswered: the dumps of the first two snapshots time out.
     drop(emu, 'control_ping', 6);
     await gone;
-    await resynced(dp);
-    await new Promise((r) => setTimeout(r, 30));
+    await resynced(dp, timers); // the backoff pauses end as they begin
     assert.deepEqual(replayed, [1]);
     assert.deepEqual(sadIds(emu), [a.saIn!, a.saOut!].sort((x, y) => x - y));
     assert.ok(dp.stats().resync_failures >= 2);
@@ -190,7 +189,8 @@ test('a resync whose dumps fail is retried until it works; the CHILD_SAs come ba
 });
 
 test('a CHILD_SA that cannot be programmed again is reported through failed(); the others are replayed', async () => {
-  const { emu, dp, done } = await setup();
+  const timers = new ManualTimers();
+  const { emu, dp, done } = await setup({ dp: { timers } });
   try {
     const replayed: number[] = [];
     const failed: [number, string][] = [];
@@ -202,13 +202,37 @@ test('a CHILD_SA that cannot be programmed again is reported through failed(); t
     failWith(emu, 'ipsec_itf_create', -147); // INSTANCE_IN_USE for the p2p interface... and the p2mp one
     failWith(emu, 'ipsec_itf_create', -147);
     await gone;
-    await resynced(dp);
-    await new Promise((r) => setTimeout(r, 30));
+    await resynced(dp, timers);
     assert.deepEqual(failed.map(([id]) => id).sort(), [1, 2]);
     assert.match(failed[0]![1], /INSTANCE_IN_USE/);
     assert.deepEqual(replayed, []);
     assert.equal(dp.childState(1), undefined);
     assert.equal(emu.state.sas.size, 0, 'nothing half-programmed');
+  } finally {
+    await done();
+  }
+});
+
+test('replayed() comes in batches of replayBatch, one batch per replayIntervalMs', async () => {
+  const timers = new ManualTimers();
+  const { emu, dp, done } = await setup({ dp: { timers, replayBatch: 2, replayIntervalMs: 1000 } });
+  try {
+    const batches: number[][] = [];
+    dp.setListener({ replayed: (ids) => batches.push(ids) });
+    for (let i = 1; i <= 5; i++) await dp.install(child(i, 0x1000 + i, 0x2000 + i, { remoteTs: [ts4(`10.${i}.0.0`, `10.${i}.0.255`)] }));
+    const gone = once(dp.client, 'disconnected');
+    await emu.restart();
+    await gone;
+    await resynced(dp);
+    assert.deepEqual(batches, [[1, 2]], 'the first batch at once');
+    assert.equal(timers.pending, 1);
+    timers.advance(999);
+    assert.equal(batches.length, 1);
+    timers.advance(1);
+    assert.deepEqual(batches, [[1, 2], [3, 4]]);
+    timers.advance(1000);
+    assert.deepEqual(batches, [[1, 2], [3, 4], [5]]);
+    assert.equal(timers.pending, 0);
   } finally {
     await done();
   }

@@ -4,7 +4,7 @@ import { startEmulator, type EmulatorHandle } from '../../src/vpp/emulator/serve
 import { VppDataplane, isOurId } from '../../src/dataplane/vpp/index.ts';
 import { VppClient, VppApiError } from '../../src/vpp/client.ts';
 import { toApiAddress } from '../../src/vpp/address.ts';
-import { child, failWith, record, setup, sockPath, ts4, ts6 } from '../helpers/vpp-dataplane.ts';
+import { child, failWith, record, resynced, setup, sockPath, ts4, ts6 } from '../helpers/vpp-dataplane.ts';
 
 test('p2p: interface, unnumbered, SAs (algorithms, salt, flags, window), protection, routes', async () => {
   const { emu, dp, done } = await setup({ unnumbered: 'loop0' });
@@ -532,11 +532,7 @@ test('VPP restart in the middle of installs: failed installs leave nothing behin
     await sixty; // restart while the rest are on the wire
     await emu.restart();
     await Promise.all(installs);
-    // Wait for the replay to settle.
-    for (let i = 0; i < 200 && dp.stats().replays + [...results.values()].filter((x) => !x).length < 200; i++) {
-      await new Promise((r) => setTimeout(r, 10));
-    }
-    await new Promise((r) => setTimeout(r, 50));
+    await resynced(dp); // the replay is done
     const ok = [...results].filter(([, v]) => v).map(([k]) => k).sort((a, b) => a - b);
     const s = emu.state;
     assert.equal(s.sas.size, ok.length * 2, 'exactly the installed CHILD_SAs are in VPP');

@@ -1,13 +1,15 @@
 /**
  * Helpers for the VPP back-end tests: CHILD_SA records, a dataplane wired to an in-process
- * emulator, and hooks that record, fail or hold the emulator's answers.
+ * emulator, hooks that record, fail or hold the emulator's answers, and timers the test fires.
  */
+import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { startEmulator, type EmulatorHandle } from '../../src/vpp/emulator/server.ts';
 import type { EmuCtx } from '../../src/vpp/emulator/tables.ts';
-import { VppDataplane, type VppDataplaneOptions } from '../../src/dataplane/vpp/index.ts';
+import { VppDataplane, type TimerSource, type VppDataplaneOptions } from '../../src/dataplane/vpp/index.ts';
+import { FakeScheduler } from '../../src/common/clock.ts';
 import type { ChildInstall, SaParams, TsRange } from '../../src/dataplane/types.ts';
 
 let n = 0;
@@ -181,12 +183,66 @@ export async function setup(
   };
 }
 
-/** Waits until the dataplane is connected again and its resync is done (dump() waits for it). */
-export async function resynced(dp: VppDataplane, timeoutMs = 5000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (!dp.client.connected) {
-    if (Date.now() > until) throw new Error('dataplane did not reconnect');
-    await new Promise((r) => setTimeout(r, 5));
+/**
+ * The back end's timers (resync backoff pauses, replayed() pacing) on a FakeScheduler's clock:
+ * they fire when the test advances it.
+ */
+export class ManualTimers implements TimerSource {
+  private readonly clock = new FakeScheduler();
+  private readonly due = new Map<number, () => void>();
+  private nextKey = 1;
+  private waiters: (() => void)[] = [];
+
+  constructor() {
+    this.clock.setHandler((key) => {
+      const fn = this.due.get(key);
+      if (!fn) return; // cancelled
+      this.due.delete(key);
+      fn();
+    });
   }
-  await dp.dump();
+
+  after(ms: number, fn: () => void): () => void {
+    const key = this.nextKey++;
+    this.due.set(key, fn);
+    this.clock.schedule(this.clock.now() + ms, key, 0);
+    for (const w of this.waiters.splice(0)) w();
+    return () => {
+      this.due.delete(key);
+    };
+  }
+
+  /** Timers set and neither fired nor cancelled. */
+  get pending(): number {
+    return this.due.size;
+  }
+
+  /** Resolves when a timer is pending (at once when one is). */
+  armed(): Promise<void> {
+    if (this.due.size > 0) return Promise.resolve();
+    return new Promise((r) => this.waiters.push(r));
+  }
+
+  /** Moves the clock forward by `ms`, firing what falls due, in order. */
+  advance(ms: number): void {
+    this.clock.advance(ms);
+  }
+
+  /** Fires every pending timer and the ones they set, in order. */
+  runAll(): void {
+    while (this.due.size > 0) this.clock.advance(3_600_000);
+  }
+}
+
+/**
+ * Waits until the dataplane is connected again and its resync is done (dump() waits for it). With
+ * `timers` (the dataplane's), every timer set meanwhile fires at once: resync backoff pauses end
+ * as they begin, and all replayed() batches come.
+ */
+export async function resynced(dp: VppDataplane, timers?: ManualTimers, timeoutMs = 5000): Promise<void> {
+  if (!dp.client.connected) await once(dp.client, 'connected', { signal: AbortSignal.timeout(timeoutMs) });
+  const done = dp.dump().then(() => true);
+  if (timers) while (!(await Promise.race([done, timers.armed().then(() => false)]))) timers.runAll();
+  await done;
+  timers?.runAll();
 }
