@@ -66,6 +66,8 @@ export interface Row<T, M extends Mode = Mode> {
   readonly default?: T;
   /** The default as the reference shows it when the value does not say it; `{default}` stands for the value. */
   readonly defaultDoc?: string;
+  /** The type as the reference shows it, when the value type's own name does not say enough. */
+  readonly typeDoc?: string;
   /** What the key means, for users. */
   readonly doc: string;
   readonly refuse?: readonly Refusal<T>[];
@@ -79,6 +81,7 @@ export interface Row<T, M extends Mode = Mode> {
 interface Spec<T> {
   doc: string;
   defaultDoc?: string;
+  typeDoc?: string;
   refuse?: readonly Refusal<NoInfer<T>>[];
   live?: boolean;
   prefix?: boolean;
@@ -171,7 +174,7 @@ const DPD_ACTIONS = { clear: 'clear', none: 'clear', restart: 'restart', start: 
 /** `trap` (alias `route`) in start_action, close_action, dpd_action: trap policies are not implemented yet. */
 function trapRefused(supported: string): Refusal<string> {
   return {
-    doc: '`trap` (alias `route`) is not supported yet and is an error.',
+    doc: '`trap` (alias `route`) is not supported yet and is an error',
     words: ['trap', 'route'],
     message: (k) => `${k.name} = ${k.value.toLowerCase()} is not supported yet (trap policies are not implemented); use ${supported}`,
   };
@@ -179,7 +182,7 @@ function trapRefused(supported: string): Refusal<string> {
 
 const AUTH_REFUSALS: readonly Refusal<string>[] = [
   {
-    doc: 'Only `psk` is supported: `pubkey` (certificates) is not supported yet and is an error, written or by default, so **set `auth = psk`**.',
+    doc: 'Only `psk` is supported: `pubkey` (certificates) is not supported yet and is an error, written or by default, so **set `auth = psk`**',
     words: ['pubkey'],
     message: () => 'auth = pubkey (certificates) is not supported yet; set auth = psk',
   },
@@ -302,7 +305,7 @@ export const LOCAL = section({
 export const REMOTE = section({
   auth: setting(auth, 'pubkey', {
     defaultDoc: "`pubkey` (strongSwan's default)",
-    doc: 'how the peer must authenticate. As `local.auth`: **set `auth = psk`**.',
+    doc: 'how the peer must authenticate. As `local.auth`: **set `auth = psk`**',
     refuse: AUTH_REFUSALS.map((r) => ({ ...r, doc: '' })),
   }),
   id: setting(identity(), '%any', { doc: 'the identities accepted from the peer' }),
@@ -325,22 +328,22 @@ export const CHILD = section({
       doc: 'IPsec mode.',
       refuse: [
         {
-          doc: "`transport` needs `vpp_mode = policy`: VPP refuses transport-mode SAs on ipsec interfaces, so with `p2p` (the default) or `p2mp` it is an error. strongSwan's `beet`, `pass`, `drop`, `transport_proxy` and `iptfs` are not supported.",
-          words: ['beet', 'pass', 'drop', 'transport_proxy', 'iptfs'],
-          message: (k) => `mode '${show(k.value)}' is not supported (tunnel or transport)`,
-        },
-        {
-          doc: '',
+          doc: '`transport` needs `vpp_mode = policy`: VPP refuses transport-mode SAs on ipsec interfaces, so with `p2p` (the default) or `p2mp` it is an error',
           when: (mode, ch) => mode === 'transport' && ch.vppMode !== 'policy',
           message: (_, ch) =>
             `mode = transport is not supported with vpp_mode = ${String(ch.vppMode)}: VPP refuses transport-mode SAs on ipsec interfaces; use vpp_mode = policy or mode = tunnel`,
+        },
+        {
+          doc: "strongSwan's `beet`, `pass`, `drop`, `transport_proxy` and `iptfs` are not supported",
+          words: ['beet', 'pass', 'drop', 'transport_proxy', 'iptfs'],
+          message: (k) => `mode '${show(k.value)}' is not supported (tunnel or transport)`,
         },
       ],
     },
   ),
   start_action: setting(oneOf(START_ACTIONS), 'none', {
     doc: 'after loading: wait for the peer, or initiate now (and after a reload that adds or changes the connection).',
-    refuse: [{ ...trapRefused('start or none'), doc: '`trap` (alias `route`, initiate on traffic) is not supported yet and is an error.' }],
+    refuse: [{ ...trapRefused('start or none'), doc: '`trap` (alias `route`, initiate on traffic) is not supported yet and is an error' }],
   }),
   close_action: setting(oneOf(CLOSE_ACTIONS), 'none', {
     doc: 'when the peer closes the CHILD_SA: nothing, or initiate it again.',
@@ -376,7 +379,7 @@ export const CHILD = section({
 
 /** secrets.ike-NAME: a pre-shared key. The loader reads `secret` itself (its messages never quote it). */
 export const IKE_SECRET = section({
-  secret: optional(psk, { defaultDoc: '', doc: 'the key: `0x` + hex, `0s` + base64, otherwise the text itself' }),
+  secret: optional(psk, { typeDoc: 'string (required)', defaultDoc: '', doc: 'the key: `0x` + hex, `0s` + base64, otherwise the text itself' }),
   id: optional(identity({ quiet: true }), {
     prefix: true,
     defaultDoc: 'none',
@@ -386,7 +389,7 @@ export const IKE_SECRET = section({
 
 /** secrets.private-NAME: a private key file. */
 export const PRIVATE_SECRET = section({
-  file: optional(file('private key file', true), { defaultDoc: '', doc: 'the key file (PEM or DER), relative to the file it is written in' }),
+  file: optional(file('private key file', true), { typeDoc: 'file path (required)', defaultDoc: '', doc: 'the key file (PEM or DER), relative to the file it is written in' }),
   secret: optional(textOf('string'), { doc: 'passphrase of an encrypted key file' }),
 });
 
@@ -410,6 +413,7 @@ export const TOP = section({}, ['daemon', 'vpp', 'connections', 'secrets']);
 export const DEFAULTS = { daemon: defaultsOf(DAEMON), vpp: defaultsOf(VPP) } as const;
 
 /** daemon/vpp settings a reload applies without a restart, as `section.field` (e.g. `daemon.logLevel`). */
-export const LIVE_SETTINGS: ReadonlySet<string> = new Set(
-  (['daemon', 'vpp'] as const).flatMap((name) => (name === 'daemon' ? DAEMON : VPP).rows.filter((r) => r.row.live).map((r) => `${name}.${r.field}`)),
-);
+export const LIVE_SETTINGS: ReadonlySet<string> = new Set([
+  ...DAEMON.rows.filter((r) => r.row.live).map((r) => `daemon.${r.field}`),
+  ...VPP.rows.filter((r) => r.row.live).map((r) => `vpp.${r.field}`),
+]);

@@ -385,7 +385,7 @@ export function decodeSecret(s: string): Buffer | string {
 
 /** A pre-shared key (see decodeSecret); errors never quote it. */
 export const psk: ValueType<Buffer> = {
-  doc: 'string (required)',
+  doc: 'string',
   show: () => '',
   read(k, ctx) {
     const bytes = decodeSecret(k.value);

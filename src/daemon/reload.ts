@@ -4,7 +4,11 @@
  * over two configs; the daemon applies the result.
  */
 import type { Config, ConnectionConfig } from '../config/types.ts';
+import { LIVE_SETTINGS } from '../config/schema.ts';
 import { snakeCase } from '../common/text.ts';
+
+/** daemon/vpp settings (config field names) a reload applies without a restart: the rows marked live in the key table. */
+export { LIVE_SETTINGS };
 
 export interface ReloadReport {
   added: string[];
@@ -19,9 +23,6 @@ export interface ReloadReport {
 
 /** Looks up the PSK for a pair of identities, as the engine does at IKE_AUTH. */
 export type PskLookup = (localId: string, remoteId: string) => Buffer | undefined;
-
-/** daemon/vpp settings (config field names) a reload applies without a restart. */
-export const LIVE_SETTINGS: ReadonlySet<string> = new Set(['daemon.logLevel', 'daemon.metrics', 'daemon.stopTimeout', 'daemon.stopAction']);
 
 /** Effective config of a connection, for comparison (source positions excluded, buffers as hex). */
 export function connectionKey(c: ConnectionConfig): string {
