@@ -18,6 +18,8 @@ import assert from 'node:assert/strict';
 import { controlRequest } from '../../src/control/server.ts';
 import type { IkeView } from '../../src/control/views.ts';
 import type { Lab, LabProcess, Side } from '../interop/harness.ts';
+import { forEachLine } from './lines.ts';
+import { sleep } from './wait.ts';
 
 export const ROOT = resolve(import.meta.dirname, '../..');
 export const NODE = join(ROOT, 'node_modules/.bin/node');
@@ -143,22 +145,9 @@ class LocalProcess implements ProcessLike {
     this.child = child;
     this.pid = child.pid;
     const file = createWriteStream(logFile);
-    const collect = (s: NodeJS.ReadableStream | null): void => {
-      if (!s) return;
-      let partial = '';
-      s.setEncoding('utf8');
-      s.on('data', (chunk: string) => {
-        file.write(chunk);
-        const parts = (partial + chunk).split('\n');
-        partial = parts.pop() ?? '';
-        this.lines.push(...parts);
-      });
-      s.on('end', () => {
-        if (partial) this.lines.push(partial);
-      });
-    };
-    collect(child.stdout);
-    collect(child.stderr);
+    const keep = (line: string): void => void this.lines.push(line);
+    forEachLine(child.stdout, keep, file);
+    forEachLine(child.stderr, keep, file);
     this.exited = new Promise((res) => child.on('close', (code, signal) => {
       file.end();
       res({ code, signal });
@@ -173,8 +162,37 @@ class LocalProcess implements ProcessLike {
 const live = new Set<ChildProcess>();
 let exitHook = false;
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
+/** Keeps `child` in the set of processes SIGKILLed when the test process exits, until it closes. */
+function track(child: ChildProcess): void {
+  live.add(child);
+  child.on('close', () => live.delete(child));
+  if (!exitHook) {
+    exitHook = true;
+    process.on('exit', () => {
+      for (const c of live) c.kill('SIGKILL');
+    });
+  }
+}
+
+/**
+ * Asks the control socket for `stats` every 50 ms until it answers. Before each attempt `gone()`
+ * says whether the daemon has exited (the message to fail with); after `timeoutMs`, `late()` gives
+ * the error.
+ */
+async function untilControlAnswers(socket: string, timeoutMs: number, gone: () => string | undefined, late: () => Error): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const why = gone();
+    if (why !== undefined) throw new Error(why);
+    try {
+      await controlRequest(socket, 'stats');
+      return;
+    } catch {
+      // not up yet
+    }
+    if (Date.now() > deadline) throw late();
+    await sleep(50);
+  }
 }
 
 function tail(s: string, n = 40): string {
@@ -207,14 +225,7 @@ export async function startDaemon(o: StartOptions): Promise<DaemonHandle> {
     };
   } else {
     const child = spawn(NODE, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-    live.add(child);
-    child.on('close', () => live.delete(child));
-    if (!exitHook) {
-      exitHook = true;
-      process.on('exit', () => {
-        for (const c of live) c.kill('SIGKILL');
-      });
-    }
+    track(child);
     proc = new LocalProcess(child, join(dir, 'daemon.log'));
     signal = (sig) => child.kill(sig);
   }
@@ -222,21 +233,15 @@ export async function startDaemon(o: StartOptions): Promise<DaemonHandle> {
   void proc.exited.then((e) => {
     exit = e;
   });
-  const deadline = Date.now() + (o.startTimeoutMs ?? 15_000);
-  for (;;) {
-    if (exit) throw new Error(`vpp-iked ${o.name} exited (${exit.code ?? exit.signal}) during start-up\n${tail(proc.output())}`);
-    try {
-      await controlRequest(socket, 'stats');
-      break;
-    } catch {
-      // not up yet
-    }
-    if (Date.now() > deadline) {
+  await untilControlAnswers(
+    socket,
+    o.startTimeoutMs ?? 15_000,
+    () => (exit ? `vpp-iked ${o.name} exited (${exit.code ?? exit.signal}) during start-up\n${tail(proc.output())}` : undefined),
+    () => {
       signal('SIGKILL');
-      throw new Error(`vpp-iked ${o.name}: control socket ${socket} did not answer in time\n${tail(proc.output())}`);
-    }
-    await sleep(50);
-  }
+      return new Error(`vpp-iked ${o.name}: control socket ${socket} did not answer in time\n${tail(proc.output())}`);
+    },
+  );
 
   const ctl = (a: readonly string[]): Promise<RunResult> => runNode(IKECTL_MAIN, ['--socket', socket, ...a], 60_000);
   const handle: DaemonHandle = {
@@ -265,19 +270,12 @@ export async function startDaemon(o: StartOptions): Promise<DaemonHandle> {
       await ctl(['stats']);
       const settle = Math.max(300, 2 * (Date.now() - t0));
       const child = spawn(NODE, [IKECTL_MAIN, '--socket', socket, 'monitor', '--json'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
-      live.add(child);
+      track(child);
       const lines: string[] = [];
-      let partial = '';
-      child.stdout.setEncoding('utf8');
-      child.stdout.on('data', (d: string) => {
-        const parts = (partial + d).split('\n');
-        partial = parts.pop() ?? '';
-        lines.push(...parts.filter((l) => l.trim() !== ''));
+      forEachLine(child.stdout, (l) => {
+        if (l.trim() !== '') lines.push(l);
       });
-      const closed = new Promise<void>((r) => child.on('close', () => {
-        live.delete(child);
-        r();
-      }));
+      const closed = new Promise<void>((r) => child.on('close', () => r()));
       await sleep(settle);
       return {
         events: () => lines.map((l) => JSON.parse(l) as Record<string, unknown>),
@@ -334,14 +332,7 @@ export function spawnDaemonWithConfig(dir: string, configText: string, env: Node
   const configPath = join(dir, 'vpp-iked.conf');
   writeFileSync(configPath, configText);
   const child = spawn(NODE, [DAEMON_MAIN, '--config', configPath, '--foreground'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  live.add(child);
-  child.on('close', () => live.delete(child));
-  if (!exitHook) {
-    exitHook = true;
-    process.on('exit', () => {
-      for (const c of live) c.kill('SIGKILL');
-    });
-  }
+  track(child);
   const proc = new LocalProcess(child, join(dir, 'daemon.log'));
   let exited = false;
   void proc.exited.then(() => (exited = true));
@@ -349,19 +340,13 @@ export function spawnDaemonWithConfig(dir: string, configText: string, env: Node
     proc,
     configPath,
     signal: (sig) => void child.kill(sig),
-    async waitForControl(controlSocket: string, timeoutMs = 15_000): Promise<void> {
-      const deadline = Date.now() + timeoutMs;
-      for (;;) {
-        if (exited) throw new Error(`vpp-iked exited during start-up\n${tail(proc.output())}`);
-        try {
-          await controlRequest(controlSocket, 'stats');
-          return;
-        } catch {
-          // not up yet
-        }
-        if (Date.now() > deadline) throw new Error(`control socket ${controlSocket} did not answer in time\n${tail(proc.output())}`);
-        await sleep(50);
-      }
+    waitForControl(controlSocket: string, timeoutMs = 15_000): Promise<void> {
+      return untilControlAnswers(
+        controlSocket,
+        timeoutMs,
+        () => (exited ? `vpp-iked exited during start-up\n${tail(proc.output())}` : undefined),
+        () => new Error(`control socket ${controlSocket} did not answer in time\n${tail(proc.output())}`),
+      );
     },
   };
 }

@@ -20,7 +20,7 @@ import { join } from 'node:path';
 import { startDaemon, type ChildSaJson, type DaemonHandle, type IkeSaJson } from '../helpers/daemon.ts';
 import { startEmulatorProcess, type EmulatorProcess } from '../helpers/vpp-emulator.ts';
 import { controlRequest } from '../../src/control/server.ts';
-import { waitFor } from '../interop/harness.ts';
+import { waitFor } from '../helpers/wait.ts';
 
 const PSK = 'daemon-vpp-psk-0123456789abcdef';
 const PORT = 7500;

@@ -10,6 +10,7 @@ import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { networkInterfaces } from 'node:os';
 import { join } from 'node:path';
 import { NODE, ROOT, runNode } from '../helpers/daemon.ts';
+import { sleep } from '../helpers/wait.ts';
 
 const DEMO = join(ROOT, 'tools/demo.ts');
 const TEMP_V6 = 'fd00:7ea:de30::a';
@@ -94,7 +95,7 @@ for (const [signal, code, port] of [
       while (!out.includes('daemon A up')) {
         assert.ok(Date.now() - t0 < 30_000, `the demo did not get to 'daemon A up'\n${out}\n${err}`);
         assert.equal(p.exitCode, null, `the demo exited early\n${out}\n${err}`);
-        await new Promise((r) => setTimeout(r, 50));
+        await sleep(50);
       }
       const kids = childrenOf(p.pid!);
       assert.ok(kids.length >= 3, `emulator and two daemons running: ${kids.join(', ')}`);
@@ -104,7 +105,7 @@ for (const [signal, code, port] of [
       assert.match(err, new RegExp(`demo: ${signal}: stopping`));
       // SIGKILLed children may take a moment to disappear
       const until = Date.now() + 5000;
-      while (kids.some(alive) && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+      while (kids.some(alive) && Date.now() < until) await sleep(50);
       assert.deepEqual(kids.filter(alive), [], 'no process of the demo is left');
       if (useTemp) assert.ok(!loHasTempV6(), `${TEMP_V6} removed from lo`);
     } finally {

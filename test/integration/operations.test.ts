@@ -16,7 +16,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { NODE, ROOT, startDaemon } from '../helpers/daemon.ts';
 import type { DaemonHandle, IkeSaJson } from '../helpers/daemon.ts';
-import { waitFor } from '../interop/harness.ts';
+import { waitFor } from '../helpers/wait.ts';
 import { VppClient } from '../../src/vpp/client.ts';
 
 const A_ADDR = '127.0.0.1';

@@ -16,6 +16,7 @@ import { DEFAULTS } from '../../src/config/load.ts';
 import { controlRequest } from '../../src/control/server.ts';
 import { NODE, ROOT, spawnDaemonWithConfig } from '../helpers/daemon.ts';
 import { notifyListenerUnavailable, startNotifyListener, type NotifyListener } from '../helpers/notify-listener.ts';
+import { sleep } from '../helpers/wait.ts';
 
 const UNIT = join(ROOT, 'systemd/vpp-iked.service');
 const INSTALL = '/opt/vpp-iked';
@@ -199,7 +200,7 @@ describe('the daemon under a stand-in service manager (NOTIFY_SOCKET)', { skip: 
     killOnFailure(t, d);
     const connecting = await l.waitFor((m) => m.fields.STATUS !== undefined, 10_000, from);
     assert.equal(connecting.fields.STATUS, `connecting to VPP at ${api}`);
-    await new Promise((r) => setTimeout(r, 1500));
+    await sleep(1500);
     assert.deepEqual(l.messages().slice(from).filter((m) => m.fields.READY === '1'), [], 'not ready while VPP is not there');
     const emu = spawn(NODE, [join(ROOT, 'src/vpp/emulator/main.ts'), '--socket', api, '--quiet'], { stdio: ['ignore', 'pipe', 'pipe'] });
     try {

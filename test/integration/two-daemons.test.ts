@@ -13,7 +13,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { checkConfig, startDaemon, tempFile, daemonSection } from '../helpers/daemon.ts';
-import { waitFor } from '../interop/harness.ts';
+import { waitFor } from '../helpers/wait.ts';
 import type { ChildSaJson, DaemonHandle, IkeSaJson } from '../helpers/daemon.ts';
 
 const PSK = 'integration-psk-0123456789abcdef';

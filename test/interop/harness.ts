@@ -30,6 +30,11 @@ import type { WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { TestContext } from 'node:test';
+import { forEachLine } from '../helpers/lines.ts';
+import { sleep, waitFor } from '../helpers/wait.ts';
+
+// Re-exported for the interop tests, which take it from here with the rest of the lab.
+export { waitFor };
 
 export type Side = 'a' | 'b';
 
@@ -150,10 +155,6 @@ function readFileOr(path: string, fallback: string): string {
   } catch {
     return fallback;
   }
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((resolve) => setTimeout(resolve, ms));
 }
 
 /** Resolves true when p settles within ms, false otherwise; the timer never outlives the race. */
@@ -294,8 +295,8 @@ class LabProcessImpl implements LabProcess {
     this.stderrPath = stderrPath;
     const outFile = createWriteStream(stdoutPath);
     const errFile = createWriteStream(stderrPath);
-    this.pipe(child.stdout, outFile);
-    this.pipe(child.stderr, errFile);
+    forEachLine(child.stdout, (l) => this.addLine(l), outFile);
+    forEachLine(child.stderr, (l) => this.addLine(l), errFile);
     this.exited = new Promise((resolve) => {
       child.on('close', (code, signal) => {
         outFile.end();
@@ -309,22 +310,6 @@ class LabProcessImpl implements LabProcess {
         }
         resolve({ code, signal });
       });
-    });
-  }
-
-  private pipe(stream: NodeJS.ReadableStream | null, file: WriteStream): void {
-    if (stream === null) return;
-    let partial = '';
-    stream.setEncoding('utf8');
-    stream.on('data', (chunk: string) => {
-      file.write(chunk);
-      const parts = (partial + chunk).split('\n');
-      partial = parts.pop() ?? '';
-      for (const l of parts) this.addLine(l);
-    });
-    stream.on('end', () => {
-      if (partial !== '') this.addLine(partial);
-      partial = '';
     });
   }
 
@@ -1051,31 +1036,4 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
     throw e;
   }
   return lab;
-}
-
-/**
- * Polls fn every intervalMs until it returns something other than undefined, null or false,
- * and resolves with that value. Rejects after timeoutMs with `what` and the last error thrown by fn.
- */
-export async function waitFor<T>(
-  what: string,
-  fn: () => Promise<T | undefined | null | false> | T | undefined | null | false,
-  timeoutMs = 10_000,
-  intervalMs = 100,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastError: unknown;
-  for (;;) {
-    try {
-      const v = await fn();
-      if (v !== undefined && v !== null && v !== false) return v;
-    } catch (e) {
-      lastError = e;
-    }
-    if (Date.now() >= deadline) {
-      const detail = lastError instanceof Error ? `: last error: ${lastError.message}` : '';
-      throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${detail}`);
-    }
-    await sleep(intervalMs);
-  }
 }
