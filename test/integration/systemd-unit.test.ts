@@ -176,7 +176,7 @@ describe('the daemon under a stand-in service manager (NOTIFY_SOCKET)', { skip: 
     // The log line travels through the daemon's stdout, the notification through the socket:
     // READY=1 can arrive first, so give the log line a moment.
     const refusedLog = /reload refused, keeping the running config:\\n.*vpp-iked\.conf:8:3: unknown key 'bogus'/;
-    for (let i = 0; i < 50 && !refusedLog.test(d.proc.output()); i++) await new Promise((r) => setTimeout(r, 100));
+    for (let i = 0; i < 50 && !refusedLog.test(d.proc.output()); i++) await sleep(100);
     assert.match(d.proc.output(), refusedLog);
 
     const before3 = l.messages().length;
