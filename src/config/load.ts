@@ -170,23 +170,13 @@ class Loader implements ReadContext {
             );
           }
           if (into.secs.size > 0 && into.secs.has(child.name)) {
-            this.err(
-              child.loc,
-              this.shows(child.name, child.loc)
-                ? `'${show(child.name)}' is already a section here; it cannot also be a key`
-                : `this name is already a section here; it cannot also be a key (the name is ${HIDDEN})`,
-            );
+            this.clash(child, 'section', 'key');
             continue;
           }
           into.keys.set(child.name, child);
         } else {
           if (into.keys.has(child.name)) {
-            this.err(
-              child.loc,
-              this.shows(child.name, child.loc)
-                ? `'${show(child.name)}' is already a key here; it cannot also be a section`
-                : `this name is already a key here; it cannot also be a section (the name is ${HIDDEN})`,
-            );
+            this.clash(child, 'key', 'section');
             continue;
           }
           if (into.secs === NO_SECTIONS) into.secs = new Map();
@@ -197,6 +187,16 @@ class Loader implements ReadContext {
       }
     }
     return into;
+  }
+
+  /** A name written as a key and as a section at the same level. */
+  clash(child: ConfKey | ConfNode, was: string, is: string): void {
+    this.err(
+      child.loc,
+      this.shows(child.name, child.loc)
+        ? `'${show(child.name)}' is already a ${was} here; it cannot also be a ${is}`
+        : `this name is already a ${was} here; it cannot also be a ${is} (the name is ${HIDDEN})`,
+    );
   }
 
   /** The merged subsection `name` of `sec`, if present. */
