@@ -18,6 +18,7 @@ import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { VppDataplane } from '../src/dataplane/vpp/index.ts';
 import type { ChildInstall, SaParams } from '../src/dataplane/types.ts';
+import { saParams } from '../test/helpers/builders.ts';
 
 export interface VppBenchRun {
   pipelined: boolean;
@@ -43,23 +44,9 @@ async function spawnEmulator(socket: string): Promise<ChildProcess> {
   return p;
 }
 
-const KEY = Buffer.alloc(36, 0x5a);
-
+/** One direction of tunnel i: 192.0.2.1 ↔ 10.(100 + i / 65536).x.y, AES-GCM-16/256 without ESN. */
 function sa(i: number, inbound: boolean): SaParams {
-  const me = { addr: '192.0.2.1', port: 500 };
-  const peer = { addr: `10.${100 + (i >> 16)}.${(i >> 8) & 0xff}.${i & 0xff}`, port: 500 };
-  return {
-    spi: inbound ? 0x10000000 + i : 0x20000000 + i,
-    inbound,
-    src: inbound ? peer : me,
-    dst: inbound ? me : peer,
-    udpEncap: false,
-    alg: { encrId: 20, encrKeyBits: 256, integId: 0, esn: false },
-    encKey: KEY,
-    integKey: Buffer.alloc(0),
-    replayWindow: 64,
-    mode: 'tunnel',
-  };
+  return saParams(inbound ? 0x10000000 + i : 0x20000000 + i, inbound, { remote: `10.${100 + (i >> 16)}.${(i >> 8) & 0xff}.${i & 0xff}` });
 }
 
 function tunnel(i: number): ChildInstall {

@@ -15,38 +15,12 @@ import {
   VppDisconnectedError,
   type VppConnectedInfo,
 } from '../../src/vpp/client.ts';
-import { toApiAddress } from '../../src/vpp/address.ts';
-import type { IpsecSadEntryV4 } from '../../src/vpp/defs.generated.ts';
+import { sadEntry as entry } from '../helpers/builders.ts';
+import { FakeVpp } from '../helpers/vpp-fake.ts';
 
 let n = 0;
 function sockPath(): string {
   return join(tmpdir(), `vpp-client-test-${process.pid}-${n++}.sock`);
-}
-
-function entry(id: number): IpsecSadEntryV4 {
-  return {
-    sad_id: id,
-    spi: 0x1000 + id,
-    protocol: 50,
-    crypto_algorithm: 9,
-    crypto_key: { length: 32, data: Buffer.alloc(32, 1) },
-    integrity_algorithm: 0,
-    integrity_key: { length: 0, data: Buffer.alloc(0) },
-    flags: 4,
-    tunnel: {
-      instance: 0xffffffff,
-      src: toApiAddress('192.0.2.1'),
-      dst: toApiAddress('192.0.2.2'),
-      sw_if_index: 0xffffffff,
-      table_id: 0,
-      encap_decap_flags: 0,
-      mode: 0,
-      flags: 0,
-      dscp: 0,
-      hop_limit: 0,
-    },
-    salt: 0,
-  };
 }
 
 test('connect: handshake, client index, ids looked up by name_crc (not fixed), show_version', async () => {
@@ -173,6 +147,93 @@ test('dumps end at the control_ping reply; concurrent dumps do not mix', async (
   } finally {
     await c.close();
     await emu.close();
+  }
+});
+
+test('stream: details one by one in order; leaving the loop early keeps the connection usable', async () => {
+  const socket = sockPath();
+  const emu = await startEmulator({ socket });
+  const c = new VppClient({ socket, healthCheckMs: 0 });
+  try {
+    await c.connect();
+    for (let i = 1; i <= 50; i++) await c.request('ipsec_sad_entry_add_v2', { entry: entry(i) });
+    const idle = c.stats.sent;
+    const unread = c.stream('ipsec_sa_v5_dump', { sa_id: 0xffffffff });
+    assert.equal(c.stats.sent, idle, 'nothing is sent before the first next()');
+    await unread.return!();
+    const all: number[] = [];
+    for await (const d of c.stream('ipsec_sa_v5_dump', { sa_id: 0xffffffff })) all.push(d.entry.sad_id);
+    assert.deepEqual(all, Array.from({ length: 50 }, (_, i) => i + 1));
+    const first: number[] = [];
+    for await (const d of c.stream('ipsec_sa_v5_dump', { sa_id: 0xffffffff })) {
+      first.push(d.entry.sad_id);
+      if (first.length === 3) break;
+    }
+    assert.deepEqual(first, [1, 2, 3]);
+    // The rest of that dump is skipped; what comes after it works.
+    const itf = await c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } });
+    assert.equal(itf.retval, 0);
+    assert.equal((await c.dump('ipsec_sa_v5_dump', { sa_id: 0xffffffff })).length, 50);
+    await c.ping();
+    assert.equal(c.stats.inFlight, 0);
+  } finally {
+    await c.close();
+    await emu.close();
+  }
+});
+
+test('in-memory transport: a reply that never comes times out; the connection stays usable', async () => {
+  const vpp = new FakeVpp();
+  const c = new VppClient({ transport: vpp.transport, healthCheckMs: 0, reconnect: false, requestTimeoutMs: 100 });
+  try {
+    const info = await c.connect();
+    assert.equal(info.version, '26.10-fake');
+    await assert.rejects(c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } }), VppTimeoutError);
+    assert.deepEqual(vpp.requests.map((r) => r.name), ['ipsec_itf_create']);
+    assert.equal(c.stats.timeouts, 1);
+    vpp.onRequest = (r) => vpp.send('ipsec_itf_create_reply', { context: r.context, retval: 0, sw_if_index: 7 });
+    assert.equal((await c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } })).sw_if_index, 7);
+    assert.equal(c.stats.inFlight, 0);
+  } finally {
+    await c.close();
+  }
+});
+
+test('in-memory transport: the connection closes in the middle of a dump; the stream yields what came, then rejects, and dump() rejects', async () => {
+  const vpp = new FakeVpp();
+  const c = new VppClient({ transport: vpp.transport, healthCheckMs: 0, reconnect: false });
+  try {
+    await c.connect();
+    vpp.answerPings = false; // the dump never ends by itself
+    vpp.onRequest = (r) => {
+      vpp.send('ipsec_spds_details', { context: r.context, spd_id: 1, npolicies: 0 });
+      vpp.send('ipsec_spds_details', { context: r.context, spd_id: 2, npolicies: 3 });
+      vpp.close();
+    };
+    const seen: number[] = [];
+    await assert.rejects(
+      (async () => {
+        for await (const d of c.stream('ipsec_spds_dump', {})) seen.push(d.spd_id);
+      })(),
+      VppDisconnectedError,
+    );
+    assert.deepEqual(seen, [1, 2]);
+    assert.equal(c.connected, false);
+  } finally {
+    await c.close();
+  }
+  const vpp2 = new FakeVpp();
+  const c2 = new VppClient({ transport: vpp2.transport, healthCheckMs: 0, reconnect: false });
+  try {
+    await c2.connect();
+    vpp2.answerPings = false;
+    vpp2.onRequest = (r) => {
+      vpp2.send('ipsec_spds_details', { context: r.context, spd_id: 1, npolicies: 0 });
+      vpp2.close();
+    };
+    await assert.rejects(c2.dump('ipsec_spds_dump', {}), VppDisconnectedError);
+  } finally {
+    await c2.close();
   }
 });
 

@@ -14,32 +14,12 @@ import { VppClient, VppApiError } from '../../src/vpp/client.ts';
 import { toApiAddress } from '../../src/vpp/address.ts';
 import type { ChildInstall } from '../../src/dataplane/types.ts';
 import type { IpsecSadEntryV4, IpsecSpdEntryV2 } from '../../src/vpp/defs.generated.ts';
+import { sadEntry } from '../helpers/builders.ts';
 import { ManualTimers, child, drop, failNth, failWith, hold, record, resynced, setup, sockPath, ts4, ts6 } from '../helpers/vpp-dataplane.ts';
 
+/** An SA added behind the back end's back (ESP, tunnel, outbound unless `inbound`). */
 function rawSa(id: number, spi: number, inbound = false): IpsecSadEntryV4 {
-  return {
-    sad_id: id,
-    spi,
-    protocol: 50,
-    crypto_algorithm: 7,
-    crypto_key: { length: 16, data: Buffer.alloc(16, 1) },
-    integrity_algorithm: 0,
-    integrity_key: { length: 0, data: Buffer.alloc(0) },
-    flags: 4 | (inbound ? 64 : 0),
-    tunnel: {
-      instance: 0xffffffff,
-      src: toApiAddress('192.0.2.1'),
-      dst: toApiAddress('192.0.2.9'),
-      sw_if_index: 0xffffffff,
-      table_id: 0,
-      encap_decap_flags: 0,
-      mode: 0,
-      flags: 0,
-      dscp: 0,
-      hop_limit: 0,
-    },
-    salt: 0,
-  };
+  return sadEntry(id, { spi, flags: 4 | (inbound ? 64 : 0) });
 }
 
 function protectEntry(spdId: number, saId: number): IpsecSpdEntryV2 {

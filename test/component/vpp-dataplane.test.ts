@@ -4,6 +4,7 @@ import { startEmulator, type EmulatorHandle } from '../../src/vpp/emulator/serve
 import { VppDataplane, isOurId } from '../../src/dataplane/vpp/index.ts';
 import { VppClient, VppApiError } from '../../src/vpp/client.ts';
 import { toApiAddress } from '../../src/vpp/address.ts';
+import { sadEntry } from '../helpers/builders.ts';
 import { child, failWith, record, resynced, setup, sockPath, ts4, ts6 } from '../helpers/vpp-dataplane.ts';
 
 test('p2p: interface, unnumbered, SAs (algorithms, salt, flags, window), protection, routes', async () => {
@@ -476,18 +477,7 @@ test('reconcile at start: objects that look like ours are removed, others kept',
   const emu = await startEmulator({ socket });
   const raw = new VppClient({ socket, healthCheckMs: 0 });
   await raw.connect();
-  const entry = (id: number, spi: number) => ({
-    sad_id: id,
-    spi,
-    protocol: 50,
-    crypto_algorithm: 7,
-    crypto_key: { length: 16, data: Buffer.alloc(16, 1) },
-    integrity_algorithm: 0,
-    integrity_key: { length: 0, data: Buffer.alloc(0) },
-    flags: 4,
-    tunnel: { instance: 0xffffffff, src: toApiAddress('192.0.2.1'), dst: toApiAddress('192.0.2.9'), sw_if_index: 0xffffffff, table_id: 0, encap_decap_flags: 0, mode: 0, flags: 0, dscp: 0, hop_limit: 0 },
-    salt: 0,
-  });
+  const entry = (id: number, spi: number) => sadEntry(id, { spi });
   await raw.request('ipsec_sad_entry_add_v2', { entry: entry(0x7e000123, 0x999) });
   await raw.request('ipsec_sad_entry_add_v2', { entry: entry(0x7e000124, 0x998) });
   await raw.request('ipsec_sad_entry_add_v2', { entry: entry(5, 0x997) });

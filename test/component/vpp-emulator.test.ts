@@ -9,38 +9,12 @@ import { startEmulator } from '../../src/vpp/emulator/server.ts';
 import { VppClient } from '../../src/vpp/client.ts';
 import { vppCodec } from '../../src/vpp/api.ts';
 import { toApiAddress } from '../../src/vpp/address.ts';
-import type { IpsecSadEntryV4, SockclntCreateReply } from '../../src/vpp/defs.generated.ts';
+import type { SockclntCreateReply } from '../../src/vpp/defs.generated.ts';
+import { sadEntry as entry } from '../helpers/builders.ts';
 
 let n = 0;
 function sockPath(): string {
   return join(tmpdir(), `vpp-emu-test-${process.pid}-${n++}.sock`);
-}
-
-function entry(id: number, extra: Partial<IpsecSadEntryV4> = {}): IpsecSadEntryV4 {
-  return {
-    sad_id: id,
-    spi: 0x2000 + id,
-    protocol: 50,
-    crypto_algorithm: 7,
-    crypto_key: { length: 16, data: Buffer.alloc(16, 9) },
-    integrity_algorithm: 0,
-    integrity_key: { length: 0, data: Buffer.alloc(0) },
-    flags: 4,
-    tunnel: {
-      instance: 0xffffffff,
-      src: toApiAddress('192.0.2.1'),
-      dst: toApiAddress('192.0.2.2'),
-      sw_if_index: 0xffffffff,
-      table_id: 0,
-      encap_decap_flags: 0,
-      mode: 0,
-      flags: 0,
-      dscp: 0,
-      hop_limit: 0,
-    },
-    salt: 0x01020304,
-    ...extra,
-  };
 }
 
 async function withEmu(fn: (c: VppClient, emu: Awaited<ReturnType<typeof startEmulator>>) => Promise<void>): Promise<void> {

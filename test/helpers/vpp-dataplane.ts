@@ -5,12 +5,12 @@
 import { once } from 'node:events';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { randomBytes } from 'node:crypto';
 import { startEmulator, type EmulatorHandle } from '../../src/vpp/emulator/server.ts';
 import type { EmuCtx } from '../../src/vpp/emulator/tables.ts';
 import { VppDataplane, type TimerSource, type VppDataplaneOptions } from '../../src/dataplane/vpp/index.ts';
 import { FakeScheduler } from '../../src/common/clock.ts';
 import type { ChildInstall, SaParams, TsRange } from '../../src/dataplane/types.ts';
+import { saParams, type SaOpts } from './builders.ts';
 
 let n = 0;
 export function sockPath(): string {
@@ -35,33 +35,29 @@ export interface Opts {
   alg?: SaParams['alg'];
 }
 
-export function sa(spi: number, inbound: boolean, o: Opts): SaParams {
-  const me = { addr: o.local ?? '192.0.2.1', port: o.lport ?? 500 };
-  const peer = { addr: o.remote ?? '198.51.100.2', port: o.rport ?? 500 };
-  const alg = o.alg ?? { encrId: 20, encrKeyBits: 256, integId: 0, esn: true };
-  const keyLen = alg.encrId === 20 ? alg.encrKeyBits / 8 + 4 : alg.encrKeyBits / 8;
+/** AES-GCM-16/256 with ESN, random keys, replay window 128, to 198.51.100.2 unless `o` says otherwise. */
+function saOpts(o: Opts): SaOpts {
   return {
-    spi,
-    inbound,
-    src: inbound ? peer : me,
-    dst: inbound ? me : peer,
-    udpEncap: o.encap ?? false,
-    alg,
-    encKey: randomBytes(keyLen),
-    integKey: alg.integId === 12 ? randomBytes(32) : Buffer.alloc(0),
+    local: o.local,
+    remote: o.remote ?? '198.51.100.2',
+    lport: o.lport,
+    rport: o.rport,
+    encap: o.encap,
+    alg: o.alg ?? { encrId: 20, encrKeyBits: 256, integId: 0, esn: true },
+    randomKeys: true,
     replayWindow: 128,
-    mode: 'tunnel',
   };
 }
 
 export function child(id: number, spiIn: number, spiOut: number, o: Opts = {}): ChildInstall {
+  const so = saOpts(o);
   const c: ChildInstall = {
     childId: id,
     ikeSaId: 1,
     connection: 'c',
     child: 'net',
-    inbound: sa(spiIn, true, o),
-    outbound: sa(spiOut, false, o),
+    inbound: saParams(spiIn, true, so),
+    outbound: saParams(spiOut, false, so),
     localTs: o.localTs ?? [ts4('10.0.0.0', '10.0.0.255')],
     remoteTs: o.remoteTs ?? [ts4('10.1.0.0', '10.1.0.255')],
     vppMode: o.mode ?? 'p2p',

@@ -6,29 +6,13 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryDataplane } from '../../src/dataplane/memory.ts';
-import type { ChildInstall, SaParams } from '../../src/dataplane/types.ts';
+import type { ChildInstall } from '../../src/dataplane/types.ts';
+import { saParams as sa } from '../helpers/builders.ts';
 import { InstrumentedDataplane, LATENCY_BUCKETS, connectionOf } from '../../src/daemon/instrumented-dataplane.ts';
 import { MetricsServer, escapeLabel, parseHostPort, renderMetrics, type MetricsSource } from '../../src/daemon/metrics.ts';
 import { newGauges } from '../../src/ikev2/sa/ike-sa.ts';
 import { Engine, type EngineStats } from '../../src/ikev2/engine/engine.ts';
 import { RealScheduler } from '../../src/common/clock.ts';
-
-function sa(spi: number, inbound: boolean): SaParams {
-  const a = { addr: '192.0.2.1', port: 500 };
-  const b = { addr: '198.51.100.7', port: 500 };
-  return {
-    spi,
-    inbound,
-    src: inbound ? b : a,
-    dst: inbound ? a : b,
-    udpEncap: false,
-    alg: { encrId: 20, encrKeyBits: 256, integId: 0, esn: false },
-    encKey: Buffer.alloc(36, 7),
-    integKey: Buffer.alloc(0),
-    replayWindow: 64,
-    mode: 'tunnel',
-  };
-}
 
 function child(id: number, spiIn: number): ChildInstall {
   return {
