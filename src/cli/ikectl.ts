@@ -5,8 +5,9 @@
 import { parseArgs } from 'node:util';
 import { controlRequest } from '../control/server.ts';
 import { formatIkeText, table, type IkeView } from '../control/views.ts';
+import { DEFAULTS } from '../config/schema.ts';
 
-const DEFAULT_SOCKET = '/run/vpp-iked/control.sock';
+const DEFAULT_SOCKET = DEFAULTS.daemon.controlSocket;
 
 const USAGE = `Usage: vpp-ikectl [--socket PATH] COMMAND [options] [--json]
 

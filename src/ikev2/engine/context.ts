@@ -12,6 +12,7 @@ import type { Sel } from '../sa/ts.ts';
 import type { Scheduler, RandomSource } from '../../common/clock.ts';
 import type { Dataplane } from '../../dataplane/types.ts';
 import type { ChildConfig } from '../../config/types.ts';
+import { DEFAULTS } from '../../config/schema.ts';
 import type { EncrAlg, IntegAlg } from '../crypto/suites.ts';
 
 export interface Endpoint {
@@ -132,6 +133,8 @@ export interface ChildWaiter extends Waiter<ChildSa> {
 export type ResolvedOptions = Required<Omit<EngineOptions, 'onEvent' | 'localAddressFor'>> & Pick<EngineOptions, 'onEvent' | 'localAddressFor'>;
 
 export const NONCE_LEN = 32;
+/** Seconds a half-open IKE SA may wait for IKE_AUTH (strongSwan's half_open_timeout). */
+export const HALF_OPEN_TIMEOUT_S = 30;
 /** Received messages that may wait for a busy IKE SA. */
 export const MAX_PENDING = 8;
 export const ZERO_SPI = Buffer.alloc(8);
@@ -164,10 +167,10 @@ export class EngineContext {
 
   constructor(opts: EngineOptions) {
     this.opts = {
-      retransmitTimeout: 4,
-      retransmitBase: 1.8,
-      retransmitTries: 5,
-      halfOpenTimeout: 30,
+      retransmitTimeout: DEFAULTS.daemon.retransmitTimeout,
+      retransmitBase: DEFAULTS.daemon.retransmitBase,
+      retransmitTries: DEFAULTS.daemon.retransmitTries,
+      halfOpenTimeout: HALF_OPEN_TIMEOUT_S,
       ...opts,
     };
     this.sched = opts.scheduler;
