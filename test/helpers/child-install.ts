@@ -1,26 +1,9 @@
 /**
  * CHILD_SA install records for dataplane tests: an IPv4 tunnel 192.0.2.1 ↔ 198.51.100.7 (port 500)
- * with AES-GCM-16/256, carrying 10.0.0.0/24 ↔ 10.1.0.0/24, in p2p mode.
+ * with AES-GCM-16/256 (the SaParams of builders.ts), carrying 10.0.0.0/24 ↔ 10.1.0.0/24, in p2p mode.
  */
-import type { ChildInstall, SaParams } from '../../src/dataplane/types.ts';
-
-/** One direction; the inbound SA runs from the peer to us. `keyLen` is the AES-GCM key with salt (36). */
-export function saParams(spi: number, inbound: boolean, keyLen = 36): SaParams {
-  const a = { addr: '192.0.2.1', port: 500 };
-  const b = { addr: '198.51.100.7', port: 500 };
-  return {
-    spi,
-    inbound,
-    src: inbound ? b : a,
-    dst: inbound ? a : b,
-    udpEncap: false,
-    alg: { encrId: 20, encrKeyBits: 256, integId: 0, esn: false },
-    encKey: Buffer.alloc(keyLen, 7),
-    integKey: Buffer.alloc(0),
-    replayWindow: 64,
-    mode: 'tunnel',
-  };
-}
+import type { ChildInstall } from '../../src/dataplane/types.ts';
+import { saParams } from './builders.ts';
 
 /** A CHILD_SA of IKE SA 1 (connection `c`, child `net`); `extra` overrides any field. */
 export function childInstall(id: number, spiIn: number, spiOut: number, extra: Partial<ChildInstall> = {}): ChildInstall {

@@ -7,27 +7,16 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryDataplane } from '../../src/dataplane/memory.ts';
 import type { ChildInstall } from '../../src/dataplane/types.ts';
-import { saParams as sa } from '../helpers/builders.ts';
+import { childInstall } from '../helpers/child-install.ts';
 import { InstrumentedDataplane, LATENCY_BUCKETS, connectionOf } from '../../src/daemon/instrumented-dataplane.ts';
 import { MetricsServer, escapeLabel, parseHostPort, renderMetrics, type MetricsSource } from '../../src/daemon/metrics.ts';
 import { newGauges } from '../../src/ikev2/sa/ike-sa.ts';
 import { Engine, type EngineStats } from '../../src/ikev2/engine/engine.ts';
 import { RealScheduler } from '../../src/common/clock.ts';
 
+/** A CHILD_SA with an outbound SPI of its own. */
 function child(id: number, spiIn: number): ChildInstall {
-  return {
-    childId: id,
-    ikeSaId: 1,
-    connection: 'c',
-    child: 'net',
-    inbound: sa(spiIn, true),
-    outbound: sa(0x1000 + id, false),
-    localTs: [{ family: 4, start: '10.0.0.0', end: '10.0.0.255', protocol: 0, startPort: 0, endPort: 65535 }],
-    remoteTs: [{ family: 4, start: '10.1.0.0', end: '10.1.0.255', protocol: 0, startPort: 0, endPort: 65535 }],
-    vppMode: 'p2p',
-    vppTable: 0,
-    vppRoutes: true,
-  };
+  return childInstall(id, spiIn, 0x1000 + id);
 }
 
 interface Sample {

@@ -1,7 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { MemoryDataplane } from '../../src/dataplane/memory.ts';
-import { childInstall as child, saParams as sa } from '../helpers/child-install.ts';
+import { saParams as sa } from '../helpers/builders.ts';
+import { childInstall as child } from '../helpers/child-install.ts';
 
 test('allocateSpi never returns 0..255 and never repeats a live SPI', async () => {
   const dp = new MemoryDataplane();
@@ -56,7 +57,7 @@ test('rejects what VPP cannot run: GCM with a 12-byte ICV, wrong key length, dup
   const c = child(1, 0x1000, 0x2000);
   c.outbound.alg = { ...c.outbound.alg, encrId: 19 };
   await assert.rejects(dp.install(c), /not supported/);
-  await assert.rejects(dp.install(child(2, 0x1000, 0x2000, { inbound: sa(0x1000, true, 32) })), /needs 36/);
+  await assert.rejects(dp.install(child(2, 0x1000, 0x2000, { inbound: sa(0x1000, true, { keyLen: 32 }) })), /needs 36/);
   await dp.install(child(3, 0x1000, 0x2000));
   await assert.rejects(dp.install(child(4, 0x1000, 0x2001)), /used by child 3/);
   assert.ok(!dp.features().encr.has('19:256'));

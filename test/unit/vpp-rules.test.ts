@@ -7,7 +7,8 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { validateChildInstall, validateEndpoints, vppDataplaneFeatures, type InstallCheckContext } from '../../src/dataplane/vpp-rules.ts';
 import type { ChildInstall, SaParams, TsRange, VppMode } from '../../src/dataplane/types.ts';
-import { childInstall, saParams } from '../helpers/child-install.ts';
+import { saParams } from '../helpers/builders.ts';
+import { childInstall } from '../helpers/child-install.ts';
 
 const U32_MAX = 0xffffffff;
 
