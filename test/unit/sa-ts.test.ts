@@ -14,6 +14,7 @@ import {
   intersect,
   isSubset,
   narrow,
+  narrowInstallable,
   selForHost,
   selFromSpec,
   selFromWire,
@@ -360,4 +361,15 @@ test('narrow results lie within both what was proposed and what is allowed (prop
     }),
     { numRuns: 300 },
   );
+});
+
+test('narrowInstallable: OPAQUE ports are left out of what we agree to install; nothing left means unacceptable', () => {
+  const opaque = S('10.1.0.0', '10.1.0.255', UDP, OPAQUE);
+  const plain = S('10.1.0.0', '10.1.0.255', UDP, [53, 53]);
+  const any = S('10.1.0.0', '10.1.0.255');
+  // narrow keeps the OPAQUE intersection (it is a valid selector) ...
+  assert.equal(narrow([opaque], [any]).length, 1);
+  // ... but the dataplane cannot match "ports not available": not installable.
+  assert.deepEqual(narrowInstallable([opaque], [any]), []);
+  assert.equal(show(narrowInstallable([opaque, plain], [any])), show([plain]));
 });

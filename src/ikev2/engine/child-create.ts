@@ -9,7 +9,7 @@ import { createKeyExchange, CryptoError, type KeyExchange } from '../crypto/ke.t
 import { deriveChildKeys } from '../crypto/prf.ts';
 import { checkEspResponse, espChosenToWire, formatEspProposal, selectEspProposal, toWireProposals, type ChosenEsp } from '../crypto/proposals.ts';
 import { ChildSa, type IkeSa, type Task } from '../sa/ike-sa.ts';
-import { isSubset, narrow, selForHost, selFromSpec, selFromWire, selToRange, selToString, selToWire, type Sel } from '../sa/ts.ts';
+import { isSubset, narrowInstallable, selForHost, selFromSpec, selFromWire, selToRange, selToString, selToWire, type Sel } from '../sa/ts.ts';
 import type { ChildInstall, SaParams } from '../../dataplane/types.ts';
 import type { ChildConfig, ProposalSpec } from '../../config/types.ts';
 import { parseTrafficSelector } from '../../config/ts.ts';
@@ -93,8 +93,8 @@ export async function respondChild(
   for (const c of candidates) {
     const allowedL = tsAllowed(ctx, c, 'local', sa);
     const allowedR = tsAllowed(ctx, c, 'remote', sa);
-    const r = narrow(tsrP, allowedL);
-    const i = narrow(tsiP, allowedR);
+    const r = narrowInstallable(tsrP, allowedL);
+    const i = narrowInstallable(tsiP, allowedR);
     if (!r.length || !i.length) continue;
     const exact = isSubset(tsrP, r) && isSubset(tsiP, i);
     const size = [...allowedL, ...allowedR].reduce((n, s) => n + (s.end - s.start + 1n), 0n);

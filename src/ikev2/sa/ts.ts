@@ -138,6 +138,20 @@ export function narrow(proposed: Sel[], allowed: Sel[]): Sel[] {
   return out;
 }
 
+/** Whether a selector has OPAQUE ports (start 65535, end 0: the ports are not available, RFC 7296 §3.13.1). */
+export function isOpaque(s: Sel): boolean {
+  return s.startPort > s.endPort;
+}
+
+/**
+ * `narrow` for a CHILD_SA we are to install: selectors with OPAQUE ports are left out, because the
+ * dataplane cannot match on "ports not available"; when nothing else remains the proposal is
+ * unacceptable (TS_UNACCEPTABLE) rather than accepted and then failed at the install.
+ */
+export function narrowInstallable(proposed: Sel[], allowed: Sel[]): Sel[] {
+  return narrow(proposed, allowed).filter((s) => !isOpaque(s));
+}
+
 /** True when every selector in `inner` lies within some selector of `outer` (initiator checks the responder's narrowing). */
 export function isSubset(inner: Sel[], outer: Sel[]): boolean {
   return inner.every((i) => outer.some((o) => {
