@@ -158,11 +158,6 @@ export class SdNotify {
       if (!this.enabled) this.queue.length = 0;
       this.running = false;
     }
-    // A message queued while the socket was being closed.
-    if (this.queue.length > 0) {
-      void this.drain();
-      return;
-    }
     const w = this.idleWaiters;
     this.idleWaiters = [];
     for (const f of w) f();
