@@ -44,9 +44,11 @@ async function spawnEmulator(socket: string): Promise<ChildProcess> {
   return p;
 }
 
-/** One direction of tunnel i: 192.0.2.1 ↔ 10.(100 + i / 65536).x.y, AES-GCM-16/256 without ESN. */
+const KEY = Buffer.alloc(36, 0x5a);
+
+/** One direction of tunnel i: 192.0.2.1 ↔ 10.(100 + i / 65536).x.y, AES-GCM-16/256 without ESN, one key for all. */
 function sa(i: number, inbound: boolean): SaParams {
-  return saParams(inbound ? 0x10000000 + i : 0x20000000 + i, inbound, { remote: `10.${100 + (i >> 16)}.${(i >> 8) & 0xff}.${i & 0xff}` });
+  return saParams(inbound ? 0x10000000 + i : 0x20000000 + i, inbound, { remote: `10.${100 + (i >> 16)}.${(i >> 8) & 0xff}.${i & 0xff}`, encKey: KEY });
 }
 
 function tunnel(i: number): ChildInstall {

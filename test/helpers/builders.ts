@@ -22,6 +22,8 @@ export interface SaOpts {
   keyLen?: number;
   /** Random keys. Default: bytes of 7. */
   randomKeys?: boolean;
+  /** This encryption key (shared, not copied) instead of a new one. */
+  encKey?: Buffer;
   /** Default 64. */
   replayWindow?: number;
 }
@@ -40,7 +42,7 @@ export function saParams(spi: number, inbound: boolean, o: SaOpts = {}): SaParam
     dst: inbound ? me : peer,
     udpEncap: o.encap ?? false,
     alg,
-    encKey: key(keyLen),
+    encKey: o.encKey ?? key(keyLen),
     // HMAC-SHA2-256-128 (INTEG 12) takes a 32-byte key; the AEAD default none.
     integKey: key(alg.integId === 12 ? 32 : 0),
     replayWindow: o.replayWindow ?? 64,
