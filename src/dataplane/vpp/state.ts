@@ -232,7 +232,6 @@ export class KeyedQueue {
   }
 }
 
-
 /** Runs `fn` with the gate closed (operations wait), after whatever held it before. */
 export async function runGated<T>(b: Backend, fn: () => Promise<T>): Promise<T> {
   const prev = b.gate;
