@@ -70,6 +70,7 @@ export const OPTIONAL_REQUESTS: readonly string[] = [
   'punt_socket_deregister',
   'punt_socket_dump',
   'punt_reason_dump',
+  'ip_address_dump',
 ];
 
 type JsonField = [string, string, ...unknown[]];

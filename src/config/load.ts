@@ -16,6 +16,7 @@
 import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { parseProposals, ProposalError } from '../ikev2/crypto/proposals.ts';
+import { IKE_NATT_PORT } from '../ikev2/constants.ts';
 import { ConfigError, isSecretsSectionName, MAX_ERRORS, onSecretLine, parseConfigFile, parseConfigText, show } from './parse.ts';
 import type { ConfKey, ConfNode, ParsedConfig, SecretLines } from './parse.ts';
 import { ID_ANY, identityHasWildcards, identityMatchesParsed, IdentityError, parseIdentity } from './identity.ts';
@@ -358,6 +359,13 @@ class Loader implements ReadContext {
     if (d.port === d.portNatT && sec) {
       const k = sec.keys.get('port_nat_t') ?? sec.keys.get('port')!;
       this.err(k.valueLoc, `'port_nat_t' must differ from 'port' (both are ${d.port})`);
+    }
+    if (d.transport === 'punt' && sec) {
+      const t = sec.keys.get('transport')!;
+      if (d.dataplane !== 'vpp') this.err((sec.keys.get('dataplane') ?? t).valueLoc, "transport = punt receives IKE through VPP: it needs dataplane = vpp");
+      if (d.portNatT !== IKE_NATT_PORT) {
+        this.err((sec.keys.get('port_nat_t') ?? t).valueLoc, `transport = punt receives NAT-T IKE on VPP's IPsec port ${IKE_NATT_PORT} only (port_nat_t is ${d.portNatT})`);
+      }
     }
     return d;
   }

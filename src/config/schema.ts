@@ -192,7 +192,12 @@ const auth = oneOf<'psk' | 'pubkey'>({ psk: 'psk' }, (k) => `auth method '${show
 // ---- the tables ----------------------------------------------------------------------------------
 
 export const DAEMON = section({
-  listen: setting(ipList, ['0.0.0.0', '::'], { doc: 'local addresses the IKE sockets bind to' }),
+  listen: setting(ipList, ['0.0.0.0', '::'], {
+    doc: 'addresses IKE is served on. `transport = udp`: the host addresses the IKE sockets bind to (`0.0.0.0` / `::`: every address of the host). `transport = punt`: VPP interface addresses; IKE punted to any other address is dropped and counted (`0.0.0.0` / `::`: every VPP address of that family)',
+  }),
+  transport: setting(oneOf({ udp: 'udp', punt: 'punt' }), 'udp', {
+    doc: "how IKE datagrams reach the daemon. `udp`: the host's UDP sockets (the host kernel owns the addresses, or linux-cp gives it VPP's). `punt`: through VPP's punt socket, for gateways where VPP owns the NIC; needs `dataplane = vpp`, `port_nat_t = 4500` and `punt { socket ... }` in VPP's startup.conf (see the README, \"Running on a VPP gateway\")",
+  }),
   port: setting(port, 500, { doc: 'IKE port' }),
   port_nat_t: setting(port, 4500, { doc: 'IKE port after NAT detection (must differ from `port`)' }),
   control_socket: setting(path, '/run/vpp-iked/control.sock', { doc: 'Unix socket of `vpp-ikectl`' }),
@@ -225,6 +230,9 @@ export const DAEMON = section({
 
 export const VPP = section({
   socket: setting(path, '/run/vpp/api.sock', { doc: 'VPP binary-API socket' }),
+  punt_socket: setting(path, '/run/vpp-iked/punt.sock', {
+    doc: "`transport = punt`: our own unix datagram socket, the one VPP sends punted IKE packets to (VPP's own punt socket path comes from VPP at registration)",
+  }),
   unnumbered_interface: optional(interfaceName, {
     doc: 'interface whose address the ipsec interfaces of `p2p` and `p2mp` CHILD_SAs borrow (unnumbered), e.g. `loop0`; not set: they get no address',
   }),

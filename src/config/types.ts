@@ -97,6 +97,8 @@ export interface DaemonConfig {
   ikeSaLimit: number;
   metrics?: string;
   dataplane: 'vpp' | 'memory';
+  /** How IKE reaches the daemon: the host's UDP sockets, or VPP's punt socket. */
+  transport: 'udp' | 'punt';
   /** Seconds a graceful stop (SIGTERM) may take before the daemon gives up waiting and exits. */
   stopTimeout: number;
   /**
@@ -112,6 +114,8 @@ export interface DaemonConfig {
 
 export interface VppConfig {
   socket: string;
+  /** transport = punt: our datagram socket that VPP punts IKE to. */
+  puntSocket: string;
   /** VPP interface whose address the p2p/p2mp ipsec interfaces borrow (unnumbered). Unset: none. */
   unnumberedInterface?: string;
   /** policy mode: the interface the SPD is bound to when a CHILD_SA sets no vpp_interface. */

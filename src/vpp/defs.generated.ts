@@ -18,6 +18,7 @@ export const VPP_TYPES: Readonly<Record<string, VppTypeDef>> = {
   address: { kind: 'struct', fields: [{ name: 'af', type: 'address_family' }, { name: 'un', type: 'address_union' }] },
   address_family: { kind: 'enum', base: 'u8', flags: false, values: { ADDRESS_IP4: 0, ADDRESS_IP6: 1 } },
   address_union: { kind: 'union', members: [{ name: 'ip4', type: 'ip4_address' }, { name: 'ip6', type: 'ip6_address' }] },
+  address_with_prefix: { kind: 'alias', type: 'prefix' },
   fib_mpls_label: { kind: 'struct', fields: [{ name: 'is_uniform', type: 'u8' }, { name: 'label', type: 'u32' }, { name: 'ttl', type: 'u8' }, { name: 'exp', type: 'u8' }] },
   fib_path: { kind: 'struct', fields: [{ name: 'sw_if_index', type: 'u32' }, { name: 'table_id', type: 'u32' }, { name: 'rpf_id', type: 'u32' }, { name: 'weight', type: 'u8' }, { name: 'preference', type: 'u8' }, { name: 'type', type: 'fib_path_type' }, { name: 'flags', type: 'fib_path_flags' }, { name: 'proto', type: 'fib_path_nh_proto' }, { name: 'nh', type: 'fib_path_nh' }, { name: 'n_labels', type: 'u8' }, { name: 'label_stack', type: 'fib_mpls_label', length: 16 }] },
   fib_path_flags: { kind: 'enum', base: 'u32', flags: false, values: { FIB_API_PATH_FLAG_NONE: 0, FIB_API_PATH_FLAG_RESOLVE_VIA_ATTACHED: 1, FIB_API_PATH_FLAG_RESOLVE_VIA_HOST: 2, FIB_API_PATH_FLAG_POP_PW_CW: 4 } },
@@ -65,6 +66,8 @@ export const VPP_TYPES: Readonly<Record<string, VppTypeDef>> = {
 export type VppMessageName =
   | 'control_ping'
   | 'control_ping_reply'
+  | 'ip_address_details'
+  | 'ip_address_dump'
   | 'ip_route_add_del'
   | 'ip_route_add_del_reply'
   | 'ip_route_details'
@@ -133,6 +136,8 @@ export type VppMessageName =
 export const VPP_MESSAGES: { readonly [K in VppMessageName]: VppMessageDef } = {
   control_ping: { name: 'control_ping', crc: '0x51077d14', module: 'memclnt', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }] },
   control_ping_reply: { name: 'control_ping_reply', crc: '0xf6b0b8ca', module: 'memclnt', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }, { name: 'client_index', type: 'u32' }, { name: 'vpe_pid', type: 'u32' }] },
+  ip_address_details: { name: 'ip_address_details', crc: '0xee29b797', module: 'ip', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index' }, { name: 'prefix', type: 'address_with_prefix' }] },
+  ip_address_dump: { name: 'ip_address_dump', crc: '0x2d033de4', module: 'ip', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index' }, { name: 'is_ipv6', type: 'bool' }] },
   ip_route_add_del: { name: 'ip_route_add_del', crc: '0xb8ecfe0d', module: 'ip', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'is_add', type: 'bool', default: true }, { name: 'is_multipath', type: 'bool' }, { name: 'route', type: 'ip_route' }] },
   ip_route_add_del_reply: { name: 'ip_route_add_del_reply', crc: '0x1992deab', module: 'ip', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }, { name: 'stats_index', type: 'u32' }] },
   ip_route_details: { name: 'ip_route_details', crc: '0xbda8f315', module: 'ip', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'route', type: 'ip_route' }] },
@@ -201,6 +206,7 @@ export const VPP_MESSAGES: { readonly [K in VppMessageName]: VppMessageDef } = {
 /** Request → reply (or details stream) and events, from the files' `services`. */
 export const VPP_SERVICES = {
   control_ping: { reply: 'control_ping_reply' },
+  ip_address_dump: { reply: 'ip_address_details', stream: true },
   ip_route_add_del: { reply: 'ip_route_add_del_reply' },
   ip_route_dump: { reply: 'ip_route_details', stream: true },
   ip_table_add_del: { reply: 'ip_table_add_del_reply' },
@@ -284,6 +290,7 @@ export interface AddressUnion {
   ip4?: Ip4Address;
   ip6?: Ip6Address;
 }
+export type AddressWithPrefix = Prefix;
 export interface FibMplsLabel {
   is_uniform: number;
   label: number;
@@ -447,6 +454,19 @@ export interface ControlPingReply {
   retval: number;
   client_index: number;
   vpe_pid: number;
+}
+/** ip_address_details (ip 3.2.0) CRC 0xee29b797 (optional: not required at connect) */
+export interface IpAddressDetails {
+  context: number;
+  sw_if_index: InterfaceIndex;
+  prefix: AddressWithPrefix;
+}
+/** ip_address_dump (ip 3.2.0) CRC 0x2d033de4 (optional: not required at connect) */
+export interface IpAddressDump {
+  client_index: number;
+  context: number;
+  sw_if_index: InterfaceIndex;
+  is_ipv6: boolean;
 }
 /** ip_route_add_del (ip 3.2.0) CRC 0xb8ecfe0d */
 export interface IpRouteAddDel {
@@ -869,6 +889,8 @@ export interface WantInterfaceEventsReply {
 export interface VppMessageTypes {
   control_ping: ControlPing;
   control_ping_reply: ControlPingReply;
+  ip_address_details: IpAddressDetails;
+  ip_address_dump: IpAddressDump;
   ip_route_add_del: IpRouteAddDel;
   ip_route_add_del_reply: IpRouteAddDelReply;
   ip_route_details: IpRouteDetails;

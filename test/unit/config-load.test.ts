@@ -43,6 +43,7 @@ test('defaults as swanctl.conf documents them', () => {
   const c = ok(`connections {\n  c {${PSK_PAIR}\n    children {\n      ch {\n      }\n    }\n  }\n}\nsecrets {\n  ike-all {\n    secret = abc\n  }\n}\n`);
   assert.deepEqual(c.daemon, {
     listen: ['0.0.0.0', '::'],
+    transport: 'udp',
     port: 500,
     portNatT: 4500,
     controlSocket: '/run/vpp-iked/control.sock',
@@ -55,7 +56,7 @@ test('defaults as swanctl.conf documents them', () => {
     retransmitBase: 1.8,
     retransmitTries: 5,
   });
-  assert.deepEqual(c.vpp, { socket: '/run/vpp/api.sock' });
+  assert.deepEqual(c.vpp, { socket: '/run/vpp/api.sock', puntSocket: '/run/vpp-iked/punt.sock' });
   const conn = c.connections[0]!;
   const { proposals, children, loc, local, remote, ...rest } = conn;
   assert.deepEqual(rest, {
@@ -479,7 +480,7 @@ test('vpp.unnumbered_interface and vpp.policy_interface: unset by default, valid
   assert.equal(d.vpp.unnumberedInterface, undefined);
   assert.equal(d.vpp.policyInterface, undefined);
   const c = ok(`vpp {\n  socket = /tmp/api.sock\n  unnumbered_interface = loop0\n  policy_interface = GigabitEthernet0/8/0.100\n}\n` + conn('        vpp_mode = policy\n'));
-  assert.deepEqual(c.vpp, { socket: '/tmp/api.sock', unnumberedInterface: 'loop0', policyInterface: 'GigabitEthernet0/8/0.100' });
+  assert.deepEqual(c.vpp, { socket: '/tmp/api.sock', puntSocket: '/run/vpp-iked/punt.sock', unnumberedInterface: 'loop0', policyInterface: 'GigabitEthernet0/8/0.100' });
   assert.ok(Object.isFrozen(c.vpp));
   assert.deepEqual(errs('vpp {\n  unnumbered_interface = loop 0\n  policy_interface = "eth;0"\n  policy_iface = x\n}\n'), [
     "F:2:26: 'unnumbered_interface' must be a VPP interface name (letters, digits, _ . / : -), not 'loop 0'",
@@ -609,4 +610,16 @@ test('settings the daemon cannot run yet are refused where they are written', ()
   assert.equal(ok(conf('        replay_window = 65536')).connections[0]!.children[0]!.replayWindow, 65536);
   assert.deepEqual(errs(conf('        replay_window = 65537')), ["F:12:25: 'replay_window' = 65537 is out of range (0..65536)"]);
   assert.deepEqual(errs(conf('        replay_window = 4294967295')), ["F:12:25: 'replay_window' = 4294967295 is out of range (0..65536)"]);
+});
+
+test('daemon.transport = punt: needs dataplane = vpp and port_nat_t = 4500; vpp.punt_socket names our socket', () => {
+  const base = `connections {\n  c {${PSK_PAIR}\n  }\n}\nsecrets {\n  ike-all {\n    secret = abc\n  }\n}\n`;
+  const c = ok(`daemon {\n  transport = punt\n}\nvpp {\n  punt_socket = /run/x/punt.sock\n}\n${base}`);
+  assert.equal(c.daemon.transport, 'punt');
+  assert.equal(c.vpp.puntSocket, '/run/x/punt.sock');
+  assert.deepEqual(errs(`daemon {\n  transport = punt\n  dataplane = memory\n}\n${base}`), ["F:3:15: transport = punt receives IKE through VPP: it needs dataplane = vpp"]);
+  assert.deepEqual(errs(`daemon {\n  transport = punt\n  port_nat_t = 4501\n}\n${base}`), [
+    "F:3:16: transport = punt receives NAT-T IKE on VPP's IPsec port 4500 only (port_nat_t is 4501)",
+  ]);
+  assert.deepEqual(errs(`daemon {\n  transport = tcp\n}\n${base}`), ["F:2:15: 'transport' must be one of udp, punt, not 'tcp'"]);
 });

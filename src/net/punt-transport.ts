@@ -1,0 +1,307 @@
+/**
+ * IKE through VPP's punt socket (`daemon.transport = punt`), for gateways where VPP owns the NIC and
+ * the host kernel never sees UDP 500/4500.
+ *
+ * At start (and again whenever VPP comes back after a restart) we register our unix datagram socket
+ * with VPP: an L4 punt for UDP/`port` (IPv4 and IPv6), and the exception reasons
+ * `ipsec4-spi-o-udp-0` / `ipsec6-spi-o-udp-0` for IKE on UDP/4500, which VPP's IPsec input hands up
+ * when the 4-byte non-ESP marker is there. Never an L4 punt on 4500: it would take ESP-in-UDP away
+ * from VPP. We answer by writing complete IP packets (routed by VPP) to VPP's own punt socket, whose
+ * path comes back in the registration reply.
+ *
+ * The sw_if_index in an injected packet selects the FIB VPP routes it in; VPP crashes on an index it
+ * does not have, and indexes change when VPP restarts. So an index is never remembered across VPP
+ * connections: it is the interface a request came in on, or the interface VPP reports our address
+ * on, learned afresh after every (re)connect.
+ */
+import type { Logger } from 'pino';
+import { addNonEspMarker, classifyDatagram } from './framing.ts';
+import { markerOn } from './udp.ts';
+import { buildPuntFrame, parsePuntFrame, PUNT_HEADER_VERSION, PUNT_MAX_IP_PACKET } from './punt.ts';
+import { UnixDgramSocket } from './unix-dgram.ts';
+import type { IkeTransport, OnIkePacket } from './transport.ts';
+import type { Endpoint, OutPacket } from '../ikev2/engine/engine.ts';
+import { IKE_NATT_PORT } from '../ikev2/constants.ts';
+import { ipFamily, normalizeIp } from '../common/addr.ts';
+import { endpointText } from '../common/text.ts';
+import { VppApiError, type VppClient } from '../vpp/client.ts';
+import { AddressFamily, IpProto, PuntType, type Punt } from '../vpp/defs.generated.ts';
+import { apiAddressText } from '../vpp/address.ts';
+
+export interface PuntTransportOptions {
+  client: VppClient;
+  /** Our datagram socket, the one VPP sends punted packets to. */
+  socketPath: string;
+  /** VPP's interface addresses we serve IKE on; `0.0.0.0` / `::` for every address of that family. */
+  listen: string[];
+  port: number;
+  portNatT: number;
+  log: Logger;
+  onPacket: OnIkePacket;
+}
+
+export interface PuntTransportStats {
+  [k: string]: number;
+  keepalives: number;
+  esp: number;
+  invalid: number;
+  oversized: number;
+  sendErrors: number;
+  /** Packets to an address we do not serve. */
+  notOurs: number;
+  /** Packets we could not send because VPP has no interface with our address (yet). */
+  noInterface: number;
+  /** Times we registered with VPP (start and every reconnect). */
+  registrations: number;
+}
+
+const U32_MAX = 0xffffffff;
+/** Minimum pause between two address look-ups in VPP triggered by packets we cannot place. */
+const LOOKUP_INTERVAL_MS = 1000;
+const PUNT_MESSAGES = ['punt_socket_register', 'punt_socket_deregister', 'punt_reason_dump', 'ip_address_dump'] as const;
+
+export class PuntTransport implements IkeTransport {
+  readonly stats: PuntTransportStats = { keepalives: 0, esp: 0, invalid: 0, oversized: 0, sendErrors: 0, notOurs: 0, noInterface: 0, registrations: 0 };
+  readonly addresses: string[];
+  private readonly opts: PuntTransportOptions;
+  private readonly any4: boolean;
+  private readonly any6: boolean;
+  private readonly served: Set<string>;
+  private sock: UnixDgramSocket | undefined;
+  /** VPP's punt socket, from the registration reply (undefined while not registered). */
+  private vppPath: string | undefined;
+  /** Our address → sw_if_index, for this VPP connection only. */
+  private readonly ifByAddr = new Map<string, number>();
+  /** VPP's addresses by family, for this VPP connection only (wildcard listen). */
+  private vppAddrs: string[] = [];
+  private registered: Punt[] = [];
+  private lastLookup = 0;
+  private lookingUp: Promise<void> | undefined;
+  private ipId = 0;
+  private sending = 0;
+  private drained: (() => void)[] = [];
+  private closed = false;
+  private readonly onDisconnected = (): void => this.forgetVpp();
+  private readonly onConnected = (info: { reconnect?: boolean }): void => {
+    if (info.reconnect && !this.closed) {
+      this.register().catch((e: Error) => this.opts.log.error({ err: e.message }, 'punt registration after VPP reconnect failed; IKE is not received until it succeeds'));
+    }
+  };
+
+  constructor(opts: PuntTransportOptions) {
+    this.opts = opts;
+    const listen = opts.listen.map(normalizeIp);
+    this.any4 = listen.includes('0.0.0.0');
+    this.any6 = listen.includes('::');
+    this.served = new Set(listen.filter((a) => a !== '0.0.0.0' && a !== '::'));
+    this.addresses = [...listen];
+  }
+
+  private families(): (4 | 6)[] {
+    const fams = new Set<4 | 6>();
+    if (this.any4) fams.add(4);
+    if (this.any6) fams.add(6);
+    for (const a of this.served) fams.add(ipFamily(a) === 6 ? 6 : 4);
+    return [...fams].sort();
+  }
+
+  async start(): Promise<void> {
+    const c = this.opts.client;
+    const missing = PUNT_MESSAGES.filter((m) => c.messageId(m) === undefined);
+    if (missing.length) throw new Error(`VPP does not offer ${missing.join(', ')}: it cannot punt IKE to vpp-iked (transport = punt)`);
+    if (this.opts.portNatT !== IKE_NATT_PORT) throw new Error(`transport = punt receives NAT-T IKE on VPP's IPsec port ${IKE_NATT_PORT} only (port_nat_t is ${this.opts.portNatT})`);
+    const sock = new UnixDgramSocket();
+    sock.bind(this.opts.socketPath);
+    sock.on('message', (data, from) => this.onFrame(data, from));
+    sock.on('error', (e) => this.opts.log.error({ err: e.message, socket: this.opts.socketPath }, 'punt socket failed: IKE is no longer received'));
+    this.sock = sock;
+    c.on('disconnected', this.onDisconnected);
+    c.on('connected', this.onConnected);
+    await this.register();
+    this.opts.log.info({ socket: this.opts.socketPath, vpp_socket: this.vppPath, listen: this.addresses, port: this.opts.port, port_nat_t: this.opts.portNatT }, 'receiving IKE through VPP punt');
+  }
+
+  /**
+   * Register with VPP: UDP/port as an L4 punt, IKE on 4500 through the IPsec exception reasons
+   * (their ids are looked up by name: they are not fixed). VPP's refusal is an error naming it.
+   */
+  async register(): Promise<void> {
+    const c = this.opts.client;
+    const reasons = await c.dump('punt_reason_dump', { reason: { id: 0, name: '' } });
+    const reasonId = (name: string): number => {
+      const r = reasons.find((x) => x.reason.name === name);
+      if (!r) throw new Error(`VPP has no punt reason '${name}': IKE on UDP/${IKE_NATT_PORT} cannot reach vpp-iked`);
+      return r.reason.id;
+    };
+    const want: { what: string; punt: Punt }[] = [];
+    for (const fam of this.families()) {
+      const af = fam === 4 ? AddressFamily.ADDRESS_IP4 : AddressFamily.ADDRESS_IP6;
+      want.push({ what: `UDP/${this.opts.port} (IPv${fam})`, punt: { type: PuntType.PUNT_API_TYPE_L4, punt: { l4: { af, protocol: IpProto.IP_API_PROTO_UDP, port: this.opts.port } } } });
+      const reason = fam === 4 ? 'ipsec4-spi-o-udp-0' : 'ipsec6-spi-o-udp-0';
+      want.push({ what: `IKE on UDP/${IKE_NATT_PORT} (IPv${fam}, ${reason})`, punt: { type: PuntType.PUNT_API_TYPE_EXCEPTION, punt: { exception: { id: reasonId(reason) } } } });
+    }
+    for (const w of want) {
+      try {
+        const r = await c.request('punt_socket_register', { header_version: PUNT_HEADER_VERSION, punt: w.punt, pathname: this.opts.socketPath });
+        this.vppPath = r.pathname;
+      } catch (e) {
+        const why = e instanceof VppApiError ? `${e.message}` : (e as Error).message;
+        throw new Error(`VPP refused the punt registration for ${w.what}: ${why} (is 'punt { socket ... }' in VPP's startup.conf?)`);
+      }
+    }
+    this.registered = want.map((w) => w.punt);
+    this.stats.registrations++;
+    await this.lookupAddresses(true);
+  }
+
+  /** What VPP says our addresses are on (non-ipsec interfaces), for packets we send first. */
+  private lookupAddresses(force = false): Promise<void> {
+    const now = Date.now();
+    if (this.lookingUp) return this.lookingUp;
+    if (!force && now - this.lastLookup < LOOKUP_INTERVAL_MS) return Promise.resolve();
+    this.lastLookup = now;
+    const c = this.opts.client;
+    const run = async (): Promise<void> => {
+      const itfs = await c.dump('sw_interface_dump', { sw_if_index: U32_MAX, name_filter_valid: false, name_filter: '' });
+      const found = new Map<string, number>();
+      for (const itf of itfs) {
+        if (itf.interface_name.startsWith('ipsec')) continue;
+        for (const is_ipv6 of [false, true]) {
+          for (const a of await c.dump('ip_address_dump', { sw_if_index: itf.sw_if_index, is_ipv6 })) {
+            const text = apiAddressText(a.prefix.address, undefined);
+            if (text !== undefined && !found.has(text)) found.set(text, itf.sw_if_index);
+          }
+        }
+      }
+      for (const [addr, sw] of found) if (!this.ifByAddr.has(addr)) this.ifByAddr.set(addr, sw);
+      this.vppAddrs = [...found.keys()].filter((a) => this.serves(a));
+    };
+    this.lookingUp = run()
+      .catch((e: Error) => this.opts.log.warn({ err: e.message }, 'looking up our addresses in VPP failed'))
+      .finally(() => {
+        this.lookingUp = undefined;
+      });
+    return this.lookingUp;
+  }
+
+  /** VPP went away: its punt socket and every sw_if_index we knew are gone with it. */
+  private forgetVpp(): void {
+    this.vppPath = undefined;
+    this.ifByAddr.clear();
+    this.vppAddrs = [];
+  }
+
+  private serves(addr: string): boolean {
+    if (this.served.has(addr)) return true;
+    return ipFamily(addr) === 6 ? this.any6 : this.any4;
+  }
+
+  private onFrame(data: Buffer, _from: string | undefined): void {
+    const r = parsePuntFrame(data);
+    if (!r.ok) {
+      this.stats.invalid++;
+      this.opts.log.debug({ reason: r.reason, bytes: data.length }, 'punted frame dropped');
+      return;
+    }
+    const p = r.packet;
+    if (!this.serves(p.dst) || (p.dstPort !== this.opts.port && p.dstPort !== this.opts.portNatT)) {
+      this.stats.notOurs++;
+      this.opts.log.debug({ dst: endpointText(p.dst, p.dstPort), sw_if_index: p.swIfIndex }, 'punted packet for an address or port we do not serve dropped');
+      return;
+    }
+    // The interface the packet came in on routes our answers from this address (this connection only).
+    if (this.vppPath !== undefined) this.ifByAddr.set(p.dst, p.swIfIndex);
+    const local: Endpoint = { addr: p.dst, port: p.dstPort };
+    const remote: Endpoint = { addr: p.src, port: p.srcPort };
+    const d = classifyDatagram(p.payload, markerOn(local.port, remote.port));
+    switch (d.kind) {
+      case 'ike':
+        try {
+          // The payload is a view into the received datagram; the engine may keep what it is given.
+          this.opts.onPacket(local, remote, Buffer.from(d.ike));
+        } catch (e) {
+          this.opts.log.error({ peer: remote.addr, err: e instanceof Error ? e.stack : String(e) }, 'error processing IKE message');
+        }
+        return;
+      case 'keepalive':
+        this.stats.keepalives++;
+        return;
+      case 'esp':
+        this.stats.esp++;
+        return;
+      default:
+        this.stats.invalid++;
+    }
+  }
+
+  localAddressFor(remote: string): string | undefined {
+    const fam = ipFamily(remote);
+    for (const a of this.served) if (ipFamily(a) === fam) return a;
+    return this.vppAddrs.find((a) => ipFamily(a) === fam && !a.toLowerCase().startsWith('fe80'));
+  }
+
+  send(p: OutPacket): void {
+    const sock = this.sock;
+    const vppPath = this.vppPath;
+    const sw = this.ifByAddr.get(p.local.addr);
+    if (!sock || vppPath === undefined || sw === undefined) {
+      this.stats.noInterface++;
+      this.opts.log.debug({ local: endpointText(p.local.addr, p.local.port), registered: vppPath !== undefined }, 'no VPP interface known for our address yet; datagram not sent');
+      if (vppPath !== undefined) void this.lookupAddresses();
+      return;
+    }
+    const payload = markerOn(p.local.port, p.remote.port) ? addNonEspMarker(p.data) : p.data;
+    this.ipId = (this.ipId + 1) & 0xffff;
+    const f = buildPuntFrame({ swIfIndex: sw, src: p.local.addr, dst: p.remote.addr, srcPort: p.local.port, dstPort: p.remote.port, payload, ipId: this.ipId });
+    if (!f.ok) {
+      this.stats.oversized++;
+      this.opts.log.warn(
+        { remote: endpointText(p.remote.addr, p.remote.port), ike_bytes: p.data.length, limit: PUNT_MAX_IP_PACKET, reason: f.reason },
+        'IKE message not sent: VPP takes at most 2048 bytes of IP from its punt socket and IKE fragmentation is not available yet',
+      );
+      return;
+    }
+    this.sending++;
+    sock
+      .send(f.frame, vppPath)
+      .catch((e: Error) => {
+        this.stats.sendErrors++;
+        this.opts.log.debug({ remote: endpointText(p.remote.addr, p.remote.port), err: e.message }, 'send to VPP failed');
+      })
+      .finally(() => {
+        if (--this.sending === 0 && this.drained.length > 0) {
+          const w = this.drained;
+          this.drained = [];
+          for (const fn of w) fn();
+        }
+      });
+  }
+
+  flush(timeoutMs: number): Promise<boolean> {
+    if (this.sending === 0) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const t = setTimeout(() => resolve(false), Math.max(0, timeoutMs));
+      this.drained.push(() => {
+        clearTimeout(t);
+        resolve(true);
+      });
+    });
+  }
+
+  /** Deregister from VPP (when it is there) and close our socket. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    const c = this.opts.client;
+    c.off('disconnected', this.onDisconnected);
+    c.off('connected', this.onConnected);
+    if (c.connected) {
+      for (const punt of this.registered) {
+        await c.request('punt_socket_deregister', { punt }).catch((e: Error) => this.opts.log.warn({ err: e.message }, 'punt deregistration failed'));
+      }
+    }
+    this.registered = [];
+    this.sock?.close();
+    this.sock = undefined;
+  }
+}
