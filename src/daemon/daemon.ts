@@ -1,5 +1,5 @@
 /**
- * The daemon shell: composes config, logs, scheduler, dataplane, engine, UDP transport and the
+ * The daemon shell: composes config, logs, scheduler, dataplane, engine, IKE transport and the
  * control socket; handles reload and graceful stop. No protocol logic lives here.
  */
 import { randomBytes } from 'node:crypto';
@@ -10,6 +10,10 @@ import { loadConfig } from '../config/load.ts';
 import { RealScheduler } from '../common/clock.ts';
 import { Engine, type EngineEvent } from '../ikev2/engine/engine.ts';
 import { UdpTransport } from '../net/udp.ts';
+import { PuntTransport } from '../net/punt-transport.ts';
+import type { IkeTransport } from '../net/transport.ts';
+import type { VppClient } from '../vpp/client.ts';
+import type { VppDataplane } from '../dataplane/vpp/index.ts';
 import type { Dataplane } from '../dataplane/types.ts';
 import { MemoryDataplane } from '../dataplane/memory.ts';
 import { listSasHandler } from '../control/commands.ts';
@@ -52,7 +56,10 @@ export class Daemon {
   readonly sched = new RealScheduler();
   dataplane!: Dataplane;
   engine!: Engine;
-  transport!: UdpTransport;
+  transport!: IkeTransport;
+  /** The VPP API connection, when the dataplane is VPP (shared by the punt transport). */
+  private vppClient: VppClient | undefined;
+  private vppBackEnd: VppDataplane | undefined;
   control!: ControlServer;
   private readonly monitors = new Set<Reply>();
   private housekeeping: NodeJS.Timeout | undefined;
@@ -97,13 +104,7 @@ export class Daemon {
     vpp?.on('connected', () => {
       if (!this.stopping) this.notify.status(this.statusLine());
     });
-    this.transport = new UdpTransport({
-      listen: cfg.daemon.listen,
-      port: cfg.daemon.port,
-      portNatT: cfg.daemon.portNatT,
-      log: this.logs.get('net'),
-      onPacket: (l, r, d) => this.engine.receive(l, r, d),
-    });
+    this.transport = this.createTransport(cfg);
     this.engine = new Engine({
       scheduler: this.sched,
       random: randomBytes,
@@ -160,7 +161,7 @@ export class Daemon {
     return {
       engine: this.engine,
       dataplane: this.instrumented!,
-      transport: this.transport as unknown as { stats: Record<string, number> },
+      transport: this.transport,
       ...(vpp ? { vpp: { connected: vpp.connected, disconnects: counters.vppDisconnects } } : {}),
       daemon: {
         version: VERSION,
@@ -173,6 +174,22 @@ export class Daemon {
     };
   }
 
+  private createTransport(cfg: Config): IkeTransport {
+    const common = {
+      listen: cfg.daemon.listen,
+      port: cfg.daemon.port,
+      portNatT: cfg.daemon.portNatT,
+      log: this.logs.get('net'),
+      onPacket: (l: { addr: string; port: number }, r: { addr: string; port: number }, d: Buffer) => this.engine.receive(l, r, d),
+    };
+    if (cfg.daemon.transport === 'udp') return new UdpTransport(common);
+    if (!this.vppClient || !this.vppBackEnd) throw new Error('transport = punt needs dataplane = vpp');
+    const punt = new PuntTransport({ ...common, client: this.vppClient, socketPath: cfg.vpp.puntSocket, registerOnReconnect: false });
+    // After a VPP restart: punt registrations first, then the SAs (IKE on 4500 must reach us again).
+    this.vppBackEnd.setBeforeResync(() => punt.register());
+    return punt;
+  }
+
   private async createDataplane(cfg: Config): Promise<Dataplane> {
     if (cfg.daemon.dataplane === 'memory') return new MemoryDataplane({ policyInterface: cfg.vpp.policyInterface });
     const { VppDataplane } = await import('../dataplane/vpp/index.ts');
@@ -182,6 +199,8 @@ export class Daemon {
       ...(cfg.vpp.unnumberedInterface !== undefined ? { unnumberedInterface: cfg.vpp.unnumberedInterface } : {}),
       ...(cfg.vpp.policyInterface !== undefined ? { policyInterface: cfg.vpp.policyInterface } : {}),
     });
+    this.vppClient = dp.client;
+    this.vppBackEnd = dp;
     await dp.start();
     return dp;
   }
@@ -484,7 +503,8 @@ export class Daemon {
       );
     }
     await this.metrics?.close();
-    await this.transport?.close();
+    // Punt registrations are removed from VPP here: bounded too, VPP may not answer.
+    if (this.transport) await within(this.transport.close(), Math.max(200, t0 + budget - Date.now()));
     const closeLeft = Math.max(200, t0 + budget - Date.now());
     const closing = (this.dataplane?.close() ?? Promise.resolve()).catch((e: unknown) => {
       this.log.warn({ err: e instanceof Error ? e.message : String(e) }, 'closing the dataplane failed');

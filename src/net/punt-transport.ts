@@ -38,6 +38,11 @@ export interface PuntTransportOptions {
   portNatT: number;
   log: Logger;
   onPacket: OnIkePacket;
+  /**
+   * Register again by itself when the VPP connection comes back (default). The daemon turns this off
+   * and has the VPP back end call `register()` before it replays SAs instead.
+   */
+  registerOnReconnect?: boolean;
 }
 
 export interface PuntTransportStats {
@@ -45,7 +50,8 @@ export interface PuntTransportStats {
   keepalives: number;
   esp: number;
   invalid: number;
-  oversized: number;
+  /** Messages not sent: over the 2048 bytes of IP VPP takes from its punt socket. */
+  tooBig: number;
   sendErrors: number;
   /** Packets to an address we do not serve. */
   notOurs: number;
@@ -61,7 +67,7 @@ const LOOKUP_INTERVAL_MS = 1000;
 const PUNT_MESSAGES = ['punt_socket_register', 'punt_socket_deregister', 'punt_reason_dump', 'ip_address_dump'] as const;
 
 export class PuntTransport implements IkeTransport {
-  readonly stats: PuntTransportStats = { keepalives: 0, esp: 0, invalid: 0, oversized: 0, sendErrors: 0, notOurs: 0, noInterface: 0, registrations: 0 };
+  readonly stats: PuntTransportStats = { keepalives: 0, esp: 0, invalid: 0, tooBig: 0, sendErrors: 0, notOurs: 0, noInterface: 0, registrations: 0 };
   readonly addresses: string[];
   private readonly opts: PuntTransportOptions;
   private readonly any4: boolean;
@@ -116,7 +122,7 @@ export class PuntTransport implements IkeTransport {
     sock.on('error', (e) => this.opts.log.error({ err: e.message, socket: this.opts.socketPath }, 'punt socket failed: IKE is no longer received'));
     this.sock = sock;
     c.on('disconnected', this.onDisconnected);
-    c.on('connected', this.onConnected);
+    if (this.opts.registerOnReconnect !== false) c.on('connected', this.onConnected);
     await this.register();
     this.opts.log.info({ socket: this.opts.socketPath, vpp_socket: this.vppPath, listen: this.addresses, port: this.opts.port, port_nat_t: this.opts.portNatT }, 'receiving IKE through VPP punt');
   }
@@ -254,7 +260,7 @@ export class PuntTransport implements IkeTransport {
     this.ipId = (this.ipId + 1) & 0xffff;
     const f = buildPuntFrame({ swIfIndex: sw, src: p.local.addr, dst: p.remote.addr, srcPort: p.local.port, dstPort: p.remote.port, payload, ipId: this.ipId });
     if (!f.ok) {
-      this.stats.oversized++;
+      this.stats.tooBig++;
       this.opts.log.warn(
         { remote: endpointText(p.remote.addr, p.remote.port), ike_bytes: p.data.length, limit: PUNT_MAX_IP_PACKET, reason: f.reason },
         'IKE message not sent: VPP takes at most 2048 bytes of IP from its punt socket and IKE fragmentation is not available yet',

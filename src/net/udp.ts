@@ -17,6 +17,7 @@ import { IKE_PORT, Limits } from '../ikev2/constants.ts';
 import { ipFamily, normalizeIp } from '../common/addr.ts';
 import { endpointText } from '../common/text.ts';
 import type { Endpoint, OutPacket } from '../ikev2/engine/engine.ts';
+import type { IkeTransport } from './transport.ts';
 
 export interface UdpTransportOptions {
   listen: string[];
@@ -27,6 +28,7 @@ export interface UdpTransportOptions {
 }
 
 export interface TransportStats {
+  [k: string]: number;
   keepalives: number;
   esp: number;
   invalid: number;
@@ -39,7 +41,7 @@ export function markerOn(localPort: number, remotePort: number): boolean {
   return localPort !== IKE_PORT && remotePort !== IKE_PORT;
 }
 
-export class UdpTransport {
+export class UdpTransport implements IkeTransport {
   private readonly sockets = new Map<string, dgram.Socket>();
   private readonly opts: UdpTransportOptions;
   readonly stats: TransportStats = { keepalives: 0, esp: 0, invalid: 0, oversized: 0, sendErrors: 0 };

@@ -522,3 +522,58 @@ test('the memory dataplane accepts exactly what the VPP back end accepts', async
     await dpNoPolicy.done();
   }
 });
+
+test('after a VPP restart the replay waits for the interfaces its CHILD_SAs need (VPP answers before its startup-config ran)', async () => {
+  const timers = new ManualTimers();
+  const { emu, dp, done } = await setup({ unnumbered: 'loop0', dp: { timers, interfaceWaitStepMs: 250, interfaceWaitMs: 60_000 } });
+  try {
+    const replayed: number[] = [];
+    const failed: number[] = [];
+    dp.setListener({ replayed: (ids) => replayed.push(...ids), failed: (id) => failed.push(id) });
+    const order: string[] = [];
+    dp.setBeforeResync(async () => {
+      order.push(`before resync: ${emu.state.sas.size} SAs in VPP`);
+    });
+    const a = await dp.install(child(1, 0x1001, 0x2001));
+    const gone = once(dp.client, 'disconnected');
+    await emu.restart({ interfaces: ['host-eth0'] }); // loop0 comes later
+    await gone;
+    if (!dp.client.connected) await once(dp.client, 'connected');
+    // The replay is waiting for loop0 (a look-up every 250 ms on the back end's clock).
+    for (let i = 0; i < 5; i++) {
+      await timers.armed();
+      timers.advance(250);
+      await new Promise((r) => setImmediate(r));
+    }
+    assert.deepEqual(order, ['before resync: 0 SAs in VPP'], 'the hook ran first, before anything was programmed');
+    assert.equal(emu.state.sas.size, 0, 'nothing programmed while loop0 is missing');
+    assert.deepEqual(failed, [], 'and nothing given up');
+    const loop0 = emu.state.addInterface('loop0', 'loopback', true);
+    await resynced(dp, timers);
+    assert.deepEqual(failed, []);
+    assert.deepEqual(replayed, [1]);
+    assert.ok(emu.state.sas.has(a.saIn!) && emu.state.sas.has(a.saOut!), 'both SAs back with their ids');
+    const itf = [...emu.state.interfaces.values()].find((i) => i.ipsec)!;
+    assert.equal(itf.unnumberedTo, loop0.swIfIndex, 'the ipsec interface borrows the new loop0');
+  } finally {
+    await done();
+  }
+});
+
+test('after a VPP restart an interface that never comes back: the replay gives up after interface_wait and reports the CHILD_SA', async () => {
+  const timers = new ManualTimers();
+  const { emu, dp, done } = await setup({ unnumbered: 'loop0', dp: { timers, interfaceWaitStepMs: 250, interfaceWaitMs: 1000 } });
+  try {
+    const failed: string[] = [];
+    dp.setListener({ failed: (id, why) => failed.push(`${id}: ${why}`) });
+    await dp.install(child(1, 0x1001, 0x2001));
+    const gone = once(dp.client, 'disconnected');
+    await emu.restart({ interfaces: ['host-eth0'] });
+    await gone;
+    await resynced(dp, timers);
+    assert.equal(failed.length, 1);
+    assert.match(failed[0]!, /^1: could not program again after VPP restart: VPP has no interface named loop0/);
+  } finally {
+    await done();
+  }
+});

@@ -15,6 +15,9 @@ import { isGone, parseIpText, req, type Backend } from './state.ts';
 import { noUndo, parallel } from './txn.ts';
 
 export const P2MP_DRIVER: ModeDriver = {
+  requiredInterfaces(b) {
+    return b.opts.unnumberedInterface ? [b.opts.unnumberedInterface] : [];
+  },
   async install(b, c, st, _old, undo) {
     const iface = c.vppInterface!;
     const nh = c.outbound.dst.addr;

@@ -18,6 +18,9 @@ import { removeGone, req, type Backend, type InstalledChild, type Snapshot } fro
 import { noUndo, parallel } from './txn.ts';
 
 export const P2P_DRIVER: ModeDriver = {
+  requiredInterfaces(b) {
+    return b.opts.unnumberedInterface ? [b.opts.unnumberedInterface] : [];
+  },
   async install(b, c, st, old, undo, preset) {
     // Join the interface of the replaced child, or (replay) of a group member already back in VPP.
     const join = old?.group !== undefined && old.swIfIndex !== undefined ? old : liveMember(b, preset?.group, c.childId);

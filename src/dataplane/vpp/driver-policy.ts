@@ -18,6 +18,10 @@ import { parallel, type Undo } from './txn.ts';
 const PROTECT = IpsecSpdAction.IPSEC_API_SPD_ACTION_PROTECT;
 
 export const POLICY_DRIVER: ModeDriver = {
+  requiredInterfaces(b, c) {
+    const iface = c.vppInterface ?? b.opts.policyInterface;
+    return iface ? [iface] : [];
+  },
   async install(b, c, st, old, undo, preset) {
     const iface = c.vppInterface ?? b.opts.policyInterface!;
     const wasUser = b.spds.get(c.vppTable)?.users.has(c.childId) === true;

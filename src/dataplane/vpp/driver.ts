@@ -31,6 +31,12 @@ export interface ModeDriver {
    * whole (an SPD with all its users, by the resync) counts as intact here.
    */
   ownPartsIntact(st: InstalledChild, snap: Snapshot): boolean;
+  /**
+   * Interfaces of VPP's own configuration (not ones this back end creates) the CHILD_SA needs, e.g.
+   * the interface lending its address or the SPD's interface. After a VPP restart the replay waits
+   * for them: VPP answers its API before its startup-config has created them.
+   */
+  requiredInterfaces(b: Backend, c: ChildInstall): string[];
   /** update() to these endpoints needs new SAs rather than an update of the SAs it has. */
   rebuildsOnMove(c: ChildInstall, remote: SaEndpoint): boolean;
 }

@@ -105,6 +105,13 @@ export interface VppDataplaneOptions {
   /** First and largest pause before a failed resync after a reconnect is tried again (ms). Defaults 500 and 10000. */
   resyncRetryMinMs?: number;
   resyncRetryMaxMs?: number;
+  /**
+   * After a VPP restart, how long the replay waits for the interfaces of VPP's own configuration its
+   * CHILD_SAs need (the unnumbered lender, SPD interfaces) before it programs them anyway and reports
+   * what fails. Default 60000; looked for every `interfaceWaitStepMs` (default 250).
+   */
+  interfaceWaitMs?: number;
+  interfaceWaitStepMs?: number;
   /** Timers for the resync backoff and the replayed() pacing. Default: the process's setTimeout. */
   timers?: TimerSource;
 }
@@ -134,6 +141,8 @@ export class VppDataplane implements Dataplane {
         replayIntervalMs: options.replayIntervalMs ?? 1000,
         resyncRetryMinMs: Math.max(1, options.resyncRetryMinMs ?? 500),
         resyncRetryMaxMs: Math.max(1, options.resyncRetryMaxMs ?? 10_000),
+        interfaceWaitMs: Math.max(0, options.interfaceWaitMs ?? 60_000),
+        interfaceWaitStepMs: Math.max(1, options.interfaceWaitStepMs ?? 250),
       },
       options.timers ?? REAL_TIMERS,
     );
@@ -144,6 +153,15 @@ export class VppDataplane implements Dataplane {
 
   features(): DataplaneFeatures {
     return vppDataplaneFeatures();
+  }
+
+  /**
+   * Work to do each time VPP comes back, before any CHILD_SA is programmed again (the punt transport
+   * registers there first, so IKE on 4500 reaches us again before UDP-encapsulated SAs return).
+   * A failure is logged; the replay goes on.
+   */
+  setBeforeResync(fn: () => Promise<void>): void {
+    this.b.beforeResync = fn;
   }
 
   setListener(l: DataplaneListener): void {

@@ -79,6 +79,9 @@ export function onConnected(b: Backend, info: VppConnectedInfo): void {
     await b.startup;
     await prev;
     await Promise.allSettled([...b.ops]);
+    if (b.beforeResync && gen === b.connGen && !b.closed) {
+      await b.beforeResync().catch((e: unknown) => b.log.error({ err: (e as Error).message }, 'work before the resync failed'));
+    }
     await retrying(b, gen, 'resync after VPP reconnect', () => resync(b, gen));
   })()
     .catch((e: unknown) => b.log.error({ err: (e as Error).message }, 'resync after VPP reconnect failed'))
@@ -270,7 +273,44 @@ async function resync(b: Backend, gen: number): Promise<void> {
   // simply retried.
   for (const t of dropped) b.spds.delete(t);
   if (lost.size === 0) return;
+  await waitForInterfaces(b, gen, lost);
   await replay(b, gen, lost);
+}
+
+/**
+ * VPP answers its API before its startup-config has created its interfaces (a second or two after a
+ * restart): the replay waits until the interfaces the lost CHILD_SAs need are there, rather than
+ * failing them. After `interfaceWaitMs` it goes ahead and reports what fails.
+ */
+async function waitForInterfaces(b: Backend, gen: number, lost: Map<number, InstalledChild>): Promise<void> {
+  const names = new Set<string>();
+  for (const st of lost.values()) for (const n of DRIVERS[st.child.vppMode].requiredInterfaces(b, st.child)) names.add(n);
+  if (names.size === 0) return;
+  let told = false;
+  for (let waited = 0; ; waited += b.opts.interfaceWaitStepMs) {
+    const missing: string[] = [];
+    for (const n of names) if ((await interfaceIndex(b, n)) === undefined) missing.push(n);
+    if (missing.length === 0) {
+      if (told) b.log.info({ waited_ms: waited }, 'VPP interfaces are back; programming the CHILD_SAs again');
+      return;
+    }
+    if (gen !== b.connGen || b.closed) throw new Error('connection to VPP changed while waiting for its interfaces');
+    if (waited >= b.opts.interfaceWaitMs) {
+      b.log.error({ missing, waited_ms: waited }, 'VPP interfaces did not come back; programming the CHILD_SAs anyway');
+      return;
+    }
+    if (!told) {
+      b.log.warn({ missing, children: lost.size }, 'waiting for VPP interfaces before programming the CHILD_SAs again');
+      told = true;
+    }
+    await new Promise<void>((resolve) => {
+      const done = (): void => {
+        b.pause = undefined;
+        resolve();
+      };
+      b.pause = { cancel: b.timers.after(b.opts.interfaceWaitStepMs, done), done };
+    });
+  }
 }
 
 /**

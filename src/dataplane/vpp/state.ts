@@ -37,6 +37,10 @@ export interface Settings {
   replayIntervalMs: number;
   resyncRetryMinMs: number;
   resyncRetryMaxMs: number;
+  /** How long a replay after a VPP restart waits for the interfaces its CHILD_SAs need (ms). */
+  interfaceWaitMs: number;
+  /** How often it looks for them meanwhile (ms). */
+  interfaceWaitStepMs: number;
 }
 
 export interface RouteSpec {
@@ -144,6 +148,8 @@ export interface Backend {
   resyncing: Promise<void>;
   /** Set while VPP is unreachable: opens the gate the disconnect closed (after the resync). */
   pendingRelease: (() => void) | undefined;
+  /** Runs after VPP came back and before the resync replays anything (e.g. punt registration). */
+  beforeResync: (() => Promise<void>) | undefined;
   /** The backoff pause of a resync retry (cut short by a connection change or close()). */
   pause: { cancel: () => void; done: () => void } | undefined;
   /** Lost CHILD_SAs being programmed again (out of `children` until they are back). */
@@ -188,6 +194,7 @@ export function newBackend(client: VppClient, log: VppLogger, opts: Settings, ti
     resyncing: Promise.resolve(),
     pendingRelease: undefined,
     pause: undefined,
+    beforeResync: undefined,
     replaying: new Map(),
     removing: new Set(),
     deferredRemoves: new Set(),

@@ -52,8 +52,11 @@ export interface EmulatorHandle {
   setPaused(paused: boolean): void;
   /** Drop every client connection but keep the tables: the API socket broke, VPP kept running. */
   dropConnections(): Promise<void>;
-  /** Drop every connection and start over with empty tables, like a VPP restart. */
-  restart(options?: Partial<Pick<EmulatorOptions, 'idBase' | 'crcOverrides' | 'omitMessages'>>): Promise<void>;
+  /**
+   * Drop every connection and start over with empty tables, like a VPP restart. `interfaces`: the
+   * interfaces the new tables start with (a startup-config that has not run yet has fewer).
+   */
+  restart(options?: Partial<Pick<EmulatorOptions, 'idBase' | 'crcOverrides' | 'omitMessages' | 'interfaces'>>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -291,7 +294,7 @@ class EmulatorServer implements EmulatorHandle {
     await this.dropAll();
   }
 
-  async restart(options: Partial<Pick<EmulatorOptions, 'idBase' | 'crcOverrides' | 'omitMessages'>> = {}): Promise<void> {
+  async restart(options: Partial<Pick<EmulatorOptions, 'idBase' | 'crcOverrides' | 'omitMessages' | 'interfaces'>> = {}): Promise<void> {
     await this.closeServer();
     Object.assign(this.opts, options);
     this.state = this.newState();

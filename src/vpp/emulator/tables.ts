@@ -253,7 +253,8 @@ export class VppEmulatorState {
     this.puntReasons = IPSEC_PUNT_REASONS.map((name, i) => ({ id: i + 1, name }));
   }
 
-  private addInterface(name: string, devType: string, up = false): EmuInterface {
+  /** Creates an interface (as VPP's startup-config or an operator would). */
+  addInterface(name: string, devType: string, up = false): EmuInterface {
     const swIfIndex = this.swIfPool.get();
     const mac = Buffer.from([0x02, 0xfe, 0, 0, (swIfIndex >> 8) & 0xff, swIfIndex & 0xff]);
     const i: EmuInterface = { swIfIndex, name, devType, adminUp: up, linkUp: up, mtu: 9000, mac, table4: 0, table6: 0 };
