@@ -1,7 +1,7 @@
 /**
  * A real FD.io VPP for a test, inside a network namespace, with a peer namespace on a veth pair:
  *
- *   peer netns:  <vethA> 192.0.2.1/24, 2001:db8::1/64            lo 198.51.100.1/32
+ *   peer netns:  <vethA> 192.0.2.1/24, 2001:db8::1/64            lo 198.51.100.1/32, 2001:db8:a::1/128
  *   VPP netns:   <vethB> owned by VPP as host-<vethB> (af_packet, MTU 1500):
  *                192.0.2.2/24, 2001:db8::2/64; loop0 198.51.100.129/32, 2001:db8:b::1/128
  *
@@ -23,6 +23,12 @@
  *     await lab.ctl('show', 'interface');
  *   });
  *
+ * A gateway test can kill VPP (lab.kill()), start it again (lab.startVpp(): VPP answers its API
+ * with none of the lab's interfaces) and then configure it as at the start (lab.configure()), the
+ * way a gateway's startup configuration re-creates its interfaces a moment after VPP is up.
+ * `punt: false` starts VPP without `punt { socket }` (VPP then refuses punt registrations).
+ * Other tools can use the lab's namespaces (test/interop/harness.ts: createLab({ namespaces })).
+ *
  * Everything a lab makes (VPP process, namespaces, folder) is removed in t.after, also when the test
  * fails; KEEP_LAB=1 keeps the folder (with VPP's log). Labs left by a killed test run are cleaned up
  * when the next lab starts.
@@ -39,7 +45,7 @@ const LAB_PREFIX = 'viked-vpp-';
 const CMD_TIMEOUT_MS = 20_000;
 
 export const VPP_LAB_ADDR = {
-  peer: { v4: '192.0.2.1', v6: '2001:db8::1', inner4: '198.51.100.1' },
+  peer: { v4: '192.0.2.1', v6: '2001:db8::1', inner4: '198.51.100.1', inner6: '2001:db8:a::1' },
   vpp: { v4: '192.0.2.2', v6: '2001:db8::2', inner4: '198.51.100.129', inner6: '2001:db8:b::1' },
 } as const;
 
@@ -196,7 +202,14 @@ export interface VppLab {
   readonly peerIf: string;
   readonly vppIf: string;
   readonly hostIf: string;
+  /** The running VPP's pid (a new one after startVpp()). */
   readonly vppPid: number;
+  /** Kills VPP (SIGKILL by default) and waits until it is gone. */
+  kill(signal?: NodeJS.Signals): Promise<void>;
+  /** Starts VPP again (after kill()); resolves once its CLI answers, before any interface exists. */
+  startVpp(): Promise<void>;
+  /** Creates the host-interface (MTU 1500), loop0 and their addresses, as at the lab's start. */
+  configure(): Promise<void>;
   /** One VPP CLI command; rejects when the CLI reports an error. */
   ctl(...cmd: string[]): Promise<string>;
   /** Runs a command inside the peer namespace. */
@@ -210,6 +223,8 @@ export interface VppLab {
 export interface VppLabOptions {
   /** Text appended to startup.conf (as VPP_EXTRA_CONF). */
   extraConf?: string;
+  /** Whether startup.conf has `punt { socket DIR/punt.sock }` (default true). */
+  punt?: boolean;
 }
 
 let labCounter = 0;
@@ -272,7 +287,7 @@ async function stopVpp(dir: string, source: VppSource): Promise<void> {
   if (isAlive(pid)) process.kill(pid, 'SIGKILL');
 }
 
-function startupConf(dir: string, extra: string): string {
+function startupConf(dir: string, extra: string, punt: boolean): string {
   return `unix {
   nodaemon
   cli-listen ${dir}/cli.sock
@@ -282,8 +297,7 @@ function startupConf(dir: string, extra: string): string {
 }
 api-segment { prefix ${LAB_PREFIX}${process.pid}-${labCounter} }
 socksvr { socket-name ${dir}/api.sock }
-punt { socket ${dir}/punt.sock }
-statseg { socket-name ${dir}/stats.sock size 32M }
+${punt ? `punt { socket ${dir}/punt.sock }\n` : ''}statseg { socket-name ${dir}/stats.sock size 32M }
 memory { main-heap-size 256M }
 buffers {
   buffers-per-numa 16384
@@ -297,8 +311,24 @@ ${extra}
 `;
 }
 
+/**
+ * The folder with bin/vpp of the run script's VPP (unpacked on first use): for a startup.conf the
+ * script does not write.
+ */
+async function scriptVppPrefix(script: string): Promise<string> {
+  const home = process.env.VPP_HOME ?? '/var/tmp/vpp-26.10';
+  const prefix = join(home, 'vpp');
+  if (!existsSync(join(prefix, 'bin/vpp'))) {
+    // `ctl` unpacks VPP before it runs vppctl (which then finds no VPP: that is fine here).
+    await run('bash', [script, 'ctl', join(tmpdir(), `${LAB_PREFIX}no-such-lab`), 'show', 'version'], { timeoutMs: 120_000 }).catch(() => undefined);
+    if (!existsSync(join(prefix, 'bin/vpp'))) throw new Error(`${script} did not unpack VPP into ${home}`);
+  }
+  return prefix;
+}
+
 /** Starts VPP for `dir` inside netns `ns`; resolves with its pid once the CLI answers. */
-async function startVpp(dir: string, ns: string, source: VppSource, extra: string): Promise<number> {
+async function startVpp(dir: string, ns: string, source: VppSource, extra: string, punt = true): Promise<number> {
+  if (source.kind === 'script' && !punt) return startVpp(dir, ns, { kind: 'prefix', path: await scriptVppPrefix(source.path) }, extra, punt);
   if (source.kind === 'script') {
     const r = await run('bash', [source.path, 'start', dir, ns], { env: { ...process.env, VPP_EXTRA_CONF: extra }, timeoutMs: 60_000 });
     if (r.code !== 0) throw new Error(`run-vpp.sh start failed (${r.code}): ${r.stderr.trim()}\n${tailOf(join(dir, 'vpp.out'), 20)}`);
@@ -306,7 +336,7 @@ async function startVpp(dir: string, ns: string, source: VppSource, extra: strin
     if (pid === undefined) throw new Error(`run-vpp.sh started VPP but left no pid in ${dir}/vpp.pid`);
     return pid;
   }
-  writeFileSync(join(dir, 'startup.conf'), startupConf(dir, extra));
+  writeFileSync(join(dir, 'startup.conf'), startupConf(dir, extra, punt));
   const out = openSync(join(dir, 'vpp.out'), 'a');
   const child = spawn('ip', ['netns', 'exec', ns, join(source.path, 'bin/vpp'), '-c', join(dir, 'startup.conf')], {
     stdio: ['ignore', out, out],
@@ -393,24 +423,29 @@ export async function startVppLab(t: TestContext, opts: VppLabOptions = {}): Pro
     mustSync('ip', ['-n', peerNs, 'addr', 'add', `${VPP_LAB_ADDR.peer.v4}/24`, 'dev', peerIf]);
     mustSync('ip', ['-n', peerNs, 'addr', 'add', `${VPP_LAB_ADDR.peer.v6}/64`, 'dev', peerIf, 'nodad']);
     mustSync('ip', ['-n', peerNs, 'addr', 'add', `${VPP_LAB_ADDR.peer.inner4}/32`, 'dev', 'lo']);
+    mustSync('ip', ['-n', peerNs, 'addr', 'add', `${VPP_LAB_ADDR.peer.inner6}/128`, 'dev', 'lo', 'nodad']);
     for (const ns of [peerNs, vppNs]) mustSync('ip', ['-n', ns, 'link', 'set', 'lo', 'up']);
     mustSync('ip', ['-n', peerNs, 'link', 'set', peerIf, 'up']);
     mustSync('ip', ['-n', vppNs, 'link', 'set', vppIf, 'up']);
 
-    vppPid = await startVpp(dir, vppNs, source, opts.extraConf ?? process.env.VPP_EXTRA_CONF ?? '');
+    const extra = opts.extraConf ?? process.env.VPP_EXTRA_CONF ?? '';
+    const punt = opts.punt ?? true;
+    vppPid = await startVpp(dir, vppNs, source, extra, punt);
     const hostIf = `host-${vppIf}`;
-    await ctl('create', 'host-interface', 'name', vppIf);
-    // Right away: VPP defaults to 9000, and one frame above the veth's MTU wedges the TX ring.
-    await ctl('set', 'interface', 'mtu', '1500', hostIf);
-    await ctl('set', 'interface', 'state', hostIf, 'up');
-    await ctl('set', 'interface', 'ip', 'address', hostIf, `${VPP_LAB_ADDR.vpp.v4}/24`);
-    await ctl('set', 'interface', 'ip', 'address', hostIf, `${VPP_LAB_ADDR.vpp.v6}/64`);
-    await ctl('create', 'loopback', 'interface');
-    await ctl('set', 'interface', 'state', 'loop0', 'up');
-    await ctl('set', 'interface', 'ip', 'address', 'loop0', `${VPP_LAB_ADDR.vpp.inner4}/32`);
-    await ctl('set', 'interface', 'ip', 'address', 'loop0', `${VPP_LAB_ADDR.vpp.inner6}/128`);
+    const configure = async (): Promise<void> => {
+      await ctl('create', 'host-interface', 'name', vppIf);
+      // Right away: VPP defaults to 9000, and one frame above the veth's MTU wedges the TX ring.
+      await ctl('set', 'interface', 'mtu', '1500', hostIf);
+      await ctl('set', 'interface', 'state', hostIf, 'up');
+      await ctl('set', 'interface', 'ip', 'address', hostIf, `${VPP_LAB_ADDR.vpp.v4}/24`);
+      await ctl('set', 'interface', 'ip', 'address', hostIf, `${VPP_LAB_ADDR.vpp.v6}/64`);
+      await ctl('create', 'loopback', 'interface');
+      await ctl('set', 'interface', 'state', 'loop0', 'up');
+      await ctl('set', 'interface', 'ip', 'address', 'loop0', `${VPP_LAB_ADDR.vpp.inner4}/32`);
+      await ctl('set', 'interface', 'ip', 'address', 'loop0', `${VPP_LAB_ADDR.vpp.inner6}/128`);
+    };
+    await configure();
 
-    const pid = vppPid;
     return {
       dir,
       apiSocket: join(dir, 'api.sock'),
@@ -420,11 +455,25 @@ export async function startVppLab(t: TestContext, opts: VppLabOptions = {}): Pro
       peerIf,
       vppIf,
       hostIf,
-      vppPid: pid,
+      get vppPid(): number {
+        return vppPid!;
+      },
+      async kill(signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+        const pid = vppPid!;
+        if (!isAlive(pid)) return;
+        process.kill(pid, signal);
+        for (let i = 0; i < 100 && isAlive(pid); i++) await sleep(50);
+        if (isAlive(pid)) throw new Error(`VPP (pid ${pid}) did not exit after ${signal}`);
+      },
+      async startVpp(): Promise<void> {
+        if (isAlive(vppPid!)) throw new Error(`VPP (pid ${vppPid}) is still running`);
+        vppPid = await startVpp(dir, vppNs, source, extra, punt);
+      },
+      configure,
       ctl,
       inPeer: (cmd, args, o = {}) => run('ip', ['netns', 'exec', peerNs, cmd, ...args], o),
       cpuSeconds(): number {
-        const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+        const f = readFileSync(`/proc/${vppPid!}/stat`, 'utf8');
         const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
         // utime and stime are fields 14 and 15 of /proc/PID/stat (11 and 12 after "(comm) ")
         return (Number(fields[11]) + Number(fields[12])) / 100;

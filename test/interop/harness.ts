@@ -779,6 +779,12 @@ class CharonImpl implements Charon {
 export interface LabOptions {
   /** short tag added to the lab directory name */
   tag?: string;
+  /**
+   * Use these existing namespaces as sides a and b (e.g. the peer and VPP namespaces of
+   * test/helpers/real-vpp.ts) instead of creating a pair: no veth or address is set up, and
+   * destroy() stops the lab's processes but leaves the namespaces to whoever made them.
+   */
+  namespaces?: { a: string; b: string };
 }
 
 export interface Lab {
@@ -871,13 +877,16 @@ class LabImpl implements Lab {
   readonly ip: string;
   readonly procs = new Set<ChildProcess>();
   readonly charons = new Map<Side, CharonImpl>();
+  /** false when the namespaces were given (LabOptions.namespaces): they are not ours to delete */
+  readonly ownsNamespaces: boolean;
   private spawnCounter = 0;
   private destroyed = false;
 
-  constructor(ip: string, dir: string, n: number) {
+  constructor(ip: string, dir: string, n: number, given?: { a: string; b: string }) {
     this.ip = ip;
     this.dir = dir;
-    this.ns = { a: `${NS_PREFIX}${process.pid}-${n}-a`, b: `${NS_PREFIX}${process.pid}-${n}-b` };
+    this.ownsNamespaces = given === undefined;
+    this.ns = given ? { a: given.a, b: given.b } : { a: `${NS_PREFIX}${process.pid}-${n}-a`, b: `${NS_PREFIX}${process.pid}-${n}-b` };
   }
 
   setUpSync(): void {
@@ -994,8 +1003,10 @@ class LabImpl implements Lab {
   }
 
   private finish(): void {
-    removeNetnsSync(this.ip, this.ns.a);
-    removeNetnsSync(this.ip, this.ns.b);
+    if (this.ownsNamespaces) {
+      removeNetnsSync(this.ip, this.ns.a);
+      removeNetnsSync(this.ip, this.ns.b);
+    }
     liveLabs.delete(this);
     if (process.env.KEEP_LAB === '1') {
       writeFileSync(join(this.dir, KEPT_MARKER), 'kept because KEEP_LAB=1\n');
@@ -1007,7 +1018,8 @@ class LabImpl implements Lab {
 }
 
 /**
- * Creates the two namespaces with the veth pair and addresses (see LAB_ADDR). Register
+ * Creates the two namespaces with the veth pair and addresses (see LAB_ADDR), or takes two given
+ * namespaces as they are (LabOptions.namespaces). Register
  * `t.after(() => lab.destroy())` right after this call. Throws when interop is not available.
  */
 export async function createLab(opts: LabOptions = {}): Promise<Lab> {
@@ -1026,8 +1038,17 @@ export async function createLab(opts: LabOptions = {}): Promise<Lab> {
   }
   const tag = opts.tag !== undefined ? `${opts.tag.replace(/[^A-Za-z0-9_.-]/g, '_')}-` : '';
   const dir = mkdtempSync(join(tmpdir(), `viked-lab-${process.pid}-${tag}`));
-  const lab = new LabImpl(ip, dir, ++labCounter);
+  const lab = new LabImpl(ip, dir, ++labCounter, opts.namespaces);
   liveLabs.add(lab);
+  if (opts.namespaces) {
+    const have = new Set(netnsList(ip));
+    const absent = [opts.namespaces.a, opts.namespaces.b].filter((n) => !have.has(n));
+    if (absent.length > 0) {
+      lab.destroySync();
+      throw new Error(`cannot use namespaces that do not exist: ${absent.join(', ')}`);
+    }
+    return lab;
+  }
   try {
     lab.setUpSync();
     await lab.waitLinksUp(5000);

@@ -22,6 +22,7 @@ const ALL = [
   'libstrongswan-extra-plugins',
   'libcharon-extra-plugins',
   'iproute2',
+  'iputils-ping',
   'socat',
   'tcpdump',
 ];
