@@ -227,6 +227,11 @@ export interface VppLabOptions {
   punt?: boolean;
 }
 
+/** What owns a lab: its after() hook stops VPP and removes the lab (a TestContext, or node:test's `{ after }`). */
+export interface LabOwner {
+  after(fn: () => Promise<void>): void;
+}
+
 let labCounter = 0;
 
 interface LabRecord {
@@ -373,9 +378,10 @@ function tailOf(path: string, n: number): string {
 
 /**
  * Starts the lab (namespaces, veth, VPP with the host-interface, addresses and loop0) and arranges
- * for t.after to stop VPP and remove everything. Call requireVpp(t) first.
+ * for t.after to stop VPP and remove everything. Call requireVpp(t) first. `t` may also be any
+ * object with an after() hook, e.g. `{ after }` of node:test for one lab shared by a whole file.
  */
-export async function startVppLab(t: TestContext, opts: VppLabOptions = {}): Promise<VppLab> {
+export async function startVppLab(t: LabOwner, opts: VppLabOptions = {}): Promise<VppLab> {
   const a = vppAvailable();
   if (!a.ok) throw new Error(`real VPP not available: ${a.reason}`);
   const source = a.source;
