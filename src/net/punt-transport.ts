@@ -64,6 +64,12 @@ export interface PuntTransportStats {
 const U32_MAX = 0xffffffff;
 /** Minimum pause between two address look-ups in VPP triggered by packets we cannot place. */
 const LOOKUP_INTERVAL_MS = 1000;
+/**
+ * Datagrams held while the interface of their source address is looked up (after a VPP restart
+ * the first answers and rekeys come before any packet has told us the interface). Beyond this
+ * many, or when the look-up does not find the address, they are dropped (the engine retransmits).
+ */
+const MAX_PENDING = 1024;
 const PUNT_MESSAGES = ['punt_socket_register', 'punt_socket_deregister', 'punt_reason_dump', 'ip_address_dump'] as const;
 
 export class PuntTransport implements IkeTransport {
@@ -83,6 +89,9 @@ export class PuntTransport implements IkeTransport {
   private registered: Punt[] = [];
   private lastLookup = 0;
   private lookingUp: Promise<void> | undefined;
+  /** Datagrams waiting for the next address look-up (see MAX_PENDING). */
+  private pending: OutPacket[] = [];
+  private lookupTimer: NodeJS.Timeout | undefined;
   private ipId = 0;
   private sending = 0;
   private drained: (() => void)[] = [];
@@ -195,6 +204,61 @@ export class PuntTransport implements IkeTransport {
     this.vppPath = undefined;
     this.ifByAddr.clear();
     this.vppAddrs = [];
+    this.dropPending();
+  }
+
+  /**
+   * Holds a datagram whose source address has no known VPP interface and looks the addresses up
+   * (at once, or as soon as LOOKUP_INTERVAL_MS since the last look-up has passed); sends what it
+   * can place afterwards.
+   */
+  private hold(p: OutPacket): void {
+    if (this.pending.length >= MAX_PENDING) {
+      this.stats.noInterface++;
+      return;
+    }
+    this.pending.push(p);
+    this.sending++;
+    if (this.lookupTimer !== undefined) return;
+    const wait = Math.max(0, this.lastLookup + LOOKUP_INTERVAL_MS - Date.now());
+    this.lookupTimer = setTimeout(() => {
+      void this.lookupAddresses(true).then(() => {
+        this.lookupTimer = undefined;
+        this.sendPending();
+      });
+    }, wait);
+  }
+
+  /** After a look-up: sends the held datagrams whose address VPP has now; drops the others. */
+  private sendPending(): void {
+    const held = this.pending;
+    this.pending = [];
+    for (const p of held) {
+      if (!this.closed && this.vppPath !== undefined && this.ifByAddr.has(p.local.addr)) this.send(p);
+      else {
+        this.stats.noInterface++;
+        this.opts.log.debug({ local: endpointText(p.local.addr, p.local.port) }, 'VPP has no interface with our address; datagram not sent');
+      }
+      this.sent();
+    }
+  }
+
+  private dropPending(): void {
+    if (this.lookupTimer !== undefined) clearTimeout(this.lookupTimer);
+    this.lookupTimer = undefined;
+    const n = this.pending.length;
+    this.pending = [];
+    this.stats.noInterface += n;
+    for (let i = 0; i < n; i++) this.sent();
+  }
+
+  /** One datagram is out of our hands (sent, failed or dropped): wakes flush() when none is left. */
+  private sent(): void {
+    if (--this.sending === 0 && this.drained.length > 0) {
+      const w = this.drained;
+      this.drained = [];
+      for (const fn of w) fn();
+    }
   }
 
   private serves(addr: string): boolean {
@@ -250,10 +314,13 @@ export class PuntTransport implements IkeTransport {
     const sock = this.sock;
     const vppPath = this.vppPath;
     const sw = this.ifByAddr.get(p.local.addr);
+    if (sock && vppPath !== undefined && sw === undefined && !this.closed) {
+      this.hold(p);
+      return;
+    }
     if (!sock || vppPath === undefined || sw === undefined) {
       this.stats.noInterface++;
-      this.opts.log.debug({ local: endpointText(p.local.addr, p.local.port), registered: vppPath !== undefined }, 'no VPP interface known for our address yet; datagram not sent');
-      if (vppPath !== undefined) void this.lookupAddresses();
+      this.opts.log.debug({ local: endpointText(p.local.addr, p.local.port), registered: vppPath !== undefined }, 'not registered with VPP; datagram not sent');
       return;
     }
     const payload = markerOn(p.local.port, p.remote.port) ? addNonEspMarker(p.data) : p.data;
@@ -274,13 +341,7 @@ export class PuntTransport implements IkeTransport {
         this.stats.sendErrors++;
         this.opts.log.debug({ remote: endpointText(p.remote.addr, p.remote.port), err: e.message }, 'send to VPP failed');
       })
-      .finally(() => {
-        if (--this.sending === 0 && this.drained.length > 0) {
-          const w = this.drained;
-          this.drained = [];
-          for (const fn of w) fn();
-        }
-      });
+      .finally(() => this.sent());
   }
 
   flush(timeoutMs: number): Promise<boolean> {
@@ -298,6 +359,7 @@ export class PuntTransport implements IkeTransport {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.dropPending();
     const c = this.opts.client;
     c.off('disconnected', this.onDisconnected);
     c.off('connected', this.onConnected);
