@@ -219,6 +219,9 @@ export const DAEMON = section({
       "what a graceful stop does with the SAs. `delete`: every peer is sent an IKE DELETE and the CHILD_SAs are removed from the dataplane. `keep`: peers are not told and VPP's SAs stay installed, so traffic keeps flowing until the daemon starts again (peers notice nothing unless that outlasts their DPD). The next start does not take over SAs of an earlier run: it removes them from VPP (see the `vpp` section) and negotiates `start_action = start` connections again.",
     live: true,
   }),
+  recv_buffer_size: setting(uint(0, 1 << 30, 'a size in bytes', 'bytes 0..1073741824'), 4 * 1024 * 1024, {
+    doc: "receive buffer (SO_RCVBUF) of every IKE socket (`transport = udp`), so that bursts (thousands of peers coming back at once) wait in the socket instead of being dropped by the kernel; `0` keeps the kernel's default. Linux caps it at the sysctl `net.core.rmem_max`: when it grants less than asked the daemon logs a warning naming that sysctl (raise it, e.g. `sysctl -w net.core.rmem_max=8388608`). Drops show as `RcvbufErrors` in `/proc/net/snmp`.",
+  }),
   retransmit_timeout: setting(decimal(0.1, 300, 'seconds'), 4, {
     doc: "first retransmission timeout of our requests (strongSwan's `charon.retransmit_timeout`). Retransmission n waits `retransmit_timeout × retransmit_base^n`.",
   }),

@@ -106,6 +106,8 @@ export interface DaemonConfig {
    * the dataplane; `keep` leaves both alone so traffic keeps flowing across a daemon restart.
    */
   stopAction: 'delete' | 'keep';
+  /** SO_RCVBUF asked for every IKE socket (bytes); 0 leaves the kernel's default. */
+  recvBufferSize: number;
   /** Retransmission of our requests: first timeout (s), backoff base, retransmissions before giving up. */
   retransmitTimeout: number;
   retransmitBase: number;

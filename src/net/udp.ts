@@ -25,6 +25,20 @@ export interface UdpTransportOptions {
   portNatT: number;
   log: Logger;
   onPacket: (local: Endpoint, remote: Endpoint, ike: Buffer) => void;
+  /**
+   * SO_RCVBUF to ask for on every socket (bytes), so that a burst of datagrams waits in the socket
+   * instead of being dropped by the kernel; 0 or unset leaves the kernel's default.
+   */
+  recvBufferSize?: number;
+}
+
+/** What the kernel granted for one socket's receive buffer. */
+export interface RecvBufferGrant {
+  requested: number;
+  /** as getsockopt(SO_RCVBUF) reports it (Linux reports twice the size set, for its bookkeeping) */
+  granted: number;
+  /** the kernel gave less than requested (Linux: capped by net.core.rmem_max) */
+  capped: boolean;
 }
 
 export interface TransportStats {
@@ -90,6 +104,7 @@ export class UdpTransport implements IkeTransport {
       sock.once('error', onError);
       sock.bind({ address: addr, port, exclusive: true }, () => {
         sock.off('error', onError);
+        this.sizeRecvBuffer(sock, local);
         sock.on('error', (e) => this.opts.log.warn({ local: fmt(local), err: e.message }, 'UDP socket error'));
         sock.on('message', (msg, rinfo) => this.onMessage(local, msg, rinfo));
         this.sockets.set(key(addr, port), sock);
@@ -98,6 +113,34 @@ export class UdpTransport implements IkeTransport {
       });
     });
   }
+
+  /** Sets SO_RCVBUF as configured; warns, naming the sysctl, when the kernel grants less. */
+  private sizeRecvBuffer(sock: dgram.Socket, local: Endpoint): void {
+    const requested = this.opts.recvBufferSize ?? 0;
+    if (requested <= 0) return;
+    try {
+      sock.setRecvBufferSize(requested);
+    } catch (e) {
+      this.opts.log.warn({ local: fmt(local), requested, err: e instanceof Error ? e.message : String(e) }, 'cannot set the UDP receive buffer size');
+      return;
+    }
+    const granted = sock.getRecvBufferSize();
+    // Linux doubles the value set (the extra half is its bookkeeping) and caps the request at rmem_max
+    const effective = process.platform === 'linux' ? Math.floor(granted / 2) : granted;
+    const g: RecvBufferGrant = { requested, granted, capped: effective < requested };
+    this.recvBuffers.set(key(local.addr, local.port), g);
+    if (g.capped) {
+      this.opts.log.warn(
+        { local: fmt(local), requested, granted: effective },
+        `UDP receive buffer capped by the kernel at ${effective} bytes (asked for ${requested}): bursts beyond it are dropped; raise the sysctl net.core.rmem_max to at least ${requested}`,
+      );
+    } else {
+      this.opts.log.debug({ local: fmt(local), requested, granted }, 'UDP receive buffer set');
+    }
+  }
+
+  /** Receive buffer sizes granted per socket (`addr|port`), when one was asked for. */
+  readonly recvBuffers = new Map<string, RecvBufferGrant>();
 
   private onMessage(local: Endpoint, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (msg.length > Limits.MAX_MESSAGE + 4) {

@@ -52,6 +52,7 @@ test('defaults as swanctl.conf documents them', () => {
     dataplane: 'vpp',
     stopTimeout: 10,
     stopAction: 'delete',
+    recvBufferSize: 4194304,
     retransmitTimeout: 4,
     retransmitBase: 1.8,
     retransmitTries: 5,

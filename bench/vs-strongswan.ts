@@ -1,0 +1,742 @@
+/**
+ * vpp-iked against strongSwan's charon under a load of new IKE SAs, measured side by side in one run.
+ *
+ *   node_modules/.bin/node bench/vs-strongswan.ts [--n 1000,10000] [--proposals x25519,ecp256]
+ *       [--responders charon,vpp-iked] [--initiator] [--initiator-n 10000] [--repeat 1]
+ *       [--json FILE] [--cpu-prof DIR] [--log-level info] [--timeout SECONDS] [--plugin PATH]
+ *
+ * Needs root, iproute2 and strongSwan 5.9 (`bash .ci/setup-interop.sh` installs it) plus strongSwan's
+ * load-tester plugin, which Debian does not package: `--plugin PATH`, else $LOAD_TESTER_SO, else
+ * ../shared/interop/libstrongswan-load-tester.so next to the repository, else
+ * /usr/lib/ipsec/plugins/libstrongswan-load-tester.so (how to build it: shared/interop/STRONGSWAN.md
+ * §5c). The plugin is bind-mounted into the charons' own mount namespaces; the host's plugin folder
+ * is left alone.
+ *
+ * What it does. Two network namespaces joined by a veth pair (test/interop/harness.ts):
+ *   A 192.0.2.1: charon with the load-tester plugin (fake kernel) initiating N PSK IKE SAs, one
+ *                CHILD_SA each, as fast as it can (`N` written to its control socket);
+ *   B 192.0.2.2: the responder: first charon (load-tester fake kernel, no DoS protection, cookie and
+ *                block thresholds raised, ikesa_table_size 65536), then vpp-iked (`dataplane = memory`,
+ *                UDP transport, `log_level` as given, info by default), each started fresh.
+ * For each N and proposal (aes256gcm16-prfsha256-x25519 / -ecp256), per responder: wall time until the
+ * responder reports all N IKE SAs established (polled every 100 ms: swanctl --stats / vpp-ikectl
+ * stats), IKE SAs/s, CPU ms per IKE SA (utime+stime of the responder from /proc/PID/stat, before and
+ * after), RSS before/after and per SA, UDP receive-buffer drops in each namespace (/proc/net/snmp
+ * `Udp: RcvbufErrors`, before/after), the initiator's retransmits and failures (its control stream:
+ * `*` per retransmit, `-` per failure), and the ratios vpp-iked / charon of the same run.
+ * charon logs at level 0 (the load-tester recipe), vpp-iked at `--log-level`.
+ *
+ * `--initiator`: vpp-iked initiates `--initiator-n` (default 10,000) tunnels to a charon responder,
+ * one `start_action = start` connection each; reported: time from the daemon's start until all are
+ * established (and from when its control socket first answered), CPU and RSS of vpp-iked.
+ *
+ * `--cpu-prof DIR`: vpp-iked runs with `--cpu-prof` and writes one .cpuprofile per run into DIR
+ * (bench/cpuprofile-top.ts summarises one). `--repeat K` runs every measurement K times.
+ *
+ * Output: a table on stdout and the JSON (`--json`, default bench/results/vs-strongswan-<time>.json).
+ * Time: about 1 min for N = 1,000 (both proposals, both responders), 3-6 min with 10,000, plus about
+ * 1 min for `--initiator`. Everything started is killed, and the namespaces deleted, on exit, Ctrl-C
+ * or failure.
+ */
+import { parseArgs } from 'node:util';
+import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import net from 'node:net';
+import { dirname, join, resolve } from 'node:path';
+import { createLab, LAB_ADDR } from '../test/interop/harness.ts';
+import type { Lab, LabProcess } from '../test/interop/harness.ts';
+import { controlRequest } from '../src/control/server.ts';
+
+const ROOT = resolve(import.meta.dirname, '..');
+const NODE = join(ROOT, 'node_modules/.bin/node');
+const CHARON_BIN = '/usr/lib/ipsec/charon';
+const SWANCTL_BIN = '/usr/sbin/swanctl';
+const PLUGIN_DIR = '/usr/lib/ipsec/plugins';
+const PSK = 'load-test-psk-0123456789';
+const CHARON_LOAD = [
+  'random', 'nonce', 'kdf', 'aes', 'sha1', 'sha2', 'hmac', 'gcm', 'pem', 'pkcs1', 'pkcs8', 'x509', 'pubkey', 'openssl',
+  'curve25519', 'load-tester', 'kernel-netlink', 'socket-default', 'vici',
+];
+const PROPOSALS: Record<string, string> = {
+  x25519: 'aes256gcm16-prfsha256-x25519',
+  ecp256: 'aes256gcm16-prfsha256-ecp256',
+  modp2048: 'aes256gcm16-prfsha256-modp2048',
+};
+const CLK_TCK = 100;
+
+const USAGE = `Usage: node_modules/.bin/node bench/vs-strongswan.ts [options]   (as root)
+  --n LIST              IKE SAs per run, comma-separated (default 1000,10000)
+  --proposals LIST      ${Object.keys(PROPOSALS).join(', ')} (default x25519,ecp256)
+  --responders LIST     charon, vpp-iked (default both)
+  --initiator           also vpp-iked initiating --initiator-n tunnels to charon
+  --initiator-n N       default 10000
+  --only-initiator      skip the responder runs
+  --repeat K            run each measurement K times (default 1)
+  --log-level LEVEL     vpp-iked's log level (default info)
+  --recv-buffer BYTES   vpp-iked's daemon.recv_buffer_size (default: the daemon's default; 0: the kernel's)
+  --timeout SECONDS     per run (default 60 + N/100)
+  --cpu-prof DIR        run vpp-iked with --cpu-prof, profiles into DIR
+  --json FILE           where the JSON goes (default bench/results/vs-strongswan-<time>.json)
+  --plugin PATH         libstrongswan-load-tester.so
+  --keep                keep the lab folder (logs, configs)`;
+
+// ---- small helpers ------------------------------------------------------------------------------
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((r) => setTimeout(r, ms));
+}
+
+interface ProcStat {
+  cpuMs: number;
+  rssKb: number;
+}
+
+function procStat(pid: number): ProcStat {
+  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  // the command name (field 2) may hold spaces: fields after the closing parenthesis
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  const ticks = Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
+  const rss = /VmRSS:\s+(\d+)/.exec(status);
+  return { cpuMs: (ticks * 1000) / CLK_TCK, rssKb: rss ? Number(rss[1]) : 0 };
+}
+
+interface UdpCounters {
+  rcvbufErrors: number;
+  inErrors: number;
+  inDatagrams: number;
+}
+
+async function udpCounters(lab: Lab, side: 'a' | 'b'): Promise<UdpCounters> {
+  const r = await lab.exec(side, 'cat', ['/proc/net/snmp']);
+  const lines = r.stdout.split('\n').filter((l) => l.startsWith('Udp:'));
+  const names = (lines[0] ?? '').split(/\s+/).slice(1);
+  const values = (lines[1] ?? '').split(/\s+/).slice(1).map(Number);
+  const get = (n: string): number => values[names.indexOf(n)] ?? 0;
+  return { rcvbufErrors: get('RcvbufErrors'), inErrors: get('InErrors'), inDatagrams: get('InDatagrams') };
+}
+
+function findPlugin(given: string | undefined): string {
+  const candidates = [
+    given,
+    process.env.LOAD_TESTER_SO,
+    resolve(ROOT, '../shared/interop/libstrongswan-load-tester.so'),
+    join(PLUGIN_DIR, 'libstrongswan-load-tester.so'),
+  ].filter((p): p is string => p !== undefined && p !== '');
+  for (const p of candidates) if (existsSync(p)) return p;
+  throw new Error(`the load-tester plugin was not found (tried ${candidates.join(', ')}); give --plugin PATH`);
+}
+
+/** A plugin folder with the plugins charon loads plus the load-tester, bind-mounted over the system's in charon's namespace. */
+function pluginFolder(dir: string, loadTester: string): string {
+  const out = join(dir, 'plugins');
+  mkdirSync(out, { recursive: true });
+  for (const p of CHARON_LOAD) {
+    if (p === 'load-tester') continue;
+    cpSync(join(PLUGIN_DIR, `libstrongswan-${p}.so`), join(out, `libstrongswan-${p}.so`));
+  }
+  cpSync(loadTester, join(out, 'libstrongswan-load-tester.so'));
+  return out;
+}
+
+// ---- charon ------------------------------------------------------------------------------------
+
+interface CharonSpec {
+  role: 'initiator' | 'responder';
+  proposal: string;
+  dir: string;
+}
+
+function charonConf(s: CharonSpec): string {
+  const ldt = join(s.dir, 'charon.ldt');
+  const vici = join(s.dir, 'charon.vici');
+  return `charon {
+  load = ${CHARON_LOAD.join(' ')}
+  port = 500
+  port_nat_t = 4500
+  install_routes = no
+  install_virtual_ip = no
+  dos_protection = no
+  cookie_threshold = 1000000
+  block_threshold = 1000000
+  init_limit_half_open = 0
+  ikesa_table_size = 65536
+  ikesa_table_segments = 16
+  ${s.role === 'initiator' ? 'reuse_ikesa = no' : ''}
+  filelog {
+    bench {
+      path = ${join(s.dir, 'charon.log')}
+      default = 0
+      append = no
+    }
+  }
+  syslog {
+    daemon {
+      default = -1
+    }
+  }
+  plugins {
+    load-tester {
+      enable = yes
+      fake_kernel = yes
+      initiators = 0
+      initiator = ${LAB_ADDR.a.v4}
+      responder = ${LAB_ADDR.b.v4}
+      proposal = ${s.proposal}
+      esp = aes256gcm16
+      initiator_auth = psk
+      responder_auth = psk
+      preshared_key = ${PSK}
+      socket = unix://${ldt}
+    }
+    vici {
+      socket = unix://${vici}
+    }
+  }
+}
+`;
+}
+
+class CharonProc {
+  readonly proc: LabProcess;
+  readonly dir: string;
+  readonly vici: string;
+  readonly ldt: string;
+
+  private constructor(proc: LabProcess, dir: string) {
+    this.proc = proc;
+    this.dir = dir;
+    this.vici = join(dir, 'charon.vici');
+    this.ldt = join(dir, 'charon.ldt');
+  }
+
+  static async start(lab: Lab, side: 'a' | 'b', s: CharonSpec, plugins: string): Promise<CharonProc> {
+    mkdirSync(join(s.dir, 'run'), { recursive: true });
+    const conf = join(s.dir, 'strongswan.conf');
+    writeFileSync(conf, charonConf(s));
+    // `ip netns exec` gives the command its own mount namespace: /run (charon.pid) and the plugin folder are private to it
+    const proc = lab.spawn(
+      side,
+      'sh',
+      ['-c', 'mount --bind "$1" "$2" && mount --bind "$3" /run && exec "$4"', 'sh', plugins, PLUGIN_DIR, join(s.dir, 'run'), CHARON_BIN],
+      { STRONGSWAN_CONF: conf },
+      { name: `charon-${s.role}-${side}-${Date.now()}` },
+    );
+    const c = new CharonProc(proc, s.dir);
+    let exited = false;
+    void proc.exited.then(() => { exited = true; });
+    const deadline = Date.now() + 15_000;
+    while (!existsSync(c.vici) || (s.role === 'initiator' && !existsSync(c.ldt))) {
+      if (exited) throw new Error(`charon (${s.role}) exited during start-up:\n${proc.output()}\n${readLog(join(s.dir, 'charon.log'))}`);
+      if (Date.now() > deadline) throw new Error(`charon (${s.role}) did not open its sockets within 15 s`);
+      await sleep(50);
+    }
+    return c;
+  }
+
+  /** Established IKE SAs (total minus half-open), from swanctl --stats. */
+  async established(lab: Lab): Promise<number> {
+    const r = await lab.exec('a', SWANCTL_BIN, ['--stats', '--uri', `unix://${this.vici}`], { timeoutMs: 10_000 });
+    const m = /IKE_SAs:\s+(\d+)\s+total,\s+(\d+)\s+half-open/.exec(r.stdout);
+    if (!m) throw new Error(`swanctl --stats: unexpected output: ${r.stdout}${r.stderr}`);
+    return Number(m[1]) - Number(m[2]);
+  }
+
+  stop(): Promise<void> {
+    return this.proc.kill('SIGTERM', 5000);
+  }
+}
+
+function readLog(p: string): string {
+  try {
+    return readFileSync(p, 'utf8').split('\n').slice(-30).join('\n');
+  } catch {
+    return '';
+  }
+}
+
+/** What the load-tester's control stream reported: `.` initiated, `+` established, `-` failed, `*` retransmitted. */
+interface LoadStream {
+  initiated: number;
+  established: number;
+  failed: number;
+  retransmits: number;
+  /** ms from the start until the stream closed (every initiation finished), or undefined */
+  closedMs?: number;
+}
+
+function startLoad(socketPath: string, n: number, t0: number): { stats: LoadStream; done: Promise<void>; abort: () => void } {
+  const stats: LoadStream = { initiated: 0, established: 0, failed: 0, retransmits: 0 };
+  const sock = net.connect(socketPath);
+  sock.setEncoding('latin1');
+  sock.on('connect', () => sock.write(`${n}\n`));
+  sock.on('data', (chunk: string) => {
+    for (let i = 0; i < chunk.length; i++) {
+      switch (chunk[i]) {
+        case '.': stats.initiated++; break;
+        case '+': stats.established++; break;
+        case '-': stats.failed++; break;
+        case '*': stats.retransmits++; break;
+      }
+    }
+  });
+  const done = new Promise<void>((res) => {
+    sock.on('close', () => {
+      stats.closedMs = performance.now() - t0;
+      res();
+    });
+    sock.on('error', () => res());
+  });
+  return { stats, done, abort: () => sock.destroy() };
+}
+
+// ---- vpp-iked -----------------------------------------------------------------------------------
+
+interface DaemonProc {
+  proc: LabProcess;
+  ctl: string;
+  logPath: string;
+  startedAt: number;
+}
+
+interface DaemonOptions {
+  logLevel: string;
+  cpuProf: string | undefined;
+  recvBuffer: number | undefined;
+}
+
+async function startDaemon(lab: Lab, dir: string, conf: string, o: DaemonOptions, limit: number): Promise<DaemonProc> {
+  mkdirSync(dir, { recursive: true });
+  const ctl = join(dir, 'ctl.sock');
+  const cfgPath = join(dir, 'vpp-iked.conf');
+  writeFileSync(
+    cfgPath,
+    `daemon {
+  listen = ${LAB_ADDR.b.v4}
+  control_socket = ${ctl}
+  log_level = ${o.logLevel}
+  dataplane = memory
+  ike_sa_limit = ${limit}
+  stop_action = keep${o.recvBuffer !== undefined ? `\n  recv_buffer_size = ${o.recvBuffer}` : ''}
+}
+${conf}`,
+  );
+  const logPath = join(dir, 'vpp-iked.log');
+  const prof = o.cpuProf ? `--cpu-prof --cpu-prof-dir "${o.cpuProf}" ` : '';
+  const startedAt = performance.now();
+  // stdout to a file: the bench reads none of it while measuring
+  const proc = lab.spawn('b', 'sh', ['-c', `exec "$1" ${prof}"$2" --config "$3" >"$4" 2>&1`, 'sh', NODE, join(ROOT, 'bin/vpp-iked.js'), cfgPath, logPath], {}, { name: `vpp-iked-${Date.now()}` });
+  let exited = false;
+  void proc.exited.then(() => { exited = true; });
+  const deadline = Date.now() + 60_000;
+  for (;;) {
+    if (exited) throw new Error(`vpp-iked exited during start-up:\n${readLog(logPath)}`);
+    try {
+      await controlRequest(ctl, 'stats', {}, undefined, undefined, 5000);
+      break;
+    } catch {
+      if (Date.now() > deadline) throw new Error(`vpp-iked did not answer on ${ctl} within 60 s:\n${readLog(logPath)}`);
+      await sleep(50);
+    }
+  }
+  return { proc, ctl, logPath, startedAt };
+}
+
+async function daemonStats(d: DaemonProc): Promise<Record<string, unknown>> {
+  return (await controlRequest(d.ctl, 'stats', {}, undefined, undefined, 10_000)) as Record<string, unknown>;
+}
+
+async function daemonEstablished(d: DaemonProc): Promise<number> {
+  const s = await daemonStats(d);
+  return Number(s.ike_sas) - Number(s.half_open);
+}
+
+function responderConf(proposal: string): string {
+  return `connections {
+  load-test {
+    local_addrs = ${LAB_ADDR.b.v4}
+    proposals = ${proposal}
+    unique = never
+    local {
+      auth = psk
+      id = srv.strongswan.org
+    }
+    remote {
+      auth = psk
+      id = *.strongswan.org
+    }
+    children {
+      load-test {
+        esp_proposals = aes256gcm16
+      }
+    }
+  }
+}
+secrets {
+  ike-load-test {
+    secret = ${PSK}
+  }
+}
+`;
+}
+
+function initiatorConf(n: number, proposal: string): string {
+  const out: string[] = ['connections {'];
+  for (let i = 1; i <= n; i++) {
+    out.push(`  c${i} {
+    local_addrs = ${LAB_ADDR.b.v4}
+    remote_addrs = ${LAB_ADDR.a.v4}
+    proposals = ${proposal}
+    local {
+      auth = psk
+      id = c${i}-r1.strongswan.org
+    }
+    remote {
+      auth = psk
+      id = srv.strongswan.org
+    }
+    children {
+      c${i} {
+        esp_proposals = aes256gcm16
+        start_action = start
+      }
+    }
+  }`);
+  }
+  out.push('}', 'secrets {', '  ike-load-test {', `    secret = ${PSK}`, '  }', '}', '');
+  return out.join('\n');
+}
+
+// ---- one measurement ------------------------------------------------------------------------------
+
+interface RunResult {
+  responder: 'charon' | 'vpp-iked';
+  n: number;
+  proposal: string;
+  repeat: number;
+  ok: boolean;
+  error?: string;
+  established: number;
+  wallMs: number;
+  saPerSec: number;
+  cpuMs: number;
+  cpuMsPerSa: number;
+  rssBeforeKb: number;
+  rssAfterKb: number;
+  rssPerSaBytes: number;
+  rcvbufErrorsResponder: number;
+  rcvbufErrorsInitiator: number;
+  initiatorCpuMs: number;
+  initiator: LoadStream;
+  responderStats?: Record<string, unknown>;
+}
+
+interface Ctx {
+  lab: Lab;
+  plugins: string;
+  daemon: DaemonOptions;
+  timeoutS: number | undefined;
+  seq: number;
+}
+
+async function measureResponder(ctx: Ctx, responder: 'charon' | 'vpp-iked', n: number, proposalName: string, repeat: number): Promise<RunResult> {
+  const { lab } = ctx;
+  const proposal = PROPOSALS[proposalName]!;
+  const base = join(lab.dir, `${String(++ctx.seq).padStart(2, '0')}-${responder}-${proposalName}-${n}`);
+  const timeoutMs = (ctx.timeoutS ?? 60 + n / 100) * 1000;
+  let rcharon: CharonProc | undefined;
+  let daemon: DaemonProc | undefined;
+  let init: CharonProc | undefined;
+  let load: ReturnType<typeof startLoad> | undefined;
+  const r: RunResult = {
+    responder, n, proposal: proposalName, repeat, ok: false, established: 0, wallMs: 0, saPerSec: 0, cpuMs: 0, cpuMsPerSa: 0,
+    rssBeforeKb: 0, rssAfterKb: 0, rssPerSaBytes: 0, rcvbufErrorsResponder: 0, rcvbufErrorsInitiator: 0, initiatorCpuMs: 0,
+    initiator: { initiated: 0, established: 0, failed: 0, retransmits: 0 },
+  };
+  try {
+    let pid: number;
+    let established: () => Promise<number>;
+    if (responder === 'charon') {
+      rcharon = await CharonProc.start(lab, 'b', { role: 'responder', proposal, dir: join(base, 'responder') }, ctx.plugins);
+      pid = rcharon.proc.pid;
+      const c = rcharon;
+      established = () => c.established(lab);
+    } else {
+      daemon = await startDaemon(lab, join(base, 'responder'), responderConf(proposal), ctx.daemon, Math.max(60_000, n * 2));
+      pid = daemon.proc.pid;
+      const d = daemon;
+      established = () => daemonEstablished(d);
+    }
+    init = await CharonProc.start(lab, 'a', { role: 'initiator', proposal, dir: join(base, 'initiator') }, ctx.plugins);
+    await sleep(500); // let both settle after start-up
+    const [snmpB0, snmpA0] = await Promise.all([udpCounters(lab, 'b'), udpCounters(lab, 'a')]);
+    const p0 = procStat(pid);
+    const i0 = procStat(init.proc.pid);
+    const t0 = performance.now();
+    load = startLoad(init.ldt, n, t0);
+    let count = 0;
+    let tDone: number | undefined;
+    while (performance.now() - t0 < timeoutMs) {
+      count = await established();
+      if (count >= n) {
+        tDone = performance.now();
+        break;
+      }
+      // the initiator gave up on some: no more will come
+      if (load.stats.closedMs !== undefined && load.stats.failed > 0 && count + load.stats.failed >= n) break;
+      await sleep(100);
+    }
+    const p1 = procStat(pid);
+    const i1 = procStat(init.proc.pid);
+    // the initiator reports its last IKE SAs (and closes the stream) shortly after the responder has them
+    await Promise.race([load.done, sleep(5000)]);
+    const [snmpB1, snmpA1] = await Promise.all([udpCounters(lab, 'b'), udpCounters(lab, 'a')]);
+    if (daemon) r.responderStats = await daemonStats(daemon);
+    r.established = count;
+    r.wallMs = (tDone ?? performance.now()) - t0;
+    r.saPerSec = count / (r.wallMs / 1000);
+    r.cpuMs = p1.cpuMs - p0.cpuMs;
+    r.cpuMsPerSa = count > 0 ? r.cpuMs / count : 0;
+    r.rssBeforeKb = p0.rssKb;
+    r.rssAfterKb = p1.rssKb;
+    r.rssPerSaBytes = count > 0 ? ((p1.rssKb - p0.rssKb) * 1024) / count : 0;
+    r.rcvbufErrorsResponder = snmpB1.rcvbufErrors - snmpB0.rcvbufErrors;
+    r.rcvbufErrorsInitiator = snmpA1.rcvbufErrors - snmpA0.rcvbufErrors;
+    r.initiatorCpuMs = i1.cpuMs - i0.cpuMs;
+    r.initiator = { ...load.stats };
+    r.ok = tDone !== undefined;
+    if (!r.ok) r.error = `${count} of ${n} established within ${timeoutMs / 1000} s`;
+  } catch (e) {
+    r.error = e instanceof Error ? e.message : String(e);
+  } finally {
+    load?.abort();
+    await init?.stop();
+    await rcharon?.stop();
+    // SIGTERM: with stop_action = keep the daemon exits at once (and writes its CPU profile)
+    await daemon?.proc.kill('SIGTERM', 20_000);
+  }
+  return r;
+}
+
+interface InitiatorResult {
+  n: number;
+  proposal: string;
+  ok: boolean;
+  error?: string;
+  established: number;
+  /** from the daemon's spawn until all established */
+  wallMs: number;
+  /** from when the control socket first answered (configuration loaded) until all established */
+  wallFromReadyMs: number;
+  readyMs: number;
+  cpuMs: number;
+  cpuMsPerSa: number;
+  rssAfterKb: number;
+  rcvbufErrorsDaemon: number;
+  rcvbufErrorsCharon: number;
+  charonCpuMs: number;
+  daemonStats?: Record<string, unknown>;
+}
+
+async function measureInitiator(ctx: Ctx, n: number, proposalName: string): Promise<InitiatorResult> {
+  const { lab } = ctx;
+  const proposal = PROPOSALS[proposalName]!;
+  const base = join(lab.dir, `${String(++ctx.seq).padStart(2, '0')}-initiator-${proposalName}-${n}`);
+  const timeoutMs = (ctx.timeoutS ?? 60 + n / 100) * 1000;
+  let responder: CharonProc | undefined;
+  let daemon: DaemonProc | undefined;
+  const r: InitiatorResult = {
+    n, proposal: proposalName, ok: false, established: 0, wallMs: 0, wallFromReadyMs: 0, readyMs: 0, cpuMs: 0, cpuMsPerSa: 0,
+    rssAfterKb: 0, rcvbufErrorsDaemon: 0, rcvbufErrorsCharon: 0, charonCpuMs: 0,
+  };
+  try {
+    // charon answers as the load-tester's responder (its own peer config and PSK, fake kernel)
+    responder = await CharonProc.start(lab, 'a', { role: 'responder', proposal, dir: join(base, 'charon') }, ctx.plugins);
+    const [snmpB0, snmpA0] = await Promise.all([udpCounters(lab, 'b'), udpCounters(lab, 'a')]);
+    const c0 = procStat(responder.proc.pid);
+    daemon = await startDaemon(lab, join(base, 'vpp-iked'), initiatorConf(n, proposal), ctx.daemon, Math.max(60_000, n * 2));
+    const tReady = performance.now();
+    r.readyMs = tReady - daemon.startedAt;
+    let count = 0;
+    let tDone: number | undefined;
+    while (performance.now() - daemon.startedAt < timeoutMs) {
+      count = await daemonEstablished(daemon);
+      if (count >= n) {
+        tDone = performance.now();
+        break;
+      }
+      await sleep(100);
+    }
+    const p1 = procStat(daemon.proc.pid);
+    const c1 = procStat(responder.proc.pid);
+    const [snmpB1, snmpA1] = await Promise.all([udpCounters(lab, 'b'), udpCounters(lab, 'a')]);
+    r.daemonStats = await daemonStats(daemon);
+    r.established = count;
+    const end = tDone ?? performance.now();
+    r.wallMs = end - daemon.startedAt;
+    r.wallFromReadyMs = end - tReady;
+    r.cpuMs = p1.cpuMs;
+    r.cpuMsPerSa = count > 0 ? p1.cpuMs / count : 0;
+    r.rssAfterKb = p1.rssKb;
+    r.rcvbufErrorsDaemon = snmpB1.rcvbufErrors - snmpB0.rcvbufErrors;
+    r.rcvbufErrorsCharon = snmpA1.rcvbufErrors - snmpA0.rcvbufErrors;
+    r.charonCpuMs = c1.cpuMs - c0.cpuMs;
+    r.ok = tDone !== undefined;
+    if (!r.ok) r.error = `${count} of ${n} established within ${timeoutMs / 1000} s`;
+  } catch (e) {
+    r.error = e instanceof Error ? e.message : String(e);
+  } finally {
+    await daemon?.proc.kill('SIGTERM', 20_000);
+    await responder?.stop();
+  }
+  return r;
+}
+
+// ---- report -----------------------------------------------------------------------------------
+
+function fmt(v: number, digits = 2): string {
+  return Number.isFinite(v) ? v.toFixed(digits) : '-';
+}
+
+function table(rows: string[][]): string {
+  const w = rows[0]!.map((_, i) => Math.max(...rows.map((r) => (r[i] ?? '').length)));
+  return rows.map((r, ri) => {
+    const line = r.map((c, i) => (i < 3 ? c.padEnd(w[i]!) : c.padStart(w[i]!))).join('  ');
+    return ri === 0 ? `${line}\n${w.map((x) => '-'.repeat(x)).join('  ')}` : line;
+  }).join('\n');
+}
+
+function report(results: RunResult[], inits: InitiatorResult[]): string {
+  const out: string[] = [];
+  const head = ['responder', 'proposal', 'N', 'ok', 'wall s', 'SAs/s', 'CPU ms/SA', 'RSS MB before', 'RSS MB after', 'B/SA', 'rcvbuf drops', 'init rexmit', 'init fail'];
+  const rows = [head];
+  for (const r of results) {
+    rows.push([
+      r.responder, r.proposal, String(r.n), r.ok ? 'yes' : 'NO', fmt(r.wallMs / 1000), fmt(r.saPerSec, 0), fmt(r.cpuMsPerSa, 3),
+      fmt(r.rssBeforeKb / 1024, 1), fmt(r.rssAfterKb / 1024, 1), fmt(r.rssPerSaBytes, 0), String(r.rcvbufErrorsResponder),
+      String(r.initiator.retransmits), String(r.initiator.failed),
+    ]);
+  }
+  out.push(table(rows));
+  // ratios vpp-iked / charon for each (proposal, N, repeat) measured in this run
+  const ratioRows = [['proposal', 'N', 'rep', 'wall', 'SAs/s', 'CPU/SA', 'RSS/SA']];
+  for (const v of results.filter((x) => x.responder === 'vpp-iked')) {
+    const c = results.find((x) => x.responder === 'charon' && x.n === v.n && x.proposal === v.proposal && x.repeat === v.repeat);
+    if (!c) continue;
+    ratioRows.push([v.proposal, String(v.n), String(v.repeat), fmt(v.wallMs / c.wallMs), fmt(v.saPerSec / c.saPerSec), fmt(v.cpuMsPerSa / c.cpuMsPerSa), fmt(v.rssPerSaBytes / c.rssPerSaBytes)]);
+  }
+  if (ratioRows.length > 1) out.push('', 'ratios vpp-iked / charon (same run):', table(ratioRows));
+  for (const r of inits) {
+    out.push(
+      '',
+      `vpp-iked initiating ${r.n} tunnels (${r.proposal}) to charon: ${r.ok ? 'all up' : `NOT all up (${r.error ?? ''})`}, ` +
+        `${fmt(r.wallMs / 1000)} s from start (${fmt(r.readyMs / 1000)} s to load the config, ${fmt(r.wallFromReadyMs / 1000)} s after), ` +
+        `${fmt(r.cpuMsPerSa, 3)} CPU ms/SA (start-up included), RSS ${fmt(r.rssAfterKb / 1024, 1)} MB, ` +
+        `rcvbuf drops ${r.rcvbufErrorsDaemon} (daemon) / ${r.rcvbufErrorsCharon} (charon), charon ${fmt(r.charonCpuMs / Math.max(1, r.established), 3)} CPU ms/SA`,
+    );
+  }
+  for (const r of [...results, ...inits]) if (r.error) out.push(`error: ${'responder' in r ? `${r.responder} ` : 'initiator '}${r.proposal} N=${r.n}: ${r.error.split('\n')[0]}`);
+  return out.join('\n');
+}
+
+// ---- main -------------------------------------------------------------------------------------
+
+async function main(): Promise<number> {
+  const { values } = parseArgs({
+    options: {
+      n: { type: 'string', default: '1000,10000' },
+      proposals: { type: 'string', default: 'x25519,ecp256' },
+      responders: { type: 'string', default: 'charon,vpp-iked' },
+      initiator: { type: 'boolean', default: false },
+      'initiator-n': { type: 'string', default: '10000' },
+      'only-initiator': { type: 'boolean', default: false },
+      repeat: { type: 'string', default: '1' },
+      'log-level': { type: 'string', default: 'info' },
+      'recv-buffer': { type: 'string' },
+      timeout: { type: 'string' },
+      'cpu-prof': { type: 'string' },
+      json: { type: 'string' },
+      plugin: { type: 'string' },
+      keep: { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    console.log(USAGE);
+    return 0;
+  }
+  if (typeof process.getuid !== 'function' || process.getuid() !== 0) {
+    console.error('vs-strongswan: needs root (network namespaces, charon on port 500)');
+    return 2;
+  }
+  for (const bin of [CHARON_BIN, SWANCTL_BIN]) {
+    if (!existsSync(bin)) {
+      console.error(`vs-strongswan: ${bin} is missing; install strongSwan with: bash .ci/setup-interop.sh`);
+      return 2;
+    }
+  }
+  const ns = values.n.split(',').map((x) => Number(x.trim()));
+  const proposals = values.proposals.split(',').map((x) => x.trim());
+  const responders = values.responders.split(',').map((x) => x.trim());
+  const repeat = Number(values.repeat);
+  for (const p of proposals) if (!(p in PROPOSALS)) throw new Error(`unknown proposal ${p} (one of ${Object.keys(PROPOSALS).join(', ')})`);
+  for (const r of responders) if (r !== 'charon' && r !== 'vpp-iked') throw new Error(`unknown responder ${r}`);
+  if (ns.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`--n: positive integers, not ${values.n}`);
+  const loadTester = findPlugin(values.plugin);
+  const cpuProf = values['cpu-prof'] !== undefined ? resolve(values['cpu-prof']) : undefined;
+  if (cpuProf) mkdirSync(cpuProf, { recursive: true });
+  if (values.keep) process.env.KEEP_LAB = '1';
+
+  const lab = await createLab({ tag: 'vs-strongswan' });
+  // Ctrl-C / SIGTERM: the harness's exit hook kills the lab's processes and deletes the namespaces
+  const onSignal = (): void => process.exit(130);
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
+  process.on('SIGHUP', onSignal);
+  const results: RunResult[] = [];
+  const inits: InitiatorResult[] = [];
+  const started = new Date();
+  try {
+    const ctx: Ctx = {
+      lab,
+      plugins: pluginFolder(lab.dir, loadTester),
+      daemon: { logLevel: values['log-level'], cpuProf, recvBuffer: values['recv-buffer'] !== undefined ? Number(values['recv-buffer']) : undefined },
+      timeoutS: values.timeout !== undefined ? Number(values.timeout) : undefined,
+      seq: 0,
+    };
+    if (!values['only-initiator']) {
+      for (const n of ns) {
+        for (const p of proposals) {
+          for (let k = 1; k <= repeat; k++) {
+            for (const resp of responders as ('charon' | 'vpp-iked')[]) {
+              const r = await measureResponder(ctx, resp, n, p, k);
+              results.push(r);
+              console.error(`${resp} ${p} N=${n}#${k}: ${r.ok ? 'ok' : 'FAILED'} ${fmt(r.wallMs / 1000)} s, ${fmt(r.cpuMsPerSa, 3)} CPU ms/SA, ` +
+                `${r.rcvbufErrorsResponder} drops, ${r.initiator.retransmits} retransmits${r.error ? `: ${r.error.split('\n')[0]}` : ''}`);
+            }
+          }
+        }
+      }
+    }
+    if (values.initiator || values['only-initiator']) {
+      const r = await measureInitiator(ctx, Number(values['initiator-n']), proposals[0]!);
+      inits.push(r);
+      console.error(`vpp-iked initiator N=${r.n}: ${r.ok ? 'ok' : 'FAILED'} ${fmt(r.wallMs / 1000)} s${r.error ? `: ${r.error.split('\n')[0]}` : ''}`);
+    }
+  } finally {
+    await lab.destroy();
+  }
+  console.log(report(results, inits));
+  const jsonPath = resolve(values.json ?? join(ROOT, 'bench/results', `vs-strongswan-${started.toISOString().replace(/[:.]/g, '-')}.json`));
+  mkdirSync(dirname(jsonPath), { recursive: true });
+  writeFileSync(jsonPath, JSON.stringify({ started: started.toISOString(), args: values, loadTester, results, initiator: inits }, null, 2) + '\n');
+  console.log(`\nJSON: ${jsonPath}`);
+  return [...results, ...inits].every((r) => r.ok) ? 0 : 1;
+}
+
+main().then(
+  (code) => process.exit(code),
+  (e: unknown) => {
+    console.error(e instanceof Error ? e.stack : String(e));
+    process.exit(1);
+  },
+);
