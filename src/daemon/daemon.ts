@@ -182,7 +182,7 @@ export class Daemon {
       log: this.logs.get('net'),
       onPacket: (l: { addr: string; port: number }, r: { addr: string; port: number }, d: Buffer) => this.engine.receive(l, r, d),
     };
-    if (cfg.daemon.transport === 'udp') return new UdpTransport(common);
+    if (cfg.daemon.transport === 'udp') return new UdpTransport({ ...common, recvBufferSize: cfg.daemon.recvBufferSize });
     if (!this.vppClient || !this.vppBackEnd) throw new Error('transport = punt needs dataplane = vpp');
     const punt = new PuntTransport({ ...common, client: this.vppClient, socketPath: cfg.vpp.puntSocket, registerOnReconnect: false });
     // After a VPP restart: punt registrations first, then the SAs (IKE on 4500 must reach us again).
