@@ -9,6 +9,7 @@ import { apiAddressText } from '../../vpp/address.ts';
 import { IpsecCryptoAlg, IpsecIntegAlg, IpsecProto, IpsecSadFlags, IpsecSpdAction, TunnelMode } from '../../vpp/defs.generated.ts';
 import { isOurId } from './ids.ts';
 import { ADMIN_UP } from './interfaces.ts';
+import { spdEntryV2 } from './spd.ts';
 import { dumpAll, U32_MAX, type Backend } from './state.ts';
 
 const { IPSEC_API_SAD_FLAG_IS_TUNNEL: IS_TUNNEL, IPSEC_API_SAD_FLAG_UDP_ENCAP: UDP_ENCAP, IPSEC_API_SAD_FLAG_IS_INBOUND: IS_INBOUND } = IpsecSadFlags;
@@ -58,6 +59,10 @@ export async function inspect(b: Backend, name: string): Promise<unknown> {
   const ifFlags = new Map(ifs.map((i) => [i.sw_if_index, i.flags]));
   const nameOf = (sw: number): string | number => ifName.get(sw) ?? sw;
   const spiOf = new Map(sas.map((d) => [d.entry.sad_id, hex8(d.entry.spi)]));
+  // VPP names the interface of an SA only when it marked it IS_PROTECT, which it never does for
+  // protections on ipsec interfaces: the protection that uses the SA names it.
+  const protectedOn = new Map<number, number>();
+  for (const d of prots) for (const id of [d.tun.sa_out, ...d.tun.sa_in]) if (!protectedOn.has(id)) protectedOn.set(id, d.tun.sw_if_index);
   const bySad = new Map<number, number>();
   for (const st of b.children.values()) {
     bySad.set(st.saIn, st.child.childId);
@@ -91,7 +96,7 @@ export async function inspect(b: Backend, name: string): Promise<unknown> {
         tunnel_table: tun ? e.tunnel.table_id : null,
         udp_encap: e.flags & UDP_ENCAP ? { src_port: e.udp_src_port, dst_port: e.udp_dst_port } : null,
         replay_window: e.anti_replay_window_size,
-        interface: d.sw_if_index === U32_MAX ? null : nameOf(d.sw_if_index),
+        interface: d.sw_if_index !== U32_MAX ? nameOf(d.sw_if_index) : protectedOn.has(e.sad_id) ? nameOf(protectedOn.get(e.sad_id)!) : null,
         stat_index: d.stat_index,
         thread_index: d.thread_index,
         seq_outbound: d.seq_outbound.toString(),
@@ -120,7 +125,8 @@ export async function inspect(b: Backend, name: string): Promise<unknown> {
       policies: d.npolicies,
       ...(entriesOf.has(d.spd_id)
         ? {
-            entries: entriesOf.get(d.spd_id)!.map(({ entry: p }) => ({
+            // IPv6 entries read as IPv6 (VPP reports an address within ::/96 as IPv4).
+            entries: entriesOf.get(d.spd_id)!.map(({ entry }) => spdEntryV2(entry)).map((p) => ({
               priority: p.priority,
               direction: p.is_outbound ? 'out' : 'in',
               action: enumName(IpsecSpdAction, p.policy, 'IPSEC_API_SPD_ACTION_'),

@@ -6,9 +6,9 @@
  */
 
 import type { TsRange } from '../types.ts';
-import { toApiAddress } from '../../vpp/address.ts';
+import { toApiAddress, AF_IP6 } from '../../vpp/address.ts';
 import { VppErr } from '../../vpp/errors.ts';
-import type { IpsecSpdEntry, IpsecSpdEntryV2 } from '../../vpp/defs.generated.ts';
+import type { Address, IpsecSpdEntry, IpsecSpdEntryV2 } from '../../vpp/defs.generated.ts';
 import { IpsecSpdAction } from '../../vpp/defs.generated.ts';
 import { allocSpdId } from './ids.ts';
 import { ensureTable, requireInterface } from './interfaces.ts';
@@ -19,6 +19,14 @@ import { rollback, type Undo } from './txn.ts';
 export const PRIORITY = { IKE_BYPASS: 200, PROTECT: 100, PROTECT_MAX: 199, DEFAULT_BYPASS: 0 } as const;
 const { IPSEC_API_SPD_ACTION_BYPASS: BYPASS } = IpsecSpdAction;
 
+/**
+ * "Any protocol" in an ipsec_spd_entry_add_del_v2 entry (VPP's IPSEC_POLICY_PROTOCOL_ANY). The v2
+ * message stores the protocol as sent: 0 would be a policy for IP protocol 0 only, which no packet
+ * matches (only the deprecated v1 message maps 0 to any).
+ */
+export const SPD_PROTOCOL_ANY = 255;
+
+/** An SPD entry; `protocol` as in a traffic selector (0 = any). */
 export function spdEntry(spdId: number, priority: number, outbound: boolean, action: number, saId: number, local: TsRange, remote: TsRange, protocol: number): IpsecSpdEntryV2 {
   return {
     spd_id: spdId,
@@ -26,7 +34,7 @@ export function spdEntry(spdId: number, priority: number, outbound: boolean, act
     is_outbound: outbound,
     sa_id: saId,
     policy: action,
-    protocol,
+    protocol: protocol === 0 ? SPD_PROTOCOL_ANY : protocol,
     remote_address_start: toApiAddress(remote.start),
     remote_address_stop: toApiAddress(remote.end),
     local_address_start: toApiAddress(local.start),
@@ -147,8 +155,17 @@ export async function deleteSpdEntries(b: Backend, entries: IpsecSpdEntryV2[]): 
   );
 }
 
-/** An SPD entry as ipsec_spd_dump reports it, in the form ipsec_spd_entry_add_del_v2 takes (same fields). */
-function spdEntryV2(e: IpsecSpdEntry): IpsecSpdEntryV2 {
+/**
+ * An SPD entry as ipsec_spd_dump reports it, in the form ipsec_spd_entry_add_del_v2 takes (same
+ * fields). VPP reports each address as IPv4 when its first 12 bytes are zero (ip_address_encode
+ * with IP46_TYPE_ANY), so an IPv6 entry from :: ("any") comes back with an IPv4 0.0.0.0 start; and
+ * VPP takes the entry's family from remote_address_start, so such an entry could not be deleted
+ * as reported. When any of its addresses is IPv6, all of them are given back as IPv6.
+ */
+export function spdEntryV2(e: IpsecSpdEntry): IpsecSpdEntryV2 {
+  const addrs = [e.remote_address_start, e.remote_address_stop, e.local_address_start, e.local_address_stop];
+  const v6 = addrs.some((a) => a.af === AF_IP6);
+  const fam = (a: Address): Address => (v6 && a.af !== AF_IP6 ? { af: AF_IP6, un: { ip6: Buffer.concat([Buffer.alloc(12), (a.un.ip4 ?? Buffer.alloc(4)).subarray(0, 4)]) } } : a);
   return {
     spd_id: e.spd_id,
     priority: e.priority,
@@ -156,10 +173,10 @@ function spdEntryV2(e: IpsecSpdEntry): IpsecSpdEntryV2 {
     sa_id: e.sa_id,
     policy: e.policy,
     protocol: e.protocol,
-    remote_address_start: e.remote_address_start,
-    remote_address_stop: e.remote_address_stop,
-    local_address_start: e.local_address_start,
-    local_address_stop: e.local_address_stop,
+    remote_address_start: fam(e.remote_address_start),
+    remote_address_stop: fam(e.remote_address_stop),
+    local_address_start: fam(e.local_address_start),
+    local_address_stop: fam(e.local_address_stop),
     remote_port_start: e.remote_port_start,
     remote_port_stop: e.remote_port_stop,
     local_port_start: e.local_port_start,

@@ -10,10 +10,9 @@
 
 import { createServer, type Server, type Socket } from 'node:net';
 import { existsSync, unlinkSync } from 'node:fs';
-import { vppCodec, VPP_MESSAGES, VPP_SERVICES } from '../api.ts';
-import type { VppMessageName } from '../api.ts';
 import { VppCodecError } from '../codec.ts';
 import { nameCrc } from '../schema.ts';
+import { emulatorCodec, EMULATOR_MESSAGES, EMULATOR_SERVICES } from './extra-defs.ts';
 import { VppEmulatorState, type EmuCtx, type EmuOptions } from './tables.ts';
 
 const HEADER_SIZE = 16;
@@ -114,9 +113,9 @@ class EmulatorServer implements EmulatorHandle {
     this.table = [];
     const omit = new Set(this.opts.omitMessages ?? []);
     let next = this.opts.idBase ?? 100;
-    const names = (Object.keys(VPP_MESSAGES) as VppMessageName[]).sort((a, b) => {
-      const ma = VPP_MESSAGES[a].module;
-      const mb = VPP_MESSAGES[b].module;
+    const names = Object.keys(EMULATOR_MESSAGES).sort((a, b) => {
+      const ma = EMULATOR_MESSAGES[a]!.module;
+      const mb = EMULATOR_MESSAGES[b]!.module;
       return ma === mb ? 0 : ma < mb ? -1 : 1;
     });
     for (const name of names) {
@@ -124,7 +123,7 @@ class EmulatorServer implements EmulatorHandle {
       if (omit.has(name)) continue;
       this.idByName.set(name, id);
       this.nameById.set(id, name);
-      const crc = this.opts.crcOverrides?.[name] ?? VPP_MESSAGES[name].crc;
+      const crc = this.opts.crcOverrides?.[name] ?? EMULATOR_MESSAGES[name]!.crc;
       this.table.push({ index: id, name: nameCrc({ name, crc }) });
     }
   }
@@ -189,14 +188,14 @@ class EmulatorServer implements EmulatorHandle {
     }
     const id = buf.readUInt16BE(start);
     const name = this.nameById.get(id);
-    const svc = name ? (VPP_SERVICES as Readonly<Record<string, { reply: string }>>)[name] : undefined;
+    const svc = name ? EMULATOR_SERVICES[name] : undefined;
     if (!name || (!svc && name !== 'sockclnt_create')) {
       this.log(`no handler for msg id ${id}`);
       return;
     }
     let msg: Record<string, unknown>;
     try {
-      msg = vppCodec.decode(name, buf, start, end, true);
+      msg = emulatorCodec.decode(name, buf, start, end, true);
     } catch (e) {
       const why = e instanceof VppCodecError ? e.message : String(e);
       this.log(`Truncated message '${name}' (id ${id}) received, message dropped: ${why}`);
@@ -208,7 +207,7 @@ class EmulatorServer implements EmulatorHandle {
     const context = typeof msg.context === 'number' ? msg.context : 0;
     const reg = this.regs.get(clientIndex);
     const replyName = svc!.reply;
-    const isDump = (VPP_SERVICES as Readonly<Record<string, { stream?: boolean }>>)[name]?.stream === true;
+    const isDump = svc?.stream === true;
     if (!reg) {
       this.log(`${name}: client_index 0x${clientIndex.toString(16)} is not a registration; reply lost`);
       if (isDump) return; // dump handlers look the registration up first
@@ -258,7 +257,7 @@ class EmulatorServer implements EmulatorHandle {
   private send(reg: Registration, name: string, fields: Record<string, unknown>): void {
     const id = this.idByName.get(name);
     if (id === undefined || reg.sock.destroyed) return;
-    const frame = vppCodec.encode(name, id, fields, HEADER_SIZE);
+    const frame = emulatorCodec.encode(name, id, fields, HEADER_SIZE);
     frame.writeUInt32BE(frame.length - HEADER_SIZE, 8);
     if (!reg.corked) {
       reg.corked = true;

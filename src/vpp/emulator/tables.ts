@@ -23,6 +23,7 @@ import type {
 import { IfStatusFlags, IpsecCryptoAlg as C, IpsecIntegAlg as I, IpsecProto, IpsecSadFlags, IpsecSpdAction, TunnelFlags, TunnelMode } from '../defs.generated.ts';
 import { apiAddressText, parseIp, zeroApiAddress, AF_IP4, AF_IP6 } from '../address.ts';
 import { VppErr } from '../errors.ts';
+import type { IpUnnumberedDump, SwInterfaceGetTable } from './extra-defs.ts';
 
 type Obj = Record<string, unknown>;
 const U32_MAX = 0xffffffff;
@@ -54,6 +55,8 @@ export interface EmuInterface {
   /** FIB table ids the interface is bound to. */
   table4: number;
   table6: number;
+  /** Its own IP addresses as prefixes ("192.0.2.2/24"); an unnumbered interface has none. */
+  addresses: string[];
 }
 
 export interface EmuSa {
@@ -122,8 +125,13 @@ export interface EmuPuntReg {
 }
 
 export interface EmuOptions {
-  /** Interfaces that exist besides local0 (like NICs VPP was started with). Default ['host-eth0']. */
+  /**
+   * Interfaces that exist besides local0 (like NICs VPP was started with), up. Default
+   * ['host-eth0']. Names starting with "loop" are loopbacks, the others af_packet host interfaces.
+   */
   interfaces?: string[];
+  /** Addresses of those interfaces, by name (prefixes, "192.0.2.2/24", "2001:db8::2/64"). */
+  addresses?: Readonly<Record<string, readonly string[]>>;
   /** VPP's punt socket path (`punt { socket … }`); unset = punt sockets not configured. */
   puntSocket?: string;
   /** Version string show_version reports. */
@@ -220,15 +228,25 @@ export class VppEmulatorState {
   readonly orphanPolicies: EmuPolicy[] = [];
   /** sw_if_index → spd_id */
   readonly spdBindings = new Map<number, number>();
-  /** "4:<id>" / "6:<id>" */
-  readonly tables = new Set<string>(['4:0', '6:0']);
+  /**
+   * FIB tables by "4:<id>" / "6:<id>", with whether the API holds its lock on them. A table lives
+   * while the API's lock or an interface bound to it holds it (fib_table_lock sources API and
+   * INTERFACE); table 0 always.
+   */
+  readonly tables = new Map<string, { api: boolean }>([
+    ['4:0', { api: true }],
+    ['6:0', { api: true }],
+  ]);
   /** Key: `${4|6}:${table}:${prefix}/${len}` */
   readonly routes = new Map<string, EmuRoute>();
   readonly puntRegs = new Map<string, EmuPuntReg>();
   readonly puntReasons: { id: number; name: string }[];
   /** client_index → pid, for want_interface_events. */
   readonly interfaceEventClients = new Map<number, number>();
-  readonly options: Required<Omit<EmuOptions, 'puntSocket'>> & { puntSocket: string | undefined };
+  readonly options: Required<Omit<EmuOptions, 'puntSocket' | 'addresses'>> & {
+    puntSocket: string | undefined;
+    addresses: Readonly<Record<string, readonly string[]>>;
+  };
 
   /** Sends an event to one client registration; set by the server. */
   sendEvent: (clientIndex: number, name: keyof VppMessageTypes, fields: Obj) => void = () => {};
@@ -238,26 +256,38 @@ export class VppEmulatorState {
   private readonly swIfPool = new IndexPool(0);
   private readonly saPool = new IndexPool(0);
   private readonly policyPool = new IndexPool(0);
+  /** SPD id → its index in VPP's SPD pool (what ipsec_spd_interface_dump reports). */
+  private readonly spdIndex = new Map<number, number>();
+  private readonly spdPool = new IndexPool(0);
   private readonly itfInstances = new Set<number>();
   private nextRouteStat = 1;
 
   constructor(options: EmuOptions = {}) {
     this.options = {
       interfaces: options.interfaces ?? ['host-eth0'],
+      addresses: options.addresses ?? {},
       puntSocket: options.puntSocket,
       version: options.version ?? '26.10-rc0~374-gb575ec2c56d',
       pid: options.pid ?? process.pid,
     };
     this.addInterface('local0', 'local');
-    for (const n of this.options.interfaces) this.addInterface(n, 'af-packet', true);
+    for (const n of this.options.interfaces) {
+      this.addInterface(n, n.startsWith('loop') ? 'Loopback' : 'af-packet', true, this.options.addresses[n] ?? []);
+    }
     this.puntReasons = IPSEC_PUNT_REASONS.map((name, i) => ({ id: i + 1, name }));
   }
 
-  /** Creates an interface (as VPP's startup-config or an operator would). */
-  addInterface(name: string, devType: string, up = false): EmuInterface {
+  /**
+   * Creates an interface (as VPP's startup-config or an operator would). A loopback ("loopN", dev
+   * type "Loopback") gets VPP's MAC de:ad:00:00:00:N.
+   */
+  addInterface(name: string, devType: string, up = false, addresses: readonly string[] = []): EmuInterface {
     const swIfIndex = this.swIfPool.get();
-    const mac = Buffer.from([0x02, 0xfe, 0, 0, (swIfIndex >> 8) & 0xff, swIfIndex & 0xff]);
-    const i: EmuInterface = { swIfIndex, name, devType, adminUp: up, linkUp: up, mtu: 9000, mac, table4: 0, table6: 0 };
+    const loop = /^loop(\d+)$/.exec(name);
+    const mac = loop
+      ? Buffer.from([0xde, 0xad, 0, 0, 0, Number(loop[1]) & 0xff])
+      : Buffer.from([0x02, 0xfe, 0, 0, (swIfIndex >> 8) & 0xff, swIfIndex & 0xff]);
+    const i: EmuInterface = { swIfIndex, name, devType, adminUp: up, linkUp: up, mtu: 9000, mac, table4: 0, table6: 0, addresses: [...addresses] };
     this.interfaces.set(swIfIndex, i);
     return i;
   }
@@ -414,9 +444,16 @@ export class VppEmulatorState {
     ctx.reply({ retval: 0 });
   }
 
+  /**
+   * The sw_if_index send_ipsec_sa_v5_details reports: only an SA marked IS_PROTECT names its
+   * protection's interface, and ipsec_tun_protect_set_crypto_addr marks only the inbound tunnel SAs
+   * of protections on interfaces other than ipsec interfaces (IPSEC_PROTECT_ITF). The emulator has
+   * protections on ipsec interfaces only, so this is always ~0.
+   */
   private saUser(sa: EmuSa): number {
     for (const p of this.protections.values()) {
-      if (p.saOut === sa.id || p.saIn.includes(sa.id)) return p.swIfIndex;
+      if (this.interfaces.get(p.swIfIndex)?.ipsec) continue;
+      if (sa.flags & F_TUNNEL && p.saIn.includes(sa.id)) return p.swIfIndex;
     }
     return U32_MAX;
   }
@@ -500,16 +537,16 @@ export class VppEmulatorState {
         this.releaseProtection(p);
       }
     }
-    // Paths through the interface go away with its adjacencies.
-    for (const [k, r] of [...this.routes]) {
-      r.paths = r.paths.filter((p) => p.sw_if_index !== itf.swIfIndex);
-      if (r.paths.length === 0) this.routes.delete(k);
-    }
+    // API routes through the interface stay, their paths naming the deleted sw_if_index (and then
+    // no longer deletable by path: fib_api_path_decode answers NO_MATCHING_INTERFACE).
     this.spdBindings.delete(itf.swIfIndex);
     for (const other of this.interfaces.values()) if (other.unnumberedTo === itf.swIfIndex) delete other.unnumberedTo;
     if (itf.ipsec) this.itfInstances.delete(itf.ipsec.instance);
     this.interfaces.delete(itf.swIfIndex);
     this.swIfPool.put(itf.swIfIndex);
+    // ip4/ip6_sw_interface_add_del: the interface lets go of its tables (fib_table_bind to 0).
+    this.dropTableIfUnused(4, itf.table4);
+    this.dropTableIfUnused(6, itf.table6);
     for (const [client, pid] of this.interfaceEventClients) {
       this.sendEvent(client, 'sw_interface_event', { client_index: client, pid, sw_if_index: itf.swIfIndex, flags: 0, deleted: true });
     }
@@ -607,12 +644,15 @@ export class VppEmulatorState {
     if (!exists && !m.is_add) return ctx.reply({ retval: VppErr.NO_SUCH_ENTRY });
     if (m.is_add) {
       this.spds.set(m.spd_id, []);
+      this.spdIndex.set(m.spd_id, this.spdPool.get());
     } else {
       for (const [sw, id] of [...this.spdBindings]) if (id === m.spd_id) this.spdBindings.delete(sw);
       const left = this.spds.get(m.spd_id)!;
       if (left.length > 0) ctx.warn(`SPD ${m.spd_id} deleted with ${left.length} entries: they keep their SA locks`);
       this.orphanPolicies.push(...left);
       this.spds.delete(m.spd_id);
+      this.spdPool.put(this.spdIndex.get(m.spd_id)!);
+      this.spdIndex.delete(m.spd_id);
     }
     ctx.reply({ retval: 0 });
   }
@@ -689,7 +729,7 @@ export class VppEmulatorState {
       a.priority === p.priority &&
       a.policy === p.policy &&
       a.protocol === p.protocol &&
-      (a.policy !== PROTECT || a.saId === p.saId) &&
+      a.saId === p.saId &&
       a.raddrStart === p.raddrStart &&
       a.raddrStop === p.raddrStop &&
       a.laddrStart === p.laddrStart &&
@@ -706,9 +746,15 @@ export class VppEmulatorState {
     ctx.reply({ retval: 0, stat_index: U32_MAX });
   }
 
+  /**
+   * send_ipsec_spd_details: the addresses go through ip_address_encode with IP46_TYPE_ANY, so an
+   * IPv6 address whose first 12 bytes are zero (such as ::, the start of "any") is reported as the
+   * IPv4 address of its last 4 bytes.
+   */
   private policyEntry(p: EmuPolicy): Obj {
     const a = (t: string): Address => {
       const { af, bytes } = parseIp(t);
+      if (af === AF_IP6 && bytes.subarray(0, 12).every((x) => x === 0)) return { af: AF_IP4, un: { ip4: Buffer.from(bytes.subarray(12)) } };
       return af === AF_IP4 ? { af, un: { ip4: bytes } } : { af, un: { ip6: bytes } };
     };
     return {
@@ -739,17 +785,17 @@ export class VppEmulatorState {
     }
   }
 
-  /** vl_api_ipsec_spds_dump_t_handler */
+  /** vl_api_ipsec_spds_dump_t_handler: in pool order. */
   ipsec_spds_dump(_m: VppMessageTypes['ipsec_spds_dump'], ctx: EmuCtx): void {
-    for (const [id, list] of this.spds) ctx.details({ spd_id: id, npolicies: list.length });
+    const ids = [...this.spds.keys()].sort((a, b) => this.spdIndex.get(a)! - this.spdIndex.get(b)!);
+    for (const id of ids) ctx.details({ spd_id: id, npolicies: this.spds.get(id)!.length });
   }
 
   /** vl_api_ipsec_spd_interface_dump_t_handler */
   ipsec_spd_interface_dump(m: VppMessageTypes['ipsec_spd_interface_dump'], ctx: EmuCtx): void {
-    const ids = [...this.spds.keys()];
     for (const [sw, spdId] of [...this.spdBindings].sort((a, b) => a[0] - b[0])) {
-      // The reply carries the SPD's pool index; the emulator's pool index is its position.
-      const index = ids.indexOf(spdId);
+      // The reply carries the SPD's pool index (and the filter is one), not its id.
+      const index = this.spdIndex.get(spdId)!;
       if (m.spd_index_valid && m.spd_index !== index) continue;
       ctx.details({ spd_index: index, sw_if_index: sw });
     }
@@ -785,20 +831,59 @@ export class VppEmulatorState {
   sw_interface_set_unnumbered(m: VppMessageTypes['sw_interface_set_unnumbered'], ctx: EmuCtx): void {
     const target = this.interfaces.get(m.unnumbered_sw_if_index);
     if (!target) return ctx.reply({ retval: VppErr.INVALID_SW_IF_INDEX });
-    if (m.is_add && !this.interfaces.has(m.sw_if_index)) return ctx.reply({ retval: VppErr.INVALID_SW_IF_INDEX_2 });
-    if (m.is_add) target.unnumberedTo = m.sw_if_index;
-    else delete target.unnumberedTo;
+    const lender = this.interfaces.get(m.sw_if_index);
+    if (m.is_add && !lender) return ctx.reply({ retval: VppErr.INVALID_SW_IF_INDEX_2 });
+    if (m.is_add) {
+      // vnet_sw_interface_check_table_same: both interfaces in the same IPv4 and IPv6 tables.
+      if (target.table4 !== lender!.table4 || target.table6 !== lender!.table6) return ctx.reply({ retval: VppErr.UNEXPECTED_INTF_STATE });
+      target.unnumberedTo = m.sw_if_index;
+    } else delete target.unnumberedTo;
     ctx.reply({ retval: 0 });
   }
 
-  /** vl_api_sw_interface_set_table_t_handler → ip_table_bind: NO_SUCH_FIB for a table that does not exist. */
+  /** An interface's addresses of one family, as foreach_ip_interface_address with honor_unnumbered sees them (the lender's for an unnumbered interface). */
+  private addressesOf(i: EmuInterface, af: 4 | 6): string[] {
+    const src = i.unnumberedTo !== undefined ? this.interfaces.get(i.unnumberedTo) : i;
+    return (src?.addresses ?? []).filter((a) => (a.includes(':') ? 6 : 4) === af);
+  }
+
+  /**
+   * vl_api_sw_interface_set_table_t_handler → ip_table_bind: NO_SUCH_FIB for a table that does not
+   * exist, ADDRESS_FOUND_FOR_INTERFACE when the interface has an address of that family (its own, or
+   * its lender's when it is unnumbered). The table it leaves is let go (fib_table_unlock).
+   */
   sw_interface_set_table(m: VppMessageTypes['sw_interface_set_table'], ctx: EmuCtx): void {
     const i = this.interfaces.get(m.sw_if_index);
     if (!i) return ctx.reply({ retval: VppErr.INVALID_SW_IF_INDEX });
-    if (!this.tables.has(`${m.is_ipv6 ? 6 : 4}:${m.vrf_id}`)) return ctx.reply({ retval: VppErr.NO_SUCH_FIB });
-    if (m.is_ipv6) i.table6 = m.vrf_id;
+    const af = m.is_ipv6 ? 6 : 4;
+    if (!this.tables.has(`${af}:${m.vrf_id}`)) return ctx.reply({ retval: VppErr.NO_SUCH_FIB });
+    if (this.addressesOf(i, af).length > 0) return ctx.reply({ retval: VppErr.ADDRESS_FOUND_FOR_INTERFACE });
+    const before = af === 6 ? i.table6 : i.table4;
+    if (af === 6) i.table6 = m.vrf_id;
     else i.table4 = m.vrf_id;
+    this.dropTableIfUnused(af, before);
     ctx.reply({ retval: 0 });
+  }
+
+  /**
+   * vl_api_sw_interface_get_table_t_handler: the VRF of the interface's IPv4 or IPv6 table;
+   * INVALID_SW_IF_INDEX (vrf_id ~0) for an unknown interface.
+   */
+  sw_interface_get_table(m: SwInterfaceGetTable, ctx: EmuCtx): void {
+    const i = this.interfaces.get(m.sw_if_index);
+    if (!i) return ctx.reply({ retval: VppErr.INVALID_SW_IF_INDEX, vrf_id: U32_MAX });
+    ctx.reply({ retval: 0, vrf_id: m.is_ipv6 ? i.table6 : i.table4 });
+  }
+
+  /**
+   * vl_api_ip_unnumbered_dump_t_handler: the unnumbered interfaces and their lenders (~0: all; an
+   * unknown sw_if_index: nothing).
+   */
+  ip_unnumbered_dump(m: IpUnnumberedDump, ctx: EmuCtx): void {
+    for (const i of [...this.interfaces.values()].sort((a, b) => a.swIfIndex - b.swIfIndex)) {
+      if (m.sw_if_index !== U32_MAX && m.sw_if_index !== i.swIfIndex) continue;
+      if (i.unnumberedTo !== undefined) ctx.details({ sw_if_index: i.swIfIndex, ip_sw_if_index: i.unnumberedTo });
+    }
   }
 
   private ifDetails(i: EmuInterface): Obj {
@@ -810,7 +895,8 @@ export class VppEmulatorState {
       type: 0,
       link_duplex: 0,
       link_speed: 0,
-      link_mtu: i.mtu,
+      // An ipsec interface's hardware has no link MTU (0); its L3 MTU is 9000.
+      link_mtu: i.ipsec ? 0 : i.mtu,
       mtu: [i.mtu, 0, 0, 0],
       interface_name: i.name,
       interface_dev_type: i.devType,
@@ -854,18 +940,36 @@ export class VppEmulatorState {
 
   // ------------------------------------------------------------------ IP tables and routes
 
-  /** vl_api_ip_table_add_del_t_handler → ip_table_create / ip_table_delete; table 0 is always there. */
+  /**
+   * vl_api_ip_table_add_del_t_handler → ip_table_create / ip_table_delete; table 0 is always there.
+   * The API holds one lock on a table however often it adds it; deleting drops that lock, and the
+   * table (with its routes) goes only when no interface is bound to it either.
+   */
   ip_table_add_del(m: VppMessageTypes['ip_table_add_del'], ctx: EmuCtx): void {
     const af = m.table.is_ip6 ? 6 : 4;
     const id = m.table.table_id;
     if (id !== 0) {
-      if (m.is_add ?? true) this.tables.add(`${af}:${id}`);
-      else {
-        this.tables.delete(`${af}:${id}`);
-        for (const [k, r] of [...this.routes]) if (r.tableId === id && r.isIp6 === (af === 6)) this.routes.delete(k);
+      const t = this.tables.get(`${af}:${id}`);
+      if (m.is_add ?? true) {
+        if (t) t.api = true;
+        else this.tables.set(`${af}:${id}`, { api: true });
+      } else if (t) {
+        t.api = false;
+        this.dropTableIfUnused(af, id);
       }
     }
     ctx.reply({ retval: 0 });
+  }
+
+  /** fib_table_unlock: a table nothing holds any more (API lock, bound interfaces) is destroyed with its routes. */
+  private dropTableIfUnused(af: 4 | 6, id: number): void {
+    if (id === 0) return;
+    const key = `${af}:${id}`;
+    const t = this.tables.get(key);
+    if (!t || t.api) return;
+    for (const i of this.interfaces.values()) if ((af === 6 ? i.table6 : i.table4) === id) return;
+    this.tables.delete(key);
+    for (const [k, r] of [...this.routes]) if (r.tableId === id && r.isIp6 === (af === 6)) this.routes.delete(k);
   }
 
   /**
@@ -884,6 +988,15 @@ export class VppEmulatorState {
     }
     if (r.prefix.len > (isIp6 ? 128 : 32)) return fail(VppErr.INVALID_PREFIX_LENGTH);
     const prefix = addrText(r.prefix.address);
+    // fib_table_route_path_fixup: an attached path (no next hop) to a host prefix becomes an
+    // attached next hop to that host, on add and delete alike (and so ip_route_dump shows it).
+    if (r.prefix.len === (isIp6 ? 128 : 32)) {
+      r.paths = r.paths.map((p) => {
+        const nh = addrText({ af: isIp6 ? AF_IP6 : AF_IP4, un: p.nh.address });
+        if (p.sw_if_index === U32_MAX || (nh !== '0.0.0.0' && nh !== '::')) return p;
+        return { ...p, nh: { ...p.nh, address: r.prefix.address.un } };
+      });
+    }
     const key = `${isIp6 ? 6 : 4}:${r.table_id}:${prefix}/${r.prefix.len}`;
     const isAdd = m.is_add ?? true;
     const pathKey = (p: FibPath): string => `${p.sw_if_index}|${addrText({ af: isIp6 ? AF_IP6 : AF_IP4, un: p.nh.address })}`;
@@ -1058,10 +1171,12 @@ const HANDLED = new Set<string>([
   'sw_interface_set_unnumbered',
   'sw_interface_set_table',
   'sw_interface_dump',
+  'sw_interface_get_table',
   'want_interface_events',
   'ip_table_add_del',
   'ip_route_add_del',
   'ip_route_dump',
+  'ip_unnumbered_dump',
   'punt_socket_register',
   'punt_socket_deregister',
   'punt_socket_dump',
