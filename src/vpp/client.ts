@@ -28,13 +28,12 @@ import { EventEmitter } from 'node:events';
 import { vppCodec, VPP_MESSAGES, VPP_SERVICES } from './api.ts';
 import type { VppDetailsOf, VppDumpName, VppMessageName, VppMessageTypes, VppReplyOf, VppRequestBody, VppRequestName } from './api.ts';
 import { VppCodecError } from './codec.ts';
-import { vppErrorName, vppErrorText } from './errors.ts';
 import { nameCrc, type VppMessageDef } from './schema.ts';
 import { unixSocketTransport, type VppConnection, type VppTransport, type VppTransportHandlers } from './transport.ts';
 
-/** The VPP release the generated definitions come from. */
-export const VPP_EXPECTED_VERSION = '26.10';
-export const DEFAULT_VPP_API_SOCKET = '/run/vpp/api.sock';
+import { NOOP_LOGGER, VppApiError, VppCompatibilityError, VppDisconnectedError, VppProtocolError, VppTimeoutError, DEFAULT_VPP_API_SOCKET, VPP_EXPECTED_VERSION } from './client-types.ts';
+import type { VppClientOptions, VppClientStats, VppConnectedInfo, VppLogger, VppRequestOptions } from './client-types.ts';
+import { DetailsStream, type DetailsSink } from './details-stream.ts';
 
 /** sockclnt_create and its reply have fixed ids: memclnt is always registered first. */
 const SOCKCLNT_CREATE_ID = 15;
@@ -43,126 +42,18 @@ const HEADER_SIZE = 16;
 /** Largest payload accepted from VPP (a full get_api_json is a few MB). */
 const MAX_PAYLOAD = 64 * 1024 * 1024;
 
-/** pino-compatible logger subset. */
-export interface VppLogger {
-  debug(obj: object, msg?: string): void;
-  info(obj: object, msg?: string): void;
-  warn(obj: object, msg?: string): void;
-  error(obj: object, msg?: string): void;
-}
-
-const NOOP_LOGGER: VppLogger = { debug() {}, info() {}, warn() {}, error() {} };
-
-export interface VppClientOptions {
-  /** API socket path. Default /run/vpp/api.sock. */
-  socket?: string;
-  /** How the client reaches VPP. Default: the UNIX socket `socket`. */
-  transport?: VppTransport;
-  /** Name VPP shows for this client (at most 64 bytes). Default "vpp-iked". */
-  clientName?: string;
-  /** Per-request timeout (ms). Default 10000. */
-  requestTimeoutMs?: number;
-  /** Timeout for connecting and the sockclnt_create handshake (ms). Default 5000. */
-  connectTimeoutMs?: number;
-  /** Reconnect after the connection is lost. Default true. */
-  reconnect?: boolean;
-  /** First and largest reconnect delay (ms). Defaults 100 and 5000. */
-  reconnectMinMs?: number;
-  reconnectMaxMs?: number;
-  /** control_ping interval when the socket is quiet (ms); 0 turns health checks off. Default 5000. */
-  healthCheckMs?: number;
-  /** Requests on the wire at once; more wait in a queue. 1 = strict request/response. Default 512. */
-  maxInFlight?: number;
-  logger?: VppLogger;
-}
-
-/** A request VPP answered with a non-zero retval. */
-export class VppApiError extends Error {
-  override readonly name = 'VppApiError';
-  /** The request message name. */
-  readonly msg: string;
-  readonly retval: number;
-  /** VPP's symbolic error name, e.g. "ENTRY_ALREADY_EXISTS". */
-  readonly errorName: string;
-  constructor(msg: string, retval: number) {
-    const text = vppErrorText(retval);
-    super(`${msg} failed: VPP error ${retval} (${vppErrorName(retval)}${text ? `: ${text}` : ''})`);
-    this.msg = msg;
-    this.retval = retval;
-    this.errorName = vppErrorName(retval);
-  }
-}
-
-/** VPP's message table lacks messages we use, or has them with other CRCs. */
-export class VppCompatibilityError extends Error {
-  override readonly name = 'VppCompatibilityError';
-  readonly missing: string[];
-  readonly mismatched: { name: string; ours: string; vpps: string }[];
-  constructor(missing: string[], mismatched: { name: string; ours: string; vpps: string }[], version?: string) {
-    const parts: string[] = [];
-    if (missing.length) parts.push(`missing: ${missing.join(', ')}`);
-    if (mismatched.length) {
-      parts.push(`different CRC: ${mismatched.map((m) => `${m.name} (ours ${m.ours}, VPP's ${m.vpps})`).join(', ')}`);
-    }
-    super(
-      `VPP API is not compatible with vpp-iked, which expects VPP ${VPP_EXPECTED_VERSION}` +
-        `${version ? ` (connected VPP: ${version})` : ''}: ${parts.join('; ')}`,
-    );
-    this.missing = missing;
-    this.mismatched = mismatched;
-  }
-}
-
-export class VppTimeoutError extends Error {
-  override readonly name = 'VppTimeoutError';
-  readonly msg: string;
-  constructor(msg: string, ms: number) {
-    super(`${msg}: no reply from VPP within ${ms} ms`);
-    this.msg = msg;
-  }
-}
-
-export class VppDisconnectedError extends Error {
-  override readonly name = 'VppDisconnectedError';
-}
-
-/** A reply that does not decode (VPP sent something else than the definitions say). */
-export class VppProtocolError extends Error {
-  override readonly name = 'VppProtocolError';
-}
-
-export interface VppConnectedInfo {
-  reconnect: boolean;
-  clientIndex: number;
-  /** show_version's version string, when VPP answered it. */
-  version?: string;
-  messages: number;
-}
-
-export interface VppClientStats {
-  sent: number;
-  received: number;
-  timeouts: number;
-  errors: number;
-  reconnects: number;
-  inFlight: number;
-  queued: number;
-}
-
-export interface VppRequestOptions {
-  timeoutMs?: number;
-  /** retvals (besides 0) that resolve instead of rejecting. */
-  allowRetval?: readonly number[];
-}
+export {
+  VPP_EXPECTED_VERSION,
+  DEFAULT_VPP_API_SOCKET,
+  VppApiError,
+  VppCompatibilityError,
+  VppTimeoutError,
+  VppDisconnectedError,
+  VppProtocolError,
+} from './client-types.ts';
+export type { VppLogger, VppClientOptions, VppConnectedInfo, VppClientStats, VppRequestOptions } from './client-types.ts';
 
 type Obj = Record<string, unknown>;
-
-/** Where a dump's details go as they arrive. */
-interface DetailsSink {
-  /** False once nobody reads them any more (the details that still come are skipped). */
-  readonly accepting: boolean;
-  push(item: unknown): void;
-}
 
 interface Pending {
   context: number;
@@ -868,93 +759,6 @@ export class VppClient extends EventEmitter {
 }
 
 function noop(): void {}
-
-/**
- * The iterator stream() returns: details wait in a queue until they are taken; a reader that waits
- * is handed the next one directly. `open` sends the dump on the first next().
- */
-class DetailsStream<T> implements AsyncIterableIterator<T>, DetailsSink {
-  private readonly open: (sink: DetailsSink) => Promise<unknown>;
-  private queue: T[] = [];
-  private head = 0;
-  private started = false;
-  /** The dump ended (ping reply, error) or the reader left. */
-  private ended = false;
-  private error: Error | undefined;
-  private waiting: { resolve: (r: IteratorResult<T>) => void; reject: (e: Error) => void } | undefined;
-  private left = false;
-
-  constructor(open: (sink: DetailsSink) => Promise<unknown>) {
-    this.open = open;
-  }
-
-  get accepting(): boolean {
-    return !this.left;
-  }
-
-  push(item: unknown): void {
-    const w = this.waiting;
-    if (w) {
-      this.waiting = undefined;
-      w.resolve({ value: item as T, done: false });
-    } else {
-      this.queue.push(item as T);
-    }
-  }
-
-  private end(err: Error | undefined): void {
-    if (this.ended) return;
-    this.ended = true;
-    this.error = err;
-    const w = this.waiting;
-    if (!w) return;
-    this.waiting = undefined;
-    this.error = undefined;
-    if (err) w.reject(err);
-    else w.resolve({ value: undefined, done: true });
-  }
-
-  next(): Promise<IteratorResult<T>> {
-    if (!this.started) {
-      this.started = true;
-      this.open(this).then(
-        () => this.end(undefined),
-        (e: Error) => this.end(e),
-      );
-    }
-    if (this.head < this.queue.length) {
-      const value = this.queue[this.head]!;
-      this.queue[this.head++] = undefined as T;
-      if (this.head === this.queue.length) {
-        this.queue = [];
-        this.head = 0;
-      }
-      return Promise.resolve({ value, done: false });
-    }
-    if (this.ended) {
-      const err = this.error;
-      this.error = undefined;
-      return err ? Promise.reject(err) : Promise.resolve({ value: undefined, done: true });
-    }
-    return new Promise((resolve, reject) => {
-      this.waiting = { resolve, reject };
-    });
-  }
-
-  /** The reader leaves (break, return, throw in a for-await loop): what is queued and still comes is dropped. */
-  return(): Promise<IteratorResult<T>> {
-    this.left = true;
-    this.queue = [];
-    this.head = 0;
-    this.end(undefined);
-    this.error = undefined;
-    return Promise.resolve({ value: undefined, done: true });
-  }
-
-  [Symbol.asyncIterator](): AsyncIterableIterator<T> {
-    return this;
-  }
-}
 
 function uncork(client: VppClient, conn: VppConnection): void {
   client.uncorkNow(conn);
