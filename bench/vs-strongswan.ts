@@ -87,6 +87,8 @@ function sleep(ms: number): Promise<void> {
 
 interface ProcStat {
   cpuMs: number;
+  userMs: number;
+  sysMs: number;
   rssKb: number;
 }
 
@@ -94,10 +96,11 @@ function procStat(pid: number): ProcStat {
   const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
   // the command name (field 2) may hold spaces: fields after the closing parenthesis
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const ticks = Number(f[11]) + Number(f[12]); // utime, stime (fields 14 and 15)
+  const user = (Number(f[11]) * 1000) / CLK_TCK; // utime (field 14)
+  const sys = (Number(f[12]) * 1000) / CLK_TCK; // stime (field 15)
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rss = /VmRSS:\s+(\d+)/.exec(status);
-  return { cpuMs: (ticks * 1000) / CLK_TCK, rssKb: rss ? Number(rss[1]) : 0 };
+  return { cpuMs: user + sys, userMs: user, sysMs: sys, rssKb: rss ? Number(rss[1]) : 0 };
 }
 
 interface UdpCounters {
@@ -420,6 +423,8 @@ interface RunResult {
   saPerSec: number;
   cpuMs: number;
   cpuMsPerSa: number;
+  /** of which in the kernel (stime) */
+  sysMsPerSa: number;
   rssBeforeKb: number;
   rssAfterKb: number;
   rssPerSaBytes: number;
@@ -448,7 +453,7 @@ async function measureResponder(ctx: Ctx, responder: 'charon' | 'vpp-iked', n: n
   let init: CharonProc | undefined;
   let load: ReturnType<typeof startLoad> | undefined;
   const r: RunResult = {
-    responder, n, proposal: proposalName, repeat, ok: false, established: 0, wallMs: 0, saPerSec: 0, cpuMs: 0, cpuMsPerSa: 0,
+    responder, n, proposal: proposalName, repeat, ok: false, established: 0, wallMs: 0, saPerSec: 0, cpuMs: 0, cpuMsPerSa: 0, sysMsPerSa: 0,
     rssBeforeKb: 0, rssAfterKb: 0, rssPerSaBytes: 0, rcvbufErrorsResponder: 0, rcvbufErrorsInitiator: 0, initiatorCpuMs: 0,
     initiator: { initiated: 0, established: 0, failed: 0, retransmits: 0 },
   };
@@ -496,6 +501,7 @@ async function measureResponder(ctx: Ctx, responder: 'charon' | 'vpp-iked', n: n
     r.saPerSec = count / (r.wallMs / 1000);
     r.cpuMs = p1.cpuMs - p0.cpuMs;
     r.cpuMsPerSa = count > 0 ? r.cpuMs / count : 0;
+    r.sysMsPerSa = count > 0 ? (p1.sysMs - p0.sysMs) / count : 0;
     r.rssBeforeKb = p0.rssKb;
     r.rssAfterKb = p1.rssKb;
     r.rssPerSaBytes = count > 0 ? ((p1.rssKb - p0.rssKb) * 1024) / count : 0;
@@ -607,11 +613,11 @@ function table(rows: string[][]): string {
 
 function report(results: RunResult[], inits: InitiatorResult[]): string {
   const out: string[] = [];
-  const head = ['responder', 'proposal', 'N', 'ok', 'wall s', 'SAs/s', 'CPU ms/SA', 'RSS MB before', 'RSS MB after', 'B/SA', 'rcvbuf drops', 'init rexmit', 'init fail'];
+  const head = ['responder', 'proposal', 'N', 'ok', 'wall s', 'SAs/s', 'CPU ms/SA', 'of it sys', 'RSS MB before', 'RSS MB after', 'B/SA', 'rcvbuf drops', 'init rexmit', 'init fail'];
   const rows = [head];
   for (const r of results) {
     rows.push([
-      r.responder, r.proposal, String(r.n), r.ok ? 'yes' : 'NO', fmt(r.wallMs / 1000), fmt(r.saPerSec, 0), fmt(r.cpuMsPerSa, 3),
+      r.responder, r.proposal, String(r.n), r.ok ? 'yes' : 'NO', fmt(r.wallMs / 1000), fmt(r.saPerSec, 0), fmt(r.cpuMsPerSa, 3), fmt(r.sysMsPerSa, 3),
       fmt(r.rssBeforeKb / 1024, 1), fmt(r.rssAfterKb / 1024, 1), fmt(r.rssPerSaBytes, 0), String(r.rcvbufErrorsResponder),
       String(r.initiator.retransmits), String(r.initiator.failed),
     ]);

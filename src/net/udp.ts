@@ -8,12 +8,22 @@
  * use it on every port pair where neither side is port 500 (so custom ports interoperate), add it on
  * send and require and strip it on receive. A single 0xFF byte is a NAT-T keepalive and is ignored;
  * anything else there is ESP, which is not ours to handle.
+ *
+ * Bursts: datagrams are read off the sockets as fast as they come and queued here, and the engine
+ * works through the queue in slices of a few milliseconds, so the event loop gets back to the
+ * sockets between slices. A burst of thousands of IKE_SA_INITs (a hub restart) then waits in our
+ * queue rather than overflowing the kernel's receive buffer, where it would be dropped and only
+ * come back with the peers' retransmissions seconds later. Messages of SAs under way (IKE_AUTH,
+ * rekeys, DPD, deletes) go before new IKE_SA_INIT requests; when a queue is full, what arrives
+ * for it is shed and counted (`shed`).
  */
 import dgram from 'node:dgram';
+import dns from 'node:dns';
+import net from 'node:net';
 import os from 'node:os';
 import type { Logger } from 'pino';
 import { addNonEspMarker, classifyDatagram } from './framing.ts';
-import { IKE_PORT, Limits } from '../ikev2/constants.ts';
+import { ExchangeType, IKE_PORT, Limits } from '../ikev2/constants.ts';
 import { ipFamily, normalizeIp } from '../common/addr.ts';
 import { endpointText } from '../common/text.ts';
 import type { Endpoint, OutPacket } from '../ikev2/engine/engine.ts';
@@ -48,6 +58,72 @@ export interface TransportStats {
   invalid: number;
   oversized: number;
   sendErrors: number;
+  /** IKE messages dropped because the queue in front of the engine was full */
+  shed: number;
+}
+
+/** How long the engine may work through queued messages before the sockets are read again. */
+export const SLICE_MS = 2;
+/** Queued IKE_SA_INIT requests (new peers), and queued other messages, at most. */
+export const QUEUE_LIMIT = 16384;
+
+/** An IKE message read off a socket, waiting for the engine. */
+interface Queued {
+  local: Endpoint;
+  remote: Endpoint;
+  ike: Buffer;
+}
+
+/** FIFO of queued messages: an array with a moving head, compacted now and then. */
+class Fifo {
+  private items: (Queued | undefined)[] = [];
+  private head = 0;
+
+  get length(): number {
+    return this.items.length - this.head;
+  }
+
+  push(q: Queued): void {
+    this.items.push(q);
+  }
+
+  shift(): Queued | undefined {
+    if (this.head >= this.items.length) return undefined;
+    const q = this.items[this.head];
+    this.items[this.head++] = undefined;
+    if (this.head >= 1024 && this.head * 2 >= this.items.length) {
+      this.items = this.items.slice(this.head);
+      this.head = 0;
+    }
+    return q;
+  }
+
+  clear(): void {
+    this.items = [];
+    this.head = 0;
+  }
+}
+
+/** An IKE_SA_INIT request that starts a new IKE SA: responder SPI zero, not a response. */
+function isNewSaRequest(ike: Buffer): boolean {
+  // header: SPIi 0..7, SPIr 8..15, next payload 16, version 17, exchange 18, flags 19 (0x20 = response)
+  if (ike[18] !== ExchangeType.IKE_SA_INIT || (ike[19]! & 0x20) !== 0) return false;
+  for (let i = 8; i < 16; i++) if (ike[i] !== 0) return false;
+  return true;
+}
+
+/**
+ * The engine always hands over IP literals: answer them without a trip through the resolver (and the
+ * extra tick it costs per datagram); anything else still goes to dns.lookup.
+ */
+function literalLookup(
+  host: string,
+  opts: dns.LookupOneOptions,
+  cb: (err: NodeJS.ErrnoException | null, address: string, family: number) => void,
+): void {
+  const fam = net.isIP(host);
+  if (fam !== 0) cb(null, host, fam);
+  else dns.lookup(host, opts, cb);
 }
 
 /** Whether IKE on this port pair carries the non-ESP marker. */
@@ -58,11 +134,19 @@ export function markerOn(localPort: number, remotePort: number): boolean {
 export class UdpTransport implements IkeTransport {
   private readonly sockets = new Map<string, dgram.Socket>();
   private readonly opts: UdpTransportOptions;
-  readonly stats: TransportStats = { keepalives: 0, esp: 0, invalid: 0, oversized: 0, sendErrors: 0 };
+  readonly stats: TransportStats = { keepalives: 0, esp: 0, invalid: 0, oversized: 0, sendErrors: 0, shed: 0 };
   readonly addresses: string[] = [];
+  /** Receive buffer sizes granted per socket (`addr|port`), when one was asked for. */
+  readonly recvBuffers = new Map<string, RecvBufferGrant>();
   /** Datagrams handed to a socket whose send has not completed yet. */
   private sending = 0;
   private drained: (() => void)[] = [];
+  /** Messages of existing SAs (and responses), served first. */
+  private readonly ongoing = new Fifo();
+  /** IKE_SA_INIT requests from new peers. */
+  private readonly fresh = new Fifo();
+  private drainScheduled = false;
+  private closed = false;
 
   constructor(opts: UdpTransportOptions) {
     this.opts = opts;
@@ -97,7 +181,7 @@ export class UdpTransport implements IkeTransport {
 
   private bind(addr: string, port: number): Promise<void> {
     const fam = ipFamily(addr);
-    const sock = dgram.createSocket({ type: fam === 6 ? 'udp6' : 'udp4', ipv6Only: fam === 6 });
+    const sock = dgram.createSocket({ type: fam === 6 ? 'udp6' : 'udp4', ipv6Only: fam === 6, lookup: literalLookup });
     const local: Endpoint = { addr, port };
     return new Promise((resolve, reject) => {
       const onError = (e: Error): void => reject(new Error(`cannot bind UDP ${fmt(local)}: ${e.message}`));
@@ -139,9 +223,6 @@ export class UdpTransport implements IkeTransport {
     }
   }
 
-  /** Receive buffer sizes granted per socket (`addr|port`), when one was asked for. */
-  readonly recvBuffers = new Map<string, RecvBufferGrant>();
-
   private onMessage(local: Endpoint, msg: Buffer, rinfo: dgram.RemoteInfo): void {
     if (msg.length > Limits.MAX_MESSAGE + 4) {
       this.stats.oversized++;
@@ -150,13 +231,19 @@ export class UdpTransport implements IkeTransport {
     const remote: Endpoint = { addr: normalizeIp(rinfo.address), port: rinfo.port };
     const d = classifyDatagram(msg, markerOn(local.port, remote.port));
     switch (d.kind) {
-      case 'ike':
-        try {
-          this.opts.onPacket(local, remote, d.ike);
-        } catch (e) {
-          this.opts.log.error({ peer: remote.addr, err: e instanceof Error ? e.stack : String(e) }, 'error processing IKE message');
+      case 'ike': {
+        const q = isNewSaRequest(d.ike) ? this.fresh : this.ongoing;
+        if (q.length >= QUEUE_LIMIT) {
+          this.stats.shed++;
+          return;
+        }
+        q.push({ local, remote, ike: d.ike });
+        if (!this.drainScheduled) {
+          this.drainScheduled = true;
+          setImmediate(this.drain);
         }
         return;
+      }
       case 'keepalive':
         this.stats.keepalives++;
         return;
@@ -166,6 +253,33 @@ export class UdpTransport implements IkeTransport {
       default:
         this.stats.invalid++;
     }
+  }
+
+  /** Hands queued messages to the engine for up to SLICE_MS, then lets the sockets be read again. */
+  private readonly drain = (): void => {
+    this.drainScheduled = false;
+    if (this.closed) return;
+    const until = performance.now() + SLICE_MS;
+    for (;;) {
+      const m = this.ongoing.shift() ?? this.fresh.shift();
+      if (m === undefined) return;
+      try {
+        this.opts.onPacket(m.local, m.remote, m.ike);
+      } catch (e) {
+        this.opts.log.error({ peer: m.remote.addr, err: e instanceof Error ? e.stack : String(e) }, 'error processing IKE message');
+      }
+      if (this.closed) return;
+      if (performance.now() >= until) break;
+    }
+    if (this.ongoing.length + this.fresh.length > 0) {
+      this.drainScheduled = true;
+      setImmediate(this.drain);
+    }
+  };
+
+  /** IKE messages received and not yet handed to the engine. */
+  get queued(): number {
+    return this.ongoing.length + this.fresh.length;
   }
 
   /** Pick our source address for a peer when the connection does not name one. */
@@ -190,18 +304,22 @@ export class UdpTransport implements IkeTransport {
     }
     const data = markerOn(p.local.port, p.remote.port) ? addNonEspMarker(p.data) : p.data;
     this.sending++;
-    sock.send(data, p.remote.port, p.remote.addr, (err) => {
-      if (err) {
-        this.stats.sendErrors++;
-        this.opts.log.debug({ remote: fmt(p.remote), err: err.message }, 'send failed');
-      }
-      if (--this.sending === 0 && this.drained.length > 0) {
-        const w = this.drained;
-        this.drained = [];
-        for (const f of w) f();
-      }
-    });
+    sock.send(data, p.remote.port, p.remote.addr, this.sent);
   }
+
+  /** Completion of every send (one function for all, no closure per datagram). */
+  private readonly sent = (err: Error | null): void => {
+    if (err) {
+      this.stats.sendErrors++;
+      const e = err as Error & { address?: string; port?: number };
+      this.opts.log.debug({ remote: e.address !== undefined ? endpointText(e.address, e.port ?? 0) : undefined, err: err.message }, 'send failed');
+    }
+    if (--this.sending === 0 && this.drained.length > 0) {
+      const w = this.drained;
+      this.drained = [];
+      for (const f of w) f();
+    }
+  };
 
   /** Resolves once every datagram handed to send() so far has left (or failed), or after timeoutMs. */
   flush(timeoutMs: number): Promise<boolean> {
@@ -216,6 +334,9 @@ export class UdpTransport implements IkeTransport {
   }
 
   async close(): Promise<void> {
+    this.closed = true;
+    this.ongoing.clear();
+    this.fresh.clear();
     await Promise.all([...this.sockets.values()].map((s) => new Promise<void>((r) => s.close(() => r()))));
     this.sockets.clear();
   }

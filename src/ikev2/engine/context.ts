@@ -10,6 +10,7 @@ import { SaTable } from '../sa/table.ts';
 import { ConfigIndex } from '../sa/config-index.ts';
 import type { Sel } from '../sa/ts.ts';
 import type { Scheduler, RandomSource } from '../../common/clock.ts';
+import { pooledRandom } from '../crypto/random.ts';
 import type { Dataplane } from '../../dataplane/types.ts';
 import type { ChildConfig } from '../../config/types.ts';
 import { DEFAULTS } from '../../config/schema.ts';
@@ -172,6 +173,7 @@ export class EngineContext {
       retransmitTries: DEFAULTS.daemon.retransmitTries,
       halfOpenTimeout: HALF_OPEN_TIMEOUT_S,
       ...opts,
+      random: pooledRandom(opts.random),
     };
     this.sched = opts.scheduler;
     this.log = opts.log;
