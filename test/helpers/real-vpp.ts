@@ -208,8 +208,12 @@ export interface VppLab {
   kill(signal?: NodeJS.Signals): Promise<void>;
   /** Starts VPP again (after kill()); resolves once its CLI answers, before any interface exists. */
   startVpp(): Promise<void>;
-  /** Creates the host-interface (MTU 1500), loop0 and their addresses, as at the lab's start. */
-  configure(): Promise<void>;
+  /**
+   * Creates the host-interface (MTU 1500), loop0 and their addresses, as at the lab's start, then
+   * runs the `extra` CLI commands: all in one `exec` of a command file, the way VPP runs its
+   * startup-config. Rejects when a command fails.
+   */
+  configure(extra?: readonly string[]): Promise<void>;
   /** One VPP CLI command; rejects when the CLI reports an error. */
   ctl(...cmd: string[]): Promise<string>;
   /** Runs a command inside the peer namespace. */
@@ -438,17 +442,25 @@ export async function startVppLab(t: LabOwner, opts: VppLabOptions = {}): Promis
     const punt = opts.punt ?? true;
     vppPid = await startVpp(dir, vppNs, source, extra, punt);
     const hostIf = `host-${vppIf}`;
-    const configure = async (): Promise<void> => {
-      await ctl('create', 'host-interface', 'name', vppIf);
-      // Right away: VPP defaults to 9000, and one frame above the veth's MTU wedges the TX ring.
-      await ctl('set', 'interface', 'mtu', '1500', hostIf);
-      await ctl('set', 'interface', 'state', hostIf, 'up');
-      await ctl('set', 'interface', 'ip', 'address', hostIf, `${VPP_LAB_ADDR.vpp.v4}/24`);
-      await ctl('set', 'interface', 'ip', 'address', hostIf, `${VPP_LAB_ADDR.vpp.v6}/64`);
-      await ctl('create', 'loopback', 'interface');
-      await ctl('set', 'interface', 'state', 'loop0', 'up');
-      await ctl('set', 'interface', 'ip', 'address', 'loop0', `${VPP_LAB_ADDR.vpp.inner4}/32`);
-      await ctl('set', 'interface', 'ip', 'address', 'loop0', `${VPP_LAB_ADDR.vpp.inner6}/128`);
+    const configure = async (extra: readonly string[] = []): Promise<void> => {
+      const cmds = [
+        `create host-interface name ${vppIf}`,
+        // Right away: VPP defaults to 9000, and one frame above the veth's MTU wedges the TX ring.
+        `set interface mtu 1500 ${hostIf}`,
+        `set interface state ${hostIf} up`,
+        `set interface ip address ${hostIf} ${VPP_LAB_ADDR.vpp.v4}/24`,
+        `set interface ip address ${hostIf} ${VPP_LAB_ADDR.vpp.v6}/64`,
+        'create loopback interface',
+        'set interface state loop0 up',
+        `set interface ip address loop0 ${VPP_LAB_ADDR.vpp.inner4}/32`,
+        `set interface ip address loop0 ${VPP_LAB_ADDR.vpp.inner6}/128`,
+        ...extra,
+      ];
+      const file = join(dir, 'configure.cli');
+      writeFileSync(file, `${cmds.join('\n')}\n`);
+      const out = await ctl('exec', file);
+      const failed = cmds.filter((c) => cliFailed(c.split(' '), out));
+      if (failed.length > 0) throw new Error(`VPP configuration failed (${failed.join('; ')}):\n${out.trim()}`);
     };
     await configure();
 

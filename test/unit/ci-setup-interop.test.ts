@@ -23,6 +23,7 @@ const ALL = [
   'libcharon-extra-plugins',
   'iproute2',
   'iputils-ping',
+  'ethtool',
   'socat',
   'tcpdump',
 ];
