@@ -8,7 +8,8 @@ import type { ChildInstall } from '../types.ts';
 import { rangeToPrefixes, toApiAddress, zeroApiAddress } from '../../vpp/address.ts';
 import type { FibPath } from '../../vpp/defs.generated.ts';
 import { FibPathNhProto } from '../../vpp/defs.generated.ts';
-import { isRouteGone, req, U32_MAX, type Backend, type RouteSpec } from './state.ts';
+import { VppErr } from '../../vpp/errors.ts';
+import { isRouteGone, isVppError, req, U32_MAX, type Backend, type RouteSpec } from './state.ts';
 import { parallel, type Undo } from './txn.ts';
 
 /** The routes a CHILD_SA wants (none without vppRoutes), one per prefix of its remote selectors. */
@@ -106,11 +107,34 @@ export async function releaseRoutes(b: Backend, childId: number, routes: RouteSp
   }
   await Promise.all(
     unused.map((r) =>
-      routeAdd(b, r, false).catch((e: unknown) => {
+      routeAdd(b, r, false).catch(async (e: unknown) => {
         if (!isRouteGone(e)) throw e;
+        if (isVppError(e, VppErr.NO_MATCHING_INTERFACE)) await deleteOrphanedRoute(b, r);
       }),
     ),
   );
+}
+
+/**
+ * The interface of a path was deleted under us (an operator deleted a shared p2mp interface): VPP
+ * keeps the route, its path naming the gone sw_if_index, and answers NO_MATCHING_INTERFACE to a
+ * delete by path. Such a path would come back to life on the next interface VPP gives that
+ * sw_if_index, so the route is deleted by prefix (its whole API entry), unless another path of ours
+ * to the same prefix is still in use.
+ */
+async function deleteOrphanedRoute(b: Backend, r: RouteSpec): Promise<void> {
+  for (const e of b.routeUsers.values()) {
+    const o = e.route;
+    if (o.table === r.table && o.isIp6 === r.isIp6 && o.prefix === r.prefix && o.len === r.len) return;
+  }
+  await req(b, 'ip_route_add_del', {
+    is_add: false,
+    is_multipath: false,
+    route: { table_id: r.table, stats_index: 0, prefix: { address: toApiAddress(r.prefix), len: r.len }, paths: [] },
+  }).catch((e: unknown) => {
+    if (!isRouteGone(e)) throw e;
+  });
+  b.log.warn({ prefix: `${r.prefix}/${r.len}`, table: r.table }, 'route through a deleted interface removed by prefix');
 }
 
 /** Forgets `childId`'s route uses without touching VPP (it lost them). */
