@@ -15,7 +15,9 @@
  * queue rather than overflowing the kernel's receive buffer, where it would be dropped and only
  * come back with the peers' retransmissions seconds later. Messages of SAs under way (IKE_AUTH,
  * rekeys, DPD, deletes) go before new IKE_SA_INIT requests; when a queue is full, what arrives
- * for it is shed and counted (`shed`).
+ * for it is shed and counted (`shed`). An IKE_SA_INIT request that arrives again (the peer's
+ * retransmission) while the first copy is still queued is dropped and counted (`duplicates`): the
+ * first copy gets the answer.
  */
 import dgram from 'node:dgram';
 import dns from 'node:dns';
@@ -40,6 +42,8 @@ export interface UdpTransportOptions {
    * instead of being dropped by the kernel; 0 or unset leaves the kernel's default.
    */
   recvBufferSize?: number;
+  /** Queued IKE_SA_INIT requests, and queued other messages, at most (default QUEUE_LIMIT). */
+  queueLimit?: number;
 }
 
 /** What the kernel granted for one socket's receive buffer. */
@@ -60,6 +64,8 @@ export interface TransportStats {
   sendErrors: number;
   /** IKE messages dropped because the queue in front of the engine was full */
   shed: number;
+  /** retransmitted IKE_SA_INIT requests dropped because the first copy was still queued */
+  duplicates: number;
 }
 
 /** How long the engine may work through queued messages before the sockets are read again. */
@@ -72,6 +78,8 @@ interface Queued {
   local: Endpoint;
   remote: Endpoint;
   ike: Buffer;
+  /** IKE_SA_INIT requests: peer address, port and SPIi */
+  initKey?: string;
 }
 
 /** FIFO of queued messages: an array with a moving head, compacted now and then. */
@@ -134,7 +142,7 @@ export function markerOn(localPort: number, remotePort: number): boolean {
 export class UdpTransport implements IkeTransport {
   private readonly sockets = new Map<string, dgram.Socket>();
   private readonly opts: UdpTransportOptions;
-  readonly stats: TransportStats = { keepalives: 0, esp: 0, invalid: 0, oversized: 0, sendErrors: 0, shed: 0 };
+  readonly stats: TransportStats = { keepalives: 0, esp: 0, invalid: 0, oversized: 0, sendErrors: 0, shed: 0, duplicates: 0 };
   readonly addresses: string[] = [];
   /** Receive buffer sizes granted per socket (`addr|port`), when one was asked for. */
   readonly recvBuffers = new Map<string, RecvBufferGrant>();
@@ -145,11 +153,15 @@ export class UdpTransport implements IkeTransport {
   private readonly ongoing = new Fifo();
   /** IKE_SA_INIT requests from new peers. */
   private readonly fresh = new Fifo();
+  /** initKey of every request in `fresh`. */
+  private readonly freshKeys = new Set<string>();
   private drainScheduled = false;
   private closed = false;
+  private readonly queueLimit: number;
 
   constructor(opts: UdpTransportOptions) {
     this.opts = opts;
+    this.queueLimit = opts.queueLimit ?? QUEUE_LIMIT;
   }
 
   /** Addresses to bind for the configured listen list. */
@@ -232,12 +244,25 @@ export class UdpTransport implements IkeTransport {
     const d = classifyDatagram(msg, markerOn(local.port, remote.port));
     switch (d.kind) {
       case 'ike': {
-        const q = isNewSaRequest(d.ike) ? this.fresh : this.ongoing;
-        if (q.length >= QUEUE_LIMIT) {
-          this.stats.shed++;
-          return;
+        if (isNewSaRequest(d.ike)) {
+          const initKey = `${remote.addr}|${remote.port}|${d.ike.toString('hex', 0, 8)}`;
+          if (this.freshKeys.has(initKey)) {
+            this.stats.duplicates++;
+            return;
+          }
+          if (this.fresh.length >= this.queueLimit) {
+            this.stats.shed++;
+            return;
+          }
+          this.freshKeys.add(initKey);
+          this.fresh.push({ local, remote, ike: d.ike, initKey });
+        } else {
+          if (this.ongoing.length >= this.queueLimit) {
+            this.stats.shed++;
+            return;
+          }
+          this.ongoing.push({ local, remote, ike: d.ike });
         }
-        q.push({ local, remote, ike: d.ike });
         if (!this.drainScheduled) {
           this.drainScheduled = true;
           setImmediate(this.drain);
@@ -263,6 +288,7 @@ export class UdpTransport implements IkeTransport {
     for (;;) {
       const m = this.ongoing.shift() ?? this.fresh.shift();
       if (m === undefined) return;
+      if (m.initKey !== undefined) this.freshKeys.delete(m.initKey);
       try {
         this.opts.onPacket(m.local, m.remote, m.ike);
       } catch (e) {
@@ -337,6 +363,7 @@ export class UdpTransport implements IkeTransport {
     this.closed = true;
     this.ongoing.clear();
     this.fresh.clear();
+    this.freshKeys.clear();
     await Promise.all([...this.sockets.values()].map((s) => new Promise<void>((r) => s.close(() => r()))));
     this.sockets.clear();
   }

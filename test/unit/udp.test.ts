@@ -3,12 +3,16 @@
  * IKE in and out on the IKE port and on the NAT-T port with the non-ESP marker added and stripped
  * (RFC 3948 §2.2: neither side uses port 500), NAT-T keepalives and ESP counted and not delivered,
  * truncated datagrams counted as invalid, send errors counted, and close() releasing the ports.
+ * Bursts: the queue in front of the engine (messages of SAs under way first, retransmitted
+ * IKE_SA_INITs dropped while the first copy waits, shedding at the limit, dropped on close), and
+ * the receive buffer size (set, read back, the warning when net.core.rmem_max caps it).
  * Plain IKE (no marker) needs a peer on port 500: that part runs only as root.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import dgram from 'node:dgram';
 import os from 'node:os';
+import { readFileSync } from 'node:fs';
 import pino from 'pino';
 import { UdpTransport, markerOn, type UdpTransportOptions } from '../../src/net/udp.ts';
 import { waitFor } from '../helpers/wait.ts';
@@ -414,5 +418,153 @@ describe('a peer on port 500: plain IKE, no marker', { skip: isRoot ? false : 'b
     await waitFor('fence', () => f.received.some((x) => x.ike[4] === 62), 2000, 5);
     assert.equal(f.t.stats.invalid, i0 + 1);
     assert.equal(f.t.stats.keepalives, k0);
+  });
+});
+
+/** An IKE_SA_INIT request header as a new peer sends it: SPIi `spi`, SPIr zero, initiator flag, ID 0. */
+function initRequest(spi: number, tag: number, len = 64): Buffer {
+  const b = Buffer.alloc(len, tag);
+  b.fill(0, 0, 16);
+  b.writeUInt32BE(spi, 4);
+  b[17] = 0x20;
+  b[18] = 34;
+  b[19] = 0x08;
+  b.writeUInt32BE(0, 20);
+  return b;
+}
+
+describe('bursts: the queue in front of the engine', () => {
+  let f: Fixture;
+  let p: Peer;
+  before(async () => {
+    f = await startTransport();
+    p = await peer(V4);
+  });
+  after(async () => {
+    await p?.close();
+    await f?.t.close();
+  });
+
+  /** Sends every datagram in one go (they reach the socket before the transport reads any) and waits until `last` is delivered. */
+  async function burst(datagrams: Buffer[], last: number): Promise<number[]> {
+    const before = f.received.length;
+    await Promise.all(datagrams.map((d) => p.send(Buffer.concat([MARKER, d]), f.natT)));
+    await waitFor(`tag ${last} delivered`, () => f.received.slice(before).some((r) => r.ike[4] === last || r.ike[16] === last), 2000, 5);
+    return f.received.slice(before).map((r) => (r.ike[18] === 34 && r.ike[19] === 0x08 ? r.ike[16]! : r.ike[4]!));
+  }
+
+  test('messages of SAs under way are handed over before new IKE_SA_INIT requests, each kind in arrival order', async () => {
+    const order = await burst([initRequest(1, 101), initRequest(2, 102), ike(61), initRequest(3, 103), ike(62)], 103);
+    assert.deepEqual(order, [61, 62, 101, 102, 103]);
+    assert.equal(f.t.queued, 0);
+  });
+
+  test('an IKE_SA_INIT request that comes again while the first copy is queued is dropped and counted', async () => {
+    const d0 = f.t.stats.duplicates;
+    const order = await burst([initRequest(7, 107), initRequest(7, 107), initRequest(8, 108), ike(63)], 108);
+    assert.deepEqual(order, [63, 107, 108]);
+    assert.equal(f.t.stats.duplicates, d0 + 1);
+    // once handed over, the same request is delivered again (the engine answers it from its cache)
+    assert.deepEqual(await burst([initRequest(7, 107), ike(64)], 107), [64, 107]);
+    assert.equal(f.t.stats.duplicates, d0 + 1);
+  });
+});
+
+test('a full queue sheds what arrives for it and counts it; the other queue still takes messages', async () => {
+  const [port, natT] = await freePorts(2);
+  const got: Buffer[] = [];
+  const t = new UdpTransport({ listen: [V4], port: port!, portNatT: natT!, log: pino({ level: 'silent' }), onPacket: (_l, _r, d) => void got.push(Buffer.from(d)), queueLimit: 2 });
+  await t.start();
+  const p = await peer(V4);
+  try {
+    const datagrams = [initRequest(1, 1), initRequest(2, 2), initRequest(3, 3), ike(70), ike(71), ike(72)];
+    await Promise.all(datagrams.map((d) => p.send(Buffer.concat([MARKER, d]), natT!)));
+    await waitFor('both queues handed over', () => got.length >= 4, 2000, 5);
+    await new Promise((r) => setTimeout(r, 50));
+    assert.equal(got.length, 4);
+    assert.equal(t.stats.shed, 2, 'one IKE_SA_INIT and one other message over the limit of 2');
+    assert.deepEqual(got.map((d) => (d[18] === 34 && d[19] === 0x08 ? d.readUInt32BE(4) + 100 : d[4])), [70, 71, 101, 102]);
+  } finally {
+    await p.close();
+    await t.close();
+  }
+});
+
+test('close() drops what is still queued', async () => {
+  const [port, natT] = await freePorts(2);
+  const got: number[] = [];
+  let t!: UdpTransport;
+  let closing: Promise<void> | undefined;
+  t = new UdpTransport({
+    listen: [V4],
+    port: port!,
+    portNatT: natT!,
+    log: pino({ level: 'silent' }),
+    onPacket: (_l, _r, d) => {
+      got.push(d[4]!);
+      closing ??= t.close();
+    },
+  });
+  await t.start();
+  const p = await peer(V4);
+  try {
+    await Promise.all([ike(80), ike(81), ike(82)].map((d) => p.send(Buffer.concat([MARKER, d]), natT!)));
+    await waitFor('the first message', () => got.length > 0, 2000, 5);
+    await closing;
+    await new Promise((r) => setTimeout(r, 30));
+    assert.deepEqual(got, [80]);
+    assert.equal(t.queued, 0);
+  } finally {
+    await p.close();
+  }
+});
+
+describe('receive buffer (daemon.recv_buffer_size)', { skip: process.platform === 'linux' ? false : 'Linux sysctl and SO_RCVBUF doubling' }, () => {
+  const rmemMax = (): number => Number(readFileSync('/proc/sys/net/core/rmem_max', 'utf8').trim());
+
+  async function withTransport(recvBufferSize: number | undefined, check: (t: UdpTransport, lines: LogLine[]) => void): Promise<void> {
+    const [port, natT] = await freePorts(2);
+    const { log, lines } = logCapture();
+    const t = new UdpTransport({ listen: [V4], port: port!, portNatT: natT!, log, onPacket: () => {}, ...(recvBufferSize !== undefined ? { recvBufferSize } : {}) });
+    try {
+      await t.start();
+      check(t, lines);
+    } finally {
+      await t.close();
+    }
+  }
+
+  test('the size asked for is set on every socket and read back (Linux reports twice the size)', async () => {
+    const want = Math.min(1 << 20, rmemMax());
+    await withTransport(want, (t, lines) => {
+      assert.equal(t.recvBuffers.size, 2, 'IKE and NAT-T socket');
+      for (const g of t.recvBuffers.values()) {
+        assert.equal(g.requested, want);
+        assert.equal(g.granted, 2 * want);
+        assert.equal(g.capped, false);
+      }
+      assert.ok(!lines.some((l) => l.level === 40), 'no warning');
+    });
+  });
+
+  test('a size above net.core.rmem_max is capped by the kernel: a warning names the sysctl', async () => {
+    const max = rmemMax();
+    const want = 2 * max + 4096;
+    await withTransport(want, (t, lines) => {
+      for (const g of t.recvBuffers.values()) {
+        assert.equal(g.capped, true);
+        assert.equal(g.granted, 2 * max);
+      }
+      const warns = lines.filter((l) => l.level === 40);
+      assert.equal(warns.length, 2, 'one per socket');
+      assert.match(String(warns[0]!.msg), /net\.core\.rmem_max/);
+      assert.equal(warns[0]!.requested, want);
+      assert.equal(warns[0]!.granted, max);
+    });
+  });
+
+  test('0 or unset leaves the kernel default', async () => {
+    await withTransport(0, (t) => assert.equal(t.recvBuffers.size, 0));
+    await withTransport(undefined, (t) => assert.equal(t.recvBuffers.size, 0));
   });
 });
