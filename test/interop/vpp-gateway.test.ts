@@ -26,8 +26,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
-import { createLab, requireInterop, waitFor, type Charon, type Lab, type SwanSa } from './harness.ts';
-import { requireVpp, startVppLab, VPP_LAB_ADDR, type VppLab } from '../helpers/real-vpp.ts';
+import { createLab, interopAvailable, waitFor, type Charon, type Lab, type SwanSa } from './harness.ts';
+import { requireVpp, startVppLab, vppAvailable, VPP_LAB_ADDR, type VppLab } from '../helpers/real-vpp.ts';
 import { daemonSection, spawnDaemonWithConfig, startDaemon, type DaemonHandle, type IkeSaJson } from '../helpers/daemon.ts';
 import { VppClient } from '../../src/vpp/client.ts';
 import { isOurId } from '../../src/dataplane/vpp/ids.ts';
@@ -400,13 +400,112 @@ async function vppRestart(st: TestContext, g: Gateway): Promise<void> {
   assert.ok(decryptedAt - interfacesAt <= 2000, `inbound ESP decrypted ${decryptedAt - interfacesAt} ms after the interfaces were back (2000 allowed)`);
 }
 
+/** The peer sends UDP datagrams (hex payloads) to an address and port. */
+const SENDER = `
+const dgram = require('node:dgram');
+const [fam, dst, port, ...hex] = process.argv.slice(1);
+const s = dgram.createSocket(fam === '6' ? 'udp6' : 'udp4');
+let left = hex.length;
+s.bind(0, () => { for (const h of hex) s.send(Buffer.from(h, 'hex'), Number(port), dst, () => { if (--left === 0) s.close(); }); });
+`;
+
+interface Stats {
+  rx_invalid: number;
+  transport: { invalid: number; not_ours: number };
+}
+
+/** A VPP address vpp-iked does not serve (not in `listen`): added to the host-interface for the test. */
+const NOT_SERVED = '192.0.2.9';
+
+async function hostileInput(st: TestContext, g: Gateway): Promise<void> {
+  await g.vpp.ctl('set', 'interface', 'ip', 'address', g.vpp.hostIf, `${NOT_SERVED}/24`);
+  const before = await g.iked.json<Stats>(['stats']);
+  // Through VPP: not IKE on UDP/500 (a datagram with a wrong IKE length), too short for an IKE
+  // header, and an IKE_SA_INIT-sized datagram to an address of VPP we do not serve.
+  const notIke = Buffer.from('this is not an IKE message, but it is long enough to look like one').toString('hex');
+  const short = Buffer.from('short').toString('hex');
+  const ikeSized = Buffer.alloc(200, 0x2a).toString('hex');
+  let r = await g.vpp.inPeer(process.execPath, ['-e', SENDER, '4', VPP_LAB_ADDR.vpp.v4, '500', notIke, short]);
+  assert.equal(r.code, 0, r.stderr);
+  r = await g.vpp.inPeer(process.execPath, ['-e', SENDER, '4', NOT_SERVED, '500', ikeSized]);
+  assert.equal(r.code, 0, r.stderr);
+  // Straight into our punt socket: truncated frames (descriptor only; a frame cut inside its IP header).
+  const frame = buildPuntFrame({ swIfIndex: 1, src: VPP_LAB_ADDR.peer.v4, dst: VPP_LAB_ADDR.vpp.v4, srcPort: 500, dstPort: 500, payload: Buffer.alloc(100, 1) });
+  assert.ok(frame.ok);
+  const sock = new UnixDgramSocket();
+  try {
+    for (const f of [frame.frame.subarray(0, 8), frame.frame.subarray(0, 8 + 14 + 10), Buffer.alloc(3)]) await sock.send(f, g.puntSocket);
+  } finally {
+    sock.close();
+  }
+  const after = await waitFor('the hostile datagrams to be counted', async () => {
+    const now = await g.iked.json<Stats>(['stats']);
+    return now.transport.invalid >= before.transport.invalid + 4 && now.transport.not_ours >= before.transport.not_ours + 1 &&
+      now.rx_invalid >= before.rx_invalid + 1 && now;
+  }, 5000, 100);
+  st.diagnostic(`dropped and counted: transport invalid +${after.transport.invalid - before.transport.invalid}, ` +
+    `not ours +${after.transport.not_ours - before.transport.not_ours}, IKE invalid +${after.rx_invalid - before.rx_invalid}`);
+  // Still serving: strongSwan rekeys a CHILD_SA, and the tunnel carries traffic.
+  const x = TUNNELS[0]!;
+  const s0 = await tunnelState(g, x);
+  const sw = await g.swan.swanctl(['--rekey', '--child', x.name]);
+  assert.equal(sw.code, 0, sw.stdout + sw.stderr);
+  await untilChildReplaced(g, x, s0);
+  assertNoLoss(await ping(g.vpp, x, { count: 5 }), `${x.name} after the hostile input`);
+  await g.vpp.ctl('set', 'interface', 'ip', 'address', 'del', g.vpp.hostIf, `${NOT_SERVED}/24`);
+}
+
+/**
+ * strongSwan and VPP both: true when the lab can run; otherwise the test is skipped with what is
+ * missing, or fails when REQUIRE_INTEROP=1 or REQUIRE_VPP=1.
+ */
+function requireGateway(t: TestContext): boolean {
+  const swan = interopAvailable();
+  const vpp = vppAvailable();
+  if (swan.available && vpp.ok) return true;
+  const why = [swan.available ? '' : `strongSwan: ${swan.reason}`, vpp.ok ? '' : `VPP: ${vpp.reason}`].filter(Boolean).join('; ');
+  if (process.env.REQUIRE_INTEROP === '1' || process.env.REQUIRE_VPP === '1') {
+    throw new Error(`the VPP gateway tests are required (REQUIRE_INTEROP=1 or REQUIRE_VPP=1) but cannot run: ${why}`);
+  }
+  t.skip(`VPP gateway lab not available: ${why}`);
+  return false;
+}
+
 for (const mode of ['p2p', 'p2mp', 'policy'] as const) {
   test(`VPP gateway (${mode}): strongSwan <-> real VPP <-> vpp-iked over punt`, { timeout: 180_000 }, async (t) => {
-    if (!requireInterop(t) || !requireVpp(t)) return;
+    if (!requireGateway(t)) return;
     const g = await startGateway(t, mode);
     const states = await bringUp(g);
     await t.test('pings through every tunnel; VPP counts them on our SAs', (st) => trafficAndCounters(st, g, states));
     await t.test('rekeys during a steady ping lose no reply', (st) => rekeysUnderPing(st, g, TUNNELS[mode === 'p2p' ? 0 : mode === 'p2mp' ? 3 : 1]!));
+    if (mode === 'p2p') await t.test('hostile input through punt is dropped and counted; the daemon still serves', (st) => hostileInput(st, g));
     await t.test('VPP killed and restarted: SAs replayed, CHILD_SAs rekeyed, same IKE SAs', (st) => vppRestart(st, g));
   });
 }
+
+test('VPP refuses the punt registration: vpp-iked exits 1 at start, naming what VPP said', { timeout: 60_000 }, async (t) => {
+  if (!requireVpp(t)) return;
+  const vpp = await startVppLab(t, { punt: false });
+  const start = async (name: string, puntSocket: string): Promise<string> => {
+    const control = join(vpp.dir, name, 'control.sock');
+    const d = spawnDaemonWithConfig(join(vpp.dir, name), [
+      daemonSection({ listen: [VPP_LAB_ADDR.vpp.v4], controlSocket: control, logLevel: 'info' }).replace('dataplane = memory', 'dataplane = vpp\n  transport = punt'),
+      `vpp {\n  socket = ${vpp.apiSocket}\n  punt_socket = ${puntSocket}\n}`,
+      connections('vpp', 'p2p'),
+    ].join('\n'));
+    const timer = setTimeout(() => d.signal('SIGKILL'), 30_000);
+    const exit = await d.proc.exited;
+    clearTimeout(timer);
+    const out = d.proc.output();
+    assert.deepEqual(exit, { code: 1, signal: null }, `vpp-iked exits 1\n${out}`);
+    return out;
+  };
+  // VPP started without punt { socket }: it answers the registration with an error.
+  const refused = await start('no-punt', join(vpp.dir, 'iked-punt.sock'));
+  assert.match(refused, /VPP refused the punt registration for UDP\/500 \(IPv4\): [^\n]*(retval|-?\d+)/, refused);
+  assert.match(refused, /punt \{ socket/, 'the error says what VPP needs');
+  // Our own socket cannot be made: the error names the path.
+  const unwritable = await start('no-dir', join(vpp.dir, 'no-such-dir', 'iked-punt.sock'));
+  assert.match(unwritable, /no-such-dir\/iked-punt\.sock/, unwritable);
+  t.diagnostic(`refused: ${refused.split('\n').find((l) => /refused the punt/.test(l))?.slice(0, 300)}`);
+});
