@@ -11,182 +11,195 @@ import { vppCodec } from '../../src/vpp/api.ts';
 import { toApiAddress } from '../../src/vpp/address.ts';
 import type { SockclntCreateReply } from '../../src/vpp/defs.generated.ts';
 import { sadEntry as entry } from '../helpers/builders.ts';
+import { contract, type VppTarget } from '../helpers/vpp-target.ts';
 
 let n = 0;
 function sockPath(): string {
   return join(tmpdir(), `vpp-emu-test-${process.pid}-${n++}.sock`);
 }
 
-async function withEmu(fn: (c: VppClient, emu: Awaited<ReturnType<typeof startEmulator>>) => Promise<void>): Promise<void> {
-  const socket = sockPath();
-  const lines: string[] = [];
-  const emu = await startEmulator({ socket, log: (l) => lines.push(l) });
-  const c = new VppClient({ socket, healthCheckMs: 0, requestTimeoutMs: 2000 });
-  try {
-    await c.connect();
-    await fn(c, emu);
-  } finally {
-    await c.close();
-    await emu.close();
-  }
+/**
+ * The emulator's answers to raw API requests, checked against a real VPP too: contract() runs each
+ * body against the emulator and a real VPP 26.10 (test/helpers/vpp-target.ts). What only the
+ * emulator can show (its internal lock counts) is checked when `vpp.emu` is there.
+ */
+function apiContract(name: string, fn: (c: VppClient, vpp: VppTarget) => Promise<void>): void {
+  contract(name, async (_t, vpp) => fn(await vpp.raw(), vpp));
 }
 
-test('dumped salt is byte-swapped as VPP does on x86 (README: "never feed a dumped salt back")', () =>
-  withEmu(async (c) => {
-    await c.request('ipsec_sad_entry_add_v2', { entry: entry(1) });
-    const [d] = await c.dump('ipsec_sa_v5_dump', { sa_id: 0xffffffff });
-    assert.equal(d!.entry.salt, 0x04030201);
-    assert.equal(d!.entry.udp_src_port, 0, 'no UDP ports without UDP_ENCAP');
-    assert.equal(d!.sw_if_index, 0xffffffff);
-  }));
+apiContract('dumped salt is byte-swapped as VPP does on x86 (README: "never feed a dumped salt back")', async (c, vpp) => {
+  await c.request('ipsec_sad_entry_add_v2', { entry: entry(1) });
+  const [d] = await c.dump('ipsec_sa_v5_dump', { sa_id: 0xffffffff });
+  assert.equal(d!.entry.salt, 0x04030201);
+  assert.equal(d!.entry.udp_src_port, 0, 'no UDP ports without UDP_ENCAP');
+  assert.equal(d!.sw_if_index, 0xffffffff);
+});
 
-test('SA delete while a tunnel protection uses it returns 0; the SA stays until the protection lets go', () =>
-  withEmu(async (c, emu) => {
-    await c.request('ipsec_sad_entry_add_v2', { entry: entry(10) });
-    await c.request('ipsec_sad_entry_add_v2', { entry: entry(11, { flags: 4 | 64 }) });
-    const itf = await c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } });
-    await c.request('ipsec_tunnel_protect_update', {
-      tunnel: { sw_if_index: itf.sw_if_index, nh: toApiAddress('0.0.0.0'), sa_out: 10, sa_in: [11] },
-    });
-    const del = await c.request('ipsec_sad_entry_del', { id: 11 });
-    assert.equal(del.retval, 0);
-    let sas = await c.dump('ipsec_sa_v5_dump', { sa_id: 0 });
-    assert.deepEqual(sas.map((s) => s.entry.sad_id).sort(), [10, 11], 'still listed');
-    // As in VPP: an SA protected on an ipsec interface is not marked IS_PROTECT, so the dump names no interface.
-    assert.equal(sas.find((s) => s.entry.sad_id === 11)!.sw_if_index, 0xffffffff);
-    await assert.rejects(c.request('ipsec_sad_entry_add_v2', { entry: entry(11) }), /-116/);
-    await c.request('ipsec_tunnel_protect_del', { sw_if_index: itf.sw_if_index, nh: toApiAddress('0.0.0.0') });
-    sas = await c.dump('ipsec_sa_v5_dump', { sa_id: 0 });
-    assert.deepEqual(sas.map((s) => s.entry.sad_id), [10]);
-    assert.equal(emu.state.sas.get(10)!.locks, 1);
-    await assert.rejects(c.request('ipsec_sad_entry_del', { id: 11 }), /-6 \(NO_SUCH_ENTRY/);
-  }));
+apiContract('SA delete while a tunnel protection uses it returns 0; the SA stays until the protection lets go', async (c, vpp) => {
+  await c.request('ipsec_sad_entry_add_v2', { entry: entry(10) });
+  await c.request('ipsec_sad_entry_add_v2', { entry: entry(11, { flags: 4 | 64 }) });
+  const itf = await c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } });
+  await c.request('ipsec_tunnel_protect_update', {
+    tunnel: { sw_if_index: itf.sw_if_index, nh: toApiAddress('0.0.0.0'), sa_out: 10, sa_in: [11] },
+  });
+  const del = await c.request('ipsec_sad_entry_del', { id: 11 });
+  assert.equal(del.retval, 0);
+  let sas = await c.dump('ipsec_sa_v5_dump', { sa_id: 0 });
+  assert.deepEqual(sas.map((s) => s.entry.sad_id).sort(), [10, 11], 'still listed');
+  // As in VPP: an SA protected on an ipsec interface is not marked IS_PROTECT, so the dump names no interface.
+  assert.equal(sas.find((s) => s.entry.sad_id === 11)!.sw_if_index, 0xffffffff);
+  await assert.rejects(c.request('ipsec_sad_entry_add_v2', { entry: entry(11) }), /-116/);
+  await c.request('ipsec_tunnel_protect_del', { sw_if_index: itf.sw_if_index, nh: toApiAddress('0.0.0.0') });
+  sas = await c.dump('ipsec_sa_v5_dump', { sa_id: 0 });
+  assert.deepEqual(sas.map((s) => s.entry.sad_id), [10]);
+  if (vpp.emu) assert.equal(vpp.emu.state.sas.get(10)!.locks, 1);
+  await assert.rejects(c.request('ipsec_sad_entry_del', { id: 11 }), /-6 \(NO_SUCH_ENTRY/);
+});
 
-test('tunnel protection errors mirror ipsec_tun_protect_update', () =>
-  withEmu(async (c) => {
-    await c.request('ipsec_sad_entry_add_v2', { entry: entry(1) });
-    await c.request('ipsec_sad_entry_add_v2', { entry: entry(2, { flags: 64 }) }); // transport-mode inbound
-    const itf = await c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } });
-    const nh = toApiAddress('0.0.0.0');
-    await assert.rejects(c.request('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: itf.sw_if_index, nh, sa_out: 1, sa_in: [99] } }), /-7 \(INVALID_VALUE/);
-    await assert.rejects(c.request('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: itf.sw_if_index, nh, sa_out: 2, sa_in: [1] } }), /-58 \(INVALID_DST_ADDRESS/);
-    await assert.rejects(c.request('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: 1, nh, sa_out: 1, sa_in: [2] } }), /-2 \(INVALID_SW_IF_INDEX/);
-    await assert.rejects(c.request('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: 4242, nh, sa_out: 1, sa_in: [2] } }), /-2 \(INVALID_SW_IF_INDEX/);
-    await assert.rejects(
-      c.request('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: itf.sw_if_index, nh, sa_out: 1, sa_in: [2, 2, 2, 2, 2] } }),
-      /LIMIT_EXCEEDED/,
-    );
-    await assert.rejects(c.request('ipsec_tunnel_protect_del', { sw_if_index: itf.sw_if_index, nh }), /NO_SUCH_ENTRY/);
-  }));
+apiContract('tunnel protection errors mirror ipsec_tun_protect_update', async (c, vpp) => {
+  await c.request('ipsec_sad_entry_add_v2', { entry: entry(1) });
+  await c.request('ipsec_sad_entry_add_v2', { entry: entry(2, { flags: 64 }) }); // transport-mode inbound
+  const itf = await c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } });
+  const nh = toApiAddress('0.0.0.0');
+  await assert.rejects(c.request('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: itf.sw_if_index, nh, sa_out: 1, sa_in: [99] } }), /-7 \(INVALID_VALUE/);
+  await assert.rejects(c.request('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: itf.sw_if_index, nh, sa_out: 2, sa_in: [1] } }), /-58 \(INVALID_DST_ADDRESS/);
+  await assert.rejects(c.request('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: 1, nh, sa_out: 1, sa_in: [2] } }), /-2 \(INVALID_SW_IF_INDEX/);
+  await assert.rejects(c.request('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: 4242, nh, sa_out: 1, sa_in: [2] } }), /-2 \(INVALID_SW_IF_INDEX/);
+  await assert.rejects(
+    c.request('ipsec_tunnel_protect_update', { tunnel: { sw_if_index: itf.sw_if_index, nh, sa_out: 1, sa_in: [2, 2, 2, 2, 2] } }),
+    /LIMIT_EXCEEDED/,
+  );
+  await assert.rejects(c.request('ipsec_tunnel_protect_del', { sw_if_index: itf.sw_if_index, nh }), /NO_SUCH_ENTRY/);
+});
 
-test('SA add validation: duplicate id, key length, unsupported combination, tunnel checks', () =>
-  withEmu(async (c) => {
-    await c.request('ipsec_sad_entry_add_v2', { entry: entry(1) });
-    await assert.rejects(c.request('ipsec_sad_entry_add_v2', { entry: entry(1) }), /ENTRY_ALREADY_EXISTS/);
-    await assert.rejects(c.request('ipsec_sad_entry_add_v2', { entry: entry(2, { crypto_key: { length: 20, data: Buffer.alloc(20) } }) }), /KEY_LENGTH/);
-    await assert.rejects(
-      c.request('ipsec_sad_entry_add_v2', { entry: entry(3, { integrity_algorithm: 2, integrity_key: { length: 20, data: Buffer.alloc(20) } }) }),
-      /UNIMPLEMENTED/,
-    );
-    const t = entry(4).tunnel;
-    await assert.rejects(c.request('ipsec_sad_entry_add_v2', { entry: entry(4, { tunnel: { ...t, dst: t.src } }) }), /SAME_SRC_DST/);
-    await assert.rejects(c.request('ipsec_sad_entry_add_v2', { entry: entry(5, { tunnel: { ...t, dst: toApiAddress('2001:db8::1') } }) }), /INVALID_PROTOCOL/);
-    await assert.rejects(c.request('ipsec_sad_entry_add_v2', { entry: entry(6, { tunnel: { ...t, table_id: 5 } }) }), /NO_SUCH_FIB/);
-    await c.request('ip_table_add_del', { is_add: true, table: { table_id: 5, is_ip6: false, name: '' } });
-    await c.request('ipsec_sad_entry_add_v2', { entry: entry(6, { tunnel: { ...t, table_id: 5 } }) });
-    // UDP ports default to 4500 when UDP_ENCAP is set and the port is 0xffff; update changes them.
-    await c.request('ipsec_sad_entry_add_v2', { entry: entry(7, { flags: 4 | 16, udp_src_port: 0xffff, udp_dst_port: 31000 }) });
-    await c.request('ipsec_sad_entry_update', { sad_id: 7, is_tun: false, tunnel: t, udp_src_port: 0xffff, udp_dst_port: 32000 });
-    const d = (await c.dump('ipsec_sa_v5_dump', { sa_id: 0 })).find((x) => x.entry.sad_id === 7)!;
-    assert.deepEqual([d.entry.udp_src_port, d.entry.udp_dst_port], [4500, 32000]);
-    await assert.rejects(c.request('ipsec_sad_entry_update', { sad_id: 70, is_tun: false, tunnel: t }), /NO_SUCH_ENTRY/);
-  }));
+apiContract('SA add: a cipher key of the wrong length crashes VPP 26.10 (ipsec_sa_add_and_lock failure path); one of length 0 is taken', async (c, vpp) => {
+  await c.request('ipsec_sad_entry_add_v2', { entry: entry(1) });
+  await assert.rejects(c.request('ipsec_sad_entry_add_v2', { entry: entry(2, { crypto_key: { length: 20, data: Buffer.alloc(20) } }) }), /connection to VPP lost/);
+  await vpp.restart();
+  const c2 = await vpp.raw();
+  assert.deepEqual(await c2.dump('ipsec_sa_v5_dump', { sa_id: 0xffffffff }), [], 'VPP started over');
+  await c2.request('ipsec_sad_entry_add_v2', { entry: entry(3, { crypto_key: { length: 0, data: Buffer.alloc(0) } }) });
+  await c2.request('ipsec_sad_entry_add_v2', {
+    entry: entry(4, { crypto_algorithm: 1, crypto_key: { length: 16, data: Buffer.alloc(16, 1) }, integrity_algorithm: 4, integrity_key: { length: 0, data: Buffer.alloc(0) } }),
+  });
+  await c2.request('ipsec_sad_entry_add_v2', {
+    entry: entry(5, { crypto_algorithm: 1, crypto_key: { length: 16, data: Buffer.alloc(16, 1) }, integrity_algorithm: 4, integrity_key: { length: 7, data: Buffer.alloc(7, 2) } }),
+  });
+  const keys = (await c2.dump('ipsec_sa_v5_dump', { sa_id: 0xffffffff })).map((d) => [d.entry.sad_id, d.entry.crypto_key.length, d.entry.integrity_key.length]);
+  assert.deepEqual(
+    keys.sort((x, y) => x[0]! - y[0]!),
+    [
+      [3, 0, 0],
+      [4, 16, 0],
+      [5, 16, 7],
+    ],
+    'no cipher key, and integrity keys of any length',
+  );
+});
 
-test('ipsec interfaces: instance numbers, names, reuse, explicit instance in use', () =>
-  withEmu(async (c) => {
-    const a = await c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } });
-    const b = await c.request('ipsec_itf_create', { itf: { user_instance: 7, mode: 1, sw_if_index: 0 } });
-    await assert.rejects(c.request('ipsec_itf_create', { itf: { user_instance: 7, mode: 0, sw_if_index: 0 } }), /INVALID_REGISTRATION/);
-    const names = (await c.dump('sw_interface_dump', { name_filter_valid: true, name_filter: 'IPSEC' })).map((d) => d.interface_name);
-    assert.deepEqual(names, ['ipsec0', 'ipsec7']);
-    await c.request('ipsec_itf_delete', { sw_if_index: a.sw_if_index });
-    await assert.rejects(c.request('ipsec_itf_delete', { sw_if_index: a.sw_if_index }), /INVALID_SW_IF_INDEX/);
-    const again = await c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } });
-    assert.equal(again.sw_if_index, a.sw_if_index, 'freed sw_if_index is reused');
-    assert.equal((await c.dump('ipsec_itf_dump', { sw_if_index: b.sw_if_index }))[0]!.itf.user_instance, 7);
-  }));
+apiContract('SA add validation: duplicate id, unsupported combination, tunnel checks', async (c, vpp) => {
+  await c.request('ipsec_sad_entry_add_v2', { entry: entry(1) });
+  await assert.rejects(c.request('ipsec_sad_entry_add_v2', { entry: entry(1) }), /ENTRY_ALREADY_EXISTS/);
+  await assert.rejects(
+    c.request('ipsec_sad_entry_add_v2', { entry: entry(3, { integrity_algorithm: 2, integrity_key: { length: 20, data: Buffer.alloc(20) } }) }),
+    /UNIMPLEMENTED/,
+  );
+  const t = entry(4).tunnel;
+  await assert.rejects(c.request('ipsec_sad_entry_add_v2', { entry: entry(4, { tunnel: { ...t, dst: t.src } }) }), /SAME_SRC_DST/);
+  await assert.rejects(c.request('ipsec_sad_entry_add_v2', { entry: entry(5, { tunnel: { ...t, dst: toApiAddress('2001:db8::1') } }) }), /INVALID_PROTOCOL/);
+  await assert.rejects(c.request('ipsec_sad_entry_add_v2', { entry: entry(6, { tunnel: { ...t, table_id: 5 } }) }), /NO_SUCH_FIB/);
+  await c.request('ip_table_add_del', { is_add: true, table: { table_id: 5, is_ip6: false, name: '' } });
+  await c.request('ipsec_sad_entry_add_v2', { entry: entry(6, { tunnel: { ...t, table_id: 5 } }) });
+  // UDP ports default to 4500 when UDP_ENCAP is set and the port is 0xffff; update changes them.
+  await c.request('ipsec_sad_entry_add_v2', { entry: entry(7, { flags: 4 | 16, udp_src_port: 0xffff, udp_dst_port: 31000 }) });
+  await c.request('ipsec_sad_entry_update', { sad_id: 7, is_tun: false, tunnel: t, udp_src_port: 0xffff, udp_dst_port: 32000 });
+  const d = (await c.dump('ipsec_sa_v5_dump', { sa_id: 0 })).find((x) => x.entry.sad_id === 7)!;
+  assert.deepEqual([d.entry.udp_src_port, d.entry.udp_dst_port], [4500, 32000]);
+  await assert.rejects(c.request('ipsec_sad_entry_update', { sad_id: 70, is_tun: false, tunnel: t }), /NO_SUCH_ENTRY/);
+});
 
-test('SPD: add/bind/entries and VPP codes', () =>
-  withEmu(async (c) => {
-    await c.request('ipsec_spd_add_del', { is_add: true, spd_id: 1 });
-    await assert.rejects(c.request('ipsec_spd_add_del', { is_add: true, spd_id: 1 }), /ENTRY_ALREADY_EXISTS/);
-    await assert.rejects(c.request('ipsec_interface_add_del_spd', { is_add: true, sw_if_index: 1, spd_id: 2 }), /SYSCALL_ERROR_1/);
-    await c.request('ipsec_interface_add_del_spd', { is_add: true, sw_if_index: 1, spd_id: 1 });
-    await assert.rejects(c.request('ipsec_interface_add_del_spd', { is_add: true, sw_if_index: 1, spd_id: 1 }), /SYSCALL_ERROR_2/);
-    const any4 = toApiAddress('0.0.0.0');
-    const all4 = toApiAddress('255.255.255.255');
-    const e = {
-      spd_id: 1,
-      priority: 10,
-      is_outbound: false,
-      sa_id: 0,
-      policy: 0,
-      protocol: 17,
-      remote_address_start: any4,
-      remote_address_stop: all4,
-      local_address_start: any4,
-      local_address_stop: all4,
-      remote_port_start: 0,
-      remote_port_stop: 65535,
-      local_port_start: 500,
-      local_port_stop: 500,
-    };
-    await c.request('ipsec_spd_entry_add_del_v2', { is_add: true, entry: e });
-    await assert.rejects(c.request('ipsec_spd_entry_add_del_v2', { is_add: true, entry: { ...e, policy: 3, sa_id: 77 } }), /SYSCALL_ERROR_1/);
-    await assert.rejects(c.request('ipsec_spd_entry_add_del_v2', { is_add: true, entry: { ...e, policy: 2 } }), /UNIMPLEMENTED/);
-    const entries = await c.dump('ipsec_spd_dump', { spd_id: 1, sa_id: 0xffffffff });
-    assert.equal(entries.length, 1);
-    assert.equal(entries[0]!.entry.local_port_start, 500);
-    const binds = await c.dump('ipsec_spd_interface_dump', { spd_index: 0, spd_index_valid: 0 });
-    assert.deepEqual(binds.map((b) => b.sw_if_index), [1]);
-    await c.request('ipsec_spd_entry_add_del_v2', { is_add: false, entry: e });
-    assert.equal((await c.dump('ipsec_spd_dump', { spd_id: 1, sa_id: 0xffffffff })).length, 0);
-  }));
+apiContract('ipsec interfaces: instance numbers, names, reuse, explicit instance in use', async (c, vpp) => {
+  const a = await c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } });
+  const b = await c.request('ipsec_itf_create', { itf: { user_instance: 7, mode: 1, sw_if_index: 0 } });
+  await assert.rejects(c.request('ipsec_itf_create', { itf: { user_instance: 7, mode: 0, sw_if_index: 0 } }), /INVALID_REGISTRATION/);
+  const names = (await c.dump('sw_interface_dump', { name_filter_valid: true, name_filter: 'IPSEC' })).map((d) => d.interface_name);
+  assert.deepEqual(names, ['ipsec0', 'ipsec7']);
+  await c.request('ipsec_itf_delete', { sw_if_index: a.sw_if_index });
+  await assert.rejects(c.request('ipsec_itf_delete', { sw_if_index: a.sw_if_index }), /INVALID_SW_IF_INDEX/);
+  const again = await c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } });
+  assert.equal(again.sw_if_index, a.sw_if_index, 'freed sw_if_index is reused');
+  assert.equal((await c.dump('ipsec_itf_dump', { sw_if_index: b.sw_if_index }))[0]!.itf.user_instance, 7);
+});
 
-test('SPD delete keeps the SA locks of its entries, as ipsec_add_del_spd does (FDio/vpp ipsec_spd.c: vec_free only)', () =>
-  withEmu(async (c, emu) => {
-    await c.request('ipsec_sad_entry_add_v2', { entry: entry(20) });
-    await c.request('ipsec_spd_add_del', { is_add: true, spd_id: 5 });
-    const any4 = toApiAddress('0.0.0.0');
-    const all4 = toApiAddress('255.255.255.255');
-    const protect = {
-      spd_id: 5,
-      priority: 100,
-      is_outbound: true,
-      sa_id: 20,
-      policy: 3,
-      protocol: 0,
-      remote_address_start: any4,
-      remote_address_stop: all4,
-      local_address_start: any4,
-      local_address_stop: all4,
-      remote_port_start: 0,
-      remote_port_stop: 65535,
-      local_port_start: 0,
-      local_port_stop: 65535,
-    };
-    await c.request('ipsec_spd_entry_add_del_v2', { is_add: true, entry: protect });
-    assert.equal(emu.state.sas.get(20)!.locks, 2);
-    await c.request('ipsec_spd_add_del', { is_add: false, spd_id: 5 });
-    // The entry is gone with the SPD's vectors but still locks the SA: a delete returns 0 and the
-    // SA stays, its id taken.
-    assert.equal((await c.request('ipsec_sad_entry_del', { id: 20 })).retval, 0);
-    assert.deepEqual((await c.dump('ipsec_sa_v5_dump', { sa_id: 0 })).map((d) => d.entry.sad_id), [20]);
-    await assert.rejects(c.request('ipsec_sad_entry_add_v2', { entry: entry(20) }), /ENTRY_ALREADY_EXISTS/);
-    // The entry cannot be deleted any more: its SPD is gone (ipsec_add_del_policy: SYSCALL_ERROR_1).
-    await assert.rejects(c.request('ipsec_spd_entry_add_del_v2', { is_add: false, entry: protect }), /SYSCALL_ERROR_1/);
-    assert.equal(emu.state.orphanPolicies.length, 1);
-  }));
+apiContract('SPD: add/bind/entries and VPP codes', async (c, vpp) => {
+  await c.request('ipsec_spd_add_del', { is_add: true, spd_id: 1 });
+  await assert.rejects(c.request('ipsec_spd_add_del', { is_add: true, spd_id: 1 }), /ENTRY_ALREADY_EXISTS/);
+  await assert.rejects(c.request('ipsec_interface_add_del_spd', { is_add: true, sw_if_index: 1, spd_id: 2 }), /SYSCALL_ERROR_1/);
+  await c.request('ipsec_interface_add_del_spd', { is_add: true, sw_if_index: 1, spd_id: 1 });
+  await assert.rejects(c.request('ipsec_interface_add_del_spd', { is_add: true, sw_if_index: 1, spd_id: 1 }), /SYSCALL_ERROR_2/);
+  const any4 = toApiAddress('0.0.0.0');
+  const all4 = toApiAddress('255.255.255.255');
+  const e = {
+    spd_id: 1,
+    priority: 10,
+    is_outbound: false,
+    sa_id: 0,
+    policy: 0,
+    protocol: 17,
+    remote_address_start: any4,
+    remote_address_stop: all4,
+    local_address_start: any4,
+    local_address_stop: all4,
+    remote_port_start: 0,
+    remote_port_stop: 65535,
+    local_port_start: 500,
+    local_port_stop: 500,
+  };
+  await c.request('ipsec_spd_entry_add_del_v2', { is_add: true, entry: e });
+  await assert.rejects(c.request('ipsec_spd_entry_add_del_v2', { is_add: true, entry: { ...e, policy: 3, sa_id: 77 } }), /SYSCALL_ERROR_1/);
+  await assert.rejects(c.request('ipsec_spd_entry_add_del_v2', { is_add: true, entry: { ...e, policy: 2 } }), /UNIMPLEMENTED/);
+  const entries = await c.dump('ipsec_spd_dump', { spd_id: 1, sa_id: 0xffffffff });
+  assert.equal(entries.length, 1);
+  assert.equal(entries[0]!.entry.local_port_start, 500);
+  const binds = await c.dump('ipsec_spd_interface_dump', { spd_index: 0, spd_index_valid: 0 });
+  assert.deepEqual(binds.map((b) => b.sw_if_index), [1]);
+  await c.request('ipsec_spd_entry_add_del_v2', { is_add: false, entry: e });
+  assert.equal((await c.dump('ipsec_spd_dump', { spd_id: 1, sa_id: 0xffffffff })).length, 0);
+});
+
+apiContract('SPD delete keeps the SA locks of its entries, as ipsec_add_del_spd does (FDio/vpp ipsec_spd.c: vec_free only)', async (c, vpp) => {
+  await c.request('ipsec_sad_entry_add_v2', { entry: entry(20) });
+  await c.request('ipsec_spd_add_del', { is_add: true, spd_id: 5 });
+  const any4 = toApiAddress('0.0.0.0');
+  const all4 = toApiAddress('255.255.255.255');
+  const protect = {
+    spd_id: 5,
+    priority: 100,
+    is_outbound: true,
+    sa_id: 20,
+    policy: 3,
+    protocol: 0,
+    remote_address_start: any4,
+    remote_address_stop: all4,
+    local_address_start: any4,
+    local_address_stop: all4,
+    remote_port_start: 0,
+    remote_port_stop: 65535,
+    local_port_start: 0,
+    local_port_stop: 65535,
+  };
+  await c.request('ipsec_spd_entry_add_del_v2', { is_add: true, entry: protect });
+  if (vpp.emu) assert.equal(vpp.emu.state.sas.get(20)!.locks, 2);
+  await c.request('ipsec_spd_add_del', { is_add: false, spd_id: 5 });
+  // The entry is gone with the SPD's vectors but still locks the SA: a delete returns 0 and the
+  // SA stays, its id taken.
+  assert.equal((await c.request('ipsec_sad_entry_del', { id: 20 })).retval, 0);
+  assert.deepEqual((await c.dump('ipsec_sa_v5_dump', { sa_id: 0 })).map((d) => d.entry.sad_id), [20]);
+  await assert.rejects(c.request('ipsec_sad_entry_add_v2', { entry: entry(20) }), /ENTRY_ALREADY_EXISTS/);
+  // The entry cannot be deleted any more: its SPD is gone (ipsec_add_del_policy: SYSCALL_ERROR_1).
+  await assert.rejects(c.request('ipsec_spd_entry_add_del_v2', { is_add: false, entry: protect }), /SYSCALL_ERROR_1/);
+  if (vpp.emu) assert.equal(vpp.emu.state.orphanPolicies.length, 1);
+});
 
 test('dropConnections keeps the tables; the client reconnects to the same state', async () => {
   const socket = sockPath();

@@ -85,6 +85,8 @@ class EmulatorServer implements EmulatorHandle {
   private nameById = new Map<number, string>();
   private table: { index: number; name: string }[] = [];
   private paused = false;
+  /** Set from a crash until the restart is done: nothing more is read. */
+  private crashed = false;
 
   constructor(opts: EmulatorOptions) {
     this.opts = { ...opts };
@@ -176,6 +178,7 @@ class EmulatorServer implements EmulatorHandle {
       if (buf.length - off < HEADER_SIZE + len) break;
       const start = off + HEADER_SIZE;
       off = start + len;
+      if (this.crashed) return;
       if (!this.paused) this.handleMessage(reg, buf, start, off);
     }
     reg.rx = off === buf.length ? Buffer.alloc(0) : Buffer.from(buf.subarray(off));
@@ -221,6 +224,11 @@ class EmulatorServer implements EmulatorHandle {
         if (reg) this.send(reg, replyName, { ...fields, context });
       },
       warn: (line) => this.log(`${name}: ${line}`),
+      crash: (why) => {
+        this.log(`${name}: VPP crashes here (${why}); starting over with empty tables`);
+        this.crashed = true;
+        void this.restart().finally(() => (this.crashed = false));
+      },
     };
     this.state.handle(name, msg, ctx);
   }

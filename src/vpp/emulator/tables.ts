@@ -38,6 +38,11 @@ export interface EmuCtx {
   readonly clientIndex: number;
   /** Log a line the way VPP logs (clib_warning). */
   warn(msg: string): void;
+  /**
+   * VPP dies on this request (what VPP 26.10 does, not what it should): no reply; every connection
+   * drops and the emulator starts over with empty tables, as a supervised VPP that restarts.
+   */
+  crash(why: string): void;
 }
 
 export interface EmuInterface {
@@ -354,8 +359,13 @@ export class VppEmulatorState {
     if (!comboSupported(crypto, e.integrity_algorithm)) return fail(VppErr.UNIMPLEMENTED);
     const ckLen = Math.min(e.crypto_key.length, 128);
     const ikLen = Math.min(e.integrity_key.length, 128);
-    if (crypto !== C.IPSEC_API_CRYPTO_ALG_NONE && CIPHER_KEY_LEN[crypto] !== ckLen) return fail(VppErr.KEY_LENGTH);
-    if (e.integrity_algorithm !== I.IPSEC_API_INTEG_ALG_NONE && ikLen === 0) return fail(VppErr.KEY_LENGTH);
+    // vnet_crypto_ctx_set_cipher_key: a key of length 0 is not set (the SA is added without one);
+    // any other length than the algorithm's fails, and ipsec_sa_add_and_lock's failure path then
+    // crashes VPP 26.10 (SIGSEGV) instead of answering KEY_LENGTH. Integrity (HMAC) keys may have
+    // any length, 0 included.
+    if (crypto !== C.IPSEC_API_CRYPTO_ALG_NONE && ckLen !== 0 && CIPHER_KEY_LEN[crypto] !== ckLen) {
+      return ctx.crash(`invalid cipher key: len ${ckLen} expected ${CIPHER_KEY_LEN[crypto]}; SIGSEGV in ipsec_sa_add_and_lock`);
+    }
     let window = 64;
     const asked = e.anti_replay_window_size ?? 64;
     if (flags & F_ANTI_REPLAY && asked > 64) {
