@@ -5,10 +5,12 @@
  * the emulator can do (a request answered with an error); the reason is given with each.
  */
 import { test } from 'node:test';
+import { randomBytes } from 'node:crypto';
 import assert from 'node:assert/strict';
 import { isOurId } from '../../src/dataplane/vpp/index.ts';
 import { VppApiError } from '../../src/vpp/client.ts';
 import { toApiAddress } from '../../src/vpp/address.ts';
+import { vppCryptoFor, vppIntegFor } from '../../src/vpp/ike-algorithms.ts';
 import { sadEntry } from '../helpers/builders.ts';
 import { child, failWith, resynced, setup, ts4, ts6 } from '../helpers/vpp-dataplane.ts';
 import { boundSpd, contract, ipsecItfs, itfNamed, recordRequests, viewText, type Sent, type VppView } from '../helpers/vpp-target.ts';
@@ -89,6 +91,64 @@ contract('p2p: interface, unnumbered, SAs (algorithms, salt, flags, window), pro
     assert.equal(e.protections.length, 0);
     assert.equal(e.routes.length, 0);
     assert.equal(itfNamed(e, 'ipsec1000'), undefined);
+  } finally {
+    await done();
+  }
+});
+
+contract('every ESP algorithm the back end offers is taken by VPP, with and without ESN: algorithm, key, salt, flags as programmed', async (_t, vpp) => {
+  const { dp, done } = await vpp.dataplane();
+  try {
+    // [ENCR id, key bits, INTEG id]; the key lengths come from src/vpp/ike-algorithms.ts.
+    const algs: [number, number, number][] = [
+      [20, 128, 0],
+      [20, 192, 0],
+      [20, 256, 0],
+      [28, 256, 0],
+      [21, 128, 0],
+      [21, 256, 0],
+      [12, 128, 2],
+      [12, 192, 12],
+      [12, 256, 12],
+      [12, 256, 13],
+      [12, 256, 14],
+      [12, 128, 1],
+      [13, 128, 12],
+      [13, 256, 14],
+      [3, 192, 2],
+      [11, 0, 12],
+    ];
+    let id = 1;
+    for (const [encrId, encrKeyBits, integId] of algs) {
+      for (const esn of [false, true]) {
+        const crypto = vppCryptoFor(encrId, encrKeyBits)!;
+        const integ = vppIntegFor(integId)!;
+        const alg = { encrId, encrKeyBits, integId, esn };
+        const c = child(id, 0x1000 + id, 0x2000 + id, { alg, remoteTs: [ts4(`10.${id}.0.0`, `10.${id}.0.255`)] });
+        for (const sa of [c.inbound, c.outbound]) {
+          sa.encKey = randomBytes(crypto.keyBytes + crypto.saltBytes);
+          sa.integKey = randomBytes(integ.keyBytes);
+        }
+        const what = `ENCR ${encrId}/${encrKeyBits} INTEG ${integId}${esn ? ' ESN' : ''}`;
+        const r = await dp.install(c);
+        const s = await vpp.view();
+        for (const [sadId, sa] of [
+          [r.saIn!, c.inbound],
+          [r.saOut!, c.outbound],
+        ] as const) {
+          const got = s.sas.get(sadId)!;
+          assert.deepEqual(
+            [got.crypto, got.integ, got.cryptoKey, got.integKey],
+            [crypto.alg, integ.alg, sa.encKey.subarray(0, crypto.keyBytes), sa.integKey],
+            what,
+          );
+          assert.equal(got.salt, crypto.saltBytes === 4 ? bswap32(sa.encKey.readUInt32BE(crypto.keyBytes)) : 0, `${what}: salt`);
+          assert.equal(got.flags & 1, esn ? 1 : 0, `${what}: ESN`);
+        }
+        id++;
+      }
+    }
+    assert.equal((await vpp.view()).sas.size, algs.length * 4);
   } finally {
     await done();
   }
@@ -195,6 +255,59 @@ contract('p2mp: shared interface created once, one protection per peer next hop,
     assert.equal(s.protections.length, 0);
     assert.equal(s.sas.size, 0);
     assert.ok(itfNamed(s, 'ipsec100'), 'the shared interface stays');
+  } finally {
+    await done();
+  }
+});
+
+contract('p2mp IPv6: a peer with an IPv6 outer address next to an IPv4 one; protection and routes keyed by the IPv6 next hop', async (_t, vpp) => {
+  const { dp, done } = await vpp.dataplane();
+  try {
+    const v4 = await dp.install(child(1, 0x1001, 0x2001, { mode: 'p2mp', iface: 'ipsec100', remote: '198.51.100.10', remoteTs: [ts4('10.10.0.0', '10.10.0.255')] }));
+    const v6 = await dp.install(
+      child(2, 0x1002, 0x2002, { mode: 'p2mp', iface: 'ipsec100', local: '2001:db8::1', remote: '2001:db8::10', localTs: [ts6('2001:db8:a::', '2001:db8:a::ffff')], remoteTs: [ts6('2001:db8:10::', '2001:db8:10::ffff')] }),
+    );
+    let s = await vpp.view();
+    const sw = itfNamed(s, 'ipsec100')!.swIfIndex;
+    assert.deepEqual(
+      protections(s).sort(),
+      [
+        [sw, '198.51.100.10', v4.saOut, [v4.saIn]],
+        [sw, '2001:db8::10', v6.saOut, [v6.saIn]],
+      ].sort(),
+    );
+    assert.equal(s.sas.get(v6.saOut!)!.flags & 8, 8, 'IS_TUNNEL_V6');
+    assert.equal(s.sas.get(v6.saOut!)!.tunnelDst, '2001:db8::10');
+    assert.deepEqual(
+      s.routes.map((r) => [r.isIp6, `${r.prefix}/${r.len}`, r.paths.map((p) => [p.swIfIndex, p.nh])]).sort(),
+      [
+        [false, '10.10.0.0/24', [[sw, '198.51.100.10']]],
+        [true, '2001:db8:10::/112', [[sw, '2001:db8::10']]],
+      ],
+    );
+    // A rekey towards the IPv6 peer: one protection, both inbound SAs.
+    const nu = await dp.install(
+      child(3, 0x1003, 0x2003, { mode: 'p2mp', iface: 'ipsec100', local: '2001:db8::1', remote: '2001:db8::10', replaces: 2, localTs: [ts6('2001:db8:a::', '2001:db8:a::ffff')], remoteTs: [ts6('2001:db8:10::', '2001:db8:10::ffff')] }),
+    );
+    s = await vpp.view();
+    assert.deepEqual(
+      protections(s).find(([, nh]) => nh === '2001:db8::10'),
+      [sw, '2001:db8::10', nu.saOut, [v6.saIn, nu.saIn]],
+    );
+    await dp.remove(2);
+    await dp.remove(3);
+    s = await vpp.view();
+    assert.deepEqual(
+      protections(s),
+      [[sw, '198.51.100.10', v4.saOut, [v4.saIn]]],
+    );
+    assert.deepEqual(
+      s.routes.map((r) => `${r.prefix}/${r.len}`),
+      ['10.10.0.0/24'],
+    );
+    await dp.remove(1);
+    s = await vpp.view();
+    assert.deepEqual([s.sas.size, s.protections.length, s.routes.length], [0, 0, 0]);
   } finally {
     await done();
   }
