@@ -147,6 +147,9 @@ interface CharonSpec {
   role: 'initiator' | 'responder';
   proposal: string;
   dir: string;
+  /** the load-tester's initiator and responder addresses (default: A initiates, B responds) */
+  initiatorAddr?: string;
+  responderAddr?: string;
 }
 
 function charonConf(s: CharonSpec): string {
@@ -182,8 +185,8 @@ function charonConf(s: CharonSpec): string {
       enable = yes
       fake_kernel = yes
       initiators = 0
-      initiator = ${LAB_ADDR.a.v4}
-      responder = ${LAB_ADDR.b.v4}
+      initiator = ${s.initiatorAddr ?? LAB_ADDR.a.v4}
+      responder = ${s.responderAddr ?? LAB_ADDR.b.v4}
       proposal = ${s.proposal}
       esp = aes256gcm16
       initiator_auth = psk
@@ -348,9 +351,10 @@ async function daemonStats(d: DaemonProc): Promise<Record<string, unknown>> {
   return (await controlRequest(d.ctl, 'stats', {}, undefined, undefined, 10_000)) as Record<string, unknown>;
 }
 
+/** IKE SAs established so far (the daemon's counter; none are deleted during a run). */
 async function daemonEstablished(d: DaemonProc): Promise<number> {
   const s = await daemonStats(d);
-  return Number(s.ike_sas) - Number(s.half_open);
+  return Number(s.ike_established);
 }
 
 function responderConf(proposal: string): string {
@@ -556,7 +560,12 @@ async function measureInitiator(ctx: Ctx, n: number, proposalName: string): Prom
   };
   try {
     // charon answers as the load-tester's responder (its own peer config and PSK, fake kernel)
-    responder = await CharonProc.start(lab, 'a', { role: 'responder', proposal, dir: join(base, 'charon') }, ctx.plugins);
+    responder = await CharonProc.start(
+      lab,
+      'a',
+      { role: 'responder', proposal, dir: join(base, 'charon'), initiatorAddr: LAB_ADDR.b.v4, responderAddr: LAB_ADDR.a.v4 },
+      ctx.plugins,
+    );
     const [snmpB0, snmpA0] = await Promise.all([udpCounters(lab, 'b'), udpCounters(lab, 'a')]);
     const c0 = procStat(responder.proc.pid);
     daemon = await startDaemon(lab, join(base, 'vpp-iked'), initiatorConf(n, proposal), ctx.daemon, Math.max(60_000, n * 2));

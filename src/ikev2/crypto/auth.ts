@@ -7,7 +7,7 @@
  *
  * Shared-key AUTH = prf(prf(Shared Secret, "Key Pad for IKEv2"), <signed octets>).
  */
-import { timingSafeEqual } from 'node:crypto';
+import { createSecretKey, timingSafeEqual, type KeyObject } from 'node:crypto';
 import type { Prf } from './prf.ts';
 
 const KEY_PAD = Buffer.from('Key Pad for IKEv2', 'ascii');
@@ -25,9 +25,27 @@ export function pskAuthKey(prf: Prf, psk: Buffer): Buffer {
   return prf.compute(psk, KEY_PAD);
 }
 
+/** pskAuthKey as a KeyObject, per PSK (its Buffer from the configuration) and PRF, with the PSK it was made from. */
+const authKeys = new WeakMap<Buffer, Map<string, { psk: Buffer; key: KeyObject }>>();
+
+/** pskAuthKey, computed once per PSK and PRF (two HMACs and a KeyObject less per IKE_AUTH). */
+function cachedPskAuthKey(prf: Prf, psk: Buffer): KeyObject {
+  let byPrf = authKeys.get(psk);
+  if (!byPrf) {
+    byPrf = new Map();
+    authKeys.set(psk, byPrf);
+  }
+  const hit = byPrf.get(prf.alg.name);
+  // the PSK's bytes are compared too: a Buffer changed in place does not get a stale key
+  if (hit && hit.psk.equals(psk)) return hit.key;
+  const key = createSecretKey(pskAuthKey(prf, psk));
+  byPrf.set(prf.alg.name, { psk: Buffer.from(psk), key });
+  return key;
+}
+
 /** Shared-key AUTH data: prf(prf(psk, "Key Pad for IKEv2"), octets). */
 export function pskAuth(prf: Prf, psk: Buffer, octets: Buffer): Buffer {
-  return prf.compute(pskAuthKey(prf, psk), octets);
+  return prf.compute(cachedPskAuthKey(prf, psk), octets);
 }
 
 /** Checks a received shared-key AUTH in constant time; a wrong length is a mismatch. */

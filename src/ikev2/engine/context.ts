@@ -162,6 +162,8 @@ export class EngineContext {
   /** Retry timers are keyed by a negative number per connection kept up. */
   readonly keepUpById = new Map<number, string>();
   nextKeepUpId = 1;
+  /** Shut down: connections still waiting to be started are not started any more. */
+  stopped = false;
   /** Parsed traffic selectors per child config (configs are immutable; a reload brings new objects). */
   readonly tsCache = new WeakMap<ChildConfig, { local: (Sel | 'dynamic')[]; remote: (Sel | 'dynamic')[] }>();
   readonly espSupported: (encr: EncrAlg, integ: IntegAlg | null) => boolean;

@@ -6,6 +6,7 @@
  */
 import { Timer, type IkeSa, type Task } from '../sa/ike-sa.ts';
 import type { EngineContext, KeepUp } from './context.ts';
+import type { ConnectionConfig } from '../../config/types.ts';
 import { initiate } from './ike-init.ts';
 import { destroy } from './teardown.ts';
 
@@ -15,13 +16,30 @@ import { destroy } from './teardown.ts';
  * operator terminated).
  */
 export function startConnections(ctx: EngineContext, only?: ReadonlySet<string>): void {
-  for (const conn of ctx.index.connections) {
-    if (only && !only.has(conn.name)) continue;
-    if (conn.children.some((c) => c.startAction === 'start') && !ctx.keepUp.has(conn.name)) {
-      keepUpEntry(ctx, conn.name);
-      initiate(ctx, conn.name).catch((e: Error) => ctx.log.info({ conn: conn.name, err: e.message }, 'start failed'));
-    }
+  const todo = ctx.index.connections.filter((conn) => (!only || only.has(conn.name)) && conn.children.some((c) => c.startAction === 'start'));
+  startSome(ctx, todo, 0);
+}
+
+/**
+ * How long (scheduler ms) one turn of the event loop may spend initiating connections. Thousands of
+ * `start_action = start` connections are initiated in turns of this length, so that the answers
+ * coming back in the meantime are read between turns instead of piling up in the socket.
+ */
+export const START_SLICE_MS = 3;
+
+function startSome(ctx: EngineContext, todo: readonly ConnectionConfig[], from: number): void {
+  if (ctx.stopped) return;
+  const until = ctx.sched.now() + START_SLICE_MS;
+  let i = from;
+  while (i < todo.length) {
+    const conn = todo[i++]!;
+    // a reload in between may have removed or replaced it (the reload starts what it adds or changes)
+    if (ctx.index.get(conn.name) !== conn || ctx.keepUp.has(conn.name)) continue;
+    keepUpEntry(ctx, conn.name);
+    initiate(ctx, conn.name).catch((e: Error) => ctx.log.info({ conn: conn.name, err: e.message }, 'start failed'));
+    if (ctx.sched.now() >= until) break;
   }
+  if (i < todo.length) setImmediate(() => startSome(ctx, todo, i));
 }
 
 /** Stop keeping a connection up (removed by reload, terminated by the operator). */

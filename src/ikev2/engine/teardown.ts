@@ -81,6 +81,7 @@ export function destroy(ctx: EngineContext, sa: IkeSa, reason: string): void {
 
 /** Stop everything: delete every IKE SA (telling peers when `tellPeers`). */
 export function shutdown(ctx: EngineContext, tellPeers: boolean): void {
+  ctx.stopped = true;
   ctx.keepUp.clear();
   ctx.keepUpById.clear();
   for (const sa of [...ctx.table.values()]) {
