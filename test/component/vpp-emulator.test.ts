@@ -8,7 +8,7 @@ import { once } from 'node:events';
 import { startEmulator } from '../../src/vpp/emulator/server.ts';
 import { VppClient } from '../../src/vpp/client.ts';
 import { vppCodec } from '../../src/vpp/api.ts';
-import { toApiAddress } from '../../src/vpp/address.ts';
+import { apiAddressText, toApiAddress } from '../../src/vpp/address.ts';
 import type { SockclntCreateReply } from '../../src/vpp/defs.generated.ts';
 import { sadEntry as entry } from '../helpers/builders.ts';
 import { contract, type VppTarget } from '../helpers/vpp-target.ts';
@@ -116,6 +116,64 @@ apiContract('SA add validation: duplicate id, unsupported combination, tunnel ch
   const d = (await c.dump('ipsec_sa_v5_dump', { sa_id: 0 })).find((x) => x.entry.sad_id === 7)!;
   assert.deepEqual([d.entry.udp_src_port, d.entry.udp_dst_port], [4500, 32000]);
   await assert.rejects(c.request('ipsec_sad_entry_update', { sad_id: 70, is_tun: false, tunnel: t }), /NO_SUCH_ENTRY/);
+});
+
+apiContract("ip_address_dump: an interface's own addresses of one family; none for an unnumbered interface", async (c, vpp) => {
+  const addrs = async (sw: number, isIpv6: boolean): Promise<string[]> =>
+    (await c.dump('ip_address_dump', { sw_if_index: sw, is_ipv6: isIpv6 })).map((d) => `${apiAddressText(d.prefix.address, '?')}/${d.prefix.len}`).sort();
+  const up = await vpp.swIfIndex(vpp.uplink);
+  const loop0 = await vpp.swIfIndex('loop0');
+  const loop1 = await vpp.swIfIndex('loop1');
+  assert.deepEqual(
+    [await addrs(up, false), await addrs(up, true), await addrs(loop0, false), await addrs(loop0, true), await addrs(loop1, false), await addrs(loop1, true)],
+    [['192.0.2.2/24'], ['2001:db8::2/64'], ['198.51.100.129/32'], ['2001:db8:b::1/128'], [], []],
+  );
+  const itf = await c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } });
+  await c.request('sw_interface_set_unnumbered', { sw_if_index: loop0, unnumbered_sw_if_index: itf.sw_if_index, is_add: true });
+  assert.deepEqual([await addrs(itf.sw_if_index, false), await addrs(itf.sw_if_index, true)], [[], []]);
+  // The lender's addresses count for its VRF binding (ip_table_bind honours unnumbered).
+  await c.request('ip_table_add_del', { is_add: true, table: { table_id: 7, is_ip6: false, name: '' } });
+  await assert.rejects(c.request('sw_interface_set_table', { sw_if_index: itf.sw_if_index, is_ipv6: false, vrf_id: 7 }), /ADDRESS_FOUND_FOR_INTERFACE/);
+  await assert.rejects(c.request('sw_interface_set_table', { sw_if_index: loop0, is_ipv6: false, vrf_id: 7 }), /ADDRESS_FOUND_FOR_INTERFACE/);
+  await c.request('sw_interface_set_table', { sw_if_index: loop1, is_ipv6: false, vrf_id: 7 });
+  // A lender in another VRF is refused.
+  const itf2 = await c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } });
+  await assert.rejects(c.request('sw_interface_set_unnumbered', { sw_if_index: loop1, unnumbered_sw_if_index: itf2.sw_if_index, is_add: true }), /UNEXPECTED_INTF_STATE/);
+});
+
+apiContract('ip_table_add_del: deleting a table only drops the API lock; it lives on (with its routes) while an interface is bound to it', async (c) => {
+  const route = (isAdd: boolean, sw: number) => ({
+    is_add: isAdd,
+    is_multipath: true,
+    route: {
+      table_id: 9,
+      stats_index: 0,
+      prefix: { address: toApiAddress('10.9.0.0'), len: 24 },
+      paths: [{ sw_if_index: sw, table_id: 0, rpf_id: 0, weight: 1, preference: 0, type: 0, flags: 0, proto: 0, nh: { address: toApiAddress('0.0.0.0').un, via_label: 0, obj_id: 0, classify_table_index: 0xffffffff }, n_labels: 0, label_stack: [] }],
+    },
+  });
+  const routes = async (): Promise<string[]> =>
+    (await c.dump('ip_route_dump', { table: { table_id: 9, is_ip6: false, name: '' } })).filter((d) => d.route.prefix.len === 24).map((d) => `${apiAddressText(d.route.prefix.address, '?')}/${d.route.prefix.len}`);
+  await c.request('ip_table_add_del', { is_add: true, table: { table_id: 9, is_ip6: false, name: '' } });
+  const itf = await c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } });
+  await c.request('sw_interface_set_table', { sw_if_index: itf.sw_if_index, is_ipv6: false, vrf_id: 9 });
+  await c.request('ip_route_add_del', route(true, itf.sw_if_index));
+  await c.request('ip_table_add_del', { is_add: false, table: { table_id: 9, is_ip6: false, name: '' } });
+  assert.deepEqual(await routes(), ['10.9.0.0/24'], 'the interface still holds the table');
+  // The interface goes: its path stays (naming the gone sw_if_index) until the table goes too.
+  await c.request('ipsec_itf_delete', { sw_if_index: itf.sw_if_index });
+  assert.deepEqual(await routes(), [], 'the table is gone with its last lock');
+  await assert.rejects(c.request('ip_route_add_del', route(true, itf.sw_if_index)), /NO_SUCH_FIB/);
+  // In table 0 a route through a deleted interface stays, and cannot be deleted by its path.
+  const itf2 = await c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } });
+  await c.request('ip_route_add_del', { ...route(true, itf2.sw_if_index), route: { ...route(true, itf2.sw_if_index).route, table_id: 0 } });
+  await c.request('ipsec_itf_delete', { sw_if_index: itf2.sw_if_index });
+  const in0 = async (): Promise<number[]> =>
+    (await c.dump('ip_route_dump', { table: { table_id: 0, is_ip6: false, name: '' } })).filter((d) => apiAddressText(d.route.prefix.address, '?') === '10.9.0.0').map((d) => d.route.paths[0]!.sw_if_index);
+  assert.deepEqual(await in0(), [itf2.sw_if_index]);
+  await assert.rejects(c.request('ip_route_add_del', { ...route(false, itf2.sw_if_index), route: { ...route(false, itf2.sw_if_index).route, table_id: 0 } }), /NO_MATCHING_INTERFACE/);
+  await c.request('ip_route_add_del', { is_add: false, is_multipath: false, route: { table_id: 0, stats_index: 0, prefix: { address: toApiAddress('10.9.0.0'), len: 24 }, paths: [] } });
+  assert.deepEqual(await in0(), []);
 });
 
 apiContract('ipsec interfaces: instance numbers, names, reuse, explicit instance in use', async (c, vpp) => {

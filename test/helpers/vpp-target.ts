@@ -10,8 +10,9 @@
  *     assert.equal(v.sas.size, 2);
  *   });
  *
- * defines "p2p: ... [emulator]" and "p2p: ... [real VPP]". emulatorOnly() defines a test that needs
- * what only the emulator can do (hold, drop or fail requests, read its internal tables).
+ * defines "p2p: ... [emulator]" and "p2p: ... [real VPP]" (--test-name-pattern '\[real VPP\]' runs
+ * one side). Tests that need what only the emulator can do (hold, drop or fail requests, read its
+ * internal tables) use it directly (test/helpers/vpp-dataplane.ts) and say so in their names.
  *
  * Both targets have the same interfaces: local0, the uplink (`vpp.uplink`: host-eth0 on the
  * emulator, host-<veth> on the real VPP) with 192.0.2.2/24 and 2001:db8::2/64, loop0 with
@@ -341,16 +342,6 @@ export function contract(name: string, body: Body, opts: { timeout?: number } = 
   test(`${name} [real VPP]`, { timeout: opts.timeout ?? 60_000 }, async (t) => {
     if (!requireVpp(t)) return;
     await body(t, await realTarget(t));
-  });
-}
-
-/** A test that needs what only the emulator can do (fault injection, its internal tables). */
-export function emulatorOnly(name: string, body: (t: TestContext, vpp: VppTarget & { readonly emu: EmulatorHandle }) => Promise<void>, opts: { timeout?: number } = {}): void {
-  test(`${name} [emulator only]`, { timeout: opts.timeout ?? 30_000 }, async (t) => {
-    const vpp = await emulatorTarget(t);
-    const emu = vpp.emu;
-    if (!emu) throw new Error('no emulator');
-    await body(t, Object.assign(vpp, { emu }));
   });
 }
 

@@ -876,6 +876,22 @@ export class VppEmulatorState {
   }
 
   /**
+   * vl_api_ip_address_dump_t_handler: the interface's own addresses of one family; nothing for an
+   * unnumbered interface (foreach_ip_interface_address without honor_unnumbered) or an unknown one.
+   */
+  ip_address_dump(m: VppMessageTypes['ip_address_dump'], ctx: EmuCtx): void {
+    const i = this.interfaces.get(m.sw_if_index);
+    if (!i || i.unnumberedTo !== undefined) return;
+    for (const a of i.addresses) {
+      const [text, len] = a.split('/');
+      const { af, bytes } = parseIp(text!);
+      if ((af === AF_IP6) !== m.is_ipv6) continue;
+      const address: Address = af === AF_IP4 ? { af, un: { ip4: bytes } } : { af, un: { ip6: bytes } };
+      ctx.details({ sw_if_index: i.swIfIndex, prefix: { address, len: Number(len) } });
+    }
+  }
+
+  /**
    * vl_api_sw_interface_get_table_t_handler: the VRF of the interface's IPv4 or IPv6 table;
    * INVALID_SW_IF_INDEX (vrf_id ~0) for an unknown interface.
    */
@@ -1186,6 +1202,7 @@ const HANDLED = new Set<string>([
   'ip_table_add_del',
   'ip_route_add_del',
   'ip_route_dump',
+  'ip_address_dump',
   'ip_unnumbered_dump',
   'punt_socket_register',
   'punt_socket_deregister',
