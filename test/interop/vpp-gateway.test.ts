@@ -20,6 +20,11 @@
  * truncated frames): dropped and counted, and the daemon still serves. A VPP without
  * `punt { socket }` refuses the registration: the daemon exits 1 at start, naming VPP's answer.
  *
+ * What a gateway needs per mode shows in the labs: p2mp keys a tunnel protection by the peer's
+ * address, so vpp-iked's two tunnels there go to second peer addresses (PEER_OUTER_2); policy mode
+ * installs no routes, so VPP's configuration routes the peer's inner networks out of the policy
+ * interface (gatewayCommands).
+ *
  * Skipped without root, strongSwan or VPP (the reason is printed); fails instead when
  * REQUIRE_INTEROP=1 or REQUIRE_VPP=1.
  */
