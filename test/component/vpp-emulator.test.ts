@@ -180,8 +180,16 @@ apiContract('ipsec interfaces: instance numbers, names, reuse, explicit instance
   const a = await c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } });
   const b = await c.request('ipsec_itf_create', { itf: { user_instance: 7, mode: 1, sw_if_index: 0 } });
   await assert.rejects(c.request('ipsec_itf_create', { itf: { user_instance: 7, mode: 0, sw_if_index: 0 } }), /INVALID_REGISTRATION/);
-  const names = (await c.dump('sw_interface_dump', { name_filter_valid: true, name_filter: 'IPSEC' })).map((d) => d.interface_name);
-  assert.deepEqual(names, ['ipsec0', 'ipsec7']);
+  // Listed in sw_if_index order (a shared VPP may hand out indexes freed by earlier tests in any order).
+  const listed = await c.dump('sw_interface_dump', { name_filter_valid: true, name_filter: 'IPSEC' });
+  assert.deepEqual(
+    listed.map((d) => d.interface_name).sort(),
+    ['ipsec0', 'ipsec7'],
+  );
+  assert.deepEqual(
+    listed.map((d) => d.sw_if_index),
+    [a.sw_if_index, b.sw_if_index].sort((x, y) => x - y),
+  );
   await c.request('ipsec_itf_delete', { sw_if_index: a.sw_if_index });
   await assert.rejects(c.request('ipsec_itf_delete', { sw_if_index: a.sw_if_index }), /INVALID_SW_IF_INDEX/);
   const again = await c.request('ipsec_itf_create', { itf: { mode: 0, sw_if_index: 0 } });
