@@ -184,6 +184,8 @@ async function startGateway(t: TestContext, mode: Mode): Promise<Gateway> {
 interface PingResult {
   sent: number;
   received: number;
+  /** icmp_seq of the requests that got no reply */
+  missing: number[];
   /** wall-clock times (ms) of the replies, in order */
   replyTimes: number[];
   output: string;
@@ -198,12 +200,20 @@ async function ping(vpp: VppLab, x: Tunnel, opts: { count?: number; intervalS?: 
   const r = await vpp.inPeer('ping', args, { timeoutMs: ((opts.deadlineS ?? 10) + 10) * 1000 });
   const m = /(\d+) packets transmitted, (\d+) received/.exec(r.stdout);
   assert.ok(m, `ping printed no summary (exit ${r.code}):\n${r.stdout}${r.stderr}`);
-  const replyTimes = [...r.stdout.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from/gm)].map((mm) => Math.round(Number(mm[1]) * 1000));
-  return { sent: Number(m[1]), received: Number(m[2]), replyTimes, output: r.stdout };
+  const replies = [...r.stdout.matchAll(/^\[(\d+\.\d+)\] \d+ bytes from .*icmp_seq=(\d+)/gm)];
+  const replyTimes = replies.map((mm) => Math.round(Number(mm[1]) * 1000));
+  const got = new Set(replies.map((mm) => Number(mm[2])));
+  const sent = Number(m[1]);
+  const missing: number[] = [];
+  for (let i = 1; i <= sent; i++) if (!got.has(i)) missing.push(i);
+  return { sent, received: Number(m[2]), missing, replyTimes, output: r.stdout };
 }
 
 function assertNoLoss(p: PingResult, what: string): void {
-  assert.ok(p.sent > 0 && p.received === p.sent, `${what}: ${p.received} of ${p.sent} replies\n${p.output.split('\n').slice(-4).join('\n')}`);
+  assert.ok(
+    p.sent > 0 && p.received === p.sent,
+    `${what}: ${p.received} of ${p.sent} replies; no reply to icmp_seq ${p.missing.slice(0, 20).join(', ')}\n${p.output.split('\n').slice(-4).join('\n')}`,
+  );
 }
 
 // -------------------------------------------------------------------------------------- SA state
@@ -319,7 +329,10 @@ async function trafficAndCounters(st: TestContext, g: Gateway, states: Map<strin
 
 /** Rekeys during a steady ping on `x` (20 per second): no reply may be lost. */
 async function rekeysUnderPing(st: TestContext, g: Gateway, x: Tunnel): Promise<void> {
-  const steady = ping(g.vpp, x, { intervalS: 0.05, deadlineS: 12 });
+  const steady = ping(g.vpp, x, { intervalS: 0.05, count: 240, deadlineS: 20 });
+  const t0 = Date.now();
+  const marks: string[] = [];
+  const mark = (what: string): void => void marks.push(`${what} at ping ${Math.round((Date.now() - t0) / 50)}`);
   steady.catch(() => {}); // awaited below; a failure must not go unhandled meanwhile
   await new Promise((r) => setTimeout(r, 500));
   let s0 = await tunnelState(g, x);
@@ -327,23 +340,28 @@ async function rekeysUnderPing(st: TestContext, g: Gateway, x: Tunnel): Promise<
   let r = await g.iked.ctl(['rekey', '--child-id', String(s0.childId)]);
   assert.equal(r.code, 0, r.stderr);
   let s1 = await untilChildReplaced(g, x, s0);
+  mark('CHILD_SA rekeyed by vpp-iked');
   // vpp-ikectl rekey --ike-id: a new IKE SA, the CHILD_SA moves to it unchanged
   r = await g.iked.ctl(['rekey', '--ike-id', String(s1.ikeId)]);
   assert.equal(r.code, 0, r.stderr);
   const before = s1;
   s1 = (await untilStates(g, `${x.name}: IKE SA rekeyed by vpp-iked`, [x], (now) => now.get(x.name)!.ikeSpis !== before.ikeSpis)).get(x.name)!;
+  mark('IKE SA rekeyed by vpp-iked');
   // strongSwan rekeys the CHILD_SA, then the IKE SA
   s0 = s1;
   let sw = await g.swan.swanctl(['--rekey', '--child', x.name]);
   assert.equal(sw.code, 0, sw.stdout + sw.stderr);
   s1 = await untilChildReplaced(g, x, s0);
+  mark('CHILD_SA rekeyed by strongSwan');
   sw = await g.swan.swanctl(['--rekey', '--ike', x.name]);
   assert.equal(sw.code, 0, sw.stdout + sw.stderr);
   const last = s1;
   await untilStates(g, `${x.name}: IKE SA rekeyed by strongSwan`, [x], (now) => now.get(x.name)!.ikeSpis !== last.ikeSpis);
+  mark('IKE SA rekeyed by strongSwan');
   const p = await steady;
-  assertNoLoss(p, `${x.name}: steady ping during four rekeys`);
-  st.diagnostic(`${x.name}: ${p.sent} pings at 20/s during 2 CHILD_SA and 2 IKE SA rekeys, ${p.sent - p.received} lost`);
+  assertNoLoss(p, `${x.name}: steady ping during four rekeys (${marks.join(', ')})`);
+  assert.ok(Date.now() - t0 < 240 * 50 + 5000 && marks.length === 4, `the rekeys were done while the ping ran (${marks.join(', ')})`);
+  st.diagnostic(`${x.name}: ${p.sent} pings at 20/s during 2 CHILD_SA and 2 IKE SA rekeys (${marks.join(', ')}), ${p.sent - p.received} lost`);
 }
 
 async function vppRestart(st: TestContext, g: Gateway): Promise<void> {
