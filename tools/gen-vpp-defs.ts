@@ -71,6 +71,9 @@ export const OPTIONAL_REQUESTS: readonly string[] = [
   'punt_socket_dump',
   'punt_reason_dump',
   'ip_address_dump',
+  // read by the tests (an interface's VRF and unnumbered lender), served by the emulator
+  'sw_interface_get_table',
+  'ip_unnumbered_dump',
 ];
 
 type JsonField = [string, string, ...unknown[]];

@@ -74,6 +74,8 @@ export type VppMessageName =
   | 'ip_route_dump'
   | 'ip_table_add_del'
   | 'ip_table_add_del_reply'
+  | 'ip_unnumbered_details'
+  | 'ip_unnumbered_dump'
   | 'ipsec_interface_add_del_spd'
   | 'ipsec_interface_add_del_spd_reply'
   | 'ipsec_itf_create'
@@ -123,6 +125,8 @@ export type VppMessageName =
   | 'sw_interface_details'
   | 'sw_interface_dump'
   | 'sw_interface_event'
+  | 'sw_interface_get_table'
+  | 'sw_interface_get_table_reply'
   | 'sw_interface_set_flags'
   | 'sw_interface_set_flags_reply'
   | 'sw_interface_set_table'
@@ -144,6 +148,8 @@ export const VPP_MESSAGES: { readonly [K in VppMessageName]: VppMessageDef } = {
   ip_route_dump: { name: 'ip_route_dump', crc: '0xb9d2e09e', module: 'ip', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'table', type: 'ip_table' }] },
   ip_table_add_del: { name: 'ip_table_add_del', crc: '0x0ffdaec0', module: 'ip', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'is_add', type: 'bool', default: true }, { name: 'table', type: 'ip_table' }] },
   ip_table_add_del_reply: { name: 'ip_table_add_del_reply', crc: '0xe8d4e804', module: 'ip', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }] },
+  ip_unnumbered_details: { name: 'ip_unnumbered_details', crc: '0xcc59bd42', module: 'ip', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index' }, { name: 'ip_sw_if_index', type: 'interface_index' }] },
+  ip_unnumbered_dump: { name: 'ip_unnumbered_dump', crc: '0xf9e6675e', module: 'ip', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index', default: 4294967295 }] },
   ipsec_interface_add_del_spd: { name: 'ipsec_interface_add_del_spd', crc: '0x80f80cbb', module: 'ipsec', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'is_add', type: 'bool' }, { name: 'sw_if_index', type: 'interface_index' }, { name: 'spd_id', type: 'u32' }] },
   ipsec_interface_add_del_spd_reply: { name: 'ipsec_interface_add_del_spd_reply', crc: '0xe8d4e804', module: 'ipsec', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }] },
   ipsec_itf_create: { name: 'ipsec_itf_create', crc: '0x6f50b3bc', module: 'ipsec', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'itf', type: 'ipsec_itf' }] },
@@ -193,6 +199,8 @@ export const VPP_MESSAGES: { readonly [K in VppMessageName]: VppMessageDef } = {
   sw_interface_details: { name: 'sw_interface_details', crc: '0x6c221fc7', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index' }, { name: 'sup_sw_if_index', type: 'u32' }, { name: 'l2_address', type: 'mac_address' }, { name: 'flags', type: 'if_status_flags' }, { name: 'type', type: 'if_type' }, { name: 'link_duplex', type: 'link_duplex' }, { name: 'link_speed', type: 'u32' }, { name: 'link_mtu', type: 'u16' }, { name: 'mtu', type: 'u32', length: 4 }, { name: 'sub_id', type: 'u32' }, { name: 'sub_number_of_tags', type: 'u8' }, { name: 'sub_outer_vlan_id', type: 'u16' }, { name: 'sub_inner_vlan_id', type: 'u16' }, { name: 'sub_if_flags', type: 'sub_if_flags' }, { name: 'vtr_op', type: 'u32' }, { name: 'vtr_push_dot1q', type: 'u32' }, { name: 'vtr_tag1', type: 'u32' }, { name: 'vtr_tag2', type: 'u32' }, { name: 'outer_tag', type: 'u16' }, { name: 'b_dmac', type: 'mac_address' }, { name: 'b_smac', type: 'mac_address' }, { name: 'b_vlanid', type: 'u16' }, { name: 'i_sid', type: 'u32' }, { name: 'interface_name', type: 'string', length: 64 }, { name: 'interface_dev_type', type: 'string', length: 64 }, { name: 'tag', type: 'string', length: 64 }] },
   sw_interface_dump: { name: 'sw_interface_dump', crc: '0xaa610c27', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index', default: 4294967295 }, { name: 'name_filter_valid', type: 'bool' }, { name: 'name_filter', type: 'string', length: 0 }] },
   sw_interface_event: { name: 'sw_interface_event', crc: '0x2d3d95a7', module: 'interface', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'pid', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index' }, { name: 'flags', type: 'if_status_flags' }, { name: 'deleted', type: 'bool' }] },
+  sw_interface_get_table: { name: 'sw_interface_get_table', crc: '0x2d033de4', module: 'interface', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index' }, { name: 'is_ipv6', type: 'bool' }] },
+  sw_interface_get_table_reply: { name: 'sw_interface_get_table_reply', crc: '0xa6eb0109', module: 'interface', optional: true, fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }, { name: 'vrf_id', type: 'u32' }] },
   sw_interface_set_flags: { name: 'sw_interface_set_flags', crc: '0xf5aec1b8', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index' }, { name: 'flags', type: 'if_status_flags' }] },
   sw_interface_set_flags_reply: { name: 'sw_interface_set_flags_reply', crc: '0xe8d4e804', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'context', type: 'u32' }, { name: 'retval', type: 'i32' }] },
   sw_interface_set_table: { name: 'sw_interface_set_table', crc: '0xdf42a577', module: 'interface', fields: [{ name: '_vl_msg_id', type: 'u16' }, { name: 'client_index', type: 'u32' }, { name: 'context', type: 'u32' }, { name: 'sw_if_index', type: 'interface_index' }, { name: 'is_ipv6', type: 'bool' }, { name: 'vrf_id', type: 'u32' }] },
@@ -210,6 +218,7 @@ export const VPP_SERVICES = {
   ip_route_add_del: { reply: 'ip_route_add_del_reply' },
   ip_route_dump: { reply: 'ip_route_details', stream: true },
   ip_table_add_del: { reply: 'ip_table_add_del_reply' },
+  ip_unnumbered_dump: { reply: 'ip_unnumbered_details', stream: true },
   ipsec_interface_add_del_spd: { reply: 'ipsec_interface_add_del_spd_reply' },
   ipsec_itf_create: { reply: 'ipsec_itf_create_reply' },
   ipsec_itf_delete: { reply: 'ipsec_itf_delete_reply' },
@@ -234,6 +243,7 @@ export const VPP_SERVICES = {
   sockclnt_create: { reply: 'sockclnt_create_reply' },
   sockclnt_delete: { reply: 'sockclnt_delete_reply' },
   sw_interface_dump: { reply: 'sw_interface_details', stream: true },
+  sw_interface_get_table: { reply: 'sw_interface_get_table_reply' },
   sw_interface_set_flags: { reply: 'sw_interface_set_flags_reply' },
   sw_interface_set_table: { reply: 'sw_interface_set_table_reply' },
   sw_interface_set_unnumbered: { reply: 'sw_interface_set_unnumbered_reply' },
@@ -504,6 +514,18 @@ export interface IpTableAddDel {
 export interface IpTableAddDelReply {
   context: number;
   retval: number;
+}
+/** ip_unnumbered_details (ip 3.2.0) CRC 0xcc59bd42 (optional: not required at connect) */
+export interface IpUnnumberedDetails {
+  context: number;
+  sw_if_index: InterfaceIndex;
+  ip_sw_if_index: InterfaceIndex;
+}
+/** ip_unnumbered_dump (ip 3.2.0) CRC 0xf9e6675e (optional: not required at connect) */
+export interface IpUnnumberedDump {
+  client_index: number;
+  context: number;
+  sw_if_index?: InterfaceIndex;
 }
 /** ipsec_interface_add_del_spd (ipsec 5.0.2) CRC 0x80f80cbb */
 export interface IpsecInterfaceAddDelSpd {
@@ -835,6 +857,19 @@ export interface SwInterfaceEvent {
   flags: number;
   deleted: boolean;
 }
+/** sw_interface_get_table (interface 3.2.5) CRC 0x2d033de4 (optional: not required at connect) */
+export interface SwInterfaceGetTable {
+  client_index: number;
+  context: number;
+  sw_if_index: InterfaceIndex;
+  is_ipv6: boolean;
+}
+/** sw_interface_get_table_reply (interface 3.2.5) CRC 0xa6eb0109 (optional: not required at connect) */
+export interface SwInterfaceGetTableReply {
+  context: number;
+  retval: number;
+  vrf_id: number;
+}
 /** sw_interface_set_flags (interface 3.2.5) CRC 0xf5aec1b8 */
 export interface SwInterfaceSetFlags {
   client_index: number;
@@ -897,6 +932,8 @@ export interface VppMessageTypes {
   ip_route_dump: IpRouteDump;
   ip_table_add_del: IpTableAddDel;
   ip_table_add_del_reply: IpTableAddDelReply;
+  ip_unnumbered_details: IpUnnumberedDetails;
+  ip_unnumbered_dump: IpUnnumberedDump;
   ipsec_interface_add_del_spd: IpsecInterfaceAddDelSpd;
   ipsec_interface_add_del_spd_reply: IpsecInterfaceAddDelSpdReply;
   ipsec_itf_create: IpsecItfCreate;
@@ -946,6 +983,8 @@ export interface VppMessageTypes {
   sw_interface_details: SwInterfaceDetails;
   sw_interface_dump: SwInterfaceDump;
   sw_interface_event: SwInterfaceEvent;
+  sw_interface_get_table: SwInterfaceGetTable;
+  sw_interface_get_table_reply: SwInterfaceGetTableReply;
   sw_interface_set_flags: SwInterfaceSetFlags;
   sw_interface_set_flags_reply: SwInterfaceSetFlagsReply;
   sw_interface_set_table: SwInterfaceSetTable;

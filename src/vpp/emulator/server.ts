@@ -12,7 +12,11 @@ import { createServer, type Server, type Socket } from 'node:net';
 import { existsSync, unlinkSync } from 'node:fs';
 import { VppCodecError } from '../codec.ts';
 import { nameCrc } from '../schema.ts';
-import { emulatorCodec, EMULATOR_MESSAGES, EMULATOR_SERVICES } from './extra-defs.ts';
+import { vppCodec as emulatorCodec, VPP_MESSAGES as EMULATOR_MESSAGES_TYPED, VPP_SERVICES as EMULATOR_SERVICES_TYPED } from '../api.ts';
+import type { VppMessageDef, VppServiceDef } from '../schema.ts';
+
+const EMULATOR_MESSAGES: Readonly<Record<string, VppMessageDef>> = EMULATOR_MESSAGES_TYPED;
+const EMULATOR_SERVICES: Readonly<Record<string, VppServiceDef | undefined>> = EMULATOR_SERVICES_TYPED;
 import { VppEmulatorState, type EmuCtx, type EmuOptions } from './tables.ts';
 
 const HEADER_SIZE = 16;

@@ -18,12 +18,10 @@ import type {
   IpsecSpdEntryV2,
   Punt,
   Tunnel,
-  VppMessageTypes,
-} from '../defs.generated.ts';
+  VppMessageTypes, IpUnnumberedDump, SwInterfaceGetTable } from '../defs.generated.ts';
 import { IfStatusFlags, IpsecCryptoAlg as C, IpsecIntegAlg as I, IpsecProto, IpsecSadFlags, IpsecSpdAction, TunnelFlags, TunnelMode } from '../defs.generated.ts';
 import { apiAddressText, parseIp, zeroApiAddress, AF_IP4, AF_IP6 } from '../address.ts';
 import { VppErr } from '../errors.ts';
-import type { IpUnnumberedDump, SwInterfaceGetTable } from './extra-defs.ts';
 
 type Obj = Record<string, unknown>;
 const U32_MAX = 0xffffffff;
