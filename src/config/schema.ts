@@ -379,7 +379,7 @@ export const CHILD = section({
     doc: `anti-replay window in packets; \`0\` disables replay protection. Larger values are refused (vpp-iked's cap; VPP keeps the window per SA, and ${MAX_REPLAY_WINDOW} packets is far more than reordering on a path needs)`,
   }),
   vpp_mode: setting(oneOf<VppMode>({ p2p: 'p2p', p2mp: 'p2mp', policy: 'policy' }), 'p2p', {
-    doc: 'how the CHILD_SA is programmed into VPP: an ipsec interface of its own (`ipsec1000` and up), a shared multipoint ipsec interface, or SPD policies (see the `vpp` section for limits)',
+    doc: 'how the CHILD_SA is programmed into VPP: an ipsec interface of its own (`ipsec1000` and up), a shared multipoint ipsec interface, or SPD policies (see the `vpp` section for limits). `p2mp`: VPP protects one CHILD_SA per peer address on the shared interface, so a second CHILD_SA with the same peer takes over the first one\'s traffic (right for a peer that reconnects, wrong for two children of one peer: give those `p2p` or `policy`). `policy` installs no routes: VPP\'s own configuration routes the remote networks out of the SPD\'s interface',
   }),
   vpp_interface: optional(interfaceName, {
     doc: `\`p2mp\`: the shared multipoint interface (required), \`ipsecN\` with N from 0 to ${MAX_IPSEC_INSTANCE} (VPP's limit; keep N below 1000, the \`p2p\` range), created when VPP has none; \`policy\`: the interface the SPD is bound to (default \`vpp.policy_interface\`); \`p2p\`: not used`,
