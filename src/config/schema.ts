@@ -10,6 +10,7 @@
  */
 import { parseProposals } from '../ikev2/crypto/proposals.ts';
 import type { VppMode } from '../dataplane/types.ts';
+import { IKE_NATT_PORT } from '../ikev2/constants.ts';
 import type { ConfKey } from './parse.ts';
 import { show } from './parse.ts';
 import {
@@ -199,7 +200,7 @@ export const DAEMON = section({
     doc: "how IKE datagrams reach the daemon. `udp`: the host's UDP sockets (the host kernel owns the addresses, or linux-cp gives it VPP's). `punt`: through VPP's punt socket, for gateways where VPP owns the NIC; needs `dataplane = vpp`, `port_nat_t = 4500` and `punt { socket ... }` in VPP's startup.conf (see the README, \"Running on a VPP gateway\")",
   }),
   port: setting(port, 500, { doc: 'IKE port' }),
-  port_nat_t: setting(port, 4500, { doc: 'IKE port after NAT detection (must differ from `port`)' }),
+  port_nat_t: setting(port, IKE_NATT_PORT, { doc: 'IKE port after NAT detection (must differ from `port`)' }),
   control_socket: setting(path, '/run/vpp-iked/control.sock', { doc: 'Unix socket of `vpp-ikectl`' }),
   log_level: setting(oneOf<string>(Object.fromEntries(LOG_LEVELS.map((l) => [l, l]))), 'info', { doc: 'log verbosity', live: true }),
   ike_sa_limit: setting(uint(1, 10_000_000), 60000, { doc: 'capacity of the IKE SA table' }),

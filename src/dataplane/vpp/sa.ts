@@ -10,6 +10,7 @@ import { VppErr } from '../../vpp/errors.ts';
 import type { IpsecSadEntryV4, Tunnel } from '../../vpp/defs.generated.ts';
 import { IpsecProto, IpsecSadFlags, TunnelMode } from '../../vpp/defs.generated.ts';
 import { familyOf, isVppError, removeGone, req, U32_MAX, type Backend } from './state.ts';
+import { IKE_NATT_PORT } from '../../ikev2/constants.ts';
 
 const {
   IPSEC_API_SAD_FLAG_USE_ESN: USE_ESN,
@@ -44,8 +45,8 @@ function saEntry(id: number, sa: SaParams): IpsecSadEntryV4 {
     flags,
     tunnel: tunnel(sa.src.addr, sa.dst.addr),
     salt,
-    udp_src_port: sa.udpEncap ? sa.src.port : 4500,
-    udp_dst_port: sa.udpEncap ? sa.dst.port : 4500,
+    udp_src_port: sa.udpEncap ? sa.src.port : IKE_NATT_PORT,
+    udp_dst_port: sa.udpEncap ? sa.dst.port : IKE_NATT_PORT,
     anti_replay_window_size: sa.replayWindow > 0 ? sa.replayWindow : 64,
   };
 }

@@ -14,6 +14,7 @@ import { allocSpdId } from './ids.ts';
 import { ensureTable, requireInterface } from './interfaces.ts';
 import { dumpAll, isGone, isVppError, removeGone, req, U32_MAX, type Backend, type SpdState } from './state.ts';
 import { rollback, type Undo } from './txn.ts';
+import { IKE_NATT_PORT, IKE_PORT } from '../../ikev2/constants.ts';
 
 /** SPD priorities (higher matches first). PROTECT entries use PROTECT..PROTECT_MAX, below the IKE bypass. */
 export const PRIORITY = { IKE_BYPASS: 200, PROTECT: 100, PROTECT_MAX: 199, DEFAULT_BYPASS: 0 } as const;
@@ -53,7 +54,7 @@ function bypassEntries(spdId: number): IpsecSpdEntryV2[] {
       fam === 4
         ? { family: 4, start: '0.0.0.0', end: '255.255.255.255', protocol: 0, startPort: 0, endPort: 65535 }
         : { family: 6, start: '::', end: 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', protocol: 0, startPort: 0, endPort: 65535 };
-    for (const port of [500, 4500]) {
+    for (const port of [IKE_PORT, IKE_NATT_PORT]) {
       const local: TsRange = { ...any, startPort: port, endPort: port };
       out.push(spdEntry(spdId, PRIORITY.IKE_BYPASS, false, BYPASS, 0, local, any, 17));
       out.push(spdEntry(spdId, PRIORITY.IKE_BYPASS, true, BYPASS, 0, local, any, 17));
