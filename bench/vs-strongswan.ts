@@ -39,7 +39,7 @@
  * or failure.
  */
 import { parseArgs } from 'node:util';
-import { cpSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, join, resolve } from 'node:path';
 import { createLab, LAB_ADDR } from '../test/interop/harness.ts';
@@ -62,6 +62,8 @@ const PROPOSALS: Record<string, string> = {
   modp2048: 'aes256gcm16-prfsha256-modp2048',
 };
 const CLK_TCK = 100;
+/** How long after the last IKE SA the responder's RSS is read again (idle: its garbage collected). */
+const SETTLE_MS = 5000;
 
 const USAGE = `Usage: node_modules/.bin/node bench/vs-strongswan.ts [options]   (as root)
   --n LIST              IKE SAs per run, comma-separated (default 1000,10000)
@@ -73,8 +75,10 @@ const USAGE = `Usage: node_modules/.bin/node bench/vs-strongswan.ts [options]   
   --repeat K            run each measurement K times (default 1)
   --log-level LEVEL     vpp-iked's log level (default info)
   --recv-buffer BYTES   vpp-iked's daemon.recv_buffer_size (default: the daemon's default; 0: the kernel's)
+  --node-flags FLAGS    extra node options for vpp-iked (e.g. "--max-semi-space-size=16")
   --timeout SECONDS     per run (default 60 + N/100)
   --cpu-prof DIR        run vpp-iked with --cpu-prof, profiles into DIR
+  --heap-snapshot DIR   a heap snapshot of vpp-iked (as responder) into DIR once all its IKE SAs are up
   --json FILE           where the JSON goes (default bench/results/vs-strongswan-<time>.json)
   --plugin PATH         libstrongswan-load-tester.so
   --keep                keep the lab folder (logs, configs)`;
@@ -308,6 +312,8 @@ interface DaemonOptions {
   logLevel: string;
   cpuProf: string | undefined;
   recvBuffer: number | undefined;
+  nodeFlags: string[];
+  heapSnapshot: string | undefined;
 }
 
 async function startDaemon(lab: Lab, dir: string, conf: string, o: DaemonOptions, limit: number): Promise<DaemonProc> {
@@ -327,10 +333,20 @@ async function startDaemon(lab: Lab, dir: string, conf: string, o: DaemonOptions
 ${conf}`,
   );
   const logPath = join(dir, 'vpp-iked.log');
-  const prof = o.cpuProf ? `--cpu-prof --cpu-prof-dir "${o.cpuProf}" ` : '';
+  const flags = [
+    ...o.nodeFlags,
+    ...(o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProf] : []),
+    ...(o.heapSnapshot ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${o.heapSnapshot}`] : []),
+  ];
   const startedAt = performance.now();
   // stdout to a file: the bench reads none of it while measuring
-  const proc = lab.spawn('b', 'sh', ['-c', `exec "$1" ${prof}"$2" --config "$3" >"$4" 2>&1`, 'sh', NODE, join(ROOT, 'bin/vpp-iked.js'), cfgPath, logPath], {}, { name: `vpp-iked-${Date.now()}` });
+  const proc = lab.spawn(
+    'b',
+    'sh',
+    ['-c', 'out="$1"; shift; exec "$@" >"$out" 2>&1', 'sh', logPath, NODE, ...flags, join(ROOT, 'bin/vpp-iked.js'), '--config', cfgPath],
+    {},
+    { name: `vpp-iked-${Date.now()}` },
+  );
   let exited = false;
   void proc.exited.then(() => { exited = true; });
   const deadline = Date.now() + 60_000;
@@ -345,6 +361,21 @@ ${conf}`,
     }
   }
   return { proc, ctl, logPath, startedAt };
+}
+
+/** SIGUSR2 (--heapsnapshot-signal) and wait until the snapshot file stops growing. */
+async function heapSnapshot(d: DaemonProc, dir: string): Promise<void> {
+  const before = new Set(readdirSync(dir));
+  process.kill(d.proc.pid, 'SIGUSR2');
+  let size = -1;
+  for (let i = 0; i < 600; i++) {
+    await sleep(500);
+    const f = readdirSync(dir).find((x) => !before.has(x) && x.endsWith('.heapsnapshot'));
+    if (f === undefined) continue;
+    const now = statSync(join(dir, f)).size;
+    if (now === size && now > 0) return;
+    size = now;
+  }
 }
 
 async function daemonStats(d: DaemonProc): Promise<Record<string, unknown>> {
@@ -432,6 +463,9 @@ interface RunResult {
   rssBeforeKb: number;
   rssAfterKb: number;
   rssPerSaBytes: number;
+  /** RSS after SETTLE_MS without new SAs (garbage collected by then), and its slope per SA */
+  rssSettledKb: number;
+  rssSettledPerSaBytes: number;
   rcvbufErrorsResponder: number;
   rcvbufErrorsInitiator: number;
   initiatorCpuMs: number;
@@ -458,7 +492,7 @@ async function measureResponder(ctx: Ctx, responder: 'charon' | 'vpp-iked', n: n
   let load: ReturnType<typeof startLoad> | undefined;
   const r: RunResult = {
     responder, n, proposal: proposalName, repeat, ok: false, established: 0, wallMs: 0, saPerSec: 0, cpuMs: 0, cpuMsPerSa: 0, sysMsPerSa: 0,
-    rssBeforeKb: 0, rssAfterKb: 0, rssPerSaBytes: 0, rcvbufErrorsResponder: 0, rcvbufErrorsInitiator: 0, initiatorCpuMs: 0,
+    rssBeforeKb: 0, rssAfterKb: 0, rssPerSaBytes: 0, rssSettledKb: 0, rssSettledPerSaBytes: 0, rcvbufErrorsResponder: 0, rcvbufErrorsInitiator: 0, initiatorCpuMs: 0,
     initiator: { initiated: 0, established: 0, failed: 0, retransmits: 0 },
   };
   try {
@@ -497,7 +531,10 @@ async function measureResponder(ctx: Ctx, responder: 'charon' | 'vpp-iked', n: n
     const p1 = procStat(pid);
     const i1 = procStat(init.proc.pid);
     // the initiator reports its last IKE SAs (and closes the stream) shortly after the responder has them
-    await Promise.race([load.done, sleep(5000)]);
+    await Promise.race([load.done, sleep(SETTLE_MS)]);
+    await sleep(Math.max(0, SETTLE_MS - (performance.now() - (tDone ?? performance.now()))));
+    const settled = procStat(pid);
+    if (daemon && ctx.daemon.heapSnapshot) await heapSnapshot(daemon, ctx.daemon.heapSnapshot);
     const [snmpB1, snmpA1] = await Promise.all([udpCounters(lab, 'b'), udpCounters(lab, 'a')]);
     if (daemon) r.responderStats = await daemonStats(daemon);
     r.established = count;
@@ -509,6 +546,8 @@ async function measureResponder(ctx: Ctx, responder: 'charon' | 'vpp-iked', n: n
     r.rssBeforeKb = p0.rssKb;
     r.rssAfterKb = p1.rssKb;
     r.rssPerSaBytes = count > 0 ? ((p1.rssKb - p0.rssKb) * 1024) / count : 0;
+    r.rssSettledKb = settled.rssKb;
+    r.rssSettledPerSaBytes = count > 0 ? ((settled.rssKb - p0.rssKb) * 1024) / count : 0;
     r.rcvbufErrorsResponder = snmpB1.rcvbufErrors - snmpB0.rcvbufErrors;
     r.rcvbufErrorsInitiator = snmpA1.rcvbufErrors - snmpA0.rcvbufErrors;
     r.initiatorCpuMs = i1.cpuMs - i0.cpuMs;
@@ -622,22 +661,22 @@ function table(rows: string[][]): string {
 
 function report(results: RunResult[], inits: InitiatorResult[]): string {
   const out: string[] = [];
-  const head = ['responder', 'proposal', 'N', 'ok', 'wall s', 'SAs/s', 'CPU ms/SA', 'of it sys', 'RSS MB before', 'RSS MB after', 'B/SA', 'rcvbuf drops', 'init rexmit', 'init fail'];
+  const head = ['responder', 'proposal', 'N', 'ok', 'wall s', 'SAs/s', 'CPU ms/SA', 'of it sys', 'RSS MB before', 'RSS MB after', 'B/SA', 'settled B/SA', 'rcvbuf drops', 'init rexmit', 'init fail'];
   const rows = [head];
   for (const r of results) {
     rows.push([
       r.responder, r.proposal, String(r.n), r.ok ? 'yes' : 'NO', fmt(r.wallMs / 1000), fmt(r.saPerSec, 0), fmt(r.cpuMsPerSa, 3), fmt(r.sysMsPerSa, 3),
-      fmt(r.rssBeforeKb / 1024, 1), fmt(r.rssAfterKb / 1024, 1), fmt(r.rssPerSaBytes, 0), String(r.rcvbufErrorsResponder),
+      fmt(r.rssBeforeKb / 1024, 1), fmt(r.rssAfterKb / 1024, 1), fmt(r.rssPerSaBytes, 0), fmt(r.rssSettledPerSaBytes, 0), String(r.rcvbufErrorsResponder),
       String(r.initiator.retransmits), String(r.initiator.failed),
     ]);
   }
   out.push(table(rows));
   // ratios vpp-iked / charon for each (proposal, N, repeat) measured in this run
-  const ratioRows = [['proposal', 'N', 'rep', 'wall', 'SAs/s', 'CPU/SA', 'RSS/SA']];
+  const ratioRows = [['proposal', 'N', 'rep', 'wall', 'SAs/s', 'CPU/SA', 'RSS/SA', 'settled RSS/SA']];
   for (const v of results.filter((x) => x.responder === 'vpp-iked')) {
     const c = results.find((x) => x.responder === 'charon' && x.n === v.n && x.proposal === v.proposal && x.repeat === v.repeat);
     if (!c) continue;
-    ratioRows.push([v.proposal, String(v.n), String(v.repeat), fmt(v.wallMs / c.wallMs), fmt(v.saPerSec / c.saPerSec), fmt(v.cpuMsPerSa / c.cpuMsPerSa), fmt(v.rssPerSaBytes / c.rssPerSaBytes)]);
+    ratioRows.push([v.proposal, String(v.n), String(v.repeat), fmt(v.wallMs / c.wallMs), fmt(v.saPerSec / c.saPerSec), fmt(v.cpuMsPerSa / c.cpuMsPerSa), fmt(v.rssPerSaBytes / c.rssPerSaBytes), fmt(v.rssSettledPerSaBytes / c.rssSettledPerSaBytes)]);
   }
   if (ratioRows.length > 1) out.push('', 'ratios vpp-iked / charon (same run):', table(ratioRows));
   for (const r of inits) {
@@ -667,8 +706,10 @@ async function main(): Promise<number> {
       repeat: { type: 'string', default: '1' },
       'log-level': { type: 'string', default: 'info' },
       'recv-buffer': { type: 'string' },
+      'node-flags': { type: 'string', default: '' },
       timeout: { type: 'string' },
       'cpu-prof': { type: 'string' },
+      'heap-snapshot': { type: 'string' },
       json: { type: 'string' },
       plugin: { type: 'string' },
       keep: { type: 'boolean', default: false },
@@ -699,6 +740,7 @@ async function main(): Promise<number> {
   const loadTester = findPlugin(values.plugin);
   const cpuProf = values['cpu-prof'] !== undefined ? resolve(values['cpu-prof']) : undefined;
   if (cpuProf) mkdirSync(cpuProf, { recursive: true });
+  if (values['heap-snapshot'] !== undefined) mkdirSync(resolve(values['heap-snapshot']), { recursive: true });
   if (values.keep) process.env.KEEP_LAB = '1';
 
   const lab = await createLab({ tag: 'vs-strongswan' });
@@ -714,7 +756,13 @@ async function main(): Promise<number> {
     const ctx: Ctx = {
       lab,
       plugins: pluginFolder(lab.dir, loadTester),
-      daemon: { logLevel: values['log-level'], cpuProf, recvBuffer: values['recv-buffer'] !== undefined ? Number(values['recv-buffer']) : undefined },
+      daemon: {
+        logLevel: values['log-level'],
+        cpuProf,
+        recvBuffer: values['recv-buffer'] !== undefined ? Number(values['recv-buffer']) : undefined,
+        nodeFlags: values['node-flags'].split(/\s+/).filter((x) => x !== ''),
+        heapSnapshot: values['heap-snapshot'] !== undefined ? resolve(values['heap-snapshot']) : undefined,
+      },
       timeoutS: values.timeout !== undefined ? Number(values.timeout) : undefined,
       seq: 0,
     };

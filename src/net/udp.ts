@@ -244,8 +244,12 @@ export class UdpTransport implements IkeTransport {
     const d = classifyDatagram(msg, markerOn(local.port, remote.port));
     switch (d.kind) {
       case 'ike': {
-        if (isNewSaRequest(d.ike)) {
-          const initKey = `${remote.addr}|${remote.port}|${d.ike.toString('hex', 0, 8)}`;
+        // A datagram is a view into the 64 KiB block node received it in; what an IKE SA keeps of it
+        // (nonce, SPI) would hold on to the whole block. A copy of its own, of its own size:
+        const ike = Buffer.allocUnsafeSlow(d.ike.length);
+        d.ike.copy(ike);
+        if (isNewSaRequest(ike)) {
+          const initKey = `${remote.addr}|${remote.port}|${ike.toString('hex', 0, 8)}`;
           if (this.freshKeys.has(initKey)) {
             this.stats.duplicates++;
             return;
@@ -255,13 +259,13 @@ export class UdpTransport implements IkeTransport {
             return;
           }
           this.freshKeys.add(initKey);
-          this.fresh.push({ local, remote, ike: d.ike, initKey });
+          this.fresh.push({ local, remote, ike, initKey });
         } else {
           if (this.ongoing.length >= this.queueLimit) {
             this.stats.shed++;
             return;
           }
-          this.ongoing.push({ local, remote, ike: d.ike });
+          this.ongoing.push({ local, remote, ike });
         }
         if (!this.drainScheduled) {
           this.drainScheduled = true;

@@ -8,6 +8,7 @@
  */
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { CryptoError } from './errors.ts';
+import { keep } from './keep.ts';
 import type { EncrAlg, IntegAlg, PrfAlg } from './suites.ts';
 
 /** The largest prf+ output: the counter is one octet (RFC 7296 §2.13). */
@@ -87,8 +88,8 @@ function splitIkeKeys(suite: IkeSuite, keymat: Buffer): IkeKeys {
   const e = suite.encr.keymatLen;
   let off = 0;
   const take = (n: number): Buffer => {
-    // Copies, so that each key can be wiped or kept without pinning the others.
-    const b = Buffer.from(keymat.subarray(off, off + n));
+    // Copies, so that each key can be wiped or kept without pinning the others (or a pool block).
+    const b = keep(keymat.subarray(off, off + n));
     off += n;
     return b;
   };
@@ -172,9 +173,9 @@ export function deriveChildKeys(
   const seed = pfsSecret ? Buffer.concat([pfsSecret, ni, nr]) : Buffer.concat([ni, nr]);
   const km = new Prf(prf).plus(skD, seed, 2 * (e + a));
   return {
-    encI: Buffer.from(km.subarray(0, e)),
-    integI: Buffer.from(km.subarray(e, e + a)),
-    encR: Buffer.from(km.subarray(e + a, 2 * e + a)),
-    integR: Buffer.from(km.subarray(2 * e + a, 2 * (e + a))),
+    encI: keep(km.subarray(0, e)),
+    integI: keep(km.subarray(e, e + a)),
+    encR: keep(km.subarray(e + a, 2 * e + a)),
+    integR: keep(km.subarray(2 * e + a, 2 * (e + a))),
   };
 }

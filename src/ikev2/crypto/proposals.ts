@@ -23,6 +23,7 @@ import type { ProposalSpec } from '../../config/types.ts';
 import type { Proposal, Transform } from '../codec/types.ts';
 import { EsnId, ProtocolId, TransformAttr, TransformType } from '../constants.ts';
 import type { IkeSuite } from './prf.ts';
+import { keep } from './keep.ts';
 import {
   ENCR_ALGS,
   INTEG_ALGS,
@@ -420,7 +421,7 @@ export function selectIkeProposal(ours: ProposalSpec[], offered: Proposal[], opt
   for (const spec of ours) {
     for (const p of offered) {
       const suite = matchIke(spec, p, opts);
-      if (suite) return { num: p.num, suite, spi: p.spi };
+      if (suite) return { num: p.num, suite, spi: keep(p.spi) };
     }
   }
   return undefined;
@@ -440,7 +441,7 @@ export function selectEspProposal(
   for (const spec of ours) {
     for (const p of offered) {
       const m = matchEsp(spec, p, supports, opts);
-      if (m) return { num: p.num, spi: p.spi, ...m };
+      if (m) return { num: p.num, spi: keep(p.spi), ...m };
     }
   }
   return undefined;

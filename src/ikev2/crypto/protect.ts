@@ -29,6 +29,7 @@ import { HEADER_FLAG_MASK, IKE_HEADER_LEN } from '../codec/header.ts';
 import type { IkeHeader, SkfPayload, SkPayload } from '../codec/types.ts';
 import { Limits, PayloadType } from '../constants.ts';
 import { CryptoError, IntegrityError } from './errors.ts';
+import { keep } from './keep.ts';
 import type { IkeKeys, IkeSuite } from './prf.ts';
 import type { EncrAlg } from './suites.ts';
 
@@ -122,7 +123,7 @@ export class IkeCipher {
       if (!encr.aead && skA.length !== integ!.keyLen) {
         throw new CryptoError(`${which}: SK_a is ${skA.length} bytes, ${integ!.name} needs ${integ!.keyLen}`);
       }
-      const salt = Buffer.from(skE.subarray(encr.keyLen));
+      const salt = keep(skE.subarray(encr.keyLen));
       const nonce = Buffer.alloc(salt.length + encr.ivLen);
       salt.copy(nonce, 0);
       return {

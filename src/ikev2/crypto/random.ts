@@ -2,7 +2,8 @@
  * Random bytes drawn from a source in blocks: nonces, SPIs, IVs and timer jitter take a few bytes
  * each, several times per IKE SA, and every call into node:crypto's CSPRNG has a fixed cost of a few
  * microseconds whatever the size. Small requests are served from a block of POOL_SIZE bytes taken
- * from the source at once; each answer is a fresh Buffer of its own (callers may keep or change it).
+ * from the source at once. Each answer is a view of its own bytes of the block, never handed out
+ * twice (callers may keep or change it); a block is freed once every value cut from it is.
  */
 import type { RandomSource } from '../../common/clock.ts';
 
@@ -19,10 +20,7 @@ export function pooledRandom(source: RandomSource): RandomSource {
       pool = source(POOL_SIZE);
       pos = 0;
     }
-    const out = Buffer.allocUnsafe(n);
-    pool.copy(out, 0, pos, pos + n);
-    // what was handed out is not kept
-    pool.fill(0, pos, pos + n);
+    const out = pool.subarray(pos, pos + n);
     pos += n;
     return out;
   };

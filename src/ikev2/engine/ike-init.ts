@@ -9,6 +9,7 @@ import type { IkeHeader, Payload } from '../codec/types.ts';
 import { IkeCipher } from '../crypto/protect.ts';
 import { createKeyExchange, CryptoError } from '../crypto/ke.ts';
 import { deriveIkeKeys, Prf } from '../crypto/prf.ts';
+import { keep } from '../crypto/keep.ts';
 import { checkIkeResponse, ikeChosenToWire, selectIkeProposal, toWireProposals } from '../crypto/proposals.ts';
 import { IkeSa, Timer } from '../sa/ike-sa.ts';
 import type { ConnectionConfig } from '../../config/types.ts';
@@ -81,12 +82,13 @@ export function onInitRequest(ctx: EngineContext, local: Endpoint, remote: Endpo
     ctx.stats.rxInvalid++;
     return sendStateless(ctx, local, remote, h, [notify(NotifyType.INVALID_SYNTAX)]);
   }
-  const sa = new IkeSa(ctx.nextSaId++, false, h.spiI, { ...local }, { ...remote }, ctx.sched.now(), ctx.gauges);
+  // SPIi and Ni are kept for the SA's life: copies of their own (see keep())
+  const sa = new IkeSa(ctx.nextSaId++, false, keep(h.spiI), { ...local }, { ...remote }, ctx.sched.now(), ctx.gauges);
   sa.spiR = newSpi(ctx);
   sa.conn = conn;
   sa.suite = chosen.suite;
   sa.prf = new Prf(chosen.suite.prf);
-  sa.ni = ni.data;
+  sa.ni = keep(ni.data);
   sa.nr = nonce(ctx);
   const { keys } = deriveIkeKeys(chosen.suite, secret, sa.ni, sa.nr, sa.spiI, sa.spiR);
   sa.keys = keys;
@@ -264,8 +266,8 @@ export function onInitResponse(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payl
     if (!(e instanceof CryptoError)) throw e;
     return initFailed(ctx, sa, `bad KE payload: ${e.message}`);
   }
-  sa.spiR = Buffer.from(h.spiR);
-  sa.nr = nr.data;
+  sa.spiR = keep(h.spiR);
+  sa.nr = keep(nr.data);
   sa.suite = chosen.suite;
   sa.prf = new Prf(chosen.suite.prf);
   sa.keys = deriveIkeKeys(chosen.suite, secret, sa.ni, sa.nr, sa.spiI, sa.spiR).keys;
