@@ -244,10 +244,7 @@ export class UdpTransport implements IkeTransport {
     const d = classifyDatagram(msg, markerOn(local.port, remote.port));
     switch (d.kind) {
       case 'ike': {
-        // A datagram is a view into the 64 KiB block node received it in; what an IKE SA keeps of it
-        // (nonce, SPI) would hold on to the whole block. A copy of its own, of its own size:
-        const ike = Buffer.allocUnsafeSlow(d.ike.length);
-        d.ike.copy(ike);
+        const ike = d.ike;
         if (isNewSaRequest(ike)) {
           const initKey = `${remote.addr}|${remote.port}|${ike.toString('hex', 0, 8)}`;
           if (this.freshKeys.has(initKey)) {
