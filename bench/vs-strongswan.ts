@@ -3,7 +3,8 @@
  *
  *   node_modules/.bin/node bench/vs-strongswan.ts [--n 1000,10000] [--proposals x25519,ecp256]
  *       [--responders charon,vpp-iked] [--initiator] [--initiator-n 10000] [--repeat 1]
- *       [--json FILE] [--cpu-prof DIR] [--log-level info] [--timeout SECONDS] [--plugin PATH]
+ *       [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--log-level info] [--recv-buffer BYTES]
+ *       [--node-flags FLAGS] [--timeout SECONDS] [--plugin PATH] [--keep]
  *
  * Needs root, iproute2 and strongSwan 5.9 (`bash .ci/setup-interop.sh` installs it) plus strongSwan's
  * load-tester plugin, which Debian does not package: `--plugin PATH`, else $LOAD_TESTER_SO, else
@@ -21,22 +22,26 @@
  * For each N and proposal (aes256gcm16-prfsha256-x25519 / -ecp256), per responder: wall time until the
  * responder reports all N IKE SAs established (polled every 100 ms: swanctl --stats / vpp-ikectl
  * stats), IKE SAs/s, CPU ms per IKE SA (utime+stime of the responder from /proc/PID/stat, before and
- * after), RSS before/after and per SA, UDP receive-buffer drops in each namespace (/proc/net/snmp
- * `Udp: RcvbufErrors`, before/after), the initiator's retransmits and failures (its control stream:
- * `*` per retransmit, `-` per failure), and the ratios vpp-iked / charon of the same run.
- * charon logs at level 0 (the load-tester recipe), vpp-iked at `--log-level`.
+ * after), RSS before/after and its slope per SA (again 5 s after the last SA: "settled"), UDP
+ * receive-buffer drops in each namespace (/proc/net/snmp `Udp: RcvbufErrors`, before/after), the
+ * initiator's retransmits and failures (its control stream: `*` per retransmit, `-` per failure),
+ * and the ratios vpp-iked / charon of the same run. charon logs at level 0 (the load-tester recipe),
+ * vpp-iked at `--log-level`. vpp-iked's RSS includes the memory dataplane's own records of every SA;
+ * the CPU of a short run includes node's JIT warm-up (V8 compiles on its own threads).
  *
  * `--initiator`: vpp-iked initiates `--initiator-n` (default 10,000) tunnels to a charon responder,
  * one `start_action = start` connection each; reported: time from the daemon's start until all are
  * established (and from when its control socket first answered), CPU and RSS of vpp-iked.
  *
  * `--cpu-prof DIR`: vpp-iked runs with `--cpu-prof` and writes one .cpuprofile per run into DIR
- * (bench/cpuprofile-top.ts summarises one). `--repeat K` runs every measurement K times.
+ * (bench/cpuprofile-top.ts summarises one); `--heap-snapshot DIR`: one heap snapshot per vpp-iked
+ * responder run, taken once all its SAs are up. `--repeat K` runs every measurement K times; the
+ * machine is shared, so compare the ratios of one run rather than absolute numbers across runs.
  *
  * Output: a table on stdout and the JSON (`--json`, default bench/results/vs-strongswan-<time>.json).
- * Time: about 1 min for N = 1,000 (both proposals, both responders), 3-6 min with 10,000, plus about
- * 1 min for `--initiator`. Everything started is killed, and the namespaces deleted, on exit, Ctrl-C
- * or failure.
+ * Time: about 30 s for N = 1,000 (both proposals, both responders), 4-5 min for the default
+ * 1,000 and 10,000, about 30 s more for `--initiator`. Everything started is killed, and the
+ * namespaces deleted, on exit, Ctrl-C or failure.
  */
 import { parseArgs } from 'node:util';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
