@@ -39,9 +39,9 @@
  * machine is shared, so compare the ratios of one run rather than absolute numbers across runs.
  *
  * Output: a table on stdout and the JSON (`--json`, default bench/results/vs-strongswan-<time>.json).
- * Time: about 30 s for N = 1,000 (both proposals, both responders), 4-5 min for the default
- * 1,000 and 10,000, about 30 s more for `--initiator`. Everything started is killed, and the
- * namespaces deleted, on exit, Ctrl-C or failure.
+ * Time: about 30 s for N = 1,000 (both proposals, both responders), about 3 min for the default
+ * 1,000 and 10,000 with `--initiator`. Everything started is killed, and the namespaces deleted, on
+ * exit, Ctrl-C or failure.
  */
 import { parseArgs } from 'node:util';
 import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
