@@ -15,8 +15,8 @@
  * on, learned afresh after every (re)connect.
  */
 import type { Logger } from 'pino';
-import { addNonEspMarker, classifyDatagram } from './framing.ts';
-import { markerOn } from './udp.ts';
+import { addNonEspMarker } from './framing.ts';
+import { IkeInbox, markerOn, SendTracker, type InboxStats } from './inbox.ts';
 import { buildPuntFrame, parsePuntFrame, PUNT_HEADER_VERSION, PUNT_MAX_IP_PACKET } from './punt.ts';
 import { UnixDgramSocket } from './unix-dgram.ts';
 import type { IkeTransport, OnIkePacket } from './transport.ts';
@@ -45,11 +45,8 @@ export interface PuntTransportOptions {
   registerOnReconnect?: boolean;
 }
 
-export interface PuntTransportStats {
+export interface PuntTransportStats extends InboxStats {
   [k: string]: number;
-  keepalives: number;
-  esp: number;
-  invalid: number;
   /** Messages not sent: over the 2048 bytes of IP VPP takes from its punt socket. */
   tooBig: number;
   sendErrors: number;
@@ -73,7 +70,7 @@ const MAX_PENDING = 1024;
 const PUNT_MESSAGES = ['punt_socket_register', 'punt_socket_deregister', 'punt_reason_dump', 'ip_address_dump'] as const;
 
 export class PuntTransport implements IkeTransport {
-  readonly stats: PuntTransportStats = { keepalives: 0, esp: 0, invalid: 0, tooBig: 0, sendErrors: 0, notOurs: 0, noInterface: 0, registrations: 0 };
+  readonly stats: PuntTransportStats = { keepalives: 0, esp: 0, invalid: 0, shed: 0, duplicates: 0, tooBig: 0, sendErrors: 0, notOurs: 0, noInterface: 0, registrations: 0 };
   readonly addresses: string[];
   private readonly opts: PuntTransportOptions;
   private readonly any4: boolean;
@@ -93,8 +90,8 @@ export class PuntTransport implements IkeTransport {
   private pending: OutPacket[] = [];
   private lookupTimer: NodeJS.Timeout | undefined;
   private ipId = 0;
-  private sending = 0;
-  private drained: (() => void)[] = [];
+  private readonly sends = new SendTracker();
+  private readonly inbox: IkeInbox;
   private closed = false;
   private readonly onDisconnected = (): void => this.forgetVpp();
   private readonly onConnected = (info: { reconnect?: boolean }): void => {
@@ -105,6 +102,7 @@ export class PuntTransport implements IkeTransport {
 
   constructor(opts: PuntTransportOptions) {
     this.opts = opts;
+    this.inbox = new IkeInbox(this.stats, opts.onPacket, opts.log);
     const listen = opts.listen.map(normalizeIp);
     this.any4 = listen.includes('0.0.0.0');
     this.any6 = listen.includes('::');
@@ -218,7 +216,7 @@ export class PuntTransport implements IkeTransport {
       return;
     }
     this.pending.push(p);
-    this.sending++;
+    this.sends.started();
     if (this.lookupTimer !== undefined) return;
     const wait = Math.max(0, this.lastLookup + LOOKUP_INTERVAL_MS - Date.now());
     this.lookupTimer = setTimeout(() => {
@@ -252,13 +250,9 @@ export class PuntTransport implements IkeTransport {
     for (let i = 0; i < n; i++) this.sent();
   }
 
-  /** One datagram is out of our hands (sent, failed or dropped): wakes flush() when none is left. */
+  /** One datagram is out of our hands (sent, failed or dropped). */
   private sent(): void {
-    if (--this.sending === 0 && this.drained.length > 0) {
-      const w = this.drained;
-      this.drained = [];
-      for (const fn of w) fn();
-    }
+    this.sends.done();
   }
 
   private serves(addr: string): boolean {
@@ -283,25 +277,8 @@ export class PuntTransport implements IkeTransport {
     if (this.vppPath !== undefined) this.ifByAddr.set(p.dst, p.swIfIndex);
     const local: Endpoint = { addr: p.dst, port: p.dstPort };
     const remote: Endpoint = { addr: p.src, port: p.srcPort };
-    const d = classifyDatagram(p.payload, markerOn(local.port, remote.port));
-    switch (d.kind) {
-      case 'ike':
-        try {
-          // The payload is a view into the received datagram; the engine may keep what it is given.
-          this.opts.onPacket(local, remote, Buffer.from(d.ike));
-        } catch (e) {
-          this.opts.log.error({ peer: remote.addr, err: e instanceof Error ? e.stack : String(e) }, 'error processing IKE message');
-        }
-        return;
-      case 'keepalive':
-        this.stats.keepalives++;
-        return;
-      case 'esp':
-        this.stats.esp++;
-        return;
-      default:
-        this.stats.invalid++;
-    }
+    // The payload is a view into the received datagram, which the queue would keep alive: a copy.
+    this.inbox.deliver(local, remote, Buffer.from(p.payload));
   }
 
   localAddressFor(remote: string): string | undefined {
@@ -334,7 +311,7 @@ export class PuntTransport implements IkeTransport {
       );
       return;
     }
-    this.sending++;
+    this.sends.started();
     sock
       .send(f.frame, vppPath)
       .catch((e: Error) => {
@@ -345,20 +322,14 @@ export class PuntTransport implements IkeTransport {
   }
 
   flush(timeoutMs: number): Promise<boolean> {
-    if (this.sending === 0) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const t = setTimeout(() => resolve(false), Math.max(0, timeoutMs));
-      this.drained.push(() => {
-        clearTimeout(t);
-        resolve(true);
-      });
-    });
+    return this.sends.flush(timeoutMs);
   }
 
   /** Deregister from VPP (when it is there) and close our socket. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    this.inbox.close();
     this.dropPending();
     const c = this.opts.client;
     c.off('disconnected', this.onDisconnected);

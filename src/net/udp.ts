@@ -9,23 +9,17 @@
  * send and require and strip it on receive. A single 0xFF byte is a NAT-T keepalive and is ignored;
  * anything else there is ESP, which is not ours to handle.
  *
- * Bursts: datagrams are read off the sockets as fast as they come and queued here, and the engine
- * works through the queue in slices of a few milliseconds, so the event loop gets back to the
- * sockets between slices. A burst of thousands of IKE_SA_INITs (a hub restart) then waits in our
- * queue rather than overflowing the kernel's receive buffer, where it would be dropped and only
- * come back with the peers' retransmissions seconds later. Messages of SAs under way (IKE_AUTH,
- * rekeys, DPD, deletes) go before new IKE_SA_INIT requests; when a queue is full, what arrives
- * for it is shed and counted (`shed`). An IKE_SA_INIT request that arrives again (the peer's
- * retransmission) while the first copy is still queued is dropped and counted (`duplicates`): the
- * first copy gets the answer.
+ * Bursts: what arrives is queued in front of the engine and handed over in slices (inbox.ts),
+ * with messages of SAs under way before new IKE_SA_INITs.
  */
 import dgram from 'node:dgram';
 import dns from 'node:dns';
 import net from 'node:net';
 import os from 'node:os';
 import type { Logger } from 'pino';
-import { addNonEspMarker, classifyDatagram } from './framing.ts';
-import { ExchangeType, IKE_PORT, Limits } from '../ikev2/constants.ts';
+import { addNonEspMarker } from './framing.ts';
+import { IkeInbox, markerOn, SendTracker, type InboxStats } from './inbox.ts';
+import { Limits } from '../ikev2/constants.ts';
 import { ipFamily, normalizeIp } from '../common/addr.ts';
 import { endpointText } from '../common/text.ts';
 import type { Endpoint, OutPacket } from '../ikev2/engine/engine.ts';
@@ -55,69 +49,10 @@ export interface RecvBufferGrant {
   capped: boolean;
 }
 
-export interface TransportStats {
+export interface TransportStats extends InboxStats {
   [k: string]: number;
-  keepalives: number;
-  esp: number;
-  invalid: number;
   oversized: number;
   sendErrors: number;
-  /** IKE messages dropped because the queue in front of the engine was full */
-  shed: number;
-  /** retransmitted IKE_SA_INIT requests dropped because the first copy was still queued */
-  duplicates: number;
-}
-
-/** How long the engine may work through queued messages before the sockets are read again. */
-export const SLICE_MS = 2;
-/** Queued IKE_SA_INIT requests (new peers), and queued other messages, at most. */
-export const QUEUE_LIMIT = 16384;
-
-/** An IKE message read off a socket, waiting for the engine. */
-interface Queued {
-  local: Endpoint;
-  remote: Endpoint;
-  ike: Buffer;
-  /** IKE_SA_INIT requests: peer address, port and SPIi */
-  initKey?: string;
-}
-
-/** FIFO of queued messages: an array with a moving head, compacted now and then. */
-class Fifo {
-  private items: (Queued | undefined)[] = [];
-  private head = 0;
-
-  get length(): number {
-    return this.items.length - this.head;
-  }
-
-  push(q: Queued): void {
-    this.items.push(q);
-  }
-
-  shift(): Queued | undefined {
-    if (this.head >= this.items.length) return undefined;
-    const q = this.items[this.head];
-    this.items[this.head++] = undefined;
-    if (this.head >= 1024 && this.head * 2 >= this.items.length) {
-      this.items = this.items.slice(this.head);
-      this.head = 0;
-    }
-    return q;
-  }
-
-  clear(): void {
-    this.items = [];
-    this.head = 0;
-  }
-}
-
-/** An IKE_SA_INIT request that starts a new IKE SA: responder SPI zero, not a response. */
-function isNewSaRequest(ike: Buffer): boolean {
-  // header: SPIi 0..7, SPIr 8..15, next payload 16, version 17, exchange 18, flags 19 (0x20 = response)
-  if (ike[18] !== ExchangeType.IKE_SA_INIT || (ike[19]! & 0x20) !== 0) return false;
-  for (let i = 8; i < 16; i++) if (ike[i] !== 0) return false;
-  return true;
 }
 
 /**
@@ -134,11 +69,6 @@ function literalLookup(
   else dns.lookup(host, opts, cb);
 }
 
-/** Whether IKE on this port pair carries the non-ESP marker. */
-export function markerOn(localPort: number, remotePort: number): boolean {
-  return localPort !== IKE_PORT && remotePort !== IKE_PORT;
-}
-
 export class UdpTransport implements IkeTransport {
   private readonly sockets = new Map<string, dgram.Socket>();
   private readonly opts: UdpTransportOptions;
@@ -146,22 +76,12 @@ export class UdpTransport implements IkeTransport {
   readonly addresses: string[] = [];
   /** Receive buffer sizes granted per socket (`addr|port`), when one was asked for. */
   readonly recvBuffers = new Map<string, RecvBufferGrant>();
-  /** Datagrams handed to a socket whose send has not completed yet. */
-  private sending = 0;
-  private drained: (() => void)[] = [];
-  /** Messages of existing SAs (and responses), served first. */
-  private readonly ongoing = new Fifo();
-  /** IKE_SA_INIT requests from new peers. */
-  private readonly fresh = new Fifo();
-  /** initKey of every request in `fresh`. */
-  private readonly freshKeys = new Set<string>();
-  private drainScheduled = false;
-  private closed = false;
-  private readonly queueLimit: number;
+  private readonly sends = new SendTracker();
+  private readonly inbox: IkeInbox;
 
   constructor(opts: UdpTransportOptions) {
     this.opts = opts;
-    this.queueLimit = opts.queueLimit ?? QUEUE_LIMIT;
+    this.inbox = new IkeInbox(this.stats, opts.onPacket, opts.log, opts.queueLimit);
   }
 
   /** Addresses to bind for the configured listen list. */
@@ -240,73 +160,12 @@ export class UdpTransport implements IkeTransport {
       this.stats.oversized++;
       return;
     }
-    const remote: Endpoint = { addr: normalizeIp(rinfo.address), port: rinfo.port };
-    const d = classifyDatagram(msg, markerOn(local.port, remote.port));
-    switch (d.kind) {
-      case 'ike': {
-        const ike = d.ike;
-        if (isNewSaRequest(ike)) {
-          const initKey = `${remote.addr}|${remote.port}|${ike.toString('hex', 0, 8)}`;
-          if (this.freshKeys.has(initKey)) {
-            this.stats.duplicates++;
-            return;
-          }
-          if (this.fresh.length >= this.queueLimit) {
-            this.stats.shed++;
-            return;
-          }
-          this.freshKeys.add(initKey);
-          this.fresh.push({ local, remote, ike, initKey });
-        } else {
-          if (this.ongoing.length >= this.queueLimit) {
-            this.stats.shed++;
-            return;
-          }
-          this.ongoing.push({ local, remote, ike });
-        }
-        if (!this.drainScheduled) {
-          this.drainScheduled = true;
-          setImmediate(this.drain);
-        }
-        return;
-      }
-      case 'keepalive':
-        this.stats.keepalives++;
-        return;
-      case 'esp':
-        this.stats.esp++;
-        return;
-      default:
-        this.stats.invalid++;
-    }
+    this.inbox.deliver(local, { addr: normalizeIp(rinfo.address), port: rinfo.port }, msg);
   }
-
-  /** Hands queued messages to the engine for up to SLICE_MS, then lets the sockets be read again. */
-  private readonly drain = (): void => {
-    this.drainScheduled = false;
-    if (this.closed) return;
-    const until = performance.now() + SLICE_MS;
-    for (;;) {
-      const m = this.ongoing.shift() ?? this.fresh.shift();
-      if (m === undefined) return;
-      if (m.initKey !== undefined) this.freshKeys.delete(m.initKey);
-      try {
-        this.opts.onPacket(m.local, m.remote, m.ike);
-      } catch (e) {
-        this.opts.log.error({ peer: m.remote.addr, err: e instanceof Error ? e.stack : String(e) }, 'error processing IKE message');
-      }
-      if (this.closed) return;
-      if (performance.now() >= until) break;
-    }
-    if (this.ongoing.length + this.fresh.length > 0) {
-      this.drainScheduled = true;
-      setImmediate(this.drain);
-    }
-  };
 
   /** IKE messages received and not yet handed to the engine. */
   get queued(): number {
-    return this.ongoing.length + this.fresh.length;
+    return this.inbox.queued;
   }
 
   /** Pick our source address for a peer when the connection does not name one. */
@@ -330,7 +189,7 @@ export class UdpTransport implements IkeTransport {
       return;
     }
     const data = markerOn(p.local.port, p.remote.port) ? addNonEspMarker(p.data) : p.data;
-    this.sending++;
+    this.sends.started();
     sock.send(data, p.remote.port, p.remote.addr, this.sent);
   }
 
@@ -341,30 +200,16 @@ export class UdpTransport implements IkeTransport {
       const e = err as Error & { address?: string; port?: number };
       this.opts.log.debug({ remote: e.address !== undefined ? endpointText(e.address, e.port ?? 0) : undefined, err: err.message }, 'send failed');
     }
-    if (--this.sending === 0 && this.drained.length > 0) {
-      const w = this.drained;
-      this.drained = [];
-      for (const f of w) f();
-    }
+    this.sends.done();
   };
 
   /** Resolves once every datagram handed to send() so far has left (or failed), or after timeoutMs. */
   flush(timeoutMs: number): Promise<boolean> {
-    if (this.sending === 0) return Promise.resolve(true);
-    return new Promise((resolve) => {
-      const t = setTimeout(() => resolve(false), Math.max(0, timeoutMs));
-      this.drained.push(() => {
-        clearTimeout(t);
-        resolve(true);
-      });
-    });
+    return this.sends.flush(timeoutMs);
   }
 
   async close(): Promise<void> {
-    this.closed = true;
-    this.ongoing.clear();
-    this.fresh.clear();
-    this.freshKeys.clear();
+    this.inbox.close();
     await Promise.all([...this.sockets.values()].map((s) => new Promise<void>((r) => s.close(() => r()))));
     this.sockets.clear();
   }

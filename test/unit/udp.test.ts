@@ -14,7 +14,8 @@ import dgram from 'node:dgram';
 import os from 'node:os';
 import { readFileSync } from 'node:fs';
 import pino from 'pino';
-import { UdpTransport, markerOn, type UdpTransportOptions } from '../../src/net/udp.ts';
+import { UdpTransport, type UdpTransportOptions } from '../../src/net/udp.ts';
+import { markerOn } from '../../src/net/inbox.ts';
 import { waitFor } from '../helpers/wait.ts';
 
 const V4 = '127.0.0.1';
