@@ -14,7 +14,9 @@
  * - replay: VPP killed (SIGKILL), started again, its interfaces re-created (as a gateway's startup
  *   config does); timed from VPP answering its CLI again until (a) the back end's resync has
  *   programmed every CHILD_SA again (the first replayed() call comes after the whole replay),
- *   (b) the last replayed() batch has arrived, (c) a dump of VPP's SAD holds all 2 × N SAs.
+ *   (b) the last replayed() batch has arrived, (c) a dump of VPP's SAD holds all 2 × N SAs; also
+ *   when the client reconnected and when the replay started programming (after the snapshot of
+ *   what VPP holds, the stray removal and the wait for the interfaces it needs).
  *   The bench runs the back end with replayIntervalMs 1 and replayBatch 1000 (the defaults, 1000 ms
  *   and 200, pace the engine's rekeys and would dominate (b)), reconnect backoff 20–200 ms.
  *
@@ -24,7 +26,9 @@
  * one SPD on the host interface, PROTECT entries in both directions per tunnel.
  *
  * Needs: root, iproute2, VPP (../shared/vpp/run-vpp.sh or VPP_PREFIX, see test/helpers/real-vpp.ts),
- * libunwind8. VPP's main heap is raised to VPP_HEAP (default 4G here; 256M does not hold 50,000).
+ * libunwind8. VPP's main heap is raised to VPP_HEAP (default 4G here; 256M does not hold 50,000), its
+ * stats segment by VPP_EXTRA_CONF (default `statseg { size 512M }`: the lab's 32M aborts VPP below
+ * 10,000 p2p interfaces).
  * Takes about 2–4 minutes at 50,000 on 2 cores (most of it VPP's SPD inserts in policy mode and the
  * emulator baseline); memory: VPP up to its heap, this process ~1 GB.
  *
@@ -46,6 +50,7 @@ import { runInNewContext } from 'node:vm';
 import { VppDataplane, isOurId } from '../src/dataplane/vpp/index.ts';
 import type { ChildInstall, SaParams, VppMode } from '../src/dataplane/types.ts';
 import { VppClient } from '../src/vpp/client.ts';
+import type { VppLogger } from '../src/vpp/client-types.ts';
 import { saParams } from '../test/helpers/builders.ts';
 import { startVppLab, vppAvailable, type VppLab } from '../test/helpers/real-vpp.ts';
 
@@ -170,9 +175,31 @@ function watchReplay(dp: VppDataplane, n: number, from: () => number): ReplayWat
   return { done, failed };
 }
 
-function dataplaneOptions(socket: string, mode: VppMode, policyInterface: string): ConstructorParameters<typeof VppDataplane>[0] {
+/**
+ * A logger for the back end that notes when the resync reaches its steps: the client reconnected,
+ * the replay starts programming (after the snapshot, stray removal and the wait for interfaces).
+ * Errors are counted and the first few printed.
+ */
+class PhaseLog implements VppLogger {
+  reconnectedAt: number | undefined;
+  replayStartAt: number | undefined;
+  errors = 0;
+  debug(): void {}
+  info(obj: object, msg?: string): void {
+    if (msg === 'connected to VPP' && (obj as { reconnect?: boolean }).reconnect === true) this.reconnectedAt ??= performance.now();
+  }
+  warn(_obj: object, msg?: string): void {
+    if (msg === 'VPP lost CHILD_SAs; programming them again') this.replayStartAt ??= performance.now();
+  }
+  error(obj: object, msg?: string): void {
+    if (this.errors++ < 5) process.stderr.write(`back end: ${msg ?? ''} ${JSON.stringify(obj)}\n`);
+  }
+}
+
+function dataplaneOptions(socket: string, mode: VppMode, policyInterface: string, log: VppLogger): ConstructorParameters<typeof VppDataplane>[0] {
   return {
     socket,
+    log,
     clientOptions: { healthCheckMs: 0, maxInFlight: WINDOW, requestTimeoutMs: 120_000, reconnectMinMs: 20, reconnectMaxMs: 200 },
     replayIntervalMs: 1,
     replayBatch: 1000,
@@ -199,7 +226,9 @@ export interface ScaleRun {
   vppBytesPerTunnel: number;
   ourRssPerTunnel: number;
   ourHeapPerTunnel: number;
-  /** From VPP (or the emulator) answering again. */
+  /** From VPP (or the emulator) answering again: the client reconnected, the replay started programming, ... */
+  replayReconnectMs: number;
+  replayStartMs: number;
   replayProgrammedMs: number;
   replayLastBatchMs: number;
   replayVerifiedMs: number;
@@ -224,7 +253,8 @@ async function runReal(n: number, mode: VppMode): Promise<ScaleRun> {
     for (const c of own.splice(0).reverse()) await c();
   };
   cleanups.push(cleanLab);
-  const dp = new VppDataplane(dataplaneOptions(lab.apiSocket, mode, lab.hostIf));
+  const phases = new PhaseLog();
+  const dp = new VppDataplane(dataplaneOptions(lab.apiSocket, mode, lab.hostIf, phases));
   try {
     await dp.start();
     const heapBefore = await vppHeapUsed(lab);
@@ -263,6 +293,8 @@ async function runReal(n: number, mode: VppMode): Promise<ScaleRun> {
       vppBytesPerTunnel: (Number.isFinite(heap) ? heap : rssAfter - rssBefore) / n,
       ourRssPerTunnel: (ours1.rss - ours0.rss) / n,
       ourHeapPerTunnel: (ours1.heapUsed - ours0.heapUsed) / n,
+      replayReconnectMs: (phases.reconnectedAt ?? NaN) - answered,
+      replayStartMs: (phases.replayStartAt ?? NaN) - answered,
       replayProgrammedMs: r.firstMs,
       replayLastBatchMs: r.lastMs,
       replayVerifiedMs: verifiedMs,
@@ -300,7 +332,8 @@ async function runEmulator(n: number, mode: VppMode): Promise<ScaleRun> {
     rmSync(socket, { force: true });
   };
   cleanups.push(stop);
-  const dp = new VppDataplane(dataplaneOptions(socket, mode, EMU_UPLINK));
+  const phases = new PhaseLog();
+  const dp = new VppDataplane(dataplaneOptions(socket, mode, EMU_UPLINK, phases));
   try {
     await dp.start();
     const rssBefore = rssOf(emu.pid!);
@@ -333,6 +366,8 @@ async function runEmulator(n: number, mode: VppMode): Promise<ScaleRun> {
       vppBytesPerTunnel: (rssAfter - rssBefore) / n,
       ourRssPerTunnel: (ours1.rss - ours0.rss) / n,
       ourHeapPerTunnel: (ours1.heapUsed - ours0.heapUsed) / n,
+      replayReconnectMs: (phases.reconnectedAt ?? NaN) - answered,
+      replayStartMs: (phases.replayStartAt ?? NaN) - answered,
       replayProgrammedMs: r.firstMs,
       replayLastBatchMs: r.lastMs,
       replayVerifiedMs: verifiedMs,
@@ -351,7 +386,7 @@ const mb = (b: number | undefined): string => (b === undefined || !Number.isFini
 const s = (ms: number): string => (Number.isFinite(ms) ? (ms / 1000).toFixed(2) : '-');
 
 function table(runs: ScaleRun[]): string {
-  const head = ['target', 'mode', 'N', 'program s', 'tunnels/s', 'msgs/s', 'VPP heap MB', 'VPP RSS MB', 'VPP B/tun', 'our RSS B/tun', 'our heap B/tun', 'replay s', 'last batch s', 'verified s', 'SAs', 'failed'];
+  const head = ['target', 'mode', 'N', 'program s', 'tunnels/s', 'msgs/s', 'VPP heap MB', 'VPP RSS MB', 'VPP B/tun', 'our RSS B/tun', 'our heap B/tun', 'reconn s', 'replay start s', 'replayed s', 'last batch s', 'verified s', 'SAs', 'failed'];
   const rows = runs.map((r) => [
     r.target,
     r.mode,
@@ -364,6 +399,8 @@ function table(runs: ScaleRun[]): string {
     r.vppBytesPerTunnel.toFixed(0),
     r.ourRssPerTunnel.toFixed(0),
     r.ourHeapPerTunnel.toFixed(0),
+    s(r.replayReconnectMs),
+    s(r.replayStartMs),
     s(r.replayProgrammedMs),
     s(r.replayLastBatchMs),
     s(r.replayVerifiedMs),
@@ -419,6 +456,9 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     process.exit(1);
   }
   process.env.VPP_HEAP ??= '4G';
+  // The lab's stats segment (32M) runs out near a few thousand p2p interfaces (VPP aborts in
+  // ipsec_itf_create → vlib_stats_add_symlink); a second statseg stanza raises it.
+  process.env.VPP_EXTRA_CONF ??= 'statseg { size 512M }';
   let stopping = false;
   for (const sig of ['SIGINT', 'SIGTERM'] as const) {
     process.on(sig, () => {
@@ -442,6 +482,6 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
     await cleanupAll();
   }
   process.stdout.write(`${table(runs)}\n`);
-  process.stdout.write(`${JSON.stringify({ vppHeap: process.env.VPP_HEAP, replayIntervalMs: 1, replayBatch: 1000, concurrency: CONCURRENCY, window: WINDOW, runs })}\n`);
+  process.stdout.write(`${JSON.stringify({ vppHeap: process.env.VPP_HEAP, vppExtraConf: process.env.VPP_EXTRA_CONF, replayIntervalMs: 1, replayBatch: 1000, concurrency: CONCURRENCY, window: WINDOW, runs })}\n`);
   process.exit(code);
 }
