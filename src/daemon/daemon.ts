@@ -186,7 +186,7 @@ export class Daemon {
     if (!this.vppClient || !this.vppBackEnd) throw new Error('transport = punt needs dataplane = vpp');
     const punt = new PuntTransport({ ...common, client: this.vppClient, socketPath: cfg.vpp.puntSocket, registerOnReconnect: false });
     // After a VPP restart: punt registrations first, then the SAs (IKE on 4500 must reach us again).
-    this.vppBackEnd.setBeforeResync(() => punt.register());
+    this.vppBackEnd.setBeforeResync(() => punt.registerOrRetry());
     return punt;
   }
 

@@ -21,7 +21,7 @@ import { buildPuntFrame, parsePuntFrame, PUNT_HEADER_VERSION, PUNT_MAX_IP_PACKET
 import { UnixDgramSocket } from './unix-dgram.ts';
 import type { IkeTransport, OnIkePacket } from './transport.ts';
 import type { Endpoint, OutPacket } from '../ikev2/engine/engine.ts';
-import { IKE_NATT_PORT } from '../ikev2/constants.ts';
+import { IKE_NATT_PORT, Limits } from '../ikev2/constants.ts';
 import { ipFamily, normalizeIp } from '../common/addr.ts';
 import { endpointText } from '../common/text.ts';
 import { VppApiError, type VppClient } from '../vpp/client.ts';
@@ -54,6 +54,8 @@ export interface PuntTransportStats extends InboxStats {
   notOurs: number;
   /** Packets we could not send because VPP has no interface with our address (yet). */
   noInterface: number;
+  /** Datagrams on our punt socket that did not come from VPP's. */
+  notFromVpp: number;
   /** Times we registered with VPP (start and every reconnect). */
   registrations: number;
 }
@@ -67,10 +69,14 @@ const LOOKUP_INTERVAL_MS = 1000;
  * many, or when the look-up does not find the address, they are dropped (the engine retransmits).
  */
 const MAX_PENDING = 1024;
+const REGISTER_RETRY_MIN_MS = 1000;
+const REGISTER_RETRY_MAX_MS = 30_000;
+/** Descriptor, L2 and IP/UDP headers in front of an IKE message in a punted frame, at most. */
+const PUNT_HEADROOM = 256;
 const PUNT_MESSAGES = ['punt_socket_register', 'punt_socket_deregister', 'punt_reason_dump', 'ip_address_dump'] as const;
 
 export class PuntTransport implements IkeTransport {
-  readonly stats: PuntTransportStats = { keepalives: 0, esp: 0, invalid: 0, shed: 0, duplicates: 0, tooBig: 0, sendErrors: 0, notOurs: 0, noInterface: 0, registrations: 0 };
+  readonly stats: PuntTransportStats = { keepalives: 0, esp: 0, invalid: 0, shed: 0, duplicates: 0, tooBig: 0, sendErrors: 0, notOurs: 0, noInterface: 0, notFromVpp: 0, registrations: 0 };
   readonly addresses: string[];
   private readonly opts: PuntTransportOptions;
   private readonly any4: boolean;
@@ -93,11 +99,17 @@ export class PuntTransport implements IkeTransport {
   private readonly sends = new SendTracker();
   private readonly inbox: IkeInbox;
   private closed = false;
+  /** The timer of the next registration attempt after a failed one (until it succeeds or VPP goes). */
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryDelay = REGISTER_RETRY_MIN_MS;
   private readonly onDisconnected = (): void => this.forgetVpp();
   private readonly onConnected = (info: { reconnect?: boolean }): void => {
-    if (info.reconnect && !this.closed) {
-      this.register().catch((e: Error) => this.opts.log.error({ err: e.message }, 'punt registration after VPP reconnect failed; IKE is not received until it succeeds'));
-    }
+    if (info.reconnect && !this.closed) void this.registerOrRetry();
+  };
+  /** VPP deleted an interface: forget every address we routed through it (VPP crashes on a stale index). */
+  private readonly onEvent = (name: string, msg: { sw_if_index?: number; deleted?: boolean }): void => {
+    if (name !== 'sw_interface_event' || !msg.deleted) return;
+    for (const [addr, sw] of this.ifByAddr) if (sw === msg.sw_if_index) this.ifByAddr.delete(addr);
   };
 
   constructor(opts: PuntTransportOptions) {
@@ -129,6 +141,7 @@ export class PuntTransport implements IkeTransport {
     sock.on('error', (e) => this.opts.log.error({ err: e.message, socket: this.opts.socketPath }, 'punt socket failed: IKE is no longer received'));
     this.sock = sock;
     c.on('disconnected', this.onDisconnected);
+    c.on('event', this.onEvent);
     if (this.opts.registerOnReconnect !== false) c.on('connected', this.onConnected);
     await this.register();
     this.opts.log.info({ socket: this.opts.socketPath, vpp_socket: this.vppPath, listen: this.addresses, port: this.opts.port, port_nat_t: this.opts.portNatT }, 'receiving IKE through VPP punt');
@@ -140,6 +153,12 @@ export class PuntTransport implements IkeTransport {
    */
   async register(): Promise<void> {
     const c = this.opts.client;
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    // Deleted interfaces are reported, so an index we learned never outlives its interface.
+    if (c.messageId('want_interface_events') !== undefined) {
+      await c.request('want_interface_events', { enable_disable: 1, pid: process.pid }).catch((e: Error) => this.opts.log.warn({ err: e.message }, 'VPP interface events not available'));
+    }
     const reasons = await c.dump('punt_reason_dump', { reason: { id: 0, name: '' } });
     const reasonId = (name: string): number => {
       const r = reasons.find((x) => x.reason.name === name);
@@ -153,18 +172,47 @@ export class PuntTransport implements IkeTransport {
       const reason = fam === 4 ? 'ipsec4-spi-o-udp-0' : 'ipsec6-spi-o-udp-0';
       want.push({ what: `IKE on UDP/${IKE_NATT_PORT} (IPv${fam}, ${reason})`, punt: { type: PuntType.PUNT_API_TYPE_EXCEPTION, punt: { exception: { id: reasonId(reason) } } } });
     }
+    const done: Punt[] = [];
+    let vppPath: string | undefined;
     for (const w of want) {
       try {
         const r = await c.request('punt_socket_register', { header_version: PUNT_HEADER_VERSION, punt: w.punt, pathname: this.opts.socketPath });
-        this.vppPath = r.pathname;
+        vppPath = r.pathname;
+        done.push(w.punt);
       } catch (e) {
+        // What did register is remembered, so that close() removes it.
+        this.registered = done;
         const why = e instanceof VppApiError ? `${e.message}` : (e as Error).message;
         throw new Error(`VPP refused the punt registration for ${w.what}: ${why} (is 'punt { socket ... }' in VPP's startup.conf?)`);
       }
     }
-    this.registered = want.map((w) => w.punt);
+    this.registered = done;
+    this.vppPath = vppPath;
+    this.retryDelay = REGISTER_RETRY_MIN_MS;
     this.stats.registrations++;
     await this.lookupAddresses(true);
+  }
+
+  /**
+   * register(), and when it fails (VPP still starting, a request timing out), again with backoff
+   * until it succeeds or the VPP connection changes: a daemon that is not registered hears no IKE.
+   * Resolves after the first attempt either way.
+   */
+  async registerOrRetry(): Promise<void> {
+    try {
+      await this.register();
+    } catch (e) {
+      if (this.closed || !this.opts.client.connected) return;
+      const delay = this.retryDelay;
+      this.retryDelay = Math.min(REGISTER_RETRY_MAX_MS, this.retryDelay * 2);
+      this.opts.log.error({ err: (e as Error).message, retry_ms: delay }, 'punt registration with VPP failed; IKE is not received until it succeeds; retrying');
+      if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+      this.retryTimer = setTimeout(() => {
+        this.retryTimer = undefined;
+        if (!this.closed && this.opts.client.connected) void this.registerOrRetry();
+      }, delay);
+      this.retryTimer.unref();
+    }
   }
 
   /** What VPP says our addresses are on (non-ipsec interfaces), for packets we send first. */
@@ -186,7 +234,8 @@ export class PuntTransport implements IkeTransport {
           }
         }
       }
-      for (const [addr, sw] of found) if (!this.ifByAddr.has(addr)) this.ifByAddr.set(addr, sw);
+      // VPP's own answer wins over what was learned from packets.
+      for (const [addr, sw] of found) this.ifByAddr.set(addr, sw);
       this.vppAddrs = [...found.keys()].filter((a) => this.serves(a));
     };
     this.lookingUp = run()
@@ -200,6 +249,9 @@ export class PuntTransport implements IkeTransport {
   /** VPP went away: its punt socket and every sw_if_index we knew are gone with it. */
   private forgetVpp(): void {
     this.vppPath = undefined;
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.retryDelay = REGISTER_RETRY_MIN_MS;
     this.ifByAddr.clear();
     this.vppAddrs = [];
     this.dropPending();
@@ -260,7 +312,17 @@ export class PuntTransport implements IkeTransport {
     return ipFamily(addr) === 6 ? this.any6 : this.any4;
   }
 
-  private onFrame(data: Buffer, _from: string | undefined): void {
+  private onFrame(data: Buffer, from: string | undefined): void {
+    // Only VPP's punt socket may hand us packets: a frame's sw_if_index is used to answer it.
+    if (from === undefined || from !== this.vppPath) {
+      this.stats.notFromVpp++;
+      this.opts.log.debug({ from: from ?? '(unbound)' }, 'datagram on the punt socket not from VPP dropped');
+      return;
+    }
+    if (data.length > Limits.MAX_MESSAGE + PUNT_HEADROOM) {
+      this.stats.invalid++;
+      return;
+    }
     const r = parsePuntFrame(data);
     if (!r.ok) {
       this.stats.invalid++;
@@ -333,6 +395,9 @@ export class PuntTransport implements IkeTransport {
     this.dropPending();
     const c = this.opts.client;
     c.off('disconnected', this.onDisconnected);
+    c.off('event', this.onEvent);
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
     c.off('connected', this.onConnected);
     if (c.connected) {
       for (const punt of this.registered) {

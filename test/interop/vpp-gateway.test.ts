@@ -434,7 +434,7 @@ s.bind(0, () => { for (const h of hex) s.send(Buffer.from(h, 'hex'), Number(port
 
 interface Stats {
   rx_invalid: number;
-  transport: { invalid: number; not_ours: number };
+  transport: { invalid: number; not_ours: number; not_from_vpp: number };
 }
 
 /** A VPP address vpp-iked does not serve (not in `listen`): added to the host-interface for the test. */
@@ -452,21 +452,24 @@ async function hostileInput(st: TestContext, g: Gateway): Promise<void> {
   assert.equal(r.code, 0, r.stderr);
   r = await g.vpp.inPeer(process.execPath, ['-e', SENDER, '4', NOT_SERVED, '500', ikeSized]);
   assert.equal(r.code, 0, r.stderr);
-  // Straight into our punt socket: truncated frames (descriptor only; a frame cut inside its IP header).
+  // Straight into our punt socket, not from VPP's: truncated frames (descriptor only; a frame cut
+  // inside its IP header) and a well-formed one whose sw_if_index VPP does not have: none is used.
   const frame = buildPuntFrame({ swIfIndex: 1, src: VPP_LAB_ADDR.peer.v4, dst: VPP_LAB_ADDR.vpp.v4, srcPort: 500, dstPort: 500, payload: Buffer.alloc(100, 1) });
   assert.ok(frame.ok);
   const sock = new UnixDgramSocket();
   try {
-    for (const f of [frame.frame.subarray(0, 8), frame.frame.subarray(0, 8 + 14 + 10), Buffer.alloc(3)]) await sock.send(f, g.puntSocket);
+    for (const f of [frame.frame.subarray(0, 8), frame.frame.subarray(0, 8 + 14 + 10), Buffer.alloc(3), frame.frame]) await sock.send(f, g.puntSocket);
   } finally {
     sock.close();
   }
   const after = await waitFor('the hostile datagrams to be counted', async () => {
     const now = await g.iked.json<Stats>(['stats']);
-    return now.transport.invalid >= before.transport.invalid + 4 && now.transport.not_ours >= before.transport.not_ours + 1 &&
+    return now.transport.invalid >= before.transport.invalid + 1 && now.transport.not_ours >= before.transport.not_ours + 1 &&
+      now.transport.not_from_vpp >= before.transport.not_from_vpp + 4 &&
       now.rx_invalid >= before.rx_invalid + 1 && now;
   }, 5000, 100);
   st.diagnostic(`dropped and counted: transport invalid +${after.transport.invalid - before.transport.invalid}, ` +
+    `not from VPP +${after.transport.not_from_vpp - before.transport.not_from_vpp}, ` +
     `not ours +${after.transport.not_ours - before.transport.not_ours}, IKE invalid +${after.rx_invalid - before.rx_invalid}`);
   // Still serving: strongSwan rekeys a CHILD_SA, and the tunnel carries traffic.
   const x = TUNNELS[0]!;

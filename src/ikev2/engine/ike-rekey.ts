@@ -5,6 +5,7 @@
 import { ExchangeType, NotifyType, PayloadType, notifyName } from '../constants.ts';
 import type { IkeHeader, Payload, SaPayload } from '../codec/types.ts';
 import { IkeCipher } from '../crypto/protect.ts';
+import { keep } from '../crypto/keep.ts';
 import { createKeyExchange, CryptoError } from '../crypto/ke.ts';
 import { deriveRekeyedIkeKeys, Prf } from '../crypto/prf.ts';
 import { checkIkeResponse, formatIkeSuite, ikeChosenToWire, selectIkeProposal, toWireProposals, type ChosenIke } from '../crypto/proposals.ts';
@@ -68,6 +69,11 @@ function adoptChildren(ctx: EngineContext, from: IkeSa, to: IkeSa): void {
 
 /** A new IKE SA that takes over from `old` (keys from the old SK_d and the new key exchange). */
 function successor(ctx: EngineContext, old: IkeSa, weInitiated: boolean, spiI: Buffer, spiR: Buffer, chosen: ChosenIke, secret: Buffer, ni: Buffer, nr: Buffer): IkeSa {
+  // SPIs and nonces are kept for the new SA's life: copies of their own (see keep()).
+  spiI = keep(spiI);
+  spiR = keep(spiR);
+  ni = keep(ni);
+  nr = keep(nr);
   const sa = new IkeSa(ctx.nextSaId++, weInitiated, spiI, { ...old.local }, { ...old.remote }, ctx.sched.now(), ctx.gauges);
   sa.spiR = spiR;
   sa.conn = old.conn;
@@ -130,7 +136,7 @@ export function onIkeRekeyRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, p
     { type: PayloadType.KE, critical: false, group: chosen.suite.ke, data: dh.publicValue },
   ]);
   // The peer started the rekey, so it is the new IKE SA's initiator; it deletes the old one.
-  successor(ctx, sa, false, Buffer.from(chosen.spi), spiR, chosen, secret, ni, nr);
+  successor(ctx, sa, false, chosen.spi, spiR, chosen, secret, ni, nr);
   setTimer(ctx, sa, Timer.DELETE_OLD, ctx.sched.now() + DELETE_OLD_AFTER_MS);
 }
 
@@ -165,7 +171,7 @@ export function onIkeRekeyResponse(ctx: EngineContext, sa: IkeSa, task: IkeRekey
     if (!(e instanceof CryptoError)) throw e;
     return retryLater(e.message);
   }
-  const next = successor(ctx, sa, true, task.spi!, Buffer.from(chosen.spi), chosen, secret, task.ni!, nr.data);
+  const next = successor(ctx, sa, true, task.spi!, chosen.spi, chosen, secret, task.ni!, nr.data);
   queueTask(ctx, sa, { kind: 'ike-delete' });
   if (sa.terminateRequested) deleteIke(ctx, next);
 }

@@ -103,6 +103,12 @@ const REQUESTS: Partial<Record<number, RequestHandler>> = {
 
 /** An authenticated request of the peer (IKE_SA_INIT requests are handled before an SA exists). */
 export function handleRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payloads: Payload[]): Promise<void> | void {
+  // Until the peer is authenticated, IKE_AUTH is the only exchange it may start (RFC 7296 §1.2).
+  if (!sa.initiator && sa.state === 'CONNECTING' && h.exchange !== ExchangeType.IKE_AUTH) {
+    ctx.stats.rxInvalid++;
+    if (ctx.debug) ctx.log.debug({ ike: sa.id, exchange: h.exchange }, 'request before IKE_AUTH refused');
+    return answerNotify(ctx, sa, h, NotifyType.INVALID_SYNTAX);
+  }
   const handler = REQUESTS[h.exchange];
   if (handler) return handler(ctx, sa, h, payloads);
   ctx.stats.rxInvalid++;
