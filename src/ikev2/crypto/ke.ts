@@ -284,3 +284,19 @@ export function createKeyExchangeFromPrivate(group: number, privateKey: Buffer):
 export function isSupportedKeGroup(group: number): boolean {
   return keGroup(group) !== undefined;
 }
+
+/**
+ * The responder's side of a key exchange: our public value and the shared secret for the peer's
+ * value, or undefined when the peer's value is not valid for the group (the caller answers
+ * INVALID_SYNTAX). Other errors are thrown.
+ */
+export function respondKeyExchange(group: number, peerValue: Buffer): { publicValue: Buffer; secret: Buffer } | undefined {
+  try {
+    const dh = createKeyExchange(group);
+    const secret = dh.computeSecret(peerValue);
+    return { publicValue: dh.publicValue, secret };
+  } catch (e) {
+    if (e instanceof CryptoError) return undefined;
+    throw e;
+  }
+}

@@ -5,7 +5,7 @@
  */
 import { ExchangeType, NotifyType, PayloadType, ProtocolId, notifyName } from '../constants.ts';
 import type { IkeHeader, KePayload, Payload, SaPayload } from '../codec/types.ts';
-import { createKeyExchange, CryptoError, type KeyExchange } from '../crypto/ke.ts';
+import { createKeyExchange, CryptoError, respondKeyExchange, type KeyExchange } from '../crypto/ke.ts';
 import { deriveChildKeys } from '../crypto/prf.ts';
 import { checkEspResponse, espChosenToWire, formatEspProposal, selectEspProposal, toWireProposals, type ChosenEsp } from '../crypto/proposals.ts';
 import { ChildSa, type IkeSa, type Task } from '../sa/ike-sa.ts';
@@ -128,15 +128,13 @@ export async function respondChild(
       ctx.stats.invalidKe++;
       return { payloads: [notify(NotifyType.INVALID_KE_PAYLOAD, u16(esp.ke))] };
     }
-    try {
-      const dh = createKeyExchange(esp.ke);
-      pfsSecret = dh.computeSecret(kePayload.data);
-      ourKe = { type: PayloadType.KE, critical: false, group: esp.ke, data: dh.publicValue };
-    } catch (e) {
-      if (!(e instanceof CryptoError)) throw e;
+    const dh = respondKeyExchange(esp.ke, kePayload.data);
+    if (!dh) {
       ctx.stats.rxInvalid++;
       return { payloads: [notify(NotifyType.INVALID_SYNTAX)] };
     }
+    pfsSecret = dh.secret;
+    ourKe = { type: PayloadType.KE, critical: false, group: esp.ke, data: dh.publicValue };
   }
   const transport = findNotify(payloads, NotifyType.USE_TRANSPORT_MODE) !== undefined && cfg.mode === 'transport';
   const { child, ok } = await createChild(ctx, sa, cfg, esp, transport, 0, tsr, tsi, rekey, ni, nr, pfsSecret, false);

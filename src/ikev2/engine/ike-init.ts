@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { ExchangeType, HeaderFlag, IKE_NATT_PORT, IKE_PORT, NotifyType, PayloadType, notifyName } from '../constants.ts';
 import type { IkeHeader, Payload } from '../codec/types.ts';
 import { IkeCipher } from '../crypto/protect.ts';
-import { createKeyExchange, CryptoError } from '../crypto/ke.ts';
+import { createKeyExchange, CryptoError, respondKeyExchange } from '../crypto/ke.ts';
 import { deriveIkeKeys, Prf } from '../crypto/prf.ts';
 import { keep } from '../crypto/keep.ts';
 import { checkIkeResponse, ikeChosenToWire, selectIkeProposal, toWireProposals } from '../crypto/proposals.ts';
@@ -72,16 +72,12 @@ export function onInitRequest(ctx: EngineContext, local: Endpoint, remote: Endpo
     if (ctx.debug) ctx.log.debug({ peer: remote.addr }, 'IKE_SA_INIT refused: the IKE SA table is full');
     return;
   }
-  let dh;
-  let secret: Buffer;
-  try {
-    dh = createKeyExchange(chosen.suite.ke);
-    secret = dh.computeSecret(ke.data);
-  } catch (e) {
-    if (!(e instanceof CryptoError)) throw e;
+  const dh = respondKeyExchange(chosen.suite.ke, ke.data);
+  if (!dh) {
     ctx.stats.rxInvalid++;
     return sendStateless(ctx, local, remote, h, [notify(NotifyType.INVALID_SYNTAX)]);
   }
+  const secret = dh.secret;
   // SPIi and Ni are kept for the SA's life: copies of their own (see keep())
   const sa = new IkeSa(ctx.nextSaId++, false, keep(h.spiI), { ...local }, { ...remote }, ctx.sched.now(), ctx.gauges);
   sa.spiR = newSpi(ctx);

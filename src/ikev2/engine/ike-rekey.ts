@@ -6,7 +6,7 @@ import { ExchangeType, NotifyType, PayloadType, notifyName } from '../constants.
 import type { IkeHeader, Payload, SaPayload } from '../codec/types.ts';
 import { IkeCipher } from '../crypto/protect.ts';
 import { keep } from '../crypto/keep.ts';
-import { createKeyExchange, CryptoError } from '../crypto/ke.ts';
+import { createKeyExchange, CryptoError, respondKeyExchange } from '../crypto/ke.ts';
 import { deriveRekeyedIkeKeys, Prf } from '../crypto/prf.ts';
 import { checkIkeResponse, formatIkeSuite, ikeChosenToWire, selectIkeProposal, toWireProposals, type ChosenIke } from '../crypto/proposals.ts';
 import { IkeSa, Timer, type Task } from '../sa/ike-sa.ts';
@@ -119,15 +119,9 @@ export function onIkeRekeyRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, p
     ctx.stats.invalidKe++;
     return answerNotify(ctx, sa, h, NotifyType.INVALID_KE_PAYLOAD, u16(chosen.suite.ke));
   }
-  let dh;
-  let secret: Buffer;
-  try {
-    dh = createKeyExchange(chosen.suite.ke);
-    secret = dh.computeSecret(ke.data);
-  } catch (e) {
-    if (!(e instanceof CryptoError)) throw e;
-    return answerNotify(ctx, sa, h, NotifyType.INVALID_SYNTAX);
-  }
+  const dh = respondKeyExchange(chosen.suite.ke, ke.data);
+  if (!dh) return answerNotify(ctx, sa, h, NotifyType.INVALID_SYNTAX);
+  const secret = dh.secret;
   const nr = nonce(ctx);
   const spiR = newSpi(ctx);
   answer(ctx, sa, h, [
