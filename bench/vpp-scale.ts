@@ -33,7 +33,9 @@
  * Takes about 2–4 minutes at 50,000 on 2 cores (most of it VPP's SPD inserts in policy mode and the
  * emulator baseline); memory: VPP up to its heap, this process ~1 GB.
  *
- * Run: node bench/vpp-scale.ts [--n 50000] [--modes p2mp,policy] [--p2p 10000] [--no-emulator]
+ * Run: node bench/vpp-scale.ts [--n 50000] [--modes p2mp,policy] [--p2p 10000] [--no-emulator] [--concurrency 256]
+ *   --concurrency: installs under way at once while programming (the replay after a restart starts
+ *   all of them at once, bounded only by the client's window).
  *   --p2p N also runs p2p mode with N tunnels (VPP allows at most 15,384 p2p interfaces from instance 1000).
  * Prints a table, then the JSON of all figures on the last line. Every lab (VPP, namespaces, folder)
  * and emulator process is removed on exit, also on an error or Ctrl-C.
@@ -57,7 +59,7 @@ import { startVppLab, vppAvailable, type VppLab } from '../test/helpers/real-vpp
 
 const U32_MAX = 0xffffffff;
 const EMULATOR = fileURLToPath(new URL('../src/vpp/emulator/main.ts', import.meta.url));
-const CONCURRENCY = 256;
+let CONCURRENCY = 256;
 const WINDOW = 512;
 const P2MP_IFACE = 'ipsec100';
 const EMU_UPLINK = 'uplink0';
@@ -440,6 +442,10 @@ function parseArgs(argv: string[]): { n: number; modes: VppMode[]; p2p: number; 
     else if (a === '--modes') modes = (argv[++i] ?? '').split(',').filter((m): m is VppMode => m === 'p2mp' || m === 'policy');
     else if (a === '--p2p') p2p = Number(argv[++i]);
     else if (a === '--no-emulator') emulator = false;
+    else if (a === '--concurrency') {
+      CONCURRENCY = Number(argv[++i]);
+      if (!Number.isInteger(CONCURRENCY) || CONCURRENCY < 1) throw new RangeError('--concurrency must be a positive integer');
+    }
     else throw new Error(`unknown argument ${a}`);
   }
   if (!Number.isInteger(n) || n < 1 || n > 16 * 65536) throw new RangeError('--n must be 1..1048576');
@@ -452,7 +458,7 @@ if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
   try {
     args = parseArgs(process.argv.slice(2));
   } catch (e) {
-    process.stderr.write(`${(e as Error).message}\nusage: node bench/vpp-scale.ts [--n 50000] [--modes p2mp,policy] [--p2p N] [--no-emulator]\n`);
+    process.stderr.write(`${(e as Error).message}\nusage: node bench/vpp-scale.ts [--n 50000] [--modes p2mp,policy] [--p2p N] [--no-emulator] [--concurrency N]\n`);
     process.exit(2);
   }
   const a = vppAvailable();
