@@ -30,8 +30,10 @@
  * libunwind8. VPP's main heap is raised to VPP_HEAP (default 4G here; 256M does not hold 50,000), its
  * stats segment by VPP_EXTRA_CONF (default `statseg { size 512M }`: the lab's 32M aborts VPP below
  * 10,000 p2p interfaces).
- * Takes about 2–4 minutes at 50,000 on 2 cores (most of it VPP's SPD inserts in policy mode and the
- * emulator baseline); memory: VPP up to its heap, this process ~1 GB.
+ * Takes about 4 minutes at 50,000 on 2 cores (4.5 with --p2p 10000): per mode ~20–35 s programming
+ * and ~35–45 s replay in the real VPP, ~10 + 15 s in the emulator, plus the SAD dumps that verify the
+ * replay (the emulator's takes ~35 s in p2mp mode). Memory: VPP ~0.9 GB RSS, the emulator ~0.5 GB,
+ * this process ~1.3 GB.
  *
  * Run: node bench/vpp-scale.ts [--n 50000] [--modes p2mp,policy] [--p2p 10000] [--no-emulator] [--concurrency 256]
  *   --concurrency: installs under way at once while programming (the replay after a restart starts
