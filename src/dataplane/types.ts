@@ -72,6 +72,13 @@ export interface ChildInstall {
    * inbound SA keeps accepting until the engine calls remove(old) once the old CHILD_SA is deleted.
    */
   replaces?: number;
+  /**
+   * With `replaces`, we answered the rekey (the peer started it): the outbound direction stays on
+   * the replaced child's SA until remove(replaced), which comes when the peer, having installed the
+   * new SAs, deletes the old CHILD_SA. Nothing is sent on the new SA before the peer can decrypt it
+   * (strongSwan does the same). Route-based modes (p2p, p2mp); policy mode switches at once.
+   */
+  outboundAfterReplaced?: boolean;
 }
 
 /** What the back end reports about an installed CHILD_SA (shown in list-sas under "vpp"). */

@@ -50,3 +50,14 @@ test('waitForChild rejects when the IKE SA goes down first', async () => {
   env.a.engine.destroy(sa, 'test');
   await assert.rejects(waited, /went down/);
 });
+
+test('a CHILD_SA rekey: the side that answered it keeps sending on the old SA until the old CHILD_SA is deleted', async () => {
+  const env = pair();
+  const [sa] = await Promise.all([env.a.engine.initiate('lab'), env.w.run()]);
+  env.a.engine.rekeyChild(sa, sa.children[0]!);
+  await env.w.run();
+  const fresh = (dp: typeof env.a.dp) => [...dp.installed.values()].find((c) => c.replaces !== undefined)!;
+  // a started the rekey: it switches at once; b answered it: its install waits for the old SA's delete.
+  assert.equal(fresh(env.a.dp).outboundAfterReplaced, undefined);
+  assert.equal(fresh(env.b.dp).outboundAfterReplaced, true);
+});

@@ -489,6 +489,22 @@ contract('make-before-break p2p: one protection update (new sa_out, both sa_in);
   }
 });
 
+contract('make-before-break, rekey answered (outboundAfterReplaced): new inbound at once, outbound stays on the old SA until remove(old)', async (_t, vpp) => {
+  const { dp, done } = await vpp.dataplane();
+  try {
+    const old = await dp.install(child(1, 0x1001, 0x2001));
+    const sw = dp.childState(1)!.swIfIndex!;
+    const nu = await dp.install(child(2, 0x1002, 0x2002, { replaces: 1, outboundAfterReplaced: true }));
+    let s = await vpp.view();
+    assert.deepEqual(protections(s), [[sw, '0.0.0.0', old.saOut, [old.saIn, nu.saIn]]], 'both inbound SAs, the old outbound one');
+    await dp.remove(1);
+    s = await vpp.view();
+    assert.deepEqual(protections(s), [[sw, '0.0.0.0', nu.saOut, [nu.saIn]]], 'the peer deleted the old CHILD_SA: outbound moves to the new SA');
+  } finally {
+    await done();
+  }
+});
+
 contract('make-before-break p2p: removing the new child first falls back to the old SAs; the last removal deletes the interface', async (_t, vpp) => {
   const { dp, done } = await vpp.dataplane();
   try {

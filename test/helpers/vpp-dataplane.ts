@@ -32,6 +32,7 @@ export interface Opts {
   localTs?: TsRange[];
   remoteTs?: TsRange[];
   replaces?: number;
+  outboundAfterReplaced?: boolean;
   alg?: SaParams['alg'];
 }
 
@@ -66,6 +67,7 @@ export function child(id: number, spiIn: number, spiOut: number, o: Opts = {}): 
   };
   if (o.iface !== undefined) c.vppInterface = o.iface;
   if (o.replaces !== undefined) c.replaces = o.replaces;
+  if (o.outboundAfterReplaced) c.outboundAfterReplaced = true;
   return c;
 }
 

@@ -1,7 +1,7 @@
 /**
  * Protection groups (p2p and p2mp): the CHILD_SAs that share one tunnel protection. The
- * protection's sa_out is the outbound SA of the newest member, its sa_in the inbound SAs of the (up
- * to 4) newest members. Changes to a group run in its queue (`grp:<key>`).
+ * protection's sa_out is the outbound SA of the newest member (but see groupProtection), its sa_in
+ * the inbound SAs of the (up to 4) newest members. Changes to a group run in its queue (`grp:<key>`).
  */
 
 import { toApiAddress } from '../../vpp/address.ts';
@@ -9,7 +9,11 @@ import { acquireRoutes, releaseRoutes, routeSpecs } from './routes.ts';
 import { removeGone, req, type Backend, type InstalledChild, type Snapshot } from './state.ts';
 import type { Undo } from './txn.ts';
 
-/** The protection of a group: the newest member's outbound SA, the newest 4 members' inbound SAs. */
+/**
+ * The protection of a group: the newest member's outbound SA (skipping a rekey we answered while
+ * the child it replaces is still a member: see ChildInstall.outboundAfterReplaced), the newest 4
+ * members' inbound SAs.
+ */
 function groupProtection(b: Backend, key: string, override?: Map<number, InstalledChild>): { sa_out: number; sa_in: number[] } | undefined {
   const ids = b.groups.get(key);
   if (!ids || ids.size === 0) return undefined;
@@ -20,7 +24,16 @@ function groupProtection(b: Backend, key: string, override?: Map<number, Install
   }
   if (states.length === 0) return undefined;
   states.sort((x, y) => x.seq - y.seq);
-  return { sa_out: states[states.length - 1]!.saOut, sa_in: states.slice(-4).map((s) => s.saIn) };
+  let out = states[states.length - 1]!;
+  for (let i = states.length - 1; i >= 0; i--) {
+    const s = states[i]!;
+    const waits = s.child.outboundAfterReplaced === true && s.child.replaces !== undefined && ids.has(s.child.replaces);
+    if (!waits) {
+      out = s;
+      break;
+    }
+  }
+  return { sa_out: out.saOut, sa_in: states.slice(-4).map((s) => s.saIn) };
 }
 
 /** Programs a group's protection from its members (deleted when it has none). Run in the group's queue. */

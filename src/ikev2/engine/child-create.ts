@@ -181,13 +181,26 @@ async function createChild(
   child.replaces = rekey?.id;
   const k = deriveChildKeys(sa.prf!.alg, sa.keys!.skD, esp.encr, esp.integ, ni, nr, pfsSecret);
   const ok = weInitiated
-    ? await installChild(ctx, sa, child, k.encR, k.integR, k.encI, k.integI)
-    : await installChild(ctx, sa, child, k.encI, k.integI, k.encR, k.integR);
+    ? await installChild(ctx, sa, child, k.encR, k.integR, k.encI, k.integI, false)
+    : await installChild(ctx, sa, child, k.encI, k.integI, k.encR, k.integR, rekey !== undefined);
   return { child, ok };
 }
 
-/** Allocate our SPI (if not yet), install both directions; on failure nothing is left installed. */
-async function installChild(ctx: EngineContext, sa: IkeSa, child: ChildSa, encIn: Buffer, integIn: Buffer, encOut: Buffer, integOut: Buffer): Promise<boolean> {
+/**
+ * Allocate our SPI (if not yet), install both directions; on failure nothing is left installed.
+ * `outboundAfterReplaced`: a rekey we answer; our outbound traffic moves to the new SA once the peer
+ * deletes the old CHILD_SA (it has installed the new one by then).
+ */
+async function installChild(
+  ctx: EngineContext,
+  sa: IkeSa,
+  child: ChildSa,
+  encIn: Buffer,
+  integIn: Buffer,
+  encOut: Buffer,
+  integOut: Buffer,
+  outboundAfterReplaced: boolean,
+): Promise<boolean> {
   const dp = ctx.dp;
   const esp = child.proposal!;
   child.state = 'INSTALLING';
@@ -222,6 +235,7 @@ async function installChild(ctx: EngineContext, sa: IkeSa, child: ChildSa, encIn
     vppTable: child.cfg.vppTable,
     vppRoutes: child.cfg.vppRoutes,
     replaces: child.replaces,
+    ...(outboundAfterReplaced ? { outboundAfterReplaced: true } : {}),
   };
   try {
     child.vpp = await dp.install(inst);
