@@ -271,12 +271,15 @@ export class PuntTransport implements IkeTransport {
     this.sends.started();
     if (this.lookupTimer !== undefined) return;
     const wait = Math.max(0, this.lastLookup + LOOKUP_INTERVAL_MS - Date.now());
-    this.lookupTimer = setTimeout(() => {
+    const timer = setTimeout(() => {
       void this.lookupAddresses(true).then(() => {
+        // A disconnect meanwhile dropped what was held (and maybe a newer hold set its own timer).
+        if (this.lookupTimer !== timer) return;
         this.lookupTimer = undefined;
         this.sendPending();
       });
     }, wait);
+    this.lookupTimer = timer;
   }
 
   /** After a look-up: sends the held datagrams whose address VPP has now; drops the others. */
