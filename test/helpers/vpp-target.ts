@@ -33,7 +33,8 @@ import { startEmulator, type EmulatorHandle, type EmulatorOptions } from '../../
 import { VppDataplane, type VppDataplaneOptions } from '../../src/dataplane/vpp/index.ts';
 import { VppClient, type VppClientOptions, type VppRequestOptions } from '../../src/vpp/client.ts';
 import type { VppDumpName, VppRequestBody, VppRequestName } from '../../src/vpp/api.ts';
-import { apiAddressText } from '../../src/vpp/address.ts';
+import { AF_IP6, apiAddressText } from '../../src/vpp/address.ts';
+import { spdEntryV2 } from '../../src/dataplane/vpp/spd.ts';
 import { unixSocketTransport, type VppConnection, type VppTransport } from '../../src/vpp/transport.ts';
 import { requireVpp, startVppLab, VPP_LAB_ADDR, type VppLab } from './real-vpp.ts';
 import { ExtraApi } from './vpp-extra-api.ts';
@@ -179,12 +180,10 @@ export async function readView(c: VppClient): Promise<VppView> {
   spdList.forEach((d, i) => {
     spds.set(
       d.spd_id,
-      entries[i]!.map(({ entry: e }) => {
-        // VPP reports an IPv6 address whose first 12 bytes are zero (::) as IPv4: an entry with
-        // any IPv6 address is IPv6, and its addresses are read as such.
-        const isIpv6 = [e.remote_address_start, e.remote_address_stop, e.local_address_start, e.local_address_stop].some((a) => a.af === 1);
-        const addr = (a: Parameters<typeof apiAddressText>[0]): string =>
-          isIpv6 && a.af === 0 ? text({ af: 1, un: { ip6: Buffer.concat([Buffer.alloc(12), a.un.ip4 ?? Buffer.alloc(4)]) } }) : text(a);
+      entries[i]!.map(({ entry }) => {
+        // As the back end reads it: an entry with any IPv6 address is IPv6 (VPP reports :: as IPv4).
+        const e = spdEntryV2(entry);
+        const isIpv6 = e.remote_address_start.af === AF_IP6;
         return {
         priority: e.priority,
         isOutbound: e.is_outbound,
@@ -192,10 +191,10 @@ export async function readView(c: VppClient): Promise<VppView> {
         saId: e.sa_id,
         policy: e.policy,
         protocol: e.protocol,
-        raddrStart: addr(e.remote_address_start),
-        raddrStop: addr(e.remote_address_stop),
-        laddrStart: addr(e.local_address_start),
-        laddrStop: addr(e.local_address_stop),
+        raddrStart: text(e.remote_address_start),
+        raddrStop: text(e.remote_address_stop),
+        laddrStart: text(e.local_address_start),
+        laddrStop: text(e.local_address_stop),
         rportStart: e.remote_port_start,
         rportStop: e.remote_port_stop,
         lportStart: e.local_port_start,
