@@ -22,6 +22,12 @@ export interface ProposalSpec {
   ke: number[];
   /** ESP only: ESN transforms (0 = no, 1 = yes) in preference order. */
   esn: number[];
+  /**
+   * Additional key exchanges (RFC 9370), when the proposal has any: seven lists, one per transform
+   * type ADDKE1..ADDKE7, each with its methods in preference order (0 = NONE, i.e. optional);
+   * an empty list leaves the type out.
+   */
+  addKe?: number[][];
 }
 
 export interface AuthConfig {

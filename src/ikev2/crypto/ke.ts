@@ -7,6 +7,9 @@
  * - ECP: x || y, each coordinate padded to the field size, without the 0x04 prefix (RFC 5903 §7);
  *   the shared secret is the x coordinate of the shared point only.
  * - X25519/X448: the u coordinate as in RFC 7748 (little-endian, 32 or 56 bytes).
+ * - ML-KEM-512/768/1024 (FIPS 203, a KEM): the initiator sends its encapsulation key (800, 1184,
+ *   1568 bytes), the responder the ciphertext (768, 1088, 1568 bytes); the shared secret is the
+ *   32-byte key both derive. The initiator's key is checked as FIPS 203 §7.2 asks (OpenSSL's import).
  *
  * Peer values are validated before use; every refusal is a CryptoError.
  */
@@ -15,7 +18,9 @@ import {
   createECDH,
   createPrivateKey,
   createPublicKey,
+  decapsulate,
   diffieHellman,
+  encapsulate,
   generateKeyPairSync,
   getDiffieHellman,
   type DiffieHellmanGroup,
@@ -243,6 +248,62 @@ function rawPublic(k: KeyObject): Buffer {
 }
 
 // ---------------------------------------------------------------------------------------------
+// ML-KEM (a key encapsulation mechanism: the two sides send different things)
+
+type MlKemType = 'ml-kem-512' | 'ml-kem-768' | 'ml-kem-1024';
+
+function mlKemType(info: KeGroupInfo): MlKemType {
+  return info.publicLen === 800 ? 'ml-kem-512' : info.publicLen === 1184 ? 'ml-kem-768' : 'ml-kem-1024';
+}
+
+/** The initiator's side: a key pair; the secret comes from decapsulating the responder's ciphertext. */
+class MlKemKeyExchange implements KeyExchange {
+  readonly group: number;
+  readonly publicValue: Buffer;
+  private readonly info: KeGroupInfo;
+  private readonly privateKey: KeyObject;
+
+  constructor(info: KeGroupInfo, seed?: Buffer) {
+    this.info = info;
+    this.group = info.id;
+    const type = mlKemType(info);
+    if (seed) {
+      if (seed.length !== 64) throw new CryptoError(`${info.name}: the private seed must be 64 bytes`);
+      this.privateKey = createPrivateKey({ key: seed, format: 'raw-seed', asymmetricKeyType: type });
+      this.publicValue = createPublicKey(this.privateKey).export({ format: 'raw-public' });
+    } else {
+      const pair = generateKeyPairSync(type);
+      this.privateKey = pair.privateKey;
+      this.publicValue = pair.publicKey.export({ format: 'raw-public' });
+    }
+  }
+
+  computeSecret(peer: Buffer): Buffer {
+    if (peer.length !== this.info.responseLen) {
+      throw new CryptoError(`${this.info.name}: peer ciphertext is ${peer.length} bytes, expected ${this.info.responseLen}`);
+    }
+    try {
+      return decapsulate(this.privateKey, peer);
+    } catch (e) {
+      throw new CryptoError(`${this.info.name}: decapsulation failed: ${(e as Error).message}`);
+    }
+  }
+}
+
+/** The responder's side: encapsulate to the initiator's key; the ciphertext is our KE data. */
+function mlKemEncapsulate(info: KeGroupInfo, peer: Buffer): { publicValue: Buffer; secret: Buffer } {
+  checkLength(info, peer);
+  let publicKey: KeyObject;
+  try {
+    publicKey = createPublicKey({ key: peer, format: 'raw-public', asymmetricKeyType: mlKemType(info) });
+  } catch (e) {
+    throw new CryptoError(`${info.name}: invalid encapsulation key: ${(e as Error).message}`);
+  }
+  const r = encapsulate(publicKey);
+  return { publicValue: r.ciphertext, secret: r.sharedKey };
+}
+
+// ---------------------------------------------------------------------------------------------
 
 function supported(group: number): KeGroupInfo {
   const info = keGroup(group);
@@ -258,6 +319,8 @@ export function createKeyExchange(group: number): KeyExchange {
       return new ModpKeyExchange(info);
     case 'ecp':
       return new EcpKeyExchange(info);
+    case 'mlkem':
+      return new MlKemKeyExchange(info);
     default:
       return new MontgomeryKeyExchange(info);
   }
@@ -266,7 +329,7 @@ export function createKeyExchange(group: number): KeyExchange {
 /**
  * A key exchange with a given private key, for known-answer tests and reproducible runs.
  * MODP: the exponent x (big-endian); ECP: the scalar (big-endian); X25519/X448: the RFC 7748
- * scalar bytes.
+ * scalar bytes; ML-KEM: the 64-byte seed (d | z) of FIPS 203.
  */
 export function createKeyExchangeFromPrivate(group: number, privateKey: Buffer): KeyExchange {
   const info = supported(group);
@@ -275,6 +338,8 @@ export function createKeyExchangeFromPrivate(group: number, privateKey: Buffer):
       return new ModpKeyExchange(info, privateKey);
     case 'ecp':
       return new EcpKeyExchange(info, privateKey);
+    case 'mlkem':
+      return new MlKemKeyExchange(info, privateKey);
     default:
       return new MontgomeryKeyExchange(info, privateKey);
   }
@@ -286,12 +351,14 @@ export function isSupportedKeGroup(group: number): boolean {
 }
 
 /**
- * The responder's side of a key exchange: our public value and the shared secret for the peer's
- * value, or undefined when the peer's value is not valid for the group (the caller answers
- * INVALID_SYNTAX). Other errors are thrown.
+ * The responder's side of a key exchange: our public value (for ML-KEM the ciphertext) and the
+ * shared secret for the peer's value, or undefined when the peer's value is not valid for the
+ * group (the caller answers INVALID_SYNTAX). Other errors are thrown.
  */
 export function respondKeyExchange(group: number, peerValue: Buffer): { publicValue: Buffer; secret: Buffer } | undefined {
   try {
+    const info = supported(group);
+    if (info.kind === 'mlkem') return mlKemEncapsulate(info, peerValue);
     const dh = createKeyExchange(group);
     const secret = dh.computeSecret(peerValue);
     return { publicValue: dh.publicValue, secret };

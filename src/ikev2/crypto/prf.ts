@@ -68,12 +68,16 @@ export interface IkeKeys {
   skPr: Buffer;
 }
 
-/** The negotiated IKE SA transforms. integ is null for AEAD encryption. `ke` is the KE method id. */
+/**
+ * The negotiated IKE SA transforms. integ is null for AEAD encryption. `ke` is the KE method id;
+ * `addKe`, when any was negotiated, the methods of ADDKE1..ADDKE7 (RFC 9370; 0 = none).
+ */
 export interface IkeSuite {
   encr: EncrAlg;
   prf: PrfAlg;
   integ: IntegAlg | null;
   ke: number;
+  addKe?: readonly number[];
 }
 
 /** Total keying material for the IKE SA: SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr. */

@@ -9,7 +9,10 @@
  *   INTEG  sha1 (sha), sha256 (sha2_256), sha384 (sha2_384), sha512 (sha2_512)
  *   PRF    prfsha1 prfsha256 prfsha384 prfsha512
  *   KE     modp2048 modp3072 modp4096 modp6144 modp8192 ecp256 ecp384 ecp521
- *          x25519 (curve25519) x448 (curve448); modpnone (ESP only: "no PFS" is acceptable)
+ *          x25519 (curve25519) x448 (curve448) mlkem512 mlkem768 mlkem1024;
+ *          modpnone (ESP only: "no PFS" is acceptable)
+ *   ADDKE  ke1_<KE> .. ke7_<KE>: additional key exchanges (RFC 9370), e.g. ke1_mlkem768;
+ *          ke1_none makes that one optional
  *   ESN    esn noesn (ESP only; default noesn)
  * Rules (strongSwan's): an IKE proposal without a PRF uses the PRF matching each integrity
  * algorithm (sha256 -> prfsha256); AEAD IKE proposals need an explicit PRF; a key exchange method
@@ -90,10 +93,29 @@ function pushUnique(list: number[], v: number): void {
   if (!list.includes(v)) list.push(v);
 }
 
+/** Transform types of the additional key exchanges (ADDKE1..ADDKE7). */
+export const ADDKE_TYPES = 7;
+
+/** `ke<n>_<method>`: an additional key exchange of type n, or undefined for another word. */
+function addKeKeyword(word: string): { n: number; id: number } | undefined {
+  const m = /^ke([1-7])_(.+)$/.exec(word);
+  if (!m) return undefined;
+  const method = m[2]!;
+  if (method === 'none' || method === 'modpnone') return { n: Number(m[1]), id: 0 };
+  const k = KEYWORDS.get(method);
+  return k && k.t === 'ke' && k.id !== 0 ? { n: Number(m[1]), id: k.id } : undefined;
+}
+
 function parseOne(text: string, protocol: 'ike' | 'esp'): ProposalSpec {
   const spec: ProposalSpec = { protocol, encr: [], prf: [], integ: [], ke: [], esn: [] };
   for (const raw of text.split('-')) {
     const word = raw.trim().toLowerCase();
+    const add = addKeKeyword(word);
+    if (add) {
+      spec.addKe ??= Array.from({ length: ADDKE_TYPES }, () => []);
+      pushUnique(spec.addKe[add.n - 1]!, add.id);
+      continue;
+    }
     const k = KEYWORDS.get(word);
     if (!k) throw new ProposalError(`unknown algorithm '${raw.trim()}' in proposal '${text}'`);
     switch (k.t) {
@@ -137,6 +159,14 @@ function parseOne(text: string, protocol: 'ike' | 'esp'): ProposalSpec {
     if (spec.esn.length === 0) spec.esn = [EsnId.NO_ESN];
     // "modpnone" alone is the same as no key exchange at all.
     if (spec.ke.length === 1 && spec.ke[0] === 0) spec.ke = [];
+  }
+  if (spec.addKe) {
+    // ke<n>_none alone is the same as leaving the type out.
+    for (let i = 0; i < ADDKE_TYPES; i++) if (spec.addKe[i]!.every((id) => id === 0)) spec.addKe[i] = [];
+    if (spec.addKe.every((l) => l.length === 0)) delete spec.addKe;
+    else if (protocol === 'esp' && (spec.ke.length === 0 || spec.ke.every((k) => k === 0))) {
+      throw new ProposalError(`additional key exchanges need a key exchange method in ESP proposal '${text}'`);
+    }
   }
   return spec;
 }
@@ -195,6 +225,17 @@ export function formatProposal(p: ProposalSpec): string {
     if (!g) throw new ProposalError(`unsupported key exchange method ${k}`);
     words.push(g.keyword);
   }
+  p.addKe?.forEach((list, i) => {
+    for (const id of list) {
+      if (id === 0) {
+        words.push(`ke${i + 1}_none`);
+        continue;
+      }
+      const g = keGroup(id);
+      if (!g) throw new ProposalError(`unsupported key exchange method ${id}`);
+      words.push(`ke${i + 1}_${g.keyword}`);
+    }
+  });
   if (p.protocol === 'esp' && !(p.esn.length === 1 && p.esn[0] === EsnId.NO_ESN) && p.esn.length > 0) {
     for (const e of p.esn) words.push(e === EsnId.ESN ? 'esn' : 'noesn');
   }
@@ -234,6 +275,9 @@ export function toWireProposals(specs: ProposalSpec[], spi: Buffer): Proposal[] 
     if (s.protocol === 'esp') {
       for (const e of s.esn.length > 0 ? s.esn : [EsnId.NO_ESN]) transforms.push(tr(TransformType.ESN, e));
     }
+    s.addKe?.forEach((list, i) => {
+      for (const id of list) transforms.push(tr(TransformType.ADDKE1 + i, id));
+    });
     return {
       num: i + 1,
       protocol: s.protocol === 'ike' ? ProtocolId.IKE : ProtocolId.ESP,
@@ -262,6 +306,8 @@ export interface ChosenEsp {
   /** Key exchange method for PFS; 0 = none. */
   ke: number;
   esn: boolean;
+  /** Additional key exchanges for PFS (RFC 9370), when any: methods of ADDKE1..ADDKE7, 0 = none. */
+  addKe?: readonly number[];
 }
 
 export interface SelectOptions {
@@ -272,6 +318,11 @@ export interface SelectOptions {
   peerKe?: number;
   /** ESP in IKE_AUTH: there is no key exchange; KE transforms in either offer are ignored. */
   skipKe?: boolean;
+  /**
+   * Whether additional key exchanges (RFC 9370) may be chosen. Without it a proposal matches only
+   * where both sides accept NONE for every additional key exchange type.
+   */
+  addKe?: boolean;
 }
 
 /** An offered proposal sorted by transform type, with unusable transforms dropped. */
@@ -285,6 +336,8 @@ interface Offer {
   esn: number[];
   hasEsn: boolean;
   hasInteg: boolean;
+  /** Offered methods per additional key exchange type (0 = NONE); null when the type is absent. */
+  addKe: (number[] | null)[];
 }
 
 /** The KEY_LENGTH of a transform, 0 when absent, or -1 when its attributes make it unusable. */
@@ -298,7 +351,7 @@ function keyLengthOf(t: Transform): number {
 }
 
 function readOffer(p: Proposal): Offer | undefined {
-  const o: Offer = { encr: [], prf: [], integ: [], ke: [], hasKe: false, esn: [], hasEsn: false, hasInteg: false };
+  const o: Offer = { encr: [], prf: [], integ: [], ke: [], hasKe: false, esn: [], hasEsn: false, hasInteg: false, addKe: [null, null, null, null, null, null, null] };
   const mandatoryUnknown = new Map<number, boolean>(); // unknown type -> offers NONE
   for (const t of p.transforms) {
     const bits = keyLengthOf(t);
@@ -328,7 +381,12 @@ function readOffer(p: Proposal): Offer | undefined {
         if (bits === 0 && !o.esn.includes(t.id)) o.esn.push(t.id);
         break;
       default:
-        // Additional key exchanges (RFC 9370) and unknown types: acceptable only if NONE is offered.
+        if (t.type >= TransformType.ADDKE1 && t.type <= TransformType.ADDKE7) {
+          const list = (o.addKe[t.type - TransformType.ADDKE1] ??= []);
+          if (bits === 0 && !list.includes(t.id)) list.push(t.id);
+          break;
+        }
+        // Unknown types: acceptable only if NONE is offered.
         mandatoryUnknown.set(t.type, (mandatoryUnknown.get(t.type) ?? false) || t.id === 0);
     }
   }
@@ -341,6 +399,26 @@ function pickKe(ours: number[], offered: Offer, peerKe: number | undefined, allo
   if (peerKe !== undefined && peerKe !== 0 && ours.includes(peerKe) && has(peerKe)) return peerKe;
   for (const k of ours) if (has(k)) return k;
   return undefined;
+}
+
+/**
+ * One method per additional key exchange type, each in our preference order (RFC 9370 §2.2.1): a
+ * type either side leaves out counts as NONE. Undefined when a type has no common method; an
+ * empty result when every type is NONE.
+ */
+function pickAddKe(spec: ProposalSpec, offer: Offer, allow: boolean): number[] | undefined {
+  const out: number[] = [];
+  let any = false;
+  for (let i = 0; i < ADDKE_TYPES; i++) {
+    const mine = spec.addKe?.[i];
+    const ours = mine && mine.length > 0 ? mine : [0];
+    const theirs = offer.addKe[i] ?? [0];
+    const pick = ours.find((k) => (allow || k === 0) && theirs.includes(k) && (k === 0 || keGroup(k) !== undefined));
+    if (pick === undefined) return undefined;
+    out.push(pick);
+    if (pick !== 0) any = true;
+  }
+  return any ? out : [];
 }
 
 function pickEncrInteg(
@@ -386,7 +464,9 @@ function matchIke(spec: ProposalSpec, p: Proposal, opts: SelectOptions | undefin
     false,
   );
   if (ke === undefined) return undefined;
-  return { encr: ei.encr, prf, integ: ei.integ, ke };
+  const addKe = pickAddKe(spec, offer, opts?.addKe ?? false);
+  if (!addKe) return undefined;
+  return addKe.length ? { encr: ei.encr, prf, integ: ei.integ, ke, addKe } : { encr: ei.encr, prf, integ: ei.integ, ke };
 }
 
 function matchEsp(
@@ -401,16 +481,22 @@ function matchEsp(
   const ei = pickEncrInteg(spec, offer, supports ?? (() => true));
   if (!ei) return undefined;
   let ke = 0;
+  let addKe: number[] = [];
   if (!opts?.skipKe) {
     const k = pickKe(spec.ke.length > 0 ? spec.ke : [0], offer, opts?.peerKe, true);
     if (k === undefined) return undefined;
     ke = k;
+    // Additional key exchanges only on top of a main one (RFC 9370 §2.2.3).
+    const a = pickAddKe(spec, offer, (opts?.addKe ?? false) && ke !== 0);
+    if (!a) return undefined;
+    addKe = a;
   }
   const ourEsn = spec.esn.length > 0 ? spec.esn : [EsnId.NO_ESN];
   const theirEsn = offer.hasEsn ? offer.esn : [EsnId.NO_ESN];
   const esn = ourEsn.find((e) => theirEsn.includes(e));
   if (esn === undefined) return undefined;
-  return { encr: ei.encr, integ: ei.integ, ke, esn: esn === EsnId.ESN };
+  const chosen = { encr: ei.encr, integ: ei.integ, ke, esn: esn === EsnId.ESN };
+  return addKe.length ? { ...chosen, addKe } : chosen;
 }
 
 /**
@@ -467,7 +553,7 @@ export function checkIkeResponse(ours: ProposalSpec[], response: Proposal[]): Ch
   if (!p || !singleTransforms(p)) return undefined;
   const spec = ours[p.num - 1];
   if (!spec) return undefined;
-  const suite = matchIke(spec, p, undefined);
+  const suite = matchIke(spec, p, { addKe: true });
   return suite ? { num: p.num, suite, spi: p.spi } : undefined;
 }
 
@@ -478,7 +564,7 @@ export function checkEspResponse(ours: ProposalSpec[], response: Proposal[], opt
   const spec = ours[p.num - 1];
   if (!spec) return undefined;
   // A response without KE to an offer with PFS is a failure unless KE is skipped.
-  const m = matchEsp(spec, p, undefined, opts);
+  const m = matchEsp(spec, p, undefined, { addKe: true, ...opts });
   if (!m) return undefined;
   if (!opts?.skipKe && spec.ke.length > 0 && !spec.ke.includes(0) && m.ke === 0) return undefined;
   return { num: p.num, spi: p.spi, ...m };
@@ -490,6 +576,7 @@ export function ikeChosenToWire(c: ChosenIke, spi: Buffer = Buffer.alloc(0)): Pr
   const transforms: Transform[] = [encrTransform(s.encr), tr(TransformType.PRF, s.prf.id)];
   if (s.integ) transforms.push(tr(TransformType.INTEG, s.integ.id));
   transforms.push(tr(TransformType.KE, s.ke));
+  pushAddKe(transforms, s.addKe);
   return { num: c.num, protocol: ProtocolId.IKE, spi: Buffer.from(spi), transforms };
 }
 
@@ -499,7 +586,27 @@ export function espChosenToWire(c: ChosenEsp, spi: Buffer): Proposal {
   if (c.integ) transforms.push(tr(TransformType.INTEG, c.integ.id));
   if (c.ke !== 0) transforms.push(tr(TransformType.KE, c.ke));
   transforms.push(tr(TransformType.ESN, c.esn ? EsnId.ESN : EsnId.NO_ESN));
+  pushAddKe(transforms, c.addKe);
   return { num: c.num, protocol: ProtocolId.ESP, spi: Buffer.from(spi), transforms };
+}
+
+/** The chosen additional key exchanges of a response; types chosen as NONE are left out. */
+function pushAddKe(transforms: Transform[], addKe: readonly number[] | undefined): void {
+  addKe?.forEach((id, i) => {
+    if (id !== 0) transforms.push(tr(TransformType.ADDKE1 + i, id));
+  });
+}
+
+/** The additional key exchanges to run, in order (ADDKE1 first), NONE left out. */
+export function addKeMethods(addKe: readonly number[] | undefined): number[] {
+  return addKe ? addKe.filter((id) => id !== 0) : [];
+}
+
+/** A proposal without its additional key exchanges (for exchanges that cannot run them). */
+export function withoutAddKe(p: ProposalSpec): ProposalSpec {
+  if (!p.addKe) return p;
+  const { addKe: _dropped, ...rest } = p;
+  return rest;
 }
 
 /** ikeChosenToWire or espChosenToWire by the kind of choice (ESP needs `spi`). */
@@ -518,14 +625,23 @@ export function formatIkeSuite(s: IkeSuite): string {
   const parts = [s.encr.name];
   if (s.integ) parts.push(s.integ.name);
   parts.push(s.prf.name, keName(s.ke));
+  addKeNames(parts, s.addKe);
   return parts.join('/');
 }
 
 /** e.g. "AES_CBC_256/HMAC_SHA2_256_128/MODP_2048/ESN"; KE only with PFS, ESN only when used. */
-export function formatEspProposal(c: Pick<ChosenEsp, 'encr' | 'integ' | 'ke' | 'esn'>): string {
+export function formatEspProposal(c: Pick<ChosenEsp, 'encr' | 'integ' | 'ke' | 'esn' | 'addKe'>): string {
   const parts = [c.encr.name];
   if (c.integ) parts.push(c.integ.name);
   if (c.ke !== 0) parts.push(keName(c.ke));
   if (c.esn) parts.push('ESN');
+  addKeNames(parts, c.addKe);
   return parts.join('/');
+}
+
+/** strongSwan's names of additional key exchanges: KE1_ML_KEM_768. */
+function addKeNames(parts: string[], addKe: readonly number[] | undefined): void {
+  addKe?.forEach((id, i) => {
+    if (id !== 0) parts.push(`KE${i + 1}_${keName(id)}`);
+  });
 }

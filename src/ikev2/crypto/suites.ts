@@ -72,9 +72,14 @@ export interface KeGroupInfo {
   keyword: string;
   aliases: readonly string[];
   name: string;
-  kind: 'modp' | 'ecp' | 'x25519' | 'x448';
-  /** Bytes of the KE payload's key exchange data. */
+  kind: 'modp' | 'ecp' | 'x25519' | 'x448' | 'mlkem';
+  /**
+   * Bytes of the KE payload's key exchange data; for a KEM (ML-KEM) the initiator's, its
+   * encapsulation key.
+   */
   publicLen: number;
+  /** Bytes of the responder's key exchange data when it differs (ML-KEM: the ciphertext). */
+  responseLen?: number;
 }
 
 /** VPP `ipsec_crypto_alg` (ipsec_types.api, enumtype u32). */
@@ -241,6 +246,10 @@ export const KE_GROUPS: readonly KeGroupInfo[] = [
   { id: KeId.ECP_521, keyword: 'ecp521', aliases: [], name: 'ECP_521', kind: 'ecp', publicLen: 132 },
   { id: KeId.CURVE25519, keyword: 'x25519', aliases: ['curve25519'], name: 'CURVE_25519', kind: 'x25519', publicLen: 32 },
   { id: KeId.CURVE448, keyword: 'x448', aliases: ['curve448'], name: 'CURVE_448', kind: 'x448', publicLen: 56 },
+  // FIPS 203: encapsulation key and ciphertext sizes of ML-KEM-512/768/1024.
+  { id: KeId.ML_KEM_512, keyword: 'mlkem512', aliases: [], name: 'ML_KEM_512', kind: 'mlkem', publicLen: 800, responseLen: 768 },
+  { id: KeId.ML_KEM_768, keyword: 'mlkem768', aliases: [], name: 'ML_KEM_768', kind: 'mlkem', publicLen: 1184, responseLen: 1088 },
+  { id: KeId.ML_KEM_1024, keyword: 'mlkem1024', aliases: [], name: 'ML_KEM_1024', kind: 'mlkem', publicLen: 1568, responseLen: 1568 },
 ];
 
 const encrById = new Map<string, EncrAlg>();
