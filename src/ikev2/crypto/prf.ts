@@ -148,6 +148,23 @@ export function deriveRekeyedIkeKeys(
 }
 
 /**
+ * RFC 9370 §2.2.2: after each additional key exchange in IKE_INTERMEDIATE the IKE SA's keys are
+ * replaced: SKEYSEED(n) = prf(SK_d(n-1), SK(n) | Ni | Nr);
+ * {SK_d(n) | SK_ai(n) | ... | SK_pr(n)} = prf+(SKEYSEED(n), Ni | Nr | SPIi | SPIr), same PRF and SPIs.
+ */
+export function deriveAdditionalIkeKeys(
+  suite: IkeSuite,
+  prevSkD: Buffer,
+  sharedSecret: Buffer,
+  ni: Buffer,
+  nr: Buffer,
+  spiI: Buffer,
+  spiR: Buffer,
+): { skeyseed: Buffer; keys: IkeKeys } {
+  return deriveRekeyedIkeKeys(suite, suite.prf, prevSkD, sharedSecret, ni, nr, spiI, spiR);
+}
+
+/**
  * CHILD SA keys. "I" = initiator-to-responder direction, "R" = responder-to-initiator.
  * For AEAD, encX is key | salt and integX is empty.
  */

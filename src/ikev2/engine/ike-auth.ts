@@ -20,15 +20,21 @@ import { completeChild, prepareChildRequest, respondChild } from './child-create
 import { scheduleIkeRekey } from './ike-rekey.ts';
 import { startDpd } from './dpd.ts';
 import { keptUp } from './keep-up.ts';
+import { addKeRemaining, intermediateDone, intAuthForAuth } from './ike-intermediate.ts';
 import { queueTask } from './tasks.ts';
 import { deleteIke, destroy } from './teardown.ts';
 
-/** The signed octets of one side (RFC 7296 §2.15): its IKE_SA_INIT message, the other's nonce, prf(SK_px, ID'). */
+/**
+ * The signed octets of one side (RFC 7296 §2.15): its IKE_SA_INIT message, the other's nonce,
+ * prf(SK_px, ID'), and after IKE_INTERMEDIATE exchanges the IntAuth chain (RFC 9242 §3.3.2).
+ */
 function octetsOf(sa: IkeSa, ofInitiator: boolean, id: IdPayload): Buffer {
   const keys = sa.keys!;
-  return ofInitiator
+  const octets = ofInitiator
     ? signedOctets(sa.prf!, sa.initRequest!, sa.nr, keys.skPi, idBody(id))
     : signedOctets(sa.prf!, sa.initResponse!, sa.ni, keys.skPr, idBody(id));
+  const intAuth = intAuthForAuth(sa);
+  return intAuth ? Buffer.concat([octets, intAuth]) : octets;
 }
 
 async function built(r: AuthBuild | Promise<AuthBuild>): Promise<AuthBuild> {
@@ -39,6 +45,12 @@ async function built(r: AuthBuild | Promise<AuthBuild>): Promise<AuthBuild> {
 
 export async function onAuthRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payloads: Payload[]): Promise<void> {
   if (sa.initiator || sa.state !== 'CONNECTING' || !sa.cipher) return answerNotify(ctx, sa, h, NotifyType.INVALID_SYNTAX);
+  if (addKeRemaining(sa) > 0) {
+    // IKE_AUTH before every additional key exchange negotiated in IKE_SA_INIT (RFC 9370 §2.2.2).
+    ctx.stats.rxInvalid++;
+    answerNotify(ctx, sa, h, NotifyType.INVALID_SYNTAX);
+    return destroy(ctx, sa, 'IKE_AUTH before the additional key exchanges');
+  }
   sa.authRounds++;
   const idi = find(payloads, PayloadType.IDi);
   const auth = find(payloads, PayloadType.AUTH);
@@ -84,6 +96,7 @@ export async function onAuthRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader,
   answer(ctx, sa, h, out);
   sa.initRequest = undefined;
   sa.initResponse = undefined;
+  intermediateDone(sa);
   startDpd(ctx, sa);
   // Only after our IKE_AUTH response is out may anything else (a DELETE of a duplicate) be sent.
   if (findNotify(payloads, NotifyType.INITIAL_CONTACT)) initialContact(ctx, sa);
@@ -165,6 +178,7 @@ export async function onAuthResponse(ctx: EngineContext, sa: IkeSa, task: Extrac
   sa.remoteId = peerId;
   sa.initRequest = undefined;
   sa.initResponse = undefined;
+  intermediateDone(sa);
   established(ctx, sa);
   applyUnique(ctx, sa);
   startDpd(ctx, sa);

@@ -17,7 +17,7 @@ import { ipFamily } from '../../common/addr.ts';
 import { EMPTY, find, findAll, findErrorNotify, findNotify, natdHash, notify, u16 } from './payload-util.ts';
 import { ZERO_SPI, newSpi, nonce, setTimer, type EngineContext, type Endpoint } from './context.ts';
 import { encodePlain, sendStateless, startRequest, transmit } from './message.ts';
-import { sendAuth } from './ike-auth.ts';
+import { startIntermediate } from './ike-intermediate.ts';
 import { queueTask } from './tasks.ts';
 import { destroy } from './teardown.ts';
 import { retryIfKeptUp } from './keep-up.ts';
@@ -48,10 +48,12 @@ export function onInitRequest(ctx: EngineContext, local: Endpoint, remote: Endpo
     return sendStateless(ctx, local, remote, h, [notify(NotifyType.INVALID_SYNTAX)]);
   }
   const candidates = ctx.index.forInit(local.addr, remote.addr);
+  // Additional key exchanges (RFC 9370) need IKE_INTERMEDIATE, which the initiator announces (RFC 9242).
+  const intermediate = findNotify(payloads, NotifyType.INTERMEDIATE_EXCHANGE_SUPPORTED) !== undefined;
   let chosen;
   let conn: ConnectionConfig | undefined;
   for (const c of candidates) {
-    chosen = selectIkeProposal(c.proposals, sap.proposals, { peerKe: ke.group });
+    chosen = selectIkeProposal(c.proposals, sap.proposals, { peerKe: ke.group, addKe: intermediate });
     if (chosen) {
       conn = c;
       break;
@@ -89,6 +91,7 @@ export function onInitRequest(ctx: EngineContext, local: Endpoint, remote: Endpo
   const { keys } = deriveIkeKeys(chosen.suite, secret, sa.ni, sa.nr, sa.spiI, sa.spiR);
   sa.keys = keys;
   sa.state = 'CONNECTING';
+  sa.intermediate = intermediate;
   applyNatd(sa, payloads, ZERO_SPI);
   if (conn.encap) sa.encapForced = true;
   sa.initRequest = data;
@@ -102,6 +105,7 @@ export function onInitRequest(ctx: EngineContext, local: Endpoint, remote: Endpo
     ...natdPayloads(ctx, sa),
   ];
   out.push(notify(NotifyType.CHILDLESS_IKEV2_SUPPORTED));
+  if (intermediate) out.push(notify(NotifyType.INTERMEDIATE_EXCHANGE_SUPPORTED));
   const resp = encodePlain(sa, ExchangeType.IKE_SA_INIT, 0, true, out);
   sa.initResponse = resp;
   sa.recvMid = 1;
@@ -222,6 +226,7 @@ export function sendInit(ctx: EngineContext, sa: IkeSa, group?: number): void {
     ...natdPayloads(ctx, sa),
   );
   if (!sa.authChild) payloads.push(notify(NotifyType.CHILDLESS_IKEV2_SUPPORTED));
+  if (conn.proposals.some((p) => p.addKe)) payloads.push(notify(NotifyType.INTERMEDIATE_EXCHANGE_SUPPORTED));
   sa.sendMid = 0;
   const msg = encodePlain(sa, ExchangeType.IKE_SA_INIT, 0, false, payloads);
   sa.initRequest = msg;
@@ -255,6 +260,8 @@ export function onInitResponse(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payl
   if (!sap || !ke || !nr || sap.proposals.length !== 1 || h.spiR.equals(ZERO_SPI)) return initFailed(ctx, sa, 'invalid IKE_SA_INIT response');
   const chosen = checkIkeResponse(sa.conn!.proposals, sap.proposals);
   if (!chosen || chosen.suite.ke !== ke.group || ke.group !== sa.ke!.group) return initFailed(ctx, sa, 'peer chose a proposal we did not offer');
+  sa.intermediate = findNotify(payloads, NotifyType.INTERMEDIATE_EXCHANGE_SUPPORTED) !== undefined;
+  if (chosen.suite.addKe && !sa.intermediate) return initFailed(ctx, sa, 'peer chose additional key exchanges without announcing IKE_INTERMEDIATE');
   let secret: Buffer;
   try {
     secret = sa.ke!.computeSecret(ke.data);
@@ -276,7 +283,8 @@ export function onInitResponse(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payl
     sa.local = { addr: sa.local.addr, port: ctx.opts.portNatT };
     if (sa.remote.port === IKE_PORT) sa.remote = { addr: sa.remote.addr, port: IKE_NATT_PORT };
   }
-  return sendAuth(ctx, sa);
+  // IKE_INTERMEDIATE for each additional key exchange first, then IKE_AUTH.
+  return startIntermediate(ctx, sa);
 }
 
 /** Our IKE_SA_INIT (or the IKE_AUTH that follows it) failed: drop the SA, retry if the connection is kept up. */

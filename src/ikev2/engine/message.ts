@@ -17,6 +17,7 @@ import { onInitRequest } from './ike-init.ts';
 import { handleRequest, handleResponse, kick } from './tasks.ts';
 import { destroy } from './teardown.ts';
 import { peerGone } from './keep-up.ts';
+import { foldIntAuth } from './ike-intermediate.ts';
 
 function header(sa: IkeSa, exchange: number, mid: number, response: boolean): Omit<IkeHeader, 'length' | 'nextPayload'> {
   return {
@@ -40,6 +41,7 @@ export function seal(sa: IkeSa, exchange: number, mid: number, response: boolean
   if (!sa.cipher) return [encodeMessage(h, payloads)];
   const chain = encodePayloadChain(payloads);
   const full: IkeHeader = { ...h, length: 0, nextPayload: PayloadType.SK };
+  if (exchange === ExchangeType.IKE_INTERMEDIATE) foldIntAuth(sa, full, sa.initiator, chain.firstType, chain.bytes);
   return [sa.cipher.seal(full, chain.firstType, chain.bytes)];
 }
 
@@ -216,6 +218,7 @@ function dispatch(ctx: EngineContext, sa: IkeSa, local: Endpoint, remote: Endpoi
       const inner = decodePayloadChain(plain, sk.innerType, 0, plain.length);
       payloads = inner.payloads;
       critical = inner.unsupportedCritical;
+      if (h.exchange === ExchangeType.IKE_INTERMEDIATE) foldIntAuth(sa, h, !sa.initiator, sk.innerType, plain);
     } catch (e) {
       if (e instanceof IntegrityError) {
         ctx.stats.rxBadIcv++;
@@ -331,6 +334,15 @@ function authentic(ctx: EngineContext, sa: IkeSa, h: IkeHeader, outer: Payload[]
     sa.cipher.open(data, sk);
     return true;
   } catch {
+    // A retransmitted IKE_INTERMEDIATE request is under the keys before our response's key update.
+    try {
+      if (sa.prevCipher) {
+        sa.prevCipher.open(data, sk);
+        return true;
+      }
+    } catch {
+      // not from the peer either
+    }
     ctx.stats.rxBadIcv++;
     return false;
   }

@@ -11,6 +11,7 @@ import type { EngineContext } from './context.ts';
 import { answerNotify, retransmit } from './message.ts';
 import { onInitResponse, sendInit, halfOpenTimeout } from './ike-init.ts';
 import { onAuthRequest, onAuthResponse, sendAuth } from './ike-auth.ts';
+import { onIntermediateRequest, onIntermediateResponse, startIntermediate } from './ike-intermediate.ts';
 import { onChildRequest, onCreateChildResponse, startCreateChild } from './child-create.ts';
 import { childTimers } from './child-rekey.ts';
 import { ikeRekeyDue, onIkeRekeyRequest, onIkeRekeyResponse, startIkeRekey } from './ike-rekey.ts';
@@ -41,6 +42,7 @@ const TASKS: { [K in Task['kind']]: TaskDef<TaskOf<K>> } = {
   // IKE_SA_INIT and IKE_AUTH run before the SA is established, started by initiate(), never queued.
   'ike-init': { priority: -1, start: (ctx, sa) => sendInit(ctx, sa), response: (ctx, sa, _t, h, p, data) => onInitResponse(ctx, sa, h, p, data) },
   'ike-auth': { priority: -1, start: (ctx, sa) => void sendAuth(ctx, sa), response: (ctx, sa, t, _h, p) => onAuthResponse(ctx, sa, t, p) },
+  'ike-int': { priority: -1, start: (ctx, sa) => void startIntermediate(ctx, sa), response: (ctx, sa, _t, _h, p) => onIntermediateResponse(ctx, sa, p) },
   'delete-spi': { priority: 0, start: startDeleteSpi, response: (ctx, sa, t) => onDeleteSpiResponse(ctx, sa, t) },
   'ike-delete': { priority: 1, start: startIkeDelete, response: (ctx, sa) => onIkeDeleteResponse(ctx, sa) },
   'child-delete': { priority: 2, start: startChildDelete, response: (ctx, sa, t) => onChildDeleteResponse(ctx, sa, t) },
@@ -97,14 +99,16 @@ function onCreateChildSaRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, pay
 
 const REQUESTS: Partial<Record<number, RequestHandler>> = {
   [ExchangeType.IKE_AUTH]: onAuthRequest,
+  [ExchangeType.IKE_INTERMEDIATE]: onIntermediateRequest,
   [ExchangeType.CREATE_CHILD_SA]: onCreateChildSaRequest,
   [ExchangeType.INFORMATIONAL]: onInformationalRequest,
 };
 
 /** An authenticated request of the peer (IKE_SA_INIT requests are handled before an SA exists). */
 export function handleRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payloads: Payload[]): Promise<void> | void {
-  // Until the peer is authenticated, IKE_AUTH is the only exchange it may start (RFC 7296 §1.2).
-  if (!sa.initiator && sa.state === 'CONNECTING' && h.exchange !== ExchangeType.IKE_AUTH) {
+  // Until the peer is authenticated, IKE_AUTH is the only exchange it may start (RFC 7296 §1.2),
+  // after IKE_INTERMEDIATE exchanges when both announced them (RFC 9242).
+  if (!sa.initiator && sa.state === 'CONNECTING' && h.exchange !== ExchangeType.IKE_AUTH && h.exchange !== ExchangeType.IKE_INTERMEDIATE) {
     ctx.stats.rxInvalid++;
     if (ctx.debug) ctx.log.debug({ ike: sa.id, exchange: h.exchange }, 'request before IKE_AUTH refused');
     return answerNotify(ctx, sa, h, NotifyType.INVALID_SYNTAX);

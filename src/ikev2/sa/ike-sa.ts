@@ -78,6 +78,8 @@ export interface ActiveRequest {
 export type Task =
   | { kind: 'ike-init' }
   | { kind: 'ike-auth'; child?: ChildConfig; spi?: number }
+  /** One IKE_INTERMEDIATE exchange with the next additional key exchange (initiator). */
+  | { kind: 'ike-int' }
   | { kind: 'child-create'; child: ChildConfig; rekey?: ChildSa; group?: number; spi?: number; ni?: Buffer; ke?: KeyExchange }
   /** Delete a CHILD_SA the peer created but we could not use (our SPI names it); release the SPI after. */
   | { kind: 'delete-spi'; spi: number; release: boolean }
@@ -158,6 +160,15 @@ export class IkeSa {
   readonly timers = new Float64Array(TIMER_KINDS);
   /** IKE_AUTH exchanges processed so far (one with PSKs; more with EAP or multiple authentication). */
   authRounds = 0;
+  /** Both sides announced IKE_INTERMEDIATE (RFC 9242) in IKE_SA_INIT. */
+  intermediate = false;
+  /** Additional key exchanges (RFC 9370) completed in IKE_INTERMEDIATE exchanges. */
+  addKeDone = 0;
+  /** The IntAuth chain (RFC 9242 §3.3.1) of each side's IKE_INTERMEDIATE messages, until IKE_AUTH. */
+  intAuthI: Buffer | undefined;
+  intAuthR: Buffer | undefined;
+  /** The cipher before the last IKE_INTERMEDIATE key update: a retransmitted request still uses it. */
+  prevCipher: IkeCipher | undefined;
   /** Messages (already decoded) that arrived while an operation (e.g. a dataplane install) was in progress. */
   pending: PendingMessage[] | undefined;
   /** Operations in progress on this SA (one at a time is the rule; nested steps count too). */
