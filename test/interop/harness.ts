@@ -22,13 +22,19 @@
  *
  * Needs root, iproute2, /usr/lib/ipsec/charon, swanctl and the plugins in CHARON_PLUGINS
  * (.ci/setup-interop.sh installs them).
+ *
+ * strongSwan 6 (`startCharon(side, { version: 6 })`) runs from the relocatable 6.0.6 build in
+ * ../shared/interop/strongswan6 beside the repository (or $STRONGSWAN6_TARBALL), unpacked once into
+ * a cache folder under the system's temporary folder (or $STRONGSWAN6_DIR, an unpacked tree);
+ * tests that need it call requireInterop6(t).
  */
+import { createHash } from 'node:crypto';
 import { spawn, spawnSync } from 'node:child_process';
 import type { ChildProcess } from 'node:child_process';
-import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createWriteStream, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import type { WriteStream } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { basename, dirname, join, resolve } from 'node:path';
 import type { TestContext } from 'node:test';
 import { forEachLine } from '../helpers/lines.ts';
 import { sleep, waitFor } from '../helpers/wait.ts';
@@ -122,6 +128,76 @@ export function requireInterop(t: TestContext): boolean {
   }
   t.skip(`interop not available: ${st.reason}`);
   return false;
+}
+
+// ---------------------------------------------------------------------------------------------
+// strongSwan 6
+
+/** The strongSwan 6 build beside the repository (CI copies shared/ next to the clone). */
+const SS6_TARBALL_DEFAULT = resolve(import.meta.dirname, '../../../shared/interop/strongswan6/strongswan-6.0.6-debian12-x86_64.tar.xz');
+/** charon 6's plugins (all built into its libraries); kernel backends are inserted as for 5.9.8. */
+const CHARON6_PLUGINS_BASE = [
+  'random', 'nonce', 'kdf', 'drbg', 'aes', 'sha1', 'sha2', 'sha3', 'hmac', 'gcm', 'pem', 'pkcs1', 'pkcs8', 'x509', 'pubkey',
+  'revocation', 'constraints', 'openssl', 'curve25519', 'chapoly', 'ml',
+] as const;
+
+export interface StrongSwan6 {
+  /** the unpacked tree (bin/, sbin/, libexec/, lib/) */
+  root: string;
+  charon: string;
+  swanctl: string;
+}
+
+let ss6Cache: StrongSwan6 | { error: string } | undefined;
+
+/**
+ * The strongSwan 6 tree: $STRONGSWAN6_DIR as it is, or the tarball unpacked into
+ * <tmp>/viked-strongswan6-<hash> (once; concurrent test files unpack to a private folder and
+ * rename it into place).
+ */
+export function strongSwan6(): StrongSwan6 | { error: string } {
+  if (ss6Cache !== undefined) return ss6Cache;
+  const check = (root: string): StrongSwan6 | { error: string } => {
+    const t = { root, charon: join(root, 'libexec/ipsec/charon'), swanctl: join(root, 'sbin/swanctl') };
+    for (const f of [t.charon, t.swanctl]) if (!existsSync(f)) return { error: `strongSwan 6: ${f} not found` };
+    return t;
+  };
+  if (process.env.STRONGSWAN6_DIR) return (ss6Cache = check(process.env.STRONGSWAN6_DIR));
+  const tarball = process.env.STRONGSWAN6_TARBALL ?? SS6_TARBALL_DEFAULT;
+  if (!existsSync(tarball)) return (ss6Cache = { error: `strongSwan 6 tarball ${tarball} not found (../shared/interop/strongswan6 beside the repository)` });
+  const hash = createHash('sha256').update(readFileSync(tarball)).digest('hex').slice(0, 12);
+  const cache = join(tmpdir(), `viked-strongswan6-${hash}`);
+  if (!existsSync(join(cache, 'strongswan6/sbin/swanctl'))) {
+    const tmp = mkdtempSync(join(tmpdir(), `viked-strongswan6-unpack-${process.pid}-`));
+    const r = spawnSync('tar', ['-C', tmp, '-xJf', tarball], { encoding: 'utf8' });
+    if (r.status !== 0) {
+      rmSync(tmp, { recursive: true, force: true });
+      return (ss6Cache = { error: `strongSwan 6: unpacking ${tarball} failed: ${r.stderr}` });
+    }
+    try {
+      renameSync(tmp, cache);
+    } catch {
+      // another test file got there first
+      rmSync(tmp, { recursive: true, force: true });
+    }
+  }
+  return (ss6Cache = check(join(cache, 'strongswan6')));
+}
+
+/** requireInterop, plus strongSwan 6: skip without it, or fail under REQUIRE_INTEROP=1. */
+export function requireInterop6(t: TestContext): boolean {
+  if (!requireInterop(t)) return false;
+  const ss6 = strongSwan6();
+  if (!('error' in ss6)) return true;
+  if (process.env.REQUIRE_INTEROP === '1') throw new Error(`interop tests are required (REQUIRE_INTEROP=1) but cannot run: ${ss6.error}`);
+  t.skip(ss6.error);
+  return false;
+}
+
+function ss6OrThrow(): StrongSwan6 {
+  const ss6 = strongSwan6();
+  if ('error' in ss6) throw new Error(ss6.error);
+  return ss6;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -601,6 +677,8 @@ export interface CharonOptions {
   files?: Record<string, string | Uint8Array>;
   /** how long to wait for the vici socket; default 10 s */
   startTimeoutMs?: number;
+  /** 5: Debian's 5.9.8 (default); 6: the strongSwan 6 build (see strongSwan6()) */
+  version?: 5 | 6;
 }
 
 export interface SwanctlActionOptions {
@@ -636,8 +714,9 @@ export interface Charon {
   stop(): Promise<void>;
 }
 
-function strongswanConf(dir: string, libipsec: boolean, extra: string): string {
-  const load = [...CHARON_PLUGINS_BASE, ...(libipsec ? ['kernel-libipsec'] : []), 'kernel-netlink', 'socket-default', 'vici'];
+function strongswanConf(dir: string, libipsec: boolean, extra: string, version: 5 | 6 = 5): string {
+  const base = version === 6 ? CHARON6_PLUGINS_BASE : CHARON_PLUGINS_BASE;
+  const load = [...base, ...(libipsec ? ['kernel-libipsec'] : []), 'kernel-netlink', 'socket-default', 'vici'];
   const vici = `unix://${join(dir, 'charon.vici')}`;
   return `# generated by test/interop/harness.ts
 charon {
@@ -688,9 +767,11 @@ class CharonImpl implements Charon {
   readonly proc: LabProcessImpl;
   private readonly lab: LabImpl;
   private readonly env: NodeJS.ProcessEnv;
+  private readonly swanctlBin: string;
 
-  constructor(lab: LabImpl, side: Side, dir: string, proc: LabProcessImpl) {
+  constructor(lab: LabImpl, side: Side, dir: string, proc: LabProcessImpl, swanctlBin = SWANCTL_BIN) {
     this.lab = lab;
+    this.swanctlBin = swanctlBin;
     this.side = side;
     this.dir = dir;
     this.proc = proc;
@@ -711,7 +792,7 @@ class CharonImpl implements Charon {
   }
 
   swanctl(args: string[], opts: { timeoutMs?: number } = {}): Promise<ExecResult> {
-    return run(SWANCTL_BIN, args, { env: this.env, timeoutMs: opts.timeoutMs }, this.lab.procs);
+    return run(this.swanctlBin, args, { env: this.env, timeoutMs: opts.timeoutMs }, this.lab.procs);
   }
 
   /** runs swanctl; throws unless it exits 0 (or allowFailure), with its output and the log tail */
@@ -958,18 +1039,20 @@ class LabImpl implements Lab {
     // a socket left by an earlier charon on this side (stop() + restart) must not count as ready
     rmSync(join(dir, 'charon.vici'), { force: true });
     const confPath = join(dir, 'strongswan.conf');
-    writeFileSync(confPath, strongswanConf(dir, opts.libipsec === true, opts.extraStrongswanConf ?? ''));
+    const version = opts.version ?? 5;
+    const ss6 = version === 6 ? ss6OrThrow() : undefined;
+    writeFileSync(confPath, strongswanConf(dir, opts.libipsec === true, opts.extraStrongswanConf ?? '', version));
     // ip netns exec gives the command its own (slave) mount namespace: /run is private to this charon,
     // so its /run/charon.pid does not clash with other charons.
     const proc = this.startProcess(
       side,
       'sh',
-      ['-c', 'mount --bind "$1" /run && exec "$2"', 'sh', join(dir, 'run'), CHARON_BIN],
+      ['-c', 'mount --bind "$1" /run && exec "$2"', 'sh', join(dir, 'run'), ss6?.charon ?? CHARON_BIN],
       { ...process.env, STRONGSWAN_CONF: confPath },
       undefined,
       `charon-${side}`,
     );
-    const charon = new CharonImpl(this, side, dir, proc);
+    const charon = new CharonImpl(this, side, dir, proc, ss6?.swanctl);
     this.charons.set(side, charon);
     const deadline = Date.now() + (opts.startTimeoutMs ?? 10_000);
     let exited = false;
