@@ -130,7 +130,8 @@ export function deriveIkeKeys(
 /**
  * RFC 7296 §2.18 (IKE SA rekey): SKEYSEED = prf(SK_d (old), g^ir (new) | Ni | Nr) with the OLD
  * SA's PRF; the new keys are prf+(SKEYSEED, Ni | Nr | SPIi | SPIr) with the NEW suite's PRF and
- * the new SA's SPIs.
+ * the new SA's SPIs. With additional key exchanges (RFC 9370 §2.2.4) their secrets follow:
+ * SKEYSEED = prf(SK_d (old), SK(0) | Ni | Nr | SK(1) | ... | SK(n)); `added` is SK(1) | ... | SK(n).
  */
 export function deriveRekeyedIkeKeys(
   suite: IkeSuite,
@@ -141,8 +142,9 @@ export function deriveRekeyedIkeKeys(
   nr: Buffer,
   spiI: Buffer,
   spiR: Buffer,
+  added?: Buffer,
 ): { skeyseed: Buffer; keys: IkeKeys } {
-  const skeyseed = new Prf(oldPrf).compute(oldSkD, [sharedSecret, ni, nr]);
+  const skeyseed = new Prf(oldPrf).compute(oldSkD, added ? [sharedSecret, ni, nr, added] : [sharedSecret, ni, nr]);
   const keymat = new Prf(suite.prf).plus(skeyseed, Buffer.concat([ni, nr, spiI, spiR]), ikeKeymatLength(suite));
   return { skeyseed, keys: splitIkeKeys(suite, keymat) };
 }
@@ -177,6 +179,8 @@ export interface ChildKeys {
 
 /**
  * RFC 7296 §2.17: KEYMAT = prf+(SK_d, Ni | Nr), or prf+(SK_d, g^ir (new) | Ni | Nr) with PFS.
+ * With additional key exchanges (RFC 9370 §2.2.4): prf+(SK_d, SK(0) | Ni | Nr | SK(1) | ... | SK(n)),
+ * `added` being SK(1) | ... | SK(n).
  * Keys for initiator-to-responder traffic come first; within a direction, the encryption key
  * first, then the integrity key.
  */
@@ -188,10 +192,11 @@ export function deriveChildKeys(
   ni: Buffer,
   nr: Buffer,
   pfsSecret?: Buffer,
+  added?: Buffer,
 ): ChildKeys {
   const e = encr.keymatLen;
   const a = integ ? integ.keyLen : 0;
-  const seed = pfsSecret ? Buffer.concat([pfsSecret, ni, nr]) : Buffer.concat([ni, nr]);
+  const seed = pfsSecret ? Buffer.concat(added ? [pfsSecret, ni, nr, added] : [pfsSecret, ni, nr]) : Buffer.concat([ni, nr]);
   const km = new Prf(prf).plus(skD, seed, 2 * (e + a));
   return {
     encI: keep(km.subarray(0, e)),

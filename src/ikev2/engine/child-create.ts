@@ -20,6 +20,9 @@ import { answer, answerNotify, run, sendRequest } from './message.ts';
 import { queueTask } from './tasks.ts';
 import { armChildTimer, childLifetimes, rekeyCompleted, rekeyedByPeer, rekeyFailed, rekeyTarget } from './child-rekey.ts';
 import { removeFromDataplane } from './teardown.ts';
+import { addKeMethods, withoutAddKe } from '../crypto/proposals.ts';
+import { awaitFollowup, linkNotify, newLink, startFollowup } from './followup.ts';
+import type { Followup } from '../sa/ike-sa.ts';
 
 /** The selectors a child config allows on one side, `dynamic` resolved to that side's IKE address. */
 export function tsAllowed(ctx: EngineContext, cfg: ChildConfig, side: 'local' | 'remote', sa: IkeSa): Sel[] {
@@ -59,7 +62,8 @@ export async function onChildRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader
   if (r.ke) resp.push(r.ke);
   resp.push(...rest);
   answer(ctx, sa, h, resp);
-  if (rekey) rekeyedByPeer(ctx, sa, rekey, sa.children[sa.children.length - 1]!);
+  // With additional key exchanges the CHILD_SA comes after the IKE_FOLLOWUP_KE exchanges.
+  if (rekey && !r.pending) rekeyedByPeer(ctx, sa, rekey, sa.children[sa.children.length - 1]!);
 }
 
 /**
@@ -79,7 +83,7 @@ export async function respondChild(
   rekey: ChildSa | undefined,
   inAuth: boolean,
   kePayload?: KePayload,
-): Promise<{ payloads: Payload[]; ke?: KePayload }> {
+): Promise<{ payloads: Payload[]; ke?: KePayload; pending?: boolean }> {
   const conn = sa.conn!;
   const tsiP = tsiIn.filter((s): s is Sel => s !== undefined);
   const tsrP = tsrIn.filter((s): s is Sel => s !== undefined);
@@ -112,7 +116,7 @@ export async function respondChild(
     ctx.log.info({ ike: sa.id, conn: conn.name, tsi: tsiP.map(selToString), tsr: tsrP.map(selToString) }, 'traffic selectors unacceptable');
     return { payloads: [notify(NotifyType.TS_UNACCEPTABLE)] };
   }
-  const esp = selectEspProposal(cfg.espProposals, sap.proposals, ctx.espSupported, { skipKe: inAuth, peerKe: kePayload?.group });
+  const esp = selectEspProposal(cfg.espProposals, sap.proposals, ctx.espSupported, { skipKe: inAuth, peerKe: kePayload?.group, addKe: !inAuth });
   if (!esp) {
     ctx.stats.noProposal++;
     ctx.stats.childFailed++;
@@ -137,6 +141,45 @@ export async function respondChild(
     ourKe = { type: PayloadType.KE, critical: false, group: esp.ke, data: dh.publicValue };
   }
   const transport = findNotify(payloads, NotifyType.USE_TRANSPORT_MODE) !== undefined && cfg.mode === 'transport';
+  const methods = addKeMethods(esp.addKe);
+  if (methods.length > 0 && pfsSecret) {
+    // RFC 9370 §2.2.4: our SPI and selectors now, the CHILD_SA after the IKE_FOLLOWUP_KE exchanges.
+    let spi: number;
+    try {
+      spi = await ctx.dp.allocateSpi();
+    } catch (e) {
+      ctx.stats.dataplaneErrors++;
+      ctx.stats.childFailed++;
+      ctx.log.warn({ ike: sa.id, err: (e as Error).message }, 'SPI allocation failed');
+      return { payloads: [notify(NotifyType.NO_PROPOSAL_CHOSEN)] };
+    }
+    if (sa.dead) {
+      ctx.dp.releaseSpi(spi);
+      return { payloads: [notify(NotifyType.NO_PROPOSAL_CHOSEN)] };
+    }
+    const f: Followup = {
+      link: newLink(ctx),
+      methods,
+      done: 0,
+      secret0: pfsSecret,
+      added: [],
+      ni,
+      nr,
+      target: { kind: 'child', cfg, esp, transport, spi, localTs: tsr, remoteTs: tsi, rekey },
+    };
+    awaitFollowup(ctx, sa, f);
+    return {
+      payloads: [
+        { type: PayloadType.SA, critical: false, proposals: [espChosenToWire(esp, u32(spi))] },
+        ...(transport ? [notify(NotifyType.USE_TRANSPORT_MODE)] : []),
+        tsPayload(PayloadType.TSi, tsi.map(selToWire)),
+        tsPayload(PayloadType.TSr, tsr.map(selToWire)),
+        linkNotify(f.link),
+      ],
+      ke: ourKe,
+      pending: true,
+    };
+  }
   const { child, ok } = await createChild(ctx, sa, cfg, esp, transport, 0, tsr, tsi, rekey, ni, nr, pfsSecret, false);
   if (!ok) return { payloads: [notify(NotifyType.NO_PROPOSAL_CHOSEN)] };
   return {
@@ -170,6 +213,7 @@ async function createChild(
   nr: Buffer,
   pfsSecret: Buffer | undefined,
   weInitiated: boolean,
+  added?: Buffer,
 ): Promise<{ child: ChildSa; ok: boolean }> {
   const child = new ChildSa(ctx.nextChildId++, cfg);
   child.mode = transport ? 'transport' : 'tunnel';
@@ -179,7 +223,7 @@ async function createChild(
   child.localTs = localTs;
   child.remoteTs = remoteTs;
   child.replaces = rekey?.id;
-  const k = deriveChildKeys(sa.prf!.alg, sa.keys!.skD, esp.encr, esp.integ, ni, nr, pfsSecret);
+  const k = deriveChildKeys(sa.prf!.alg, sa.keys!.skD, esp.encr, esp.integ, ni, nr, pfsSecret, added);
   const ok = weInitiated
     ? await installChild(ctx, sa, child, k.encR, k.integR, k.encI, k.integI, false)
     : await installChild(ctx, sa, child, k.encI, k.integI, k.encR, k.integR, rekey !== undefined);
@@ -410,7 +454,43 @@ export async function completeChild(
     return fail('peer narrowed traffic selectors outside what we proposed');
   }
   const transport = findNotify(payloads, NotifyType.USE_TRANSPORT_MODE) !== undefined && cfg.mode === 'transport';
-  const { child, ok } = await createChild(ctx, sa, cfg, esp, transport, spi, localTs, remoteTs, rekey, ni, nr, pfsSecret, true);
+  const methods = inAuth ? [] : addKeMethods(esp.addKe);
+  if (methods.length > 0) {
+    const link = findNotify(payloads, NotifyType.ADDITIONAL_KEY_EXCHANGE);
+    if (!pfsSecret || !link || link.data.length === 0) return fail('additional key exchanges chosen without a key exchange or link data');
+    startFollowup(ctx, sa, {
+      link: link.data,
+      methods,
+      done: 0,
+      secret0: pfsSecret,
+      added: [],
+      ni,
+      nr,
+      target: { kind: 'child', cfg, esp, transport, spi, localTs, remoteTs, rekey },
+    });
+    return;
+  }
+  await finishChild(ctx, sa, cfg, esp, transport, spi, localTs, remoteTs, rekey, ni, nr, pfsSecret, inAuth);
+}
+
+/** The initiator's CHILD_SA, negotiated (and its additional key exchanges done): derive, install, finish a rekey. */
+async function finishChild(
+  ctx: EngineContext,
+  sa: IkeSa,
+  cfg: ChildConfig,
+  esp: ChosenEsp,
+  transport: boolean,
+  spi: number,
+  localTs: Sel[],
+  remoteTs: Sel[],
+  rekey: ChildSa | undefined,
+  ni: Buffer,
+  nr: Buffer,
+  pfsSecret: Buffer | undefined,
+  inAuth: boolean,
+  added?: Buffer,
+): Promise<void> {
+  const { child, ok } = await createChild(ctx, sa, cfg, esp, transport, spi, localTs, remoteTs, rekey, ni, nr, pfsSecret, true, added);
   if (!ok) {
     if (sa.dead) return;
     // installChild released the SPI; the peer still has its side.
@@ -423,6 +503,38 @@ export async function completeChild(
   if (rekey) rekeyCompleted(ctx, sa, rekey, child);
 }
 
+/** IKE_AUTH's CHILD_SA has no key exchange, main or additional. */
 function withoutKe(p: ProposalSpec): ProposalSpec {
-  return p.ke.length ? { ...p, ke: [] } : p;
+  const q = withoutAddKe(p);
+  return q.ke.length ? { ...q, ke: [] } : q;
+}
+
+/**
+ * The IKE_FOLLOWUP_KE exchanges of a CHILD_SA are done: install it with keys from all secrets.
+ * Initiator: as after a CREATE_CHILD_SA response; responder: returns the CHILD_SA, or undefined
+ * when it could not be installed.
+ */
+export async function finishChildFollowup(ctx: EngineContext, sa: IkeSa, f: Followup, added: Buffer, weInitiated: boolean): Promise<ChildSa | undefined> {
+  const t = f.target;
+  if (t.kind !== 'child') return undefined;
+  if (weInitiated) {
+    await finishChild(ctx, sa, t.cfg, t.esp, t.transport, t.spi, t.localTs, t.remoteTs, t.rekey, f.ni, f.nr, f.secret0, false, added);
+    return undefined;
+  }
+  const { child, ok } = await createChild(ctx, sa, t.cfg, t.esp, t.transport, t.spi, t.localTs, t.remoteTs, t.rekey, f.ni, f.nr, f.secret0, false, added);
+  if (!ok && t.rekey && t.rekey.state === 'REKEYING') t.rekey.state = 'INSTALLED';
+  return ok ? child : undefined;
+}
+
+/** A CHILD_SA's IKE_FOLLOWUP_KE exchanges failed or were abandoned: release its SPI, report or retry. */
+export function abandonChildFollowup(ctx: EngineContext, sa: IkeSa, f: Followup, why: string, weInitiated: boolean): void {
+  const t = f.target;
+  if (t.kind !== 'child') return;
+  ctx.stats.childFailed++;
+  ctx.log.info({ ike: sa.id, conn: sa.conn?.name, child: t.cfg.name, reason: why }, 'CHILD SA failed in IKE_FOLLOWUP_KE');
+  ctx.dp.releaseSpi(t.spi);
+  if (t.rekey) {
+    if (weInitiated) rekeyFailed(ctx, sa, t.rekey, why);
+    else if (t.rekey.state === 'REKEYING') t.rekey.state = 'INSTALLED';
+  } else if (weInitiated) childFailed(ctx, sa, t.cfg.name, why);
 }

@@ -17,6 +17,9 @@ import { hasTask, queueTask } from './tasks.ts';
 import { armChildTimer, DELETE_OLD_AFTER_MS } from './child-rekey.ts';
 import { startDpd } from './dpd.ts';
 import { deleteIke } from './teardown.ts';
+import { addKeMethods } from '../crypto/proposals.ts';
+import type { Followup } from '../sa/ike-sa.ts';
+import { awaitFollowup, linkNotify, newLink, startFollowup } from './followup.ts';
 
 type IkeRekeyTask = Extract<Task, { kind: 'ike-rekey' }>;
 
@@ -68,7 +71,7 @@ function adoptChildren(ctx: EngineContext, from: IkeSa, to: IkeSa): void {
 }
 
 /** A new IKE SA that takes over from `old` (keys from the old SK_d and the new key exchange). */
-function successor(ctx: EngineContext, old: IkeSa, weInitiated: boolean, spiI: Buffer, spiR: Buffer, chosen: ChosenIke, secret: Buffer, ni: Buffer, nr: Buffer): IkeSa {
+function successor(ctx: EngineContext, old: IkeSa, weInitiated: boolean, spiI: Buffer, spiR: Buffer, chosen: ChosenIke, secret: Buffer, ni: Buffer, nr: Buffer, added?: Buffer): IkeSa {
   // SPIs and nonces are kept for the new SA's life: copies of their own (see keep()).
   spiI = keep(spiI);
   spiR = keep(spiR);
@@ -86,7 +89,7 @@ function successor(ctx: EngineContext, old: IkeSa, weInitiated: boolean, spiI: B
   sa.prf = new Prf(chosen.suite.prf);
   sa.ni = ni;
   sa.nr = nr;
-  sa.keys = deriveRekeyedIkeKeys(chosen.suite, old.prf!.alg, old.keys!.skD, secret, ni, nr, spiI, spiR).keys;
+  sa.keys = deriveRekeyedIkeKeys(chosen.suite, old.prf!.alg, old.keys!.skD, secret, ni, nr, spiI, spiR, added).keys;
   sa.cipher = new IkeCipher(chosen.suite, sa.keys, weInitiated, ctx.opts.random);
   sa.state = 'ESTABLISHED';
   sa.establishedAt = ctx.sched.now();
@@ -109,7 +112,7 @@ export function onIkeRekeyRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, p
   const ke = find(payloads, PayloadType.KE);
   if (sa.state !== 'ESTABLISHED' || sa.active?.task.kind === 'ike-rekey') return answerNotify(ctx, sa, h, NotifyType.TEMPORARY_FAILURE);
   if (!ke) return answerNotify(ctx, sa, h, NotifyType.INVALID_SYNTAX);
-  const chosen = selectIkeProposal(sa.conn!.proposals, sap.proposals, { peerKe: ke.group });
+  const chosen = selectIkeProposal(sa.conn!.proposals, sap.proposals, { peerKe: ke.group, addKe: true });
   if (!chosen) {
     ctx.stats.noProposal++;
     return answerNotify(ctx, sa, h, NotifyType.NO_PROPOSAL_CHOSEN);
@@ -124,11 +127,19 @@ export function onIkeRekeyRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, p
   const secret = dh.secret;
   const nr = nonce(ctx);
   const spiR = newSpi(ctx);
-  answer(ctx, sa, h, [
+  const out: Payload[] = [
     { type: PayloadType.SA, critical: false, proposals: [ikeChosenToWire(chosen, spiR)] },
     { type: PayloadType.NONCE, critical: false, data: nr },
     { type: PayloadType.KE, critical: false, group: chosen.suite.ke, data: dh.publicValue },
-  ]);
+  ];
+  const methods = addKeMethods(chosen.suite.addKe);
+  if (methods.length > 0) {
+    // RFC 9370 §2.2.4: the new IKE SA comes after the IKE_FOLLOWUP_KE exchanges.
+    const f: Followup = { link: newLink(ctx), methods, done: 0, secret0: secret, added: [], ni: keep(ni), nr, target: { kind: 'ike', chosen, spiI: keep(chosen.spi), spiR } };
+    awaitFollowup(ctx, sa, f);
+    return answer(ctx, sa, h, [...out, linkNotify(f.link)]);
+  }
+  answer(ctx, sa, h, out);
   // The peer started the rekey, so it is the new IKE SA's initiator; it deletes the old one.
   successor(ctx, sa, false, chosen.spi, spiR, chosen, secret, ni, nr);
   setTimer(ctx, sa, Timer.DELETE_OLD, ctx.sched.now() + DELETE_OLD_AFTER_MS);
@@ -165,7 +176,40 @@ export function onIkeRekeyResponse(ctx: EngineContext, sa: IkeSa, task: IkeRekey
     if (!(e instanceof CryptoError)) throw e;
     return retryLater(e.message);
   }
+  const methods = addKeMethods(chosen.suite.addKe);
+  if (methods.length > 0) {
+    const link = findNotify(payloads, NotifyType.ADDITIONAL_KEY_EXCHANGE);
+    if (!link || link.data.length === 0) return retryLater('additional key exchanges chosen without link data');
+    if (sa.terminateRequested) return;
+    sa.state = 'REKEYING';
+    return startFollowup(ctx, sa, { link: link.data, methods, done: 0, secret0: secret, added: [], ni: task.ni!, nr: keep(nr.data), target: { kind: 'ike', chosen, spiI: task.spi!, spiR: keep(chosen.spi) } });
+  }
   const next = successor(ctx, sa, true, task.spi!, chosen.spi, chosen, secret, task.ni!, nr.data);
   queueTask(ctx, sa, { kind: 'ike-delete' });
   if (sa.terminateRequested) deleteIke(ctx, next);
+}
+
+/** The IKE_FOLLOWUP_KE exchanges of an IKE SA rekey are done: the new IKE SA takes over. */
+export function finishIkeFollowup(ctx: EngineContext, sa: IkeSa, f: Followup, added: Buffer, weInitiated: boolean): void {
+  const t = f.target;
+  if (t.kind !== 'ike') return;
+  if (weInitiated) {
+    if (sa.state === 'REKEYING') sa.state = 'ESTABLISHED';
+    const next = successor(ctx, sa, true, t.spiI, t.spiR, t.chosen, f.secret0, f.ni, f.nr, added);
+    queueTask(ctx, sa, { kind: 'ike-delete' });
+    if (sa.terminateRequested) deleteIke(ctx, next);
+    return;
+  }
+  if (sa.state !== 'ESTABLISHED') return;
+  successor(ctx, sa, false, t.spiI, t.spiR, t.chosen, f.secret0, f.ni, f.nr, added);
+  setTimer(ctx, sa, Timer.DELETE_OLD, ctx.sched.now() + DELETE_OLD_AFTER_MS);
+}
+
+/** An IKE SA rekey's IKE_FOLLOWUP_KE exchanges failed: ours is retried later, the peer's forgotten. */
+export function abandonIkeFollowup(ctx: EngineContext, sa: IkeSa, why: string, weInitiated: boolean): void {
+  ctx.log.info({ ike: sa.id, reason: why }, weInitiated ? 'IKE SA rekey failed in IKE_FOLLOWUP_KE, retrying later' : 'peer IKE SA rekey abandoned in IKE_FOLLOWUP_KE');
+  if (!weInitiated) return;
+  if (sa.state === 'REKEYING') sa.state = 'ESTABLISHED';
+  if (sa.terminateRequested) return deleteIke(ctx, sa);
+  setTimer(ctx, sa, Timer.IKE_REKEY, ctx.sched.now() + (10 + jitter(ctx, 20)) * 1000);
 }

@@ -12,6 +12,7 @@ import { answerNotify, retransmit } from './message.ts';
 import { onInitResponse, sendInit, halfOpenTimeout } from './ike-init.ts';
 import { onAuthRequest, onAuthResponse, sendAuth } from './ike-auth.ts';
 import { onIntermediateRequest, onIntermediateResponse, startIntermediate } from './ike-intermediate.ts';
+import { followupTimeout, onFollowupRequest, onFollowupResponse } from './followup.ts';
 import { onChildRequest, onCreateChildResponse, startCreateChild } from './child-create.ts';
 import { childTimers } from './child-rekey.ts';
 import { ikeRekeyDue, onIkeRekeyRequest, onIkeRekeyResponse, startIkeRekey } from './ike-rekey.ts';
@@ -49,6 +50,8 @@ const TASKS: { [K in Task['kind']]: TaskDef<TaskOf<K>> } = {
   'ike-rekey': { priority: 3, start: startIkeRekey, response: (ctx, sa, t, _h, p) => onIkeRekeyResponse(ctx, sa, t, p) },
   'child-create': { priority: 4, start: startCreateChild, response: (ctx, sa, t, _h, p) => onCreateChildResponse(ctx, sa, t, p) },
   dpd: { priority: 5, start: startDpdExchange, response: () => undefined },
+  // IKE_FOLLOWUP_KE requests follow their CREATE_CHILD_SA directly, never queued.
+  followup: { priority: -1, start: () => undefined, response: (ctx, sa, _t, _h, p) => onFollowupResponse(ctx, sa, p) },
 };
 
 function priority(t: Task): number {
@@ -102,6 +105,7 @@ const REQUESTS: Partial<Record<number, RequestHandler>> = {
   [ExchangeType.IKE_INTERMEDIATE]: onIntermediateRequest,
   [ExchangeType.CREATE_CHILD_SA]: onCreateChildSaRequest,
   [ExchangeType.INFORMATIONAL]: onInformationalRequest,
+  [ExchangeType.IKE_FOLLOWUP_KE]: onFollowupRequest,
 };
 
 /** An authenticated request of the peer (IKE_SA_INIT requests are handled before an SA exists). */
@@ -127,6 +131,7 @@ const TIMERS: Partial<Record<number, (ctx: EngineContext, sa: IkeSa) => void>> =
   [Timer.DELETE_OLD]: deleteOldDue,
   [Timer.CHILD_REKEY]: childTimers,
   [Timer.IKE_REKEY]: ikeRekeyDue,
+  [Timer.FOLLOWUP]: followupTimeout,
 };
 
 /** One of the SA's timers fired (stale entries were filtered by the caller). */

@@ -44,6 +44,10 @@ export function destroy(ctx: EngineContext, sa: IkeSa, reason: string): void {
     ctx.dp.releaseSpi(t.spi);
     t.spi = undefined;
   }
+  // CHILD_SAs waiting for their IKE_FOLLOWUP_KE exchanges hold an SPI of ours.
+  for (const f of [sa.followupOut, sa.followupIn]) if (f?.target.kind === 'child') ctx.dp.releaseSpi(f.target.spi);
+  sa.followupOut = undefined;
+  sa.followupIn = undefined;
   sa.active = undefined;
   sa.queue.length = 0;
   sa.timers.fill(0);

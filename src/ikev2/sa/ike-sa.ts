@@ -5,7 +5,7 @@
  */
 import type { ChildConfig, ConnectionConfig } from '../../config/types.ts';
 import type { InstallResult, SaEndpoint } from '../../dataplane/types.ts';
-import type { ChosenEsp, IkeSuite } from '../crypto/proposals.ts';
+import type { ChosenEsp, ChosenIke, IkeSuite } from '../crypto/proposals.ts';
 import type { IkeCipher } from '../crypto/protect.ts';
 import type { KeyExchange } from '../crypto/ke.ts';
 import type { IkeKeys } from '../crypto/prf.ts';
@@ -26,8 +26,10 @@ export const Timer = {
   RETRY: 7,
   DELETE_OLD: 8,
   CHILD_REKEY: 9,
+  /** A peer's CREATE_CHILD_SA waits for its IKE_FOLLOWUP_KE exchanges (RFC 9370). */
+  FOLLOWUP: 10,
 } as const;
-export const TIMER_KINDS = 10;
+export const TIMER_KINDS = 11;
 
 /** A received message waiting for its SA to become free. */
 export interface PendingMessage {
@@ -65,6 +67,28 @@ export class ChildSa {
   }
 }
 
+/**
+ * A CREATE_CHILD_SA (new or rekeyed CHILD_SA, or IKE SA rekey) whose additional key exchanges run
+ * in IKE_FOLLOWUP_KE exchanges (RFC 9370 §2.2.4): what it will create once they are done.
+ */
+export interface Followup {
+  /** The link data the next IKE_FOLLOWUP_KE request carries (the responder chooses it). */
+  link: Buffer;
+  /** Additional key exchange methods, in order, and how many are done. */
+  methods: number[];
+  done: number;
+  /** SK(0), of the CREATE_CHILD_SA's own KE payloads, and SK(1).. so far. */
+  secret0: Buffer;
+  added: Buffer[];
+  ni: Buffer;
+  nr: Buffer;
+  /** Initiator: the key exchange of the request in flight. */
+  ke?: KeyExchange;
+  target:
+    | { kind: 'child'; cfg: ChildConfig; esp: ChosenEsp; transport: boolean; spi: number; localTs: Sel[]; remoteTs: Sel[]; rekey: ChildSa | undefined }
+    | { kind: 'ike'; chosen: ChosenIke; spiI: Buffer; spiR: Buffer };
+}
+
 /** An exchange we started and wait for the answer to. */
 export interface ActiveRequest {
   mid: number;
@@ -86,7 +110,9 @@ export type Task =
   | { kind: 'child-delete'; child: ChildSa }
   | { kind: 'ike-delete' }
   | { kind: 'dpd' }
-  | { kind: 'ike-rekey'; group?: number; spi?: Buffer; ni?: Buffer; ke?: KeyExchange };
+  | { kind: 'ike-rekey'; group?: number; spi?: Buffer; ni?: Buffer; ke?: KeyExchange }
+  /** The next IKE_FOLLOWUP_KE of sa.followupOut. */
+  | { kind: 'followup' };
 
 /** Live counts kept up to date on every state change, so gauges never need a scan of the table. */
 export interface SaGauges {
@@ -169,6 +195,9 @@ export class IkeSa {
   intAuthR: Buffer | undefined;
   /** The cipher before the last IKE_INTERMEDIATE key update: a retransmitted request still uses it. */
   prevCipher: IkeCipher | undefined;
+  /** Our CREATE_CHILD_SA in its IKE_FOLLOWUP_KE exchanges, and the peer's (RFC 9370 §2.2.4). */
+  followupOut: Followup | undefined;
+  followupIn: Followup | undefined;
   /** Messages (already decoded) that arrived while an operation (e.g. a dataplane install) was in progress. */
   pending: PendingMessage[] | undefined;
   /** Operations in progress on this SA (one at a time is the rule; nested steps count too). */
