@@ -168,5 +168,60 @@ test('vpp-iked <-> strongSwan 6.0.6: ML-KEM hybrids (RFC 9370 over IKE_INTERMEDI
     });
   }
 
+  await t.test('CHILD_SA rekeys with hybrid PFS (x25519 + ML-KEM-768, IKE_FOLLOWUP_KE) and IKE SA rekeys with ML-KEM from either side', async () => {
+    const c = CONNS.find((x) => x.name === 'rekey')!;
+    const pfs = 'AES_GCM_16_256/CURVE_25519/KE1_ML_KEM_768';
+    await cleanSlate(swan, ours);
+    await swan.initiate('net', { ike: c.name });
+    let { s, o } = await both(swan, ours, c, true);
+    const ike0 = [o.spi_i, o.spi_r];
+    const first = o.child_sas[0]!;
+
+    // strongSwan rekeys the CHILD_SA: CREATE_CHILD_SA with KE, then IKE_FOLLOWUP_KE with ML-KEM
+    let mark = swan.log().length;
+    const r1 = await swan.swanctl(['--rekey', '--child', 'net']);
+    assert.equal(r1.code, 0, r1.stdout + r1.stderr);
+    ({ s, o } = await waitFor('a new CHILD SA after strongSwan\'s rekey', async () => {
+      const x = await both(swan, ours, c, true);
+      return x.o.child_sas[0]!.spi_in !== first.spi_in && x;
+    }, 10_000));
+    assert.match(swan.log().slice(mark), /generating IKE_FOLLOWUP_KE request \d+ \[ KE N\(ADD_KE\) \]/);
+    assert.equal(o.child_sas[0]!.proposal, pfs, 'vpp-iked ESP algorithms');
+    assert.equal(swanEsp(s.children.find((x) => x.state === 'INSTALLED')!), pfs, 'strongSwan ESP algorithms');
+    const second = o.child_sas[0]!;
+
+    // we rekey it
+    mark = swan.log().length;
+    await ours.json(['rekey', '--child-id', String(second.id)]);
+    ({ s, o } = await waitFor('a new CHILD SA after our rekey', async () => {
+      const x = await both(swan, ours, c, true);
+      return x.o.child_sas[0]!.spi_in !== second.spi_in && x;
+    }, 10_000));
+    assert.match(swan.log().slice(mark), /parsed IKE_FOLLOWUP_KE request \d+ \[ KE N\(ADD_KE\) \]/);
+    assert.equal(o.child_sas[0]!.proposal, pfs);
+    assert.equal(swanEsp(s.children.find((x) => x.state === 'INSTALLED')!), pfs);
+    assert.deepEqual([o.spi_i, o.spi_r], ike0, 'CHILD rekeys keep the IKE SA');
+
+    // strongSwan rekeys the IKE SA (the new one again hybrid), then we do
+    mark = swan.log().length;
+    const r2 = await swan.swanctl(['--rekey', '--ike', c.name]);
+    assert.equal(r2.code, 0, r2.stdout + r2.stderr);
+    ({ s, o } = await waitFor('the IKE SA rekeyed by strongSwan', async () => {
+      const x = await both(swan, ours, c, true);
+      return x.o.spi_i !== ike0[0] && x;
+    }, 10_000));
+    assert.match(swan.log().slice(mark), /generating IKE_FOLLOWUP_KE request \d+ \[ KE N\(ADD_KE\) \]/);
+    const ike1 = [o.spi_i, o.spi_r];
+    mark = swan.log().length;
+    await ours.json(['rekey', '--ike-id', String(o.id)]);
+    await waitFor('the IKE SA rekeyed by vpp-iked', async () => {
+      const x = await both(swan, ours, c, false);
+      return x.o.spi_i !== ike1[0] && x;
+    }, 10_000);
+    assert.match(swan.log().slice(mark), /parsed IKE_FOLLOWUP_KE request \d+ \[ KE N\(ADD_KE\) \]/);
+    await ours.json(['terminate', '--ike', c.name]);
+    await waitFor(`strongSwan to drop ${c.name}`, async () => (await swan.listSas(c.name)).length === 0, 8000, 100);
+  });
+
   t.diagnostic(`strongSwan 6 ML-KEM suite took ${((Date.now() - started) / 1000).toFixed(1)} s`);
 });
