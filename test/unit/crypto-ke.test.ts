@@ -21,7 +21,7 @@ test('every supported group: two fresh key pairs derive the same secret of the e
     KE_GROUPS.map((g) => g.id),
     [14, 15, 16, 17, 18, 19, 20, 21, 31, 32, 35, 36, 37],
   );
-  // Diffie-Hellman groups; the KEMs (ML-KEM) are tested in crypto-mlkem.test.ts.
+  // Diffie-Hellman groups; the KEMs (ML-KEM) are tested in crypto-pq.test.ts.
   for (const g of KE_GROUPS.filter((x) => x.kind !== 'mlkem')) {
     const a = createKeyExchange(g.id);
     const b = createKeyExchange(g.id);
