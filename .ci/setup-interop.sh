@@ -10,13 +10,16 @@
 #    was missing before this run (so this run installed it), and only with `systemctl disable`
 #    (never --now). A strongSwan the administrator installed, enabled or runs is left alone.
 #
+# strongSwan 6 (the interop tests' second peer version) is not a package: the tests unpack the
+# build in ../shared/interop/strongswan6 beside the repository at run time; xz-utils unpacks it.
+#
 # POLICY_RC_D overrides the path of policy-rc.d (tests run the script with stub commands).
 set -euo pipefail
 
 PACKAGES=(
   strongswan-charon strongswan-swanctl charon-systemd strongswan-pki
   libstrongswan-standard-plugins libstrongswan-extra-plugins libcharon-extra-plugins
-  iproute2 iputils-ping ethtool socat tcpdump
+  iproute2 iputils-ping ethtool socat tcpdump xz-utils
 )
 # systemd units that Debian enables on install, and the package that ships each: charon-systemd
 # (in PACKAGES) and strongswan-starter (not in PACKAGES, but apt may pull it in as a dependency)
