@@ -148,7 +148,7 @@ Value types:
 | list | comma-separated elements; blanks around commas are ignored, empty elements are errors |
 | address | IPv4 or IPv6 address; in \`local_addrs\`/\`remote_addrs\` also \`10.0.0.0/8\`, \`10.0.0.1-10.0.0.9\`, \`%any\`, \`%any4\`, \`%any6\` (host names are not supported) |
 | identity | \`192.0.2.1\`, \`2001:db8::1\`, \`host.example.net\` or \`@host.example.net\` (FQDN), \`user@example.net\` (RFC 822), \`"C=CH, O=Example, CN=gw"\` (DN), \`@#0a1b2c\` (key id, hex), \`%any\`; prefixes \`fqdn:\`, \`email:\`, \`keyid:\`, \`asn1dn:\`, \`ipv4:\`, \`ipv6:\` force a type. Remote ids and secret ids may use wildcards: \`*.example.net\`, \`*@example.net\`, \`CN=*\` in a DN, \`%any\`, \`10.0.0.0/8\` (matches addresses in it) |
-| proposals | strongSwan proposal syntax, a list: \`aes256gcm16-prfsha256-x25519, aes256-sha256-modp3072\`; \`default\` expands to the built-in list |
+| proposals | strongSwan proposal syntax, a list: \`aes256gcm16-prfsha256-x25519, aes256-sha256-modp3072\`; \`default\` expands to the built-in list; key exchanges \`modp2048\`..\`modp8192\`, \`ecp256\`/\`384\`/\`521\`, \`x25519\`, \`x448\`, \`mlkem512\`/\`768\`/\`1024\`, additional ones as \`ke1_mlkem768\` .. \`ke7_...\` (\`ke1_none\`: optional) |
 | traffic selector | \`10.0.0.0/24\`, \`10.1.0.1-10.1.0.9\`, \`2001:db8::/64\`, optionally \`[PROTO/PORT]\`: \`[tcp/80]\`, \`[udp/1000-2000]\`, \`[tcp]\`, \`[any/53]\`; or \`dynamic\` (the IKE address of that side) |
 | VPP interface name | as \`show interface\` prints it: 1 to 63 letters, digits and \`_ . / : -\` |
 

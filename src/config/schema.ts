@@ -257,7 +257,10 @@ export const CONNECTION = section(
     }),
     local_port: derived(port, { defaultDoc: '`daemon.port`', doc: 'local IKE port' }),
     remote_port: setting(port, 500, { doc: 'peer IKE port' }),
-    proposals: setting(proposalList('ike'), deepFreeze(parseProposals('default', 'ike')), { doc: 'IKE proposals, in preference order' }),
+    proposals: setting(proposalList('ike'), deepFreeze(parseProposals('default', 'ike')), {
+      doc:
+        'IKE proposals, in preference order; `ke1_mlkem768` .. `ke7_<method>` add additional key exchanges (RFC 9370, over IKE_INTERMEDIATE), `mlkem768` alone is ML-KEM as the only key exchange',
+    }),
     encap: setting(bool, false, { doc: 'force UDP encapsulation of ESP (pretend a NAT is present)' }),
     dpd_delay: setting(duration, 0, {
       defaultDoc: '`0` (off)',
@@ -331,7 +334,7 @@ export const CHILD = section({
   local_ts: setting(tsList, ['dynamic'], { doc: 'our side of the traffic' }),
   remote_ts: setting(tsList, ['dynamic'], { doc: "the peer's side of the traffic" }),
   esp_proposals: setting(proposalList('esp'), deepFreeze(parseProposals('default', 'esp')), {
-    doc: 'ESP proposals; with a key exchange method (e.g. `-x25519`) rekeys use PFS',
+    doc: 'ESP proposals; with a key exchange method (e.g. `-x25519`) rekeys use PFS, with `-ke1_mlkem768` also an additional key exchange (IKE_FOLLOWUP_KE)',
   }),
   mode: setting(
     oneOf({ tunnel: 'tunnel', transport: 'transport' }, (k) => `'mode' must be tunnel or transport, not '${show(k.value)}'`),

@@ -624,3 +624,15 @@ test('daemon.transport = punt: needs dataplane = vpp and port_nat_t = 4500; vpp.
   ]);
   assert.deepEqual(errs(`daemon {\n  transport = tcp\n}\n${base}`), ["F:2:15: 'transport' must be one of udp, punt, not 'tcp'"]);
 });
+
+test('post-quantum proposals: ML-KEM alone or as additional key exchanges load; a bad one is refused at its line:col', () => {
+  const c = ok(
+    `connections {\n  c {${PSK_PAIR}\n    proposals = aes256gcm16-prfsha256-x25519-ke1_mlkem768, aes256gcm16-prfsha256-mlkem1024\n    children {\n      ch {\n        esp_proposals = aes256gcm16-x25519-ke1_mlkem768-ke2_none\n      }\n    }\n  }\n}\nsecrets {\n  ike-all {\n    secret = abc\n  }\n}\n`,
+  );
+  const conn = c.connections[0]!;
+  assert.deepEqual(conn.proposals[0]!.addKe?.[0], [36]);
+  assert.deepEqual(conn.proposals[1]!.ke, [37]);
+  assert.deepEqual(conn.children[0]!.espProposals[0]!.addKe?.[0], [36]);
+  const e = errs(`connections {\n  c {${PSK_PAIR}\n    proposals = aes256gcm16-prfsha256-x25519-ke8_mlkem768\n  }\n}\n`);
+  assert.ok(e.includes(`F:9:46: invalid IKE proposal: unknown algorithm 'ke8_mlkem768' in proposal 'aes256gcm16-prfsha256-x25519-ke8_mlkem768'`), e.join('\n'));
+});
