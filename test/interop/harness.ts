@@ -163,7 +163,7 @@ export function strongSwan6(): StrongSwan6 | { error: string } {
     return t;
   };
   if (process.env.STRONGSWAN6_DIR) return (ss6Cache = check(process.env.STRONGSWAN6_DIR));
-  const tarball = process.env.STRONGSWAN6_TARBALL ?? SS6_TARBALL_DEFAULT;
+  const tarball = process.env.STRONGSWAN6_TARBALL || SS6_TARBALL_DEFAULT;
   if (!existsSync(tarball)) return (ss6Cache = { error: `strongSwan 6 tarball ${tarball} not found (../shared/interop/strongswan6 beside the repository)` });
   const hash = createHash('sha256').update(readFileSync(tarball)).digest('hex').slice(0, 12);
   const cache = join(tmpdir(), `viked-strongswan6-${hash}`);
