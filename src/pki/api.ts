@@ -52,6 +52,15 @@ export interface AltName {
   readonly data: Buffer;
 }
 
+/**
+ * nameConstraints of a CA (RFC 5280 §4.2.1.10), enforced on the certificates below it in a chain.
+ * Bases are AltNames; an 'ip' base's data is address + mask (8 or 32 bytes).
+ */
+export interface NameConstraints {
+  readonly permitted: readonly AltName[];
+  readonly excluded: readonly AltName[];
+}
+
 /** A parsed, checked X.509 v3 certificate. */
 export interface Cert extends PublicKeyInfo {
   /** Where it came from (file name or "CERT payload"), for messages. */
@@ -79,6 +88,8 @@ export interface Cert extends PublicKeyInfo {
   readonly subjectKeyId?: Buffer;
   /** authorityKeyIdentifier keyIdentifier, when present (path building prefers the issuer with this SKI). */
   readonly authorityKeyId?: Buffer;
+  /** nameConstraints, when present (CAs only). */
+  readonly nameConstraints?: NameConstraints;
   /** X.509 version: 1, 2 or 3. */
   readonly version: number;
   /** extKeyUsage OIDs, when the extension is present. */
@@ -254,7 +265,8 @@ export function verifyAuth(
 /**
  * Builds and checks the path from `end` to a CA of `trust`: `intermediates` may be unordered and
  * contain extras. Checks each signature, validity at `now`, basicConstraints cA and pathLen and
- * keyUsage keyCertSign of issuers, keyUsage digitalSignature of `end` when present, revocation
+ * keyUsage keyCertSign of issuers, keyUsage digitalSignature of `end` when present,
+ * nameConstraints of CAs (DNS, email, IP, DN) on the subject and subjectAltNames below them, revocation
  * against configured CRLs (per `opts.revocation`), and the chain length. `chain` is
  * [end, ...issuers, anchor]. Successful results are cached (bounded) per end certificate,
  * intermediates and trust object, and re-checked against `now`.

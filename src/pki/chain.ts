@@ -1,8 +1,8 @@
 /**
  * Trust chains (RFC 5280 §6, as strongSwan applies it): path building from an end certificate
  * through received intermediates (any order, extras allowed) to a configured CA, with signature,
- * validity, basicConstraints, pathLen and keyUsage checks, revocation against configured CRLs,
- * and a bounded cache of verified chains.
+ * validity, basicConstraints, pathLen, keyUsage and nameConstraints checks, revocation against
+ * configured CRLs, and a bounded cache of verified chains.
  *
  * Bounds against hostile CERT payloads: at most MAX_INTERMEDIATES intermediates are looked at,
  * paths are at most maxDepth long, and one verification checks at most MAX_SIGNATURE_CHECKS
@@ -10,6 +10,7 @@
  */
 import type { Cert, ChainResult, Crl, RevocationPolicy, TrustStore, VerifyOptions } from './api.ts';
 import { certInternals, signedBy } from './cert.ts';
+import { nameConstraintViolation } from './constraints.ts';
 import { crlInternals, crlSignedBy } from './crl.ts';
 
 /** strongSwan's default maximum path length (end certificate and trust anchor included). */
@@ -285,6 +286,16 @@ export function verifyChain(
 
   const chain = extend([end]);
   if (!chain) return { ok: false, reason: reason ?? 'no path to a trusted CA' };
+
+  for (let i = 1; i < chain.length; i++) {
+    if (!chain[i]!.nameConstraints) continue;
+    for (let j = 0; j < i; j++) {
+      const below = chain[j]!;
+      if (j > 0 && below.issuerDer.equals(below.subjectDer)) continue; // self-issued intermediates are exempt
+      const v = nameConstraintViolation(chain[i]!, below);
+      if (v) return { ok: false, reason: v };
+    }
+  }
 
   const bound = { until: Number.POSITIVE_INFINITY };
   const warnings: string[] = [];

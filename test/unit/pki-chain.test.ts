@@ -23,6 +23,7 @@ import {
 import { parseIdentity } from '../../src/config/identity.ts';
 import { IdType } from '../../src/ikev2/constants.ts';
 import { RSA_PKCS1 } from '../../src/pki/algorithms.ts';
+import { ctx, enc, Tag } from '../../src/pki/der.ts';
 import { buildCert, buildCrl, testKey, type CertSpec, type CrlSpec } from '../helpers/x509.ts';
 
 const NOW = new Date('2027-01-15T00:00:00Z');
@@ -312,5 +313,55 @@ describe('helpers', () => {
     assert.deepEqual(casFromCertReq(trust([root, inter]), data), [root, inter]);
     assert.deepEqual(casFromCertReq(trust([root]), data), [root]);
     assert.deepEqual(casFromCertReq(trust([root]), data.subarray(0, 30)), []);
+  });
+});
+
+describe('nameConstraints', () => {
+  const sub = (n: number, ...bases: Buffer[]): Buffer => enc(ctx(n, true), ...bases.map((b) => enc(Tag.SEQUENCE, b)));
+  const dns = (s: string) => enc(ctx(2, false), Buffer.from(s));
+  const email = (s: string) => enc(ctx(1, false), Buffer.from(s));
+  const ip = (hexAddrMask: string) => enc(ctx(7, false), Buffer.from(hexAddrMask, 'hex'));
+  const dirName = (s: string) => enc(ctx(4, true), parseIdentity(s).data);
+  const ncKey = testKey('p256', 30);
+  const NC_DN = 'C=CH, O=Test, CN=Constrained CA';
+  function constrained(value: Buffer): Cert {
+    return mk({ subject: NC_DN, key: ncKey, issuer: ROOT, ca: true, extensions: [{ oid: '2.5.29.30', critical: true, value }] });
+  }
+  function leaf(subject: string, san: CertSpec['san']): Cert {
+    return mk({ subject, key: endKey, issuer: { dn: NC_DN, key: ncKey }, ...(san ? { san } : {}) });
+  }
+  const check = (ca: Cert, c: Cert): ChainResult => verify(c, [ca], trust());
+
+  it('DNS subtrees: permitted with subdomains, excluded wins', () => {
+    const ca = constrained(enc(Tag.SEQUENCE, sub(0, dns('example.net')), sub(1, dns('bad.example.net'))));
+    assert.deepEqual(ca.nameConstraints?.excluded.map((b) => b.value), ['bad.example.net']);
+    ok(check(ca, leaf('CN=a', { dns: ['gw.example.net', 'example.net'] })));
+    fails(check(ca, leaf('CN=b', { dns: ['gw.example.net', 'gw.example.org'] })), /dns name "gw.example.org" of "CN=b" is outside the nameConstraints of "C=CH, O=Test, CN=Constrained CA"/);
+    fails(check(ca, leaf('CN=c', { dns: ['x.bad.example.net'] })), /"x.bad.example.net" .* is excluded/);
+    fails(check(ca, leaf('CN=d', { dns: ['notexample.net'] })), /outside/);
+    // no DNS name at all: DNS constraints do not apply
+    ok(check(ca, leaf('CN=e', { email: ['x@anywhere.org'] })));
+  });
+
+  it('IP, email and directoryName subtrees', () => {
+    const ca = constrained(
+      enc(Tag.SEQUENCE, sub(0, ip('c0000200ffffff00'), email('.example.net'), dirName('C=CH, O=Test'))),
+    );
+    ok(check(ca, leaf('C=CH, O=Test, CN=x', { ip: [Buffer.from([192, 0, 2, 9])], email: ['a@mail.example.net'] })));
+    fails(check(ca, leaf('C=CH, O=Test, CN=y', { ip: [Buffer.from([192, 0, 3, 9])] })), /ip name "192.0.3.9" .* outside/);
+    fails(check(ca, leaf('C=CH, O=Test, CN=z', { email: ['a@example.org'] })), /email name "a@example.org"/);
+    fails(check(ca, leaf('C=DE, O=Test, CN=w', undefined)), /dn name "C=DE, O=Test, CN=w" .* outside/);
+    // an IPv6 address is not judged by IPv4 subtrees
+    ok(check(ca, leaf('C=CH, O=Test, CN=v', { ip: [Buffer.alloc(16, 1)] })));
+  });
+
+  it('refuses constraints it cannot enforce and constraints on non-CAs', () => {
+    const uri = enc(Tag.SEQUENCE, sub(0, enc(ctx(6, false), Buffer.from('http://x'))));
+    assert.throws(() => constrained(uri), /nameConstraints on URIs are not supported/);
+    const value = enc(Tag.SEQUENCE, sub(0, dns('example.net')));
+    assert.throws(
+      () => mk({ subject: 'CN=leaf', key: endKey, issuer: ROOT, extensions: [{ oid: '2.5.29.30', critical: true, value }] }),
+      /nameConstraints in a certificate that is not a CA/,
+    );
   });
 });
