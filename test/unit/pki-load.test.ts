@@ -328,3 +328,14 @@ describe('PEM armour', () => {
     throwsPki(() => loadCertificates(Buffer.from('-----BEGIN certificate-----\nAAAA\n-----END certificate-----\n'), 'l'), /label/);
   });
 });
+
+describe('RSA public exponent', () => {
+  it('refuses exponents over 2^32-1 (each verification would cost a private-key operation)', async () => {
+    const { createPublicKey } = await import('node:crypto');
+    const jwk = testKey('rsa2048').publicKey.export({ format: 'jwk' });
+    const e = Buffer.from('0100000001', 'hex').toString('base64url');
+    const publicKey = createPublicKey({ key: { kty: 'RSA', n: jwk.n!, e }, format: 'jwk' });
+    const der = buildCert({ subject: 'CN=e', key: { publicKey, privateKey: testKey('p256').privateKey }, issuer: { dn: 'CN=ca', key: testKey('p256') } });
+    throwsPki(() => loadCertificates(der, 'e.der'), /public exponent 4294967297 is not accepted/);
+  });
+});
