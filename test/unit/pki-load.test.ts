@@ -339,3 +339,24 @@ describe('RSA public exponent', () => {
     throwsPki(() => loadCertificates(der, 'e.der'), /public exponent 4294967297 is not accepted/);
   });
 });
+
+describe('mutated CRLs and keys', () => {
+  it('never throw anything but PkiError', () => {
+    const crlDer = buildCrl({ issuer: { dn: ROOT, key: testKey('ed25519', 3) }, revoked: [{ serial: 1, reason: 1 }, { serial: 2 }], crlNumber: 3 });
+    const keyDer = testKey('p256').privateKey.export({ type: 'pkcs8', format: 'der' });
+    for (const [what, der, load] of [
+      ['CRL', crlDer, (b: Buffer) => loadCrl(b, 'fuzz.crl')],
+      ['key', keyDer, (b: Buffer) => loadPrivateKey(b, 'fuzz.key')],
+    ] as const) {
+      for (let i = 0; i < 800; i++) {
+        const m = Buffer.from(der);
+        for (let f = 0; f <= i % 3; f++) m[Math.floor(Math.random() * m.length)] = Math.floor(Math.random() * 256);
+        try {
+          load(m);
+        } catch (e) {
+          assert.ok(e instanceof PkiError, `${what} mutation ${i}: ${String(e)}`);
+        }
+      }
+    }
+  });
+});
