@@ -72,7 +72,8 @@ const CRITICAL_OK = new Set<string>([
 ]);
 const EXT_NAMES = new Map<string, string>(Object.entries(OID_EXT).map(([k, v]) => [v, k]));
 
-const KEY_USAGE_BITS: KeyUsage[] = [
+/** keyUsage bit names in bit order (bit 0 first). */
+export const KEY_USAGE_BITS: readonly KeyUsage[] = [
   'digitalSignature',
   'nonRepudiation',
   'keyEncipherment',
