@@ -284,7 +284,8 @@ export function verifyChain(
 /**
  * Whether the certificate contains the identity: the subject DN or a subjectAltName (DNS, email,
  * IP) matches it with strongSwan's rules ("*.example.net", "*@example.net", DN attributes "*",
- * "%any"), or it is an ID_KEY_ID equal to the key's SHA-1 (keyIdSha1 or spkiSha1). A string is
+ * "%any"), or it is an ID_KEY_ID equal to the key's SHA-1 (keyIdSha1 or spkiSha1) or to the
+ * subjectKeyIdentifier. A string is
  * parsed as swanctl.conf's `id`; one that does not parse matches nothing.
  */
 export function certMatchesIdentity(cert: Cert, id: string | Identity): boolean {

@@ -134,6 +134,8 @@ export interface CertSpec {
   extensions?: { oid: string; critical: boolean; value: Buffer }[];
   version?: 1 | 3;
   corruptSignature?: boolean;
+  /** subjectKeyIdentifier (default: SHA-1 of the SubjectPublicKeyInfo). */
+  subjectKeyId?: Buffer;
 }
 
 function signWith(alg: SigAlg, key: KeyObject, data: Buffer): Buffer {
@@ -166,7 +168,7 @@ export function buildCert(spec: CertSpec): Buffer {
     exts.push(ext('2.5.29.17', false, enc(Tag.SEQUENCE, ...names)));
   }
   if (spec.version !== 1) {
-    exts.push(ext('2.5.29.14', false, enc(Tag.OCTET_STRING, keyId(spec.key.publicKey))));
+    exts.push(ext('2.5.29.14', false, enc(Tag.OCTET_STRING, spec.subjectKeyId ?? keyId(spec.key.publicKey))));
     exts.push(ext('2.5.29.35', false, enc(Tag.SEQUENCE, enc(ctx(0, false), keyId(issuer.key.publicKey)))));
   }
   for (const e of spec.extensions ?? []) exts.push(ext(e.oid, e.critical, e.value));

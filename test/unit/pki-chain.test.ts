@@ -290,6 +290,9 @@ describe('identities in certificates', () => {
     assert.equal(certMatchesIdentity(end, `@#${end.keyIdSha1.toString('hex')}`), true);
     assert.equal(certMatchesIdentity(end, `@#${end.spkiSha1.toString('hex')}`), true);
     assert.equal(certMatchesIdentity(end, '@#00112233'), false);
+    const withSki = mk({ subject: 'CN=ski', key: endKey, issuer: INTER, subjectKeyId: Buffer.from('c0ffee', 'hex') });
+    assert.equal(certMatchesIdentity(withSki, '@#c0ffee'), true);
+    assert.equal(certMatchesIdentity(withSki, `@#${withSki.keyIdSha1.toString('hex')}`), true);
     assert.equal(certMatchesIdentity(end, 'X=unknown attribute'), false);
     assert.equal(certMatchesIdentity(end, ''), false);
   });
