@@ -121,6 +121,21 @@ describe('known answers (RFC 8032 §7.1 Ed25519 test vectors through method 14)'
   }
 });
 
+describe('known answer (RFC 4754 §8.1 ECDSA-256, method 9)', () => {
+  it('verifies the RFC signature over "abc" and refuses it altered', async () => {
+    const { createPublicKey } = await import('node:crypto');
+    const x = hex('2442A5CC0ECD015FA3CA31DC8E2BBC70BF42D60CBCA20085E0822CB04235E970').toString('base64url');
+    const y = hex('6FC98BD7E50211A4A27102FA3549DF79EBCB4BF246B80945CDDFE7D509BBFD7D').toString('base64url');
+    const publicKey = createPublicKey({ key: { kty: 'EC', crv: 'P-256', x, y }, format: 'jwk' });
+    const rs = hex('CB28E0999B9C7715FD0A80D8E47A77079716CBBF917DD72E97566EA1C066957C 86FA3BB4E26CAD5BF90B7F81899256CE7594BB1EA0C89212748BFF3B3D5B0315');
+    const info = { publicKey, kind: 'ecdsa-256' as const, bits: 256 };
+    assert.equal(await verifyAuth(info, 9, rs, Buffer.from('abc'), STRICT), undefined);
+    assert.match((await verifyAuth(info, 9, rs, Buffer.from('abd'), STRICT)) ?? '', /bad signature/);
+    rs[63] ^= 1;
+    assert.match((await verifyAuth(info, 9, rs, Buffer.from('abc'), STRICT)) ?? '', /bad signature/);
+  });
+});
+
 describe('signature AUTH round trips', () => {
   const cases: [TestKeyType, number[] | undefined, number, string | undefined][] = [
     ['rsa2048', ALL, 14, 'RSASSA-PSS/sha256'],
