@@ -156,8 +156,9 @@ export type RevocationPolicy = 'relaxed' | 'ifuri' | 'strict';
 export interface VerifyOptions {
   /** Most certificates in a chain, end certificate and trust anchor included (default 7). */
   readonly maxDepth?: number;
+  /** Default `relaxed`, as strongSwan. */
   readonly revocation?: RevocationPolicy;
-  /** Accept certificates and CRLs signed with SHA-1 (default false). */
+  /** Accept certificates and CRLs signed with SHA-1 (default false; trust anchors' own signatures are never checked). */
   readonly allowSha1?: boolean;
 }
 
@@ -268,8 +269,10 @@ export function verifyAuth(
  * keyUsage keyCertSign of issuers, keyUsage digitalSignature of `end` when present,
  * nameConstraints of CAs (DNS, email, IP, DN) on the subject and subjectAltNames below them, revocation
  * against configured CRLs (per `opts.revocation`), and the chain length. `chain` is
- * [end, ...issuers, anchor]. Successful results are cached (bounded) per end certificate,
- * intermediates and trust object, and re-checked against `now`.
+ * [end, ...issuers, anchor]. Successful results are cached (bounded, least recently used out) per
+ * end certificate, trust object and options, and reused only while `now` lies within every
+ * certificate's validity (and no configured CRL could have changed the answer): a cached chain
+ * needs no intermediates, like strongSwan's certificate cache.
  */
 export function verifyChain(
   end: Cert,
