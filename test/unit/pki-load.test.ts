@@ -327,6 +327,12 @@ describe('PEM armour', () => {
     throwsPki(() => loadCertificates(Buffer.from('-----BEGIN CERTIFICATE-----\nAAAA\n-----END X509 CRL-----\n'), 'm'), /no END line/);
     throwsPki(() => loadCertificates(Buffer.from('-----BEGIN certificate-----\nAAAA\n-----END certificate-----\n'), 'l'), /label/);
   });
+
+  it('reads CRLF line ends and a byte-order mark', () => {
+    const der = buildCert({ subject: 'CN=crlf', key: testKey('ed25519') });
+    const text = `\ufeff${pem('CERTIFICATE', der).replace(/\n/g, '\r\n')}`;
+    assert.equal(loadCertificates(Buffer.from(text), 'crlf.pem')[0]!.subject, 'CN=crlf');
+  });
 });
 
 describe('RSA public exponent', () => {
