@@ -61,6 +61,19 @@ export interface NameConstraints {
   readonly excluded: readonly AltName[];
 }
 
+/**
+ * Certificate policy extensions (RFC 5280 §4.2.1.4, .5, .11, .14): what strongSwan's constraints
+ * plugin checks on a chain (see chain.ts).
+ */
+export interface CertPolicy {
+  /** certificatePolicies OIDs ("2.5.29.32.0" is anyPolicy). */
+  readonly oids: readonly string[];
+  readonly mappings: readonly { readonly issuerDomain: string; readonly subjectDomain: string }[];
+  readonly requireExplicitPolicy?: number;
+  readonly inhibitPolicyMapping?: number;
+  readonly inhibitAnyPolicy?: number;
+}
+
 /** A parsed, checked X.509 v3 certificate. */
 export interface Cert extends PublicKeyInfo {
   /** Where it came from (file name or "CERT payload"), for messages. */
@@ -90,6 +103,8 @@ export interface Cert extends PublicKeyInfo {
   readonly authorityKeyId?: Buffer;
   /** nameConstraints, when present (CAs only). */
   readonly nameConstraints?: NameConstraints;
+  /** certificatePolicies, policyMappings, policyConstraints, inhibitAnyPolicy, when any is present. */
+  readonly policy?: CertPolicy;
   /** X.509 version: 1, 2 or 3. */
   readonly version: number;
   /** extKeyUsage OIDs, when the extension is present. */
@@ -267,7 +282,8 @@ export function verifyAuth(
  * Builds and checks the path from `end` to a CA of `trust`: `intermediates` may be unordered and
  * contain extras. Checks each signature, validity at `now`, basicConstraints cA and pathLen and
  * keyUsage keyCertSign of issuers, keyUsage digitalSignature of `end` when present,
- * nameConstraints of CAs (DNS, email, IP, DN) on the subject and subjectAltNames below them, revocation
+ * nameConstraints of CAs (DNS, email, IP, DN) on the subject and subjectAltNames below them,
+ * requireExplicitPolicy / inhibitPolicyMapping / inhibitAnyPolicy as strongSwan applies them, revocation
  * against configured CRLs (per `opts.revocation`), and the chain length. `chain` is
  * [end, ...issuers, anchor]. Successful results are cached (bounded, least recently used out) per
  * end certificate, trust object and options, and reused only while `now` lies within every

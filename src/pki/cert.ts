@@ -7,7 +7,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { identityToString } from '../config/identity.ts';
 import { IdType } from '../ikev2/constants.ts';
-import type { AltName, Cert, KeyUsage, NameConstraints } from './api.ts';
+import type { AltName, Cert, CertPolicy, KeyUsage, NameConstraints } from './api.ts';
 import { readSigAlg, verifySync, type SigAlg } from './algorithms.ts';
 import { bitString, ctx, DerError, DerReader, decodeOid, integerBytes, readBoolean, readOid, readSmallUint, readTime, Tag } from './der.ts';
 import { PkiError } from './errors.ts';
@@ -69,6 +69,7 @@ const CRITICAL_OK = new Set<string>([
   OID_EXT.subjectKeyIdentifier,
   OID_EXT.authorityKeyIdentifier,
   OID_EXT.nameConstraints,
+  OID_EXT.policyMappings,
 ]);
 const EXT_NAMES = new Map<string, string>(Object.entries(OID_EXT).map(([k, v]) => [v, k]));
 
@@ -175,6 +176,50 @@ function parseNameConstraints(v: Buffer): NameConstraints {
   s.finish('nameConstraints');
   if (permitted.length === 0 && excluded.length === 0) throw new DerError('nameConstraints: empty');
   return { permitted, excluded };
+}
+
+type MutablePolicy = { -readonly [K in keyof CertPolicy]: CertPolicy[K] };
+const MAX_POLICIES = 32;
+
+/** certificatePolicies: the policy OIDs (qualifiers are not used). */
+function parseCertificatePolicies(v: Buffer): string[] {
+  const r = new DerReader(v);
+  const s = r.enter('certificatePolicies');
+  r.finish('certificatePolicies');
+  const out: string[] = [];
+  while (!s.done) {
+    if (out.length >= MAX_POLICIES) throw new DerError(`certificatePolicies: more than ${MAX_POLICIES}`);
+    const pi = s.enter('PolicyInformation');
+    out.push(readOid(pi, 'policyIdentifier'));
+    pi.optional(Tag.SEQUENCE, 'policyQualifiers');
+    pi.finish('PolicyInformation');
+  }
+  return out;
+}
+
+function parsePolicyMappings(v: Buffer): { issuerDomain: string; subjectDomain: string }[] {
+  const r = new DerReader(v);
+  const s = r.enter('policyMappings');
+  r.finish('policyMappings');
+  const out: { issuerDomain: string; subjectDomain: string }[] = [];
+  while (!s.done) {
+    if (out.length >= MAX_POLICIES) throw new DerError(`policyMappings: more than ${MAX_POLICIES}`);
+    const m = s.enter('policyMapping');
+    out.push({ issuerDomain: readOid(m, 'issuerDomainPolicy'), subjectDomain: readOid(m, 'subjectDomainPolicy') });
+    m.finish('policyMapping');
+  }
+  return out;
+}
+
+function parsePolicyConstraints(v: Buffer): { requireExplicitPolicy?: number; inhibitPolicyMapping?: number } {
+  const r = new DerReader(v);
+  const s = r.enter('policyConstraints');
+  r.finish('policyConstraints');
+  const out: { requireExplicitPolicy?: number; inhibitPolicyMapping?: number } = {};
+  if (s.peekTag() === ctx(0, false)) out.requireExplicitPolicy = readSmallUint(s, 'requireExplicitPolicy', ctx(0, false));
+  if (s.peekTag() === ctx(1, false)) out.inhibitPolicyMapping = readSmallUint(s, 'inhibitPolicyMapping', ctx(1, false));
+  s.finish('policyConstraints');
+  return out;
 }
 
 function parseKeyUsage(v: Buffer): KeyUsage[] {
@@ -286,6 +331,8 @@ function parseCertDer(der: Buffer): Parsed {
   let subjectKeyId: Buffer | undefined;
   let authorityKeyId: Buffer | undefined;
   let nameConstraints: NameConstraints | undefined;
+  const policy: MutablePolicy = { oids: [], mappings: [] };
+  let hasPolicy = false;
   const extTlv = tbs.optional(ctx(3, true), 'extensions');
   if (extTlv) {
     if (version !== 3) throw new DerError('extensions in a certificate older than v3');
@@ -328,6 +375,25 @@ function parseCertDer(der: Buffer): Parsed {
         case OID_EXT.nameConstraints:
           nameConstraints = parseNameConstraints(value);
           break;
+        case OID_EXT.certificatePolicies:
+          policy.oids = parseCertificatePolicies(value);
+          hasPolicy = true;
+          break;
+        case OID_EXT.policyMappings:
+          policy.mappings = parsePolicyMappings(value);
+          hasPolicy = true;
+          break;
+        case OID_EXT.policyConstraints:
+          Object.assign(policy, parsePolicyConstraints(value));
+          hasPolicy = true;
+          break;
+        case OID_EXT.inhibitAnyPolicy: {
+          const r = new DerReader(value);
+          policy.inhibitAnyPolicy = readSmallUint(r, 'inhibitAnyPolicy');
+          r.finish('inhibitAnyPolicy');
+          hasPolicy = true;
+          break;
+        }
         default:
           if (critical && !CRITICAL_OK.has(oid)) throw new DerError(`critical extension ${what} is not supported`);
       }
@@ -357,6 +423,7 @@ function parseCertDer(der: Buffer): Parsed {
       ...(subjectKeyId ? { subjectKeyId } : {}),
       ...(authorityKeyId ? { authorityKeyId } : {}),
       ...(nameConstraints ? { nameConstraints } : {}),
+      ...(hasPolicy ? { policy } : {}),
       altNames,
       spkiSha1: createHash('sha1').update(spkiDer).digest(),
       keyIdSha1: createHash('sha1').update(pkBits.bytes).digest(),

@@ -1,8 +1,8 @@
 /**
  * Trust chains (RFC 5280 §6, as strongSwan applies it): path building from an end certificate
  * through received intermediates (any order, extras allowed) to a configured CA, with signature,
- * validity, basicConstraints, pathLen, keyUsage and nameConstraints checks, revocation against
- * configured CRLs, and a bounded cache of verified chains.
+ * validity, basicConstraints, pathLen, keyUsage, nameConstraints and policy constraint checks,
+ * revocation against configured CRLs, and a bounded cache of verified chains.
  *
  * Bounds against hostile CERT payloads: at most MAX_INTERMEDIATES intermediates are looked at,
  * paths are at most maxDepth long, and one verification checks at most MAX_SIGNATURE_CHECKS
@@ -10,7 +10,7 @@
  */
 import type { Cert, ChainResult, Crl, RevocationPolicy, TrustStore, VerifyOptions } from './api.ts';
 import { certInternals, signedBy } from './cert.ts';
-import { nameConstraintViolation } from './constraints.ts';
+import { nameConstraintViolation, policyViolation } from './constraints.ts';
 import { crlInternals, crlSignedBy } from './crl.ts';
 
 /** strongSwan's default maximum path length (end certificate and trust anchor included). */
@@ -296,6 +296,9 @@ export function verifyChain(
       if (v) return { ok: false, reason: v };
     }
   }
+
+  const policyProblem = policyViolation(chain);
+  if (policyProblem) return { ok: false, reason: policyProblem };
 
   const bound = { until: Number.POSITIVE_INFINITY };
   const warnings: string[] = [];

@@ -1,7 +1,8 @@
 /**
- * nameConstraints enforcement (RFC 5280 §4.2.1.10, §6.1.3 (b)–(c)): a CA's permitted and excluded
- * subtrees apply to the subject DN and the DNS, email, IP and DN subjectAltNames of every
- * certificate below it in a chain (self-issued intermediates excepted).
+ * Chain constraints beyond basicConstraints. nameConstraints (RFC 5280 §4.2.1.10, §6.1.3 (b)–(c)):
+ * a CA's permitted and excluded subtrees apply to the subject DN and the DNS, email, IP and DN
+ * subjectAltNames of every certificate below it in a chain (self-issued intermediates excepted).
+ * Policy constraints: as strongSwan's constraints plugin (policyViolation).
  */
 import type { AltName, Cert } from './api.ts';
 
@@ -86,6 +87,67 @@ export function nameConstraintViolation(ca: Cert, c: Cert): string | undefined {
     const permitted = nc.permitted.filter(sameType);
     if (permitted.length > 0 && !permitted.some((b) => matches(n, b))) {
       return `${n.type} name "${n.value}" of "${c.subject}" is outside the nameConstraints of "${ca.subject}"`;
+    }
+  }
+  return undefined;
+}
+
+const ANY_POLICY = '2.5.29.32.0';
+
+/** The issuer has the policy, anyPolicy, or maps a policy of its own to it (strongSwan's has_policy). */
+function hasPolicy(issuer: Cert, oid: string): boolean {
+  const p = issuer.policy;
+  if (!p) return false;
+  return p.oids.includes(oid) || p.oids.includes(ANY_POLICY) || p.mappings.some((m) => m.subjectDomain === oid);
+}
+
+/** Each policy and mapped-from policy of `subject` is one its issuer has (strongSwan's check_policy). */
+function checkPolicy(subject: Cert, issuer: Cert): string | undefined {
+  for (const m of subject.policy?.mappings ?? []) {
+    if (!hasPolicy(issuer, m.issuerDomain)) {
+      return `certificate "${subject.subject}" maps policy ${m.issuerDomain}, which its issuer "${issuer.subject}" lacks`;
+    }
+  }
+  for (const oid of subject.policy?.oids ?? []) {
+    if (!hasPolicy(issuer, oid)) return `policy ${oid} of "${subject.subject}" is missing in its issuer "${issuer.subject}"`;
+  }
+  return undefined;
+}
+
+/**
+ * policyConstraints and inhibitAnyPolicy along a chain [end, ...issuers, anchor], as strongSwan's
+ * constraints plugin applies them: a requireExplicitPolicy of N in the certificate at issuer
+ * position P requires the policies of the first P−N links (from the end certificate up) to be
+ * held by their issuers; an inhibitPolicyMapping (inhibitAnyPolicy) of N in the certificate at
+ * chain position P forbids policyMappings (anyPolicy) in the first P−N certificates of the chain.
+ */
+export function policyViolation(chain: readonly Cert[]): string | undefined {
+  if (!chain.some((c) => c.policy)) return undefined;
+  const end = chain[0]!;
+  const issuers = chain.slice(1);
+  for (let pos = 0; pos < issuers.length; pos++) {
+    const expl = issuers[pos]!.policy?.requireExplicitPolicy;
+    if (expl === undefined) continue;
+    let subject = end;
+    for (let i = 0; i < pos - expl && i < issuers.length; i++) {
+      const v = checkPolicy(subject, issuers[i]!);
+      if (v) return `${v} (requireExplicitPolicy of "${issuers[pos]!.subject}")`;
+      subject = issuers[i]!;
+    }
+  }
+  for (let pos = 0; pos < chain.length; pos++) {
+    const p = chain[pos]!.policy;
+    if (!p) continue;
+    for (const [limit, what, bad] of [
+      [p.inhibitPolicyMapping, 'inhibitPolicyMapping', (c: Cert) => (c.policy?.mappings.length ?? 0) > 0],
+      [p.inhibitAnyPolicy, 'inhibitAnyPolicy', (c: Cert) => c.policy?.oids.includes(ANY_POLICY) ?? false],
+    ] as const) {
+      if (limit === undefined) continue;
+      for (let i = 0; i < pos - limit; i++) {
+        if (bad(chain[i]!)) {
+          return `certificate "${chain[i]!.subject}" has ${what === 'inhibitAnyPolicy' ? 'anyPolicy' : 'policyMappings'}, but ${what} of "${chain[pos]!.subject}" is in effect`;
+        }
+      }
     }
   }
   return undefined;

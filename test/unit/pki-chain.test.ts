@@ -23,7 +23,7 @@ import {
 import { parseIdentity } from '../../src/config/identity.ts';
 import { IdType } from '../../src/ikev2/constants.ts';
 import { RSA_PKCS1 } from '../../src/pki/algorithms.ts';
-import { ctx, enc, Tag } from '../../src/pki/der.ts';
+import { ctx, enc, encOid, encUint, Tag } from '../../src/pki/der.ts';
 import { buildCert, buildCrl, testKey, type CertSpec, type CrlSpec } from '../helpers/x509.ts';
 
 const NOW = new Date('2027-01-15T00:00:00Z');
@@ -366,5 +366,72 @@ describe('nameConstraints', () => {
       () => mk({ subject: 'CN=leaf', key: endKey, issuer: ROOT, extensions: [{ oid: '2.5.29.30', critical: true, value }] }),
       /nameConstraints in a certificate that is not a CA/,
     );
+  });
+});
+
+describe('policy constraints (as strongSwan applies them)', () => {
+  const P1 = '1.3.6.1.4.1.99999.1';
+  const P2 = '1.3.6.1.4.1.99999.2';
+  const ANY = '2.5.29.32.0';
+  const policies = (...oids: string[]) => ({
+    oid: '2.5.29.32',
+    critical: false,
+    value: enc(Tag.SEQUENCE, ...oids.map((o) => enc(Tag.SEQUENCE, encOid(o)))),
+  });
+  const constraints = (explicit?: number, inhibitMapping?: number) => ({
+    oid: '2.5.29.36',
+    critical: true,
+    value: enc(
+      Tag.SEQUENCE,
+      ...(explicit !== undefined ? [enc(ctx(0, false), Buffer.from([explicit]))] : []),
+      ...(inhibitMapping !== undefined ? [enc(ctx(1, false), Buffer.from([inhibitMapping]))] : []),
+    ),
+  });
+  const mappings = (issuerDomain: string, subjectDomain: string) => ({
+    oid: '2.5.29.33',
+    critical: true,
+    value: enc(Tag.SEQUENCE, enc(Tag.SEQUENCE, encOid(issuerDomain), encOid(subjectDomain))),
+  });
+  const inhibitAny = (n: number) => ({ oid: '2.5.29.54', critical: true, value: encUint(n) });
+  const rootWith = (...extensions: { oid: string; critical: boolean; value: Buffer }[]) =>
+    mk({ subject: ROOT_DN, key: rootKey, ca: true, extensions });
+  const interWith = (...extensions: { oid: string; critical: boolean; value: Buffer }[]) =>
+    mk({ subject: INTER_DN, key: interKey, issuer: ROOT, ca: true, extensions });
+  const leafWith = (...extensions: { oid: string; critical: boolean; value: Buffer }[]) =>
+    mk({ subject: END_DN, key: endKey, issuer: INTER, extensions });
+
+  it('reads the policy extensions', () => {
+    const c = mk({ subject: 'CN=p', key: rootKey, ca: true, extensions: [policies(P1, ANY), constraints(0, 1), mappings(P1, P2), inhibitAny(2)] });
+    assert.deepEqual(c.policy, {
+      oids: [P1, ANY],
+      mappings: [{ issuerDomain: P1, subjectDomain: P2 }],
+      requireExplicitPolicy: 0,
+      inhibitPolicyMapping: 1,
+      inhibitAnyPolicy: 2,
+    });
+  });
+
+  it('requireExplicitPolicy: the end certificate policy must be held by its issuers', () => {
+    const root = rootWith(constraints(0));
+    ok(verify(leafWith(policies(P1)), [interWith(policies(P1))], trust([root])));
+    ok(verify(leafWith(policies(P1)), [interWith(policies(ANY))], trust([root])));
+    fails(verify(leafWith(policies(P1)), [interWith(policies(P2))], trust([root])), /policy 1\.3\.6\.1\.4\.1\.99999\.1 of "C=CH, O=Test, CN=gw.example.net" is missing in its issuer "C=CH, O=Test, CN=Intermediate CA" \(requireExplicitPolicy of "C=CH, O=Test, CN=Root CA"\)/);
+    // without the constraint the same chain is fine
+    ok(verify(leafWith(policies(P1)), [interWith(policies(P2))], trust()));
+    // a policy the issuer maps to its own is held
+    ok(verify(leafWith(policies(P2)), [interWith(policies(P1), mappings(P1, P2))], trust([root])));
+  });
+
+  it('inhibitPolicyMapping and inhibitAnyPolicy', () => {
+    fails(
+      verify(leafWith(policies(P2)), [interWith(policies(P1), mappings(P1, P2))], trust([rootWith(constraints(undefined, 0))])),
+      /"C=CH, O=Test, CN=Intermediate CA" has policyMappings, but inhibitPolicyMapping of "C=CH, O=Test, CN=Root CA" is in effect/,
+    );
+    fails(
+      verify(leafWith(policies(P1)), [interWith(policies(ANY))], trust([rootWith(inhibitAny(0))])),
+      /"C=CH, O=Test, CN=Intermediate CA" has anyPolicy, but inhibitAnyPolicy/,
+    );
+    // skip certificates: the intermediate is exempt with inhibitAnyPolicy 1
+    ok(verify(leafWith(policies(P1)), [interWith(policies(ANY))], trust([rootWith(inhibitAny(1))])));
   });
 });

@@ -160,9 +160,9 @@ describe('certificates', () => {
     throwsPki(() => loadCertificates(buildCert({ subject: 'CN=x', key: testKey('p256'), extensions: crit }), 'c'), /critical extension 1\.3\.6\.1\.4\.1\.99999\.1/);
     const nc = [{ oid: '2.5.29.30', critical: true, value: Buffer.from([0x30, 0x00]) }];
     throwsPki(() => loadCertificates(buildCert({ subject: 'CN=x', key: testKey('p256'), ca: true, extensions: nc }), 'c'), /nameConstraints: empty/);
-    // policy mappings are not processed: refused when critical
-    const pm = [{ oid: '2.5.29.33', critical: true, value: Buffer.from([0x30, 0x00]) }];
-    throwsPki(() => loadCertificates(buildCert({ subject: 'CN=x', key: testKey('p256'), ca: true, extensions: pm }), 'c'), /critical extension policyMappings is not supported/);
+    // freshestCRL (delta CRLs) is not processed: refused when critical
+    const fc = [{ oid: '2.5.29.46', critical: true, value: Buffer.from([0x30, 0x00]) }];
+    throwsPki(() => loadCertificates(buildCert({ subject: 'CN=x', key: testKey('p256'), ca: true, extensions: fc }), 'c'), /critical extension freshestCrl is not supported/);
     // the same unknown extension, not critical, is fine
     loadCertificates(buildCert({ subject: 'CN=x', key: testKey('p256'), extensions: [{ ...crit[0]!, critical: false }] }), 'ok');
   });
