@@ -281,7 +281,7 @@ export function verifyAuth(
 /**
  * Builds and checks the path from `end` to a CA of `trust`: `intermediates` may be unordered and
  * contain extras. Checks each signature, validity at `now`, basicConstraints cA and pathLen and
- * keyUsage keyCertSign of issuers, keyUsage digitalSignature of `end` when present,
+ * keyUsage keyCertSign of issuers, keyUsage digitalSignature (or nonRepudiation, RFC 4945) of `end` when present,
  * nameConstraints of CAs (DNS, email, IP, DN) on the subject and subjectAltNames below them,
  * requireExplicitPolicy / inhibitPolicyMapping / inhibitAnyPolicy as strongSwan applies them, revocation
  * against configured CRLs (per `opts.revocation`), and the chain length. `chain` is

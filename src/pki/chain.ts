@@ -207,8 +207,9 @@ export function verifyChain(
   if (!certInternals(end)) return { ok: false, reason: 'not a certificate loaded by loadCertificates' };
   const endProblem = validityProblem(end, now);
   if (endProblem) return { ok: false, reason: endProblem };
-  if (end.keyUsage && !end.keyUsage.includes('digitalSignature')) {
-    return { ok: false, reason: `certificate "${end.subject}" has keyUsage without digitalSignature` };
+  // RFC 4945 §5.1.3.2: an end-entity keyUsage must allow signatures (digitalSignature or nonRepudiation)
+  if (end.keyUsage && !end.keyUsage.includes('digitalSignature') && !end.keyUsage.includes('nonRepudiation')) {
+    return { ok: false, reason: `certificate "${end.subject}" has keyUsage without digitalSignature or nonRepudiation` };
   }
   if (intermediates.length > MAX_INTERMEDIATES) {
     return { ok: false, reason: `${intermediates.length} intermediate certificates (at most ${MAX_INTERMEDIATES})` };

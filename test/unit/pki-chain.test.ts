@@ -146,9 +146,10 @@ describe('chain building', () => {
     fails(verify(end, [noSign], trust()), /keyUsage without keyCertSign/);
   });
 
-  it('an end certificate whose keyUsage lacks digitalSignature fails', () => {
+  it('an end certificate whose keyUsage allows no signatures fails (RFC 4945 §5.1.3.2)', () => {
     const encOnly = mk({ subject: END_DN, key: endKey, issuer: INTER, keyUsage: ['keyEncipherment'] });
-    fails(verify(encOnly, [inter], trust()), /keyUsage without digitalSignature/);
+    fails(verify(encOnly, [inter], trust()), /keyUsage without digitalSignature or nonRepudiation/);
+    ok(verify(mk({ subject: END_DN, key: endKey, issuer: INTER, keyUsage: ['nonRepudiation'] }), [inter], trust()));
   });
 
   it('SHA-1 signed certificates fail unless allowed', () => {
