@@ -66,6 +66,18 @@ const indexes = new WeakMap<TrustStore, TrustIndex>();
 const chainCache = new Lru<CachedChain>(CHAIN_CACHE_SIZE);
 /** child fingerprint | issuer fingerprint → the issuer's key verifies the child's signature. */
 const linkCache = new Lru<boolean>(LINK_CACHE_SIZE);
+/**
+ * One Cert object per issuer certificate kept in cached chains: every peer sends (and the engine
+ * parses) its own copy of the same intermediates, and 50,000 cached chains must not keep 50,000 copies.
+ */
+const issuers = new Lru<Cert>(1024);
+
+function canonicalIssuer(c: Cert): Cert {
+  const have = issuers.get(c.fingerprint);
+  if (have) return have;
+  issuers.set(c.fingerprint, c);
+  return c;
+}
 
 function hex(b: Buffer): string {
   return b.toString('hex');
@@ -315,7 +327,7 @@ export function verifyChain(
     until = Math.min(until, c.notAfter.getTime());
   }
   // a stale or unverifiable CRL only warns under "relaxed"; re-check when a fresh one could appear
-  chainCache.set(key, { issuers: chain.slice(1), from, until: warnings.length ? Math.min(until, t + 60_000) : until, warnings });
+  chainCache.set(key, { issuers: chain.slice(1).map(canonicalIssuer), from, until: warnings.length ? Math.min(until, t + 60_000) : until, warnings });
   return { ok: true, chain, warnings };
 }
 

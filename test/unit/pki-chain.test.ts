@@ -202,6 +202,17 @@ describe('chain building', () => {
     // the cached chain is not used past the end certificate's notAfter
     fails(verify(end, [], t, undefined, new Date(AFTER.getTime() + 1000)), /expired/);
   });
+
+  it('cached chains share one object per intermediate, however many copies peers sent', () => {
+    const t = trust();
+    const interDer = inter.der;
+    const ends = [1, 2, 3].map((i) => mk({ subject: `CN=peer ${i}`, key: endKey, issuer: INTER, serial: 0x5000 + i }));
+    const copies = ends.map(() => loadCertificates(interDer, 'CERT payload')[0]!);
+    ends.forEach((e, i) => ok(verify(e, [copies[i]!], t)));
+    const cached = ends.map((e) => ok(verify(e, [], t))[1]);
+    assert.equal(cached[0]!.fingerprint, inter.fingerprint);
+    assert.ok(cached.every((c) => c === cached[0]));
+  });
 });
 
 describe('revocation', () => {
