@@ -117,6 +117,10 @@ export class Daemon {
       retransmitTimeout: cfg.daemon.retransmitTimeout,
       retransmitBase: cfg.daemon.retransmitBase,
       retransmitTries: cfg.daemon.retransmitTries,
+      fragmentSize: cfg.daemon.fragmentSize,
+      fragmentSizeV4: cfg.daemon.fragmentSizeV4,
+      fragmentSizeV6: cfg.daemon.fragmentSizeV6,
+      maxDatagram: this.transport.maxDatagram,
       onEvent: (e) => this.onEvent(e),
       localAddressFor: (r) => this.transport.localAddressFor(r),
     });
@@ -434,6 +438,7 @@ export class Daemon {
       half_open: this.engine.table.halfOpenCount,
       ike_sa_limit: this.engine.table.limit,
       ...snake(this.engine.stats),
+      fragments_dropped: { ...this.engine.fragmentDrops },
       transport: snake(this.transport.stats),
       dataplane: this.dataplane.name,
       dataplane_calls: Object.fromEntries(Object.entries(this.instrumented?.ops ?? {}).map(([op, x]) => [op, x.calls])),

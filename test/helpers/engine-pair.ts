@@ -8,6 +8,7 @@ import { FakeScheduler, type RandomSource } from '../../src/common/clock.ts';
 import { MemoryDataplane } from '../../src/dataplane/memory.ts';
 import type { ChildConfig, Config, ConnectionConfig, SecretConfig } from '../../src/config/types.ts';
 import { parseProposals } from '../../src/ikev2/crypto/proposals.ts';
+import type { FragmentLimits } from '../../src/ikev2/engine/fragments.ts';
 
 /** Deterministic random bytes (xorshift128+), so SPIs and nonces repeat run to run. */
 export function seededRandom(seed: number): RandomSource {
@@ -103,6 +104,7 @@ export function config(connections: ConnectionConfig[], secrets: SecretConfig[],
       retransmitTimeout: 4,
       retransmitBase: 1.8,
       retransmitTries: 5,
+      fragmentSize: 1280,
     },
     vpp: { socket: '/nonexistent', puntSocket: '/nonexistent' },
     connections,
@@ -143,7 +145,7 @@ export class Wire {
   log: OutPacket[] = [];
   private seed = 1;
 
-  add(addr: string, cfg: Config, o: { limit?: number; log?: Logger } = {}): Node {
+  add(addr: string, cfg: Config, o: { limit?: number; log?: Logger; fragmentLimits?: Partial<FragmentLimits> } = {}): Node {
     const dp = new MemoryDataplane();
     const events: EngineEvent[] = [];
     const clock = new FakeScheduler(this.t);
@@ -159,6 +161,10 @@ export class Wire {
       ikeSaLimit: o.limit ?? cfg.daemon.ikeSaLimit,
       onEvent: (e) => events.push(e),
       localAddressFor: () => addr,
+      fragmentSize: cfg.daemon.fragmentSize,
+      fragmentSizeV4: cfg.daemon.fragmentSizeV4,
+      fragmentSizeV6: cfg.daemon.fragmentSizeV6,
+      fragmentLimits: o.fragmentLimits,
     });
     engine.setConfig(cfg);
     const n = { addr, engine, dp, events };
