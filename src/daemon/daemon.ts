@@ -439,6 +439,7 @@ export class Daemon {
       ike_sa_limit: this.engine.table.limit,
       ...snake(this.engine.stats),
       fragments_dropped: { ...this.engine.fragmentDrops },
+      reassembly_bytes: this.engine.reassemblyBytes,
       transport: snake(this.transport.stats),
       dataplane: this.dataplane.name,
       dataplane_calls: Object.fromEntries(Object.entries(this.instrumented?.ops ?? {}).map(([op, x]) => [op, x.calls])),

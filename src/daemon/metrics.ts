@@ -20,6 +20,8 @@ export interface MetricsSource {
     readonly stats: Readonly<EngineStats>;
     /** Received IKE fragments dropped, by reason. */
     readonly fragmentDrops?: Readonly<Record<string, number>>;
+    /** Decrypted bytes of incomplete fragment sets held. */
+    readonly reassemblyBytes?: number;
     readonly gauges: Readonly<SaGauges>;
     readonly table: { readonly halfOpenCount: number; readonly limit: number };
   };
@@ -159,6 +161,9 @@ export function renderMetrics(src: MetricsSource): string {
     const name = 'vpp_iked_ike_fragments_dropped_total';
     x.family(name, 'counter', 'received IKE fragments (RFC 7383) dropped, by reason');
     for (const [reason, v] of Object.entries(drops)) x.sample(name, v, { reason });
+  }
+  if (src.engine.reassemblyBytes !== undefined) {
+    x.one('vpp_iked_ike_reassembly_bytes', 'gauge', 'decrypted bytes of incomplete IKE fragment sets held', src.engine.reassemblyBytes);
   }
   if (!('cookiesSent' in stats)) x.one('vpp_iked_cookies_sent_total', 'counter', 'COOKIE notifications sent (RFC 7296 2.6)', 0);
 

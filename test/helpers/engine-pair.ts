@@ -215,12 +215,15 @@ export async function settle(): Promise<void> {
 }
 
 /** A standard pair: 192.0.2.1 (initiator "a") and 192.0.2.2 (responder "b") with a PSK. */
-export function pair(o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionConfig>; limit?: number; logB?: Logger } = {}) {
+export function pair(
+  o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionConfig>; limit?: number; logB?: Logger; fragmentSize?: number; fragmentLimits?: Partial<FragmentLimits> } = {},
+) {
   const w = new Wire();
   const secret = psk(['a.lab', 'b.lab'], 'lab-preshared-key-0123456789');
+  const sized = (c: Config): Config => (o.fragmentSize === undefined ? c : { ...c, daemon: { ...c.daemon, fragmentSize: o.fragmentSize } });
   const a = w.add(
     '192.0.2.1',
-    config(
+    sized(config(
       [
         conn('lab', {
           localAddrs: ['192.0.2.1'],
@@ -232,11 +235,12 @@ export function pair(o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionC
         }),
       ],
       [secret],
-    ),
+    )),
+    { fragmentLimits: o.fragmentLimits },
   );
   const b = w.add(
     '192.0.2.2',
-    config(
+    sized(config(
       [
         conn('lab', {
           localAddrs: ['192.0.2.2'],
@@ -249,8 +253,8 @@ export function pair(o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionC
       ],
       [secret],
       o.limit,
-    ),
-    { log: o.logB },
+    )),
+    { log: o.logB, fragmentLimits: o.fragmentLimits },
   );
   return { w, a, b };
 }

@@ -72,6 +72,11 @@ export class Engine {
     return this.ctx.fragmentDrops;
   }
 
+  /** Decrypted bytes of incomplete fragment sets held over all IKE SAs. */
+  get reassemblyBytes(): number {
+    return this.ctx.defragBytes;
+  }
+
   get config(): ConfigIndex {
     return this.ctx.index;
   }

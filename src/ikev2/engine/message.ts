@@ -485,6 +485,7 @@ function reassemble(
     if (res.reason !== 'duplicate') discard(ctx, sa, response);
     return drop(res.reason, res.reason, res.discarded);
   }
+  ctx.defragBytes += plain.length;
   discard(ctx, sa, response);
   ctx.stats.messagesReassembled++;
   if (ctx.debug) ctx.log.debug({ ike: sa.id, exchange: exchangeName(h.exchange), mid: h.messageId, fragments: total, bytes: res.plain.length, peer: `${remote.addr}:${remote.port}`, local: local.port }, 'message reassembled');
