@@ -155,6 +155,15 @@ test('fragments reordered and duplicated on the way are reassembled', async () =
   assert.equal(b.engine.stats.messagesReassembled, 1);
 });
 
+test("fragments never exceed the transport's largest datagram (the punt socket's 2,048 bytes), whatever fragment_size says", async () => {
+  const { w, a } = pair({ fragmentSize: 9000, maxDatagram: SMALL, a: bigA, b: bigB });
+  const sa = await Promise.all([a.engine.initiate('lab'), w.run()]).then(([x]) => x);
+  assert.equal(sa.state, 'ESTABLISHED');
+  const authMsgs = w.log.filter((p) => exchangeOf(p) === ExchangeType.IKE_AUTH);
+  assert.ok(authMsgs.length > 2 && authMsgs.every(isSkf));
+  assert.ok(authMsgs.every((p) => p.data.length <= BUDGET));
+});
+
 test('fragmentation = no: nothing announced, messages go whole; accept: announced and reassembled, but sent whole', async () => {
   {
     const { w, a, b } = pair({ fragmentSize: SMALL, a: bigA, b: { ...bigB, fragmentation: 'no' } });

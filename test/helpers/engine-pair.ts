@@ -145,7 +145,7 @@ export class Wire {
   log: OutPacket[] = [];
   private seed = 1;
 
-  add(addr: string, cfg: Config, o: { limit?: number; log?: Logger; fragmentLimits?: Partial<FragmentLimits> } = {}): Node {
+  add(addr: string, cfg: Config, o: { limit?: number; log?: Logger; fragmentLimits?: Partial<FragmentLimits>; maxDatagram?: number } = {}): Node {
     const dp = new MemoryDataplane();
     const events: EngineEvent[] = [];
     const clock = new FakeScheduler(this.t);
@@ -165,6 +165,7 @@ export class Wire {
       fragmentSizeV4: cfg.daemon.fragmentSizeV4,
       fragmentSizeV6: cfg.daemon.fragmentSizeV6,
       fragmentLimits: o.fragmentLimits,
+      maxDatagram: o.maxDatagram,
     });
     engine.setConfig(cfg);
     const n = { addr, engine, dp, events };
@@ -216,7 +217,7 @@ export async function settle(): Promise<void> {
 
 /** A standard pair: 192.0.2.1 (initiator "a") and 192.0.2.2 (responder "b") with a PSK. */
 export function pair(
-  o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionConfig>; limit?: number; logB?: Logger; fragmentSize?: number; fragmentLimits?: Partial<FragmentLimits> } = {},
+  o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionConfig>; limit?: number; logB?: Logger; fragmentSize?: number; fragmentLimits?: Partial<FragmentLimits>; maxDatagram?: number } = {},
 ) {
   const w = new Wire();
   const secret = psk(['a.lab', 'b.lab'], 'lab-preshared-key-0123456789');
@@ -236,7 +237,7 @@ export function pair(
       ],
       [secret],
     )),
-    { fragmentLimits: o.fragmentLimits },
+    { fragmentLimits: o.fragmentLimits, maxDatagram: o.maxDatagram },
   );
   const b = w.add(
     '192.0.2.2',
@@ -254,7 +255,7 @@ export function pair(
       [secret],
       o.limit,
     )),
-    { log: o.logB, fragmentLimits: o.fragmentLimits },
+    { log: o.logB, fragmentLimits: o.fragmentLimits, maxDatagram: o.maxDatagram },
   );
   return { w, a, b };
 }
