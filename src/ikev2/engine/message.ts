@@ -208,7 +208,13 @@ export function receive(ctx: EngineContext, local: Endpoint, remote: Endpoint, d
     return;
   }
   if (h.exchange === ExchangeType.IKE_SA_INIT && !response) {
-    if (fragment) fragmentDropped(ctx, 'invalid');
+    if (fragment) {
+      // IKE_SA_INIT is never fragmented (RFC 7383 §2.5): there are no keys yet.
+      ctx.stats.rxInvalid++;
+      fragmentDropped(ctx, 'invalid');
+      dropped(ctx, remote, 'fragmented IKE_SA_INIT request');
+      return;
+    }
     onInitRequest(ctx, local, remote, data, msg.header, msg.payloads, msg.unsupportedCritical);
     return;
   }
@@ -417,9 +423,8 @@ function authentic(ctx: EngineContext, sa: IkeSa, h: IkeHeader, outer: Payload[]
     if (p.type === PayloadType.SK) sa.cipher.open(data, p);
     else sa.cipher.openFragment(data, p);
     return true;
-  } catch (e) {
-    if (e instanceof IntegrityError) ctx.stats.rxBadIcv++;
-    else ctx.stats.rxInvalid++;
+  } catch {
+    ctx.stats.rxBadIcv++;
     if (p.type === PayloadType.SKF) fragmentDropped(ctx, 'invalid');
     return false;
   }
