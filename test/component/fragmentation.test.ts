@@ -254,6 +254,25 @@ test('fragments for unknown IKE SAs are dropped and counted', async () => {
   assert.equal(b.engine.reassemblyBytes, 0);
 });
 
+test('a fragmented IKE_SA_INIT request is dropped unanswered (IKE_SA_INIT is never fragmented)', async () => {
+  const { w, b } = pair();
+  const d = Buffer.alloc(28 + 8 + 40);
+  randomBytes(8).copy(d, 0);
+  d[16] = PayloadType.SKF;
+  d[17] = 0x20;
+  d[18] = ExchangeType.IKE_SA_INIT;
+  d[19] = HeaderFlag.INITIATOR;
+  d.writeUInt32BE(d.length, 24);
+  d.writeUInt16BE(d.length - 28, 30);
+  d.writeUInt16BE(1, 32);
+  d.writeUInt16BE(1, 34);
+  b.engine.receive({ addr: '192.0.2.2', port: 500 }, { addr: '192.0.2.1', port: 500 }, d);
+  await w.run();
+  assert.equal(b.engine.fragmentDrops.invalid, 1);
+  assert.equal(w.log.length, 0, 'no answer');
+  assert.equal(b.engine.table.size, 0);
+});
+
 test('out-of-range fragment numbers, a total over the limit and bad ICVs are dropped before anything is kept', async () => {
   const { b, resp, deliver, fragments } = await established();
   const set = fragments(300);
