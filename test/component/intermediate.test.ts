@@ -336,3 +336,35 @@ test('IKE_FOLLOWUP_KE: unknown link data gets STATE_NOT_FOUND; a peer that never
   assert.equal(b.dp.pendingSpis, 0, 'released after the timeout');
   assert.equal(sb.children.filter((c) => c.state === 'INSTALLED').length, 1, 'the old CHILD_SA stays');
 });
+
+test('IKE_FOLLOWUP_KE with a wrong-length ML-KEM key: INVALID_SYNTAX, the pending CHILD_SA dropped on both sides, no SPI left', async () => {
+  const { w, a, b } = hybridPair(HYBRID, 'aes256gcm16-x25519-ke1_mlkem768');
+  const p = a.engine.initiate('lab');
+  await w.run();
+  const sa = await p;
+  const sb = only(b);
+  // a's IKE_FOLLOWUP_KE request is lost; a forged one with the right link but a short key gets there first
+  w.filter = (x) => (x.data[KE_EXCHANGE] === ExchangeType.IKE_FOLLOWUP_KE && x.local.addr === a.addr ? 'drop' : 'deliver');
+  a.engine.rekeyChild(sa, sa.children[0]!);
+  await w.run();
+  const f = sb.followupIn;
+  assert.ok(f);
+  const bad: Payload[] = [
+    { type: PayloadType.KE, critical: false, group: KeId.ML_KEM_768, data: Buffer.alloc(1183, 1) },
+    { type: PayloadType.NOTIFY, critical: false, protocol: 0, spi: Buffer.alloc(0), notifyType: NotifyType.ADDITIONAL_KEY_EXCHANGE, data: f.link },
+  ];
+  b.engine.receive({ addr: b.addr, port: 500 }, { addr: a.addr, port: 500 }, craft(sa, ExchangeType.IKE_FOLLOWUP_KE, sb.recvMid, false, bad));
+  const ans = w.queue.filter((x) => x.p.local.addr === b.addr);
+  assert.equal(ans.length, 1);
+  assert.deepEqual(notifyTypes(open(sa, ans[0]!.p.data)), [NotifyType.INVALID_SYNTAX]);
+  assert.equal(sb.followupIn, undefined);
+  assert.equal(b.dp.pendingSpis, 0);
+  // a's own request, retransmitted, is answered from the cache with that error: its rekey fails and is retried later
+  w.filter = () => 'deliver';
+  await w.advance(10_000, 1000);
+  assert.equal(sa.followupOut, undefined);
+  assert.equal(a.dp.pendingSpis, 0);
+  assert.equal(sa.children.filter((c) => c.state === 'INSTALLED').length, 1, 'the old CHILD_SA stays');
+  assert.equal(sb.children.filter((c) => c.state === 'INSTALLED').length, 1);
+  assert.equal(sa.state, 'ESTABLISHED');
+});
