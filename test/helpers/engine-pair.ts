@@ -209,7 +209,7 @@ export async function settle(): Promise<void> {
 }
 
 /** A standard pair: 192.0.2.1 (initiator "a") and 192.0.2.2 (responder "b") with a PSK. */
-export function pair(o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionConfig>; limit?: number; logB?: Logger } = {}) {
+export function pair(o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionConfig>; limit?: number; logA?: Logger; logB?: Logger } = {}) {
   const w = new Wire();
   const secret = psk(['a.lab', 'b.lab'], 'lab-preshared-key-0123456789');
   const a = w.add(
@@ -227,6 +227,7 @@ export function pair(o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionC
       ],
       [secret],
     ),
+    { log: o.logA },
   );
   const b = w.add(
     '192.0.2.2',

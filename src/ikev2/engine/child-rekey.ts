@@ -5,7 +5,7 @@
  */
 import { NotifyType, ProtocolId } from '../constants.ts';
 import type { IkeHeader, Payload } from '../codec/types.ts';
-import { Timer, type ChildSa, type IkeSa } from '../sa/ike-sa.ts';
+import { Timer, type ChildSa, type IkeSa, type PassiveRekey } from '../sa/ike-sa.ts';
 import { EMPTY, findNotify, notify } from './payload-util.ts';
 import { emit, jitter, setTimer, type EngineContext } from './context.ts';
 import { answer, answerNotify } from './message.ts';
@@ -22,28 +22,47 @@ export function rekeyChild(ctx: EngineContext, sa: IkeSa, child: ChildSa): void 
 
 /**
  * The CHILD_SA a REKEY_SA notify names: undefined for a request without one (a new CHILD_SA), or null
- * when the request was answered here (unknown SPI, or a rekey of ours in flight).
+ * when the request was answered here. A CHILD_SA we are rekeying ourselves is answered as usual (a
+ * rekey collision, RFC 7296 §2.8.1: the redundant SA is deleted once both exchanges are done); one we
+ * are deleting, or that was rekeyed already, gets TEMPORARY_FAILURE (§2.25); an unknown one
+ * CHILD_SA_NOT_FOUND.
  */
 export function rekeyTarget(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payloads: Payload[]): ChildSa | undefined | null {
   const rk = findNotify(payloads, NotifyType.REKEY_SA);
   if (!rk) return undefined;
   const spi = rk.spi.length === 4 ? rk.spi.readUInt32BE(0) : -1;
-  const rekey = sa.children.find((c) => c.spiOut === spi && (c.state === 'INSTALLED' || c.state === 'REKEYING'));
+  const rekey = sa.children.find((c) => c.spiOut === spi);
   if (!rekey) {
     answer(ctx, sa, h, [notify(NotifyType.CHILD_SA_NOT_FOUND, EMPTY, ProtocolId.ESP, rk.spi)]);
     return null;
   }
-  // We are rekeying it ourselves: let the peer retry later (RFC 7296 §2.25).
-  if (rekey.state === 'REKEYING') {
-    answerNotify(ctx, sa, h, NotifyType.TEMPORARY_FAILURE);
-    return null;
-  }
-  return rekey;
+  if (rekey.state === 'INSTALLED' || (rekey.state === 'REKEYING' && activeRekeyOf(sa) === rekey)) return rekey;
+  if (ctx.debug) ctx.log.debug({ ike: sa.id, child_id: rekey.id, state: rekey.state }, 'CHILD SA rekey refused for now');
+  answerNotify(ctx, sa, h, NotifyType.TEMPORARY_FAILURE);
+  return null;
+}
+
+/** The CHILD_SA our rekey in flight replaces, if one is. */
+export function activeRekeyOf(sa: IkeSa): ChildSa | undefined {
+  const t = sa.active?.task;
+  return t?.kind === 'child-create' ? t.rekey : undefined;
+}
+
+/** The lower of an exchange's two nonces (RFC 7296 §2.8.1 compares the exchanges by it). */
+export function lowerNonce(a: Buffer, b: Buffer): Buffer {
+  return nonceLess(a, b) ? a : b;
+}
+
+/** Whether nonce `a` sorts before `b` (compared over the shorter length, as strongSwan does). */
+export function nonceLess(a: Buffer, b: Buffer): boolean {
+  const n = Math.min(a.length, b.length);
+  return Buffer.compare(a.subarray(0, n), b.subarray(0, n)) < 0;
 }
 
 /** The peer rekeyed `old` into `fresh`: the peer deletes the old SA; if it does not within a while, we do. */
 export function rekeyedByPeer(ctx: EngineContext, sa: IkeSa, old: ChildSa, fresh: ChildSa): void {
   old.state = 'REKEYED';
+  old.successor = fresh;
   ctx.stats.childRekeyed++;
   emit(ctx, { type: 'child-rekeyed', sa, old, child: fresh });
   setTimer(ctx, sa, Timer.DELETE_OLD, ctx.sched.now() + DELETE_OLD_AFTER_MS);
@@ -51,20 +70,76 @@ export function rekeyedByPeer(ctx: EngineContext, sa: IkeSa, old: ChildSa, fresh
 
 /** Our rekey of `old` installed `fresh`: delete the old SA (make-before-break). */
 export function rekeyCompleted(ctx: EngineContext, sa: IkeSa, old: ChildSa, fresh: ChildSa): void {
+  if (!sa.children.includes(old)) return;
   old.state = 'REKEYED';
+  old.successor = fresh;
   ctx.stats.childRekeyed++;
   emit(ctx, { type: 'child-rekeyed', sa, old, child: fresh });
   queueTask(ctx, sa, { kind: 'child-delete', child: old });
 }
 
-/** A rekey of `child` did not happen: keep the child and try again before it expires. */
-export function rekeyFailed(ctx: EngineContext, sa: IkeSa, child: ChildSa, reason: string): void {
+/** The CHILD_SA of the peer's colliding rekey, while it is still up. */
+export function livePassive(sa: IkeSa, passive: PassiveRekey | undefined): PassiveRekey | undefined {
+  return passive && passive.child.state === 'INSTALLED' && sa.children.includes(passive.child) ? passive : undefined;
+}
+
+/**
+ * Our rekey of `old` installed `ours` (exchange nonces ni, nr). Without a collision the old SA is
+ * deleted. When the peer rekeyed `old` too (`passive`), both rekeys are complete now and the redundant
+ * SA is the one made by the exchange with the lowest nonce (RFC 7296 §2.8.1): if that is ours we delete
+ * it and the peer deletes the old SA; otherwise we delete the old SA and the peer deletes its own.
+ * The outbound SA never goes missing: the dataplane sends on our new SA (an SA we initiated is used at
+ * once) and falls back to the old one, then to the peer's, as they are removed.
+ */
+export function concludeRekey(ctx: EngineContext, sa: IkeSa, old: ChildSa, ours: ChildSa, ni: Buffer, nr: Buffer, passive: PassiveRekey | undefined): void {
+  const p = livePassive(sa, passive);
+  if (!p) return rekeyCompleted(ctx, sa, old, ours);
+  const log = { ike: sa.id, child: old.name, child_id: old.id, ours: ours.id, peers: p.child.id };
+  if (nonceLess(lowerNonce(ni, nr), p.nonce)) {
+    ctx.log.info(log, 'CHILD SA rekey collision lost, deleting the redundant CHILD SA we made');
+    ours.state = 'REKEYED';
+    queueTask(ctx, sa, { kind: 'child-delete', child: ours });
+    if (sa.children.includes(old)) rekeyedByPeer(ctx, sa, old, p.child);
+    return;
+  }
+  ctx.log.info(log, 'CHILD SA rekey collision won, deleting the old CHILD SA');
+  // The peer deletes the SA its exchange made; if it does not within a while, we do.
+  p.child.state = 'REKEYED';
+  setTimer(ctx, sa, Timer.DELETE_OLD, ctx.sched.now() + DELETE_OLD_AFTER_MS);
+  rekeyCompleted(ctx, sa, old, ours);
+}
+
+/**
+ * A rekey of `child` did not happen: keep the child and try again before it expires. When the peer's
+ * colliding rekey made a CHILD_SA (`passive`), that one takes over and the peer deletes the old SA.
+ */
+export function rekeyFailed(ctx: EngineContext, sa: IkeSa, child: ChildSa, reason: string, passive?: PassiveRekey): void {
   if (child.state === 'REKEYING') child.state = 'INSTALLED';
   if (sa.dead || child.state !== 'INSTALLED') return;
+  const p = livePassive(sa, passive);
+  if (p) {
+    ctx.log.info({ ike: sa.id, child: child.name, child_id: child.id, reason, peers: p.child.id }, 'CHILD SA rekey failed, the peer rekeyed it meanwhile');
+    return rekeyedByPeer(ctx, sa, child, p.child);
+  }
   const now = ctx.sched.now();
   const retry = now + (15 + jitter(ctx, 30)) * 1000;
   child.rekeyAt = child.expireAt ? Math.min(retry, Math.max(now + 1000, child.expireAt - 5000)) : retry;
   ctx.log.info({ ike: sa.id, child: child.name, child_id: child.id, reason }, 'CHILD SA rekey failed, retrying later');
+  armChildTimer(ctx, sa);
+}
+
+/**
+ * The CHILD_SA that replaced `gone` in a rekey was deleted before the old one: the rekey is undone,
+ * the old CHILD_SA stays in use and is rekeyed again soon.
+ */
+export function replacementGone(ctx: EngineContext, sa: IkeSa, gone: ChildSa): void {
+  if (gone.replaces === undefined) return;
+  const old = sa.children.find((c) => c.id === gone.replaces);
+  if (!old || old.state !== 'REKEYED' || old.successor !== gone) return;
+  old.state = 'INSTALLED';
+  old.successor = undefined;
+  old.rekeyAt = ctx.sched.now() + (1 + jitter(ctx, 10)) * 1000;
+  ctx.log.info({ ike: sa.id, child: old.name, child_id: old.id, gone: gone.id }, 'the CHILD SA that replaced this one was deleted, keeping it');
   armChildTimer(ctx, sa);
 }
 

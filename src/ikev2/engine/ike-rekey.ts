@@ -134,17 +134,27 @@ export function onIkeRekeyRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, p
   setTimer(ctx, sa, Timer.DELETE_OLD, ctx.sched.now() + DELETE_OLD_AFTER_MS);
 }
 
+/** Our IKE SA rekey did not happen: try again later. */
+function ikeRekeyFailed(ctx: EngineContext, sa: IkeSa, why: string): void {
+  if (sa.terminateRequested) return;
+  ctx.log.info({ ike: sa.id, reason: why }, 'IKE SA rekey failed, retrying later');
+  setTimer(ctx, sa, Timer.IKE_REKEY, ctx.sched.now() + (10 + jitter(ctx, 20)) * 1000);
+}
+
+/** The response to our IKE SA rekey cannot be used: the exchange failed. */
+export function onIkeRekeyFailure(ctx: EngineContext, sa: IkeSa, _task: IkeRekeyTask, why: string): void {
+  if (sa.state === 'REKEYING') sa.state = 'ESTABLISHED';
+  if (sa.terminateRequested) return deleteIke(ctx, sa);
+  ikeRekeyFailed(ctx, sa, why);
+}
+
 export function onIkeRekeyResponse(ctx: EngineContext, sa: IkeSa, task: IkeRekeyTask, payloads: Payload[]): void {
   if (sa.state === 'REKEYING') sa.state = 'ESTABLISHED';
   if (sa.terminateRequested) {
     // The operator asked for a delete meanwhile: the SA the peer may have created dies with this one.
     deleteIke(ctx, sa);
   }
-  const retryLater = (why: string): void => {
-    if (sa.terminateRequested) return;
-    ctx.log.info({ ike: sa.id, reason: why }, 'IKE SA rekey failed, retrying later');
-    setTimer(ctx, sa, Timer.IKE_REKEY, ctx.sched.now() + (10 + jitter(ctx, 20)) * 1000);
-  };
+  const retryLater = (why: string): void => ikeRekeyFailed(ctx, sa, why);
   const invalidKe = findNotify(payloads, NotifyType.INVALID_KE_PAYLOAD);
   if (invalidKe && invalidKe.data.length === 2 && task.group === undefined) {
     const group = invalidKe.data.readUInt16BE(0);

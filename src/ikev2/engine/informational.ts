@@ -12,6 +12,7 @@ import { emit, type EngineContext } from './context.ts';
 import { answer, sendRequest } from './message.ts';
 import { kick, queueTask } from './tasks.ts';
 import { scheduleRetry } from './keep-up.ts';
+import { replacementGone } from './child-rekey.ts';
 import { destroy, removeFromDataplane } from './teardown.ts';
 
 type TaskOf<K extends Task['kind']> = Extract<Task, { kind: K }>;
@@ -55,6 +56,7 @@ async function removeChild(ctx: EngineContext, sa: IkeSa, child: ChildSa, reason
   const wasRekeyed = child.state === 'REKEYED';
   child.state = 'DELETED';
   ctx.stats.childDeleted++;
+  replacementGone(ctx, sa, child);
   await removeFromDataplane(ctx, sa, child.id);
   ctx.log.info({ ike: sa.id, conn: sa.conn?.name, child: child.name, child_id: child.id, spi_in: hex8(child.spiIn), reason }, 'CHILD SA deleted');
   emit(ctx, { type: 'child-down', sa, child, reason });

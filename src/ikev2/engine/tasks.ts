@@ -9,11 +9,11 @@ import { Timer, type IkeSa, type Task } from '../sa/ike-sa.ts';
 import { find } from './payload-util.ts';
 import type { EngineContext } from './context.ts';
 import { answerNotify, retransmit } from './message.ts';
-import { onInitResponse, sendInit, halfOpenTimeout } from './ike-init.ts';
-import { onAuthRequest, onAuthResponse, sendAuth } from './ike-auth.ts';
-import { onChildRequest, onCreateChildResponse, startCreateChild } from './child-create.ts';
+import { initFailed, onInitResponse, sendInit, halfOpenTimeout } from './ike-init.ts';
+import { onAuthFailure, onAuthRequest, onAuthResponse, sendAuth } from './ike-auth.ts';
+import { onChildRequest, onCreateChildFailure, onCreateChildResponse, startCreateChild } from './child-create.ts';
 import { childTimers } from './child-rekey.ts';
-import { ikeRekeyDue, onIkeRekeyRequest, onIkeRekeyResponse, startIkeRekey } from './ike-rekey.ts';
+import { ikeRekeyDue, onIkeRekeyFailure, onIkeRekeyRequest, onIkeRekeyResponse, startIkeRekey } from './ike-rekey.ts';
 import {
   deleteOldDue,
   onChildDeleteResponse,
@@ -35,18 +35,25 @@ interface TaskDef<T extends Task> {
   start(ctx: EngineContext, sa: IkeSa, task: T): void;
   /** Process the peer's response to it. */
   response(ctx: EngineContext, sa: IkeSa, task: T, h: IkeHeader, payloads: Payload[], data: Buffer): Promise<void> | void;
+  /** The peer's authenticated response cannot be used (`why`): fail the exchange now. */
+  failed(ctx: EngineContext, sa: IkeSa, task: T, why: string): Promise<void> | void;
 }
 
 const TASKS: { [K in Task['kind']]: TaskDef<TaskOf<K>> } = {
   // IKE_SA_INIT and IKE_AUTH run before the SA is established, started by initiate(), never queued.
-  'ike-init': { priority: -1, start: (ctx, sa) => sendInit(ctx, sa), response: (ctx, sa, _t, h, p, data) => onInitResponse(ctx, sa, h, p, data) },
-  'ike-auth': { priority: -1, start: (ctx, sa) => void sendAuth(ctx, sa), response: (ctx, sa, t, _h, p) => onAuthResponse(ctx, sa, t, p) },
-  'delete-spi': { priority: 0, start: startDeleteSpi, response: (ctx, sa, t) => onDeleteSpiResponse(ctx, sa, t) },
-  'ike-delete': { priority: 1, start: startIkeDelete, response: (ctx, sa) => onIkeDeleteResponse(ctx, sa) },
-  'child-delete': { priority: 2, start: startChildDelete, response: (ctx, sa, t) => onChildDeleteResponse(ctx, sa, t) },
-  'ike-rekey': { priority: 3, start: startIkeRekey, response: (ctx, sa, t, _h, p) => onIkeRekeyResponse(ctx, sa, t, p) },
-  'child-create': { priority: 4, start: startCreateChild, response: (ctx, sa, t, _h, p) => onCreateChildResponse(ctx, sa, t, p) },
-  dpd: { priority: 5, start: startDpdExchange, response: () => undefined },
+  'ike-init': {
+    priority: -1,
+    start: (ctx, sa) => sendInit(ctx, sa),
+    response: (ctx, sa, _t, h, p, data) => onInitResponse(ctx, sa, h, p, data),
+    failed: (ctx, sa, _t, why) => initFailed(ctx, sa, why),
+  },
+  'ike-auth': { priority: -1, start: (ctx, sa) => void sendAuth(ctx, sa), response: (ctx, sa, t, _h, p) => onAuthResponse(ctx, sa, t, p), failed: onAuthFailure },
+  'delete-spi': { priority: 0, start: startDeleteSpi, response: (ctx, sa, t) => onDeleteSpiResponse(ctx, sa, t), failed: (ctx, sa, t) => onDeleteSpiResponse(ctx, sa, t) },
+  'ike-delete': { priority: 1, start: startIkeDelete, response: (ctx, sa) => onIkeDeleteResponse(ctx, sa), failed: (ctx, sa) => onIkeDeleteResponse(ctx, sa) },
+  'child-delete': { priority: 2, start: startChildDelete, response: (ctx, sa, t) => onChildDeleteResponse(ctx, sa, t), failed: (ctx, sa, t) => onChildDeleteResponse(ctx, sa, t) },
+  'ike-rekey': { priority: 3, start: startIkeRekey, response: (ctx, sa, t, _h, p) => onIkeRekeyResponse(ctx, sa, t, p), failed: onIkeRekeyFailure },
+  'child-create': { priority: 4, start: startCreateChild, response: (ctx, sa, t, _h, p) => onCreateChildResponse(ctx, sa, t, p), failed: onCreateChildFailure },
+  dpd: { priority: 5, start: startDpdExchange, response: () => undefined, failed: () => undefined },
 };
 
 function priority(t: Task): number {
@@ -81,6 +88,11 @@ export function kick(ctx: EngineContext, sa: IkeSa): void {
 export function handleResponse(ctx: EngineContext, sa: IkeSa, task: Task, h: IkeHeader, payloads: Payload[], data: Buffer): Promise<void> | void {
   const def = TASKS[task.kind] as TaskDef<Task>;
   return def.response(ctx, sa, task, h, payloads, data);
+}
+
+export function handleFailure(ctx: EngineContext, sa: IkeSa, task: Task, why: string): Promise<void> | void {
+  const def = TASKS[task.kind] as TaskDef<Task>;
+  return def.failed(ctx, sa, task, why);
 }
 
 type RequestHandler = (ctx: EngineContext, sa: IkeSa, h: IkeHeader, payloads: Payload[]) => Promise<void> | void;

@@ -57,6 +57,8 @@ export class ChildSa {
   vpp: InstallResult = {};
   /** CHILD_SA this one replaced (rekey), until the old one is deleted. */
   replaces: number | undefined;
+  /** REKEYED: the CHILD_SA that took over from this one (none for a redundant SA of a rekey collision). */
+  successor: ChildSa | undefined;
   constructor(id: number, cfg: ChildConfig) {
     this.id = id;
     this.cfg = cfg;
@@ -78,13 +80,29 @@ export interface ActiveRequest {
 export type Task =
   | { kind: 'ike-init' }
   | { kind: 'ike-auth'; child?: ChildConfig; spi?: number }
-  | { kind: 'child-create'; child: ChildConfig; rekey?: ChildSa; group?: number; spi?: number; ni?: Buffer; ke?: KeyExchange }
+  | {
+      kind: 'child-create';
+      child: ChildConfig;
+      rekey?: ChildSa;
+      group?: number;
+      spi?: number;
+      ni?: Buffer;
+      ke?: KeyExchange;
+      /** A rekey collision (RFC 7296 §2.8.1): the peer rekeyed the same CHILD_SA while ours was in flight. */
+      passive?: PassiveRekey;
+    }
   /** Delete a CHILD_SA the peer created but we could not use (our SPI names it); release the SPI after. */
   | { kind: 'delete-spi'; spi: number; release: boolean }
   | { kind: 'child-delete'; child: ChildSa }
   | { kind: 'ike-delete' }
   | { kind: 'dpd' }
   | { kind: 'ike-rekey'; group?: number; spi?: Buffer; ni?: Buffer; ke?: KeyExchange };
+
+/** The peer's rekey of a CHILD_SA we were rekeying too: the CHILD_SA it made and its exchange's lower nonce. */
+export interface PassiveRekey {
+  child: ChildSa;
+  nonce: Buffer;
+}
 
 /** Live counts kept up to date on every state change, so gauges never need a scan of the table. */
 export interface SaGauges {
