@@ -141,6 +141,8 @@ export class Wire {
   filter: (p: OutPacket) => 'deliver' | 'drop' | 'dup' = () => 'deliver';
   delayMs = 0;
   log: OutPacket[] = [];
+  /** Called after every delivered packet and whenever async work has settled (invariant checks). */
+  afterDelivery: () => void = () => undefined;
   private seed = 1;
 
   add(addr: string, cfg: Config, o: { limit?: number; log?: Logger } = {}): Node {
@@ -178,6 +180,7 @@ export class Wire {
   async run(maxRounds = 200): Promise<void> {
     for (let round = 0; round < maxRounds; round++) {
       await settle();
+      this.afterDelivery();
       const now = this.sched.now();
       const due = this.queue.filter((x) => x.deliverAt <= now);
       if (due.length === 0) return;
@@ -185,6 +188,7 @@ export class Wire {
       for (const { p } of due) {
         const dst = this.nodes.get(p.remote.addr);
         if (dst) dst.engine.receive({ ...p.remote }, { ...p.local }, p.data);
+        this.afterDelivery();
       }
     }
     throw new Error('wire did not settle');

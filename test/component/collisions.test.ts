@@ -1,0 +1,153 @@
+/**
+ * Rekey collisions (RFC 7296 §2.8.1, §2.8.2, §2.25) between two engines over the in-memory wire with a
+ * fake clock, each case also with lost and retransmitted messages during the collision. After every
+ * delivered message both dataplanes (memory back end) must have an outbound SA for the tunnel; at the
+ * end both peers agree on the surviving SPIs and neither dataplane holds an orphan SA.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { child, pair, type Node, type Wire } from '../helpers/engine-pair.ts';
+import { ExchangeType, PayloadType } from '../../src/ikev2/constants.ts';
+import { openMessage } from '../helpers/rewrite.ts';
+import type { OutPacket } from '../../src/ikev2/engine/engine.ts';
+import type { IkeSa } from '../../src/ikev2/sa/ike-sa.ts';
+
+const A = '192.0.2.1';
+
+/** Long lifetimes: only the rekeys a test starts happen. */
+const quiet = {
+  a: { rekeyTime: 0, children: [child('net', { localTs: ['10.1.0.0/16'], remoteTs: ['10.2.0.0/16'], rekeyTime: 0, lifeTime: 0, randTime: 0 })] },
+  b: { rekeyTime: 0, children: [child('net', { localTs: ['10.2.0.0/16'], remoteTs: ['10.1.0.0/16'], rekeyTime: 0, lifeTime: 0, randTime: 0 })] },
+};
+
+interface Loss {
+  /** Which side sent it. */
+  from: 'a' | 'b';
+  exchange: number;
+  response: boolean;
+  /** Drop the n-th such message (1 = the first); 'dup' delivers it twice. */
+  nth: number;
+  what?: 'drop' | 'dup';
+}
+
+function kind(p: OutPacket): { from: 'a' | 'b'; exchange: number; response: boolean } {
+  return { from: p.local.addr === A ? 'a' : 'b', exchange: p.data[18]!, response: (p.data[19]! & 0x20) !== 0 };
+}
+
+/** A wire filter that loses or duplicates the listed messages. */
+function lossy(w: Wire, losses: Loss[]): void {
+  const seen = new Map<string, number>();
+  w.filter = (p) => {
+    const k = kind(p);
+    const key = `${k.from}/${k.exchange}/${k.response}`;
+    const n = (seen.get(key) ?? 0) + 1;
+    seen.set(key, n);
+    const hit = losses.find((l) => l.from === k.from && l.exchange === k.exchange && l.response === k.response && l.nth === n);
+    return hit ? (hit.what ?? 'drop') : 'deliver';
+  };
+}
+
+function live(n: Node): IkeSa[] {
+  return [...n.engine.table.values()].filter((s) => !s.dead);
+}
+
+/** Both sides up with one CHILD_SA; every later step is checked for an outbound SA on both sides. */
+async function up() {
+  const env = pair(quiet);
+  await Promise.all([env.a.engine.initiate('lab'), env.w.run()]);
+  const gaps: string[] = [];
+  let checking = true;
+  env.w.afterDelivery = () => {
+    if (!checking) return;
+    for (const [name, n] of [['a', env.a], ['b', env.b]] as const) {
+      const tunnels = n.dp.tunnels();
+      if (tunnels.length !== 1 || !n.dp.outboundOf(tunnels[0]!)) gaps.push(`${name} at ${env.w.sched.now()}: tunnels ${JSON.stringify(tunnels)}`);
+    }
+  };
+  return { ...env, gaps, stopChecking: () => (checking = false) };
+}
+
+/** One IKE SA each with one CHILD_SA, matching SPIs, dataplanes holding exactly that CHILD_SA and sending on it. */
+function agree(env: { a: Node; b: Node }, gaps: string[]): void {
+  assert.deepEqual(gaps, [], 'an outbound SA at every step');
+  const [sa] = live(env.a);
+  const [sb] = live(env.b);
+  assert.equal(live(env.a).length, 1, 'one IKE SA on a');
+  assert.equal(live(env.b).length, 1, 'one IKE SA on b');
+  assert.ok(sa!.spiI.equals(sb!.spiI) && sa!.spiR.equals(sb!.spiR), 'same IKE SPIs');
+  assert.equal(sa!.state, 'ESTABLISHED');
+  assert.equal(sb!.state, 'ESTABLISHED');
+  assert.equal(sa!.children.length, 1, `one CHILD_SA on a: ${sa!.children.map((c) => c.state)}`);
+  assert.equal(sb!.children.length, 1, `one CHILD_SA on b: ${sb!.children.map((c) => c.state)}`);
+  const ca = sa!.children[0]!;
+  const cb = sb!.children[0]!;
+  assert.equal(ca.state, 'INSTALLED');
+  assert.equal(cb.state, 'INSTALLED');
+  assert.equal(ca.spiIn, cb.spiOut, 'a receives on what b sends on');
+  assert.equal(ca.spiOut, cb.spiIn, 'b receives on what a sends on');
+  for (const [n, c] of [[env.a, ca], [env.b, cb]] as const) {
+    assert.deepEqual([...n.dp.installed.keys()], [c.id], 'the dataplane holds exactly the current CHILD_SA');
+    const t = n.dp.tunnels();
+    assert.equal(t.length, 1);
+    assert.equal(n.dp.outboundOf(t[0]!)?.outbound.spi, c.spiOut, 'and sends on it');
+    assert.equal(n.dp.pendingSpis, 0, 'no SPI left allocated');
+  }
+}
+
+/** How many distinct Delete requests (either direction, retransmissions counted once) name one of `spis`. */
+function deletesNaming(w: Wire, sa: IkeSa, sb: IkeSa, spis: number[]): number {
+  const seen = new Set<string>();
+  for (const p of w.log) {
+    const k = kind(p);
+    if (k.exchange !== INFO || k.response) continue;
+    const m = openMessage(k.from === 'a' ? sb : sa, p.data);
+    const named = m.payloads.some((x) => x.type === PayloadType.DELETE && x.spis.some((b) => spis.includes(b.readUInt32BE(0))));
+    if (named) seen.add(`${k.from}/${m.mid}`);
+  }
+  return seen.size;
+}
+
+/** Let retransmissions, the grace period for old SAs and retried rekeys run out. */
+async function finish(w: Wire): Promise<void> {
+  await w.run();
+  await w.advance(200_000, 250);
+}
+
+const CC = ExchangeType.CREATE_CHILD_SA;
+const INFO = ExchangeType.INFORMATIONAL;
+
+const childCases: [string, Loss[]][] = [
+  ['no loss', []],
+  ["a's rekey request lost once", [{ from: 'a', exchange: CC, response: false, nth: 1 }]],
+  ["b's rekey response lost once", [{ from: 'b', exchange: CC, response: true, nth: 1 }]],
+  ["both rekey requests lost once", [{ from: 'a', exchange: CC, response: false, nth: 1 }, { from: 'b', exchange: CC, response: false, nth: 1 }]],
+  ["a's rekey response lost once, b's request duplicated", [{ from: 'a', exchange: CC, response: true, nth: 1 }, { from: 'b', exchange: CC, response: false, nth: 1, what: 'dup' }]],
+  ['the first delete and its response lost', [{ from: 'a', exchange: INFO, response: false, nth: 1 }, { from: 'b', exchange: INFO, response: false, nth: 1 }, { from: 'a', exchange: INFO, response: true, nth: 1 }, { from: 'b', exchange: INFO, response: true, nth: 1 }]],
+];
+
+for (const [name, losses] of childCases) {
+  test(`simultaneous CHILD_SA rekeys (${name}): both complete, the redundant SA goes, the old SA is deleted once`, async () => {
+    const env = await up();
+    const sa = live(env.a)[0]!;
+    const sb = live(env.b)[0]!;
+    const old = sa.children[0]!;
+    lossy(env.w, losses);
+    env.a.engine.rekeyChild(sa, old);
+    env.b.engine.rekeyChild(sb, sb.children[0]!);
+    // Settled by retransmissions alone: no rekey refused and retried later (a retry waits >= 15 s).
+    await env.w.run();
+    await env.w.advance(14_000, 250);
+    agree(env, env.gaps);
+    assert.notEqual(live(env.a)[0]!.children[0]!.id, old.id, 'rekeyed without a retry');
+    await finish(env.w);
+    agree(env, env.gaps);
+    assert.notEqual(sa.children[0]!.id, old.id, 'rekeyed');
+    const oldSpis = [old.spiIn, old.spiOut];
+    assert.equal(deletesNaming(env.w, sa, sb, oldSpis), 1, 'the old CHILD_SA was deleted by one side only');
+    if (losses.length === 0) {
+      // Both rekeys completed: one side deleted the redundant CHILD_SA its exchange made.
+      const all = [...env.a.dp.events, ...env.b.dp.events].filter((e) => e.op === 'install').length;
+      assert.equal(all, 2 + 4, 'two CHILD_SAs installed on each side by the two rekeys');
+    }
+  });
+}
