@@ -68,12 +68,13 @@ async function up() {
 }
 
 /** One IKE SA each with one CHILD_SA, matching SPIs, dataplanes holding exactly that CHILD_SA and sending on it. */
-function agree(env: { a: Node; b: Node }, gaps: string[]): void {
+function agree(env: { a: Node; b: Node }, gaps: string[], o: { established?: boolean } = {}): void {
   assert.deepEqual(gaps, [], 'an outbound SA at every step');
-  const [sa] = live(env.a);
-  const [sb] = live(env.b);
-  assert.equal(live(env.a).length, 1, 'one IKE SA on a');
-  assert.equal(live(env.b).length, 1, 'one IKE SA on b');
+  const pick = (n: Node): IkeSa[] => live(n).filter((s) => !o.established || s.state === 'ESTABLISHED');
+  const [sa] = pick(env.a);
+  const [sb] = pick(env.b);
+  assert.equal(pick(env.a).length, 1, 'one IKE SA on a');
+  assert.equal(pick(env.b).length, 1, 'one IKE SA on b');
   assert.ok(sa!.spiI.equals(sb!.spiI) && sa!.spiR.equals(sb!.spiR), 'same IKE SPIs');
   assert.equal(sa!.state, 'ESTABLISHED');
   assert.equal(sb!.state, 'ESTABLISHED');
@@ -148,6 +149,104 @@ for (const [name, losses] of childCases) {
       // Both rekeys completed: one side deleted the redundant CHILD_SA its exchange made.
       const all = [...env.a.dp.events, ...env.b.dp.events].filter((e) => e.op === 'install').length;
       assert.equal(all, 2 + 4, 'two CHILD_SAs installed on each side by the two rekeys');
+    }
+  });
+}
+
+const ikeCases: [string, Loss[]][] = [
+  ['no loss', []],
+  ["a's rekey request lost once", [{ from: 'a', exchange: CC, response: false, nth: 1 }]],
+  ["b's rekey response lost once", [{ from: 'b', exchange: CC, response: true, nth: 1 }]],
+  ["a's rekey response lost once, b's request duplicated", [{ from: 'a', exchange: CC, response: true, nth: 1 }, { from: 'b', exchange: CC, response: false, nth: 1, what: 'dup' }]],
+  ['the first deletes lost', [{ from: 'a', exchange: INFO, response: false, nth: 1 }, { from: 'b', exchange: INFO, response: false, nth: 1 }]],
+];
+
+for (const [name, losses] of ikeCases) {
+  test(`simultaneous IKE SA rekeys (${name}): one new IKE SA survives on both sides with the CHILD_SA`, async () => {
+    const env = await up();
+    const sa = live(env.a)[0]!;
+    const sb = live(env.b)[0]!;
+    const child0 = sa.children[0]!;
+    lossy(env.w, losses);
+    assert.ok(env.a.engine.rekeyIke(sa));
+    assert.ok(env.b.engine.rekeyIke(sb));
+    await env.w.run();
+    // Settled by retransmissions alone: a refused IKE SA rekey is retried after 10 s at the earliest.
+    await env.w.advance(9_000, 250);
+    // A redundant IKE SA whose creator never saw its response (the old SA was deleted first) waits
+    // for the grace period of old SAs; the CHILD_SA is on one established IKE SA already.
+    agree(env, env.gaps, { established: true });
+    const next = live(env.a).find((s) => s.state === 'ESTABLISHED')!;
+    assert.notEqual(next, sa, 'rekeyed without a retry');
+    assert.equal(next.children[0], child0, 'the CHILD_SA moved to the surviving IKE SA');
+    await finish(env.w);
+    agree(env, env.gaps);
+    assert.equal(live(env.a)[0]!.children[0], child0);
+  });
+}
+
+const mixedCases: [string, Loss[]][] = [
+  ['no loss', []],
+  ['the refusals lost once', [{ from: 'a', exchange: CC, response: true, nth: 1 }, { from: 'b', exchange: CC, response: true, nth: 1 }]],
+  ["a's CHILD_SA rekey request duplicated", [{ from: 'a', exchange: CC, response: false, nth: 1, what: 'dup' }]],
+];
+
+for (const [name, losses] of mixedCases) {
+  test(`CHILD_SA rekey vs IKE SA rekey (${name}): each refuses the other with TEMPORARY_FAILURE, both are retried and complete`, async () => {
+    const env = await up();
+    const sa = live(env.a)[0]!;
+    const sb = live(env.b)[0]!;
+    const child0 = sa.children[0]!;
+    lossy(env.w, losses);
+    env.a.engine.rekeyChild(sa, child0);
+    assert.ok(env.b.engine.rekeyIke(sb));
+    await finish(env.w);
+    agree(env, env.gaps);
+    assert.notEqual(live(env.a)[0], sa, 'the IKE SA was rekeyed');
+    assert.notEqual(live(env.a)[0]!.children[0]!.id, child0.id, 'the CHILD_SA was rekeyed');
+  });
+}
+
+for (const [name, losses] of [
+  ['no loss', []],
+  ['the rekey request lost once', [{ from: 'a', exchange: CC, response: false, nth: 1 }]],
+  ["the delete's response lost once", [{ from: 'a', exchange: INFO, response: true, nth: 1 }]],
+] as [string, Loss[]][]) {
+  test(`CHILD_SA rekey vs delete of the same CHILD_SA (${name}): the delete wins, nothing is left over`, async () => {
+    const env = await up();
+    env.stopChecking(); // the CHILD_SA is deleted on purpose
+    const sa = live(env.a)[0]!;
+    const sb = live(env.b)[0]!;
+    lossy(env.w, losses);
+    env.a.engine.rekeyChild(sa, sa.children[0]!);
+    assert.ok(env.b.engine.deleteChild(sb.children[0]!.id));
+    await finish(env.w);
+    for (const n of [env.a, env.b]) {
+      assert.equal(live(n).length, 1, 'the IKE SA stays');
+      assert.deepEqual(live(n)[0]!.children, [], 'no CHILD_SA');
+      assert.equal(n.dp.installed.size, 0, 'no orphan in the dataplane');
+      assert.equal(n.dp.pendingSpis, 0);
+    }
+  });
+}
+
+for (const [name, losses] of [
+  ['no loss', []],
+  ['the rekey request lost once', [{ from: 'a', exchange: CC, response: false, nth: 1 }]],
+] as [string, Loss[]][]) {
+  test(`IKE SA rekey vs IKE SA delete (${name}): the delete wins, nothing is left over`, async () => {
+    const env = await up();
+    env.stopChecking();
+    const sa = live(env.a)[0]!;
+    const sb = live(env.b)[0]!;
+    lossy(env.w, losses);
+    assert.ok(env.a.engine.rekeyIke(sa));
+    env.b.engine.deleteIke(sb);
+    await finish(env.w);
+    for (const n of [env.a, env.b]) {
+      assert.equal(live(n).length, 0, 'no IKE SA');
+      assert.equal(n.dp.installed.size, 0, 'no orphan in the dataplane');
+      assert.equal(n.dp.pendingSpis, 0);
     }
   });
 }

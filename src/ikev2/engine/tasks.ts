@@ -99,11 +99,13 @@ type RequestHandler = (ctx: EngineContext, sa: IkeSa, h: IkeHeader, payloads: Pa
 
 /** CREATE_CHILD_SA carries a new CHILD_SA, a CHILD_SA rekey or an IKE SA rekey (RFC 7296 §1.3). */
 function onCreateChildSaRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payloads: Payload[]): Promise<void> | void {
-  if (sa.state !== 'ESTABLISHED') return answerNotify(ctx, sa, h, NotifyType.TEMPORARY_FAILURE);
   const sap = find(payloads, PayloadType.SA);
+  const ikeRekey = sap !== undefined && sap.proposals.some((p) => p.protocol === ProtocolId.IKE);
+  // While we rekey the IKE SA, only the peer's own IKE SA rekey is answered (a collision, §2.8.2).
+  if (sa.state !== 'ESTABLISHED' && !(ikeRekey && sa.state === 'REKEYING')) return answerNotify(ctx, sa, h, NotifyType.TEMPORARY_FAILURE);
   const nonce = find(payloads, PayloadType.NONCE);
   if (!sap || !nonce) return answerNotify(ctx, sa, h, NotifyType.INVALID_SYNTAX);
-  if (sap.proposals.some((p) => p.protocol === ProtocolId.IKE)) return onIkeRekeyRequest(ctx, sa, h, payloads, sap, nonce.data);
+  if (ikeRekey) return onIkeRekeyRequest(ctx, sa, h, payloads, sap, nonce.data);
   return onChildRequest(ctx, sa, h, payloads, sap, nonce.data);
 }
 

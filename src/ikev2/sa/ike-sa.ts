@@ -96,7 +96,15 @@ export type Task =
   | { kind: 'child-delete'; child: ChildSa }
   | { kind: 'ike-delete' }
   | { kind: 'dpd' }
-  | { kind: 'ike-rekey'; group?: number; spi?: Buffer; ni?: Buffer; ke?: KeyExchange };
+  | {
+      kind: 'ike-rekey';
+      group?: number;
+      spi?: Buffer;
+      ni?: Buffer;
+      ke?: KeyExchange;
+      /** A rekey collision (RFC 7296 §2.8.2): the IKE SA the peer's rekey made while ours was in flight. */
+      passive?: { sa: IkeSa; nonce: Buffer };
+    };
 
 /** The peer's rekey of a CHILD_SA we were rekeying too: the CHILD_SA it made and its exchange's lower nonce. */
 export interface PassiveRekey {
