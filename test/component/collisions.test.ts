@@ -250,3 +250,60 @@ for (const [name, losses] of [
     }
   });
 }
+
+test('a peer that refuses every rekey with TEMPORARY_FAILURE: retries with jitter, then a new CHILD_SA before the hard lifetime; the tunnel never goes without an SA', async () => {
+  const env = pair({
+    a: { rekeyTime: 0, children: [child('net', { localTs: ['10.1.0.0/16'], remoteTs: ['10.2.0.0/16'], rekeyTime: 60, lifeTime: 180, randTime: 0 })] },
+    b: quiet.b,
+  });
+  await Promise.all([env.a.engine.initiate('lab'), env.w.run()]);
+  const sa = live(env.a)[0]!;
+  const sb = live(env.b)[0]!;
+  const old = sa.children[0]!;
+  // b thinks it is deleting its side and never finishes: it answers every rekey of it with TEMPORARY_FAILURE.
+  sb.children[0]!.state = 'DELETING';
+  const gaps: string[] = [];
+  const rekeyTimes: number[] = [];
+  env.w.afterDelivery = () => {
+    for (const [name, n] of [['a', env.a], ['b', env.b]] as const) {
+      if (!n.dp.tunnels().some((t) => n.dp.outboundOf(t))) gaps.push(`${name} at ${env.w.sched.now()}`);
+    }
+  };
+  const filter = env.w.filter;
+  env.w.filter = (p) => {
+    if (kind(p).from === 'a' && kind(p).exchange === CC && !kind(p).response) rekeyTimes.push(env.w.sched.now());
+    return filter(p);
+  };
+  const t0 = env.w.sched.now();
+  await env.w.advance(175_000, 500);
+  assert.deepEqual(gaps, []);
+  assert.ok(rekeyTimes.length >= 3, `several attempts: ${rekeyTimes.map((t) => (t - t0) / 1000)}`);
+  const gapsS = rekeyTimes.slice(1).map((t, i) => t - rekeyTimes[i]!);
+  assert.ok(new Set(gapsS).size > 1, 'retries spread by jitter');
+  assert.equal(sa.children.length, 1);
+  assert.notEqual(sa.children[0]!.id, old.id, 'replaced before the hard lifetime (180 s)');
+  assert.equal(sb.children.length, 1);
+  assert.equal(sa.children[0]!.spiIn, sb.children[0]!.spiOut);
+  assert.equal(sa.children[0]!.spiOut, sb.children[0]!.spiIn);
+  assert.deepEqual([...env.a.dp.installed.keys()], [sa.children[0]!.id]);
+  assert.deepEqual([...env.b.dp.installed.keys()], [sb.children[0]!.id]);
+});
+
+test('a rekey answered with CHILD_SA_NOT_FOUND (the peer lost the CHILD_SA): a new CHILD_SA takes over at once', async () => {
+  const env = await up();
+  env.stopChecking(); // b has no SA for the tunnel until the new CHILD_SA comes
+  const sa = live(env.a)[0]!;
+  const sb = live(env.b)[0]!;
+  const old = sa.children[0]!;
+  const lost = sb.children.pop()!;
+  await env.b.dp.remove(lost.id);
+  env.a.engine.rekeyChild(sa, old);
+  await env.w.run();
+  assert.equal(sa.children.length, 1);
+  assert.notEqual(sa.children[0]!.id, old.id);
+  assert.equal(sb.children.length, 1);
+  assert.equal(sa.children[0]!.spiIn, sb.children[0]!.spiOut);
+  assert.deepEqual([...env.a.dp.installed.keys()], [sa.children[0]!.id], 'the old CHILD_SA is gone from a');
+  assert.equal(env.b.dp.installed.size, 1);
+  assert.equal(env.a.engine.stats.retransmitsSent, 0);
+});

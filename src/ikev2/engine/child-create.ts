@@ -299,7 +299,7 @@ export function startCreateChild(ctx: EngineContext, sa: IkeSa, task: Extract<Ta
     if (task.rekey.state !== 'INSTALLED' || !sa.children.includes(task.rekey)) return kick(ctx, sa);
     task.rekey.state = 'REKEYING';
   }
-  run(ctx, sa, () => prepareChildRequest(ctx, sa, task.child, [], task.rekey, false, task.group));
+  run(ctx, sa, () => prepareChildRequest(ctx, sa, task.child, [], task.rekey, false, task.group, task.fresh));
 }
 
 /**
@@ -313,6 +313,7 @@ export async function prepareChildRequest(
   rekey: ChildSa | undefined,
   inAuth: boolean,
   group?: number,
+  fresh?: boolean,
 ): Promise<void> {
   let spi: number;
   try {
@@ -338,7 +339,7 @@ export async function prepareChildRequest(
     const g = group ?? specs[0]?.ke[0] ?? 0;
     if (g) ke = createKeyExchange(g);
   }
-  if (rekey) out.push(notify(NotifyType.REKEY_SA, EMPTY, ProtocolId.ESP, u32(rekey.spiIn)));
+  if (rekey && !fresh) out.push(notify(NotifyType.REKEY_SA, EMPTY, ProtocolId.ESP, u32(rekey.spiIn)));
   if (cfg.mode === 'transport') out.push(notify(NotifyType.USE_TRANSPORT_MODE));
   out.push({ type: PayloadType.SA, critical: false, proposals: toWireProposals(specs, u32(spi)) });
   if (ni) out.push({ type: PayloadType.NONCE, critical: false, data: ni });
@@ -348,14 +349,22 @@ export async function prepareChildRequest(
     tsPayload(PayloadType.TSr, tsAllowed(ctx, cfg, 'remote', sa).map(selToWire)),
   );
   if (inAuth) sendRequest(ctx, sa, ExchangeType.IKE_AUTH, out, { kind: 'ike-auth', child: cfg, spi });
-  else sendRequest(ctx, sa, ExchangeType.CREATE_CHILD_SA, out, { kind: 'child-create', child: cfg, rekey, spi, ni, ke });
+  else sendRequest(ctx, sa, ExchangeType.CREATE_CHILD_SA, out, { kind: 'child-create', child: cfg, rekey, spi, ni, ke, ...(fresh ? { fresh } : {}) });
 }
 
 export async function onCreateChildResponse(ctx: EngineContext, sa: IkeSa, task: Extract<Task, { kind: 'child-create' }>, payloads: Payload[]): Promise<void> {
   const spi = task.spi!;
   task.spi = undefined;
   const nr = find(payloads, PayloadType.NONCE);
-  await completeChild(ctx, sa, task.child, payloads, spi, task.ni!, nr?.data ?? EMPTY, task.rekey, false, task.ke, task.passive);
+  const rekey = task.rekey;
+  if (rekey && !task.fresh && findNotify(payloads, NotifyType.CHILD_SA_NOT_FOUND) && !livePassive(sa, task.passive) && rekey.state === 'REKEYING') {
+    // The peer does not know the CHILD_SA (it lost it): a new one takes over from it (RFC 7296 §2.25).
+    ctx.dp.releaseSpi(spi);
+    rekey.state = 'INSTALLED';
+    ctx.log.info({ ike: sa.id, child: rekey.name, child_id: rekey.id }, 'peer does not know the CHILD SA we tried to rekey, creating a new one');
+    return queueTask(ctx, sa, { kind: 'child-create', child: task.child, rekey, fresh: true });
+  }
+  await completeChild(ctx, sa, task.child, payloads, spi, task.ni!, nr?.data ?? EMPTY, rekey, false, task.ke, task.passive, task.fresh);
 }
 
 /**
@@ -389,6 +398,7 @@ export async function completeChild(
   inAuth: boolean,
   ke?: KeyExchange,
   passive?: PassiveRekey,
+  fresh?: boolean,
 ): Promise<void> {
   const err = findErrorNotify(payloads);
   const sap = find(payloads, PayloadType.SA);
@@ -411,7 +421,7 @@ export async function completeChild(
       // RFC 7296 §1.3: retry once with the group the responder asked for.
       ctx.dp.releaseSpi(spi);
       if (rekey) rekey.state = 'INSTALLED';
-      queueTask(ctx, sa, { kind: 'child-create', child: cfg, rekey, group: invalidKe });
+      queueTask(ctx, sa, { kind: 'child-create', child: cfg, rekey, group: invalidKe, ...(fresh ? { fresh } : {}) });
       return;
     }
     return fail(notifyName(err.notifyType));

@@ -14,10 +14,13 @@ import { queueTask } from './tasks.ts';
 /** Milliseconds an old SA waits for the peer that rekeyed it to delete it, before we do. */
 export const DELETE_OLD_AFTER_MS = 30_000;
 
-/** Rekey one CHILD_SA (make-before-break: the new SA is installed before the old one is deleted). */
+/**
+ * Rekey one CHILD_SA (make-before-break: the new SA is installed before the old one is deleted). As
+ * the last resort near its hard lifetime, a new CHILD_SA with the same config takes over instead.
+ */
 export function rekeyChild(ctx: EngineContext, sa: IkeSa, child: ChildSa): void {
   if (child.state !== 'INSTALLED') return;
-  queueTask(ctx, sa, { kind: 'child-create', child: child.cfg, rekey: child });
+  queueTask(ctx, sa, { kind: 'child-create', child: child.cfg, rekey: child, ...(child.lastResort ? { fresh: true } : {}) });
 }
 
 /**
@@ -122,11 +125,25 @@ export function rekeyFailed(ctx: EngineContext, sa: IkeSa, child: ChildSa, reaso
     return rekeyedByPeer(ctx, sa, child, p.child);
   }
   const now = ctx.sched.now();
-  const retry = now + (15 + jitter(ctx, 30)) * 1000;
-  child.rekeyAt = child.expireAt ? Math.min(retry, Math.max(now + 1000, child.expireAt - 5000)) : retry;
-  ctx.log.info({ ike: sa.id, child: child.name, child_id: child.id, reason }, 'CHILD SA rekey failed, retrying later');
+  const left = child.expireAt ? child.expireAt - now - LAST_RESORT_MS : Infinity;
+  if (left <= 0) {
+    // The hard lifetime is near: a new CHILD_SA with the same config takes over (make-before-break)
+    // rather than let this one expire unreplaced. A refused one is tried again every few seconds.
+    child.rekeyAt = now + (1 + jitter(ctx, 3)) * 1000;
+    child.lastResort = true;
+    ctx.log.info({ ike: sa.id, child: child.name, child_id: child.id, reason }, 'CHILD SA rekey failed near its life time, creating a new CHILD SA instead');
+  } else {
+    // Retried after a random delay (RFC 7296 §2.25), at most a random part of the time left before
+    // the last resort, so several attempts fit into the lifetime.
+    const delay = Math.min((15 + jitter(ctx, 30)) * 1000, Math.max(1000, Math.round(left * (0.3 + jitter(ctx, 40) / 100))));
+    child.rekeyAt = now + delay;
+    ctx.log.info({ ike: sa.id, child: child.name, child_id: child.id, reason, retry_in_s: Math.round(delay / 1000) }, 'CHILD SA rekey failed, retrying later');
+  }
   armChildTimer(ctx, sa);
 }
+
+/** Milliseconds before the hard lifetime from which a failing rekey gives way to a new CHILD_SA. */
+export const LAST_RESORT_MS = 20_000;
 
 /**
  * The CHILD_SA that replaced `gone` in a rekey was deleted before the old one: the rekey is undone,

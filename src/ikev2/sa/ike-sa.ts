@@ -59,6 +59,8 @@ export class ChildSa {
   replaces: number | undefined;
   /** REKEYED: the CHILD_SA that took over from this one (none for a redundant SA of a rekey collision). */
   successor: ChildSa | undefined;
+  /** Rekeys failed until near the hard lifetime: the next attempt creates a new CHILD_SA instead. */
+  lastResort = false;
   constructor(id: number, cfg: ChildConfig) {
     this.id = id;
     this.cfg = cfg;
@@ -90,6 +92,8 @@ export type Task =
       ke?: KeyExchange;
       /** A rekey collision (RFC 7296 §2.8.1): the peer rekeyed the same CHILD_SA while ours was in flight. */
       passive?: PassiveRekey;
+      /** A new CHILD_SA (no REKEY_SA notify) that takes over from `rekey`: the last resort when rekeys fail. */
+      fresh?: boolean;
     }
   /** Delete a CHILD_SA the peer created but we could not use (our SPI names it); release the SPI after. */
   | { kind: 'delete-spi'; spi: number; release: boolean }
