@@ -307,3 +307,62 @@ test('a rekey answered with CHILD_SA_NOT_FOUND (the peer lost the CHILD_SA): a n
   assert.equal(env.b.dp.installed.size, 1);
   assert.equal(env.a.engine.stats.retransmitsSent, 0);
 });
+
+/** Small deterministic PRNG (mulberry32) for the randomised runs. */
+function prng(seed: number): () => number {
+  let t = seed >>> 0;
+  return () => {
+    t = (t + 0x6d2b79f5) >>> 0;
+    let x = Math.imul(t ^ (t >>> 15), 1 | t);
+    x ^= x + Math.imul(x ^ (x >>> 7), 61 | x);
+    return ((x ^ (x >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+test('randomised collisions: CHILD_SA and IKE SA rekeys started by both sides at random times over a lossy wire always converge', async () => {
+  const runs = Number(process.env.COLLISION_RUNS ?? 24);
+  const base = Number(process.env.COLLISION_SEED ?? 1);
+  for (let run = 0; run < runs; run++) {
+    const seed = base + run;
+    const rnd = prng(seed);
+    const env = await up();
+    // Loss and duplication for the next 60 s of messages, then a clean wire so everything settles.
+    let lossy = true;
+    env.w.filter = () => {
+      if (!lossy) return 'deliver';
+      const r = rnd();
+      return r < 0.15 ? 'drop' : r < 0.2 ? 'dup' : 'deliver';
+    };
+    const ops: [number, () => void][] = [];
+    for (const side of ['a', 'b'] as const) {
+      const n = side === 'a' ? env.a : env.b;
+      for (let k = 0; k < 1 + Math.floor(rnd() * 3); k++) {
+        const at = Math.floor(rnd() * 8) * 250;
+        const ike = rnd() < 0.3;
+        ops.push([at, () => {
+          const sa = live(n).find((s) => s.state === 'ESTABLISHED');
+          if (!sa) return;
+          if (ike) n.engine.rekeyIke(sa);
+          else if (sa.children[0]) n.engine.rekeyChild(sa, sa.children[0]);
+        }]);
+      }
+    }
+    ops.sort((x, y) => x[0] - y[0]);
+    let now = 0;
+    for (const [at, op] of ops) {
+      if (at > now) await env.w.advance(at - now, 250);
+      now = Math.max(now, at);
+      op();
+    }
+    await env.w.run();
+    await env.w.advance(60_000, 250);
+    lossy = false;
+    await finish(env.w);
+    try {
+      agree(env, env.gaps);
+    } catch (e) {
+      (e as Error).message = `seed ${seed}: ${(e as Error).message}`;
+      throw e;
+    }
+  }
+});
