@@ -125,7 +125,10 @@ export function rekeyFailed(ctx: EngineContext, sa: IkeSa, child: ChildSa, reaso
     return rekeyedByPeer(ctx, sa, child, p.child);
   }
   const now = ctx.sched.now();
-  const left = child.expireAt ? child.expireAt - now - LAST_RESORT_MS : Infinity;
+  // The last resort starts LAST_RESORT_MS before the hard lifetime, or half way between rekey_time
+  // and life_time when those are closer together.
+  const margin = Math.min(LAST_RESORT_MS, Math.max(1000, (child.cfg.lifeTime - child.cfg.rekeyTime) * 500));
+  const left = child.expireAt ? child.expireAt - now - margin : Infinity;
   if (left <= 0) {
     // The hard lifetime is near: a new CHILD_SA with the same config takes over (make-before-break)
     // rather than let this one expire unreplaced. A refused one is tried again every few seconds.
@@ -142,7 +145,7 @@ export function rekeyFailed(ctx: EngineContext, sa: IkeSa, child: ChildSa, reaso
   armChildTimer(ctx, sa);
 }
 
-/** Milliseconds before the hard lifetime from which a failing rekey gives way to a new CHILD_SA. */
+/** Milliseconds before the hard lifetime from which a failing rekey gives way to a new CHILD_SA (at most). */
 export const LAST_RESORT_MS = 20_000;
 
 /**
