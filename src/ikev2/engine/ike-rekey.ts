@@ -27,11 +27,29 @@ export function rekeyIke(ctx: EngineContext, sa: IkeSa): boolean {
   return true;
 }
 
+/**
+ * The IKE SA's rekey time (rekey_time less a random part of rand_time) and, as strongSwan does, its
+ * hard lifetime: over_time after the rekey time, the IKE SA is deleted if no rekey replaced it.
+ */
 export function scheduleIkeRekey(ctx: EngineContext, sa: IkeSa): void {
   const t = sa.conn?.rekeyTime ?? 0;
   if (t <= 0) return;
   sa.rekeyAt = ctx.sched.now() + (t - jitter(ctx, sa.conn!.randTime)) * 1000;
   setTimer(ctx, sa, Timer.IKE_REKEY, sa.rekeyAt);
+  const over = sa.conn!.overTime;
+  if (over > 0) setTimer(ctx, sa, Timer.IKE_EXPIRE, sa.rekeyAt + over * 1000);
+}
+
+/** The IKE SA reached its hard lifetime without being rekeyed: it is deleted (with a Delete). */
+export function ikeExpired(ctx: EngineContext, sa: IkeSa): void {
+  if (sa.state === 'REKEYING') {
+    // A rekey is in flight: its outcome decides (a successful one deletes this SA anyway).
+    setTimer(ctx, sa, Timer.IKE_EXPIRE, ctx.sched.now() + 5000);
+    return;
+  }
+  if (sa.state !== 'ESTABLISHED') return;
+  ctx.log.info({ ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name }, 'IKE SA reached its hard lifetime (over_time) without a rekey, deleting it');
+  deleteIke(ctx, sa);
 }
 
 /** The IKE SA's rekey time came. */
@@ -79,6 +97,7 @@ function takeOver(ctx: EngineContext, old: IkeSa, next: IkeSa): void {
   old.state = 'REKEYED';
   clearTimer(old, Timer.DPD);
   clearTimer(old, Timer.IKE_REKEY);
+  clearTimer(old, Timer.IKE_EXPIRE);
   clearTimer(old, Timer.CHILD_REKEY);
   ctx.stats.ikeRekeyed++;
   ctx.log.info({ ike: next.id, old_ike: old.id, peer: next.remote.addr, conn: next.conn?.name, proposal: formatIkeSuite(next.suite!) }, 'IKE SA rekeyed');
@@ -262,6 +281,7 @@ function concludeCollision(ctx: EngineContext, sa: IkeSa, task: IkeRekeyTask, pa
     ctx.log.info({ ike: sa.id, peers: peers.sa.id }, 'IKE SA rekey collision lost, deleting the redundant IKE SA we made');
     const redundant = successor(ctx, sa, true, task.spi!, chosen.spi, chosen, secret, task.ni!, nr.data, false);
     clearTimer(redundant, Timer.IKE_REKEY);
+    clearTimer(redundant, Timer.IKE_EXPIRE);
     clearTimer(redundant, Timer.DPD);
     queueTask(ctx, redundant, { kind: 'ike-delete' });
     peerRekeyStands(ctx, sa, task, 'collision lost');
@@ -272,6 +292,7 @@ function concludeCollision(ctx: EngineContext, sa: IkeSa, task: IkeRekeyTask, pa
   // The peer deletes the IKE SA its exchange made; if it does not within a while, we do.
   peers.sa.state = 'REKEYED';
   clearTimer(peers.sa, Timer.IKE_REKEY);
+  clearTimer(peers.sa, Timer.IKE_EXPIRE);
   clearTimer(peers.sa, Timer.DPD);
   setTimer(ctx, peers.sa, Timer.DELETE_OLD, ctx.sched.now() + DELETE_OLD_AFTER_MS);
   queueTask(ctx, sa, { kind: 'ike-delete' });

@@ -13,7 +13,7 @@ import { initFailed, onInitResponse, sendInit, halfOpenTimeout } from './ike-ini
 import { onAuthFailure, onAuthRequest, onAuthResponse, sendAuth } from './ike-auth.ts';
 import { onChildRequest, onCreateChildFailure, onCreateChildResponse, startCreateChild } from './child-create.ts';
 import { childTimers } from './child-rekey.ts';
-import { ikeRekeyDue, onIkeRekeyFailure, onIkeRekeyRequest, onIkeRekeyResponse, startIkeRekey } from './ike-rekey.ts';
+import { ikeExpired, ikeRekeyDue, onIkeRekeyFailure, onIkeRekeyRequest, onIkeRekeyResponse, startIkeRekey } from './ike-rekey.ts';
 import {
   deleteOldDue,
   onChildDeleteResponse,
@@ -137,6 +137,7 @@ const TIMERS: Partial<Record<number, (ctx: EngineContext, sa: IkeSa) => void>> =
   [Timer.DELETE_OLD]: deleteOldDue,
   [Timer.CHILD_REKEY]: childTimers,
   [Timer.IKE_REKEY]: ikeRekeyDue,
+  [Timer.IKE_EXPIRE]: ikeExpired,
 };
 
 /** One of the SA's timers fired (stale entries were filtered by the caller). */

@@ -23,6 +23,8 @@ export const Timer = {
   HALF_OPEN: 2,
   DPD: 3,
   IKE_REKEY: 4,
+  /** The IKE SA's hard lifetime (rekey time + over_time). */
+  IKE_EXPIRE: 5,
   RETRY: 7,
   DELETE_OLD: 8,
   CHILD_REKEY: 9,
