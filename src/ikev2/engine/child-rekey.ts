@@ -39,16 +39,13 @@ export function rekeyTarget(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payload
     answer(ctx, sa, h, [notify(NotifyType.CHILD_SA_NOT_FOUND, EMPTY, ProtocolId.ESP, rk.spi)]);
     return null;
   }
-  if (rekey.state === 'INSTALLED' || (rekey.state === 'REKEYING' && activeRekeyOf(sa) === rekey)) return rekey;
+  // One colliding rekey per rekey of ours; a further one waits (TEMPORARY_FAILURE) like any other.
+  const t = sa.active?.task;
+  const collides = rekey.state === 'REKEYING' && t?.kind === 'child-create' && t.rekey === rekey && !t.passive;
+  if (rekey.state === 'INSTALLED' || collides) return rekey;
   if (ctx.debug) ctx.log.debug({ ike: sa.id, child_id: rekey.id, state: rekey.state }, 'CHILD SA rekey refused for now');
   answerNotify(ctx, sa, h, NotifyType.TEMPORARY_FAILURE);
   return null;
-}
-
-/** The CHILD_SA our rekey in flight replaces, if one is. */
-export function activeRekeyOf(sa: IkeSa): ChildSa | undefined {
-  const t = sa.active?.task;
-  return t?.kind === 'child-create' ? t.rekey : undefined;
 }
 
 /** The lower of an exchange's two nonces (RFC 7296 §2.8.1 compares the exchanges by it). */

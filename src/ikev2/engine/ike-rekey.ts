@@ -88,6 +88,8 @@ function adoptChildren(ctx: EngineContext, from: IkeSa, to: IkeSa): void {
   const moving = from.queue.filter((t) => t.kind === 'child-create' || t.kind === 'child-delete');
   from.queue = from.queue.filter((t) => t.kind !== 'child-create' && t.kind !== 'child-delete');
   armChildTimer(ctx, to);
+  // CHILD_SAs waiting for the peer's delete (rekeyed, or redundant after a collision) keep their grace period.
+  if (to.children.some((c) => c.state === 'REKEYED')) setTimer(ctx, to, Timer.DELETE_OLD, ctx.sched.now() + DELETE_OLD_AFTER_MS);
   for (const t of moving) queueTask(ctx, to, t);
 }
 
