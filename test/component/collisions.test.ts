@@ -326,7 +326,9 @@ test('randomised collisions: CHILD_SA and IKE SA rekeys started by both sides at
     const seed = base + run;
     const rnd = prng(seed);
     const env = await up();
-    // Loss and duplication for the next 60 s of messages, then a clean wire so everything settles.
+    // A one-way delay of 0, 250 or 500 ms (exchanges overlap longer), loss and duplication for the
+    // next 60 s of messages, then a clean wire so everything settles.
+    env.w.delayMs = Math.floor(rnd() * 3) * 250;
     let lossy = true;
     env.w.filter = () => {
       if (!lossy) return 'deliver';
@@ -361,8 +363,7 @@ test('randomised collisions: CHILD_SA and IKE SA rekeys started by both sides at
     try {
       agree(env, env.gaps);
     } catch (e) {
-      (e as Error).message = `seed ${seed}: ${(e as Error).message}`;
-      throw e;
+      throw new Error(`seed ${seed} (COLLISION_SEED=${seed} COLLISION_RUNS=1 reproduces it): ${(e as Error).message}`, { cause: e });
     }
   }
 });

@@ -155,7 +155,7 @@ export class Wire {
       random: seededRandom(this.seed++),
       send: (p) => this.send(p),
       dataplane: dp,
-      log: o.log ?? pino({ level: process.env.TEST_LOG ?? 'silent' }),
+      log: o.log ?? pino({ level: process.env.TEST_LOG ?? 'silent', base: { node: addr } }),
       port: 500,
       portNatT: 4500,
       ikeSaLimit: o.limit ?? cfg.daemon.ikeSaLimit,

@@ -8,11 +8,22 @@ import type { IkeHeader, Payload } from '../codec/types.ts';
 import { Timer, type ChildSa, type IkeSa, type PassiveRekey } from '../sa/ike-sa.ts';
 import { EMPTY, findNotify, notify } from './payload-util.ts';
 import { emit, jitter, setTimer, type EngineContext } from './context.ts';
-import { answer, answerNotify } from './message.ts';
+import { answer, answerNotify, retransmitDelay } from './message.ts';
 import { queueTask } from './tasks.ts';
 
-/** Milliseconds an old SA waits for the peer that rekeyed it to delete it, before we do. */
+/** Milliseconds an old SA waits at least for the peer that rekeyed it to delete it, before we do. */
 export const DELETE_OLD_AFTER_MS = 30_000;
+
+/**
+ * How long an old (or redundant) SA waits for the peer's delete: at least as long as the peer may
+ * still retransmit the rekey request whose response was lost (our own retransmission span as the
+ * estimate), so the SAs it still uses are not pulled away before it has the new ones.
+ */
+export function deleteOldAfter(ctx: EngineContext): number {
+  let span = 0;
+  for (let n = 0; n <= ctx.opts.retransmitTries; n++) span += retransmitDelay(ctx, n);
+  return Math.max(DELETE_OLD_AFTER_MS, span);
+}
 
 /**
  * Rekey one CHILD_SA (make-before-break: the new SA is installed before the old one is deleted). As
@@ -65,7 +76,7 @@ export function rekeyedByPeer(ctx: EngineContext, sa: IkeSa, old: ChildSa, fresh
   old.successor = fresh;
   ctx.stats.childRekeyed++;
   emit(ctx, { type: 'child-rekeyed', sa, old, child: fresh });
-  setTimer(ctx, sa, Timer.DELETE_OLD, ctx.sched.now() + DELETE_OLD_AFTER_MS);
+  setTimer(ctx, sa, Timer.DELETE_OLD, ctx.sched.now() + deleteOldAfter(ctx));
 }
 
 /** Our rekey of `old` installed `fresh`: delete the old SA (make-before-break). */
@@ -105,7 +116,7 @@ export function concludeRekey(ctx: EngineContext, sa: IkeSa, old: ChildSa, ours:
   ctx.log.info(log, 'CHILD SA rekey collision won, deleting the old CHILD SA');
   // The peer deletes the SA its exchange made; if it does not within a while, we do.
   p.child.state = 'REKEYED';
-  setTimer(ctx, sa, Timer.DELETE_OLD, ctx.sched.now() + DELETE_OLD_AFTER_MS);
+  setTimer(ctx, sa, Timer.DELETE_OLD, ctx.sched.now() + deleteOldAfter(ctx));
   rekeyCompleted(ctx, sa, old, ours);
 }
 

@@ -13,8 +13,8 @@ import { IkeSa, Timer, type Task } from '../sa/ike-sa.ts';
 import { find, findErrorNotify, findNotify, u16 } from './payload-util.ts';
 import { ZERO_SPI, clearTimer, emit, jitter, newSpi, nonce, setTimer, type EngineContext } from './context.ts';
 import { answer, answerNotify, sendRequest } from './message.ts';
-import { hasTask, queueTask } from './tasks.ts';
-import { armChildTimer, DELETE_OLD_AFTER_MS, lowerNonce, nonceLess } from './child-rekey.ts';
+import { hasTask, kick, queueTask } from './tasks.ts';
+import { armChildTimer, deleteOldAfter, lowerNonce, nonceLess } from './child-rekey.ts';
 import { startDpd } from './dpd.ts';
 import { deleteIke } from './teardown.ts';
 
@@ -89,12 +89,13 @@ function adoptChildren(ctx: EngineContext, from: IkeSa, to: IkeSa): void {
   from.queue = from.queue.filter((t) => t.kind !== 'child-create' && t.kind !== 'child-delete');
   armChildTimer(ctx, to);
   // CHILD_SAs waiting for the peer's delete (rekeyed, or redundant after a collision) keep their grace period.
-  if (to.children.some((c) => c.state === 'REKEYED')) setTimer(ctx, to, Timer.DELETE_OLD, ctx.sched.now() + DELETE_OLD_AFTER_MS);
+  if (to.children.some((c) => c.state === 'REKEYED')) setTimer(ctx, to, Timer.DELETE_OLD, ctx.sched.now() + deleteOldAfter(ctx));
   for (const t of moving) queueTask(ctx, to, t);
 }
 
 /** `next` takes over from `old`: the CHILD_SAs move, the old IKE SA only waits for its delete. */
 function takeOver(ctx: EngineContext, old: IkeSa, next: IkeSa): void {
+  next.collisionOf = undefined;
   adoptChildren(ctx, old, next);
   old.state = 'REKEYED';
   clearTimer(old, Timer.DPD);
@@ -104,6 +105,7 @@ function takeOver(ctx: EngineContext, old: IkeSa, next: IkeSa): void {
   ctx.stats.ikeRekeyed++;
   ctx.log.info({ ike: next.id, old_ike: old.id, peer: next.remote.addr, conn: next.conn?.name, proposal: formatIkeSuite(next.suite!) }, 'IKE SA rekeyed');
   emit(ctx, { type: 'ike-rekeyed', sa: next, old });
+  kick(ctx, next);
 }
 
 /**
@@ -189,10 +191,11 @@ export function onIkeRekeyRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, p
   const next = successor(ctx, sa, false, chosen.spi, spiR, chosen, secret, ni, nr, !colliding);
   if (colliding && active?.kind === 'ike-rekey') {
     active.passive = { sa: next, nonce: lowerNonce(ni, nr) };
+    next.collisionOf = sa;
     ctx.log.info({ ike: sa.id, peers: next.id }, 'IKE SA rekey collision: the peer rekeys it too');
     return;
   }
-  setTimer(ctx, sa, Timer.DELETE_OLD, ctx.sched.now() + DELETE_OLD_AFTER_MS);
+  setTimer(ctx, sa, Timer.DELETE_OLD, ctx.sched.now() + deleteOldAfter(ctx));
 }
 
 /** Our IKE SA rekey did not happen: try again later. */
@@ -219,7 +222,7 @@ function peerRekeyStands(ctx: EngineContext, sa: IkeSa, task: IkeRekeyTask, why:
   if (!p) return false;
   ctx.log.info({ ike: sa.id, peers: p.id, reason: why }, 'IKE SA rekey failed, the peer rekeyed it meanwhile');
   takeOver(ctx, sa, p);
-  setTimer(ctx, sa, Timer.DELETE_OLD, ctx.sched.now() + DELETE_OLD_AFTER_MS);
+  setTimer(ctx, sa, Timer.DELETE_OLD, ctx.sched.now() + deleteOldAfter(ctx));
   if (sa.terminateRequested) deleteIke(ctx, p);
   return true;
 }
@@ -293,10 +296,12 @@ function concludeCollision(ctx: EngineContext, sa: IkeSa, task: IkeRekeyTask, pa
   const next = successor(ctx, sa, true, task.spi!, chosen.spi, chosen, secret, task.ni!, nr.data);
   // The peer deletes the IKE SA its exchange made; if it does not within a while, we do.
   peers.sa.state = 'REKEYED';
+  peers.sa.collisionOf = undefined;
   clearTimer(peers.sa, Timer.IKE_REKEY);
   clearTimer(peers.sa, Timer.IKE_EXPIRE);
   clearTimer(peers.sa, Timer.DPD);
-  setTimer(ctx, peers.sa, Timer.DELETE_OLD, ctx.sched.now() + DELETE_OLD_AFTER_MS);
+  setTimer(ctx, peers.sa, Timer.DELETE_OLD, ctx.sched.now() + deleteOldAfter(ctx));
+  kick(ctx, peers.sa);
   queueTask(ctx, sa, { kind: 'ike-delete' });
   if (sa.terminateRequested) deleteIke(ctx, next);
 }

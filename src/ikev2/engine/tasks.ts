@@ -77,7 +77,7 @@ export function hasTask(sa: IkeSa, kind: Task['kind']): boolean {
 
 /** Start the next queued exchange when nothing is in flight (window size 1). */
 export function kick(ctx: EngineContext, sa: IkeSa): void {
-  if (sa.active || sa.busy || sa.dead || (sa.state !== 'ESTABLISHED' && sa.state !== 'DELETING' && sa.state !== 'REKEYED')) return;
+  if (sa.active || sa.busy || sa.dead || sa.collisionOf || (sa.state !== 'ESTABLISHED' && sa.state !== 'DELETING' && sa.state !== 'REKEYED')) return;
   if (sa.state === 'REKEYED') sa.queue = sa.queue.filter((t) => t.kind === 'ike-delete');
   sa.queue.sort(byPriority);
   const task = sa.queue.shift();

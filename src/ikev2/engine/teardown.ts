@@ -57,6 +57,11 @@ export function destroy(ctx: EngineContext, sa: IkeSa, reason: string): void {
   sa.active = undefined;
   sa.queue.length = 0;
   sa.timers.fill(0);
+  // The IKE SA a colliding rekey of the peer made goes too unless it took over (it holds nothing yet).
+  if (t?.kind === 'ike-rekey' && t.passive && t.passive.sa.collisionOf === sa) {
+    t.passive.sa.collisionOf = undefined;
+    destroy(ctx, t.passive.sa, reason);
+  }
   ctx.table.remove(sa, sa.halfOpenKey);
   for (const child of sa.children) {
     ctx.childrenById.delete(child.id);

@@ -202,6 +202,11 @@ export class IkeSa {
   requestRemote: SaEndpoint | undefined;
   /** Key of this SA in the half-open index (responder, until IKE_AUTH completes). */
   halfOpenKey: string | undefined;
+  /**
+   * Made by the peer's rekey of this IKE SA while ours was in flight (a collision): until the outcome
+   * is known it holds no CHILD_SAs and starts no exchange of its own.
+   */
+  collisionOf: IkeSa | undefined;
   /** The operator asked to terminate it while a rekey was in flight: delete the successor too. */
   terminateRequested = false;
   /** Child to create together with IKE_AUTH (initiator). */
