@@ -505,6 +505,36 @@ contract('make-before-break, rekey answered (outboundAfterReplaced): new inbound
   }
 });
 
+contract('rekey collision (RFC 7296 §2.8.1): both new CHILD_SAs join the old one; sa_out is always one of them, whichever of the two goes', async (_t, vpp) => {
+  for (const redundant of ['ours', 'peers'] as const) {
+    const { dp, done } = await vpp.dataplane();
+    try {
+      const old = await dp.install(child(1, 0x1001, 0x2001));
+      const sw = dp.childState(1)!.swIfIndex!;
+      // The peer's rekey, answered (waits for the old CHILD_SA), then our own (sent on at once).
+      const peers = await dp.install(child(2, 0x1002, 0x2002, { replaces: 1, outboundAfterReplaced: true }));
+      assert.deepEqual(protections(await vpp.view()), [[sw, '0.0.0.0', old.saOut, [old.saIn, peers.saIn]]]);
+      const ours = await dp.install(child(3, 0x1003, 0x2003, { replaces: 1 }));
+      assert.deepEqual(protections(await vpp.view()), [[sw, '0.0.0.0', ours.saOut, [old.saIn, peers.saIn, ours.saIn]]]);
+      if (redundant === 'ours') {
+        // We lost: we delete ours, the peer deletes the old one.
+        await dp.remove(3);
+        assert.deepEqual(protections(await vpp.view()), [[sw, '0.0.0.0', old.saOut, [old.saIn, peers.saIn]]], `${redundant}: back on the old SA`);
+        await dp.remove(1);
+        assert.deepEqual(protections(await vpp.view()), [[sw, '0.0.0.0', peers.saOut, [peers.saIn]]], `${redundant}: the peer's SA survives`);
+      } else {
+        // We won: we delete the old one, the peer deletes its own.
+        await dp.remove(1);
+        assert.deepEqual(protections(await vpp.view()), [[sw, '0.0.0.0', ours.saOut, [peers.saIn, ours.saIn]]], `${redundant}: still ours`);
+        await dp.remove(2);
+        assert.deepEqual(protections(await vpp.view()), [[sw, '0.0.0.0', ours.saOut, [ours.saIn]]], `${redundant}: ours survives`);
+      }
+    } finally {
+      await done();
+    }
+  }
+});
+
 contract('make-before-break p2p: removing the new child first falls back to the old SAs; the last removal deletes the interface', async (_t, vpp) => {
   const { dp, done } = await vpp.dataplane();
   try {
