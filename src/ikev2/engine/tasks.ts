@@ -8,7 +8,7 @@ import type { IkeHeader, Payload } from '../codec/types.ts';
 import { Timer, type IkeSa, type Task } from '../sa/ike-sa.ts';
 import { find } from './payload-util.ts';
 import type { EngineContext } from './context.ts';
-import { answerNotify, retransmit } from './message.ts';
+import { answerNotify, defragTimeout, retransmit } from './message.ts';
 import { initFailed, onInitResponse, sendInit, halfOpenTimeout } from './ike-init.ts';
 import { onAuthFailure, onAuthRequest, onAuthResponse, sendAuth } from './ike-auth.ts';
 import { onChildRequest, onCreateChildFailure, onCreateChildResponse, startCreateChild } from './child-create.ts';
@@ -138,6 +138,7 @@ const TIMERS: Partial<Record<number, (ctx: EngineContext, sa: IkeSa) => void>> =
   [Timer.CHILD_REKEY]: childTimers,
   [Timer.IKE_REKEY]: ikeRekeyDue,
   [Timer.IKE_EXPIRE]: ikeExpired,
+  [Timer.DEFRAG]: defragTimeout,
 };
 
 /** One of the SA's timers fired (stale entries were filtered by the caller). */
