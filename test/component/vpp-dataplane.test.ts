@@ -903,7 +903,8 @@ contract('VPP restart in the middle of installs: failed installs leave nothing b
       results.set(id, ok);
       if (results.size === 60) someDone();
     };
-    const installs = Array.from({ length: 200 }, (_, i) =>
+    // Enough installs that a loaded machine cannot finish them all while VPP is being killed.
+    const installs = Array.from({ length: 600 }, (_, i) =>
       dp.install(child(i + 1, 0x100000 + i, 0x200000 + i)).then(
         () => note(i + 1, true),
         () => note(i + 1, false),
@@ -922,7 +923,7 @@ contract('VPP restart in the middle of installs: failed installs leave nothing b
     assert.equal(s.protections.length, ok.length);
     assert.equal(ipsecItfs(s).length, ok.length);
     for (const id of ok) assert.ok(dp.childState(id));
-    assert.ok(ok.length >= 60 && ok.length < 200, `some installs done before the restart, some cut off (${ok.length})`);
+    assert.ok(ok.length >= 60 && ok.length < 600, `some installs done before the restart, some cut off (${ok.length})`);
     assert.deepEqual(
       [...new Set(replayed)].sort((a, b) => a - b),
       ok.filter((id) => replayed.includes(id)),
