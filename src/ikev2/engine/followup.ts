@@ -20,9 +20,8 @@ import { Timer, type Followup, type IkeSa } from '../sa/ike-sa.ts';
 import { find, findErrorNotify, findNotify, notify } from './payload-util.ts';
 import { clearTimer, setTimer, type EngineContext } from './context.ts';
 import { answer, answerNotify, sendRequest } from './message.ts';
-import { abandonChildFollowup, finishChildFollowup } from './child-create.ts';
+import { abandonChildFollowup, finishChildFollowup, settlePeerRekey } from './child-create.ts';
 import { abandonIkeFollowup, finishIkeFollowup } from './ike-rekey.ts';
-import { rekeyedByPeer } from './child-rekey.ts';
 
 const LINK_LEN = 8;
 
@@ -52,14 +51,19 @@ function sendFollowup(ctx: EngineContext, sa: IkeSa): void {
   sendRequest(ctx, sa, ExchangeType.IKE_FOLLOWUP_KE, [ke, linkNotify(f.link)], { kind: 'followup' });
 }
 
+/** Our IKE_FOLLOWUP_KE exchange failed: what the CREATE_CHILD_SA started is given up (a rekey is retried later). */
+export function onFollowupFailure(ctx: EngineContext, sa: IkeSa, why: string): void {
+  const f = sa.followupOut;
+  if (!f) return;
+  sa.followupOut = undefined;
+  if (f.target.kind === 'child') abandonChildFollowup(ctx, sa, f, why, true);
+  else abandonIkeFollowup(ctx, sa, why, true);
+}
+
 export async function onFollowupResponse(ctx: EngineContext, sa: IkeSa, payloads: Payload[]): Promise<void> {
   const f = sa.followupOut;
   if (!f) return;
-  const fail = (why: string): void => {
-    sa.followupOut = undefined;
-    if (f.target.kind === 'child') abandonChildFollowup(ctx, sa, f, why, true);
-    else abandonIkeFollowup(ctx, sa, why, true);
-  };
+  const fail = (why: string): void => onFollowupFailure(ctx, sa, why);
   const err = findErrorNotify(payloads);
   if (err) return fail(notifyName(err.notifyType));
   const ke = find(payloads, PayloadType.KE);
@@ -143,7 +147,7 @@ export async function onFollowupRequest(ctx: EngineContext, sa: IkeSa, h: IkeHea
     const child = await finishChildFollowup(ctx, sa, f, added, false);
     if (sa.dead) return;
     answer(ctx, sa, h, child ? [ours] : [notify(NotifyType.NO_PROPOSAL_CHOSEN)]);
-    if (child && t.rekey) rekeyedByPeer(ctx, sa, t.rekey, child);
+    if (child && t.rekey) settlePeerRekey(ctx, sa, t.rekey, child, t.colliding ?? false, f.ni, f.nr);
     return;
   }
   answer(ctx, sa, h, [ours]);
