@@ -182,7 +182,7 @@ export function onIkeRekeyRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, p
   // Our own rekey in flight: a collision (RFC 7296 §2.8.2), answered as usual. While we create, rekey
   // or delete a CHILD_SA, or after a collision was answered, the peer retries later (§2.25.2).
   const colliding = active?.kind === 'ike-rekey' && !active.passive;
-  const busyChild = active?.kind === 'child-create' || active?.kind === 'child-delete' || active?.kind === 'delete-spi';
+  const busyChild = active?.kind === 'child-create' || active?.kind === 'child-delete' || active?.kind === 'delete-spi' || active?.kind === 'followup';
   if ((sa.state !== 'ESTABLISHED' && !colliding) || busyChild) return answerNotify(ctx, sa, h, NotifyType.TEMPORARY_FAILURE);
   if (!ke) return answerNotify(ctx, sa, h, NotifyType.INVALID_SYNTAX);
   const chosen = selectIkeProposal(sa.conn!.proposals, sap.proposals, { peerKe: ke.group, addKe: true });
