@@ -173,11 +173,12 @@ async function createChild(
 ): Promise<{ child: ChildSa; ok: boolean }> {
   const child = new ChildSa(ctx.nextChildId++, cfg);
   child.mode = transport ? 'transport' : 'tunnel';
-  child.proposal = esp;
   child.spiIn = spiIn;
   child.spiOut = esp.spi.readUInt32BE(0);
-  child.localTs = localTs;
-  child.remoteTs = remoteTs;
+  // The peer's SPI is spiOut from here on; the selector lists are copied to their exact size.
+  child.proposal = { num: esp.num, spi: EMPTY, encr: esp.encr, integ: esp.integ, ke: esp.ke, esn: esp.esn };
+  child.localTs = localTs.slice();
+  child.remoteTs = remoteTs.slice();
   child.replaces = rekey?.id;
   const k = deriveChildKeys(sa.prf!.alg, sa.keys!.skD, esp.encr, esp.integ, ni, nr, pfsSecret);
   const ok = weInitiated
@@ -218,9 +219,12 @@ async function installChild(
   }
   child.encap = sa.natHere || sa.natThere || sa.encapForced;
   const alg = { encrId: esp.encr.id, encrKeyBits: esp.encr.keyBits, integId: esp.integ?.id ?? 0, esn: esp.esn };
-  const common = { udpEncap: child.encap, alg, replayWindow: child.cfg.replayWindow, mode: child.mode };
-  const inbound: SaParams = { ...common, spi: child.spiIn, inbound: true, src: { ...sa.remote }, dst: { ...sa.local }, encKey: encIn, integKey: integIn };
-  const outbound: SaParams = { ...common, spi: child.spiOut, inbound: false, src: { ...sa.local }, dst: { ...sa.remote }, encKey: encOut, integKey: integOut };
+  const { encap, mode } = child;
+  const replayWindow = child.cfg.replayWindow;
+  // Endpoint objects are never changed in place (a move brings new ones), so they are shared. Plain
+  // literals (not spreads) keep every field inside the object.
+  const inbound: SaParams = { spi: child.spiIn, inbound: true, src: sa.remote, dst: sa.local, udpEncap: encap, alg, encKey: encIn, integKey: integIn, replayWindow, mode };
+  const outbound: SaParams = { spi: child.spiOut, inbound: false, src: sa.local, dst: sa.remote, udpEncap: encap, alg, encKey: encOut, integKey: integOut, replayWindow, mode };
   const inst: ChildInstall = {
     childId: child.id,
     ikeSaId: sa.id,
@@ -255,7 +259,8 @@ async function installChild(
   child.state = 'INSTALLED';
   child.installedAt = ctx.sched.now();
   childLifetimes(ctx, child);
-  sa.children.push(child);
+  // A new array of the exact size (push would reserve room for 16 more).
+  sa.children = sa.children.concat(child);
   ctx.gauges.childSas++;
   armChildTimer(ctx, sa);
   ctx.childrenById.set(child.id, { sa, child });

@@ -11,6 +11,7 @@ import { ConfigIndex } from '../sa/config-index.ts';
 import type { Sel } from '../sa/ts.ts';
 import type { Scheduler, RandomSource } from '../../common/clock.ts';
 import { pooledRandom } from '../crypto/random.ts';
+import { keep } from '../crypto/keep.ts';
 import type { Dataplane } from '../../dataplane/types.ts';
 import type { ChildConfig } from '../../config/types.ts';
 import { DEFAULTS } from '../../config/schema.ts';
@@ -211,11 +212,11 @@ export function nonce(ctx: EngineContext): Buffer {
   return ctx.opts.random(NONCE_LEN);
 }
 
-/** A fresh IKE SPI of ours, unused in the table. */
+/** A fresh IKE SPI of ours, unused in the table (a kept copy: it lives as long as its SA). */
 export function newSpi(ctx: EngineContext): Buffer {
   for (;;) {
     const spi = ctx.opts.random(8);
-    if (!spi.equals(ZERO_SPI) && !ctx.table.bySpiBuf(spi)) return spi;
+    if (!spi.equals(ZERO_SPI) && !ctx.table.bySpiBuf(spi)) return keep(spi);
   }
 }
 

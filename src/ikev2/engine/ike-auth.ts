@@ -11,7 +11,7 @@ import { formatIkeSuite } from '../crypto/proposals.ts';
 import { Timer, type IkeSa, type Task } from '../sa/ike-sa.ts';
 import { selFromWire } from '../sa/ts.ts';
 import { identityMatches, identityToString, parseIdentity, type Identity } from '../../config/identity.ts';
-import { find, findErrorNotify, findNotify, idBody, notify } from './payload-util.ts';
+import { EMPTY, find, findErrorNotify, findNotify, idBody, notify } from './payload-util.ts';
 import { childFailed, clearTimer, emit, resolveWaiters, type EngineContext } from './context.ts';
 import { authenticatorFor, type AuthBuild } from './auth/authenticator.ts';
 import { answer, answerNotify, sendRequest } from './message.ts';
@@ -82,8 +82,7 @@ export async function onAuthRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader,
   }
   if (sa.dead) return;
   answer(ctx, sa, h, out);
-  sa.initRequest = undefined;
-  sa.initResponse = undefined;
+  authDone(sa);
   startDpd(ctx, sa);
   // Only after our IKE_AUTH response is out may anything else (a DELETE of a duplicate) be sent.
   if (findNotify(payloads, NotifyType.INITIAL_CONTACT)) initialContact(ctx, sa);
@@ -163,14 +162,14 @@ export async function onAuthResponse(ctx: EngineContext, sa: IkeSa, task: Extrac
     return initFailed(ctx, sa, 'peer authentication failed', 'IKE_AUTH');
   }
   sa.remoteId = peerId;
-  sa.initRequest = undefined;
-  sa.initResponse = undefined;
   established(ctx, sa);
   applyUnique(ctx, sa);
   startDpd(ctx, sa);
   const cfg = sa.authChild;
+  const { ni, nr } = sa;
+  authDone(sa);
   if (cfg && spi) {
-    await completeChild(ctx, sa, cfg, payloads, spi, sa.ni, sa.nr, undefined, true);
+    await completeChild(ctx, sa, cfg, payloads, spi, ni, nr, undefined, true);
   } else if (cfg) {
     sa.authChildError = 'no SPI could be allocated';
     childFailed(ctx, sa, cfg.name, sa.authChildError);
@@ -189,6 +188,18 @@ function identityOk(pattern: string, id: Identity): boolean {
 }
 
 // ---------------------------------------------------------------- both
+
+/**
+ * Authentication is over: what only IKE_SA_INIT and IKE_AUTH need (both IKE_SA_INIT messages, the
+ * nonces, the hash that spotted retransmitted IKE_SA_INITs) is let go.
+ */
+function authDone(sa: IkeSa): void {
+  sa.initRequest = undefined;
+  sa.initResponse = undefined;
+  sa.initRequestHash = undefined;
+  sa.ni = EMPTY;
+  sa.nr = EMPTY;
+}
 
 function established(ctx: EngineContext, sa: IkeSa): void {
   sa.state = 'ESTABLISHED';

@@ -8,7 +8,7 @@ import { ExchangeType, HeaderFlag, IKE_NATT_PORT, IKE_PORT, NotifyType, PayloadT
 import type { IkeHeader, Payload } from '../codec/types.ts';
 import { IkeCipher } from '../crypto/protect.ts';
 import { createKeyExchange, CryptoError, respondKeyExchange } from '../crypto/ke.ts';
-import { deriveIkeKeys, Prf } from '../crypto/prf.ts';
+import { deriveIkeKeys, KeptIkeKeys, Prf } from '../crypto/prf.ts';
 import { keep } from '../crypto/keep.ts';
 import { checkIkeResponse, ikeChosenToWire, selectIkeProposal, toWireProposals } from '../crypto/proposals.ts';
 import { IkeSa, Timer } from '../sa/ike-sa.ts';
@@ -78,15 +78,16 @@ export function onInitRequest(ctx: EngineContext, local: Endpoint, remote: Endpo
     return sendStateless(ctx, local, remote, h, [notify(NotifyType.INVALID_SYNTAX)]);
   }
   const secret = dh.secret;
-  // SPIi and Ni are kept for the SA's life: copies of their own (see keep())
+  // SPIi is kept for the SA's life: a copy of its own (see keep())
   const sa = new IkeSa(ctx.nextSaId++, false, keep(h.spiI), { ...local }, { ...remote }, ctx.sched.now(), ctx.gauges);
   sa.spiR = newSpi(ctx);
   sa.conn = conn;
   sa.suite = chosen.suite;
   sa.prf = new Prf(chosen.suite.prf);
-  sa.ni = keep(ni.data);
+  // a view into the request, which the SA holds until IKE_AUTH is over too
+  sa.ni = ni.data;
   sa.nr = nonce(ctx);
-  const { keys } = deriveIkeKeys(chosen.suite, secret, sa.ni, sa.nr, sa.spiI, sa.spiR);
+  const keys = new KeptIkeKeys(deriveIkeKeys(chosen.suite, secret, sa.ni, sa.nr, sa.spiI, sa.spiR).keys);
   sa.keys = keys;
   sa.state = 'CONNECTING';
   applyNatd(sa, payloads, ZERO_SPI);
@@ -266,7 +267,7 @@ export function onInitResponse(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payl
   sa.nr = keep(nr.data);
   sa.suite = chosen.suite;
   sa.prf = new Prf(chosen.suite.prf);
-  sa.keys = deriveIkeKeys(chosen.suite, secret, sa.ni, sa.nr, sa.spiI, sa.spiR).keys;
+  sa.keys = new KeptIkeKeys(deriveIkeKeys(chosen.suite, secret, sa.ni, sa.nr, sa.spiI, sa.spiR).keys);
   sa.cipher = new IkeCipher(chosen.suite, sa.keys, true, ctx.opts.random);
   sa.ke = undefined;
   sa.initResponse = data;

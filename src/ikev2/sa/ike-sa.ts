@@ -154,8 +154,12 @@ export class IkeSa {
   establishedAt = 0;
   rekeyAt = 0;
   lastInbound: number;
-  /** Due time per timer kind (0 = none); scheduler entries whose time differs are stale. */
-  readonly timers = new Float64Array(TIMER_KINDS);
+  /**
+   * Due time per timer kind (0 = none); scheduler entries whose time differs are stale. A plain
+   * array of doubles (filled with a double first, so it is stored as doubles from the start): a
+   * typed array would cost a second object and a backing store per SA.
+   */
+  readonly timers: number[] = new Array<number>(TIMER_KINDS).fill(0.5).fill(0);
   /** IKE_AUTH exchanges processed so far (one with PSKs; more with EAP or multiple authentication). */
   authRounds = 0;
   /** Messages (already decoded) that arrived while an operation (e.g. a dataplane install) was in progress. */
