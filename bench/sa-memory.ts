@@ -5,7 +5,8 @@
  * responder summarised by constructor (count and self size per SA, the largest first), to see what
  * each SA is made of.
  *
- *   node_modules/.bin/node --expose-gc bench/sa-memory.ts [--sas 20000] [--snapshot] [--top 30]
+ *   node_modules/.bin/node --expose-gc bench/sa-memory.ts [--sas 20000] [--snapshot] [--by-retainer] [--top 30]
+ *   node_modules/.bin/node bench/sa-memory.ts --summarise FILE.heapsnapshot [--sas N] [--by-retainer]
  *
  * Baseline in the same run: the same numbers for an empty responder (so the result is the slope).
  */
@@ -134,7 +135,22 @@ export async function runSaMemory(o: { sas: number; snapshot?: boolean; byRetain
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { sas: { type: 'string' }, snapshot: { type: 'boolean' }, 'by-retainer': { type: 'boolean' }, top: { type: 'string' } } });
+  const { values } = parseArgs({
+    options: { sas: { type: 'string' }, snapshot: { type: 'boolean' }, 'by-retainer': { type: 'boolean' }, top: { type: 'string' }, summarise: { type: 'string' } },
+  });
+  if (values.summarise !== undefined) {
+    // Another process's snapshot (e.g. the daemon's, from bench/vs-strongswan.ts --heap-snapshot):
+    // totals per constructor, and per SA when --sas says how many it held.
+    const per = values.sas ? Number(values.sas) : 1;
+    const rows = [...summariseSnapshot(values.summarise, values['by-retainer'])].sort((a, b) => b[1].bytes - a[1].bytes);
+    let total = 0;
+    for (const [, v] of rows) total += v.bytes;
+    for (const [k, v] of rows.slice(0, values.top ? Number(values.top) : 30)) {
+      console.log(`${k.slice(0, 70).padEnd(70)} ${(v.count / per).toFixed(2).padStart(10)} ${(v.bytes / per).toFixed(0).padStart(10)}`);
+    }
+    console.log(`${'(all)'.padEnd(70)} ${''.padStart(10)} ${(total / per).toFixed(0).padStart(10)}`);
+    process.exit(0);
+  }
   const res = await runSaMemory({ sas: values.sas ? Number(values.sas) : 20_000, snapshot: values.snapshot, byRetainer: values['by-retainer'], top: values.top ? Number(values.top) : undefined });
   for (const [k, v] of Object.entries(res)) console.log(`${k.padEnd(40)} ${v}`);
 }

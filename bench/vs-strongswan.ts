@@ -3,7 +3,7 @@
  *
  *   node_modules/.bin/node bench/vs-strongswan.ts [--n 1000,10000] [--proposals x25519,ecp256]
  *       [--responders charon,vpp-iked] [--initiator] [--initiator-n 10000] [--repeat 1]
- *       [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--log-level info] [--recv-buffer BYTES]
+ *       [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--base DIR] [--log-level info] [--recv-buffer BYTES]
  *       [--node-flags FLAGS] [--timeout SECONDS] [--plugin PATH] [--keep]
  *
  * Needs root, iproute2 and strongSwan 5.9 (`bash .ci/setup-interop.sh` installs it) plus strongSwan's
@@ -32,6 +32,9 @@
  * `--initiator`: vpp-iked initiates `--initiator-n` (default 10,000) tunnels to a charon responder,
  * one `start_action = start` connection each; reported: time from the daemon's start until all are
  * established (and from when its control socket first answered), CPU and RSS of vpp-iked.
+ *
+ * `--base DIR`: the vpp-iked of another checkout (e.g. main before a change) runs as a third
+ * responder, `vpp-iked-base`, in the same run; the ratios vpp-iked / vpp-iked-base are printed too.
  *
  * `--cpu-prof DIR`: vpp-iked runs with `--cpu-prof` and writes one .cpuprofile per run into DIR
  * (bench/cpuprofile-top.ts summarises one); `--heap-snapshot DIR`: one heap snapshot per vpp-iked
@@ -80,10 +83,12 @@ const USAGE = `Usage: node_modules/.bin/node bench/vs-strongswan.ts [options]   
   --repeat K            run each measurement K times (default 1)
   --log-level LEVEL     vpp-iked's log level (default info)
   --recv-buffer BYTES   vpp-iked's daemon.recv_buffer_size (default: the daemon's default; 0: the kernel's)
-  --node-flags FLAGS    extra node options for vpp-iked (e.g. "--max-semi-space-size=16")
+  --node-flags FLAGS    node options for vpp-iked (default "--max-semi-space-size=4", as in the systemd unit)
   --timeout SECONDS     per run (default 60 + N/100)
   --cpu-prof DIR        run vpp-iked with --cpu-prof, profiles into DIR
   --heap-snapshot DIR   a heap snapshot of vpp-iked (as responder) into DIR once all its IKE SAs are up
+  --base DIR            also measure the vpp-iked of another checkout in DIR (responder vpp-iked-base;
+                        e.g. \`git archive main | tar -x -C DIR\` with node_modules linked), for before/after
   --json FILE           where the JSON goes (default bench/results/vs-strongswan-<time>.json)
   --plugin PATH         libstrongswan-load-tester.so
   --keep                keep the lab folder (logs, configs)`;
@@ -319,9 +324,11 @@ interface DaemonOptions {
   recvBuffer: number | undefined;
   nodeFlags: string[];
   heapSnapshot: string | undefined;
+  /** Another checkout of vpp-iked (`--base DIR`), measured as the responder `vpp-iked-base`. */
+  baseRoot: string | undefined;
 }
 
-async function startDaemon(lab: Lab, dir: string, conf: string, o: DaemonOptions, limit: number): Promise<DaemonProc> {
+async function startDaemon(lab: Lab, dir: string, conf: string, o: DaemonOptions, limit: number, root = ROOT): Promise<DaemonProc> {
   mkdirSync(dir, { recursive: true });
   const ctl = join(dir, 'ctl.sock');
   const cfgPath = join(dir, 'vpp-iked.conf');
@@ -348,7 +355,7 @@ ${conf}`,
   const proc = lab.spawn(
     'b',
     'sh',
-    ['-c', 'out="$1"; shift; exec "$@" >"$out" 2>&1', 'sh', logPath, NODE, ...flags, join(ROOT, 'bin/vpp-iked.js'), '--config', cfgPath],
+    ['-c', 'out="$1"; shift; exec "$@" >"$out" 2>&1', 'sh', logPath, NODE, ...flags, join(root, 'bin/vpp-iked.js'), '--config', cfgPath],
     {},
     { name: `vpp-iked-${Date.now()}` },
   );
@@ -451,8 +458,10 @@ function initiatorConf(n: number, proposal: string): string {
 
 // ---- one measurement ------------------------------------------------------------------------------
 
+type Responder = 'charon' | 'vpp-iked' | 'vpp-iked-base';
+
 interface RunResult {
-  responder: 'charon' | 'vpp-iked';
+  responder: Responder;
   n: number;
   proposal: string;
   repeat: number;
@@ -486,7 +495,7 @@ interface Ctx {
   seq: number;
 }
 
-async function measureResponder(ctx: Ctx, responder: 'charon' | 'vpp-iked', n: number, proposalName: string, repeat: number): Promise<RunResult> {
+async function measureResponder(ctx: Ctx, responder: Responder, n: number, proposalName: string, repeat: number): Promise<RunResult> {
   const { lab } = ctx;
   const proposal = PROPOSALS[proposalName]!;
   const base = join(lab.dir, `${String(++ctx.seq).padStart(2, '0')}-${responder}-${proposalName}-${n}`);
@@ -509,7 +518,8 @@ async function measureResponder(ctx: Ctx, responder: 'charon' | 'vpp-iked', n: n
       const c = rcharon;
       established = () => c.established(lab);
     } else {
-      daemon = await startDaemon(lab, join(base, 'responder'), responderConf(proposal), ctx.daemon, Math.max(60_000, n * 2));
+      const root = responder === 'vpp-iked-base' ? ctx.daemon.baseRoot : ROOT;
+      daemon = await startDaemon(lab, join(base, 'responder'), responderConf(proposal), ctx.daemon, Math.max(60_000, n * 2), root);
       pid = daemon.proc.pid;
       const d = daemon;
       established = () => daemonEstablished(d);
@@ -678,12 +688,18 @@ function report(results: RunResult[], inits: InitiatorResult[]): string {
   out.push(table(rows));
   // ratios vpp-iked / charon for each (proposal, N, repeat) measured in this run
   const ratioRows = [['proposal', 'N', 'rep', 'wall', 'SAs/s', 'CPU/SA', 'RSS/SA', 'settled RSS/SA']];
-  for (const v of results.filter((x) => x.responder === 'vpp-iked')) {
-    const c = results.find((x) => x.responder === 'charon' && x.n === v.n && x.proposal === v.proposal && x.repeat === v.repeat);
-    if (!c) continue;
-    ratioRows.push([v.proposal, String(v.n), String(v.repeat), fmt(v.wallMs / c.wallMs), fmt(v.saPerSec / c.saPerSec), fmt(v.cpuMsPerSa / c.cpuMsPerSa), fmt(v.rssPerSaBytes / c.rssPerSaBytes), fmt(v.rssSettledPerSaBytes / c.rssSettledPerSaBytes)]);
-  }
-  if (ratioRows.length > 1) out.push('', 'ratios vpp-iked / charon (same run):', table(ratioRows));
+  const ratios = (num: Responder, den: Responder): void => {
+    const rows = ratioRows.slice(0, 1);
+    for (const v of results.filter((x) => x.responder === num)) {
+      const c = results.find((x) => x.responder === den && x.n === v.n && x.proposal === v.proposal && x.repeat === v.repeat);
+      if (!c) continue;
+      rows.push([v.proposal, String(v.n), String(v.repeat), fmt(v.wallMs / c.wallMs), fmt(v.saPerSec / c.saPerSec), fmt(v.cpuMsPerSa / c.cpuMsPerSa), fmt(v.rssPerSaBytes / c.rssPerSaBytes), fmt(v.rssSettledPerSaBytes / c.rssSettledPerSaBytes)]);
+    }
+    if (rows.length > 1) out.push('', `ratios ${num} / ${den} (same run):`, table(rows));
+  };
+  ratios('vpp-iked', 'charon');
+  ratios('vpp-iked-base', 'charon');
+  ratios('vpp-iked', 'vpp-iked-base');
   for (const r of inits) {
     out.push(
       '',
@@ -711,10 +727,12 @@ async function main(): Promise<number> {
       repeat: { type: 'string', default: '1' },
       'log-level': { type: 'string', default: 'info' },
       'recv-buffer': { type: 'string' },
-      'node-flags': { type: 'string', default: '' },
+      // as the systemd unit runs the daemon (its NODE_OPTIONS)
+      'node-flags': { type: 'string', default: '--max-semi-space-size=4' },
       timeout: { type: 'string' },
       'cpu-prof': { type: 'string' },
       'heap-snapshot': { type: 'string' },
+      base: { type: 'string' },
       json: { type: 'string' },
       plugin: { type: 'string' },
       keep: { type: 'boolean', default: false },
@@ -740,7 +758,15 @@ async function main(): Promise<number> {
   const responders = values.responders.split(',').map((x) => x.trim());
   const repeat = Number(values.repeat);
   for (const p of proposals) if (!(p in PROPOSALS)) throw new Error(`unknown proposal ${p} (one of ${Object.keys(PROPOSALS).join(', ')})`);
-  for (const r of responders) if (r !== 'charon' && r !== 'vpp-iked') throw new Error(`unknown responder ${r}`);
+  const baseRoot = values.base !== undefined ? resolve(values.base) : undefined;
+  if (baseRoot !== undefined) {
+    if (!existsSync(join(baseRoot, 'bin/vpp-iked.js'))) throw new Error(`--base: no bin/vpp-iked.js in ${baseRoot}`);
+    if (!responders.includes('vpp-iked-base')) responders.push('vpp-iked-base');
+  }
+  for (const r of responders) {
+    if (r !== 'charon' && r !== 'vpp-iked' && r !== 'vpp-iked-base') throw new Error(`unknown responder ${r}`);
+    if (r === 'vpp-iked-base' && baseRoot === undefined) throw new Error('responder vpp-iked-base needs --base DIR');
+  }
   if (ns.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`--n: positive integers, not ${values.n}`);
   const loadTester = findPlugin(values.plugin);
   const cpuProf = values['cpu-prof'] !== undefined ? resolve(values['cpu-prof']) : undefined;
@@ -767,6 +793,7 @@ async function main(): Promise<number> {
         recvBuffer: values['recv-buffer'] !== undefined ? Number(values['recv-buffer']) : undefined,
         nodeFlags: values['node-flags'].split(/\s+/).filter((x) => x !== ''),
         heapSnapshot: values['heap-snapshot'] !== undefined ? resolve(values['heap-snapshot']) : undefined,
+        baseRoot,
       },
       timeoutS: values.timeout !== undefined ? Number(values.timeout) : undefined,
       seq: 0,
@@ -775,7 +802,7 @@ async function main(): Promise<number> {
       for (const n of ns) {
         for (const p of proposals) {
           for (let k = 1; k <= repeat; k++) {
-            for (const resp of responders as ('charon' | 'vpp-iked')[]) {
+            for (const resp of responders as Responder[]) {
               const r = await measureResponder(ctx, resp, n, p, k);
               results.push(r);
               console.error(`${resp} ${p} N=${n}#${k}: ${r.ok ? 'ok' : 'FAILED'} ${fmt(r.wallMs / 1000)} s, ${fmt(r.cpuMsPerSa, 3)} CPU ms/SA, ` +

@@ -440,6 +440,7 @@ export class Daemon {
       dataplane_errors: Object.fromEntries(Object.entries(this.instrumented?.ops ?? {}).map(([op, x]) => [op, x.errors])),
       ...this.vppConnectionStats(),
       reloads: { ok: this.counters.reloadsOk, refused: this.counters.reloadsRefused },
+      memory: memoryView(),
     }));
     h.set('vpp-sas', async () => this.dataplane.dump());
     h.set('reload', async () => this.reload());
@@ -551,4 +552,8 @@ function str(v: unknown, name: string): string {
   return v;
 }
 
-
+/** The process's memory in bytes (`stats`): resident set, the JavaScript heap, memory outside it. */
+function memoryView(): Record<string, number> {
+  const m = process.memoryUsage();
+  return { rss: m.rss, heap_used: m.heapUsed, heap_total: m.heapTotal, external: m.external, array_buffers: m.arrayBuffers };
+}
