@@ -3,7 +3,7 @@
  *
  *   node_modules/.bin/node bench/vs-strongswan.ts [--n 1000,10000] [--proposals x25519,ecp256]
  *       [--responders charon,vpp-iked] [--initiator] [--initiator-n 10000] [--repeat 1]
- *       [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--base DIR] [--log-level info] [--recv-buffer BYTES]
+ *       [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--base DIR] [--workers 0,1] [--log-level info] [--recv-buffer BYTES]
  *       [--node-flags FLAGS] [--timeout SECONDS] [--plugin PATH] [--keep]
  *
  * Needs root, iproute2 and strongSwan 5.9 (`bash .ci/setup-interop.sh` installs it) plus strongSwan's
@@ -87,6 +87,8 @@ const USAGE = `Usage: node_modules/.bin/node bench/vs-strongswan.ts [options]   
   --timeout SECONDS     per run (default 60 + N/100)
   --cpu-prof DIR        run vpp-iked with --cpu-prof, profiles into DIR
   --heap-snapshot DIR   a heap snapshot of vpp-iked (as responder) into DIR once all its IKE SAs are up
+  --workers LIST        daemon.workers for vpp-iked, comma-separated: one run per value (e.g. 0,1
+                        for the scaling from one core to two); default: the daemon's (auto)
   --base DIR            also measure the vpp-iked of another checkout in DIR (responder vpp-iked-base;
                         e.g. \`git archive main | tar -x -C DIR\` with node_modules linked), for before/after
   --json FILE           where the JSON goes (default bench/results/vs-strongswan-<time>.json)
@@ -326,6 +328,8 @@ interface DaemonOptions {
   heapSnapshot: string | undefined;
   /** Another checkout of vpp-iked (`--base DIR`), measured as the responder `vpp-iked-base`. */
   baseRoot: string | undefined;
+  /** `daemon.workers` for this run (unset: the daemon's default). */
+  workers?: string;
 }
 
 async function startDaemon(lab: Lab, dir: string, conf: string, o: DaemonOptions, limit: number, root = ROOT): Promise<DaemonProc> {
@@ -340,7 +344,7 @@ async function startDaemon(lab: Lab, dir: string, conf: string, o: DaemonOptions
   log_level = ${o.logLevel}
   dataplane = memory
   ike_sa_limit = ${limit}
-  stop_action = keep${o.recvBuffer !== undefined ? `\n  recv_buffer_size = ${o.recvBuffer}` : ''}
+  stop_action = keep${o.recvBuffer !== undefined ? `\n  recv_buffer_size = ${o.recvBuffer}` : ''}${o.workers !== undefined ? `\n  workers = ${o.workers}` : ''}
 }
 ${conf}`,
   );
@@ -461,7 +465,8 @@ function initiatorConf(n: number, proposal: string): string {
 type Responder = 'charon' | 'vpp-iked' | 'vpp-iked-base';
 
 interface RunResult {
-  responder: Responder;
+  /** The responder, with `/w=N` when run with `--workers`. */
+  responder: string;
   n: number;
   proposal: string;
   repeat: number;
@@ -495,8 +500,9 @@ interface Ctx {
   seq: number;
 }
 
-async function measureResponder(ctx: Ctx, responder: Responder, n: number, proposalName: string, repeat: number): Promise<RunResult> {
+async function measureResponder(ctx: Ctx, responder: Responder, n: number, proposalName: string, repeat: number, workers?: string): Promise<RunResult> {
   const { lab } = ctx;
+  const label = workers !== undefined ? `${responder}/w=${workers}` : responder;
   const proposal = PROPOSALS[proposalName]!;
   const base = join(lab.dir, `${String(++ctx.seq).padStart(2, '0')}-${responder}-${proposalName}-${n}`);
   const timeoutMs = (ctx.timeoutS ?? 60 + n / 100) * 1000;
@@ -505,7 +511,7 @@ async function measureResponder(ctx: Ctx, responder: Responder, n: number, propo
   let init: CharonProc | undefined;
   let load: ReturnType<typeof startLoad> | undefined;
   const r: RunResult = {
-    responder, n, proposal: proposalName, repeat, ok: false, established: 0, wallMs: 0, saPerSec: 0, cpuMs: 0, cpuMsPerSa: 0, sysMsPerSa: 0,
+    responder: label, n, proposal: proposalName, repeat, ok: false, established: 0, wallMs: 0, saPerSec: 0, cpuMs: 0, cpuMsPerSa: 0, sysMsPerSa: 0,
     rssBeforeKb: 0, rssAfterKb: 0, rssPerSaBytes: 0, rssSettledKb: 0, rssSettledPerSaBytes: 0, rcvbufErrorsResponder: 0, rcvbufErrorsInitiator: 0, initiatorCpuMs: 0,
     initiator: { initiated: 0, established: 0, failed: 0, retransmits: 0 },
   };
@@ -519,7 +525,7 @@ async function measureResponder(ctx: Ctx, responder: Responder, n: number, propo
       established = () => c.established(lab);
     } else {
       const root = responder === 'vpp-iked-base' ? ctx.daemon.baseRoot : ROOT;
-      daemon = await startDaemon(lab, join(base, 'responder'), responderConf(proposal), ctx.daemon, Math.max(60_000, n * 2), root);
+      daemon = await startDaemon(lab, join(base, 'responder'), responderConf(proposal), { ...ctx.daemon, workers }, Math.max(60_000, n * 2), root);
       pid = daemon.proc.pid;
       const d = daemon;
       established = () => daemonEstablished(d);
@@ -688,7 +694,7 @@ function report(results: RunResult[], inits: InitiatorResult[]): string {
   out.push(table(rows));
   // ratios vpp-iked / charon for each (proposal, N, repeat) measured in this run
   const ratioRows = [['proposal', 'N', 'rep', 'wall', 'SAs/s', 'CPU/SA', 'RSS/SA', 'settled RSS/SA']];
-  const ratios = (num: Responder, den: Responder): void => {
+  const ratios = (num: string, den: string): void => {
     const rows = ratioRows.slice(0, 1);
     for (const v of results.filter((x) => x.responder === num)) {
       const c = results.find((x) => x.responder === den && x.n === v.n && x.proposal === v.proposal && x.repeat === v.repeat);
@@ -697,9 +703,11 @@ function report(results: RunResult[], inits: InitiatorResult[]): string {
     }
     if (rows.length > 1) out.push('', `ratios ${num} / ${den} (same run):`, table(rows));
   };
-  ratios('vpp-iked', 'charon');
-  ratios('vpp-iked-base', 'charon');
-  ratios('vpp-iked', 'vpp-iked-base');
+  const labels = [...new Set(results.map((x) => x.responder))];
+  for (const l of labels) if (l !== 'charon') ratios(l, 'charon');
+  if (labels.includes('vpp-iked-base')) for (const l of labels) if (l.startsWith('vpp-iked') && l !== 'vpp-iked-base') ratios(l, 'vpp-iked-base');
+  const w0 = labels.find((l) => l === 'vpp-iked/w=0');
+  if (w0) for (const l of labels) if (l.startsWith('vpp-iked/w=') && l !== w0) ratios(l, w0);
   for (const r of inits) {
     out.push(
       '',
@@ -733,6 +741,7 @@ async function main(): Promise<number> {
       'cpu-prof': { type: 'string' },
       'heap-snapshot': { type: 'string' },
       base: { type: 'string' },
+      workers: { type: 'string' },
       json: { type: 'string' },
       plugin: { type: 'string' },
       keep: { type: 'boolean', default: false },
@@ -774,6 +783,13 @@ async function main(): Promise<number> {
   if (values['heap-snapshot'] !== undefined) mkdirSync(resolve(values['heap-snapshot']), { recursive: true });
   if (values.keep) process.env.KEEP_LAB = '1';
 
+  // with --workers, vpp-iked runs once per value (the base checkout with its default)
+  const workersList = values.workers !== undefined ? values.workers.split(',').map((x) => x.trim()) : undefined;
+  const runs: [Responder, string | undefined][] = [];
+  for (const r of responders as Responder[]) {
+    if (r === 'vpp-iked' && workersList) for (const w of workersList) runs.push([r, w]);
+    else runs.push([r, undefined]);
+  }
   const lab = await createLab({ tag: 'vs-strongswan' });
   // Ctrl-C / SIGTERM: the harness's exit hook kills the lab's processes and deletes the namespaces
   const onSignal = (): void => process.exit(130);
@@ -802,10 +818,10 @@ async function main(): Promise<number> {
       for (const n of ns) {
         for (const p of proposals) {
           for (let k = 1; k <= repeat; k++) {
-            for (const resp of responders as Responder[]) {
-              const r = await measureResponder(ctx, resp, n, p, k);
+            for (const [resp, w] of runs) {
+              const r = await measureResponder(ctx, resp, n, p, k, w);
               results.push(r);
-              console.error(`${resp} ${p} N=${n}#${k}: ${r.ok ? 'ok' : 'FAILED'} ${fmt(r.wallMs / 1000)} s, ${fmt(r.cpuMsPerSa, 3)} CPU ms/SA, ` +
+              console.error(`${r.responder} ${p} N=${n}#${k}: ${r.ok ? 'ok' : 'FAILED'} ${fmt(r.wallMs / 1000)} s, ${fmt(r.cpuMsPerSa, 3)} CPU ms/SA, ` +
                 `${r.rcvbufErrorsResponder} drops, ${r.initiator.retransmits} retransmits${r.error ? `: ${r.error.split('\n')[0]}` : ''}`);
             }
           }

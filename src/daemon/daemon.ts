@@ -4,6 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { autoWorkers } from '../ikev2/crypto/pool.ts';
 import type { Logger } from 'pino';
 import type { Config } from '../config/types.ts';
 import { loadConfig } from '../config/load.ts';
@@ -119,6 +121,7 @@ export class Daemon {
       retransmitTries: cfg.daemon.retransmitTries,
       onEvent: (e) => this.onEvent(e),
       localAddressFor: (r) => this.transport.localAddressFor(r),
+      workers: cfg.daemon.workers === 'auto' ? autoWorkers(availableParallelism()) : cfg.daemon.workers,
     });
     this.engine.setConfig(cfg);
     await this.transport.start();
@@ -132,7 +135,7 @@ export class Daemon {
     this.housekeeping = setInterval(() => this.engine.compactTimers(), 10_000);
     this.housekeeping.unref();
     this.log.info(
-      { config: this.configPath, connections: cfg.connections.length, dataplane: this.dataplane.name, control: cfg.daemon.controlSocket, version: VERSION },
+      { config: this.configPath, connections: cfg.connections.length, dataplane: this.dataplane.name, workers: this.engine.workers.threads, control: cfg.daemon.controlSocket, version: VERSION },
       'vpp-iked started',
     );
     // UDP sockets are bound and the dataplane is connected: ready.
@@ -440,6 +443,7 @@ export class Daemon {
       dataplane_errors: Object.fromEntries(Object.entries(this.instrumented?.ops ?? {}).map(([op, x]) => [op, x.errors])),
       ...this.vppConnectionStats(),
       reloads: { ok: this.counters.reloadsOk, refused: this.counters.reloadsRefused },
+      workers: this.engine.workers,
       memory: memoryView(),
     }));
     h.set('vpp-sas', async () => this.dataplane.dump());
@@ -491,6 +495,7 @@ export class Daemon {
     await this.control?.close();
     if (keep) this.instrumented?.keepInstalled();
     this.engine?.shutdown(!keep);
+    await this.engine?.close();
     let complete = true;
     if (this.transport) complete = await this.transport.flush(deadline - Date.now());
     if (this.instrumented && this.instrumented.inFlight > 0) {

@@ -82,7 +82,8 @@ export function ikeKeymatLength(suite: IkeSuite): number {
   return 3 * p + 2 * (suite.integ ? suite.integ.keyLen : 0) + 2 * suite.encr.keymatLen;
 }
 
-function splitIkeKeys(suite: IkeSuite, keymat: Buffer): IkeKeys {
+/** SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr out of the keying material (views of it). */
+export function splitIkeKeys(suite: IkeSuite, keymat: Buffer): IkeKeys {
   const p = suite.prf.preferredKeyLen;
   const a = suite.integ ? suite.integ.keyLen : 0;
   const e = suite.encr.keymatLen;

@@ -12,6 +12,7 @@ import type { Sel } from '../sa/ts.ts';
 import type { Scheduler, RandomSource } from '../../common/clock.ts';
 import { pooledRandom } from '../crypto/random.ts';
 import { keep } from '../crypto/keep.ts';
+import type { InitCryptoPool } from '../crypto/pool.ts';
 import type { Dataplane } from '../../dataplane/types.ts';
 import type { ChildConfig } from '../../config/types.ts';
 import { DEFAULTS } from '../../config/schema.ts';
@@ -56,6 +57,11 @@ export interface EngineOptions {
   onEvent?: (e: EngineEvent) => void;
   /** Our source address towards a peer, when the connection names none (the transport knows). */
   localAddressFor?: (remote: string) => string | undefined;
+  /**
+   * Worker threads for the key exchange and key derivation of IKE_SA_INIT requests we answer
+   * (`daemon.workers`); 0 or absent: they run on the event loop, synchronously.
+   */
+  workers?: number;
 }
 
 /** Counters exported by `vpp-ikectl stats` and the metrics endpoint. */
@@ -132,7 +138,7 @@ export interface ChildWaiter extends Waiter<ChildSa> {
   name: string;
 }
 
-export type ResolvedOptions = Required<Omit<EngineOptions, 'onEvent' | 'localAddressFor'>> & Pick<EngineOptions, 'onEvent' | 'localAddressFor'>;
+export type ResolvedOptions = Required<Omit<EngineOptions, 'onEvent' | 'localAddressFor' | 'workers'>> & Pick<EngineOptions, 'onEvent' | 'localAddressFor' | 'workers'>;
 
 export const NONCE_LEN = 32;
 /** Seconds a half-open IKE SA may wait for IKE_AUTH (strongSwan's half_open_timeout). */
@@ -168,6 +174,8 @@ export class EngineContext {
   /** Parsed traffic selectors per child config (configs are immutable; a reload brings new objects). */
   readonly tsCache = new WeakMap<ChildConfig, { local: (Sel | 'dynamic')[]; remote: (Sel | 'dynamic')[] }>();
   readonly espSupported: (encr: EncrAlg, integ: IntegAlg | null) => boolean;
+  /** Worker threads for IKE_SA_INIT's crypto (EngineOptions.workers), set up by the Engine. */
+  pool: InitCryptoPool<IkeSa> | undefined;
 
   constructor(opts: EngineOptions) {
     this.opts = {

@@ -289,6 +289,11 @@ export function internalError(ctx: EngineContext, sa: IkeSa, e: unknown): void {
   if (!sa.dead) destroy(ctx, sa, 'internal error');
 }
 
+/** An operation held the SA busy without run() (see initKeysReady) and is over: as after run(). */
+export function release(ctx: EngineContext, sa: IkeSa): void {
+  afterOp(ctx, sa);
+}
+
 function afterOp(ctx: EngineContext, sa: IkeSa): void {
   if (sa.dead) {
     sa.pending = undefined;

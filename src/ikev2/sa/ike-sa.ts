@@ -5,7 +5,7 @@
  */
 import type { ChildConfig, ConnectionConfig } from '../../config/types.ts';
 import type { InstallResult, SaEndpoint } from '../../dataplane/types.ts';
-import type { ChosenEsp, IkeSuite } from '../crypto/proposals.ts';
+import type { ChosenEsp, ChosenIke, IkeSuite } from '../crypto/proposals.ts';
 import type { IkeCipher } from '../crypto/protect.ts';
 import type { KeyExchange } from '../crypto/ke.ts';
 import type { IkeKeys } from '../crypto/prf.ts';
@@ -133,6 +133,8 @@ export class IkeSa {
   /** IKE_SA_INIT request and response, kept until authentication is done (signed octets). */
   initRequest: Buffer | undefined;
   initResponse: Buffer | undefined;
+  /** Responder: our IKE_SA_INIT answer waits for its keys from the crypto pool. */
+  initPending: { header: IkeHeader; chosen: ChosenIke } | undefined;
   /** Initiator's pending key exchange during IKE_SA_INIT. */
   ke: KeyExchange | undefined;
   keRetried = false;
