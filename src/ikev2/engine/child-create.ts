@@ -137,7 +137,7 @@ export async function respondChild(
     ourKe = { type: PayloadType.KE, critical: false, group: esp.ke, data: dh.publicValue };
   }
   const transport = findNotify(payloads, NotifyType.USE_TRANSPORT_MODE) !== undefined && cfg.mode === 'transport';
-  const { child, ok } = await createChild(ctx, sa, cfg, esp, transport, 0, tsr, tsi, rekey, ni, nr, pfsSecret, false);
+  const { child, ok } = await createChild(ctx, sa, cfg, esp, transport, 0, tsr, tsi, rekey, ni, nr, pfsSecret, false, inAuth);
   if (!ok) return { payloads: [notify(NotifyType.NO_PROPOSAL_CHOSEN)] };
   return {
     payloads: [
@@ -170,6 +170,7 @@ async function createChild(
   nr: Buffer,
   pfsSecret: Buffer | undefined,
   weInitiated: boolean,
+  inAuth: boolean,
 ): Promise<{ child: ChildSa; ok: boolean }> {
   const child = new ChildSa(ctx.nextChildId++, cfg);
   child.mode = transport ? 'transport' : 'tunnel';
@@ -182,9 +183,22 @@ async function createChild(
   child.replaces = rekey?.id;
   const k = deriveChildKeys(sa.prf!.alg, sa.keys!.skD, esp.encr, esp.integ, ni, nr, pfsSecret);
   const ok = weInitiated
-    ? await installChild(ctx, sa, child, k.encR, k.integR, k.encI, k.integI, false)
-    : await installChild(ctx, sa, child, k.encI, k.integI, k.encR, k.integR, rekey !== undefined);
+    ? await installChild(ctx, sa, child, k.encR, k.integR, k.encI, k.integI, false, inAuth)
+    : await installChild(ctx, sa, child, k.encI, k.integI, k.encR, k.integR, rekey !== undefined, inAuth);
   return { child, ok };
+}
+
+/** What the log says about an installed CHILD_SA. */
+export function childLogFields(child: ChildSa): Record<string, unknown> {
+  return {
+    child: child.name,
+    child_id: child.id,
+    spi_in: hex8(child.spiIn),
+    spi_out: hex8(child.spiOut),
+    proposal: child.proposal ? formatEspProposal(child.proposal) : undefined,
+    local_ts: child.localTs.map(selToString),
+    remote_ts: child.remoteTs.map(selToString),
+  };
 }
 
 /**
@@ -201,6 +215,7 @@ async function installChild(
   encOut: Buffer,
   integOut: Buffer,
   outboundAfterReplaced: boolean,
+  inAuth: boolean,
 ): Promise<boolean> {
   const dp = ctx.dp;
   const esp = child.proposal!;
@@ -265,20 +280,8 @@ async function installChild(
   armChildTimer(ctx, sa);
   ctx.childrenById.set(child.id, { sa, child });
   ctx.stats.childEstablished++;
-  ctx.log.info(
-    {
-      ike: sa.id,
-      conn: sa.conn!.name,
-      child: child.name,
-      child_id: child.id,
-      spi_in: hex8(child.spiIn),
-      spi_out: hex8(child.spiOut),
-      proposal: formatEspProposal(esp),
-      local_ts: child.localTs.map(selToString),
-      remote_ts: child.remoteTs.map(selToString),
-    },
-    'CHILD SA installed',
-  );
+  // The CHILD_SA of IKE_AUTH is told in the IKE SA's own line (one info line per new peer).
+  if (!inAuth) ctx.log.info({ ike: sa.id, conn: sa.conn!.name, ...childLogFields(child) }, 'CHILD SA installed');
   emit(ctx, { type: 'child-up', sa, child });
   childReady(ctx, sa, child);
   return true;
@@ -415,7 +418,7 @@ export async function completeChild(
     return fail('peer narrowed traffic selectors outside what we proposed');
   }
   const transport = findNotify(payloads, NotifyType.USE_TRANSPORT_MODE) !== undefined && cfg.mode === 'transport';
-  const { child, ok } = await createChild(ctx, sa, cfg, esp, transport, spi, localTs, remoteTs, rekey, ni, nr, pfsSecret, true);
+  const { child, ok } = await createChild(ctx, sa, cfg, esp, transport, spi, localTs, remoteTs, rekey, ni, nr, pfsSecret, true, inAuth);
   if (!ok) {
     if (sa.dead) return;
     // installChild released the SPI; the peer still has its side.

@@ -16,7 +16,7 @@ import { childFailed, clearTimer, emit, resolveWaiters, type EngineContext } fro
 import { authenticatorFor, type AuthBuild } from './auth/authenticator.ts';
 import { answer, answerNotify, sendRequest } from './message.ts';
 import { idOr, initFailed } from './ike-init.ts';
-import { completeChild, prepareChildRequest, respondChild } from './child-create.ts';
+import { childLogFields, completeChild, prepareChildRequest, respondChild } from './child-create.ts';
 import { scheduleIkeRekey } from './ike-rekey.ts';
 import { startDpd } from './dpd.ts';
 import { keptUp } from './keep-up.ts';
@@ -82,6 +82,7 @@ export async function onAuthRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader,
   }
   if (sa.dead) return;
   answer(ctx, sa, h, out);
+  logEstablished(ctx, sa);
   authDone(sa);
   startDpd(ctx, sa);
   // Only after our IKE_AUTH response is out may anything else (a DELETE of a duplicate) be sent.
@@ -174,6 +175,7 @@ export async function onAuthResponse(ctx: EngineContext, sa: IkeSa, task: Extrac
     sa.authChildError = 'no SPI could be allocated';
     childFailed(ctx, sa, cfg.name, sa.authChildError);
   }
+  if (!sa.dead) logEstablished(ctx, sa);
   resolveWaiters(ctx, sa);
 }
 
@@ -201,6 +203,7 @@ function authDone(sa: IkeSa): void {
   sa.nr = EMPTY;
 }
 
+/** The SA is authenticated (the log line follows once the CHILD_SA of IKE_AUTH is settled: logEstablished). */
 function established(ctx: EngineContext, sa: IkeSa): void {
   sa.state = 'ESTABLISHED';
   sa.establishedAt = ctx.sched.now();
@@ -210,13 +213,27 @@ function established(ctx: EngineContext, sa: IkeSa): void {
   ctx.stats.ikeEstablished++;
   scheduleIkeRekey(ctx, sa);
   if (sa.conn) keptUp(ctx, sa.conn.name);
-  ctx.log.info(
-    { ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name, local_id: sa.localId, remote_id: sa.remoteId, proposal: formatIkeSuite(sa.suite!) },
-    'IKE SA established',
-  );
   emit(ctx, { type: 'ike-up', sa });
   // An initiator's waiters hear back once the CHILD_SA of IKE_AUTH is settled too.
   if (!sa.initiator || !sa.authChild) resolveWaiters(ctx, sa);
+}
+
+/** 'IKE SA established', with the CHILD_SA of IKE_AUTH when there is one (then prefixed child_). */
+function logEstablished(ctx: EngineContext, sa: IkeSa): void {
+  if (!ctx.log.isLevelEnabled('info')) return;
+  const fields: Record<string, unknown> = {
+    ike: sa.id,
+    peer: sa.remote.addr,
+    conn: sa.conn?.name,
+    local_id: sa.localId,
+    remote_id: sa.remoteId,
+    proposal: formatIkeSuite(sa.suite!),
+  };
+  const child = sa.children[0];
+  if (child) {
+    for (const [k, v] of Object.entries(childLogFields(child))) fields[k === 'child' || k === 'child_id' ? k : `child_${k}`] = v;
+  }
+  ctx.log.info(fields, 'IKE SA established');
 }
 
 /** INITIAL_CONTACT: the peer rebooted; its older SAs with the same identities are gone (RFC 7296 §2.4). */
