@@ -58,6 +58,14 @@ export class Prf {
   }
 }
 
+const prfs = new Map<PrfAlg, Prf>();
+/** The Prf of an algorithm, one object per algorithm (IKE SAs share it; it holds no key). */
+export function prfOf(alg: PrfAlg): Prf {
+  let p = prfs.get(alg);
+  if (!p) prfs.set(alg, (p = new Prf(alg)));
+  return p;
+}
+
 export interface IkeKeys {
   skD: Buffer;
   skAi: Buffer;

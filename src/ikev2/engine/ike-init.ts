@@ -8,7 +8,7 @@ import { ExchangeType, HeaderFlag, IKE_NATT_PORT, IKE_PORT, NotifyType, PayloadT
 import type { IkeHeader, Payload } from '../codec/types.ts';
 import { IkeCipher } from '../crypto/protect.ts';
 import { createKeyExchange, CryptoError, respondKeyExchange } from '../crypto/ke.ts';
-import { deriveIkeKeys, ikeKeymatLength, KeptIkeKeys, Prf, splitIkeKeys, type IkeKeys } from '../crypto/prf.ts';
+import { deriveIkeKeys, ikeKeymatLength, KeptIkeKeys, prfOf, splitIkeKeys, type IkeKeys } from '../crypto/prf.ts';
 import type { InitKeyJob, InitKeyResult } from '../crypto/pool.ts';
 import { keep } from '../crypto/keep.ts';
 import { checkIkeResponse, ikeChosenToWire, selectIkeProposal, toWireProposals, type ChosenIke } from '../crypto/proposals.ts';
@@ -119,7 +119,7 @@ function responderSa(
   sa.spiR = newSpi(ctx);
   sa.conn = conn;
   sa.suite = chosen.suite;
-  sa.prf = new Prf(chosen.suite.prf);
+  sa.prf = prfOf(chosen.suite.prf);
   // a view into the request, which the SA holds until IKE_AUTH is over too
   sa.ni = ni;
   sa.nr = nonce(ctx);
@@ -329,7 +329,7 @@ export function onInitResponse(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payl
   sa.spiR = keep(h.spiR);
   sa.nr = keep(nr.data);
   sa.suite = chosen.suite;
-  sa.prf = new Prf(chosen.suite.prf);
+  sa.prf = prfOf(chosen.suite.prf);
   sa.keys = new KeptIkeKeys(deriveIkeKeys(chosen.suite, secret, sa.ni, sa.nr, sa.spiI, sa.spiR).keys);
   sa.cipher = new IkeCipher(chosen.suite, sa.keys, true, ctx.opts.random);
   sa.ke = undefined;

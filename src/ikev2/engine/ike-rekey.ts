@@ -7,7 +7,7 @@ import type { IkeHeader, Payload, SaPayload } from '../codec/types.ts';
 import { IkeCipher } from '../crypto/protect.ts';
 import { keep } from '../crypto/keep.ts';
 import { createKeyExchange, CryptoError, respondKeyExchange } from '../crypto/ke.ts';
-import { deriveRekeyedIkeKeys, KeptIkeKeys, Prf } from '../crypto/prf.ts';
+import { deriveRekeyedIkeKeys, KeptIkeKeys, prfOf } from '../crypto/prf.ts';
 import { checkIkeResponse, formatIkeSuite, ikeChosenToWire, selectIkeProposal, toWireProposals, type ChosenIke } from '../crypto/proposals.ts';
 import { IkeSa, Timer, type Task } from '../sa/ike-sa.ts';
 import { find, findErrorNotify, findNotify, u16 } from './payload-util.ts';
@@ -82,7 +82,7 @@ function successor(ctx: EngineContext, old: IkeSa, weInitiated: boolean, spiI: B
   sa.natThere = old.natThere;
   sa.encapForced = old.encapForced;
   sa.suite = chosen.suite;
-  sa.prf = new Prf(chosen.suite.prf);
+  sa.prf = prfOf(chosen.suite.prf);
   sa.keys = new KeptIkeKeys(deriveRekeyedIkeKeys(chosen.suite, old.prf!.alg, old.keys!.skD, secret, ni, nr, spiI, spiR).keys);
   sa.cipher = new IkeCipher(chosen.suite, sa.keys, weInitiated, ctx.opts.random);
   sa.state = 'ESTABLISHED';
