@@ -22,7 +22,7 @@
  * For each N and proposal (aes256gcm16-prfsha256-x25519 / -ecp256), per responder: wall time until the
  * responder reports all N IKE SAs established (polled every 100 ms: swanctl --stats / vpp-ikectl
  * stats), IKE SAs/s, CPU ms per IKE SA (utime+stime of the responder from /proc/PID/stat, before and
- * after), RSS before/after and its slope per SA (again 5 s after the last SA: "settled"), UDP
+ * after; and of its main thread alone, /proc/PID/task/PID/stat), RSS before/after and its slope per SA (again 5 s after the last SA: "settled"), UDP
  * receive-buffer drops in each namespace (/proc/net/snmp `Udp: RcvbufErrors`, before/after), the
  * initiator's retransmits and failures (its control stream: `*` per retransmit, `-` per failure),
  * and the ratios vpp-iked / charon of the same run. charon logs at level 0 (the load-tester recipe),
@@ -106,6 +106,17 @@ interface ProcStat {
   userMs: number;
   sysMs: number;
   rssKb: number;
+}
+
+/** CPU ms of the process's main thread only (its event loop, for vpp-iked; worker threads excluded). */
+function mainThreadCpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
 }
 
 function procStat(pid: number): ProcStat {
@@ -477,6 +488,8 @@ interface RunResult {
   saPerSec: number;
   cpuMs: number;
   cpuMsPerSa: number;
+  /** of which on the main thread (vpp-iked: the event loop; the rest is worker and V8 helper threads) */
+  mainCpuMsPerSa: number;
   /** of which in the kernel (stime) */
   sysMsPerSa: number;
   rssBeforeKb: number;
@@ -511,7 +524,7 @@ async function measureResponder(ctx: Ctx, responder: Responder, n: number, propo
   let init: CharonProc | undefined;
   let load: ReturnType<typeof startLoad> | undefined;
   const r: RunResult = {
-    responder: label, n, proposal: proposalName, repeat, ok: false, established: 0, wallMs: 0, saPerSec: 0, cpuMs: 0, cpuMsPerSa: 0, sysMsPerSa: 0,
+    responder: label, n, proposal: proposalName, repeat, ok: false, established: 0, wallMs: 0, saPerSec: 0, cpuMs: 0, cpuMsPerSa: 0, mainCpuMsPerSa: 0, sysMsPerSa: 0,
     rssBeforeKb: 0, rssAfterKb: 0, rssPerSaBytes: 0, rssSettledKb: 0, rssSettledPerSaBytes: 0, rcvbufErrorsResponder: 0, rcvbufErrorsInitiator: 0, initiatorCpuMs: 0,
     initiator: { initiated: 0, established: 0, failed: 0, retransmits: 0 },
   };
@@ -534,6 +547,7 @@ async function measureResponder(ctx: Ctx, responder: Responder, n: number, propo
     await sleep(500); // let both settle after start-up
     const [snmpB0, snmpA0] = await Promise.all([udpCounters(lab, 'b'), udpCounters(lab, 'a')]);
     const p0 = procStat(pid);
+    const m0 = mainThreadCpuMs(pid);
     const i0 = procStat(init.proc.pid);
     const t0 = performance.now();
     load = startLoad(init.ldt, n, t0);
@@ -550,6 +564,7 @@ async function measureResponder(ctx: Ctx, responder: Responder, n: number, propo
       await sleep(100);
     }
     const p1 = procStat(pid);
+    const m1 = mainThreadCpuMs(pid);
     const i1 = procStat(init.proc.pid);
     // the initiator reports its last IKE SAs (and closes the stream) shortly after the responder has them
     await Promise.race([load.done, sleep(SETTLE_MS)]);
@@ -563,6 +578,7 @@ async function measureResponder(ctx: Ctx, responder: Responder, n: number, propo
     r.saPerSec = count / (r.wallMs / 1000);
     r.cpuMs = p1.cpuMs - p0.cpuMs;
     r.cpuMsPerSa = count > 0 ? r.cpuMs / count : 0;
+    r.mainCpuMsPerSa = count > 0 ? (m1 - m0) / count : 0;
     r.sysMsPerSa = count > 0 ? (p1.sysMs - p0.sysMs) / count : 0;
     r.rssBeforeKb = p0.rssKb;
     r.rssAfterKb = p1.rssKb;
@@ -682,11 +698,11 @@ function table(rows: string[][]): string {
 
 function report(results: RunResult[], inits: InitiatorResult[]): string {
   const out: string[] = [];
-  const head = ['responder', 'proposal', 'N', 'ok', 'wall s', 'SAs/s', 'CPU ms/SA', 'of it sys', 'RSS MB before', 'RSS MB after', 'B/SA', 'settled B/SA', 'rcvbuf drops', 'init rexmit', 'init fail'];
+  const head = ['responder', 'proposal', 'N', 'ok', 'wall s', 'SAs/s', 'CPU ms/SA', 'main thread', 'of it sys', 'RSS MB before', 'RSS MB after', 'B/SA', 'settled B/SA', 'rcvbuf drops', 'init rexmit', 'init fail'];
   const rows = [head];
   for (const r of results) {
     rows.push([
-      r.responder, r.proposal, String(r.n), r.ok ? 'yes' : 'NO', fmt(r.wallMs / 1000), fmt(r.saPerSec, 0), fmt(r.cpuMsPerSa, 3), fmt(r.sysMsPerSa, 3),
+      r.responder, r.proposal, String(r.n), r.ok ? 'yes' : 'NO', fmt(r.wallMs / 1000), fmt(r.saPerSec, 0), fmt(r.cpuMsPerSa, 3), fmt(r.mainCpuMsPerSa, 3), fmt(r.sysMsPerSa, 3),
       fmt(r.rssBeforeKb / 1024, 1), fmt(r.rssAfterKb / 1024, 1), fmt(r.rssPerSaBytes, 0), fmt(r.rssSettledPerSaBytes, 0), String(r.rcvbufErrorsResponder),
       String(r.initiator.retransmits), String(r.initiator.failed),
     ]);
