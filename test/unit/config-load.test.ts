@@ -57,6 +57,7 @@ test('defaults as swanctl.conf documents them', () => {
     retransmitTimeout: 4,
     retransmitBase: 1.8,
     retransmitTries: 5,
+    fragmentSize: 1280,
   });
   assert.deepEqual(c.vpp, { socket: '/run/vpp/api.sock', puntSocket: '/run/vpp-iked/punt.sock' });
   const conn = c.connections[0]!;
@@ -634,4 +635,24 @@ test('daemon.workers: auto (any case) or a number of threads; other values locat
   }
   assert.deepEqual(loadConfigText('daemon {\n  workers = many\n}\n', '/x/w.conf').errors.map(String), ["/x/w.conf:2:13: 'workers' must be auto or a number, not 'many'"]);
   assert.deepEqual(loadConfigText('daemon {\n  workers = 65\n}\n', '/x/w.conf').errors.map(String), ["/x/w.conf:2:13: 'workers' = 65 is out of range (0..64)"]);
+});
+
+test('fragmentation keys: fragment_size and per-family sizes read, sizes without room for a fragment located', () => {
+  const good = loadConfigText('daemon {\n  fragment_size = 0\n  fragment_size_v6 = 1400\n}\n', '/x/f.conf');
+  assert.deepEqual(good.errors.map(String), []);
+  assert.equal(good.config!.daemon.fragmentSize, 0);
+  assert.equal(good.config!.daemon.fragmentSizeV4, undefined);
+  assert.equal(good.config!.daemon.fragmentSizeV6, 1400);
+  const bad = loadConfigText('daemon {\n  fragment_size = 100\n  fragment_size_v4 = 70000\n  fragment_size_v6 = big\n}\n', '/x/f.conf');
+  assert.equal(bad.config, undefined);
+  const e = bad.errors.map(String);
+  assert.equal(e.length, 3);
+  assert.match(e[0]!, /^\/x\/f\.conf:2:\d+: 'fragment_size' = 100 leaves no room for an encrypted IKE fragment/);
+  assert.match(e[1]!, /^\/x\/f\.conf:3:\d+: 'fragment_size_v4' = 70000 is out of range/);
+  assert.match(e[2]!, /^\/x\/f\.conf:4:\d+: 'fragment_size_v6' must be a size in bytes/);
+  for (const v of ['yes', 'no', 'accept', 'force'] as const) {
+    const c = ok(`connections {\n  c {\n    fragmentation = ${v}${PSK_PAIR}\n  }\n}\nsecrets {\n  ike-all {\n    secret = abc\n  }\n}\n`);
+    assert.equal(c.connections[0]!.fragmentation, v);
+  }
+  assert.match(errs(`connections {\n  c {\n    fragmentation = maybe${PSK_PAIR}\n  }\n}\n`).join('\n'), /F:3:\d+: .*fragmentation/);
 });

@@ -12,7 +12,7 @@ import { deriveIkeKeys, ikeKeymatLength, KeptIkeKeys, prfOf, splitIkeKeys, type 
 import type { InitKeyJob, InitKeyResult } from '../crypto/pool.ts';
 import { keep } from '../crypto/keep.ts';
 import { checkIkeResponse, ikeChosenToWire, selectIkeProposal, toWireProposals, type ChosenIke } from '../crypto/proposals.ts';
-import { IkeSa, Timer } from '../sa/ike-sa.ts';
+import { Ext, IkeSa, Timer } from '../sa/ike-sa.ts';
 import type { ConnectionConfig } from '../../config/types.ts';
 import { ipFamily } from '../../common/addr.ts';
 import { EMPTY, find, findAll, findErrorNotify, findNotify, natdHash, notify, u16 } from './payload-util.ts';
@@ -126,6 +126,7 @@ function responderSa(
   sa.state = 'CONNECTING';
   applyNatd(sa, payloads, ZERO_SPI);
   if (conn.encap) sa.encapForced = true;
+  if (findNotify(payloads, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)) sa.extensions |= Ext.FRAGMENTATION;
   sa.initRequest = data;
   sa.initRequestHash = hashOf(data);
   sa.halfOpenKey = hoKey;
@@ -145,6 +146,11 @@ function answerInit(ctx: EngineContext, sa: IkeSa, chosen: ChosenIke, publicValu
     ...natdPayloads(ctx, sa),
   ];
   out.push(notify(NotifyType.CHILDLESS_IKEV2_SUPPORTED));
+  // RFC 7383 §2.3: a responder announces fragmentation only to an initiator that did.
+  if (sa.conn!.fragmentation !== 'no' && sa.extensions & Ext.FRAGMENTATION) {
+    out.push(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED));
+    sa.extensions |= Ext.FRAGMENTATION_ANNOUNCED;
+  }
   const resp = encodePlain(sa, ExchangeType.IKE_SA_INIT, 0, true, out);
   sa.initResponse = resp;
   sa.recvMid = 1;
@@ -286,6 +292,10 @@ export function sendInit(ctx: EngineContext, sa: IkeSa, group?: number): void {
     ...natdPayloads(ctx, sa),
   );
   if (!sa.authChild) payloads.push(notify(NotifyType.CHILDLESS_IKEV2_SUPPORTED));
+  if (conn.fragmentation !== 'no') {
+    payloads.push(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED));
+    sa.extensions |= Ext.FRAGMENTATION_ANNOUNCED;
+  }
   sa.sendMid = 0;
   const msg = encodePlain(sa, ExchangeType.IKE_SA_INIT, 0, false, payloads);
   sa.initRequest = msg;
@@ -335,6 +345,7 @@ export function onInitResponse(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payl
   sa.ke = undefined;
   sa.initResponse = data;
   applyNatd(sa, payloads, sa.spiR);
+  if (findNotify(payloads, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)) sa.extensions |= Ext.FRAGMENTATION;
   // Float to the NAT-T port when a NAT is in the path or encapsulation is forced (RFC 7296 §2.23).
   if ((sa.natHere || sa.natThere || sa.encapForced) && sa.local.port === ctx.opts.port) {
     sa.local = { addr: sa.local.addr, port: ctx.opts.portNatT };

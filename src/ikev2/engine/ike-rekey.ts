@@ -81,6 +81,8 @@ function successor(ctx: EngineContext, old: IkeSa, weInitiated: boolean, spiI: B
   sa.natHere = old.natHere;
   sa.natThere = old.natThere;
   sa.encapForced = old.encapForced;
+  // What IKE_SA_INIT negotiated holds for the new IKE SA too (as strongSwan's inherit_pre).
+  sa.extensions = old.extensions;
   sa.suite = chosen.suite;
   sa.prf = prfOf(chosen.suite.prf);
   sa.keys = new KeptIkeKeys(deriveRekeyedIkeKeys(chosen.suite, old.prf!.alg, old.keys!.skD, secret, ni, nr, spiI, spiR).keys);
