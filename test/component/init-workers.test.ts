@@ -215,3 +215,26 @@ test('an SA that goes away while its keys are computed gets no answer', async ()
     await r.engine.close();
   }
 });
+
+test('a pool whose workers cannot start becomes unusable and answers its jobs with an error (the engine then computes on the event loop)', async () => {
+  const { InitCryptoPool } = await import('../../src/ikev2/crypto/pool.ts');
+  const { mkdtempSync, writeFileSync, rmSync } = await import('node:fs');
+  const { tmpdir } = await import('node:os');
+  const { join } = await import('node:path');
+  const { pathToFileURL } = await import('node:url');
+  const dir = mkdtempSync(join(tmpdir(), 'pool-'));
+  const bad = join(dir, 'bad-worker.mjs');
+  writeFileSync(bad, "throw new Error('cannot start');\n");
+  const answers: string[] = [];
+  const pool = new InitCryptoPool<string>(2, (t, r) => answers.push(`${t}:${r.ok ? 'ok' : r.invalid ? 'invalid' : r.error}`), pathToFileURL(bad));
+  try {
+    await until(() => !pool.usable, 'the workers to fail');
+    assert.equal(pool.stats.workerRestarts, 0, 'a worker that never started is not restarted');
+    pool.submit({ group: 31, peerValue: randomBytes(32), prfId: 5, keymatLen: 168, ni: randomBytes(32), nr: randomBytes(32), spiI: randomBytes(8), spiR: randomBytes(8) }, 'a');
+    await until(() => answers.length === 1, 'the answer');
+    assert.deepEqual(answers, ['a:no crypto worker could be started']);
+  } finally {
+    await pool.close();
+    rmSync(dir, { recursive: true, force: true });
+  }
+});

@@ -22,3 +22,6 @@ port.on('message', (ab: ArrayBuffer) => {
   const out = encodeResults(results);
   port.postMessage(out, [out]);
 });
+
+// Loaded: an empty batch of results tells the pool so.
+port.postMessage(new ArrayBuffer(0));

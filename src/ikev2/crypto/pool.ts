@@ -141,6 +141,8 @@ export function autoWorkers(cores: number): number {
 
 interface Slot<T> {
   worker: Worker;
+  /** The worker's module loaded: it said so with an empty message (one that dies before is not replaced). */
+  online: boolean;
   /** Jobs sent to this worker and not answered yet: id → token. */
   inFlight: Map<number, T>;
 }
@@ -167,11 +169,20 @@ export class InitCryptoPool<T> {
   private next = 0;
   private closed = false;
 
-  constructor(size: number, handler: (token: T, r: InitKeyResult) => void) {
+  private readonly script: URL;
+
+  /** `script`: the worker's module (tests give another). */
+  constructor(size: number, handler: (token: T, r: InitKeyResult) => void, script = new URL('./pool-worker.ts', import.meta.url)) {
     if (!Number.isInteger(size) || size < 1) throw new RangeError(`a pool needs at least one worker, not ${size}`);
     this.size = size;
     this.handler = handler;
+    this.script = script;
     for (let i = 0; i < size; i++) this.slots.push(this.spawn());
+  }
+
+  /** False once no worker is left (each failed to start): callers compute on the event loop instead. */
+  get usable(): boolean {
+    return !this.closed && this.slots.length > 0;
   }
 
   /** Jobs submitted and not answered yet. */
@@ -208,10 +219,13 @@ export class InitCryptoPool<T> {
   }
 
   private spawn(): Slot<T> {
-    const worker = new Worker(new URL('./pool-worker.ts', import.meta.url));
+    const worker = new Worker(this.script);
     worker.unref();
-    const slot: Slot<T> = { worker, inFlight: new Map() };
-    worker.on('message', (ab: ArrayBuffer) => this.onResults(slot, ab));
+    const slot: Slot<T> = { worker, online: false, inFlight: new Map() };
+    worker.on('message', (ab: ArrayBuffer) => {
+      slot.online = true;
+      this.onResults(slot, ab);
+    });
     worker.on('error', () => this.lost(slot));
     worker.on('exit', () => this.lost(slot));
     return slot;
@@ -223,7 +237,7 @@ export class InitCryptoPool<T> {
     if (i < 0) return;
     const failed = [...slot.inFlight.values()];
     slot.inFlight.clear();
-    if (!this.closed) {
+    if (!this.closed && slot.online) {
       this.slots[i] = this.spawn();
       this.stats.workerRestarts++;
     } else this.slots.splice(i, 1);
@@ -235,6 +249,10 @@ export class InitCryptoPool<T> {
     if (this.closed || this.queue.length === 0) return;
     const q = this.queue;
     this.queue = [];
+    if (this.slots.length === 0) {
+      for (const x of q) this.handler(x.token, { ok: false, invalid: false, error: 'no crypto worker could be started' });
+      return;
+    }
     // Split evenly over the workers, the one with the fewest jobs in flight first.
     const order = [...this.slots].sort((a, b) => a.inFlight.size - b.inFlight.size);
     const per = Math.ceil(q.length / order.length);
