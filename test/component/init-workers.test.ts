@@ -87,8 +87,10 @@ test('the job and result encodings round-trip, and the worker computes what the 
     spiI: randomBytes(8),
     spiR: randomBytes(8),
   };
-  const back = decodeJobs(encodeJobs([{ id: 7, job }, { id: 0xffffffff, job: { ...job, group: 19, peerValue: randomBytes(64) } }]));
+  const back = decodeJobs(encodeJobs([{ id: 7, job }, { id: 0xffffffff, job: { ...job, group: 19, peerValue: randomBytes(64), ni: randomBytes(256), nr: randomBytes(16) } }]));
   assert.equal(back.length, 2);
+  assert.equal(back[1]!.job.ni.length, 256, 'nonces up to 256 bytes (RFC 7296 §3.9)');
+  assert.equal(back[1]!.job.nr.length, 16);
   assert.equal(back[0]!.id, 7);
   assert.deepEqual({ ...back[0]!.job }, job);
   assert.equal(back[1]!.id, 0xffffffff);

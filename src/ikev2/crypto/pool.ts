@@ -9,8 +9,8 @@
  * Nothing is kept per job but its token in a map until its result is in: no closure per call, one
  * result handler for the whole pool.
  *
- * Job:    u32 id | u16 group | u16 prf id | u16 keymat length | u16 peer value length | u8 Ni length |
- *         u8 Nr length | peer value | Ni | Nr | SPIi (8) | SPIr (8)
+ * Job:    u32 id | u16 group | u16 prf id | u16 keymat length | u16 peer value length | u16 Ni length |
+ *         u16 Nr length | peer value | Ni | Nr | SPIi (8) | SPIr (8)
  * Result: u32 id | u8 status (0 ok, 1 invalid KE value, 2 error) | u16 public value length |
  *         u16 keymat length | public value | keymat
  */
@@ -46,7 +46,7 @@ export function computeInitKeys(job: InitKeyJob): InitKeyResult {
   return { ok: true, publicValue: dh.publicValue, keymat };
 }
 
-const JOB_HEAD = 14;
+const JOB_HEAD = 16;
 const RESULT_HEAD = 9;
 
 export function encodeJobs(jobs: readonly { id: number; job: InitKeyJob }[]): ArrayBuffer {
@@ -56,14 +56,16 @@ export function encodeJobs(jobs: readonly { id: number; job: InitKeyJob }[]): Ar
   const b = Buffer.from(ab);
   let o = 0;
   for (const { id, job } of jobs) {
-    if (job.ni.length > 255 || job.nr.length > 255 || job.spiI.length !== 8 || job.spiR.length !== 8) throw new RangeError('bad IKE_SA_INIT job');
+    if (job.peerValue.length > 0xffff || job.ni.length > 0xffff || job.nr.length > 0xffff || job.spiI.length !== 8 || job.spiR.length !== 8) {
+      throw new RangeError('bad IKE_SA_INIT job');
+    }
     o = b.writeUInt32BE(id, o);
     o = b.writeUInt16BE(job.group, o);
     o = b.writeUInt16BE(job.prfId, o);
     o = b.writeUInt16BE(job.keymatLen, o);
     o = b.writeUInt16BE(job.peerValue.length, o);
-    o = b.writeUInt8(job.ni.length, o);
-    o = b.writeUInt8(job.nr.length, o);
+    o = b.writeUInt16BE(job.ni.length, o);
+    o = b.writeUInt16BE(job.nr.length, o);
     for (const part of [job.peerValue, job.ni, job.nr, job.spiI, job.spiR]) o += part.copy(b, o);
   }
   return ab;
@@ -79,8 +81,8 @@ export function decodeJobs(ab: ArrayBuffer): { id: number; job: InitKeyJob }[] {
     const prfId = b.readUInt16BE(o + 6);
     const keymatLen = b.readUInt16BE(o + 8);
     const peerLen = b.readUInt16BE(o + 10);
-    const niLen = b[o + 12]!;
-    const nrLen = b[o + 13]!;
+    const niLen = b.readUInt16BE(o + 12);
+    const nrLen = b.readUInt16BE(o + 14);
     o += JOB_HEAD;
     const take = (n: number): Buffer => b.subarray(o, (o += n));
     const peerValue = take(peerLen);
@@ -259,8 +261,14 @@ export class InitCryptoPool<T> {
     for (let w = 0; w < order.length && w * per < q.length; w++) {
       const slot = order[(w + this.next) % order.length]!;
       const part = q.slice(w * per, (w + 1) * per);
+      let ab: ArrayBuffer;
+      try {
+        ab = encodeJobs(part);
+      } catch (e) {
+        for (const x of part) this.handler(x.token, { ok: false, invalid: false, error: e instanceof Error ? e.message : String(e) });
+        continue;
+      }
       for (const x of part) slot.inFlight.set(x.id, x.token);
-      const ab = encodeJobs(part);
       slot.worker.postMessage(ab, [ab]);
       this.stats.batches++;
       if (part.length > this.stats.largestBatch) this.stats.largestBatch = part.length;
