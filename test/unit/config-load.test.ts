@@ -53,6 +53,7 @@ test('defaults as swanctl.conf documents them', () => {
     stopTimeout: 10,
     stopAction: 'delete',
     recvBufferSize: 4194304,
+    workers: 'auto',
     retransmitTimeout: 4,
     retransmitBase: 1.8,
     retransmitTries: 5,
@@ -636,6 +637,16 @@ test('post-quantum proposals: ML-KEM alone or as additional key exchanges load; 
   assert.deepEqual(conn.children[0]!.espProposals[0]!.addKe?.[0], [36]);
   const e = errs(`connections {\n  c {${PSK_PAIR}\n    proposals = aes256gcm16-prfsha256-x25519-ke8_mlkem768\n  }\n}\n`);
   assert.ok(e.includes(`F:9:46: invalid IKE proposal: unknown algorithm 'ke8_mlkem768' in proposal 'aes256gcm16-prfsha256-x25519-ke8_mlkem768'`), e.join('\n'));
+});
+
+test('daemon.workers: auto (any case) or a number of threads; other values located', () => {
+  for (const [text, want] of [['auto', 'auto'], ['AUTO', 'auto'], ['0', 0], ['3', 3]] as const) {
+    const r = loadConfigText(`daemon {\n  workers = ${text}\n}\n`, '/x/w.conf');
+    assert.deepEqual(r.errors.map(String), []);
+    assert.equal(r.config!.daemon.workers, want);
+  }
+  assert.deepEqual(loadConfigText('daemon {\n  workers = many\n}\n', '/x/w.conf').errors.map(String), ["/x/w.conf:2:13: 'workers' must be auto or a number, not 'many'"]);
+  assert.deepEqual(loadConfigText('daemon {\n  workers = 65\n}\n', '/x/w.conf').errors.map(String), ["/x/w.conf:2:13: 'workers' = 65 is out of range (0..64)"]);
 });
 
 test('fragmentation keys: fragment_size and per-family sizes read, sizes without room for a fragment located', () => {

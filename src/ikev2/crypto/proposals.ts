@@ -466,7 +466,7 @@ function matchIke(spec: ProposalSpec, p: Proposal, opts: SelectOptions | undefin
   if (ke === undefined) return undefined;
   const addKe = pickAddKe(spec, offer, opts?.addKe ?? false);
   if (!addKe) return undefined;
-  return addKe.length ? { encr: ei.encr, prf, integ: ei.integ, ke, addKe } : { encr: ei.encr, prf, integ: ei.integ, ke };
+  return internSuite(ei.encr, prf, ei.integ, ke, addKe);
 }
 
 function matchEsp(
@@ -503,6 +503,22 @@ function matchEsp(
  * Responder: the first of OUR proposals (our preference order) that one of the peer's offered
  * proposals satisfies, taking each transform type in our preference order.
  */
+/**
+ * One IkeSuite object per combination of transforms (their objects are static), shared by every IKE
+ * SA that negotiated it instead of one per SA. Bounded by the transform tables.
+ */
+const suites = new Map<string, IkeSuite>();
+function internSuite(encr: EncrAlg, prf: PrfAlg, integ: IntegAlg | null, ke: number, addKe: readonly number[] = []): IkeSuite {
+  const k = `${encr.id}:${encr.keyBits}:${prf.id}:${integ?.id ?? 0}:${ke}:${addKe.join('.')}`;
+  let s = suites.get(k);
+  if (!s || s.encr !== encr || s.prf !== prf || s.integ !== integ) {
+    // additional key exchanges (RFC 9370) only when any was negotiated
+    s = Object.freeze(addKe.length ? { encr, prf, integ, ke, addKe: Object.freeze([...addKe]) } : { encr, prf, integ, ke });
+    suites.set(k, s);
+  }
+  return s;
+}
+
 export function selectIkeProposal(ours: ProposalSpec[], offered: Proposal[], opts?: SelectOptions): ChosenIke | undefined {
   for (const spec of ours) {
     for (const p of offered) {

@@ -14,7 +14,7 @@ import { ExchangeType, NotifyType, PayloadType, notifyName } from '../constants.
 import type { IkeHeader, Payload } from '../codec/types.ts';
 import { intAuthLink, intAuthOctets, intAuthTail } from '../crypto/auth.ts';
 import { createKeyExchange, CryptoError, respondKeyExchange } from '../crypto/ke.ts';
-import { deriveAdditionalIkeKeys } from '../crypto/prf.ts';
+import { deriveAdditionalIkeKeys, KeptIkeKeys } from '../crypto/prf.ts';
 import { addKeMethods } from '../crypto/proposals.ts';
 import { IkeCipher } from '../crypto/protect.ts';
 import type { IkeSa } from '../sa/ike-sa.ts';
@@ -59,7 +59,7 @@ export function intermediateDone(sa: IkeSa): void {
 /** New IKE SA keys after additional key exchange number sa.addKeDone (RFC 9370 §2.2.2). */
 function updateKeys(ctx: EngineContext, sa: IkeSa, secret: Buffer): void {
   const suite = sa.suite!;
-  sa.keys = deriveAdditionalIkeKeys(suite, sa.keys!.skD, secret, sa.ni, sa.nr, sa.spiI, sa.spiR).keys;
+  sa.keys = new KeptIkeKeys(deriveAdditionalIkeKeys(suite, sa.keys!.skD, secret, sa.ni, sa.nr, sa.spiI, sa.spiR).keys);
   sa.prevCipher = sa.cipher;
   sa.cipher = new IkeCipher(suite, sa.keys, sa.initiator, ctx.opts.random);
   sa.addKeDone++;

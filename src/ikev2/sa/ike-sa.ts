@@ -219,6 +219,8 @@ export class IkeSa {
   /** IKE_SA_INIT request and response, kept until authentication is done (signed octets). */
   initRequest: Buffer | undefined;
   initResponse: Buffer | undefined;
+  /** Responder: our IKE_SA_INIT answer waits for its keys from the crypto pool. */
+  initPending: { header: IkeHeader; chosen: ChosenIke } | undefined;
   /** Initiator's pending key exchange during IKE_SA_INIT. */
   ke: KeyExchange | undefined;
   keRetried = false;
@@ -240,8 +242,12 @@ export class IkeSa {
   establishedAt = 0;
   rekeyAt = 0;
   lastInbound: number;
-  /** Due time per timer kind (0 = none); scheduler entries whose time differs are stale. */
-  readonly timers = new Float64Array(TIMER_KINDS);
+  /**
+   * Due time per timer kind (0 = none); scheduler entries whose time differs are stale. A plain
+   * array of doubles (filled with a double first, so it is stored as doubles from the start): a
+   * typed array would cost a second object and a backing store per SA.
+   */
+  readonly timers: number[] = new Array<number>(TIMER_KINDS).fill(0.5).fill(0);
   /** IKE_AUTH exchanges processed so far (one with PSKs; more with EAP or multiple authentication). */
   authRounds = 0;
   /** Both sides announced IKE_INTERMEDIATE (RFC 9242) in IKE_SA_INIT. */
