@@ -241,7 +241,7 @@ async function createChild(
   child.spiIn = spiIn;
   child.spiOut = esp.spi.readUInt32BE(0);
   // The peer's SPI is spiOut from here on; the selector lists are copied to their exact size.
-  child.proposal = { num: esp.num, spi: EMPTY, encr: esp.encr, integ: esp.integ, ke: esp.ke, esn: esp.esn };
+  child.proposal = { num: esp.num, spi: EMPTY, encr: esp.encr, integ: esp.integ, ke: esp.ke, esn: esp.esn, ...(esp.addKe ? { addKe: esp.addKe } : {}) };
   child.localTs = localTs.slice();
   child.remoteTs = remoteTs.slice();
   // Make-before-break from the CHILD_SA still in the dataplane: the one rekeyed, or, when the peer
