@@ -8,7 +8,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createHmac } from 'node:crypto';
 import { createKeyExchange, createKeyExchangeFromPrivate, CryptoError, isSupportedKeGroup, respondKeyExchange } from '../../src/ikev2/crypto/ke.ts';
-import { deriveAdditionalIkeKeys, deriveChildKeys, deriveIkeKeys, deriveRekeyedIkeKeys, Prf, type IkeSuite } from '../../src/ikev2/crypto/prf.ts';
+import { deriveAdditionalIkeKeys, deriveChildKeys, deriveIkeKeys, deriveRekeyedIkeKeys, ikeKeymatLength, Prf, type IkeSuite } from '../../src/ikev2/crypto/prf.ts';
 import { intAuthLink, intAuthOctets, intAuthTail, signedOctets } from '../../src/ikev2/crypto/auth.ts';
 import { encrAlg, integAlg, keGroup, prfAlg } from '../../src/ikev2/crypto/suites.ts';
 import { EncrId, ExchangeType, HeaderFlag, IntegId, KeId, PayloadType, PrfId } from '../../src/ikev2/constants.ts';
@@ -24,6 +24,7 @@ import {
   toWireProposals,
 } from '../../src/ikev2/crypto/proposals.ts';
 import type { Proposal } from '../../src/ikev2/codec/types.ts';
+import { computeInitKeys, decodeJobs, decodeResults, encodeJobs, encodeResults, type InitKeyJob } from '../../src/ikev2/crypto/pool.ts';
 
 const fill = (n: number, b: number): Buffer => Buffer.alloc(n, b);
 
@@ -257,4 +258,21 @@ test('selection: each additional key exchange type negotiated on its own, NONE w
   assert.equal(selectEspProposal(espOurs, espOffer, undefined, { addKe: false }), undefined);
   // in IKE_AUTH (skipKe) every key exchange transform is ignored
   assert.equal(selectEspProposal(espOurs, espOffer, undefined, { skipKe: true })?.addKe, undefined);
+});
+
+test('crypto workers: an IKE_SA_INIT job with ML-KEM-768 (1,184-byte key, 1,088-byte answer) encodes, computes and agrees with the initiator', () => {
+  const i = createKeyExchange(KeId.ML_KEM_768);
+  const suite: IkeSuite = { encr: encrAlg(EncrId.AES_GCM_16, 256)!, prf: prfAlg(PrfId.HMAC_SHA2_256)!, integ: null, ke: KeId.ML_KEM_768 };
+  const job: InitKeyJob = { group: KeId.ML_KEM_768, peerValue: i.publicValue, prfId: PrfId.HMAC_SHA2_256, keymatLen: ikeKeymatLength(suite), ni: Ni, nr: Nr, spiI: SPIi, spiR: SPIr };
+  const [back] = decodeJobs(encodeJobs([{ id: 7, job }]));
+  assert.deepEqual(back!.job.peerValue, i.publicValue);
+  const r = computeInitKeys(back!.job);
+  assert.ok(r.ok);
+  const [res] = decodeResults(encodeResults([{ id: 7, r }]));
+  assert.ok(res!.r.ok);
+  assert.equal(res!.r.publicValue.length, 1088);
+  const keys = deriveIkeKeys(suite, i.computeSecret(res!.r.publicValue), Ni, Nr, SPIi, SPIr).keys;
+  assert.deepEqual(res!.r.keymat.subarray(0, 32), keys.skD);
+  // a key of the wrong length: the INVALID_SYNTAX case
+  assert.deepEqual(computeInitKeys({ ...job, peerValue: i.publicValue.subarray(1) }), { ok: false, invalid: true });
 });
