@@ -117,6 +117,10 @@ export class Daemon {
       retransmitTimeout: cfg.daemon.retransmitTimeout,
       retransmitBase: cfg.daemon.retransmitBase,
       retransmitTries: cfg.daemon.retransmitTries,
+      cookieThreshold: cfg.daemon.cookieThreshold,
+      blockThreshold: cfg.daemon.blockThreshold,
+      initLimitHalfOpen: cfg.daemon.initLimitHalfOpen,
+      keepAlive: cfg.daemon.keepAlive,
       onEvent: (e) => this.onEvent(e),
       localAddressFor: (r) => this.transport.localAddressFor(r),
     });

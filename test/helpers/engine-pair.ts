@@ -3,7 +3,7 @@
  * and reorder packets. Used by the component tests.
  */
 import pino, { type Logger } from 'pino';
-import { Engine, type EngineEvent, type OutPacket } from '../../src/ikev2/engine/engine.ts';
+import { Engine, type EngineEvent, type EngineOptions, type OutPacket } from '../../src/ikev2/engine/engine.ts';
 import { FakeScheduler, type RandomSource } from '../../src/common/clock.ts';
 import { MemoryDataplane } from '../../src/dataplane/memory.ts';
 import type { ChildConfig, Config, ConnectionConfig, SecretConfig } from '../../src/config/types.ts';
@@ -103,6 +103,10 @@ export function config(connections: ConnectionConfig[], secrets: SecretConfig[],
       retransmitTimeout: 4,
       retransmitBase: 1.8,
       retransmitTries: 5,
+      cookieThreshold: 30,
+      blockThreshold: 5,
+      initLimitHalfOpen: 0,
+      keepAlive: 20,
     },
     vpp: { socket: '/nonexistent', puntSocket: '/nonexistent' },
     connections,
@@ -143,7 +147,7 @@ export class Wire {
   log: OutPacket[] = [];
   private seed = 1;
 
-  add(addr: string, cfg: Config, o: { limit?: number; log?: Logger } = {}): Node {
+  add(addr: string, cfg: Config, o: { limit?: number; log?: Logger; engine?: Partial<EngineOptions> } = {}): Node {
     const dp = new MemoryDataplane();
     const events: EngineEvent[] = [];
     const clock = new FakeScheduler(this.t);
@@ -159,6 +163,7 @@ export class Wire {
       ikeSaLimit: o.limit ?? cfg.daemon.ikeSaLimit,
       onEvent: (e) => events.push(e),
       localAddressFor: () => addr,
+      ...o.engine,
     });
     engine.setConfig(cfg);
     const n = { addr, engine, dp, events };
@@ -209,7 +214,9 @@ export async function settle(): Promise<void> {
 }
 
 /** A standard pair: 192.0.2.1 (initiator "a") and 192.0.2.2 (responder "b") with a PSK. */
-export function pair(o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionConfig>; limit?: number; logB?: Logger } = {}) {
+export function pair(
+  o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionConfig>; limit?: number; logB?: Logger; engineA?: Partial<EngineOptions>; engineB?: Partial<EngineOptions> } = {},
+) {
   const w = new Wire();
   const secret = psk(['a.lab', 'b.lab'], 'lab-preshared-key-0123456789');
   const a = w.add(
@@ -227,6 +234,7 @@ export function pair(o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionC
       ],
       [secret],
     ),
+    { engine: o.engineA },
   );
   const b = w.add(
     '192.0.2.2',
@@ -244,7 +252,7 @@ export function pair(o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionC
       [secret],
       o.limit,
     ),
-    { log: o.logB },
+    { log: o.logB, engine: o.engineB },
   );
   return { w, a, b };
 }

@@ -20,6 +20,7 @@ import { completeChild, prepareChildRequest, respondChild } from './child-create
 import { scheduleIkeRekey } from './ike-rekey.ts';
 import { startDpd } from './dpd.ts';
 import { keptUp } from './keep-up.ts';
+import { watchKeepalive } from './keepalive.ts';
 import { queueTask } from './tasks.ts';
 import { deleteIke, destroy } from './teardown.ts';
 
@@ -47,6 +48,7 @@ export async function onAuthRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader,
     return destroy(ctx, sa, 'IKE_AUTH without IDi/AUTH');
   }
   const idr = find(payloads, PayloadType.IDr);
+  sa.peerMobike = findNotify(payloads, NotifyType.MOBIKE_SUPPORTED) !== undefined;
   const peerIdent: Identity = { type: idi.idType, data: idi.data };
   const wanted: Identity | undefined = idr ? { type: idr.idType, data: idr.data } : undefined;
   const peerId = safeIdString(peerIdent);
@@ -81,6 +83,10 @@ export async function onAuthRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader,
     out.push(...childOut.payloads);
   }
   if (sa.dead) return;
+  if (conn.mobike && sa.peerMobike) {
+    sa.mobike = true;
+    out.push(notify(NotifyType.MOBIKE_SUPPORTED));
+  }
   answer(ctx, sa, h, out);
   sa.initRequest = undefined;
   sa.initResponse = undefined;
@@ -118,6 +124,7 @@ export async function sendAuth(ctx: EngineContext, sa: IkeSa): Promise<void> {
   }
   if (conn.remote.id && conn.remote.id !== '%any' && !conn.remote.id.includes('*')) payloads.push(idPayload(PayloadType.IDr, conn.remote.id));
   payloads.push(authPayload(auth));
+  if (conn.mobike) payloads.push(notify(NotifyType.MOBIKE_SUPPORTED));
   sa.authRounds++;
   const child = sa.authChild;
   if (child) {
@@ -165,6 +172,8 @@ export async function onAuthResponse(ctx: EngineContext, sa: IkeSa, task: Extrac
   sa.remoteId = peerId;
   sa.initRequest = undefined;
   sa.initResponse = undefined;
+  sa.peerMobike = findNotify(payloads, NotifyType.MOBIKE_SUPPORTED) !== undefined;
+  sa.mobike = conn.mobike && sa.peerMobike;
   established(ctx, sa);
   applyUnique(ctx, sa);
   startDpd(ctx, sa);
@@ -198,6 +207,7 @@ function established(ctx: EngineContext, sa: IkeSa): void {
   sa.halfOpenKey = undefined;
   ctx.stats.ikeEstablished++;
   scheduleIkeRekey(ctx, sa);
+  watchKeepalive(ctx, sa);
   if (sa.conn) keptUp(ctx, sa.conn.name);
   ctx.log.info(
     { ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name, local_id: sa.localId, remote_id: sa.remoteId, proposal: formatIkeSuite(sa.suite!) },

@@ -16,6 +16,7 @@ import { answer, answerNotify, sendRequest } from './message.ts';
 import { hasTask, queueTask } from './tasks.ts';
 import { armChildTimer, DELETE_OLD_AFTER_MS } from './child-rekey.ts';
 import { startDpd } from './dpd.ts';
+import { watchKeepalive } from './keepalive.ts';
 import { deleteIke } from './teardown.ts';
 
 type IkeRekeyTask = Extract<Task, { kind: 'ike-rekey' }>;
@@ -82,6 +83,8 @@ function successor(ctx: EngineContext, old: IkeSa, weInitiated: boolean, spiI: B
   sa.natHere = old.natHere;
   sa.natThere = old.natThere;
   sa.encapForced = old.encapForced;
+  sa.mobike = old.mobike;
+  sa.peerMobike = old.peerMobike;
   sa.suite = chosen.suite;
   sa.prf = new Prf(chosen.suite.prf);
   sa.ni = ni;
@@ -99,6 +102,7 @@ function successor(ctx: EngineContext, old: IkeSa, weInitiated: boolean, spiI: B
   clearTimer(old, Timer.CHILD_REKEY);
   scheduleIkeRekey(ctx, sa);
   startDpd(ctx, sa);
+  watchKeepalive(ctx, sa);
   ctx.stats.ikeRekeyed++;
   ctx.log.info({ ike: sa.id, old_ike: old.id, peer: sa.remote.addr, conn: sa.conn?.name, proposal: formatIkeSuite(sa.suite) }, 'IKE SA rekeyed');
   emit(ctx, { type: 'ike-rekeyed', sa, old });
