@@ -145,6 +145,8 @@ export class Wire {
   filter: (p: OutPacket) => 'deliver' | 'drop' | 'dup' = () => 'deliver';
   delayMs = 0;
   log: OutPacket[] = [];
+  /** Rewrites packets on their way (a NAT between the nodes); the log keeps them as sent. */
+  nat: ((p: OutPacket) => OutPacket) | undefined;
   private seed = 1;
 
   add(addr: string, cfg: Config, o: { limit?: number; log?: Logger; engine?: Partial<EngineOptions> } = {}): Node {
@@ -187,7 +189,10 @@ export class Wire {
       const due = this.queue.filter((x) => x.deliverAt <= now);
       if (due.length === 0) return;
       this.queue = this.queue.filter((x) => x.deliverAt > now);
-      for (const { p } of due) {
+      for (const { p: sent } of due) {
+        const p = this.nat ? this.nat(sent) : sent;
+        // NAT-T keepalives end in the transport, as they do in the daemon.
+        if (p.keepalive) continue;
         const dst = this.nodes.get(p.remote.addr);
         if (dst) dst.engine.receive({ ...p.remote }, { ...p.local }, p.data);
       }

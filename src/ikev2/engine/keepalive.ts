@@ -1,18 +1,18 @@
 /**
  * NAT-T keepalives (RFC 3948 §2.3, strongSwan's `keep_alive`): an IKE SA behind a NAT sends the one
- * byte 0xFF to its peer's NAT-T port when nothing else was sent to the peer for a while, so that the
- * NAT keeps its mapping.
+ * byte 0xFF to its peer's NAT-T port when nothing else was sent to the peer for `keep_alive`, so that
+ * the NAT keeps its mapping.
  *
- * No timer per SA: the SAs that send keepalives sit in a wheel of slots, one per second of half the
- * interval. One entry in the shared timer heap visits one slot per second, so every SA is looked at
- * once per half interval and 50,000 SAs are spread over the slots (by SA id) instead of waking the
- * process all at the same instant. An SA sends when it sent nothing for at least half the interval,
- * so the gap between two packets to the peer never exceeds the interval.
+ * No timer per SA: the SAs sit in a timing wheel with one slot per second, each in the slot of the
+ * second its keepalive is due. One entry in the shared timer heap ticks once a second and visits one
+ * slot: an SA that sent nothing since is sent a keepalive and moves one interval on; an SA that sent
+ * something meanwhile moves to the slot its new due time falls in. Each SA is looked at about once
+ * per interval, and an SA's first keepalive is due at a random point of the second half of its first
+ * interval, so thousands of SAs that came up together do not all send in the same second.
  */
 import type { IkeSa } from '../sa/ike-sa.ts';
 import type { EngineContext } from './context.ts';
 
-/** One slot is visited per tick. */
 export const KEEPALIVE_TICK_MS = 1000;
 /** Scheduler key of the wheel's tick (IKE SA ids start at 1, keep-up retries are negative). */
 export const KEEPALIVE_KEY = 0;
@@ -22,19 +22,16 @@ const KEEPALIVE_BYTE = Buffer.from([0xff]);
 
 export class KeepaliveWheel {
   readonly intervalMs: number;
-  /** Time (ms) one SA waits between two visits of its slot. */
-  readonly periodMs: number;
+  /** One slot per second of the interval, and one more, so a due time never wraps onto the slot being visited. */
   private readonly slots: Set<IkeSa>[];
-  private next = 0;
   private members = 0;
-  /** A tick is in the heap (due at `armedAt`). */
+  /** A tick is in the heap, due at this time (0: none). */
   armedAt = 0;
 
   constructor(intervalS: number) {
     this.intervalMs = Math.round(intervalS * 1000);
-    const n = Math.max(1, Math.floor(intervalS / 2));
-    this.slots = Array.from({ length: intervalS > 0 ? n : 0 }, () => new Set<IkeSa>());
-    this.periodMs = n * KEEPALIVE_TICK_MS;
+    const n = intervalS > 0 ? Math.ceil(this.intervalMs / KEEPALIVE_TICK_MS) + 1 : 0;
+    this.slots = Array.from({ length: n }, () => new Set<IkeSa>());
   }
 
   get size(): number {
@@ -45,72 +42,82 @@ export class KeepaliveWheel {
     return this.slots.length > 0;
   }
 
-  add(sa: IkeSa): boolean {
-    const slot = this.slots[sa.id % this.slots.length]!;
-    if (slot.has(sa)) return false;
-    slot.add(sa);
-    this.members++;
-    return true;
+  /** The slot index of a time (ms). */
+  slotOf(t: number): number {
+    return Math.floor(t / KEEPALIVE_TICK_MS) % this.slots.length;
+  }
+
+  slot(i: number): Set<IkeSa> {
+    return this.slots[i]!;
+  }
+
+  /** Puts the SA in slot `i` (taking it out of the one it was in). */
+  place(sa: IkeSa, i: number): void {
+    if (sa.keepaliveSlot === i) return;
+    if (sa.keepaliveSlot >= 0) this.slots[sa.keepaliveSlot]!.delete(sa);
+    else this.members++;
+    this.slots[i]!.add(sa);
+    sa.keepaliveSlot = i;
   }
 
   remove(sa: IkeSa): void {
-    if (this.slots.length === 0) return;
-    if (this.slots[sa.id % this.slots.length]!.delete(sa)) this.members--;
-  }
-
-  /** The slot to visit now (and move on to the next one). */
-  take(): Set<IkeSa> {
-    const s = this.slots[this.next]!;
-    this.next = (this.next + 1) % this.slots.length;
-    return s;
-  }
-
-  /** Counted out of the set by the caller (it deletes while visiting). */
-  dropped(): void {
+    if (sa.keepaliveSlot < 0) return;
+    this.slots[sa.keepaliveSlot]!.delete(sa);
+    sa.keepaliveSlot = -1;
     this.members--;
   }
 }
 
-/** Whether the SA should send keepalives: established, behind a NAT, keepalives configured. */
+/** Whether the SA should send keepalives: alive, established, behind a NAT. */
 function wants(sa: IkeSa): boolean {
   return !sa.dead && sa.natHere && (sa.state === 'ESTABLISHED' || sa.state === 'REKEYING' || sa.state === 'DELETING');
 }
 
-/** Put an SA that is behind a NAT on the wheel (called when it is established or its NAT state changes). */
+/** Put an SA that is behind a NAT on the wheel (when it is established, or a NAT appeared). */
 export function watchKeepalive(ctx: EngineContext, sa: IkeSa): void {
   const w = ctx.keepalive;
-  if (!w.enabled || !wants(sa)) return;
-  if (w.add(sa) && w.armedAt === 0) arm(ctx);
+  if (!w.enabled || !wants(sa) || sa.keepaliveSlot >= 0) return;
+  const now = ctx.sched.now();
+  const half = Math.floor(w.intervalMs / 2);
+  const first = now + w.intervalMs - (half > 0 ? ctx.opts.random(4).readUInt32BE(0) % half : 0);
+  // Due at `first` unless something is sent before: as if the last packet had gone out then.
+  sa.lastOutbound = Math.min(sa.lastOutbound, first - w.intervalMs);
+  w.place(sa, w.slotOf(Math.max(first, now + KEEPALIVE_TICK_MS)));
+  if (w.armedAt === 0) arm(ctx, now);
 }
 
 export function unwatchKeepalive(ctx: EngineContext, sa: IkeSa): void {
   ctx.keepalive.remove(sa);
 }
 
-function arm(ctx: EngineContext): void {
-  const at = ctx.sched.now() + KEEPALIVE_TICK_MS;
+/** The next tick: at the start of the next second. */
+function arm(ctx: EngineContext, now: number): void {
+  const at = (Math.floor(now / KEEPALIVE_TICK_MS) + 1) * KEEPALIVE_TICK_MS;
   ctx.keepalive.armedAt = at;
   ctx.sched.schedule(at, KEEPALIVE_KEY, KEEPALIVE_KIND);
 }
 
-/** The wheel's tick: visit one slot, send what is due, re-arm while any SA is on the wheel. */
+/** The wheel's tick: the SAs of this second's slot send, or move to where their due time now is. */
 export function keepaliveTick(ctx: EngineContext, due: number): void {
   const w = ctx.keepalive;
   if (due !== w.armedAt) return; // stale entry
   w.armedAt = 0;
   const now = ctx.sched.now();
-  const quietFor = w.intervalMs - w.periodMs;
-  const slot = w.take();
-  for (const sa of slot) {
+  const here = w.slotOf(due);
+  for (const sa of [...w.slot(here)]) {
     if (!wants(sa)) {
-      slot.delete(sa);
-      w.dropped();
+      w.remove(sa);
       continue;
     }
-    if (now - sa.lastOutbound < quietFor) continue;
-    sa.lastOutbound = now;
-    ctx.stats.keepalivesSent++;
-    ctx.opts.send({ local: sa.local, remote: sa.remote, data: KEEPALIVE_BYTE, keepalive: true });
+    let next = sa.lastOutbound + w.intervalMs;
+    if (next - now < KEEPALIVE_TICK_MS) {
+      // Nothing sent for (about) the interval: a keepalive, at most a second early.
+      sa.lastOutbound = now;
+      ctx.stats.keepalivesSent++;
+      ctx.opts.send({ local: sa.local, remote: sa.remote, data: KEEPALIVE_BYTE, keepalive: true });
+      next = now + w.intervalMs;
+    }
+    w.place(sa, w.slotOf(next));
   }
-  if (w.size > 0) arm(ctx);
+  if (w.size > 0) arm(ctx, now);
 }

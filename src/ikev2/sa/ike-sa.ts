@@ -160,6 +160,8 @@ export class IkeSa {
   lastInbound: number;
   /** When we last sent the peer anything (IKE message or NAT-T keepalive). */
   lastOutbound: number;
+  /** Slot of the keepalive wheel the SA is in (-1: none). */
+  keepaliveSlot = -1;
   /** Both sides announced MOBIKE (RFC 4555) in IKE_AUTH. */
   mobike = false;
   /** The peer sent MOBIKE_SUPPORTED in IKE_AUTH (responder: we answer with it when `mobike = yes`). */
