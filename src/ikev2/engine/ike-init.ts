@@ -322,10 +322,10 @@ export function onInitResponse(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payl
   sa.ke = undefined;
   sa.initResponse = data;
   applyNatd(sa, payloads, sa.spiR);
-  // Float to the NAT-T port when a NAT is in the path or encapsulation is forced (RFC 7296 §2.23),
-  // and with MOBIKE whenever the peer does NAT-T, so a NAT that appears later finds us there (RFC 4555 §3.4).
-  const natt = findNotify(payloads, NotifyType.NAT_DETECTION_SOURCE_IP) !== undefined;
-  if ((sa.natHere || sa.natThere || sa.encapForced || (sa.conn!.mobike && natt)) && sa.local.port === ctx.opts.port) {
+  // Float to the NAT-T port when a NAT is in the path or encapsulation is forced (RFC 7296 §2.23).
+  // (A MOBIKE initiator that may move later floats in any case, as strongSwan does; vpp-iked never
+  // moves itself, and a peer that does floats on its own, so without a NAT IKE stays where it is.)
+  if ((sa.natHere || sa.natThere || sa.encapForced) && sa.local.port === ctx.opts.port) {
     sa.local = { addr: sa.local.addr, port: ctx.opts.portNatT };
     if (sa.remote.port === IKE_PORT) sa.remote = { addr: sa.remote.addr, port: IKE_NATT_PORT };
   }
