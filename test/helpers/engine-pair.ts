@@ -8,6 +8,7 @@ import { FakeScheduler, type RandomSource } from '../../src/common/clock.ts';
 import { MemoryDataplane } from '../../src/dataplane/memory.ts';
 import type { ChildConfig, Config, ConnectionConfig, SecretConfig } from '../../src/config/types.ts';
 import { parseProposals } from '../../src/ikev2/crypto/proposals.ts';
+import type { FragmentLimits } from '../../src/ikev2/engine/fragments.ts';
 
 /** Deterministic random bytes (xorshift128+), so SPIs and nonces repeat run to run. */
 export function seededRandom(seed: number): RandomSource {
@@ -107,6 +108,7 @@ export function config(connections: ConnectionConfig[], secrets: SecretConfig[],
       blockThreshold: 5,
       initLimitHalfOpen: 0,
       keepAlive: 20,
+      fragmentSize: 1280,
     },
     vpp: { socket: '/nonexistent', puntSocket: '/nonexistent' },
     connections,
@@ -149,7 +151,7 @@ export class Wire {
   nat: ((p: OutPacket) => OutPacket) | undefined;
   private seed = 1;
 
-  add(addr: string, cfg: Config, o: { limit?: number; log?: Logger; engine?: Partial<EngineOptions> } = {}): Node {
+  add(addr: string, cfg: Config, o: { limit?: number; log?: Logger; fragmentLimits?: Partial<FragmentLimits>; maxDatagram?: number; engine?: Partial<EngineOptions> } = {}): Node {
     const dp = new MemoryDataplane();
     const events: EngineEvent[] = [];
     const clock = new FakeScheduler(this.t);
@@ -165,6 +167,11 @@ export class Wire {
       ikeSaLimit: o.limit ?? cfg.daemon.ikeSaLimit,
       onEvent: (e) => events.push(e),
       localAddressFor: () => addr,
+      fragmentSize: cfg.daemon.fragmentSize,
+      fragmentSizeV4: cfg.daemon.fragmentSizeV4,
+      fragmentSizeV6: cfg.daemon.fragmentSizeV6,
+      fragmentLimits: o.fragmentLimits,
+      maxDatagram: o.maxDatagram,
       ...o.engine,
     });
     engine.setConfig(cfg);
@@ -220,13 +227,24 @@ export async function settle(): Promise<void> {
 
 /** A standard pair: 192.0.2.1 (initiator "a") and 192.0.2.2 (responder "b") with a PSK. */
 export function pair(
-  o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionConfig>; limit?: number; logB?: Logger; engineA?: Partial<EngineOptions>; engineB?: Partial<EngineOptions> } = {},
+  o: {
+    a?: Partial<ConnectionConfig>;
+    b?: Partial<ConnectionConfig>;
+    limit?: number;
+    logB?: Logger;
+    fragmentSize?: number;
+    fragmentLimits?: Partial<FragmentLimits>;
+    maxDatagram?: number;
+    engineA?: Partial<EngineOptions>;
+    engineB?: Partial<EngineOptions>;
+  } = {},
 ) {
   const w = new Wire();
   const secret = psk(['a.lab', 'b.lab'], 'lab-preshared-key-0123456789');
+  const sized = (c: Config): Config => (o.fragmentSize === undefined ? c : { ...c, daemon: { ...c.daemon, fragmentSize: o.fragmentSize } });
   const a = w.add(
     '192.0.2.1',
-    config(
+    sized(config(
       [
         conn('lab', {
           localAddrs: ['192.0.2.1'],
@@ -238,12 +256,12 @@ export function pair(
         }),
       ],
       [secret],
-    ),
-    { engine: o.engineA },
+    )),
+    { fragmentLimits: o.fragmentLimits, maxDatagram: o.maxDatagram, engine: o.engineA },
   );
   const b = w.add(
     '192.0.2.2',
-    config(
+    sized(config(
       [
         conn('lab', {
           localAddrs: ['192.0.2.2'],
@@ -256,8 +274,8 @@ export function pair(
       ],
       [secret],
       o.limit,
-    ),
-    { log: o.logB, engine: o.engineB },
+    )),
+    { log: o.logB, fragmentLimits: o.fragmentLimits, maxDatagram: o.maxDatagram, engine: o.engineB },
   );
   return { w, a, b };
 }

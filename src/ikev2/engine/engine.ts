@@ -16,7 +16,7 @@ import type { SaTable } from '../sa/table.ts';
 import type { ConfigIndex } from '../sa/config-index.ts';
 import { ConfigIndex as Index } from '../sa/config-index.ts';
 import type { Config } from '../../config/types.ts';
-import { EngineContext, type EngineOptions, type EngineStats, type Endpoint } from './context.ts';
+import { EngineContext, type EngineOptions, type EngineStats, type Endpoint, type FragmentDrops } from './context.ts';
 import { internalError, receive, retransmitDelay } from './message.ts';
 import { onSaTimer, queueTask } from './tasks.ts';
 import { initiate } from './ike-init.ts';
@@ -27,7 +27,7 @@ import { forgetConnection, onRetryTimer, startConnections } from './keep-up.ts';
 import { deleteIke, destroy, shutdown } from './teardown.ts';
 import { KEEPALIVE_KEY, keepaliveTick } from './keepalive.ts';
 
-export type { Endpoint, EngineEvent, EngineOptions, EngineStats, OutPacket } from './context.ts';
+export type { Endpoint, EngineEvent, EngineOptions, EngineStats, FragmentDrops, OutPacket } from './context.ts';
 
 export class Engine {
   private readonly ctx: EngineContext;
@@ -66,6 +66,16 @@ export class Engine {
 
   get stats(): EngineStats {
     return this.ctx.stats;
+  }
+
+  /** Received IKE fragments dropped, by reason. */
+  get fragmentDrops(): Readonly<FragmentDrops> {
+    return this.ctx.fragmentDrops;
+  }
+
+  /** Decrypted bytes of incomplete fragment sets held over all IKE SAs. */
+  get reassemblyBytes(): number {
+    return this.ctx.defragBytes;
   }
 
   get config(): ConfigIndex {

@@ -85,6 +85,8 @@ function successor(ctx: EngineContext, old: IkeSa, weInitiated: boolean, spiI: B
   sa.encapForced = old.encapForced;
   sa.mobike = old.mobike;
   sa.peerMobike = old.peerMobike;
+  // What IKE_SA_INIT negotiated holds for the new IKE SA too (as strongSwan's inherit_pre).
+  sa.extensions = old.extensions;
   sa.suite = chosen.suite;
   sa.prf = new Prf(chosen.suite.prf);
   sa.ni = ni;
