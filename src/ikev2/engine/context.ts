@@ -242,7 +242,7 @@ export class EngineContext {
   readonly cookies: CookieJar;
   /** Cookies are required until this time (ms) even below the threshold (see COOKIE_CALMDOWN_MS). */
   cookiesUntil = 0;
-  /** IKE SAs behind a NAT that send keepalives, in KEEPALIVE_SLOTS buckets visited one per tick. */
+  /** IKE SAs behind a NAT that send keepalives: a timing wheel of one-second slots (keepalive.ts). */
   readonly keepalive: KeepaliveWheel;
   /** IP datagram size of our IKE fragments, by address family. */
   readonly fragmentSize: { readonly 4: number; readonly 6: number };
