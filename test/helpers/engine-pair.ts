@@ -149,6 +149,8 @@ export class Wire {
   log: OutPacket[] = [];
   /** Rewrites packets on their way (a NAT between the nodes); the log keeps them as sent. */
   nat: ((p: OutPacket) => OutPacket) | undefined;
+  /** Called after every delivered packet and whenever async work has settled (invariant checks). */
+  afterDelivery: () => void = () => undefined;
   private seed = 1;
 
   add(addr: string, cfg: Config, o: { limit?: number; log?: Logger; fragmentLimits?: Partial<FragmentLimits>; maxDatagram?: number; engine?: Partial<EngineOptions> } = {}): Node {
@@ -161,7 +163,7 @@ export class Wire {
       random: seededRandom(this.seed++),
       send: (p) => this.send(p),
       dataplane: dp,
-      log: o.log ?? pino({ level: process.env.TEST_LOG ?? 'silent' }),
+      log: o.log ?? pino({ level: process.env.TEST_LOG ?? 'silent', base: { node: addr } }),
       port: 500,
       portNatT: 4500,
       ikeSaLimit: o.limit ?? cfg.daemon.ikeSaLimit,
@@ -192,6 +194,7 @@ export class Wire {
   async run(maxRounds = 200): Promise<void> {
     for (let round = 0; round < maxRounds; round++) {
       await settle();
+      this.afterDelivery();
       const now = this.sched.now();
       const due = this.queue.filter((x) => x.deliverAt <= now);
       if (due.length === 0) return;
@@ -202,6 +205,7 @@ export class Wire {
         if (p.keepalive) continue;
         const dst = this.nodes.get(p.remote.addr);
         if (dst) dst.engine.receive({ ...p.remote }, { ...p.local }, p.data);
+        this.afterDelivery();
       }
     }
     throw new Error('wire did not settle');
@@ -231,6 +235,7 @@ export function pair(
     a?: Partial<ConnectionConfig>;
     b?: Partial<ConnectionConfig>;
     limit?: number;
+    logA?: Logger;
     logB?: Logger;
     fragmentSize?: number;
     fragmentLimits?: Partial<FragmentLimits>;
@@ -257,7 +262,7 @@ export function pair(
       ],
       [secret],
     )),
-    { fragmentLimits: o.fragmentLimits, maxDatagram: o.maxDatagram, engine: o.engineA },
+    { log: o.logA, fragmentLimits: o.fragmentLimits, maxDatagram: o.maxDatagram, engine: o.engineA },
   );
   const b = w.add(
     '192.0.2.2',

@@ -154,7 +154,7 @@ export async function onAuthResponse(ctx: EngineContext, sa: IkeSa, task: Extrac
   if (conn.remote.id && conn.remote.id !== '%any' && !identityOk(conn.remote.id, peer)) {
     release();
     ctx.stats.authFailed++;
-    return initFailed(ctx, sa, `peer identity '${peerId}' does not match '${conn.remote.id}'`, 'IKE_AUTH');
+    return initFailed(ctx, sa, `peer identity '${peerId}' does not match '${conn.remote.id}'`, 'IKE_AUTH', true);
   }
   const theirs = authenticatorFor(conn.remote.auth);
   let failure: string | undefined = 'unsupported auth method';
@@ -167,7 +167,7 @@ export async function onAuthResponse(ctx: EngineContext, sa: IkeSa, task: Extrac
     release();
     ctx.stats.authFailed++;
     if (ctx.debug) ctx.log.debug({ ike: sa.id, reason: failure }, 'peer AUTH payload refused');
-    return initFailed(ctx, sa, 'peer authentication failed', 'IKE_AUTH');
+    return initFailed(ctx, sa, 'peer authentication failed', 'IKE_AUTH', true);
   }
   sa.remoteId = peerId;
   sa.initRequest = undefined;
@@ -185,6 +185,14 @@ export async function onAuthResponse(ctx: EngineContext, sa: IkeSa, task: Extrac
     childFailed(ctx, sa, cfg.name, sa.authChildError);
   }
   resolveWaiters(ctx, sa);
+}
+
+/** The IKE_AUTH response cannot be used: the peer considers the SA up, so it gets a Delete. */
+export function onAuthFailure(ctx: EngineContext, sa: IkeSa, task: Extract<Task, { kind: 'ike-auth' }>, why: string): void {
+  if (task.spi) ctx.dp.releaseSpi(task.spi);
+  task.spi = undefined;
+  if (sa.authChild) childFailed(ctx, sa, sa.authChild.name, why);
+  initFailed(ctx, sa, why, 'IKE_AUTH', true);
 }
 
 function identityOk(pattern: string, id: Identity): boolean {

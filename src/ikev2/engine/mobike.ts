@@ -146,6 +146,13 @@ export function startMobikeCheck(ctx: EngineContext, sa: IkeSa, task: Extract<Ta
   sendRequest(ctx, sa, ExchangeType.INFORMATIONAL, [notify(NotifyType.COOKIE2, task.cookie2)], task);
 }
 
+/** The answer to our check could not be used (malformed, unsupported critical payload): the check failed. */
+export function onMobikeCheckFailure(ctx: EngineContext, sa: IkeSa, _task: Extract<Task, { kind: 'mobike-check' }>, why: string): void {
+  ctx.stats.mobikeCheckFailed++;
+  ctx.log.warn({ ike: sa.id, peer: sa.remote.addr, reason: why }, 'MOBIKE return routability check failed; deleting IKE SA');
+  destroy(ctx, sa, 'MOBIKE return routability check failed');
+}
+
 export async function onMobikeCheckResponse(ctx: EngineContext, sa: IkeSa, task: Extract<Task, { kind: 'mobike-check' }>, payloads: Payload[]): Promise<void> {
   const echo = findNotify(payloads, NotifyType.COOKIE2);
   const want = task.cookie2;
