@@ -22,7 +22,8 @@ export class SaTable {
   private readonly halfOpenPerAddr = new Map<string, number>();
   /** SAs whose peer stopped answering (a request is being retransmitted), oldest first. */
   private readonly unresponsive = new Map<number, IkeSa>();
-  private readonly byPeer = new Map<string, Set<IkeSa>>();
+  /** Most peers have one IKE SA: it is held as-is, a Set only once there are more. */
+  private readonly byPeer = new Map<string, IkeSa | Set<IkeSa>>();
   private readonly byConn = new Map<string, Set<IkeSa>>();
   limit: number;
 
@@ -85,7 +86,11 @@ export class SaTable {
     this.halfOpen.delete(sa.id);
     this.dropHalfOpenAddr(sa.id);
     if (halfOpenKey) this.halfOpenInit.delete(halfOpenKey);
-    addTo(this.byPeer, peerKey(sa.localId, sa.remoteId), sa);
+    const k = peerKey(sa.localId, sa.remoteId);
+    const had = this.byPeer.get(k);
+    if (had === undefined) this.byPeer.set(k, sa);
+    else if (had instanceof Set) had.add(sa);
+    else if (had !== sa) this.byPeer.set(k, new Set([had, sa]));
     if (sa.conn) addTo(this.byConn, sa.conn.name, sa);
   }
 
@@ -96,7 +101,13 @@ export class SaTable {
     this.dropHalfOpenAddr(sa.id);
     this.unresponsive.delete(sa.id);
     if (halfOpenKey && this.halfOpenInit.get(halfOpenKey) === sa) this.halfOpenInit.delete(halfOpenKey);
-    removeFrom(this.byPeer, peerKey(sa.localId, sa.remoteId), sa);
+    const k = peerKey(sa.localId, sa.remoteId);
+    const had = this.byPeer.get(k);
+    if (had === sa) this.byPeer.delete(k);
+    else if (had instanceof Set) {
+      had.delete(sa);
+      if (had.size === 1) this.byPeer.set(k, had.values().next().value!);
+    }
     if (sa.conn) removeFrom(this.byConn, sa.conn.name, sa);
   }
 
@@ -115,7 +126,9 @@ export class SaTable {
   }
 
   peers(localId: string, remoteId: string): ReadonlySet<IkeSa> {
-    return this.byPeer.get(peerKey(localId, remoteId)) ?? EMPTY;
+    const had = this.byPeer.get(peerKey(localId, remoteId));
+    if (had === undefined) return EMPTY;
+    return had instanceof Set ? had : new Set([had]);
   }
 
   ofConnection(name: string): ReadonlySet<IkeSa> {
