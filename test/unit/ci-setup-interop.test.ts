@@ -26,6 +26,7 @@ const ALL = [
   'ethtool',
   'socat',
   'tcpdump',
+  'nftables',
   'xz-utils',
 ];
 
