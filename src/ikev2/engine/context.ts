@@ -13,6 +13,7 @@ import type { Scheduler, RandomSource } from '../../common/clock.ts';
 import { pooledRandom } from '../crypto/random.ts';
 import type { Dataplane } from '../../dataplane/types.ts';
 import type { ChildConfig } from '../../config/types.ts';
+import { NO_CREDENTIALS, type Credentials } from '../../config/credentials.ts';
 import { DEFAULTS } from '../../config/schema.ts';
 import type { EncrAlg, IntegAlg } from '../crypto/suites.ts';
 
@@ -55,6 +56,8 @@ export interface EngineOptions {
   onEvent?: (e: EngineEvent) => void;
   /** Our source address towards a peer, when the connection names none (the transport knows). */
   localAddressFor?: (remote: string) => string | undefined;
+  /** Wall-clock time in ms (certificate validity); default Date.now. */
+  wallClock?: () => number;
 }
 
 /** Counters exported by `vpp-ikectl stats` and the metrics endpoint. */
@@ -150,6 +153,12 @@ export class EngineContext {
   readonly gauges = newGauges();
   readonly stats: EngineStats = newStats();
   index = new ConfigIndex([], []);
+  /** Certificates, keys and trust of the loaded configuration. */
+  creds: Credentials = NO_CREDENTIALS;
+  /** Some connection authenticates with certificates (we announce RFC 7427 signature hashes). */
+  pubkeyInUse = false;
+  /** CERTREQ data naming every CA of every `remote.auth = pubkey` connection (responder, IKE_SA_INIT). */
+  certreqAll: Buffer = Buffer.alloc(0);
   nextSaId = 1;
   nextChildId = 1;
   readonly childrenById = new Map<number, { sa: IkeSa; child: ChildSa }>();
@@ -174,6 +183,7 @@ export class EngineContext {
       retransmitBase: DEFAULTS.daemon.retransmitBase,
       retransmitTries: DEFAULTS.daemon.retransmitTries,
       halfOpenTimeout: HALF_OPEN_TIMEOUT_S,
+      wallClock: Date.now,
       ...opts,
       random: pooledRandom(opts.random),
     };

@@ -21,6 +21,7 @@ import { sendAuth } from './ike-auth.ts';
 import { queueTask } from './tasks.ts';
 import { destroy } from './teardown.ts';
 import { retryIfKeptUp } from './keep-up.ts';
+import { certReqForInit, defaultLocalId, hasCertReq, peerHashAlgorithms, signatureHashNotify, usesPubkey } from './auth/pubkey.ts';
 
 export function onInitRequest(ctx: EngineContext, local: Endpoint, remote: Endpoint, data: Buffer, h: IkeHeader, payloads: Payload[], critical: number[]): void {
   if (h.messageId !== 0 || !(h.flags & HeaderFlag.INITIATOR) || !h.spiR.equals(ZERO_SPI)) {
@@ -90,6 +91,7 @@ export function onInitRequest(ctx: EngineContext, local: Endpoint, remote: Endpo
   sa.keys = keys;
   sa.state = 'CONNECTING';
   applyNatd(sa, payloads, ZERO_SPI);
+  sa.peerHashes = peerHashAlgorithms(payloads);
   if (conn.encap) sa.encapForced = true;
   sa.initRequest = data;
   sa.initRequestHash = hashOf(data);
@@ -101,7 +103,12 @@ export function onInitRequest(ctx: EngineContext, local: Endpoint, remote: Endpo
     { type: PayloadType.NONCE, critical: false, data: sa.nr },
     ...natdPayloads(ctx, sa),
   ];
+  // Certificates: which CAs we trust (the peer's connection is not known before IKE_AUTH, so all of
+  // them), and that we verify RFC 7427 signatures (RFC 7296 §3.7, RFC 7427 §4).
+  const certreq = certReqForInit(ctx, conn);
+  if (certreq) out.push(certreq);
   out.push(notify(NotifyType.CHILDLESS_IKEV2_SUPPORTED));
+  if (ctx.pubkeyInUse) out.push(signatureHashNotify());
   const resp = encodePlain(sa, ExchangeType.IKE_SA_INIT, 0, true, out);
   sa.initResponse = resp;
   sa.recvMid = 1;
@@ -190,7 +197,7 @@ export function initiate(ctx: EngineContext, connName: string, childName?: strin
   }
   const sa = new IkeSa(ctx.nextSaId++, true, newSpi(ctx), { addr: localAddr, port: conn.localPort }, { addr: remoteAddr, port: conn.remotePort }, ctx.sched.now(), ctx.gauges);
   sa.conn = conn;
-  sa.localId = idOr(conn.local.id, localAddr);
+  sa.localId = localIdOf(ctx, conn, localAddr);
   sa.remoteId = idOr(conn.remote.id, remoteAddr);
   sa.authChild = child;
   // The other children come up with CREATE_CHILD_SA once the IKE SA is established.
@@ -222,6 +229,7 @@ export function sendInit(ctx: EngineContext, sa: IkeSa, group?: number): void {
     ...natdPayloads(ctx, sa),
   );
   if (!sa.authChild) payloads.push(notify(NotifyType.CHILDLESS_IKEV2_SUPPORTED));
+  if (usesPubkey(conn)) payloads.push(signatureHashNotify());
   sa.sendMid = 0;
   const msg = encodePlain(sa, ExchangeType.IKE_SA_INIT, 0, false, payloads);
   sa.initRequest = msg;
@@ -271,6 +279,8 @@ export function onInitResponse(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payl
   sa.ke = undefined;
   sa.initResponse = data;
   applyNatd(sa, payloads, sa.spiR);
+  sa.peerHashes = peerHashAlgorithms(payloads);
+  sa.certreqSeen = hasCertReq(payloads);
   // Float to the NAT-T port when a NAT is in the path or encapsulation is forced (RFC 7296 §2.23).
   if ((sa.natHere || sa.natThere || sa.encapForced) && sa.local.port === ctx.opts.port) {
     sa.local = { addr: sa.local.addr, port: ctx.opts.portNatT };
@@ -295,4 +305,9 @@ function hashOf(b: Buffer): string {
 /** A configured identity, or the address when none is configured (strongSwan's default). */
 export function idOr(id: string, addr: string): string {
   return id && id !== '%any' ? id : addr;
+}
+
+/** Our identity: `local.id`, else the subject of our certificate (auth = pubkey), else our address. */
+export function localIdOf(ctx: EngineContext, conn: ConnectionConfig, addr: string): string {
+  return defaultLocalId(ctx, conn)?.text ?? idOr(conn.local.id, addr);
 }

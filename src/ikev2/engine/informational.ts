@@ -3,11 +3,11 @@
  * including simultaneous deletes (§1.4.1) and the clean-up of SAs that were rekeyed. Liveness checks
  * (empty INFORMATIONAL) are in dpd.ts; MOBIKE's address updates will come here.
  */
-import { ExchangeType, PayloadType, ProtocolId } from '../constants.ts';
+import { ExchangeType, NotifyType, PayloadType, ProtocolId } from '../constants.ts';
 import type { IkeHeader, Payload } from '../codec/types.ts';
 import type { ChildSa, IkeSa, Task } from '../sa/ike-sa.ts';
 import { hex8 } from '../../common/text.ts';
-import { deletePayload, findAll, u32 } from './payload-util.ts';
+import { deletePayload, findAll, findNotify, u32 } from './payload-util.ts';
 import { emit, type EngineContext } from './context.ts';
 import { answer, sendRequest } from './message.ts';
 import { kick, queueTask } from './tasks.ts';
@@ -17,6 +17,14 @@ import { destroy, removeFromDataplane } from './teardown.ts';
 type TaskOf<K extends Task['kind']> = Extract<Task, { kind: K }>;
 
 export async function onInformationalRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payloads: Payload[]): Promise<void> {
+  if (findNotify(payloads, NotifyType.AUTHENTICATION_FAILED)) {
+    // The initiator refused our authentication after we accepted its own (RFC 7296 §2.21.2).
+    answer(ctx, sa, h, []);
+    ctx.stats.authFailed++;
+    ctx.log.info({ ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name }, 'peer refused our authentication (AUTHENTICATION_FAILED)');
+    destroy(ctx, sa, 'peer refused our authentication');
+    return;
+  }
   const dels = findAll(payloads, PayloadType.DELETE);
   if (dels.some((d) => d.protocol === ProtocolId.IKE)) {
     answer(ctx, sa, h, []);
