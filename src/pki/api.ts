@@ -75,6 +75,12 @@ export interface Cert extends PublicKeyInfo {
   readonly pathLen?: number;
   /** keyUsage bits set, when the extension is present. */
   readonly keyUsage?: readonly KeyUsage[];
+  /** subjectKeyIdentifier, when present. */
+  readonly subjectKeyId?: Buffer;
+  /** authorityKeyIdentifier keyIdentifier, when present (path building prefers the issuer with this SKI). */
+  readonly authorityKeyId?: Buffer;
+  /** X.509 version: 1, 2 or 3. */
+  readonly version: number;
   /** extKeyUsage OIDs, when the extension is present. */
   readonly extKeyUsage?: readonly string[];
   readonly altNames: readonly AltName[];
@@ -115,6 +121,8 @@ export interface Crl {
   readonly onlyUserCerts: boolean;
   readonly onlyCaCerts: boolean;
   readonly signatureAlgorithm: string;
+  /** SHA-256 fingerprint of `der`, lowercase hex. */
+  readonly fingerprint: string;
 }
 
 /**
