@@ -12,7 +12,7 @@
  * quoted in messages (they are written in the secrets section), nor are passphrases.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import {
   certMatchesIdentity,
   certReqData,
@@ -141,6 +141,25 @@ function reason(e: unknown): string {
   return String(e);
 }
 
+/** Largest certificate, key or CRL file read (a CRL of a big CA can be large; anything beyond is refused). */
+const MAX_FILE_BYTES = 4 << 20;
+
+/**
+ * The contents of a regular file; otherwise a reason, or '' when the loader has reported the
+ * problem already (missing, a directory, not a regular file: never opened, a FIFO would block).
+ */
+function readRegular(path: string): Buffer | string {
+  try {
+    const st = statSync(path);
+    if (!st.isFile()) return '';
+    if (st.size > MAX_FILE_BYTES) return `larger than ${MAX_FILE_BYTES} bytes`;
+    return readFileSync(path);
+  } catch (e) {
+    const code = (e as { code?: string }).code;
+    return code === 'ENOENT' ? '' : (code ?? reason(e));
+  }
+}
+
 class Reader {
   private readonly certFiles = new Map<string, Cert[] | undefined>();
   private readonly crlFiles = new Map<string, Crl | undefined>();
@@ -151,14 +170,12 @@ class Reader {
   }
 
   private read(ref: FileRef, what: string): Buffer | undefined {
-    try {
-      return readFileSync(ref.path);
-    } catch (e) {
-      // the loader has reported missing files already; this is a file that vanished or cannot be read
-      const code = (e as { code?: string }).code;
-      if (code !== 'ENOENT') this.err(ref.loc, `${what} '${show(ref.text)}' cannot be read (${code ?? reason(e)})`);
+    const r = readRegular(ref.path);
+    if (typeof r === 'string') {
+      if (r !== '') this.err(ref.loc, `${what} '${show(ref.text)}' cannot be read (${r})`);
       return undefined;
     }
+    return r;
   }
 
   certs(ref: FileRef, what: string): Cert[] | undefined {
@@ -213,12 +230,9 @@ export function loadCredentials(conns: readonly ConnectionCredentialRefs[], keyR
   const r = new Reader(err);
   const keys: { ref: KeyRef; key: PrivateKey; used: boolean }[] = [];
   for (const ref of keyRefs) {
-    let data: Buffer;
-    try {
-      data = readFileSync(ref.file.path);
-    } catch (e) {
-      const code = (e as { code?: string }).code;
-      if (code !== 'ENOENT') err(ref.file.loc, `the private key file of ${ref.label} cannot be read (${code ?? 'error'}; the path is not shown: it is in the secrets section)`);
+    const data = readRegular(ref.file.path);
+    if (typeof data === 'string') {
+      if (data !== '') err(ref.file.loc, `the private key file of ${ref.label} cannot be read (${data}; the path is not shown: it is in the secrets section)`);
       continue;
     }
     try {

@@ -58,7 +58,9 @@ export const pubkeyAuthenticator: Authenticator = {
     const cred = sa.conn ? ctx.creds.local.get(sa.conn.name) : undefined;
     if (!cred) return { error: 'no certificate with a private key for this connection' };
     try {
-      return await signAuth(cred.key, octets, sa.peerHashes);
+      const sig = await signAuth(cred.key, octets, sa.peerHashes);
+      if (ctx.debug) ctx.log.debug({ ike: sa.id, method: sig.method, key: cred.key.kind }, 'AUTH payload signed');
+      return sig;
     } catch (e) {
       return { error: `signing our AUTH payload failed: ${message(e)}` };
     }
