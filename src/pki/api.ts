@@ -17,7 +17,7 @@ import * as crls from './crl.ts';
 import * as sigs from './sign.ts';
 import * as chains from './chain.ts';
 import * as ids from './identity.ts';
-import { PkiError } from './errors.ts';
+import { HASH_ALGORITHMS, PkiError } from './errors.ts';
 
 export { PkiError };
 
@@ -153,13 +153,7 @@ export interface VerifyOptions {
 export type ChainResult = { ok: true; chain: Cert[] } | { ok: false; reason: string };
 
 /** RFC 7427 §4 / IANA "IKEv2 Hash Algorithms" (IDENTITY for EdDSA per RFC 8420). */
-export const HASH_ALGORITHMS = {
-  SHA1: 1,
-  SHA2_256: 2,
-  SHA2_384: 3,
-  SHA2_512: 4,
-  IDENTITY: 5,
-} as const;
+export { HASH_ALGORITHMS };
 
 /** An AUTH payload's method and data. */
 export interface AuthSignature {
