@@ -123,7 +123,7 @@ test('private key sections: private-, rsa-, ecdsa-, pkcs8- (swanctl names), encr
   assert.deepEqual(good.errs, []);
   const bad = load(conf({ secrets: `  private-k {\n    file = ${rel(enc)}\n    secret = Wr0ngH0rse\n  }` }));
   assert.equal(bad.errs.length >= 1, true);
-  assert.match(bad.errs[0]!, /^F:14:12: /);
+  assert.match(bad.errs[0]!, /^F:16:12: /);
   for (const e of bad.errs) assert.ok(!e.includes('Wr0ngH0rse') && !e.includes('gw.enc'), e);
 });
 
@@ -145,13 +145,13 @@ test('errors with FILE:LINE:COL: missing, a directory, bad PEM, cert without key
   r = load(conf({ secrets: `  private-k {\n    file = ${rel(gw2.key)}\n  }` }));
   assert.deepEqual(r.errs, [
     `F:5:15: no private key in the secrets section belongs to certificate '${rel(gw.cert)}' (subject 'C=XX, O=vpp-iked test, CN=gw.lab'): add secrets { private-NAME { file = KEYFILE } } with its key`,
-    "F:13:3: the private key of secret 'private-k' belongs to no certificate in the certs of any connection's local section",
+    "F:15:3: the private key of secret 'private-k' belongs to no certificate in the certs of any connection's local section",
   ]);
 
   // RSA below 2048 bits, in a certificate and in a key
   r = load(conf({ local: `      auth = pubkey\n      certs = ${rel(small.cert)}`, secrets: `  rsa-k {\n    file = ${rel(small.key)}\n  }` }));
   assert.ok(r.errs.some((e) => e.startsWith('F:5:15: ') && /2048/.test(e)), r.errs.join('\n'));
-  assert.ok(r.errs.some((e) => e.startsWith('F:13:12: ') && /2048/.test(e)), r.errs.join('\n'));
+  assert.ok(r.errs.some((e) => e.startsWith('F:15:12: ') && /2048/.test(e)), r.errs.join('\n'));
 
   // an end certificate as a CA; an id the certificate does not name
   r = load(conf({ local: `      auth = pubkey\n      certs = ${rel(gw.cert)}\n      id = other.lab`, remote: `      auth = pubkey\n      cacerts = ${rel(gw2.cert)}` }));
@@ -204,4 +204,26 @@ test('a reload sees new contents of a certificate file as a changed connection',
   } finally {
     writeFileSync(gw.cert, saved);
   }
+});
+
+test('conf/certs.conf loads once its own pki commands have made the files it names', (t) => {
+  if (skip(t)) return;
+  const example = readFileSync(join(import.meta.dirname, '../../conf/certs.conf'), 'utf8');
+  const work = join(dir, 'example');
+  mkdirSync(work, { recursive: true });
+  writeFileSync(join(work, 'certs.conf'), example);
+  // the commands of the header comment, continuation lines joined
+  const commands = example
+    .split('\n')
+    .filter((l) => /^# {3}\S/.test(l) || /^# {7}/.test(l))
+    .map((l) => l.slice(2).trim())
+    .join('\n')
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .filter((l) => /^(mkdir|pki) /.test(l));
+  assert.ok(commands.length >= 5, commands.join('\n'));
+  execFileSync('sh', ['-e', '-c', commands.join('\n')], { cwd: work, env: { ...process.env, STRONGSWAN_CONF: join(dir, 'pki.conf') }, stdio: 'pipe' });
+  const r = loadConfig(join(work, 'certs.conf'));
+  assert.deepEqual(r.errors.map(String), []);
+  assert.equal(r.config!.credentials!.local.get('peers')!.cert.subject, 'C=CH, O=Example, CN=gw.example.net');
 });
