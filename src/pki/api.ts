@@ -150,7 +150,11 @@ export interface VerifyOptions {
   readonly allowSha1?: boolean;
 }
 
-export type ChainResult = { ok: true; chain: Cert[] } | { ok: false; reason: string };
+/**
+ * verifyChain's answer. `warnings` (ok only) says what was not checked under `revocation = relaxed`
+ * (a stale CRL, a CRL whose signature does not verify): worth a log line, not a failure.
+ */
+export type ChainResult = { ok: true; chain: Cert[]; warnings: string[] } | { ok: false; reason: string };
 
 /** RFC 7427 §4 / IANA "IKEv2 Hash Algorithms" (IDENTITY for EdDSA per RFC 8420). */
 export { HASH_ALGORITHMS };
