@@ -166,7 +166,7 @@ async function drive(p: Pair, done: Promise<unknown>): Promise<void> {
   await p.w.run();
 }
 
-/** The payloads of one of a's IKE_AUTH messages, decrypted with a's keys. */
+/** The payloads of a message `sa`'s peer sent, decrypted with `sa`'s keys. */
 function openWith(sa: IkeSa, data: Buffer): Payload[] {
   const m = decodeMessage(data);
   const sk = m.payloads.find((x) => x.type === PayloadType.SK);
@@ -206,7 +206,7 @@ for (const kind of Object.keys(KINDS)) {
     const certreq = initResp!.payloads.find((x) => x.type === PayloadType.CERTREQ);
     assert.ok(certreq && certreq.type === PayloadType.CERTREQ && certreq.encoding === 4 && certreq.data.length === 20);
     // IKE_AUTH request: IDi, CERT (asked for), CERTREQ, IDr, AUTH
-    const authReq = openWith(sa, p.w.log[2]!.data);
+    const authReq = openWith(sb, p.w.log[2]!.data);
     assert.deepEqual(
       authReq.filter((x) => x.type !== PayloadType.NOTIFY && x.type !== PayloadType.SA && x.type !== PayloadType.TSi && x.type !== PayloadType.TSr).map((x) => x.type),
       [PayloadType.IDi, PayloadType.CERT, PayloadType.CERTREQ, PayloadType.IDr, PayloadType.AUTH],
@@ -216,7 +216,7 @@ for (const kind of Object.keys(KINDS)) {
   });
 }
 
-test('a peer that does not announce RFC 7427 gets the classic ECDSA method (9); send_cert = never sends no CERT', async (t) => {
+test('a peer that does not announce RFC 7427 gets the classic ECDSA method (9), one that does gets method 14', async (t) => {
   if (skipWithoutPki(t)) return;
   const p = pair(sideConfig({ me: 'a', ...ends.get('a-ecdsa')! }), sideConfig({ me: 'b', ...ends.get('b-ecdsa')!, extra: '    send_cert = always' }));
   // Strip SIGNATURE_HASH_ALGORITHMS from a's IKE_SA_INIT, and make a sign what b receives.
@@ -279,7 +279,7 @@ test('a certificate from a CA we do not trust → AUTHENTICATION_FAILED', async 
   assert.match(String(line?.reason), /is not trusted/);
 });
 
-test('the responder refuses our certificate: the initiator refuses the responder (untrusted) and tells it with AUTHENTICATION_FAILED', async (t) => {
+test('the initiator refuses the responder\'s certificate (untrusted CA) and tells it in an INFORMATIONAL AUTHENTICATION_FAILED', async (t) => {
   if (skipWithoutPki(t)) return;
   // b trusts a; a trusts only the rogue CA, so b's certificate fails at a
   const aCfgText = sideConfig({ me: 'a', ...ends.get('a-ecdsa')! });
@@ -314,8 +314,7 @@ async function tamperedAuth(t: TestContext, edit: (payloads: Payload[]) => Paylo
   p.w.filter = (pkt) => {
     const m = decodeMessage(pkt.data);
     if (m.header.exchange !== ExchangeType.IKE_AUTH || m.header.flags & HeaderFlag.RESPONSE) return 'deliver';
-    const sa = only(p.a);
-    const [data] = seal(sa, ExchangeType.IKE_AUTH, m.header.messageId, false, edit(openWith(sa, pkt.data)));
+    const [data] = seal(only(p.a), ExchangeType.IKE_AUTH, m.header.messageId, false, edit(openWith(only(p.b), pkt.data)));
     p.w.queue.push({ p: { ...pkt, data: data! }, deliverAt: p.w.sched.now() });
     return 'drop';
   };
