@@ -33,6 +33,20 @@ export function childView(c: ChildSa, wall: WallTime) {
   };
 }
 
+/** The peer's end of an IKE SA; `cert` (the subject of the certificate it authenticated with) only when it used one. */
+interface RemoteView {
+  addr: string;
+  port: number;
+  id: string | null;
+  cert?: string;
+}
+
+function remoteView(sa: IkeSa): RemoteView {
+  const v: RemoteView = { addr: sa.remote.addr, port: sa.remote.port, id: sa.remoteId || null };
+  if (sa.remoteCert !== undefined) v.cert = sa.remoteCert;
+  return v;
+}
+
 export function ikeView(sa: IkeSa, wall: WallTime) {
   return {
     id: sa.id,
@@ -42,7 +56,7 @@ export function ikeView(sa: IkeSa, wall: WallTime) {
     spi_i: sa.spiI.toString('hex'),
     spi_r: sa.spiR.toString('hex'),
     local: { addr: sa.local.addr, port: sa.local.port, id: sa.localId || null },
-    remote: { addr: sa.remote.addr, port: sa.remote.port, id: sa.remoteId || null, cert: sa.remoteCert ?? null },
+    remote: remoteView(sa),
     nat_local: sa.natHere,
     nat_remote: sa.natThere,
     encap: sa.natHere || sa.natThere || sa.encapForced,
