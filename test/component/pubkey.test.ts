@@ -393,3 +393,32 @@ test('the responder SA destroyed while the signature is being checked: no answer
   assert.equal(p.b.engine.table.size, 0);
   assert.equal(p.b.engine.stats.ikeEstablished, 0);
 });
+
+test('an IKE SA rekey keeps the peer certificate it was authenticated with; our default identity is the certificate subject, sent as its DER Name', async (t) => {
+  if (skipWithoutPki(t)) return;
+  // a without local.id: its identity is its certificate's subject DN
+  const aText = sideConfig({ me: 'a', ...ends.get('a-ed25519')! });
+  const c = aText.connections[0]!;
+  const aCfg: Config = { ...aText, connections: [{ ...c, local: { ...c.local, id: '%any' } }] };
+  const p = pair(aCfg, sideConfig({ me: 'b', ...ends.get('b-ed25519')!, remoteId: 'C=XX, O=vpp-iked test, CN=a.lab' }));
+  const up = p.a.engine.initiate('lab');
+  await drive(p, up);
+  const sa = await up;
+  assert.equal(sa.localId, 'C=XX, O=vpp-iked test, CN=a.lab');
+  const sb = only(p.b);
+  assert.equal(sb.remoteId, 'C=XX, O=vpp-iked test, CN=a.lab');
+  const idi = openWith(sb, p.w.log[2]!.data).find((x) => x.type === PayloadType.IDi);
+  assert.ok(idi && idi.type === PayloadType.IDi);
+  assert.equal(idi.idType, 9, 'ID_DER_ASN1_DN');
+  assert.deepEqual(idi.data, p.a.engine.credentials.local.get('lab')!.cert.subjectDer, 'the Name exactly as the certificate holds it');
+  assert.ok(p.a.engine.rekeyIke(sa));
+  for (let i = 0; i < 50 && [...p.a.engine.table.values()].some((x) => x === sa); i++) {
+    await p.w.run();
+    await p.w.advance(1000);
+  }
+  const fresh = only(p.a);
+  assert.notEqual(fresh, sa);
+  assert.equal(fresh.state, 'ESTABLISHED');
+  assert.equal(fresh.remoteCert, 'C=XX, O=vpp-iked test, CN=b.lab');
+  assert.equal(only(p.b).remoteCert, 'C=XX, O=vpp-iked test, CN=a.lab');
+});

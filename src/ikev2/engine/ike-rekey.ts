@@ -79,6 +79,7 @@ function successor(ctx: EngineContext, old: IkeSa, weInitiated: boolean, spiI: B
   sa.conn = old.conn;
   sa.localId = old.localId;
   sa.remoteId = old.remoteId;
+  sa.remoteCert = old.remoteCert;
   sa.natHere = old.natHere;
   sa.natThere = old.natThere;
   sa.encapForced = old.encapForced;
