@@ -422,3 +422,13 @@ test('an IKE SA rekey keeps the peer certificate it was authenticated with; our 
   assert.equal(fresh.remoteCert, 'C=XX, O=vpp-iked test, CN=b.lab');
   assert.equal(only(p.b).remoteCert, 'C=XX, O=vpp-iked test, CN=a.lab');
 });
+
+test('an AUTH payload with an unknown signature algorithm, or a PSK method where a signature is due → AUTHENTICATION_FAILED', async (t) => {
+  if (skipWithoutPki(t)) return;
+  // RFC 7427: 1 byte length, AlgorithmIdentifier, signature; here an OID nobody knows
+  const unknownAlg = Buffer.concat([Buffer.from([13]), Buffer.from('300b06092a864886f70d01010f', 'hex').subarray(0, 13), Buffer.alloc(64, 1)]);
+  let p = await tamperedAuth(t, (pl) => pl.map((x) => (x.type === PayloadType.AUTH ? { ...x, method: AuthMethod.DIGITAL_SIGNATURE, data: unknownAlg } : x)));
+  assert.match(String(p.bLog.find((l) => l.msg === 'authentication failed')?.reason), /does not verify/);
+  p = await tamperedAuth(t, (pl) => pl.map((x) => (x.type === PayloadType.AUTH ? { ...x, method: AuthMethod.SHARED_KEY_MIC } : x)));
+  assert.match(String(p.bLog.find((l) => l.msg === 'authentication failed')?.reason), /unsupported auth method 2/);
+});
