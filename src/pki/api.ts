@@ -185,6 +185,15 @@ export function loadCertificates(data: Buffer, name: string): Cert[] {
 }
 
 /**
+ * One DER certificate as carried in a CERT payload (encoding X.509 Signature): DER only, at most
+ * 64 KiB, the same checks as loadCertificates. `name` prefixes the message ("CERT payload").
+ */
+export function parseCertificate(der: Buffer, name: string): Cert {
+  if (der.length === 0 || der[0] !== 0x30) throw new PkiError(`${name}: not a DER certificate`);
+  return certs.certFromDer(der, name);
+}
+
+/**
  * Loads a private key: PEM or DER; PKCS#1 RSA, SEC1 EC, PKCS#8 (encrypted PKCS#8 and encrypted
  * traditional PEM with `passphrase`). Same key limits as certificates.
  */

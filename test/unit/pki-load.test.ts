@@ -303,3 +303,25 @@ describe('CRLs', () => {
     throwsPki(() => loadCrl(randomBytes(1 << 20), 'r'));
   });
 });
+
+describe('CERT payload certificates', () => {
+  it('parseCertificate takes one DER certificate and nothing else', async () => {
+    const { parseCertificate } = await import('../../src/pki/api.ts');
+    const der = buildCert({ subject: 'CN=peer', key: testKey('p256') });
+    assert.equal(parseCertificate(der, 'CERT payload').subject, 'CN=peer');
+    throwsPki(() => parseCertificate(Buffer.from(pem('CERTIFICATE', der)), 'CERT payload'), /CERT payload: not a DER certificate/);
+    throwsPki(() => parseCertificate(Buffer.alloc(0), 'CERT payload'), /not a DER/);
+    throwsPki(() => parseCertificate(Buffer.concat([Buffer.from([0x30, 0x83, 0x10, 0x00, 0x00]), Buffer.alloc(0x100000)]), 'CERT payload'), /too large/);
+  });
+});
+
+describe('PEM armour', () => {
+  it('refuses unterminated and mismatched blocks quickly, even many of them', () => {
+    const begins = Buffer.from('-----BEGIN CERTIFICATE-----\nAAAA\n'.repeat(200_000));
+    const t0 = performance.now();
+    throwsPki(() => loadCertificates(begins, 'b.pem'), /no END line/);
+    assert.ok(performance.now() - t0 < 500);
+    throwsPki(() => loadCertificates(Buffer.from('-----BEGIN CERTIFICATE-----\nAAAA\n-----END X509 CRL-----\n'), 'm'), /no END line/);
+    throwsPki(() => loadCertificates(Buffer.from('-----BEGIN certificate-----\nAAAA\n-----END certificate-----\n'), 'l'), /label/);
+  });
+});
