@@ -15,8 +15,8 @@ import type { CertPayload, CertReqPayload, IdPayload, NotifyPayload, Payload } f
 import {
   certMatchesIdentity,
   certIdentity,
-  loadCertificates,
   ourHashAlgorithms,
+  parseCertificate,
   PkiError,
   signAuth,
   verifyAuth,
@@ -84,16 +84,15 @@ export const pubkeyAuthenticator: Authenticator = {
     let end: Cert;
     const intermediates: Cert[] = [];
     try {
-      const e = loadCertificates(x509[0]!.data, 'peer certificate');
-      if (e.length !== 1) return 'the first CERT payload does not hold exactly one certificate';
-      end = e[0]!;
-      for (let i = 1; i < x509.length; i++) intermediates.push(...loadCertificates(x509[i]!.data, `peer CERT payload ${i + 1}`));
+      end = parseCertificate(x509[0]!.data, 'peer certificate (CERT payload 1)');
+      for (let i = 1; i < x509.length; i++) intermediates.push(parseCertificate(x509[i]!.data, `peer CERT payload ${i + 1}`));
     } catch (e) {
       return message(e);
     }
     const now = new Date(ctx.opts.wallClock());
     const chain = verifyChain(end, intermediates, trust, now, { revocation: trust.revocation });
     if (!chain.ok) return `certificate '${end.subject}' is not trusted: ${chain.reason}`;
+    if (chain.warnings.length > 0) ctx.log.info({ ike: sa.id, peer: sa.remote.addr, subject: end.subject, warnings: chain.warnings }, 'peer certificate accepted with warnings');
     const claimed = claimedIdentity(sa, payloads);
     if (!claimed || !certMatchesIdentity(end, claimed)) return `identity '${peerId}' is neither the subject nor a subjectAltName of certificate '${end.subject}'`;
     const bad = await verifyAuth(end, auth.method, auth.data, octets, { allowSha1: false });
