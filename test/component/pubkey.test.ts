@@ -72,6 +72,8 @@ interface SideOpts {
   /** extra lines in the connection */
   extra?: string;
   remoteId?: string;
+  /** extra lines in the remote section */
+  remoteExtra?: string;
 }
 
 /** One side's config file through the real loader. */
@@ -94,6 +96,7 @@ ${o.extra ?? ''}
       auth = pubkey
       cacerts = ${ca.cert}
       id = ${o.remoteId ?? `${peer}.lab`}
+${o.remoteExtra ?? ''}
     }
     children {
       net {
@@ -431,4 +434,25 @@ test('an AUTH payload with an unknown signature algorithm, or a PSK method where
   assert.match(String(p.bLog.find((l) => l.msg === 'authentication failed')?.reason), /does not verify/);
   p = await tamperedAuth(t, (pl) => pl.map((x) => (x.type === PayloadType.AUTH ? { ...x, method: AuthMethod.SHARED_KEY_MIC } : x)));
   assert.match(String(p.bLog.find((l) => l.msg === 'authentication failed')?.reason), /unsupported auth method 2/);
+});
+
+test('a certificate revoked by a configured CRL → AUTHENTICATION_FAILED; revocation = strict without a CRL refuses too', async (t) => {
+  if (skipWithoutPki(t)) return;
+  const crl = pki.crl('revoking-a', ca, [ends.get('a-ecdsa')!.cert]);
+  let p = pair(sideConfig({ me: 'a', ...ends.get('a-ecdsa')! }), sideConfig({ me: 'b', ...ends.get('b-ecdsa')!, remoteExtra: `      crls = ${crl}` }));
+  let up = p.a.engine.initiate('lab');
+  await drive(p, up);
+  await assert.rejects(up, /AUTHENTICATION_FAILED/);
+  assert.match(String(p.bLog.find((l) => l.msg === 'authentication failed')?.reason), /revoked/);
+  // the same with a CRL that revokes someone else: accepted
+  const other = pki.crl('revoking-b', ca, [ends.get('b-rsa')!.cert]);
+  p = pair(sideConfig({ me: 'a', ...ends.get('a-ecdsa')! }), sideConfig({ me: 'b', ...ends.get('b-ecdsa')!, remoteExtra: `      crls = ${other}\n      revocation = strict` }));
+  up = p.a.engine.initiate('lab');
+  await drive(p, up);
+  assert.equal((await up).state, 'ESTABLISHED');
+  // strict and no CRL for the CA
+  p = pair(sideConfig({ me: 'a', ...ends.get('a-ecdsa')! }), sideConfig({ me: 'b', ...ends.get('b-ecdsa')!, remoteExtra: '      revocation = strict' }));
+  up = p.a.engine.initiate('lab');
+  await drive(p, up);
+  await assert.rejects(up, /AUTHENTICATION_FAILED/);
 });
