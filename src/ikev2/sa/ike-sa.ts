@@ -179,7 +179,7 @@ export class IkeSa {
   /** Set when deletion is in progress or done; no more processing. */
   dead = false;
   /** The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4), when it sent them. */
-  peerHashes: number[] | undefined;
+  peerHashes: readonly number[] | undefined;
   /** The peer sent a CERTREQ (send_cert = ifasked). */
   certreqSeen = false;
   /** Subject of the certificate the peer authenticated with. */

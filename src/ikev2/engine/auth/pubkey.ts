@@ -122,12 +122,25 @@ export function signatureHashNotify(): NotifyPayload {
   return notify(NotifyType.SIGNATURE_HASH_ALGORITHMS, data);
 }
 
+/**
+ * Hash lists as peers send them, shared between SAs: with 50,000 IKE SAs of a few kinds of peer,
+ * a handful of arrays instead of one per SA. Bounded; beyond it lists are not shared.
+ */
+const hashLists = new Map<string, number[]>();
+const MAX_SHARED_HASH_LISTS = 64;
+
 /** The peer's SIGNATURE_HASH_ALGORITHMS, when it sent the notify (the codec checked its length is even). */
 export function peerHashAlgorithms(payloads: Payload[]): number[] | undefined {
   for (const p of payloads) {
     if (p.type !== PayloadType.NOTIFY || p.notifyType !== NotifyType.SIGNATURE_HASH_ALGORITHMS) continue;
+    const data = p.data.subarray(0, MAX_PEER_HASHES * 2);
+    const key = data.toString('hex');
+    const shared = hashLists.get(key);
+    if (shared) return shared;
     const out: number[] = [];
-    for (let i = 0; i + 1 < p.data.length && out.length < MAX_PEER_HASHES; i += 2) out.push(p.data.readUInt16BE(i));
+    for (let i = 0; i + 1 < data.length; i += 2) out.push(data.readUInt16BE(i));
+    Object.freeze(out);
+    if (hashLists.size < MAX_SHARED_HASH_LISTS) hashLists.set(key, out);
     return out;
   }
   return undefined;
