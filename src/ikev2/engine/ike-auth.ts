@@ -153,6 +153,7 @@ export async function onAuthResponse(ctx: EngineContext, sa: IkeSa, task: Extrac
   if (conn.remote.id && conn.remote.id !== '%any' && !identityOk(conn.remote.id, peer)) {
     release();
     ctx.stats.authFailed++;
+    tellAuthFailed(ctx, sa);
     return initFailed(ctx, sa, `peer identity '${peerId}' does not match '${conn.remote.id}'`, 'IKE_AUTH');
   }
   const theirs = authenticatorFor(conn.remote.auth);
@@ -165,8 +166,7 @@ export async function onAuthResponse(ctx: EngineContext, sa: IkeSa, task: Extrac
   if (failure !== undefined) {
     release();
     ctx.stats.authFailed++;
-    // RFC 7296 §2.21.2: tell the responder in an INFORMATIONAL (sent once, not retransmitted)
-    transmit(ctx, sa, seal(sa, ExchangeType.INFORMATIONAL, sa.sendMid++, false, [notify(NotifyType.AUTHENTICATION_FAILED)]));
+    tellAuthFailed(ctx, sa);
     return initFailed(ctx, sa, `peer authentication failed: ${failure}`, 'IKE_AUTH');
   }
   sa.remoteId = peerId;
@@ -183,6 +183,14 @@ export async function onAuthResponse(ctx: EngineContext, sa: IkeSa, task: Extrac
     childFailed(ctx, sa, cfg.name, sa.authChildError);
   }
   resolveWaiters(ctx, sa);
+}
+
+/**
+ * We refuse the responder after it accepted us: tell it in an INFORMATIONAL with
+ * AUTHENTICATION_FAILED (RFC 7296 §2.21.2), sent once and not retransmitted (the SA goes now).
+ */
+function tellAuthFailed(ctx: EngineContext, sa: IkeSa): void {
+  transmit(ctx, sa, seal(sa, ExchangeType.INFORMATIONAL, sa.sendMid++, false, [notify(NotifyType.AUTHENTICATION_FAILED)]));
 }
 
 function identityOk(pattern: string, id: Identity): boolean {
