@@ -103,7 +103,6 @@ export interface FileRef {
 /** What one connection asks for, with where it was written. */
 export interface ConnectionCredentialRefs {
   readonly name: string;
-  readonly loc: SourceLocation;
   readonly localAuth: 'psk' | 'pubkey';
   readonly remoteAuth: 'psk' | 'pubkey';
   /** The local section (or the connection when absent), for "needs certs". */
@@ -112,7 +111,6 @@ export interface ConnectionCredentialRefs {
   readonly localId: string;
   readonly localIdLoc?: SourceLocation;
   readonly certs: readonly FileRef[];
-  readonly certsLoc?: SourceLocation;
   readonly cacerts: readonly FileRef[];
   readonly crls: readonly FileRef[];
   readonly revocation: RevocationPolicy;

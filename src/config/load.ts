@@ -473,17 +473,14 @@ class Loader implements ReadContext {
     const lk = la.sec?.keys;
     const rk = ra.sec?.keys;
     const localIdLoc = lk?.get('id')?.valueLoc;
-    const certsLoc = lk?.get('certs')?.valueLoc;
     const creds: ConnectionCredentialRefs = {
       name: sec.name,
-      loc: sec.loc,
       localAuth: la.cfg.auth,
       remoteAuth: ra.cfg.auth,
       localLoc: la.sec?.loc ?? sec.loc,
       remoteLoc: ra.sec?.loc ?? sec.loc,
       localId: la.cfg.id,
       ...(localIdLoc ? { localIdLoc } : {}),
-      ...(certsLoc ? { certsLoc } : {}),
       certs: this.fileRefs(lk?.get('certs')),
       cacerts: this.fileRefs(rk?.get('cacerts')),
       crls: this.fileRefs(rk?.get('crls')),
