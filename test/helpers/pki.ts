@@ -3,7 +3,8 @@
  * strongswan-pki) in a folder of the test: keys, self-signed CAs, intermediates, end certificates,
  * CRLs. Nothing of this is committed; every run makes its own.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { promisify } from 'node:util';
 import { existsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 
@@ -61,6 +62,16 @@ export class TestPki {
     const args = ['--gen', '--type', spec.type, '--outform', 'pem'];
     if (spec.size !== undefined) args.push('--size', String(spec.size));
     writeFileSync(file, this.pki(args), { mode: 0o600 });
+    return file;
+  }
+
+  /** As key(), without blocking: several keys (RSA-4096 takes seconds) are made in parallel. */
+  async keyAsync(name: string, spec: KeySpec): Promise<string> {
+    const file = join(this.dir, `${name}.key.pem`);
+    const args = ['--gen', '--type', spec.type, '--outform', 'pem'];
+    if (spec.size !== undefined) args.push('--size', String(spec.size));
+    const { stdout } = await promisify(execFile)(PKI_BIN, args, { env: this.env, encoding: 'buffer', maxBuffer: 1 << 20 });
+    writeFileSync(file, stdout, { mode: 0o600 });
     return file;
   }
 

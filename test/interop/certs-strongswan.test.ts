@@ -44,10 +44,12 @@ const CASES: Case[] = [
   { name: 'ed25519', family: 4, key: { type: 'ed25519' }, dnIds: true, swanVerified: /with ED25519 successful/ },
 ];
 
+
 const ADDR = {
   4: { a: LAB_ADDR.a.v4, b: LAB_ADDR.b.v4 },
   6: { a: LAB_ADDR.a.v6, b: LAB_ADDR.b.v6 },
 } as const;
+const addrOf = (c: Case): { a: string; b: string } => ADDR[c.family];
 const TS = {
   4: { a: '198.51.100.0/25', b: '198.51.100.128/25' },
   6: { a: '2001:db8:a::/64', b: '2001:db8:b::/64' },
@@ -62,16 +64,24 @@ interface Made {
   files: Map<string, { cert: string; key: string; im?: string }>;
 }
 
-function makeCertificates(dir: string): Made {
+async function makeCertificates(dir: string): Promise<Made> {
   const pki = new TestPki(dir);
   const files = new Map<string, { cert: string; key: string; im?: string }>();
-  const root = pki.ca('root', { type: 'rsa', size: 3072 }, 'C=XX, O=vpp-iked interop, CN=Interop Root CA');
+  // the keys first, in parallel (RSA-4096 takes seconds), then the certificates
+  const wanted: [string, KeySpec][] = [['root', { type: 'rsa', size: 3072 }]];
   for (const c of CASES) {
-    const issuer = c.intermediate ? pki.intermediate(`${c.name}-im`, c.key, root, `C=XX, O=vpp-iked interop, CN=${c.name} Intermediate CA`) : root;
+    if (c.intermediate) wanted.push([`${c.name}-im`, c.key]);
+    wanted.push([`${c.name}-a`, c.key], [`${c.name}-b`, c.key]);
+  }
+  const keys = new Map(await Promise.all(wanted.map(async ([name, spec]) => [name, await pki.keyAsync(name, spec)] as const)));
+  const root = { key: keys.get('root')!, cert: pki.selfCa('root', keys.get('root')!, 'C=XX, O=vpp-iked interop, CN=Interop Root CA') };
+  for (const c of CASES) {
+    const imKey = keys.get(`${c.name}-im`);
+    const issuer = imKey ? { key: imKey, cert: pki.issue(`${c.name}-im`, imKey, root, `C=XX, O=vpp-iked interop, CN=${c.name} Intermediate CA`, { ca: true }) } : root;
     for (const side of ['a', 'b'] as const) {
-      const key = pki.key(`${c.name}-${side}`, c.key);
+      const key = keys.get(`${c.name}-${side}`)!;
       const cert = pki.issue(`${c.name}-${side}`, key, issuer, dn(c, side), { san: [fqdn(c, side)], flags: ['serverAuth'] });
-      files.set(`${c.name}-${side}`, c.intermediate ? { cert, key, im: issuer.cert } : { cert, key });
+      files.set(`${c.name}-${side}`, imKey ? { cert, key, im: issuer.cert } : { cert, key });
     }
   }
   return { root: root.cert, files };
@@ -83,8 +93,8 @@ function swanctlConf(m: Made): string {
     out.push(
       `  ${c.name} {`,
       '    version = 2',
-      `    local_addrs = ${ADDR[c.family].a}`,
-      `    remote_addrs = ${ADDR[c.family].b}`,
+      `    local_addrs = ${addrOf(c).a}`,
+      `    remote_addrs = ${addrOf(c).b}`,
       '    proposals = aes256gcm16-prfsha384-ecp256',
       '    local {',
       '      auth = pubkey',
@@ -118,8 +128,8 @@ function ourConf(m: Made): string {
     const f = m.files.get(`${c.name}-b`)!;
     out.push(
       `  ${c.name} {`,
-      `    local_addrs = ${ADDR[c.family].b}`,
-      `    remote_addrs = ${ADDR[c.family].a}`,
+      `    local_addrs = ${addrOf(c).b}`,
+      `    remote_addrs = ${addrOf(c).a}`,
       '    proposals = aes256gcm16-prfsha384-ecp256',
       '    local {',
       '      auth = pubkey',
@@ -173,7 +183,7 @@ async function bothUp(swan: Charon, ours: DaemonHandle, c: Case, swanInitiated: 
   assert.equal(s.initiator, swanInitiated);
   assert.equal(o.spi_i, s.spiI);
   assert.equal(o.spi_r, s.spiR);
-  assert.equal(o.remote.addr, ADDR[c.family].a);
+  assert.equal(o.remote.addr, addrOf(c).a);
   const aId = c.dnIds ? dn(c, 'a') : fqdn(c, 'a');
   const bId = c.dnIds ? dn(c, 'b') : fqdn(c, 'b');
   assert.equal(o.remote.id, aId, 'our view of the peer identity');
@@ -208,9 +218,13 @@ test('certificates: vpp-iked <-> strongSwan 5.9 (RSA-3072 with an intermediate C
   t.after(() => lab.destroy());
   const pkiDir = join(lab.dir, 'pki');
   mkdirSync(pkiDir, { recursive: true });
-  const made = makeCertificates(pkiDir);
+  const made = await makeCertificates(pkiDir);
   const [swan, ours] = await Promise.all([
-    lab.startCharon('a', { swanctlConf: swanctlConf(made), libipsec: true, files: swanFiles(made) }),
+    lab.startCharon('a', {
+      swanctlConf: swanctlConf(made),
+      libipsec: true,
+      files: swanFiles(made),
+    }),
     startDaemon({ name: 'ours', parentDir: lab.dir, lab, side: 'b', listen: [LAB_ADDR.b.v4, LAB_ADDR.b.v6], conf: ourConf(made) }),
   ]);
 
