@@ -161,7 +161,7 @@ function readRegular(path: string): Buffer | string {
 class Reader {
   private readonly certFiles = new Map<string, Cert[] | undefined>();
   private readonly crlFiles = new Map<string, Crl | undefined>();
-  readonly entries = new Map<string, { file: string; cert: Cert; uses: { connection: string; use: CertUse }[] }>();
+  readonly entries = new Map<string, { file: string; cert: Cert; uses: { connection: string; use: CertUse }[]; seen: Set<string> }>();
   private readonly err: ErrorSink;
   constructor(err: ErrorSink) {
     this.err = err;
@@ -213,10 +213,13 @@ class Reader {
   use(file: string, cert: Cert, connection: string, use: CertUse): void {
     let e = this.entries.get(cert.fingerprint);
     if (!e) {
-      e = { file, cert, uses: [] };
+      e = { file, cert, uses: [], seen: new Set() };
       this.entries.set(cert.fingerprint, e);
     }
-    if (!e.uses.some((u) => u.connection === connection && u.use === use)) e.uses.push({ connection, use });
+    const key = `${use}\n${connection}`;
+    if (e.seen.has(key)) return;
+    e.seen.add(key);
+    e.uses.push({ connection, use });
   }
 }
 
@@ -226,7 +229,7 @@ class Reader {
  */
 export function loadCredentials(conns: readonly ConnectionCredentialRefs[], keyRefs: readonly KeyRef[], err: ErrorSink): Credentials {
   const r = new Reader(err);
-  const keys: { ref: KeyRef; key: PrivateKey; used: boolean }[] = [];
+  const keys: { ref: KeyRef; key: PrivateKey; pub: Buffer; used: boolean }[] = [];
   for (const ref of keyRefs) {
     const data = readRegular(ref.file.path);
     if (typeof data === 'string') {
@@ -234,7 +237,8 @@ export function loadCredentials(conns: readonly ConnectionCredentialRefs[], keyR
       continue;
     }
     try {
-      keys.push({ ref, key: loadPrivateKey(data, `the private key of ${ref.label}`, ref.passphrase), used: false });
+      const key = loadPrivateKey(data, `the private key of ${ref.label}`, ref.passphrase);
+      keys.push({ ref, key, pub: key.publicKey.export({ type: 'spki', format: 'der' }), used: false });
     } catch (e) {
       let msg = reason(e);
       // never echo a passphrase, whatever the library said
@@ -242,7 +246,14 @@ export function loadCredentials(conns: readonly ConnectionCredentialRefs[], keyR
       err(ref.file.loc, msg);
     }
   }
-  const keyFor = (cert: Cert): (typeof keys)[number] | undefined => keys.find((k) => k.key.kind === cert.kind && matchesCert(k.key, cert));
+  // by certificate fingerprint: thousands of connections usually share a few certificates
+  const keyOf = new Map<string, (typeof keys)[number] | undefined>();
+  const keyFor = (cert: Cert): (typeof keys)[number] | undefined => {
+    if (keyOf.has(cert.fingerprint)) return keyOf.get(cert.fingerprint);
+    const k = keys.find((x) => x.key.kind === cert.kind && matchesCert(x.key, cert));
+    keyOf.set(cert.fingerprint, k);
+    return k;
+  };
   const local = new Map<string, LocalCredential>();
   const remote = new Map<string, RemoteTrust>();
   const digest = new Map<string, string>();
@@ -286,7 +297,7 @@ export function loadCredentials(conns: readonly ConnectionCredentialRefs[], keyR
             );
           }
           local.set(c.name, Object.freeze({ cert: end.cert, intermediates: Object.freeze(intermediates), key: key.key }));
-          h.update('local').update(end.cert.der).update(key.key.publicKey.export({ type: 'spki', format: 'der' }));
+          h.update('local').update(end.cert.der).update(key.pub);
           for (const i of intermediates) h.update(i.der);
         }
       }
