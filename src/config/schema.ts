@@ -221,6 +221,38 @@ export const DAEMON = section({
     doc: "first retransmission timeout of our requests (strongSwan's `charon.retransmit_timeout`). Retransmission n waits `retransmit_timeout × retransmit_base^n`.",
   }),
   retransmit_base: setting(decimal(1, 10), 1.8, { doc: 'backoff base of the retransmission schedule.' }),
+  fragment_size: setting(uint(0, 65535, 'a size in bytes', 'bytes 0..65535'), 1280, {
+    doc: "largest IP datagram (IP and UDP headers included) of an IKE message, as strongSwan's `charon.fragment_size`: with `fragmentation = yes` and a peer that announced support (or `force`), an encrypted message (IKE_AUTH and later) that would be larger is sent as IKE fragments (RFC 7383) of at most this size. `0`: 576 bytes for IPv4, 1280 for IPv6. With `transport = punt` at most 2048 (what VPP takes from its punt socket) is used",
+    refuse: [
+      {
+        doc: '`1`..`255` are an error (no room for an encrypted fragment)',
+        when: (v) => v > 0 && v < 256,
+        message: (k) => `'${k.name}' = ${k.value} leaves no room for an encrypted IKE fragment; use 0 or 256..65535`,
+      },
+    ],
+  }),
+  fragment_size_v4: optional(uint(0, 65535, 'a size in bytes', 'bytes 0..65535'), {
+    defaultDoc: '`fragment_size`',
+    doc: "`fragment_size` for IPv4 peers only (strongSwan 6's `charon.fragment_size_v4`); `0`: `fragment_size`",
+    refuse: [
+      {
+        doc: '`1`..`255` are an error',
+        when: (v) => v > 0 && v < 256,
+        message: (k) => `'${k.name}' = ${k.value} leaves no room for an encrypted IKE fragment; use 0 or 256..65535`,
+      },
+    ],
+  }),
+  fragment_size_v6: optional(uint(0, 65535, 'a size in bytes', 'bytes 0..65535'), {
+    defaultDoc: '`fragment_size`',
+    doc: "`fragment_size` for IPv6 peers only (strongSwan 6's `charon.fragment_size_v6`); `0`: `fragment_size`",
+    refuse: [
+      {
+        doc: '`1`..`255` are an error',
+        when: (v) => v > 0 && v < 256,
+        message: (k) => `'${k.name}' = ${k.value} leaves no room for an encrypted IKE fragment; use 0 or 256..65535`,
+      },
+    ],
+  }),
   retransmit_tries: setting(uint(0, 50), 5, {
     doc: 'retransmissions before the peer is declared dead (then `dpd_action` / `keyingtries` apply). With the defaults a dead peer is detected about 165 s after the unanswered request.',
   }),
@@ -280,7 +312,7 @@ export const CONNECTION = section(
       doc: 'random reduction of the rekey time; must be shorter than `rekey_time`',
     }),
     fragmentation: setting(oneOf({ yes: 'yes', no: 'no', accept: 'accept', force: 'force' }), 'yes', {
-      doc: 'IKE fragmentation (RFC 7383). Accepted for swanctl.conf compatibility, **no effect yet**: vpp-iked does not announce, send or reassemble fragments',
+      doc: "IKE fragmentation (RFC 7383), strongSwan's meanings. `yes`: announce support in IKE_SA_INIT and, if the peer announced it too, send encrypted messages larger than `daemon.fragment_size` as fragments. `accept`: announce support and reassemble the peer's fragments, but send every message whole. `force`: as `yes`, and fragment even if the peer did not announce support. `no`: do not announce support; the peer's fragments are then dropped (strongSwan would still accept them). IKE_SA_INIT is never fragmented",
     }),
     unique: setting(oneOf({ no: 'no', never: 'never', keep: 'keep', replace: 'replace' }), 'no', {
       doc: 'what to do with an older IKE SA of the same peer identity',

@@ -120,6 +120,10 @@ export interface DaemonConfig {
   retransmitTimeout: number;
   retransmitBase: number;
   retransmitTries: number;
+  /** IP datagram size of IKE fragments (0: 576 for IPv4, 1280 for IPv6), and per family (0/unset: fragmentSize). */
+  fragmentSize: number;
+  fragmentSizeV4?: number;
+  fragmentSizeV6?: number;
 }
 
 export interface VppConfig {

@@ -18,6 +18,10 @@ export interface MetricsLog {
 export interface MetricsSource {
   engine: {
     readonly stats: Readonly<EngineStats>;
+    /** Received IKE fragments dropped, by reason. */
+    readonly fragmentDrops?: Readonly<Record<string, number>>;
+    /** Decrypted bytes of incomplete fragment sets held. */
+    readonly reassemblyBytes?: number;
     readonly gauges: Readonly<SaGauges>;
     readonly table: { readonly halfOpenCount: number; readonly limit: number };
   };
@@ -65,6 +69,10 @@ const ENGINE_COUNTERS: Readonly<Record<keyof EngineStats, readonly [string, stri
   invalidKe: ['vpp_iked_invalid_ke_total', 'INVALID_KE_PAYLOAD sent or received'],
   tsUnacceptable: ['vpp_iked_ts_unacceptable_total', 'CHILD SAs refused for their traffic selectors'],
   dataplaneErrors: ['vpp_iked_engine_dataplane_errors_total', 'dataplane operations the engine saw fail'],
+  fragmentsSent: ['vpp_iked_ike_fragments_sent_total', 'IKE fragments (RFC 7383) sent, retransmissions included'],
+  fragmentsReceived: ['vpp_iked_ike_fragments_received_total', 'IKE fragments (RFC 7383) received'],
+  messagesFragmented: ['vpp_iked_ike_messages_fragmented_total', 'IKE messages of ours sent as fragments'],
+  messagesReassembled: ['vpp_iked_ike_messages_reassembled_total', 'IKE messages reassembled from received fragments'],
 };
 
 const TRANSPORT_COUNTERS: Readonly<Record<string, readonly [string, string, string?]>> = {
@@ -150,6 +158,15 @@ export function renderMetrics(src: MetricsSource): string {
     const known = (ENGINE_COUNTERS as Record<string, readonly [string, string] | undefined>)[k];
     const [name, help] = known ?? [`vpp_iked_${snake(k)}_total`, `engine statistic ${k}`];
     x.one(name, 'counter', help, v);
+  }
+  const drops = src.engine.fragmentDrops;
+  if (drops) {
+    const name = 'vpp_iked_ike_fragments_dropped_total';
+    x.family(name, 'counter', 'received IKE fragments (RFC 7383) dropped, by reason');
+    for (const [reason, v] of Object.entries(drops)) x.sample(name, v, { reason });
+  }
+  if (src.engine.reassemblyBytes !== undefined) {
+    x.one('vpp_iked_ike_reassembly_bytes', 'gauge', 'decrypted bytes of incomplete IKE fragment sets held', src.engine.reassemblyBytes);
   }
   if (!('cookiesSent' in stats)) x.one('vpp_iked_cookies_sent_total', 'counter', 'COOKIE notifications sent (RFC 7296 2.6)', 0);
 

@@ -76,6 +76,8 @@ const PUNT_HEADROOM = 256;
 const PUNT_MESSAGES = ['punt_socket_register', 'punt_socket_deregister', 'punt_reason_dump', 'ip_address_dump'] as const;
 
 export class PuntTransport implements IkeTransport {
+  /** VPP takes at most one buffer of IP from its punt socket. */
+  readonly maxDatagram = PUNT_MAX_IP_PACKET;
   readonly stats: PuntTransportStats = { keepalives: 0, esp: 0, invalid: 0, shed: 0, duplicates: 0, tooBig: 0, sendErrors: 0, notOurs: 0, noInterface: 0, notFromVpp: 0, registrations: 0 };
   readonly addresses: string[];
   private readonly opts: PuntTransportOptions;
@@ -372,7 +374,7 @@ export class PuntTransport implements IkeTransport {
       this.stats.tooBig++;
       this.opts.log.warn(
         { remote: endpointText(p.remote.addr, p.remote.port), ike_bytes: p.data.length, limit: PUNT_MAX_IP_PACKET, reason: f.reason },
-        'IKE message not sent: VPP takes at most 2048 bytes of IP from its punt socket and IKE fragmentation is not available yet',
+        'IKE message not sent: VPP takes at most 2048 bytes of IP from its punt socket (IKE fragmentation cuts messages to fit when the peer supports it)',
       );
       return;
     }

@@ -9,6 +9,11 @@ import type { Endpoint, OutPacket } from '../ikev2/engine/engine.ts';
 export interface IkeTransport {
   /** Counters for `vpp-ikectl stats` and the metrics endpoint (`vpp_iked_udp_<name>_total`). */
   readonly stats: Readonly<Record<string, number>>;
+  /**
+   * Largest IP datagram (headers included) the transport can send, when it has a limit of its own
+   * (the punt socket: one VPP buffer); IKE fragments are cut to fit it.
+   */
+  readonly maxDatagram?: number;
   /** The addresses IKE is served on. */
   readonly addresses: readonly string[];
   /** Start receiving; rejects (with what went wrong) when the transport cannot serve IKE. */

@@ -52,6 +52,28 @@ export interface AltName {
   readonly data: Buffer;
 }
 
+/**
+ * nameConstraints of a CA (RFC 5280 §4.2.1.10), enforced on the certificates below it in a chain.
+ * Bases are AltNames; an 'ip' base's data is address + mask (8 or 32 bytes).
+ */
+export interface NameConstraints {
+  readonly permitted: readonly AltName[];
+  readonly excluded: readonly AltName[];
+}
+
+/**
+ * Certificate policy extensions (RFC 5280 §4.2.1.4, .5, .11, .14): what strongSwan's constraints
+ * plugin checks on a chain (see chain.ts).
+ */
+export interface CertPolicy {
+  /** certificatePolicies OIDs ("2.5.29.32.0" is anyPolicy). */
+  readonly oids: readonly string[];
+  readonly mappings: readonly { readonly issuerDomain: string; readonly subjectDomain: string }[];
+  readonly requireExplicitPolicy?: number;
+  readonly inhibitPolicyMapping?: number;
+  readonly inhibitAnyPolicy?: number;
+}
+
 /** A parsed, checked X.509 v3 certificate. */
 export interface Cert extends PublicKeyInfo {
   /** Where it came from (file name or "CERT payload"), for messages. */
@@ -79,6 +101,10 @@ export interface Cert extends PublicKeyInfo {
   readonly subjectKeyId?: Buffer;
   /** authorityKeyIdentifier keyIdentifier, when present (path building prefers the issuer with this SKI). */
   readonly authorityKeyId?: Buffer;
+  /** nameConstraints, when present (CAs only). */
+  readonly nameConstraints?: NameConstraints;
+  /** certificatePolicies, policyMappings, policyConstraints, inhibitAnyPolicy, when any is present. */
+  readonly policy?: CertPolicy;
   /** X.509 version: 1, 2 or 3. */
   readonly version: number;
   /** extKeyUsage OIDs, when the extension is present. */
@@ -145,8 +171,9 @@ export type RevocationPolicy = 'relaxed' | 'ifuri' | 'strict';
 export interface VerifyOptions {
   /** Most certificates in a chain, end certificate and trust anchor included (default 7). */
   readonly maxDepth?: number;
+  /** Default `relaxed`, as strongSwan. */
   readonly revocation?: RevocationPolicy;
-  /** Accept certificates and CRLs signed with SHA-1 (default false). */
+  /** Accept certificates and CRLs signed with SHA-1 (default false; trust anchors' own signatures are never checked). */
   readonly allowSha1?: boolean;
 }
 
@@ -254,10 +281,14 @@ export function verifyAuth(
 /**
  * Builds and checks the path from `end` to a CA of `trust`: `intermediates` may be unordered and
  * contain extras. Checks each signature, validity at `now`, basicConstraints cA and pathLen and
- * keyUsage keyCertSign of issuers, keyUsage digitalSignature of `end` when present, revocation
+ * keyUsage keyCertSign of issuers, keyUsage digitalSignature (or nonRepudiation, RFC 4945) of `end` when present,
+ * nameConstraints of CAs (DNS, email, IP, DN) on the subject and subjectAltNames below them,
+ * requireExplicitPolicy / inhibitPolicyMapping / inhibitAnyPolicy as strongSwan applies them, revocation
  * against configured CRLs (per `opts.revocation`), and the chain length. `chain` is
- * [end, ...issuers, anchor]. Successful results are cached (bounded) per end certificate,
- * intermediates and trust object, and re-checked against `now`.
+ * [end, ...issuers, anchor]. Successful results are cached (bounded, least recently used out) per
+ * end certificate, trust object and options, and reused only while `now` lies within every
+ * certificate's validity (and no configured CRL could have changed the answer): a cached chain
+ * needs no intermediates, like strongSwan's certificate cache.
  */
 export function verifyChain(
   end: Cert,
@@ -272,7 +303,8 @@ export function verifyChain(
 /**
  * Whether the certificate contains the identity: the subject DN or a subjectAltName (DNS, email,
  * IP) matches it with strongSwan's rules ("*.example.net", "*@example.net", DN attributes "*",
- * "%any"), or it is an ID_KEY_ID equal to the key's SHA-1 (keyIdSha1 or spkiSha1). A string is
+ * "%any"), or it is an ID_KEY_ID equal to the key's SHA-1 (keyIdSha1 or spkiSha1) or to the
+ * subjectKeyIdentifier. A string is
  * parsed as swanctl.conf's `id`; one that does not parse matches nothing.
  */
 export function certMatchesIdentity(cert: Cert, id: string | Identity): boolean {

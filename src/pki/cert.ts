@@ -7,7 +7,7 @@
 import { createHash, X509Certificate } from 'node:crypto';
 import { identityToString } from '../config/identity.ts';
 import { IdType } from '../ikev2/constants.ts';
-import type { AltName, Cert, KeyUsage } from './api.ts';
+import type { AltName, Cert, CertPolicy, KeyUsage, NameConstraints } from './api.ts';
 import { readSigAlg, verifySync, type SigAlg } from './algorithms.ts';
 import { bitString, ctx, DerError, DerReader, decodeOid, integerBytes, readBoolean, readOid, readSmallUint, readTime, Tag } from './der.ts';
 import { PkiError } from './errors.ts';
@@ -68,10 +68,13 @@ const CRITICAL_OK = new Set<string>([
   OID_EXT.inhibitAnyPolicy,
   OID_EXT.subjectKeyIdentifier,
   OID_EXT.authorityKeyIdentifier,
+  OID_EXT.nameConstraints,
+  OID_EXT.policyMappings,
 ]);
 const EXT_NAMES = new Map<string, string>(Object.entries(OID_EXT).map(([k, v]) => [v, k]));
 
-const KEY_USAGE_BITS: KeyUsage[] = [
+/** keyUsage bit names in bit order (bit 0 first). */
+export const KEY_USAGE_BITS: readonly KeyUsage[] = [
   'digitalSignature',
   'nonRepudiation',
   'keyEncipherment',
@@ -107,6 +110,35 @@ function ia5(v: Buffer, what: string): string {
   return v.toString('latin1');
 }
 
+/** One GeneralName (RFC 5280 §4.2.1.6); `subtree` reads iPAddress as address + mask (name constraints). */
+function readGeneralName(r: DerReader, subtree: boolean): AltName {
+  const t = r.next('GeneralName');
+  const data = r.value(t);
+  switch (t.tag) {
+    case ctx(1, false):
+      return { type: 'email', value: ia5(data, 'rfc822Name'), data };
+    case ctx(2, false):
+      return { type: 'dns', value: ia5(data, 'dNSName'), data };
+    case ctx(6, false):
+      return { type: 'uri', value: ia5(data, 'URI'), data };
+    case ctx(7, false): {
+      const n = subtree ? data.length / 2 : data.length;
+      if (n !== 4 && n !== 16) throw new DerError(`iPAddress of ${data.length} bytes`);
+      const value = subtree ? `${formatIp(data.subarray(0, n))}/${formatIp(data.subarray(n))}` : formatIp(data);
+      return { type: 'ip', value, data };
+    }
+    case ctx(4, true): {
+      const n = DerReader.inside(r.buf, t, 'directoryName');
+      const name = n.expect(Tag.SEQUENCE, 'directoryName');
+      n.finish('directoryName');
+      const der = n.raw(name);
+      return { type: 'dn', value: dnString(der), data: der };
+    }
+    default:
+      return { type: 'other', value: `[${t.tag & 0x1f}]`, data };
+  }
+}
+
 function parseAltNames(v: Buffer): AltName[] {
   const r = new DerReader(v);
   const seq = r.enter('subjectAltName');
@@ -114,34 +146,79 @@ function parseAltNames(v: Buffer): AltName[] {
   const out: AltName[] = [];
   while (!seq.done) {
     if (out.length >= MAX_ALT_NAMES) throw new DerError(`subjectAltName: more than ${MAX_ALT_NAMES} names`);
-    const t = seq.next('GeneralName');
-    const data = seq.value(t);
-    switch (t.tag) {
-      case ctx(1, false):
-        out.push({ type: 'email', value: ia5(data, 'rfc822Name'), data });
-        break;
-      case ctx(2, false):
-        out.push({ type: 'dns', value: ia5(data, 'dNSName'), data });
-        break;
-      case ctx(6, false):
-        out.push({ type: 'uri', value: ia5(data, 'URI'), data });
-        break;
-      case ctx(7, false):
-        if (data.length !== 4 && data.length !== 16) throw new DerError(`iPAddress of ${data.length} bytes`);
-        out.push({ type: 'ip', value: formatIp(data), data });
-        break;
-      case ctx(4, true): {
-        const n = DerReader.inside(seq.buf, t, 'directoryName');
-        const name = n.expect(Tag.SEQUENCE, 'directoryName');
-        n.finish('directoryName');
-        const der = n.raw(name);
-        out.push({ type: 'dn', value: dnString(der), data: der });
-        break;
-      }
-      default:
-        out.push({ type: 'other', value: `[${t.tag & 0x1f}]`, data });
-    }
+    out.push(readGeneralName(seq, false));
   }
+  return out;
+}
+
+/** nameConstraints (RFC 5280 §4.2.1.10); bases other than DNS, email, IP and DN are refused. */
+function parseNameConstraints(v: Buffer): NameConstraints {
+  const r = new DerReader(v);
+  const s = r.enter('nameConstraints');
+  r.finish('nameConstraints');
+  const read = (n: number, what: string): AltName[] => {
+    const t = s.optional(ctx(n, true), what);
+    if (!t) return [];
+    const list = DerReader.inside(s.buf, t, what);
+    const out: AltName[] = [];
+    while (!list.done) {
+      if (out.length >= MAX_ALT_NAMES) throw new DerError(`${what}: more than ${MAX_ALT_NAMES} subtrees`);
+      const sub = list.enter('GeneralSubtree');
+      const base = readGeneralName(sub, true);
+      if (!sub.done) throw new DerError(`${what}: minimum and maximum are not allowed (RFC 5280)`);
+      if (base.type === 'uri' || base.type === 'other') throw new DerError(`nameConstraints on ${base.type === 'uri' ? 'URIs' : `GeneralName ${base.value}`} are not supported`);
+      out.push(base);
+    }
+    return out;
+  };
+  const permitted = read(0, 'permittedSubtrees');
+  const excluded = read(1, 'excludedSubtrees');
+  s.finish('nameConstraints');
+  if (permitted.length === 0 && excluded.length === 0) throw new DerError('nameConstraints: empty');
+  return { permitted, excluded };
+}
+
+type MutablePolicy = { -readonly [K in keyof CertPolicy]: CertPolicy[K] };
+const MAX_POLICIES = 32;
+
+/** certificatePolicies: the policy OIDs (qualifiers are not used). */
+function parseCertificatePolicies(v: Buffer): string[] {
+  const r = new DerReader(v);
+  const s = r.enter('certificatePolicies');
+  r.finish('certificatePolicies');
+  const out: string[] = [];
+  while (!s.done) {
+    if (out.length >= MAX_POLICIES) throw new DerError(`certificatePolicies: more than ${MAX_POLICIES}`);
+    const pi = s.enter('PolicyInformation');
+    out.push(readOid(pi, 'policyIdentifier'));
+    pi.optional(Tag.SEQUENCE, 'policyQualifiers');
+    pi.finish('PolicyInformation');
+  }
+  return out;
+}
+
+function parsePolicyMappings(v: Buffer): { issuerDomain: string; subjectDomain: string }[] {
+  const r = new DerReader(v);
+  const s = r.enter('policyMappings');
+  r.finish('policyMappings');
+  const out: { issuerDomain: string; subjectDomain: string }[] = [];
+  while (!s.done) {
+    if (out.length >= MAX_POLICIES) throw new DerError(`policyMappings: more than ${MAX_POLICIES}`);
+    const m = s.enter('policyMapping');
+    out.push({ issuerDomain: readOid(m, 'issuerDomainPolicy'), subjectDomain: readOid(m, 'subjectDomainPolicy') });
+    m.finish('policyMapping');
+  }
+  return out;
+}
+
+function parsePolicyConstraints(v: Buffer): { requireExplicitPolicy?: number; inhibitPolicyMapping?: number } {
+  const r = new DerReader(v);
+  const s = r.enter('policyConstraints');
+  r.finish('policyConstraints');
+  const out: { requireExplicitPolicy?: number; inhibitPolicyMapping?: number } = {};
+  if (s.peekTag() === ctx(0, false)) out.requireExplicitPolicy = readSmallUint(s, 'requireExplicitPolicy', ctx(0, false));
+  if (s.peekTag() === ctx(1, false)) out.inhibitPolicyMapping = readSmallUint(s, 'inhibitPolicyMapping', ctx(1, false));
+  s.finish('policyConstraints');
   return out;
 }
 
@@ -253,6 +330,9 @@ function parseCertDer(der: Buffer): Parsed {
   let altNames: AltName[] = [];
   let subjectKeyId: Buffer | undefined;
   let authorityKeyId: Buffer | undefined;
+  let nameConstraints: NameConstraints | undefined;
+  const policy: MutablePolicy = { oids: [], mappings: [] };
+  let hasPolicy = false;
   const extTlv = tbs.optional(ctx(3, true), 'extensions');
   if (extTlv) {
     if (version !== 3) throw new DerError('extensions in a certificate older than v3');
@@ -292,6 +372,28 @@ function parseCertDer(der: Buffer): Parsed {
         case OID_EXT.authorityKeyIdentifier:
           authorityKeyId = parseAki(value);
           break;
+        case OID_EXT.nameConstraints:
+          nameConstraints = parseNameConstraints(value);
+          break;
+        case OID_EXT.certificatePolicies:
+          policy.oids = parseCertificatePolicies(value);
+          hasPolicy = true;
+          break;
+        case OID_EXT.policyMappings:
+          policy.mappings = parsePolicyMappings(value);
+          hasPolicy = true;
+          break;
+        case OID_EXT.policyConstraints:
+          Object.assign(policy, parsePolicyConstraints(value));
+          hasPolicy = true;
+          break;
+        case OID_EXT.inhibitAnyPolicy: {
+          const r = new DerReader(value);
+          policy.inhibitAnyPolicy = readSmallUint(r, 'inhibitAnyPolicy');
+          r.finish('inhibitAnyPolicy');
+          hasPolicy = true;
+          break;
+        }
         default:
           if (critical && !CRITICAL_OK.has(oid)) throw new DerError(`critical extension ${what} is not supported`);
       }
@@ -299,6 +401,7 @@ function parseCertDer(der: Buffer): Parsed {
   }
   tbs.finish('tbsCertificate');
   if (!isCa && pathLen !== undefined) throw new DerError('pathLenConstraint in a certificate that is not a CA');
+  if (!isCa && nameConstraints) throw new DerError('nameConstraints in a certificate that is not a CA');
 
   const issuerDer = Buffer.from(tbs.raw(issuerTlv));
   const subjectDer = Buffer.from(tbs.raw(subjectTlv));
@@ -319,6 +422,8 @@ function parseCertDer(der: Buffer): Parsed {
       ...(extKeyUsage ? { extKeyUsage } : {}),
       ...(subjectKeyId ? { subjectKeyId } : {}),
       ...(authorityKeyId ? { authorityKeyId } : {}),
+      ...(nameConstraints ? { nameConstraints } : {}),
+      ...(hasPolicy ? { policy } : {}),
       altNames,
       spkiSha1: createHash('sha1').update(spkiDer).digest(),
       keyIdSha1: createHash('sha1').update(pkBits.bytes).digest(),

@@ -1,8 +1,8 @@
 /**
  * Trust chains (RFC 5280 §6, as strongSwan applies it): path building from an end certificate
  * through received intermediates (any order, extras allowed) to a configured CA, with signature,
- * validity, basicConstraints, pathLen and keyUsage checks, revocation against configured CRLs,
- * and a bounded cache of verified chains.
+ * validity, basicConstraints, pathLen, keyUsage, nameConstraints and policy constraint checks,
+ * revocation against configured CRLs, and a bounded cache of verified chains.
  *
  * Bounds against hostile CERT payloads: at most MAX_INTERMEDIATES intermediates are looked at,
  * paths are at most maxDepth long, and one verification checks at most MAX_SIGNATURE_CHECKS
@@ -10,6 +10,7 @@
  */
 import type { Cert, ChainResult, Crl, RevocationPolicy, TrustStore, VerifyOptions } from './api.ts';
 import { certInternals, signedBy } from './cert.ts';
+import { nameConstraintViolation, policyViolation } from './constraints.ts';
 import { crlInternals, crlSignedBy } from './crl.ts';
 
 /** strongSwan's default maximum path length (end certificate and trust anchor included). */
@@ -65,6 +66,18 @@ const indexes = new WeakMap<TrustStore, TrustIndex>();
 const chainCache = new Lru<CachedChain>(CHAIN_CACHE_SIZE);
 /** child fingerprint | issuer fingerprint → the issuer's key verifies the child's signature. */
 const linkCache = new Lru<boolean>(LINK_CACHE_SIZE);
+/**
+ * One Cert object per issuer certificate kept in cached chains: every peer sends (and the engine
+ * parses) its own copy of the same intermediates, and 50,000 cached chains must not keep 50,000 copies.
+ */
+const issuers = new Lru<Cert>(1024);
+
+function canonicalIssuer(c: Cert): Cert {
+  const have = issuers.get(c.fingerprint);
+  if (have) return have;
+  issuers.set(c.fingerprint, c);
+  return c;
+}
 
 function hex(b: Buffer): string {
   return b.toString('hex');
@@ -206,8 +219,9 @@ export function verifyChain(
   if (!certInternals(end)) return { ok: false, reason: 'not a certificate loaded by loadCertificates' };
   const endProblem = validityProblem(end, now);
   if (endProblem) return { ok: false, reason: endProblem };
-  if (end.keyUsage && !end.keyUsage.includes('digitalSignature')) {
-    return { ok: false, reason: `certificate "${end.subject}" has keyUsage without digitalSignature` };
+  // RFC 4945 §5.1.3.2: an end-entity keyUsage must allow signatures (digitalSignature or nonRepudiation)
+  if (end.keyUsage && !end.keyUsage.includes('digitalSignature') && !end.keyUsage.includes('nonRepudiation')) {
+    return { ok: false, reason: `certificate "${end.subject}" has keyUsage without digitalSignature or nonRepudiation` };
   }
   if (intermediates.length > MAX_INTERMEDIATES) {
     return { ok: false, reason: `${intermediates.length} intermediate certificates (at most ${MAX_INTERMEDIATES})` };
@@ -286,6 +300,19 @@ export function verifyChain(
   const chain = extend([end]);
   if (!chain) return { ok: false, reason: reason ?? 'no path to a trusted CA' };
 
+  for (let i = 1; i < chain.length; i++) {
+    if (!chain[i]!.nameConstraints) continue;
+    for (let j = 0; j < i; j++) {
+      const below = chain[j]!;
+      if (j > 0 && below.issuerDer.equals(below.subjectDer)) continue; // self-issued intermediates are exempt
+      const v = nameConstraintViolation(chain[i]!, below);
+      if (v) return { ok: false, reason: v };
+    }
+  }
+
+  const policyProblem = policyViolation(chain);
+  if (policyProblem) return { ok: false, reason: policyProblem };
+
   const bound = { until: Number.POSITIVE_INFINITY };
   const warnings: string[] = [];
   for (let i = 0; i + 1 < chain.length; i++) {
@@ -300,7 +327,7 @@ export function verifyChain(
     until = Math.min(until, c.notAfter.getTime());
   }
   // a stale or unverifiable CRL only warns under "relaxed"; re-check when a fresh one could appear
-  chainCache.set(key, { issuers: chain.slice(1), from, until: warnings.length ? Math.min(until, t + 60_000) : until, warnings });
+  chainCache.set(key, { issuers: chain.slice(1).map(canonicalIssuer), from, until: warnings.length ? Math.min(until, t + 60_000) : until, warnings });
   return { ok: true, chain, warnings };
 }
 

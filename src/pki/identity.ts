@@ -2,7 +2,7 @@
  * Identities in certificates, matched as strongSwan's x509 has_subject does: the identity (which
  * may hold wildcards) is matched against the subject DN and each subjectAltName; an ID_KEY_ID
  * matches the SHA-1 of the public key (of the subjectPublicKey bits or the whole
- * SubjectPublicKeyInfo).
+ * SubjectPublicKeyInfo) or the subjectKeyIdentifier.
  */
 import { ID_ANY, identityMatchesParsed, parseIdentity, type Identity } from '../config/identity.ts';
 import { IdType } from '../ikev2/constants.ts';
@@ -35,7 +35,13 @@ export function certMatchesIdentity(cert: Cert, id: string | Identity): boolean 
     pattern = id;
   }
   if (pattern.type === ID_ANY) return true;
-  if (pattern.type === IdType.ID_KEY_ID) return pattern.data.equals(cert.keyIdSha1) || pattern.data.equals(cert.spkiSha1);
+  if (pattern.type === IdType.ID_KEY_ID) {
+    return (
+      pattern.data.equals(cert.keyIdSha1) ||
+      pattern.data.equals(cert.spkiSha1) ||
+      (cert.subjectKeyId !== undefined && pattern.data.equals(cert.subjectKeyId))
+    );
+  }
   if (identityMatchesParsed(pattern, { type: IdType.ID_DER_ASN1_DN, data: cert.subjectDer })) return true;
   for (const a of cert.altNames) {
     const alt = altIdentity(a);

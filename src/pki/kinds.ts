@@ -21,6 +21,9 @@ export function keyKind(key: KeyObject, what: string): { kind: KeyKind; bits: nu
       const bits = d.modulusLength ?? 0;
       if (bits < RSA_MIN_BITS) throw new PkiError(`${what}: RSA key of ${bits} bits is too weak (at least ${RSA_MIN_BITS})`);
       if (bits > RSA_MAX_BITS) throw new PkiError(`${what}: RSA key of ${bits} bits is too large (at most ${RSA_MAX_BITS})`);
+      // a huge public exponent would make every verification cost a private-key operation
+      const e = d.publicExponent ?? 0n;
+      if (e < 3n || e > 0xffffffffn || e % 2n === 0n) throw new PkiError(`${what}: RSA public exponent ${e} is not accepted (odd, 3 to 2^32-1)`);
       return { kind: 'rsa', bits };
     }
     case 'ec': {

@@ -8,6 +8,7 @@ import { FakeScheduler, type RandomSource } from '../../src/common/clock.ts';
 import { MemoryDataplane } from '../../src/dataplane/memory.ts';
 import type { ChildConfig, Config, ConnectionConfig, SecretConfig } from '../../src/config/types.ts';
 import { parseProposals } from '../../src/ikev2/crypto/proposals.ts';
+import type { FragmentLimits } from '../../src/ikev2/engine/fragments.ts';
 
 /** Deterministic random bytes (xorshift128+), so SPIs and nonces repeat run to run. */
 export function seededRandom(seed: number): RandomSource {
@@ -103,6 +104,7 @@ export function config(connections: ConnectionConfig[], secrets: SecretConfig[],
       retransmitTimeout: 4,
       retransmitBase: 1.8,
       retransmitTries: 5,
+      fragmentSize: 1280,
     },
     vpp: { socket: '/nonexistent', puntSocket: '/nonexistent' },
     connections,
@@ -143,7 +145,7 @@ export class Wire {
   log: OutPacket[] = [];
   private seed = 1;
 
-  add(addr: string, cfg: Config, o: { limit?: number; log?: Logger } = {}): Node {
+  add(addr: string, cfg: Config, o: { limit?: number; log?: Logger; fragmentLimits?: Partial<FragmentLimits>; maxDatagram?: number } = {}): Node {
     const dp = new MemoryDataplane();
     const events: EngineEvent[] = [];
     const clock = new FakeScheduler(this.t);
@@ -159,6 +161,11 @@ export class Wire {
       ikeSaLimit: o.limit ?? cfg.daemon.ikeSaLimit,
       onEvent: (e) => events.push(e),
       localAddressFor: () => addr,
+      fragmentSize: cfg.daemon.fragmentSize,
+      fragmentSizeV4: cfg.daemon.fragmentSizeV4,
+      fragmentSizeV6: cfg.daemon.fragmentSizeV6,
+      fragmentLimits: o.fragmentLimits,
+      maxDatagram: o.maxDatagram,
     });
     engine.setConfig(cfg);
     const n = { addr, engine, dp, events };
@@ -209,12 +216,15 @@ export async function settle(): Promise<void> {
 }
 
 /** A standard pair: 192.0.2.1 (initiator "a") and 192.0.2.2 (responder "b") with a PSK. */
-export function pair(o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionConfig>; limit?: number; logB?: Logger } = {}) {
+export function pair(
+  o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionConfig>; limit?: number; logB?: Logger; fragmentSize?: number; fragmentLimits?: Partial<FragmentLimits>; maxDatagram?: number } = {},
+) {
   const w = new Wire();
   const secret = psk(['a.lab', 'b.lab'], 'lab-preshared-key-0123456789');
+  const sized = (c: Config): Config => (o.fragmentSize === undefined ? c : { ...c, daemon: { ...c.daemon, fragmentSize: o.fragmentSize } });
   const a = w.add(
     '192.0.2.1',
-    config(
+    sized(config(
       [
         conn('lab', {
           localAddrs: ['192.0.2.1'],
@@ -226,11 +236,12 @@ export function pair(o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionC
         }),
       ],
       [secret],
-    ),
+    )),
+    { fragmentLimits: o.fragmentLimits, maxDatagram: o.maxDatagram },
   );
   const b = w.add(
     '192.0.2.2',
-    config(
+    sized(config(
       [
         conn('lab', {
           localAddrs: ['192.0.2.2'],
@@ -243,8 +254,8 @@ export function pair(o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionC
       ],
       [secret],
       o.limit,
-    ),
-    { log: o.logB },
+    )),
+    { log: o.logB, fragmentLimits: o.fragmentLimits, maxDatagram: o.maxDatagram },
   );
   return { w, a, b };
 }

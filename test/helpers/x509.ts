@@ -6,6 +6,8 @@
 import { createHash, generateKeyPairSync, sign, type KeyObject } from 'node:crypto';
 import { parseIdentity } from '../../src/config/identity.ts';
 import { cryptoArgs, ECDSA, EDDSA, encodeSigAlg, RSA_PKCS1, type SigAlg } from '../../src/pki/algorithms.ts';
+import type { KeyUsage } from '../../src/pki/api.ts';
+import { KEY_USAGE_BITS } from '../../src/pki/cert.ts';
 import { ctx, enc, encOid, encUint, Tag } from '../../src/pki/der.ts';
 
 export interface KeyPair {
@@ -87,23 +89,12 @@ function ext(oid: string, critical: boolean, value: Buffer): Buffer {
   return enc(Tag.SEQUENCE, encOid(oid), ...(critical ? [Buffer.from([0x01, 0x01, 0xff])] : []), enc(Tag.OCTET_STRING, value));
 }
 
-const KU_BITS = [
-  'digitalSignature',
-  'nonRepudiation',
-  'keyEncipherment',
-  'dataEncipherment',
-  'keyAgreement',
-  'keyCertSign',
-  'cRLSign',
-  'encipherOnly',
-  'decipherOnly',
-];
 
 function keyUsageValue(bits: string[]): Buffer {
   let v = 0;
   let last = -1;
   for (const b of bits) {
-    const i = KU_BITS.indexOf(b);
+    const i = KEY_USAGE_BITS.indexOf(b as KeyUsage);
     if (i < 0) throw new Error(`unknown key usage ${b}`);
     v |= 1 << (15 - i);
     last = Math.max(last, i);
@@ -143,6 +134,8 @@ export interface CertSpec {
   extensions?: { oid: string; critical: boolean; value: Buffer }[];
   version?: 1 | 3;
   corruptSignature?: boolean;
+  /** subjectKeyIdentifier (default: SHA-1 of the SubjectPublicKeyInfo). */
+  subjectKeyId?: Buffer;
 }
 
 function signWith(alg: SigAlg, key: KeyObject, data: Buffer): Buffer {
@@ -175,7 +168,7 @@ export function buildCert(spec: CertSpec): Buffer {
     exts.push(ext('2.5.29.17', false, enc(Tag.SEQUENCE, ...names)));
   }
   if (spec.version !== 1) {
-    exts.push(ext('2.5.29.14', false, enc(Tag.OCTET_STRING, keyId(spec.key.publicKey))));
+    exts.push(ext('2.5.29.14', false, enc(Tag.OCTET_STRING, spec.subjectKeyId ?? keyId(spec.key.publicKey))));
     exts.push(ext('2.5.29.35', false, enc(Tag.SEQUENCE, enc(ctx(0, false), keyId(issuer.key.publicKey)))));
   }
   for (const e of spec.extensions ?? []) exts.push(ext(e.oid, e.critical, e.value));

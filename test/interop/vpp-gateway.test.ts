@@ -17,7 +17,9 @@
  *   within 2 s of the interfaces being back, every CHILD_SA gets new SPIs on both sides, the IKE SAs
  *   stay the same (same SPIs on both sides), and pings flow again. The timings are printed.
  * The p2p lab also gets hostile input through punt (not IKE, an address we do not serve,
- * truncated frames): dropped and counted, and the daemon still serves. A VPP without
+ * truncated frames): dropped and counted, and the daemon still serves. It runs both sides with a
+ * 300-byte fragment_size and has one more IKE SA (no CHILD_SA, long identities) whose IKE_AUTH and
+ * IKE SA rekey go as IKE fragments (RFC 7383) both ways through VPP's punt socket. A VPP without
  * `punt { socket }` refuses the registration: the daemon exits 1 at start, naming VPP's answer.
  *
  * What a gateway needs per mode shows in the labs: p2mp keys a tunnel protection by the peer's
@@ -101,9 +103,27 @@ function connections(side: 'peer' | 'vpp', mode: Mode): string {
       '  }',
     );
   }
+  if (mode === 'p2p') {
+    // IKE only, no CHILD_SA: long identities make IKE_AUTH larger than FRAG_SIZE both ways.
+    out.push(
+      `  ${FRAG_CONN} {`,
+      ...(swan ? ['    version = 2', '    mobike = no'] : []),
+      `    local_addrs = ${swan ? VPP_LAB_ADDR.peer.v6 : VPP_LAB_ADDR.vpp.v6}`,
+      `    remote_addrs = ${swan ? VPP_LAB_ADDR.vpp.v6 : VPP_LAB_ADDR.peer.v6}`,
+      '    proposals = aes256gcm16-prfsha256-x25519',
+      `    local {\n      auth = psk\n      id = ${longId(side)}\n    }`,
+      `    remote {\n      auth = psk\n      id = ${longId(other)}\n    }`,
+      '  }',
+    );
+  }
   out.push('}', 'secrets {', '  ike-gw {', `    secret = "${PSK}"`, '  }', '}', '');
   return out.join('\n');
 }
+
+/** The p2p lab's fragmented IKE SA, and the IP datagram size of IKE fragments on both sides there. */
+const FRAG_CONN = 'frag';
+const FRAG_SIZE = 300;
+const longId = (side: 'peer' | 'vpp'): string => `${side}-${'f'.repeat(200)}.lab`;
 
 /**
  * What the gateway's configuration adds to the lab's (VPP CLI commands): the tunnels' inner
@@ -164,6 +184,7 @@ async function startGateway(t: TestContext, mode: Mode): Promise<Gateway> {
       'daemon {',
       '  transport = punt',
       '  dataplane = vpp',
+      ...(mode === 'p2p' ? [`  fragment_size = ${FRAG_SIZE}`] : []),
       '}',
       'vpp {',
       `  socket = ${vpp.apiSocket}`,
@@ -175,7 +196,11 @@ async function startGateway(t: TestContext, mode: Mode): Promise<Gateway> {
     ].join('\n'),
   });
   t.after(() => iked.stop());
-  const swan = await lab.startCharon('a', { swanctlConf: connections('peer', mode), libipsec: true });
+  const swan = await lab.startCharon('a', {
+    swanctlConf: connections('peer', mode),
+    libipsec: true,
+    ...(mode === 'p2p' ? { extraStrongswanConf: `charon {\n  fragment_size = ${FRAG_SIZE}\n}\n` } : {}),
+  });
   return { vpp, lab, swan, iked, puntSocket, mode };
 }
 
@@ -481,6 +506,51 @@ async function hostileInput(st: TestContext, g: Gateway): Promise<void> {
   await g.vpp.ctl('set', 'interface', 'ip', 'address', 'del', g.vpp.hostIf, `${NOT_SERVED}/24`);
 }
 
+interface FragStats {
+  messages_fragmented: number;
+  messages_reassembled: number;
+  fragments_sent: number;
+  fragments_received: number;
+  fragments_dropped: Record<string, number>;
+  transport: { too_big: number };
+}
+
+/** An IKE SA whose IKE_AUTH and rekey are fragmented both ways, through VPP's punt socket. */
+async function fragmentsThroughPunt(st: TestContext, g: Gateway): Promise<void> {
+  const before = await g.iked.json<FragStats>(['stats']);
+  const from = g.swan.log().split('\n').length - 1;
+  const r = await g.swan.initiateIke(FRAG_CONN);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  const up = await waitFor('the fragmented IKE SA up on both sides', async () => {
+    const s = (await g.swan.listSas(FRAG_CONN))[0];
+    const o = (await g.iked.listSas(FRAG_CONN))[0];
+    return s?.state === 'ESTABLISHED' && o?.state === 'ESTABLISHED' && s.spiI === o.spi_i && s.spiR === o.spi_r && o;
+  }, 10_000, 100);
+  // And an IKE SA rekey from our side (CREATE_CHILD_SA, fragmented if it is over the size).
+  const rk = await g.iked.ctl(['rekey', '--ike-id', String(up.id)]);
+  assert.equal(rk.code, 0, rk.stdout + rk.stderr);
+  await waitFor('the IKE SA rekeyed on both sides', async () => {
+    const s = await g.swan.listSas(FRAG_CONN);
+    const o = await g.iked.listSas(FRAG_CONN);
+    return s.length === 1 && o.length === 1 && o[0]!.state === 'ESTABLISHED' && o[0]!.spi_i !== up.spi_i && s[0]!.spiI === o[0]!.spi_i;
+  }, 10_000, 100);
+  const after = await g.iked.json<FragStats>(['stats']);
+  const log = g.swan.log().split('\n').slice(from);
+  const split = log.filter((l) => /splitting IKE message/.test(l)).length;
+  const reassembled = log.filter((l) => /reassembled fragmented IKE message/.test(l)).length;
+  st.diagnostic(
+    `vpp-iked: ${after.messages_fragmented - before.messages_fragmented} messages sent as ${after.fragments_sent - before.fragments_sent} fragments, ` +
+      `${after.messages_reassembled - before.messages_reassembled} reassembled from ${after.fragments_received - before.fragments_received}; ` +
+      `strongSwan: ${split} split, ${reassembled} reassembled`,
+  );
+  assert.ok(after.messages_fragmented > before.messages_fragmented, 'vpp-iked sent fragments through punt');
+  assert.ok(after.messages_reassembled > before.messages_reassembled, 'vpp-iked reassembled fragments VPP punted to it');
+  assert.ok(split >= 1 && reassembled >= 1, `strongSwan split ${split} and reassembled ${reassembled} messages`);
+  assert.equal(after.transport.too_big, before.transport.too_big, 'nothing refused as too big for the punt socket');
+  assert.ok(Object.values(after.fragments_dropped).every((n) => n === 0), `no fragment dropped: ${JSON.stringify(after.fragments_dropped)}`);
+  await g.swan.terminateIke(FRAG_CONN, { allowFailure: true, timeoutMs: 5000 });
+}
+
 /**
  * strongSwan and VPP both: true when the lab can run; otherwise the test is skipped with what is
  * missing, or fails when REQUIRE_INTEROP=1 or REQUIRE_VPP=1.
@@ -505,6 +575,7 @@ for (const mode of ['p2p', 'p2mp', 'policy'] as const) {
     await t.test('pings through every tunnel; VPP counts them on our SAs', (st) => trafficAndCounters(st, g, states));
     await t.test('rekeys during a steady ping lose no reply', (st) => rekeysUnderPing(st, g, TUNNELS[mode === 'p2p' ? 0 : mode === 'p2mp' ? 3 : 1]!));
     if (mode === 'p2p') await t.test('hostile input through punt is dropped and counted; the daemon still serves', (st) => hostileInput(st, g));
+    if (mode === 'p2p') await t.test('IKE fragments both ways through the punt socket', (st) => fragmentsThroughPunt(st, g));
     await t.test('VPP killed and restarted: SAs replayed, CHILD_SAs rekeyed, same IKE SAs', (st) => vppRestart(st, g));
   });
 }

@@ -57,6 +57,7 @@ test('defaults as swanctl.conf documents them', () => {
     retransmitTimeout: 4,
     retransmitBase: 1.8,
     retransmitTries: 5,
+    fragmentSize: 1280,
   });
   assert.deepEqual(c.vpp, { socket: '/run/vpp/api.sock', puntSocket: '/run/vpp-iked/punt.sock' });
   const conn = c.connections[0]!;
@@ -630,4 +631,24 @@ test('daemon.transport = punt: needs dataplane = vpp and port_nat_t = 4500; vpp.
     "F:3:16: transport = punt receives NAT-T IKE on VPP's IPsec port 4500 only (port_nat_t is 4501)",
   ]);
   assert.deepEqual(errs(`daemon {\n  transport = tcp\n}\n${base}`), ["F:2:15: 'transport' must be one of udp, punt, not 'tcp'"]);
+});
+
+test('fragmentation keys: fragment_size and per-family sizes read, sizes without room for a fragment located', () => {
+  const good = loadConfigText('daemon {\n  fragment_size = 0\n  fragment_size_v6 = 1400\n}\n', '/x/f.conf');
+  assert.deepEqual(good.errors.map(String), []);
+  assert.equal(good.config!.daemon.fragmentSize, 0);
+  assert.equal(good.config!.daemon.fragmentSizeV4, undefined);
+  assert.equal(good.config!.daemon.fragmentSizeV6, 1400);
+  const bad = loadConfigText('daemon {\n  fragment_size = 100\n  fragment_size_v4 = 70000\n  fragment_size_v6 = big\n}\n', '/x/f.conf');
+  assert.equal(bad.config, undefined);
+  const e = bad.errors.map(String);
+  assert.equal(e.length, 3);
+  assert.match(e[0]!, /^\/x\/f\.conf:2:\d+: 'fragment_size' = 100 leaves no room for an encrypted IKE fragment/);
+  assert.match(e[1]!, /^\/x\/f\.conf:3:\d+: 'fragment_size_v4' = 70000 is out of range/);
+  assert.match(e[2]!, /^\/x\/f\.conf:4:\d+: 'fragment_size_v6' must be a size in bytes/);
+  for (const v of ['yes', 'no', 'accept', 'force'] as const) {
+    const c = ok(`connections {\n  c {\n    fragmentation = ${v}${PSK_PAIR}\n  }\n}\nsecrets {\n  ike-all {\n    secret = abc\n  }\n}\n`);
+    assert.equal(c.connections[0]!.fragmentation, v);
+  }
+  assert.match(errs(`connections {\n  c {\n    fragmentation = maybe${PSK_PAIR}\n  }\n}\n`).join('\n'), /F:3:\d+: .*fragmentation/);
 });

@@ -241,3 +241,15 @@ test('MetricsServer: an address in use is an error naming it', async () => {
     await a.close();
   }
 });
+
+test('IKE fragmentation: counters, dropped fragments by reason and the reassembly gauge', () => {
+  const src = source(new InstrumentedDataplane(new MemoryDataplane()), { fragmentsSent: 12, messagesReassembled: 3 });
+  const drops = { unknown_sa: 1, not_negotiated: 0, unexpected: 2, invalid: 5, duplicate: 0, stale_total: 0, too_many: 0, too_big: 7, superseded: 0, timeout: 4, memory: 0, busy: 0 };
+  const { samples, types } = parseExposition(renderMetrics({ ...src, engine: { ...src.engine, fragmentDrops: drops, reassemblyBytes: 1234 } }));
+  assert.equal(value(samples, 'vpp_iked_ike_fragments_sent_total'), 12);
+  assert.equal(value(samples, 'vpp_iked_ike_messages_reassembled_total'), 3);
+  assert.equal(types.get('vpp_iked_ike_fragments_dropped_total'), 'counter');
+  for (const [reason, n] of Object.entries(drops)) assert.equal(value(samples, 'vpp_iked_ike_fragments_dropped_total', { reason }), n);
+  assert.equal(types.get('vpp_iked_ike_reassembly_bytes'), 'gauge');
+  assert.equal(value(samples, 'vpp_iked_ike_reassembly_bytes'), 1234);
+});

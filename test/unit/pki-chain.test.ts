@@ -23,6 +23,7 @@ import {
 import { parseIdentity } from '../../src/config/identity.ts';
 import { IdType } from '../../src/ikev2/constants.ts';
 import { RSA_PKCS1 } from '../../src/pki/algorithms.ts';
+import { ctx, enc, encOid, encUint, Tag } from '../../src/pki/der.ts';
 import { buildCert, buildCrl, testKey, type CertSpec, type CrlSpec } from '../helpers/x509.ts';
 
 const NOW = new Date('2027-01-15T00:00:00Z');
@@ -145,9 +146,10 @@ describe('chain building', () => {
     fails(verify(end, [noSign], trust()), /keyUsage without keyCertSign/);
   });
 
-  it('an end certificate whose keyUsage lacks digitalSignature fails', () => {
+  it('an end certificate whose keyUsage allows no signatures fails (RFC 4945 §5.1.3.2)', () => {
     const encOnly = mk({ subject: END_DN, key: endKey, issuer: INTER, keyUsage: ['keyEncipherment'] });
-    fails(verify(encOnly, [inter], trust()), /keyUsage without digitalSignature/);
+    fails(verify(encOnly, [inter], trust()), /keyUsage without digitalSignature or nonRepudiation/);
+    ok(verify(mk({ subject: END_DN, key: endKey, issuer: INTER, keyUsage: ['nonRepudiation'] }), [inter], trust()));
   });
 
   it('SHA-1 signed certificates fail unless allowed', () => {
@@ -199,6 +201,17 @@ describe('chain building', () => {
     fails(verify(end, [], trust()), /no trusted CA or intermediate/);
     // the cached chain is not used past the end certificate's notAfter
     fails(verify(end, [], t, undefined, new Date(AFTER.getTime() + 1000)), /expired/);
+  });
+
+  it('cached chains share one object per intermediate, however many copies peers sent', () => {
+    const t = trust();
+    const interDer = inter.der;
+    const ends = [1, 2, 3].map((i) => mk({ subject: `CN=peer ${i}`, key: endKey, issuer: INTER, serial: 0x5000 + i }));
+    const copies = ends.map(() => loadCertificates(interDer, 'CERT payload')[0]!);
+    ends.forEach((e, i) => ok(verify(e, [copies[i]!], t)));
+    const cached = ends.map((e) => ok(verify(e, [], t))[1]);
+    assert.equal(cached[0]!.fingerprint, inter.fingerprint);
+    assert.ok(cached.every((c) => c === cached[0]));
   });
 });
 
@@ -289,6 +302,9 @@ describe('identities in certificates', () => {
     assert.equal(certMatchesIdentity(end, `@#${end.keyIdSha1.toString('hex')}`), true);
     assert.equal(certMatchesIdentity(end, `@#${end.spkiSha1.toString('hex')}`), true);
     assert.equal(certMatchesIdentity(end, '@#00112233'), false);
+    const withSki = mk({ subject: 'CN=ski', key: endKey, issuer: INTER, subjectKeyId: Buffer.from('c0ffee', 'hex') });
+    assert.equal(certMatchesIdentity(withSki, '@#c0ffee'), true);
+    assert.equal(certMatchesIdentity(withSki, `@#${withSki.keyIdSha1.toString('hex')}`), true);
     assert.equal(certMatchesIdentity(end, 'X=unknown attribute'), false);
     assert.equal(certMatchesIdentity(end, ''), false);
   });
@@ -312,5 +328,122 @@ describe('helpers', () => {
     assert.deepEqual(casFromCertReq(trust([root, inter]), data), [root, inter]);
     assert.deepEqual(casFromCertReq(trust([root]), data), [root]);
     assert.deepEqual(casFromCertReq(trust([root]), data.subarray(0, 30)), []);
+  });
+});
+
+describe('nameConstraints', () => {
+  const sub = (n: number, ...bases: Buffer[]): Buffer => enc(ctx(n, true), ...bases.map((b) => enc(Tag.SEQUENCE, b)));
+  const dns = (s: string) => enc(ctx(2, false), Buffer.from(s));
+  const email = (s: string) => enc(ctx(1, false), Buffer.from(s));
+  const ip = (hexAddrMask: string) => enc(ctx(7, false), Buffer.from(hexAddrMask, 'hex'));
+  const dirName = (s: string) => enc(ctx(4, true), parseIdentity(s).data);
+  const ncKey = testKey('p256', 30);
+  const NC_DN = 'C=CH, O=Test, CN=Constrained CA';
+  function constrained(value: Buffer): Cert {
+    return mk({ subject: NC_DN, key: ncKey, issuer: ROOT, ca: true, extensions: [{ oid: '2.5.29.30', critical: true, value }] });
+  }
+  function leaf(subject: string, san: CertSpec['san']): Cert {
+    return mk({ subject, key: endKey, issuer: { dn: NC_DN, key: ncKey }, ...(san ? { san } : {}) });
+  }
+  const check = (ca: Cert, c: Cert): ChainResult => verify(c, [ca], trust());
+
+  it('DNS subtrees: permitted with subdomains, excluded wins', () => {
+    const ca = constrained(enc(Tag.SEQUENCE, sub(0, dns('example.net')), sub(1, dns('bad.example.net'))));
+    assert.deepEqual(ca.nameConstraints?.excluded.map((b) => b.value), ['bad.example.net']);
+    ok(check(ca, leaf('CN=a', { dns: ['gw.example.net', 'example.net'] })));
+    fails(check(ca, leaf('CN=b', { dns: ['gw.example.net', 'gw.example.org'] })), /dns name "gw.example.org" of "CN=b" is outside the nameConstraints of "C=CH, O=Test, CN=Constrained CA"/);
+    fails(check(ca, leaf('CN=c', { dns: ['x.bad.example.net'] })), /"x.bad.example.net" .* is excluded/);
+    fails(check(ca, leaf('CN=d', { dns: ['notexample.net'] })), /outside/);
+    // no DNS name at all: DNS constraints do not apply
+    ok(check(ca, leaf('CN=e', { email: ['x@anywhere.org'] })));
+  });
+
+  it('IP, email and directoryName subtrees', () => {
+    const ca = constrained(
+      enc(Tag.SEQUENCE, sub(0, ip('c0000200ffffff00'), email('.example.net'), dirName('C=CH, O=Test'))),
+    );
+    ok(check(ca, leaf('C=CH, O=Test, CN=x', { ip: [Buffer.from([192, 0, 2, 9])], email: ['a@mail.example.net'] })));
+    fails(check(ca, leaf('C=CH, O=Test, CN=y', { ip: [Buffer.from([192, 0, 3, 9])] })), /ip name "192.0.3.9" .* outside/);
+    fails(check(ca, leaf('C=CH, O=Test, CN=z', { email: ['a@example.org'] })), /email name "a@example.org"/);
+    fails(check(ca, leaf('C=DE, O=Test, CN=w', undefined)), /dn name "C=DE, O=Test, CN=w" .* outside/);
+    // an IPv6 address is not judged by IPv4 subtrees
+    ok(check(ca, leaf('C=CH, O=Test, CN=v', { ip: [Buffer.alloc(16, 1)] })));
+  });
+
+  it('refuses constraints it cannot enforce and constraints on non-CAs', () => {
+    const uri = enc(Tag.SEQUENCE, sub(0, enc(ctx(6, false), Buffer.from('http://x'))));
+    assert.throws(() => constrained(uri), /nameConstraints on URIs are not supported/);
+    const value = enc(Tag.SEQUENCE, sub(0, dns('example.net')));
+    assert.throws(
+      () => mk({ subject: 'CN=leaf', key: endKey, issuer: ROOT, extensions: [{ oid: '2.5.29.30', critical: true, value }] }),
+      /nameConstraints in a certificate that is not a CA/,
+    );
+  });
+});
+
+describe('policy constraints (as strongSwan applies them)', () => {
+  const P1 = '1.3.6.1.4.1.99999.1';
+  const P2 = '1.3.6.1.4.1.99999.2';
+  const ANY = '2.5.29.32.0';
+  const policies = (...oids: string[]) => ({
+    oid: '2.5.29.32',
+    critical: false,
+    value: enc(Tag.SEQUENCE, ...oids.map((o) => enc(Tag.SEQUENCE, encOid(o)))),
+  });
+  const constraints = (explicit?: number, inhibitMapping?: number) => ({
+    oid: '2.5.29.36',
+    critical: true,
+    value: enc(
+      Tag.SEQUENCE,
+      ...(explicit !== undefined ? [enc(ctx(0, false), Buffer.from([explicit]))] : []),
+      ...(inhibitMapping !== undefined ? [enc(ctx(1, false), Buffer.from([inhibitMapping]))] : []),
+    ),
+  });
+  const mappings = (issuerDomain: string, subjectDomain: string) => ({
+    oid: '2.5.29.33',
+    critical: true,
+    value: enc(Tag.SEQUENCE, enc(Tag.SEQUENCE, encOid(issuerDomain), encOid(subjectDomain))),
+  });
+  const inhibitAny = (n: number) => ({ oid: '2.5.29.54', critical: true, value: encUint(n) });
+  const rootWith = (...extensions: { oid: string; critical: boolean; value: Buffer }[]) =>
+    mk({ subject: ROOT_DN, key: rootKey, ca: true, extensions });
+  const interWith = (...extensions: { oid: string; critical: boolean; value: Buffer }[]) =>
+    mk({ subject: INTER_DN, key: interKey, issuer: ROOT, ca: true, extensions });
+  const leafWith = (...extensions: { oid: string; critical: boolean; value: Buffer }[]) =>
+    mk({ subject: END_DN, key: endKey, issuer: INTER, extensions });
+
+  it('reads the policy extensions', () => {
+    const c = mk({ subject: 'CN=p', key: rootKey, ca: true, extensions: [policies(P1, ANY), constraints(0, 1), mappings(P1, P2), inhibitAny(2)] });
+    assert.deepEqual(c.policy, {
+      oids: [P1, ANY],
+      mappings: [{ issuerDomain: P1, subjectDomain: P2 }],
+      requireExplicitPolicy: 0,
+      inhibitPolicyMapping: 1,
+      inhibitAnyPolicy: 2,
+    });
+  });
+
+  it('requireExplicitPolicy: the end certificate policy must be held by its issuers', () => {
+    const root = rootWith(constraints(0));
+    ok(verify(leafWith(policies(P1)), [interWith(policies(P1))], trust([root])));
+    ok(verify(leafWith(policies(P1)), [interWith(policies(ANY))], trust([root])));
+    fails(verify(leafWith(policies(P1)), [interWith(policies(P2))], trust([root])), /policy 1\.3\.6\.1\.4\.1\.99999\.1 of "C=CH, O=Test, CN=gw.example.net" is missing in its issuer "C=CH, O=Test, CN=Intermediate CA" \(requireExplicitPolicy of "C=CH, O=Test, CN=Root CA"\)/);
+    // without the constraint the same chain is fine
+    ok(verify(leafWith(policies(P1)), [interWith(policies(P2))], trust()));
+    // a policy the issuer maps to its own is held
+    ok(verify(leafWith(policies(P2)), [interWith(policies(P1), mappings(P1, P2))], trust([root])));
+  });
+
+  it('inhibitPolicyMapping and inhibitAnyPolicy', () => {
+    fails(
+      verify(leafWith(policies(P2)), [interWith(policies(P1), mappings(P1, P2))], trust([rootWith(constraints(undefined, 0))])),
+      /"C=CH, O=Test, CN=Intermediate CA" has policyMappings, but inhibitPolicyMapping of "C=CH, O=Test, CN=Root CA" is in effect/,
+    );
+    fails(
+      verify(leafWith(policies(P1)), [interWith(policies(ANY))], trust([rootWith(inhibitAny(0))])),
+      /"C=CH, O=Test, CN=Intermediate CA" has anyPolicy, but inhibitAnyPolicy/,
+    );
+    // skip certificates: the intermediate is exempt with inhibitAnyPolicy 1
+    ok(verify(leafWith(policies(P1)), [interWith(policies(ANY))], trust([rootWith(inhibitAny(1))])));
   });
 });

@@ -159,7 +159,10 @@ describe('certificates', () => {
     const crit = [{ oid: '1.3.6.1.4.1.99999.1', critical: true, value: Buffer.from([0x05, 0x00]) }];
     throwsPki(() => loadCertificates(buildCert({ subject: 'CN=x', key: testKey('p256'), extensions: crit }), 'c'), /critical extension 1\.3\.6\.1\.4\.1\.99999\.1/);
     const nc = [{ oid: '2.5.29.30', critical: true, value: Buffer.from([0x30, 0x00]) }];
-    throwsPki(() => loadCertificates(buildCert({ subject: 'CN=x', key: testKey('p256'), extensions: nc }), 'c'), /critical extension nameConstraints/);
+    throwsPki(() => loadCertificates(buildCert({ subject: 'CN=x', key: testKey('p256'), ca: true, extensions: nc }), 'c'), /nameConstraints: empty/);
+    // freshestCRL (delta CRLs) is not processed: refused when critical
+    const fc = [{ oid: '2.5.29.46', critical: true, value: Buffer.from([0x30, 0x00]) }];
+    throwsPki(() => loadCertificates(buildCert({ subject: 'CN=x', key: testKey('p256'), ca: true, extensions: fc }), 'c'), /critical extension freshestCrl is not supported/);
     // the same unknown extension, not critical, is fine
     loadCertificates(buildCert({ subject: 'CN=x', key: testKey('p256'), extensions: [{ ...crit[0]!, critical: false }] }), 'ok');
   });
@@ -323,5 +326,43 @@ describe('PEM armour', () => {
     assert.ok(performance.now() - t0 < 500);
     throwsPki(() => loadCertificates(Buffer.from('-----BEGIN CERTIFICATE-----\nAAAA\n-----END X509 CRL-----\n'), 'm'), /no END line/);
     throwsPki(() => loadCertificates(Buffer.from('-----BEGIN certificate-----\nAAAA\n-----END certificate-----\n'), 'l'), /label/);
+  });
+
+  it('reads CRLF line ends and a byte-order mark', () => {
+    const der = buildCert({ subject: 'CN=crlf', key: testKey('ed25519') });
+    const text = `\ufeff${pem('CERTIFICATE', der).replace(/\n/g, '\r\n')}`;
+    assert.equal(loadCertificates(Buffer.from(text), 'crlf.pem')[0]!.subject, 'CN=crlf');
+  });
+});
+
+describe('RSA public exponent', () => {
+  it('refuses exponents over 2^32-1 (each verification would cost a private-key operation)', async () => {
+    const { createPublicKey } = await import('node:crypto');
+    const jwk = testKey('rsa2048').publicKey.export({ format: 'jwk' });
+    const e = Buffer.from('0100000001', 'hex').toString('base64url');
+    const publicKey = createPublicKey({ key: { kty: 'RSA', n: jwk.n!, e }, format: 'jwk' });
+    const der = buildCert({ subject: 'CN=e', key: { publicKey, privateKey: testKey('p256').privateKey }, issuer: { dn: 'CN=ca', key: testKey('p256') } });
+    throwsPki(() => loadCertificates(der, 'e.der'), /public exponent 4294967297 is not accepted/);
+  });
+});
+
+describe('mutated CRLs and keys', () => {
+  it('never throw anything but PkiError', () => {
+    const crlDer = buildCrl({ issuer: { dn: ROOT, key: testKey('ed25519', 3) }, revoked: [{ serial: 1, reason: 1 }, { serial: 2 }], crlNumber: 3 });
+    const keyDer = testKey('p256').privateKey.export({ type: 'pkcs8', format: 'der' });
+    for (const [what, der, load] of [
+      ['CRL', crlDer, (b: Buffer) => loadCrl(b, 'fuzz.crl')],
+      ['key', keyDer, (b: Buffer) => loadPrivateKey(b, 'fuzz.key')],
+    ] as const) {
+      for (let i = 0; i < 800; i++) {
+        const m = Buffer.from(der);
+        for (let f = 0; f <= i % 3; f++) m[Math.floor(Math.random() * m.length)] = Math.floor(Math.random() * 256);
+        try {
+          load(m);
+        } catch (e) {
+          assert.ok(e instanceof PkiError, `${what} mutation ${i}: ${String(e)}`);
+        }
+      }
+    }
   });
 });

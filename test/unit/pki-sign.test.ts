@@ -91,6 +91,51 @@ describe('AlgorithmIdentifiers (RFC 7427 Appendix A)', () => {
   });
 });
 
+describe('known answers (RFC 8032 §7.1 Ed25519 test vectors through method 14)', () => {
+  const vectors = [
+    {
+      d: '9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60',
+      x: 'd75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a',
+      msg: '',
+      sig: 'e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b',
+    },
+    {
+      d: '4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb',
+      x: '3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c',
+      msg: '72',
+      sig: '92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00',
+    },
+  ];
+  for (const [i, v] of vectors.entries()) {
+    it(`TEST ${i + 1}: exact AUTH data, and it verifies`, async () => {
+      const { createPrivateKey, createPublicKey } = await import('node:crypto');
+      const jwk = { kty: 'OKP', crv: 'Ed25519', d: hex(v.d).toString('base64url'), x: hex(v.x).toString('base64url') };
+      const der = createPrivateKey({ key: jwk, format: 'jwk' }).export({ type: 'pkcs8', format: 'der' });
+      const key = loadPrivateKey(der, 'rfc8032');
+      const s = await signAuth(key, hex(v.msg), [HASH_ALGORITHMS.IDENTITY]);
+      assert.equal(s.method, 14);
+      assert.equal(s.data.toString('hex'), `07300506032b6570${v.sig}`);
+      const publicKey = createPublicKey({ key: { kty: 'OKP', crv: 'Ed25519', x: jwk.x }, format: 'jwk' });
+      assert.equal(await verifyAuth({ publicKey, kind: 'ed25519', bits: 256 }, 14, s.data, hex(v.msg), STRICT), undefined);
+    });
+  }
+});
+
+describe('known answer (RFC 4754 §8.1 ECDSA-256, method 9)', () => {
+  it('verifies the RFC signature over "abc" and refuses it altered', async () => {
+    const { createPublicKey } = await import('node:crypto');
+    const x = hex('2442A5CC0ECD015FA3CA31DC8E2BBC70BF42D60CBCA20085E0822CB04235E970').toString('base64url');
+    const y = hex('6FC98BD7E50211A4A27102FA3549DF79EBCB4BF246B80945CDDFE7D509BBFD7D').toString('base64url');
+    const publicKey = createPublicKey({ key: { kty: 'EC', crv: 'P-256', x, y }, format: 'jwk' });
+    const rs = hex('CB28E0999B9C7715FD0A80D8E47A77079716CBBF917DD72E97566EA1C066957C 86FA3BB4E26CAD5BF90B7F81899256CE7594BB1EA0C89212748BFF3B3D5B0315');
+    const info = { publicKey, kind: 'ecdsa-256' as const, bits: 256 };
+    assert.equal(await verifyAuth(info, 9, rs, Buffer.from('abc'), STRICT), undefined);
+    assert.match((await verifyAuth(info, 9, rs, Buffer.from('abd'), STRICT)) ?? '', /bad signature/);
+    rs[63] ^= 1;
+    assert.match((await verifyAuth(info, 9, rs, Buffer.from('abc'), STRICT)) ?? '', /bad signature/);
+  });
+});
+
 describe('signature AUTH round trips', () => {
   const cases: [TestKeyType, number[] | undefined, number, string | undefined][] = [
     ['rsa2048', ALL, 14, 'RSASSA-PSS/sha256'],

@@ -16,6 +16,7 @@ import type { ChildConfig } from '../../config/types.ts';
 import { NO_CREDENTIALS, type Credentials } from '../../config/credentials.ts';
 import { DEFAULTS } from '../../config/schema.ts';
 import type { EncrAlg, IntegAlg } from '../crypto/suites.ts';
+import { DEFAULT_FRAGMENT_LIMITS, DEFAULT_FRAGMENT_SIZE, fragmentSizeFor, type FragmentDrop, type FragmentLimits } from './fragments.ts';
 
 export interface Endpoint {
   addr: string;
@@ -58,6 +59,18 @@ export interface EngineOptions {
   localAddressFor?: (remote: string) => string | undefined;
   /** Wall-clock time in ms (certificate validity); default Date.now. */
   wallClock?: () => number;
+  /**
+   * IKE fragmentation (RFC 7383): the IP datagram size of our fragments (strongSwan's
+   * `charon.fragment_size`, default 1280; 0 = 576 for IPv4 and 1280 for IPv6) and per family
+   * (`fragment_size_v4`/`_v6`, 0 or unset = fragmentSize).
+   */
+  fragmentSize?: number;
+  fragmentSizeV4?: number;
+  fragmentSizeV6?: number;
+  /** Largest IP datagram the transport can send (the punt socket: 2048); fragments stay within it. */
+  maxDatagram?: number;
+  /** Limits on the reassembly of received fragments. */
+  fragmentLimits?: Partial<FragmentLimits>;
 }
 
 /** Counters exported by `vpp-ikectl stats` and the metrics endpoint. */
@@ -86,6 +99,19 @@ export interface EngineStats {
   invalidKe: number;
   tsUnacceptable: number;
   dataplaneErrors: number;
+  /** IKE fragmentation (RFC 7383): SKF datagrams sent (retransmissions included) and received. */
+  fragmentsSent: number;
+  fragmentsReceived: number;
+  /** Messages of ours sent as fragments, and the peer's messages reassembled from fragments. */
+  messagesFragmented: number;
+  messagesReassembled: number;
+}
+
+/** Received IKE fragments dropped, by reason (`vpp_iked_ike_fragments_dropped_total{reason}`). */
+export type FragmentDrops = Record<FragmentDrop, number>;
+
+export function newFragmentDrops(): FragmentDrops {
+  return { unknown_sa: 0, not_negotiated: 0, unexpected: 0, invalid: 0, duplicate: 0, stale_total: 0, too_many: 0, too_big: 0, superseded: 0, timeout: 0, memory: 0, busy: 0 };
 }
 
 function newStats(): EngineStats {
@@ -114,6 +140,10 @@ function newStats(): EngineStats {
     invalidKe: 0,
     tsUnacceptable: 0,
     dataplaneErrors: 0,
+    fragmentsSent: 0,
+    fragmentsReceived: 0,
+    messagesFragmented: 0,
+    messagesReassembled: 0,
   };
 }
 
@@ -134,7 +164,8 @@ export interface ChildWaiter extends Waiter<ChildSa> {
   name: string;
 }
 
-export type ResolvedOptions = Required<Omit<EngineOptions, 'onEvent' | 'localAddressFor'>> & Pick<EngineOptions, 'onEvent' | 'localAddressFor'>;
+type OptionalOptions = 'onEvent' | 'localAddressFor' | 'fragmentSize' | 'fragmentSizeV4' | 'fragmentSizeV6' | 'maxDatagram' | 'fragmentLimits';
+export type ResolvedOptions = Required<Omit<EngineOptions, OptionalOptions>> & Pick<EngineOptions, OptionalOptions>;
 
 export const NONCE_LEN = 32;
 /** Seconds a half-open IKE SA may wait for IKE_AUTH (strongSwan's half_open_timeout). */
@@ -152,6 +183,7 @@ export class EngineContext {
   /** IKE SAs by state and the number of CHILD SAs, kept current (for metrics). */
   readonly gauges = newGauges();
   readonly stats: EngineStats = newStats();
+  readonly fragmentDrops: FragmentDrops = newFragmentDrops();
   index = new ConfigIndex([], []);
   /** Certificates, keys and trust of the loaded configuration. */
   creds: Credentials = NO_CREDENTIALS;
@@ -176,6 +208,11 @@ export class EngineContext {
   /** Parsed traffic selectors per child config (configs are immutable; a reload brings new objects). */
   readonly tsCache = new WeakMap<ChildConfig, { local: (Sel | 'dynamic')[]; remote: (Sel | 'dynamic')[] }>();
   readonly espSupported: (encr: EncrAlg, integ: IntegAlg | null) => boolean;
+  /** IP datagram size of our IKE fragments, by address family. */
+  readonly fragmentSize: { readonly 4: number; readonly 6: number };
+  readonly fragmentLimits: FragmentLimits;
+  /** Decrypted fragment bytes held for reassembly over all IKE SAs. */
+  defragBytes = 0;
 
   constructor(opts: EngineOptions) {
     this.opts = {
@@ -191,6 +228,12 @@ export class EngineContext {
     this.log = opts.log;
     this.dp = opts.dataplane;
     this.table = new SaTable(opts.ikeSaLimit);
+    const size = opts.fragmentSize ?? DEFAULT_FRAGMENT_SIZE;
+    this.fragmentSize = {
+      4: fragmentSizeFor(4, size, opts.fragmentSizeV4, opts.maxDatagram),
+      6: fragmentSizeFor(6, size, opts.fragmentSizeV6, opts.maxDatagram),
+    };
+    this.fragmentLimits = { ...DEFAULT_FRAGMENT_LIMITS, ...opts.fragmentLimits };
     const f = opts.dataplane.features();
     this.espSupported = (encr, integ) => f.encr.has(`${encr.id}:${encr.keyBits}`) && (integ === null || f.integ.has(integ.id));
   }

@@ -18,7 +18,7 @@ import { ConfigIndex as Index } from '../sa/config-index.ts';
 import type { Config } from '../../config/types.ts';
 import { NO_CREDENTIALS, type Credentials } from '../../config/credentials.ts';
 import { certreqUnion } from './auth/pubkey.ts';
-import { EngineContext, type EngineOptions, type EngineStats, type Endpoint } from './context.ts';
+import { EngineContext, type EngineOptions, type EngineStats, type Endpoint, type FragmentDrops } from './context.ts';
 import { internalError, receive, retransmitDelay } from './message.ts';
 import { onSaTimer, queueTask } from './tasks.ts';
 import { initiate } from './ike-init.ts';
@@ -28,7 +28,7 @@ import { deleteChild } from './informational.ts';
 import { forgetConnection, onRetryTimer, startConnections } from './keep-up.ts';
 import { deleteIke, destroy, shutdown } from './teardown.ts';
 
-export type { Endpoint, EngineEvent, EngineOptions, EngineStats, OutPacket } from './context.ts';
+export type { Endpoint, EngineEvent, EngineOptions, EngineStats, FragmentDrops, OutPacket } from './context.ts';
 
 export class Engine {
   private readonly ctx: EngineContext;
@@ -67,6 +67,16 @@ export class Engine {
 
   get stats(): EngineStats {
     return this.ctx.stats;
+  }
+
+  /** Received IKE fragments dropped, by reason. */
+  get fragmentDrops(): Readonly<FragmentDrops> {
+    return this.ctx.fragmentDrops;
+  }
+
+  /** Decrypted bytes of incomplete fragment sets held over all IKE SAs. */
+  get reassemblyBytes(): number {
+    return this.ctx.defragBytes;
   }
 
   get config(): ConfigIndex {

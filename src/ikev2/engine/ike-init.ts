@@ -11,7 +11,7 @@ import { createKeyExchange, CryptoError, respondKeyExchange } from '../crypto/ke
 import { deriveIkeKeys, Prf } from '../crypto/prf.ts';
 import { keep } from '../crypto/keep.ts';
 import { checkIkeResponse, ikeChosenToWire, selectIkeProposal, toWireProposals } from '../crypto/proposals.ts';
-import { IkeSa, Timer } from '../sa/ike-sa.ts';
+import { Ext, IkeSa, Timer } from '../sa/ike-sa.ts';
 import type { ConnectionConfig } from '../../config/types.ts';
 import { ipFamily } from '../../common/addr.ts';
 import { EMPTY, find, findAll, findErrorNotify, findNotify, natdHash, notify, u16 } from './payload-util.ts';
@@ -93,6 +93,7 @@ export function onInitRequest(ctx: EngineContext, local: Endpoint, remote: Endpo
   applyNatd(sa, payloads, ZERO_SPI);
   sa.peerHashes = peerHashAlgorithms(payloads);
   if (conn.encap) sa.encapForced = true;
+  if (findNotify(payloads, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)) sa.extensions |= Ext.FRAGMENTATION;
   sa.initRequest = data;
   sa.initRequestHash = hashOf(data);
   sa.halfOpenKey = hoKey;
@@ -109,6 +110,11 @@ export function onInitRequest(ctx: EngineContext, local: Endpoint, remote: Endpo
   if (certreq) out.push(certreq);
   out.push(notify(NotifyType.CHILDLESS_IKEV2_SUPPORTED));
   if (ctx.pubkeyInUse) out.push(signatureHashNotify());
+  // RFC 7383 §2.3: a responder announces fragmentation only to an initiator that did.
+  if (conn.fragmentation !== 'no' && sa.extensions & Ext.FRAGMENTATION) {
+    out.push(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED));
+    sa.extensions |= Ext.FRAGMENTATION_ANNOUNCED;
+  }
   const resp = encodePlain(sa, ExchangeType.IKE_SA_INIT, 0, true, out);
   sa.initResponse = resp;
   sa.recvMid = 1;
@@ -230,6 +236,10 @@ export function sendInit(ctx: EngineContext, sa: IkeSa, group?: number): void {
   );
   if (!sa.authChild) payloads.push(notify(NotifyType.CHILDLESS_IKEV2_SUPPORTED));
   if (usesPubkey(conn)) payloads.push(signatureHashNotify());
+  if (conn.fragmentation !== 'no') {
+    payloads.push(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED));
+    sa.extensions |= Ext.FRAGMENTATION_ANNOUNCED;
+  }
   sa.sendMid = 0;
   const msg = encodePlain(sa, ExchangeType.IKE_SA_INIT, 0, false, payloads);
   sa.initRequest = msg;
@@ -281,6 +291,7 @@ export function onInitResponse(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payl
   applyNatd(sa, payloads, sa.spiR);
   sa.peerHashes = peerHashAlgorithms(payloads);
   sa.certreqSeen = hasCertReq(payloads);
+  if (findNotify(payloads, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)) sa.extensions |= Ext.FRAGMENTATION;
   // Float to the NAT-T port when a NAT is in the path or encapsulation is forced (RFC 7296 §2.23).
   if ((sa.natHere || sa.natThere || sa.encapForced) && sa.local.port === ctx.opts.port) {
     sa.local = { addr: sa.local.addr, port: ctx.opts.portNatT };

@@ -83,6 +83,8 @@ function successor(ctx: EngineContext, old: IkeSa, weInitiated: boolean, spiI: B
   sa.natHere = old.natHere;
   sa.natThere = old.natThere;
   sa.encapForced = old.encapForced;
+  // What IKE_SA_INIT negotiated holds for the new IKE SA too (as strongSwan's inherit_pre).
+  sa.extensions = old.extensions;
   sa.suite = chosen.suite;
   sa.prf = new Prf(chosen.suite.prf);
   sa.ni = ni;

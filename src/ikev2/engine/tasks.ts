@@ -8,7 +8,7 @@ import type { IkeHeader, Payload } from '../codec/types.ts';
 import { Timer, type IkeSa, type Task } from '../sa/ike-sa.ts';
 import { find } from './payload-util.ts';
 import type { EngineContext } from './context.ts';
-import { answerNotify, retransmit } from './message.ts';
+import { answerNotify, defragTimeout, retransmit } from './message.ts';
 import { onInitResponse, sendInit, halfOpenTimeout } from './ike-init.ts';
 import { onAuthRequest, onAuthResponse, sendAuth } from './ike-auth.ts';
 import { onChildRequest, onCreateChildResponse, startCreateChild } from './child-create.ts';
@@ -123,6 +123,7 @@ const TIMERS: Partial<Record<number, (ctx: EngineContext, sa: IkeSa) => void>> =
   [Timer.DELETE_OLD]: deleteOldDue,
   [Timer.CHILD_REKEY]: childTimers,
   [Timer.IKE_REKEY]: ikeRekeyDue,
+  [Timer.DEFRAG]: defragTimeout,
 };
 
 /** One of the SA's timers fired (stale entries were filtered by the caller). */

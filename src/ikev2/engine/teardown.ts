@@ -6,7 +6,7 @@ import { ExchangeType, ProtocolId } from '../constants.ts';
 import type { IkeSa } from '../sa/ike-sa.ts';
 import { deletePayload } from './payload-util.ts';
 import { emit, type EngineContext } from './context.ts';
-import { seal, transmit } from './message.ts';
+import { dropReassembly, seal, transmit } from './message.ts';
 import { queueTask } from './tasks.ts';
 
 /** Take a CHILD_SA out of the dataplane; a failure is logged and counted (the SA may be left in VPP). */
@@ -62,6 +62,7 @@ export function destroy(ctx: EngineContext, sa: IkeSa, reason: string): void {
   sa.initRequest = undefined;
   sa.initResponse = undefined;
   sa.lastResponse = undefined;
+  dropReassembly(ctx, sa);
   if (wasEstablished) {
     ctx.stats.ikeDeleted++;
     ctx.log.info({ ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name, reason }, 'IKE SA deleted');

@@ -12,6 +12,7 @@ import type { IkeKeys } from '../crypto/prf.ts';
 import type { Prf } from '../crypto/prf.ts';
 import type { Sel } from './ts.ts';
 import type { IkeHeader, Payload } from '../codec/types.ts';
+import type { Reassembly } from '../engine/fragments.ts';
 
 /** strongSwan's IKE SA state names (what list-sas shows). */
 export type IkeState = 'CREATED' | 'CONNECTING' | 'ESTABLISHED' | 'REKEYING' | 'REKEYED' | 'DELETING' | 'DESTROYING';
@@ -26,8 +27,18 @@ export const Timer = {
   RETRY: 7,
   DELETE_OLD: 8,
   CHILD_REKEY: 9,
+  /** An incomplete set of IKE fragments is dropped (RFC 7383 §2.6). */
+  DEFRAG: 10,
 } as const;
-export const TIMER_KINDS = 10;
+export const TIMER_KINDS = 11;
+
+/** Bits of IkeSa.extensions: what was negotiated in IKE_SA_INIT (kept across IKE SA rekeys). */
+export const Ext = {
+  /** The peer announced IKEV2_FRAGMENTATION_SUPPORTED (RFC 7383). */
+  FRAGMENTATION: 1,
+  /** We announced it, so the peer may send us fragments. */
+  FRAGMENTATION_ANNOUNCED: 2,
+} as const;
 
 /** A received message waiting for its SA to become free. */
 export interface PendingMessage {
@@ -124,6 +135,8 @@ export class IkeSa {
   natThere = false;
   /** UDP encapsulation forced by config (fake NAT) or by the peer's fake NATD hash. */
   encapForced = false;
+  /** Ext bits. */
+  extensions = 0;
   suite: IkeSuite | undefined;
   prf: Prf | undefined;
   keys: IkeKeys | undefined;
@@ -158,6 +171,9 @@ export class IkeSa {
   readonly timers = new Float64Array(TIMER_KINDS);
   /** IKE_AUTH exchanges processed so far (one with PSKs; more with EAP or multiple authentication). */
   authRounds = 0;
+  /** The peer's fragmented request and the fragmented response to ours, only while their fragments arrive. */
+  defragRequest: Reassembly | undefined;
+  defragResponse: Reassembly | undefined;
   /** Messages (already decoded) that arrived while an operation (e.g. a dataplane install) was in progress. */
   pending: PendingMessage[] | undefined;
   /** Operations in progress on this SA (one at a time is the rule; nested steps count too). */
