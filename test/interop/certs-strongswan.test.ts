@@ -7,6 +7,9 @@
  *             intermediate with its certificate, the other trusts only the root
  *   ecdsa6    ECDSA P-256, IPv6
  *   ed25519   Ed25519, IPv4, identities left to their default (the certificates' subject DNs)
+ *   rsa4096   RSA-4096 through an intermediate, IPv6, with IKE fragmentation (RFC 7383) and small
+ *             fragment sizes on both sides: IKE_AUTH (two 4096-bit chains) goes in fragments both
+ *             ways (the others set fragmentation = no and must not fragment)
  *
  * Each connection comes up once with strongSwan initiating and once with vpp-iked initiating;
  * both sides must show the same SPIs and each other's identity, strongSwan must log the signature
@@ -36,20 +39,31 @@ interface Case {
   dnIds?: boolean;
   /** what strongSwan logs when it verified our AUTH payload */
   swanVerified: RegExp;
+  /** IKE fragmentation (RFC 7383) on both sides, small fragment sizes: IKE_AUTH goes in fragments */
+  frag?: boolean;
 }
 
 const CASES: Case[] = [
   { name: 'rsa4', family: 4, key: { type: 'rsa', size: 3072 }, intermediate: true, swanVerified: /with RSA_EMSA_PSS_SHA2_\d+(_SALT_\d+)? successful/ },
   { name: 'ecdsa6', family: 6, key: { type: 'ecdsa', size: 256 }, swanVerified: /with ECDSA_WITH_SHA256_DER successful/ },
   { name: 'ed25519', family: 4, key: { type: 'ed25519' }, dnIds: true, swanVerified: /with ED25519 successful/ },
+  { name: 'rsa4096', family: 6, key: { type: 'rsa', size: 4096 }, intermediate: true, frag: true, swanVerified: /with RSA_EMSA_PSS_SHA2_\d+(_SALT_\d+)? successful/ },
 ];
 
+/** Fragment sizes (IP datagrams, headers included) of the fragmentation case: ours and charon's. */
+const OUR_FRAGMENT_SIZE = 600;
+const SWAN_FRAGMENT_SIZE = 700;
 
 const ADDR = {
   4: { a: LAB_ADDR.a.v4, b: LAB_ADDR.b.v4 },
   6: { a: LAB_ADDR.a.v6, b: LAB_ADDR.b.v6 },
 } as const;
-const addrOf = (c: Case): { a: string; b: string } => ADDR[c.family];
+/**
+ * The fragmentation case has addresses of its own: IKE_SA_INIT picks the connection by address,
+ * and only that connection's `fragmentation` decides whether we announce fragmentation.
+ */
+const FRAG_ADDR = { a: '2001:db8::11', b: '2001:db8::12' } as const;
+const addrOf = (c: Case): { a: string; b: string } => (c.frag ? FRAG_ADDR : ADDR[c.family]);
 const TS = {
   4: { a: '198.51.100.0/25', b: '198.51.100.128/25' },
   6: { a: '2001:db8:a::/64', b: '2001:db8:b::/64' },
@@ -96,6 +110,7 @@ function swanctlConf(m: Made): string {
       `    local_addrs = ${addrOf(c).a}`,
       `    remote_addrs = ${addrOf(c).b}`,
       '    proposals = aes256gcm16-prfsha384-ecp256',
+      `    fragmentation = ${c.frag ? 'yes' : 'no'}`,
       '    local {',
       '      auth = pubkey',
       `      certs = ${c.name}-a.cert.pem`,
@@ -131,6 +146,7 @@ function ourConf(m: Made): string {
       `    local_addrs = ${addrOf(c).b}`,
       `    remote_addrs = ${addrOf(c).a}`,
       '    proposals = aes256gcm16-prfsha384-ecp256',
+      `    fragmentation = ${c.frag ? 'yes' : 'no'}`,
       '    local {',
       '      auth = pubkey',
       `      certs = ${f.cert}${f.im ? `, ${f.im}` : ''}`,
@@ -156,7 +172,7 @@ function ourConf(m: Made): string {
   }
   out.push('}');
   secrets.push('}', '');
-  return [...out, ...secrets].join('\n');
+  return [`daemon {\n  fragment_size = ${OUR_FRAGMENT_SIZE}\n}`, ...out, ...secrets].join('\n');
 }
 
 /** strongSwan's credential folders for side a. */
@@ -200,13 +216,44 @@ async function bothUp(swan: Charon, ours: DaemonHandle, c: Case, swanInitiated: 
   return o;
 }
 
+interface FragStats {
+  messages_fragmented: number;
+  messages_reassembled: number;
+  fragments_dropped: Record<string, number>;
+}
+
+async function fragStats(ours: DaemonHandle): Promise<FragStats> {
+  return ours.json<FragStats>(['stats']);
+}
+
+/**
+ * The fragmentation case sent IKE_AUTH in fragments both ways (charon split and reassembled, and so
+ * did we, dropping none); the others sent none (fragmentation = no on our side).
+ */
+async function assertFragmented(swan: Charon, ours: DaemonHandle, c: Case, before: FragStats, logFrom: number): Promise<void> {
+  const log = swan.log().slice(logFrom);
+  const after = await fragStats(ours);
+  const split = (log.match(/splitting IKE message \(\d+ bytes\) into \d+ fragments/g) ?? []).length;
+  const reassembled = (log.match(/reassembled fragmented IKE message/g) ?? []).length;
+  if (c.frag) {
+    assert.ok(split >= 1, 'strongSwan sent its IKE_AUTH message in fragments');
+    assert.ok(reassembled >= 1, 'strongSwan reassembled ours');
+    assert.ok(after.messages_fragmented > before.messages_fragmented, 'we sent ours in fragments');
+    assert.ok(after.messages_reassembled > before.messages_reassembled, "we reassembled strongSwan's");
+    assert.ok(Object.values(after.fragments_dropped).every((n) => n === 0), `no fragment dropped: ${JSON.stringify(after.fragments_dropped)}`);
+  } else {
+    assert.equal(split, 0, `no fragments for ${c.name}`);
+    assert.equal(after.messages_fragmented, before.messages_fragmented);
+  }
+}
+
 async function cleanSlate(swan: Charon, ours: DaemonHandle): Promise<void> {
   for (const s of await swan.listSas()) await swan.terminateIke(s.name, { allowFailure: true, timeoutMs: 5000 });
   for (const s of await ours.listSas()) await ours.ctl(['terminate', '--ike-id', String(s.id)]);
   await waitFor('both sides without SAs', async () => (await swan.listSas()).length === 0 && (await ours.listSas()).length === 0, 8000, 100);
 }
 
-test('certificates: vpp-iked <-> strongSwan 5.9 (RSA-3072 with an intermediate CA, ECDSA P-256, Ed25519; IPv4 and IPv6; both directions)', { timeout: 120_000 }, async (t: TestContext) => {
+test('certificates: vpp-iked <-> strongSwan 5.9 (RSA-3072 with an intermediate CA, ECDSA P-256, Ed25519, RSA-4096 fragmented; IPv4 and IPv6; both directions)', { timeout: 120_000 }, async (t: TestContext) => {
   if (!requireInterop(t)) return;
   const noPki = pkiMissing();
   if (noPki) {
@@ -218,14 +265,19 @@ test('certificates: vpp-iked <-> strongSwan 5.9 (RSA-3072 with an intermediate C
   t.after(() => lab.destroy());
   const pkiDir = join(lab.dir, 'pki');
   mkdirSync(pkiDir, { recursive: true });
+  for (const side of ['a', 'b'] as const) {
+    const r = await lab.exec(side, 'ip', ['addr', 'add', `${FRAG_ADDR[side]}/64`, 'dev', LAB_ADDR[side].ifname, 'nodad']);
+    assert.equal(r.code, 0, r.stderr);
+  }
   const made = await makeCertificates(pkiDir);
   const [swan, ours] = await Promise.all([
     lab.startCharon('a', {
       swanctlConf: swanctlConf(made),
       libipsec: true,
       files: swanFiles(made),
+      extraStrongswanConf: `charon {\n  fragment_size = ${SWAN_FRAGMENT_SIZE}\n}\n`,
     }),
-    startDaemon({ name: 'ours', parentDir: lab.dir, lab, side: 'b', listen: [LAB_ADDR.b.v4, LAB_ADDR.b.v6], conf: ourConf(made) }),
+    startDaemon({ name: 'ours', parentDir: lab.dir, lab, side: 'b', listen: [LAB_ADDR.b.v4, LAB_ADDR.b.v6, FRAG_ADDR.b], conf: ourConf(made) }),
   ]);
 
   await t.test('list-certs shows our certificates, the intermediate and the CA with the connections using them', async () => {
@@ -254,8 +306,11 @@ test('certificates: vpp-iked <-> strongSwan 5.9 (RSA-3072 with an intermediate C
   for (const c of CASES) {
     await t.test(`${c.name} (IPv${c.family}): strongSwan initiates`, async () => {
       await cleanSlate(swan, ours);
+      const before = await fragStats(ours);
+      const logFrom = swan.log().length;
       await swan.initiate('net', { ike: c.name });
       await bothUp(swan, ours, c, true);
+      await assertFragmented(swan, ours, c, before, logFrom);
       assert.match(swan.log(), c.swanVerified);
       if (c.intermediate) assert.match(swan.log(), new RegExp(`received issuer cert "C=XX, O=vpp-iked interop, CN=${c.name} Intermediate CA"`), 'we sent our intermediate');
       const text = await ours.ctl(['list-sas', '--ike', c.name]);
@@ -263,9 +318,12 @@ test('certificates: vpp-iked <-> strongSwan 5.9 (RSA-3072 with an intermediate C
     });
     await t.test(`${c.name} (IPv${c.family}): vpp-iked initiates`, async () => {
       await cleanSlate(swan, ours);
+      const before = await fragStats(ours);
+      const logFrom = swan.log().length;
       const r = await ours.json<IkeSaJson>(['initiate', '--ike', c.name, '--child', 'net']);
       assert.equal(r.state, 'ESTABLISHED');
       await bothUp(swan, ours, c, false);
+      await assertFragmented(swan, ours, c, before, logFrom);
     });
   }
 
