@@ -18,10 +18,15 @@ export interface KeySpec {
   size?: number;
 }
 
-/** Whether `pki` is here; the reason when not. */
+/**
+ * Why `pki` cannot be used here (tests that need it skip with this reason), or undefined. With
+ * REQUIRE_INTEROP=1 (CI, which installs strongSwan) a missing `pki` throws instead: those tests fail.
+ */
 export function pkiMissing(): string | undefined {
-  if (!existsSync(PKI_BIN)) return `${PKI_BIN} not found (install strongswan-pki)`;
-  return undefined;
+  if (existsSync(PKI_BIN)) return undefined;
+  const why = `${PKI_BIN} not found (install strongswan-pki)`;
+  if (process.env.REQUIRE_INTEROP === '1') throw new Error(`${why}; REQUIRE_INTEROP=1`);
+  return why;
 }
 
 export interface IssueOptions {
