@@ -11,7 +11,7 @@
  * MAX_PEER_CERT_BYTES each are looked at; only X.509 Signature (encoding 4) is accepted.
  */
 import { AuthMethod, CertEncoding, NotifyType, PayloadType } from '../../constants.ts';
-import type { CertPayload, CertReqPayload, IdPayload, NotifyPayload, Payload } from '../../codec/types.ts';
+import type { CertPayload, CertReqPayload, NotifyPayload, Payload } from '../../codec/types.ts';
 import {
   certMatchesIdentity,
   certIdentity,
@@ -28,7 +28,7 @@ import type { ConnectionConfig } from '../../../config/types.ts';
 import type { Identity } from '../../../config/identity.ts';
 import type { IkeSa } from '../../sa/ike-sa.ts';
 import type { EngineContext } from '../context.ts';
-import { findAll, notify } from '../payload-util.ts';
+import { find, findAll, notify } from '../payload-util.ts';
 import type { Authenticator } from './authenticator.ts';
 
 /** CERT payloads looked at in one IKE_AUTH message (end certificate and intermediates); more is refused. */
@@ -91,12 +91,13 @@ export const pubkeyAuthenticator: Authenticator = {
     }
     const now = new Date(ctx.opts.wallClock());
     const chain = verifyChain(end, intermediates, trust, now, { revocation: trust.revocation });
-    if (!chain.ok) return `certificate '${end.subject}' is not trusted: ${chain.reason}`;
-    if (chain.warnings.length > 0) ctx.log.info({ ike: sa.id, peer: sa.remote.addr, subject: end.subject, warnings: chain.warnings }, 'peer certificate accepted with warnings');
+    const subject = short(end.subject);
+    if (!chain.ok) return `certificate '${subject}' is not trusted: ${chain.reason}`;
+    if (chain.warnings.length > 0) ctx.log.info({ ike: sa.id, peer: sa.remote.addr, subject, warnings: chain.warnings }, 'peer certificate accepted with warnings');
     const claimed = claimedIdentity(sa, payloads);
-    if (!claimed || !certMatchesIdentity(end, claimed)) return `identity '${peerId}' is neither the subject nor a subjectAltName of certificate '${end.subject}'`;
+    if (!claimed || !certMatchesIdentity(end, claimed)) return `identity '${short(peerId)}' is neither the subject nor a subjectAltName of certificate '${subject}'`;
     const bad = await verifyAuth(end, auth.method, auth.data, octets, { allowSha1: false });
-    if (bad !== undefined) return `signature of '${peerId}' (certificate '${end.subject}') does not verify: ${bad}`;
+    if (bad !== undefined) return `signature of '${short(peerId)}' (certificate '${subject}') does not verify: ${bad}`;
     sa.remoteCert = end.subject;
     return undefined;
   },
@@ -104,9 +105,13 @@ export const pubkeyAuthenticator: Authenticator = {
 
 /** The identity the peer sent: IDi from an initiator, IDr from a responder. */
 function claimedIdentity(sa: IkeSa, payloads: Payload[]): Identity | undefined {
-  const type = sa.initiator ? PayloadType.IDr : PayloadType.IDi;
-  for (const p of payloads) if (p.type === type) return { type: (p as IdPayload).idType, data: (p as IdPayload).data };
-  return undefined;
+  const id = sa.initiator ? find(payloads, PayloadType.IDr) : find(payloads, PayloadType.IDi);
+  return id ? { type: id.idType, data: id.data } : undefined;
+}
+
+/** A peer-supplied name for a log line, cut to a sane length. */
+function short(s: string): string {
+  return s.length > 200 ? `${s.slice(0, 200)}...` : s;
 }
 
 /** Whether a connection authenticates either side with certificates. */
