@@ -324,6 +324,16 @@ export class Daemon {
     return report;
   }
 
+  private localCertView(name: string, auth: string): { cert?: string | null } {
+    if (auth !== 'pubkey') return {};
+    return { cert: this.config.credentials?.local.get(name)?.cert.subject ?? null };
+  }
+
+  private remoteCertView(name: string, auth: string): { cacerts?: string[] } {
+    if (auth !== 'pubkey') return {};
+    return { cacerts: (this.config.credentials?.remote.get(name)?.cas ?? []).map((c) => c.subject) };
+  }
+
   /** One warning per loaded certificate that expires within 30 days (or has expired). */
   private warnExpiring(cfg: Config): void {
     for (const { entry, days } of expiringCerts(cfg.credentials ?? NO_CREDENTIALS, new Date())) {
@@ -388,8 +398,9 @@ export class Daemon {
         remote_addrs: c.remoteAddrs,
         local_port: c.localPort,
         remote_port: c.remotePort,
-        local: { auth: c.local.auth, id: c.local.id || null },
-        remote: { auth: c.remote.auth, id: c.remote.id || null },
+        // with certificates: our certificate's subject, the subjects of the CAs the peer's must chain to
+        local: { auth: c.local.auth, id: c.local.id || null, ...this.localCertView(c.name, c.local.auth) },
+        remote: { auth: c.remote.auth, id: c.remote.id || null, ...this.remoteCertView(c.name, c.remote.auth) },
         children: c.children.map((ch) => ({
           name: ch.name,
           local_ts: ch.localTs,

@@ -1,6 +1,7 @@
 /**
  * Two real daemons on loopback authenticating with certificates (made at test time by strongSwan's
- * `pki`): the tunnel comes up, `list-sas` shows the peer's certificate, a certificate that expires
+ * `pki`): the tunnel comes up, `list-sas` shows the peer's certificate and `list-conns` ours and the
+ * CA, a certificate that expires
  * within 30 days is a warning in the log and a metric, and reload re-reads the files: same files →
  * unchanged, a new certificate → the connection is replaced, a broken key file → the reload is
  * refused with FILE:LINE:COL and the running SAs stay.
@@ -125,6 +126,12 @@ test('daemons with certificates: tunnel, expiry warning and metric, reload re-re
       ['C=XX, O=vpp-iked test, CN=a.cert.test', 9, true, [{ connection: 'c', use: 'local' }]],
       ['C=XX, O=vpp-iked test, CN=Daemon CA', 3649, false, [{ connection: 'c', use: 'ca' }]],
     ],
+  );
+
+  const conns = await da.json<{ name: string; local: { auth: string; cert?: string }; remote: { auth: string; cacerts?: string[] } }[]>(['list-conns']);
+  assert.deepEqual(
+    conns.map((c) => [c.name, c.local.auth, c.local.cert, c.remote.auth, c.remote.cacerts]),
+    [['c', 'pubkey', 'C=XX, O=vpp-iked test, CN=a.cert.test', 'pubkey', ['C=XX, O=vpp-iked test, CN=Daemon CA']]],
   );
 
   // the same files again: nothing changes
