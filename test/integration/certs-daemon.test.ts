@@ -1,10 +1,9 @@
 /**
  * Two real daemons on loopback authenticating with certificates (made at test time by strongSwan's
  * `pki`): the tunnel comes up, `list-sas` shows the peer's certificate and `list-conns` ours and the
- * CA, a certificate that expires
- * within 30 days is a warning in the log and a metric, and reload re-reads the files: same files →
- * unchanged, a new certificate → the connection is replaced, a broken key file → the reload is
- * refused with FILE:LINE:COL and the running SAs stay.
+ * CA, a certificate that expires within 30 days is a warning in the log and a metric, and reload
+ * re-reads the files: same files → unchanged, a new certificate → the connection is replaced, a
+ * broken key file → the reload is refused with FILE:LINE:COL and the running SAs stay.
  */
 import { after, before, test } from 'node:test';
 import assert from 'node:assert/strict';
