@@ -305,7 +305,7 @@ export const CONNECTION = section(
     }),
     over_time: derived(duration, {
       defaultDoc: '10% of `rekey_time`',
-      doc: 'hard lifetime after the rekey time, computed as strongSwan does; not enforced yet',
+      doc: 'hard lifetime after the rekey time, computed as strongSwan does: an IKE SA not rekeyed by then is deleted',
     }),
     rand_time: derived(duration, {
       defaultDoc: '`over_time`, at most half of `rekey_time`',

@@ -69,6 +69,9 @@ export class MemoryDataplane implements Dataplane {
   maxEvents = 100_000;
 
   private readonly results = new Map<number, InstallResult>();
+  /** The tunnel (shared protection) of each installed child, and its install order. */
+  private readonly groupOf = new Map<number, string>();
+  private readonly installSeq = new Map<number, number>();
   /** SPIs handed out and not yet installed or released. */
   private readonly allocated = new Set<number>();
   /** Inbound SPI → childId, for installed SAs. */
@@ -175,6 +178,10 @@ export class MemoryDataplane implements Dataplane {
     const result: InstallResult = { saIn: this.nextSaIndex++, saOut: this.nextSaIndex++ };
     if (iface !== undefined) result.interface = iface;
     this.allocated.delete(child.inbound.spi);
+    const replacedGroup = child.replaces !== undefined ? this.groupOf.get(child.replaces) : undefined;
+    const group = replacedGroup ?? (child.vppMode === 'policy' ? `policy:${child.childId}` : child.vppMode === 'p2mp' ? `${iface}|${child.outbound.dst.addr}` : iface!);
+    this.groupOf.set(child.childId, group);
+    this.installSeq.set(child.childId, this.seq + 1);
     this.installed.set(child.childId, child);
     this.results.set(child.childId, result);
     this.liveSpis.set(child.inbound.spi, child.childId);
@@ -192,6 +199,8 @@ export class MemoryDataplane implements Dataplane {
     if (!c) return;
     this.installed.delete(childId);
     this.results.delete(childId);
+    this.groupOf.delete(childId);
+    this.installSeq.delete(childId);
     if (this.liveSpis.get(c.inbound.spi) === childId) this.liveSpis.delete(c.inbound.spi);
   }
 
@@ -214,6 +223,33 @@ export class MemoryDataplane implements Dataplane {
     this.takeFailure('remove', childId);
     this.drop(childId);
     this.log({ op: 'remove', childId });
+  }
+
+  /** The tunnels (shared protections: a p2p interface, a p2mp peer) that have CHILD_SAs installed. */
+  tunnels(): string[] {
+    return [...new Set(this.groupOf.values())];
+  }
+
+  /** The tunnel an installed CHILD_SA belongs to (a rekey's new CHILD_SA joins the old one's). */
+  tunnelOf(childId: number): string | undefined {
+    return this.groupOf.get(childId);
+  }
+
+  /**
+   * The CHILD_SA whose outbound SA a tunnel sends on, chosen as the VPP back end chooses its
+   * protection's sa_out: the newest member, skipping a rekey we answered while the CHILD_SA it
+   * replaces is still installed (ChildInstall.outboundAfterReplaced; policy mode switches at once).
+   */
+  outboundOf(tunnel: string): ChildInstall | undefined {
+    const members = [...this.groupOf].filter(([, g]) => g === tunnel).map(([id]) => id);
+    members.sort((x, y) => this.installSeq.get(x)! - this.installSeq.get(y)!);
+    const ids = new Set(members);
+    for (let i = members.length - 1; i >= 0; i--) {
+      const c = this.installed.get(members[i]!)!;
+      const waits = c.vppMode !== 'policy' && c.outboundAfterReplaced === true && c.replaces !== undefined && ids.has(c.replaces);
+      if (!waits) return c;
+    }
+    return members.length ? this.installed.get(members[members.length - 1]!) : undefined;
   }
 
   /**

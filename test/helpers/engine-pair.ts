@@ -143,6 +143,8 @@ export class Wire {
   filter: (p: OutPacket) => 'deliver' | 'drop' | 'dup' = () => 'deliver';
   delayMs = 0;
   log: OutPacket[] = [];
+  /** Called after every delivered packet and whenever async work has settled (invariant checks). */
+  afterDelivery: () => void = () => undefined;
   private seed = 1;
 
   add(addr: string, cfg: Config, o: { limit?: number; log?: Logger; fragmentLimits?: Partial<FragmentLimits>; maxDatagram?: number } = {}): Node {
@@ -155,7 +157,7 @@ export class Wire {
       random: seededRandom(this.seed++),
       send: (p) => this.send(p),
       dataplane: dp,
-      log: o.log ?? pino({ level: process.env.TEST_LOG ?? 'silent' }),
+      log: o.log ?? pino({ level: process.env.TEST_LOG ?? 'silent', base: { node: addr } }),
       port: 500,
       portNatT: 4500,
       ikeSaLimit: o.limit ?? cfg.daemon.ikeSaLimit,
@@ -185,6 +187,7 @@ export class Wire {
   async run(maxRounds = 200): Promise<void> {
     for (let round = 0; round < maxRounds; round++) {
       await settle();
+      this.afterDelivery();
       const now = this.sched.now();
       const due = this.queue.filter((x) => x.deliverAt <= now);
       if (due.length === 0) return;
@@ -192,6 +195,7 @@ export class Wire {
       for (const { p } of due) {
         const dst = this.nodes.get(p.remote.addr);
         if (dst) dst.engine.receive({ ...p.remote }, { ...p.local }, p.data);
+        this.afterDelivery();
       }
     }
     throw new Error('wire did not settle');
@@ -217,7 +221,16 @@ export async function settle(): Promise<void> {
 
 /** A standard pair: 192.0.2.1 (initiator "a") and 192.0.2.2 (responder "b") with a PSK. */
 export function pair(
-  o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionConfig>; limit?: number; logB?: Logger; fragmentSize?: number; fragmentLimits?: Partial<FragmentLimits>; maxDatagram?: number } = {},
+  o: {
+    a?: Partial<ConnectionConfig>;
+    b?: Partial<ConnectionConfig>;
+    limit?: number;
+    logA?: Logger;
+    logB?: Logger;
+    fragmentSize?: number;
+    fragmentLimits?: Partial<FragmentLimits>;
+    maxDatagram?: number;
+  } = {},
 ) {
   const w = new Wire();
   const secret = psk(['a.lab', 'b.lab'], 'lab-preshared-key-0123456789');
@@ -237,7 +250,7 @@ export function pair(
       ],
       [secret],
     )),
-    { fragmentLimits: o.fragmentLimits, maxDatagram: o.maxDatagram },
+    { log: o.logA, fragmentLimits: o.fragmentLimits, maxDatagram: o.maxDatagram },
   );
   const b = w.add(
     '192.0.2.2',

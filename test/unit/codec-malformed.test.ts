@@ -247,9 +247,11 @@ describe('per-payload checks', () => {
     parseError(() => decodeOne(PayloadType.NONCE, ''), 4, /nonce length 0/);
   });
 
-  it('KE: group 0, missing data and a short header are rejected', () => {
+  it('KE: group 0 and a short header are rejected; empty key exchange data parses (the engine decides)', () => {
     parseError(() => decodeOne(PayloadType.KE, '0000 0000 aa'), 4, /group 0/);
-    parseError(() => decodeOne(PayloadType.KE, '001f 0000'), 8, /without key exchange data/);
+    const b = payload('001f 0000');
+    const [empty] = decodePayloadChain(b, PayloadType.KE, 0, b.length).payloads;
+    assert.ok(empty?.type === PayloadType.KE && empty.group === 31 && empty.data.length === 0);
     parseError(() => decodeOne(PayloadType.KE, '001f 00'), 4, /truncated KE header/);
   });
 

@@ -74,6 +74,29 @@ test('replaces: make-before-break, the old child stays until removed, same p2p i
   assert.deepEqual([...dp.installed.keys()], [2]);
 });
 
+test('outboundOf: a rekey we started sends at once, one we answered waits for the old CHILD_SA; removals fall back (a rekey collision)', async () => {
+  const dp = new MemoryDataplane();
+  await dp.install(child(1, 0x1000, 0x2000));
+  const [tunnel] = dp.tunnels();
+  assert.equal(dp.outboundOf(tunnel!)?.childId, 1);
+  // The peer's rekey, answered: it waits while child 1 is installed.
+  await dp.install(child(2, 0x1001, 0x2001, { replaces: 1, outboundAfterReplaced: true }));
+  assert.equal(dp.outboundOf(tunnel!)?.childId, 1);
+  // Our own rekey of child 1 completes too: sent on at once.
+  await dp.install(child(3, 0x1002, 0x2002, { replaces: 1 }));
+  assert.deepEqual(dp.tunnels(), [tunnel]);
+  assert.equal(dp.tunnelOf(3), tunnel);
+  assert.equal(dp.outboundOf(tunnel!)?.childId, 3);
+  // Ours was redundant and goes: back to the old SA while it is installed, then the peer's.
+  await dp.remove(3);
+  assert.equal(dp.outboundOf(tunnel!)?.childId, 1);
+  await dp.remove(1);
+  assert.equal(dp.outboundOf(tunnel!)?.childId, 2);
+  await dp.remove(2);
+  assert.deepEqual(dp.tunnels(), []);
+  assert.equal(dp.outboundOf(tunnel!), undefined);
+});
+
 test('simulateRestart reports installed children to the listener', async () => {
   const dp = new MemoryDataplane();
   await dp.install(child(5, 0x1000, 0x2000));

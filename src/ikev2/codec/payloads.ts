@@ -245,7 +245,8 @@ function decodeKe(r: Reader, critical: boolean): KePayload {
   const group = r.u16();
   if (group === 0) fail('KE payload with group 0', at);
   r.skip(2);
-  if (r.remaining === 0) fail('KE payload without key exchange data', r.pos);
+  // Empty key exchange data parses: some peers send it when the proposal they chose has no key
+  // exchange (libreswan with pfs=no). The engine refuses it where a key exchange is needed.
   return { type: PayloadType.KE, critical, group, data: rest(r) };
 }
 

@@ -8,7 +8,7 @@ import type { IkeHeader, KePayload, Payload, SaPayload } from '../codec/types.ts
 import { createKeyExchange, CryptoError, respondKeyExchange, type KeyExchange } from '../crypto/ke.ts';
 import { deriveChildKeys } from '../crypto/prf.ts';
 import { checkEspResponse, espChosenToWire, formatEspProposal, selectEspProposal, toWireProposals, type ChosenEsp } from '../crypto/proposals.ts';
-import { ChildSa, type IkeSa, type Task } from '../sa/ike-sa.ts';
+import { ChildSa, type IkeSa, type PassiveRekey, type Task } from '../sa/ike-sa.ts';
 import { isSubset, narrowInstallable, selForHost, selFromSpec, selFromWire, selToRange, selToString, selToWire, type Sel } from '../sa/ts.ts';
 import type { ChildInstall, SaParams } from '../../dataplane/types.ts';
 import type { ChildConfig, ProposalSpec } from '../../config/types.ts';
@@ -17,8 +17,8 @@ import { hex8 } from '../../common/text.ts';
 import { EMPTY, find, findErrorNotify, findNotify, notify, tsPayload, u16, u32 } from './payload-util.ts';
 import { childFailed, childReady, emit, nonce, type EngineContext } from './context.ts';
 import { answer, answerNotify, run, sendRequest } from './message.ts';
-import { queueTask } from './tasks.ts';
-import { armChildTimer, childLifetimes, rekeyCompleted, rekeyedByPeer, rekeyFailed, rekeyTarget } from './child-rekey.ts';
+import { kick, queueTask } from './tasks.ts';
+import { armChildTimer, childLifetimes, concludeRekey, livePassive, lowerNonce, rekeyedByPeer, rekeyFailed, rekeyTarget } from './child-rekey.ts';
 import { removeFromDataplane } from './teardown.ts';
 
 /** The selectors a child config allows on one side, `dynamic` resolved to that side's IKE address. */
@@ -47,11 +47,13 @@ export async function onChildRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader
   const tsr = find(payloads, PayloadType.TSr);
   if (!tsi || !tsr) return answerNotify(ctx, sa, h, NotifyType.INVALID_SYNTAX);
   const nr = nonce(ctx);
+  // Our own rekey of the same CHILD_SA is in flight: a collision, settled when our response is in.
+  const colliding = rekey !== undefined && rekey.state === 'REKEYING';
   if (rekey) rekey.state = 'REKEYING';
   const r = await respondChild(ctx, sa, payloads, sap, tsi.selectors.map(selFromWire), tsr.selectors.map(selFromWire), ni, nr, rekey, false, find(payloads, PayloadType.KE));
   if (sa.dead) return;
   if (findErrorNotify(r.payloads)) {
-    if (rekey && rekey.state === 'REKEYING') rekey.state = 'INSTALLED';
+    if (rekey && rekey.state === 'REKEYING' && !colliding) rekey.state = 'INSTALLED';
     return answer(ctx, sa, h, r.payloads);
   }
   const [sa0, ...rest] = r.payloads;
@@ -59,7 +61,13 @@ export async function onChildRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader
   if (r.ke) resp.push(r.ke);
   resp.push(...rest);
   answer(ctx, sa, h, resp);
-  if (rekey) rekeyedByPeer(ctx, sa, rekey, sa.children[sa.children.length - 1]!);
+  if (!rekey) return;
+  const fresh = sa.children[sa.children.length - 1]!;
+  const t = sa.active?.task;
+  if (colliding && t?.kind === 'child-create' && t.rekey === rekey) {
+    t.passive = { child: fresh, nonce: lowerNonce(ni, nr) };
+    ctx.log.info({ ike: sa.id, child: rekey.name, child_id: rekey.id, peers: fresh.id }, 'CHILD SA rekey collision: the peer rekeys it too');
+  } else rekeyedByPeer(ctx, sa, rekey, fresh);
 }
 
 /**
@@ -170,6 +178,7 @@ async function createChild(
   nr: Buffer,
   pfsSecret: Buffer | undefined,
   weInitiated: boolean,
+  passive?: PassiveRekey,
 ): Promise<{ child: ChildSa; ok: boolean }> {
   const child = new ChildSa(ctx.nextChildId++, cfg);
   child.mode = transport ? 'transport' : 'tunnel';
@@ -178,7 +187,9 @@ async function createChild(
   child.spiOut = esp.spi.readUInt32BE(0);
   child.localTs = localTs;
   child.remoteTs = remoteTs;
-  child.replaces = rekey?.id;
+  // Make-before-break from the CHILD_SA still in the dataplane: the one rekeyed, or, when the peer
+  // deleted that one meanwhile, the SA its colliding rekey made.
+  child.replaces = rekey && sa.children.includes(rekey) ? rekey.id : passive && sa.children.includes(passive.child) ? passive.child.id : undefined;
   const k = deriveChildKeys(sa.prf!.alg, sa.keys!.skD, esp.encr, esp.integ, ni, nr, pfsSecret);
   const ok = weInitiated
     ? await installChild(ctx, sa, child, k.encR, k.integR, k.encI, k.integI, false)
@@ -283,8 +294,12 @@ async function installChild(
 
 /** Start a queued CHILD_SA creation (or rekey) on an established IKE SA. */
 export function startCreateChild(ctx: EngineContext, sa: IkeSa, task: Extract<Task, { kind: 'child-create' }>): void {
-  if (task.rekey) task.rekey.state = 'REKEYING';
-  run(ctx, sa, () => prepareChildRequest(ctx, sa, task.child, [], task.rekey, false, task.group));
+  if (task.rekey) {
+    // Rekeyed by the peer, deleted or being deleted since the task was queued: nothing to do.
+    if (task.rekey.state !== 'INSTALLED' || !sa.children.includes(task.rekey)) return kick(ctx, sa);
+    task.rekey.state = 'REKEYING';
+  }
+  run(ctx, sa, () => prepareChildRequest(ctx, sa, task.child, [], task.rekey, false, task.group, task.fresh));
 }
 
 /**
@@ -298,6 +313,7 @@ export async function prepareChildRequest(
   rekey: ChildSa | undefined,
   inAuth: boolean,
   group?: number,
+  fresh?: boolean,
 ): Promise<void> {
   let spi: number;
   try {
@@ -323,7 +339,7 @@ export async function prepareChildRequest(
     const g = group ?? specs[0]?.ke[0] ?? 0;
     if (g) ke = createKeyExchange(g);
   }
-  if (rekey) out.push(notify(NotifyType.REKEY_SA, EMPTY, ProtocolId.ESP, u32(rekey.spiIn)));
+  if (rekey && !fresh) out.push(notify(NotifyType.REKEY_SA, EMPTY, ProtocolId.ESP, u32(rekey.spiIn)));
   if (cfg.mode === 'transport') out.push(notify(NotifyType.USE_TRANSPORT_MODE));
   out.push({ type: PayloadType.SA, critical: false, proposals: toWireProposals(specs, u32(spi)) });
   if (ni) out.push({ type: PayloadType.NONCE, critical: false, data: ni });
@@ -333,14 +349,36 @@ export async function prepareChildRequest(
     tsPayload(PayloadType.TSr, tsAllowed(ctx, cfg, 'remote', sa).map(selToWire)),
   );
   if (inAuth) sendRequest(ctx, sa, ExchangeType.IKE_AUTH, out, { kind: 'ike-auth', child: cfg, spi });
-  else sendRequest(ctx, sa, ExchangeType.CREATE_CHILD_SA, out, { kind: 'child-create', child: cfg, rekey, spi, ni, ke });
+  else sendRequest(ctx, sa, ExchangeType.CREATE_CHILD_SA, out, { kind: 'child-create', child: cfg, rekey, spi, ni, ke, ...(fresh ? { fresh } : {}) });
 }
 
 export async function onCreateChildResponse(ctx: EngineContext, sa: IkeSa, task: Extract<Task, { kind: 'child-create' }>, payloads: Payload[]): Promise<void> {
   const spi = task.spi!;
   task.spi = undefined;
   const nr = find(payloads, PayloadType.NONCE);
-  await completeChild(ctx, sa, task.child, payloads, spi, task.ni!, nr?.data ?? EMPTY, task.rekey, false, task.ke);
+  const rekey = task.rekey;
+  if (rekey && !task.fresh && findNotify(payloads, NotifyType.CHILD_SA_NOT_FOUND) && !livePassive(sa, task.passive) && rekey.state === 'REKEYING') {
+    // The peer does not know the CHILD_SA (it lost it): a new one takes over from it (RFC 7296 §2.25).
+    ctx.dp.releaseSpi(spi);
+    rekey.state = 'INSTALLED';
+    ctx.log.info({ ike: sa.id, child: rekey.name, child_id: rekey.id }, 'peer does not know the CHILD SA we tried to rekey, creating a new one');
+    return queueTask(ctx, sa, { kind: 'child-create', child: task.child, rekey, fresh: true });
+  }
+  await completeChild(ctx, sa, task.child, payloads, spi, task.ni!, nr?.data ?? EMPTY, rekey, false, task.ke, task.passive, task.fresh);
+}
+
+/**
+ * The response to our CREATE_CHILD_SA cannot be used: the exchange fails now. The peer may have
+ * created the CHILD_SA, so it is told to delete it (our SPI names it); a rekey is retried.
+ */
+export function onCreateChildFailure(ctx: EngineContext, sa: IkeSa, task: Extract<Task, { kind: 'child-create' }>, why: string): void {
+  const spi = task.spi;
+  task.spi = undefined;
+  ctx.stats.childFailed++;
+  ctx.log.info({ ike: sa.id, conn: sa.conn?.name, child: task.child.name, reason: why }, 'CHILD SA failed');
+  if (spi) queueTask(ctx, sa, { kind: 'delete-spi', spi, release: true });
+  if (task.rekey) rekeyFailed(ctx, sa, task.rekey, why, task.passive);
+  else childFailed(ctx, sa, task.child.name, why);
 }
 
 /**
@@ -359,6 +397,8 @@ export async function completeChild(
   rekey: ChildSa | undefined,
   inAuth: boolean,
   ke?: KeyExchange,
+  passive?: PassiveRekey,
+  fresh?: boolean,
 ): Promise<void> {
   const err = findErrorNotify(payloads);
   const sap = find(payloads, PayloadType.SA);
@@ -372,16 +412,16 @@ export async function completeChild(
     // The peer installed its side: tell it to delete it (our SPI names the pair), then release the SPI.
     if (peerCreated) queueTask(ctx, sa, { kind: 'delete-spi', spi, release: true });
     else ctx.dp.releaseSpi(spi);
-    if (rekey) rekeyFailed(ctx, sa, rekey, reason);
+    if (rekey) rekeyFailed(ctx, sa, rekey, reason, passive);
     else childFailed(ctx, sa, cfg.name, reason);
   };
   if (err) {
     const invalidKe = err.notifyType === NotifyType.INVALID_KE_PAYLOAD && err.data.length === 2 ? err.data.readUInt16BE(0) : 0;
-    if (invalidKe && ke && invalidKe !== ke.group && cfg.espProposals.some((p) => p.ke.includes(invalidKe))) {
+    if (invalidKe && ke && invalidKe !== ke.group && cfg.espProposals.some((p) => p.ke.includes(invalidKe)) && !livePassive(sa, passive)) {
       // RFC 7296 §1.3: retry once with the group the responder asked for.
       ctx.dp.releaseSpi(spi);
       if (rekey) rekey.state = 'INSTALLED';
-      queueTask(ctx, sa, { kind: 'child-create', child: cfg, rekey, group: invalidKe });
+      queueTask(ctx, sa, { kind: 'child-create', child: cfg, rekey, group: invalidKe, ...(fresh ? { fresh } : {}) });
       return;
     }
     return fail(notifyName(err.notifyType));
@@ -410,17 +450,17 @@ export async function completeChild(
     return fail('peer narrowed traffic selectors outside what we proposed');
   }
   const transport = findNotify(payloads, NotifyType.USE_TRANSPORT_MODE) !== undefined && cfg.mode === 'transport';
-  const { child, ok } = await createChild(ctx, sa, cfg, esp, transport, spi, localTs, remoteTs, rekey, ni, nr, pfsSecret, true);
+  const { child, ok } = await createChild(ctx, sa, cfg, esp, transport, spi, localTs, remoteTs, rekey, ni, nr, pfsSecret, true, passive);
   if (!ok) {
     if (sa.dead) return;
     // installChild released the SPI; the peer still has its side.
     if (cfg === sa.authChild && inAuth) sa.authChildError = 'dataplane install failed';
     queueTask(ctx, sa, { kind: 'delete-spi', spi, release: false });
-    if (rekey) rekeyFailed(ctx, sa, rekey, 'dataplane install failed');
+    if (rekey) rekeyFailed(ctx, sa, rekey, 'dataplane install failed', passive);
     else childFailed(ctx, sa, cfg.name, 'dataplane install failed');
     return;
   }
-  if (rekey) rekeyCompleted(ctx, sa, rekey, child);
+  if (rekey) concludeRekey(ctx, sa, rekey, child, ni, nr, passive);
 }
 
 function withoutKe(p: ProposalSpec): ProposalSpec {

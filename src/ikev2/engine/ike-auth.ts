@@ -193,6 +193,14 @@ function tellAuthFailed(ctx: EngineContext, sa: IkeSa): void {
   transmit(ctx, sa, seal(sa, ExchangeType.INFORMATIONAL, sa.sendMid++, false, [notify(NotifyType.AUTHENTICATION_FAILED)]));
 }
 
+/** The IKE_AUTH response cannot be used: the peer considers the SA up, so it gets a Delete. */
+export function onAuthFailure(ctx: EngineContext, sa: IkeSa, task: Extract<Task, { kind: 'ike-auth' }>, why: string): void {
+  if (task.spi) ctx.dp.releaseSpi(task.spi);
+  task.spi = undefined;
+  if (sa.authChild) childFailed(ctx, sa, sa.authChild.name, why);
+  initFailed(ctx, sa, why, 'IKE_AUTH', true);
+}
+
 function identityOk(pattern: string, id: Identity): boolean {
   try {
     const want = parseIdentity(pattern);

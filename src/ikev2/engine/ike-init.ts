@@ -19,7 +19,7 @@ import { ZERO_SPI, newSpi, nonce, setTimer, type EngineContext, type Endpoint } 
 import { encodePlain, sendStateless, startRequest, transmit } from './message.ts';
 import { sendAuth } from './ike-auth.ts';
 import { queueTask } from './tasks.ts';
-import { destroy } from './teardown.ts';
+import { deleteAndDestroy, destroy } from './teardown.ts';
 import { retryIfKeptUp } from './keep-up.ts';
 import { certReqForInit, defaultLocalId, hasCertReq, peerHashAlgorithms, signatureHashNotify, usesPubkey } from './auth/pubkey.ts';
 
@@ -301,11 +301,16 @@ export function onInitResponse(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payl
 }
 
 /** Our IKE_SA_INIT (or the IKE_AUTH that follows it) failed: drop the SA, retry if the connection is kept up. */
-export function initFailed(ctx: EngineContext, sa: IkeSa, reason: string, stage = 'IKE_SA_INIT'): void {
+/**
+ * Setting up the IKE SA failed. `tellPeer`: the peer considers the SA established (it sent its
+ * IKE_AUTH response), so it gets a Delete.
+ */
+export function initFailed(ctx: EngineContext, sa: IkeSa, reason: string, stage = 'IKE_SA_INIT', tellPeer = false): void {
   ctx.stats.ikeFailed++;
   ctx.log.info({ ike: sa.id, conn: sa.conn?.name, peer: sa.remote.addr, reason }, `${stage} failed`);
   const name = sa.conn?.name;
-  destroy(ctx, sa, reason);
+  if (tellPeer) deleteAndDestroy(ctx, sa, reason);
+  else destroy(ctx, sa, reason);
   if (name) retryIfKeptUp(ctx, name);
 }
 

@@ -13,8 +13,8 @@ import { IkeSa, Timer, type Task } from '../sa/ike-sa.ts';
 import { find, findErrorNotify, findNotify, u16 } from './payload-util.ts';
 import { ZERO_SPI, clearTimer, emit, jitter, newSpi, nonce, setTimer, type EngineContext } from './context.ts';
 import { answer, answerNotify, sendRequest } from './message.ts';
-import { hasTask, queueTask } from './tasks.ts';
-import { armChildTimer, DELETE_OLD_AFTER_MS } from './child-rekey.ts';
+import { hasTask, kick, queueTask } from './tasks.ts';
+import { armChildTimer, deleteOldAfter, lowerNonce, nonceLess } from './child-rekey.ts';
 import { startDpd } from './dpd.ts';
 import { deleteIke } from './teardown.ts';
 
@@ -27,11 +27,29 @@ export function rekeyIke(ctx: EngineContext, sa: IkeSa): boolean {
   return true;
 }
 
+/**
+ * The IKE SA's rekey time (rekey_time less a random part of rand_time) and, as strongSwan does, its
+ * hard lifetime: over_time after the rekey time, the IKE SA is deleted if no rekey replaced it.
+ */
 export function scheduleIkeRekey(ctx: EngineContext, sa: IkeSa): void {
   const t = sa.conn?.rekeyTime ?? 0;
   if (t <= 0) return;
   sa.rekeyAt = ctx.sched.now() + (t - jitter(ctx, sa.conn!.randTime)) * 1000;
   setTimer(ctx, sa, Timer.IKE_REKEY, sa.rekeyAt);
+  const over = sa.conn!.overTime;
+  if (over > 0) setTimer(ctx, sa, Timer.IKE_EXPIRE, sa.rekeyAt + over * 1000);
+}
+
+/** The IKE SA reached its hard lifetime without being rekeyed: it is deleted (with a Delete). */
+export function ikeExpired(ctx: EngineContext, sa: IkeSa): void {
+  if (sa.state === 'REKEYING') {
+    // A rekey is in flight: its outcome decides (a successful one deletes this SA anyway).
+    setTimer(ctx, sa, Timer.IKE_EXPIRE, ctx.sched.now() + 5000);
+    return;
+  }
+  if (sa.state !== 'ESTABLISHED') return;
+  ctx.log.info({ ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name }, 'IKE SA reached its hard lifetime (over_time) without a rekey, deleting it');
+  deleteIke(ctx, sa);
 }
 
 /** The IKE SA's rekey time came. */
@@ -59,16 +77,42 @@ export function startIkeRekey(ctx: EngineContext, sa: IkeSa, task: IkeRekeyTask)
   );
 }
 
-/** Move CHILD_SAs from a rekeyed IKE SA to its successor (RFC 7296 §2.18). */
+/**
+ * Move CHILD_SAs from a rekeyed IKE SA to its successor (RFC 7296 §2.18), with the CHILD_SA work
+ * still queued on the old one.
+ */
 function adoptChildren(ctx: EngineContext, from: IkeSa, to: IkeSa): void {
   to.children = from.children;
   from.children = [];
   for (const c of to.children) ctx.childrenById.set(c.id, { sa: to, child: c });
+  const moving = from.queue.filter((t) => t.kind === 'child-create' || t.kind === 'child-delete');
+  from.queue = from.queue.filter((t) => t.kind !== 'child-create' && t.kind !== 'child-delete');
   armChildTimer(ctx, to);
+  // CHILD_SAs waiting for the peer's delete (rekeyed, or redundant after a collision) keep their grace period.
+  if (to.children.some((c) => c.state === 'REKEYED')) setTimer(ctx, to, Timer.DELETE_OLD, ctx.sched.now() + deleteOldAfter(ctx));
+  for (const t of moving) queueTask(ctx, to, t);
 }
 
-/** A new IKE SA that takes over from `old` (keys from the old SK_d and the new key exchange). */
-function successor(ctx: EngineContext, old: IkeSa, weInitiated: boolean, spiI: Buffer, spiR: Buffer, chosen: ChosenIke, secret: Buffer, ni: Buffer, nr: Buffer): IkeSa {
+/** `next` takes over from `old`: the CHILD_SAs move, the old IKE SA only waits for its delete. */
+function takeOver(ctx: EngineContext, old: IkeSa, next: IkeSa): void {
+  next.collisionOf = undefined;
+  adoptChildren(ctx, old, next);
+  old.state = 'REKEYED';
+  clearTimer(old, Timer.DPD);
+  clearTimer(old, Timer.IKE_REKEY);
+  clearTimer(old, Timer.IKE_EXPIRE);
+  clearTimer(old, Timer.CHILD_REKEY);
+  ctx.stats.ikeRekeyed++;
+  ctx.log.info({ ike: next.id, old_ike: old.id, peer: next.remote.addr, conn: next.conn?.name, proposal: formatIkeSuite(next.suite!) }, 'IKE SA rekeyed');
+  emit(ctx, { type: 'ike-rekeyed', sa: next, old });
+  kick(ctx, next);
+}
+
+/**
+ * A new IKE SA made by rekeying `old` (keys from the old SK_d and the new key exchange). With
+ * `adopt` it takes over from old at once; without, it waits for the outcome of a rekey collision.
+ */
+function successor(ctx: EngineContext, old: IkeSa, weInitiated: boolean, spiI: Buffer, spiR: Buffer, chosen: ChosenIke, secret: Buffer, ni: Buffer, nr: Buffer, adopt = true): IkeSa {
   // SPIs and nonces are kept for the new SA's life: copies of their own (see keep()).
   spiI = keep(spiI);
   spiR = keep(spiR);
@@ -95,22 +139,36 @@ function successor(ctx: EngineContext, old: IkeSa, weInitiated: boolean, spiI: B
   sa.establishedAt = ctx.sched.now();
   ctx.table.add(sa);
   ctx.table.established(sa);
-  adoptChildren(ctx, old, sa);
-  old.state = 'REKEYED';
-  clearTimer(old, Timer.DPD);
-  clearTimer(old, Timer.IKE_REKEY);
-  clearTimer(old, Timer.CHILD_REKEY);
   scheduleIkeRekey(ctx, sa);
   startDpd(ctx, sa);
-  ctx.stats.ikeRekeyed++;
-  ctx.log.info({ ike: sa.id, old_ike: old.id, peer: sa.remote.addr, conn: sa.conn?.name, proposal: formatIkeSuite(sa.suite) }, 'IKE SA rekeyed');
-  emit(ctx, { type: 'ike-rekeyed', sa, old });
+  if (adopt) takeOver(ctx, old, sa);
   return sa;
+}
+
+/** The IKE SA of the peer's colliding rekey, while it is up. */
+function livePassive(task: IkeRekeyTask): IkeSa | undefined {
+  const p = task.passive?.sa;
+  return p && !p.dead && p.state === 'ESTABLISHED' ? p : undefined;
+}
+
+/**
+ * The peer deletes `old` while our colliding rekey of it is in flight: the peer won the collision, so
+ * the IKE SA its rekey made takes over the CHILD_SAs before old goes.
+ */
+export function peerWonIkeCollision(ctx: EngineContext, old: IkeSa): void {
+  const t = old.active?.task;
+  const p = t?.kind === 'ike-rekey' ? livePassive(t) : undefined;
+  if (p) takeOver(ctx, old, p);
 }
 
 export function onIkeRekeyRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payloads: Payload[], sap: SaPayload, ni: Buffer): void {
   const ke = find(payloads, PayloadType.KE);
-  if (sa.state !== 'ESTABLISHED' || sa.active?.task.kind === 'ike-rekey') return answerNotify(ctx, sa, h, NotifyType.TEMPORARY_FAILURE);
+  const active = sa.active?.task;
+  // Our own rekey in flight: a collision (RFC 7296 §2.8.2), answered as usual. While we create, rekey
+  // or delete a CHILD_SA, or after a collision was answered, the peer retries later (§2.25.2).
+  const colliding = active?.kind === 'ike-rekey' && !active.passive;
+  const busyChild = active?.kind === 'child-create' || active?.kind === 'child-delete' || active?.kind === 'delete-spi';
+  if ((sa.state !== 'ESTABLISHED' && !colliding) || busyChild) return answerNotify(ctx, sa, h, NotifyType.TEMPORARY_FAILURE);
   if (!ke) return answerNotify(ctx, sa, h, NotifyType.INVALID_SYNTAX);
   const chosen = selectIkeProposal(sa.conn!.proposals, sap.proposals, { peerKe: ke.group });
   if (!chosen) {
@@ -133,21 +191,53 @@ export function onIkeRekeyRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, p
     { type: PayloadType.KE, critical: false, group: chosen.suite.ke, data: dh.publicValue },
   ]);
   // The peer started the rekey, so it is the new IKE SA's initiator; it deletes the old one.
-  successor(ctx, sa, false, chosen.spi, spiR, chosen, secret, ni, nr);
-  setTimer(ctx, sa, Timer.DELETE_OLD, ctx.sched.now() + DELETE_OLD_AFTER_MS);
+  const next = successor(ctx, sa, false, chosen.spi, spiR, chosen, secret, ni, nr, !colliding);
+  if (colliding && active?.kind === 'ike-rekey') {
+    active.passive = { sa: next, nonce: lowerNonce(ni, nr) };
+    next.collisionOf = sa;
+    ctx.log.info({ ike: sa.id, peers: next.id }, 'IKE SA rekey collision: the peer rekeys it too');
+    return;
+  }
+  setTimer(ctx, sa, Timer.DELETE_OLD, ctx.sched.now() + deleteOldAfter(ctx));
+}
+
+/** Our IKE SA rekey did not happen: try again later. */
+function ikeRekeyFailed(ctx: EngineContext, sa: IkeSa, why: string): void {
+  if (sa.terminateRequested) return;
+  ctx.log.info({ ike: sa.id, reason: why }, 'IKE SA rekey failed, retrying later');
+  setTimer(ctx, sa, Timer.IKE_REKEY, ctx.sched.now() + (10 + jitter(ctx, 20)) * 1000);
+}
+
+/** The response to our IKE SA rekey cannot be used: the exchange failed. */
+export function onIkeRekeyFailure(ctx: EngineContext, sa: IkeSa, task: IkeRekeyTask, why: string): void {
+  if (sa.state === 'REKEYING') sa.state = 'ESTABLISHED';
+  if (peerRekeyStands(ctx, sa, task, why)) return;
+  if (sa.terminateRequested) return deleteIke(ctx, sa);
+  ikeRekeyFailed(ctx, sa, why);
+}
+
+/**
+ * Our rekey failed but the peer's colliding one made an IKE SA: that one takes over, and the peer
+ * deletes the old SA (we do if it does not within a while).
+ */
+function peerRekeyStands(ctx: EngineContext, sa: IkeSa, task: IkeRekeyTask, why: string): boolean {
+  const p = livePassive(task);
+  if (!p) return false;
+  ctx.log.info({ ike: sa.id, peers: p.id, reason: why }, 'IKE SA rekey failed, the peer rekeyed it meanwhile');
+  takeOver(ctx, sa, p);
+  setTimer(ctx, sa, Timer.DELETE_OLD, ctx.sched.now() + deleteOldAfter(ctx));
+  if (sa.terminateRequested) deleteIke(ctx, p);
+  return true;
 }
 
 export function onIkeRekeyResponse(ctx: EngineContext, sa: IkeSa, task: IkeRekeyTask, payloads: Payload[]): void {
   if (sa.state === 'REKEYING') sa.state = 'ESTABLISHED';
+  if (livePassive(task)) return concludeCollision(ctx, sa, task, payloads);
   if (sa.terminateRequested) {
     // The operator asked for a delete meanwhile: the SA the peer may have created dies with this one.
     deleteIke(ctx, sa);
   }
-  const retryLater = (why: string): void => {
-    if (sa.terminateRequested) return;
-    ctx.log.info({ ike: sa.id, reason: why }, 'IKE SA rekey failed, retrying later');
-    setTimer(ctx, sa, Timer.IKE_REKEY, ctx.sched.now() + (10 + jitter(ctx, 20)) * 1000);
-  };
+  const retryLater = (why: string): void => ikeRekeyFailed(ctx, sa, why);
   const invalidKe = findNotify(payloads, NotifyType.INVALID_KE_PAYLOAD);
   if (invalidKe && invalidKe.data.length === 2 && task.group === undefined) {
     const group = invalidKe.data.readUInt16BE(0);
@@ -169,6 +259,52 @@ export function onIkeRekeyResponse(ctx: EngineContext, sa: IkeSa, task: IkeRekey
     return retryLater(e.message);
   }
   const next = successor(ctx, sa, true, task.spi!, chosen.spi, chosen, secret, task.ni!, nr.data);
+  queueTask(ctx, sa, { kind: 'ike-delete' });
+  if (sa.terminateRequested) deleteIke(ctx, next);
+}
+
+/**
+ * The response to our IKE SA rekey is in, and the peer's colliding rekey made an IKE SA too: the one
+ * made by the exchange with the lowest nonce is redundant and is deleted by the side that started it
+ * (RFC 7296 §2.8.2). The winner's new IKE SA takes the CHILD_SAs; the winner deletes the old SA.
+ */
+function concludeCollision(ctx: EngineContext, sa: IkeSa, task: IkeRekeyTask, payloads: Payload[]): void {
+  const peers = task.passive!;
+  const err = findErrorNotify(payloads);
+  const sap = find(payloads, PayloadType.SA);
+  const nr = find(payloads, PayloadType.NONCE);
+  const ke = find(payloads, PayloadType.KE);
+  if (err) return void peerRekeyStands(ctx, sa, task, notifyName(err.notifyType));
+  if (!sap || !nr || !ke) return void peerRekeyStands(ctx, sa, task, 'incomplete response');
+  const chosen = checkIkeResponse(sa.conn!.proposals, sap.proposals);
+  if (!chosen || chosen.spi.length !== 8 || ke.group !== task.ke!.group || chosen.suite.ke !== ke.group) return void peerRekeyStands(ctx, sa, task, 'unexpected proposal');
+  let secret: Buffer;
+  try {
+    secret = task.ke!.computeSecret(ke.data);
+  } catch (e) {
+    if (!(e instanceof CryptoError)) throw e;
+    return void peerRekeyStands(ctx, sa, task, e.message);
+  }
+  if (nonceLess(lowerNonce(task.ni!, nr.data), peers.nonce)) {
+    ctx.log.info({ ike: sa.id, peers: peers.sa.id }, 'IKE SA rekey collision lost, deleting the redundant IKE SA we made');
+    const redundant = successor(ctx, sa, true, task.spi!, chosen.spi, chosen, secret, task.ni!, nr.data, false);
+    clearTimer(redundant, Timer.IKE_REKEY);
+    clearTimer(redundant, Timer.IKE_EXPIRE);
+    clearTimer(redundant, Timer.DPD);
+    queueTask(ctx, redundant, { kind: 'ike-delete' });
+    peerRekeyStands(ctx, sa, task, 'collision lost');
+    return;
+  }
+  ctx.log.info({ ike: sa.id, peers: peers.sa.id }, 'IKE SA rekey collision won, deleting the old IKE SA');
+  const next = successor(ctx, sa, true, task.spi!, chosen.spi, chosen, secret, task.ni!, nr.data);
+  // The peer deletes the IKE SA its exchange made; if it does not within a while, we do.
+  peers.sa.state = 'REKEYED';
+  peers.sa.collisionOf = undefined;
+  clearTimer(peers.sa, Timer.IKE_REKEY);
+  clearTimer(peers.sa, Timer.IKE_EXPIRE);
+  clearTimer(peers.sa, Timer.DPD);
+  setTimer(ctx, peers.sa, Timer.DELETE_OLD, ctx.sched.now() + deleteOldAfter(ctx));
+  kick(ctx, peers.sa);
   queueTask(ctx, sa, { kind: 'ike-delete' });
   if (sa.terminateRequested) deleteIke(ctx, next);
 }

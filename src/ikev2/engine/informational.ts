@@ -12,7 +12,9 @@ import { emit, type EngineContext } from './context.ts';
 import { answer, sendRequest } from './message.ts';
 import { kick, queueTask } from './tasks.ts';
 import { scheduleRetry } from './keep-up.ts';
-import { destroy, removeFromDataplane } from './teardown.ts';
+import { replacementGone } from './child-rekey.ts';
+import { deleteAndDestroy, destroy, removeFromDataplane } from './teardown.ts';
+import { peerWonIkeCollision } from './ike-rekey.ts';
 
 type TaskOf<K extends Task['kind']> = Extract<Task, { kind: K }>;
 
@@ -29,6 +31,7 @@ export async function onInformationalRequest(ctx: EngineContext, sa: IkeSa, h: I
   if (dels.some((d) => d.protocol === ProtocolId.IKE)) {
     answer(ctx, sa, h, []);
     ctx.log.info({ ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name }, 'peer deleted IKE SA');
+    peerWonIkeCollision(ctx, sa);
     const name = sa.conn?.name;
     const restart = sa.children.some((c) => c.cfg.closeAction === 'start');
     destroy(ctx, sa, 'deleted by peer');
@@ -63,6 +66,7 @@ async function removeChild(ctx: EngineContext, sa: IkeSa, child: ChildSa, reason
   const wasRekeyed = child.state === 'REKEYED';
   child.state = 'DELETED';
   ctx.stats.childDeleted++;
+  replacementGone(ctx, sa, child);
   await removeFromDataplane(ctx, sa, child.id);
   ctx.log.info({ ike: sa.id, conn: sa.conn?.name, child: child.name, child_id: child.id, spi_in: hex8(child.spiIn), reason }, 'CHILD SA deleted');
   emit(ctx, { type: 'child-down', sa, child, reason });
@@ -81,7 +85,7 @@ export function deleteChild(ctx: EngineContext, childId: number): boolean {
 
 /** The grace period after a rekey is over: the old IKE SA, or old CHILD_SAs the peer did not delete, go. */
 export function deleteOldDue(ctx: EngineContext, sa: IkeSa): void {
-  if (sa.state === 'REKEYED') return destroy(ctx, sa, 'rekeyed');
+  if (sa.state === 'REKEYED') return deleteAndDestroy(ctx, sa, 'rekeyed');
   for (const c of sa.children) if (c.state === 'REKEYED') queueTask(ctx, sa, { kind: 'child-delete', child: c });
 }
 

@@ -14,13 +14,13 @@ import { ParseError } from '../../common/bytes.ts';
 import { ipFamily } from '../../common/addr.ts';
 import { IntegrityError } from '../crypto/protect.ts';
 import { CryptoError } from '../crypto/errors.ts';
-import { Ext, Timer, type IkeSa, type Task } from '../sa/ike-sa.ts';
+import { Ext, Timer, type ActiveRequest, type IkeSa, type Task } from '../sa/ike-sa.ts';
 import { notify } from './payload-util.ts';
 import { MAX_PENDING, clearTimer, setTimer, type EngineContext, type Endpoint } from './context.ts';
 import { ikeBudget, Reassembly, type FragmentDrop } from './fragments.ts';
 import { onInitRequest } from './ike-init.ts';
-import { handleRequest, handleResponse, kick } from './tasks.ts';
-import { destroy } from './teardown.ts';
+import { handleFailure, handleRequest, handleResponse, kick } from './tasks.ts';
+import { deleteAndDestroy } from './teardown.ts';
 import { peerGone } from './keep-up.ts';
 
 function header(sa: IkeSa, exchange: number, mid: number, response: boolean): Omit<IkeHeader, 'length' | 'nextPayload'> {
@@ -316,8 +316,16 @@ function dispatch(ctx: EngineContext, sa: IkeSa, local: Endpoint, remote: Endpoi
     } catch (e) {
       if (!(e instanceof ParseError)) throw e;
       ctx.stats.rxInvalid++;
-      dropped(ctx, remote, `encrypted payloads malformed: ${e.message}`, sa);
-      if (!response) answerNotify(ctx, sa, h, NotifyType.INVALID_SYNTAX);
+      // An authenticated request whose contents do not parse gets INVALID_SYNTAX (RFC 7296 §2.21.2).
+      if (!response) {
+        dropped(ctx, remote, `encrypted payloads malformed: ${e.message}`, sa);
+        answerNotify(ctx, sa, h, NotifyType.INVALID_SYNTAX);
+      } else {
+        // The peer answered (the ICV checks out) but the answer cannot be used: retransmitting would
+        // only bring the same answer from its cache, so the exchange fails now.
+        sa.lastInbound = ctx.sched.now();
+        responseUnusable(ctx, sa, h, `encrypted payloads malformed: ${e.message}`);
+      }
       return;
     }
     // Authenticated: the peer is reachable here (NAT mapping or float to the NAT-T port).
@@ -335,19 +343,36 @@ function dispatch(ctx: EngineContext, sa: IkeSa, local: Endpoint, remote: Endpoi
     if (!response) {
       answerNotify(ctx, sa, h, NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, Buffer.from([critical[0]!]));
     } else {
-      destroy(ctx, sa, 'response with unsupported critical payload');
+      deleteAndDestroy(ctx, sa, 'response with unsupported critical payload');
     }
     return;
   }
   if (response) {
-    const a = sa.active!;
-    sa.active = undefined;
-    if (a.tries > 1) ctx.table.setUnresponsive(sa, false);
-    clearTimer(sa, Timer.RETRANSMIT);
+    const a = endRequest(ctx, sa);
     run(ctx, sa, () => handleResponse(ctx, sa, a.task, h, payloads, data));
   } else {
     run(ctx, sa, () => handleRequest(ctx, sa, h, payloads));
   }
+}
+
+/** The response to the request in flight arrived: it is no longer retransmitted. */
+function endRequest(ctx: EngineContext, sa: IkeSa): ActiveRequest {
+  const a = sa.active!;
+  sa.active = undefined;
+  if (a.tries > 1) ctx.table.setUnresponsive(sa, false);
+  clearTimer(sa, Timer.RETRANSMIT);
+  return a;
+}
+
+/**
+ * An authenticated response that cannot be used: its exchange fails at once, with a log line that
+ * says why, and the task's failure handling follows (a CHILD_SA the peer may have created is deleted,
+ * a failed IKE_AUTH deletes the IKE SA with a Delete, a rekey is retried later).
+ */
+function responseUnusable(ctx: EngineContext, sa: IkeSa, h: IkeHeader, why: string): void {
+  const a = endRequest(ctx, sa);
+  ctx.log.warn({ ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name, exchange: exchangeName(h.exchange), mid: h.messageId, task: a.task.kind, reason: why }, 'response unusable, exchange failed');
+  run(ctx, sa, () => handleFailure(ctx, sa, a.task, why));
 }
 
 /**
@@ -377,7 +402,7 @@ export function run(ctx: EngineContext, sa: IkeSa, op: () => Promise<void> | voi
 
 export function internalError(ctx: EngineContext, sa: IkeSa, e: unknown): void {
   ctx.log.error({ ike: sa.id, err: e instanceof Error ? e.stack : String(e) }, 'internal error, deleting IKE SA');
-  if (!sa.dead) destroy(ctx, sa, 'internal error');
+  if (!sa.dead) deleteAndDestroy(ctx, sa, 'internal error');
 }
 
 function afterOp(ctx: EngineContext, sa: IkeSa): void {

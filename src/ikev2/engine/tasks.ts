@@ -9,11 +9,11 @@ import { Timer, type IkeSa, type Task } from '../sa/ike-sa.ts';
 import { find } from './payload-util.ts';
 import type { EngineContext } from './context.ts';
 import { answerNotify, defragTimeout, retransmit } from './message.ts';
-import { onInitResponse, sendInit, halfOpenTimeout } from './ike-init.ts';
-import { onAuthRequest, onAuthResponse, sendAuth } from './ike-auth.ts';
-import { onChildRequest, onCreateChildResponse, startCreateChild } from './child-create.ts';
+import { initFailed, onInitResponse, sendInit, halfOpenTimeout } from './ike-init.ts';
+import { onAuthFailure, onAuthRequest, onAuthResponse, sendAuth } from './ike-auth.ts';
+import { onChildRequest, onCreateChildFailure, onCreateChildResponse, startCreateChild } from './child-create.ts';
 import { childTimers } from './child-rekey.ts';
-import { ikeRekeyDue, onIkeRekeyRequest, onIkeRekeyResponse, startIkeRekey } from './ike-rekey.ts';
+import { ikeExpired, ikeRekeyDue, onIkeRekeyFailure, onIkeRekeyRequest, onIkeRekeyResponse, startIkeRekey } from './ike-rekey.ts';
 import {
   deleteOldDue,
   onChildDeleteResponse,
@@ -35,18 +35,25 @@ interface TaskDef<T extends Task> {
   start(ctx: EngineContext, sa: IkeSa, task: T): void;
   /** Process the peer's response to it. */
   response(ctx: EngineContext, sa: IkeSa, task: T, h: IkeHeader, payloads: Payload[], data: Buffer): Promise<void> | void;
+  /** The peer's authenticated response cannot be used (`why`): fail the exchange now. */
+  failed(ctx: EngineContext, sa: IkeSa, task: T, why: string): Promise<void> | void;
 }
 
 const TASKS: { [K in Task['kind']]: TaskDef<TaskOf<K>> } = {
   // IKE_SA_INIT and IKE_AUTH run before the SA is established, started by initiate(), never queued.
-  'ike-init': { priority: -1, start: (ctx, sa) => sendInit(ctx, sa), response: (ctx, sa, _t, h, p, data) => onInitResponse(ctx, sa, h, p, data) },
-  'ike-auth': { priority: -1, start: (ctx, sa) => void sendAuth(ctx, sa), response: (ctx, sa, t, _h, p) => onAuthResponse(ctx, sa, t, p) },
-  'delete-spi': { priority: 0, start: startDeleteSpi, response: (ctx, sa, t) => onDeleteSpiResponse(ctx, sa, t) },
-  'ike-delete': { priority: 1, start: startIkeDelete, response: (ctx, sa) => onIkeDeleteResponse(ctx, sa) },
-  'child-delete': { priority: 2, start: startChildDelete, response: (ctx, sa, t) => onChildDeleteResponse(ctx, sa, t) },
-  'ike-rekey': { priority: 3, start: startIkeRekey, response: (ctx, sa, t, _h, p) => onIkeRekeyResponse(ctx, sa, t, p) },
-  'child-create': { priority: 4, start: startCreateChild, response: (ctx, sa, t, _h, p) => onCreateChildResponse(ctx, sa, t, p) },
-  dpd: { priority: 5, start: startDpdExchange, response: () => undefined },
+  'ike-init': {
+    priority: -1,
+    start: (ctx, sa) => sendInit(ctx, sa),
+    response: (ctx, sa, _t, h, p, data) => onInitResponse(ctx, sa, h, p, data),
+    failed: (ctx, sa, _t, why) => initFailed(ctx, sa, why),
+  },
+  'ike-auth': { priority: -1, start: (ctx, sa) => void sendAuth(ctx, sa), response: (ctx, sa, t, _h, p) => onAuthResponse(ctx, sa, t, p), failed: onAuthFailure },
+  'delete-spi': { priority: 0, start: startDeleteSpi, response: (ctx, sa, t) => onDeleteSpiResponse(ctx, sa, t), failed: (ctx, sa, t) => onDeleteSpiResponse(ctx, sa, t) },
+  'ike-delete': { priority: 1, start: startIkeDelete, response: (ctx, sa) => onIkeDeleteResponse(ctx, sa), failed: (ctx, sa) => onIkeDeleteResponse(ctx, sa) },
+  'child-delete': { priority: 2, start: startChildDelete, response: (ctx, sa, t) => onChildDeleteResponse(ctx, sa, t), failed: (ctx, sa, t) => onChildDeleteResponse(ctx, sa, t) },
+  'ike-rekey': { priority: 3, start: startIkeRekey, response: (ctx, sa, t, _h, p) => onIkeRekeyResponse(ctx, sa, t, p), failed: onIkeRekeyFailure },
+  'child-create': { priority: 4, start: startCreateChild, response: (ctx, sa, t, _h, p) => onCreateChildResponse(ctx, sa, t, p), failed: onCreateChildFailure },
+  dpd: { priority: 5, start: startDpdExchange, response: () => undefined, failed: () => undefined },
 };
 
 function priority(t: Task): number {
@@ -70,7 +77,7 @@ export function hasTask(sa: IkeSa, kind: Task['kind']): boolean {
 
 /** Start the next queued exchange when nothing is in flight (window size 1). */
 export function kick(ctx: EngineContext, sa: IkeSa): void {
-  if (sa.active || sa.busy || sa.dead || (sa.state !== 'ESTABLISHED' && sa.state !== 'DELETING' && sa.state !== 'REKEYED')) return;
+  if (sa.active || sa.busy || sa.dead || sa.collisionOf || (sa.state !== 'ESTABLISHED' && sa.state !== 'DELETING' && sa.state !== 'REKEYED')) return;
   if (sa.state === 'REKEYED') sa.queue = sa.queue.filter((t) => t.kind === 'ike-delete');
   sa.queue.sort(byPriority);
   const task = sa.queue.shift();
@@ -83,15 +90,22 @@ export function handleResponse(ctx: EngineContext, sa: IkeSa, task: Task, h: Ike
   return def.response(ctx, sa, task, h, payloads, data);
 }
 
+export function handleFailure(ctx: EngineContext, sa: IkeSa, task: Task, why: string): Promise<void> | void {
+  const def = TASKS[task.kind] as TaskDef<Task>;
+  return def.failed(ctx, sa, task, why);
+}
+
 type RequestHandler = (ctx: EngineContext, sa: IkeSa, h: IkeHeader, payloads: Payload[]) => Promise<void> | void;
 
 /** CREATE_CHILD_SA carries a new CHILD_SA, a CHILD_SA rekey or an IKE SA rekey (RFC 7296 §1.3). */
 function onCreateChildSaRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payloads: Payload[]): Promise<void> | void {
-  if (sa.state !== 'ESTABLISHED') return answerNotify(ctx, sa, h, NotifyType.TEMPORARY_FAILURE);
   const sap = find(payloads, PayloadType.SA);
+  const ikeRekey = sap !== undefined && sap.proposals.some((p) => p.protocol === ProtocolId.IKE);
+  // While we rekey the IKE SA, only the peer's own IKE SA rekey is answered (a collision, §2.8.2).
+  if (sa.state !== 'ESTABLISHED' && !(ikeRekey && sa.state === 'REKEYING')) return answerNotify(ctx, sa, h, NotifyType.TEMPORARY_FAILURE);
   const nonce = find(payloads, PayloadType.NONCE);
   if (!sap || !nonce) return answerNotify(ctx, sa, h, NotifyType.INVALID_SYNTAX);
-  if (sap.proposals.some((p) => p.protocol === ProtocolId.IKE)) return onIkeRekeyRequest(ctx, sa, h, payloads, sap, nonce.data);
+  if (ikeRekey) return onIkeRekeyRequest(ctx, sa, h, payloads, sap, nonce.data);
   return onChildRequest(ctx, sa, h, payloads, sap, nonce.data);
 }
 
@@ -123,6 +137,7 @@ const TIMERS: Partial<Record<number, (ctx: EngineContext, sa: IkeSa) => void>> =
   [Timer.DELETE_OLD]: deleteOldDue,
   [Timer.CHILD_REKEY]: childTimers,
   [Timer.IKE_REKEY]: ikeRekeyDue,
+  [Timer.IKE_EXPIRE]: ikeExpired,
   [Timer.DEFRAG]: defragTimeout,
 };
 

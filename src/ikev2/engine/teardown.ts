@@ -31,6 +31,16 @@ export function deleteIke(ctx: EngineContext, sa: IkeSa): void {
   queueTask(ctx, sa, { kind: 'ike-delete' });
 }
 
+/**
+ * Remove an IKE SA now after telling the peer with one Delete (not retransmitted): for local
+ * teardowns of an SA the peer considers up, other than a peer that stopped answering.
+ */
+export function deleteAndDestroy(ctx: EngineContext, sa: IkeSa, reason: string): void {
+  if (sa.dead) return;
+  if (sa.cipher) transmit(ctx, sa, seal(sa, ExchangeType.INFORMATIONAL, sa.sendMid++, false, [deletePayload(ProtocolId.IKE, [])]));
+  destroy(ctx, sa, reason);
+}
+
 /** Remove an IKE SA now: dataplane cleaned, waiters told, no message sent. */
 export function destroy(ctx: EngineContext, sa: IkeSa, reason: string): void {
   if (sa.dead) return;
@@ -47,6 +57,11 @@ export function destroy(ctx: EngineContext, sa: IkeSa, reason: string): void {
   sa.active = undefined;
   sa.queue.length = 0;
   sa.timers.fill(0);
+  // The IKE SA a colliding rekey of the peer made goes too unless it took over (it holds nothing yet).
+  if (t?.kind === 'ike-rekey' && t.passive && t.passive.sa.collisionOf === sa) {
+    t.passive.sa.collisionOf = undefined;
+    destroy(ctx, t.passive.sa, reason);
+  }
   ctx.table.remove(sa, sa.halfOpenKey);
   for (const child of sa.children) {
     ctx.childrenById.delete(child.id);

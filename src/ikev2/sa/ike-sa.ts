@@ -24,6 +24,8 @@ export const Timer = {
   HALF_OPEN: 2,
   DPD: 3,
   IKE_REKEY: 4,
+  /** The IKE SA's hard lifetime (rekey time + over_time). */
+  IKE_EXPIRE: 5,
   RETRY: 7,
   DELETE_OLD: 8,
   CHILD_REKEY: 9,
@@ -68,6 +70,10 @@ export class ChildSa {
   vpp: InstallResult = {};
   /** CHILD_SA this one replaced (rekey), until the old one is deleted. */
   replaces: number | undefined;
+  /** REKEYED: the CHILD_SA that took over from this one (none for a redundant SA of a rekey collision). */
+  successor: ChildSa | undefined;
+  /** Rekeys failed until near the hard lifetime: the next attempt creates a new CHILD_SA instead. */
+  lastResort = false;
   constructor(id: number, cfg: ChildConfig) {
     this.id = id;
     this.cfg = cfg;
@@ -89,13 +95,39 @@ export interface ActiveRequest {
 export type Task =
   | { kind: 'ike-init' }
   | { kind: 'ike-auth'; child?: ChildConfig; spi?: number }
-  | { kind: 'child-create'; child: ChildConfig; rekey?: ChildSa; group?: number; spi?: number; ni?: Buffer; ke?: KeyExchange }
+  | {
+      kind: 'child-create';
+      child: ChildConfig;
+      rekey?: ChildSa;
+      group?: number;
+      spi?: number;
+      ni?: Buffer;
+      ke?: KeyExchange;
+      /** A rekey collision (RFC 7296 §2.8.1): the peer rekeyed the same CHILD_SA while ours was in flight. */
+      passive?: PassiveRekey;
+      /** A new CHILD_SA (no REKEY_SA notify) that takes over from `rekey`: the last resort when rekeys fail. */
+      fresh?: boolean;
+    }
   /** Delete a CHILD_SA the peer created but we could not use (our SPI names it); release the SPI after. */
   | { kind: 'delete-spi'; spi: number; release: boolean }
   | { kind: 'child-delete'; child: ChildSa }
   | { kind: 'ike-delete' }
   | { kind: 'dpd' }
-  | { kind: 'ike-rekey'; group?: number; spi?: Buffer; ni?: Buffer; ke?: KeyExchange };
+  | {
+      kind: 'ike-rekey';
+      group?: number;
+      spi?: Buffer;
+      ni?: Buffer;
+      ke?: KeyExchange;
+      /** A rekey collision (RFC 7296 §2.8.2): the IKE SA the peer's rekey made while ours was in flight. */
+      passive?: { sa: IkeSa; nonce: Buffer };
+    };
+
+/** The peer's rekey of a CHILD_SA we were rekeying too: the CHILD_SA it made and its exchange's lower nonce. */
+export interface PassiveRekey {
+  child: ChildSa;
+  nonce: Buffer;
+}
 
 /** Live counts kept up to date on every state change, so gauges never need a scan of the table. */
 export interface SaGauges {
@@ -186,6 +218,11 @@ export class IkeSa {
   requestRemote: SaEndpoint | undefined;
   /** Key of this SA in the half-open index (responder, until IKE_AUTH completes). */
   halfOpenKey: string | undefined;
+  /**
+   * Made by the peer's rekey of this IKE SA while ours was in flight (a collision): until the outcome
+   * is known it holds no CHILD_SAs and starts no exchange of its own.
+   */
+  collisionOf: IkeSa | undefined;
   /** The operator asked to terminate it while a rekey was in flight: delete the successor too. */
   terminateRequested = false;
   /** Child to create together with IKE_AUTH (initiator). */
