@@ -6,7 +6,11 @@
  * Baselines measured in the same run: the raw crypto of one handshake for both sides (key exchange,
  * key derivation, AUTH, SK seal/open), so the engine's cost is reported as a ratio to that floor.
  *
- *   node bench/engine.ts [--sas 50000] [--handshakes 2000]
+ * Concurrent handshakes (64 under way at once) with the responder's IKE_SA_INIT key exchange and key
+ * derivation on 0, 1 and 2 worker threads (`--workers`): handshakes/s and the event loop's CPU per
+ * handshake. Both sides run in this process, so the initiators' crypto stays on the event loop.
+ *
+ *   node bench/engine.ts [--sas 50000] [--handshakes 2000] [--workers 0,1,2]
  */
 import { parseArgs } from 'node:util';
 import { randomBytes } from 'node:crypto';
@@ -25,7 +29,7 @@ import { encrAlg } from '../src/ikev2/crypto/suites.ts';
 const silent = pino({ level: 'silent' });
 const SECRET = psk([], 'bench-preshared-key-0123456789');
 
-export function responder(limit: number) {
+export function responder(limit: number, o: { workers?: number; send?: (p: OutPacket) => void } = {}) {
   const sched = new FakeScheduler(0);
   const dp = new MemoryDataplane();
   dp.maxEvents = 0;
@@ -33,7 +37,8 @@ export function responder(limit: number) {
   const engine = new Engine({
     scheduler: sched,
     random: randomBytes,
-    send: (p) => out.push(p),
+    workers: o.workers,
+    send: o.send ?? ((p) => out.push(p)),
     dataplane: dp,
     log: silent,
     port: 500,
@@ -91,6 +96,57 @@ export async function handshake(r: ReturnType<typeof responder>, i: number): Pro
   }
 }
 
+/**
+ * `n` handshakes with up to `concurrency` under way at once, the responder with `workers` threads for
+ * IKE_SA_INIT: packets are delivered as they are sent. Returns handshakes/s and the event loop's own
+ * CPU per handshake (both sides' work that is not on a worker).
+ */
+export async function concurrentHandshakes(n: number, concurrency: number, workers: number): Promise<{ perSecond: number; mainCpuUsPerHandshake: number }> {
+  const byAddr = new Map<string, Engine>();
+  const r = responder(n + 10, {
+    workers,
+    send: (p) => {
+      const to = byAddr.get(p.remote.addr);
+      if (to) setImmediate(() => to.receive(p.remote, p.local, p.data));
+    },
+  });
+  let next = 0;
+  const one = async (): Promise<void> => {
+    while (next < n) {
+      const i = next++;
+      const peerAddr = `10.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255}`;
+      const init = new Engine({
+        scheduler: new FakeScheduler(0),
+        random: randomBytes,
+        send: (p) => setImmediate(() => r.engine.receive(p.remote, p.local, p.data)),
+        dataplane: new MemoryDataplane(),
+        log: silent,
+        port: 500,
+        portNatT: 4500,
+        ikeSaLimit: 4,
+        localAddressFor: () => peerAddr,
+      });
+      init.setConfig(
+        config(
+          [conn('gw', { remoteAddrs: ['192.0.2.2'], local: { auth: 'psk', id: `c${i}.lab`, certs: [], cacerts: [] }, children: [child('net', { remoteTs: ['10.0.0.0/8'] })] })],
+          [SECRET],
+        ),
+      );
+      byAddr.set(peerAddr, init);
+      await init.initiate('gw');
+      byAddr.delete(peerAddr);
+    }
+  };
+  const c0 = process.threadCpuUsage();
+  const t0 = performance.now();
+  await Promise.all(Array.from({ length: concurrency }, one));
+  const ms = performance.now() - t0;
+  const c = process.threadCpuUsage(c0);
+  await r.engine.close();
+  if (r.engine.table.size !== n) throw new Error(`expected ${n} SAs, have ${r.engine.table.size}`);
+  return { perSecond: perSecond(n, ms), mainCpuUsPerHandshake: Math.round((c.user + c.system) / n) };
+}
+
 /** The unavoidable crypto of one handshake, both sides (what the engine cannot go below). */
 function cryptoFloorPair(): void {
   const suite = selectIkeProposal(
@@ -125,9 +181,10 @@ function perSecond(n: number, ms: number): number {
   return Math.round((n / ms) * 1000);
 }
 
-export async function runEngineBench(o: { sas?: number; handshakes?: number } = {}): Promise<Record<string, number>> {
+export async function runEngineBench(o: { sas?: number; handshakes?: number; workers?: number[] } = {}): Promise<Record<string, number>> {
   const handshakes = o.handshakes ?? 2000;
   const nSas = o.sas ?? 50_000;
+  const workerCounts = o.workers ?? [0, 1, 2];
   // Warm-up.
   const warm = responder(100);
   for (let i = 0; i < 50; i++) await handshake(warm, i);
@@ -144,6 +201,16 @@ export async function runEngineBench(o: { sas?: number; handshakes?: number } = 
   for (let i = 0; i < handshakes; i++) await handshake(r, i);
   const engineMs = performance.now() - t0;
   if (r.engine.table.size !== handshakes) throw new Error(`expected ${handshakes} SAs, have ${r.engine.table.size}`);
+
+  // Concurrent handshakes (64 under way), the responder's IKE_SA_INIT crypto on 0, 1, 2 worker threads.
+  const concurrent: Record<string, number> = {};
+  for (const w of workerCounts) {
+    const c = await concurrentHandshakes(handshakes, 64, w);
+    concurrent[`concurrent_handshakes_per_s_workers_${w}`] = c.perSecond;
+    concurrent[`concurrent_main_thread_cpu_us_per_handshake_workers_${w}`] = c.mainCpuUsPerHandshake;
+  }
+  const w0 = concurrent['concurrent_handshakes_per_s_workers_0'];
+  if (w0) for (const w of workerCounts) if (w > 0) concurrent[`concurrent_speedup_workers_${w}_vs_0`] = +(concurrent[`concurrent_handshakes_per_s_workers_${w}`]! / w0).toFixed(2);
 
   // Scale: N established IKE SAs (each with a CHILD_SA) in one responder.
   global.gc?.();
@@ -169,6 +236,7 @@ export async function runEngineBench(o: { sas?: number; handshakes?: number } = 
     crypto_floor_pair_per_s: perSecond(handshakes, floorMs),
     engine_pair_handshakes_per_s: perSecond(handshakes, engineMs),
     engine_cost_vs_crypto_floor: +(engineMs / floorMs).toFixed(2),
+    ...concurrent,
     scale_sas: nSas,
     scale_handshakes_per_s: perSecond(nSas, scaleMs),
     heap_bytes_per_ike_sa_with_child: Math.round((heap1 - heap0) / nSas),
@@ -180,7 +248,11 @@ export async function runEngineBench(o: { sas?: number; handshakes?: number } = 
 }
 
 if (import.meta.main) {
-  const { values } = parseArgs({ options: { sas: { type: 'string' }, handshakes: { type: 'string' } } });
-  const res = await runEngineBench({ sas: values.sas ? Number(values.sas) : undefined, handshakes: values.handshakes ? Number(values.handshakes) : undefined });
+  const { values } = parseArgs({ options: { sas: { type: 'string' }, handshakes: { type: 'string' }, workers: { type: 'string' } } });
+  const res = await runEngineBench({
+    sas: values.sas ? Number(values.sas) : undefined,
+    handshakes: values.handshakes ? Number(values.handshakes) : undefined,
+    workers: values.workers ? values.workers.split(',').map(Number) : undefined,
+  });
   for (const [k, v] of Object.entries(res)) console.log(`${k.padEnd(40)} ${v}`);
 }

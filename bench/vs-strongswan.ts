@@ -3,7 +3,7 @@
  *
  *   node_modules/.bin/node bench/vs-strongswan.ts [--n 1000,10000] [--proposals x25519,ecp256]
  *       [--responders charon,vpp-iked] [--initiator] [--initiator-n 10000] [--repeat 1]
- *       [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--log-level info] [--recv-buffer BYTES]
+ *       [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--base DIR] [--workers 0,1] [--log-level info] [--recv-buffer BYTES]
  *       [--node-flags FLAGS] [--timeout SECONDS] [--plugin PATH] [--keep]
  *
  * Needs root, iproute2 and strongSwan 5.9 (`bash .ci/setup-interop.sh` installs it) plus strongSwan's
@@ -22,7 +22,7 @@
  * For each N and proposal (aes256gcm16-prfsha256-x25519 / -ecp256), per responder: wall time until the
  * responder reports all N IKE SAs established (polled every 100 ms: swanctl --stats / vpp-ikectl
  * stats), IKE SAs/s, CPU ms per IKE SA (utime+stime of the responder from /proc/PID/stat, before and
- * after), RSS before/after and its slope per SA (again 5 s after the last SA: "settled"), UDP
+ * after; and of its main thread alone, /proc/PID/task/PID/stat), RSS before/after and its slope per SA (again 5 s after the last SA: "settled"), UDP
  * receive-buffer drops in each namespace (/proc/net/snmp `Udp: RcvbufErrors`, before/after), the
  * initiator's retransmits and failures (its control stream: `*` per retransmit, `-` per failure),
  * and the ratios vpp-iked / charon of the same run. charon logs at level 0 (the load-tester recipe),
@@ -32,6 +32,9 @@
  * `--initiator`: vpp-iked initiates `--initiator-n` (default 10,000) tunnels to a charon responder,
  * one `start_action = start` connection each; reported: time from the daemon's start until all are
  * established (and from when its control socket first answered), CPU and RSS of vpp-iked.
+ *
+ * `--base DIR`: the vpp-iked of another checkout (e.g. main before a change) runs as a third
+ * responder, `vpp-iked-base`, in the same run; the ratios vpp-iked / vpp-iked-base are printed too.
  *
  * `--cpu-prof DIR`: vpp-iked runs with `--cpu-prof` and writes one .cpuprofile per run into DIR
  * (bench/cpuprofile-top.ts summarises one); `--heap-snapshot DIR`: one heap snapshot per vpp-iked
@@ -80,10 +83,14 @@ const USAGE = `Usage: node_modules/.bin/node bench/vs-strongswan.ts [options]   
   --repeat K            run each measurement K times (default 1)
   --log-level LEVEL     vpp-iked's log level (default info)
   --recv-buffer BYTES   vpp-iked's daemon.recv_buffer_size (default: the daemon's default; 0: the kernel's)
-  --node-flags FLAGS    extra node options for vpp-iked (e.g. "--max-semi-space-size=16")
+  --node-flags FLAGS    node options for vpp-iked (default "--max-semi-space-size=4", as in the systemd unit)
   --timeout SECONDS     per run (default 60 + N/100)
   --cpu-prof DIR        run vpp-iked with --cpu-prof, profiles into DIR
   --heap-snapshot DIR   a heap snapshot of vpp-iked (as responder) into DIR once all its IKE SAs are up
+  --workers LIST        daemon.workers for vpp-iked, comma-separated: one run per value (e.g. 0,1
+                        for the scaling from one core to two); default: the daemon's (auto)
+  --base DIR            also measure the vpp-iked of another checkout in DIR (responder vpp-iked-base;
+                        e.g. \`git archive main | tar -x -C DIR\` with node_modules linked), for before/after
   --json FILE           where the JSON goes (default bench/results/vs-strongswan-<time>.json)
   --plugin PATH         libstrongswan-load-tester.so
   --keep                keep the lab folder (logs, configs)`;
@@ -99,6 +106,17 @@ interface ProcStat {
   userMs: number;
   sysMs: number;
   rssKb: number;
+}
+
+/** CPU ms of the process's main thread only (its event loop, for vpp-iked; worker threads excluded). */
+function mainThreadCpuMs(pid: number): number {
+  try {
+    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+  } catch {
+    return NaN;
+  }
 }
 
 function procStat(pid: number): ProcStat {
@@ -319,9 +337,13 @@ interface DaemonOptions {
   recvBuffer: number | undefined;
   nodeFlags: string[];
   heapSnapshot: string | undefined;
+  /** Another checkout of vpp-iked (`--base DIR`), measured as the responder `vpp-iked-base`. */
+  baseRoot: string | undefined;
+  /** `daemon.workers` for this run (unset: the daemon's default). */
+  workers?: string;
 }
 
-async function startDaemon(lab: Lab, dir: string, conf: string, o: DaemonOptions, limit: number): Promise<DaemonProc> {
+async function startDaemon(lab: Lab, dir: string, conf: string, o: DaemonOptions, limit: number, root = ROOT): Promise<DaemonProc> {
   mkdirSync(dir, { recursive: true });
   const ctl = join(dir, 'ctl.sock');
   const cfgPath = join(dir, 'vpp-iked.conf');
@@ -333,7 +355,7 @@ async function startDaemon(lab: Lab, dir: string, conf: string, o: DaemonOptions
   log_level = ${o.logLevel}
   dataplane = memory
   ike_sa_limit = ${limit}
-  stop_action = keep${o.recvBuffer !== undefined ? `\n  recv_buffer_size = ${o.recvBuffer}` : ''}
+  stop_action = keep${o.recvBuffer !== undefined ? `\n  recv_buffer_size = ${o.recvBuffer}` : ''}${o.workers !== undefined ? `\n  workers = ${o.workers}` : ''}
 }
 ${conf}`,
   );
@@ -348,7 +370,7 @@ ${conf}`,
   const proc = lab.spawn(
     'b',
     'sh',
-    ['-c', 'out="$1"; shift; exec "$@" >"$out" 2>&1', 'sh', logPath, NODE, ...flags, join(ROOT, 'bin/vpp-iked.js'), '--config', cfgPath],
+    ['-c', 'out="$1"; shift; exec "$@" >"$out" 2>&1', 'sh', logPath, NODE, ...flags, join(root, 'bin/vpp-iked.js'), '--config', cfgPath],
     {},
     { name: `vpp-iked-${Date.now()}` },
   );
@@ -451,8 +473,11 @@ function initiatorConf(n: number, proposal: string): string {
 
 // ---- one measurement ------------------------------------------------------------------------------
 
+type Responder = 'charon' | 'vpp-iked' | 'vpp-iked-base';
+
 interface RunResult {
-  responder: 'charon' | 'vpp-iked';
+  /** The responder, with `/w=N` when run with `--workers`. */
+  responder: string;
   n: number;
   proposal: string;
   repeat: number;
@@ -463,6 +488,8 @@ interface RunResult {
   saPerSec: number;
   cpuMs: number;
   cpuMsPerSa: number;
+  /** of which on the main thread (vpp-iked: the event loop; the rest is worker and V8 helper threads) */
+  mainCpuMsPerSa: number;
   /** of which in the kernel (stime) */
   sysMsPerSa: number;
   rssBeforeKb: number;
@@ -486,8 +513,9 @@ interface Ctx {
   seq: number;
 }
 
-async function measureResponder(ctx: Ctx, responder: 'charon' | 'vpp-iked', n: number, proposalName: string, repeat: number): Promise<RunResult> {
+async function measureResponder(ctx: Ctx, responder: Responder, n: number, proposalName: string, repeat: number, workers?: string): Promise<RunResult> {
   const { lab } = ctx;
+  const label = workers !== undefined ? `${responder}/w=${workers}` : responder;
   const proposal = PROPOSALS[proposalName]!;
   const base = join(lab.dir, `${String(++ctx.seq).padStart(2, '0')}-${responder}-${proposalName}-${n}`);
   const timeoutMs = (ctx.timeoutS ?? 60 + n / 100) * 1000;
@@ -496,7 +524,7 @@ async function measureResponder(ctx: Ctx, responder: 'charon' | 'vpp-iked', n: n
   let init: CharonProc | undefined;
   let load: ReturnType<typeof startLoad> | undefined;
   const r: RunResult = {
-    responder, n, proposal: proposalName, repeat, ok: false, established: 0, wallMs: 0, saPerSec: 0, cpuMs: 0, cpuMsPerSa: 0, sysMsPerSa: 0,
+    responder: label, n, proposal: proposalName, repeat, ok: false, established: 0, wallMs: 0, saPerSec: 0, cpuMs: 0, cpuMsPerSa: 0, mainCpuMsPerSa: 0, sysMsPerSa: 0,
     rssBeforeKb: 0, rssAfterKb: 0, rssPerSaBytes: 0, rssSettledKb: 0, rssSettledPerSaBytes: 0, rcvbufErrorsResponder: 0, rcvbufErrorsInitiator: 0, initiatorCpuMs: 0,
     initiator: { initiated: 0, established: 0, failed: 0, retransmits: 0 },
   };
@@ -509,7 +537,8 @@ async function measureResponder(ctx: Ctx, responder: 'charon' | 'vpp-iked', n: n
       const c = rcharon;
       established = () => c.established(lab);
     } else {
-      daemon = await startDaemon(lab, join(base, 'responder'), responderConf(proposal), ctx.daemon, Math.max(60_000, n * 2));
+      const root = responder === 'vpp-iked-base' ? ctx.daemon.baseRoot : ROOT;
+      daemon = await startDaemon(lab, join(base, 'responder'), responderConf(proposal), { ...ctx.daemon, workers }, Math.max(60_000, n * 2), root);
       pid = daemon.proc.pid;
       const d = daemon;
       established = () => daemonEstablished(d);
@@ -518,6 +547,7 @@ async function measureResponder(ctx: Ctx, responder: 'charon' | 'vpp-iked', n: n
     await sleep(500); // let both settle after start-up
     const [snmpB0, snmpA0] = await Promise.all([udpCounters(lab, 'b'), udpCounters(lab, 'a')]);
     const p0 = procStat(pid);
+    const m0 = mainThreadCpuMs(pid);
     const i0 = procStat(init.proc.pid);
     const t0 = performance.now();
     load = startLoad(init.ldt, n, t0);
@@ -534,6 +564,7 @@ async function measureResponder(ctx: Ctx, responder: 'charon' | 'vpp-iked', n: n
       await sleep(100);
     }
     const p1 = procStat(pid);
+    const m1 = mainThreadCpuMs(pid);
     const i1 = procStat(init.proc.pid);
     // the initiator reports its last IKE SAs (and closes the stream) shortly after the responder has them
     await Promise.race([load.done, sleep(SETTLE_MS)]);
@@ -547,6 +578,7 @@ async function measureResponder(ctx: Ctx, responder: 'charon' | 'vpp-iked', n: n
     r.saPerSec = count / (r.wallMs / 1000);
     r.cpuMs = p1.cpuMs - p0.cpuMs;
     r.cpuMsPerSa = count > 0 ? r.cpuMs / count : 0;
+    r.mainCpuMsPerSa = count > 0 ? (m1 - m0) / count : 0;
     r.sysMsPerSa = count > 0 ? (p1.sysMs - p0.sysMs) / count : 0;
     r.rssBeforeKb = p0.rssKb;
     r.rssAfterKb = p1.rssKb;
@@ -666,11 +698,11 @@ function table(rows: string[][]): string {
 
 function report(results: RunResult[], inits: InitiatorResult[]): string {
   const out: string[] = [];
-  const head = ['responder', 'proposal', 'N', 'ok', 'wall s', 'SAs/s', 'CPU ms/SA', 'of it sys', 'RSS MB before', 'RSS MB after', 'B/SA', 'settled B/SA', 'rcvbuf drops', 'init rexmit', 'init fail'];
+  const head = ['responder', 'proposal', 'N', 'ok', 'wall s', 'SAs/s', 'CPU ms/SA', 'main thread', 'of it sys', 'RSS MB before', 'RSS MB after', 'B/SA', 'settled B/SA', 'rcvbuf drops', 'init rexmit', 'init fail'];
   const rows = [head];
   for (const r of results) {
     rows.push([
-      r.responder, r.proposal, String(r.n), r.ok ? 'yes' : 'NO', fmt(r.wallMs / 1000), fmt(r.saPerSec, 0), fmt(r.cpuMsPerSa, 3), fmt(r.sysMsPerSa, 3),
+      r.responder, r.proposal, String(r.n), r.ok ? 'yes' : 'NO', fmt(r.wallMs / 1000), fmt(r.saPerSec, 0), fmt(r.cpuMsPerSa, 3), fmt(r.mainCpuMsPerSa, 3), fmt(r.sysMsPerSa, 3),
       fmt(r.rssBeforeKb / 1024, 1), fmt(r.rssAfterKb / 1024, 1), fmt(r.rssPerSaBytes, 0), fmt(r.rssSettledPerSaBytes, 0), String(r.rcvbufErrorsResponder),
       String(r.initiator.retransmits), String(r.initiator.failed),
     ]);
@@ -678,12 +710,20 @@ function report(results: RunResult[], inits: InitiatorResult[]): string {
   out.push(table(rows));
   // ratios vpp-iked / charon for each (proposal, N, repeat) measured in this run
   const ratioRows = [['proposal', 'N', 'rep', 'wall', 'SAs/s', 'CPU/SA', 'RSS/SA', 'settled RSS/SA']];
-  for (const v of results.filter((x) => x.responder === 'vpp-iked')) {
-    const c = results.find((x) => x.responder === 'charon' && x.n === v.n && x.proposal === v.proposal && x.repeat === v.repeat);
-    if (!c) continue;
-    ratioRows.push([v.proposal, String(v.n), String(v.repeat), fmt(v.wallMs / c.wallMs), fmt(v.saPerSec / c.saPerSec), fmt(v.cpuMsPerSa / c.cpuMsPerSa), fmt(v.rssPerSaBytes / c.rssPerSaBytes), fmt(v.rssSettledPerSaBytes / c.rssSettledPerSaBytes)]);
-  }
-  if (ratioRows.length > 1) out.push('', 'ratios vpp-iked / charon (same run):', table(ratioRows));
+  const ratios = (num: string, den: string): void => {
+    const rows = ratioRows.slice(0, 1);
+    for (const v of results.filter((x) => x.responder === num)) {
+      const c = results.find((x) => x.responder === den && x.n === v.n && x.proposal === v.proposal && x.repeat === v.repeat);
+      if (!c) continue;
+      rows.push([v.proposal, String(v.n), String(v.repeat), fmt(v.wallMs / c.wallMs), fmt(v.saPerSec / c.saPerSec), fmt(v.cpuMsPerSa / c.cpuMsPerSa), fmt(v.rssPerSaBytes / c.rssPerSaBytes), fmt(v.rssSettledPerSaBytes / c.rssSettledPerSaBytes)]);
+    }
+    if (rows.length > 1) out.push('', `ratios ${num} / ${den} (same run):`, table(rows));
+  };
+  const labels = [...new Set(results.map((x) => x.responder))];
+  for (const l of labels) if (l !== 'charon') ratios(l, 'charon');
+  if (labels.includes('vpp-iked-base')) for (const l of labels) if (l.startsWith('vpp-iked') && l !== 'vpp-iked-base') ratios(l, 'vpp-iked-base');
+  const w0 = labels.find((l) => l === 'vpp-iked/w=0');
+  if (w0) for (const l of labels) if (l.startsWith('vpp-iked/w=') && l !== w0) ratios(l, w0);
   for (const r of inits) {
     out.push(
       '',
@@ -711,10 +751,13 @@ async function main(): Promise<number> {
       repeat: { type: 'string', default: '1' },
       'log-level': { type: 'string', default: 'info' },
       'recv-buffer': { type: 'string' },
-      'node-flags': { type: 'string', default: '' },
+      // as the systemd unit runs the daemon (its NODE_OPTIONS)
+      'node-flags': { type: 'string', default: '--max-semi-space-size=4' },
       timeout: { type: 'string' },
       'cpu-prof': { type: 'string' },
       'heap-snapshot': { type: 'string' },
+      base: { type: 'string' },
+      workers: { type: 'string' },
       json: { type: 'string' },
       plugin: { type: 'string' },
       keep: { type: 'boolean', default: false },
@@ -740,7 +783,15 @@ async function main(): Promise<number> {
   const responders = values.responders.split(',').map((x) => x.trim());
   const repeat = Number(values.repeat);
   for (const p of proposals) if (!(p in PROPOSALS)) throw new Error(`unknown proposal ${p} (one of ${Object.keys(PROPOSALS).join(', ')})`);
-  for (const r of responders) if (r !== 'charon' && r !== 'vpp-iked') throw new Error(`unknown responder ${r}`);
+  const baseRoot = values.base !== undefined ? resolve(values.base) : undefined;
+  if (baseRoot !== undefined) {
+    if (!existsSync(join(baseRoot, 'bin/vpp-iked.js'))) throw new Error(`--base: no bin/vpp-iked.js in ${baseRoot}`);
+    if (!responders.includes('vpp-iked-base')) responders.push('vpp-iked-base');
+  }
+  for (const r of responders) {
+    if (r !== 'charon' && r !== 'vpp-iked' && r !== 'vpp-iked-base') throw new Error(`unknown responder ${r}`);
+    if (r === 'vpp-iked-base' && baseRoot === undefined) throw new Error('responder vpp-iked-base needs --base DIR');
+  }
   if (ns.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`--n: positive integers, not ${values.n}`);
   const loadTester = findPlugin(values.plugin);
   const cpuProf = values['cpu-prof'] !== undefined ? resolve(values['cpu-prof']) : undefined;
@@ -748,6 +799,13 @@ async function main(): Promise<number> {
   if (values['heap-snapshot'] !== undefined) mkdirSync(resolve(values['heap-snapshot']), { recursive: true });
   if (values.keep) process.env.KEEP_LAB = '1';
 
+  // with --workers, vpp-iked runs once per value (the base checkout with its default)
+  const workersList = values.workers !== undefined ? values.workers.split(',').map((x) => x.trim()) : undefined;
+  const runs: [Responder, string | undefined][] = [];
+  for (const r of responders as Responder[]) {
+    if (r === 'vpp-iked' && workersList) for (const w of workersList) runs.push([r, w]);
+    else runs.push([r, undefined]);
+  }
   const lab = await createLab({ tag: 'vs-strongswan' });
   // Ctrl-C / SIGTERM: the harness's exit hook kills the lab's processes and deletes the namespaces
   const onSignal = (): void => process.exit(130);
@@ -767,6 +825,7 @@ async function main(): Promise<number> {
         recvBuffer: values['recv-buffer'] !== undefined ? Number(values['recv-buffer']) : undefined,
         nodeFlags: values['node-flags'].split(/\s+/).filter((x) => x !== ''),
         heapSnapshot: values['heap-snapshot'] !== undefined ? resolve(values['heap-snapshot']) : undefined,
+        baseRoot,
       },
       timeoutS: values.timeout !== undefined ? Number(values.timeout) : undefined,
       seq: 0,
@@ -775,10 +834,10 @@ async function main(): Promise<number> {
       for (const n of ns) {
         for (const p of proposals) {
           for (let k = 1; k <= repeat; k++) {
-            for (const resp of responders as ('charon' | 'vpp-iked')[]) {
-              const r = await measureResponder(ctx, resp, n, p, k);
+            for (const [resp, w] of runs) {
+              const r = await measureResponder(ctx, resp, n, p, k, w);
               results.push(r);
-              console.error(`${resp} ${p} N=${n}#${k}: ${r.ok ? 'ok' : 'FAILED'} ${fmt(r.wallMs / 1000)} s, ${fmt(r.cpuMsPerSa, 3)} CPU ms/SA, ` +
+              console.error(`${r.responder} ${p} N=${n}#${k}: ${r.ok ? 'ok' : 'FAILED'} ${fmt(r.wallMs / 1000)} s, ${fmt(r.cpuMsPerSa, 3)} CPU ms/SA, ` +
                 `${r.rcvbufErrorsResponder} drops, ${r.initiator.retransmits} retransmits${r.error ? `: ${r.error.split('\n')[0]}` : ''}`);
             }
           }

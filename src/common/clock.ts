@@ -21,64 +21,119 @@ interface Entry {
   kind: number;
 }
 
-/** Min-heap ordered by (at, seq). */
+/**
+ * Min-heap ordered by (at, seq). Entries live in parallel typed arrays (about 25 bytes each) rather
+ * than one object each: with a few timers per IKE SA, 50,000 SAs keep some 150,000 entries.
+ */
 export class TimerHeap {
-  private heap: Entry[] = [];
+  private at = new Float64Array(64);
+  private seqs = new Float64Array(64);
+  private keys = new Float64Array(64);
+  private kinds = new Uint8Array(64);
+  private n = 0;
   private seq = 0;
 
   get size(): number {
-    return this.heap.length;
+    return this.n;
   }
 
   push(at: number, key: number, kind: number): void {
-    const e: Entry = { at, seq: this.seq++, key, kind };
-    const h = this.heap;
-    h.push(e);
-    let i = h.length - 1;
+    if (this.n === this.at.length) this.grow(this.n * 2);
+    let i = this.n++;
+    this.set(i, at, this.seq++, key, kind);
     while (i > 0) {
       const p = (i - 1) >> 1;
-      if (!less(h[i]!, h[p]!)) break;
-      [h[i], h[p]] = [h[p]!, h[i]!];
+      if (!this.less(i, p)) break;
+      this.swap(i, p);
       i = p;
     }
   }
 
+  /** Due time of the earliest entry (Infinity when there is none). */
+  peekAt(): number {
+    return this.n > 0 ? this.at[0]! : Infinity;
+  }
+
   peek(): Entry | undefined {
-    return this.heap[0];
+    return this.n > 0 ? this.entry(0) : undefined;
   }
 
   pop(): Entry | undefined {
-    const h = this.heap;
-    if (h.length === 0) return undefined;
-    const top = h[0]!;
-    const last = h.pop()!;
-    if (h.length > 0) {
-      h[0] = last;
+    if (this.n === 0) return undefined;
+    const top = this.entry(0);
+    const last = --this.n;
+    if (last > 0) {
+      this.set(0, this.at[last]!, this.seqs[last]!, this.keys[last]!, this.kinds[last]!);
       let i = 0;
       for (;;) {
         const l = 2 * i + 1;
         const r = l + 1;
         let m = i;
-        if (l < h.length && less(h[l]!, h[m]!)) m = l;
-        if (r < h.length && less(h[r]!, h[m]!)) m = r;
+        if (l < this.n && this.less(l, m)) m = l;
+        if (r < this.n && this.less(r, m)) m = r;
         if (m === i) break;
-        [h[i], h[m]] = [h[m]!, h[i]!];
+        this.swap(i, m);
         i = m;
       }
     }
+    if (this.at.length > 1024 && this.n < this.at.length / 4) this.grow(this.at.length / 2);
     return top;
   }
 
   /** Drop entries the owner no longer wants (keeps the heap from growing with stale entries). */
   compact(keep: (key: number, kind: number, at: number) => boolean): void {
-    const kept = this.heap.filter((e) => keep(e.key, e.kind, e.at));
-    this.heap = [];
-    for (const e of kept) this.push(e.at, e.key, e.kind);
+    const kept: Entry[] = [];
+    for (let i = 0; i < this.n; i++) {
+      if (keep(this.keys[i]!, this.kinds[i]!, this.at[i]!)) kept.push(this.entry(i));
+    }
+    kept.sort((a, b) => a.at - b.at || a.seq - b.seq);
+    this.n = 0;
+    if (this.at.length > 64 && kept.length < this.at.length / 4) this.grow(Math.max(64, kept.length * 2));
+    // sorted by (at, seq) is a valid heap; the entries keep their order among equal due times
+    for (const e of kept) this.set(this.n++, e.at, e.seq, e.key, e.kind);
   }
-}
 
-function less(a: Entry, b: Entry): boolean {
-  return a.at < b.at || (a.at === b.at && a.seq < b.seq);
+  private entry(i: number): Entry {
+    return { at: this.at[i]!, seq: this.seqs[i]!, key: this.keys[i]!, kind: this.kinds[i]! };
+  }
+
+  private set(i: number, at: number, seq: number, key: number, kind: number): void {
+    this.at[i] = at;
+    this.seqs[i] = seq;
+    this.keys[i] = key;
+    this.kinds[i] = kind;
+  }
+
+  private less(a: number, b: number): boolean {
+    const x = this.at[a]!;
+    const y = this.at[b]!;
+    return x < y || (x === y && this.seqs[a]! < this.seqs[b]!);
+  }
+
+  private swap(a: number, b: number): void {
+    const { at, seqs, keys, kinds } = this;
+    const t0 = at[a]!, t1 = seqs[a]!, t2 = keys[a]!, t3 = kinds[a]!;
+    at[a] = at[b]!;
+    seqs[a] = seqs[b]!;
+    keys[a] = keys[b]!;
+    kinds[a] = kinds[b]!;
+    at[b] = t0;
+    seqs[b] = t1;
+    keys[b] = t2;
+    kinds[b] = t3;
+  }
+
+  private grow(cap: number): void {
+    const resize = <A extends Float64Array | Uint8Array>(old: A, make: (n: number) => A): A => {
+      const a = make(cap);
+      a.set(old.subarray(0, Math.min(this.n, cap)));
+      return a;
+    };
+    this.at = resize(this.at, (n) => new Float64Array(n));
+    this.seqs = resize(this.seqs, (n) => new Float64Array(n));
+    this.keys = resize(this.keys, (n) => new Float64Array(n));
+    this.kinds = resize(this.kinds, (n) => new Uint8Array(n));
+  }
 }
 
 /** A clock plus one shared timer heap. */
@@ -112,10 +167,8 @@ abstract class BaseScheduler implements Scheduler {
   }
   /** Fire every entry due at or before `t`. */
   protected fire(t: number): void {
-    for (;;) {
-      const e = this.heap.peek();
-      if (!e || e.at > t) break;
-      this.heap.pop();
+    while (this.heap.peekAt() <= t) {
+      const e = this.heap.pop()!;
       try {
         this.handler(e.key, e.kind, e.at);
       } catch (err) {
@@ -143,17 +196,17 @@ export class RealScheduler extends BaseScheduler {
 
   protected override rearm(): void {
     if (this.stopped) return;
-    const e = this.heap.peek();
-    if (!e) {
+    const at = this.heap.peekAt();
+    if (at === Infinity) {
       if (this.timer) clearTimeout(this.timer);
       this.timer = undefined;
       this.armedAt = Infinity;
       return;
     }
-    if (this.timer && this.armedAt <= e.at) return;
+    if (this.timer && this.armedAt <= at) return;
     if (this.timer) clearTimeout(this.timer);
-    this.armedAt = e.at;
-    const delay = Math.max(0, e.at - this.now());
+    this.armedAt = at;
+    const delay = Math.max(0, at - this.now());
     this.timer = setTimeout(() => {
       this.timer = undefined;
       this.armedAt = Infinity;
@@ -184,9 +237,9 @@ export class FakeScheduler extends BaseScheduler {
   advance(ms: number): void {
     const target = this.t + ms;
     for (;;) {
-      const e = this.heap.peek();
-      if (!e || e.at > target) break;
-      this.t = Math.max(this.t, e.at);
+      const at = this.heap.peekAt();
+      if (at > target) break;
+      this.t = Math.max(this.t, at);
       this.fire(this.t);
     }
     this.t = target;

@@ -116,6 +116,8 @@ export interface DaemonConfig {
   stopAction: 'delete' | 'keep';
   /** SO_RCVBUF asked for every IKE socket (bytes); 0 leaves the kernel's default. */
   recvBufferSize: number;
+  /** Worker threads for IKE_SA_INIT's crypto; `auto`: one per core beyond the first. */
+  workers: number | 'auto';
   /** Retransmission of our requests: first timeout (s), backoff base, retransmissions before giving up. */
   retransmitTimeout: number;
   retransmitBase: number;

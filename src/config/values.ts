@@ -178,6 +178,23 @@ export const duration = durationIn();
  * A keyword (any case) from `options`, which maps each accepted word to its value (aliases map to
  * the same value). `invalid` words the error for other text; by default it lists the values.
  */
+/** `auto`, or a number min..max. */
+export function autoOrUint(min: number, max: number): ValueType<number | 'auto'> {
+  const n = uint(min, max);
+  return {
+    doc: `\`auto\` or number ${min}..${max}`,
+    show: text,
+    read(k, ctx) {
+      if (k.value.toLowerCase() === 'auto') return 'auto';
+      if (!/^[0-9]{1,10}$/.test(k.value)) {
+        ctx.err(k.valueLoc, `'${k.name}' must be auto or a number, not '${show(k.value)}'`);
+        return undefined;
+      }
+      return n.read(k, ctx);
+    },
+  };
+}
+
 export function oneOf<const T extends string>(options: Readonly<Record<string, T>>, invalid?: (k: ConfKey) => string): ValueType<T> {
   const values = [...new Set(Object.values(options))];
   const listed = values.join(', ');

@@ -4,6 +4,8 @@
  */
 import { randomBytes } from 'node:crypto';
 import { readFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
+import { autoWorkers } from '../ikev2/crypto/pool.ts';
 import type { Logger } from 'pino';
 import type { Config } from '../config/types.ts';
 import { loadConfig } from '../config/load.ts';
@@ -124,6 +126,7 @@ export class Daemon {
       maxDatagram: this.transport.maxDatagram,
       onEvent: (e) => this.onEvent(e),
       localAddressFor: (r) => this.transport.localAddressFor(r),
+      workers: cfg.daemon.workers === 'auto' ? autoWorkers(availableParallelism()) : cfg.daemon.workers,
     });
     this.engine.setConfig(cfg);
     this.warnExpiring(cfg);
@@ -138,7 +141,7 @@ export class Daemon {
     this.housekeeping = setInterval(() => this.engine.compactTimers(), 10_000);
     this.housekeeping.unref();
     this.log.info(
-      { config: this.configPath, connections: cfg.connections.length, dataplane: this.dataplane.name, control: cfg.daemon.controlSocket, version: VERSION },
+      { config: this.configPath, connections: cfg.connections.length, dataplane: this.dataplane.name, workers: this.engine.workers.threads, control: cfg.daemon.controlSocket, version: VERSION },
       'vpp-iked started',
     );
     // UDP sockets are bound and the dataplane is connected: ready.
@@ -476,6 +479,8 @@ export class Daemon {
       dataplane_errors: Object.fromEntries(Object.entries(this.instrumented?.ops ?? {}).map(([op, x]) => [op, x.errors])),
       ...this.vppConnectionStats(),
       reloads: { ok: this.counters.reloadsOk, refused: this.counters.reloadsRefused },
+      workers: this.engine.workers,
+      memory: memoryView(),
     }));
     h.set('vpp-sas', async () => this.dataplane.dump());
     h.set('reload', async () => this.reload());
@@ -526,6 +531,7 @@ export class Daemon {
     await this.control?.close();
     if (keep) this.instrumented?.keepInstalled();
     this.engine?.shutdown(!keep);
+    await this.engine?.close();
     let complete = true;
     if (this.transport) complete = await this.transport.flush(deadline - Date.now());
     if (this.instrumented && this.instrumented.inFlight > 0) {
@@ -587,4 +593,8 @@ function str(v: unknown, name: string): string {
   return v;
 }
 
-
+/** The process's memory in bytes (`stats`): resident set, the JavaScript heap, memory outside it. */
+function memoryView(): Record<string, number> {
+  const m = process.memoryUsage();
+  return { rss: m.rss, heap_used: m.heapUsed, heap_total: m.heapTotal, external: m.external, array_buffers: m.arrayBuffers };
+}

@@ -24,6 +24,8 @@ export interface MetricsSource {
     readonly reassemblyBytes?: number;
     readonly gauges: Readonly<SaGauges>;
     readonly table: { readonly halfOpenCount: number; readonly limit: number };
+    /** Worker threads for IKE_SA_INIT's crypto (daemon.workers). */
+    readonly workers?: { readonly threads: number; readonly jobs: number; readonly pending: number; readonly worker_restarts: number };
   };
   dataplane: InstrumentedDataplane;
   transport?: { readonly stats: Readonly<Record<string, number>> };
@@ -143,6 +145,14 @@ export function renderMetrics(src: MetricsSource): string {
   x.one('process_resident_memory_bytes', 'gauge', 'resident memory size in bytes', process.memoryUsage.rss());
   const cpu = process.cpuUsage();
   x.one('process_cpu_seconds_total', 'counter', 'user and system CPU time spent in seconds', (cpu.user + cpu.system) / 1e6);
+
+  const w = src.engine.workers;
+  if (w) {
+    x.one('vpp_iked_crypto_workers', 'gauge', 'worker threads computing the key exchange of IKE_SA_INIT requests (daemon.workers)', w.threads);
+    x.one('vpp_iked_crypto_jobs_total', 'counter', 'IKE_SA_INIT key exchanges handed to the worker threads', w.jobs);
+    x.one('vpp_iked_crypto_jobs_pending', 'gauge', 'IKE_SA_INIT key exchanges waiting for a worker thread', w.pending);
+    x.one('vpp_iked_crypto_worker_restarts_total', 'counter', 'worker threads replaced after they exited', w.worker_restarts);
+  }
 
   // SA gauges (kept current by the engine on every state change)
   const g = src.engine.gauges;

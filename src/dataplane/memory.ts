@@ -191,7 +191,8 @@ export class MemoryDataplane implements Dataplane {
       // accepting until the engine removes the old child (after the peer's or our DELETE).
       this.log({ op: 'replace', childId: child.childId, replaced: child.replaces });
     }
-    return { ...result };
+    // a literal rather than a spread: every field inside the object (the engine keeps it per CHILD_SA)
+    return iface === undefined ? { saIn: result.saIn, saOut: result.saOut } : { saIn: result.saIn, saOut: result.saOut, interface: iface };
   }
 
   private drop(childId: number): void {

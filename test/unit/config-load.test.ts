@@ -54,6 +54,7 @@ test('defaults as swanctl.conf documents them', () => {
     stopTimeout: 10,
     stopAction: 'delete',
     recvBufferSize: 4194304,
+    workers: 'auto',
     retransmitTimeout: 4,
     retransmitBase: 1.8,
     retransmitTries: 5,
@@ -631,6 +632,16 @@ test('daemon.transport = punt: needs dataplane = vpp and port_nat_t = 4500; vpp.
     "F:3:16: transport = punt receives NAT-T IKE on VPP's IPsec port 4500 only (port_nat_t is 4501)",
   ]);
   assert.deepEqual(errs(`daemon {\n  transport = tcp\n}\n${base}`), ["F:2:15: 'transport' must be one of udp, punt, not 'tcp'"]);
+});
+
+test('daemon.workers: auto (any case) or a number of threads; other values located', () => {
+  for (const [text, want] of [['auto', 'auto'], ['AUTO', 'auto'], ['0', 0], ['3', 3]] as const) {
+    const r = loadConfigText(`daemon {\n  workers = ${text}\n}\n`, '/x/w.conf');
+    assert.deepEqual(r.errors.map(String), []);
+    assert.equal(r.config!.daemon.workers, want);
+  }
+  assert.deepEqual(loadConfigText('daemon {\n  workers = many\n}\n', '/x/w.conf').errors.map(String), ["/x/w.conf:2:13: 'workers' must be auto or a number, not 'many'"]);
+  assert.deepEqual(loadConfigText('daemon {\n  workers = 65\n}\n', '/x/w.conf').errors.map(String), ["/x/w.conf:2:13: 'workers' = 65 is out of range (0..64)"]);
 });
 
 test('fragmentation keys: fragment_size and per-family sizes read, sizes without room for a fragment located', () => {

@@ -11,6 +11,7 @@ import {
   deriveChildKeys,
   deriveIkeKeys,
   deriveRekeyedIkeKeys,
+  KeptIkeKeys,
   ikeKeymatLength,
   Prf,
   type IkeKeys,
@@ -374,4 +375,18 @@ test('PRF keys: a Buffer key and its KeyObject give the same prf+ output; empty 
   assert.deepEqual(prf.plus(key, seed, 300), refPrfPlus('sha512', key, seed, 300));
   assert.deepEqual(prf.plus(createSecretKey(key), seed, 300), refPrfPlus('sha512', key, seed, 300));
   assert.deepEqual(prf.compute(Buffer.alloc(0), seed), refPrf('sha512', Buffer.alloc(0), seed));
+});
+
+test('KeptIkeKeys: the same seven keys from one kept block, for every ENCR × INTEG × PRF combination', () => {
+  for (const s of ALL_SUITES) {
+    const { keys } = deriveIkeKeys(s, randomBytes(32), randomBytes(32), randomBytes(32), randomBytes(8), randomBytes(8));
+    const copy = Object.fromEntries(Object.entries(keys).map(([k, v]) => [k, Buffer.from(v)]));
+    const kept = new KeptIkeKeys(keys);
+    for (const b of Object.values(keys)) b.fill(0xee);
+    for (const name of ['skD', 'skAi', 'skAr', 'skEi', 'skEr', 'skPi', 'skPr'] as const) {
+      assert.deepEqual(kept[name], copy[name], `${s.encr.name}/${s.integ?.name}/${s.prf.name} ${name}, a copy (the originals were overwritten)`);
+    }
+  }
+  const k = deriveIkeKeys(ALL_SUITES[0]!, randomBytes(32), randomBytes(32), randomBytes(32), randomBytes(8), randomBytes(8)).keys;
+  assert.throws(() => new KeptIkeKeys({ ...k, skPr: k.skPr.subarray(1) }), CryptoError);
 });

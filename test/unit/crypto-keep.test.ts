@@ -4,7 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ARENA_SIZE, keep } from '../../src/ikev2/crypto/keep.ts';
+import { ARENA_SIZE, keep, keepConcat } from '../../src/ikev2/crypto/keep.ts';
 import { POOL_SIZE, pooledRandom } from '../../src/ikev2/crypto/random.ts';
 
 test('keep(): an equal copy that does not share bytes with the original or with other kept values', () => {
@@ -54,4 +54,16 @@ test('pooledRandom(): small requests are cut from blocks of POOL_SIZE, each valu
   // large requests go to the source as they are
   assert.equal(r(1000).length, 1000);
   assert.deepEqual(asked, [POOL_SIZE, POOL_SIZE, 1000]);
+});
+
+test('keepConcat(): one kept copy of the parts in order; empty parts and an empty result', () => {
+  const parts = [Buffer.from('0102', 'hex'), Buffer.alloc(0), Buffer.from('030405', 'hex')];
+  const k = keepConcat(parts);
+  assert.equal(k.toString('hex'), '0102030405');
+  parts[0]!.fill(0);
+  assert.equal(k.toString('hex'), '0102030405', 'a copy');
+  assert.equal(keepConcat([]).length, 0);
+  assert.equal(keepConcat([Buffer.alloc(0)]).length, 0);
+  const big = keepConcat([Buffer.alloc(300, 1), Buffer.alloc(300, 2)]);
+  assert.equal(big.buffer.byteLength, 600, 'a large value has memory of its own');
 });

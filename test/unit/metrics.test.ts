@@ -253,3 +253,16 @@ test('IKE fragmentation: counters, dropped fragments by reason and the reassembl
   assert.equal(types.get('vpp_iked_ike_reassembly_bytes'), 'gauge');
   assert.equal(value(samples, 'vpp_iked_ike_reassembly_bytes'), 1234);
 });
+
+test('worker threads for IKE_SA_INIT: threads, jobs, pending jobs and restarts; absent without a pool', () => {
+  const src = source(new InstrumentedDataplane(new MemoryDataplane()));
+  const none = parseExposition(renderMetrics(src));
+  assert.equal(none.samples.filter((s) => s.name.startsWith('vpp_iked_crypto_')).length, 0);
+  const { samples, types } = parseExposition(renderMetrics({ ...src, engine: { ...src.engine, workers: { threads: 1, jobs: 500, pending: 3, worker_restarts: 0 } } }));
+  assert.equal(types.get('vpp_iked_crypto_workers'), 'gauge');
+  assert.equal(value(samples, 'vpp_iked_crypto_workers'), 1);
+  assert.equal(types.get('vpp_iked_crypto_jobs_total'), 'counter');
+  assert.equal(value(samples, 'vpp_iked_crypto_jobs_total'), 500);
+  assert.equal(value(samples, 'vpp_iked_crypto_jobs_pending'), 3);
+  assert.equal(value(samples, 'vpp_iked_crypto_worker_restarts_total'), 0);
+});

@@ -338,3 +338,22 @@ test('spiKey reads the 8-byte SPI as one unsigned number', () => {
   assert.equal(spiKey(Buffer.alloc(8, 0xff)), (1n << 64n) - 1n);
   assert.notEqual(spiKey(Buffer.from('0000000000000001', 'hex')), spiKey(Buffer.from('0100000000000000', 'hex')));
 });
+
+test('a peer pair with one SA, then three, then one again, then none: peers() always lists exactly the live ones', () => {
+  const t = new SaTable(10);
+  const a = established(t, { ids: ['gw', 'peer'] });
+  const b = established(t, { ids: ['gw', 'peer'] });
+  const c = established(t, { ids: ['gw', 'peer'] });
+  assert.deepEqual(new Set(t.peers('gw', 'peer')), new Set([a, b, c]));
+  t.remove(b, b.halfOpenKey);
+  assert.deepEqual(new Set(t.peers('gw', 'peer')), new Set([a, c]));
+  t.remove(a, a.halfOpenKey);
+  assert.deepEqual([...t.peers('gw', 'peer')], [c]);
+  t.remove(a, a.halfOpenKey);
+  assert.deepEqual([...t.peers('gw', 'peer')], [c], 'removing an SA twice changes nothing');
+  const d = established(t, { ids: ['gw', 'peer'] });
+  assert.deepEqual(new Set(t.peers('gw', 'peer')), new Set([c, d]));
+  t.remove(c, c.halfOpenKey);
+  t.remove(d, d.halfOpenKey);
+  assert.equal(t.peers('gw', 'peer').size, 0);
+});

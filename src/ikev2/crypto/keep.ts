@@ -9,24 +9,37 @@
  */
 export const ARENA_SIZE = 1024;
 /** Larger values get memory of their own. */
-const MAX_IN_ARENA = 128;
+const MAX_IN_ARENA = 256;
+/** Every kept empty value is this one (nothing can be written into it). */
+const EMPTY = Buffer.alloc(0);
 
 let arena: Buffer = Buffer.allocUnsafeSlow(0);
 let used = 0;
 
 export function keep(b: Buffer): Buffer {
-  const n = b.length;
-  if (n > MAX_IN_ARENA) {
-    const own = Buffer.allocUnsafeSlow(n);
-    b.copy(own);
-    return own;
-  }
+  const out = take(b.length);
+  b.copy(out);
+  return out;
+}
+
+/** keep() of the concatenation of the parts, without the intermediate Buffer. */
+export function keepConcat(parts: readonly Buffer[]): Buffer {
+  let n = 0;
+  for (const p of parts) n += p.length;
+  const out = take(n);
+  let off = 0;
+  for (const p of parts) off += p.copy(out, off);
+  return out;
+}
+
+function take(n: number): Buffer {
+  if (n === 0) return EMPTY;
+  if (n > MAX_IN_ARENA) return Buffer.allocUnsafeSlow(n);
   if (used + n > arena.length) {
     arena = Buffer.allocUnsafeSlow(ARENA_SIZE);
     used = 0;
   }
   const out = arena.subarray(used, used + n);
-  b.copy(out);
   used += n;
   return out;
 }

@@ -8,7 +8,7 @@
  */
 import { createHmac, createSecretKey, type KeyObject } from 'node:crypto';
 import { CryptoError } from './errors.ts';
-import { keep } from './keep.ts';
+import { keep, keepConcat } from './keep.ts';
 import type { EncrAlg, IntegAlg, PrfAlg } from './suites.ts';
 
 /** The largest prf+ output: the counter is one octet (RFC 7296 §2.13). */
@@ -58,6 +58,14 @@ export class Prf {
   }
 }
 
+const prfs = new Map<PrfAlg, Prf>();
+/** The Prf of an algorithm, one object per algorithm (IKE SAs share it; it holds no key). */
+export function prfOf(alg: PrfAlg): Prf {
+  let p = prfs.get(alg);
+  if (!p) prfs.set(alg, (p = new Prf(alg)));
+  return p;
+}
+
 export interface IkeKeys {
   skD: Buffer;
   skAi: Buffer;
@@ -82,14 +90,15 @@ export function ikeKeymatLength(suite: IkeSuite): number {
   return 3 * p + 2 * (suite.integ ? suite.integ.keyLen : 0) + 2 * suite.encr.keymatLen;
 }
 
-function splitIkeKeys(suite: IkeSuite, keymat: Buffer): IkeKeys {
+/** SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr out of the keying material (views of it). */
+export function splitIkeKeys(suite: IkeSuite, keymat: Buffer): IkeKeys {
   const p = suite.prf.preferredKeyLen;
   const a = suite.integ ? suite.integ.keyLen : 0;
   const e = suite.encr.keymatLen;
   let off = 0;
+  // Views of the keying material: whoever keeps the keys copies them (KeptIkeKeys).
   const take = (n: number): Buffer => {
-    // Copies, so that each key can be wiped or kept without pinning the others (or a pool block).
-    const b = keep(keymat.subarray(off, off + n));
+    const b = keymat.subarray(off, off + n);
     off += n;
     return b;
   };
@@ -102,6 +111,54 @@ function splitIkeKeys(suite: IkeSuite, keymat: Buffer): IkeKeys {
     skPi: take(p),
     skPr: take(p),
   };
+}
+
+/**
+ * The keys of an IKE SA as one kept block (SK_d | SK_ai | SK_ar | SK_ei | SK_er | SK_pi | SK_pr)
+ * instead of seven Buffers: an SA holds its keys for its whole life, and each Buffer object costs
+ * more than the key in it. Each read returns a view of the block.
+ */
+export class KeptIkeKeys implements IkeKeys {
+  private readonly block: Buffer;
+  /** Lengths of SK_d/SK_p*, SK_a*, SK_e*. */
+  private readonly p: number;
+  private readonly a: number;
+  private readonly e: number;
+
+  constructor(keys: IkeKeys) {
+    this.p = keys.skD.length;
+    this.a = keys.skAi.length;
+    this.e = keys.skEi.length;
+    if (keys.skAr.length !== this.a || keys.skEr.length !== this.e || keys.skPi.length !== this.p || keys.skPr.length !== this.p) {
+      throw new CryptoError('IKE SA keys of unequal lengths');
+    }
+    this.block = keepConcat([keys.skD, keys.skAi, keys.skAr, keys.skEi, keys.skEr, keys.skPi, keys.skPr]);
+  }
+
+  private at(off: number, len: number): Buffer {
+    return this.block.subarray(off, off + len);
+  }
+  get skD(): Buffer {
+    return this.at(0, this.p);
+  }
+  get skAi(): Buffer {
+    return this.at(this.p, this.a);
+  }
+  get skAr(): Buffer {
+    return this.at(this.p + this.a, this.a);
+  }
+  get skEi(): Buffer {
+    return this.at(this.p + 2 * this.a, this.e);
+  }
+  get skEr(): Buffer {
+    return this.at(this.p + 2 * this.a + this.e, this.e);
+  }
+  get skPi(): Buffer {
+    return this.at(this.p + 2 * this.a + 2 * this.e, this.p);
+  }
+  get skPr(): Buffer {
+    return this.at(2 * this.p + 2 * this.a + 2 * this.e, this.p);
+  }
 }
 
 /**

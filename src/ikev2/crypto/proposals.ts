@@ -386,7 +386,7 @@ function matchIke(spec: ProposalSpec, p: Proposal, opts: SelectOptions | undefin
     false,
   );
   if (ke === undefined) return undefined;
-  return { encr: ei.encr, prf, integ: ei.integ, ke };
+  return internSuite(ei.encr, prf, ei.integ, ke);
 }
 
 function matchEsp(
@@ -417,6 +417,21 @@ function matchEsp(
  * Responder: the first of OUR proposals (our preference order) that one of the peer's offered
  * proposals satisfies, taking each transform type in our preference order.
  */
+/**
+ * One IkeSuite object per combination of transforms (their objects are static), shared by every IKE
+ * SA that negotiated it instead of one per SA. Bounded by the transform tables.
+ */
+const suites = new Map<string, IkeSuite>();
+function internSuite(encr: EncrAlg, prf: PrfAlg, integ: IntegAlg | null, ke: number): IkeSuite {
+  const k = `${encr.id}:${encr.keyBits}:${prf.id}:${integ?.id ?? 0}:${ke}`;
+  let s = suites.get(k);
+  if (!s || s.encr !== encr || s.prf !== prf || s.integ !== integ) {
+    s = Object.freeze({ encr, prf, integ, ke });
+    suites.set(k, s);
+  }
+  return s;
+}
+
 export function selectIkeProposal(ours: ProposalSpec[], offered: Proposal[], opts?: SelectOptions): ChosenIke | undefined {
   for (const spec of ours) {
     for (const p of offered) {

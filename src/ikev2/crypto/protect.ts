@@ -13,7 +13,7 @@
  * - CBC + INTEG: random 16-byte IV; ICV = HMAC(SK_a*, message from the IKE header up to the
  *   ICV), truncated to the transform's ICV length.
  *
- * All cipher and HMAC keys are KeyObjects created once per IkeCipher.
+ * Cipher and HMAC keys are KeyObjects made per message from the SA's keys (none are held).
  */
 import {
   createCipheriv,
@@ -29,7 +29,6 @@ import { HEADER_FLAG_MASK, IKE_HEADER_LEN } from '../codec/header.ts';
 import type { IkeHeader, SkfPayload, SkPayload } from '../codec/types.ts';
 import { Limits, PayloadType } from '../constants.ts';
 import { CryptoError, IntegrityError } from './errors.ts';
-import { keep } from './keep.ts';
 import type { IkeKeys, IkeSuite } from './prf.ts';
 import type { EncrAlg } from './suites.ts';
 
@@ -39,14 +38,18 @@ const SK_HEADER_LEN = 4;
 const SKF_HEADER_LEN = 8;
 const SPI_LEN = 8;
 
-interface DirectionKeys {
-  encKey: KeyObject;
-  /** AEAD salt (4 bytes); empty for CBC. */
-  salt: Buffer;
-  /** AEAD nonce scratch: salt | IV, the IV part rewritten per message (node copies it). */
-  nonce: Buffer;
-  /** HMAC key for CBC transforms; null for AEAD. */
-  integKey: KeyObject | null;
+/**
+ * AEAD nonce scratch (salt | IV) shared by every IkeCipher: seal and open are synchronous and node
+ * copies the nonce when the cipher is created. One per length.
+ */
+const nonceScratch: Buffer[] = [];
+function nonceOf(salt: Buffer, iv: Buffer): Buffer {
+  const n = salt.length + iv.length;
+  let b = nonceScratch[n];
+  if (!b) nonceScratch[n] = b = Buffer.alloc(n);
+  salt.copy(b, 0);
+  iv.copy(b, salt.length);
+  return b;
 }
 
 /** Writes the 28-byte IKE header with the given Next Payload and Length. */
@@ -94,12 +97,13 @@ export function aeadDecrypt(alg: EncrAlg, key: KeyObject, salt: Buffer, iv: Buff
 
 export class IkeCipher {
   readonly suite: IkeSuite;
-  private readonly out: DirectionKeys;
-  private readonly in: DirectionKeys;
+  /**
+   * The SA's keys, read per message: the cipher and HMAC KeyObjects are made for each message
+   * (about a microsecond each) rather than held, so an idle IKE SA holds no native key handles.
+   */
+  private readonly keys: IkeKeys;
+  private readonly initiator: boolean;
   private readonly random: (n: number) => Buffer;
-  private readonly ivLen: number;
-  private readonly icvLen: number;
-  private readonly blockSize: number;
   /**
    * AEAD IVs are a 64-bit counter that starts at a random value, so an IV is never used twice
    * with the same key by this instance (RFC 5282 §3.1, RFC 7634 §2).
@@ -113,30 +117,35 @@ export class IkeCipher {
     if (!encr.aead && !integ) throw new CryptoError(`${encr.name} needs an integrity algorithm`);
     this.suite = suite;
     this.random = random;
-    this.ivLen = encr.ivLen;
-    this.icvLen = encr.aead ? encr.icvLen : integ!.icvLen;
-    this.blockSize = encr.blockSize;
-    const mk = (skE: Buffer, skA: Buffer, which: string): DirectionKeys => {
+    this.keys = keys;
+    this.initiator = weAreInitiator;
+    const check = (skE: Buffer, skA: Buffer, which: string): void => {
       if (skE.length !== encr.keymatLen) {
         throw new CryptoError(`${which}: SK_e is ${skE.length} bytes, ${encr.name} needs ${encr.keymatLen}`);
       }
       if (!encr.aead && skA.length !== integ!.keyLen) {
         throw new CryptoError(`${which}: SK_a is ${skA.length} bytes, ${integ!.name} needs ${integ!.keyLen}`);
       }
-      const salt = keep(skE.subarray(encr.keyLen));
-      const nonce = Buffer.alloc(salt.length + encr.ivLen);
-      salt.copy(nonce, 0);
-      return {
-        encKey: createSecretKey(skE.subarray(0, encr.keyLen)),
-        salt,
-        nonce,
-        integKey: encr.aead ? null : createSecretKey(skA),
-      };
     };
-    const i = mk(keys.skEi, keys.skAi, 'initiator');
-    const r = mk(keys.skEr, keys.skAr, 'responder');
-    this.out = weAreInitiator ? i : r;
-    this.in = weAreInitiator ? r : i;
+    check(keys.skEi, keys.skAi, 'initiator');
+    check(keys.skEr, keys.skAr, 'responder');
+  }
+
+  private get ivLen(): number {
+    return this.suite.encr.ivLen;
+  }
+  private get icvLen(): number {
+    return this.suite.encr.aead ? this.suite.encr.icvLen : this.suite.integ!.icvLen;
+  }
+  private get blockSize(): number {
+    return this.suite.encr.blockSize;
+  }
+  /** SK_e and SK_a of one direction: ours when sending, the peer's when receiving. */
+  private skE(sending: boolean): Buffer {
+    return sending === this.initiator ? this.keys.skEi : this.keys.skEr;
+  }
+  private skA(sending: boolean): Buffer {
+    return sending === this.initiator ? this.keys.skAi : this.keys.skAr;
   }
 
   /** Build a whole IKE message: header (length and nextPayload filled in) + SK payload with the given plaintext inner chain. */
@@ -260,21 +269,22 @@ export class IkeCipher {
     plaintext.copy(inner, 0);
     inner[encLen - 1] = encLen - 1 - plaintext.length;
 
-    const keys = this.out;
+    const skE = this.skE(true);
+    const encKey = createSecretKey(skE.subarray(0, encr.keyLen));
     if (encr.aead) {
-      iv.copy(keys.nonce, keys.salt.length);
-      const c = createCipheriv(encr.cipher as CipherGCMTypes, keys.encKey, keys.nonce, { authTagLength: this.icvLen });
+      const nonce = nonceOf(skE.subarray(encr.keyLen), iv);
+      const c = createCipheriv(encr.cipher as CipherGCMTypes, encKey, nonce, { authTagLength: this.icvLen });
       c.setAAD(buf.subarray(0, aadEnd));
       c.update(inner).copy(buf, encStart);
       c.final();
       c.getAuthTag().copy(buf, icvStart);
     } else {
-      const c = createCipheriv(encr.cipher, keys.encKey, iv);
+      const c = createCipheriv(encr.cipher, encKey, iv);
       c.setAutoPadding(false);
       const ct = c.update(inner);
       ct.copy(buf, encStart);
       c.final();
-      const mac = createHmac(this.suite.integ!.hash, keys.integKey!).update(buf.subarray(0, icvStart)).digest();
+      const mac = createHmac(this.suite.integ!.hash, createSecretKey(this.skA(true))).update(buf.subarray(0, icvStart)).digest();
       mac.copy(buf, icvStart, 0, this.icvLen);
     }
     return buf;
@@ -295,11 +305,11 @@ export class IkeCipher {
       throw new ParseError(`encrypted data of ${encLen} bytes is not a multiple of the ${this.blockSize}-byte block`, encStart);
     }
     const iv = message.subarray(bodyStart, encStart);
-    const keys = this.in;
+    const skE = this.skE(false);
+    const encKey = createSecretKey(skE.subarray(0, encr.keyLen));
     let inner: Buffer;
     if (encr.aead) {
-      iv.copy(keys.nonce, keys.salt.length);
-      const d = createDecipheriv(encr.cipher as CipherGCMTypes, keys.encKey, keys.nonce, { authTagLength: this.icvLen });
+      const d = createDecipheriv(encr.cipher as CipherGCMTypes, encKey, nonceOf(skE.subarray(encr.keyLen), iv), { authTagLength: this.icvLen });
       d.setAAD(message.subarray(0, bodyStart));
       d.setAuthTag(message.subarray(icvStart, bodyEnd));
       inner = d.update(message.subarray(encStart, icvStart));
@@ -309,11 +319,11 @@ export class IkeCipher {
         throw new IntegrityError(`${encr.name}: authentication tag mismatch`);
       }
     } else {
-      const mac = createHmac(this.suite.integ!.hash, keys.integKey!).update(message.subarray(0, icvStart)).digest();
+      const mac = createHmac(this.suite.integ!.hash, createSecretKey(this.skA(false))).update(message.subarray(0, icvStart)).digest();
       if (!timingSafeEqual(mac.subarray(0, this.icvLen), message.subarray(icvStart, bodyEnd))) {
         throw new IntegrityError(`${this.suite.integ!.name}: integrity check value mismatch`);
       }
-      const d = createDecipheriv(encr.cipher, keys.encKey, iv);
+      const d = createDecipheriv(encr.cipher, encKey, iv);
       d.setAutoPadding(false);
       inner = d.update(message.subarray(encStart, icvStart));
       d.final();

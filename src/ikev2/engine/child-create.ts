@@ -145,7 +145,7 @@ export async function respondChild(
     ourKe = { type: PayloadType.KE, critical: false, group: esp.ke, data: dh.publicValue };
   }
   const transport = findNotify(payloads, NotifyType.USE_TRANSPORT_MODE) !== undefined && cfg.mode === 'transport';
-  const { child, ok } = await createChild(ctx, sa, cfg, esp, transport, 0, tsr, tsi, rekey, ni, nr, pfsSecret, false);
+  const { child, ok } = await createChild(ctx, sa, cfg, esp, transport, 0, tsr, tsi, rekey, ni, nr, pfsSecret, false, inAuth);
   if (!ok) return { payloads: [notify(NotifyType.NO_PROPOSAL_CHOSEN)] };
   return {
     payloads: [
@@ -178,23 +178,38 @@ async function createChild(
   nr: Buffer,
   pfsSecret: Buffer | undefined,
   weInitiated: boolean,
+  inAuth: boolean,
   passive?: PassiveRekey,
 ): Promise<{ child: ChildSa; ok: boolean }> {
   const child = new ChildSa(ctx.nextChildId++, cfg);
   child.mode = transport ? 'transport' : 'tunnel';
-  child.proposal = esp;
   child.spiIn = spiIn;
   child.spiOut = esp.spi.readUInt32BE(0);
-  child.localTs = localTs;
-  child.remoteTs = remoteTs;
+  // The peer's SPI is spiOut from here on; the selector lists are copied to their exact size.
+  child.proposal = { num: esp.num, spi: EMPTY, encr: esp.encr, integ: esp.integ, ke: esp.ke, esn: esp.esn };
+  child.localTs = localTs.slice();
+  child.remoteTs = remoteTs.slice();
   // Make-before-break from the CHILD_SA still in the dataplane: the one rekeyed, or, when the peer
   // deleted that one meanwhile, the SA its colliding rekey made.
   child.replaces = rekey && sa.children.includes(rekey) ? rekey.id : passive && sa.children.includes(passive.child) ? passive.child.id : undefined;
   const k = deriveChildKeys(sa.prf!.alg, sa.keys!.skD, esp.encr, esp.integ, ni, nr, pfsSecret);
   const ok = weInitiated
-    ? await installChild(ctx, sa, child, k.encR, k.integR, k.encI, k.integI, false)
-    : await installChild(ctx, sa, child, k.encI, k.integI, k.encR, k.integR, rekey !== undefined);
+    ? await installChild(ctx, sa, child, k.encR, k.integR, k.encI, k.integI, false, inAuth)
+    : await installChild(ctx, sa, child, k.encI, k.integI, k.encR, k.integR, rekey !== undefined, inAuth);
   return { child, ok };
+}
+
+/** What the log says about an installed CHILD_SA. */
+export function childLogFields(child: ChildSa): Record<string, unknown> {
+  return {
+    child: child.name,
+    child_id: child.id,
+    spi_in: hex8(child.spiIn),
+    spi_out: hex8(child.spiOut),
+    proposal: child.proposal ? formatEspProposal(child.proposal) : undefined,
+    local_ts: child.localTs.map(selToString),
+    remote_ts: child.remoteTs.map(selToString),
+  };
 }
 
 /**
@@ -211,6 +226,7 @@ async function installChild(
   encOut: Buffer,
   integOut: Buffer,
   outboundAfterReplaced: boolean,
+  inAuth: boolean,
 ): Promise<boolean> {
   const dp = ctx.dp;
   const esp = child.proposal!;
@@ -229,9 +245,12 @@ async function installChild(
   }
   child.encap = sa.natHere || sa.natThere || sa.encapForced;
   const alg = { encrId: esp.encr.id, encrKeyBits: esp.encr.keyBits, integId: esp.integ?.id ?? 0, esn: esp.esn };
-  const common = { udpEncap: child.encap, alg, replayWindow: child.cfg.replayWindow, mode: child.mode };
-  const inbound: SaParams = { ...common, spi: child.spiIn, inbound: true, src: { ...sa.remote }, dst: { ...sa.local }, encKey: encIn, integKey: integIn };
-  const outbound: SaParams = { ...common, spi: child.spiOut, inbound: false, src: { ...sa.local }, dst: { ...sa.remote }, encKey: encOut, integKey: integOut };
+  const { encap, mode } = child;
+  const replayWindow = child.cfg.replayWindow;
+  // Endpoint objects are never changed in place (a move brings new ones), so they are shared. Plain
+  // literals (not spreads) keep every field inside the object.
+  const inbound: SaParams = { spi: child.spiIn, inbound: true, src: sa.remote, dst: sa.local, udpEncap: encap, alg, encKey: encIn, integKey: integIn, replayWindow, mode };
+  const outbound: SaParams = { spi: child.spiOut, inbound: false, src: sa.local, dst: sa.remote, udpEncap: encap, alg, encKey: encOut, integKey: integOut, replayWindow, mode };
   const inst: ChildInstall = {
     childId: child.id,
     ikeSaId: sa.id,
@@ -266,25 +285,14 @@ async function installChild(
   child.state = 'INSTALLED';
   child.installedAt = ctx.sched.now();
   childLifetimes(ctx, child);
-  sa.children.push(child);
+  // A new array of the exact size (push would reserve room for 16 more).
+  sa.children = sa.children.concat(child);
   ctx.gauges.childSas++;
   armChildTimer(ctx, sa);
   ctx.childrenById.set(child.id, { sa, child });
   ctx.stats.childEstablished++;
-  ctx.log.info(
-    {
-      ike: sa.id,
-      conn: sa.conn!.name,
-      child: child.name,
-      child_id: child.id,
-      spi_in: hex8(child.spiIn),
-      spi_out: hex8(child.spiOut),
-      proposal: formatEspProposal(esp),
-      local_ts: child.localTs.map(selToString),
-      remote_ts: child.remoteTs.map(selToString),
-    },
-    'CHILD SA installed',
-  );
+  // The CHILD_SA of IKE_AUTH is told in the IKE SA's own line (one info line per new peer).
+  if (!inAuth) ctx.log.info({ ike: sa.id, conn: sa.conn!.name, ...childLogFields(child) }, 'CHILD SA installed');
   emit(ctx, { type: 'child-up', sa, child });
   childReady(ctx, sa, child);
   return true;
@@ -450,7 +458,7 @@ export async function completeChild(
     return fail('peer narrowed traffic selectors outside what we proposed');
   }
   const transport = findNotify(payloads, NotifyType.USE_TRANSPORT_MODE) !== undefined && cfg.mode === 'transport';
-  const { child, ok } = await createChild(ctx, sa, cfg, esp, transport, spi, localTs, remoteTs, rekey, ni, nr, pfsSecret, true, passive);
+  const { child, ok } = await createChild(ctx, sa, cfg, esp, transport, spi, localTs, remoteTs, rekey, ni, nr, pfsSecret, true, inAuth, passive);
   if (!ok) {
     if (sa.dead) return;
     // installChild released the SPI; the peer still has its side.

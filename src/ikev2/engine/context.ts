@@ -11,6 +11,8 @@ import { ConfigIndex } from '../sa/config-index.ts';
 import type { Sel } from '../sa/ts.ts';
 import type { Scheduler, RandomSource } from '../../common/clock.ts';
 import { pooledRandom } from '../crypto/random.ts';
+import { keep } from '../crypto/keep.ts';
+import type { InitCryptoPool } from '../crypto/pool.ts';
 import type { Dataplane } from '../../dataplane/types.ts';
 import type { ChildConfig } from '../../config/types.ts';
 import { NO_CREDENTIALS, type Credentials } from '../../config/credentials.ts';
@@ -59,6 +61,11 @@ export interface EngineOptions {
   localAddressFor?: (remote: string) => string | undefined;
   /** Wall-clock time in ms (certificate validity); default Date.now. */
   wallClock?: () => number;
+  /**
+   * Worker threads for the key exchange and key derivation of IKE_SA_INIT requests we answer
+   * (`daemon.workers`); 0 or absent: they run on the event loop, synchronously.
+   */
+  workers?: number;
   /**
    * IKE fragmentation (RFC 7383): the IP datagram size of our fragments (strongSwan's
    * `charon.fragment_size`, default 1280; 0 = 576 for IPv4 and 1280 for IPv6) and per family
@@ -164,7 +171,7 @@ export interface ChildWaiter extends Waiter<ChildSa> {
   name: string;
 }
 
-type OptionalOptions = 'onEvent' | 'localAddressFor' | 'fragmentSize' | 'fragmentSizeV4' | 'fragmentSizeV6' | 'maxDatagram' | 'fragmentLimits';
+type OptionalOptions = 'onEvent' | 'localAddressFor' | 'fragmentSize' | 'fragmentSizeV4' | 'fragmentSizeV6' | 'maxDatagram' | 'fragmentLimits' | 'workers';
 export type ResolvedOptions = Required<Omit<EngineOptions, OptionalOptions>> & Pick<EngineOptions, OptionalOptions>;
 
 export const NONCE_LEN = 32;
@@ -208,6 +215,8 @@ export class EngineContext {
   /** Parsed traffic selectors per child config (configs are immutable; a reload brings new objects). */
   readonly tsCache = new WeakMap<ChildConfig, { local: (Sel | 'dynamic')[]; remote: (Sel | 'dynamic')[] }>();
   readonly espSupported: (encr: EncrAlg, integ: IntegAlg | null) => boolean;
+  /** Worker threads for IKE_SA_INIT's crypto (EngineOptions.workers), set up by the Engine. */
+  pool: InitCryptoPool<IkeSa> | undefined;
   /** IP datagram size of our IKE fragments, by address family. */
   readonly fragmentSize: { readonly 4: number; readonly 6: number };
   readonly fragmentLimits: FragmentLimits;
@@ -264,11 +273,11 @@ export function nonce(ctx: EngineContext): Buffer {
   return ctx.opts.random(NONCE_LEN);
 }
 
-/** A fresh IKE SPI of ours, unused in the table. */
+/** A fresh IKE SPI of ours, unused in the table (a kept copy: it lives as long as its SA). */
 export function newSpi(ctx: EngineContext): Buffer {
   for (;;) {
     const spi = ctx.opts.random(8);
-    if (!spi.equals(ZERO_SPI) && !ctx.table.bySpiBuf(spi)) return spi;
+    if (!spi.equals(ZERO_SPI) && !ctx.table.bySpiBuf(spi)) return keep(spi);
   }
 }
 

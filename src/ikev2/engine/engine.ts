@@ -21,7 +21,8 @@ import { certreqUnion } from './auth/pubkey.ts';
 import { EngineContext, type EngineOptions, type EngineStats, type Endpoint, type FragmentDrops } from './context.ts';
 import { internalError, receive, retransmitDelay } from './message.ts';
 import { onSaTimer, queueTask } from './tasks.ts';
-import { initiate } from './ike-init.ts';
+import { initiate, initKeysReady } from './ike-init.ts';
+import { InitCryptoPool } from '../crypto/pool.ts';
 import { rekeyChild } from './child-rekey.ts';
 import { rekeyIke } from './ike-rekey.ts';
 import { deleteChild } from './informational.ts';
@@ -36,6 +37,7 @@ export class Engine {
   constructor(opts: EngineOptions) {
     const ctx = new EngineContext(opts);
     this.ctx = ctx;
+    if (opts.workers) ctx.pool = new InitCryptoPool<IkeSa>(opts.workers, (sa, r) => initKeysReady(ctx, sa, r));
     ctx.sched.setHandler((key, kind, due) => this.onTimer(key, kind, due));
     opts.dataplane.setListener({
       replayed: (ids) => {
@@ -187,6 +189,24 @@ export class Engine {
   }
 
   /** Stop everything: delete every IKE SA (telling peers when `tellPeers`). */
+  /** Worker threads for IKE_SA_INIT (0 when it runs on the event loop) and their counters. */
+  get workers(): { threads: number; jobs: number; batches: number; largest_batch: number; worker_restarts: number; pending: number } {
+    const p = this.ctx.pool;
+    return {
+      threads: p?.size ?? 0,
+      jobs: p?.stats.jobs ?? 0,
+      batches: p?.stats.batches ?? 0,
+      largest_batch: p?.stats.largestBatch ?? 0,
+      worker_restarts: p?.stats.workerRestarts ?? 0,
+      pending: p?.pending ?? 0,
+    };
+  }
+
+  /** Stop the worker threads (after shutdown; answers still in flight are dropped). */
+  async close(): Promise<void> {
+    await this.ctx.pool?.close();
+  }
+
   shutdown(tellPeers: boolean): void {
     shutdown(this.ctx, tellPeers);
   }

@@ -11,13 +11,13 @@ import { formatIkeSuite } from '../crypto/proposals.ts';
 import { Timer, type IkeSa, type Task } from '../sa/ike-sa.ts';
 import { selFromWire } from '../sa/ts.ts';
 import { identityMatches, identityToString, parseIdentity, type Identity } from '../../config/identity.ts';
-import { find, findErrorNotify, findNotify, idBody, notify } from './payload-util.ts';
+import { EMPTY, find, findErrorNotify, findNotify, idBody, notify } from './payload-util.ts';
 import { childFailed, clearTimer, emit, resolveWaiters, type EngineContext } from './context.ts';
 import { authenticatorFor, type AuthBuild } from './auth/authenticator.ts';
 import { answer, answerNotify, seal, sendRequest, transmit } from './message.ts';
 import { initFailed, localIdOf } from './ike-init.ts';
 import { certPayloads, certReqFor, defaultLocalId, hasCertReq } from './auth/pubkey.ts';
-import { completeChild, prepareChildRequest, respondChild } from './child-create.ts';
+import { childLogFields, completeChild, prepareChildRequest, respondChild } from './child-create.ts';
 import { scheduleIkeRekey } from './ike-rekey.ts';
 import { startDpd } from './dpd.ts';
 import { keptUp } from './keep-up.ts';
@@ -85,8 +85,8 @@ export async function onAuthRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader,
   }
   if (sa.dead) return;
   answer(ctx, sa, h, out);
-  sa.initRequest = undefined;
-  sa.initResponse = undefined;
+  logEstablished(ctx, sa);
+  authDone(sa);
   startDpd(ctx, sa);
   // Only after our IKE_AUTH response is out may anything else (a DELETE of a duplicate) be sent.
   if (findNotify(payloads, NotifyType.INITIAL_CONTACT)) initialContact(ctx, sa);
@@ -170,18 +170,19 @@ export async function onAuthResponse(ctx: EngineContext, sa: IkeSa, task: Extrac
     return initFailed(ctx, sa, `peer authentication failed: ${failure}`, 'IKE_AUTH');
   }
   sa.remoteId = peerId;
-  sa.initRequest = undefined;
-  sa.initResponse = undefined;
   established(ctx, sa);
   applyUnique(ctx, sa);
   startDpd(ctx, sa);
   const cfg = sa.authChild;
+  const { ni, nr } = sa;
+  authDone(sa);
   if (cfg && spi) {
-    await completeChild(ctx, sa, cfg, payloads, spi, sa.ni, sa.nr, undefined, true);
+    await completeChild(ctx, sa, cfg, payloads, spi, ni, nr, undefined, true);
   } else if (cfg) {
     sa.authChildError = 'no SPI could be allocated';
     childFailed(ctx, sa, cfg.name, sa.authChildError);
   }
+  if (!sa.dead) logEstablished(ctx, sa);
   resolveWaiters(ctx, sa);
 }
 
@@ -213,6 +214,19 @@ function identityOk(pattern: string, id: Identity): boolean {
 
 // ---------------------------------------------------------------- both
 
+/**
+ * Authentication is over: what only IKE_SA_INIT and IKE_AUTH need (both IKE_SA_INIT messages, the
+ * nonces, the hash that spotted retransmitted IKE_SA_INITs) is let go.
+ */
+function authDone(sa: IkeSa): void {
+  sa.initRequest = undefined;
+  sa.initResponse = undefined;
+  sa.initRequestHash = undefined;
+  sa.ni = EMPTY;
+  sa.nr = EMPTY;
+}
+
+/** The SA is authenticated (the log line follows once the CHILD_SA of IKE_AUTH is settled: logEstablished). */
 function established(ctx: EngineContext, sa: IkeSa): void {
   sa.state = 'ESTABLISHED';
   sa.establishedAt = ctx.sched.now();
@@ -222,13 +236,27 @@ function established(ctx: EngineContext, sa: IkeSa): void {
   ctx.stats.ikeEstablished++;
   scheduleIkeRekey(ctx, sa);
   if (sa.conn) keptUp(ctx, sa.conn.name);
-  ctx.log.info(
-    { ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name, local_id: sa.localId, remote_id: sa.remoteId, proposal: formatIkeSuite(sa.suite!) },
-    'IKE SA established',
-  );
   emit(ctx, { type: 'ike-up', sa });
   // An initiator's waiters hear back once the CHILD_SA of IKE_AUTH is settled too.
   if (!sa.initiator || !sa.authChild) resolveWaiters(ctx, sa);
+}
+
+/** 'IKE SA established', with the CHILD_SA of IKE_AUTH when there is one (then prefixed child_). */
+function logEstablished(ctx: EngineContext, sa: IkeSa): void {
+  if (!ctx.log.isLevelEnabled('info')) return;
+  const fields: Record<string, unknown> = {
+    ike: sa.id,
+    peer: sa.remote.addr,
+    conn: sa.conn?.name,
+    local_id: sa.localId,
+    remote_id: sa.remoteId,
+    proposal: formatIkeSuite(sa.suite!),
+  };
+  const child = sa.children[0];
+  if (child) {
+    for (const [k, v] of Object.entries(childLogFields(child))) fields[k === 'child' || k === 'child_id' ? k : `child_${k}`] = v;
+  }
+  ctx.log.info(fields, 'IKE SA established');
 }
 
 /** INITIAL_CONTACT: the peer rebooted; its older SAs with the same identities are gone (RFC 7296 §2.4). */

@@ -8,15 +8,16 @@ import { ExchangeType, HeaderFlag, IKE_NATT_PORT, IKE_PORT, NotifyType, PayloadT
 import type { IkeHeader, Payload } from '../codec/types.ts';
 import { IkeCipher } from '../crypto/protect.ts';
 import { createKeyExchange, CryptoError, respondKeyExchange } from '../crypto/ke.ts';
-import { deriveIkeKeys, Prf } from '../crypto/prf.ts';
+import { deriveIkeKeys, ikeKeymatLength, KeptIkeKeys, prfOf, splitIkeKeys, type IkeKeys } from '../crypto/prf.ts';
+import type { InitKeyJob, InitKeyResult } from '../crypto/pool.ts';
 import { keep } from '../crypto/keep.ts';
-import { checkIkeResponse, ikeChosenToWire, selectIkeProposal, toWireProposals } from '../crypto/proposals.ts';
+import { checkIkeResponse, ikeChosenToWire, selectIkeProposal, toWireProposals, type ChosenIke } from '../crypto/proposals.ts';
 import { Ext, IkeSa, Timer } from '../sa/ike-sa.ts';
 import type { ConnectionConfig } from '../../config/types.ts';
 import { ipFamily } from '../../common/addr.ts';
 import { EMPTY, find, findAll, findErrorNotify, findNotify, natdHash, notify, u16 } from './payload-util.ts';
 import { ZERO_SPI, newSpi, nonce, setTimer, type EngineContext, type Endpoint } from './context.ts';
-import { encodePlain, sendStateless, startRequest, transmit } from './message.ts';
+import { encodePlain, internalError, release, sendStateless, startRequest, transmit } from './message.ts';
 import { sendAuth } from './ike-auth.ts';
 import { queueTask } from './tasks.ts';
 import { deleteAndDestroy, destroy } from './teardown.ts';
@@ -73,22 +74,56 @@ export function onInitRequest(ctx: EngineContext, local: Endpoint, remote: Endpo
     if (ctx.debug) ctx.log.debug({ peer: remote.addr }, 'IKE_SA_INIT refused: the IKE SA table is full');
     return;
   }
+  if (ctx.pool?.usable) {
+    // The key exchange and key derivation run on a worker thread; the SA exists meanwhile (a
+    // retransmission of this request finds it and is ignored) and is held busy.
+    const sa = responderSa(ctx, local, remote, data, h, payloads, conn, chosen, ni.data, hoKey);
+    const job: InitKeyJob = {
+      group: chosen.suite.ke,
+      peerValue: ke.data,
+      prfId: chosen.suite.prf.id,
+      keymatLen: ikeKeymatLength(chosen.suite),
+      ni: sa.ni,
+      nr: sa.nr,
+      spiI: sa.spiI,
+      spiR: sa.spiR,
+    };
+    sa.initPending = { header: h, chosen };
+    sa.busyCount++;
+    ctx.pool.submit(job, sa);
+    return;
+  }
   const dh = respondKeyExchange(chosen.suite.ke, ke.data);
   if (!dh) {
     ctx.stats.rxInvalid++;
     return sendStateless(ctx, local, remote, h, [notify(NotifyType.INVALID_SYNTAX)]);
   }
-  const secret = dh.secret;
-  // SPIi and Ni are kept for the SA's life: copies of their own (see keep())
+  const sa = responderSa(ctx, local, remote, data, h, payloads, conn, chosen, ni.data, hoKey);
+  answerInit(ctx, sa, chosen, dh.publicValue, deriveIkeKeys(chosen.suite, dh.secret, sa.ni, sa.nr, sa.spiI, sa.spiR).keys);
+}
+
+/** The half-open responder SA of an IKE_SA_INIT request we accept (in the table, half-open timer running). */
+function responderSa(
+  ctx: EngineContext,
+  local: Endpoint,
+  remote: Endpoint,
+  data: Buffer,
+  h: IkeHeader,
+  payloads: Payload[],
+  conn: ConnectionConfig,
+  chosen: ChosenIke,
+  ni: Buffer,
+  hoKey: string,
+): IkeSa {
+  // SPIi is kept for the SA's life: a copy of its own (see keep())
   const sa = new IkeSa(ctx.nextSaId++, false, keep(h.spiI), { ...local }, { ...remote }, ctx.sched.now(), ctx.gauges);
   sa.spiR = newSpi(ctx);
   sa.conn = conn;
   sa.suite = chosen.suite;
-  sa.prf = new Prf(chosen.suite.prf);
-  sa.ni = keep(ni.data);
+  sa.prf = prfOf(chosen.suite.prf);
+  // a view into the request, which the SA holds until IKE_AUTH is over too
+  sa.ni = ni;
   sa.nr = nonce(ctx);
-  const { keys } = deriveIkeKeys(chosen.suite, secret, sa.ni, sa.nr, sa.spiI, sa.spiR);
-  sa.keys = keys;
   sa.state = 'CONNECTING';
   applyNatd(sa, payloads, ZERO_SPI);
   sa.peerHashes = peerHashAlgorithms(payloads);
@@ -98,20 +133,28 @@ export function onInitRequest(ctx: EngineContext, local: Endpoint, remote: Endpo
   sa.initRequestHash = hashOf(data);
   sa.halfOpenKey = hoKey;
   ctx.table.add(sa, hoKey);
+  setTimer(ctx, sa, Timer.HALF_OPEN, ctx.sched.now() + ctx.opts.halfOpenTimeout * 1000);
+  return sa;
+}
+
+/** Keys are derived: the SA gets them and our IKE_SA_INIT response goes out. */
+function answerInit(ctx: EngineContext, sa: IkeSa, chosen: ChosenIke, publicValue: Buffer, derived: IkeKeys): void {
+  const keys = new KeptIkeKeys(derived);
+  sa.keys = keys;
   const out: Payload[] = [
     { type: PayloadType.SA, critical: false, proposals: [ikeChosenToWire(chosen)] },
-    { type: PayloadType.KE, critical: false, group: chosen.suite.ke, data: dh.publicValue },
+    { type: PayloadType.KE, critical: false, group: chosen.suite.ke, data: publicValue },
     { type: PayloadType.NONCE, critical: false, data: sa.nr },
     ...natdPayloads(ctx, sa),
   ];
   // Certificates: which CAs we trust (the peer's connection is not known before IKE_AUTH, so all of
   // them), and that we verify RFC 7427 signatures (RFC 7296 §3.7, RFC 7427 §4).
-  const certreq = certReqForInit(ctx, conn);
+  const certreq = certReqForInit(ctx, sa.conn!);
   if (certreq) out.push(certreq);
   out.push(notify(NotifyType.CHILDLESS_IKEV2_SUPPORTED));
   if (ctx.pubkeyInUse) out.push(signatureHashNotify());
   // RFC 7383 §2.3: a responder announces fragmentation only to an initiator that did.
-  if (conn.fragmentation !== 'no' && sa.extensions & Ext.FRAGMENTATION) {
+  if (sa.conn!.fragmentation !== 'no' && sa.extensions & Ext.FRAGMENTATION) {
     out.push(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED));
     sa.extensions |= Ext.FRAGMENTATION_ANNOUNCED;
   }
@@ -121,9 +164,30 @@ export function onInitRequest(ctx: EngineContext, local: Endpoint, remote: Endpo
   sa.lastResponseMid = 0;
   sa.lastResponse = [resp];
   sa.cipher = new IkeCipher(chosen.suite, keys, false, ctx.opts.random);
-  if (ctx.debug) ctx.log.debug({ ike: sa.id, peer: remote.addr, conn: conn.name }, 'IKE_SA_INIT answered');
+  if (ctx.debug) ctx.log.debug({ ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name }, 'IKE_SA_INIT answered');
   transmit(ctx, sa, [resp]);
-  setTimer(ctx, sa, Timer.HALF_OPEN, ctx.sched.now() + ctx.opts.halfOpenTimeout * 1000);
+}
+
+/** The worker's answer for an IKE_SA_INIT request (see onInitRequest); the SA may be gone by now. */
+export function initKeysReady(ctx: EngineContext, sa: IkeSa, r: InitKeyResult): void {
+  const pending = sa.initPending;
+  sa.initPending = undefined;
+  sa.busyCount--;
+  if (sa.dead || !pending) return;
+  try {
+    if (r.ok) {
+      answerInit(ctx, sa, pending.chosen, r.publicValue, splitIkeKeys(pending.chosen.suite, r.keymat));
+    } else if (r.invalid) {
+      ctx.stats.rxInvalid++;
+      sendStateless(ctx, sa.local, sa.remote, pending.header, [notify(NotifyType.INVALID_SYNTAX)]);
+      destroy(ctx, sa, 'invalid KE payload');
+    } else {
+      internalError(ctx, sa, new Error(r.error));
+    }
+  } catch (e) {
+    internalError(ctx, sa, e);
+  }
+  release(ctx, sa);
 }
 
 /** A half-open IKE SA did not complete IKE_AUTH in time. */
@@ -283,8 +347,8 @@ export function onInitResponse(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payl
   sa.spiR = keep(h.spiR);
   sa.nr = keep(nr.data);
   sa.suite = chosen.suite;
-  sa.prf = new Prf(chosen.suite.prf);
-  sa.keys = deriveIkeKeys(chosen.suite, secret, sa.ni, sa.nr, sa.spiI, sa.spiR).keys;
+  sa.prf = prfOf(chosen.suite.prf);
+  sa.keys = new KeptIkeKeys(deriveIkeKeys(chosen.suite, secret, sa.ni, sa.nr, sa.spiI, sa.spiR).keys);
   sa.cipher = new IkeCipher(chosen.suite, sa.keys, true, ctx.opts.random);
   sa.ke = undefined;
   sa.initResponse = data;

@@ -7,7 +7,7 @@ import type { IkeHeader, Payload, SaPayload } from '../codec/types.ts';
 import { IkeCipher } from '../crypto/protect.ts';
 import { keep } from '../crypto/keep.ts';
 import { createKeyExchange, CryptoError, respondKeyExchange } from '../crypto/ke.ts';
-import { deriveRekeyedIkeKeys, Prf } from '../crypto/prf.ts';
+import { deriveRekeyedIkeKeys, KeptIkeKeys, prfOf } from '../crypto/prf.ts';
 import { checkIkeResponse, formatIkeSuite, ikeChosenToWire, selectIkeProposal, toWireProposals, type ChosenIke } from '../crypto/proposals.ts';
 import { IkeSa, Timer, type Task } from '../sa/ike-sa.ts';
 import { find, findErrorNotify, findNotify, u16 } from './payload-util.ts';
@@ -113,11 +113,10 @@ function takeOver(ctx: EngineContext, old: IkeSa, next: IkeSa): void {
  * `adopt` it takes over from old at once; without, it waits for the outcome of a rekey collision.
  */
 function successor(ctx: EngineContext, old: IkeSa, weInitiated: boolean, spiI: Buffer, spiR: Buffer, chosen: ChosenIke, secret: Buffer, ni: Buffer, nr: Buffer, adopt = true): IkeSa {
-  // SPIs and nonces are kept for the new SA's life: copies of their own (see keep()).
+  // SPIs are kept for the new SA's life: copies of their own (see keep()). The nonces only go into
+  // the keys.
   spiI = keep(spiI);
   spiR = keep(spiR);
-  ni = keep(ni);
-  nr = keep(nr);
   const sa = new IkeSa(ctx.nextSaId++, weInitiated, spiI, { ...old.local }, { ...old.remote }, ctx.sched.now(), ctx.gauges);
   sa.spiR = spiR;
   sa.conn = old.conn;
@@ -130,10 +129,8 @@ function successor(ctx: EngineContext, old: IkeSa, weInitiated: boolean, spiI: B
   // What IKE_SA_INIT negotiated holds for the new IKE SA too (as strongSwan's inherit_pre).
   sa.extensions = old.extensions;
   sa.suite = chosen.suite;
-  sa.prf = new Prf(chosen.suite.prf);
-  sa.ni = ni;
-  sa.nr = nr;
-  sa.keys = deriveRekeyedIkeKeys(chosen.suite, old.prf!.alg, old.keys!.skD, secret, ni, nr, spiI, spiR).keys;
+  sa.prf = prfOf(chosen.suite.prf);
+  sa.keys = new KeptIkeKeys(deriveRekeyedIkeKeys(chosen.suite, old.prf!.alg, old.keys!.skD, secret, ni, nr, spiI, spiR).keys);
   sa.cipher = new IkeCipher(chosen.suite, sa.keys, weInitiated, ctx.opts.random);
   sa.state = 'ESTABLISHED';
   sa.establishedAt = ctx.sched.now();

@@ -332,8 +332,9 @@ function dispatch(ctx: EngineContext, sa: IkeSa, local: Endpoint, remote: Endpoi
     updateEndpoints(ctx, sa, local, remote);
   }
   if (!response) {
-    sa.requestLocal = local;
-    sa.requestRemote = remote;
+    // Mostly the SA's own endpoints: then no second copy is held.
+    sa.requestLocal = sameEndpoint(local, sa.local) ? sa.local : local;
+    sa.requestRemote = sameEndpoint(remote, sa.remote) ? sa.remote : remote;
   }
   sa.lastInbound = ctx.sched.now();
   if (ctx.debug) {
@@ -405,6 +406,11 @@ export function internalError(ctx: EngineContext, sa: IkeSa, e: unknown): void {
   if (!sa.dead) deleteAndDestroy(ctx, sa, 'internal error');
 }
 
+/** An operation held the SA busy without run() (see initKeysReady) and is over: as after run(). */
+export function release(ctx: EngineContext, sa: IkeSa): void {
+  afterOp(ctx, sa);
+}
+
 function afterOp(ctx: EngineContext, sa: IkeSa): void {
   if (sa.dead) {
     sa.pending = undefined;
@@ -416,6 +422,10 @@ function afterOp(ctx: EngineContext, sa: IkeSa): void {
     dispatch(ctx, sa, m.local, m.remote, m.data, m.header, m.payloads, m.critical);
   }
   kick(ctx, sa);
+}
+
+function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
+  return a.port === b.port && a.addr === b.addr;
 }
 
 /**

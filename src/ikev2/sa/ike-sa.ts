@@ -5,7 +5,7 @@
  */
 import type { ChildConfig, ConnectionConfig } from '../../config/types.ts';
 import type { InstallResult, SaEndpoint } from '../../dataplane/types.ts';
-import type { ChosenEsp, IkeSuite } from '../crypto/proposals.ts';
+import type { ChosenEsp, ChosenIke, IkeSuite } from '../crypto/proposals.ts';
 import type { IkeCipher } from '../crypto/protect.ts';
 import type { KeyExchange } from '../crypto/ke.ts';
 import type { IkeKeys } from '../crypto/prf.ts';
@@ -178,6 +178,8 @@ export class IkeSa {
   /** IKE_SA_INIT request and response, kept until authentication is done (signed octets). */
   initRequest: Buffer | undefined;
   initResponse: Buffer | undefined;
+  /** Responder: our IKE_SA_INIT answer waits for its keys from the crypto pool. */
+  initPending: { header: IkeHeader; chosen: ChosenIke } | undefined;
   /** Initiator's pending key exchange during IKE_SA_INIT. */
   ke: KeyExchange | undefined;
   keRetried = false;
@@ -199,8 +201,12 @@ export class IkeSa {
   establishedAt = 0;
   rekeyAt = 0;
   lastInbound: number;
-  /** Due time per timer kind (0 = none); scheduler entries whose time differs are stale. */
-  readonly timers = new Float64Array(TIMER_KINDS);
+  /**
+   * Due time per timer kind (0 = none); scheduler entries whose time differs are stale. A plain
+   * array of doubles (filled with a double first, so it is stored as doubles from the start): a
+   * typed array would cost a second object and a backing store per SA.
+   */
+  readonly timers: number[] = new Array<number>(TIMER_KINDS).fill(0.5).fill(0);
   /** IKE_AUTH exchanges processed so far (one with PSKs; more with EAP or multiple authentication). */
   authRounds = 0;
   /** The peer's fragmented request and the fragmented response to ours, only while their fragments arrive. */

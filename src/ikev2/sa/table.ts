@@ -19,7 +19,8 @@ export class SaTable {
   private readonly halfOpen = new Map<number, IkeSa>();
   /** SAs whose peer stopped answering (a request is being retransmitted), oldest first. */
   private readonly unresponsive = new Map<number, IkeSa>();
-  private readonly byPeer = new Map<string, Set<IkeSa>>();
+  /** Most peers have one IKE SA: it is held as-is, a Set only once there are more. */
+  private readonly byPeer = new Map<string, IkeSa | Set<IkeSa>>();
   private readonly byConn = new Map<string, Set<IkeSa>>();
   limit: number;
 
@@ -77,7 +78,11 @@ export class SaTable {
   established(sa: IkeSa, halfOpenKey?: string): void {
     this.halfOpen.delete(sa.id);
     if (halfOpenKey) this.halfOpenInit.delete(halfOpenKey);
-    addTo(this.byPeer, peerKey(sa.localId, sa.remoteId), sa);
+    const k = peerKey(sa.localId, sa.remoteId);
+    const had = this.byPeer.get(k);
+    if (had === undefined) this.byPeer.set(k, sa);
+    else if (had instanceof Set) had.add(sa);
+    else if (had !== sa) this.byPeer.set(k, new Set([had, sa]));
     if (sa.conn) addTo(this.byConn, sa.conn.name, sa);
   }
 
@@ -87,12 +92,20 @@ export class SaTable {
     this.halfOpen.delete(sa.id);
     this.unresponsive.delete(sa.id);
     if (halfOpenKey && this.halfOpenInit.get(halfOpenKey) === sa) this.halfOpenInit.delete(halfOpenKey);
-    removeFrom(this.byPeer, peerKey(sa.localId, sa.remoteId), sa);
+    const k = peerKey(sa.localId, sa.remoteId);
+    const had = this.byPeer.get(k);
+    if (had === sa) this.byPeer.delete(k);
+    else if (had instanceof Set) {
+      had.delete(sa);
+      if (had.size === 1) this.byPeer.set(k, had.values().next().value!);
+    }
     if (sa.conn) removeFrom(this.byConn, sa.conn.name, sa);
   }
 
   peers(localId: string, remoteId: string): ReadonlySet<IkeSa> {
-    return this.byPeer.get(peerKey(localId, remoteId)) ?? EMPTY;
+    const had = this.byPeer.get(peerKey(localId, remoteId));
+    if (had === undefined) return EMPTY;
+    return had instanceof Set ? had : new Set([had]);
   }
 
   ofConnection(name: string): ReadonlySet<IkeSa> {
