@@ -16,7 +16,7 @@ set -euo pipefail
 PACKAGES=(
   strongswan-charon strongswan-swanctl charon-systemd strongswan-pki
   libstrongswan-standard-plugins libstrongswan-extra-plugins libcharon-extra-plugins
-  iproute2 iputils-ping ethtool socat tcpdump
+  iproute2 iputils-ping ethtool socat tcpdump nftables
 )
 # systemd units that Debian enables on install, and the package that ships each: charon-systemd
 # (in PACKAGES) and strongswan-starter (not in PACKAGES, but apt may pull it in as a dependency)
@@ -93,7 +93,7 @@ for f in "${need[@]}"; do
     exit 1
   fi
 done
-for c in ip ping ethtool socat tcpdump; do
+for c in ip ping ethtool socat tcpdump nft; do
   command -v "$c" >/dev/null 2>&1 || { echo "setup-interop: missing command $c" >&2; exit 1; }
 done
 if [ ! -c /dev/net/tun ]; then

@@ -4,6 +4,7 @@
  *   node_modules/.bin/node bench/vs-strongswan.ts [--n 1000,10000] [--proposals x25519,ecp256]
  *       [--responders charon,vpp-iked] [--initiator] [--initiator-n 10000] [--repeat 1]
  *       [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--base DIR] [--workers 0,1] [--log-level info] [--recv-buffer BYTES]
+ *       [--cookies] [--block-threshold N]
  *       [--node-flags FLAGS] [--timeout SECONDS] [--plugin PATH] [--keep]
  *
  * Needs root, iproute2 and strongSwan 5.9 (`bash .ci/setup-interop.sh` installs it) plus strongSwan's
@@ -18,7 +19,8 @@
  *                CHILD_SA each, as fast as it can (`N` written to its control socket);
  *   B 192.0.2.2: the responder: first charon (load-tester fake kernel, no DoS protection, cookie and
  *                block thresholds raised, ikesa_table_size 65536), then vpp-iked (`dataplane = memory`,
- *                UDP transport, `log_level` as given, info by default), each started fresh.
+ *                UDP transport, `log_level` as given, info by default; cookies and half-open limits
+ *                off unless `--cookies` / `--block-threshold`), each started fresh.
  * For each N and proposal (aes256gcm16-prfsha256-x25519 / -ecp256), per responder: wall time until the
  * responder reports all N IKE SAs established (polled every 100 ms: swanctl --stats / vpp-ikectl
  * stats), IKE SAs/s, CPU ms per IKE SA (utime+stime of the responder from /proc/PID/stat, before and
@@ -83,6 +85,10 @@ const USAGE = `Usage: node_modules/.bin/node bench/vs-strongswan.ts [options]   
   --repeat K            run each measurement K times (default 1)
   --log-level LEVEL     vpp-iked's log level (default info)
   --recv-buffer BYTES   vpp-iked's daemon.recv_buffer_size (default: the daemon's default; 0: the kernel's)
+  --cookies             vpp-iked sends cookies as by default (cookie_threshold = 30); without it
+                        cookies are off, as charon's DoS protection is in this bench
+  --block-threshold N   vpp-iked's block_threshold (default 0, off: the load-tester's peers share
+                        one address)
   --node-flags FLAGS    node options for vpp-iked (default "--max-semi-space-size=4", as in the systemd unit)
   --timeout SECONDS     per run (default 60 + N/100)
   --cpu-prof DIR        run vpp-iked with --cpu-prof, profiles into DIR
@@ -335,6 +341,8 @@ interface DaemonOptions {
   logLevel: string;
   cpuProf: string | undefined;
   recvBuffer: number | undefined;
+  /** `daemon` keys for vpp-iked (by default cookies and half-open limits off, as for charon) */
+  dos: string;
   nodeFlags: string[];
   heapSnapshot: string | undefined;
   /** Another checkout of vpp-iked (`--base DIR`), measured as the responder `vpp-iked-base`. */
@@ -356,7 +364,7 @@ async function startDaemon(lab: Lab, dir: string, conf: string, o: DaemonOptions
   dataplane = memory
   ike_sa_limit = ${limit}
   stop_action = keep${o.recvBuffer !== undefined ? `\n  recv_buffer_size = ${o.recvBuffer}` : ''}${o.workers !== undefined ? `\n  workers = ${o.workers}` : ''}
-}
+${o.dos}}
 ${conf}`,
   );
   const logPath = join(dir, 'vpp-iked.log');
@@ -751,6 +759,8 @@ async function main(): Promise<number> {
       repeat: { type: 'string', default: '1' },
       'log-level': { type: 'string', default: 'info' },
       'recv-buffer': { type: 'string' },
+      cookies: { type: 'boolean', default: false },
+      'block-threshold': { type: 'string', default: '0' },
       // as the systemd unit runs the daemon (its NODE_OPTIONS)
       'node-flags': { type: 'string', default: '--max-semi-space-size=4' },
       timeout: { type: 'string' },
@@ -823,6 +833,7 @@ async function main(): Promise<number> {
         logLevel: values['log-level'],
         cpuProf,
         recvBuffer: values['recv-buffer'] !== undefined ? Number(values['recv-buffer']) : undefined,
+        dos: `  cookie_threshold = ${values.cookies ? 30 : 0}\n  block_threshold = ${Number(values['block-threshold'])}\n`,
         nodeFlags: values['node-flags'].split(/\s+/).filter((x) => x !== ''),
         heapSnapshot: values['heap-snapshot'] !== undefined ? resolve(values['heap-snapshot']) : undefined,
         baseRoot,

@@ -260,6 +260,19 @@ export const DAEMON = section({
   retransmit_tries: setting(uint(0, 50), 5, {
     doc: 'retransmissions before the peer is declared dead (then `dpd_action` / `keyingtries` apply). With the defaults a dead peer is detected about 165 s after the unanswered request.',
   }),
+  cookie_threshold: setting(uint(0, 10_000_000), 30, {
+    doc: "half-open IKE SAs (peers' IKE_SA_INITs answered, IKE_AUTH not yet done) from which on a new IKE_SA_INIT request is answered with a COOKIE notification only (RFC 7296 §2.6): the peer must send it again with the cookie before the daemon does a key exchange or keeps any state for it. Cookies stay required until the count was below the threshold for 10 s. `0`: never. As strongSwan's `charon.cookie_threshold`",
+  }),
+  block_threshold: setting(uint(0, 10_000_000), 5, {
+    doc: "half-open IKE SAs from one peer address from which on further IKE_SA_INIT requests from that address are dropped. `0`: no limit. As strongSwan's `charon.block_threshold`; raise it when many peers share one address (behind one NAT)",
+  }),
+  init_limit_half_open: setting(uint(0, 10_000_000), 0, {
+    defaultDoc: '`0` (no limit)',
+    doc: "half-open IKE SAs from which on every new IKE_SA_INIT request is dropped (checked after cookies, so only requests with a valid cookie count against it). As strongSwan's `charon.init_limit_half_open`",
+  }),
+  keep_alive: setting(durationIn(0, 3600), 20, {
+    doc: "interval of NAT-T keepalives (RFC 3948): an IKE SA behind a NAT sends its peer a one-byte keepalive on the NAT-T port when it sent nothing else for half this interval, so the NAT keeps the mapping. `0`: none. As strongSwan's `charon.keep_alive`. ESP traffic in VPP does not count as sent (the daemon does not see it)",
+  }),
 });
 
 export const VPP = section({
@@ -327,7 +340,9 @@ export const CONNECTION = section(
     send_certreq: setting(bool, true, {
       doc: 'with `remote.auth = pubkey`: send certificate requests (CERTREQ) naming the CAs of `remote.cacerts` (SHA-1 hashes of their public keys), in the IKE_SA_INIT response as responder and in IKE_AUTH as initiator',
     }),
-    mobike: setting(bool, true, { doc: 'MOBIKE (RFC 4555). Accepted for swanctl.conf compatibility, **no effect yet**: MOBIKE is not implemented' }),
+    mobike: setting(bool, true, {
+      doc: 'MOBIKE (RFC 4555): announced in IKE_AUTH; when the peer supports it too, IKE moves to the NAT-T port right after IKE_SA_INIT and the peer may move the IKE SA and its CHILD_SAs to new addresses (UPDATE_SA_ADDRESSES, checked with a return routability check before the CHILD_SAs follow). vpp-iked itself does not change its addresses',
+    }),
     keyingtries: setting(uint(0, MAX_U32, 'a number', 'number'), 1, { doc: 'attempts to establish before giving up; `0` = forever' }),
     version: checked(
       only('2', (k) => `only IKEv2 is supported: 'version' must be 2, not '${show(k.value)}'`),

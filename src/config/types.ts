@@ -122,6 +122,14 @@ export interface DaemonConfig {
   retransmitTimeout: number;
   retransmitBase: number;
   retransmitTries: number;
+  /** Half-open IKE SAs from which on IKE_SA_INIT requests must return a cookie (0 = never). */
+  cookieThreshold: number;
+  /** Half-open IKE SAs per peer address from which on its IKE_SA_INIT requests are dropped (0 = no limit). */
+  blockThreshold: number;
+  /** Half-open IKE SAs from which on all IKE_SA_INIT requests are dropped (0 = no limit). */
+  initLimitHalfOpen: number;
+  /** Seconds between NAT-T keepalives from behind a NAT (0 = none). */
+  keepAlive: number;
   /** IP datagram size of IKE fragments (0: 576 for IPv4, 1280 for IPv6), and per family (0/unset: fragmentSize). */
   fragmentSize: number;
   fragmentSizeV4?: number;

@@ -45,8 +45,8 @@ export interface MetricsSource {
   };
 }
 
-/** Name and help text of the counter for each engine statistic. */
-const ENGINE_COUNTERS: Readonly<Record<keyof EngineStats, readonly [string, string]>> = {
+/** Name, help text and (for counters of one family) the `reason` label of each engine statistic. */
+const ENGINE_COUNTERS: Readonly<Record<keyof EngineStats, readonly [string, string, string?]>> = {
   rxPackets: ['vpp_iked_ike_packets_received_total', 'IKE messages received'],
   txPackets: ['vpp_iked_ike_packets_sent_total', 'IKE messages sent (retransmissions included)'],
   rxInvalid: ['vpp_iked_ike_packets_invalid_total', 'IKE messages dropped as malformed or not valid in the current state'],
@@ -57,6 +57,15 @@ const ENGINE_COUNTERS: Readonly<Record<keyof EngineStats, readonly [string, stri
   retransmitsSent: ['vpp_iked_retransmits_sent_total', 'IKE requests sent again after no response'],
   retransmitsAnswered: ['vpp_iked_retransmits_answered_total', 'retransmitted requests answered from the response cache'],
   initRefusedFull: ['vpp_iked_ike_sa_init_refused_total', 'new IKE SAs refused because the IKE SA table was full'],
+  cookiesSent: ['vpp_iked_cookies_sent_total', 'IKE_SA_INIT requests answered with a COOKIE notification (RFC 7296 2.6)'],
+  cookiesVerified: ['vpp_iked_cookies_verified_total', 'IKE_SA_INIT requests that returned a valid cookie'],
+  cookiesInvalid: ['vpp_iked_cookies_invalid_total', 'IKE_SA_INIT requests with a cookie we did not make or from an expired secret'],
+  initDroppedBlocked: ['vpp_iked_ike_sa_init_dropped_total', 'IKE_SA_INIT requests dropped by a half-open limit', 'block_threshold'],
+  initDroppedHalfOpen: ['vpp_iked_ike_sa_init_dropped_total', 'IKE_SA_INIT requests dropped by a half-open limit', 'init_limit_half_open'],
+  keepalivesSent: ['vpp_iked_nat_keepalives_sent_total', 'NAT-T keepalives sent (RFC 3948)'],
+  peerMoved: ['vpp_iked_ike_sas_moved_total', 'IKE SAs moved to a new peer address or port (NAT mapping change, MOBIKE)'],
+  mobikeUpdates: ['vpp_iked_mobike_updates_total', 'MOBIKE UPDATE_SA_ADDRESSES requests processed'],
+  mobikeCheckFailed: ['vpp_iked_mobike_checks_failed_total', 'MOBIKE return routability checks that failed'],
   evicted: ['vpp_iked_ike_sas_evicted_total', 'half-open or unresponsive IKE SAs evicted to make room'],
   ikeEstablished: ['vpp_iked_ike_sas_established_total', 'IKE SAs established'],
   ikeFailed: ['vpp_iked_ike_sas_failed_total', 'IKE SAs that failed to establish'],
@@ -165,9 +174,10 @@ export function renderMetrics(src: MetricsSource): string {
   // engine counters: every statistic, named from the table above or from its key
   const stats = src.engine.stats as unknown as Record<string, number>;
   for (const [k, v] of Object.entries(stats)) {
-    const known = (ENGINE_COUNTERS as Record<string, readonly [string, string] | undefined>)[k];
-    const [name, help] = known ?? [`vpp_iked_${snake(k)}_total`, `engine statistic ${k}`];
-    x.one(name, 'counter', help, v);
+    const known = (ENGINE_COUNTERS as Record<string, readonly [string, string, string?] | undefined>)[k];
+    const [name, help, reason] = known ?? [`vpp_iked_${snake(k)}_total`, `engine statistic ${k}`];
+    x.family(name, 'counter', help);
+    x.sample(name, v, reason !== undefined ? { reason } : undefined);
   }
   const drops = src.engine.fragmentDrops;
   if (drops) {
@@ -178,7 +188,6 @@ export function renderMetrics(src: MetricsSource): string {
   if (src.engine.reassemblyBytes !== undefined) {
     x.one('vpp_iked_ike_reassembly_bytes', 'gauge', 'decrypted bytes of incomplete IKE fragment sets held', src.engine.reassemblyBytes);
   }
-  if (!('cookiesSent' in stats)) x.one('vpp_iked_cookies_sent_total', 'counter', 'COOKIE notifications sent (RFC 7296 2.6)', 0);
 
   if (src.transport) {
     for (const [k, v] of Object.entries(src.transport.stats)) {

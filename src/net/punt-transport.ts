@@ -367,7 +367,7 @@ export class PuntTransport implements IkeTransport {
       this.opts.log.debug({ local: endpointText(p.local.addr, p.local.port), registered: vppPath !== undefined }, 'not registered with VPP; datagram not sent');
       return;
     }
-    const payload = markerOn(p.local.port, p.remote.port) ? addNonEspMarker(p.data) : p.data;
+    const payload = !p.keepalive && markerOn(p.local.port, p.remote.port) ? addNonEspMarker(p.data) : p.data;
     this.ipId = (this.ipId + 1) & 0xffff;
     const f = buildPuntFrame({ swIfIndex: sw, src: p.local.addr, dst: p.remote.addr, srcPort: p.local.port, dstPort: p.remote.port, payload, ipId: this.ipId });
     if (!f.ok) {

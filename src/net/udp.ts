@@ -188,7 +188,8 @@ export class UdpTransport implements IkeTransport {
       this.opts.log.warn({ local: fmt(p.local), remote: fmt(p.remote) }, 'no socket to send from');
       return;
     }
-    const data = markerOn(p.local.port, p.remote.port) ? addNonEspMarker(p.data) : p.data;
+    // NAT-T keepalives go as they are (RFC 3948 §2.3); IKE on the NAT-T port gets the non-ESP marker.
+    const data = !p.keepalive && markerOn(p.local.port, p.remote.port) ? addNonEspMarker(p.data) : p.data;
     this.sends.started();
     sock.send(data, p.remote.port, p.remote.addr, this.sent);
   }

@@ -67,6 +67,8 @@ export interface DaemonSectionOptions {
   portNatT?: number;
   controlSocket: string;
   logLevel?: string;
+  /** more `key = value` lines for the daemon section */
+  extra?: string;
 }
 
 /** The `daemon { }` section for a test daemon (memory dataplane). */
@@ -78,7 +80,7 @@ export function daemonSection(o: DaemonSectionOptions): string {
   control_socket = ${o.controlSocket}
   log_level = ${o.logLevel ?? 'debug'}
   dataplane = memory
-}
+${o.extra ?? ''}}
 `;
 }
 
@@ -89,6 +91,8 @@ export interface StartOptions {
   port?: number;
   portNatT?: number;
   logLevel?: string;
+  /** more `key = value` lines for the generated daemon section */
+  daemonExtra?: string;
   /** connections and secrets sections (the daemon section is generated) */
   conf: string;
   /** run inside a lab namespace (interop); otherwise directly in the test's namespace */
@@ -208,7 +212,7 @@ export async function startDaemon(o: StartOptions): Promise<DaemonHandle> {
   const socket = join(dir, 'control.sock');
   const configPath = join(dir, 'vpp-iked.conf');
   const write = (conf: string): void =>
-    writeFileSync(configPath, daemonSection({ listen: o.listen, port: o.port, portNatT: o.portNatT, controlSocket: socket, logLevel: o.logLevel }) + conf);
+    writeFileSync(configPath, daemonSection({ listen: o.listen, port: o.port, portNatT: o.portNatT, controlSocket: socket, logLevel: o.logLevel, extra: o.daemonExtra }) + conf);
   write(o.conf);
   const args = [DAEMON_MAIN, '--config', configPath, '--foreground'];
   let proc: ProcessLike;

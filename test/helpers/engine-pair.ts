@@ -3,7 +3,7 @@
  * and reorder packets. Used by the component tests.
  */
 import pino, { type Logger } from 'pino';
-import { Engine, type EngineEvent, type OutPacket } from '../../src/ikev2/engine/engine.ts';
+import { Engine, type EngineEvent, type EngineOptions, type OutPacket } from '../../src/ikev2/engine/engine.ts';
 import { FakeScheduler, type RandomSource } from '../../src/common/clock.ts';
 import { MemoryDataplane } from '../../src/dataplane/memory.ts';
 import type { ChildConfig, Config, ConnectionConfig, SecretConfig } from '../../src/config/types.ts';
@@ -105,6 +105,10 @@ export function config(connections: ConnectionConfig[], secrets: SecretConfig[],
       retransmitTimeout: 4,
       retransmitBase: 1.8,
       retransmitTries: 5,
+      cookieThreshold: 30,
+      blockThreshold: 5,
+      initLimitHalfOpen: 0,
+      keepAlive: 20,
       fragmentSize: 1280,
     },
     vpp: { socket: '/nonexistent', puntSocket: '/nonexistent' },
@@ -144,11 +148,13 @@ export class Wire {
   filter: (p: OutPacket) => 'deliver' | 'drop' | 'dup' = () => 'deliver';
   delayMs = 0;
   log: OutPacket[] = [];
+  /** Rewrites packets on their way (a NAT between the nodes); the log keeps them as sent. */
+  nat: ((p: OutPacket) => OutPacket) | undefined;
   /** Called after every delivered packet and whenever async work has settled (invariant checks). */
   afterDelivery: () => void = () => undefined;
   private seed = 1;
 
-  add(addr: string, cfg: Config, o: { limit?: number; log?: Logger; fragmentLimits?: Partial<FragmentLimits>; maxDatagram?: number } = {}): Node {
+  add(addr: string, cfg: Config, o: { limit?: number; log?: Logger; fragmentLimits?: Partial<FragmentLimits>; maxDatagram?: number; engine?: Partial<EngineOptions> } = {}): Node {
     const dp = new MemoryDataplane();
     const events: EngineEvent[] = [];
     const clock = new FakeScheduler(this.t);
@@ -169,6 +175,7 @@ export class Wire {
       fragmentSizeV6: cfg.daemon.fragmentSizeV6,
       fragmentLimits: o.fragmentLimits,
       maxDatagram: o.maxDatagram,
+      ...o.engine,
     });
     engine.setConfig(cfg);
     const n = { addr, engine, dp, events };
@@ -193,7 +200,10 @@ export class Wire {
       const due = this.queue.filter((x) => x.deliverAt <= now);
       if (due.length === 0) return;
       this.queue = this.queue.filter((x) => x.deliverAt > now);
-      for (const { p } of due) {
+      for (const { p: sent } of due) {
+        const p = this.nat ? this.nat(sent) : sent;
+        // NAT-T keepalives end in the transport, as they do in the daemon.
+        if (p.keepalive) continue;
         const dst = this.nodes.get(p.remote.addr);
         if (dst) dst.engine.receive({ ...p.remote }, { ...p.local }, p.data);
         this.afterDelivery();
@@ -231,6 +241,8 @@ export function pair(
     fragmentSize?: number;
     fragmentLimits?: Partial<FragmentLimits>;
     maxDatagram?: number;
+    engineA?: Partial<EngineOptions>;
+    engineB?: Partial<EngineOptions>;
   } = {},
 ) {
   const w = new Wire();
@@ -251,7 +263,7 @@ export function pair(
       ],
       [secret],
     )),
-    { log: o.logA, fragmentLimits: o.fragmentLimits, maxDatagram: o.maxDatagram },
+    { log: o.logA, fragmentLimits: o.fragmentLimits, maxDatagram: o.maxDatagram, engine: o.engineA },
   );
   const b = w.add(
     '192.0.2.2',
@@ -269,7 +281,7 @@ export function pair(
       [secret],
       o.limit,
     )),
-    { log: o.logB, fragmentLimits: o.fragmentLimits, maxDatagram: o.maxDatagram },
+    { log: o.logB, fragmentLimits: o.fragmentLimits, maxDatagram: o.maxDatagram, engine: o.engineB },
   );
   return { w, a, b };
 }

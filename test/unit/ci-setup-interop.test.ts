@@ -26,6 +26,7 @@ const ALL = [
   'ethtool',
   'socat',
   'tcpdump',
+  'nftables',
 ];
 
 function stub(dir: string, name: string, body: string): void {

@@ -58,6 +58,10 @@ test('defaults as swanctl.conf documents them', () => {
     retransmitTimeout: 4,
     retransmitBase: 1.8,
     retransmitTries: 5,
+    cookieThreshold: 30,
+    blockThreshold: 5,
+    initLimitHalfOpen: 0,
+    keepAlive: 20,
     fragmentSize: 1280,
   });
   assert.deepEqual(c.vpp, { socket: '/run/vpp/api.sock', puntSocket: '/run/vpp-iked/punt.sock' });

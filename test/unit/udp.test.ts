@@ -249,6 +249,19 @@ describe('UdpTransport on 127.0.0.1 and ::1', () => {
       }
     });
 
+    test(`${addr}: a NAT-T keepalive goes out as the one byte 0xff, without the marker`, async () => {
+      const p = await peer(addr);
+      try {
+        const before = p.got.length;
+        f.t.send({ local: { addr, port: f.natT }, remote: { addr, port: p.port }, data: Buffer.from([0xff]), keepalive: true });
+        const g = await waitFor(`keepalive from ${addr}`, () => p.got[before], 2000, 5);
+        assert.deepEqual(g.data, Buffer.from([0xff]));
+        assert.equal(g.from.port, f.natT);
+      } finally {
+        await p.close();
+      }
+    });
+
     test(`${addr}: ESP (a non-zero SPI where the marker would be) is counted and dropped`, async () => {
       const p = await peer(addr);
       try {

@@ -18,6 +18,8 @@ import type { ChildConfig } from '../../config/types.ts';
 import { NO_CREDENTIALS, type Credentials } from '../../config/credentials.ts';
 import { DEFAULTS } from '../../config/schema.ts';
 import type { EncrAlg, IntegAlg } from '../crypto/suites.ts';
+import { CookieJar } from './cookies.ts';
+import { KeepaliveWheel } from './keepalive.ts';
 import { DEFAULT_FRAGMENT_LIMITS, DEFAULT_FRAGMENT_SIZE, fragmentSizeFor, type FragmentDrop, type FragmentLimits } from './fragments.ts';
 
 export interface Endpoint {
@@ -30,6 +32,8 @@ export interface OutPacket {
   remote: Endpoint;
   /** The IKE message; the transport adds the non-ESP marker where the ports call for it. */
   data: Buffer;
+  /** A NAT-T keepalive (RFC 3948 §2.3): `data` is the one byte 0xFF, sent as it is (no marker). */
+  keepalive?: boolean;
 }
 
 export type EngineEvent =
@@ -56,6 +60,14 @@ export interface EngineOptions {
   retransmitTries?: number;
   /** Seconds a half-open IKE SA may wait for IKE_AUTH. */
   halfOpenTimeout?: number;
+  /** Half-open IKE SAs (peers' ones) from which on IKE_SA_INIT requests must return a cookie; 0 = never. */
+  cookieThreshold?: number;
+  /** Half-open IKE SAs from one address from which on its IKE_SA_INIT requests are dropped; 0 = no limit. */
+  blockThreshold?: number;
+  /** Half-open IKE SAs from which on every IKE_SA_INIT request is dropped; 0 = no limit. */
+  initLimitHalfOpen?: number;
+  /** Seconds between NAT-T keepalives from the side behind a NAT; 0 = none. */
+  keepAlive?: number;
   onEvent?: (e: EngineEvent) => void;
   /** Our source address towards a peer, when the connection names none (the transport knows). */
   localAddressFor?: (remote: string) => string | undefined;
@@ -92,6 +104,24 @@ export interface EngineStats {
   retransmitsSent: number;
   retransmitsAnswered: number;
   initRefusedFull: number;
+  /** IKE_SA_INIT requests answered with a COOKIE notification. */
+  cookiesSent: number;
+  /** IKE_SA_INIT requests that returned a valid cookie. */
+  cookiesVerified: number;
+  /** IKE_SA_INIT requests with a cookie we did not make, or from an expired secret (answered with a new cookie). */
+  cookiesInvalid: number;
+  /** IKE_SA_INIT requests dropped: block_threshold half-open IKE SAs from the same address. */
+  initDroppedBlocked: number;
+  /** IKE_SA_INIT requests dropped: init_limit_half_open reached. */
+  initDroppedHalfOpen: number;
+  /** NAT-T keepalives sent. */
+  keepalivesSent: number;
+  /** The peer's address or port changed (NAT mapping change, MOBIKE): the IKE SA and its CHILD_SAs moved. */
+  peerMoved: number;
+  /** MOBIKE UPDATE_SA_ADDRESSES requests processed. */
+  mobikeUpdates: number;
+  /** MOBIKE return routability checks that failed (COOKIE2 not echoed, or no answer). */
+  mobikeCheckFailed: number;
   evicted: number;
   ikeEstablished: number;
   ikeFailed: number;
@@ -133,6 +163,15 @@ function newStats(): EngineStats {
     retransmitsSent: 0,
     retransmitsAnswered: 0,
     initRefusedFull: 0,
+    cookiesSent: 0,
+    cookiesVerified: 0,
+    cookiesInvalid: 0,
+    initDroppedBlocked: 0,
+    initDroppedHalfOpen: 0,
+    keepalivesSent: 0,
+    peerMoved: 0,
+    mobikeUpdates: 0,
+    mobikeCheckFailed: 0,
     evicted: 0,
     ikeEstablished: 0,
     ikeFailed: 0,
@@ -215,6 +254,12 @@ export class EngineContext {
   /** Parsed traffic selectors per child config (configs are immutable; a reload brings new objects). */
   readonly tsCache = new WeakMap<ChildConfig, { local: (Sel | 'dynamic')[]; remote: (Sel | 'dynamic')[] }>();
   readonly espSupported: (encr: EncrAlg, integ: IntegAlg | null) => boolean;
+  /** Secrets of our responder cookies. */
+  readonly cookies: CookieJar;
+  /** Cookies are required until this time (ms) even below the threshold (see COOKIE_CALMDOWN_MS). */
+  cookiesUntil = 0;
+  /** IKE SAs behind a NAT that send keepalives: a timing wheel of one-second slots (keepalive.ts). */
+  readonly keepalive: KeepaliveWheel;
   /** Worker threads for IKE_SA_INIT's crypto (EngineOptions.workers), set up by the Engine. */
   pool: InitCryptoPool<IkeSa> | undefined;
   /** IP datagram size of our IKE fragments, by address family. */
@@ -230,6 +275,10 @@ export class EngineContext {
       retransmitTries: DEFAULTS.daemon.retransmitTries,
       halfOpenTimeout: HALF_OPEN_TIMEOUT_S,
       wallClock: Date.now,
+      cookieThreshold: DEFAULTS.daemon.cookieThreshold,
+      blockThreshold: DEFAULTS.daemon.blockThreshold,
+      initLimitHalfOpen: DEFAULTS.daemon.initLimitHalfOpen,
+      keepAlive: DEFAULTS.daemon.keepAlive,
       ...opts,
       random: pooledRandom(opts.random),
     };
@@ -245,6 +294,8 @@ export class EngineContext {
     this.fragmentLimits = { ...DEFAULT_FRAGMENT_LIMITS, ...opts.fragmentLimits };
     const f = opts.dataplane.features();
     this.espSupported = (encr, integ) => f.encr.has(`${encr.id}:${encr.keyBits}`) && (integ === null || f.integ.has(integ.id));
+    this.cookies = new CookieJar(this.sched, this.opts.random);
+    this.keepalive = new KeepaliveWheel(this.opts.keepAlive);
   }
 
   /** Whether debug lines are wanted now (the level can change at run time). */

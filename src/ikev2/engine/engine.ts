@@ -28,6 +28,7 @@ import { rekeyIke } from './ike-rekey.ts';
 import { deleteChild } from './informational.ts';
 import { forgetConnection, onRetryTimer, startConnections } from './keep-up.ts';
 import { deleteIke, destroy, shutdown } from './teardown.ts';
+import { KEEPALIVE_KEY, keepaliveTick } from './keepalive.ts';
 
 export type { Endpoint, EngineEvent, EngineOptions, EngineStats, FragmentDrops, OutPacket } from './context.ts';
 
@@ -182,6 +183,7 @@ export class Engine {
     if (ctx.sched.pending > 4 * (ctx.table.size + 16)) {
       ctx.sched.compact((key, kind, at) => {
         if (key < 0) return ctx.keepUpById.has(-key);
+        if (key === KEEPALIVE_KEY) return at === ctx.keepalive.armedAt;
         const sa = ctx.table.get(key);
         return sa !== undefined && sa.timers[kind] === at;
       });
@@ -214,6 +216,7 @@ export class Engine {
   private onTimer(key: number, kind: number, due: number): void {
     const ctx = this.ctx;
     if (key < 0) return onRetryTimer(ctx, -key, due);
+    if (key === KEEPALIVE_KEY) return keepaliveTick(ctx, due);
     const sa = ctx.table.get(key);
     if (!sa || sa.dead || sa.timers[kind] !== due) return; // stale entry
     sa.timers[kind] = 0;

@@ -21,6 +21,7 @@ import { childLogFields, completeChild, prepareChildRequest, respondChild } from
 import { scheduleIkeRekey } from './ike-rekey.ts';
 import { startDpd } from './dpd.ts';
 import { keptUp } from './keep-up.ts';
+import { watchKeepalive } from './keepalive.ts';
 import { queueTask } from './tasks.ts';
 import { deleteIke, destroy } from './teardown.ts';
 
@@ -48,6 +49,7 @@ export async function onAuthRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader,
     return destroy(ctx, sa, 'IKE_AUTH without IDi/AUTH');
   }
   const idr = find(payloads, PayloadType.IDr);
+  sa.peerMobike = findNotify(payloads, NotifyType.MOBIKE_SUPPORTED) !== undefined;
   const peerIdent: Identity = { type: idi.idType, data: idi.data };
   const wanted: Identity | undefined = idr ? { type: idr.idType, data: idr.data } : undefined;
   const peerId = safeIdString(peerIdent);
@@ -84,6 +86,10 @@ export async function onAuthRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader,
     out.push(...childOut.payloads);
   }
   if (sa.dead) return;
+  if (conn.mobike && sa.peerMobike) {
+    sa.mobike = true;
+    out.push(notify(NotifyType.MOBIKE_SUPPORTED));
+  }
   answer(ctx, sa, h, out);
   logEstablished(ctx, sa);
   authDone(sa);
@@ -124,6 +130,7 @@ export async function sendAuth(ctx: EngineContext, sa: IkeSa): Promise<void> {
   if (certreq) payloads.push(certreq);
   if (conn.remote.id && conn.remote.id !== '%any' && !conn.remote.id.includes('*')) payloads.push(idPayload(PayloadType.IDr, conn.remote.id));
   payloads.push(authPayload(auth));
+  if (conn.mobike) payloads.push(notify(NotifyType.MOBIKE_SUPPORTED));
   sa.authRounds++;
   const child = sa.authChild;
   if (child) {
@@ -170,6 +177,8 @@ export async function onAuthResponse(ctx: EngineContext, sa: IkeSa, task: Extrac
     return initFailed(ctx, sa, `peer authentication failed: ${failure}`, 'IKE_AUTH');
   }
   sa.remoteId = peerId;
+  sa.peerMobike = findNotify(payloads, NotifyType.MOBIKE_SUPPORTED) !== undefined;
+  sa.mobike = conn.mobike && sa.peerMobike;
   established(ctx, sa);
   applyUnique(ctx, sa);
   startDpd(ctx, sa);
@@ -235,6 +244,7 @@ function established(ctx: EngineContext, sa: IkeSa): void {
   sa.halfOpenKey = undefined;
   ctx.stats.ikeEstablished++;
   scheduleIkeRekey(ctx, sa);
+  watchKeepalive(ctx, sa);
   if (sa.conn) keptUp(ctx, sa.conn.name);
   emit(ctx, { type: 'ike-up', sa });
   // An initiator's waiters hear back once the CHILD_SA of IKE_AUTH is settled too.

@@ -1,7 +1,7 @@
 /**
  * IKE_SA_INIT (RFC 7296 §1.2) for both roles, with NAT detection (§2.23): proposal and key exchange
  * choice, admission into the session table, the float to the NAT-T port, INVALID_KE_PAYLOAD and COOKIE
- * retries as initiator. Responder cookies and half-open limits go before admission.
+ * retries as initiator. Responder cookies and half-open limits (cookies.ts) go before everything else.
  */
 import { createHash } from 'node:crypto';
 import { ExchangeType, HeaderFlag, IKE_NATT_PORT, IKE_PORT, NotifyType, PayloadType, notifyName } from '../constants.ts';
@@ -23,6 +23,10 @@ import { queueTask } from './tasks.ts';
 import { deleteAndDestroy, destroy } from './teardown.ts';
 import { retryIfKeptUp } from './keep-up.ts';
 import { certReqForInit, defaultLocalId, hasCertReq, peerHashAlgorithms, signatureHashNotify, usesPubkey } from './auth/pubkey.ts';
+import { COOKIE_CALMDOWN_MS } from './cookies.ts';
+
+/** Times an initiator answers a responder's COOKIE before giving up (as strongSwan's ike_init). */
+export const MAX_COOKIE_RETRIES = 5;
 
 export function onInitRequest(ctx: EngineContext, local: Endpoint, remote: Endpoint, data: Buffer, h: IkeHeader, payloads: Payload[], critical: number[]): void {
   if (h.messageId !== 0 || !(h.flags & HeaderFlag.INITIATOR) || !h.spiR.equals(ZERO_SPI)) {
@@ -39,12 +43,14 @@ export function onInitRequest(ctx: EngineContext, local: Endpoint, remote: Endpo
     }
     return;
   }
+  const ni = find(payloads, PayloadType.NONCE);
+  // Cookies and half-open limits first: before any proposal choice, key exchange or allocation.
+  if (ni && !admitInit(ctx, local, remote, h, payloads, ni.data)) return;
   if (critical.length > 0) {
     return sendStateless(ctx, local, remote, h, [notify(NotifyType.UNSUPPORTED_CRITICAL_PAYLOAD, Buffer.from([critical[0]!]))]);
   }
   const sap = find(payloads, PayloadType.SA);
   const ke = find(payloads, PayloadType.KE);
-  const ni = find(payloads, PayloadType.NONCE);
   if (!sap || !ke || !ni) {
     ctx.stats.rxInvalid++;
     return sendStateless(ctx, local, remote, h, [notify(NotifyType.INVALID_SYNTAX)]);
@@ -190,6 +196,45 @@ export function initKeysReady(ctx: EngineContext, sa: IkeSa, r: InitKeyResult): 
   release(ctx, sa);
 }
 
+/**
+ * Cookies and half-open limits for a new IKE_SA_INIT request (RFC 7296 §2.6, strongSwan's
+ * cookie_threshold, block_threshold and init_limit_half_open, checked in that order). Returns
+ * whether the request may go on; otherwise it was answered with a cookie or dropped.
+ */
+function admitInit(ctx: EngineContext, local: Endpoint, remote: Endpoint, h: IkeHeader, payloads: Payload[], ni: Buffer): boolean {
+  const o = ctx.opts;
+  const halfOpen = ctx.table.halfOpenCount;
+  if (o.cookieThreshold > 0) {
+    const now = ctx.sched.now();
+    if (halfOpen >= o.cookieThreshold) ctx.cookiesUntil = now + COOKIE_CALMDOWN_MS;
+    if (now < ctx.cookiesUntil) {
+      // The COOKIE notification must be the first payload (§2.6).
+      const first = payloads[0];
+      const cookie = first && first.type === PayloadType.NOTIFY && first.notifyType === NotifyType.COOKIE ? first.data : undefined;
+      const verdict = cookie ? ctx.cookies.check(cookie, ni, remote.addr, h.spiI) : undefined;
+      if (verdict === 'ok') ctx.stats.cookiesVerified++;
+      else {
+        if (verdict !== undefined) ctx.stats.cookiesInvalid++;
+        ctx.stats.cookiesSent++;
+        if (ctx.debug) ctx.log.debug({ peer: remote.addr, half_open: halfOpen, returned: verdict ?? 'none' }, 'IKE_SA_INIT answered with a cookie');
+        sendStateless(ctx, local, remote, h, [notify(NotifyType.COOKIE, ctx.cookies.make(ni, remote.addr, h.spiI))]);
+        return false;
+      }
+    }
+  }
+  if (o.blockThreshold > 0 && ctx.table.halfOpenFrom(remote.addr) >= o.blockThreshold) {
+    ctx.stats.initDroppedBlocked++;
+    if (ctx.debug) ctx.log.debug({ peer: remote.addr, limit: o.blockThreshold }, 'IKE_SA_INIT dropped: half-open IKE SA limit of this address reached');
+    return false;
+  }
+  if (o.initLimitHalfOpen > 0 && halfOpen >= o.initLimitHalfOpen) {
+    ctx.stats.initDroppedHalfOpen++;
+    if (ctx.debug) ctx.log.debug({ peer: remote.addr, limit: o.initLimitHalfOpen }, 'IKE_SA_INIT dropped: half-open IKE SA limit reached');
+    return false;
+  }
+  return true;
+}
+
 /** A half-open IKE SA did not complete IKE_AUTH in time. */
 export function halfOpenTimeout(ctx: EngineContext, sa: IkeSa): void {
   if (sa.state !== 'ESTABLISHED') destroy(ctx, sa, 'half-open timeout');
@@ -285,10 +330,10 @@ export function initiate(ctx: EngineContext, connName: string, childName?: strin
   return p;
 }
 
-export function sendInit(ctx: EngineContext, sa: IkeSa, group?: number): void {
+export function sendInit(ctx: EngineContext, sa: IkeSa, group?: number, sameKe = false): void {
   const conn = sa.conn!;
   const ke = group ?? conn.proposals[0]!.ke[0]!;
-  sa.ke = createKeyExchange(ke);
+  if (!sameKe || !sa.ke || sa.ke.group !== ke) sa.ke = createKeyExchange(ke);
   if (sa.ni.length === 0) sa.ni = nonce(ctx);
   const payloads: Payload[] = [];
   if (sa.cookie) payloads.push(notify(NotifyType.COOKIE, sa.cookie));
@@ -313,9 +358,15 @@ export function sendInit(ctx: EngineContext, sa: IkeSa, group?: number): void {
 
 export function onInitResponse(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payloads: Payload[], data: Buffer): Promise<void> | void {
   const cookie = findNotify(payloads, NotifyType.COOKIE);
-  if (cookie && !sa.cookie) {
-    sa.cookie = cookie.data;
-    return sendInit(ctx, sa, sa.ke?.group);
+  if (cookie) {
+    // The responder is under load: ask again with its cookie (RFC 7296 §2.6), a few times at most,
+    // with the same nonce and key exchange (the cookie covers Ni). The codec refused cookies that are
+    // empty or longer than 64 bytes.
+    if (sa.cookieRetries >= MAX_COOKIE_RETRIES) return initFailed(ctx, sa, `still asked for a cookie after ${MAX_COOKIE_RETRIES} retries`);
+    sa.cookieRetries++;
+    sa.cookie = keep(cookie.data);
+    if (ctx.debug) ctx.log.debug({ ike: sa.id, peer: sa.remote.addr, try: sa.cookieRetries }, 'responder sent a cookie, retrying IKE_SA_INIT with it');
+    return sendInit(ctx, sa, sa.ke?.group, true);
   }
   const invalidKe = findNotify(payloads, NotifyType.INVALID_KE_PAYLOAD);
   if (invalidKe) {
@@ -357,6 +408,8 @@ export function onInitResponse(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payl
   sa.certreqSeen = hasCertReq(payloads);
   if (findNotify(payloads, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)) sa.extensions |= Ext.FRAGMENTATION;
   // Float to the NAT-T port when a NAT is in the path or encapsulation is forced (RFC 7296 §2.23).
+  // (A MOBIKE initiator that may move later floats in any case, as strongSwan does; vpp-iked never
+  // moves itself, and a peer that does floats on its own, so without a NAT IKE stays where it is.)
   if ((sa.natHere || sa.natThere || sa.encapForced) && sa.local.port === ctx.opts.port) {
     sa.local = { addr: sa.local.addr, port: ctx.opts.portNatT };
     if (sa.remote.port === IKE_PORT) sa.remote = { addr: sa.remote.addr, port: IKE_NATT_PORT };

@@ -16,6 +16,7 @@ import { answer, answerNotify, sendRequest } from './message.ts';
 import { hasTask, kick, queueTask } from './tasks.ts';
 import { armChildTimer, deleteOldAfter, lowerNonce, nonceLess } from './child-rekey.ts';
 import { startDpd } from './dpd.ts';
+import { watchKeepalive } from './keepalive.ts';
 import { deleteIke } from './teardown.ts';
 
 type IkeRekeyTask = Extract<Task, { kind: 'ike-rekey' }>;
@@ -102,6 +103,7 @@ function takeOver(ctx: EngineContext, old: IkeSa, next: IkeSa): void {
   clearTimer(old, Timer.IKE_REKEY);
   clearTimer(old, Timer.IKE_EXPIRE);
   clearTimer(old, Timer.CHILD_REKEY);
+  watchKeepalive(ctx, next);
   ctx.stats.ikeRekeyed++;
   ctx.log.info({ ike: next.id, old_ike: old.id, peer: next.remote.addr, conn: next.conn?.name, proposal: formatIkeSuite(next.suite!) }, 'IKE SA rekeyed');
   emit(ctx, { type: 'ike-rekeyed', sa: next, old });
@@ -126,6 +128,8 @@ function successor(ctx: EngineContext, old: IkeSa, weInitiated: boolean, spiI: B
   sa.natHere = old.natHere;
   sa.natThere = old.natThere;
   sa.encapForced = old.encapForced;
+  sa.mobike = old.mobike;
+  sa.peerMobike = old.peerMobike;
   // What IKE_SA_INIT negotiated holds for the new IKE SA too (as strongSwan's inherit_pre).
   sa.extensions = old.extensions;
   sa.suite = chosen.suite;

@@ -1,13 +1,15 @@
 /**
  * INFORMATIONAL exchanges (RFC 7296 §1.4): deletes of IKE SAs and CHILD_SAs in both directions,
  * including simultaneous deletes (§1.4.1) and the clean-up of SAs that were rekeyed. Liveness checks
- * (empty INFORMATIONAL) are in dpd.ts; MOBIKE's address updates will come here.
+ * (empty INFORMATIONAL) are in dpd.ts; MOBIKE's address updates and the NAT detection and COOKIE2
+ * payloads its INFORMATIONALs carry are in mobike.ts.
  */
 import { ExchangeType, NotifyType, PayloadType, ProtocolId } from '../constants.ts';
 import type { IkeHeader, Payload } from '../codec/types.ts';
 import type { ChildSa, IkeSa, Task } from '../sa/ike-sa.ts';
 import { hex8 } from '../../common/text.ts';
 import { deletePayload, findAll, findNotify, u32 } from './payload-util.ts';
+import { mobikeAnswerPayloads, onUpdateSaAddresses } from './mobike.ts';
 import { emit, type EngineContext } from './context.ts';
 import { answer, sendRequest } from './message.ts';
 import { kick, queueTask } from './tasks.ts';
@@ -28,6 +30,7 @@ export async function onInformationalRequest(ctx: EngineContext, sa: IkeSa, h: I
     return;
   }
   const dels = findAll(payloads, PayloadType.DELETE);
+  if (dels.length === 0 && findNotify(payloads, NotifyType.UPDATE_SA_ADDRESSES)) return onUpdateSaAddresses(ctx, sa, h, payloads);
   if (dels.some((d) => d.protocol === ProtocolId.IKE)) {
     answer(ctx, sa, h, []);
     ctx.log.info({ ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name }, 'peer deleted IKE SA');
@@ -52,7 +55,8 @@ export async function onInformationalRequest(ctx: EngineContext, sa: IkeSa, h: I
       gone.push(child);
     }
   }
-  answer(ctx, sa, h, ours.length ? [deletePayload(ProtocolId.ESP, ours)] : []);
+  const out: Payload[] = ours.length ? [deletePayload(ProtocolId.ESP, ours)] : [];
+  answer(ctx, sa, h, [...out, ...mobikeAnswerPayloads(sa, payloads)]);
   for (const c of gone) await removeChild(ctx, sa, c, 'deleted by peer');
 }
 

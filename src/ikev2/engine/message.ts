@@ -22,6 +22,7 @@ import { onInitRequest } from './ike-init.ts';
 import { handleFailure, handleRequest, handleResponse, kick } from './tasks.ts';
 import { deleteAndDestroy } from './teardown.ts';
 import { peerGone } from './keep-up.ts';
+import { followPeer } from './mobike.ts';
 
 function header(sa: IkeSa, exchange: number, mid: number, response: boolean): Omit<IkeHeader, 'length' | 'nextPayload'> {
   return {
@@ -83,6 +84,7 @@ function sendsFragments(sa: IkeSa): boolean {
 }
 
 export function transmit(ctx: EngineContext, sa: IkeSa, packets: Buffer[], local: Endpoint = sa.local, remote: Endpoint = sa.remote): void {
+  sa.lastOutbound = ctx.sched.now();
   for (const data of packets) {
     ctx.stats.txPackets++;
     if (isFragment(data)) ctx.stats.fragmentsSent++;
@@ -328,8 +330,9 @@ function dispatch(ctx: EngineContext, sa: IkeSa, local: Endpoint, remote: Endpoi
       }
       return;
     }
-    // Authenticated: the peer is reachable here (NAT mapping or float to the NAT-T port).
-    updateEndpoints(ctx, sa, local, remote);
+    // Authenticated and not a retransmission: the peer is reachable here (NAT mapping change or
+    // float to the NAT-T port; with MOBIKE the peer says so itself).
+    followPeer(ctx, sa, local, remote);
   }
   if (!response) {
     // Mostly the SA's own endpoints: then no second copy is held.
@@ -426,27 +429,6 @@ function afterOp(ctx: EngineContext, sa: IkeSa): void {
 
 function sameEndpoint(a: Endpoint, b: Endpoint): boolean {
   return a.port === b.port && a.addr === b.addr;
-}
-
-/**
- * Follow the peer to where an authenticated message came from (RFC 7296 §2.23): when the peer is
- * behind a NAT (its mapping may change) and we are not, or when it floated to our NAT-T port.
- * Installed UDP-encapsulated CHILD_SAs follow the new mapping.
- */
-function updateEndpoints(ctx: EngineContext, sa: IkeSa, local: Endpoint, remote: Endpoint): void {
-  if (sa.remote.addr === remote.addr && sa.remote.port === remote.port && sa.local.port === local.port && sa.local.addr === local.addr) return;
-  const floated = local.port === ctx.opts.portNatT && sa.local.port !== ctx.opts.portNatT;
-  if (sa.natHere || !(sa.natThere || floated)) return;
-  sa.local = { addr: local.addr, port: local.port };
-  sa.remote = { addr: remote.addr, port: remote.port };
-  for (const c of sa.children) {
-    if (c.state !== 'INSTALLED' && c.state !== 'REKEYED') continue;
-    ctx.log.info({ ike: sa.id, child_id: c.id, remote: `${remote.addr}:${remote.port}` }, 'peer moved (NAT mapping changed), updating CHILD SA');
-    ctx.dp.update(c.id, sa.local, sa.remote, c.encap).catch((e: Error) => {
-      ctx.stats.dataplaneErrors++;
-      ctx.log.warn({ ike: sa.id, child_id: c.id, err: e.message }, 'dataplane update failed');
-    });
-  }
 }
 
 /** Whether a retransmitted request really comes from the peer (its ICV checks out) before we answer it again. */

@@ -25,6 +25,7 @@ import {
   startIkeDelete,
 } from './informational.ts';
 import { dpdCheck, startDpdExchange } from './dpd.ts';
+import { onMobikeCheckFailure, onMobikeCheckResponse, startMobikeCheck } from './mobike.ts';
 
 type TaskOf<K extends Task['kind']> = Extract<Task, { kind: K }>;
 
@@ -53,6 +54,8 @@ const TASKS: { [K in Task['kind']]: TaskDef<TaskOf<K>> } = {
   'child-delete': { priority: 2, start: startChildDelete, response: (ctx, sa, t) => onChildDeleteResponse(ctx, sa, t), failed: (ctx, sa, t) => onChildDeleteResponse(ctx, sa, t) },
   'ike-rekey': { priority: 3, start: startIkeRekey, response: (ctx, sa, t, _h, p) => onIkeRekeyResponse(ctx, sa, t, p), failed: onIkeRekeyFailure },
   'child-create': { priority: 4, start: startCreateChild, response: (ctx, sa, t, _h, p) => onCreateChildResponse(ctx, sa, t, p), failed: onCreateChildFailure },
+  // Before CHILD_SA work: the CHILD_SAs should follow a moved peer first.
+  'mobike-check': { priority: 3, start: startMobikeCheck, response: (ctx, sa, t, _h, p) => onMobikeCheckResponse(ctx, sa, t, p), failed: onMobikeCheckFailure },
   dpd: { priority: 5, start: startDpdExchange, response: () => undefined, failed: () => undefined },
 };
 

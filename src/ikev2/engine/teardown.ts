@@ -8,6 +8,7 @@ import { deletePayload } from './payload-util.ts';
 import { emit, type EngineContext } from './context.ts';
 import { dropReassembly, seal, transmit } from './message.ts';
 import { queueTask } from './tasks.ts';
+import { unwatchKeepalive } from './keepalive.ts';
 
 /** Take a CHILD_SA out of the dataplane; a failure is logged and counted (the SA may be left in VPP). */
 export async function removeFromDataplane(ctx: EngineContext, sa: IkeSa, childId: number): Promise<void> {
@@ -63,6 +64,7 @@ export function destroy(ctx: EngineContext, sa: IkeSa, reason: string): void {
     destroy(ctx, t.passive.sa, reason);
   }
   ctx.table.remove(sa, sa.halfOpenKey);
+  unwatchKeepalive(ctx, sa);
   for (const child of sa.children) {
     ctx.childrenById.delete(child.id);
     ctx.gauges.childSas--;

@@ -113,6 +113,8 @@ export type Task =
   | { kind: 'child-delete'; child: ChildSa }
   | { kind: 'ike-delete' }
   | { kind: 'dpd' }
+  /** MOBIKE return routability check (RFC 4555 §3.5): COOKIE2 to the peer's new address before CHILD_SAs move there. */
+  | { kind: 'mobike-check'; cookie2?: Buffer }
   | {
       kind: 'ike-rekey';
       group?: number;
@@ -183,7 +185,9 @@ export class IkeSa {
   /** Initiator's pending key exchange during IKE_SA_INIT. */
   ke: KeyExchange | undefined;
   keRetried = false;
+  /** The responder's cookie we return in IKE_SA_INIT (initiator), and how often we were sent one. */
   cookie: Buffer | undefined;
+  cookieRetries = 0;
   localId = '';
   remoteId = '';
   /** Our next request message ID, and the next request ID we expect from the peer. */
@@ -201,6 +205,14 @@ export class IkeSa {
   establishedAt = 0;
   rekeyAt = 0;
   lastInbound: number;
+  /** When we last sent the peer anything (IKE message or NAT-T keepalive). */
+  lastOutbound: number;
+  /** Slot of the keepalive wheel the SA is in (-1: none). */
+  keepaliveSlot = -1;
+  /** Both sides announced MOBIKE (RFC 4555) in IKE_AUTH. */
+  mobike = false;
+  /** The peer sent MOBIKE_SUPPORTED in IKE_AUTH (responder: we answer with it when `mobike = yes`). */
+  peerMobike = false;
   /**
    * Due time per timer kind (0 = none); scheduler entries whose time differs are stale. A plain
    * array of doubles (filled with a double first, so it is stored as doubles from the start): a
@@ -254,6 +266,7 @@ export class IkeSa {
     this.remote = remote;
     this.createdAt = now;
     this.lastInbound = now;
+    this.lastOutbound = now;
   }
 
   /** Our own SPI (the one peers address us with). */

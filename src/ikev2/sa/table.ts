@@ -17,6 +17,9 @@ export class SaTable {
   private readonly halfOpenInit = new Map<string, IkeSa>();
   /** Half-open SAs in creation order (oldest first) – eviction candidates. */
   private readonly halfOpen = new Map<number, IkeSa>();
+  /** Peer address of each half-open SA as it was admitted, and the number of half-open SAs per address. */
+  private readonly halfOpenAddr = new Map<number, string>();
+  private readonly halfOpenPerAddr = new Map<string, number>();
   /** SAs whose peer stopped answering (a request is being retransmitted), oldest first. */
   private readonly unresponsive = new Map<number, IkeSa>();
   /** Most peers have one IKE SA: it is held as-is, a Set only once there are more. */
@@ -52,8 +55,12 @@ export class SaTable {
     if (halfOpenKey) this.halfOpenInit.set(halfOpenKey, sa);
     // Only half-open SAs a peer asked for are cheap to lose; our own outgoing ones are not evicted,
     // and they count for their connection from the start (so it is not initiated twice).
-    if (!sa.initiator) this.halfOpen.set(sa.id, sa);
-    else if (sa.conn) addTo(this.byConn, sa.conn.name, sa);
+    if (!sa.initiator) {
+      this.halfOpen.set(sa.id, sa);
+      const a = sa.remote.addr;
+      this.halfOpenAddr.set(sa.id, a);
+      this.halfOpenPerAddr.set(a, (this.halfOpenPerAddr.get(a) ?? 0) + 1);
+    } else if (sa.conn) addTo(this.byConn, sa.conn.name, sa);
   }
 
   /** The engine's view of whether the SA's peer answers (kept here so admission() never scans). */
@@ -77,6 +84,7 @@ export class SaTable {
   /** The SA completed authentication: no longer half-open; index by identity and connection. */
   established(sa: IkeSa, halfOpenKey?: string): void {
     this.halfOpen.delete(sa.id);
+    this.dropHalfOpenAddr(sa.id);
     if (halfOpenKey) this.halfOpenInit.delete(halfOpenKey);
     const k = peerKey(sa.localId, sa.remoteId);
     const had = this.byPeer.get(k);
@@ -90,6 +98,7 @@ export class SaTable {
     this.byId.delete(sa.id);
     if (this.bySpi.get(spiKey(sa.ourSpi)) === sa) this.bySpi.delete(spiKey(sa.ourSpi));
     this.halfOpen.delete(sa.id);
+    this.dropHalfOpenAddr(sa.id);
     this.unresponsive.delete(sa.id);
     if (halfOpenKey && this.halfOpenInit.get(halfOpenKey) === sa) this.halfOpenInit.delete(halfOpenKey);
     const k = peerKey(sa.localId, sa.remoteId);
@@ -100,6 +109,20 @@ export class SaTable {
       if (had.size === 1) this.byPeer.set(k, had.values().next().value!);
     }
     if (sa.conn) removeFrom(this.byConn, sa.conn.name, sa);
+  }
+
+  /** Half-open SAs a peer at this address asked for. */
+  halfOpenFrom(addr: string): number {
+    return this.halfOpenPerAddr.get(addr) ?? 0;
+  }
+
+  private dropHalfOpenAddr(id: number): void {
+    const a = this.halfOpenAddr.get(id);
+    if (a === undefined) return;
+    this.halfOpenAddr.delete(id);
+    const n = (this.halfOpenPerAddr.get(a) ?? 1) - 1;
+    if (n > 0) this.halfOpenPerAddr.set(a, n);
+    else this.halfOpenPerAddr.delete(a);
   }
 
   peers(localId: string, remoteId: string): ReadonlySet<IkeSa> {
