@@ -205,9 +205,12 @@ ${keyTable(CHILD, '')}
 
 ${secretsTable()}
 
-Every connection needs \`auth = psk\` on both sides and a matching \`ike\` secret; otherwise loading
-fails. Secret values never appear in error messages or logs (see Syntax for how the secrets section
-is parsed). ${wrap(`strongSwan's other secret sections (${UNSUPPORTED_SECRETS.map(code).join(', ')}) are not supported and are errors.`, 100 - 'is parsed). '.length)}
+A side with \`auth = psk\` needs a matching \`ike\` secret; \`local.auth = pubkey\` needs
+\`local.certs\` and the private key of that certificate in a \`private\` (\`rsa\`, \`ecdsa\`, \`pkcs8\`)
+secret; \`remote.auth = pubkey\` needs \`remote.cacerts\`. Otherwise loading fails, as it does for a
+certificate, key or CRL file that cannot be read or used. Secret values and key file paths never
+appear in error messages or logs (see Syntax for how the secrets section is parsed).
+${wrap(`strongSwan's other secret sections (${UNSUPPORTED_SECRETS.map(code).join(', ')}) are not supported and are errors.`, 100)}
 
 ${reloadText()}`;
 }

@@ -4,7 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { controlRequest } from '../control/server.ts';
-import { formatIkeText, table, type IkeView } from '../control/views.ts';
+import { formatIkeText, table, type CertView, type IkeView } from '../control/views.ts';
 import { DEFAULTS } from '../config/schema.ts';
 
 const DEFAULT_SOCKET = DEFAULTS.daemon.controlSocket;
@@ -14,6 +14,8 @@ const USAGE = `Usage: vpp-ikectl [--socket PATH] COMMAND [options] [--json]
 Commands:
   list-sas [--ike NAME]                 IKE SAs with their CHILD SAs
   list-conns                            loaded connections
+  list-certs                            loaded certificates: subject, issuer, validity, key type,
+                                        the connections that use them
   initiate --ike NAME [--child NAME]    bring up a connection (or one of its children)
   terminate --ike NAME | --ike-id ID | --child-id ID
                                         delete SAs (the peer is told)
@@ -112,6 +114,25 @@ export async function ikectl(argv: string[]): Promise<number> {
                 `${c.remote_addrs.join(',') || '%any'} ${c.remote.id ?? ''}`.trim(),
                 `${c.local.auth}/${c.remote.auth}`,
                 c.children.map((ch) => `${ch.name}(${ch.local_ts.join(',') || 'dynamic'} === ${ch.remote_ts.join(',') || 'dynamic'}, ${ch.vpp_mode})`).join(' '),
+              ]),
+            ),
+          );
+        return 0;
+      }
+      case 'list-certs': {
+        const r = (await controlRequest(sock, 'list-certs')) as CertView[];
+        if (v.json) json(r);
+        else if (r.length === 0) out('no certificates');
+        else
+          out(
+            table(
+              ['SUBJECT', 'ISSUER', 'VALID', 'KEY', 'USED BY'],
+              r.map((c) => [
+                c.subject,
+                c.issuer,
+                `${c.not_before.slice(0, 10)} .. ${c.not_after.slice(0, 10)} (${c.days_left < 0 ? 'expired' : `${c.days_left} days left`})`,
+                `${c.key_type}${c.has_private_key ? ', private key' : ''}`,
+                c.used_by.map((u) => `${u.connection} (${u.use})`).join(', '),
               ]),
             ),
           );

@@ -9,9 +9,10 @@
  * that. Every problem becomes a ConfigError "FILE:LINE:COL: message"; all of them are collected,
  * sorted by file, line and column, and a Config is returned only when there are none. Secret values
  * never appear in messages: nothing written on a line of the secrets section is quoted, except the
- * names that section is made of (ike-NAME, secret, id, ...). Settings the daemon cannot run yet
- * (certificate authentication, trap actions, transport mode on ipsec interfaces) are errors, not
- * silently ignored.
+ * names that section is made of (ike-NAME, secret, id, ...). Certificates, private keys and CRLs
+ * are read and checked here too (credentials.ts), so a bad file is an error of the line naming it.
+ * Settings the daemon cannot run yet (trap actions, transport mode on ipsec interfaces) are errors,
+ * not silently ignored.
  */
 import { statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
@@ -21,7 +22,8 @@ import { ConfigError, isSecretsSectionName, MAX_ERRORS, onSecretLine, parseConfi
 import type { ConfKey, ConfNode, ParsedConfig, SecretLines } from './parse.ts';
 import { ID_ANY, identityHasWildcards, identityMatchesParsed, IdentityError, parseIdentity } from './identity.ts';
 import type { Identity } from './identity.ts';
-import { CHILD, CONNECTION, DAEMON, IKE_SECRET, LOCAL, MAX_IPSEC_INSTANCE, PRIVATE_SECRET, REMOTE, TOP, UNSUPPORTED_SECRETS, VPP } from './schema.ts';
+import { CHILD, CONNECTION, DAEMON, IKE_SECRET, LOCAL, MAX_IPSEC_INSTANCE, PRIVATE_KEY_SECRETS, PRIVATE_SECRET, REMOTE, TOP, UNSUPPORTED_SECRETS, VPP } from './schema.ts';
+import { loadCredentials, type ConnectionCredentialRefs, type FileRef, type KeyRef } from './credentials.ts';
 import type { Fields, Row, Section, SectionValues, Table } from './schema.ts';
 import { deepFreeze, isHostAddress, ListItem, splitList } from './values.ts';
 import type { ReadContext } from './values.ts';
@@ -95,6 +97,7 @@ function freezeConnection(c: ConnectionConfig): void {
   Object.freeze(c.local);
   Object.freeze(c.remote.certs);
   Object.freeze(c.remote.cacerts);
+  if (c.remote.crls) Object.freeze(c.remote.crls);
   Object.freeze(c.remote);
   for (const ch of c.children) {
     Object.freeze(ch.localTs);
@@ -129,7 +132,7 @@ function isIpsecInterface(name: string): boolean {
   return /^ipsec(0|[1-9][0-9]{0,4})$/.test(name) && Number(name.slice(5)) <= MAX_IPSEC_INSTANCE;
 }
 
-type ConnResult = { conn: ConnectionConfig; localId?: Identity; remoteId?: Identity };
+type ConnResult = { conn: ConnectionConfig; localId?: Identity; remoteId?: Identity; creds: ConnectionCredentialRefs };
 
 class Loader implements ReadContext {
   readonly errors: ConfigError[] = [];
@@ -374,20 +377,22 @@ class Loader implements ReadContext {
     return this.fields(sec, VPP, 'vpp');
   }
 
-  auth(conn: MSec, side: 'local' | 'remote'): { cfg: AuthConfig; idParsed?: Identity } {
+  auth(conn: MSec, side: 'local' | 'remote'): { cfg: AuthConfig; idParsed?: Identity; sec?: MSec } {
     const sec = this.sub(conn, side);
     const where = `${side} of connection '${show(conn.name)}'`;
     const cfg: AuthConfig = side === 'local' ? { ...this.fields(sec, LOCAL, where), cacerts: [] } : { certs: [], ...this.fields(sec, REMOTE, where) };
-    // strongSwan's default is pubkey; certificate authentication is not implemented yet, so a side
-    // without `auth = psk` is an error either way
-    if (!sec?.keys.has('auth')) {
-      this.err(
-        sec?.loc ?? conn.loc,
-        `connection '${show(conn.name)}' sets no ${side} auth: its default, auth = pubkey (certificates), is not supported yet; set auth = psk`,
-      );
-    }
     const idParsed = this.parsedIdentity(sec?.keys.get('id'));
-    return idParsed ? { cfg, idParsed } : { cfg };
+    const out: { cfg: AuthConfig; idParsed?: Identity; sec?: MSec } = { cfg };
+    if (idParsed) out.idParsed = idParsed;
+    if (sec) out.sec = sec;
+    return out;
+  }
+
+  /** The files of a file-list key (already checked by its value type) with where each is written. */
+  fileRefs(k: ConfKey | undefined): FileRef[] {
+    if (!k || k.value === '') return [];
+    const quiet = { err: (): void => {} }; // empty elements were reported when the value was read
+    return splitList(k, quiet).map((it) => ({ path: resolve(dirname(k.loc.file), it.text), loc: it.loc, text: it.text }));
   }
 
   child(conn: MSec, sec: MSec, canInitiate: boolean): ChildConfig {
@@ -465,13 +470,29 @@ class Loader implements ReadContext {
       children,
       loc: sec.loc,
     };
-    const r: ConnResult = { conn };
+    const lk = la.sec?.keys;
+    const rk = ra.sec?.keys;
+    const localIdLoc = lk?.get('id')?.valueLoc;
+    const creds: ConnectionCredentialRefs = {
+      name: sec.name,
+      localAuth: la.cfg.auth,
+      remoteAuth: ra.cfg.auth,
+      localLoc: la.sec?.loc ?? sec.loc,
+      remoteLoc: ra.sec?.loc ?? sec.loc,
+      localId: la.cfg.id,
+      ...(localIdLoc ? { localIdLoc } : {}),
+      certs: this.fileRefs(lk?.get('certs')),
+      cacerts: this.fileRefs(rk?.get('cacerts')),
+      crls: this.fileRefs(rk?.get('crls')),
+      revocation: ra.cfg.revocation ?? 'relaxed',
+    };
+    const r: ConnResult = { conn, creds };
     if (la.idParsed) r.localId = la.idParsed;
     if (ra.idParsed) r.remoteId = ra.idParsed;
     return r;
   }
 
-  secret(sec: MSec): { secret?: SecretConfig; ids: Identity[] } {
+  secret(sec: MSec): { secret?: SecretConfig; ids: Identity[]; key?: KeyRef } {
     const name = sec.name;
     const lower = name.toLowerCase();
     const label = this.shows(name, sec.loc) ? `secret '${show(name)}'` : `this secret section (its name is ${HIDDEN})`;
@@ -503,26 +524,29 @@ class Loader implements ReadContext {
       }
       return { secret: out, ids: parsed };
     }
-    if (lower.startsWith('private')) {
+    if (PRIVATE_KEY_SECRETS.some((p) => lower.startsWith(p))) {
       this.checkKnown(sec, PRIVATE_SECRET, label);
       const out: SecretConfig = { name, kind: 'private', ids: [], loc: sec.loc };
       const fk = sec.keys.get('file');
+      let file: string | undefined;
       if (!fk) this.err(sec.loc, `${label} has no 'file' (the private key file)`);
       else {
-        const file = this.value(fk, PRIVATE_SECRET.keys.file);
+        file = this.value(fk, PRIVATE_SECRET.keys.file);
         if (file !== undefined) out.file = file;
       }
       const sk = sec.keys.get('secret');
       if (sk && sk.value !== '') out.secret = sk.value;
-      return { secret: out, ids: [] };
+      if (file === undefined || !fk) return { secret: out, ids: [] };
+      const key: KeyRef = { label, loc: sec.loc, file: { path: file, loc: fk.valueLoc, text: '' }, ...(out.secret !== undefined ? { passphrase: out.secret } : {}) };
+      return { secret: out, ids: [], key };
     }
     const shown = this.shows(name, sec.loc);
     if (UNSUPPORTED_SECRETS.some((p) => lower.startsWith(p))) {
-      this.err(sec.loc, `secret type of ${shown ? `'${show(name)}'` : 'this section'} is not supported (ike-NAME or private-NAME)`);
+      this.err(sec.loc, `secret type of ${shown ? `'${show(name)}'` : 'this section'} is not supported (ike-NAME, or private-NAME, rsa-NAME, ecdsa-NAME, pkcs8-NAME for private keys)`);
     } else if (shown) {
-      this.err(sec.loc, `unknown secret section '${show(name)}': names start with 'ike' or 'private'`);
+      this.err(sec.loc, `unknown secret section '${show(name)}': names start with 'ike' or 'private' (or 'rsa', 'ecdsa', 'pkcs8')`);
     } else {
-      this.err(sec.loc, `unknown secret section (the name is ${HIDDEN}): names start with 'ike' or 'private'`);
+      this.err(sec.loc, `unknown secret section (the name is ${HIDDEN}): names start with 'ike' or 'private' (or 'rsa', 'ecdsa', 'pkcs8')`);
     }
     return { ids: [] };
   }
@@ -535,6 +559,7 @@ class Loader implements ReadContext {
 
     const secrets: SecretConfig[] = [];
     const secretIds: Identity[][] = [];
+    const keyRefs: KeyRef[] = [];
     const ss = this.sub(top, 'secrets');
     if (ss) {
       for (const [name, k] of ss.keys) {
@@ -547,6 +572,7 @@ class Loader implements ReadContext {
       }
       for (const s of ss.secs.values()) {
         const r = this.secret(this.open(s));
+        if (r.key) keyRefs.push(r.key);
         if (r.secret) {
           secrets.push(r.secret);
           secretIds.push(r.ids);
@@ -557,16 +583,19 @@ class Loader implements ReadContext {
     const connections: ConnectionConfig[] = [];
     const cs = this.sub(top, 'connections');
     const pskChecks: ConnResult[] = [];
+    const credRefs: ConnectionCredentialRefs[] = [];
     if (cs) {
       for (const [name, k] of cs.keys) this.err(k.loc, `'${show(name)}' in connections must be a connection section: NAME { ... }`);
       for (const b of cs.secs.values()) {
         const r = this.connection(this.open(b), daemon);
         connections.push(r.conn);
-        // auth = pubkey is refused by the table (certificate authentication is not implemented yet)
         if (r.conn.local.auth === 'psk' || r.conn.remote.auth === 'psk') pskChecks.push(r);
+        const c = r.creds;
+        if (c.localAuth === 'pubkey' || c.remoteAuth === 'pubkey' || c.certs.length > 0 || c.cacerts.length > 0 || c.crls.length > 0) credRefs.push(c);
       }
     }
     this.checkPskSecrets(pskChecks, secrets, secretIds);
+    const credentials = loadCredentials(credRefs, keyRefs, (loc, msg) => this.err(loc, msg));
     if (vpp.policyInterface === undefined) {
       for (const conn of connections) {
         for (const ch of conn.children) {
@@ -588,6 +617,7 @@ class Loader implements ReadContext {
       vpp: Object.freeze(vpp),
       connections: Object.freeze(connections),
       secrets: Object.freeze(secrets),
+      credentials,
       files: Object.freeze([...files]),
     }) as Config;
   }

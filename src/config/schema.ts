@@ -10,6 +10,7 @@
  */
 import { parseProposals } from '../ikev2/crypto/proposals.ts';
 import type { VppMode } from '../dataplane/types.ts';
+import type { RevocationPolicy } from '../pki/api.ts';
 import { IKE_NATT_PORT } from '../ikev2/constants.ts';
 import type { ConfKey } from './parse.ts';
 import { show } from './parse.ts';
@@ -182,14 +183,7 @@ function trapRefused(supported: string): Refusal<string> {
   };
 }
 
-const AUTH_REFUSALS: readonly Refusal<string>[] = [
-  {
-    doc: 'Only `psk` is supported: `pubkey` (certificates) is not supported yet and is an error, written or by default, so **set `auth = psk`**',
-    words: ['pubkey'],
-    message: () => 'auth = pubkey (certificates) is not supported yet; set auth = psk',
-  },
-];
-const auth = oneOf<'psk' | 'pubkey'>({ psk: 'psk' }, (k) => `auth method '${show(k.value)}' is not supported; set auth = psk`);
+const auth = oneOf<'psk' | 'pubkey'>({ psk: 'psk', pubkey: 'pubkey' }, (k) => `auth method '${show(k.value)}' is not supported; use psk or pubkey`);
 
 // ---- the tables ----------------------------------------------------------------------------------
 
@@ -344,9 +338,11 @@ export const CONNECTION = section(
       doc: 'what to do with an older IKE SA of the same peer identity',
     }),
     send_cert: setting(oneOf({ always: 'always', never: 'never', ifasked: 'ifasked' }), 'ifasked', {
-      doc: 'when to send our certificate. No effect yet (certificates are not supported)',
+      doc: 'when to send our certificate (and the intermediate CA certificates in `local.certs`) in CERT payloads with `local.auth = pubkey`: `ifasked` when the peer sent a certificate request (CERTREQ), `always`, or `never` (the peer must have our certificate already)',
     }),
-    send_certreq: setting(bool, true, { doc: 'send certificate requests. No effect yet (certificates are not supported)' }),
+    send_certreq: setting(bool, true, {
+      doc: 'with `remote.auth = pubkey`: send certificate requests (CERTREQ) naming the CAs of `remote.cacerts` (SHA-1 hashes of their public keys), in the IKE_SA_INIT response as responder and in IKE_AUTH as initiator',
+    }),
     mobike: setting(bool, true, {
       doc: 'MOBIKE (RFC 4555): announced in IKE_AUTH; when the peer supports it too, IKE moves to the NAT-T port right after IKE_SA_INIT and the peer may move the IKE SA and its CHILD_SAs to new addresses (UPDATE_SA_ADDRESSES, checked with a return routability check before the CHILD_SAs follow). vpp-iked itself does not change its addresses',
     }),
@@ -360,24 +356,36 @@ export const CONNECTION = section(
 );
 
 export const LOCAL = section({
-  auth: setting(auth, 'pubkey', { defaultDoc: "`pubkey` (strongSwan's default)", doc: 'how we authenticate.', refuse: AUTH_REFUSALS }),
-  id: setting(identity({ noWildcards: 'local id' }), '%any', { defaultDoc: '`%any`: the IP address we use', doc: 'our IKE identity' }),
+  auth: setting(auth, 'pubkey', {
+    defaultDoc: "`pubkey` (strongSwan's default)",
+    doc: '`psk`: a pre-shared key from `secrets { ike-... }`; `pubkey`: an RFC 7427 signature (or the classic RSA/ECDSA methods for peers that do not announce RFC 7427) with the private key of our certificate (`certs`), which a `secrets { private-... }` entry holds',
+  }),
+  id: setting(identity({ noWildcards: 'local id' }), '%any', {
+    defaultDoc: '`%any`: with `auth = pubkey` the subject DN of our certificate, otherwise the IP address we use',
+    doc: 'our IKE identity; with `auth = pubkey` it must be the subject DN or a subjectAltName of our certificate',
+  }),
   certs: setting(fileList('certificate'), [], {
     defaultDoc: 'none',
-    doc: 'our certificate (chain); relative to the file the key is in. The files must exist; not used yet (certificates are not supported)',
+    doc: 'our certificate and, after it or in the same PEM file, intermediate CA certificates to send with it; PEM or DER, relative to the file the key is in. Needed with `auth = pubkey`: our certificate is the one whose public key matches a private key of the `secrets` section (RSA of at least 2048 bits, ECDSA P-256/384/521, Ed25519, Ed448)',
   }),
 });
 
 export const REMOTE = section({
   auth: setting(auth, 'pubkey', {
     defaultDoc: "`pubkey` (strongSwan's default)",
-    doc: 'how the peer must authenticate. As `local.auth`: **set `auth = psk`**',
-    refuse: AUTH_REFUSALS.map((r) => ({ ...r, doc: '' })),
+    doc: "how the peer must authenticate: `psk`, or `pubkey` (a signature with the key of a certificate that chains to one of `cacerts`, and that names the peer's identity as subject DN or subjectAltName)",
   }),
-  id: setting(identity(), '%any', { doc: 'the identities accepted from the peer' }),
+  id: setting(identity(), '%any', { doc: 'the identities accepted from the peer (patterns such as `*.example.net` or `C=CH, O=Lab, CN=*` allowed)' }),
   cacerts: setting(fileList('CA certificate'), [], {
     defaultDoc: 'none',
-    doc: "CA certificates the peer's certificate must chain to. The files must exist; not used yet",
+    doc: "CA certificates (trust anchors) the peer's certificate must chain to, PEM or DER; needed with `auth = pubkey`. The peer's intermediate CA certificates come in its CERT payloads",
+  }),
+  crls: setting(fileList('CRL'), [], {
+    defaultDoc: 'none',
+    doc: "certificate revocation lists (PEM or DER) of the CAs in the peer's chain (swanctl reads every file of `/etc/swanctl/x509crl`; here each connection names its own): a certificate they list as revoked is refused. What happens without a valid CRL is `revocation`",
+  }),
+  revocation: setting(oneOf<RevocationPolicy>({ strict: 'strict', ifuri: 'ifuri', relaxed: 'relaxed' }), 'relaxed', {
+    doc: "as swanctl.conf: `relaxed` refuses only a certificate a CRL lists as revoked; `ifuri` also one whose CA has a CRL in `crls` that is out of date or badly signed; `strict` also one whose CA has no valid CRL in `crls`",
   }),
 });
 
@@ -453,9 +461,13 @@ export const IKE_SECRET = section({
   }),
 });
 
-/** secrets.private-NAME: a private key file. */
+/** secrets.private-NAME (and rsa-, ecdsa-, pkcs8-): a private key file. */
 export const PRIVATE_SECRET = section({
-  file: optional(file('private key file', true), { typeDoc: 'file path (required)', defaultDoc: '', doc: 'the key file (PEM or DER), relative to the file it is written in' }),
+  file: optional(file('private key file', true), {
+    typeDoc: 'file path (required)',
+    defaultDoc: '',
+    doc: 'the key file, relative to the file it is written in: PEM or DER, PKCS#1 (RSA), SEC1 (ECDSA) or PKCS#8 (any type; encrypted with `secret`)',
+  }),
   secret: optional(textOf('string'), { doc: 'passphrase of an encrypted key file' }),
 });
 
@@ -465,12 +477,15 @@ export const SECRET_SECTIONS = [
   {
     prefix: 'private',
     keys: PRIVATE_SECRET,
-    doc: 'a private key for `local.auth = pubkey` (not supported yet: the file is checked, not used); the section name starts with `private`',
+    doc: "a private key for `local.auth = pubkey`: the key of the connection's certificate whose public key it matches; the section name starts with `private`, `rsa`, `ecdsa` or `pkcs8` (swanctl's names; all read the same way). Every key must belong to a certificate in some `local.certs`",
   },
 ] as const;
 
+/** Name prefixes of private key sections (swanctl's; all read as PRIVATE_SECRET). */
+export const PRIVATE_KEY_SECRETS = ['private', 'rsa', 'ecdsa', 'pkcs8'] as const;
+
 /** Secret sections of strongSwan that vpp-iked does not support. */
-export const UNSUPPORTED_SECRETS = ['eap', 'xauth', 'ntlm', 'ppk', 'rsa', 'ecdsa', 'pkcs8', 'pkcs12', 'token'] as const;
+export const UNSUPPORTED_SECRETS = ['eap', 'xauth', 'ntlm', 'ppk', 'pkcs12', 'token'] as const;
 
 /** The top level: sections only. */
 export const TOP = section({}, ['daemon', 'vpp', 'connections', 'secrets']);

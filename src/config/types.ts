@@ -4,6 +4,8 @@
  * Durations are in seconds. Every object carries where it was defined, for error messages.
  */
 import type { VppMode } from '../dataplane/types.ts';
+import type { Credentials } from './credentials.ts';
+import type { RevocationPolicy } from '../pki/api.ts';
 
 export interface SourceLocation {
   file: string;
@@ -34,8 +36,14 @@ export interface AuthConfig {
   auth: 'psk' | 'pubkey';
   /** Identity as written (e.g. "gw.example.net", "192.0.2.1", "%any" on the remote side). */
   id: string;
+  /** Certificate files (absolute paths): ours and intermediates (local side). */
   certs: string[];
+  /** Trust anchors for the peer's certificate (remote side). */
   cacerts: string[];
+  /** Revocation lists for the peer's chain (remote side); absent means none. */
+  crls?: string[];
+  /** How CRLs are applied to the peer's chain (remote side); absent means `relaxed`. */
+  revocation?: RevocationPolicy;
 }
 
 export interface ChildConfig {
@@ -149,6 +157,11 @@ export interface Config {
   vpp: VppConfig;
   connections: ConnectionConfig[];
   secrets: SecretConfig[];
+  /**
+   * Certificates, private keys and CRLs read from the files the config names (the loader always
+   * sets it; configs built in code without certificate authentication may leave it out).
+   */
+  credentials?: Credentials;
   /** Files that were read (the main file and its includes). */
   files: string[];
 }

@@ -6,6 +6,7 @@ import type { IkeSa, ChildSa } from '../ikev2/sa/ike-sa.ts';
 import { formatEspProposal, formatIkeSuite } from '../ikev2/crypto/proposals.ts';
 import { selToString } from '../ikev2/sa/ts.ts';
 import { endpointText, hex8 } from '../common/text.ts';
+import type { CertEntry } from '../config/credentials.ts';
 
 /** Converts engine clock times (ms) to wall-clock ISO strings. */
 export type WallTime = (t: number) => string | null;
@@ -32,6 +33,20 @@ export function childView(c: ChildSa, wall: WallTime) {
   };
 }
 
+/** The peer's end of an IKE SA; `cert` (the subject of the certificate it authenticated with) only when it used one. */
+interface RemoteView {
+  addr: string;
+  port: number;
+  id: string | null;
+  cert?: string;
+}
+
+function remoteView(sa: IkeSa): RemoteView {
+  const v: RemoteView = { addr: sa.remote.addr, port: sa.remote.port, id: sa.remoteId || null };
+  if (sa.remoteCert !== undefined) v.cert = sa.remoteCert;
+  return v;
+}
+
 export function ikeView(sa: IkeSa, wall: WallTime) {
   return {
     id: sa.id,
@@ -41,7 +56,7 @@ export function ikeView(sa: IkeSa, wall: WallTime) {
     spi_i: sa.spiI.toString('hex'),
     spi_r: sa.spiR.toString('hex'),
     local: { addr: sa.local.addr, port: sa.local.port, id: sa.localId || null },
-    remote: { addr: sa.remote.addr, port: sa.remote.port, id: sa.remoteId || null },
+    remote: remoteView(sa),
     nat_local: sa.natHere,
     nat_remote: sa.natThere,
     encap: sa.natHere || sa.natThere || sa.encapForced,
@@ -54,6 +69,35 @@ export function ikeView(sa: IkeSa, wall: WallTime) {
 
 export type IkeView = ReturnType<typeof ikeView>;
 
+/** `list-certs`: one loaded certificate, how the configuration uses it and how long it is valid. */
+export function certView(e: CertEntry, now: Date) {
+  const c = e.cert;
+  return {
+    subject: c.subject,
+    issuer: c.issuer,
+    serial: c.serial,
+    not_before: c.notBefore.toISOString(),
+    not_after: c.notAfter.toISOString(),
+    days_left: Math.floor((c.notAfter.getTime() - now.getTime()) / 86_400_000),
+    key_type: keyType(c.kind, c.bits),
+    ca: c.isCa,
+    has_private_key: e.hasKey,
+    alt_names: c.altNames.filter((a) => a.type === 'dns' || a.type === 'email' || a.type === 'ip').map((a) => a.value),
+    file: e.file,
+    fingerprint_sha256: c.fingerprint,
+    used_by: e.uses.map((u) => ({ connection: u.connection, use: u.use })),
+  };
+}
+
+export type CertView = ReturnType<typeof certView>;
+
+/** RSA 3072, ECDSA P-256, Ed25519, ... */
+function keyType(kind: string, bits: number): string {
+  if (kind === 'rsa') return `RSA ${bits}`;
+  if (kind.startsWith('ecdsa-')) return `ECDSA P-${kind.slice(6)}`;
+  return kind === 'ed25519' ? 'Ed25519' : kind === 'ed448' ? 'Ed448' : kind;
+}
+
 
 /** strongSwan-like text block for one IKE SA. */
 export function formatIkeText(v: IkeView): string {
@@ -63,6 +107,7 @@ export function formatIkeText(v: IkeView): string {
   );
   lines.push(`  local  '${v.local.id ?? ''}' @ ${endpointText(v.local.addr, v.local.port)}${v.nat_local ? ' [NAT]' : ''}`);
   lines.push(`  remote '${v.remote.id ?? ''}' @ ${endpointText(v.remote.addr, v.remote.port)}${v.nat_remote ? ' [NAT]' : ''}`);
+  if (v.remote.cert) lines.push(`  remote certificate '${v.remote.cert}'`);
   if (v.proposal) lines.push(`  ${v.proposal}`);
   if (v.established_at) lines.push(`  established ${v.established_at}`);
   for (const c of v.child_sas) {

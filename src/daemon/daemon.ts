@@ -20,7 +20,8 @@ import type { Dataplane } from '../dataplane/types.ts';
 import { MemoryDataplane } from '../dataplane/memory.ts';
 import { listSasHandler } from '../control/commands.ts';
 import { ControlServer, type Handler, type Reply } from '../control/server.ts';
-import { ikeView, type WallTime } from '../control/views.ts';
+import { certView, ikeView, type WallTime } from '../control/views.ts';
+import { EXPIRY_WARNING_DAYS, expiringCerts, NO_CREDENTIALS } from '../config/credentials.ts';
 import { createLogs, isLevel, SUBSYSTEMS, type Logs, type Subsystem } from '../log/logger.ts';
 import type { IkeSa } from '../ikev2/sa/ike-sa.ts';
 import { SdNotify } from './sd-notify.ts';
@@ -132,6 +133,7 @@ export class Daemon {
       workers: cfg.daemon.workers === 'auto' ? autoWorkers(availableParallelism()) : cfg.daemon.workers,
     });
     this.engine.setConfig(cfg);
+    this.warnExpiring(cfg);
     await this.transport.start();
     this.control = new ControlServer(cfg.daemon.controlSocket, this.handlers(), this.logs.get('control'));
     await this.control.start();
@@ -181,6 +183,8 @@ export class Daemon {
         reloadsOk: counters.reloadsOk,
         reloadsRefused: counters.reloadsRefused,
         lastReloadOk: counters.lastReloadOk,
+        certificates: this.config.credentials?.certs.length ?? 0,
+        certificatesExpiring: expiringCerts(this.config.credentials ?? NO_CREDENTIALS, new Date()).length,
       },
     };
   }
@@ -268,6 +272,7 @@ export class Daemon {
     }
     this.config = config;
     this.engine.setConfig(config);
+    this.warnExpiring(config);
     const newIndex = this.engine.config;
     const diff = diffConnections(
       old,
@@ -326,6 +331,26 @@ export class Daemon {
     return report;
   }
 
+  private localCertView(name: string, auth: string): { cert?: string | null } {
+    if (auth !== 'pubkey') return {};
+    return { cert: this.config.credentials?.local.get(name)?.cert.subject ?? null };
+  }
+
+  private remoteCertView(name: string, auth: string): { cacerts?: string[] } {
+    if (auth !== 'pubkey') return {};
+    return { cacerts: (this.config.credentials?.remote.get(name)?.cas ?? []).map((c) => c.subject) };
+  }
+
+  /** One warning per loaded certificate that expires within 30 days (or has expired). */
+  private warnExpiring(cfg: Config): void {
+    for (const { entry, days } of expiringCerts(cfg.credentials ?? NO_CREDENTIALS, new Date())) {
+      this.log.warn(
+        { subject: entry.cert.subject, file: entry.file, not_after: entry.cert.notAfter.toISOString(), days_left: days, connections: entry.uses.map((u) => u.connection) },
+        days < 0 ? 'certificate has expired' : `certificate expires within ${EXPIRY_WARNING_DAYS} days`,
+      );
+    }
+  }
+
   /** Starts the changed connections again once their old IKE SAs are gone (or after REPLACE_WAIT_MS). */
   private restartWhenGone(old: IkeSa[], names: string[]): void {
     if (names.length === 0) return;
@@ -369,6 +394,10 @@ export class Daemon {
     const h = new Map<string, Handler>();
     const wall = this.wall;
     h.set('list-sas', listSasHandler(() => this.engine.table, wall));
+    h.set('list-certs', async () => {
+      const now = new Date();
+      return (this.config.credentials?.certs ?? []).map((e) => certView(e, now));
+    });
     h.set('list-conns', async () =>
       this.config.connections.map((c) => ({
         name: c.name,
@@ -376,8 +405,9 @@ export class Daemon {
         remote_addrs: c.remoteAddrs,
         local_port: c.localPort,
         remote_port: c.remotePort,
-        local: { auth: c.local.auth, id: c.local.id || null },
-        remote: { auth: c.remote.auth, id: c.remote.id || null },
+        // with certificates: our certificate's subject, the subjects of the CAs the peer's must chain to
+        local: { auth: c.local.auth, id: c.local.id || null, ...this.localCertView(c.name, c.local.auth) },
+        remote: { auth: c.remote.auth, id: c.remote.id || null, ...this.remoteCertView(c.name, c.remote.auth) },
         children: c.children.map((ch) => ({
           name: ch.name,
           local_ts: ch.localTs,

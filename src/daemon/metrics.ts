@@ -39,6 +39,9 @@ export interface MetricsSource {
     readonly reloadsOk: number;
     readonly reloadsRefused: number;
     readonly lastReloadOk: boolean;
+    /** Certificates the configuration loaded, and those expiring within 30 days (or expired). */
+    readonly certificates?: number;
+    readonly certificatesExpiring?: number;
   };
 }
 
@@ -229,6 +232,10 @@ export function renderMetrics(src: MetricsSource): string {
   x.sample('vpp_iked_config_reloads_total', d.reloadsOk, { result: 'ok' });
   x.sample('vpp_iked_config_reloads_total', d.reloadsRefused, { result: 'refused' });
   x.one('vpp_iked_config_last_reload_successful', 'gauge', '0 when the last reload was refused (the previous configuration runs), else 1', d.lastReloadOk ? 1 : 0);
+  if (d.certificates !== undefined) {
+    x.one('vpp_iked_certificates', 'gauge', 'certificates loaded from the configuration (local certs, cacerts)', d.certificates);
+    x.one('vpp_iked_certificates_expiring', 'gauge', 'loaded certificates that expire within 30 days or have expired', d.certificatesExpiring ?? 0);
+  }
   return x.text();
 }
 

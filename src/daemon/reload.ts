@@ -56,7 +56,8 @@ function usesPsk(c: ConnectionConfig): boolean {
 
 /**
  * Sorts the connections of `fresh` against `old`. A connection counts as changed when its settings
- * differ, or when it uses PSKs and the key for its identities differs: for fixed identities that is
+ * differ, when the certificates, private key or CRLs it uses differ (files are read again at every
+ * load), or when it uses PSKs and the key for its identities differs: for fixed identities that is
  * checked from the configs, for the identities of its live IKE SAs (`liveIds`) from each SA.
  */
 export function diffConnections(
@@ -76,6 +77,8 @@ export function diffConnections(
       continue;
     }
     let changed = connectionKey(o) !== connectionKey(c);
+    // certificates, keys and CRLs are re-read by every reload: new contents change the connection
+    if (!changed && old.credentials?.digest.get(c.name) !== fresh.credentials?.digest.get(c.name)) changed = true;
     if (!changed && usesPsk(c)) {
       const ids = fixedIds(c);
       if (ids && !sameKey(oldPsk(ids.local, ids.remote), newPsk(ids.local, ids.remote))) changed = true;

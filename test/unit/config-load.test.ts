@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeSecret, loadConfig, loadConfigText } from '../../src/config/load.ts';
 import type { Config } from '../../src/config/types.ts';
+import { pkiMissing, TestPki } from '../helpers/pki.ts';
 
 /** Lines joined into a config text, with a helper for "F:LINE:COL" of a substring on a line. */
 function lines(...ls: string[]) {
@@ -87,7 +88,7 @@ test('defaults as swanctl.conf documents them', () => {
     keyingtries: 1,
   });
   assert.deepEqual(local, { auth: 'psk', id: '%any', certs: [], cacerts: [] });
-  assert.deepEqual(remote, { auth: 'psk', id: '%any', certs: [], cacerts: [] });
+  assert.deepEqual(remote, { auth: 'psk', id: '%any', certs: [], cacerts: [], crls: [], revocation: 'relaxed' });
   assert.deepEqual(loc, { file: '<config>', line: 2, col: 3 });
   assert.ok(proposals.length >= 2 && proposals.every((p) => p.protocol === 'ike'), 'IKE default proposals');
   const { espProposals, loc: chLoc, ...ch } = children[0]!;
@@ -182,7 +183,7 @@ test('every error class is reported at its line:col, all at once, in order', () 
     `${L.at(6, 'localhost')}: 'metrics' must be ADDRESS:PORT (e.g. 127.0.0.1:9464 or [::1]:9464), not 'localhost:9464'`,
     `${L.at(7, 'loud')}: 'log_level' must be one of fatal, error, warn, info, debug, trace, silent, not 'loud'`,
     `${L.at(9, 'foo')}: unknown section 'foo' in the top level`,
-    `${L.at(12, 'c')}: connection 'c' sets no remote auth: its default, auth = pubkey (certificates), is not supported yet; set auth = psk`,
+    `${L.at(12, 'c')}: connection 'c' expects the peer to authenticate with auth = pubkey but names no CA: set cacerts in its remote section (or auth = psk)`,
     `${L.at(13, 'rekey_tme')}: unknown key 'rekey_tme' in connection 'c' (did you mean 'rekey_time'?)`,
     `${L.at(14, 'maybe')}: 'mobike' must be yes or no, not 'maybe'`,
     `${L.at(15, 'many')}: 'keyingtries' must be a number, not 'many'`,
@@ -194,7 +195,8 @@ test('every error class is reported at its line:col, all at once, in order', () 
     `${L.at(21, '1')}: only IKEv2 is supported: 'version' must be 2, not '1'`,
     `${L.at(22, 'sha999')}: invalid IKE proposal: unknown algorithm 'sha999' in proposal 'aes256-sha999-modp2048'`,
     `${L.at(23, '=') .replace(/:(\d+)$/, (_, c) => `:${Number(c) + 1}`)}: empty value for 'encap' (remove the line to get the default)`,
-    `${L.at(25, 'eap')}: auth method 'eap-mschapv2' is not supported; set auth = psk`,
+    `${L.at(24, 'local')}: connection 'c' authenticates with auth = pubkey but names no certificate: set certs in its local section`,
+    `${L.at(25, 'eap')}: auth method 'eap-mschapv2' is not supported; use psk or pubkey`,
     `${L.at(26, 'foo')}: invalid identity: unknown attribute 'foo' in distinguished name 'foo=bar'`,
     `${L.at(28, 'remote')}: 'remote' is a section in connection 'c': write remote { ... }`,
     `${L.at(31, '10.1.0.0/33')}: invalid traffic selector in 'remote_ts': '33' is not a prefix length (0..32)`,
@@ -243,9 +245,9 @@ test('secrets: decoding as strongSwan, errors never show the secret', () => {
     `${L.at(3, '0x')}: the value of 'secret' is not valid hex after "0x"`,
     `${L.at(6, '0s')}: the value of 'secret' is not valid base64 after "0s"`,
     `${L.at(8, 'ike-c')}: secret 'ike-c' has no 'secret' value`,
-    `${L.at(11, 'eap-d')}: secret type of 'eap-d' is not supported (ike-NAME or private-NAME)`,
+    `${L.at(11, 'eap-d')}: secret type of 'eap-d' is not supported (ike-NAME, or private-NAME, rsa-NAME, ecdsa-NAME, pkcs8-NAME for private keys)`,
     `${L.at(15, ';')}: ';' does not separate statements: put each 'key = value' on its own line`,
-    `${L.at(17, 'bogus')}: unknown secret section (the name is not shown: it is in the secrets section, where a misplaced line can be a secret): names start with 'ike' or 'private'`,
+    `${L.at(17, 'bogus')}: unknown secret section (the name is not shown: it is in the secrets section, where a misplaced line can be a secret): names start with 'ike' or 'private' (or 'rsa', 'ecdsa', 'pkcs8')`,
   ]);
   for (const s of ['NOTHEX', 'base64secret', 'topsecretvalue']) assert.ok(!e.some((m) => m.includes(s)), s);
   // a forgotten line break puts the secret into the id value: the identity error must not quote it
@@ -404,14 +406,20 @@ secrets {
   }
 });
 
-test('certificate and key files resolve relative to the file naming them and must exist', () => {
+test('certificate and key files resolve relative to the file naming them and must exist', (t) => {
+  const noPki = pkiMissing();
+  if (noPki) return t.skip(noPki);
   const dir = mkdtempSync(join(tmpdir(), 'vpp-iked-load-'));
   try {
     mkdirSync(join(dir, 'conf.d'));
     mkdirSync(join(dir, 'conf.d', 'x509'));
-    writeFileSync(join(dir, 'conf.d', 'x509', 'me.pem'), 'cert');
-    writeFileSync(join(dir, 'conf.d', 'x509', 'ca.pem'), 'ca');
-    writeFileSync(join(dir, 'key.pem'), 'key');
+    // real files (the loader reads them): a CA and a certificate with its key, made by strongSwan's pki
+    const pki = new TestPki(dir);
+    const ca = pki.ca('made-ca', { type: 'ecdsa', size: 256 }, 'C=CH, CN=Made CA');
+    const me = pki.endEntity('made-me', { type: 'ecdsa', size: 256 }, ca, 'me.example');
+    copyFileSync(me.cert, join(dir, 'conf.d', 'x509', 'me.pem'));
+    copyFileSync(ca.cert, join(dir, 'conf.d', 'x509', 'ca.pem'));
+    copyFileSync(me.key, join(dir, 'key.pem'));
     writeFileSync(
       join(dir, 'conf.d', 'c.conf'),
       'c {\n  local {\n    auth = psk\n    certs = x509/me.pem\n  }\n  remote {\n    auth = psk\n    cacerts = x509/ca.pem, x509/missing.pem\n    id = "C=CH, CN=*"\n  }\n}\n',
@@ -578,14 +586,13 @@ test('a file included into the secrets section is secret as a whole', () => {
 test('settings the daemon cannot run yet are refused where they are written', () => {
   const conf = (child: string, side = '      auth = psk') =>
     `connections {\n  c {\n    remote_addrs = 192.0.2.2\n    local {\n${side}\n    }\n    remote {\n      auth = psk\n    }\n    children {\n      ch {\n${child}\n      }\n    }\n  }\n}\nsecrets {\n  ike {\n    secret = x\n  }\n}\n`;
-  // certificate authentication, asked for or by default (strongSwan's default is pubkey)
-  assert.deepEqual(errs(conf('', '      auth = pubkey')), ['F:5:14: auth = pubkey (certificates) is not supported yet; set auth = psk']);
-  assert.deepEqual(errs(conf('', '      id = a.example')), [
-    "F:4:5: connection 'c' sets no local auth: its default, auth = pubkey (certificates), is not supported yet; set auth = psk",
-  ]);
+  // certificate authentication, asked for or by default (strongSwan's default is pubkey), needs
+  // certificates (test/unit/config-credentials.test.ts has the rest)
+  assert.deepEqual(errs(conf('', '      auth = pubkey')), ["F:4:5: connection 'c' authenticates with auth = pubkey but names no certificate: set certs in its local section"]);
+  assert.deepEqual(errs(conf('', '      id = a.example')), ["F:4:5: connection 'c' authenticates with auth = pubkey but names no certificate: set certs in its local section"]);
   assert.deepEqual(errs('connections {\n  c {\n  }\n}\n'), [
-    "F:2:3: connection 'c' sets no local auth: its default, auth = pubkey (certificates), is not supported yet; set auth = psk",
-    "F:2:3: connection 'c' sets no remote auth: its default, auth = pubkey (certificates), is not supported yet; set auth = psk",
+    "F:2:3: connection 'c' authenticates with auth = pubkey but names no certificate: set certs in its local section",
+    "F:2:3: connection 'c' expects the peer to authenticate with auth = pubkey but names no CA: set cacerts in its remote section (or auth = psk)",
   ]);
   // trap (alias route) in all three actions
   assert.deepEqual(errs(conf('        start_action = trap\n        close_action = route\n        dpd_action = TRAP')), [

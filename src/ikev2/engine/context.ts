@@ -15,6 +15,7 @@ import { keep } from '../crypto/keep.ts';
 import type { InitCryptoPool } from '../crypto/pool.ts';
 import type { Dataplane } from '../../dataplane/types.ts';
 import type { ChildConfig } from '../../config/types.ts';
+import { NO_CREDENTIALS, type Credentials } from '../../config/credentials.ts';
 import { DEFAULTS } from '../../config/schema.ts';
 import type { EncrAlg, IntegAlg } from '../crypto/suites.ts';
 import { CookieJar } from './cookies.ts';
@@ -70,6 +71,8 @@ export interface EngineOptions {
   onEvent?: (e: EngineEvent) => void;
   /** Our source address towards a peer, when the connection names none (the transport knows). */
   localAddressFor?: (remote: string) => string | undefined;
+  /** Wall-clock time in ms (certificate validity); default Date.now. */
+  wallClock?: () => number;
   /**
    * Worker threads for the key exchange and key derivation of IKE_SA_INIT requests we answer
    * (`daemon.workers`); 0 or absent: they run on the event loop, synchronously.
@@ -228,6 +231,12 @@ export class EngineContext {
   readonly stats: EngineStats = newStats();
   readonly fragmentDrops: FragmentDrops = newFragmentDrops();
   index = new ConfigIndex([], []);
+  /** Certificates, keys and trust of the loaded configuration. */
+  creds: Credentials = NO_CREDENTIALS;
+  /** Some connection authenticates with certificates (we announce RFC 7427 signature hashes). */
+  pubkeyInUse = false;
+  /** CERTREQ data naming every CA of every `remote.auth = pubkey` connection (responder, IKE_SA_INIT). */
+  certreqAll: Buffer = Buffer.alloc(0);
   nextSaId = 1;
   nextChildId = 1;
   readonly childrenById = new Map<number, { sa: IkeSa; child: ChildSa }>();
@@ -265,6 +274,7 @@ export class EngineContext {
       retransmitBase: DEFAULTS.daemon.retransmitBase,
       retransmitTries: DEFAULTS.daemon.retransmitTries,
       halfOpenTimeout: HALF_OPEN_TIMEOUT_S,
+      wallClock: Date.now,
       cookieThreshold: DEFAULTS.daemon.cookieThreshold,
       blockThreshold: DEFAULTS.daemon.blockThreshold,
       initLimitHalfOpen: DEFAULTS.daemon.initLimitHalfOpen,

@@ -16,6 +16,8 @@ import type { SaTable } from '../sa/table.ts';
 import type { ConfigIndex } from '../sa/config-index.ts';
 import { ConfigIndex as Index } from '../sa/config-index.ts';
 import type { Config } from '../../config/types.ts';
+import { NO_CREDENTIALS, type Credentials } from '../../config/credentials.ts';
+import { certreqUnion } from './auth/pubkey.ts';
 import { EngineContext, type EngineOptions, type EngineStats, type Endpoint, type FragmentDrops } from './context.ts';
 import { internalError, receive, retransmitDelay } from './message.ts';
 import { onSaTimer, queueTask } from './tasks.ts';
@@ -86,7 +88,16 @@ export class Engine {
 
   /** Use a new configuration for new SAs; existing SAs keep the connection objects they were made from. */
   setConfig(cfg: Config): void {
-    this.ctx.index = new Index(cfg.connections, cfg.secrets);
+    const ctx = this.ctx;
+    ctx.index = new Index(cfg.connections, cfg.secrets);
+    ctx.creds = cfg.credentials ?? NO_CREDENTIALS;
+    ctx.pubkeyInUse = cfg.connections.some((c) => c.local.auth === 'pubkey' || c.remote.auth === 'pubkey');
+    ctx.certreqAll = certreqUnion(ctx.creds);
+  }
+
+  /** Certificates, keys and trust in use. */
+  get credentials(): Credentials {
+    return this.ctx.creds;
   }
 
   /**

@@ -14,8 +14,9 @@ import { identityMatches, identityToString, parseIdentity, type Identity } from 
 import { EMPTY, find, findErrorNotify, findNotify, idBody, notify } from './payload-util.ts';
 import { childFailed, clearTimer, emit, resolveWaiters, type EngineContext } from './context.ts';
 import { authenticatorFor, type AuthBuild } from './auth/authenticator.ts';
-import { answer, answerNotify, sendRequest } from './message.ts';
-import { idOr, initFailed } from './ike-init.ts';
+import { answer, answerNotify, seal, sendRequest, transmit } from './message.ts';
+import { initFailed, localIdOf } from './ike-init.ts';
+import { certPayloads, certReqFor, defaultLocalId, hasCertReq } from './auth/pubkey.ts';
 import { childLogFields, completeChild, prepareChildRequest, respondChild } from './child-create.ts';
 import { scheduleIkeRekey } from './ike-rekey.ts';
 import { startDpd } from './dpd.ts';
@@ -71,22 +72,24 @@ export async function onAuthRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader,
   }
   sa.conn = conn;
   sa.remoteId = peerId;
-  sa.localId = idOr(conn.local.id, sa.local.addr);
+  sa.localId = localIdOf(ctx, conn, sa.local.addr);
+  if (hasCertReq(payloads)) sa.certreqSeen = true;
   const theirs = authenticatorFor(conn.remote.auth);
   if (!theirs || !theirs.methods.includes(auth.method)) return authFailed(ctx, sa, h, `unsupported auth method ${auth.method}`);
-  const v = theirs.verify(ctx, sa, peerId, auth, octetsOf(sa, true, idi));
+  const v = theirs.verify(ctx, sa, peerId, auth, octetsOf(sa, true, idi), payloads);
   const failure = v instanceof Promise ? await v : v;
+  // The SA may have gone while the signature was checked (half-open timeout, terminate, reload).
   if (sa.dead) return;
   if (failure !== undefined) return authFailed(ctx, sa, h, failure);
   // Authenticated.
-  const ourId = idPayload(PayloadType.IDr, sa.localId);
+  const ourId = ourIdPayload(ctx, sa, PayloadType.IDr);
   const ours = authenticatorFor(conn.local.auth);
   const b = ours ? ours.build(ctx, sa, octetsOf(sa, false, ourId)) : { error: `unsupported auth '${conn.local.auth}'` };
   const ourAuth = b instanceof Promise ? await built(b) : b;
   if (sa.dead) return;
   if ('error' in ourAuth) return authFailed(ctx, sa, h, ourAuth.error);
   established(ctx, sa);
-  const out: Payload[] = [ourId, authPayload(ourAuth)];
+  const out: Payload[] = [ourId, ...certPayloads(ctx, sa), authPayload(ourAuth)];
   const sap = find(payloads, PayloadType.SA);
   const tsi = find(payloads, PayloadType.TSi);
   const tsr = find(payloads, PayloadType.TSr);
@@ -125,16 +128,19 @@ function authPayload(a: { method: number; data: Buffer }): AuthPayload {
 
 export async function sendAuth(ctx: EngineContext, sa: IkeSa): Promise<void> {
   const conn = sa.conn!;
-  const idi = idPayload(PayloadType.IDi, sa.localId);
+  const idi = ourIdPayload(ctx, sa, PayloadType.IDi);
   const ours = authenticatorFor(conn.local.auth);
   const b = ours ? ours.build(ctx, sa, octetsOf(sa, true, idi)) : { error: 'no PSK for our identity' };
   const auth = b instanceof Promise ? await built(b) : b;
   if (sa.dead) return;
   if ('error' in auth) return initFailed(ctx, sa, auth.error);
-  const payloads: Payload[] = [idi];
+  // RFC 7296 §1.2: IDi, [CERT+], [N(INITIAL_CONTACT)], [CERTREQ+], [IDr], AUTH, ...
+  const payloads: Payload[] = [idi, ...certPayloads(ctx, sa)];
   if (ctx.table.peers(sa.localId, sa.remoteId).size === 0) {
     payloads.push(notify(NotifyType.INITIAL_CONTACT));
   }
+  const certreq = certReqFor(ctx, conn);
+  if (certreq) payloads.push(certreq);
   if (conn.remote.id && conn.remote.id !== '%any' && !conn.remote.id.includes('*')) payloads.push(idPayload(PayloadType.IDr, conn.remote.id));
   payloads.push(authPayload(auth));
   if (conn.mobike) payloads.push(notify(NotifyType.MOBIKE_SUPPORTED));
@@ -167,20 +173,21 @@ export async function onAuthResponse(ctx: EngineContext, sa: IkeSa, task: Extrac
   if (conn.remote.id && conn.remote.id !== '%any' && !identityOk(conn.remote.id, peer)) {
     release();
     ctx.stats.authFailed++;
-    return initFailed(ctx, sa, `peer identity '${peerId}' does not match '${conn.remote.id}'`, 'IKE_AUTH', true);
+    tellAuthFailed(ctx, sa);
+    return initFailed(ctx, sa, `peer identity '${peerId}' does not match '${conn.remote.id}'`, 'IKE_AUTH');
   }
   const theirs = authenticatorFor(conn.remote.auth);
   let failure: string | undefined = 'unsupported auth method';
   if (theirs && theirs.methods.includes(auth.method)) {
-    const v = theirs.verify(ctx, sa, peerId, auth, octetsOf(sa, false, idr));
+    const v = theirs.verify(ctx, sa, peerId, auth, octetsOf(sa, false, idr), payloads);
     failure = v instanceof Promise ? await v : v;
     if (sa.dead) return release();
   }
   if (failure !== undefined) {
     release();
     ctx.stats.authFailed++;
-    if (ctx.debug) ctx.log.debug({ ike: sa.id, reason: failure }, 'peer AUTH payload refused');
-    return initFailed(ctx, sa, 'peer authentication failed', 'IKE_AUTH', true);
+    tellAuthFailed(ctx, sa);
+    return initFailed(ctx, sa, `peer authentication failed: ${failure}`, 'IKE_AUTH');
   }
   sa.remoteId = peerId;
   sa.peerMobike = findNotify(payloads, NotifyType.MOBIKE_SUPPORTED) !== undefined;
@@ -200,6 +207,14 @@ export async function onAuthResponse(ctx: EngineContext, sa: IkeSa, task: Extrac
   }
   if (!sa.dead) logEstablished(ctx, sa);
   resolveWaiters(ctx, sa);
+}
+
+/**
+ * We refuse the responder after it accepted us: tell it in an INFORMATIONAL with
+ * AUTHENTICATION_FAILED (RFC 7296 §2.21.2), sent once and not retransmitted (the SA goes now).
+ */
+function tellAuthFailed(ctx: EngineContext, sa: IkeSa): void {
+  transmit(ctx, sa, seal(sa, ExchangeType.INFORMATIONAL, sa.sendMid++, false, [notify(NotifyType.AUTHENTICATION_FAILED)]));
 }
 
 /** The IKE_AUTH response cannot be used: the peer considers the SA up, so it gets a Delete. */
@@ -293,6 +308,13 @@ function applyUnique(ctx: EngineContext, sa: IkeSa): void {
 function idPayload(type: typeof PayloadType.IDi | typeof PayloadType.IDr, id: string): IdPayload {
   const ident = parseIdentity(id);
   return { type, critical: false, idType: ident.type, data: ident.data };
+}
+
+/** Our ID payload: a certificate's subject as its DER Name (byte for byte), any other identity parsed. */
+function ourIdPayload(ctx: EngineContext, sa: IkeSa, type: typeof PayloadType.IDi | typeof PayloadType.IDr): IdPayload {
+  const def = sa.conn ? defaultLocalId(ctx, sa.conn) : undefined;
+  if (def && def.text === sa.localId) return { type, critical: false, idType: def.identity.type, data: def.identity.data };
+  return idPayload(type, sa.localId);
 }
 
 function safeIdString(id: Identity): string {

@@ -22,6 +22,7 @@ import { startIntermediate } from './ike-intermediate.ts';
 import { queueTask } from './tasks.ts';
 import { deleteAndDestroy, destroy } from './teardown.ts';
 import { retryIfKeptUp } from './keep-up.ts';
+import { certReqForInit, defaultLocalId, hasCertReq, peerHashAlgorithms, signatureHashNotify, usesPubkey } from './auth/pubkey.ts';
 import { COOKIE_CALMDOWN_MS } from './cookies.ts';
 
 /** Times an initiator answers a responder's COOKIE before giving up (as strongSwan's ike_init). */
@@ -135,6 +136,7 @@ function responderSa(
   // the initiator announced IKE_INTERMEDIATE (RFC 9242): we answer that we support it too
   sa.intermediate = findNotify(payloads, NotifyType.INTERMEDIATE_EXCHANGE_SUPPORTED) !== undefined;
   applyNatd(sa, payloads, ZERO_SPI);
+  sa.peerHashes = peerHashAlgorithms(payloads);
   if (conn.encap) sa.encapForced = true;
   if (findNotify(payloads, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)) sa.extensions |= Ext.FRAGMENTATION;
   sa.initRequest = data;
@@ -155,7 +157,12 @@ function answerInit(ctx: EngineContext, sa: IkeSa, chosen: ChosenIke, publicValu
     { type: PayloadType.NONCE, critical: false, data: sa.nr },
     ...natdPayloads(ctx, sa),
   ];
+  // Certificates: which CAs we trust (the peer's connection is not known before IKE_AUTH, so all of
+  // them), and that we verify RFC 7427 signatures (RFC 7296 §3.7, RFC 7427 §4).
+  const certreq = certReqForInit(ctx, sa.conn!);
+  if (certreq) out.push(certreq);
   out.push(notify(NotifyType.CHILDLESS_IKEV2_SUPPORTED));
+  if (ctx.pubkeyInUse) out.push(signatureHashNotify());
   // RFC 7383 §2.3: a responder announces fragmentation only to an initiator that did.
   if (sa.conn!.fragmentation !== 'no' && sa.extensions & Ext.FRAGMENTATION) {
     out.push(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED));
@@ -310,7 +317,7 @@ export function initiate(ctx: EngineContext, connName: string, childName?: strin
   }
   const sa = new IkeSa(ctx.nextSaId++, true, newSpi(ctx), { addr: localAddr, port: conn.localPort }, { addr: remoteAddr, port: conn.remotePort }, ctx.sched.now(), ctx.gauges);
   sa.conn = conn;
-  sa.localId = idOr(conn.local.id, localAddr);
+  sa.localId = localIdOf(ctx, conn, localAddr);
   sa.remoteId = idOr(conn.remote.id, remoteAddr);
   sa.authChild = child;
   // The other children come up with CREATE_CHILD_SA once the IKE SA is established.
@@ -342,6 +349,7 @@ export function sendInit(ctx: EngineContext, sa: IkeSa, group?: number, sameKe =
     ...natdPayloads(ctx, sa),
   );
   if (!sa.authChild) payloads.push(notify(NotifyType.CHILDLESS_IKEV2_SUPPORTED));
+  if (usesPubkey(conn)) payloads.push(signatureHashNotify());
   if (conn.fragmentation !== 'no') {
     payloads.push(notify(NotifyType.IKEV2_FRAGMENTATION_SUPPORTED));
     sa.extensions |= Ext.FRAGMENTATION_ANNOUNCED;
@@ -404,6 +412,8 @@ export function onInitResponse(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payl
   sa.ke = undefined;
   sa.initResponse = data;
   applyNatd(sa, payloads, sa.spiR);
+  sa.peerHashes = peerHashAlgorithms(payloads);
+  sa.certreqSeen = hasCertReq(payloads);
   if (findNotify(payloads, NotifyType.IKEV2_FRAGMENTATION_SUPPORTED)) sa.extensions |= Ext.FRAGMENTATION;
   // Float to the NAT-T port when a NAT is in the path or encapsulation is forced (RFC 7296 §2.23).
   // (A MOBIKE initiator that may move later floats in any case, as strongSwan does; vpp-iked never
@@ -437,4 +447,9 @@ function hashOf(b: Buffer): string {
 /** A configured identity, or the address when none is configured (strongSwan's default). */
 export function idOr(id: string, addr: string): string {
   return id && id !== '%any' ? id : addr;
+}
+
+/** Our identity: `local.id`, else the subject of our certificate (auth = pubkey), else our address. */
+export function localIdOf(ctx: EngineContext, conn: ConnectionConfig, addr: string): string {
+  return defaultLocalId(ctx, conn)?.text ?? idOr(conn.local.id, addr);
 }

@@ -140,6 +140,7 @@ function successor(
   sa.conn = old.conn;
   sa.localId = old.localId;
   sa.remoteId = old.remoteId;
+  sa.remoteCert = old.remoteCert;
   sa.natHere = old.natHere;
   sa.natThere = old.natThere;
   sa.encapForced = old.encapForced;

@@ -21,6 +21,14 @@ import { peerWonIkeCollision } from './ike-rekey.ts';
 type TaskOf<K extends Task['kind']> = Extract<Task, { kind: K }>;
 
 export async function onInformationalRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payloads: Payload[]): Promise<void> {
+  if (findNotify(payloads, NotifyType.AUTHENTICATION_FAILED)) {
+    // The initiator refused our authentication after we accepted its own (RFC 7296 §2.21.2).
+    answer(ctx, sa, h, []);
+    ctx.stats.authFailed++;
+    ctx.log.info({ ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name }, 'peer refused our authentication (AUTHENTICATION_FAILED)');
+    destroy(ctx, sa, 'peer refused our authentication');
+    return;
+  }
   const dels = findAll(payloads, PayloadType.DELETE);
   if (dels.length === 0 && findNotify(payloads, NotifyType.UPDATE_SA_ADDRESSES)) return onUpdateSaAddresses(ctx, sa, h, payloads);
   if (dels.some((d) => d.protocol === ProtocolId.IKE)) {

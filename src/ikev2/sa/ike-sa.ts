@@ -302,6 +302,12 @@ export class IkeSa {
   authChildError: string | undefined;
   /** Set when deletion is in progress or done; no more processing. */
   dead = false;
+  /** The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4), when it sent them. */
+  peerHashes: readonly number[] | undefined;
+  /** The peer sent a CERTREQ (send_cert = ifasked). */
+  certreqSeen = false;
+  /** Subject of the certificate the peer authenticated with. */
+  remoteCert: string | undefined;
 
   constructor(id: number, initiator: boolean, spiI: Buffer, local: SaEndpoint, remote: SaEndpoint, now: number, gauges?: SaGauges) {
     this.id = id;
