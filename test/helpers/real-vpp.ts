@@ -229,6 +229,11 @@ export interface VppLabOptions {
   extraConf?: string;
   /** Whether startup.conf has `punt { socket DIR/punt.sock }` (default true). */
   punt?: boolean;
+  /**
+   * net.unix.max_dgram_qlen of VPP's namespace, set before VPP starts: how many datagrams a Unix
+   * datagram socket made there (VPP's punt socket, a daemon's run there) holds (kernel default 10).
+   */
+  unixDgramQlen?: number;
 }
 
 /** What owns a lab: its after() hook stops VPP and removes the lab (a TestContext, or node:test's `{ after }`). */
@@ -440,6 +445,7 @@ export async function startVppLab(t: LabOwner, opts: VppLabOptions = {}): Promis
 
     const extra = opts.extraConf ?? process.env.VPP_EXTRA_CONF ?? '';
     const punt = opts.punt ?? true;
+    if (opts.unixDgramQlen !== undefined) mustSync('ip', ['netns', 'exec', vppNs, 'sysctl', '-qw', `net.unix.max_dgram_qlen=${opts.unixDgramQlen}`]);
     vppPid = await startVpp(dir, vppNs, source, extra, punt);
     const hostIf = `host-${vppIf}`;
     const configure = async (extra: readonly string[] = []): Promise<void> => {

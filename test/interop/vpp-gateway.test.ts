@@ -18,8 +18,10 @@
  *   stay the same (same SPIs on both sides), and pings flow again. The timings are printed.
  * The p2p lab also gets hostile input through punt (not IKE, an address we do not serve,
  * truncated frames): dropped and counted, and the daemon still serves. It runs both sides with a
- * 300-byte fragment_size and has one more IKE SA (no CHILD_SA, long identities) whose IKE_AUTH and
- * IKE SA rekey go as IKE fragments (RFC 7383) both ways through VPP's punt socket. A VPP without
+ * 300-byte fragment_size and has one more IKE SA (no CHILD_SA) authenticated with certificates: an
+ * RSA-4096 chain (root CA -> intermediate -> end certificates for both sides, made at test time with
+ * strongSwan's `pki`), so its IKE_AUTH and IKE SA rekey go as IKE fragments (RFC 7383) both ways
+ * through VPP's punt socket. A VPP without
  * `punt { socket }` refuses the registration: the daemon exits 1 at start, naming VPP's answer.
  *
  * What a gateway needs per mode shows in the labs: p2mp keys a tunnel protection by the peer's
@@ -27,7 +29,7 @@
  * installs no routes, so VPP's configuration routes the peer's inner networks out of the policy
  * interface (gatewayCommands).
  *
- * Skipped without root, strongSwan or VPP (the reason is printed); fails instead when
+ * Skipped without root, strongSwan (and its `pki`) or VPP (the reason is printed); fails instead when
  * REQUIRE_INTEROP=1 or REQUIRE_VPP=1.
  */
 import { test, type TestContext } from 'node:test';
@@ -40,6 +42,8 @@ import { VppClient } from '../../src/vpp/client.ts';
 import { isOurId } from '../../src/dataplane/vpp/ids.ts';
 import { UnixDgramSocket } from '../../src/net/unix-dgram.ts';
 import { buildPuntFrame } from '../../src/net/punt.ts';
+import { mkdirSync, readFileSync } from 'node:fs';
+import { pkiMissing, TestPki, type KeySpec } from '../helpers/pki.ts';
 
 const PSK = 'gateway-preshared-key-0123456789';
 const U32_MAX = 0xffffffff;
@@ -77,8 +81,11 @@ function outer(x: Tunnel, side: 'peer' | 'vpp', mode: Mode): string {
   return x.outer === 4 ? VPP_LAB_ADDR[side].v4 : VPP_LAB_ADDR[side].v6;
 }
 
-/** swanctl.conf (strongSwan, the peer) or the connections of vpp-iked.conf (VPP side). */
-function connections(side: 'peer' | 'vpp', mode: Mode): string {
+/**
+ * swanctl.conf (strongSwan, the peer) or the connections of vpp-iked.conf (VPP side). With the
+ * certificates (the p2p lab), the fragmented certificate IKE SA FRAG_CONN too.
+ */
+function connections(side: 'peer' | 'vpp', mode: Mode, certs?: FragCerts): string {
   const swan = side === 'peer';
   const other = swan ? 'vpp' : 'peer';
   const out = ['connections {'];
@@ -103,27 +110,74 @@ function connections(side: 'peer' | 'vpp', mode: Mode): string {
       '  }',
     );
   }
-  if (mode === 'p2p') {
-    // IKE only, no CHILD_SA: long identities make IKE_AUTH larger than FRAG_SIZE both ways.
+  if (mode === 'p2p' && certs) {
+    // IKE only, no CHILD_SA: two RSA-4096 chains make IKE_AUTH larger than FRAG_SIZE both ways.
+    // strongSwan finds its certificate, key and CAs in its credential folders (fragSwanFiles);
+    // vpp-iked loads them by path.
+    const mine = certs[side];
     out.push(
       `  ${FRAG_CONN} {`,
       ...(swan ? ['    version = 2', '    mobike = no'] : []),
       `    local_addrs = ${swan ? VPP_LAB_ADDR.peer.v6 : VPP_LAB_ADDR.vpp.v6}`,
       `    remote_addrs = ${swan ? VPP_LAB_ADDR.vpp.v6 : VPP_LAB_ADDR.peer.v6}`,
       '    proposals = aes256gcm16-prfsha256-x25519',
-      `    local {\n      auth = psk\n      id = ${longId(side)}\n    }`,
-      `    remote {\n      auth = psk\n      id = ${longId(other)}\n    }`,
+      '    local {',
+      '      auth = pubkey',
+      `      certs = ${swan ? 'frag-peer.cert.pem' : `${mine.cert}, ${certs.im}`}`,
+      `      id = ${fragId(side)}`,
+      '    }',
+      '    remote {',
+      '      auth = pubkey',
+      `      cacerts = ${swan ? 'frag-root.cert.pem' : certs.root}`,
+      `      id = ${fragId(other)}`,
+      '    }',
       '  }',
     );
   }
-  out.push('}', 'secrets {', '  ike-gw {', `    secret = "${PSK}"`, '  }', '}', '');
+  out.push('}', 'secrets {', '  ike-gw {', `    secret = "${PSK}"`, '  }');
+  if (!swan && mode === 'p2p' && certs) out.push('  rsa-frag {', `    file = ${certs.vpp.key}`, '  }');
+  out.push('}', '');
   return out.join('\n');
 }
 
 /** The p2p lab's fragmented IKE SA, and the IP datagram size of IKE fragments on both sides there. */
 const FRAG_CONN = 'frag';
 const FRAG_SIZE = 300;
-const longId = (side: 'peer' | 'vpp'): string => `${side}-${'f'.repeat(200)}.lab`;
+/** Its identities: the certificates' subjectAltNames; and the certificates' subject DNs. */
+const fragId = (side: 'peer' | 'vpp'): string => `${side}-frag.lab`;
+const fragDn = (side: 'peer' | 'vpp'): string => `C=XX, O=vpp-iked gateway, CN=${fragId(side)}`;
+const FRAG_KEY: KeySpec = { type: 'rsa', size: 4096 };
+
+/** The certificate files of FRAG_CONN: root CA, intermediate CA, and each side's certificate and key. */
+interface FragCerts {
+  root: string;
+  im: string;
+  peer: { cert: string; key: string };
+  vpp: { cert: string; key: string };
+}
+
+/** An RSA-4096 chain, root CA -> intermediate CA -> an end certificate per side, made with `pki`. */
+async function makeFragCerts(dir: string): Promise<FragCerts> {
+  mkdirSync(dir, { recursive: true });
+  const pki = new TestPki(dir);
+  // the keys in parallel (RSA-4096 takes seconds each), then the certificates
+  const [rootKey, imKey, peerKey, vppKey] = await Promise.all(['frag-root', 'frag-im', 'frag-peer', 'frag-vpp'].map((n) => pki.keyAsync(n, FRAG_KEY)));
+  const root = { key: rootKey!, cert: pki.selfCa('frag-root', rootKey!, 'C=XX, O=vpp-iked gateway, CN=Gateway Root CA') };
+  const im = { key: imKey!, cert: pki.issue('frag-im', imKey!, root, 'C=XX, O=vpp-iked gateway, CN=Gateway Intermediate CA', { ca: true }) };
+  const end = (side: 'peer' | 'vpp', key: string): { cert: string; key: string } =>
+    ({ key, cert: pki.issue(`frag-${side}`, key, im, fragDn(side), { san: [fragId(side)], flags: ['serverAuth'] }) });
+  return { root: root.cert, im: im.cert, peer: end('peer', peerKey!), vpp: end('vpp', vppKey!) };
+}
+
+/** strongSwan's credential folders: the root and the intermediate as CAs, its certificate and key. */
+function fragSwanFiles(c: FragCerts): Record<string, string> {
+  return {
+    'x509ca/frag-root.cert.pem': readFileSync(c.root, 'utf8'),
+    'x509ca/frag-im.cert.pem': readFileSync(c.im, 'utf8'),
+    'x509/frag-peer.cert.pem': readFileSync(c.peer.cert, 'utf8'),
+    'private/frag-peer.key.pem': readFileSync(c.peer.key, 'utf8'),
+  };
+}
 
 /**
  * What the gateway's configuration adds to the lab's (VPP CLI commands): the tunnels' inner
@@ -152,7 +206,12 @@ interface Gateway {
 }
 
 async function startGateway(t: TestContext, mode: Mode): Promise<Gateway> {
-  const vpp = await startVppLab(t);
+  // VPP sends each punted datagram without waiting, and so does vpp-iked to VPP's punt socket; a
+  // Unix datagram socket holds at most net.unix.max_dgram_qlen of them (10 by default, per network
+  // namespace), and a certificate IKE_AUTH goes as some 20 fragments at once each way. The p2p lab
+  // gives VPP's namespace a longer queue and runs the daemon there, as such a gateway needs.
+  const vpp = await startVppLab(t, mode === 'p2p' ? { unixDgramQlen: 256 } : {});
+  const certs = mode === 'p2p' ? await makeFragCerts(join(vpp.dir, 'pki')) : undefined;
   if (mode === 'policy') {
     // VPP's SPD output path computes the checksum that a received frame's offload flags ask for
     // into the packet VPP answers with (its ICMP reply reuses the decrypted request's buffer):
@@ -178,6 +237,7 @@ async function startGateway(t: TestContext, mode: Mode): Promise<Gateway> {
   const iked = await startDaemon({
     name: `gw-${mode}`,
     parentDir: vpp.dir,
+    ...(certs ? { lab, side: 'b' as const } : {}),
     listen: [VPP_LAB_ADDR.vpp.v4, VPP_LAB_ADDR.vpp.v6],
     logLevel: 'info',
     conf: [
@@ -192,13 +252,14 @@ async function startGateway(t: TestContext, mode: Mode): Promise<Gateway> {
       '  unnumbered_interface = loop0',
       `  policy_interface = ${vpp.hostIf}`,
       '}',
-      connections('vpp', mode),
+      connections('vpp', mode, certs),
     ].join('\n'),
   });
   t.after(() => iked.stop());
   const swan = await lab.startCharon('a', {
-    swanctlConf: connections('peer', mode),
+    swanctlConf: connections('peer', mode, certs),
     libipsec: true,
+    ...(certs ? { files: fragSwanFiles(certs) } : {}),
     ...(mode === 'p2p' ? { extraStrongswanConf: `charon {\n  fragment_size = ${FRAG_SIZE}\n}\n` } : {}),
   });
   return { vpp, lab, swan, iked, puntSocket, mode };
@@ -515,7 +576,10 @@ interface FragStats {
   transport: { too_big: number };
 }
 
-/** An IKE SA whose IKE_AUTH and rekey are fragmented both ways, through VPP's punt socket. */
+/**
+ * An IKE SA authenticated with certificates (RSA-4096 chains) whose IKE_AUTH and rekey are
+ * fragmented both ways, through VPP's punt socket.
+ */
 async function fragmentsThroughPunt(st: TestContext, g: Gateway): Promise<void> {
   const before = await g.iked.json<FragStats>(['stats']);
   const from = g.swan.log().split('\n').length - 1;
@@ -526,14 +590,24 @@ async function fragmentsThroughPunt(st: TestContext, g: Gateway): Promise<void> 
     const o = (await g.iked.listSas(FRAG_CONN))[0];
     return s?.state === 'ESTABLISHED' && o?.state === 'ESTABLISHED' && s.spiI === o.spi_i && s.spiR === o.spi_r && o;
   }, 10_000, 100);
+  // Certificates both ways: we verified strongSwan's, strongSwan verified our signature and got our intermediate.
+  assert.equal(up.remote.id, fragId('peer'), 'our view of the peer identity');
+  assert.equal(up.local.id, fragId('vpp'), 'our identity');
+  assert.equal(up.remote.cert, fragDn('peer'), 'list-sas shows the subject of the certificate strongSwan authenticated with');
+  const swanAuth = g.swan.log().split('\n').slice(from).join('\n');
+  assert.match(swanAuth, new RegExp(`authentication of '${fragId('vpp')}' with RSA_EMSA_PSS_SHA2_\\d+(_SALT_\\d+)? successful`), 'strongSwan verified our RSA signature');
+  assert.match(swanAuth, /received issuer cert "C=XX, O=vpp-iked gateway, CN=Gateway Intermediate CA"/, 'we sent our intermediate');
+  const text = await g.iked.ctl(['list-sas', '--ike', FRAG_CONN]);
+  assert.match(text.stdout, new RegExp(`remote certificate '${fragDn('peer')}'`));
   // And an IKE SA rekey from our side (CREATE_CHILD_SA, fragmented if it is over the size).
   const rk = await g.iked.ctl(['rekey', '--ike-id', String(up.id)]);
   assert.equal(rk.code, 0, rk.stdout + rk.stderr);
-  await waitFor('the IKE SA rekeyed on both sides', async () => {
+  const rekeyed = await waitFor('the IKE SA rekeyed on both sides', async () => {
     const s = await g.swan.listSas(FRAG_CONN);
     const o = await g.iked.listSas(FRAG_CONN);
-    return s.length === 1 && o.length === 1 && o[0]!.state === 'ESTABLISHED' && o[0]!.spi_i !== up.spi_i && s[0]!.spiI === o[0]!.spi_i;
+    return s.length === 1 && o.length === 1 && o[0]!.state === 'ESTABLISHED' && o[0]!.spi_i !== up.spi_i && s[0]!.spiI === o[0]!.spi_i && o[0]!;
   }, 10_000, 100);
+  assert.equal(rekeyed.remote.cert, fragDn('peer'), 'the rekeyed IKE SA keeps the peer certificate it was authenticated with');
   const after = await g.iked.json<FragStats>(['stats']);
   const log = g.swan.log().split('\n').slice(from);
   const split = log.filter((l) => /splitting IKE message/.test(l)).length;
@@ -552,14 +626,15 @@ async function fragmentsThroughPunt(st: TestContext, g: Gateway): Promise<void> 
 }
 
 /**
- * strongSwan and VPP both: true when the lab can run; otherwise the test is skipped with what is
- * missing, or fails when REQUIRE_INTEROP=1 or REQUIRE_VPP=1.
+ * strongSwan (with its `pki`) and VPP: true when the lab can run; otherwise the test is skipped with
+ * what is missing, or fails when REQUIRE_INTEROP=1 or REQUIRE_VPP=1.
  */
 function requireGateway(t: TestContext): boolean {
   const swan = interopAvailable();
   const vpp = vppAvailable();
-  if (swan.available && vpp.ok) return true;
-  const why = [swan.available ? '' : `strongSwan: ${swan.reason}`, vpp.ok ? '' : `VPP: ${vpp.reason}`].filter(Boolean).join('; ');
+  const noPki = pkiMissing(); // throws when REQUIRE_INTEROP=1
+  if (swan.available && vpp.ok && !noPki) return true;
+  const why = [swan.available ? '' : `strongSwan: ${swan.reason}`, vpp.ok ? '' : `VPP: ${vpp.reason}`, noPki ?? ''].filter(Boolean).join('; ');
   if (process.env.REQUIRE_INTEROP === '1' || process.env.REQUIRE_VPP === '1') {
     throw new Error(`the VPP gateway tests are required (REQUIRE_INTEROP=1 or REQUIRE_VPP=1) but cannot run: ${why}`);
   }
@@ -575,7 +650,7 @@ for (const mode of ['p2p', 'p2mp', 'policy'] as const) {
     await t.test('pings through every tunnel; VPP counts them on our SAs', (st) => trafficAndCounters(st, g, states));
     await t.test('rekeys during a steady ping lose no reply', (st) => rekeysUnderPing(st, g, TUNNELS[mode === 'p2p' ? 0 : mode === 'p2mp' ? 3 : 1]!));
     if (mode === 'p2p') await t.test('hostile input through punt is dropped and counted; the daemon still serves', (st) => hostileInput(st, g));
-    if (mode === 'p2p') await t.test('IKE fragments both ways through the punt socket', (st) => fragmentsThroughPunt(st, g));
+    if (mode === 'p2p') await t.test('certificates (RSA-4096 chains): IKE fragments both ways through the punt socket', (st) => fragmentsThroughPunt(st, g));
     await t.test('VPP killed and restarted: SAs replayed, CHILD_SAs rekeyed, same IKE SAs', (st) => vppRestart(st, g));
   });
 }
