@@ -14,6 +14,7 @@
  */
 import { IdType } from '../ikev2/constants.ts';
 import { formatIp, parseAddressBlock, parseIPv4, parseIPv6, TsError } from './ts.ts';
+import { enc, encOid } from '../pki/der.ts';
 
 /** Wildcard marker type: matches any identity (strongSwan's ID_ANY). Never sent on the wire. */
 export const ID_ANY = 0;
@@ -88,36 +89,6 @@ const EMAIL_OID = '1.2.840.113549.1.9.1';
 const MAX_RDNS = 32;
 const MAX_ID_LENGTH = 4096;
 
-function derLength(n: number): Buffer {
-  if (n < 0x80) return Buffer.from([n]);
-  const bytes: number[] = [];
-  while (n > 0) {
-    bytes.unshift(n & 0xff);
-    n = Math.floor(n / 256);
-  }
-  return Buffer.from([0x80 | bytes.length, ...bytes]);
-}
-
-function der(tag: number, content: Buffer): Buffer {
-  return Buffer.concat([Buffer.from([tag]), derLength(content.length), content]);
-}
-
-function encodeOid(oid: string): Buffer {
-  const arcs = oid.split('.').map(Number);
-  const out: number[] = [arcs[0]! * 40 + arcs[1]!];
-  for (let i = 2; i < arcs.length; i++) {
-    let v = arcs[i]!;
-    const chunk: number[] = [v & 0x7f];
-    v = Math.floor(v / 128);
-    while (v > 0) {
-      chunk.unshift((v & 0x7f) | 0x80);
-      v = Math.floor(v / 128);
-    }
-    out.push(...chunk);
-  }
-  return Buffer.from(out);
-}
-
 function decodeOid(b: Buffer): string {
   if (b.length === 0) return '';
   const first = b[0]!;
@@ -163,11 +134,11 @@ function encodeDn(src: string): Buffer {
     if (tag === TAG_IA5 && /[^\x00-\x7f]/.test(value)) {
       throw new IdentityError(`attribute '${name}' in '${src}' must be ASCII`);
     }
-    rdns.push(der(TAG_SET, der(TAG_SEQUENCE, Buffer.concat([der(TAG_OID, encodeOid(attr.oid)), der(tag, bytes)]))));
+    rdns.push(enc(TAG_SET, enc(TAG_SEQUENCE, Buffer.concat([encOid(attr.oid), enc(tag, bytes)]))));
     if (rdns.length > MAX_RDNS) throw new IdentityError(`distinguished name '${src}' has more than ${MAX_RDNS} RDNs`);
   }
   if (rdns.length === 0) throw new IdentityError(`empty distinguished name '${src}'`);
-  return der(TAG_SEQUENCE, Buffer.concat(rdns));
+  return enc(TAG_SEQUENCE, Buffer.concat(rdns));
 }
 
 interface Rdn {
