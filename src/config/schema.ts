@@ -187,6 +187,16 @@ const auth = oneOf<'psk' | 'pubkey'>({ psk: 'psk', pubkey: 'pubkey' }, (k) => `a
 
 // ---- the tables ----------------------------------------------------------------------------------
 
+/** IKE fragment sizes: 0 (the default for the address family) or room for an encrypted fragment. */
+const fragmentBytes = uint(0, 65535, 'a size in bytes', 'bytes 0..65535');
+const FRAGMENT_SIZE_REFUSALS = [
+  {
+    doc: '`1`..`255` are an error (no room for an encrypted fragment)',
+    when: (v: number) => v > 0 && v < 256,
+    message: (k: { name: string; value: string }) => `'${k.name}' = ${k.value} leaves no room for an encrypted IKE fragment; use 0 or 256..65535`,
+  },
+];
+
 export const DAEMON = section({
   listen: setting(ipList, ['0.0.0.0', '::'], {
     doc: 'addresses IKE is served on. `transport = udp`: the host addresses the IKE sockets bind to (`0.0.0.0` / `::`: every address of the host). `transport = punt`: VPP interface addresses; IKE punted to any other address is dropped and counted (`0.0.0.0` / `::`: every VPP address of that family)',
@@ -225,37 +235,19 @@ export const DAEMON = section({
     doc: "first retransmission timeout of our requests (strongSwan's `charon.retransmit_timeout`). Retransmission n waits `retransmit_timeout × retransmit_base^n`.",
   }),
   retransmit_base: setting(decimal(1, 10), 1.8, { doc: 'backoff base of the retransmission schedule.' }),
-  fragment_size: setting(uint(0, 65535, 'a size in bytes', 'bytes 0..65535'), 1280, {
+  fragment_size: setting(fragmentBytes, 1280, {
     doc: "largest IP datagram (IP and UDP headers included) of an IKE message, as strongSwan's `charon.fragment_size`: with `fragmentation = yes` and a peer that announced support (or `force`), an encrypted message (IKE_AUTH and later) that would be larger is sent as IKE fragments (RFC 7383) of at most this size. `0`: 576 bytes for IPv4, 1280 for IPv6. With `transport = punt` at most 2048 (what VPP takes from its punt socket) is used",
-    refuse: [
-      {
-        doc: '`1`..`255` are an error (no room for an encrypted fragment)',
-        when: (v) => v > 0 && v < 256,
-        message: (k) => `'${k.name}' = ${k.value} leaves no room for an encrypted IKE fragment; use 0 or 256..65535`,
-      },
-    ],
+    refuse: FRAGMENT_SIZE_REFUSALS,
   }),
-  fragment_size_v4: optional(uint(0, 65535, 'a size in bytes', 'bytes 0..65535'), {
+  fragment_size_v4: optional(fragmentBytes, {
     defaultDoc: '`fragment_size`',
     doc: "`fragment_size` for IPv4 peers only (strongSwan 6's `charon.fragment_size_v4`); `0`: `fragment_size`",
-    refuse: [
-      {
-        doc: '`1`..`255` are an error',
-        when: (v) => v > 0 && v < 256,
-        message: (k) => `'${k.name}' = ${k.value} leaves no room for an encrypted IKE fragment; use 0 or 256..65535`,
-      },
-    ],
+    refuse: FRAGMENT_SIZE_REFUSALS,
   }),
-  fragment_size_v6: optional(uint(0, 65535, 'a size in bytes', 'bytes 0..65535'), {
+  fragment_size_v6: optional(fragmentBytes, {
     defaultDoc: '`fragment_size`',
     doc: "`fragment_size` for IPv6 peers only (strongSwan 6's `charon.fragment_size_v6`); `0`: `fragment_size`",
-    refuse: [
-      {
-        doc: '`1`..`255` are an error',
-        when: (v) => v > 0 && v < 256,
-        message: (k) => `'${k.name}' = ${k.value} leaves no room for an encrypted IKE fragment; use 0 or 256..65535`,
-      },
-    ],
+    refuse: FRAGMENT_SIZE_REFUSALS,
   }),
   retransmit_tries: setting(uint(0, 50), 5, {
     doc: 'retransmissions before the peer is declared dead (then `dpd_action` / `keyingtries` apply). With the defaults a dead peer is detected about 165 s after the unanswered request.',
