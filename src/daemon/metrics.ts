@@ -75,6 +75,8 @@ const ENGINE_COUNTERS: Readonly<Record<keyof EngineStats, readonly [string, stri
   childFailed: ['vpp_iked_child_sas_failed_total', 'CHILD SAs that failed to establish'],
   childDeleted: ['vpp_iked_child_sas_deleted_total', 'CHILD SAs deleted'],
   childRekeyed: ['vpp_iked_child_sas_rekeyed_total', 'CHILD SAs rekeyed'],
+  childRekeyCollisions: ['vpp_iked_child_sa_rekey_collisions_total', 'CHILD SA rekeys started by both peers at once (RFC 7296 2.8.1)'],
+  ikeRekeyCollisions: ['vpp_iked_ike_sa_rekey_collisions_total', 'IKE SA rekeys started by both peers at once (RFC 7296 2.8.2)'],
   authFailed: ['vpp_iked_auth_failures_total', 'IKE_AUTH exchanges that failed authentication'],
   noProposal: ['vpp_iked_no_proposal_chosen_total', 'negotiations without a common proposal'],
   invalidKe: ['vpp_iked_invalid_ke_total', 'INVALID_KE_PAYLOAD sent or received'],

@@ -149,6 +149,9 @@ for (const [name, losses] of childCases) {
       // Both rekeys completed: one side deleted the redundant CHILD_SA its exchange made.
       const all = [...env.a.dp.events, ...env.b.dp.events].filter((e) => e.op === 'install').length;
       assert.equal(all, 2 + 4, 'two CHILD_SAs installed on each side by the two rekeys');
+      // Each side received the other's rekey while its own was in flight, and counted the collision.
+      assert.deepEqual([env.a.engine.stats.childRekeyCollisions, env.b.engine.stats.childRekeyCollisions], [1, 1]);
+      assert.deepEqual([env.a.engine.stats.ikeRekeyCollisions, env.b.engine.stats.ikeRekeyCollisions], [0, 0]);
     }
   });
 }
@@ -182,6 +185,10 @@ for (const [name, losses] of ikeCases) {
     await finish(env.w);
     agree(env, env.gaps);
     assert.equal(live(env.a)[0]!.children[0], child0);
+    if (losses.length === 0) {
+      assert.deepEqual([env.a.engine.stats.ikeRekeyCollisions, env.b.engine.stats.ikeRekeyCollisions], [1, 1], 'the collision counted on both sides');
+      assert.deepEqual([env.a.engine.stats.childRekeyCollisions, env.b.engine.stats.childRekeyCollisions], [0, 0]);
+    }
   });
 }
 

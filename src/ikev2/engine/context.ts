@@ -131,6 +131,9 @@ export interface EngineStats {
   childDeleted: number;
   childRekeyed: number;
   ikeRekeyed: number;
+  /** Rekeys of a CHILD_SA / an IKE SA that the peer started while ours of the same SA was in flight (RFC 7296 §2.8). */
+  childRekeyCollisions: number;
+  ikeRekeyCollisions: number;
   authFailed: number;
   noProposal: number;
   invalidKe: number;
@@ -181,6 +184,8 @@ function newStats(): EngineStats {
     childDeleted: 0,
     childRekeyed: 0,
     ikeRekeyed: 0,
+    childRekeyCollisions: 0,
+    ikeRekeyCollisions: 0,
     authFailed: 0,
     noProposal: 0,
     invalidKe: 0,
