@@ -15,9 +15,9 @@
  * the other namespace, initiating one IKE SA with one CHILD_SA from each of N addresses of its own
  * (100.64.0.1 and up on its veth; VPP routes them via 192.0.2.1), paced at 2 ms per initiation.
  *
- * Rekeys. vpp-iked's connection: CHILD_SA `rekey_time` = --child-rekey (`rand_time` a tenth of it,
- * `life_time` twice it), IKE SA `rekey_time` = --ike-rekey (`rand_time` a tenth, `over_time` as
- * long). The load-tester rekeys its IKE SAs every --ike-rekey seconds too (`ike_rekey`, no jitter),
+ * Rekeys. vpp-iked's connection: CHILD_SA `rekey_time` = --child-rekey (`rand_time` a fifth of it,
+ * at least 2 s: whole seconds are taken off; `life_time` twice it), IKE SA `rekey_time` = --ike-rekey
+ * (`rand_time` a tenth, at least 2 s; `over_time` as long). The load-tester rekeys its IKE SAs every --ike-rekey seconds too (`ike_rekey`, no jitter),
  * so IKE SA rekeys are started by both sides and some collide (RFC 7296 §2.8.2). Its CHILD_SAs get
  * the same lifetimes (`child_rekey`), but charon starts a CHILD_SA rekey only on an expiry event
  * from its kernel interface, which the fake kernel never sends: the CHILD_SA rekeys are all ours.
@@ -39,8 +39,8 @@
  * - memory flat: vpp-iked's RSS at the end at most 10% (and at least 8 MB) above the RSS after the
  *   first third of the soak (the least-squares slope per minute from there is reported too);
  * - the soak soaked: at least 80% of the CHILD_SA and IKE SA rekeys the lifetimes call for.
- * After that, vpp-iked is stopped (SIGTERM, `stop_action = delete`) and the SAs it left in VPP are
- * reported.
+ * - vpp-iked stops (SIGTERM, `stop_action = delete`) with exit code 0 and leaves none of its SAs in
+ *   VPP.
  *
  * Needs root, iproute2, strongSwan 5.9 (`bash .ci/setup-interop.sh`), the load-tester plugin (see
  * test/helpers/load-tester.ts: `--plugin PATH`, $LOAD_TESTER_SO, ../shared/interop/...) and VPP
@@ -248,7 +248,8 @@ function slope(xs: readonly number[], ys: readonly number[]): number {
 // ------------------------------------------------------------------------------------------ configs
 
 function daemonConf(o: { ctl: string; puntSocket: string; apiSocket: string; logLevel: string; tunnels: number; childRekey: number; ikeRekey: number }): string {
-  const tenth = (s: number): number => Math.max(1, Math.round(s / 10));
+  // rand_time counts whole seconds (a random 0 .. rand_time - 1 s is taken off rekey_time): at least 2
+  const rand = (s: number, part: number): number => Math.max(2, Math.round(s / part));
   return `daemon {
   transport = punt
   dataplane = vpp
@@ -272,7 +273,7 @@ connections {
     proposals = ${PROPOSAL}
     unique = never
     rekey_time = ${o.ikeRekey}s
-    rand_time = ${tenth(o.ikeRekey)}s
+    rand_time = ${rand(o.ikeRekey, 10)}s
     over_time = ${o.ikeRekey}s
     local {
       auth = psk
@@ -286,7 +287,7 @@ connections {
       load-test {
         esp_proposals = aes256gcm16
         rekey_time = ${o.childRekey}s
-        rand_time = ${tenth(o.childRekey)}s
+        rand_time = ${rand(o.childRekey, 5)}s
         life_time = ${o.childRekey * 2}s
         vpp_mode = p2mp
         vpp_interface = ${P2MP_IFACE}
@@ -533,6 +534,11 @@ async function run(o: { tunnels: number; minutes: number; childRekey: number; ik
   r.daemonExit = await Promise.race([daemon.proc.exited, sleep(30_000).then(() => undefined)]);
   r.vppSasAfterStop = (await vppSet(vc)).size;
   log(`vpp-iked stopped (${JSON.stringify(r.daemonExit)}); ${r.vppSasAfterStop} of our SAs left in VPP`);
+  r.checks.push({
+    name: 'vpp-iked stopped cleanly and removed its SAs from VPP (stop_action = delete)',
+    ok: r.daemonExit?.code === 0 && r.vppSasAfterStop === 0,
+    detail: `exit ${r.daemonExit ? (r.daemonExit.code ?? r.daemonExit.signal) : 'none within 30 s'}, ${r.vppSasAfterStop} of its SAs left in VPP`,
+  });
 }
 
 // ------------------------------------------------------------------------------------------ report
@@ -568,7 +574,6 @@ function report(r: Result): string {
     out.push(`vpp-iked RSS: ${fmt(r.rss.startKb / 1024, 1)} MB at start, ${fmt(r.rss.upKb / 1024, 1)} MB with all tunnels up, ${fmt(r.rss.warmKb / 1024, 1)} MB after a third of the soak, ` +
       `${fmt(r.rss.endKb / 1024, 1)} MB at the end; slope ${fmt(r.rss.slopeMbPerMin, 2)} MB/min over the last two thirds (${fmt(r.rss.slopeMbPerMinAll, 2)} over the whole soak)`);
   }
-  if (r.vppSasAfterStop !== undefined) out.push(`after vpp-iked stopped (stop_action = delete): ${r.vppSasAfterStop} of its SAs left in VPP`);
   for (const c of r.checks) out.push(`${c.ok ? 'ok  ' : 'FAIL'}  ${c.name}: ${c.detail}`);
   if (r.error) out.push(`error: ${r.error}`);
   return out.join('\n');
