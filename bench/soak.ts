@@ -113,6 +113,11 @@ interface Sample {
   ikeFailed: number;
   childFailed: number;
   dataplaneErrors: number;
+  /** vpp-iked's punt transport: messages not sent (sendto VPP's punt socket failed) and datagrams it dropped */
+  sendErrors: number;
+  transportDrops: Record<string, number>;
+  /** UDP datagrams the peer's kernel dropped for a full receive buffer (its /proc/net/snmp RcvbufErrors) */
+  peerRcvbufErrors: number;
   rssKb: number;
   cpuS: number;
   /** our SAs in VPP's SAD, and the SAs vpp-iked lists as installed in VPP (taken moments apart) */
@@ -191,6 +196,15 @@ async function vppSet(client: VppClient): Promise<Set<string>> {
     out.add(`${s.entry.flags & IS_INBOUND ? 'in' : 'out'}:${hex8(s.entry.spi)}`);
   }
   return out;
+}
+
+/** RcvbufErrors of the `Udp:` lines of /proc/net/snmp. */
+function udpRcvbufErrors(snmp: string): number {
+  const lines = snmp.split('\n').filter((l) => l.startsWith('Udp:'));
+  const names = (lines[0] ?? '').split(/\s+/);
+  const values = (lines[1] ?? '').split(/\s+/);
+  const i = names.indexOf('RcvbufErrors');
+  return i < 0 ? NaN : Number(values[i]);
 }
 
 const minus = (a: ReadonlySet<string>, b: ReadonlySet<string>): string[] => [...a].filter((x) => !b.has(x));
@@ -321,6 +335,8 @@ interface Result {
   rss: { startKb: number; upKb: number; warmKb: number; endKb: number; slopeMbPerMin: number; slopeMbPerMinAll: number };
   rekeys: { child: number; ike: number; childPerS: number; ikePerS: number; expectedChild: number; expectedIke: number };
   vppSasAfterStop?: number;
+  /** VPP's error counters about punt, UDP and drops at the end of the soak (`show errors`) */
+  vppErrors?: string[];
   daemonExit?: { code: number | null; signal: NodeJS.Signals | null };
   checks: Check[];
   ok: boolean;
@@ -401,7 +417,8 @@ async function run(o: { tunnels: number; minutes: number; childRekey: number; ik
   let prev: { t: number; child: number; ike: number } | undefined;
   const sample = async (): Promise<Sample> => {
     const t = (performance.now() - soakStart) / 1000;
-    const [st, list, swan, inVpp] = await Promise.all([daemonStats(daemon), listSas(daemon), init.listSas(lab), vppSet(vc)]);
+    const [st, list, swan, inVpp, snmp] = await Promise.all([daemonStats(daemon), listSas(daemon), init.listSas(lab), vppSet(vc), lab.exec('a', 'cat', ['/proc/net/snmp'])]);
+    const tr = (st.transport ?? {}) as Record<string, number>;
     charonLog.update();
     const ps = procStat(dpid);
     const child = Number(st.child_rekeyed);
@@ -427,7 +444,10 @@ async function run(o: { tunnels: number; minutes: number; childRekey: number; ik
       ikeEstablished: Number(st.ike_established),
       ikeFailed: Number(st.ike_failed),
       childFailed: Number(st.child_failed),
-      dataplaneErrors: Number(st.dataplane_errors),
+      dataplaneErrors: Object.values((st.dataplane_errors ?? {}) as Record<string, number>).reduce((a, b) => a + b, 0),
+      sendErrors: Number(tr.send_errors ?? 0),
+      transportDrops: { shed: tr.shed ?? 0, duplicates: tr.duplicates ?? 0, invalid: tr.invalid ?? 0, not_ours: tr.not_ours ?? 0, no_interface: tr.no_interface ?? 0 },
+      peerRcvbufErrors: udpRcvbufErrors(snmp.stdout),
       rssKb: ps.rssKb,
       cpuS: ps.cpuMs / 1000,
       vppSas: inVpp.size,
@@ -454,6 +474,8 @@ async function run(o: { tunnels: number; minutes: number; childRekey: number; ik
   r.samples.push(await sample());
   const last = r.samples[r.samples.length - 1]!;
   const first = r.samples[0]!;
+
+  r.vppErrors = (await vpp.ctl('show', 'errors')).split('\n').filter((l) => /punt|udp|drop|ip4-local/i.test(l)).map((l) => l.trim());
 
   // ---- VPP holds exactly the current SAs: the peer frozen, vpp-iked's work in flight done
   process.kill(init.proc.pid, 'SIGSTOP');
@@ -559,14 +581,20 @@ function report(r: Result): string {
   const out: string[] = [];
   out.push(`soak: ${r.tunnels} tunnels, ${r.minutes} min, CHILD_SA rekey ${r.childRekey} s, IKE SA rekey ${r.ikeRekey} s (both sides), real VPP, punt transport, p2mp`);
   if (r.bringUp) out.push(`bring-up: ${fmt(r.bringUp.seconds, 1)} s, load-tester retransmits ${r.bringUp.initiatorRetransmits}, failures ${r.bringUp.initiatorFailed}`);
-  const rows = [['t s', 'up ours', 'up theirs', 'CHILD rk/s', 'IKE rk/s', 'rexmit ours', 'rexmit theirs', 'coll CHILD', 'coll IKE', 'coll theirs', 'RSS MB', 'CPU s', 'VPP SAs', 'listed SAs', 'VPP RSS MB']];
+  const rows = [['t s', 'up ours', 'up theirs', 'CHILD rk/s', 'IKE rk/s', 'rexmit ours', 'rexmit theirs', 'coll CHILD', 'coll IKE', 'coll theirs', 'send err', 'peer drops', 'RSS MB', 'CPU s', 'VPP SAs', 'listed SAs', 'VPP RSS MB']];
   for (const s of r.samples) {
     rows.push([
       s.t.toFixed(0), String(s.oursUp), String(s.theirsUp), fmt(s.childRekeysPerS, 1), fmt(s.ikeRekeysPerS, 1), String(s.retransmits), String(s.theirRetransmits),
-      String(s.childCollisions), String(s.ikeCollisions), String(s.theirCollisions), fmt(s.rssKb / 1024, 1), fmt(s.cpuS, 1), String(s.vppSas), String(s.listedSas), fmt(s.vppRssKb / 1024, 0),
+      String(s.childCollisions), String(s.ikeCollisions), String(s.theirCollisions), String(s.sendErrors), String(s.peerRcvbufErrors), fmt(s.rssKb / 1024, 1), fmt(s.cpuS, 1), String(s.vppSas), String(s.listedSas), fmt(s.vppRssKb / 1024, 0),
     ]);
   }
   if (r.samples.length > 0) out.push(table(rows));
+  const last = r.samples[r.samples.length - 1];
+  if (last) {
+    out.push(`at the end: ${last.childFailed} CHILD_SA exchanges failed (retried), ${last.ikeFailed} IKE SAs failed, ${last.dataplaneErrors} dataplane errors, ` +
+      `${last.sendErrors} IKE messages not sent to VPP, transport drops ${JSON.stringify(last.transportDrops)}, ${last.peerRcvbufErrors} UDP datagrams dropped by the peer's kernel`);
+  }
+  if (r.vppErrors && r.vppErrors.length > 0) out.push(`VPP's error counters (punt, UDP, drops):\n  ${r.vppErrors.join('\n  ')}`);
   if (r.rekeys) {
     out.push(`rekeys over the soak: ${r.rekeys.child} CHILD_SA (${fmt(r.rekeys.childPerS, 1)}/s), ${r.rekeys.ike} IKE SA (${fmt(r.rekeys.ikePerS, 1)}/s)`);
   }
