@@ -4,7 +4,7 @@
  * VPP as on a gateway.
  *
  *   node_modules/.bin/node bench/soak.ts [--tunnels 1000] [--minutes 10] [--child-rekey 10] [--ike-rekey 30]
- *       [--sample 30] [--json FILE] [--plugin PATH] [--log-level info] [--keep]
+ *       [--sample 30] [--json FILE] [--plugin PATH] [--log-level info] [--peer-log 0] [--keep]
  *
  * The lab (test/helpers/real-vpp.ts): VPP 26.10 in its own network namespace owning its end of a
  * veth pair (192.0.2.2), `net.unix.max_dgram_qlen` raised to 256 there; vpp-iked in VPP's namespace
@@ -83,6 +83,7 @@ const USAGE = `Usage: node_modules/.bin/node bench/soak.ts [options]   (as root,
   --ike-rekey S      IKE SA rekey_time in seconds, both sides (default 30)
   --sample S         seconds between samples (default 30)
   --log-level LEVEL  vpp-iked's log level (default info)
+  --peer-log N       charon's file log level for every subsystem (default 0; its IKE subsystem logs at 1 at least)
   --json FILE        where the JSON goes (default bench/results/soak-<time>.json)
   --plugin PATH      libstrongswan-load-tester.so
   --keep             keep the lab folders (configs, logs)`;
@@ -349,7 +350,7 @@ async function cleanupAll(): Promise<void> {
   for (const c of cleanups.splice(0).reverse()) await c().catch((e: unknown) => process.stderr.write(`clean-up: ${(e as Error).message}\n`));
 }
 
-async function run(o: { tunnels: number; minutes: number; childRekey: number; ikeRekey: number; sampleS: number; logLevel: string; plugin: string }, r: Result): Promise<void> {
+async function run(o: { tunnels: number; minutes: number; childRekey: number; ikeRekey: number; sampleS: number; logLevel: string; peerLog: number; plugin: string }, r: Result): Promise<void> {
   const vpp = await startVppLab({ after: (fn) => void cleanups.push(fn) }, { unixDgramQlen: 256 });
   // the load-tester's addresses are reached through the peer's veth address
   await vpp.ctl('ip', 'route', 'add', POOL_PREFIX, 'via', VPP_LAB_ADDR.peer.v4, vpp.hostIf);
@@ -378,7 +379,8 @@ async function run(o: { tunnels: number; minutes: number; childRekey: number; ik
     addrs: { iface: vpp.peerIf, range: `${ipv4(POOL_BASE + 1)}-${ipv4(POOL_BASE + o.tunnels)}` },
     ikeRekey: o.ikeRekey,
     childRekey: o.childRekey,
-    ikeLogLevel: 1,
+    logLevel: o.peerLog,
+    ikeLogLevel: Math.max(1, o.peerLog),
   }, plugins);
   const charonLog = new LogCounter(join(lab.dir, 'load-tester', 'charon.log'), [/retransmit \d+ of request/, /detected \S+ collision with \S+/]);
 
@@ -618,6 +620,7 @@ async function main(): Promise<number> {
       'ike-rekey': { type: 'string', default: '30' },
       sample: { type: 'string', default: '30' },
       'log-level': { type: 'string', default: 'info' },
+      'peer-log': { type: 'string', default: '0' },
       json: { type: 'string' },
       plugin: { type: 'string' },
       keep: { type: 'boolean', default: false },
@@ -641,6 +644,7 @@ async function main(): Promise<number> {
   const childRekey = num('child-rekey', values['child-rekey'], 2, 86400);
   const ikeRekey = num('ike-rekey', values['ike-rekey'], 2, 86400);
   const sampleS = num('sample', values.sample, 1, 3600);
+  const peerLog = num('peer-log', values['peer-log'], 0, 4);
   const inter = interopAvailable();
   if (!inter.available) {
     console.error(`soak: ${inter.reason}`);
@@ -679,7 +683,7 @@ async function main(): Promise<number> {
     checks: [], ok: false,
   };
   try {
-    await run({ tunnels, minutes, childRekey, ikeRekey, sampleS, logLevel: values['log-level'], plugin }, r);
+    await run({ tunnels, minutes, childRekey, ikeRekey, sampleS, logLevel: values['log-level'], peerLog, plugin }, r);
   } catch (e) {
     r.error = e instanceof Error ? e.message : String(e);
   } finally {
