@@ -22,14 +22,16 @@ const AUTH = ExchangeType.IKE_AUTH;
 const CC = ExchangeType.CREATE_CHILD_SA;
 const INFO = ExchangeType.INFORMATIONAL;
 
-/** Two CHILD_SAs (one comes with IKE_AUTH, one with CREATE_CHILD_SA), no rekeys of their own. */
-function side(local: [string, string], remote: [string, string], o: Partial<ConnectionConfig> = {}): Partial<ConnectionConfig> {
-  const quiet = { rekeyTime: 0, lifeTime: 0, randTime: 0 };
-  return {
-    rekeyTime: 0,
-    children: [child('net', { localTs: [local[0]], remoteTs: [remote[0]], ...quiet }), child('net2', { localTs: [local[1]], remoteTs: [remote[1]], ...quiet })],
-    ...o,
-  };
+type Mode = 'p2p' | 'p2mp' | 'policy';
+
+/**
+ * Two CHILD_SAs (one comes with IKE_AUTH, one with CREATE_CHILD_SA), no rekeys of their own; with
+ * p2mp one (VPP's multipoint interface carries one CHILD_SA per peer).
+ */
+function side(local: [string, string], remote: [string, string], o: Partial<ConnectionConfig> = {}, mode: Mode = 'p2p'): Partial<ConnectionConfig> {
+  const quiet = { rekeyTime: 0, lifeTime: 0, randTime: 0, vppMode: mode, ...(mode === 'p2mp' ? { vppInterface: 'ipsec0' } : mode === 'policy' ? { vppInterface: 'eth0' } : {}) };
+  const children = [child('net', { localTs: [local[0]], remoteTs: [remote[0]], ...quiet }), child('net2', { localTs: [local[1]], remoteTs: [remote[1]], ...quiet })];
+  return { rekeyTime: 0, children: mode === 'p2mp' ? children.slice(0, 1) : children, ...o };
 }
 const SIDE_A: [string, string] = ['10.1.0.0/16', '10.3.0.0/16'];
 const SIDE_B: [string, string] = ['10.2.0.0/16', '10.4.0.0/16'];
@@ -68,35 +70,38 @@ function live(n: Node): IkeSa[] {
 }
 
 /** Both sides up with two CHILD_SAs; from then on every step is checked for outbound SAs the peer can decrypt. */
-async function up(o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionConfig>; logA?: ReturnType<typeof captureLog>['log']; logB?: ReturnType<typeof captureLog>['log'] }) {
-  const env = pair({ a: side(SIDE_A, SIDE_B, o.a), b: side(SIDE_B, SIDE_A, o.b), logA: o.logA, logB: o.logB });
+async function up(o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionConfig>; logA?: ReturnType<typeof captureLog>['log']; logB?: ReturnType<typeof captureLog>['log']; mode?: Mode }) {
+  const mode = o.mode ?? 'p2p';
+  const env = pair({ a: side(SIDE_A, SIDE_B, o.a, mode), b: side(SIDE_B, SIDE_A, o.b, mode), logA: o.logA, logB: o.logB });
   await Promise.all([env.a.engine.initiate('lab'), env.w.run()]);
   await env.w.run();
   const [sa] = live(env.a);
   const [sb] = live(env.b);
-  assert.equal(sa!.children.length, 2);
-  assert.equal(sb!.children.length, 2);
+  const tunnelCount = mode === 'p2mp' ? 1 : 2;
+  assert.equal(sa!.children.length, tunnelCount);
+  assert.equal(sb!.children.length, tunnelCount);
   const gaps: string[] = [];
   env.w.afterDelivery = () => {
     for (const [name, n, peer] of [['a', env.a, env.b], ['b', env.b, env.a]] as const) {
       const tunnels = n.dp.tunnels();
-      if (tunnels.length !== 2) gaps.push(`${name} at ${env.w.sched.now()}: tunnels ${JSON.stringify(tunnels)}`);
+      if (tunnels.length !== tunnelCount) gaps.push(`${name} at ${env.w.sched.now()}: tunnels ${JSON.stringify(tunnels)}`);
       for (const t of tunnels) {
         const out = n.dp.outboundOf(t);
         if (!out) gaps.push(`${name} at ${env.w.sched.now()}: no outbound SA for ${t}`);
-        else if (![...peer.dp.installed.values()].some((c) => c.inbound.spi === out.outbound.spi)) {
+        // policy mode moves outbound traffic to a new SA at once, also for a rekey we answer
+        else if (mode !== 'policy' && ![...peer.dp.installed.values()].some((c) => c.inbound.spi === out.outbound.spi)) {
           gaps.push(`${name} at ${env.w.sched.now()}: sends on ${out.outbound.spi.toString(16)} for ${t}, which the peer has not installed`);
         }
       }
     }
   };
-  return { ...env, gaps, oldA: sa!, oldB: sb! };
+  return { ...env, gaps, oldA: sa!, oldB: sb!, tunnelCount };
 }
 
 const tsOf = (sa: IkeSa) => sa.children.map((c) => `${c.name} ${c.localTs.map(selToString)} ${c.remoteTs.map(selToString)}`).sort();
 
 /** One new IKE SA each (not the old ones), same SPIs, both CHILD_SAs recreated with the same selectors, nothing else installed. */
-function reauthenticated(env: { a: Node; b: Node; gaps: string[]; oldA: IkeSa; oldB: IkeSa }, ts: { a: string[]; b: string[] }): { sa: IkeSa; sb: IkeSa } {
+function reauthenticated(env: { a: Node; b: Node; gaps: string[]; oldA: IkeSa; oldB: IkeSa; tunnelCount: number }, ts: { a: string[]; b: string[] }): { sa: IkeSa; sb: IkeSa } {
   assert.deepEqual(env.gaps, [], 'an outbound SA the peer can decrypt, for each tunnel, at every step');
   assert.ok(env.oldA.dead && env.oldB.dead, 'the old IKE SA is gone on both sides');
   assert.equal(live(env.a).length, 1, `one IKE SA on a: ${live(env.a).map((s) => `${s.id} ${s.state}`)}`);
@@ -112,7 +117,7 @@ function reauthenticated(env: { a: Node; b: Node; gaps: string[]; oldA: IkeSa; o
   for (const [n, s, peer] of [[env.a, sa, sb], [env.b, sb, sa]] as const) {
     assert.deepEqual([...n.dp.installed.keys()].sort(), s.children.map((c) => c.id).sort(), 'the dataplane holds exactly the current CHILD_SAs');
     assert.equal(n.dp.pendingSpis, 0, 'no SPI left allocated');
-    assert.equal(n.dp.tunnels().length, 2, 'the new CHILD_SAs joined the tunnels of the old ones');
+    assert.equal(n.dp.tunnels().length, env.tunnelCount, 'the new CHILD_SAs joined the tunnels of the old ones');
     for (const c of s.children) {
       assert.equal(c.state, 'INSTALLED');
       const p = peer.children.find((x) => x.spiOut === c.spiIn);
@@ -302,3 +307,17 @@ test('the reauthentication time survives IKE SA rekeys; over_time counts from th
   assert.equal(live(env.a).length, 1);
   assert.equal(live(env.b).length, 1);
 });
+
+for (const mode of ['p2mp', 'policy'] as const) {
+  for (const who of ['a', 'b'] as const) {
+    for (const [name, losses] of [cases[0]!, cases[2]!]) {
+      test(`vpp_mode = ${mode}: reauthentication by ${who === 'a' ? 'the original initiator' : 'the original responder'} (${name}) keeps an outbound SA for each tunnel`, async () => {
+        const env = await up({ [who]: REAUTH, mode });
+        const ts = { a: tsOf(env.oldA), b: tsOf(env.oldB) };
+        lossy(env.w, losses.map((l) => ({ ...l, from: l.from === 'x' ? who : who === 'a' ? 'b' : 'a' })));
+        await env.w.advance(160_000, 250);
+        reauthenticated(env, ts);
+      });
+    }
+  }
+}
