@@ -321,3 +321,24 @@ for (const mode of ['p2mp', 'policy'] as const) {
     }
   }
 }
+
+test('both sides reauthenticate at the same moment, round after round: one reauthentication gives way, one IKE SA is left each time', async () => {
+  const cap = captureLog();
+  const env = await up({ a: REAUTH, b: REAUTH, logA: cap.log });
+  for (let round = 1; round <= 3; round++) {
+    await env.w.advance(round === 1 ? 130_000 : 100_000, 250);
+    assert.deepEqual(env.gaps, [], `round ${round}: an outbound SA for each tunnel at every step`);
+    const la = live(env.a);
+    const lb = live(env.b);
+    assert.equal(la.length, 1, `round ${round}: one IKE SA on a: ${la.map((s) => `${s.id} ${s.state} ${s.children.map((c) => c.name)}`)}`);
+    assert.equal(lb.length, 1, `round ${round}: one IKE SA on b`);
+    assert.ok(la[0]!.spiI.equals(lb[0]!.spiI) && la[0]!.spiR.equals(lb[0]!.spiR));
+    assert.equal(la[0]!.children.length, 2);
+    for (const [n, l] of [[env.a, la], [env.b, lb]] as const) {
+      assert.deepEqual([...n.dp.installed.keys()].sort(), l.flatMap((s) => s.children.map((c) => c.id)).sort(), 'the dataplane holds exactly the live CHILD_SAs');
+      assert.equal(n.dp.pendingSpis, 0);
+    }
+  }
+  assert.ok(env.oldA.dead && env.oldB.dead);
+  assert.ok(cap.lines.some((l) => String(l.msg).startsWith('reauthentication collision')), 'the collision was seen');
+});

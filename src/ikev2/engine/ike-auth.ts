@@ -25,6 +25,7 @@ import { addKeRemaining, intermediateDone, intAuthForAuth } from './ike-intermed
 import { watchKeepalive } from './keepalive.ts';
 import { queueTask } from './tasks.ts';
 import { deleteIke, destroy } from './teardown.ts';
+import { reauthCollision } from './reauth.ts';
 
 /**
  * The signed octets of one side (RFC 7296 §2.15): its IKE_SA_INIT message, the other's nonce,
@@ -109,7 +110,10 @@ export async function onAuthRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader,
   startDpd(ctx, sa);
   // Only after our IKE_AUTH response is out may anything else (a DELETE of a duplicate) be sent.
   if (findNotify(payloads, NotifyType.INITIAL_CONTACT)) initialContact(ctx, sa);
-  else applyUnique(ctx, sa);
+  else {
+    reauthCollision(ctx, sa);
+    applyUnique(ctx, sa);
+  }
 }
 
 /** The peer failed to authenticate (responder): tell it, and drop the SA. */

@@ -92,20 +92,54 @@ export function reauthAborted(ctx: EngineContext, sa: IkeSa, reason: string): vo
   reauthRetry(ctx, r.old, reason);
 }
 
+/**
+ * Delete the new IKE SA of a reauthentication. Our traffic goes back to the old CHILD_SAs before
+ * the peer hears of the Delete and drops the new ones; deleteIke → destroy → reauthAborted keeps
+ * the old IKE SA and retries.
+ */
+function abandon(ctx: EngineContext, sa: IkeSa): void {
+  if (sa.state === 'CONNECTING' && sa.active?.task.kind === 'ike-auth' && sa.reauthOf) {
+    // The peer may have set it up already: it is deleted with a Delete once IKE_AUTH is answered.
+    sa.reauthOf.abandoned = true;
+    sa.queue = sa.queue.filter((t) => t.kind !== 'child-create' || !t.takeOver);
+    return;
+  }
+  for (const c of sa.children) {
+    c.state = 'DELETING';
+    void removeFromDataplane(ctx, sa, c.id);
+  }
+  deleteIke(ctx, sa);
+}
+
+/**
+ * Responder: the peer authenticated a new IKE SA (`peers`) while we reauthenticate an older IKE SA
+ * of the same peer: both sides reauthenticate at once. Kept, each side would take over the tunnels
+ * twice and the IKE SAs would double with every round. The new IKE SA with the lower initiator SPI
+ * gives way (both sides compare the same two SPIs): when it is ours we delete it, and the peer's
+ * reauthentication replaces the old IKE SA (if that fails too, ours is retried later).
+ */
+export function reauthCollision(ctx: EngineContext, peers: IkeSa): void {
+  for (const other of ctx.table.peers(peers.localId, peers.remoteId)) {
+    const ours = other.reauthBy;
+    if (other === peers || other.dead || !ours || ours.dead || ours === peers || other.conn?.name !== peers.conn?.name || other.remote.addr !== peers.remote.addr) continue;
+    const oursLoses = Buffer.compare(ours.spiI, peers.spiI) < 0;
+    ctx.log.info({ ike: other.id, ours: ours.id, peers: peers.id, deleting: oursLoses ? ours.id : undefined }, oursLoses ? 'reauthentication collision: the peer reauthenticates too, deleting our new IKE SA' : 'reauthentication collision: the peer reauthenticates too, it deletes its new IKE SA');
+    if (oursLoses) abandon(ctx, ours);
+  }
+}
+
 /** Every CHILD_SA was tried on the new IKE SA: the old IKE SA goes, or, if one is missing, the new one. */
 export function completeReauth(ctx: EngineContext, sa: IkeSa): void {
   const r = sa.reauthOf;
   if (!r) return kick(ctx, sa);
   const old = r.old;
+  if (r.abandoned) {
+    abandon(ctx, sa);
+    return kick(ctx, sa);
+  }
   if (r.todo.size > 0) {
     ctx.log.info({ ike: sa.id, old_ike: old.id, missing: [...r.todo].map((c) => c.name) }, 'reauthentication could not recreate every CHILD SA, deleting the new IKE SA');
-    // Our traffic goes back to the old CHILD_SAs before the peer hears of the Delete and drops
-    // the new ones; deleteIke → destroy → reauthAborted keeps the old IKE SA and retries.
-    for (const c of sa.children) {
-      c.state = 'DELETING';
-      void removeFromDataplane(ctx, sa, c.id);
-    }
-    deleteIke(ctx, sa);
+    abandon(ctx, sa);
     return kick(ctx, sa);
   }
   sa.reauthOf = undefined;
@@ -152,19 +186,23 @@ function sameSels(a: Sel[], b: Sel[]): boolean {
 
 /**
  * Responder: the peer creates a CHILD_SA on `sa`. When another IKE SA of the same peer (identities,
- * connection, address) has an installed CHILD_SA of the same config and traffic selectors that no
- * other CHILD_SA took over yet, the peer is reauthenticating: the new CHILD_SA takes over its tunnel.
+ * connection, address) has an installed CHILD_SA of the same config and traffic selectors, the peer
+ * is reauthenticating: the new CHILD_SA takes over its tunnel. One that no other CHILD_SA took over
+ * yet is preferred (both sides reauthenticating at once take over the same tunnel twice).
  */
 export function predecessorOf(ctx: EngineContext, sa: IkeSa, cfg: ChildConfig, localTs: Sel[], remoteTs: Sel[]): ChildSa | undefined {
   if (!sa.remoteId) return undefined;
   const peers = ctx.table.peers(sa.localId, sa.remoteId);
   if (peers.size < 2) return undefined;
+  let taken: ChildSa | undefined;
   for (const other of peers) {
     if (other === sa || other.dead || other.conn?.name !== sa.conn?.name || other.remote.addr !== sa.remote.addr) continue;
     if (other.state !== 'ESTABLISHED' && other.state !== 'REKEYING') continue;
     for (const c of other.children) {
-      if (c.state === 'INSTALLED' && !c.successor && c.name === cfg.name && sameSels(c.localTs, localTs) && sameSels(c.remoteTs, remoteTs)) return c;
+      if (c.state !== 'INSTALLED' || c.name !== cfg.name || !sameSels(c.localTs, localTs) || !sameSels(c.remoteTs, remoteTs)) continue;
+      if (!c.successor) return c;
+      taken ??= c;
     }
   }
-  return undefined;
+  return taken;
 }

@@ -187,6 +187,8 @@ export interface Reauth {
   authChild: ChildSa | undefined;
   /** Old CHILD_SAs not yet recreated. */
   todo: Set<ChildSa>;
+  /** Given up (a reauthentication collision) while IKE_AUTH was under way: deleted once it is done. */
+  abandoned?: boolean;
 }
 
 /** The peer's rekey of a CHILD_SA we were rekeying too: the CHILD_SA it made and its exchange's lower nonce. */
