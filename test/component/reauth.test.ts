@@ -342,3 +342,16 @@ test('both sides reauthenticate at the same moment, round after round: one reaut
   assert.ok(env.oldA.dead && env.oldB.dead);
   assert.ok(cap.lines.some((l) => String(l.msg).startsWith('reauthentication collision')), 'the collision was seen');
 });
+
+test('an IKE SA rekeyed while its reauthentication is under way: the reauthentication follows the rekeyed IKE SA and deletes it', async () => {
+  const env = await up({ a: REAUTH });
+  const ts = { a: tsOf(env.oldA), b: tsOf(env.oldB) };
+  lossy(env.w, [{ from: 'b', exchange: AUTH, response: true, nth: 1 }]);
+  await env.w.advance(100_000, 1000);
+  assert.ok(env.oldA.reauthBy && env.oldA.reauthBy.state === 'CONNECTING', 'IKE_AUTH of the new IKE SA under way');
+  assert.ok(env.a.engine.rekeyIke(env.oldA), 'the operator rekeys the old IKE SA');
+  await env.w.advance(30_000, 250);
+  assert.equal(env.a.engine.stats.ikeRekeyed, 1, 'the rekey happened');
+  reauthenticated(env, ts);
+  assert.equal(env.a.engine.stats.ikeDeleted, 2, 'the rekeyed IKE SA and its successor went');
+});

@@ -24,9 +24,9 @@ import { awaitFollowup, linkNotify, newLink, startFollowup } from './followup.ts
 
 type IkeRekeyTask = Extract<Task, { kind: 'ike-rekey' }>;
 
-/** Rekey an IKE SA (RFC 7296 §2.18); its CHILD_SAs move to the new one. Not while it is reauthenticated. */
+/** Rekey an IKE SA (RFC 7296 §2.18); its CHILD_SAs move to the new one (and a reauthentication under way follows them). */
 export function rekeyIke(ctx: EngineContext, sa: IkeSa): boolean {
-  if (sa.dead || sa.state !== 'ESTABLISHED' || (sa.reauthBy && !sa.reauthBy.dead)) return false;
+  if (sa.dead || sa.state !== 'ESTABLISHED') return false;
   if (!hasTask(sa, 'ike-rekey')) queueTask(ctx, sa, { kind: 'ike-rekey' });
   return true;
 }
