@@ -18,6 +18,7 @@ import { jitter, newSpi, setTimer, type EngineContext } from './context.ts';
 import { admit, idOr, localIdOf, sendInit } from './ike-init.ts';
 import { kick } from './tasks.ts';
 import { deleteIke, removeFromDataplane } from './teardown.ts';
+import { retryIfKeptUp } from './keep-up.ts';
 
 /** strongSwan's delay for a reauthentication that finds the IKE SA busy: 15 s less up to 10 s. */
 const BUSY_RETRY_S = 15;
@@ -83,12 +84,20 @@ function reauthRetry(ctx: EngineContext, old: IkeSa, why: string): void {
   ctx.log.info({ ike: old.id, conn: old.conn?.name, reason: why, retry_in_s: Math.round((at - ctx.sched.now()) / 1000) }, 'IKE SA reauthentication failed, retrying later');
 }
 
-/** The new IKE SA of a reauthentication goes before it completed: the old one stays. */
+/**
+ * The new IKE SA of a reauthentication goes before it completed: the old one stays and tries again.
+ * When the old one went meanwhile (its peer deleted it, it expired), the connection is down: it is
+ * started again if it is one we keep up, as after any failed initiation.
+ */
 export function reauthAborted(ctx: EngineContext, sa: IkeSa, reason: string): void {
   const r = sa.reauthOf;
   if (!r) return;
   sa.reauthOf = undefined;
   if (r.old.reauthBy === sa) r.old.reauthBy = undefined;
+  if (r.old.dead) {
+    if (sa.conn) retryIfKeptUp(ctx, sa.conn.name);
+    return;
+  }
   reauthRetry(ctx, r.old, reason);
 }
 
@@ -137,14 +146,16 @@ export function completeReauth(ctx: EngineContext, sa: IkeSa): void {
     abandon(ctx, sa);
     return kick(ctx, sa);
   }
-  if (r.todo.size > 0) {
+  // Without the old IKE SA (the peer deleted it, it expired) the new one is all there is: it stays.
+  if (r.todo.size > 0 && !old.dead) {
     ctx.log.info({ ike: sa.id, old_ike: old.id, missing: [...r.todo].map((c) => c.name) }, 'reauthentication could not recreate every CHILD SA, deleting the new IKE SA');
     abandon(ctx, sa);
     return kick(ctx, sa);
   }
   sa.reauthOf = undefined;
   if (old.reauthBy === sa) old.reauthBy = undefined;
-  ctx.log.info({ ike: sa.id, old_ike: old.id, conn: sa.conn?.name, peer: sa.remote.addr, children: sa.children.length }, 'IKE SA reauthenticated, deleting the old IKE SA');
+  const missing = r.todo.size > 0 ? [...r.todo].map((c) => c.name) : undefined;
+  ctx.log.info({ ike: sa.id, old_ike: old.id, conn: sa.conn?.name, peer: sa.remote.addr, children: sa.children.length, missing }, 'IKE SA reauthenticated, deleting the old IKE SA');
   if (!old.dead) deleteIke(ctx, old);
   kick(ctx, sa);
 }
