@@ -355,3 +355,30 @@ test('an IKE SA rekeyed while its reauthentication is under way: the reauthentic
   reauthenticated(env, ts);
   assert.equal(env.a.engine.stats.ikeDeleted, 2, 'the rekeyed IKE SA and its successor went');
 });
+
+test('the old IKE SA goes while its reauthentication fails: a connection kept up (start_action = start) is started again', async () => {
+  const quiet = { rekeyTime: 0, lifeTime: 0, randTime: 0 };
+  const env = await up({
+    a: { ...REAUTH, children: [child('net', { localTs: [SIDE_A[0]], remoteTs: [SIDE_B[0]], startAction: 'start', ...quiet }), child('net2', { localTs: [SIDE_A[1]], remoteTs: [SIDE_B[1]], ...quiet })] },
+  });
+  env.w.afterDelivery = () => undefined;
+  env.a.engine.startConnections(); // keeps 'lab' up (its IKE SA exists already)
+  let blocking = true;
+  env.w.filter = (p) => (blocking && p.data[18] === INIT ? 'drop' : 'deliver');
+  await env.w.advance(101_000, 1000);
+  assert.ok(env.oldA.reauthBy, 'reauthentication under way');
+  env.b.engine.deleteIke(env.oldB);
+  await env.w.advance(2_000, 500);
+  assert.ok(env.oldA.dead, 'the peer deleted the old IKE SA');
+  const reauthSa = live(env.a)[0]!;
+  await env.w.advance(170_000, 1000);
+  assert.ok(reauthSa.dead, 'the new IKE SA gave up');
+  blocking = false;
+  await env.w.advance(120_000, 1000);
+  const [sa] = live(env.a);
+  assert.equal(live(env.a).length, 1, 'the connection is up again');
+  assert.equal(sa!.state, 'ESTABLISHED');
+  assert.deepEqual(sa!.children.map((c) => c.name).sort(), ['net', 'net2']);
+  assert.equal(live(env.b).length, 1);
+  assert.deepEqual([...env.a.dp.installed.keys()].sort(), sa!.children.map((c) => c.id).sort());
+});
