@@ -382,3 +382,18 @@ test('the old IKE SA goes while its reauthentication fails: a connection kept up
   assert.equal(live(env.b).length, 1);
   assert.deepEqual([...env.a.dp.installed.keys()].sort(), sa!.children.map((c) => c.id).sort());
 });
+
+test('an IKE SA without CHILD_SAs is not reauthenticated (as strongSwan) and expires at its hard lifetime', async () => {
+  const cap = captureLog();
+  const env = await up({ a: { reauthTime: 100, randTime: 0, overTime: 50 }, logA: cap.log });
+  env.w.afterDelivery = () => undefined;
+  for (const c of [...env.oldA.children]) env.a.engine.deleteChild(c.id);
+  await env.w.run();
+  assert.equal(env.oldA.children.length, 0);
+  await env.w.advance(101_000, 1000);
+  assert.ok(cap.lines.some((l) => l.msg === 'unable to reauthenticate IKE SA, no CHILD SA to recreate'));
+  assert.equal(live(env.a).length, 1, 'no new IKE SA');
+  assert.equal(env.oldA.reauthAt, 0);
+  await env.w.advance(50_000, 1000);
+  assert.ok(env.oldA.dead && env.oldB.dead, 'expired at reauth_time + over_time');
+});

@@ -46,6 +46,7 @@ function startReauth(ctx: EngineContext, old: IkeSa): void {
   if (take.length === 0) {
     // As strongSwan: only CHILD_SAs make a reauthentication worth it; the IKE SA expires at over_time.
     ctx.log.info({ ike: old.id, conn: conn.name }, 'unable to reauthenticate IKE SA, no CHILD SA to recreate');
+    old.reauthAt = 0;
     return;
   }
   if (!admit(ctx)) return reauthRetry(ctx, old, 'IKE SA table is full');
@@ -208,7 +209,8 @@ export function predecessorOf(ctx: EngineContext, sa: IkeSa, cfg: ChildConfig, l
   let taken: ChildSa | undefined;
   for (const other of peers) {
     if (other === sa || other.dead || other.conn?.name !== sa.conn?.name || other.remote.addr !== sa.remote.addr) continue;
-    if (other.state !== 'ESTABLISHED' && other.state !== 'REKEYING') continue;
+    // Not the new IKE SA of a reauthentication of ours still under way (its tunnels are the old ones').
+    if ((other.state !== 'ESTABLISHED' && other.state !== 'REKEYING') || other.reauthOf) continue;
     for (const c of other.children) {
       if (c.state !== 'INSTALLED' || c.name !== cfg.name || !sameSels(c.localTs, localTs) || !sameSels(c.remoteTs, remoteTs)) continue;
       if (!c.successor) return c;
