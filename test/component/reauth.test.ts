@@ -397,3 +397,22 @@ test('an IKE SA without CHILD_SAs is not reauthenticated (as strongSwan) and exp
   await env.w.advance(50_000, 1000);
   assert.ok(env.oldA.dead && env.oldB.dead, 'expired at reauth_time + over_time');
 });
+
+test('reauthentication checks the credentials as configured now: a PSK the peer no longer accepts fails it and the old IKE SA stays', async () => {
+  const cap = captureLog();
+  const env = await up({ a: REAUTH, logA: cap.log });
+  // The peer's configuration now has another key for these identities (its existing IKE SA stays).
+  const b = env.b.engine.config.get('lab')!;
+  env.b.engine.setConfig(config([b], [psk(['a.lab', 'b.lab'], 'another-preshared-key-0123456789')]));
+  await env.w.advance(101_000, 1000);
+  await env.w.advance(5_000, 250);
+  assert.ok(env.b.engine.stats.authFailed >= 1, 'the peer refused the new IKE SA');
+  assert.ok(cap.lines.some((l) => l.msg === 'IKE SA reauthentication failed, retrying later'));
+  assert.ok(!env.oldA.dead && !env.oldB.dead, 'the old IKE SA stays');
+  assert.equal(live(env.a).length, 1);
+  assert.equal(live(env.b).length, 1);
+  assert.deepEqual([...env.a.dp.installed.keys()].sort(), env.oldA.children.map((c) => c.id).sort(), 'nothing of the failed attempt is left');
+  assert.deepEqual([...env.b.dp.installed.keys()].sort(), env.oldB.children.map((c) => c.id).sort());
+  assert.equal(env.a.dp.pendingSpis, 0);
+  assert.deepEqual(env.gaps, []);
+});
