@@ -416,3 +416,16 @@ test('reauthentication checks the credentials as configured now: a PSK the peer 
   assert.equal(env.a.dp.pendingSpis, 0);
   assert.deepEqual(env.gaps, []);
 });
+
+test('an IKE SA on the NAT-T port (encap = yes) is reauthenticated from and to that port, with UDP-encapsulated CHILD_SAs', async () => {
+  const env = await up({ a: { ...REAUTH, encap: true } });
+  const ts = { a: tsOf(env.oldA), b: tsOf(env.oldB) };
+  assert.equal(env.oldA.local.port, 4500);
+  await env.w.advance(160_000, 250);
+  const { sa, sb } = reauthenticated(env, ts);
+  assert.equal(sa.local.port, 4500);
+  assert.equal(sb.local.port, 4500);
+  assert.ok(sa.children.every((c) => c.encap) && sb.children.every((c) => c.encap), 'UDP encapsulation as before');
+  const init = env.w.log.filter((p) => p.data[18] === INIT && (p.data[19]! & 0x20) === 0 && p.local.addr === A);
+  assert.equal(init.at(-1)!.local.port, 4500, 'the new IKE_SA_INIT went from port 4500');
+});
