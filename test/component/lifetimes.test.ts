@@ -84,3 +84,42 @@ test('10,000 tunnels made within one minute: rand_time spreads their IKE and CHI
     assert.ok(busiest <= 3 * mean + 10, `${what}: at most ${busiest} in one second`);
   }
 });
+
+test('rand_time = 1s: 1,000 CHILD_SAs and IKE SAs installed in the same millisecond spread their rekeys over that second', () => {
+  const sched = new FakeScheduler(5_000);
+  sched.setHandler(() => undefined);
+  const ctx = new EngineContext({
+    scheduler: sched,
+    random: (n) => randomBytes(n),
+    send: () => undefined,
+    dataplane: new MemoryDataplane(),
+    log: pino({ level: 'silent' }),
+    port: 500,
+    portNatT: 4500,
+    ikeSaLimit: 2_000,
+  });
+  const c = conn('tight', { rekeyTime: 30, overTime: 3, randTime: 1, children: [child('net', { rekeyTime: 10, lifeTime: 11, randTime: 1 })] });
+  const esp: number[] = [];
+  const ike: number[] = [];
+  for (let i = 0; i < 1_000; i++) {
+    const ch = new ChildSa(i + 1, c.children[0]!);
+    ch.installedAt = sched.now();
+    childLifetimes(ctx, ch);
+    esp.push(ch.rekeyAt - ch.installedAt);
+    const sa = new IkeSa(i + 1, true, randomBytes(8), { addr: '192.0.2.1', port: 500 }, { addr: '192.0.2.2', port: 500 }, sched.now());
+    sa.conn = c;
+    scheduleIkeRekey(ctx, sa);
+    ike.push(sa.rekeyAt - sched.now());
+  }
+  for (const [what, delays, rekeyMs] of [['CHILD', esp, 10_000], ['IKE', ike, 30_000]] as const) {
+    // 0 <= jitter < rand_time: every rekey in (rekey_time - 1 s, rekey_time].
+    assert.ok(delays.every((d) => d > rekeyMs - 1000 && d <= rekeyMs), `${what}: rekeys within the last second before rekey_time`);
+    const buckets = new Set(delays.map((d) => Math.floor(d / 10)));
+    const perBucket = new Map<number, number>();
+    for (const d of delays) perBucket.set(Math.floor(d / 10), (perBucket.get(Math.floor(d / 10)) ?? 0) + 1);
+    const busiest = Math.max(...perBucket.values());
+    console.log(`${what} rekeys of 1,000 SAs with rand_time = 1s: ${buckets.size} of 100 10-ms buckets, ${new Set(delays).size} distinct ms, busiest bucket ${busiest}`);
+    assert.ok(buckets.size >= 95, `${what}: spread over ${buckets.size} 10-ms buckets`);
+    assert.ok(busiest <= 30, `${what}: ${busiest} rekeys in one 10-ms bucket`);
+  }
+});

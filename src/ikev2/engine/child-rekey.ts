@@ -7,7 +7,7 @@ import { NotifyType, ProtocolId } from '../constants.ts';
 import type { IkeHeader, Payload } from '../codec/types.ts';
 import { Timer, type ChildSa, type IkeSa, type PassiveRekey } from '../sa/ike-sa.ts';
 import { EMPTY, findNotify, notify } from './payload-util.ts';
-import { emit, jitter, setTimer, type EngineContext } from './context.ts';
+import { emit, jitter, randomMs, setTimer, type EngineContext } from './context.ts';
 import { answer, answerNotify, retransmitDelay } from './message.ts';
 import { queueTask } from './tasks.ts';
 
@@ -140,13 +140,13 @@ export function rekeyFailed(ctx: EngineContext, sa: IkeSa, child: ChildSa, reaso
   if (left <= 0) {
     // The hard lifetime is near: a new CHILD_SA with the same config takes over (make-before-break)
     // rather than let this one expire unreplaced. A refused one is tried again every few seconds.
-    child.rekeyAt = now + (1 + jitter(ctx, 3)) * 1000;
+    child.rekeyAt = now + 1000 + jitter(ctx, 3);
     child.lastResort = true;
     ctx.log.info({ ike: sa.id, child: child.name, child_id: child.id, reason }, 'CHILD SA rekey failed near its life time, creating a new CHILD SA instead');
   } else {
     // Retried after a random delay (RFC 7296 §2.25), at most a random part of the time left before
     // the last resort, so several attempts fit into the lifetime.
-    const delay = Math.min((15 + jitter(ctx, 30)) * 1000, Math.max(1000, Math.round(left * (0.3 + jitter(ctx, 40) / 100))));
+    const delay = Math.min(15_000 + jitter(ctx, 30), Math.max(1000, Math.round(left * (0.3 + randomMs(ctx, 400) / 1000))));
     child.rekeyAt = now + delay;
     ctx.log.info({ ike: sa.id, child: child.name, child_id: child.id, reason, retry_in_s: Math.round(delay / 1000) }, 'CHILD SA rekey failed, retrying later');
   }
@@ -166,7 +166,7 @@ export function replacementGone(ctx: EngineContext, sa: IkeSa, gone: ChildSa): v
   if (!old || old.state !== 'REKEYED' || old.successor !== gone) return;
   old.state = 'INSTALLED';
   old.successor = undefined;
-  old.rekeyAt = ctx.sched.now() + (1 + jitter(ctx, 10)) * 1000;
+  old.rekeyAt = ctx.sched.now() + 1000 + jitter(ctx, 10);
   ctx.log.info({ ike: sa.id, child: old.name, child_id: old.id, gone: gone.id }, 'the CHILD SA that replaced this one was deleted, keeping it');
   armChildTimer(ctx, sa);
 }
@@ -174,7 +174,7 @@ export function replacementGone(ctx: EngineContext, sa: IkeSa, gone: ChildSa): v
 /** Rekey and expiry times of a freshly installed CHILD_SA. */
 export function childLifetimes(ctx: EngineContext, child: ChildSa): void {
   const cc = child.cfg;
-  if (cc.rekeyTime > 0) child.rekeyAt = child.installedAt + (cc.rekeyTime - jitter(ctx, cc.randTime)) * 1000;
+  if (cc.rekeyTime > 0) child.rekeyAt = child.installedAt + cc.rekeyTime * 1000 - jitter(ctx, cc.randTime);
   if (cc.lifeTime > 0) child.expireAt = child.installedAt + cc.lifeTime * 1000;
 }
 

@@ -319,10 +319,27 @@ export function clearTimer(sa: IkeSa, kind: number): void {
   sa.timers[kind] = 0;
 }
 
-/** Random seconds in [0, max) from the injected source, to spread rekeys (rand_time). */
-export function jitter(ctx: EngineContext, max: number): number {
-  if (max <= 0) return 0;
-  return ctx.opts.random(4).readUInt32BE(0) % Math.floor(max);
+/**
+ * A random part of `maxS` seconds (rand_time, retry windows) in milliseconds: uniform in
+ * [0, maxS × 1000) from the injected source, so SAs made in the same second spread their rekeys
+ * over the whole window rather than in steps of whole seconds.
+ */
+export function jitter(ctx: EngineContext, maxS: number): number {
+  return randomMs(ctx, Math.floor(maxS * 1000));
+}
+
+/** 2^48: the range of the 6 random bytes randomMs draws (exact in a double). */
+const RANGE48 = 2 ** 48;
+
+/** Uniform integer in [0, n) from the injected source (n < 2^48; rejection sampling, no modulo bias). */
+export function randomMs(ctx: EngineContext, n: number): number {
+  n = Math.floor(n);
+  if (n <= 1) return 0;
+  const limit = RANGE48 - (RANGE48 % n);
+  for (;;) {
+    const r = ctx.opts.random(6).readUIntBE(0, 6);
+    if (r < limit) return r % n;
+  }
 }
 
 export function nonce(ctx: EngineContext): Buffer {

@@ -42,11 +42,11 @@ export function scheduleIkeRekey(ctx: EngineContext, sa: IkeSa, reauthAt = 0): v
   if (!conn) return;
   const now = ctx.sched.now();
   if (conn.rekeyTime > 0) {
-    sa.rekeyAt = now + (conn.rekeyTime - jitter(ctx, conn.randTime)) * 1000;
+    sa.rekeyAt = now + conn.rekeyTime * 1000 - jitter(ctx, conn.randTime);
     setTimer(ctx, sa, Timer.IKE_REKEY, sa.rekeyAt);
   }
   if (conn.reauthTime > 0) {
-    sa.reauthAt = reauthAt > 0 ? reauthAt : now + (conn.reauthTime - jitter(ctx, conn.randTime)) * 1000;
+    sa.reauthAt = reauthAt > 0 ? reauthAt : now + conn.reauthTime * 1000 - jitter(ctx, conn.randTime);
     setTimer(ctx, sa, Timer.IKE_REAUTH, Math.max(sa.reauthAt, now));
   }
   const first = sa.rekeyAt && sa.reauthAt ? Math.min(sa.rekeyAt, sa.reauthAt) : sa.rekeyAt || sa.reauthAt;
@@ -256,7 +256,7 @@ export function onIkeRekeyRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, p
 function ikeRekeyFailed(ctx: EngineContext, sa: IkeSa, why: string): void {
   if (sa.terminateRequested) return;
   ctx.log.info({ ike: sa.id, reason: why }, 'IKE SA rekey failed, retrying later');
-  setTimer(ctx, sa, Timer.IKE_REKEY, ctx.sched.now() + (10 + jitter(ctx, 20)) * 1000);
+  setTimer(ctx, sa, Timer.IKE_REKEY, ctx.sched.now() + 10_000 + jitter(ctx, 20));
 }
 
 /** The response to our IKE SA rekey cannot be used: the exchange failed. */

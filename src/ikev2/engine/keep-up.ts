@@ -5,7 +5,7 @@
  * (keyed by a negative number), nothing per IKE SA.
  */
 import { Timer, type IkeSa, type Task } from '../sa/ike-sa.ts';
-import type { EngineContext, KeepUp } from './context.ts';
+import { randomMs, type EngineContext, type KeepUp } from './context.ts';
 import type { ConnectionConfig } from '../../config/types.ts';
 import { initiate } from './ike-init.ts';
 import { destroy } from './teardown.ts';
@@ -104,8 +104,7 @@ export function scheduleRetry(ctx: EngineContext, name: string): void {
   }
   // Backoff: 1 s, 2 s, 4 s ... capped at 60 s, with jitter from the random source.
   const base = Math.min(60_000, 1000 * 2 ** Math.min(st.tries - 1, 6));
-  const jitter = ctx.opts.random(2).readUInt16BE() % Math.max(1, Math.floor(base / 4));
-  st.retryAt = ctx.sched.now() + base + jitter;
+  st.retryAt = ctx.sched.now() + base + randomMs(ctx, base / 4);
   if (ctx.debug) ctx.log.debug({ conn: name, tries: st.tries, in_ms: st.retryAt - ctx.sched.now() }, 'connection retry scheduled');
   ctx.sched.schedule(st.retryAt, -st.id, Timer.RETRY);
 }

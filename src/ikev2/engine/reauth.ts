@@ -31,7 +31,7 @@ export function ikeReauthDue(ctx: EngineContext, sa: IkeSa): void {
   // As strongSwan: not while the IKE SA or one of its CHILD_SAs is in the middle of something.
   const busy = sa.state !== 'ESTABLISHED' || sa.children.some((c) => c.state !== 'INSTALLED' && c.state !== 'REKEYED');
   if (busy) {
-    sa.reauthAt = now + (BUSY_RETRY_S - jitter(ctx, BUSY_JITTER_S)) * 1000;
+    sa.reauthAt = now + BUSY_RETRY_S * 1000 - jitter(ctx, BUSY_JITTER_S);
     setTimer(ctx, sa, Timer.IKE_REAUTH, sa.reauthAt);
     if (ctx.debug) ctx.log.debug({ ike: sa.id, state: sa.state }, 'IKE SA busy, reauthentication delayed');
     return;
@@ -74,7 +74,7 @@ function startReauth(ctx: EngineContext, old: IkeSa): void {
 /** The old IKE SA stays; another attempt is made later, if one fits before its hard lifetime. */
 function reauthRetry(ctx: EngineContext, old: IkeSa, why: string): void {
   if (old.dead || old.state === 'DELETING' || old.state === 'REKEYED') return;
-  const at = ctx.sched.now() + (10 + jitter(ctx, 20)) * 1000;
+  const at = ctx.sched.now() + 10_000 + jitter(ctx, 20);
   const expire = old.timers[Timer.IKE_EXPIRE]!;
   if (expire && at >= expire) {
     ctx.log.info({ ike: old.id, conn: old.conn?.name, reason: why }, 'IKE SA reauthentication failed, no time left before the hard lifetime');
