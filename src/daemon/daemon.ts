@@ -508,7 +508,8 @@ export class Daemon {
 
   /**
    * Graceful stop within daemon.stop_timeout. With stop_action = delete every peer is sent a DELETE
-   * and the CHILD_SAs are removed from the dataplane; with keep, peers are not told and the dataplane
+   * (after the exchange of ours in flight, if any, for at most half the time) and the CHILD_SAs are
+   * removed from the dataplane; with keep, peers are not told and the dataplane
    * keeps its SAs (the next start reconciles them). The daemon waits for the DELETEs to leave and the
    * removals to finish, but not past the deadline: what is left then is logged and abandoned.
    * Resolves once everything is closed; calling it again returns the same promise.
@@ -534,7 +535,10 @@ export class Daemon {
     this.replaceWaits.clear();
     await this.control?.close();
     if (keep) this.instrumented?.keepInstalled();
-    this.engine?.shutdown(!keep);
+    const drained = this.engine?.shutdown(!keep);
+    // IKE SAs with an exchange of ours in flight send their Delete once it completes (the peer
+    // expects that message ID first), for at most half of stop_timeout.
+    if (drained && !(await within(drained, Math.min(deadline, t0 + budget / 2) - Date.now()))) this.engine.abandonShutdown();
     await this.engine?.close();
     let complete = true;
     if (this.transport) complete = await this.transport.flush(deadline - Date.now());

@@ -254,8 +254,13 @@ export class EngineContext {
   /** Retry timers are keyed by a negative number per connection kept up. */
   readonly keepUpById = new Map<number, string>();
   nextKeepUpId = 1;
-  /** Shut down: connections still waiting to be started are not started any more. */
+  /**
+   * Shut down: no connection is started, no IKE_SA_INIT answered, no exchange of ours started; IKE
+   * SAs left wait only for the exchange in flight before their Delete (teardown.ts).
+   */
   stopped = false;
+  /** Called once every IKE SA is gone after a shutdown. */
+  drained: (() => void) | undefined;
   /** Parsed traffic selectors per child config (configs are immutable; a reload brings new objects). */
   readonly tsCache = new WeakMap<ChildConfig, { local: (Sel | 'dynamic')[]; remote: (Sel | 'dynamic')[] }>();
   readonly espSupported: (encr: EncrAlg, integ: IntegAlg | null) => boolean;

@@ -27,10 +27,14 @@ import { rekeyChild } from './child-rekey.ts';
 import { rekeyIke } from './ike-rekey.ts';
 import { deleteChild } from './informational.ts';
 import { forgetConnection, onRetryTimer, startConnections } from './keep-up.ts';
-import { deleteIke, destroy, shutdown } from './teardown.ts';
+import { abandonShutdown, deleteIke, destroy, shutdown } from './teardown.ts';
+import { Timer } from '../sa/ike-sa.ts';
 import { KEEPALIVE_KEY, keepaliveTick } from './keepalive.ts';
 
 export type { Endpoint, EngineEvent, EngineOptions, EngineStats, FragmentDrops, OutPacket } from './context.ts';
+
+/** Timers that still run while the engine stops: they finish or end exchanges already under way. */
+const STOP_TIMERS: ReadonlySet<number> = new Set([Timer.RETRANSMIT, Timer.HALF_OPEN, Timer.DEFRAG, Timer.FOLLOWUP]);
 
 export class Engine {
   private readonly ctx: EngineContext;
@@ -190,7 +194,6 @@ export class Engine {
     }
   }
 
-  /** Stop everything: delete every IKE SA (telling peers when `tellPeers`). */
   /** Worker threads for IKE_SA_INIT (0 when it runs on the event loop) and their counters. */
   get workers(): { threads: number; jobs: number; batches: number; largest_batch: number; worker_restarts: number; pending: number } {
     const p = this.ctx.pool;
@@ -209,8 +212,18 @@ export class Engine {
     await this.ctx.pool?.close();
   }
 
-  shutdown(tellPeers: boolean): void {
-    shutdown(this.ctx, tellPeers);
+  /**
+   * Stop everything: delete every IKE SA (telling peers when `tellPeers`). An IKE SA with a request
+   * of ours in flight sends its Delete once that exchange completes; the promise resolves when every
+   * IKE SA is gone. Meanwhile only retransmissions and the peers' messages are processed.
+   */
+  shutdown(tellPeers: boolean): Promise<void> {
+    return shutdown(this.ctx, tellPeers);
+  }
+
+  /** The stop deadline: IKE SAs still waiting for an exchange send their Delete now and go (returns how many). */
+  abandonShutdown(): number {
+    return abandonShutdown(this.ctx);
   }
 
   private onTimer(key: number, kind: number, due: number): void {
@@ -220,6 +233,8 @@ export class Engine {
     const sa = ctx.table.get(key);
     if (!sa || sa.dead || sa.timers[kind] !== due) return; // stale entry
     sa.timers[kind] = 0;
+    // Stopping: the exchanges in flight run to their end, nothing new starts.
+    if (ctx.stopped && !STOP_TIMERS.has(kind)) return;
     try {
       onSaTimer(ctx, sa, kind);
     } catch (e) {

@@ -29,6 +29,10 @@ import { COOKIE_CALMDOWN_MS } from './cookies.ts';
 export const MAX_COOKIE_RETRIES = 5;
 
 export function onInitRequest(ctx: EngineContext, local: Endpoint, remote: Endpoint, data: Buffer, h: IkeHeader, payloads: Payload[], critical: number[]): void {
+  if (ctx.stopped) {
+    if (ctx.debug) ctx.log.debug({ peer: remote.addr }, 'IKE_SA_INIT request dropped: stopping');
+    return;
+  }
   if (h.messageId !== 0 || !(h.flags & HeaderFlag.INITIATOR) || !h.spiR.equals(ZERO_SPI)) {
     ctx.stats.rxInvalid++;
     if (ctx.debug) ctx.log.debug({ peer: remote.addr }, 'IKE_SA_INIT request with a bad header dropped');
@@ -283,6 +287,7 @@ function applyNatd(sa: IkeSa, payloads: Payload[], spiR: Buffer): void {
  * established, rejects when it fails. If an IKE SA for the connection exists, only the child is created.
  */
 export function initiate(ctx: EngineContext, connName: string, childName?: string): Promise<IkeSa> {
+  if (ctx.stopped) return Promise.reject(new Error('stopping'));
   const conn = ctx.index.get(connName);
   if (!conn) return Promise.reject(new Error(`no connection named '${connName}'`));
   const child = childName === undefined ? conn.children[0] : conn.children.find((c) => c.name === childName);

@@ -15,7 +15,7 @@ import { answer, sendRequest } from './message.ts';
 import { kick, queueTask } from './tasks.ts';
 import { scheduleRetry } from './keep-up.ts';
 import { replacementGone } from './child-rekey.ts';
-import { deleteAndDestroy, destroy, removeFromDataplane } from './teardown.ts';
+import { closeAfterExchange, destroy, removeFromDataplane } from './teardown.ts';
 import { peerWonIkeCollision } from './ike-rekey.ts';
 import { takeOverGone } from './reauth.ts';
 
@@ -92,7 +92,7 @@ export function deleteChild(ctx: EngineContext, childId: number): boolean {
 
 /** The grace period after a rekey is over: the old IKE SA, or old CHILD_SAs the peer did not delete, go. */
 export function deleteOldDue(ctx: EngineContext, sa: IkeSa): void {
-  if (sa.state === 'REKEYED') return deleteAndDestroy(ctx, sa, 'rekeyed');
+  if (sa.state === 'REKEYED') return closeAfterExchange(ctx, sa, 'rekeyed');
   for (const c of sa.children) if (c.state === 'REKEYED') queueTask(ctx, sa, { kind: 'child-delete', child: c });
 }
 

@@ -94,6 +94,7 @@ export function retryIfKeptUp(ctx: EngineContext, name: string): void {
 }
 
 export function scheduleRetry(ctx: EngineContext, name: string): void {
+  if (ctx.stopped) return;
   const conn = ctx.index.get(name);
   if (!conn) return;
   const st = keepUpEntry(ctx, name);

@@ -20,7 +20,7 @@ import { MAX_PENDING, clearTimer, setTimer, type EngineContext, type Endpoint } 
 import { ikeBudget, Reassembly, type FragmentDrop } from './fragments.ts';
 import { onInitRequest } from './ike-init.ts';
 import { handleFailure, handleRequest, handleResponse, kick } from './tasks.ts';
-import { deleteAndDestroy } from './teardown.ts';
+import { deleteAndDestroy, finishClosing } from './teardown.ts';
 import { peerGone } from './keep-up.ts';
 import { foldIntAuth } from './ike-intermediate.ts';
 import { followPeer } from './mobike.ts';
@@ -141,6 +141,8 @@ export function retransmit(ctx: EngineContext, sa: IkeSa): void {
   if (!a) return;
   if (a.tries > ctx.opts.retransmitTries) {
     ctx.log.info({ ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name, exchange: exchangeName(a.exchange) }, 'giving up after retransmissions');
+    // Its Delete waited for this exchange: it goes now, the peer may still be there.
+    if (sa.closing !== undefined || ctx.stopped) return finishClosing(ctx, sa);
     peerGone(ctx, sa, a.task);
     return;
   }

@@ -27,6 +27,7 @@ import {
   startIkeDelete,
 } from './informational.ts';
 import { dpdCheck, startDpdExchange } from './dpd.ts';
+import { finishClosing } from './teardown.ts';
 import { completeReauth, ikeReauthDue } from './reauth.ts';
 import { onMobikeCheckFailure, onMobikeCheckResponse, startMobikeCheck } from './mobike.ts';
 
@@ -93,7 +94,10 @@ export function hasTask(sa: IkeSa, kind: Task['kind']): boolean {
 
 /** Start the next queued exchange when nothing is in flight (window size 1). */
 export function kick(ctx: EngineContext, sa: IkeSa): void {
-  if (sa.active || sa.busy || sa.dead || sa.collisionOf || (sa.state !== 'ESTABLISHED' && sa.state !== 'DELETING' && sa.state !== 'REKEYED')) return;
+  if (sa.active || sa.busy || sa.dead || sa.collisionOf) return;
+  // Being removed (or the engine stopped): the exchange it waited for is over, the Delete goes now.
+  if (sa.closing !== undefined || ctx.stopped) return finishClosing(ctx, sa);
+  if (sa.state !== 'ESTABLISHED' && sa.state !== 'DELETING' && sa.state !== 'REKEYED') return;
   if (sa.state === 'REKEYED') sa.queue = sa.queue.filter((t) => t.kind === 'ike-delete');
   sa.queue.sort(byPriority);
   const task = sa.queue.shift();

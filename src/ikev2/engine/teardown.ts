@@ -43,6 +43,36 @@ export function deleteAndDestroy(ctx: EngineContext, sa: IkeSa, reason: string):
   destroy(ctx, sa, reason);
 }
 
+/** Whether the peer holds the IKE SA as up: it is told with a Delete when we remove it. */
+function peerHolds(sa: IkeSa): boolean {
+  return sa.cipher !== undefined && (sa.state === 'ESTABLISHED' || sa.state === 'REKEYING' || sa.state === 'DELETING' || sa.state === 'REKEYED');
+}
+
+/**
+ * Remove an IKE SA after telling the peer with one Delete (not retransmitted), as deleteAndDestroy,
+ * but when a request of ours is in flight the Delete waits until that exchange completes: its
+ * response arrived and was processed, or its retransmissions gave up. Sent before, the Delete would
+ * carry the message ID after the one the peer expects, and a peer with a window of one ignores it
+ * (RFC 7296 §2.3). Meanwhile the SA starts no new exchange (see kick).
+ */
+export function closeAfterExchange(ctx: EngineContext, sa: IkeSa, reason: string): void {
+  if (sa.dead) return;
+  if (sa.active && peerHolds(sa)) {
+    sa.closing ??= reason;
+    if (ctx.debug) ctx.log.debug({ ike: sa.id, mid: sa.active.mid, task: sa.active.task.kind, reason }, 'Delete waits for the exchange in flight');
+    return;
+  }
+  finishClosing(ctx, sa, reason);
+}
+
+/** The exchange a closing IKE SA waited for is over (or nothing was in flight): Delete it and remove it. */
+export function finishClosing(ctx: EngineContext, sa: IkeSa, reason = sa.closing ?? 'shutdown'): void {
+  if (sa.dead) return;
+  sa.active = undefined;
+  if (peerHolds(sa)) transmit(ctx, sa, seal(sa, ExchangeType.INFORMATIONAL, sa.sendMid++, false, [deletePayload(ProtocolId.IKE, [])]));
+  destroy(ctx, sa, reason);
+}
+
 /** Remove an IKE SA now: dataplane cleaned, waiters told, no message sent. */
 export function destroy(ctx: EngineContext, sa: IkeSa, reason: string): void {
   if (sa.dead) return;
@@ -103,20 +133,54 @@ export function destroy(ctx: EngineContext, sa: IkeSa, reason: string): void {
     ctx.childWaiters.delete(sa.id);
     for (const x of cw) x.reject(new Error(`IKE SA ${sa.id} went down: ${reason}`));
   }
+  if (ctx.stopped && ctx.table.size === 0) stopped(ctx);
 }
 
-/** Stop everything: delete every IKE SA (telling peers when `tellPeers`). */
-export function shutdown(ctx: EngineContext, tellPeers: boolean): void {
+/** Every IKE SA is gone after a shutdown: whoever waits for that hears of it. */
+function stopped(ctx: EngineContext): void {
+  const done = ctx.drained;
+  ctx.drained = undefined;
+  done?.();
+}
+
+/**
+ * Stop everything: delete every IKE SA (telling peers when `tellPeers`). An IKE SA with a request of
+ * ours in flight sends its Delete once that exchange completes (closeAfterExchange); the others go
+ * at once. Resolves when every IKE SA is gone; abandonShutdown() ends the wait.
+ */
+export function shutdown(ctx: EngineContext, tellPeers: boolean): Promise<void> {
   ctx.stopped = true;
   ctx.keepUp.clear();
   ctx.keepUpById.clear();
+  const done = new Promise<void>((resolve) => {
+    ctx.drained = resolve;
+  });
+  let waiting = 0;
   for (const sa of [...ctx.table.values()]) {
+    if (sa.dead) continue;
+    if (tellPeers && sa.active && (sa.state === 'ESTABLISHED' || sa.state === 'REKEYING' || sa.state === 'DELETING') && sa.cipher) {
+      closeAfterExchange(ctx, sa, 'shutdown');
+      if (!sa.dead) waiting++;
+      continue;
+    }
     if (tellPeers && (sa.state === 'ESTABLISHED' || sa.state === 'REKEYING' || sa.state === 'DELETING') && sa.cipher) {
-      // A last message on the way out: it may overlap an exchange in flight, which the peer tolerates
-      // better than an SA it never hears about again.
-      const payloads = [deletePayload(ProtocolId.IKE, [])];
-      transmit(ctx, sa, seal(sa, ExchangeType.INFORMATIONAL, sa.sendMid++, false, payloads));
+      transmit(ctx, sa, seal(sa, ExchangeType.INFORMATIONAL, sa.sendMid++, false, [deletePayload(ProtocolId.IKE, [])]));
     }
     destroy(ctx, sa, 'shutdown');
   }
+  if (waiting > 0) ctx.log.info({ ike_sas: waiting }, 'stopping: IKE SAs with an exchange in flight send their Delete once it completes');
+  if (ctx.table.size === 0) stopped(ctx);
+  return done;
+}
+
+/**
+ * The stop deadline came: IKE SAs still waiting for an exchange of ours send their Delete now (with
+ * the next message ID, which a peer still expecting the earlier one ignores) and go, as do any others.
+ */
+export function abandonShutdown(ctx: EngineContext): number {
+  const left = [...ctx.table.values()].filter((sa) => !sa.dead);
+  if (left.length > 0) ctx.log.warn({ ike_sas: left.length }, 'stop: exchanges still unanswered, sending the Deletes without waiting');
+  for (const sa of left) finishClosing(ctx, sa, 'shutdown');
+  if (ctx.table.size === 0) stopped(ctx);
+  return left.length;
 }

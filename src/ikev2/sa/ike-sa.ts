@@ -327,6 +327,11 @@ export class IkeSa {
   collisionOf: IkeSa | undefined;
   /** The operator asked to terminate it while a rekey was in flight: delete the successor too. */
   terminateRequested = false;
+  /**
+   * Why it is being removed, when its Delete waits for our exchange in flight to complete (its
+   * response, or its retransmissions giving up): see closeAfterExchange.
+   */
+  closing: string | undefined;
   /** Child to create together with IKE_AUTH (initiator). */
   authChild: ChildConfig | undefined;
   /** Why the CHILD_SA of IKE_AUTH failed, when it did (the IKE SA stays up). */
