@@ -446,7 +446,7 @@ async function run(o: { tunnels: number; minutes: number; childRekey: number; ik
       ikeEstablished: Number(st.ike_established),
       ikeFailed: Number(st.ike_failed),
       childFailed: Number(st.child_failed),
-      dataplaneErrors: Object.values((st.dataplane_errors ?? {}) as Record<string, number>).reduce((a, b) => a + b, 0),
+      dataplaneErrors: Object.values((st.dataplane_errors_by_op ?? {}) as Record<string, number>).reduce((a, b) => a + b, 0),
       sendErrors: Number(tr.send_errors ?? 0),
       transportDrops: { shed: tr.shed ?? 0, duplicates: tr.duplicates ?? 0, invalid: tr.invalid ?? 0, not_ours: tr.not_ours ?? 0, no_interface: tr.no_interface ?? 0 },
       peerRcvbufErrors: udpRcvbufErrors(snmp.stdout),

@@ -7,6 +7,7 @@ import { formatEspProposal, formatIkeSuite } from '../ikev2/crypto/proposals.ts'
 import { selToString } from '../ikev2/sa/ts.ts';
 import { endpointText, hex8 } from '../common/text.ts';
 import type { CertEntry } from '../config/credentials.ts';
+import { snakeKeys } from '../common/text.ts';
 
 /** Converts engine clock times (ms) to wall-clock ISO strings. */
 export type WallTime = (t: number) => string | null;
@@ -129,4 +130,43 @@ export function table(headers: string[], rows: string[][]): string {
   const w = headers.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
   const fmt = (r: string[]): string => r.map((c, i) => c.padEnd(w[i]!)).join('  ').trimEnd();
   return [fmt(headers), ...rows.map(fmt)].join('\n');
+}
+
+/** What `vpp-ikectl stats` reports, gathered by the daemon. */
+export interface StatsSource {
+  ikeSas: number;
+  halfOpen: number;
+  ikeSaLimit: number;
+  /** The engine's counters (camelCase; shown in snake_case at the top level). */
+  engine: object;
+  fragmentDrops: object;
+  reassemblyBytes: number;
+  transport: object;
+  dataplane: string;
+  /** Dataplane operations by name: calls and failures. */
+  ops: Readonly<Record<string, { calls: number; errors: number }>>;
+  /** Further sections (VPP connection, reloads, workers, memory), in this order. */
+  more: Record<string, unknown>;
+}
+
+/**
+ * The `stats` document. The engine's counters sit at the top level (`dataplane_errors` among them:
+ * failures the IKE engine saw); the dataplane operations' own counts are `dataplane_calls` and
+ * `dataplane_errors_by_op`, by operation.
+ */
+export function statsView(s: StatsSource): Record<string, unknown> {
+  const byOp = (f: 'calls' | 'errors'): Record<string, number> => Object.fromEntries(Object.entries(s.ops).map(([op, x]) => [op, x[f]]));
+  return {
+    ike_sas: s.ikeSas,
+    half_open: s.halfOpen,
+    ike_sa_limit: s.ikeSaLimit,
+    ...snakeKeys(s.engine),
+    fragments_dropped: { ...s.fragmentDrops },
+    reassembly_bytes: s.reassemblyBytes,
+    transport: snakeKeys(s.transport),
+    dataplane: s.dataplane,
+    dataplane_calls: byOp('calls'),
+    dataplane_errors_by_op: byOp('errors'),
+    ...s.more,
+  };
 }

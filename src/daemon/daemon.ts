@@ -20,7 +20,7 @@ import type { Dataplane } from '../dataplane/types.ts';
 import { MemoryDataplane } from '../dataplane/memory.ts';
 import { listSasHandler } from '../control/commands.ts';
 import { ControlServer, type Handler, type Reply } from '../control/server.ts';
-import { certView, ikeView, type WallTime } from '../control/views.ts';
+import { certView, ikeView, statsView, type WallTime } from '../control/views.ts';
 import { EXPIRY_WARNING_DAYS, expiringCerts, NO_CREDENTIALS } from '../config/credentials.ts';
 import { createLogs, isLevel, SUBSYSTEMS, type Logs, type Subsystem } from '../log/logger.ts';
 import type { IkeSa } from '../ikev2/sa/ike-sa.ts';
@@ -28,7 +28,6 @@ import { SdNotify } from './sd-notify.ts';
 import { InstrumentedDataplane, connectionOf } from './instrumented-dataplane.ts';
 import { MetricsServer, renderMetrics } from './metrics.ts';
 import { diffConnections, settingChanges, type ReloadReport } from './reload.ts';
-import { snakeKeys as snake } from '../common/text.ts';
 
 export interface DaemonOptions {
   configPath: string;
@@ -470,22 +469,25 @@ export class Daemon {
       }
       throw new Error('rekey needs --ike-id or --child-id');
     });
-    h.set('stats', async () => ({
-      ike_sas: this.engine.table.size,
-      half_open: this.engine.table.halfOpenCount,
-      ike_sa_limit: this.engine.table.limit,
-      ...snake(this.engine.stats),
-      fragments_dropped: { ...this.engine.fragmentDrops },
-      reassembly_bytes: this.engine.reassemblyBytes,
-      transport: snake(this.transport.stats),
-      dataplane: this.dataplane.name,
-      dataplane_calls: Object.fromEntries(Object.entries(this.instrumented?.ops ?? {}).map(([op, x]) => [op, x.calls])),
-      dataplane_errors: Object.fromEntries(Object.entries(this.instrumented?.ops ?? {}).map(([op, x]) => [op, x.errors])),
-      ...this.vppConnectionStats(),
-      reloads: { ok: this.counters.reloadsOk, refused: this.counters.reloadsRefused },
-      workers: this.engine.workers,
-      memory: memoryView(),
-    }));
+    h.set('stats', async () =>
+      statsView({
+        ikeSas: this.engine.table.size,
+        halfOpen: this.engine.table.halfOpenCount,
+        ikeSaLimit: this.engine.table.limit,
+        engine: this.engine.stats,
+        fragmentDrops: this.engine.fragmentDrops,
+        reassemblyBytes: this.engine.reassemblyBytes,
+        transport: this.transport.stats,
+        dataplane: this.dataplane.name,
+        ops: this.instrumented?.ops ?? {},
+        more: {
+          ...this.vppConnectionStats(),
+          reloads: { ok: this.counters.reloadsOk, refused: this.counters.reloadsRefused },
+          workers: this.engine.workers,
+          memory: memoryView(),
+        },
+      }),
+    );
     h.set('vpp-sas', async () => this.dataplane.dump());
     h.set('reload', async () => this.reload());
     h.set('log-level', async (args) => {
