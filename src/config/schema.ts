@@ -217,7 +217,7 @@ export const DAEMON = section({
   dataplane: setting(oneOf({ vpp: 'vpp', memory: 'memory' }), 'vpp', { doc: 'where CHILD_SAs go; `memory` only records them (tests, dry runs)' }),
   stop_timeout: setting(durationIn(1, 3600), 10, {
     doc:
-      'how long a graceful stop (SIGTERM, SIGINT, `systemctl stop`) may take. The daemon waits this long at most for the DELETE messages to leave and the dataplane removals to finish, then closes and exits 0 anyway (what was left is logged; the next start removes stale SAs from VPP). Keep `TimeoutStopSec=` of the systemd unit above it.',
+      'how long a graceful stop (SIGTERM, SIGINT, `systemctl stop`) may take. The daemon waits this long at most for the DELETE messages to leave (half of it at most for exchanges of ours in flight, whose IKE SAs send their DELETE once they complete) and the dataplane removals to finish, then closes and exits 0 anyway (what was left is logged; the next start removes stale SAs from VPP). Keep `TimeoutStopSec=` of the systemd unit above it.',
     live: true,
   }),
   stop_action: setting(oneOf({ delete: 'delete', keep: 'keep' }), 'delete', {
@@ -318,7 +318,7 @@ export const CONNECTION = section(
     }),
     rand_time: derived(duration, {
       defaultDoc: '`over_time`, at most half of `rekey_time` (of the shorter of `rekey_time` and `reauth_time` when both are set)',
-      doc: 'random reduction of the rekey and reauthentication times; must be shorter than each of them',
+      doc: 'random reduction of the rekey and reauthentication times, drawn uniformly to the millisecond; must be shorter than each of them',
     }),
     fragmentation: setting(oneOf({ yes: 'yes', no: 'no', accept: 'accept', force: 'force' }), 'yes', {
       doc: "IKE fragmentation (RFC 7383), strongSwan's meanings. `yes`: announce support in IKE_SA_INIT and, if the peer announced it too, send encrypted messages larger than `daemon.fragment_size` as fragments. `accept`: announce support and reassemble the peer's fragments, but send every message whole. `force`: as `yes`, and fragment even if the peer did not announce support. `no`: do not announce support; the peer's fragments are then dropped (strongSwan would still accept them). IKE_SA_INIT is never fragmented",
@@ -425,7 +425,7 @@ export const CHILD = section({
   life_time: derived(duration, { defaultDoc: '1.1 × `rekey_time`', doc: 'hard lifetime; must exceed `rekey_time`' }),
   rand_time: derived(duration, {
     defaultDoc: '`life_time` − `rekey_time`',
-    doc: 'random reduction of the rekey time; must be shorter than `rekey_time`',
+    doc: 'random reduction of the rekey time, drawn uniformly to the millisecond; must be shorter than `rekey_time`',
   }),
   replay_window: setting(uint(0, MAX_REPLAY_WINDOW), 32, {
     doc: `anti-replay window in packets; \`0\` disables replay protection. Larger values are refused (vpp-iked's cap; VPP keeps the window per SA, and ${MAX_REPLAY_WINDOW} packets is far more than reordering on a path needs)`,
