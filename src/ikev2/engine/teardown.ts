@@ -9,6 +9,7 @@ import { emit, type EngineContext } from './context.ts';
 import { dropReassembly, seal, transmit } from './message.ts';
 import { queueTask } from './tasks.ts';
 import { unwatchKeepalive } from './keepalive.ts';
+import { unwatchTraffic } from './traffic.ts';
 
 /** Take a CHILD_SA out of the dataplane; a failure is logged and counted (the SA may be left in VPP). */
 export async function removeFromDataplane(ctx: EngineContext, sa: IkeSa, childId: number): Promise<void> {
@@ -71,6 +72,7 @@ export function destroy(ctx: EngineContext, sa: IkeSa, reason: string): void {
   unwatchKeepalive(ctx, sa);
   for (const child of sa.children) {
     ctx.childrenById.delete(child.id);
+    unwatchTraffic(ctx, child.id);
     ctx.gauges.childSas--;
     child.state = 'DELETED';
     ctx.stats.childDeleted++;
