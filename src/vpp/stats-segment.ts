@@ -37,8 +37,10 @@ const SEGMENT_LINK = /(^\/memfd:|\/)stat segment( \(deleted\))?$/;
 
 /** Indexes closer together than this (counters) are read in one pread. */
 const SPAN_GAP = 4096;
-/** Largest single pread (bytes). */
+/** Largest single pread of a sparse span (bytes). */
 const MAX_READ = 1 << 20;
+/** Up to this many bytes, the whole range the requested indexes span is read in one pread. */
+const DENSE_READ = 8 << 20;
 /** Attempts at a consistent read before giving up for now. */
 const ATTEMPTS = 5;
 /** Directory entries read per pread while looking for a name. */
@@ -238,16 +240,38 @@ export class StatsSegment {
     if (threads > 4096 || per + threads * 8 > this.src.size) throw new StatsSegmentError(`${name} has an impossible thread count (${threads})`);
     const ptrs = Buffer.alloc(threads * 8);
     this.readAt(ptrs, threads * 8, per);
-    // Positions sorted by index, so nearby counters are read in one pread.
-    const order = Array.from(indexes.keys()).sort((a, b) => indexes[a]! - indexes[b]!);
+    let lo = Infinity;
+    let hi = -1;
+    for (const i of indexes) {
+      if (i < lo) lo = i;
+      if (i > hi) hi = i;
+    }
+    let order: number[] | undefined;
     for (let t = 0; t < threads; t++) {
       const vec = this.offset(u64(ptrs, t * 8), base, `${name} thread ${t}`);
       const len = this.vecLen(vec);
       if (vec + len * COMBINED_SIZE > this.src.size) throw new StatsSegmentError(`${name} thread ${t} runs past the stats segment`);
+      const top = Math.min(hi, len - 1); // indexes at or past `len` are not yet validated by VPP: 0
+      if (top < lo) continue;
+      if ((top - lo + 1) * COMBINED_SIZE <= DENSE_READ) {
+        // one pread of the range the indexes span (cheaper than sorting them, up to a few MB)
+        const b = this.buf((top - lo + 1) * COMBINED_SIZE);
+        this.readAt(b, (top - lo + 1) * COMBINED_SIZE, vec + lo * COMBINED_SIZE);
+        for (let pos = 0; pos < indexes.length; pos++) {
+          const i = indexes[pos]!;
+          if (i > top) continue;
+          const at = (i - lo) * COMBINED_SIZE;
+          packets[pos] = packets[pos]! + u64(b, at);
+          bytes[pos] = bytes[pos]! + u64(b, at + 8);
+        }
+        continue;
+      }
+      // Sparse over a large range: positions sorted by index, nearby counters read in one pread.
+      order ??= Array.from(indexes.keys()).sort((a, b) => indexes[a]! - indexes[b]!);
       let k = 0;
       while (k < order.length) {
         const first = indexes[order[k]!]!;
-        if (first >= len) break; // not yet validated by VPP: 0
+        if (first >= len) break;
         // extend the span while the next index is close and the read stays bounded
         let last = first;
         let m = k + 1;

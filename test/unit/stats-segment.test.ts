@@ -100,20 +100,42 @@ test('combined counters are summed over threads, at the requested stat indexes',
   assert.deepEqual([...again.packets], [3]);
 });
 
-test('far-apart indexes are read in separate spans and still land in their places', () => {
-  const counters: [number, number][] = Array.from({ length: 20_000 }, (_, i) => [i, i * 10]);
-  const img = buildImage({ entries: [{ name: '/net/ipsec/sa', type: COMBINED, threads: [counters] }], size: 1 << 20 });
+function spyReads(img: Buffer): { src: SegmentSource; reads: { len: number; pos: number }[] } {
   const reads: { len: number; pos: number }[] = [];
   const src = bufferSource(img);
-  const spy: SegmentSource = { size: src.size, read: (b, len, pos) => (reads.push({ len, pos }), src.read(b, len, pos)), close: () => {} };
-  const seg = new StatsSegment(spy);
-  const idx = [19_999, 5, 6, 10_000, 7];
+  return { reads, src: { size: src.size, read: (b, len, pos) => (reads.push({ len, pos }), src.read(b, len, pos)), close: () => {} } };
+}
+
+/** The reads of counter data (not the header, directory entries or vector lengths). */
+function counterReads(reads: { len: number; pos: number }[]): { len: number; pos: number }[] {
+  return reads.filter((r) => r.len >= 16 && r.len !== 144 && r.len !== 40 && r.len !== 8 && r.len !== 4);
+}
+
+test('indexes within a few MB of each other are read with one pread of their range, in any order', () => {
+  const counters: [number, number][] = Array.from({ length: 20_000 }, (_, i) => [i, i * 10]);
+  const img = buildImage({ entries: [{ name: '/net/ipsec/sa', type: COMBINED, threads: [counters] }], size: 1 << 20 });
+  const { src, reads } = spyReads(img);
+  const seg = new StatsSegment(src);
+  const idx = [19_999, 5, 6, 10_000, 7, 5];
   const v = seg.readCombined('/net/ipsec/sa', idx);
   assert.deepEqual([...v.packets], idx);
   assert.deepEqual([...v.bytes], idx.map((i) => i * 10));
-  // three spans (5..7, 10000, 19999), none of them the whole vector
-  const big = reads.filter((r) => r.len >= 16 && r.len !== 144 && r.len !== 40 && r.len !== 8 && r.len !== 4);
-  assert.equal(big.length, 3, JSON.stringify(reads));
+  assert.deepEqual(counterReads(reads).map((r) => r.len), [(19_999 - 5 + 1) * 16]);
+});
+
+test('indexes spread over more than 8 MB of counters are read in separate spans, and land in their places', () => {
+  const n = 600_000; // 9.6 MB of counters
+  const counters: [number, number][] = Array.from({ length: n }, (_, i) => [i, i * 10]);
+  const img = buildImage({ entries: [{ name: '/net/ipsec/sa', type: COMBINED, threads: [counters] }], size: 11 << 20 });
+  const { src, reads } = spyReads(img);
+  const seg = new StatsSegment(src);
+  const idx = [n - 1, 5, 6, 300_000, 7, n + 5];
+  const v = seg.readCombined('/net/ipsec/sa', idx);
+  assert.deepEqual([...v.packets], [n - 1, 5, 6, 300_000, 7, 0]);
+  assert.deepEqual([...v.bytes], [(n - 1) * 10, 50, 60, 3_000_000, 70, 0]);
+  // three spans (5..7, 300000, n − 1), none of them the whole vector
+  const big = counterReads(reads);
+  assert.equal(big.length, 3, JSON.stringify(big));
   assert.ok(big.every((r) => r.len <= 3 * 16));
 });
 
