@@ -4,8 +4,12 @@
  * real VPP's memfd through /proc/<vpe_pid>/fd; the emulator's segment file); a new CHILD_SA starts
  * from zero; removed CHILD_SAs are left out.
  */
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { child, ts4 } from '../helpers/vpp-dataplane.ts';
+import { child, sockPath, ts4 } from '../helpers/vpp-dataplane.ts';
+import { startEmulator } from '../../src/vpp/emulator/server.ts';
+import { VppDataplane } from '../../src/dataplane/vpp/index.ts';
+import { CountersUnavailableError } from '../../src/dataplane/types.ts';
 import { contract } from '../helpers/vpp-target.ts';
 import { VPP_LAB_ADDR } from '../helpers/real-vpp.ts';
 import { StatsSegment, fileSource, findStatsSegment, IPSEC_SA_COUNTERS } from '../../src/vpp/stats-segment.ts';
@@ -71,4 +75,21 @@ contract('counters: the stats segment is found through the pid VPP reports', asy
     const v = seg.readCombined(IPSEC_SA_COUNTERS, [0, 1_000_000]);
     assert.deepEqual([...v.packets], [0, 0]);
   }
+});
+
+test('counters: a stats segment that cannot be found or opened is CountersUnavailableError, with the reason [emulator only: its pid and path are chosen]', async (t) => {
+  const socket = sockPath();
+  // an emulator that reports another process's pid (one without a stats segment): as a VPP in another PID namespace
+  const emu = await startEmulator({ socket, pid: process.ppid });
+  t.after(() => emu.close());
+  const lost = new VppDataplane({ socket, clientOptions: { healthCheckMs: 0 } });
+  t.after(() => lost.close());
+  await lost.start();
+  await assert.rejects(lost.counters([1]), (e: unknown) => e instanceof CountersUnavailableError && /has no stats segment memfd|cannot list/.test(e.message));
+  // the failure is remembered for a while: no new look per call
+  await assert.rejects(lost.counters([1]), CountersUnavailableError);
+  const missing = new VppDataplane({ socket, clientOptions: { healthCheckMs: 0 }, statsSegment: '/nonexistent/stat segment' });
+  t.after(() => missing.close());
+  await missing.start();
+  await assert.rejects(missing.counters([1]), (e: unknown) => e instanceof CountersUnavailableError && /cannot open VPP's stats segment \/nonexistent\/stat segment: ENOENT/.test(e.message));
 });

@@ -9,6 +9,9 @@ import { CountersUnavailableError, type ChildCounters } from '../types.ts';
 import { fileSource, findStatsSegment, IPSEC_SA_COUNTERS, StatsSegment, StatsSegmentError } from '../../vpp/stats-segment.ts';
 import { ready, req, type Backend } from './state.ts';
 
+/** After a failure to open the segment, how long reads fail at once before it is tried again (ms). */
+const REOPEN_AFTER_MS = 5000;
+
 export class SaCounterReader {
   private readonly b: Backend;
   /** An explicit segment path (instead of VPP's memfd found through /proc). */
@@ -17,6 +20,8 @@ export class SaCounterReader {
   /** The connection the segment was opened on. */
   private gen = -1;
   private opening: Promise<StatsSegment> | undefined;
+  /** The last failure to open the segment, on which connection and when (ms): not tried again for a while. */
+  private failure: { error: CountersUnavailableError; gen: number; at: number } | undefined;
   /** Reads done, and their total time (ms), for `vpp-ikectl stats`. */
   reads = 0;
   readMs = 0;
@@ -34,7 +39,14 @@ export class SaCounterReader {
   private async segment(): Promise<StatsSegment> {
     const b = this.b;
     if (this.seg && this.gen === b.connGen) return this.seg;
-    this.opening ??= this.open().finally(() => (this.opening = undefined));
+    const f = this.failure;
+    if (f && f.gen === b.connGen && performance.now() - f.at < REOPEN_AFTER_MS) throw f.error;
+    this.opening ??= this.open()
+      .catch((e: unknown) => {
+        if (e instanceof CountersUnavailableError) this.failure = { error: e, gen: b.connGen, at: performance.now() };
+        throw e;
+      })
+      .finally(() => (this.opening = undefined));
     return this.opening;
   }
 
@@ -58,6 +70,7 @@ export class SaCounterReader {
     }
     this.seg = seg;
     this.gen = gen;
+    this.failure = undefined;
     return seg;
   }
 
