@@ -5,8 +5,11 @@
  * VPP's stats segment (found through /proc/<vpe_pid>/fd) as the VPP back end reads them: one
  * consistent read of `/net/ipsec/sa` for all of them. Printed: the median and worst time of a read
  * of all N, of 1,000, and as the baseline one pread of the same number of bytes from the segment.
+ * First, without VPP, the engine's side of a poll of N CHILD_SAs (the ids, the dataplane's result
+ * map, the checks against each CHILD_SA's limits) with a dataplane that answers at once.
  *
  *   node_modules/.bin/node bench/counters.ts [--n 50000] [--reads 20]      (root, the real VPP; ~1 min)
+ *   node_modules/.bin/node bench/counters.ts --engine-only                  (the engine's side only)
  */
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
@@ -15,8 +18,19 @@ import { fileSource, findStatsSegment, IPSEC_SA_COUNTERS, StatsSegment } from '.
 import { IpsecCryptoAlg, IpsecIntegAlg, IpsecProto, IpsecSadFlags, TunnelMode } from '../src/vpp/defs.generated.ts';
 import { toApiAddress } from '../src/vpp/address.ts';
 import { startVppLab, vppAvailable } from '../test/helpers/real-vpp.ts';
+import pino from 'pino';
+import { randomBytes } from 'node:crypto';
+import { FakeScheduler } from '../src/common/clock.ts';
+import { MemoryDataplane } from '../src/dataplane/memory.ts';
+import type { ChildCounters } from '../src/dataplane/types.ts';
+import { EngineContext } from '../src/ikev2/engine/context.ts';
+import { trafficTick } from '../src/ikev2/engine/traffic.ts';
+import { ChildSa, IkeSa } from '../src/ikev2/sa/ike-sa.ts';
+import { child } from '../test/helpers/engine-pair.ts';
 
-const { values } = parseArgs({ options: { n: { type: 'string', default: '50000' }, reads: { type: 'string', default: '20' } } });
+const { values } = parseArgs({
+  options: { n: { type: 'string', default: '50000' }, reads: { type: 'string', default: '20' }, 'engine-only': { type: 'boolean', default: false } },
+});
 const N = Number(values.n);
 const READS = Number(values.reads);
 
@@ -29,7 +43,44 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
+/** The engine's side of one poll of N watched CHILD_SAs, none of them at a limit; ms per poll. */
+async function engineSide(): Promise<number[]> {
+  const sched = new FakeScheduler(0);
+  sched.setHandler(() => undefined);
+  const dp = new MemoryDataplane();
+  dp.counters = async (ids) => {
+    const m = new Map<number, ChildCounters>();
+    for (const id of ids) m.set(id, { packetsIn: 5, bytesIn: 500, packetsOut: 5, bytesOut: 500 });
+    return m;
+  };
+  const ctx = new EngineContext({ scheduler: sched, random: (n) => randomBytes(n), send: () => undefined, dataplane: dp, log: pino({ level: 'silent' }), port: 500, portNatT: 4500, ikeSaLimit: N + 10 });
+  const cfg = child('net', { rekeyBytes: 1e12, randBytes: 1e9, lifeBytes: 2e12 });
+  for (let i = 1; i <= N; i++) {
+    const sa = new IkeSa(i, true, Buffer.alloc(8), { addr: '192.0.2.1', port: 500 }, { addr: '192.0.2.2', port: 500 }, 0);
+    const c = new ChildSa(i, cfg);
+    c.state = 'INSTALLED';
+    sa.children.push(c);
+    ctx.childrenById.set(i, { sa, child: c });
+    ctx.traffic.children.add(i);
+  }
+  const times: number[] = [];
+  for (let r = 0; r < READS; r++) {
+    ctx.traffic.armedAt = 1;
+    const t0 = performance.now();
+    trafficTick(ctx, 1);
+    while (ctx.traffic.reading) await new Promise((res) => setImmediate(res));
+    times.push(performance.now() - t0);
+  }
+  return times;
+}
+
 async function main(): Promise<void> {
+  const eng = await engineSide();
+  log(`engine side of a poll of ${N} CHILD_SAs: median ${median(eng).toFixed(2)} ms, worst ${Math.max(...eng).toFixed(2)} ms`);
+  if (values['engine-only']) {
+    process.stdout.write(`${JSON.stringify({ child_sas: N, engine_poll_median_ms: +median(eng).toFixed(3), engine_poll_max_ms: +Math.max(...eng).toFixed(3) })}\n`);
+    return;
+  }
   const avail = vppAvailable();
   if (!avail.ok) throw new Error(`no real VPP: ${avail.reason}`);
   process.env.VPP_HEAP ??= '2G';
@@ -108,6 +159,7 @@ async function main(): Promise<void> {
     const f = (x: number): string => `${x.toFixed(2)} ms`;
     const result = {
       child_sas: N,
+      engine_poll_median_ms: +median(eng).toFixed(3),
       sas: statIndexes.length,
       read_all_median_ms: +median(all).toFixed(3),
       read_all_max_ms: +Math.max(...all).toFixed(3),

@@ -139,18 +139,17 @@ function apply(ctx: EngineContext, counts: Map<number, ChildCounters>): void {
     const cc = child.cfg;
     const bytes = Math.max(c.bytesIn, c.bytesOut);
     const packets = Math.max(c.packetsIn, c.packetsOut);
-    const log = { ike: sa.id, conn: sa.conn?.name, child: child.name, child_id: child.id, bytes_in: c.bytesIn, bytes_out: c.bytesOut, packets_in: c.packetsIn, packets_out: c.packetsOut };
     if ((cc.lifeBytes > 0 && bytes >= cc.lifeBytes) || (cc.lifePackets > 0 && packets >= cc.lifePackets)) {
       if (child.state === 'DELETING' || child.state === 'DELETED') continue;
       w.children.delete(id);
       w.stats.expiries++;
-      ctx.log.info({ ...log, life_bytes: cc.lifeBytes, life_packets: cc.lifePackets }, 'CHILD SA reached its life bytes/packets');
+      ctx.log.info({ ...logFields(sa.id, sa.conn?.name, child, c), life_bytes: cc.lifeBytes, life_packets: cc.lifePackets }, 'CHILD SA reached its life bytes/packets');
       queueTask(ctx, sa, { kind: 'child-delete', child });
       continue;
     }
     if (child.state !== 'INSTALLED') continue;
     if ((child.rekeyBytes > 0 && bytes >= child.rekeyBytes) || (child.rekeyPackets > 0 && packets >= child.rekeyPackets)) {
-      ctx.log.info({ ...log, rekey_bytes: child.rekeyBytes, rekey_packets: child.rekeyPackets }, 'CHILD SA reached its rekey bytes/packets, rekeying');
+      ctx.log.info({ ...logFields(sa.id, sa.conn?.name, child, c), rekey_bytes: child.rekeyBytes, rekey_packets: child.rekeyPackets }, 'CHILD SA reached its rekey bytes/packets, rekeying');
       // once: a rekey that fails is retried on the time schedule (child-rekey.ts)
       child.rekeyBytes = 0;
       child.rekeyPackets = 0;
@@ -159,4 +158,8 @@ function apply(ctx: EngineContext, counts: Map<number, ChildCounters>): void {
       rekeyChild(ctx, sa, child);
     }
   }
+}
+
+function logFields(ike: number, conn: string | undefined, child: ChildSa, c: ChildCounters): Record<string, unknown> {
+  return { ike, conn, child: child.name, child_id: child.id, bytes_in: c.bytesIn, bytes_out: c.bytesOut, packets_in: c.packetsIn, packets_out: c.packetsOut };
 }
