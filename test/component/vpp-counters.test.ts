@@ -6,7 +6,8 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { child, sockPath, ts4 } from '../helpers/vpp-dataplane.ts';
+import { once } from 'node:events';
+import { child, resynced, sockPath, ts4 } from '../helpers/vpp-dataplane.ts';
 import { startEmulator } from '../../src/vpp/emulator/server.ts';
 import { VppDataplane } from '../../src/dataplane/vpp/index.ts';
 import { CountersUnavailableError } from '../../src/dataplane/types.ts';
@@ -92,4 +93,31 @@ test('counters: a stats segment that cannot be found or opened is CountersUnavai
   t.after(() => missing.close());
   await missing.start();
   await assert.rejects(missing.counters([1]), (e: unknown) => e instanceof CountersUnavailableError && /cannot open VPP's stats segment \/nonexistent\/stat segment: ENOENT/.test(e.message));
+});
+
+contract('counters: after the API connection breaks and after VPP restarts, the CHILD_SAs VPP kept or got back are read at their stat indexes', async (_t, vpp) => {
+  const { dp, done } = await vpp.dataplane({ unnumbered: 'loop0' });
+  try {
+    await dp.install(child(1, await dp.allocateSpi(), 0xc0de0001, { local: US, remote: PEER, remoteTs: [ts4('10.9.1.0', '10.9.1.255')] }));
+    await vpp.ping('10.9.1.7', 3);
+    assert.equal((await dp.counters([1])).get(1)!.packetsOut, 3);
+    // the API connection breaks, VPP keeps the SAs: the same counters, through the resync's dump
+    let gone = once(dp.client, 'disconnected');
+    await vpp.dropConnections();
+    await gone;
+    await resynced(dp);
+    assert.equal((await dp.counters([1])).get(1)!.packetsOut, 3);
+    await vpp.ping('10.9.1.7', 1);
+    assert.equal((await dp.counters([1])).get(1)!.packetsOut, 4);
+    // VPP restarts empty: the CHILD_SA is programmed again, its new SAs count from zero in the new segment
+    gone = once(dp.client, 'disconnected');
+    await vpp.restart();
+    await gone;
+    await resynced(dp);
+    assert.deepEqual((await dp.counters([1])).get(1), { packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0 });
+    await vpp.ping('10.9.1.7', 2);
+    assert.equal((await dp.counters([1])).get(1)!.packetsOut, 2);
+  } finally {
+    await done();
+  }
 });
