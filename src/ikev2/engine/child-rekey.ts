@@ -10,6 +10,7 @@ import { EMPTY, findNotify, notify } from './payload-util.ts';
 import { emit, jitter, setTimer, type EngineContext } from './context.ts';
 import { answer, answerNotify, retransmitDelay } from './message.ts';
 import { queueTask } from './tasks.ts';
+import { childVolumeLimits } from './traffic.ts';
 
 /** Milliseconds an old SA waits at least for the peer that rekeyed it to delete it, before we do. */
 export const DELETE_OLD_AFTER_MS = 30_000;
@@ -176,6 +177,7 @@ export function childLifetimes(ctx: EngineContext, child: ChildSa): void {
   const cc = child.cfg;
   if (cc.rekeyTime > 0) child.rekeyAt = child.installedAt + (cc.rekeyTime - jitter(ctx, cc.randTime)) * 1000;
   if (cc.lifeTime > 0) child.expireAt = child.installedAt + cc.lifeTime * 1000;
+  childVolumeLimits(ctx, child);
 }
 
 /** One timer per IKE SA for all its CHILD_SAs: the earliest rekey or expiry among them. */

@@ -71,6 +71,9 @@ export class ChildSa {
   installedAt = 0;
   rekeyAt = 0;
   expireAt = 0;
+  /** Volume rekey thresholds (rekey_bytes/rekey_packets less their random part); 0: none. */
+  rekeyBytes = 0;
+  rekeyPackets = 0;
   vpp: InstallResult = {};
   /** CHILD_SA this one replaced (rekey), until the old one is deleted. */
   replaces: number | undefined;
