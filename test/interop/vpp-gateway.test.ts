@@ -21,7 +21,12 @@
  * 300-byte fragment_size and has one more IKE SA (no CHILD_SA) authenticated with certificates: an
  * RSA-4096 chain (root CA -> intermediate -> end certificates for both sides, made at test time with
  * strongSwan's `pki`), so its IKE_AUTH and IKE SA rekey go as IKE fragments (RFC 7383) both ways
- * through VPP's punt socket. A VPP without
+ * through VPP's punt socket; VPP's punt socket keeps the kernel's default queue of 10 datagrams, so
+ * our bursts find it full, wait, and arrive whole. And a rekey soak (about 30 s): three more tunnels
+ * with lifetimes of seconds whose CHILD_SAs and IKE SAs are rekeyed by strongSwan, by vpp-iked, and
+ * by both at once, cycle after cycle under a ping at 20 per second (no reply lost); then both sides
+ * agree on every tunnel's SPIs and VPP's API lists exactly the SAs of the CHILD_SAs vpp-iked has,
+ * also after the soak's IKE SAs are deleted. A VPP without
  * `punt { socket }` refuses the registration: the daemon exits 1 at start, naming VPP's answer.
  *
  * What a gateway needs per mode shows in the labs: p2mp keys a tunnel protection by the peer's
@@ -36,10 +41,11 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { createLab, interopAvailable, waitFor, type Charon, type Lab, type SwanSa } from './harness.ts';
-import { requireVpp, startVppLab, vppAvailable, VPP_LAB_ADDR, type VppLab } from '../helpers/real-vpp.ts';
+import { requireVpp, run, startVppLab, vppAvailable, VPP_LAB_ADDR, type VppLab } from '../helpers/real-vpp.ts';
 import { daemonSection, spawnDaemonWithConfig, startDaemon, type DaemonHandle, type IkeSaJson } from '../helpers/daemon.ts';
 import { VppClient } from '../../src/vpp/client.ts';
 import { isOurId } from '../../src/dataplane/vpp/ids.ts';
+import { IpsecSadFlags } from '../../src/vpp/defs.generated.ts';
 import { UnixDgramSocket } from '../../src/net/unix-dgram.ts';
 import { buildPuntFrame } from '../../src/net/punt.ts';
 import { mkdirSync, readFileSync } from 'node:fs';
@@ -57,6 +63,14 @@ interface Tunnel {
   /** inner addresses: the peer's (on its lo) and VPP's (on loop0) */
   peer: string;
   vpp: string;
+  /** Lifetimes per side (no jitter); strongSwan's and vpp-iked's defaults without. */
+  timers?: { peer: Timers; vpp: Timers };
+}
+
+interface Timers {
+  ikeRekey: string;
+  childRekey: string;
+  childLife: string;
 }
 
 const TUNNELS: readonly Tunnel[] = [
@@ -65,6 +79,21 @@ const TUNNELS: readonly Tunnel[] = [
   { name: 's6', outer: 6, initiator: 'swan', peer: '2001:db8:a::1', vpp: '2001:db8:b::1' },
   { name: 'i6', outer: 6, initiator: 'iked', peer: '2001:db8:a::2', vpp: '2001:db8:b::2' },
 ];
+
+/**
+ * The p2p lab's rekey soak (rekeysThroughVpp): short lifetimes on IPv4. `ks`: strongSwan rekeys
+ * first (vpp-iked's timers are longer), `ki`: vpp-iked does, `kc`: the same timers on both sides,
+ * so both start rekeys about together and they collide when the requests cross.
+ */
+const SHORT = (child: number, ike: number): Timers => ({ ikeRekey: `${ike}s`, childRekey: `${child}s`, childLife: `${child * 4}s` });
+const LONG = SHORT(60, 60);
+const SOAK: readonly Tunnel[] = [
+  { name: 'ks', outer: 4, initiator: 'swan', peer: '198.51.100.5', vpp: '198.51.100.133', timers: { peer: SHORT(5, 12), vpp: LONG } },
+  { name: 'ki', outer: 4, initiator: 'iked', peer: '198.51.100.6', vpp: '198.51.100.134', timers: { peer: LONG, vpp: SHORT(5, 12) } },
+  { name: 'kc', outer: 4, initiator: 'swan', peer: '198.51.100.7', vpp: '198.51.100.135', timers: { peer: SHORT(6, 13), vpp: SHORT(6, 13) } },
+];
+/** The tunnels of a lab: the p2p lab has the soak's too. */
+const tunnelsOf = (mode: Mode): readonly Tunnel[] => (mode === 'p2p' ? [...TUNNELS, ...SOAK] : TUNNELS);
 
 /**
  * The peer's second outer addresses. In p2mp, VPP keys a tunnel protection by the peer's address
@@ -89,13 +118,15 @@ function connections(side: 'peer' | 'vpp', mode: Mode, certs?: FragCerts): strin
   const swan = side === 'peer';
   const other = swan ? 'vpp' : 'peer';
   const out = ['connections {'];
-  for (const x of TUNNELS) {
+  for (const x of tunnelsOf(mode)) {
+    const tm = x.timers?.[side];
     out.push(
       `  ${x.name} {`,
       ...(swan ? ['    version = 2', '    mobike = no'] : []),
       `    local_addrs = ${outer(x, side, mode)}`,
       `    remote_addrs = ${outer(x, other, mode)}`,
       '    proposals = aes256gcm16-prfsha256-x25519',
+      ...(tm ? [`    rekey_time = ${tm.ikeRekey}`, '    rand_time = 0s'] : []),
       `    local {\n      auth = psk\n      id = ${side}-${x.name}.lab\n    }`,
       `    remote {\n      auth = psk\n      id = ${other}-${x.name}.lab\n    }`,
       '    children {',
@@ -103,6 +134,7 @@ function connections(side: 'peer' | 'vpp', mode: Mode, certs?: FragCerts): strin
       `        local_ts = ${hostPrefix(x[side])}`,
       `        remote_ts = ${hostPrefix(x[other])}`,
       '        esp_proposals = aes256gcm16',
+      ...(tm ? [`        rekey_time = ${tm.childRekey}`, `        life_time = ${tm.childLife}`, '        rand_time = 0s'] : []),
       ...(swan ? [] : [`        vpp_mode = ${mode}`]),
       ...(!swan && mode === 'p2mp' ? ['        vpp_interface = ipsec100'] : []),
       '      }',
@@ -186,7 +218,7 @@ function fragSwanFiles(c: FragCerts): Record<string, string> {
  */
 function gatewayCommands(vpp: VppLab, mode: Mode): string[] {
   const cmds: string[] = [];
-  for (const x of TUNNELS) {
+  for (const x of tunnelsOf(mode)) {
     if (x.vpp !== VPP_LAB_ADDR.vpp.inner4 && x.vpp !== VPP_LAB_ADDR.vpp.inner6) cmds.push(`set interface ip address loop0 ${hostPrefix(x.vpp)}`);
   }
   if (mode === 'policy') {
@@ -206,11 +238,17 @@ interface Gateway {
 }
 
 async function startGateway(t: TestContext, mode: Mode): Promise<Gateway> {
-  // VPP sends each punted datagram without waiting, and so does vpp-iked to VPP's punt socket; a
-  // Unix datagram socket holds at most net.unix.max_dgram_qlen of them (10 by default, per network
-  // namespace), and a certificate IKE_AUTH goes as some 20 fragments at once each way. The p2p lab
-  // gives VPP's namespace a longer queue and runs the daemon there, as such a gateway needs.
-  const vpp = await startVppLab(t, mode === 'p2p' ? { unixDgramQlen: 256 } : {});
+  // VPP sends each punted datagram without waiting: a Unix datagram socket holds at most
+  // net.unix.max_dgram_qlen of them (10 by default, per network namespace, taken when the socket is
+  // made), and a certificate IKE_AUTH goes as some 20 fragments at once each way. The p2p lab starts
+  // VPP with the default, so its punt socket keeps a queue of 10 and our bursts of fragments find
+  // it full (they wait in vpp-iked's queue), then raises it in VPP's namespace and runs the daemon
+  // there: our socket takes VPP's bursts whole.
+  const vpp = await startVppLab(t);
+  if (mode === 'p2p') {
+    const r = await run('ip', ['netns', 'exec', vpp.vppNs, 'sysctl', '-qw', 'net.unix.max_dgram_qlen=256']);
+    assert.equal(r.code, 0, r.stderr);
+  }
   const certs = mode === 'p2p' ? await makeFragCerts(join(vpp.dir, 'pki')) : undefined;
   if (mode === 'policy') {
     // VPP's SPD output path computes the checksum that a received frame's offload flags ask for
@@ -220,7 +258,7 @@ async function startGateway(t: TestContext, mode: Mode): Promise<Gateway> {
     const r = await vpp.inPeer('ethtool', ['-K', vpp.peerIf, 'tx', 'off']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
   }
-  for (const x of TUNNELS) {
+  for (const x of tunnelsOf(mode)) {
     if (x.peer !== VPP_LAB_ADDR.peer.inner4 && x.peer !== VPP_LAB_ADDR.peer.inner6) {
       const r = await vpp.inPeer('ip', ['addr', 'add', hostPrefix(x.peer), 'dev', 'lo', ...(isV6(x.peer) ? ['nodad'] : [])]);
       assert.equal(r.code, 0, r.stderr);
@@ -573,7 +611,7 @@ interface FragStats {
   fragments_sent: number;
   fragments_received: number;
   fragments_dropped: Record<string, number>;
-  transport: { too_big: number };
+  transport: { too_big: number; send_blocked: number; send_queue_full: number; send_timeouts: number; send_errors: number };
 }
 
 /**
@@ -621,8 +659,106 @@ async function fragmentsThroughPunt(st: TestContext, g: Gateway): Promise<void> 
   assert.ok(after.messages_reassembled > before.messages_reassembled, 'vpp-iked reassembled fragments VPP punted to it');
   assert.ok(split >= 1 && reassembled >= 1, `strongSwan split ${split} and reassembled ${reassembled} messages`);
   assert.equal(after.transport.too_big, before.transport.too_big, 'nothing refused as too big for the punt socket');
+  // VPP's punt socket has the default queue of 10: what did not fit waited, and nothing was lost.
+  const tr = (k: keyof FragStats['transport']): number => after.transport[k] - before.transport[k];
+  st.diagnostic(`datagrams to VPP that found its punt socket full and waited: ${tr('send_blocked')}`);
+  assert.ok(tr('send_blocked') >= 1, "our burst of fragments found VPP's punt socket full (a queue of 10) and waited");
+  assert.deepEqual([tr('send_queue_full'), tr('send_timeouts'), tr('send_errors')], [0, 0, 0], 'no datagram to VPP dropped');
   assert.ok(Object.values(after.fragments_dropped).every((n) => n === 0), `no fragment dropped: ${JSON.stringify(after.fragments_dropped)}`);
   await g.swan.terminateIke(FRAG_CONN, { allowFailure: true, timeoutMs: 5000 });
+}
+
+/** VPP's SAs as its API lists them: `in:SPI` / `out:SPI`, sorted. */
+async function vppSaSet(vpp: VppLab): Promise<string[]> {
+  const client = new VppClient({ socket: vpp.apiSocket, reconnect: false, healthCheckMs: 0, requestTimeoutMs: 5000 });
+  await client.connect();
+  try {
+    const sas = await client.dump('ipsec_sa_v5_dump', { sa_id: U32_MAX });
+    return sas.map((d) => `${d.entry.flags & IpsecSadFlags.IPSEC_API_SAD_FLAG_IS_INBOUND ? 'in' : 'out'}:${d.entry.spi.toString(16).padStart(8, '0')}`).sort();
+  } finally {
+    await client.close();
+  }
+}
+
+/** The SAs VPP must hold: both of every CHILD_SA vpp-iked lists as installed. */
+function expectedSaSet(ours: IkeSaJson[]): string[] {
+  return ours.flatMap((s) => s.child_sas.filter((c) => c.state === 'INSTALLED').flatMap((c) => [`in:${c.spi_in}`, `out:${c.spi_out}`])).sort();
+}
+
+/** How long the soak runs: five or more CHILD_SA rekeys and two IKE SA rekeys per tunnel. */
+const SOAK_MS = 27_000;
+
+/**
+ * Rekeys through the real path: three more tunnels with lifetimes of seconds (SOAK), CHILD_SA and IKE
+ * SA rekeys started by strongSwan (ks), by vpp-iked (ki) and by both at once (kc), cycle after cycle,
+ * under a ping at 20 per second on each. Afterwards both sides agree on every tunnel's SPIs and VPP
+ * holds exactly the SAs of the CHILD_SAs vpp-iked lists, none more, none missing; and once the soak's
+ * IKE SAs are deleted, their SAs are gone from VPP too.
+ */
+async function rekeysThroughVpp(st: TestContext, g: Gateway): Promise<void> {
+  const from = g.swan.log().split('\n').length - 1;
+  const logFrom = g.iked.logs().split('\n').length - 1;
+  for (const x of SOAK) {
+    if (x.initiator === 'swan') await g.swan.initiate(x.name, { ike: x.name });
+    else {
+      const r = await g.iked.ctl(['initiate', '--ike', x.name, '--child', x.name]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+    }
+  }
+  await untilStates(g, 'the soak tunnels up on both sides', SOAK, () => true, 10_000);
+  const started = Date.now();
+  const count = Math.round(SOAK_MS / 50);
+  const pings = await Promise.all(SOAK.map((x) => ping(g.vpp, x, { intervalS: 0.05, count, deadlineS: SOAK_MS / 1000 + 15 })));
+  const ranMs = Date.now() - started;
+
+  // Both sides agree on every tunnel (the soak's go on rekeying: a moment between two rekeys), and
+  // VPP holds exactly the SAs of the CHILD_SAs vpp-iked lists.
+  const all = [...TUNNELS, ...SOAK];
+  let lastDiff = '';
+  await waitFor('both sides to agree on every tunnel and VPP to hold exactly their SAs', async () => {
+    try {
+      const [ours, theirs] = await Promise.all([g.iked.listSas(), g.swan.listSas()]);
+      for (const x of all) stateOf(x, ours, theirs);
+      const want = expectedSaSet(ours);
+      const held = await vppSaSet(g.vpp);
+      const again = await g.iked.listSas();
+      if (JSON.stringify(expectedSaSet(again)) !== JSON.stringify(want)) return false; // a rekey ran meanwhile
+      lastDiff = `VPP holds ${held.length} SAs, vpp-iked lists ${want.length}: extra ${held.filter((h) => !want.includes(h)).join(' ')}; missing ${want.filter((w) => !held.includes(w)).join(' ')}`;
+      return JSON.stringify(held) === JSON.stringify(want) && want.length === all.length * 2;
+    } catch (e) {
+      lastDiff = (e as Error).message;
+      return false;
+    }
+  }, 15_000, 100).catch((e: Error) => {
+    throw new Error(`${e.message}: ${lastDiff}`);
+  });
+
+  // Who started which rekey, from strongSwan's log (its requests, and ours it parsed).
+  const log = g.swan.log().split('\n').slice(from);
+  const n = (name: string, dir: 'generating' | 'parsed', what: 'child' | 'ike'): number =>
+    log.filter((l) => l.includes(`<${name}|`) && l.includes(`${dir} CREATE_CHILD_SA request`) && (what === 'child' ? /\[ N\(REKEY_SA\)/.test(l) : /\[ SA No KE \]/.test(l))).length;
+  const ours = g.iked.logs().split('\n').slice(logFrom);
+  const collisions = ours.filter((l) => /rekey collision: the peer rekeys it too/.test(l)).length;
+  const expired = ours.filter((l) => /reached its life time|reached its hard lifetime/.test(l)).length;
+  const summary = SOAK.map((x, i) =>
+    `${x.name}: CHILD_SA rekeys by strongSwan ${n(x.name, 'generating', 'child')}, by vpp-iked ${n(x.name, 'parsed', 'child')}; ` +
+    `IKE SA rekeys by strongSwan ${n(x.name, 'generating', 'ike')}, by vpp-iked ${n(x.name, 'parsed', 'ike')}; ping ${pings[i]!.received}/${pings[i]!.sent}`).join('\n');
+  st.diagnostic(`${(ranMs / 1000).toFixed(1)} s under ping, ${collisions} rekey collisions\n${summary}`);
+  assert.ok(n('ks', 'generating', 'child') >= 3 && n('ks', 'generating', 'ike') >= 1, `strongSwan rekeyed ks's CHILD_SA and IKE SA\n${summary}`);
+  assert.ok(n('ki', 'parsed', 'child') >= 3 && n('ki', 'parsed', 'ike') >= 1, `vpp-iked rekeyed ki's CHILD_SA and IKE SA\n${summary}`);
+  assert.ok(n('kc', 'generating', 'child') + n('kc', 'parsed', 'child') >= 3, `kc's CHILD_SA was rekeyed\n${summary}`);
+  assert.equal(expired, 0, 'no SA reached its life time unreplaced');
+  for (const [i, x] of SOAK.entries()) assertNoLoss(pings[i]!, `${x.name}: ping during the rekeys`);
+
+  // The soak's IKE SAs deleted: their CHILD_SAs' SAs leave VPP, the other tunnels' stay.
+  for (const x of SOAK) await g.swan.terminateIke(x.name, { timeoutMs: 5000 });
+  await waitFor('the soak tunnels gone from both sides and from VPP', async () => {
+    const [ours2, theirs] = await Promise.all([g.iked.listSas(), g.swan.listSas()]);
+    if (SOAK.some((x) => ours2.some((s) => s.name === x.name) || theirs.some((s) => s.name === x.name))) return false;
+    for (const x of TUNNELS) stateOf(x, ours2, theirs);
+    const want = expectedSaSet(ours2);
+    return JSON.stringify(await vppSaSet(g.vpp)) === JSON.stringify(want) && want.length === TUNNELS.length * 2;
+  }, 10_000, 200);
 }
 
 /**
@@ -643,7 +779,7 @@ function requireGateway(t: TestContext): boolean {
 }
 
 for (const mode of ['p2p', 'p2mp', 'policy'] as const) {
-  test(`VPP gateway (${mode}): strongSwan <-> real VPP <-> vpp-iked over punt`, { timeout: 180_000 }, async (t) => {
+  test(`VPP gateway (${mode}): strongSwan <-> real VPP <-> vpp-iked over punt`, { timeout: 240_000 }, async (t) => {
     if (!requireGateway(t)) return;
     const g = await startGateway(t, mode);
     const states = await bringUp(g);
@@ -651,6 +787,7 @@ for (const mode of ['p2p', 'p2mp', 'policy'] as const) {
     await t.test('rekeys during a steady ping lose no reply', (st) => rekeysUnderPing(st, g, TUNNELS[mode === 'p2p' ? 0 : mode === 'p2mp' ? 3 : 1]!));
     if (mode === 'p2p') await t.test('hostile input through punt is dropped and counted; the daemon still serves', (st) => hostileInput(st, g));
     if (mode === 'p2p') await t.test('certificates (RSA-4096 chains): IKE fragments both ways through the punt socket', (st) => fragmentsThroughPunt(st, g));
+    if (mode === 'p2p') await t.test('rekeys by either side and both at once, cycle after cycle: SPIs agree, VPP holds exactly them', (st) => rekeysThroughVpp(st, g));
     await t.test('VPP killed and restarted: SAs replayed, CHILD_SAs rekeyed, same IKE SAs', (st) => vppRestart(st, g));
   });
 }
