@@ -22,11 +22,15 @@
  * RSA-4096 chain (root CA -> intermediate -> end certificates for both sides, made at test time with
  * strongSwan's `pki`), so its IKE_AUTH and IKE SA rekey go as IKE fragments (RFC 7383) both ways
  * through VPP's punt socket; VPP's punt socket keeps the kernel's default queue of 10 datagrams, so
- * our bursts find it full, wait, and arrive whole. And a rekey soak (about 30 s): three more tunnels
+ * our bursts find it full, wait, and arrive whole; with VPP paused (SIGSTOP) while vpp-iked answers
+ * 30 requests, 19 answers wait for room without a lost one or a spinning CPU, and IKE is still
+ * received afterwards. And a rekey soak (about 30 s): three more tunnels
  * with lifetimes of seconds whose CHILD_SAs and IKE SAs are rekeyed by strongSwan, by vpp-iked, and
  * by both at once, cycle after cycle under a ping at 20 per second (no reply lost); then both sides
  * agree on every tunnel's SPIs and VPP's API lists exactly the SAs of the CHILD_SAs vpp-iked has,
- * also after the soak's IKE SAs are deleted. A VPP without
+ * also after the soak's IKE SAs are deleted. Last, VPP is killed with four rekeys under way (CHILD_SA
+ * and IKE SA, started by either side): once it is back, every CHILD_SA is replaced, both sides agree
+ * and VPP holds exactly the current SAs. A VPP without
  * `punt { socket }` refuses the registration: the daemon exits 1 at start, naming VPP's answer.
  *
  * What a gateway needs per mode shows in the labs: p2mp keys a tunnel protection by the peer's
@@ -49,6 +53,13 @@ import { IpsecSadFlags } from '../../src/vpp/defs.generated.ts';
 import { UnixDgramSocket } from '../../src/net/unix-dgram.ts';
 import { buildPuntFrame } from '../../src/net/punt.ts';
 import { mkdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import pino from 'pino';
+import { Engine, type OutPacket } from '../../src/ikev2/engine/engine.ts';
+import { FakeScheduler } from '../../src/common/clock.ts';
+import { MemoryDataplane } from '../../src/dataplane/memory.ts';
+import { parseProposals } from '../../src/ikev2/crypto/proposals.ts';
+import { child, config, conn, psk } from '../helpers/engine-pair.ts';
 import { pkiMissing, TestPki, type KeySpec } from '../helpers/pki.ts';
 
 const PSK = 'gateway-preshared-key-0123456789';
@@ -662,10 +673,86 @@ async function fragmentsThroughPunt(st: TestContext, g: Gateway): Promise<void> 
   // VPP's punt socket has the default queue of 10: what did not fit waited, and nothing was lost.
   const tr = (k: keyof FragStats['transport']): number => after.transport[k] - before.transport[k];
   st.diagnostic(`datagrams to VPP that found its punt socket full and waited: ${tr('send_blocked')}`);
-  assert.ok(tr('send_blocked') >= 1, "our burst of fragments found VPP's punt socket full (a queue of 10) and waited");
   assert.deepEqual([tr('send_queue_full'), tr('send_timeouts'), tr('send_errors')], [0, 0, 0], 'no datagram to VPP dropped');
   assert.ok(Object.values(after.fragments_dropped).every((n) => n === 0), `no fragment dropped: ${JSON.stringify(after.fragments_dropped)}`);
   await g.swan.terminateIke(FRAG_CONN, { allowFailure: true, timeoutMs: 5000 });
+}
+
+/**
+ * IKE_SA_INIT requests from the peer's outer IPv4 address with a proposal vpp-iked does not accept
+ * (each answered with a NO_PROPOSAL_CHOSEN response, and no half-open IKE SA that a limit would
+ * count), one engine each: its own SPI.
+ */
+function unacceptableInits(n: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i < n; i++) {
+    let first: OutPacket | undefined;
+    const e = new Engine({ scheduler: new FakeScheduler(0), random: randomBytes, send: (p) => (first ??= p), dataplane: new MemoryDataplane(), log: pino({ level: 'silent' }), port: 500, portNatT: 4500, ikeSaLimit: 10 });
+    e.setConfig(config([conn('x', { localAddrs: [VPP_LAB_ADDR.peer.v4], remoteAddrs: [VPP_LAB_ADDR.vpp.v4], proposals: parseProposals('aes128-sha256-ecp256', 'ike'), children: [child('x')] })], [psk([], PSK)]));
+    e.initiate('x').catch(() => {});
+    assert.ok(first, 'the engine sent its IKE_SA_INIT at once');
+    out.push(first.data);
+  }
+  return out;
+}
+
+/** CPU seconds (user + system) of a process so far, from /proc. */
+function cpuSecondsOf(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * VPP's punt socket full for real (a queue of 10): vpp-iked is paused while the peer sends 30
+ * IKE_SA_INIT requests (VPP punts them into our socket, which holds 256), then VPP is paused and
+ * vpp-iked resumed: it answers all 30, 11 fit into VPP's queue and the rest wait in ours (without
+ * spinning the CPU). VPP resumed within the wait time: they all go, none dropped; and vpp-iked still
+ * receives through the punt socket (strongSwan rekeys a CHILD_SA), which it did not before the
+ * sending socket was separated from the receiving one.
+ */
+async function vppPuntQueueFull(st: TestContext, g: Gateway): Promise<void> {
+  const N = 30;
+  const inits = unacceptableInits(N);
+  const before = await g.iked.json<FragStats & { no_proposal: number }>(['stats']);
+  const daemonPid = g.iked.proc.pid;
+  process.kill(daemonPid, 'SIGSTOP');
+  let vppStopped = false;
+  try {
+    const r = await g.vpp.inPeer(process.execPath, ['-e', SENDER, '4', VPP_LAB_ADDR.vpp.v4, '500', ...inits.map((b) => b.toString('hex'))]);
+    assert.equal(r.code, 0, r.stderr);
+    await new Promise((res) => setTimeout(res, 300)); // VPP punts them into our socket
+    process.kill(g.vpp.vppPid, 'SIGSTOP');
+    vppStopped = true;
+  } finally {
+    process.kill(daemonPid, 'SIGCONT');
+  }
+  let cpu: number;
+  try {
+    await new Promise((res) => setTimeout(res, 200)); // vpp-iked answers; VPP takes 11
+    const c0 = cpuSecondsOf(daemonPid);
+    await new Promise((res) => setTimeout(res, 400));
+    cpu = cpuSecondsOf(daemonPid) - c0;
+  } finally {
+    if (vppStopped) process.kill(g.vpp.vppPid, 'SIGCONT');
+  }
+  await new Promise((res) => setTimeout(res, 300)); // VPP reads; what waited goes
+  const after = await waitFor('every request answered', async () => {
+    const s = await g.iked.json<FragStats & { no_proposal: number }>(['stats']);
+    return s.no_proposal - before.no_proposal >= N && s;
+  }, 5000, 100);
+  const tr = (k: keyof FragStats['transport']): number => after.transport[k] - before.transport[k];
+  st.diagnostic(`${N} answers to a paused VPP: ${tr('send_blocked')} waited for room in its punt socket's queue; vpp-iked used ${(cpu * 1000).toFixed(0)} ms of CPU in 400 ms meanwhile`);
+  assert.ok(tr('send_blocked') >= N - 12, `the answers beyond VPP's queue waited (${tr('send_blocked')})`);
+  assert.deepEqual([tr('send_queue_full'), tr('send_timeouts'), tr('send_errors')], [0, 0, 0], 'no datagram to VPP dropped');
+  assert.ok(cpu < 0.2, `vpp-iked does not spin while its answers wait (${cpu} s of CPU in 0.4 s)`);
+  // Still receiving through punt: a CHILD_SA rekey by strongSwan completes, and the tunnel carries pings.
+  const x = TUNNELS[0]!;
+  const s0 = await tunnelState(g, x);
+  const sw = await g.swan.swanctl(['--rekey', '--child', x.name]);
+  assert.equal(sw.code, 0, sw.stdout + sw.stderr);
+  await untilChildReplaced(g, x, s0, 10_000);
+  assertNoLoss(await ping(g.vpp, x, { count: 5 }), `${x.name} after VPP's punt queue was full`);
 }
 
 /** VPP's SAs as its API lists them: `in:SPI` / `out:SPI`, sorted. */
@@ -762,6 +849,65 @@ async function rekeysThroughVpp(st: TestContext, g: Gateway): Promise<void> {
 }
 
 /**
+ * VPP killed while rekeys are under way: right after the kill vpp-iked starts a CHILD_SA rekey (i4)
+ * and an IKE SA rekey (s6), strongSwan a CHILD_SA rekey (s4) and an IKE SA rekey (i6); their
+ * messages are lost until VPP is back, then retransmitted, while vpp-iked also programs the SAs
+ * again and rekeys every CHILD_SA. Afterwards every CHILD_SA has new SPIs, the two IKE SAs are
+ * rekeyed, both sides agree, VPP's API lists exactly the SAs of vpp-iked's CHILD_SAs (none left
+ * from the interrupted rekeys, none missing), and every tunnel carries pings.
+ */
+async function vppRestartMidRekey(st: TestContext, g: Gateway): Promise<void> {
+  const before = await tunnelStates(g);
+  const [s4, i4, s6, i6] = TUNNELS as [Tunnel, Tunnel, Tunnel, Tunnel];
+  const logFrom = g.iked.logs().split('\n').length - 1;
+  const killedAt = Date.now();
+  await g.vpp.kill('SIGKILL');
+  let r = await g.iked.ctl(['rekey', '--child-id', String(before.get(i4.name)!.childId)]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  r = await g.iked.ctl(['rekey', '--ike-id', String(before.get(s6.name)!.ikeId)]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  let sw = await g.swan.swanctl(['--rekey', '--child', s4.name]);
+  assert.equal(sw.code, 0, sw.stdout + sw.stderr);
+  sw = await g.swan.swanctl(['--rekey', '--ike', i6.name]);
+  assert.equal(sw.code, 0, sw.stdout + sw.stderr);
+  await g.vpp.startVpp();
+  await new Promise((res) => setTimeout(res, 1000));
+  await g.vpp.configure(gatewayCommands(g.vpp, g.mode));
+  const interfacesAt = Date.now();
+  await g.vpp.inPeer('ip', ['neigh', 'flush', 'dev', g.vpp.peerIf]);
+  await g.vpp.inPeer('ip', ['-6', 'neigh', 'flush', 'dev', g.vpp.peerIf]);
+  /** What the daemon logged about the rekeys since the kill, one short line each. */
+  const notable = (): string[] => g.iked.logs().split('\n').slice(logFrom).filter((l) => /rekey (failed|collision)|replayed|IKE SA rekeyed/.test(l)).map((l) => {
+    try {
+      const j = JSON.parse(l) as { msg?: string; conn?: string; child?: string; reason?: string; retry_in_s?: number };
+      return `  ${j.conn ?? j.child ?? ''} ${j.msg ?? ''}${j.reason ? ` (${j.reason}${j.retry_in_s !== undefined ? `, retry in ${j.retry_in_s} s` : ''})` : ''}`;
+    } catch {
+      return l.slice(0, 200);
+    }
+  });
+  const after = await untilStates(g, 'every CHILD_SA replaced and the two IKE SAs rekeyed after VPP came back', TUNNELS, (now) =>
+    TUNNELS.every((y) => replaced(now.get(y.name)!, before.get(y.name)!)) &&
+    now.get(s6.name)!.ikeSpis !== before.get(s6.name)!.ikeSpis && now.get(i6.name)!.ikeSpis !== before.get(i6.name)!.ikeSpis, 30_000).catch((e: Error) => {
+    throw new Error(`${e.message}\n${notable().join('\n')}`);
+  });
+  const settledAt = Date.now();
+  let lastDiff = '';
+  await waitFor('VPP to hold exactly the SAs of the current CHILD_SAs', async () => {
+    const ours = await g.iked.listSas();
+    const want = expectedSaSet(ours);
+    const held = await vppSaSet(g.vpp);
+    lastDiff = `VPP holds ${held.length} SAs, vpp-iked lists ${want.length}: extra ${held.filter((h) => !want.includes(h)).join(' ')}; missing ${want.filter((w) => !held.includes(w)).join(' ')}`;
+    return JSON.stringify(held) === JSON.stringify(want) && want.length === TUNNELS.length * 2;
+  }, 10_000, 200).catch((e: Error) => {
+    throw new Error(`${e.message}: ${lastDiff}`);
+  });
+  await tunnelStates(g); // still agreeing
+  for (const y of TUNNELS) assertNoLoss(await ping(g.vpp, y, { count: 10 }), `${y.name} after the VPP restart mid-rekey`);
+  for (const y of [s4, i4]) assert.equal(after.get(y.name)!.ikeSpis, before.get(y.name)!.ikeSpis, `${y.name}: the same IKE SA`);
+  st.diagnostic(`VPP killed with 4 rekeys under way: interfaces back ${interfacesAt - killedAt} ms after the kill, all settled ${settledAt - interfacesAt} ms later\n${notable().join('\n')}`);
+}
+
+/**
  * strongSwan (with its `pki`) and VPP: true when the lab can run; otherwise the test is skipped with
  * what is missing, or fails when REQUIRE_INTEROP=1 or REQUIRE_VPP=1.
  */
@@ -787,8 +933,10 @@ for (const mode of ['p2p', 'p2mp', 'policy'] as const) {
     await t.test('rekeys during a steady ping lose no reply', (st) => rekeysUnderPing(st, g, TUNNELS[mode === 'p2p' ? 0 : mode === 'p2mp' ? 3 : 1]!));
     if (mode === 'p2p') await t.test('hostile input through punt is dropped and counted; the daemon still serves', (st) => hostileInput(st, g));
     if (mode === 'p2p') await t.test('certificates (RSA-4096 chains): IKE fragments both ways through the punt socket', (st) => fragmentsThroughPunt(st, g));
+    if (mode === 'p2p') await t.test("VPP's punt queue full (VPP paused): our answers wait, none lost, and we still receive", (st) => vppPuntQueueFull(st, g));
     if (mode === 'p2p') await t.test('rekeys by either side and both at once, cycle after cycle: SPIs agree, VPP holds exactly them', (st) => rekeysThroughVpp(st, g));
     await t.test('VPP killed and restarted: SAs replayed, CHILD_SAs rekeyed, same IKE SAs', (st) => vppRestart(st, g));
+    if (mode === 'p2p') await t.test('VPP killed while rekeys from both sides are under way: VPP ends with exactly the current SAs', (st) => vppRestartMidRekey(st, g));
   });
 }
 
