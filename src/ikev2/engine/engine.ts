@@ -23,7 +23,7 @@ import { internalError, receive, retransmitDelay } from './message.ts';
 import { onSaTimer, queueTask } from './tasks.ts';
 import { initiate, initKeysReady } from './ike-init.ts';
 import { InitCryptoPool } from '../crypto/pool.ts';
-import { rekeyChild } from './child-rekey.ts';
+import { QUICK_RETRIES, rekeyChild } from './child-rekey.ts';
 import { rekeyIke } from './ike-rekey.ts';
 import { deleteChild } from './informational.ts';
 import { forgetConnection, onRetryTimer, startConnections } from './keep-up.ts';
@@ -48,7 +48,9 @@ export class Engine {
         ctx.log.info({ children: ids.length }, 'dataplane replayed CHILD_SAs after a restart; rekeying them');
         for (const id of ids) {
           const e = ctx.childrenById.get(id);
-          if (e && !e.sa.dead) rekeyChild(ctx, e.sa, e.child);
+          if (!e || e.sa.dead) continue;
+          e.child.quickRetries = QUICK_RETRIES;
+          rekeyChild(ctx, e.sa, e.child);
         }
       },
       failed: (childId, reason) => {
