@@ -21,6 +21,7 @@ import { MemoryDataplane } from '../dataplane/memory.ts';
 import { listSasHandler } from '../control/commands.ts';
 import { ControlServer, type Handler, type Reply } from '../control/server.ts';
 import { certView, ikeView, statsView, type WallTime } from '../control/views.ts';
+import { snakeKeys } from '../common/text.ts';
 import { EXPIRY_WARNING_DAYS, expiringCerts, NO_CREDENTIALS } from '../config/credentials.ts';
 import { createLogs, isLevel, SUBSYSTEMS, type Logs, type Subsystem } from '../log/logger.ts';
 import type { IkeSa } from '../ikev2/sa/ike-sa.ts';
@@ -123,6 +124,7 @@ export class Daemon {
       blockThreshold: cfg.daemon.blockThreshold,
       initLimitHalfOpen: cfg.daemon.initLimitHalfOpen,
       keepAlive: cfg.daemon.keepAlive,
+      trafficPoll: cfg.daemon.trafficPoll,
       fragmentSize: cfg.daemon.fragmentSize,
       fragmentSizeV4: cfg.daemon.fragmentSizeV4,
       fragmentSizeV6: cfg.daemon.fragmentSizeV6,
@@ -392,7 +394,7 @@ export class Daemon {
   private handlers(): Map<string, Handler> {
     const h = new Map<string, Handler>();
     const wall = this.wall;
-    h.set('list-sas', listSasHandler(() => this.engine.table, wall));
+    h.set('list-sas', listSasHandler(() => this.engine.table, wall, (ids) => this.dataplane.counters(ids)));
     h.set('list-certs', async () => {
       const now = new Date();
       return (this.config.credentials?.certs ?? []).map((e) => certView(e, now));
@@ -484,6 +486,7 @@ export class Daemon {
           ...this.vppConnectionStats(),
           reloads: { ok: this.counters.reloadsOk, refused: this.counters.reloadsRefused },
           workers: this.engine.workers,
+          traffic: snakeKeys(this.engine.traffic),
           memory: memoryView(),
         },
       }),

@@ -100,6 +100,9 @@ const TRANSPORT_COUNTERS: Readonly<Record<string, readonly [string, string, stri
   duplicates: ['vpp_iked_udp_dropped_total', 'UDP datagrams dropped by the IKE sockets', 'duplicate_init'],
   noInterface: ['vpp_iked_punt_no_interface_total', 'IKE messages not sent: VPP has no interface with our address yet (punt transport)'],
   tooBig: ['vpp_iked_punt_too_big_total', 'IKE messages not sent: larger than the 2048 bytes of IP VPP takes from its punt socket'],
+  sendBlocked: ['vpp_iked_punt_send_blocked_total', "datagrams to VPP that found its punt socket's queue full and waited for room"],
+  sendQueueFull: ['vpp_iked_punt_send_dropped_total', "datagrams to VPP dropped while its punt socket's queue was full", 'queue_full'],
+  sendTimeouts: ['vpp_iked_punt_send_dropped_total', "datagrams to VPP dropped while its punt socket's queue was full", 'timeout'],
   registrations: ['vpp_iked_punt_registrations_total', 'registrations with VPP punt (start and every VPP reconnect)'],
 };
 
