@@ -336,6 +336,8 @@ interface Result {
   rss: { startKb: number; upKb: number; warmKb: number; endKb: number; slopeMbPerMin: number; slopeMbPerMinAll: number };
   rekeys: { child: number; ike: number; childPerS: number; ikePerS: number; expectedChild: number; expectedIke: number };
   vppSasAfterStop?: number;
+  /** The load-tester's IKE SAs still up a few seconds after vpp-iked's stop (each peer should have taken our Delete). */
+  peerSasAfterStop?: number;
   /** VPP's error counters about punt, UDP and drops at the end of the soak (`show errors`) */
   vppErrors?: string[];
   daemonExit?: { code: number | null; signal: NodeJS.Signals | null };
@@ -562,6 +564,21 @@ async function run(o: { tunnels: number; minutes: number; childRekey: number; ik
     name: 'vpp-iked stopped cleanly and removed its SAs from VPP (stop_action = delete)',
     ok: r.daemonExit?.code === 0 && r.vppSasAfterStop === 0,
     detail: `exit ${r.daemonExit ? (r.daemonExit.code ?? r.daemonExit.signal) : 'none within 30 s'}, ${r.vppSasAfterStop} of its SAs left in VPP`,
+  });
+  // Every peer took the Delete (also those with an exchange of ours in flight at the stop).
+  const upAtPeer = async (): Promise<number> => (await init.listSas(lab)).filter((sa) => sa.state === 'ESTABLISHED' || sa.state === 'REKEYING').length;
+  const peerDeadline = performance.now() + 10_000;
+  let peerLeft = await upAtPeer();
+  while (peerLeft > 0 && performance.now() < peerDeadline) {
+    await sleep(500);
+    peerLeft = await upAtPeer();
+  }
+  r.peerSasAfterStop = peerLeft;
+  log(`${peerLeft} IKE SAs still up at the load-tester after vpp-iked's stop`);
+  r.checks.push({
+    name: "the peers deleted their IKE SAs on vpp-iked's stop",
+    ok: peerLeft === 0,
+    detail: `${peerLeft} of ${o.tunnels} still up at the load-tester 10 s after the stop`,
   });
 }
 
