@@ -30,6 +30,12 @@ import { MetricsServer, renderMetrics } from './metrics.ts';
 import { diffConnections, settingChanges, type ReloadReport } from './reload.ts';
 import { snakeKeys as snake } from '../common/text.ts';
 
+/**
+ * The crypto worker threads start when this many IKE_SA_INIT requests come within one second: a
+ * daemon with a few peers never pays for them (about 25 MB each), a burst of new peers gets them.
+ */
+const WORKERS_START_AT = 16;
+
 export interface DaemonOptions {
   configPath: string;
   config: Config;
@@ -131,6 +137,7 @@ export class Daemon {
       onEvent: (e) => this.onEvent(e),
       localAddressFor: (r) => this.transport.localAddressFor(r),
       workers: cfg.daemon.workers === 'auto' ? autoWorkers(availableParallelism()) : cfg.daemon.workers,
+      workersStartAt: WORKERS_START_AT,
     });
     this.engine.setConfig(cfg);
     this.warnExpiring(cfg);

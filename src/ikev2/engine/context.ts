@@ -79,6 +79,12 @@ export interface EngineOptions {
    */
   workers?: number;
   /**
+   * Start those threads only when load appears: after this many IKE_SA_INIT requests within one
+   * second (until a thread has loaded, requests are computed on the event loop). 0 or absent: the
+   * threads start with the engine.
+   */
+  workersStartAt?: number;
+  /**
    * IKE fragmentation (RFC 7383): the IP datagram size of our fragments (strongSwan's
    * `charon.fragment_size`, default 1280; 0 = 576 for IPv4 and 1280 for IPv6) and per family
    * (`fragment_size_v4`/`_v6`, 0 or unset = fragmentSize).
@@ -210,7 +216,7 @@ export interface ChildWaiter extends Waiter<ChildSa> {
   name: string;
 }
 
-type OptionalOptions = 'onEvent' | 'localAddressFor' | 'fragmentSize' | 'fragmentSizeV4' | 'fragmentSizeV6' | 'maxDatagram' | 'fragmentLimits' | 'workers';
+type OptionalOptions = 'onEvent' | 'localAddressFor' | 'fragmentSize' | 'fragmentSizeV4' | 'fragmentSizeV6' | 'maxDatagram' | 'fragmentLimits' | 'workers' | 'workersStartAt';
 export type ResolvedOptions = Required<Omit<EngineOptions, OptionalOptions>> & Pick<EngineOptions, OptionalOptions>;
 
 export const NONCE_LEN = 32;

@@ -38,7 +38,7 @@ export class Engine {
   constructor(opts: EngineOptions) {
     const ctx = new EngineContext(opts);
     this.ctx = ctx;
-    if (opts.workers) ctx.pool = new InitCryptoPool<IkeSa>(opts.workers, (sa, r) => initKeysReady(ctx, sa, r));
+    if (opts.workers) ctx.pool = new InitCryptoPool<IkeSa>(opts.workers, (sa, r) => initKeysReady(ctx, sa, r), undefined, { startAt: opts.workersStartAt });
     ctx.sched.setHandler((key, kind, due) => this.onTimer(key, kind, due));
     opts.dataplane.setListener({
       replayed: (ids) => {
@@ -192,10 +192,11 @@ export class Engine {
 
   /** Stop everything: delete every IKE SA (telling peers when `tellPeers`). */
   /** Worker threads for IKE_SA_INIT (0 when it runs on the event loop) and their counters. */
-  get workers(): { threads: number; jobs: number; batches: number; largest_batch: number; worker_restarts: number; pending: number } {
+  get workers(): { threads: number; running: number; jobs: number; batches: number; largest_batch: number; worker_restarts: number; pending: number } {
     const p = this.ctx.pool;
     return {
       threads: p?.size ?? 0,
+      running: p?.running ?? 0,
       jobs: p?.stats.jobs ?? 0,
       batches: p?.stats.batches ?? 0,
       largest_batch: p?.stats.largestBatch ?? 0,

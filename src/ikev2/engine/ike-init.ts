@@ -82,7 +82,7 @@ export function onInitRequest(ctx: EngineContext, local: Endpoint, remote: Endpo
     if (ctx.debug) ctx.log.debug({ peer: remote.addr }, 'IKE_SA_INIT refused: the IKE SA table is full');
     return;
   }
-  if (ctx.pool?.usable) {
+  if (ctx.pool?.offer(ctx.sched.now())) {
     // The key exchange and key derivation run on a worker thread; the SA exists meanwhile (a
     // retransmission of this request finds it and is ignored) and is held busy.
     const sa = responderSa(ctx, local, remote, data, h, payloads, conn, chosen, ni.data, hoKey);
