@@ -11,7 +11,6 @@ import { ConfigIndex } from '../sa/config-index.ts';
 import type { Sel } from '../sa/ts.ts';
 import type { Scheduler, RandomSource } from '../../common/clock.ts';
 import { pooledRandom } from '../crypto/random.ts';
-import { keep } from '../crypto/keep.ts';
 import type { InitCryptoPool } from '../crypto/pool.ts';
 import type { Dataplane } from '../../dataplane/types.ts';
 import type { ChildConfig } from '../../config/types.ts';
@@ -330,11 +329,14 @@ export function nonce(ctx: EngineContext): Buffer {
   return ctx.opts.random(NONCE_LEN);
 }
 
-/** A fresh IKE SPI of ours, unused in the table (a kept copy: it lives as long as its SA). */
+/**
+ * A fresh IKE SPI of ours, unused in the table: a copy of its own (not a view of the random pool).
+ * An IkeSa copies it into its own SPI block; tasks hold it only during an exchange.
+ */
 export function newSpi(ctx: EngineContext): Buffer {
   for (;;) {
     const spi = ctx.opts.random(8);
-    if (!spi.equals(ZERO_SPI) && !ctx.table.bySpiBuf(spi)) return keep(spi);
+    if (!spi.equals(ZERO_SPI) && !ctx.table.bySpiBuf(spi)) return Buffer.from(spi);
   }
 }
 

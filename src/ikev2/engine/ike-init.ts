@@ -123,8 +123,8 @@ function responderSa(
   ni: Buffer,
   hoKey: string,
 ): IkeSa {
-  // SPIi is kept for the SA's life: a copy of its own (see keep())
-  const sa = new IkeSa(ctx.nextSaId++, false, keep(h.spiI), { ...local }, { ...remote }, ctx.sched.now(), ctx.gauges);
+  // the SA copies SPIi into a block of its own
+  const sa = new IkeSa(ctx.nextSaId++, false, h.spiI, { ...local }, { ...remote }, ctx.sched.now(), ctx.gauges);
   sa.spiR = newSpi(ctx);
   sa.conn = conn;
   sa.suite = chosen.suite;
@@ -403,7 +403,7 @@ export function onInitResponse(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payl
     if (!(e instanceof CryptoError)) throw e;
     return initFailed(ctx, sa, `bad KE payload: ${e.message}`);
   }
-  sa.spiR = keep(h.spiR);
+  sa.spiR = h.spiR;
   sa.nr = keep(nr.data);
   sa.suite = chosen.suite;
   sa.prf = prfOf(chosen.suite.prf);

@@ -131,10 +131,7 @@ function successor(
   adopt = true,
   added?: Buffer,
 ): IkeSa {
-  // SPIs are kept for the new SA's life: copies of their own (see keep()). The nonces only go into
-  // the keys.
-  spiI = keep(spiI);
-  spiR = keep(spiR);
+  // The SA copies the SPIs into a block of its own. The nonces only go into the keys.
   const sa = new IkeSa(ctx.nextSaId++, weInitiated, spiI, { ...old.local }, { ...old.remote }, ctx.sched.now(), ctx.gauges);
   sa.spiR = spiR;
   sa.conn = old.conn;

@@ -13,6 +13,9 @@ import type { Prf } from '../crypto/prf.ts';
 import type { Sel } from './ts.ts';
 import type { IkeHeader, Payload } from '../codec/types.ts';
 import type { Reassembly } from '../engine/fragments.ts';
+import { keepConcat } from '../crypto/keep.ts';
+
+const ZERO_SPI = Buffer.alloc(8);
 
 /** strongSwan's IKE SA state names (what list-sas shows). */
 export type IkeState = 'CREATED' | 'CONNECTING' | 'ESTABLISHED' | 'REKEYING' | 'REKEYED' | 'DELETING' | 'DESTROYING';
@@ -263,8 +266,28 @@ export class IkeSa {
   conn: ConnectionConfig | undefined;
   /** We started this IKE SA (original initiator). */
   readonly initiator: boolean;
-  spiI: Buffer;
-  spiR: Buffer = Buffer.alloc(8);
+  /**
+   * SPIi | SPIr in one kept block of 16 bytes (two Buffer objects would cost more than the SPIs in
+   * them): spiI and spiR read views of it, and a write copies the 8 bytes in. SPIr is zero until
+   * known.
+   */
+  private readonly spis: Buffer;
+  get spiI(): Buffer {
+    return this.spis.subarray(0, 8);
+  }
+  set spiI(v: Buffer) {
+    this.putSpi(0, v);
+  }
+  get spiR(): Buffer {
+    return this.spis.subarray(8, 16);
+  }
+  set spiR(v: Buffer) {
+    this.putSpi(8, v);
+  }
+  private putSpi(at: number, v: Buffer): void {
+    if (v.length !== 8) throw new RangeError(`an IKE SPI is 8 bytes, not ${v.length}`);
+    v.copy(this.spis, at);
+  }
   private _state: IkeState = 'CREATED';
   private readonly gauges: SaGauges | undefined;
   get state(): IkeState {
@@ -340,7 +363,8 @@ export class IkeSa {
     this.gauges = gauges;
     if (gauges) gauges.ikeByState.CREATED++;
     this.initiator = initiator;
-    this.spiI = spiI;
+    this.spis = keepConcat([spiI, ZERO_SPI]);
+    if (spiI.length !== 8) throw new RangeError(`an IKE SPI is 8 bytes, not ${spiI.length}`);
     this.local = local;
     this.remote = remote;
     this.createdAt = now;
