@@ -90,6 +90,7 @@ const USAGE = `Usage: node_modules/.bin/node bench/vs-strongswan.ts [options]   
   --block-threshold N   vpp-iked's block_threshold (default 0, off: the load-tester's peers share
                         one address)
   --node-flags FLAGS    node options for vpp-iked (default "--max-semi-space-size=4", as in the systemd unit)
+  --malloc-arena-max N  MALLOC_ARENA_MAX for vpp-iked (default 2, as in the systemd unit; 0: glibc's default)
   --timeout SECONDS     per run (default 60 + N/100)
   --cpu-prof DIR        run vpp-iked with --cpu-prof, profiles into DIR
   --heap-snapshot DIR   a heap snapshot of vpp-iked (as responder) into DIR once all its IKE SAs are up
@@ -344,6 +345,8 @@ interface DaemonOptions {
   /** `daemon` keys for vpp-iked (by default cookies and half-open limits off, as for charon) */
   dos: string;
   nodeFlags: string[];
+  /** MALLOC_ARENA_MAX for vpp-iked (0: unset, glibc's default). */
+  mallocArenaMax: number;
   heapSnapshot: string | undefined;
   /** Another checkout of vpp-iked (`--base DIR`), measured as the responder `vpp-iked-base`. */
   baseRoot: string | undefined;
@@ -379,7 +382,7 @@ ${conf}`,
     'b',
     'sh',
     ['-c', 'out="$1"; shift; exec "$@" >"$out" 2>&1', 'sh', logPath, NODE, ...flags, join(root, 'bin/vpp-iked.js'), '--config', cfgPath],
-    {},
+    o.mallocArenaMax > 0 ? { MALLOC_ARENA_MAX: String(o.mallocArenaMax) } : {},
     { name: `vpp-iked-${Date.now()}` },
   );
   let exited = false;
@@ -763,6 +766,7 @@ async function main(): Promise<number> {
       'block-threshold': { type: 'string', default: '0' },
       // as the systemd unit runs the daemon (its NODE_OPTIONS)
       'node-flags': { type: 'string', default: '--max-semi-space-size=4' },
+      'malloc-arena-max': { type: 'string', default: '2' },
       timeout: { type: 'string' },
       'cpu-prof': { type: 'string' },
       'heap-snapshot': { type: 'string' },
@@ -835,6 +839,7 @@ async function main(): Promise<number> {
         recvBuffer: values['recv-buffer'] !== undefined ? Number(values['recv-buffer']) : undefined,
         dos: `  cookie_threshold = ${values.cookies ? 30 : 0}\n  block_threshold = ${Number(values['block-threshold'])}\n`,
         nodeFlags: values['node-flags'].split(/\s+/).filter((x) => x !== ''),
+        mallocArenaMax: Number(values['malloc-arena-max']),
         heapSnapshot: values['heap-snapshot'] !== undefined ? resolve(values['heap-snapshot']) : undefined,
         baseRoot,
       },
