@@ -123,8 +123,8 @@ function responderSa(
   ni: Buffer,
   hoKey: string,
 ): IkeSa {
-  // the SA copies SPIi into a block of its own
-  const sa = new IkeSa(ctx.nextSaId++, false, h.spiI, { ...local }, { ...remote }, ctx.sched.now(), ctx.gauges);
+  // the SA copies SPIi into a block of its own; our own address is one record for all its SAs
+  const sa = new IkeSa(ctx.nextSaId++, false, h.spiI, ourEndpoint(local), { addr: remote.addr, port: remote.port }, ctx.sched.now(), ctx.gauges);
   sa.spiR = newSpi(ctx);
   sa.conn = conn;
   sa.suite = chosen.suite;
@@ -452,4 +452,21 @@ export function idOr(id: string, addr: string): string {
 /** Our identity: `local.id`, else the subject of our certificate (auth = pubkey), else our address. */
 export function localIdOf(ctx: EngineContext, conn: ConnectionConfig, addr: string): string {
   return defaultLocalId(ctx, conn)?.text ?? idOr(conn.local.id, addr);
+}
+
+/**
+ * Our address and port as an IKE SA keeps it: one frozen record per address instead of a copy per
+ * SA (endpoints are replaced, never changed in place). Bounded: emptied when full.
+ */
+const ourEndpoints = new Map<string, Endpoint>();
+
+function ourEndpoint(e: Endpoint): Endpoint {
+  const key = `${e.addr} ${e.port}`;
+  let had = ourEndpoints.get(key);
+  if (had === undefined) {
+    if (ourEndpoints.size >= 64) ourEndpoints.clear();
+    had = Object.freeze({ addr: e.addr, port: e.port });
+    ourEndpoints.set(key, had);
+  }
+  return had;
 }
