@@ -345,7 +345,7 @@ async function installChild(
   sa.children = sa.children.concat(child);
   ctx.gauges.childSas++;
   armChildTimer(ctx, sa);
-  ctx.childrenById.set(child.id, { sa, child });
+  ctx.childrenById.set(child.id, sa);
   ctx.stats.childEstablished++;
   // The CHILD_SA of IKE_AUTH is told in the IKE SA's own line (one info line per new peer).
   if (!inAuth) ctx.log.info({ ike: sa.id, conn: sa.conn!.name, ...childLogFields(child) }, 'CHILD SA installed');

@@ -244,7 +244,8 @@ export class EngineContext {
   certreqAll: Buffer = Buffer.alloc(0);
   nextSaId = 1;
   nextChildId = 1;
-  readonly childrenById = new Map<number, { sa: IkeSa; child: ChildSa }>();
+  /** The IKE SA of each CHILD_SA (by CHILD_SA id); the CHILD_SA is in its `children` (childEntry()). */
+  readonly childrenById = new Map<number, IkeSa>();
   /** Waiters of `initiate()` calls, per IKE SA id. */
   readonly waiters = new Map<number, Waiter<IkeSa>[]>();
   /** Waiters for a CHILD_SA by config name, per IKE SA id. */
@@ -338,6 +339,14 @@ export function newSpi(ctx: EngineContext): Buffer {
     const spi = ctx.opts.random(8);
     if (!spi.equals(ZERO_SPI) && !ctx.table.bySpiBuf(spi)) return Buffer.from(spi);
   }
+}
+
+/** A CHILD_SA by id, with its IKE SA. */
+export function childEntry(ctx: EngineContext, childId: number): { sa: IkeSa; child: ChildSa } | undefined {
+  const sa = ctx.childrenById.get(childId);
+  if (sa === undefined) return undefined;
+  for (const child of sa.children) if (child.id === childId) return { sa, child };
+  return undefined;
 }
 
 /** Events go to the daemon (monitor, metrics); a failing listener must not disturb the SA. */

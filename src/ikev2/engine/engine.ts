@@ -18,7 +18,7 @@ import { ConfigIndex as Index } from '../sa/config-index.ts';
 import type { Config } from '../../config/types.ts';
 import { NO_CREDENTIALS, type Credentials } from '../../config/credentials.ts';
 import { certreqUnion } from './auth/pubkey.ts';
-import { EngineContext, type EngineOptions, type EngineStats, type Endpoint, type FragmentDrops } from './context.ts';
+import { childEntry, EngineContext, type EngineOptions, type EngineStats, type Endpoint, type FragmentDrops } from './context.ts';
 import { internalError, receive, retransmitDelay } from './message.ts';
 import { onSaTimer, queueTask } from './tasks.ts';
 import { initiate, initKeysReady } from './ike-init.ts';
@@ -46,12 +46,12 @@ export class Engine {
         // window would drop: replace each CHILD_SA (the dataplane paces the batches it reports).
         ctx.log.info({ children: ids.length }, 'dataplane replayed CHILD_SAs after a restart; rekeying them');
         for (const id of ids) {
-          const e = ctx.childrenById.get(id);
+          const e = childEntry(ctx, id);
           if (e && !e.sa.dead) rekeyChild(ctx, e.sa, e.child);
         }
       },
       failed: (childId, reason) => {
-        const e = ctx.childrenById.get(childId);
+        const e = childEntry(ctx, childId);
         if (e) queueTask(ctx, e.sa, { kind: 'child-delete', child: e.child });
         ctx.log.warn({ child: childId, reason }, 'dataplane lost CHILD_SA');
       },
@@ -164,7 +164,7 @@ export class Engine {
   }
 
   findChild(childId: number): { sa: IkeSa; child: ChildSa } | undefined {
-    return this.ctx.childrenById.get(childId);
+    return childEntry(this.ctx, childId);
   }
 
   /** Remove an IKE SA now: dataplane cleaned, waiters told, no message sent. */

@@ -88,7 +88,7 @@ export function startIkeRekey(ctx: EngineContext, sa: IkeSa, task: IkeRekeyTask)
 function adoptChildren(ctx: EngineContext, from: IkeSa, to: IkeSa): void {
   to.children = from.children;
   from.children = [];
-  for (const c of to.children) ctx.childrenById.set(c.id, { sa: to, child: c });
+  for (const c of to.children) ctx.childrenById.set(c.id, to);
   const moving = from.queue.filter((t) => t.kind === 'child-create' || t.kind === 'child-delete');
   from.queue = from.queue.filter((t) => t.kind !== 'child-create' && t.kind !== 'child-delete');
   armChildTimer(ctx, to);
