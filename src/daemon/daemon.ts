@@ -12,7 +12,6 @@ import { loadConfig } from '../config/load.ts';
 import { RealScheduler } from '../common/clock.ts';
 import { Engine, type EngineEvent } from '../ikev2/engine/engine.ts';
 import { UdpTransport } from '../net/udp.ts';
-import { PuntTransport } from '../net/punt-transport.ts';
 import type { IkeTransport } from '../net/transport.ts';
 import type { VppClient } from '../vpp/client.ts';
 import type { VppDataplane } from '../dataplane/vpp/index.ts';
@@ -113,7 +112,7 @@ export class Daemon {
     vpp?.on('connected', () => {
       if (!this.stopping) this.notify.status(this.statusLine());
     });
-    this.transport = this.createTransport(cfg);
+    this.transport = await this.createTransport(cfg);
     this.engine = new Engine({
       scheduler: this.sched,
       random: randomBytes,
@@ -196,7 +195,8 @@ export class Daemon {
     };
   }
 
-  private createTransport(cfg: Config): IkeTransport {
+  /** UDP sockets, or VPP's punt socket (loaded only then, with the VPP client it needs). */
+  private async createTransport(cfg: Config): Promise<IkeTransport> {
     const common = {
       listen: cfg.daemon.listen,
       port: cfg.daemon.port,
@@ -206,6 +206,7 @@ export class Daemon {
     };
     if (cfg.daemon.transport === 'udp') return new UdpTransport({ ...common, recvBufferSize: cfg.daemon.recvBufferSize });
     if (!this.vppClient || !this.vppBackEnd) throw new Error('transport = punt needs dataplane = vpp');
+    const { PuntTransport } = await import('../net/punt-transport.ts');
     const punt = new PuntTransport({ ...common, client: this.vppClient, socketPath: cfg.vpp.puntSocket, registerOnReconnect: false });
     // After a VPP restart: punt registrations first, then the SAs (IKE on 4500 must reach us again).
     this.vppBackEnd.setBeforeResync(() => punt.registerOrRetry());
