@@ -447,6 +447,8 @@ class Loader implements ReadContext {
       randTime = Math.min(overTime, Math.floor(base / 2));
     } else if (rekeyTime > 0 && randTime >= rekeyTime) {
       this.err(sec.keys.get('rand_time')!.valueLoc, `rand_time (${randTime}s) must be shorter than rekey_time (${rekeyTime}s)`);
+    } else if (reauthTime > 0 && randTime >= reauthTime) {
+      this.err(sec.keys.get('rand_time')!.valueLoc, `rand_time (${randTime}s) must be shorter than reauth_time (${reauthTime}s)`);
     }
     const la = this.auth(sec, 'local');
     const ra = this.auth(sec, 'remote');

@@ -303,25 +303,22 @@ export const CONNECTION = section(
     }),
     dpd_timeout: setting(duration, 0, { doc: 'as strongSwan: IKEv2 uses the retransmission timeout instead' }),
     // IKE lifetimes as strongSwan's vici config_sn(), computed in load.ts
-    rekey_time: derived(duration, { default: 4 * 3600, defaultDoc: '{default}', doc: 'IKE SA rekeying interval; `0` = never' }),
+    rekey_time: derived(duration, {
+      default: 4 * 3600,
+      defaultDoc: '{default} (`0` when only `reauth_time` is set)',
+      doc: 'IKE SA rekeying interval (new keys, same authentication); `0` = never. As in strongSwan, setting only `reauth_time` turns rekeying off: set both to have both',
+    }),
     reauth_time: derived(duration, {
       defaultDoc: '`0` (off)',
-      doc: 'IKE SA reauthentication interval.',
-      refuse: [
-        {
-          doc: '**Not supported yet**: a value other than `0` is an error (use `rekey_time`)',
-          when: (v) => v > 0, // without rekey_time the IKE SA would then never be renewed
-          message: () => 'reauth_time is not supported yet (IKE SA reauthentication is not implemented); use rekey_time, or reauth_time = 0',
-        },
-      ],
+      doc: "IKE SA reauthentication interval (less a random part of `rand_time`); `0` = never. Reauthentication makes a new IKE SA with the same connection from scratch (IKE_SA_INIT and IKE_AUTH, checking the credentials as they are configured now), recreates every CHILD_SA of the old IKE SA on it, and deletes the old IKE SA once they are installed (strongSwan's `make_before_break`): the tunnels keep an outbound SA throughout. A failed attempt keeps the old IKE SA and is retried after 10-30 s until the hard lifetime (`over_time`). The time survives IKE SA rekeys",
     }),
     over_time: derived(duration, {
-      defaultDoc: '10% of `rekey_time`',
-      doc: 'hard lifetime after the rekey time, computed as strongSwan does: an IKE SA not rekeyed by then is deleted',
+      defaultDoc: '10% of the longer of `rekey_time` and `reauth_time`',
+      doc: 'hard lifetime after the rekey or reauthentication time (the earlier of the two), computed as strongSwan does: an IKE SA neither rekeyed nor reauthenticated by then is deleted',
     }),
     rand_time: derived(duration, {
-      defaultDoc: '`over_time`, at most half of `rekey_time`',
-      doc: 'random reduction of the rekey time; must be shorter than `rekey_time`',
+      defaultDoc: '`over_time`, at most half of `rekey_time` (of the shorter of `rekey_time` and `reauth_time` when both are set)',
+      doc: 'random reduction of the rekey and reauthentication times; must be shorter than each of them',
     }),
     fragmentation: setting(oneOf({ yes: 'yes', no: 'no', accept: 'accept', force: 'force' }), 'yes', {
       doc: "IKE fragmentation (RFC 7383), strongSwan's meanings. `yes`: announce support in IKE_SA_INIT and, if the peer announced it too, send encrypted messages larger than `daemon.fragment_size` as fragments. `accept`: announce support and reassemble the peer's fragments, but send every message whole. `force`: as `yes`, and fragment even if the peer did not announce support. `no`: do not announce support; the peer's fragments are then dropped (strongSwan would still accept them). IKE_SA_INIT is never fragmented",

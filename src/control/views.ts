@@ -63,6 +63,7 @@ export function ikeView(sa: IkeSa, wall: WallTime) {
     proposal: sa.suite ? formatIkeSuite(sa.suite) : null,
     established_at: wall(sa.establishedAt),
     rekey_at: wall(sa.rekeyAt),
+    reauth_at: wall(sa.reauthAt),
     child_sas: sa.children.map((c) => childView(c, wall)),
   };
 }
@@ -110,6 +111,7 @@ export function formatIkeText(v: IkeView): string {
   if (v.remote.cert) lines.push(`  remote certificate '${v.remote.cert}'`);
   if (v.proposal) lines.push(`  ${v.proposal}`);
   if (v.established_at) lines.push(`  established ${v.established_at}`);
+  if (v.reauth_at) lines.push(`  reauthentication at ${v.reauth_at}`);
   for (const c of v.child_sas) {
     lines.push(`  ${c.name}: #${c.id}, ${c.state}, ${c.mode}${c.encap ? '-in-UDP' : ''}, ESP SPIs: ${c.spi_in}_i ${c.spi_out}_o`);
     if (c.proposal) lines.push(`    ${c.proposal}`);

@@ -616,14 +616,31 @@ test('settings the daemon cannot run yet are refused where they are written', ()
       `F:13:25: vpp_mode = p2mp needs an ipsec interface, ipsecN with N from 0 to 16383 (VPP's limit), as vpp_interface, not '${bad}'`,
     ], bad);
   }
-  // IKE SA reauthentication
-  assert.deepEqual(errs(conf('').replace('    remote_addrs', '    reauth_time = 4h\n    remote_addrs')), [
-    'F:3:19: reauth_time is not supported yet (IKE SA reauthentication is not implemented); use rekey_time, or reauth_time = 0',
-  ]);
   // replay_window: at most 65536 packets
   assert.equal(ok(conf('        replay_window = 65536')).connections[0]!.children[0]!.replayWindow, 65536);
   assert.deepEqual(errs(conf('        replay_window = 65537')), ["F:12:25: 'replay_window' = 65537 is out of range (0..65536)"]);
   assert.deepEqual(errs(conf('        replay_window = 4294967295')), ["F:12:25: 'replay_window' = 4294967295 is out of range (0..65536)"]);
+});
+
+test('IKE lifetimes with reauth_time: defaults derived as strongSwan does, bad values refused where they are written', () => {
+  const conf = (keys: string) =>
+    `connections {\n  c {\n    remote_addrs = 192.0.2.2\n${keys}\n    local {\n      auth = psk\n    }\n    remote {\n      auth = psk\n    }\n  }\n}\nsecrets {\n  ike {\n    secret = x\n  }\n}\n`;
+  const times = (keys: string) => {
+    const a = ok(conf(keys)).connections[0]!;
+    return [a.rekeyTime, a.reauthTime, a.overTime, a.randTime];
+  };
+  // reauth_time alone turns rekeying off; over_time is 10% of it, rand_time over_time (at most half)
+  assert.deepEqual(times('    reauth_time = 4h'), [0, 14400, 1440, 1440]);
+  // both: over_time from the longer, rand_time at most half of the shorter
+  assert.deepEqual(times('    rekey_time = 30m\n    reauth_time = 4h'), [1800, 14400, 1440, 900]);
+  assert.deepEqual(times('    rekey_time = 4h\n    reauth_time = 1h'), [14400, 3600, 1440, 1440]);
+  assert.deepEqual(times('    reauth_time = 1h\n    over_time = 5m\n    rand_time = 1m'), [0, 3600, 300, 60]);
+  // neither: the default rekey_time, no reauthentication
+  assert.deepEqual(times(''), [14400, 0, 1440, 1440]);
+  assert.deepEqual(errs(conf('    reauth_time = 4 hours')), ["F:4:19: 'reauth_time' must be a duration such as 30s, 5m, 4h or 1d, not '4 hours'"]);
+  assert.deepEqual(errs(conf('    reauth_time = -1h')), ["F:4:19: 'reauth_time' must be a duration such as 30s, 5m, 4h or 1d, not '-1h'"]);
+  assert.deepEqual(errs(conf('    reauth_time = 1h\n    rand_time = 2h')), ['F:5:17: rand_time (7200s) must be shorter than reauth_time (3600s)']);
+  assert.deepEqual(errs(conf('    rekey_time = 4h\n    reauth_time = 10m\n    rand_time = 10m')), ['F:6:17: rand_time (600s) must be shorter than reauth_time (600s)']);
 });
 
 test('daemon.transport = punt: needs dataplane = vpp and port_nat_t = 4500; vpp.punt_socket names our socket', () => {

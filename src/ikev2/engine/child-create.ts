@@ -23,6 +23,7 @@ import { removeFromDataplane } from './teardown.ts';
 import { addKeMethods, withoutAddKe } from '../crypto/proposals.ts';
 import { awaitFollowup, linkNotify, newLink, startFollowup } from './followup.ts';
 import type { Followup } from '../sa/ike-sa.ts';
+import { predecessorOf, takeOverTarget, tookOver } from './reauth.ts';
 
 /** The selectors a child config allows on one side, `dynamic` resolved to that side's IKE address. */
 export function tsAllowed(ctx: EngineContext, cfg: ChildConfig, side: 'local' | 'remote', sa: IkeSa): Sel[] {
@@ -235,6 +236,7 @@ async function createChild(
   inAuth: boolean,
   passive?: PassiveRekey,
   added?: Buffer,
+  takeOver?: ChildSa,
 ): Promise<{ child: ChildSa; ok: boolean }> {
   const child = new ChildSa(ctx.nextChildId++, cfg);
   child.mode = transport ? 'transport' : 'tunnel';
@@ -248,10 +250,20 @@ async function createChild(
   // Make-before-break from the CHILD_SA still in the dataplane: the one rekeyed, or, when the peer
   // deleted that one meanwhile, the SA its colliding rekey made.
   child.replaces = rekey && sa.children.includes(rekey) ? rekey.id : passive && sa.children.includes(passive.child) ? passive.child.id : undefined;
+  // Reauthentication: the new CHILD_SA joins the tunnel of the old IKE SA's CHILD_SA. We started the
+  // exchange: the peer has the new SAs, so we send on them at once. The peer started it (its
+  // reauthentication): we send on the old SA until the peer deletes it.
+  const heir = weInitiated ? takeOverTarget(ctx, takeOver) : rekey ? undefined : predecessorOf(ctx, sa, cfg, localTs, remoteTs);
+  if (child.replaces === undefined && heir) child.replaces = heir.id;
   const k = deriveChildKeys(sa.prf!.alg, sa.keys!.skD, esp.encr, esp.integ, ni, nr, pfsSecret, added);
   const ok = weInitiated
     ? await installChild(ctx, sa, child, k.encR, k.integR, k.encI, k.integI, false, inAuth)
-    : await installChild(ctx, sa, child, k.encI, k.integI, k.encR, k.integR, rekey !== undefined, inAuth);
+    : await installChild(ctx, sa, child, k.encI, k.integI, k.encR, k.integR, rekey !== undefined || heir !== undefined, inAuth);
+  if (ok && heir) {
+    const live = takeOverTarget(ctx, heir);
+    ctx.log.info({ ike: sa.id, child: child.name, child_id: child.id, old_child_id: heir.id, old_live: live !== undefined }, 'CHILD SA takes over the tunnel of the CHILD SA of the older IKE SA');
+    tookOver(sa, takeOver ?? heir, live, child);
+  } else if (ok && takeOver) tookOver(sa, takeOver, undefined, child);
   return { child, ok };
 }
 
@@ -363,7 +375,7 @@ export function startCreateChild(ctx: EngineContext, sa: IkeSa, task: Extract<Ta
     if (task.rekey.state !== 'INSTALLED' || !sa.children.includes(task.rekey)) return kick(ctx, sa);
     task.rekey.state = 'REKEYING';
   }
-  run(ctx, sa, () => prepareChildRequest(ctx, sa, task.child, [], task.rekey, false, task.group, task.fresh));
+  run(ctx, sa, () => prepareChildRequest(ctx, sa, task.child, [], task.rekey, false, task.group, task.fresh, task.takeOver));
 }
 
 /**
@@ -378,6 +390,7 @@ export async function prepareChildRequest(
   inAuth: boolean,
   group?: number,
   fresh?: boolean,
+  takeOver?: ChildSa,
 ): Promise<void> {
   let spi: number;
   try {
@@ -413,7 +426,7 @@ export async function prepareChildRequest(
     tsPayload(PayloadType.TSr, tsAllowed(ctx, cfg, 'remote', sa).map(selToWire)),
   );
   if (inAuth) sendRequest(ctx, sa, ExchangeType.IKE_AUTH, out, { kind: 'ike-auth', child: cfg, spi });
-  else sendRequest(ctx, sa, ExchangeType.CREATE_CHILD_SA, out, { kind: 'child-create', child: cfg, rekey, spi, ni, ke, ...(fresh ? { fresh } : {}) });
+  else sendRequest(ctx, sa, ExchangeType.CREATE_CHILD_SA, out, { kind: 'child-create', child: cfg, rekey, spi, ni, ke, ...(fresh ? { fresh } : {}), ...(takeOver ? { takeOver } : {}) });
 }
 
 export async function onCreateChildResponse(ctx: EngineContext, sa: IkeSa, task: Extract<Task, { kind: 'child-create' }>, payloads: Payload[]): Promise<void> {
@@ -428,7 +441,7 @@ export async function onCreateChildResponse(ctx: EngineContext, sa: IkeSa, task:
     ctx.log.info({ ike: sa.id, child: rekey.name, child_id: rekey.id }, 'peer does not know the CHILD SA we tried to rekey, creating a new one');
     return queueTask(ctx, sa, { kind: 'child-create', child: task.child, rekey, fresh: true });
   }
-  await completeChild(ctx, sa, task.child, payloads, spi, task.ni!, nr?.data ?? EMPTY, rekey, false, task.ke, task.passive, task.fresh);
+  await completeChild(ctx, sa, task.child, payloads, spi, task.ni!, nr?.data ?? EMPTY, rekey, false, task.ke, task.passive, task.fresh, task.takeOver);
 }
 
 /**
@@ -463,6 +476,7 @@ export async function completeChild(
   ke?: KeyExchange,
   passive?: PassiveRekey,
   fresh?: boolean,
+  takeOver?: ChildSa,
 ): Promise<void> {
   const err = findErrorNotify(payloads);
   const sap = find(payloads, PayloadType.SA);
@@ -485,7 +499,7 @@ export async function completeChild(
       // RFC 7296 §1.3: retry once with the group the responder asked for.
       ctx.dp.releaseSpi(spi);
       if (rekey) rekey.state = 'INSTALLED';
-      queueTask(ctx, sa, { kind: 'child-create', child: cfg, rekey, group: invalidKe, ...(fresh ? { fresh } : {}) });
+      queueTask(ctx, sa, { kind: 'child-create', child: cfg, rekey, group: invalidKe, ...(fresh ? { fresh } : {}), ...(takeOver ? { takeOver } : {}) });
       return;
     }
     return fail(notifyName(err.notifyType));
@@ -526,11 +540,11 @@ export async function completeChild(
       added: [],
       ni,
       nr,
-      target: { kind: 'child', cfg, esp, transport, spi, localTs, remoteTs, rekey, passive },
+      target: { kind: 'child', cfg, esp, transport, spi, localTs, remoteTs, rekey, passive, ...(takeOver ? { takeOver } : {}) },
     });
     return;
   }
-  await finishChild(ctx, sa, cfg, esp, transport, spi, localTs, remoteTs, rekey, ni, nr, pfsSecret, inAuth, passive);
+  await finishChild(ctx, sa, cfg, esp, transport, spi, localTs, remoteTs, rekey, ni, nr, pfsSecret, inAuth, passive, undefined, takeOver);
 }
 
 /** The initiator's CHILD_SA, negotiated (and its additional key exchanges done): derive, install, finish a rekey. */
@@ -550,8 +564,9 @@ async function finishChild(
   inAuth: boolean,
   passive?: PassiveRekey,
   added?: Buffer,
+  takeOver?: ChildSa,
 ): Promise<void> {
-  const { child, ok } = await createChild(ctx, sa, cfg, esp, transport, spi, localTs, remoteTs, rekey, ni, nr, pfsSecret, true, inAuth, passive, added);
+  const { child, ok } = await createChild(ctx, sa, cfg, esp, transport, spi, localTs, remoteTs, rekey, ni, nr, pfsSecret, true, inAuth, passive, added, takeOver);
   if (!ok) {
     if (sa.dead) return;
     // installChild released the SPI; the peer still has its side.
@@ -579,7 +594,7 @@ export async function finishChildFollowup(ctx: EngineContext, sa: IkeSa, f: Foll
   const t = f.target;
   if (t.kind !== 'child') return undefined;
   if (weInitiated) {
-    await finishChild(ctx, sa, t.cfg, t.esp, t.transport, t.spi, t.localTs, t.remoteTs, t.rekey, f.ni, f.nr, f.secret0, false, t.passive, added);
+    await finishChild(ctx, sa, t.cfg, t.esp, t.transport, t.spi, t.localTs, t.remoteTs, t.rekey, f.ni, f.nr, f.secret0, false, t.passive, added, t.takeOver);
     return undefined;
   }
   const { child, ok } = await createChild(ctx, sa, t.cfg, t.esp, t.transport, t.spi, t.localTs, t.remoteTs, t.rekey, f.ni, f.nr, f.secret0, false, false, undefined, added);

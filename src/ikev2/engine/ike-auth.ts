@@ -12,7 +12,7 @@ import { Timer, type IkeSa, type Task } from '../sa/ike-sa.ts';
 import { selFromWire } from '../sa/ts.ts';
 import { identityMatches, identityToString, parseIdentity, type Identity } from '../../config/identity.ts';
 import { EMPTY, find, findErrorNotify, findNotify, idBody, notify } from './payload-util.ts';
-import { childFailed, clearTimer, emit, resolveWaiters, type EngineContext } from './context.ts';
+import { childFailed, clearTimer, emit, resolveWaiters, setTimer, type EngineContext } from './context.ts';
 import { authenticatorFor, type AuthBuild } from './auth/authenticator.ts';
 import { answer, answerNotify, seal, sendRequest, transmit } from './message.ts';
 import { initFailed, localIdOf } from './ike-init.ts';
@@ -25,6 +25,7 @@ import { addKeRemaining, intermediateDone, intAuthForAuth } from './ike-intermed
 import { watchKeepalive } from './keepalive.ts';
 import { queueTask } from './tasks.ts';
 import { deleteIke, destroy } from './teardown.ts';
+import { reauthCollision } from './reauth.ts';
 
 /**
  * The signed octets of one side (RFC 7296 §2.15): its IKE_SA_INIT message, the other's nonce,
@@ -109,7 +110,10 @@ export async function onAuthRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader,
   startDpd(ctx, sa);
   // Only after our IKE_AUTH response is out may anything else (a DELETE of a duplicate) be sent.
   if (findNotify(payloads, NotifyType.INITIAL_CONTACT)) initialContact(ctx, sa);
-  else applyUnique(ctx, sa);
+  else {
+    reauthCollision(ctx, sa);
+    applyUnique(ctx, sa);
+  }
 }
 
 /** The peer failed to authenticate (responder): tell it, and drop the SA. */
@@ -136,7 +140,8 @@ export async function sendAuth(ctx: EngineContext, sa: IkeSa): Promise<void> {
   if ('error' in auth) return initFailed(ctx, sa, auth.error);
   // RFC 7296 §1.2: IDi, [CERT+], [N(INITIAL_CONTACT)], [CERTREQ+], [IDr], AUTH, ...
   const payloads: Payload[] = [idi, ...certPayloads(ctx, sa)];
-  if (ctx.table.peers(sa.localId, sa.remoteId).size === 0) {
+  // Not when reauthenticating: the old IKE SA must survive until the new one took over.
+  if (!sa.reauthOf && ctx.table.peers(sa.localId, sa.remoteId).size === 0) {
     payloads.push(notify(NotifyType.INITIAL_CONTACT));
   }
   const certreq = certReqFor(ctx, conn);
@@ -193,14 +198,15 @@ export async function onAuthResponse(ctx: EngineContext, sa: IkeSa, task: Extrac
   sa.peerMobike = findNotify(payloads, NotifyType.MOBIKE_SUPPORTED) !== undefined;
   sa.mobike = conn.mobike && sa.peerMobike;
   established(ctx, sa);
-  applyUnique(ctx, sa);
+  // A reauthentication's new IKE SA replaces the old one itself, once its CHILD_SAs are up.
+  if (!sa.reauthOf) applyUnique(ctx, sa);
   startDpd(ctx, sa);
   const cfg = sa.authChild;
   const { ni, nr } = sa;
   intermediateDone(sa);
   authDone(sa);
   if (cfg && spi) {
-    await completeChild(ctx, sa, cfg, payloads, spi, ni, nr, undefined, true);
+    await completeChild(ctx, sa, cfg, payloads, spi, ni, nr, undefined, true, undefined, undefined, undefined, sa.reauthOf?.authChild);
   } else if (cfg) {
     sa.authChildError = 'no SPI could be allocated';
     childFailed(ctx, sa, cfg.name, sa.authChildError);
@@ -290,12 +296,32 @@ function initialContact(ctx: EngineContext, sa: IkeSa): void {
   }
 }
 
-/** `unique` policy for a newly authenticated SA. */
+/** Seconds a duplicate stays under `unique = replace` when the peer is suspected to reauthenticate (strongSwan's). */
+export const UNIQUE_REPLACE_DELAY_S = 10;
+
+/**
+ * `unique` policy for a newly authenticated SA. As responder, strongSwan's uniqueness check: only
+ * established IKE SAs of the same connection count, and one with the peer at the same address and
+ * port is a suspected reauthentication (make-before-break): `replace` deletes it after 10 s rather
+ * than at once (the peer deletes it itself once its CHILD_SAs moved), `keep` keeps both.
+ */
 function applyUnique(ctx: EngineContext, sa: IkeSa): void {
   const policy = sa.conn?.unique ?? 'no';
   if (policy === 'no' || policy === 'never') return;
   for (const other of [...ctx.table.peers(sa.localId, sa.remoteId)]) {
     if (other === sa || other.dead) continue;
+    if (!sa.initiator) {
+      if (other.conn?.name !== sa.conn?.name || (other.state !== 'ESTABLISHED' && other.state !== 'REKEYING')) continue;
+      if (other.remote.addr === sa.remote.addr && other.remote.port === sa.remote.port) {
+        if (policy === 'replace') {
+          const at = ctx.sched.now() + UNIQUE_REPLACE_DELAY_S * 1000;
+          const cur = other.timers[Timer.IKE_EXPIRE]!;
+          if (!cur || at < cur) setTimer(ctx, other, Timer.IKE_EXPIRE, at);
+          ctx.log.info({ ike: sa.id, old_ike: other.id, in_s: UNIQUE_REPLACE_DELAY_S }, 'unique=replace: deleting the older IKE SA of this peer soon (suspected reauthentication)');
+        }
+        continue;
+      }
+    }
     if (policy === 'replace') deleteIke(ctx, other);
     else if (policy === 'keep') {
       ctx.log.info({ ike: sa.id, keep: other.id }, 'unique=keep: deleting the new duplicate');

@@ -434,7 +434,8 @@ export function onInitResponse(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payl
 export function initFailed(ctx: EngineContext, sa: IkeSa, reason: string, stage = 'IKE_SA_INIT', tellPeer = false): void {
   ctx.stats.ikeFailed++;
   ctx.log.info({ ike: sa.id, conn: sa.conn?.name, peer: sa.remote.addr, reason }, `${stage} failed`);
-  const name = sa.conn?.name;
+  // A reauthentication's new IKE SA: the old one still serves the connection (and retries).
+  const name = sa.reauthOf ? undefined : sa.conn?.name;
   if (tellPeer) deleteAndDestroy(ctx, sa, reason);
   else destroy(ctx, sa, reason);
   if (name) retryIfKeptUp(ctx, name);

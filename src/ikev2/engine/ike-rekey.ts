@@ -24,7 +24,7 @@ import { awaitFollowup, linkNotify, newLink, startFollowup } from './followup.ts
 
 type IkeRekeyTask = Extract<Task, { kind: 'ike-rekey' }>;
 
-/** Rekey an IKE SA (RFC 7296 §2.18); its CHILD_SAs move to the new one. */
+/** Rekey an IKE SA (RFC 7296 §2.18); its CHILD_SAs move to the new one (and a reauthentication under way follows them). */
 export function rekeyIke(ctx: EngineContext, sa: IkeSa): boolean {
   if (sa.dead || sa.state !== 'ESTABLISHED') return false;
   if (!hasTask(sa, 'ike-rekey')) queueTask(ctx, sa, { kind: 'ike-rekey' });
@@ -32,16 +32,25 @@ export function rekeyIke(ctx: EngineContext, sa: IkeSa): boolean {
 }
 
 /**
- * The IKE SA's rekey time (rekey_time less a random part of rand_time) and, as strongSwan does, its
- * hard lifetime: over_time after the rekey time, the IKE SA is deleted if no rekey replaced it.
+ * The IKE SA's rekey and reauthentication times (rekey_time and reauth_time, each less a random
+ * part of rand_time) and, as strongSwan does, its hard lifetime: over_time after the earlier of
+ * the two, the IKE SA is deleted if neither replaced it. `reauthAt`: the reauthentication time of
+ * the IKE SA this one rekeyed, which it keeps (strongSwan's inherit_post).
  */
-export function scheduleIkeRekey(ctx: EngineContext, sa: IkeSa): void {
-  const t = sa.conn?.rekeyTime ?? 0;
-  if (t <= 0) return;
-  sa.rekeyAt = ctx.sched.now() + (t - jitter(ctx, sa.conn!.randTime)) * 1000;
-  setTimer(ctx, sa, Timer.IKE_REKEY, sa.rekeyAt);
-  const over = sa.conn!.overTime;
-  if (over > 0) setTimer(ctx, sa, Timer.IKE_EXPIRE, sa.rekeyAt + over * 1000);
+export function scheduleIkeRekey(ctx: EngineContext, sa: IkeSa, reauthAt = 0): void {
+  const conn = sa.conn;
+  if (!conn) return;
+  const now = ctx.sched.now();
+  if (conn.rekeyTime > 0) {
+    sa.rekeyAt = now + (conn.rekeyTime - jitter(ctx, conn.randTime)) * 1000;
+    setTimer(ctx, sa, Timer.IKE_REKEY, sa.rekeyAt);
+  }
+  if (conn.reauthTime > 0) {
+    sa.reauthAt = reauthAt > 0 ? reauthAt : now + (conn.reauthTime - jitter(ctx, conn.randTime)) * 1000;
+    setTimer(ctx, sa, Timer.IKE_REAUTH, Math.max(sa.reauthAt, now));
+  }
+  const first = sa.rekeyAt && sa.reauthAt ? Math.min(sa.rekeyAt, sa.reauthAt) : sa.rekeyAt || sa.reauthAt;
+  if (first && conn.overTime > 0) setTimer(ctx, sa, Timer.IKE_EXPIRE, Math.max(first, now) + conn.overTime * 1000);
 }
 
 /** The IKE SA reached its hard lifetime without being rekeyed: it is deleted (with a Delete). */
@@ -52,12 +61,13 @@ export function ikeExpired(ctx: EngineContext, sa: IkeSa): void {
     return;
   }
   if (sa.state !== 'ESTABLISHED') return;
-  ctx.log.info({ ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name }, 'IKE SA reached its hard lifetime (over_time) without a rekey, deleting it');
+  ctx.log.info({ ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name }, 'IKE SA reached its hard lifetime (over_time) without a rekey or reauthentication, deleting it');
   deleteIke(ctx, sa);
 }
 
-/** The IKE SA's rekey time came. */
+/** The IKE SA's rekey time came (while it is reauthenticated, the rekey waits: the new IKE SA makes it moot). */
 export function ikeRekeyDue(ctx: EngineContext, sa: IkeSa): void {
+  if (sa.reauthBy && !sa.reauthBy.dead) return setTimer(ctx, sa, Timer.IKE_REKEY, ctx.sched.now() + 10_000);
   if (sa.state === 'ESTABLISHED' && !hasTask(sa, 'ike-rekey')) queueTask(ctx, sa, { kind: 'ike-rekey' });
 }
 
@@ -89,8 +99,9 @@ function adoptChildren(ctx: EngineContext, from: IkeSa, to: IkeSa): void {
   to.children = from.children;
   from.children = [];
   for (const c of to.children) ctx.childrenById.set(c.id, to);
-  const moving = from.queue.filter((t) => t.kind === 'child-create' || t.kind === 'child-delete');
-  from.queue = from.queue.filter((t) => t.kind !== 'child-create' && t.kind !== 'child-delete');
+  const moves = (t: Task): boolean => t.kind === 'child-create' || t.kind === 'child-delete' || t.kind === 'reauth-complete';
+  const moving = from.queue.filter(moves);
+  from.queue = from.queue.filter((t) => !moves(t));
   armChildTimer(ctx, to);
   // CHILD_SAs waiting for the peer's delete (rekeyed, or redundant after a collision) keep their grace period.
   if (to.children.some((c) => c.state === 'REKEYED')) setTimer(ctx, to, Timer.DELETE_OLD, ctx.sched.now() + deleteOldAfter(ctx));
@@ -105,7 +116,19 @@ function takeOver(ctx: EngineContext, old: IkeSa, next: IkeSa): void {
   clearTimer(old, Timer.DPD);
   clearTimer(old, Timer.IKE_REKEY);
   clearTimer(old, Timer.IKE_EXPIRE);
+  clearTimer(old, Timer.IKE_REAUTH);
   clearTimer(old, Timer.CHILD_REKEY);
+  // A reauthentication under way follows the IKE SA: the new one it makes, or the one it replaces.
+  if (old.reauthBy) {
+    next.reauthBy = old.reauthBy;
+    if (old.reauthBy.reauthOf?.old === old) old.reauthBy.reauthOf.old = next;
+    old.reauthBy = undefined;
+  }
+  if (old.reauthOf) {
+    next.reauthOf = old.reauthOf;
+    if (next.reauthOf.old.reauthBy === old) next.reauthOf.old.reauthBy = next;
+    old.reauthOf = undefined;
+  }
   watchKeepalive(ctx, next);
   ctx.stats.ikeRekeyed++;
   ctx.log.info({ ike: next.id, old_ike: old.id, peer: next.remote.addr, conn: next.conn?.name, proposal: formatIkeSuite(next.suite!) }, 'IKE SA rekeyed');
@@ -153,7 +176,7 @@ function successor(
   sa.establishedAt = ctx.sched.now();
   ctx.table.add(sa);
   ctx.table.established(sa);
-  scheduleIkeRekey(ctx, sa);
+  scheduleIkeRekey(ctx, sa, old.reauthAt);
   startDpd(ctx, sa);
   if (adopt) takeOver(ctx, old, sa);
   return sa;
@@ -349,6 +372,7 @@ function concludeCollision(ctx: EngineContext, sa: IkeSa, task: IkeRekeyTask, pa
     const redundant = successor(ctx, sa, true, task.spi!, chosen.spi, chosen, secret, task.ni!, nr.data, false);
     clearTimer(redundant, Timer.IKE_REKEY);
     clearTimer(redundant, Timer.IKE_EXPIRE);
+    clearTimer(redundant, Timer.IKE_REAUTH);
     clearTimer(redundant, Timer.DPD);
     queueTask(ctx, redundant, { kind: 'ike-delete' });
     peerRekeyStands(ctx, sa, task, 'collision lost');
@@ -361,6 +385,7 @@ function concludeCollision(ctx: EngineContext, sa: IkeSa, task: IkeRekeyTask, pa
   peers.sa.collisionOf = undefined;
   clearTimer(peers.sa, Timer.IKE_REKEY);
   clearTimer(peers.sa, Timer.IKE_EXPIRE);
+  clearTimer(peers.sa, Timer.IKE_REAUTH);
   clearTimer(peers.sa, Timer.DPD);
   setTimer(ctx, peers.sa, Timer.DELETE_OLD, ctx.sched.now() + deleteOldAfter(ctx));
   kick(ctx, peers.sa);

@@ -17,6 +17,7 @@ import { scheduleRetry } from './keep-up.ts';
 import { replacementGone } from './child-rekey.ts';
 import { deleteAndDestroy, destroy, removeFromDataplane } from './teardown.ts';
 import { peerWonIkeCollision } from './ike-rekey.ts';
+import { takeOverGone } from './reauth.ts';
 
 type TaskOf<K extends Task['kind']> = Extract<Task, { kind: K }>;
 
@@ -36,7 +37,8 @@ export async function onInformationalRequest(ctx: EngineContext, sa: IkeSa, h: I
     ctx.log.info({ ike: sa.id, peer: sa.remote.addr, conn: sa.conn?.name }, 'peer deleted IKE SA');
     peerWonIkeCollision(ctx, sa);
     const name = sa.conn?.name;
-    const restart = sa.children.some((c) => c.cfg.closeAction === 'start');
+    // CHILD_SAs a newer IKE SA of the peer took over (its reauthentication) are not restarted.
+    const restart = sa.children.some((c) => c.cfg.closeAction === 'start' && !(c.state === 'INSTALLED' && c.successor));
     destroy(ctx, sa, 'deleted by peer');
     if (restart && name) scheduleRetry(ctx, name);
     return;
@@ -71,6 +73,7 @@ async function removeChild(ctx: EngineContext, sa: IkeSa, child: ChildSa, reason
   child.state = 'DELETED';
   ctx.stats.childDeleted++;
   replacementGone(ctx, sa, child);
+  takeOverGone(ctx, child);
   await removeFromDataplane(ctx, sa, child.id);
   ctx.log.info({ ike: sa.id, conn: sa.conn?.name, child: child.name, child_id: child.id, spi_in: hex8(child.spiIn), reason }, 'CHILD SA deleted');
   emit(ctx, { type: 'child-down', sa, child, reason });

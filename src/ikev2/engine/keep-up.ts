@@ -79,6 +79,7 @@ export function onRetryTimer(ctx: EngineContext, id: number, due: number): void 
 export function peerGone(ctx: EngineContext, sa: IkeSa, task: Task): void {
   const restart =
     sa.conn !== undefined &&
+    sa.reauthOf === undefined &&
     (task.kind === 'ike-init' || task.kind === 'ike-int' || task.kind === 'ike-auth'
       ? ctx.keepUp.has(sa.conn.name)
       : sa.children.some((c) => c.cfg.dpdAction === 'restart' || c.cfg.closeAction === 'start') || ctx.keepUp.has(sa.conn.name));

@@ -27,6 +27,7 @@ import {
   startIkeDelete,
 } from './informational.ts';
 import { dpdCheck, startDpdExchange } from './dpd.ts';
+import { completeReauth, ikeReauthDue } from './reauth.ts';
 import { onMobikeCheckFailure, onMobikeCheckResponse, startMobikeCheck } from './mobike.ts';
 
 type TaskOf<K extends Task['kind']> = Extract<Task, { kind: K }>;
@@ -64,6 +65,8 @@ const TASKS: { [K in Task['kind']]: TaskDef<TaskOf<K>> } = {
   'child-create': { priority: 4, start: startCreateChild, response: (ctx, sa, t, _h, p) => onCreateChildResponse(ctx, sa, t, p), failed: onCreateChildFailure },
   // Before CHILD_SA work: the CHILD_SAs should follow a moved peer first.
   'mobike-check': { priority: 3, start: startMobikeCheck, response: (ctx, sa, t, _h, p) => onMobikeCheckResponse(ctx, sa, t, p), failed: onMobikeCheckFailure },
+  // After every CHILD_SA creation of a reauthentication's new IKE SA (no exchange of its own).
+  'reauth-complete': { priority: 4.5, start: (ctx, sa) => completeReauth(ctx, sa), response: () => undefined, failed: () => undefined },
   dpd: { priority: 5, start: startDpdExchange, response: () => undefined, failed: () => undefined },
   // IKE_FOLLOWUP_KE requests follow their CREATE_CHILD_SA directly, never queued.
   followup: { priority: -1, start: () => undefined, response: (ctx, sa, _t, _h, p) => onFollowupResponse(ctx, sa, p), failed: (ctx, sa, _t, why) => onFollowupFailure(ctx, sa, why) },
@@ -154,6 +157,7 @@ const TIMERS: Partial<Record<number, (ctx: EngineContext, sa: IkeSa) => void>> =
   [Timer.CHILD_REKEY]: childTimers,
   [Timer.IKE_REKEY]: ikeRekeyDue,
   [Timer.IKE_EXPIRE]: ikeExpired,
+  [Timer.IKE_REAUTH]: ikeReauthDue,
   [Timer.DEFRAG]: defragTimeout,
   [Timer.FOLLOWUP]: followupTimeout,
 };

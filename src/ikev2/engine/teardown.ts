@@ -9,6 +9,7 @@ import { emit, type EngineContext } from './context.ts';
 import { dropReassembly, seal, transmit } from './message.ts';
 import { queueTask } from './tasks.ts';
 import { unwatchKeepalive } from './keepalive.ts';
+import { reauthAborted, takeOverGone } from './reauth.ts';
 
 /** Take a CHILD_SA out of the dataplane; a failure is logged and counted (the SA may be left in VPP). */
 export async function removeFromDataplane(ctx: EngineContext, sa: IkeSa, childId: number): Promise<void> {
@@ -69,8 +70,11 @@ export function destroy(ctx: EngineContext, sa: IkeSa, reason: string): void {
   }
   ctx.table.remove(sa, sa.halfOpenKey);
   unwatchKeepalive(ctx, sa);
+  // The new IKE SA of a reauthentication went before it took over: the old one stays.
+  reauthAborted(ctx, sa, reason);
   for (const child of sa.children) {
     ctx.childrenById.delete(child.id);
+    takeOverGone(ctx, child);
     ctx.gauges.childSas--;
     child.state = 'DELETED';
     ctx.stats.childDeleted++;

@@ -29,6 +29,8 @@ export const Timer = {
   IKE_REKEY: 4,
   /** The IKE SA's hard lifetime (rekey time + over_time). */
   IKE_EXPIRE: 5,
+  /** The IKE SA's reauthentication time (reauth_time): a new IKE SA takes over from it. */
+  IKE_REAUTH: 6,
   RETRY: 7,
   DELETE_OLD: 8,
   CHILD_REKEY: 9,
@@ -75,7 +77,10 @@ export class ChildSa {
   vpp: InstallResult = {};
   /** CHILD_SA this one replaced (rekey), until the old one is deleted. */
   replaces: number | undefined;
-  /** REKEYED: the CHILD_SA that took over from this one (none for a redundant SA of a rekey collision). */
+  /**
+   * REKEYED: the CHILD_SA that took over from this one (none for a redundant SA of a rekey
+   * collision). INSTALLED: the CHILD_SA of a reauthentication's new IKE SA that took over its tunnel.
+   */
   successor: ChildSa | undefined;
   /** Rekeys failed until near the hard lifetime: the next attempt creates a new CHILD_SA instead. */
   lastResort = false;
@@ -118,6 +123,8 @@ export interface Followup {
         passive?: PassiveRekey;
         /** Responder: our own rekey of it was in flight when the peer's came. */
         colliding?: boolean;
+        /** Initiator: the CHILD_SA of the IKE SA being reauthenticated that this one takes over. */
+        takeOver?: ChildSa;
       }
     | { kind: 'ike'; chosen: ChosenIke; spiI: Buffer; spiR: Buffer };
 }
@@ -149,6 +156,8 @@ export type Task =
       passive?: PassiveRekey;
       /** A new CHILD_SA (no REKEY_SA notify) that takes over from `rekey`: the last resort when rekeys fail. */
       fresh?: boolean;
+      /** Reauthentication: the CHILD_SA of the old IKE SA whose tunnel this new one takes over. */
+      takeOver?: ChildSa;
     }
   /** Delete a CHILD_SA the peer created but we could not use (our SPI names it); release the SPI after. */
   | { kind: 'delete-spi'; spi: number; release: boolean }
@@ -167,7 +176,23 @@ export type Task =
       passive?: { sa: IkeSa; nonce: Buffer };
     }
   /** The next IKE_FOLLOWUP_KE of sa.followupOut. */
-  | { kind: 'followup' };
+  | { kind: 'followup' }
+  /** Reauthentication: every CHILD_SA was recreated on this new IKE SA; the old IKE SA goes (no exchange of its own). */
+  | { kind: 'reauth-complete' };
+
+/**
+ * A reauthentication in progress, held by the new IKE SA (make-before-break, as strongSwan's
+ * make_before_break): the old IKE SA and its CHILD_SAs that are still to be recreated.
+ */
+export interface Reauth {
+  old: IkeSa;
+  /** The CHILD_SA recreated with IKE_AUTH. */
+  authChild: ChildSa | undefined;
+  /** Old CHILD_SAs not yet recreated. */
+  todo: Set<ChildSa>;
+  /** Given up (a reauthentication collision) while IKE_AUTH was under way: deleted once it is done. */
+  abandoned?: boolean;
+}
 
 /** The peer's rekey of a CHILD_SA we were rekeying too: the CHILD_SA it made and its exchange's lower nonce. */
 export interface PassiveRekey {
@@ -326,6 +351,12 @@ export class IkeSa {
   createdAt: number;
   establishedAt = 0;
   rekeyAt = 0;
+  /** When the IKE SA is reauthenticated (0: never). */
+  reauthAt = 0;
+  /** New IKE SA of a reauthentication: what it takes over. */
+  reauthOf: Reauth | undefined;
+  /** Old IKE SA: the new IKE SA of its reauthentication, while that is under way. */
+  reauthBy: IkeSa | undefined;
   lastInbound: number;
   /** When we last sent the peer anything (IKE message or NAT-T keepalive). */
   lastOutbound: number;
