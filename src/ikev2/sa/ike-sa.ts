@@ -270,6 +270,10 @@ class Transient {
   certreqSeen = false;
   /** Subject of the certificate the peer authenticated with. */
   remoteCert: string | undefined = undefined;
+  /** New IKE SA of a reauthentication: what it takes over. */
+  reauthOf: Reauth | undefined = undefined;
+  /** Old IKE SA: the new IKE SA of its reauthentication, while that is under way. */
+  reauthBy: IkeSa | undefined = undefined;
 }
 
 /** Every field at its default (then IkeSa lets the record go). Nonces count as default when empty. */
@@ -280,7 +284,8 @@ function allDefault(t: Transient): boolean {
     t.intAuthI === undefined && t.intAuthR === undefined && t.prevCipher === undefined && t.followupOut === undefined &&
     t.followupIn === undefined && t.defragRequest === undefined && t.defragResponse === undefined && t.pending === undefined &&
     t.halfOpenKey === undefined && t.collisionOf === undefined && !t.terminateRequested && t.authChild === undefined &&
-    t.authChildError === undefined && t.peerHashes === undefined && !t.certreqSeen && t.remoteCert === undefined
+    t.authChildError === undefined && t.peerHashes === undefined && !t.certreqSeen && t.remoteCert === undefined &&
+    t.reauthOf === undefined && t.reauthBy === undefined
   );
 }
 
@@ -353,10 +358,6 @@ export class IkeSa {
   rekeyAt = 0;
   /** When the IKE SA is reauthenticated (0: never). */
   reauthAt = 0;
-  /** New IKE SA of a reauthentication: what it takes over. */
-  reauthOf: Reauth | undefined;
-  /** Old IKE SA: the new IKE SA of its reauthentication, while that is under way. */
-  reauthBy: IkeSa | undefined;
   lastInbound: number;
   /** When we last sent the peer anything (IKE message or NAT-T keepalive). */
   lastOutbound: number;
@@ -599,6 +600,19 @@ export class IkeSa {
   }
   set remoteCert(v: string | undefined) {
     this.put('remoteCert', v);
+  }
+
+  get reauthOf(): Reauth | undefined {
+    return (this.t ?? DEFAULTS).reauthOf;
+  }
+  set reauthOf(v: Reauth | undefined) {
+    this.put('reauthOf', v);
+  }
+  get reauthBy(): IkeSa | undefined {
+    return (this.t ?? DEFAULTS).reauthBy;
+  }
+  set reauthBy(v: IkeSa | undefined) {
+    this.put('reauthBy', v);
   }
 
   /** Our own SPI (the one peers address us with). */
