@@ -53,30 +53,22 @@
  * exit, Ctrl-C or failure.
  */
 import { parseArgs } from 'node:util';
-import { cpSync, existsSync, mkdirSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
-import net from 'node:net';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { createLab, LAB_ADDR } from '../test/interop/harness.ts';
+import { CHARON_BIN, createLab, LAB_ADDR, SWANCTL_BIN } from '../test/interop/harness.ts';
 import type { Lab, LabProcess } from '../test/interop/harness.ts';
-import { controlRequest } from '../src/control/server.ts';
+import { daemonStats, spawnDaemon, type DaemonProc } from './lab-daemon.ts';
+import { CharonProc, findPlugin, pluginFolder, PSK, startLoad, type LoadStream } from '../test/helpers/load-tester.ts';
+import { mainThreadCpuMs, procStat } from '../test/helpers/proc.ts';
+import { sleep } from '../test/helpers/wait.ts';
 import { runHandshakeFloorBench } from './handshake-floor.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
-const NODE = join(ROOT, 'node_modules/.bin/node');
-const CHARON_BIN = '/usr/lib/ipsec/charon';
-const SWANCTL_BIN = '/usr/sbin/swanctl';
-const PLUGIN_DIR = '/usr/lib/ipsec/plugins';
-const PSK = 'load-test-psk-0123456789';
-const CHARON_LOAD = [
-  'random', 'nonce', 'kdf', 'aes', 'sha1', 'sha2', 'hmac', 'gcm', 'pem', 'pkcs1', 'pkcs8', 'x509', 'pubkey', 'openssl',
-  'curve25519', 'load-tester', 'kernel-netlink', 'socket-default', 'vici',
-];
 const PROPOSALS: Record<string, string> = {
   x25519: 'aes256gcm16-prfsha256-x25519',
   ecp256: 'aes256gcm16-prfsha256-ecp256',
   modp2048: 'aes256gcm16-prfsha256-modp2048',
 };
-const CLK_TCK = 100;
 /** How long after the last IKE SA the responder's RSS is read again (idle: its garbage collected). */
 const SETTLE_MS = 5000;
 
@@ -112,39 +104,6 @@ const USAGE = `Usage: node_modules/.bin/node bench/vs-strongswan.ts [options]   
 
 // ---- small helpers ------------------------------------------------------------------------------
 
-function sleep(ms: number): Promise<void> {
-  return new Promise((r) => setTimeout(r, ms));
-}
-
-interface ProcStat {
-  cpuMs: number;
-  userMs: number;
-  sysMs: number;
-  rssKb: number;
-}
-
-/** CPU ms of the process's main thread only (its event loop, for vpp-iked; worker threads excluded). */
-function mainThreadCpuMs(pid: number): number {
-  try {
-    const stat = readFileSync(`/proc/${pid}/task/${pid}/stat`, 'utf8');
-    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-    return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
-  } catch {
-    return NaN;
-  }
-}
-
-function procStat(pid: number): ProcStat {
-  const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-  // the command name (field 2) may hold spaces: fields after the closing parenthesis
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  const user = (Number(f[11]) * 1000) / CLK_TCK; // utime (field 14)
-  const sys = (Number(f[12]) * 1000) / CLK_TCK; // stime (field 15)
-  const status = readFileSync(`/proc/${pid}/status`, 'utf8');
-  const rss = /VmRSS:\s+(\d+)/.exec(status);
-  return { cpuMs: user + sys, userMs: user, sysMs: sys, rssKb: rss ? Number(rss[1]) : 0 };
-}
-
 interface UdpCounters {
   rcvbufErrors: number;
   inErrors: number;
@@ -160,191 +119,7 @@ async function udpCounters(lab: Lab, side: 'a' | 'b'): Promise<UdpCounters> {
   return { rcvbufErrors: get('RcvbufErrors'), inErrors: get('InErrors'), inDatagrams: get('InDatagrams') };
 }
 
-function findPlugin(given: string | undefined): string {
-  const candidates = [
-    given,
-    process.env.LOAD_TESTER_SO,
-    resolve(ROOT, '../shared/interop/libstrongswan-load-tester.so'),
-    join(PLUGIN_DIR, 'libstrongswan-load-tester.so'),
-  ].filter((p): p is string => p !== undefined && p !== '');
-  for (const p of candidates) if (existsSync(p)) return p;
-  throw new Error(`the load-tester plugin was not found (tried ${candidates.join(', ')}); give --plugin PATH`);
-}
-
-/** A plugin folder with the plugins charon loads plus the load-tester, bind-mounted over the system's in charon's namespace. */
-function pluginFolder(dir: string, loadTester: string): string {
-  const out = join(dir, 'plugins');
-  mkdirSync(out, { recursive: true });
-  for (const p of CHARON_LOAD) {
-    if (p === 'load-tester') continue;
-    cpSync(join(PLUGIN_DIR, `libstrongswan-${p}.so`), join(out, `libstrongswan-${p}.so`));
-  }
-  cpSync(loadTester, join(out, 'libstrongswan-load-tester.so'));
-  return out;
-}
-
-// ---- charon ------------------------------------------------------------------------------------
-
-interface CharonSpec {
-  role: 'initiator' | 'responder';
-  proposal: string;
-  dir: string;
-  /** the load-tester's initiator and responder addresses (default: A initiates, B responds) */
-  initiatorAddr?: string;
-  responderAddr?: string;
-}
-
-function charonConf(s: CharonSpec): string {
-  const ldt = join(s.dir, 'charon.ldt');
-  const vici = join(s.dir, 'charon.vici');
-  return `charon {
-  load = ${CHARON_LOAD.join(' ')}
-  port = 500
-  port_nat_t = 4500
-  install_routes = no
-  install_virtual_ip = no
-  dos_protection = no
-  cookie_threshold = 1000000
-  block_threshold = 1000000
-  init_limit_half_open = 0
-  ikesa_table_size = 65536
-  ikesa_table_segments = 16
-  ${s.role === 'initiator' ? 'reuse_ikesa = no' : ''}
-  filelog {
-    bench {
-      path = ${join(s.dir, 'charon.log')}
-      default = 0
-      append = no
-    }
-  }
-  syslog {
-    daemon {
-      default = -1
-    }
-  }
-  plugins {
-    load-tester {
-      enable = yes
-      fake_kernel = yes
-      initiators = 0
-      initiator = ${s.initiatorAddr ?? LAB_ADDR.a.v4}
-      responder = ${s.responderAddr ?? LAB_ADDR.b.v4}
-      proposal = ${s.proposal}
-      esp = aes256gcm16
-      initiator_auth = psk
-      responder_auth = psk
-      preshared_key = ${PSK}
-      socket = unix://${ldt}
-    }
-    vici {
-      socket = unix://${vici}
-    }
-  }
-}
-`;
-}
-
-class CharonProc {
-  readonly proc: LabProcess;
-  readonly dir: string;
-  readonly vici: string;
-  readonly ldt: string;
-
-  private constructor(proc: LabProcess, dir: string) {
-    this.proc = proc;
-    this.dir = dir;
-    this.vici = join(dir, 'charon.vici');
-    this.ldt = join(dir, 'charon.ldt');
-  }
-
-  static async start(lab: Lab, side: 'a' | 'b', s: CharonSpec, plugins: string): Promise<CharonProc> {
-    mkdirSync(join(s.dir, 'run'), { recursive: true });
-    const conf = join(s.dir, 'strongswan.conf');
-    writeFileSync(conf, charonConf(s));
-    // `ip netns exec` gives the command its own mount namespace: /run (charon.pid) and the plugin folder are private to it
-    const proc = lab.spawn(
-      side,
-      'sh',
-      ['-c', 'mount --bind "$1" "$2" && mount --bind "$3" /run && exec "$4"', 'sh', plugins, PLUGIN_DIR, join(s.dir, 'run'), CHARON_BIN],
-      { STRONGSWAN_CONF: conf },
-      { name: `charon-${s.role}-${side}-${Date.now()}` },
-    );
-    const c = new CharonProc(proc, s.dir);
-    let exited = false;
-    void proc.exited.then(() => { exited = true; });
-    const deadline = Date.now() + 15_000;
-    while (!existsSync(c.vici) || (s.role === 'initiator' && !existsSync(c.ldt))) {
-      if (exited) throw new Error(`charon (${s.role}) exited during start-up:\n${proc.output()}\n${readLog(join(s.dir, 'charon.log'))}`);
-      if (Date.now() > deadline) throw new Error(`charon (${s.role}) did not open its sockets within 15 s`);
-      await sleep(50);
-    }
-    return c;
-  }
-
-  /** Established IKE SAs (total minus half-open), from swanctl --stats. */
-  async established(lab: Lab): Promise<number> {
-    const r = await lab.exec('a', SWANCTL_BIN, ['--stats', '--uri', `unix://${this.vici}`], { timeoutMs: 10_000 });
-    const m = /IKE_SAs:\s+(\d+)\s+total,\s+(\d+)\s+half-open/.exec(r.stdout);
-    if (!m) throw new Error(`swanctl --stats: unexpected output: ${r.stdout}${r.stderr}`);
-    return Number(m[1]) - Number(m[2]);
-  }
-
-  stop(): Promise<void> {
-    return this.proc.kill('SIGTERM', 5000);
-  }
-}
-
-function readLog(p: string): string {
-  try {
-    return readFileSync(p, 'utf8').split('\n').slice(-30).join('\n');
-  } catch {
-    return '';
-  }
-}
-
-/** What the load-tester's control stream reported: `.` initiated, `+` established, `-` failed, `*` retransmitted. */
-interface LoadStream {
-  initiated: number;
-  established: number;
-  failed: number;
-  retransmits: number;
-  /** ms from the start until the stream closed (every initiation finished), or undefined */
-  closedMs?: number;
-}
-
-function startLoad(socketPath: string, n: number, t0: number): { stats: LoadStream; done: Promise<void>; abort: () => void } {
-  const stats: LoadStream = { initiated: 0, established: 0, failed: 0, retransmits: 0 };
-  const sock = net.connect(socketPath);
-  sock.setEncoding('latin1');
-  sock.on('connect', () => sock.write(`${n}\n`));
-  sock.on('data', (chunk: string) => {
-    for (let i = 0; i < chunk.length; i++) {
-      switch (chunk[i]) {
-        case '.': stats.initiated++; break;
-        case '+': stats.established++; break;
-        case '-': stats.failed++; break;
-        case '*': stats.retransmits++; break;
-      }
-    }
-  });
-  const done = new Promise<void>((res) => {
-    sock.on('close', () => {
-      stats.closedMs = performance.now() - t0;
-      res();
-    });
-    sock.on('error', () => res());
-  });
-  return { stats, done, abort: () => sock.destroy() };
-}
-
 // ---- vpp-iked -----------------------------------------------------------------------------------
-
-interface DaemonProc {
-  proc: LabProcess;
-  ctl: string;
-  logPath: string;
-  startedAt: number;
-}
 
 interface DaemonOptions {
   logLevel: string;
@@ -363,12 +138,8 @@ interface DaemonOptions {
 }
 
 async function startDaemon(lab: Lab, dir: string, conf: string, o: DaemonOptions, limit: number, root = ROOT): Promise<DaemonProc> {
-  mkdirSync(dir, { recursive: true });
   const ctl = join(dir, 'ctl.sock');
-  const cfgPath = join(dir, 'vpp-iked.conf');
-  writeFileSync(
-    cfgPath,
-    `daemon {
+  const config = `daemon {
   listen = ${LAB_ADDR.b.v4}
   control_socket = ${ctl}
   log_level = ${o.logLevel}
@@ -376,37 +147,13 @@ async function startDaemon(lab: Lab, dir: string, conf: string, o: DaemonOptions
   ike_sa_limit = ${limit}
   stop_action = keep${o.recvBuffer !== undefined ? `\n  recv_buffer_size = ${o.recvBuffer}` : ''}${o.workers !== undefined ? `\n  workers = ${o.workers}` : ''}
 ${o.dos}}
-${conf}`,
-  );
-  const logPath = join(dir, 'vpp-iked.log');
+${conf}`;
   const flags = [
     ...o.nodeFlags,
     ...(o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProf] : []),
     ...(o.heapSnapshot ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${o.heapSnapshot}`] : []),
   ];
-  const startedAt = performance.now();
-  // stdout to a file: the bench reads none of it while measuring
-  const proc = lab.spawn(
-    'b',
-    'sh',
-    ['-c', 'out="$1"; shift; exec "$@" >"$out" 2>&1', 'sh', logPath, NODE, ...flags, join(root, 'bin/vpp-iked.js'), '--config', cfgPath],
-    o.mallocArenaMax > 0 ? { MALLOC_ARENA_MAX: String(o.mallocArenaMax) } : {},
-    { name: `vpp-iked-${Date.now()}` },
-  );
-  let exited = false;
-  void proc.exited.then(() => { exited = true; });
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (exited) throw new Error(`vpp-iked exited during start-up:\n${readLog(logPath)}`);
-    try {
-      await controlRequest(ctl, 'stats', {}, undefined, undefined, 5000);
-      break;
-    } catch {
-      if (Date.now() > deadline) throw new Error(`vpp-iked did not answer on ${ctl} within 60 s:\n${readLog(logPath)}`);
-      await sleep(50);
-    }
-  }
-  return { proc, ctl, logPath, startedAt };
+  return spawnDaemon(lab, 'b', dir, ctl, config, flags, root, undefined, o.mallocArenaMax > 0 ? { MALLOC_ARENA_MAX: String(o.mallocArenaMax) } : {});
 }
 
 /** SIGUSR2 (--heapsnapshot-signal) and wait until the snapshot file stops growing. */
@@ -422,10 +169,6 @@ async function heapSnapshot(d: DaemonProc, dir: string): Promise<void> {
     if (now === size && now > 0) return;
     size = now;
   }
-}
-
-async function daemonStats(d: DaemonProc): Promise<Record<string, unknown>> {
-  return (await controlRequest(d.ctl, 'stats', {}, undefined, undefined, 10_000)) as Record<string, unknown>;
 }
 
 /** IKE SAs established so far (the daemon's counter; none are deleted during a run). */

@@ -395,6 +395,23 @@ class Loader implements ReadContext {
     return splitList(k, quiet).map((it) => ({ path: resolve(dirname(k.loc.file), it.text), loc: it.loc, text: it.text }));
   }
 
+  /**
+   * rekey_/life_/rand_ bytes or packets as strongSwan's vici check_lifetimes(): no rekey limit but a
+   * life limit: rekey at life / 1.1; no life limit: 1.1 × rekey; no rand: life − rekey.
+   */
+  volumeLimits(sec: MSec, unit: 'bytes' | 'packets', rekeyIn: number | undefined, lifeIn: number | undefined, randIn: number | undefined): { rekey: number; life: number; rand: number } {
+    const rekey = rekeyIn ?? (lifeIn !== undefined ? Math.floor(lifeIn / 1.1) : 0);
+    const life = lifeIn ?? Math.floor(rekey * 1.1);
+    const rand = randIn ?? life - Math.min(life, rekey);
+    if (rekeyIn !== undefined && lifeIn !== undefined && rekey > 0 && life > 0 && life <= rekey) {
+      this.err(sec.keys.get(`life_${unit}`)!.valueLoc, `life_${unit} (${life}) must be larger than rekey_${unit} (${rekey})`);
+    }
+    if (randIn !== undefined && rekey > 0 && rand >= rekey) {
+      this.err(sec.keys.get(`rand_${unit}`)!.valueLoc, `rand_${unit} (${rand}) must be smaller than rekey_${unit} (${rekey})`);
+    }
+    return { rekey, life, rand };
+  }
+
   child(conn: MSec, sec: MSec, canInitiate: boolean): ChildConfig {
     const f = this.fields(sec, CHILD, `child '${show(sec.name)}' of connection '${show(conn.name)}'`);
     if (f.startAction !== 'none' && !canInitiate) {
@@ -416,6 +433,8 @@ class Loader implements ReadContext {
     if (explicitRand && rekeyTime > 0 && randTime >= rekeyTime) {
       this.err(sec.keys.get('rand_time')!.valueLoc, `rand_time (${randTime}s) must be shorter than rekey_time (${rekeyTime}s)`);
     }
+    const bytes = this.volumeLimits(sec, 'bytes', f.rekeyBytes, f.lifeBytes, f.randBytes);
+    const packets = this.volumeLimits(sec, 'packets', f.rekeyPackets, f.lifePackets, f.randPackets);
     if (f.vppMode === 'p2mp') {
       const ifKey = sec.keys.get('vpp_interface');
       if (!ifKey?.value) {
@@ -427,7 +446,20 @@ class Loader implements ReadContext {
         );
       }
     }
-    return { name: sec.name, ...f, rekeyTime, lifeTime, randTime, loc: sec.loc };
+    return {
+      name: sec.name,
+      ...f,
+      rekeyTime,
+      lifeTime,
+      randTime,
+      rekeyBytes: bytes.rekey,
+      lifeBytes: bytes.life,
+      randBytes: bytes.rand,
+      rekeyPackets: packets.rekey,
+      lifePackets: packets.life,
+      randPackets: packets.rand,
+      loc: sec.loc,
+    };
   }
 
   connection(sec: MSec, daemon: DaemonConfig): ConnResult {

@@ -22,6 +22,7 @@ import {
   deepFreeze,
   duration,
   durationIn,
+  volume,
   file,
   fileList,
   hostPort,
@@ -265,6 +266,9 @@ export const DAEMON = section({
   keep_alive: setting(durationIn(0, 3600), 20, {
     doc: "interval of NAT-T keepalives (RFC 3948): an IKE SA behind a NAT sends its peer a one-byte keepalive on the NAT-T port when it sent nothing else for half this interval, so the NAT keeps the mapping. `0`: none. As strongSwan's `charon.keep_alive`. ESP traffic in VPP does not count as sent (the daemon does not see it)",
   }),
+  traffic_poll: setting(durationIn(1, 3600), 10, {
+    doc: "how often the SA counters of CHILD_SAs with volume lifetimes (`rekey_bytes`, `life_bytes`, `rekey_packets`, `life_packets`) are read from the dataplane (VPP's stats segment): one batched read for all of them. A limit is acted on at the first read that finds it crossed, so traffic can exceed it by up to this interval's worth. CHILD_SAs without volume lifetimes are never read",
+  }),
 });
 
 export const VPP = section({
@@ -426,6 +430,31 @@ export const CHILD = section({
   rand_time: derived(duration, {
     defaultDoc: '`life_time` − `rekey_time`',
     doc: 'random reduction of the rekey time; must be shorter than `rekey_time`',
+  }),
+  // volume lifetimes, computed in load.ts as strongSwan's check_lifetimes()
+  rekey_bytes: derived(volume('bytes'), {
+    defaultDoc: '0 (or `life_bytes` / 1.1 when only that is set)',
+    doc: 'bytes through the CHILD_SA (its inbound or its outbound SA, as the dataplane counts them) before it is rekeyed; `0` = no limit. Read from VPP\'s SA counters every `daemon.traffic_poll` (see README, "Lifetimes")',
+  }),
+  life_bytes: derived(volume('bytes'), {
+    defaultDoc: '1.1 × `rekey_bytes`',
+    doc: 'bytes after which the CHILD_SA is deleted (with a Delete to the peer) if no rekey replaced it; must exceed `rekey_bytes`',
+  }),
+  rand_bytes: derived(volume('bytes'), {
+    defaultDoc: '`life_bytes` − `rekey_bytes`',
+    doc: 'random reduction of `rekey_bytes` (per CHILD_SA); must be smaller than `rekey_bytes`',
+  }),
+  rekey_packets: derived(volume('packets'), {
+    defaultDoc: '0 (or `life_packets` / 1.1 when only that is set)',
+    doc: 'packets through the CHILD_SA (its inbound or its outbound SA) before it is rekeyed; `0` = no limit',
+  }),
+  life_packets: derived(volume('packets'), {
+    defaultDoc: '1.1 × `rekey_packets`',
+    doc: 'packets after which the CHILD_SA is deleted if no rekey replaced it; must exceed `rekey_packets`',
+  }),
+  rand_packets: derived(volume('packets'), {
+    defaultDoc: '`life_packets` − `rekey_packets`',
+    doc: 'random reduction of `rekey_packets` (per CHILD_SA); must be smaller than `rekey_packets`',
   }),
   replay_window: setting(uint(0, MAX_REPLAY_WINDOW), 32, {
     doc: `anti-replay window in packets; \`0\` disables replay protection. Larger values are refused (vpp-iked's cap; VPP keeps the window per SA, and ${MAX_REPLAY_WINDOW} packets is far more than reordering on a path needs)`,

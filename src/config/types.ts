@@ -58,6 +58,13 @@ export interface ChildConfig {
   rekeyTime: number;
   lifeTime: number;
   randTime: number;
+  /** Volume lifetimes (strongSwan's): 0 = none. */
+  rekeyBytes: number;
+  lifeBytes: number;
+  randBytes: number;
+  rekeyPackets: number;
+  lifePackets: number;
+  randPackets: number;
   replayWindow: number;
   vppMode: VppMode;
   vppInterface?: string;
@@ -136,6 +143,8 @@ export interface DaemonConfig {
   initLimitHalfOpen: number;
   /** Seconds between NAT-T keepalives from behind a NAT (0 = none). */
   keepAlive: number;
+  /** Seconds between reads of the SA counters for volume lifetimes. */
+  trafficPoll: number;
   /** IP datagram size of IKE fragments (0: 576 for IPv4, 1280 for IPv6), and per family (0/unset: fragmentSize). */
   fragmentSize: number;
   fragmentSizeV4?: number;

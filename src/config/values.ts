@@ -174,6 +174,34 @@ export function durationIn(min?: number, max?: number): ValueType<number> {
 
 export const duration = durationIn();
 
+const VOLUME_UNITS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/**
+ * A count of bytes or packets (CHILD_SA volume lifetimes): a bare number, and for bytes also with
+ * strongSwan's binary suffixes `k`, `m`, `g` (1024, 1024², 1024³). At most 2^53 − 1.
+ */
+export function volume(unit: 'bytes' | 'packets'): ValueType<number> {
+  const re = unit === 'bytes' ? /^([0-9]{1,16})[ \t]*([kmgKMG]?)$/ : /^([0-9]{1,16})()$/;
+  return {
+    doc: unit === 'bytes' ? 'bytes (suffix `k`, `m`, `g`: ×1024, ×1024², ×1024³)' : 'packets',
+    show: (v) => String(v),
+    read(k, ctx) {
+      const m = re.exec(k.value);
+      if (!m) {
+        const example = unit === 'bytes' ? ' such as 500000, 512k, 100m or 2g' : '';
+        ctx.err(k.valueLoc, `'${k.name}' must be a number of ${unit}${example}, not '${show(k.value)}'`);
+        return undefined;
+      }
+      const v = Number(m[1]) * VOLUME_UNITS[m[2]!.toLowerCase()]!;
+      if (!Number.isSafeInteger(v)) {
+        ctx.err(k.valueLoc, `'${k.name}' is too large (at most ${Number.MAX_SAFE_INTEGER} ${unit})`);
+        return undefined;
+      }
+      return v;
+    },
+  };
+}
+
 /**
  * A keyword (any case) from `options`, which maps each accepted word to its value (aliases map to
  * the same value). `invalid` words the error for other text; by default it lists the values.

@@ -7,11 +7,16 @@ import { formatEspProposal, formatIkeSuite } from '../ikev2/crypto/proposals.ts'
 import { selToString } from '../ikev2/sa/ts.ts';
 import { endpointText, hex8 } from '../common/text.ts';
 import type { CertEntry } from '../config/credentials.ts';
+import type { ChildCounters } from '../dataplane/types.ts';
 
 /** Converts engine clock times (ms) to wall-clock ISO strings. */
 export type WallTime = (t: number) => string | null;
 
-export function childView(c: ChildSa, wall: WallTime) {
+/**
+ * One CHILD_SA. `counts`: its traffic as the dataplane counted it (bytes and packets of the inbound
+ * and the outbound SA); without them those fields are null.
+ */
+export function childView(c: ChildSa, wall: WallTime, counts?: ChildCounters) {
   return {
     id: c.id,
     name: c.name,
@@ -25,6 +30,10 @@ export function childView(c: ChildSa, wall: WallTime) {
     encap: c.encap,
     installed_at: wall(c.installedAt),
     rekey_at: wall(c.rekeyAt),
+    bytes_in: counts?.bytesIn ?? null,
+    packets_in: counts?.packetsIn ?? null,
+    bytes_out: counts?.bytesOut ?? null,
+    packets_out: counts?.packetsOut ?? null,
     vpp: {
       sa_in: c.vpp.saIn ?? null,
       sa_out: c.vpp.saOut ?? null,
@@ -47,7 +56,7 @@ function remoteView(sa: IkeSa): RemoteView {
   return v;
 }
 
-export function ikeView(sa: IkeSa, wall: WallTime) {
+export function ikeView(sa: IkeSa, wall: WallTime, counts?: ReadonlyMap<number, ChildCounters>) {
   return {
     id: sa.id,
     name: sa.conn?.name ?? null,
@@ -64,7 +73,7 @@ export function ikeView(sa: IkeSa, wall: WallTime) {
     established_at: wall(sa.establishedAt),
     rekey_at: wall(sa.rekeyAt),
     reauth_at: wall(sa.reauthAt),
-    child_sas: sa.children.map((c) => childView(c, wall)),
+    child_sas: sa.children.map((c) => childView(c, wall, counts?.get(c.id))),
   };
 }
 
@@ -117,6 +126,7 @@ export function formatIkeText(v: IkeView): string {
     if (c.proposal) lines.push(`    ${c.proposal}`);
     lines.push(`    local  ${c.local_ts.join(' ')}`);
     lines.push(`    remote ${c.remote_ts.join(' ')}`);
+    if (c.bytes_in !== null) lines.push(`    in  ${c.bytes_in} bytes, ${c.packets_in} packets; out ${c.bytes_out} bytes, ${c.packets_out} packets`);
     if (c.vpp.sa_in !== null || c.vpp.interface !== null) {
       lines.push(`    vpp: sa_in ${c.vpp.sa_in ?? '-'} sa_out ${c.vpp.sa_out ?? '-'} interface ${c.vpp.interface ?? '-'}`);
     }

@@ -129,6 +129,7 @@ export class Daemon {
       blockThreshold: cfg.daemon.blockThreshold,
       initLimitHalfOpen: cfg.daemon.initLimitHalfOpen,
       keepAlive: cfg.daemon.keepAlive,
+      trafficPoll: cfg.daemon.trafficPoll,
       fragmentSize: cfg.daemon.fragmentSize,
       fragmentSizeV4: cfg.daemon.fragmentSizeV4,
       fragmentSizeV6: cfg.daemon.fragmentSizeV6,
@@ -401,7 +402,7 @@ export class Daemon {
   private handlers(): Map<string, Handler> {
     const h = new Map<string, Handler>();
     const wall = this.wall;
-    h.set('list-sas', listSasHandler(() => this.engine.table, wall));
+    h.set('list-sas', listSasHandler(() => this.engine.table, wall, (ids) => this.dataplane.counters(ids)));
     h.set('list-certs', async () => {
       const now = new Date();
       return (this.config.credentials?.certs ?? []).map((e) => certView(e, now));
@@ -492,6 +493,7 @@ export class Daemon {
       ...this.vppConnectionStats(),
       reloads: { ok: this.counters.reloadsOk, refused: this.counters.reloadsRefused },
       workers: this.engine.workers,
+      traffic: snake(this.engine.traffic),
       memory: memoryView(),
     }));
     h.set('vpp-sas', async () => this.dataplane.dump());

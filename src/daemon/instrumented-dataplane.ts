@@ -4,6 +4,7 @@
  * can be told to stop removing SAs (`daemon.stop_action = keep`). The back ends are not changed.
  */
 import type {
+  ChildCounters,
   ChildInstall,
   Dataplane,
   DataplaneFeatures,
@@ -119,6 +120,11 @@ export class InstrumentedDataplane implements Dataplane {
       return Promise.resolve();
     }
     return this.timed(this.ops.remove, performance.now(), this.call(() => this.inner.remove(childId)));
+  }
+
+  /** Counter reads are not timed: they are periodic reads of shared memory, not VPP operations. */
+  counters(childIds: readonly number[]): Promise<Map<number, ChildCounters>> {
+    return this.call(() => this.inner.counters(childIds));
   }
 
   dump(): Promise<unknown> {

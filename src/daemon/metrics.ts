@@ -75,6 +75,8 @@ const ENGINE_COUNTERS: Readonly<Record<keyof EngineStats, readonly [string, stri
   childFailed: ['vpp_iked_child_sas_failed_total', 'CHILD SAs that failed to establish'],
   childDeleted: ['vpp_iked_child_sas_deleted_total', 'CHILD SAs deleted'],
   childRekeyed: ['vpp_iked_child_sas_rekeyed_total', 'CHILD SAs rekeyed'],
+  childRekeyCollisions: ['vpp_iked_child_sa_rekey_collisions_total', 'CHILD SA rekeys started by both peers at once (RFC 7296 2.8.1)'],
+  ikeRekeyCollisions: ['vpp_iked_ike_sa_rekey_collisions_total', 'IKE SA rekeys started by both peers at once (RFC 7296 2.8.2)'],
   authFailed: ['vpp_iked_auth_failures_total', 'IKE_AUTH exchanges that failed authentication'],
   noProposal: ['vpp_iked_no_proposal_chosen_total', 'negotiations without a common proposal'],
   invalidKe: ['vpp_iked_invalid_ke_total', 'INVALID_KE_PAYLOAD sent or received'],
@@ -98,6 +100,9 @@ const TRANSPORT_COUNTERS: Readonly<Record<string, readonly [string, string, stri
   duplicates: ['vpp_iked_udp_dropped_total', 'UDP datagrams dropped by the IKE sockets', 'duplicate_init'],
   noInterface: ['vpp_iked_punt_no_interface_total', 'IKE messages not sent: VPP has no interface with our address yet (punt transport)'],
   tooBig: ['vpp_iked_punt_too_big_total', 'IKE messages not sent: larger than the 2048 bytes of IP VPP takes from its punt socket'],
+  sendBlocked: ['vpp_iked_punt_send_blocked_total', "datagrams to VPP that found its punt socket's queue full and waited for room"],
+  sendQueueFull: ['vpp_iked_punt_send_dropped_total', "datagrams to VPP dropped while its punt socket's queue was full", 'queue_full'],
+  sendTimeouts: ['vpp_iked_punt_send_dropped_total', "datagrams to VPP dropped while its punt socket's queue was full", 'timeout'],
   registrations: ['vpp_iked_punt_registrations_total', 'registrations with VPP punt (start and every VPP reconnect)'],
 };
 

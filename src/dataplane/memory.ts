@@ -6,6 +6,7 @@
  */
 
 import type {
+  ChildCounters,
   ChildInstall,
   Dataplane,
   DataplaneFeatures,
@@ -76,6 +77,8 @@ export class MemoryDataplane implements Dataplane {
   private readonly allocated = new Set<number>();
   /** Inbound SPI → childId, for installed SAs. */
   private readonly liveSpis = new Map<number, number>();
+  /** Traffic accounted on installed CHILD_SAs (addTraffic), by childId. */
+  private readonly traffic = new Map<number, ChildCounters>();
   private readonly pendingFailures = new Map<'install' | 'update' | 'remove', string>();
   private listener: DataplaneListener = {};
   private seq = 0;
@@ -199,6 +202,7 @@ export class MemoryDataplane implements Dataplane {
     const c = this.installed.get(childId);
     if (!c) return;
     this.installed.delete(childId);
+    this.traffic.delete(childId);
     this.results.delete(childId);
     this.groupOf.delete(childId);
     this.installSeq.delete(childId);
@@ -224,6 +228,37 @@ export class MemoryDataplane implements Dataplane {
     this.takeFailure('remove', childId);
     this.drop(childId);
     this.log({ op: 'remove', childId });
+  }
+
+  /**
+   * Accounts traffic on an installed CHILD_SA as VPP's SA counters would: packets and bytes
+   * decrypted by its inbound SA and encrypted by its outbound SA. Returns false for a CHILD_SA that
+   * is not installed (nothing is counted).
+   */
+  addTraffic(childId: number, t: Partial<ChildCounters>): boolean {
+    if (!this.installed.has(childId)) return false;
+    let c = this.traffic.get(childId);
+    if (!c) this.traffic.set(childId, (c = { packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0 }));
+    c.packetsIn += t.packetsIn ?? 0;
+    c.bytesIn += t.bytesIn ?? 0;
+    c.packetsOut += t.packetsOut ?? 0;
+    c.bytesOut += t.bytesOut ?? 0;
+    return true;
+  }
+
+  /** Number of counter reads (counters() calls) so far. */
+  counterReads = 0;
+
+  async counters(childIds: readonly number[]): Promise<Map<number, ChildCounters>> {
+    this.checkOpen();
+    this.counterReads++;
+    const out = new Map<number, ChildCounters>();
+    for (const id of childIds) {
+      if (!this.installed.has(id)) continue;
+      const c = this.traffic.get(id);
+      out.set(id, c ? { ...c } : { packetsIn: 0, bytesIn: 0, packetsOut: 0, bytesOut: 0 });
+    }
+    return out;
   }
 
   /** The tunnels (shared protections: a p2p interface, a p2mp peer) that have CHILD_SAs installed. */

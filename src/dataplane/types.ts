@@ -96,6 +96,23 @@ export interface DataplaneFeatures {
   modes: Set<VppMode>;
 }
 
+/**
+ * Traffic on one installed CHILD_SA as the dataplane counted it since the SAs were installed:
+ * packets and bytes of its inbound and of its outbound SA (VPP: the SA's combined counter in the
+ * stats segment, `/net/ipsec/sa`).
+ */
+export interface ChildCounters {
+  packetsIn: number;
+  bytesIn: number;
+  packetsOut: number;
+  bytesOut: number;
+}
+
+/** The dataplane cannot read SA counters at all (why: `message`); volume lifetimes cannot be enforced. */
+export class CountersUnavailableError extends Error {
+  override readonly name = 'CountersUnavailableError';
+}
+
 /** Upcalls from the dataplane to the engine. */
 export interface DataplaneListener {
   /** The dataplane lost its state (e.g. VPP restarted) and has replayed these CHILD_SAs: the engine should rekey them soon. */
@@ -117,6 +134,12 @@ export interface Dataplane {
   update(childId: number, local: SaEndpoint, remote: SaEndpoint, udpEncap: boolean): Promise<void>;
   /** Remove a CHILD_SA; unknown ids are ignored. */
   remove(childId: number): Promise<void>;
+  /**
+   * The traffic counters of these installed CHILD_SAs, read in one batch. Ids that are not installed
+   * are left out of the result. Rejects with CountersUnavailableError when the back end cannot read
+   * counters at all.
+   */
+  counters(childIds: readonly number[]): Promise<Map<number, ChildCounters>>;
   /** Raw state, for `vpp-ikectl vpp-sas`. */
   dump(): Promise<unknown>;
   setListener(l: DataplaneListener): void;

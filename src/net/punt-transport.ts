@@ -13,12 +13,19 @@
  * does not have, and indexes change when VPP restarts. So an index is never remembered across VPP
  * connections: it is the interface a request came in on, or the interface VPP reports our address
  * on, learned afresh after every (re)connect.
+ *
+ * VPP's punt socket holds net.unix.max_dgram_qlen datagrams (10 by default), and a message sent as
+ * IKE fragments is a burst of datagrams. What does not fit waits in our socket's queue and is tried
+ * again as VPP reads (src/net/unix-dgram.ts); receiving goes on meanwhile. A datagram that waits more
+ * than SEND_WAIT_MS, or finds SEND_QUEUE_LIMIT waiting, is dropped: counted (`send_queue_full`,
+ * `send_timeouts`) and logged at most once per DROP_LOG_INTERVAL_MS; the engine retransmits.
  */
+import { readFileSync } from 'node:fs';
 import type { Logger } from 'pino';
 import { addNonEspMarker } from './framing.ts';
 import { IkeInbox, markerOn, SendTracker, type InboxStats } from './inbox.ts';
 import { buildPuntFrame, parsePuntFrame, PUNT_HEADER_VERSION, PUNT_MAX_IP_PACKET } from './punt.ts';
-import { UnixDgramSocket } from './unix-dgram.ts';
+import { UnixDgramError, UnixDgramSocket } from './unix-dgram.ts';
 import type { IkeTransport, OnIkePacket } from './transport.ts';
 import type { Endpoint, OutPacket } from '../ikev2/engine/engine.ts';
 import { IKE_NATT_PORT, Limits } from '../ikev2/constants.ts';
@@ -43,6 +50,12 @@ export interface PuntTransportOptions {
    * and has the VPP back end call `register()` before it replays SAs instead.
    */
   registerOnReconnect?: boolean;
+  /** Datagrams to VPP that may wait for room in its punt socket's queue (default SEND_QUEUE_LIMIT). */
+  sendQueueLimit?: number;
+  /** How long one may wait (default SEND_WAIT_MS). */
+  sendWaitMs?: number;
+  /** Where net.unix.max_dgram_qlen is read at start (default /proc/sys/net/unix/max_dgram_qlen). */
+  unixDgramQlenFile?: string;
 }
 
 export interface PuntTransportStats extends InboxStats {
@@ -50,6 +63,12 @@ export interface PuntTransportStats extends InboxStats {
   /** Messages not sent: over the 2048 bytes of IP VPP takes from its punt socket. */
   tooBig: number;
   sendErrors: number;
+  /** Datagrams that found VPP's punt socket queue full and waited for room. */
+  sendBlocked: number;
+  /** Datagrams dropped: that many waited already (SEND_QUEUE_LIMIT). */
+  sendQueueFull: number;
+  /** Datagrams dropped: VPP's queue stayed full for SEND_WAIT_MS. */
+  sendTimeouts: number;
   /** Packets to an address we do not serve. */
   notOurs: number;
   /** Packets we could not send because VPP has no interface with our address (yet). */
@@ -74,11 +93,26 @@ const REGISTER_RETRY_MAX_MS = 30_000;
 /** Descriptor, L2 and IP/UDP headers in front of an IKE message in a punted frame, at most. */
 const PUNT_HEADROOM = 256;
 const PUNT_MESSAGES = ['punt_socket_register', 'punt_socket_deregister', 'punt_reason_dump', 'ip_address_dump'] as const;
+/**
+ * Datagrams to VPP waiting for room in its punt socket's queue, at most: the IKE fragments of a few
+ * hundred messages (a burst of rekeys after a VPP restart).
+ */
+export const SEND_QUEUE_LIMIT = 4096;
+/** How long a datagram to VPP may wait for room: less than the engine's first retransmission. */
+export const SEND_WAIT_MS = 1000;
+/** At most one log line about dropped sends per this long. */
+const DROP_LOG_INTERVAL_MS = 10_000;
+/** Below this net.unix.max_dgram_qlen, start-up warns: a fragmented IKE_AUTH is some 20 datagrams. */
+export const MIN_DGRAM_QLEN = 64;
+const QLEN_FILE = '/proc/sys/net/unix/max_dgram_qlen';
 
 export class PuntTransport implements IkeTransport {
   /** VPP takes at most one buffer of IP from its punt socket. */
   readonly maxDatagram = PUNT_MAX_IP_PACKET;
-  readonly stats: PuntTransportStats = { keepalives: 0, esp: 0, invalid: 0, shed: 0, duplicates: 0, tooBig: 0, sendErrors: 0, notOurs: 0, noInterface: 0, notFromVpp: 0, registrations: 0 };
+  readonly stats: PuntTransportStats = {
+    keepalives: 0, esp: 0, invalid: 0, shed: 0, duplicates: 0, tooBig: 0, sendErrors: 0, sendBlocked: 0, sendQueueFull: 0, sendTimeouts: 0,
+    notOurs: 0, noInterface: 0, notFromVpp: 0, registrations: 0,
+  };
   readonly addresses: string[];
   private readonly opts: PuntTransportOptions;
   private readonly any4: boolean;
@@ -101,6 +135,9 @@ export class PuntTransport implements IkeTransport {
   private readonly sends = new SendTracker();
   private readonly inbox: IkeInbox;
   private closed = false;
+  /** Dropped sends not yet logged, and when the last line about them was written. */
+  private dropsUnlogged = 0;
+  private dropLoggedAt = -Infinity;
   /** The timer of the next registration attempt after a failed one (until it succeeds or VPP goes). */
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelay = REGISTER_RETRY_MIN_MS;
@@ -137,9 +174,11 @@ export class PuntTransport implements IkeTransport {
     const missing = PUNT_MESSAGES.filter((m) => c.messageId(m) === undefined);
     if (missing.length) throw new Error(`VPP does not offer ${missing.join(', ')}: it cannot punt IKE to vpp-iked (transport = punt)`);
     if (this.opts.portNatT !== IKE_NATT_PORT) throw new Error(`transport = punt receives NAT-T IKE on VPP's IPsec port ${IKE_NATT_PORT} only (port_nat_t is ${this.opts.portNatT})`);
-    const sock = new UnixDgramSocket();
+    this.checkDgramQlen();
+    const sock = new UnixDgramSocket({ sendQueueLimit: this.opts.sendQueueLimit ?? SEND_QUEUE_LIMIT, sendWaitMs: this.opts.sendWaitMs ?? SEND_WAIT_MS });
     sock.bind(this.opts.socketPath);
     sock.on('message', (data, from) => this.onFrame(data, from));
+    sock.on('sendBlocked', () => void this.stats.sendBlocked++);
     sock.on('error', (e) => this.opts.log.error({ err: e.message, socket: this.opts.socketPath }, 'punt socket failed: IKE is no longer received'));
     this.sock = sock;
     c.on('disconnected', this.onDisconnected);
@@ -147,6 +186,26 @@ export class PuntTransport implements IkeTransport {
     if (this.opts.registerOnReconnect !== false) c.on('connected', this.onConnected);
     await this.register();
     this.opts.log.info({ socket: this.opts.socketPath, vpp_socket: this.vppPath, listen: this.addresses, port: this.opts.port, port_nat_t: this.opts.portNatT }, 'receiving IKE through VPP punt');
+  }
+
+  /**
+   * One warning when net.unix.max_dgram_qlen (of our network namespace, which should be VPP's) is
+   * low: VPP drops what does not fit into our socket's queue, and a fragmented message is a burst.
+   */
+  private checkDgramQlen(): void {
+    const file = this.opts.unixDgramQlenFile ?? QLEN_FILE;
+    let qlen: number;
+    try {
+      qlen = Number(readFileSync(file, 'utf8').trim());
+    } catch {
+      return;
+    }
+    if (!Number.isInteger(qlen) || qlen >= MIN_DGRAM_QLEN) return;
+    this.opts.log.warn(
+      { max_dgram_qlen: qlen, recommended: 256 },
+      `net.unix.max_dgram_qlen is ${qlen}: VPP drops IKE fragments beyond that many queued at once on the punt socket; ` +
+        'raise it in the network namespace of VPP and vpp-iked before starting them (sysctl -w net.unix.max_dgram_qlen=256)',
+    );
   }
 
   /**
@@ -381,11 +440,30 @@ export class PuntTransport implements IkeTransport {
     this.sends.started();
     sock
       .send(f.frame, vppPath)
-      .catch((e: Error) => {
-        this.stats.sendErrors++;
-        this.opts.log.debug({ remote: endpointText(p.remote.addr, p.remote.port), err: e.message }, 'send to VPP failed');
-      })
+      .catch((e: Error) => this.sendFailed(e, p))
       .finally(() => this.sent());
+  }
+
+  private sendFailed(e: Error, p: OutPacket): void {
+    const code = e instanceof UnixDgramError ? e.code : undefined;
+    if (code === 'ENOBUFS' || code === 'ETIMEDOUT') {
+      if (code === 'ENOBUFS') this.stats.sendQueueFull++;
+      else this.stats.sendTimeouts++;
+      this.dropsUnlogged++;
+      const now = Date.now();
+      if (now - this.dropLoggedAt >= DROP_LOG_INTERVAL_MS) {
+        this.opts.log.warn(
+          { dropped: this.dropsUnlogged, send_queue_full: this.stats.sendQueueFull, send_timeouts: this.stats.sendTimeouts, remote: endpointText(p.remote.addr, p.remote.port) },
+          "IKE datagrams to VPP dropped: VPP's punt socket queue stayed full (is VPP reading it? raise net.unix.max_dgram_qlen)",
+        );
+        this.dropLoggedAt = now;
+        this.dropsUnlogged = 0;
+      }
+      return;
+    }
+    if (code === 'EBADF' && this.closed) return;
+    this.stats.sendErrors++;
+    this.opts.log.debug({ remote: endpointText(p.remote.addr, p.remote.port), err: e.message }, 'send to VPP failed');
   }
 
   flush(timeoutMs: number): Promise<boolean> {

@@ -6,6 +6,18 @@
  * packages (no build step, no download at install time). The addon is loaded on first use, so a
  * machine without it only loses the features that need it; `unixDgramUnavailable()` says why.
  *
+ * Sending never blocks and never stops receiving. The addon, when a datagram does not fit into the
+ * receiver's queue (net.unix.max_dgram_qlen datagrams, 10 by default), keeps it and switches its
+ * socket from waiting for datagrams to waiting for writability, and never switches back: that socket
+ * receives nothing more and, since an unconnected datagram socket always looks writable, spins the
+ * CPU. So each UnixDgramSocket receives on one addon socket and sends from another; a send the
+ * kernel does not take at once retires the sending socket (closing it drops the addon's copy) and
+ * the datagram waits in our own bounded queue, tried again on a short backoff timer (1 ms doubling
+ * to 50 ms; Linux tells no writability to an unconnected sender), in order, until it goes, the
+ * socket is closed, or it has waited too long. The sending socket of a bound UnixDgramSocket is
+ * bound to the same path (bound first, its file then replaced by the receiving socket's), so
+ * receivers see that path as the sender and their answers reach the receiving socket.
+ *
  * Limits of this implementation:
  * - Paths only: names in the abstract namespace (`@name` / a leading NUL byte) are refused, because
  *   the addon always passes the full sockaddr_un length and so cannot address them.
@@ -16,8 +28,9 @@
  * Every failure is an exception (or a rejected promise) whose message names the path.
  */
 import { EventEmitter } from 'node:events';
-import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { basename, dirname, join } from 'node:path';
 
 type Addon = typeof import('node-unix-socket');
 type AddonSocket = InstanceType<Addon['DgramSocket']>;
@@ -26,6 +39,12 @@ type AddonSocket = InstanceType<Addon['DgramSocket']>;
 export const UNIX_DGRAM_MAX = 65535;
 /** sun_path is 108 bytes including the terminating NUL. */
 export const UNIX_PATH_MAX = 107;
+/** Datagrams that may wait for room in a receiver's queue, by default. */
+export const SEND_QUEUE_LIMIT = 1024;
+/** How long a datagram may wait for room in a receiver's queue, by default. */
+export const SEND_WAIT_MS = 10_000;
+const RETRY_MIN_MS = 1;
+const RETRY_MAX_MS = 50;
 
 let addon: Addon | undefined;
 let loadError: string | undefined;
@@ -65,6 +84,7 @@ const ERRNO_BY_TEXT: Readonly<Record<string, string>> = {
   'No buffer space available': 'ENOBUFS',
   'Not a directory': 'ENOTDIR',
   'Read-only file system': 'EROFS',
+  'Bad file descriptor': 'EBADF',
 };
 
 /** An error from a unix datagram socket operation; `code` is the errno name when known. */
@@ -95,6 +115,8 @@ export interface UnixDgramSocketEvents {
   message: [data: Buffer, from: string | undefined];
   /** Receiving failed; the socket is closed. */
   error: [err: Error];
+  /** A datagram to `path` found the receiver's queue full: it waits in our queue (`queued` datagrams). */
+  sendBlocked: [path: string, queued: number];
   close: [];
 }
 
@@ -103,19 +125,56 @@ export interface BindOptions {
   mode?: number;
 }
 
+export interface UnixDgramOptions {
+  /** Datagrams that may wait for room in receivers' queues (default SEND_QUEUE_LIMIT); more are refused with ENOBUFS. */
+  sendQueueLimit?: number;
+  /** How long a datagram may wait for room (default SEND_WAIT_MS); then send() rejects with ETIMEDOUT. */
+  sendWaitMs?: number;
+}
+
+/** What became of sends that did not go at once. */
+export interface UnixDgramSendStats {
+  /** Sends that found the receiver's queue full (and waited in ours). */
+  blocked: number;
+  /** Datagrams refused because our queue held sendQueueLimit already. */
+  queueFull: number;
+  /** Datagrams given up after waiting sendWaitMs. */
+  timedOut: number;
+}
+
+/** A datagram waiting for room. */
+interface Waiting {
+  buf: Buffer;
+  path: string;
+  since: number;
+  resolve: () => void;
+  reject: (e: Error) => void;
+}
+
 /**
  * One unix datagram socket. Create it, optionally `bind()` it to a path (to receive, and so that
  * receivers see where a datagram came from), `send()` datagrams to paths, `close()` it.
  */
 export class UnixDgramSocket extends EventEmitter<UnixDgramSocketEvents> {
+  /** Receives (bound by bind()); never sends, so nothing a send does can stop it reading. */
   private readonly sock: AddonSocket;
+  /** Sends; replaced whenever a send does not go at once (see the top of this file). */
+  private tx: AddonSocket | undefined;
   private boundPath: string | undefined;
   /** Inode of the socket file bind() made, so close() removes only that file. */
   private boundIno: number | bigint | undefined;
   private closed = false;
+  private readonly queueLimit: number;
+  private readonly waitMs: number;
+  private readonly waiting: Waiting[] = [];
+  private retryTimer: NodeJS.Timeout | undefined;
+  private retryDelay = RETRY_MIN_MS;
+  readonly sendStats: UnixDgramSendStats = { blocked: 0, queueFull: 0, timedOut: 0 };
 
-  constructor() {
+  constructor(opts: UnixDgramOptions = {}) {
     super();
+    this.queueLimit = Math.max(1, opts.sendQueueLimit ?? SEND_QUEUE_LIMIT);
+    this.waitMs = Math.max(0, opts.sendWaitMs ?? SEND_WAIT_MS);
     const { DgramSocket } = load();
     this.sock = new DgramSocket();
     this.sock.on('data', (data: Buffer, from: string) => {
@@ -127,6 +186,11 @@ export class UnixDgramSocket extends EventEmitter<UnixDgramSocketEvents> {
       this.markClosed();
       this.emit('error', new UnixDgramError('receive on', path, e.message));
     });
+  }
+
+  /** Datagrams waiting for room in a receiver's queue. */
+  get queued(): number {
+    return this.waiting.length;
   }
 
   /** The path this socket is bound to. */
@@ -160,11 +224,19 @@ export class UnixDgramSocket extends EventEmitter<UnixDgramSocketEvents> {
         throw new UnixDgramError('bind', path, `cannot remove the old socket: ${(e as Error).message}`, (e as NodeJS.ErrnoException).code);
       }
     }
+    // The sending socket takes the path first (its name is what receivers see), then gives the file
+    // up to the receiving socket: datagrams to the path reach that one.
+    const tx = this.newTx();
     try {
+      tx.bind(path);
+      unlinkSync(path);
       this.sock.bind(path);
     } catch (e) {
-      throw new UnixDgramError('bind', path, (e as Error).message);
+      tx.close();
+      throw new UnixDgramError('bind', path, (e as Error).message, (e as NodeJS.ErrnoException).code);
     }
+    this.retireTx();
+    this.tx = tx;
     this.boundPath = path;
     try {
       this.boundIno = lstatSync(path).ino;
@@ -177,7 +249,10 @@ export class UnixDgramSocket extends EventEmitter<UnixDgramSocketEvents> {
   /**
    * Sends one datagram to the socket bound at `path`. Resolves once the kernel has taken it;
    * rejects (UnixDgramError with `code`, e.g. ENOENT or ECONNREFUSED) when it cannot be delivered.
-   * When the receiver's queue is full the datagram waits until it has room.
+   * When the receiver's queue is full the datagram waits in ours (behind any already waiting) and is
+   * tried again: it rejects with ENOBUFS when our queue is full, ETIMEDOUT after waiting
+   * `sendWaitMs`, EBADF when the socket is closed first. Receiving goes on meanwhile. `data` must
+   * not change until the promise settles.
    */
   send(data: Uint8Array, path: string): Promise<void> {
     try {
@@ -190,21 +265,140 @@ export class UnixDgramSocket extends EventEmitter<UnixDgramSocketEvents> {
       return Promise.reject(e as Error);
     }
     const buf = Buffer.isBuffer(data) ? data : Buffer.from(data.buffer, data.byteOffset, data.length);
+    if (this.waiting.length === 0) {
+      const r = this.attempt(buf, path);
+      if (r === 'sent') return Promise.resolve();
+      if (r !== 'blocked') return Promise.reject(r);
+    } else if (this.waiting.length >= this.queueLimit) {
+      this.sendStats.queueFull++;
+      return Promise.reject(new UnixDgramError('send to', path, `the receiver's queue is full and ${this.waiting.length} datagrams wait already`, 'ENOBUFS'));
+    }
     return new Promise<void>((resolve, reject) => {
-      try {
-        this.sock.sendTo(buf, 0, buf.length, path, (err) => {
-          if (err) reject(new UnixDgramError('send to', path, err.message));
-          else resolve();
-        });
-      } catch (e) {
-        reject(new UnixDgramError('send to', path, (e as Error).message));
-      }
+      this.waiting.push({ buf, path, since: Date.now(), resolve, reject });
+      this.blocked(path);
     });
+  }
+
+  /** One datagram could not go (now, or again): counted, and the next try scheduled. */
+  private blocked(path: string): void {
+    this.sendStats.blocked++;
+    this.emit('sendBlocked', path, this.waiting.length);
+    this.scheduleRetry();
+  }
+
+  private scheduleRetry(): void {
+    if (this.retryTimer !== undefined || this.closed) return;
+    const delay = this.retryDelay;
+    this.retryDelay = Math.min(RETRY_MAX_MS, this.retryDelay * 2);
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      this.pump();
+    }, delay);
+  }
+
+  /** Sends what waits, in order, until the receiver is full again. */
+  private pump(): void {
+    while (!this.closed && this.waiting.length > 0) {
+      const w = this.waiting[0]!;
+      if (Date.now() - w.since > this.waitMs) {
+        this.waiting.shift();
+        this.sendStats.timedOut++;
+        w.reject(new UnixDgramError('send to', w.path, `the receiver's queue stayed full for ${this.waitMs} ms`, 'ETIMEDOUT'));
+        continue;
+      }
+      const r = this.attempt(w.buf, w.path);
+      if (r === 'blocked') {
+        this.scheduleRetry();
+        return;
+      }
+      this.waiting.shift();
+      if (r === 'sent') w.resolve();
+      else w.reject(r);
+    }
+    this.retryDelay = RETRY_MIN_MS;
+  }
+
+  /**
+   * Hands one datagram to the sending socket. The addon reports a datagram the kernel took (or
+   * refused) before sendTo returns; one it kept for later means the receiver is full: that socket
+   * is closed (with the addon's copy) before it can spin, and 'blocked' returned.
+   */
+  private attempt(buf: Buffer, path: string): 'sent' | 'blocked' | UnixDgramError {
+    let tx: AddonSocket;
+    try {
+      tx = this.tx ?? (this.tx = this.namedTx());
+    } catch (e) {
+      return new UnixDgramError('send to', path, (e as Error).message, (e as NodeJS.ErrnoException).code);
+    }
+    let result: 'pending' | 'sent' | UnixDgramError = 'pending';
+    let returned = false;
+    try {
+      tx.sendTo(buf, 0, buf.length, path, (err) => {
+        if (returned) return;
+        result = err ? new UnixDgramError('send to', path, err.message) : 'sent';
+      });
+    } catch (e) {
+      result = new UnixDgramError('send to', path, (e as Error).message);
+    }
+    returned = true;
+    if (result !== 'pending') return result;
+    this.retireTx();
+    return 'blocked';
+  }
+
+  private newTx(): AddonSocket {
+    const { DgramSocket } = load();
+    const tx = new DgramSocket();
+    // Nothing can address it (no file of its own), so it never receives; errors are not ours to report.
+    tx.on('error', () => {});
+    return tx;
+  }
+
+  /**
+   * A new sending socket, bound to our path when we are bound: the receiving socket's file is moved
+   * aside for the bind and moved back over the new socket's file (datagrams sent to the path in
+   * those microseconds are refused). When the path is no longer ours, the socket sends unbound.
+   */
+  private namedTx(): AddonSocket {
+    const tx = this.newTx();
+    const path = this.boundPath;
+    if (path === undefined) return tx;
+    let ino: number | bigint | undefined;
+    try {
+      ino = lstatSync(path).ino;
+    } catch {
+      return tx;
+    }
+    if (ino !== this.boundIno) return tx;
+    const aside = join(dirname(path), `.${basename(path)}.${process.pid}.rebind`);
+    try {
+      renameSync(path, aside);
+    } catch {
+      return tx;
+    }
+    try {
+      tx.bind(path);
+    } catch {
+      // sends unbound
+    } finally {
+      renameSync(aside, path);
+    }
+    return tx;
+  }
+
+  private retireTx(): void {
+    const tx = this.tx;
+    this.tx = undefined;
+    try {
+      tx?.close();
+    } catch {
+      // already closed
+    }
   }
 
   /**
    * Closes the socket and removes the file it was bound to (unless another socket has been bound
-   * at that path since). Datagrams still queued are dropped.
+   * at that path since). Datagrams still waiting are dropped (their send() rejects with EBADF).
    */
   close(): void {
     if (this.closed) return;
@@ -218,6 +412,10 @@ export class UnixDgramSocket extends EventEmitter<UnixDgramSocketEvents> {
   private markClosed(): void {
     if (this.closed) return;
     this.closed = true;
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.retryTimer = undefined;
+    this.retireTx();
+    for (const w of this.waiting.splice(0)) w.reject(new UnixDgramError('send to', w.path, 'socket is closed', 'EBADF'));
     if (this.boundPath !== undefined) {
       try {
         if (lstatSync(this.boundPath).ino === this.boundIno) unlinkSync(this.boundPath);

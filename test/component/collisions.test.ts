@@ -149,6 +149,9 @@ for (const [name, losses] of childCases) {
       // Both rekeys completed: one side deleted the redundant CHILD_SA its exchange made.
       const all = [...env.a.dp.events, ...env.b.dp.events].filter((e) => e.op === 'install').length;
       assert.equal(all, 2 + 4, 'two CHILD_SAs installed on each side by the two rekeys');
+      // Each side received the other's rekey while its own was in flight, and counted the collision.
+      assert.deepEqual([env.a.engine.stats.childRekeyCollisions, env.b.engine.stats.childRekeyCollisions], [1, 1]);
+      assert.deepEqual([env.a.engine.stats.ikeRekeyCollisions, env.b.engine.stats.ikeRekeyCollisions], [0, 0]);
     }
   });
 }
@@ -182,6 +185,10 @@ for (const [name, losses] of ikeCases) {
     await finish(env.w);
     agree(env, env.gaps);
     assert.equal(live(env.a)[0]!.children[0], child0);
+    if (losses.length === 0) {
+      assert.deepEqual([env.a.engine.stats.ikeRekeyCollisions, env.b.engine.stats.ikeRekeyCollisions], [1, 1], 'the collision counted on both sides');
+      assert.deepEqual([env.a.engine.stats.childRekeyCollisions, env.b.engine.stats.childRekeyCollisions], [0, 0]);
+    }
   });
 }
 
@@ -368,3 +375,41 @@ test('randomised collisions: CHILD_SA and IKE SA rekeys started by both sides at
     }
   }
 });
+
+for (const restarted of [true, false]) {
+  test(`a CHILD_SA rekey refused for the moment (TEMPORARY_FAILURE) ${restarted ? 'after the dataplane replayed it (sequence numbers started over): retried within 3 s' : 'as usual: retried after 15 s or more'}`, async () => {
+    const env = await up();
+    const sa = live(env.a)[0]!;
+    const sb = live(env.b)[0]!;
+    const old = sa.children[0]!;
+    const theirs = sb.children[0]!;
+    // b answers the first rekey with TEMPORARY_FAILURE (as while it rekeys the IKE SA), then takes them.
+    theirs.state = 'DELETING';
+    const requests: number[] = [];
+    let refused = 0;
+    env.w.filter = (p) => {
+      const k = kind(p);
+      if (k.from === 'a' && k.exchange === CC && !k.response) requests.push(env.w.sched.now());
+      if (k.from === 'b' && k.exchange === CC && k.response && refused++ === 0) theirs.state = 'INSTALLED';
+      return 'deliver';
+    };
+    if (restarted) assert.deepEqual(env.a.dp.simulateRestart(), [old.id]);
+    else env.a.engine.rekeyChild(sa, old);
+    await env.w.run();
+    assert.equal(refused, 1, 'the first rekey was refused');
+    assert.equal(sa.children[0]!.id, old.id, 'the CHILD_SA is not replaced yet');
+    await env.w.advance(3000, 250);
+    if (restarted) {
+      assert.equal(requests.length, 2, 'tried again');
+      assert.ok(requests[1]! - requests[0]! <= 3000, `within 3 s (${requests[1]! - requests[0]!} ms)`);
+      agree(env, env.gaps);
+      assert.notEqual(live(env.a)[0]!.children[0]!.id, old.id, 'replaced');
+    } else {
+      assert.equal(requests.length, 1, 'not tried again within 3 s');
+      await env.w.advance(45_000, 1000);
+      assert.equal(requests.length, 2);
+      assert.ok(requests[1]! - requests[0]! >= 15_000, `after 15 s or more (${requests[1]! - requests[0]!} ms)`);
+      agree(env, env.gaps);
+    }
+  });
+}

@@ -328,6 +328,12 @@ export interface VppTarget {
   dropConnections(): Promise<void>;
   /** Creates loop0 (up, with its addresses) after restart({ loopbacks: false }). */
   addLoopback0(): Promise<void>;
+  /**
+   * VPP sends `count` pings (ICMP echo with VPP's 60 bytes of data: 96-byte IPv4 / 116-byte IPv6 packets) to `dst` from its
+   * own stack: the real VPP with its `ping` command (one every 10 ms), the emulator by counting them
+   * on the outbound SA its routes and protections lead to (what it models of forwarding).
+   */
+  ping(dst: string, count: number): Promise<void>;
 }
 
 type Body = (t: TestContext, vpp: VppTarget) => Promise<void>;
@@ -396,6 +402,7 @@ interface Parts {
   start: () => Promise<void>;
   dropConnections: (cutOurs: () => void) => Promise<void>;
   addLoopback0: () => Promise<void>;
+  ping: (dst: string, count: number) => Promise<void>;
 }
 
 function makeTarget(t: TestContext, p: Parts): VppTarget {
@@ -453,6 +460,8 @@ function makeTarget(t: TestContext, p: Parts): VppTarget {
         resyncRetryMaxMs: 100,
         ...(o.unnumbered ? { unnumberedInterface: o.unnumbered } : {}),
         ...(o.policyIface ? { policyInterface: o.policyIface } : {}),
+        // the emulator's stats segment is in this process, among other emulators' (tests run several)
+        ...(p.emu() ? { statsSegment: p.emu()!.statsPath } : {}),
         ...o.dp,
       });
       let closed = false;
@@ -489,6 +498,7 @@ function makeTarget(t: TestContext, p: Parts): VppTarget {
     start: p.start,
     dropConnections: () => p.dropConnections(() => cuts.forEach((c) => c())),
     addLoopback0: p.addLoopback0,
+    ping: p.ping,
   };
 }
 
@@ -525,6 +535,10 @@ async function emulatorTarget(t: TestContext): Promise<VppTarget> {
     addLoopback0: async () => {
       if (!emu) throw new Error('the emulator is stopped');
       emu.state.addInterface('loop0', 'Loopback', true, LOOP_ADDRESSES);
+    },
+    ping: async (dst, count) => {
+      if (!emu) throw new Error('the emulator is stopped');
+      emu.state.sendPackets(dst, count, dst.includes(':') ? 116 : 96);
     },
   });
   // After the target's own clean-up (its dataplanes and clients).
@@ -679,6 +693,9 @@ async function realTarget(t: TestContext): Promise<VppTarget> {
       await lab.ctl('create', 'loopback', 'interface');
       await lab.ctl('set', 'interface', 'state', 'loop0', 'up');
       for (const a of LOOP_ADDRESSES) await lab.ctl('set', 'interface', 'ip', 'address', 'loop0', a);
+    },
+    ping: async (dst, count) => {
+      await lab.ctl('ping', dst, 'repeat', String(count), 'interval', '0.01');
     },
   });
 }

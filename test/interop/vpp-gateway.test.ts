@@ -21,7 +21,16 @@
  * 300-byte fragment_size and has one more IKE SA (no CHILD_SA) authenticated with certificates: an
  * RSA-4096 chain (root CA -> intermediate -> end certificates for both sides, made at test time with
  * strongSwan's `pki`), so its IKE_AUTH and IKE SA rekey go as IKE fragments (RFC 7383) both ways
- * through VPP's punt socket. A VPP without
+ * through VPP's punt socket; VPP's punt socket keeps the kernel's default queue of 10 datagrams, so
+ * our bursts find it full, wait, and arrive whole; with VPP paused (SIGSTOP) while vpp-iked answers
+ * 30 requests, 19 answers wait for room without a lost one or a spinning CPU, and IKE is still
+ * received afterwards. And a rekey soak (about 30 s): three more tunnels
+ * with lifetimes of seconds whose CHILD_SAs and IKE SAs are rekeyed by strongSwan, by vpp-iked, and
+ * by both at once, cycle after cycle under a ping at 20 per second (no reply lost); then both sides
+ * agree on every tunnel's SPIs and VPP's API lists exactly the SAs of the CHILD_SAs vpp-iked has,
+ * also after the soak's IKE SAs are deleted. Last, VPP is killed with four rekeys under way (CHILD_SA
+ * and IKE SA, started by either side): once it is back, every CHILD_SA is replaced, both sides agree
+ * and VPP holds exactly the current SAs. A VPP without
  * `punt { socket }` refuses the registration: the daemon exits 1 at start, naming VPP's answer.
  *
  * What a gateway needs per mode shows in the labs: p2mp keys a tunnel protection by the peer's
@@ -36,13 +45,21 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { createLab, interopAvailable, waitFor, type Charon, type Lab, type SwanSa } from './harness.ts';
-import { requireVpp, startVppLab, vppAvailable, VPP_LAB_ADDR, type VppLab } from '../helpers/real-vpp.ts';
+import { requireVpp, run, startVppLab, vppAvailable, VPP_LAB_ADDR, type VppLab } from '../helpers/real-vpp.ts';
 import { daemonSection, spawnDaemonWithConfig, startDaemon, type DaemonHandle, type IkeSaJson } from '../helpers/daemon.ts';
 import { VppClient } from '../../src/vpp/client.ts';
 import { isOurId } from '../../src/dataplane/vpp/ids.ts';
+import { IpsecSadFlags } from '../../src/vpp/defs.generated.ts';
 import { UnixDgramSocket } from '../../src/net/unix-dgram.ts';
 import { buildPuntFrame } from '../../src/net/punt.ts';
 import { mkdirSync, readFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import pino from 'pino';
+import { Engine, type OutPacket } from '../../src/ikev2/engine/engine.ts';
+import { FakeScheduler } from '../../src/common/clock.ts';
+import { MemoryDataplane } from '../../src/dataplane/memory.ts';
+import { parseProposals } from '../../src/ikev2/crypto/proposals.ts';
+import { child, config, conn, psk } from '../helpers/engine-pair.ts';
 import { pkiMissing, TestPki, type KeySpec } from '../helpers/pki.ts';
 
 const PSK = 'gateway-preshared-key-0123456789';
@@ -57,6 +74,14 @@ interface Tunnel {
   /** inner addresses: the peer's (on its lo) and VPP's (on loop0) */
   peer: string;
   vpp: string;
+  /** Lifetimes per side (no jitter); strongSwan's and vpp-iked's defaults without. */
+  timers?: { peer: Timers; vpp: Timers };
+}
+
+interface Timers {
+  ikeRekey: string;
+  childRekey: string;
+  childLife: string;
 }
 
 const TUNNELS: readonly Tunnel[] = [
@@ -65,6 +90,21 @@ const TUNNELS: readonly Tunnel[] = [
   { name: 's6', outer: 6, initiator: 'swan', peer: '2001:db8:a::1', vpp: '2001:db8:b::1' },
   { name: 'i6', outer: 6, initiator: 'iked', peer: '2001:db8:a::2', vpp: '2001:db8:b::2' },
 ];
+
+/**
+ * The p2p lab's rekey soak (rekeysThroughVpp): short lifetimes on IPv4. `ks`: strongSwan rekeys
+ * first (vpp-iked's timers are longer), `ki`: vpp-iked does, `kc`: the same timers on both sides,
+ * so both start rekeys about together and they collide when the requests cross.
+ */
+const SHORT = (child: number, ike: number): Timers => ({ ikeRekey: `${ike}s`, childRekey: `${child}s`, childLife: `${child * 4}s` });
+const LONG = SHORT(60, 60);
+const SOAK: readonly Tunnel[] = [
+  { name: 'ks', outer: 4, initiator: 'swan', peer: '198.51.100.5', vpp: '198.51.100.133', timers: { peer: SHORT(5, 12), vpp: LONG } },
+  { name: 'ki', outer: 4, initiator: 'iked', peer: '198.51.100.6', vpp: '198.51.100.134', timers: { peer: LONG, vpp: SHORT(5, 12) } },
+  { name: 'kc', outer: 4, initiator: 'swan', peer: '198.51.100.7', vpp: '198.51.100.135', timers: { peer: SHORT(6, 13), vpp: SHORT(6, 13) } },
+];
+/** The tunnels of a lab: the p2p lab has the soak's too. */
+const tunnelsOf = (mode: Mode): readonly Tunnel[] => (mode === 'p2p' ? [...TUNNELS, ...SOAK] : TUNNELS);
 
 /**
  * The peer's second outer addresses. In p2mp, VPP keys a tunnel protection by the peer's address
@@ -89,13 +129,15 @@ function connections(side: 'peer' | 'vpp', mode: Mode, certs?: FragCerts): strin
   const swan = side === 'peer';
   const other = swan ? 'vpp' : 'peer';
   const out = ['connections {'];
-  for (const x of TUNNELS) {
+  for (const x of tunnelsOf(mode)) {
+    const tm = x.timers?.[side];
     out.push(
       `  ${x.name} {`,
       ...(swan ? ['    version = 2', '    mobike = no'] : []),
       `    local_addrs = ${outer(x, side, mode)}`,
       `    remote_addrs = ${outer(x, other, mode)}`,
       '    proposals = aes256gcm16-prfsha256-x25519',
+      ...(tm ? [`    rekey_time = ${tm.ikeRekey}`, '    rand_time = 0s'] : []),
       `    local {\n      auth = psk\n      id = ${side}-${x.name}.lab\n    }`,
       `    remote {\n      auth = psk\n      id = ${other}-${x.name}.lab\n    }`,
       '    children {',
@@ -103,6 +145,7 @@ function connections(side: 'peer' | 'vpp', mode: Mode, certs?: FragCerts): strin
       `        local_ts = ${hostPrefix(x[side])}`,
       `        remote_ts = ${hostPrefix(x[other])}`,
       '        esp_proposals = aes256gcm16',
+      ...(tm ? [`        rekey_time = ${tm.childRekey}`, `        life_time = ${tm.childLife}`, '        rand_time = 0s'] : []),
       ...(swan ? [] : [`        vpp_mode = ${mode}`]),
       ...(!swan && mode === 'p2mp' ? ['        vpp_interface = ipsec100'] : []),
       '      }',
@@ -186,7 +229,7 @@ function fragSwanFiles(c: FragCerts): Record<string, string> {
  */
 function gatewayCommands(vpp: VppLab, mode: Mode): string[] {
   const cmds: string[] = [];
-  for (const x of TUNNELS) {
+  for (const x of tunnelsOf(mode)) {
     if (x.vpp !== VPP_LAB_ADDR.vpp.inner4 && x.vpp !== VPP_LAB_ADDR.vpp.inner6) cmds.push(`set interface ip address loop0 ${hostPrefix(x.vpp)}`);
   }
   if (mode === 'policy') {
@@ -206,11 +249,17 @@ interface Gateway {
 }
 
 async function startGateway(t: TestContext, mode: Mode): Promise<Gateway> {
-  // VPP sends each punted datagram without waiting, and so does vpp-iked to VPP's punt socket; a
-  // Unix datagram socket holds at most net.unix.max_dgram_qlen of them (10 by default, per network
-  // namespace), and a certificate IKE_AUTH goes as some 20 fragments at once each way. The p2p lab
-  // gives VPP's namespace a longer queue and runs the daemon there, as such a gateway needs.
-  const vpp = await startVppLab(t, mode === 'p2p' ? { unixDgramQlen: 256 } : {});
+  // VPP sends each punted datagram without waiting: a Unix datagram socket holds at most
+  // net.unix.max_dgram_qlen of them (10 by default, per network namespace, taken when the socket is
+  // made), and a certificate IKE_AUTH goes as some 20 fragments at once each way. The p2p lab starts
+  // VPP with the default, so its punt socket keeps a queue of 10 and our bursts of fragments find
+  // it full (they wait in vpp-iked's queue), then raises it in VPP's namespace and runs the daemon
+  // there: our socket takes VPP's bursts whole.
+  const vpp = await startVppLab(t);
+  if (mode === 'p2p') {
+    const r = await run('ip', ['netns', 'exec', vpp.vppNs, 'sysctl', '-qw', 'net.unix.max_dgram_qlen=256']);
+    assert.equal(r.code, 0, r.stderr);
+  }
   const certs = mode === 'p2p' ? await makeFragCerts(join(vpp.dir, 'pki')) : undefined;
   if (mode === 'policy') {
     // VPP's SPD output path computes the checksum that a received frame's offload flags ask for
@@ -220,7 +269,7 @@ async function startGateway(t: TestContext, mode: Mode): Promise<Gateway> {
     const r = await vpp.inPeer('ethtool', ['-K', vpp.peerIf, 'tx', 'off']);
     assert.equal(r.code, 0, r.stdout + r.stderr);
   }
-  for (const x of TUNNELS) {
+  for (const x of tunnelsOf(mode)) {
     if (x.peer !== VPP_LAB_ADDR.peer.inner4 && x.peer !== VPP_LAB_ADDR.peer.inner6) {
       const r = await vpp.inPeer('ip', ['addr', 'add', hostPrefix(x.peer), 'dev', 'lo', ...(isV6(x.peer) ? ['nodad'] : [])]);
       assert.equal(r.code, 0, r.stderr);
@@ -573,7 +622,7 @@ interface FragStats {
   fragments_sent: number;
   fragments_received: number;
   fragments_dropped: Record<string, number>;
-  transport: { too_big: number };
+  transport: { too_big: number; send_blocked: number; send_queue_full: number; send_timeouts: number; send_errors: number };
 }
 
 /**
@@ -621,8 +670,241 @@ async function fragmentsThroughPunt(st: TestContext, g: Gateway): Promise<void> 
   assert.ok(after.messages_reassembled > before.messages_reassembled, 'vpp-iked reassembled fragments VPP punted to it');
   assert.ok(split >= 1 && reassembled >= 1, `strongSwan split ${split} and reassembled ${reassembled} messages`);
   assert.equal(after.transport.too_big, before.transport.too_big, 'nothing refused as too big for the punt socket');
+  // VPP's punt socket has the default queue of 10: what did not fit waited, and nothing was lost.
+  const tr = (k: keyof FragStats['transport']): number => after.transport[k] - before.transport[k];
+  st.diagnostic(`datagrams to VPP that found its punt socket full and waited: ${tr('send_blocked')}`);
+  assert.deepEqual([tr('send_queue_full'), tr('send_timeouts'), tr('send_errors')], [0, 0, 0], 'no datagram to VPP dropped');
   assert.ok(Object.values(after.fragments_dropped).every((n) => n === 0), `no fragment dropped: ${JSON.stringify(after.fragments_dropped)}`);
   await g.swan.terminateIke(FRAG_CONN, { allowFailure: true, timeoutMs: 5000 });
+}
+
+/**
+ * IKE_SA_INIT requests from the peer's outer IPv4 address with a proposal vpp-iked does not accept
+ * (each answered with a NO_PROPOSAL_CHOSEN response, and no half-open IKE SA that a limit would
+ * count), one engine each: its own SPI.
+ */
+function unacceptableInits(n: number): Buffer[] {
+  const out: Buffer[] = [];
+  for (let i = 0; i < n; i++) {
+    let first: OutPacket | undefined;
+    const e = new Engine({ scheduler: new FakeScheduler(0), random: randomBytes, send: (p) => (first ??= p), dataplane: new MemoryDataplane(), log: pino({ level: 'silent' }), port: 500, portNatT: 4500, ikeSaLimit: 10 });
+    e.setConfig(config([conn('x', { localAddrs: [VPP_LAB_ADDR.peer.v4], remoteAddrs: [VPP_LAB_ADDR.vpp.v4], proposals: parseProposals('aes128-sha256-ecp256', 'ike'), children: [child('x')] })], [psk([], PSK)]));
+    e.initiate('x').catch(() => {});
+    assert.ok(first, 'the engine sent its IKE_SA_INIT at once');
+    out.push(first.data);
+  }
+  return out;
+}
+
+/** CPU seconds (user + system) of a process so far, from /proc. */
+function cpuSecondsOf(pid: number): number {
+  const f = readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100;
+}
+
+/**
+ * VPP's punt socket full for real (a queue of 10): vpp-iked is paused while the peer sends 30
+ * IKE_SA_INIT requests (VPP punts them into our socket, which holds 256), then VPP is paused and
+ * vpp-iked resumed: it answers all 30, 11 fit into VPP's queue and the rest wait in ours (without
+ * spinning the CPU). VPP resumed within the wait time: they all go, none dropped; and vpp-iked still
+ * receives through the punt socket (strongSwan rekeys a CHILD_SA), which it did not before the
+ * sending socket was separated from the receiving one.
+ */
+async function vppPuntQueueFull(st: TestContext, g: Gateway): Promise<void> {
+  const N = 30;
+  const inits = unacceptableInits(N);
+  const before = await g.iked.json<FragStats & { no_proposal: number }>(['stats']);
+  const daemonPid = g.iked.proc.pid;
+  process.kill(daemonPid, 'SIGSTOP');
+  let vppStopped = false;
+  try {
+    const r = await g.vpp.inPeer(process.execPath, ['-e', SENDER, '4', VPP_LAB_ADDR.vpp.v4, '500', ...inits.map((b) => b.toString('hex'))]);
+    assert.equal(r.code, 0, r.stderr);
+    await new Promise((res) => setTimeout(res, 300)); // VPP punts them into our socket
+    process.kill(g.vpp.vppPid, 'SIGSTOP');
+    vppStopped = true;
+  } finally {
+    process.kill(daemonPid, 'SIGCONT');
+  }
+  let cpu: number;
+  try {
+    await new Promise((res) => setTimeout(res, 200)); // vpp-iked answers; VPP takes 11
+    const c0 = cpuSecondsOf(daemonPid);
+    await new Promise((res) => setTimeout(res, 400));
+    cpu = cpuSecondsOf(daemonPid) - c0;
+  } finally {
+    if (vppStopped) process.kill(g.vpp.vppPid, 'SIGCONT');
+  }
+  await new Promise((res) => setTimeout(res, 300)); // VPP reads; what waited goes
+  const after = await waitFor('every request answered', async () => {
+    const s = await g.iked.json<FragStats & { no_proposal: number }>(['stats']);
+    return s.no_proposal - before.no_proposal >= N && s;
+  }, 5000, 100);
+  const tr = (k: keyof FragStats['transport']): number => after.transport[k] - before.transport[k];
+  st.diagnostic(`${N} answers to a paused VPP: ${tr('send_blocked')} waited for room in its punt socket's queue; vpp-iked used ${(cpu * 1000).toFixed(0)} ms of CPU in 400 ms meanwhile`);
+  assert.ok(tr('send_blocked') >= N - 12, `the answers beyond VPP's queue waited (${tr('send_blocked')})`);
+  assert.deepEqual([tr('send_queue_full'), tr('send_timeouts'), tr('send_errors')], [0, 0, 0], 'no datagram to VPP dropped');
+  assert.ok(cpu < 0.2, `vpp-iked does not spin while its answers wait (${cpu} s of CPU in 0.4 s)`);
+  // Still receiving through punt: a CHILD_SA rekey by strongSwan completes, and the tunnel carries pings.
+  const x = TUNNELS[0]!;
+  const s0 = await tunnelState(g, x);
+  const sw = await g.swan.swanctl(['--rekey', '--child', x.name]);
+  assert.equal(sw.code, 0, sw.stdout + sw.stderr);
+  await untilChildReplaced(g, x, s0, 10_000);
+  assertNoLoss(await ping(g.vpp, x, { count: 5 }), `${x.name} after VPP's punt queue was full`);
+}
+
+/** VPP's SAs as its API lists them: `in:SPI` / `out:SPI`, sorted. */
+async function vppSaSet(vpp: VppLab): Promise<string[]> {
+  const client = new VppClient({ socket: vpp.apiSocket, reconnect: false, healthCheckMs: 0, requestTimeoutMs: 5000 });
+  await client.connect();
+  try {
+    const sas = await client.dump('ipsec_sa_v5_dump', { sa_id: U32_MAX });
+    return sas.map((d) => `${d.entry.flags & IpsecSadFlags.IPSEC_API_SAD_FLAG_IS_INBOUND ? 'in' : 'out'}:${d.entry.spi.toString(16).padStart(8, '0')}`).sort();
+  } finally {
+    await client.close();
+  }
+}
+
+/** The SAs VPP must hold: both of every CHILD_SA vpp-iked lists as installed. */
+function expectedSaSet(ours: IkeSaJson[]): string[] {
+  return ours.flatMap((s) => s.child_sas.filter((c) => c.state === 'INSTALLED').flatMap((c) => [`in:${c.spi_in}`, `out:${c.spi_out}`])).sort();
+}
+
+/** How long the soak runs: five or more CHILD_SA rekeys and two IKE SA rekeys per tunnel. */
+const SOAK_MS = 27_000;
+
+/**
+ * Rekeys through the real path: three more tunnels with lifetimes of seconds (SOAK), CHILD_SA and IKE
+ * SA rekeys started by strongSwan (ks), by vpp-iked (ki) and by both at once (kc), cycle after cycle,
+ * under a ping at 20 per second on each. Afterwards both sides agree on every tunnel's SPIs and VPP
+ * holds exactly the SAs of the CHILD_SAs vpp-iked lists, none more, none missing; and once the soak's
+ * IKE SAs are deleted, their SAs are gone from VPP too.
+ */
+async function rekeysThroughVpp(st: TestContext, g: Gateway): Promise<void> {
+  const from = g.swan.log().split('\n').length - 1;
+  const logFrom = g.iked.logs().split('\n').length - 1;
+  for (const x of SOAK) {
+    if (x.initiator === 'swan') await g.swan.initiate(x.name, { ike: x.name });
+    else {
+      const r = await g.iked.ctl(['initiate', '--ike', x.name, '--child', x.name]);
+      assert.equal(r.code, 0, r.stdout + r.stderr);
+    }
+  }
+  await untilStates(g, 'the soak tunnels up on both sides', SOAK, () => true, 10_000);
+  const started = Date.now();
+  const count = Math.round(SOAK_MS / 50);
+  const pings = await Promise.all(SOAK.map((x) => ping(g.vpp, x, { intervalS: 0.05, count, deadlineS: SOAK_MS / 1000 + 15 })));
+  const ranMs = Date.now() - started;
+
+  // Both sides agree on every tunnel (the soak's go on rekeying: a moment between two rekeys), and
+  // VPP holds exactly the SAs of the CHILD_SAs vpp-iked lists.
+  const all = [...TUNNELS, ...SOAK];
+  let lastDiff = '';
+  await waitFor('both sides to agree on every tunnel and VPP to hold exactly their SAs', async () => {
+    try {
+      const [ours, theirs] = await Promise.all([g.iked.listSas(), g.swan.listSas()]);
+      for (const x of all) stateOf(x, ours, theirs);
+      const want = expectedSaSet(ours);
+      const held = await vppSaSet(g.vpp);
+      const again = await g.iked.listSas();
+      if (JSON.stringify(expectedSaSet(again)) !== JSON.stringify(want)) return false; // a rekey ran meanwhile
+      lastDiff = `VPP holds ${held.length} SAs, vpp-iked lists ${want.length}: extra ${held.filter((h) => !want.includes(h)).join(' ')}; missing ${want.filter((w) => !held.includes(w)).join(' ')}`;
+      return JSON.stringify(held) === JSON.stringify(want) && want.length === all.length * 2;
+    } catch (e) {
+      lastDiff = (e as Error).message;
+      return false;
+    }
+  }, 15_000, 100).catch((e: Error) => {
+    throw new Error(`${e.message}: ${lastDiff}`);
+  });
+
+  // Who started which rekey, from strongSwan's log (its requests, and ours it parsed).
+  const log = g.swan.log().split('\n').slice(from);
+  const n = (name: string, dir: 'generating' | 'parsed', what: 'child' | 'ike'): number =>
+    log.filter((l) => l.includes(`<${name}|`) && l.includes(`${dir} CREATE_CHILD_SA request`) && (what === 'child' ? /\[ N\(REKEY_SA\)/.test(l) : /\[ SA No KE \]/.test(l))).length;
+  const ours = g.iked.logs().split('\n').slice(logFrom);
+  const collisions = ours.filter((l) => /rekey collision: the peer rekeys it too/.test(l)).length;
+  const expired = ours.filter((l) => /reached its life time|reached its hard lifetime/.test(l)).length;
+  const summary = SOAK.map((x, i) =>
+    `${x.name}: CHILD_SA rekeys by strongSwan ${n(x.name, 'generating', 'child')}, by vpp-iked ${n(x.name, 'parsed', 'child')}; ` +
+    `IKE SA rekeys by strongSwan ${n(x.name, 'generating', 'ike')}, by vpp-iked ${n(x.name, 'parsed', 'ike')}; ping ${pings[i]!.received}/${pings[i]!.sent}`).join('\n');
+  st.diagnostic(`${(ranMs / 1000).toFixed(1)} s under ping, ${collisions} rekey collisions\n${summary}`);
+  assert.ok(n('ks', 'generating', 'child') >= 3 && n('ks', 'generating', 'ike') >= 1, `strongSwan rekeyed ks's CHILD_SA and IKE SA\n${summary}`);
+  assert.ok(n('ki', 'parsed', 'child') >= 3 && n('ki', 'parsed', 'ike') >= 1, `vpp-iked rekeyed ki's CHILD_SA and IKE SA\n${summary}`);
+  assert.ok(n('kc', 'generating', 'child') + n('kc', 'parsed', 'child') >= 3, `kc's CHILD_SA was rekeyed\n${summary}`);
+  assert.equal(expired, 0, 'no SA reached its life time unreplaced');
+  for (const [i, x] of SOAK.entries()) assertNoLoss(pings[i]!, `${x.name}: ping during the rekeys`);
+
+  // The soak's IKE SAs deleted: their CHILD_SAs' SAs leave VPP, the other tunnels' stay.
+  for (const x of SOAK) await g.swan.terminateIke(x.name, { timeoutMs: 5000 });
+  await waitFor('the soak tunnels gone from both sides and from VPP', async () => {
+    const [ours2, theirs] = await Promise.all([g.iked.listSas(), g.swan.listSas()]);
+    if (SOAK.some((x) => ours2.some((s) => s.name === x.name) || theirs.some((s) => s.name === x.name))) return false;
+    for (const x of TUNNELS) stateOf(x, ours2, theirs);
+    const want = expectedSaSet(ours2);
+    return JSON.stringify(await vppSaSet(g.vpp)) === JSON.stringify(want) && want.length === TUNNELS.length * 2;
+  }, 10_000, 200);
+}
+
+/**
+ * VPP killed while rekeys are under way: right after the kill vpp-iked starts a CHILD_SA rekey (i4)
+ * and an IKE SA rekey (s6), strongSwan a CHILD_SA rekey (s4) and an IKE SA rekey (i6); their
+ * messages are lost until VPP is back, then retransmitted, while vpp-iked also programs the SAs
+ * again and rekeys every CHILD_SA. Afterwards every CHILD_SA has new SPIs, the two IKE SAs are
+ * rekeyed, both sides agree, VPP's API lists exactly the SAs of vpp-iked's CHILD_SAs (none left
+ * from the interrupted rekeys, none missing), and every tunnel carries pings.
+ */
+async function vppRestartMidRekey(st: TestContext, g: Gateway): Promise<void> {
+  const before = await tunnelStates(g);
+  const [s4, i4, s6, i6] = TUNNELS as [Tunnel, Tunnel, Tunnel, Tunnel];
+  const logFrom = g.iked.logs().split('\n').length - 1;
+  const killedAt = Date.now();
+  await g.vpp.kill('SIGKILL');
+  let r = await g.iked.ctl(['rekey', '--child-id', String(before.get(i4.name)!.childId)]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  r = await g.iked.ctl(['rekey', '--ike-id', String(before.get(s6.name)!.ikeId)]);
+  assert.equal(r.code, 0, r.stdout + r.stderr);
+  let sw = await g.swan.swanctl(['--rekey', '--child', s4.name]);
+  assert.equal(sw.code, 0, sw.stdout + sw.stderr);
+  sw = await g.swan.swanctl(['--rekey', '--ike', i6.name]);
+  assert.equal(sw.code, 0, sw.stdout + sw.stderr);
+  await g.vpp.startVpp();
+  await new Promise((res) => setTimeout(res, 1000));
+  await g.vpp.configure(gatewayCommands(g.vpp, g.mode));
+  const interfacesAt = Date.now();
+  await g.vpp.inPeer('ip', ['neigh', 'flush', 'dev', g.vpp.peerIf]);
+  await g.vpp.inPeer('ip', ['-6', 'neigh', 'flush', 'dev', g.vpp.peerIf]);
+  /** What the daemon logged about the rekeys since the kill, one short line each. */
+  const notable = (): string[] => g.iked.logs().split('\n').slice(logFrom).filter((l) => /rekey (failed|collision)|replayed|IKE SA rekeyed/.test(l)).map((l) => {
+    try {
+      const j = JSON.parse(l) as { msg?: string; conn?: string; child?: string; reason?: string; retry_in_s?: number };
+      return `  ${j.conn ?? j.child ?? ''} ${j.msg ?? ''}${j.reason ? ` (${j.reason}${j.retry_in_s !== undefined ? `, retry in ${j.retry_in_s} s` : ''})` : ''}`;
+    } catch {
+      return l.slice(0, 200);
+    }
+  });
+  const after = await untilStates(g, 'every CHILD_SA replaced and the two IKE SAs rekeyed after VPP came back', TUNNELS, (now) =>
+    TUNNELS.every((y) => replaced(now.get(y.name)!, before.get(y.name)!)) &&
+    now.get(s6.name)!.ikeSpis !== before.get(s6.name)!.ikeSpis && now.get(i6.name)!.ikeSpis !== before.get(i6.name)!.ikeSpis, 30_000).catch((e: Error) => {
+    throw new Error(`${e.message}\n${notable().join('\n')}`);
+  });
+  const settledAt = Date.now();
+  let lastDiff = '';
+  await waitFor('VPP to hold exactly the SAs of the current CHILD_SAs', async () => {
+    const ours = await g.iked.listSas();
+    const want = expectedSaSet(ours);
+    const held = await vppSaSet(g.vpp);
+    lastDiff = `VPP holds ${held.length} SAs, vpp-iked lists ${want.length}: extra ${held.filter((h) => !want.includes(h)).join(' ')}; missing ${want.filter((w) => !held.includes(w)).join(' ')}`;
+    return JSON.stringify(held) === JSON.stringify(want) && want.length === TUNNELS.length * 2;
+  }, 10_000, 200).catch((e: Error) => {
+    throw new Error(`${e.message}: ${lastDiff}`);
+  });
+  await tunnelStates(g); // still agreeing
+  for (const y of TUNNELS) assertNoLoss(await ping(g.vpp, y, { count: 10 }), `${y.name} after the VPP restart mid-rekey`);
+  for (const y of [s4, i4]) assert.equal(after.get(y.name)!.ikeSpis, before.get(y.name)!.ikeSpis, `${y.name}: the same IKE SA`);
+  st.diagnostic(`VPP killed with 4 rekeys under way: interfaces back ${interfacesAt - killedAt} ms after the kill, all settled ${settledAt - interfacesAt} ms later\n${notable().join('\n')}`);
 }
 
 /**
@@ -643,7 +925,7 @@ function requireGateway(t: TestContext): boolean {
 }
 
 for (const mode of ['p2p', 'p2mp', 'policy'] as const) {
-  test(`VPP gateway (${mode}): strongSwan <-> real VPP <-> vpp-iked over punt`, { timeout: 180_000 }, async (t) => {
+  test(`VPP gateway (${mode}): strongSwan <-> real VPP <-> vpp-iked over punt`, { timeout: 240_000 }, async (t) => {
     if (!requireGateway(t)) return;
     const g = await startGateway(t, mode);
     const states = await bringUp(g);
@@ -651,7 +933,10 @@ for (const mode of ['p2p', 'p2mp', 'policy'] as const) {
     await t.test('rekeys during a steady ping lose no reply', (st) => rekeysUnderPing(st, g, TUNNELS[mode === 'p2p' ? 0 : mode === 'p2mp' ? 3 : 1]!));
     if (mode === 'p2p') await t.test('hostile input through punt is dropped and counted; the daemon still serves', (st) => hostileInput(st, g));
     if (mode === 'p2p') await t.test('certificates (RSA-4096 chains): IKE fragments both ways through the punt socket', (st) => fragmentsThroughPunt(st, g));
+    if (mode === 'p2p') await t.test("VPP's punt queue full (VPP paused): our answers wait, none lost, and we still receive", (st) => vppPuntQueueFull(st, g));
+    if (mode === 'p2p') await t.test('rekeys by either side and both at once, cycle after cycle: SPIs agree, VPP holds exactly them', (st) => rekeysThroughVpp(st, g));
     await t.test('VPP killed and restarted: SAs replayed, CHILD_SAs rekeyed, same IKE SAs', (st) => vppRestart(st, g));
+    if (mode === 'p2p') await t.test('VPP killed while rekeys from both sides are under way: VPP ends with exactly the current SAs', (st) => vppRestartMidRekey(st, g));
   });
 }
 

@@ -62,6 +62,7 @@ test('defaults as swanctl.conf documents them', () => {
     blockThreshold: 5,
     initLimitHalfOpen: 0,
     keepAlive: 20,
+    trafficPoll: 10,
     fragmentSize: 1280,
   });
   assert.deepEqual(c.vpp, { socket: '/run/vpp/api.sock', puntSocket: '/run/vpp-iked/punt.sock' });
@@ -103,6 +104,12 @@ test('defaults as swanctl.conf documents them', () => {
     rekeyTime: 3600,
     lifeTime: 3960, // 1.1 x rekey_time
     randTime: 360, // life_time - rekey_time
+    rekeyBytes: 0, // no volume limits by default
+    lifeBytes: 0,
+    randBytes: 0,
+    rekeyPackets: 0,
+    lifePackets: 0,
+    randPackets: 0,
     replayWindow: 32,
     vppMode: 'p2p',
     vppTable: 0,

@@ -2,7 +2,10 @@
  * src/net/unix-dgram.ts: two sockets in a temporary folder exchange datagrams (1 byte to 65535
  * bytes, with the sender's path), a send to a missing path fails with ENOENT and the path in the
  * message, a stale socket file is replaced by bind, another file is not, the socket gets mode
- * 0660, and close() removes the socket file.
+ * 0660, and close() removes the socket file. A receiver that stops reading (a paused child process,
+ * test/helpers/pausable-receiver.ts) fills up: sends to it wait in our queue, in order, while the
+ * socket goes on receiving without spinning the CPU, and all arrive once it reads again; our queue
+ * is bounded in length (ENOBUFS) and in time (ETIMEDOUT), and close() rejects what waits.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -11,6 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { UNIX_DGRAM_MAX, UnixDgramError, UnixDgramSocket, unixDgramUnavailable } from '../../src/net/unix-dgram.ts';
+import { startPausableReceiver } from '../helpers/pausable-receiver.ts';
 
 const why = unixDgramUnavailable();
 
@@ -197,6 +201,101 @@ describe('unix datagram sockets', { skip: why ?? false }, () => {
       assert.throws(() => nowhere.bind(join(dir, 'missing-dir', 'x.sock')), (e: unknown) => e instanceof UnixDgramError && e.message.includes('missing-dir'));
     } finally {
       nowhere.close();
+    }
+  });
+
+  /** Sends tagged 1500-byte datagrams from `s` to `to` until one has to wait (at most `max`). */
+  function fill(s: UnixDgramSocket, to: string, max = 2000): Promise<void>[] {
+    const sends: Promise<void>[] = [];
+    for (let i = 0; i < max && s.queued === 0; i++) {
+      const d = Buffer.alloc(1500, 0xab);
+      d.writeUInt32BE(i, 0);
+      sends.push(s.send(d, to));
+    }
+    return sends;
+  }
+
+  function cpuMs(): number {
+    const u = process.cpuUsage();
+    return (u.user + u.system) / 1000;
+  }
+
+  test('a receiver that does not read: sends wait in order, receiving goes on, nothing spins', async (t) => {
+    const pv = join(dir, 'slow-vpp.sock');
+    const pa = join(dir, 'us.sock');
+    const v = await startPausableReceiver(pv);
+    const a = new UnixDgramSocket();
+    const other = new UnixDgramSocket();
+    t.after(async () => {
+      a.close();
+      other.close();
+      await v.close();
+    });
+    a.bind(pa);
+    const inA = inbox(a);
+    const blocked: string[] = [];
+    a.on('sendBlocked', (path) => blocked.push(path));
+    v.pause();
+    const sends = fill(a, pv);
+    assert.ok(a.queued > 0, `the paused receiver's queue filled up after ${sends.length} datagrams`);
+    for (let i = 0; i < 30; i++) {
+      const d = Buffer.alloc(1500, 0xcd);
+      d.writeUInt32BE(sends.length, 0);
+      sends.push(a.send(d, pv));
+    }
+    const total = sends.length;
+    assert.equal(a.sendStats.blocked, a.queued, 'every datagram that waits was counted as blocked');
+    assert.ok(blocked.length >= 31 && blocked.every((p) => p === pv), 'sendBlocked names the receiver');
+    // Still receiving while our sends wait.
+    await other.send(Buffer.from('while blocked'), pa);
+    assert.equal((await inA.next()).data.toString(), 'while blocked');
+    const c0 = cpuMs();
+    await new Promise((r) => setTimeout(r, 500));
+    const spent = cpuMs() - c0;
+    assert.ok(spent < 200, `${spent.toFixed(0)} ms of CPU in 500 ms while sends wait (a spinning socket takes about all of it)`);
+    v.resume();
+    await Promise.all(sends);
+    await v.until(total);
+    assert.deepEqual(v.got.map((g) => g.tag), Array.from({ length: total }, (_, i) => i), 'every datagram arrived once, in order');
+    assert.ok(v.got.every((g) => g.from === pa && g.len === 1500), 'with our path as the sender, including those sent by a new sending socket');
+    assert.equal(a.queued, 0);
+    assert.equal(a.sendStats.timedOut + a.sendStats.queueFull, 0);
+    // Still receiving afterwards, and idle.
+    await other.send(Buffer.from('after'), pa);
+    assert.equal((await inA.next()).data.toString(), 'after');
+    const c1 = cpuMs();
+    await new Promise((r) => setTimeout(r, 300));
+    assert.ok(cpuMs() - c1 < 120, `idle once the queue drained (${(cpuMs() - c1).toFixed(0)} ms of CPU in 300 ms)`);
+    t.diagnostic(`${total} datagrams, ${a.sendStats.blocked} waited; ${spent.toFixed(0)} ms CPU in 500 ms while blocked`);
+  });
+
+  test('our queue is bounded: ENOBUFS beyond its length, ETIMEDOUT after its time, EBADF at close', async (t) => {
+    const pv = join(dir, 'stuck.sock');
+    const v = await startPausableReceiver(pv);
+    t.after(() => v.close());
+    v.pause();
+    const a = new UnixDgramSocket({ sendQueueLimit: 5, sendWaitMs: 300 });
+    try {
+      const sends = fill(a, pv);
+      const first = sends.length - 1;
+      const more = [0, 1, 2, 3].map(() => a.send(Buffer.alloc(1500), pv));
+      const refused = a.send(Buffer.alloc(1500), pv);
+      await assert.rejects(refused, (e: unknown) => e instanceof UnixDgramError && e.code === 'ENOBUFS' && e.message.includes(pv));
+      assert.equal(a.sendStats.queueFull, 1);
+      const t0 = Date.now();
+      for (const p of [sends[first]!, ...more]) {
+        await assert.rejects(p, (e: unknown) => e instanceof UnixDgramError && e.code === 'ETIMEDOUT');
+      }
+      assert.ok(Date.now() - t0 >= 250, 'given up after the wait time');
+      assert.equal(a.sendStats.timedOut, 5);
+      assert.equal(a.queued, 0);
+      // close() while one waits
+      const waiting = a.send(Buffer.alloc(1500), pv);
+      assert.equal(a.queued, 1);
+      a.close();
+      await assert.rejects(waiting, (e: unknown) => e instanceof UnixDgramError && e.code === 'EBADF');
+    } finally {
+      a.close();
     }
   });
 });

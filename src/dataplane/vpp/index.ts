@@ -68,10 +68,11 @@
  * inspect.ts (vpp-ikectl vpp-sas).
  */
 
-import type { ChildInstall, Dataplane, DataplaneFeatures, DataplaneListener, InstallResult, SaEndpoint, VppMode } from '../types.ts';
+import type { ChildCounters, ChildInstall, Dataplane, DataplaneFeatures, DataplaneListener, InstallResult, SaEndpoint, VppMode } from '../types.ts';
 import { vppDataplaneFeatures } from '../vpp-rules.ts';
 import { VppClient, type VppClientOptions, type VppConnectedInfo, type VppLogger } from '../../vpp/client.ts';
 import * as child from './child.ts';
+import { SaCounterReader } from './counters.ts';
 import { MAX_INSTANCES } from './ids.ts';
 import { childView, inspect } from './inspect.ts';
 import { endPause, onConnected, onDisconnected, start } from './recovery.ts';
@@ -114,6 +115,11 @@ export interface VppDataplaneOptions {
   interfaceWaitStepMs?: number;
   /** Timers for the resync backoff and the replayed() pacing. Default: the process's setTimeout. */
   timers?: TimerSource;
+  /**
+   * The stats segment to read SA counters from. Default: VPP's own, the memfd named "stat segment"
+   * in /proc/<vpe_pid>/fd (needs root or CAP_SYS_PTRACE to open).
+   */
+  statsSegment?: string;
 }
 
 export class VppDataplane implements Dataplane {
@@ -121,6 +127,7 @@ export class VppDataplane implements Dataplane {
   readonly client: VppClient;
   private readonly ownsClient: boolean;
   private readonly b: Backend;
+  private readonly counterReader: SaCounterReader;
 
   constructor(options: VppDataplaneOptions = {}) {
     const log = options.log ?? NOOP_LOG;
@@ -147,6 +154,7 @@ export class VppDataplane implements Dataplane {
       options.timers ?? REAL_TIMERS,
     );
     this.b = b;
+    this.counterReader = new SaCounterReader(b, options.statsSegment);
     this.client.on('disconnected', () => onDisconnected(b));
     this.client.on('connected', (info: VppConnectedInfo) => onConnected(b, info));
   }
@@ -170,7 +178,14 @@ export class VppDataplane implements Dataplane {
 
   /** Counters for `vpp-ikectl stats`. */
   stats(): Record<string, number> {
-    return { ...this.b.counters, children: this.b.children.size, in_flight: this.client.stats.inFlight };
+    const r = this.counterReader;
+    return {
+      ...this.b.counters,
+      children: this.b.children.size,
+      in_flight: this.client.stats.inFlight,
+      counter_reads: r.reads,
+      counter_read_ms: Math.round(r.readMs * 1000) / 1000,
+    };
   }
 
   /**
@@ -211,6 +226,15 @@ export class VppDataplane implements Dataplane {
   }
 
   /**
+   * Packets and bytes of the CHILD_SAs' inbound and outbound SAs, from VPP's stats segment (one
+   * consistent read for all of them). Rejects with CountersUnavailableError when the segment cannot
+   * be opened or read.
+   */
+  counters(childIds: readonly number[]): Promise<Map<number, ChildCounters>> {
+    return this.counterReader.read(childIds);
+  }
+
+  /**
    * What VPP holds, as VPP reports it (SAD from ipsec_sa_v5_dump without key material, tunnel
    * protections, ipsec interfaces, SPDs and the entries of ours), plus the CHILD_SAs we track.
    */
@@ -221,6 +245,7 @@ export class VppDataplane implements Dataplane {
   async close(): Promise<void> {
     const b = this.b;
     b.closed = true;
+    this.counterReader.close();
     b.announceCancel?.();
     endPause(b);
     b.pendingRelease?.();

@@ -58,6 +58,8 @@ export function onDisconnected(b: Backend): void {
   endPause(b);
   b.ifIndex = new Map();
   b.tablesReady = new Set();
+  // A restarted VPP has other stat indexes: the resync's snapshot and re-adds fill them in again.
+  b.statIndex.clear();
   for (const s of b.spds.values()) s.ready = false;
   if (b.closed || b.pendingRelease) return;
   // Operations wait until the reconnect's replay is done.
@@ -136,7 +138,10 @@ async function scan<N extends VppDumpName>(b: Backend, name: N, body: VppRequest
 async function snapshot(b: Backend): Promise<Snapshot> {
   const snap: Snapshot = { sas: new Map(), itfs: [], prots: [], spds: new Set(), spdBound: new Set() };
   await Promise.all([
-    scan(b, 'ipsec_sa_v5_dump', { sa_id: U32_MAX }, (d) => snap.sas.set(d.entry.sad_id, { spi: d.entry.spi, swIfIndex: d.sw_if_index })),
+    scan(b, 'ipsec_sa_v5_dump', { sa_id: U32_MAX }, (d) => {
+      snap.sas.set(d.entry.sad_id, { spi: d.entry.spi, swIfIndex: d.sw_if_index });
+      if (isOurId(d.entry.sad_id)) b.statIndex.set(d.entry.sad_id, d.stat_index);
+    }),
     scan(b, 'ipsec_itf_dump', { sw_if_index: U32_MAX }, (d) =>
       snap.itfs.push({ instance: d.itf.user_instance ?? U32_MAX, mode: d.itf.mode, swIfIndex: d.itf.sw_if_index }),
     ),

@@ -69,17 +69,22 @@ function tunnel(src: string, dst: string): Tunnel {
 /** Adds an SA; resolves with how to delete it again. */
 export async function addSa(b: Backend, id: number, sa: SaParams): Promise<() => Promise<unknown>> {
   try {
-    await req(b, 'ipsec_sad_entry_add_v2', { entry: saEntry(id, sa) });
+    const r = await req(b, 'ipsec_sad_entry_add_v2', { entry: saEntry(id, sa) });
+    b.statIndex.set(id, r.stat_index);
   } catch (e) {
     // Someone else holds this id: never hand it out again.
     if (isVppError(e, VppErr.ENTRY_ALREADY_EXISTS)) b.ids.avoidSadIds.add(id);
     throw e;
   }
-  return () => req(b, 'ipsec_sad_entry_del', { id });
+  return () => {
+    b.statIndex.delete(id);
+    return req(b, 'ipsec_sad_entry_del', { id });
+  };
 }
 
 /** Deletes an SA (one that is gone already counts as deleted). */
 export async function delSa(b: Backend, id: number): Promise<void> {
+  b.statIndex.delete(id);
   await removeGone(() => req(b, 'ipsec_sad_entry_del', { id }));
 }
 

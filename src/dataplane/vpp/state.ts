@@ -118,6 +118,8 @@ export interface Backend {
 
   // What is installed.
   readonly children: Map<number, InstalledChild>;
+  /** sad_id → the SA's stat index (its counters in the stats segment), from the add reply. */
+  readonly statIndex: Map<number, number>;
   /** Protection groups: key → member child ids. */
   readonly groups: Map<string, Set<number>>;
   /** Routes by key, with the children that use them. */
@@ -177,6 +179,7 @@ export function newBackend(client: VppClient, log: VppLogger, opts: Settings, ti
       policyInterface: opts.policyInterface,
     },
     children: new Map(),
+    statIndex: new Map(),
     groups: new Map(),
     routeUsers: new Map(),
     spds: new Map(),

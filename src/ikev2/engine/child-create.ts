@@ -82,6 +82,7 @@ export function settlePeerRekey(ctx: EngineContext, sa: IkeSa, rekey: ChildSa, f
   const t = sa.active?.task;
   if (colliding && t?.kind === 'child-create' && t.rekey === rekey) {
     t.passive = { child: fresh, nonce: lowerNonce(ni, nr) };
+    ctx.stats.childRekeyCollisions++;
     ctx.log.info({ ike: sa.id, child: rekey.name, child_id: rekey.id, peers: fresh.id }, 'CHILD SA rekey collision: the peer rekeys it too');
   } else rekeyedByPeer(ctx, sa, rekey, fresh);
 }

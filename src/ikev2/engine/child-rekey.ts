@@ -10,6 +10,10 @@ import { EMPTY, findNotify, notify } from './payload-util.ts';
 import { emit, jitter, setTimer, type EngineContext } from './context.ts';
 import { answer, answerNotify, retransmitDelay } from './message.ts';
 import { queueTask } from './tasks.ts';
+import { childVolumeLimits } from './traffic.ts';
+
+/** Rekeys refused with TEMPORARY_FAILURE retried within 1-3 s, after the dataplane replayed a CHILD_SA. */
+export const QUICK_RETRIES = 5;
 
 /** Milliseconds an old SA waits at least for the peer that rekeyed it to delete it, before we do. */
 export const DELETE_OLD_AFTER_MS = 30_000;
@@ -145,8 +149,14 @@ export function rekeyFailed(ctx: EngineContext, sa: IkeSa, child: ChildSa, reaso
     ctx.log.info({ ike: sa.id, child: child.name, child_id: child.id, reason }, 'CHILD SA rekey failed near its life time, creating a new CHILD SA instead');
   } else {
     // Retried after a random delay (RFC 7296 §2.25), at most a random part of the time left before
-    // the last resort, so several attempts fit into the lifetime.
-    const delay = Math.min((15 + jitter(ctx, 30)) * 1000, Math.max(1000, Math.round(left * (0.3 + jitter(ctx, 40) / 100))));
+    // the last resort, so several attempts fit into the lifetime. A CHILD_SA whose sequence numbers
+    // started over (VPP restarted) loses traffic until it is replaced: a refusal for the moment
+    // (the peer rekeys the IKE SA) is retried within seconds, a few times.
+    const quick = child.quickRetries > 0 && reason === 'TEMPORARY_FAILURE';
+    if (quick) child.quickRetries--;
+    const delay = quick
+      ? (1 + jitter(ctx, 2)) * 1000 + jitter(ctx, 1000)
+      : Math.min((15 + jitter(ctx, 30)) * 1000, Math.max(1000, Math.round(left * (0.3 + jitter(ctx, 40) / 100))));
     child.rekeyAt = now + delay;
     ctx.log.info({ ike: sa.id, child: child.name, child_id: child.id, reason, retry_in_s: Math.round(delay / 1000) }, 'CHILD SA rekey failed, retrying later');
   }
@@ -176,6 +186,7 @@ export function childLifetimes(ctx: EngineContext, child: ChildSa): void {
   const cc = child.cfg;
   if (cc.rekeyTime > 0) child.rekeyAt = child.installedAt + (cc.rekeyTime - jitter(ctx, cc.randTime)) * 1000;
   if (cc.lifeTime > 0) child.expireAt = child.installedAt + cc.lifeTime * 1000;
+  childVolumeLimits(ctx, child);
 }
 
 /** One timer per IKE SA for all its CHILD_SAs: the earliest rekey or expiry among them. */

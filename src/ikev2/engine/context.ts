@@ -19,6 +19,7 @@ import { DEFAULTS } from '../../config/schema.ts';
 import type { EncrAlg, IntegAlg } from '../crypto/suites.ts';
 import { CookieJar } from './cookies.ts';
 import { KeepaliveWheel } from './keepalive.ts';
+import { TrafficWatch } from './traffic.ts';
 import { DEFAULT_FRAGMENT_LIMITS, DEFAULT_FRAGMENT_SIZE, fragmentSizeFor, type FragmentDrop, type FragmentLimits } from './fragments.ts';
 
 export interface Endpoint {
@@ -67,6 +68,8 @@ export interface EngineOptions {
   initLimitHalfOpen?: number;
   /** Seconds between NAT-T keepalives from the side behind a NAT; 0 = none. */
   keepAlive?: number;
+  /** Seconds between reads of the SA counters of CHILD_SAs with volume lifetimes (default 10). */
+  trafficPoll?: number;
   onEvent?: (e: EngineEvent) => void;
   /** Our source address towards a peer, when the connection names none (the transport knows). */
   localAddressFor?: (remote: string) => string | undefined;
@@ -136,6 +139,9 @@ export interface EngineStats {
   childDeleted: number;
   childRekeyed: number;
   ikeRekeyed: number;
+  /** Rekeys of a CHILD_SA / an IKE SA that the peer started while ours of the same SA was in flight (RFC 7296 §2.8). */
+  childRekeyCollisions: number;
+  ikeRekeyCollisions: number;
   authFailed: number;
   noProposal: number;
   invalidKe: number;
@@ -186,6 +192,8 @@ function newStats(): EngineStats {
     childDeleted: 0,
     childRekeyed: 0,
     ikeRekeyed: 0,
+    childRekeyCollisions: 0,
+    ikeRekeyCollisions: 0,
     authFailed: 0,
     noProposal: 0,
     invalidKe: 0,
@@ -215,7 +223,7 @@ export interface ChildWaiter extends Waiter<ChildSa> {
   name: string;
 }
 
-type OptionalOptions = 'onEvent' | 'localAddressFor' | 'fragmentSize' | 'fragmentSizeV4' | 'fragmentSizeV6' | 'maxDatagram' | 'fragmentLimits' | 'workers' | 'workersStartAt';
+type OptionalOptions = 'trafficPoll' | 'onEvent' | 'localAddressFor' | 'fragmentSize' | 'fragmentSizeV4' | 'fragmentSizeV6' | 'maxDatagram' | 'fragmentLimits' | 'workers' | 'workersStartAt';
 export type ResolvedOptions = Required<Omit<EngineOptions, OptionalOptions>> & Pick<EngineOptions, OptionalOptions>;
 
 export const NONCE_LEN = 32;
@@ -266,6 +274,8 @@ export class EngineContext {
   cookiesUntil = 0;
   /** IKE SAs behind a NAT that send keepalives: a timing wheel of one-second slots (keepalive.ts). */
   readonly keepalive: KeepaliveWheel;
+  /** CHILD_SAs with volume lifetimes and the one poll of their counters (traffic.ts). */
+  readonly traffic: TrafficWatch;
   /** Worker threads for IKE_SA_INIT's crypto (EngineOptions.workers), set up by the Engine. */
   pool: InitCryptoPool<IkeSa> | undefined;
   /** IP datagram size of our IKE fragments, by address family. */
@@ -302,6 +312,7 @@ export class EngineContext {
     this.espSupported = (encr, integ) => f.encr.has(`${encr.id}:${encr.keyBits}`) && (integ === null || f.integ.has(integ.id));
     this.cookies = new CookieJar(this.sched, this.opts.random);
     this.keepalive = new KeepaliveWheel(this.opts.keepAlive);
+    this.traffic = new TrafficWatch(opts.trafficPoll ?? DEFAULTS.daemon.trafficPoll);
   }
 
   /** Whether debug lines are wanted now (the level can change at run time). */

@@ -23,12 +23,13 @@ import { internalError, receive, retransmitDelay } from './message.ts';
 import { onSaTimer, queueTask } from './tasks.ts';
 import { initiate, initKeysReady } from './ike-init.ts';
 import { InitCryptoPool } from '../crypto/pool.ts';
-import { rekeyChild } from './child-rekey.ts';
+import { QUICK_RETRIES, rekeyChild } from './child-rekey.ts';
 import { rekeyIke } from './ike-rekey.ts';
 import { deleteChild } from './informational.ts';
 import { forgetConnection, onRetryTimer, startConnections } from './keep-up.ts';
 import { deleteIke, destroy, shutdown } from './teardown.ts';
 import { KEEPALIVE_KEY, keepaliveTick } from './keepalive.ts';
+import { TRAFFIC_KEY, TRAFFIC_KIND, trafficTick, type TrafficStats } from './traffic.ts';
 
 export type { Endpoint, EngineEvent, EngineOptions, EngineStats, FragmentDrops, OutPacket } from './context.ts';
 
@@ -47,7 +48,9 @@ export class Engine {
         ctx.log.info({ children: ids.length }, 'dataplane replayed CHILD_SAs after a restart; rekeying them');
         for (const id of ids) {
           const e = childEntry(ctx, id);
-          if (e && !e.sa.dead) rekeyChild(ctx, e.sa, e.child);
+          if (!e || e.sa.dead) continue;
+          e.child.quickRetries = QUICK_RETRIES;
+          rekeyChild(ctx, e.sa, e.child);
         }
       },
       failed: (childId, reason) => {
@@ -70,6 +73,12 @@ export class Engine {
 
   get stats(): EngineStats {
     return this.ctx.stats;
+  }
+
+  /** Volume lifetimes: CHILD_SAs watched, counter reads, rekeys and deletes they caused. */
+  get traffic(): TrafficStats & { watched: number; counters_unavailable: string | null } {
+    const w = this.ctx.traffic;
+    return { ...w.stats, watched: w.children.size, counters_unavailable: w.unavailable ?? null };
   }
 
   /** Received IKE fragments dropped, by reason. */
@@ -183,6 +192,7 @@ export class Engine {
     if (ctx.sched.pending > 4 * (ctx.table.size + 16)) {
       ctx.sched.compact((key, kind, at) => {
         if (key < 0) return ctx.keepUpById.has(-key);
+        if (key === TRAFFIC_KEY && kind === TRAFFIC_KIND) return at === ctx.traffic.armedAt;
         if (key === KEEPALIVE_KEY) return at === ctx.keepalive.armedAt;
         const sa = ctx.table.get(key);
         return sa !== undefined && sa.timers[kind] === at;
@@ -217,6 +227,7 @@ export class Engine {
   private onTimer(key: number, kind: number, due: number): void {
     const ctx = this.ctx;
     if (key < 0) return onRetryTimer(ctx, -key, due);
+    if (key === TRAFFIC_KEY && kind === TRAFFIC_KIND) return trafficTick(ctx, due);
     if (key === KEEPALIVE_KEY) return keepaliveTick(ctx, due);
     const sa = ctx.table.get(key);
     if (!sa || sa.dead || sa.timers[kind] !== due) return; // stale entry

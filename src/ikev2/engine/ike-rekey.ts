@@ -242,6 +242,7 @@ export function onIkeRekeyRequest(ctx: EngineContext, sa: IkeSa, h: IkeHeader, p
   if (colliding && active?.kind === 'ike-rekey') {
     active.passive = { sa: next, nonce: lowerNonce(ni, nr) };
     next.collisionOf = sa;
+    ctx.stats.ikeRekeyCollisions++;
     ctx.log.info({ ike: sa.id, peers: next.id }, 'IKE SA rekey collision: the peer rekeys it too');
     return;
   }

@@ -17,6 +17,7 @@ import { scheduleRetry } from './keep-up.ts';
 import { replacementGone } from './child-rekey.ts';
 import { deleteAndDestroy, destroy, removeFromDataplane } from './teardown.ts';
 import { peerWonIkeCollision } from './ike-rekey.ts';
+import { unwatchTraffic } from './traffic.ts';
 import { takeOverGone } from './reauth.ts';
 
 type TaskOf<K extends Task['kind']> = Extract<Task, { kind: K }>;
@@ -69,6 +70,7 @@ async function removeChild(ctx: EngineContext, sa: IkeSa, child: ChildSa, reason
   sa.children.splice(i, 1);
   ctx.gauges.childSas--;
   ctx.childrenById.delete(child.id);
+  unwatchTraffic(ctx, child.id);
   const wasRekeyed = child.state === 'REKEYED';
   child.state = 'DELETED';
   ctx.stats.childDeleted++;

@@ -9,6 +9,7 @@ import { emit, type EngineContext } from './context.ts';
 import { dropReassembly, seal, transmit } from './message.ts';
 import { queueTask } from './tasks.ts';
 import { unwatchKeepalive } from './keepalive.ts';
+import { unwatchTraffic } from './traffic.ts';
 import { reauthAborted, takeOverGone } from './reauth.ts';
 
 /** Take a CHILD_SA out of the dataplane; a failure is logged and counted (the SA may be left in VPP). */
@@ -74,6 +75,7 @@ export function destroy(ctx: EngineContext, sa: IkeSa, reason: string): void {
   reauthAborted(ctx, sa, reason);
   for (const child of sa.children) {
     ctx.childrenById.delete(child.id);
+    unwatchTraffic(ctx, child.id);
     takeOverGone(ctx, child);
     ctx.gauges.childSas--;
     child.state = 'DELETED';

@@ -74,6 +74,9 @@ export class ChildSa {
   installedAt = 0;
   rekeyAt = 0;
   expireAt = 0;
+  /** Volume rekey thresholds (rekey_bytes/rekey_packets less their random part); 0: none. */
+  rekeyBytes = 0;
+  rekeyPackets = 0;
   vpp: InstallResult = {};
   /** CHILD_SA this one replaced (rekey), until the old one is deleted. */
   replaces: number | undefined;
@@ -84,6 +87,12 @@ export class ChildSa {
   successor: ChildSa | undefined;
   /** Rekeys failed until near the hard lifetime: the next attempt creates a new CHILD_SA instead. */
   lastResort = false;
+  /**
+   * The dataplane programmed this CHILD_SA again (VPP restarted): its outbound sequence numbers
+   * started over, which the peer's replay window drops, so it is rekeyed at once and a rekey the
+   * peer refuses for the moment (TEMPORARY_FAILURE) is tried again within seconds, this many times.
+   */
+  quickRetries = 0;
   constructor(id: number, cfg: ChildConfig) {
     this.id = id;
     this.cfg = cfg;

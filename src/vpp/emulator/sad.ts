@@ -114,6 +114,7 @@ export function ipsec_sad_entry_add_v2(s: VppEmulatorState, m: VppMessageTypes['
     udpDst = e.udp_dst_port === undefined || e.udp_dst_port === 0xffff ? 4500 : e.udp_dst_port;
   }
   const statIndex = s.saPool.get();
+  s.stats?.zero(statIndex);
   s.sas.set(e.sad_id, {
     id: e.sad_id,
     spi: e.spi,

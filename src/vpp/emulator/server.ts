@@ -18,6 +18,7 @@ import type { VppMessageDef, VppServiceDef } from '../schema.ts';
 const EMULATOR_MESSAGES: Readonly<Record<string, VppMessageDef>> = EMULATOR_MESSAGES_TYPED;
 const EMULATOR_SERVICES: Readonly<Record<string, VppServiceDef | undefined>> = EMULATOR_SERVICES_TYPED;
 import { VppEmulatorState, type EmuCtx, type EmuOptions } from './tables.ts';
+import { EmuStatsSegment } from './stats.ts';
 
 const HEADER_SIZE = 16;
 const MAX_PAYLOAD = 16 * 1024 * 1024;
@@ -51,6 +52,8 @@ export interface EmulatorHandle {
   readonly state: VppEmulatorState;
   /** Number of open client connections. */
   readonly connections: number;
+  /** The stats segment with the SA counters, as this process shows it (/proc/<pid>/fd/<n>). */
+  readonly statsPath: string;
   /** Stop answering requests (they are read and dropped) — a hung VPP. */
   setPaused(paused: boolean): void;
   /** Drop every client connection but keep the tables: the API socket broke, VPP kept running. */
@@ -79,6 +82,7 @@ function uncork(reg: Registration): void {
 class EmulatorServer implements EmulatorHandle {
   readonly socket: string;
   state: VppEmulatorState;
+  private readonly stats = new EmuStatsSegment();
   private server: Server | undefined;
   private readonly opts: EmulatorOptions;
   private readonly log: (line: string) => void;
@@ -104,8 +108,13 @@ class EmulatorServer implements EmulatorHandle {
     return this.regs.size;
   }
 
+  get statsPath(): string {
+    return this.stats.path;
+  }
+
   private newState(): VppEmulatorState {
     const s = new VppEmulatorState(this.opts);
+    s.stats = this.stats;
     s.sendEvent = (client, name, fields) => {
       const reg = this.regs.get(client);
       if (reg) this.send(reg, name, fields);
@@ -308,6 +317,7 @@ class EmulatorServer implements EmulatorHandle {
   async restart(options: Partial<Pick<EmulatorOptions, 'idBase' | 'crcOverrides' | 'omitMessages' | 'interfaces'>> = {}): Promise<void> {
     await this.closeServer();
     Object.assign(this.opts, options);
+    this.stats.reset();
     this.state = this.newState();
     this.buildTable();
     this.paused = false;
@@ -325,6 +335,7 @@ class EmulatorServer implements EmulatorHandle {
 
   async close(): Promise<void> {
     await this.closeServer();
+    this.stats.close();
     if (existsSync(this.socket)) {
       try {
         unlinkSync(this.socket);

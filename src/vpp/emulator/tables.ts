@@ -14,8 +14,10 @@
  *
  * Handlers keep the decoded request objects they are given (the codec returns fresh objects).
  *
- * What is not emulated: packet forwarding, counters (always 0), routes other than those added
- * through the API, and the fast-path SPD variant.
+ * What is not emulated: packet forwarding (sendPackets() only counts what a route through a
+ * protected ipsec interface would encrypt), counters other than the SAs' (`/net/ipsec/sa`, in the
+ * stats segment, stats.ts), routes other than those added through the API, and the fast-path SPD
+ * variant.
  */
 
 import type { VppMessageTypes } from '../defs.generated.ts';
@@ -37,6 +39,8 @@ import {
 } from './interfaces.ts';
 import { ip_route_add_del, ip_route_dump, ip_table_add_del } from './routes.ts';
 import { IPSEC_PUNT_REASONS, punt_reason_dump, punt_socket_deregister, punt_socket_dump, punt_socket_register } from './punt.ts';
+import type { EmuStatsSegment } from './stats.ts';
+import { parseIp, AF_IP6 } from '../address.ts';
 
 export type { EmuCtx, EmuInterface, EmuOptions, EmuPolicy, EmuProtection, EmuPuntReg, EmuRoute, EmuSa } from './common.ts';
 
@@ -85,6 +89,8 @@ export class VppEmulatorState {
   readonly itfInstances = new Set<number>();
   /** The stats index the next new route gets. */
   nextRouteStat = 1;
+  /** The stats segment the SA counters live in (set by the server; none: not counted). */
+  stats: EmuStatsSegment | undefined;
 
   constructor(options: EmuOptions = {}) {
     this.options = {
@@ -114,6 +120,37 @@ export class VppEmulatorState {
     const i: EmuInterface = { swIfIndex, name, devType, adminUp: up, linkUp: up, mtu: 9000, mac, table4: 0, table6: 0, addresses: [...addresses] };
     this.interfaces.set(swIfIndex, i);
     return i;
+  }
+
+  /**
+   * `packets` IP packets of `size` bytes each sent by VPP to `dst` (as VPP's own `ping`): when the
+   * longest matching route in `table` goes through an ipsec interface whose tunnel protection
+   * covers its next hop, the protection's outbound SA encrypts them and counts them in the stats
+   * segment as esp-encrypt does: packets, and per packet the ESP payload it builds (the IP packet,
+   * padding, pad length and next header, the ICV; not the ESP header and IV). Returns the sad_id of
+   * that SA, or undefined when no SA would carry them.
+   */
+  sendPackets(dst: string, packets: number, size: number, table = 0): number | undefined {
+    const d = parseIp(dst);
+    const isIp6 = d.af === AF_IP6;
+    let best: EmuRoute | undefined;
+    for (const r of this.routes.values()) {
+      if (r.isIp6 !== isIp6 || r.tableId !== table || (best && best.len >= r.len)) continue;
+      if (prefixCovers(parseIp(r.prefix).bytes, r.len, d.bytes)) best = r;
+    }
+    const path = best?.paths[0];
+    if (!path) return undefined;
+    const nh = addrText({ af: d.af, un: path.nh.address });
+    for (const p of this.protections.values()) {
+      if (p.swIfIndex !== path.sw_if_index) continue;
+      const pnh = addrText(p.nh);
+      if (pnh !== nh && pnh !== '0.0.0.0' && pnh !== '::') continue;
+      const sa = this.sas.get(p.saOut);
+      if (!sa) return undefined;
+      this.stats?.add(sa.statIndex, packets, packets * espPayloadBytes(sa, size));
+      return sa.id;
+    }
+    return undefined;
   }
 
   count(name: string): void {
@@ -201,3 +238,27 @@ const HANDLERS: { readonly [K in keyof VppMessageTypes]?: (state: VppEmulatorSta
   punt_socket_dump,
   punt_reason_dump,
 };
+
+/** Whether `addr` is inside prefix/len (same family). */
+function prefixCovers(prefix: Buffer, len: number, addr: Buffer): boolean {
+  if (prefix.length !== addr.length) return false;
+  const full = len >> 3;
+  if (prefix.compare(addr, 0, full, 0, full) !== 0) return false;
+  const bits = len & 7;
+  if (bits === 0) return true;
+  const mask = (0xff << (8 - bits)) & 0xff;
+  return (prefix[full]! & mask) === (addr[full]! & mask);
+}
+
+/**
+ * The bytes esp-encrypt counts for one tunnel-mode packet of `size` bytes: the packet with its ESP
+ * trailer padded to the cipher's alignment (esp_add_footer_and_icv) plus the ICV.
+ */
+function espPayloadBytes(sa: EmuSa, size: number): number {
+  // CBC ciphers pad to their block size, the others (CTR, AEADs, none) to 4 bytes
+  const align = sa.crypto >= 1 && sa.crypto <= 3 ? 16 : sa.crypto === 10 || sa.crypto === 11 ? 8 : 4;
+  // AEAD tags (GCM, ChaCha20-Poly1305, GMAC) or the truncated integrity checks
+  const aead = (sa.crypto >= 7 && sa.crypto <= 9) || sa.crypto >= 12;
+  const icv = aead ? 16 : ([0, 12, 12, 12, 16, 24, 32][sa.integ] ?? 0);
+  return Math.ceil((size + 2) / align) * align + icv;
+}
