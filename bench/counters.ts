@@ -60,7 +60,7 @@ async function engineSide(): Promise<number[]> {
     const c = new ChildSa(i, cfg);
     c.state = 'INSTALLED';
     sa.children.push(c);
-    ctx.childrenById.set(i, { sa, child: c });
+    ctx.childrenById.set(i, sa);
     ctx.traffic.children.add(i);
   }
   const times: number[] = [];

@@ -38,6 +38,8 @@ export async function spawnDaemon(
   nodeFlags: readonly string[],
   root = ROOT,
   timeoutMs = 60_000,
+  /** More environment for the daemon (e.g. MALLOC_ARENA_MAX, as the systemd unit sets it). */
+  env: NodeJS.ProcessEnv = {},
 ): Promise<DaemonProc> {
   mkdirSync(dir, { recursive: true });
   const cfgPath = join(dir, 'vpp-iked.conf');
@@ -49,7 +51,7 @@ export async function spawnDaemon(
     side,
     'sh',
     ['-c', 'out="$1"; shift; exec "$@" >"$out" 2>&1', 'sh', logPath, NODE, ...nodeFlags, join(root, 'bin/vpp-iked.js'), '--config', cfgPath],
-    {},
+    env,
     { name: `vpp-iked-${Date.now()}` },
   );
   let exited = false;

@@ -5,7 +5,7 @@
  *       [--responders charon,vpp-iked] [--initiator] [--initiator-n 10000] [--repeat 1]
  *       [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--base DIR] [--workers 0,1] [--log-level info] [--recv-buffer BYTES]
  *       [--cookies] [--block-threshold N]
- *       [--node-flags FLAGS] [--timeout SECONDS] [--plugin PATH] [--keep]
+ *       [--node-flags FLAGS] [--malloc-arena-max N] [--no-floor] [--timeout SECONDS] [--plugin PATH] [--keep]
  *
  * Needs root, iproute2 and strongSwan 5.9 (`bash .ci/setup-interop.sh` installs it) plus strongSwan's
  * load-tester plugin, which Debian does not package: `--plugin PATH`, else $LOAD_TESTER_SO, else
@@ -43,6 +43,10 @@
  * responder run, taken once all its SAs are up. `--repeat K` runs every measurement K times; the
  * machine is shared, so compare the ratios of one run rather than absolute numbers across runs.
  *
+ * After each charon run (x25519, ecp256) the crypto floor of bench/handshake-floor.ts is measured in
+ * this process: the CPU time of the node:crypto calls one responder handshake needs, as a ratio to
+ * charon's CPU per IKE SA in the same run (how far a node:crypto daemon can go below charon).
+ *
  * Output: a table on stdout and the JSON (`--json`, default bench/results/vs-strongswan-<time>.json).
  * Time: about 30 s for N = 1,000 (both proposals, both responders), about 3 min for the default
  * 1,000 and 10,000 with `--initiator`. Everything started is killed, and the namespaces deleted, on
@@ -57,6 +61,7 @@ import { daemonStats, spawnDaemon, type DaemonProc } from './lab-daemon.ts';
 import { CharonProc, findPlugin, pluginFolder, PSK, startLoad, type LoadStream } from '../test/helpers/load-tester.ts';
 import { mainThreadCpuMs, procStat } from '../test/helpers/proc.ts';
 import { sleep } from '../test/helpers/wait.ts';
+import { runHandshakeFloorBench } from './handshake-floor.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const PROPOSALS: Record<string, string> = {
@@ -82,6 +87,7 @@ const USAGE = `Usage: node_modules/.bin/node bench/vs-strongswan.ts [options]   
   --block-threshold N   vpp-iked's block_threshold (default 0, off: the load-tester's peers share
                         one address)
   --node-flags FLAGS    node options for vpp-iked (default "--max-semi-space-size=4", as in the systemd unit)
+  --malloc-arena-max N  MALLOC_ARENA_MAX for vpp-iked (default 2, as in the systemd unit; 0: glibc's default)
   --timeout SECONDS     per run (default 60 + N/100)
   --cpu-prof DIR        run vpp-iked with --cpu-prof, profiles into DIR
   --heap-snapshot DIR   a heap snapshot of vpp-iked (as responder) into DIR once all its IKE SAs are up
@@ -89,6 +95,9 @@ const USAGE = `Usage: node_modules/.bin/node bench/vs-strongswan.ts [options]   
                         for the scaling from one core to two); default: the daemon's (auto)
   --base DIR            also measure the vpp-iked of another checkout in DIR (responder vpp-iked-base;
                         e.g. \`git archive main | tar -x -C DIR\` with node_modules linked), for before/after
+  --no-floor            skip the crypto floor measured after each charon run (bench/handshake-floor.ts:
+                        the node:crypto calls of one responder handshake, CPU µs, as a ratio to
+                        charon's CPU per IKE SA of that run)
   --json FILE           where the JSON goes (default bench/results/vs-strongswan-<time>.json)
   --plugin PATH         libstrongswan-load-tester.so
   --keep                keep the lab folder (logs, configs)`;
@@ -119,6 +128,8 @@ interface DaemonOptions {
   /** `daemon` keys for vpp-iked (by default cookies and half-open limits off, as for charon) */
   dos: string;
   nodeFlags: string[];
+  /** MALLOC_ARENA_MAX for vpp-iked (0: unset, glibc's default). */
+  mallocArenaMax: number;
   heapSnapshot: string | undefined;
   /** Another checkout of vpp-iked (`--base DIR`), measured as the responder `vpp-iked-base`. */
   baseRoot: string | undefined;
@@ -142,7 +153,7 @@ ${conf}`;
     ...(o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProf] : []),
     ...(o.heapSnapshot ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${o.heapSnapshot}`] : []),
   ];
-  return spawnDaemon(lab, 'b', dir, ctl, config, flags, root);
+  return spawnDaemon(lab, 'b', dir, ctl, config, flags, root, undefined, o.mallocArenaMax > 0 ? { MALLOC_ARENA_MAX: String(o.mallocArenaMax) } : {});
 }
 
 /** SIGUSR2 (--heapsnapshot-signal) and wait until the snapshot file stops growing. */
@@ -447,7 +458,19 @@ function table(rows: string[][]): string {
   }).join('\n');
 }
 
-function report(results: RunResult[], inits: InitiatorResult[]): string {
+/** The crypto floor (bench/handshake-floor.ts) measured right after a charon run, as a ratio to its CPU per IKE SA. */
+interface FloorResult {
+  proposal: string;
+  n: number;
+  repeat: number;
+  /** CPU µs of the node:crypto calls of one responder handshake (this process's thread). */
+  floorCpuUs: number;
+  floorWallUs: number;
+  charonCpuMsPerSa: number;
+  floorVsCharon: number;
+}
+
+function report(results: RunResult[], inits: InitiatorResult[], floors: FloorResult[] = []): string {
   const out: string[] = [];
   const head = ['responder', 'proposal', 'N', 'ok', 'wall s', 'SAs/s', 'CPU ms/SA', 'main thread', 'of it sys', 'RSS MB before', 'RSS MB after', 'B/SA', 'settled B/SA', 'rcvbuf drops', 'init rexmit', 'init fail'];
   const rows = [head];
@@ -484,6 +507,11 @@ function report(results: RunResult[], inits: InitiatorResult[]): string {
         `rcvbuf drops ${r.rcvbufErrorsDaemon} (daemon) / ${r.rcvbufErrorsCharon} (charon), charon ${fmt(r.charonCpuMs / Math.max(1, r.established), 3)} CPU ms/SA`,
     );
   }
+  if (floors.length > 0) {
+    const rows = [['proposal', 'N', 'rep', 'floor CPU µs', 'charon CPU µs/SA', 'floor / charon']];
+    for (const f of floors) rows.push([f.proposal, String(f.n), String(f.repeat), fmt(f.floorCpuUs, 0), fmt(f.charonCpuMsPerSa * 1000, 0), fmt(f.floorVsCharon)]);
+    out.push('', 'crypto floor of one responder handshake with node:crypto (bench/handshake-floor.ts, after each charon run):', table(rows));
+  }
   for (const r of [...results, ...inits]) if (r.error) out.push(`error: ${'responder' in r ? `${r.responder} ` : 'initiator '}${r.proposal} N=${r.n}: ${r.error.split('\n')[0]}`);
   return out.join('\n');
 }
@@ -506,6 +534,7 @@ async function main(): Promise<number> {
       'block-threshold': { type: 'string', default: '0' },
       // as the systemd unit runs the daemon (its NODE_OPTIONS)
       'node-flags': { type: 'string', default: '--max-semi-space-size=4' },
+      'malloc-arena-max': { type: 'string', default: '2' },
       timeout: { type: 'string' },
       'cpu-prof': { type: 'string' },
       'heap-snapshot': { type: 'string' },
@@ -514,6 +543,7 @@ async function main(): Promise<number> {
       json: { type: 'string' },
       plugin: { type: 'string' },
       keep: { type: 'boolean', default: false },
+      'no-floor': { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
   });
@@ -567,6 +597,7 @@ async function main(): Promise<number> {
   process.on('SIGHUP', onSignal);
   const results: RunResult[] = [];
   const inits: InitiatorResult[] = [];
+  const floors: FloorResult[] = [];
   const started = new Date();
   try {
     const ctx: Ctx = {
@@ -578,6 +609,7 @@ async function main(): Promise<number> {
         recvBuffer: values['recv-buffer'] !== undefined ? Number(values['recv-buffer']) : undefined,
         dos: `  cookie_threshold = ${values.cookies ? 30 : 0}\n  block_threshold = ${Number(values['block-threshold'])}\n`,
         nodeFlags: values['node-flags'].split(/\s+/).filter((x) => x !== ''),
+        mallocArenaMax: Number(values['malloc-arena-max']),
         heapSnapshot: values['heap-snapshot'] !== undefined ? resolve(values['heap-snapshot']) : undefined,
         baseRoot,
       },
@@ -593,6 +625,12 @@ async function main(): Promise<number> {
               results.push(r);
               console.error(`${r.responder} ${p} N=${n}#${k}: ${r.ok ? 'ok' : 'FAILED'} ${fmt(r.wallMs / 1000)} s, ${fmt(r.cpuMsPerSa, 3)} CPU ms/SA, ` +
                 `${r.rcvbufErrorsResponder} drops, ${r.initiator.retransmits} retransmits${r.error ? `: ${r.error.split('\n')[0]}` : ''}`);
+              if (resp === 'charon' && r.ok && !values['no-floor'] && (p === 'x25519' || p === 'ecp256')) {
+                const f = await runHandshakeFloorBench(1000);
+                const cpuUs = f[`${p}_handshake_cpu_us`]!;
+                floors.push({ proposal: p, n, repeat: k, floorCpuUs: cpuUs, floorWallUs: f[`${p}_handshake_us`]!, charonCpuMsPerSa: r.cpuMsPerSa, floorVsCharon: cpuUs / 1000 / r.cpuMsPerSa });
+                console.error(`crypto floor ${p}: ${fmt(cpuUs, 0)} CPU µs per handshake = ${fmt(cpuUs / 1000 / r.cpuMsPerSa)} × charon's CPU/SA in this run`);
+              }
             }
           }
         }
@@ -606,10 +644,10 @@ async function main(): Promise<number> {
   } finally {
     await lab.destroy();
   }
-  console.log(report(results, inits));
+  console.log(report(results, inits, floors));
   const jsonPath = resolve(values.json ?? join(ROOT, 'bench/results', `vs-strongswan-${started.toISOString().replace(/[:.]/g, '-')}.json`));
   mkdirSync(dirname(jsonPath), { recursive: true });
-  writeFileSync(jsonPath, JSON.stringify({ started: started.toISOString(), args: values, loadTester, results, initiator: inits }, null, 2) + '\n');
+  writeFileSync(jsonPath, JSON.stringify({ started: started.toISOString(), args: values, loadTester, results, initiator: inits, floor: floors }, null, 2) + '\n');
   console.log(`\nJSON: ${jsonPath}`);
   return [...results, ...inits].every((r) => r.ok) ? 0 : 1;
 }

@@ -230,7 +230,7 @@ export const DAEMON = section({
     doc: "receive buffer (SO_RCVBUF) of every IKE socket (`transport = udp`), so that bursts (thousands of peers coming back at once) wait in the socket instead of being dropped by the kernel; `0` keeps the kernel's default. Linux caps it at the sysctl `net.core.rmem_max`: when it grants less than asked the daemon logs a warning naming that sysctl (raise it, e.g. `sysctl -w net.core.rmem_max=8388608`). Drops show as `RcvbufErrors` in `/proc/net/snmp`.",
   }),
   workers: setting(autoOrUint(0, 64), 'auto', {
-    doc: "worker threads that compute the key exchange and key derivation of the IKE_SA_INIT requests the daemon answers, so that a burst of new peers uses more than one core (parsing and SA state stay on the main thread). `auto`: one per core beyond the first (none on a single core); `0`: all on the main thread. `vpp-ikectl stats` shows them under `workers`.",
+    doc: "worker threads that compute the key exchange and key derivation of the IKE_SA_INIT requests the daemon answers, so that a burst of new peers uses more than one core (parsing and SA state stay on the main thread). `auto`: one per core beyond the first (none on a single core); `0`: all on the main thread. The threads start when load appears (16 IKE_SA_INIT requests within one second); until then, and while they load, requests are computed on the main thread. `vpp-ikectl stats` shows them under `workers` (`running`: started).",
   }),
   retransmit_timeout: setting(decimal(0.1, 300, 'seconds'), 4, {
     doc: "first retransmission timeout of our requests (strongSwan's `charon.retransmit_timeout`). Retransmission n waits `retransmit_timeout × retransmit_base^n`.",

@@ -12,7 +12,6 @@ import { loadConfig } from '../config/load.ts';
 import { RealScheduler } from '../common/clock.ts';
 import { Engine, type EngineEvent } from '../ikev2/engine/engine.ts';
 import { UdpTransport } from '../net/udp.ts';
-import { PuntTransport } from '../net/punt-transport.ts';
 import type { IkeTransport } from '../net/transport.ts';
 import type { VppClient } from '../vpp/client.ts';
 import type { VppDataplane } from '../dataplane/vpp/index.ts';
@@ -29,6 +28,12 @@ import { SdNotify } from './sd-notify.ts';
 import { InstrumentedDataplane, connectionOf } from './instrumented-dataplane.ts';
 import { MetricsServer, renderMetrics } from './metrics.ts';
 import { diffConnections, settingChanges, type ReloadReport } from './reload.ts';
+
+/**
+ * The crypto worker threads start when this many IKE_SA_INIT requests come within one second: a
+ * daemon with a few peers never pays for them (about 25 MB each), a burst of new peers gets them.
+ */
+const WORKERS_START_AT = 16;
 
 export interface DaemonOptions {
   configPath: string;
@@ -107,7 +112,7 @@ export class Daemon {
     vpp?.on('connected', () => {
       if (!this.stopping) this.notify.status(this.statusLine());
     });
-    this.transport = this.createTransport(cfg);
+    this.transport = await this.createTransport(cfg);
     this.engine = new Engine({
       scheduler: this.sched,
       random: randomBytes,
@@ -132,6 +137,7 @@ export class Daemon {
       onEvent: (e) => this.onEvent(e),
       localAddressFor: (r) => this.transport.localAddressFor(r),
       workers: cfg.daemon.workers === 'auto' ? autoWorkers(availableParallelism()) : cfg.daemon.workers,
+      workersStartAt: WORKERS_START_AT,
     });
     this.engine.setConfig(cfg);
     this.warnExpiring(cfg);
@@ -190,7 +196,8 @@ export class Daemon {
     };
   }
 
-  private createTransport(cfg: Config): IkeTransport {
+  /** UDP sockets, or VPP's punt socket (loaded only then, with the VPP client it needs). */
+  private async createTransport(cfg: Config): Promise<IkeTransport> {
     const common = {
       listen: cfg.daemon.listen,
       port: cfg.daemon.port,
@@ -200,6 +207,7 @@ export class Daemon {
     };
     if (cfg.daemon.transport === 'udp') return new UdpTransport({ ...common, recvBufferSize: cfg.daemon.recvBufferSize });
     if (!this.vppClient || !this.vppBackEnd) throw new Error('transport = punt needs dataplane = vpp');
+    const { PuntTransport } = await import('../net/punt-transport.ts');
     const punt = new PuntTransport({ ...common, client: this.vppClient, socketPath: cfg.vpp.puntSocket, registerOnReconnect: false });
     // After a VPP restart: punt registrations first, then the SAs (IKE on 4500 must reach us again).
     this.vppBackEnd.setBeforeResync(() => punt.registerOrRetry());

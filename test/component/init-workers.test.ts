@@ -3,7 +3,9 @@
  * .workers, `daemon.workers`): handshakes complete with the same keys on both sides, a retransmitted
  * request whose answer is still being computed is ignored (then answered from the cache), a KE value
  * the group refuses gets INVALID_SYNTAX and leaves no SA, and an SA that goes away while its keys are
- * computed gets no answer.
+ * computed gets no answer. Threads that start when load appears (`workersStartAt`, as the daemon
+ * runs them) are not started by a few requests; until one has loaded, requests are answered on the
+ * event loop.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -20,7 +22,7 @@ import { conn, child, config, psk } from '../helpers/engine-pair.ts';
 const silent = pino({ level: 'silent' });
 const SECRET = psk([], 'workers-test-preshared-key');
 
-function responder(workers: number) {
+function responder(workers: number, workersStartAt?: number) {
   let out: OutPacket[] = [];
   const dp = new MemoryDataplane();
   const engine = new Engine({
@@ -33,6 +35,7 @@ function responder(workers: number) {
     portNatT: 4500,
     ikeSaLimit: 100,
     workers,
+    workersStartAt,
     localAddressFor: () => '192.0.2.2',
   });
   engine.setConfig(
@@ -238,5 +241,61 @@ test('a pool whose workers cannot start becomes unusable and answers its jobs wi
   } finally {
     await pool.close();
     rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('a pool that waits for load starts its threads only when enough jobs come within one second', async () => {
+  const { InitCryptoPool } = await import('../../src/ikev2/crypto/pool.ts');
+  const pool = new InitCryptoPool<string>(1, () => {}, undefined, { startAt: 3 });
+  try {
+    assert.equal(pool.running, 0, 'no thread before any load');
+    assert.equal(pool.offer(0), false);
+    assert.equal(pool.offer(500), false);
+    assert.equal(pool.running, 0, 'two offers in a second are not load');
+    assert.equal(pool.offer(1500), false, 'a new second counts from one again');
+    assert.equal(pool.offer(1600), false);
+    assert.equal(pool.running, 0);
+    assert.equal(pool.offer(1700), false, 'the third offer in a second starts the threads, but none has loaded yet');
+    assert.equal(pool.running, 1);
+    await until(() => pool.offer(1800), 'the thread to load');
+  } finally {
+    await pool.close();
+  }
+});
+
+/** One full handshake of a new initiator against `r`, packets delivered as they are sent. */
+async function oneHandshake(r: ReturnType<typeof responder>, i: number): Promise<void> {
+  const x = initiator(i);
+  const up = x.engine.initiate('gw');
+  for (let round = 0; round < 4; round++) {
+    for (const p of x.take()) r.engine.receive(p.remote, p.local, p.data);
+    await until(() => r.engine.workers.pending === 0, 'the workers');
+    await new Promise((res) => setImmediate(res));
+    for (const p of r.take()) x.engine.receive(p.remote, p.local, p.data);
+    await new Promise((res) => setImmediate(res));
+  }
+  await up;
+}
+
+test('threads that wait for load: a few IKE_SA_INITs are answered on the event loop, more start the threads, which then take the requests', async () => {
+  const r = responder(1, 4);
+  try {
+    for (let i = 0; i < 3; i++) await oneHandshake(r, i);
+    assert.deepEqual([r.engine.workers.running, r.engine.workers.jobs], [0, 0], 'three handshakes: no thread started');
+    await oneHandshake(r, 3);
+    assert.equal(r.engine.workers.running, 1, 'the fourth IKE_SA_INIT in the same second starts the thread');
+    assert.equal(r.engine.workers.jobs, 0, 'answered on the event loop while the thread loads');
+    let i = 4;
+    const end = Date.now() + 10_000;
+    while (r.engine.workers.jobs === 0 && Date.now() < end) {
+      await oneHandshake(r, i++);
+      await new Promise((res) => setTimeout(res, 10));
+    }
+    assert.ok(r.engine.workers.jobs > 0, 'once loaded, the thread computes IKE_SA_INIT requests');
+    const established = [...r.engine.table.values()].filter((s) => s.state === 'ESTABLISHED');
+    assert.equal(established.length, i, 'every handshake completed, on either path');
+    assert.equal(r.dp.installed.size, i);
+  } finally {
+    await r.engine.close();
   }
 });

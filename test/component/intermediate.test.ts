@@ -43,6 +43,11 @@ function trace(w: Wire): string[] {
 /** Datagrams that are IKE fragments (SKF, RFC 7383). */
 const fragments = (w: Wire): number => w.log.filter((p) => p.data[16] === PayloadType.SKF).length;
 
+/** A copy of an SA with some fields replaced (its accessors, e.g. the SPIs, still work). */
+function like(sa: IkeSa, over: Partial<Pick<IkeSa, 'initiator' | 'cipher'>>): IkeSa {
+  return Object.assign(Object.create(Object.getPrototypeOf(sa) as object) as IkeSa, sa, over);
+}
+
 /** A message sealed with an SA's current keys, as its peer would send it. */
 function craft(sa: IkeSa, exchange: number, mid: number, response: boolean, payloads: Payload[]): Buffer {
   const chain = encodePayloadChain(payloads);
@@ -221,7 +226,7 @@ test('responder: wrong-length ML-KEM key, wrong method, no KE, IKE_AUTH too earl
     assert.deepEqual(open(sa, w.queue[0]!.p.data), first);
     w.queue = [];
     // sealed as the initiator would with the keys after the exchange (b's new keys, initiator's side)
-    const asInitiator = { ...sb, initiator: true, cipher: new IkeCipher(sb.suite!, sb.keys!, true, randomBytes) } as IkeSa;
+    const asInitiator = like(sb, { initiator: true, cipher: new IkeCipher(sb.suite!, sb.keys!, true, randomBytes) });
     const extra = craft(asInitiator, ExchangeType.IKE_INTERMEDIATE, 2, false, [ke(KeId.ML_KEM_768, i.publicValue)]);
     const last = await toB(w, a, b, asInitiator, extra);
     assert.deepEqual(notifyTypes(last), [NotifyType.INVALID_SYNTAX]);
@@ -245,7 +250,7 @@ test('initiator: a ciphertext of the wrong length or a response without KE fails
     const sa = only(a);
     assert.equal(sa.active?.exchange, ExchangeType.IKE_INTERMEDIATE);
     // sealed with the keys b used for its response (before its key update): b's previous cipher
-    const resp = craft({ ...sb, cipher: sb.prevCipher } as IkeSa, ExchangeType.IKE_INTERMEDIATE, 1, true, payloads);
+    const resp = craft(like(sb, { cipher: sb.prevCipher }), ExchangeType.IKE_INTERMEDIATE, 1, true, payloads);
     a.engine.receive({ addr: a.addr, port: 500 }, { addr: b.addr, port: 500 }, resp);
     const r = await p;
     assert.ok(r instanceof Error, 'initiate() rejects');

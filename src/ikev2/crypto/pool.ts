@@ -156,6 +156,16 @@ export interface PoolStats {
   workerRestarts: number;
 }
 
+export interface PoolOptions {
+  /**
+   * Start the worker threads only when load appears: once `startAt` jobs have been offered
+   * (offer()) within one second. Until then, and until a worker has loaded, offer() says no and the
+   * caller computes on the event loop; an idle or lightly loaded daemon never pays for the threads
+   * (each costs about 25 MB). 0 (the default): the workers start with the pool.
+   */
+  startAt?: number;
+}
+
 /**
  * The pool. `handler` receives every result with the token its job was submitted with; a job whose
  * worker died gets `{ ok: false, invalid: false, error }` (the worker is replaced).
@@ -170,21 +180,59 @@ export class InitCryptoPool<T> {
   private nextId = 1;
   private next = 0;
   private closed = false;
+  private started = false;
+  private readonly startAt: number;
+  /** Jobs offered in the current one-second window (before the workers start). */
+  private demand = 0;
+  private demandSince = -Infinity;
 
   private readonly script: URL;
 
   /** `script`: the worker's module (tests give another). */
-  constructor(size: number, handler: (token: T, r: InitKeyResult) => void, script = new URL('./pool-worker.ts', import.meta.url)) {
+  constructor(size: number, handler: (token: T, r: InitKeyResult) => void, script = new URL('./pool-worker.ts', import.meta.url), o: PoolOptions = {}) {
     if (!Number.isInteger(size) || size < 1) throw new RangeError(`a pool needs at least one worker, not ${size}`);
     this.size = size;
     this.handler = handler;
     this.script = script;
-    for (let i = 0; i < size; i++) this.slots.push(this.spawn());
+    this.startAt = o.startAt ?? 0;
+    if (this.startAt <= 0) this.start();
+  }
+
+  /** Start the worker threads (once; a pool made without `startAt` starts them at once). */
+  start(): void {
+    if (this.started || this.closed) return;
+    this.started = true;
+    for (let i = 0; i < this.size; i++) this.slots.push(this.spawn());
+  }
+
+  /** Worker threads running (started and not lost). */
+  get running(): number {
+    return this.slots.length;
   }
 
   /** False once no worker is left (each failed to start): callers compute on the event loop instead. */
   get usable(): boolean {
-    return !this.closed && this.slots.length > 0;
+    return !this.closed && (!this.started || this.slots.length > 0);
+  }
+
+  /**
+   * Whether a job should be submitted now (`now` in ms). A pool that starts at once: while usable.
+   * One that waits for load (`startAt`): counts the offer, starts the workers when the load is
+   * reached, and says yes only once a worker has loaded.
+   */
+  offer(now: number): boolean {
+    if (this.startAt <= 0) return this.usable;
+    if (this.closed) return false;
+    if (!this.started) {
+      if (now - this.demandSince >= 1000) {
+        this.demandSince = now;
+        this.demand = 0;
+      }
+      if (++this.demand >= this.startAt) this.start();
+      return false;
+    }
+    for (const s of this.slots) if (s.online) return true;
+    return false;
   }
 
   /** Jobs submitted and not answered yet. */
@@ -196,6 +244,7 @@ export class InitCryptoPool<T> {
 
   submit(job: InitKeyJob, token: T): void {
     if (this.closed) throw new Error('crypto pool is closed');
+    this.start();
     const id = this.nextId;
     this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
     this.queue.push({ id, job, token });

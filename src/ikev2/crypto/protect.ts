@@ -106,7 +106,8 @@ export class IkeCipher {
   private readonly random: (n: number) => Buffer;
   /**
    * AEAD IVs are a 64-bit counter that starts at a random value, so an IV is never used twice
-   * with the same key by this instance (RFC 5282 §3.1, RFC 7634 §2).
+   * with the same key by this instance (RFC 5282 §3.1, RFC 7634 §2). The halves are kept as
+   * signed 32-bit values (the same bits), which V8 stores inline rather than as boxed doubles.
    */
   private ivHigh = 0;
   private ivLow = 0;
@@ -221,16 +222,16 @@ export class IkeCipher {
     if (!this.ivStarted) {
       const seed = this.random(8);
       if (seed.length !== 8) throw new CryptoError(`random source returned ${seed.length} bytes, wanted 8`);
-      this.ivHigh = seed.readUInt32BE(0);
-      this.ivLow = seed.readUInt32BE(4);
+      this.ivHigh = seed.readInt32BE(0);
+      this.ivLow = seed.readInt32BE(4);
       this.ivStarted = true;
     } else {
-      this.ivLow = (this.ivLow + 1) >>> 0;
-      if (this.ivLow === 0) this.ivHigh = (this.ivHigh + 1) >>> 0;
+      this.ivLow = (this.ivLow + 1) | 0;
+      if (this.ivLow === 0) this.ivHigh = (this.ivHigh + 1) | 0;
     }
     const iv = Buffer.allocUnsafe(8);
-    iv.writeUInt32BE(this.ivHigh, 0);
-    iv.writeUInt32BE(this.ivLow, 4);
+    iv.writeInt32BE(this.ivHigh, 0);
+    iv.writeInt32BE(this.ivLow, 4);
     return iv;
   }
 

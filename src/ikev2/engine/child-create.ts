@@ -243,10 +243,11 @@ async function createChild(
   child.mode = transport ? 'transport' : 'tunnel';
   child.spiIn = spiIn;
   child.spiOut = esp.spi.readUInt32BE(0);
-  // The peer's SPI is spiOut from here on; the selector lists are copied to their exact size.
-  child.proposal = { num: esp.num, spi: EMPTY, encr: esp.encr, integ: esp.integ, ke: esp.ke, esn: esp.esn, ...(esp.addKe ? { addKe: esp.addKe } : {}) };
-  child.localTs = localTs.slice();
-  child.remoteTs = remoteTs.slice();
+  // The peer's SPI is spiOut from here on; the selector lists are copied to their exact size. The
+  // proposal and selectors are shared records (see shared()).
+  child.proposal = sharedProposal(esp);
+  child.localTs = localTs.map(sharedSel);
+  child.remoteTs = remoteTs.map(sharedSel);
   // Make-before-break from the CHILD_SA still in the dataplane: the one rekeyed, or, when the peer
   // deleted that one meanwhile, the SA its colliding rekey made.
   child.replaces = rekey && sa.children.includes(rekey) ? rekey.id : passive && sa.children.includes(passive.child) ? passive.child.id : undefined;
@@ -312,7 +313,7 @@ async function installChild(
     return false;
   }
   child.encap = sa.natHere || sa.natThere || sa.encapForced;
-  const alg = { encrId: esp.encr.id, encrKeyBits: esp.encr.keyBits, integId: esp.integ?.id ?? 0, esn: esp.esn };
+  const alg = sharedAlg(esp);
   const { encap, mode } = child;
   const replayWindow = child.cfg.replayWindow;
   // Endpoint objects are never changed in place (a move brings new ones), so they are shared. Plain
@@ -357,7 +358,7 @@ async function installChild(
   sa.children = sa.children.concat(child);
   ctx.gauges.childSas++;
   armChildTimer(ctx, sa);
-  ctx.childrenById.set(child.id, { sa, child });
+  ctx.childrenById.set(child.id, sa);
   ctx.stats.childEstablished++;
   // The CHILD_SA of IKE_AUTH is told in the IKE SA's own line (one info line per new peer).
   if (!inAuth) ctx.log.info({ ike: sa.id, conn: sa.conn!.name, ...childLogFields(child) }, 'CHILD SA installed');
@@ -613,4 +614,37 @@ export function abandonChildFollowup(ctx: EngineContext, sa: IkeSa, f: Followup,
     if (weInitiated) rekeyFailed(ctx, sa, t.rekey, why, t.passive);
     else if (t.rekey.state === 'REKEYING' && !t.colliding) t.rekey.state = 'INSTALLED';
   } else if (weInitiated) childFailed(ctx, sa, t.cfg.name, why);
+}
+
+/**
+ * Records that many CHILD_SAs hold with the same content (the chosen proposal, the dataplane's
+ * algorithm record, the local subnet's selector): one frozen copy per content instead of one per
+ * CHILD_SA, which keeps each for its life. Cached by content, bounded (emptied when full); a record
+ * that drops out of the cache stays valid for whoever holds it.
+ */
+const sharedRecords = new Map<string, object>();
+const SHARED_MAX = 1024;
+
+function shared<T extends object>(key: string, make: () => T): T {
+  const had = sharedRecords.get(key);
+  if (had !== undefined) return had as T;
+  const v = Object.freeze(make());
+  if (sharedRecords.size >= SHARED_MAX) sharedRecords.clear();
+  sharedRecords.set(key, v);
+  return v;
+}
+
+/** The proposal a CHILD_SA keeps: the chosen one without the peer's SPI (that is spiOut). */
+function sharedProposal(esp: ChosenEsp): ChosenEsp {
+  const key = `p ${esp.num} ${esp.encr.id}/${esp.encr.keyBits} ${esp.integ?.id ?? 0} ${esp.ke} ${esp.esn} ${esp.addKe?.join(',') ?? ''}`;
+  return shared(key, () => (esp.addKe ? { num: esp.num, spi: EMPTY, encr: esp.encr, integ: esp.integ, ke: esp.ke, esn: esp.esn, addKe: esp.addKe } : { num: esp.num, spi: EMPTY, encr: esp.encr, integ: esp.integ, ke: esp.ke, esn: esp.esn }));
+}
+
+function sharedAlg(esp: ChosenEsp): SaParams['alg'] {
+  const integId = esp.integ?.id ?? 0;
+  return shared(`a ${esp.encr.id}/${esp.encr.keyBits} ${integId} ${esp.esn}`, () => ({ encrId: esp.encr.id, encrKeyBits: esp.encr.keyBits, integId, esn: esp.esn }));
+}
+
+function sharedSel(s: Sel): Sel {
+  return shared(`s ${s.family} ${s.start} ${s.end} ${s.protocol} ${s.startPort} ${s.endPort}`, () => ({ family: s.family, start: s.start, end: s.end, protocol: s.protocol, startPort: s.startPort, endPort: s.endPort }));
 }

@@ -11,7 +11,6 @@ import { ConfigIndex } from '../sa/config-index.ts';
 import type { Sel } from '../sa/ts.ts';
 import type { Scheduler, RandomSource } from '../../common/clock.ts';
 import { pooledRandom } from '../crypto/random.ts';
-import { keep } from '../crypto/keep.ts';
 import type { InitCryptoPool } from '../crypto/pool.ts';
 import type { Dataplane } from '../../dataplane/types.ts';
 import type { ChildConfig } from '../../config/types.ts';
@@ -81,6 +80,12 @@ export interface EngineOptions {
    * (`daemon.workers`); 0 or absent: they run on the event loop, synchronously.
    */
   workers?: number;
+  /**
+   * Start those threads only when load appears: after this many IKE_SA_INIT requests within one
+   * second (until a thread has loaded, requests are computed on the event loop). 0 or absent: the
+   * threads start with the engine.
+   */
+  workersStartAt?: number;
   /**
    * IKE fragmentation (RFC 7383): the IP datagram size of our fragments (strongSwan's
    * `charon.fragment_size`, default 1280; 0 = 576 for IPv4 and 1280 for IPv6) and per family
@@ -218,7 +223,7 @@ export interface ChildWaiter extends Waiter<ChildSa> {
   name: string;
 }
 
-type OptionalOptions = 'trafficPoll' | 'onEvent' | 'localAddressFor' | 'fragmentSize' | 'fragmentSizeV4' | 'fragmentSizeV6' | 'maxDatagram' | 'fragmentLimits' | 'workers';
+type OptionalOptions = 'trafficPoll' | 'onEvent' | 'localAddressFor' | 'fragmentSize' | 'fragmentSizeV4' | 'fragmentSizeV6' | 'maxDatagram' | 'fragmentLimits' | 'workers' | 'workersStartAt';
 export type ResolvedOptions = Required<Omit<EngineOptions, OptionalOptions>> & Pick<EngineOptions, OptionalOptions>;
 
 export const NONCE_LEN = 32;
@@ -247,7 +252,8 @@ export class EngineContext {
   certreqAll: Buffer = Buffer.alloc(0);
   nextSaId = 1;
   nextChildId = 1;
-  readonly childrenById = new Map<number, { sa: IkeSa; child: ChildSa }>();
+  /** The IKE SA of each CHILD_SA (by CHILD_SA id); the CHILD_SA is in its `children` (childEntry()). */
+  readonly childrenById = new Map<number, IkeSa>();
   /** Waiters of `initiate()` calls, per IKE SA id. */
   readonly waiters = new Map<number, Waiter<IkeSa>[]>();
   /** Waiters for a CHILD_SA by config name, per IKE SA id. */
@@ -357,12 +363,23 @@ export function nonce(ctx: EngineContext): Buffer {
   return ctx.opts.random(NONCE_LEN);
 }
 
-/** A fresh IKE SPI of ours, unused in the table (a kept copy: it lives as long as its SA). */
+/**
+ * A fresh IKE SPI of ours, unused in the table: a copy of its own (not a view of the random pool).
+ * An IkeSa copies it into its own SPI block; tasks hold it only during an exchange.
+ */
 export function newSpi(ctx: EngineContext): Buffer {
   for (;;) {
     const spi = ctx.opts.random(8);
-    if (!spi.equals(ZERO_SPI) && !ctx.table.bySpiBuf(spi)) return keep(spi);
+    if (!spi.equals(ZERO_SPI) && !ctx.table.bySpiBuf(spi)) return Buffer.from(spi);
   }
+}
+
+/** A CHILD_SA by id, with its IKE SA. */
+export function childEntry(ctx: EngineContext, childId: number): { sa: IkeSa; child: ChildSa } | undefined {
+  const sa = ctx.childrenById.get(childId);
+  if (sa === undefined) return undefined;
+  for (const child of sa.children) if (child.id === childId) return { sa, child };
+  return undefined;
 }
 
 /** Events go to the daemon (monitor, metrics); a failing listener must not disturb the SA. */

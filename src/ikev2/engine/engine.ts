@@ -18,7 +18,7 @@ import { ConfigIndex as Index } from '../sa/config-index.ts';
 import type { Config } from '../../config/types.ts';
 import { NO_CREDENTIALS, type Credentials } from '../../config/credentials.ts';
 import { certreqUnion } from './auth/pubkey.ts';
-import { EngineContext, type EngineOptions, type EngineStats, type Endpoint, type FragmentDrops } from './context.ts';
+import { childEntry, EngineContext, type EngineOptions, type EngineStats, type Endpoint, type FragmentDrops } from './context.ts';
 import { internalError, receive, retransmitDelay } from './message.ts';
 import { onSaTimer, queueTask } from './tasks.ts';
 import { initiate, initKeysReady } from './ike-init.ts';
@@ -43,7 +43,7 @@ export class Engine {
   constructor(opts: EngineOptions) {
     const ctx = new EngineContext(opts);
     this.ctx = ctx;
-    if (opts.workers) ctx.pool = new InitCryptoPool<IkeSa>(opts.workers, (sa, r) => initKeysReady(ctx, sa, r));
+    if (opts.workers) ctx.pool = new InitCryptoPool<IkeSa>(opts.workers, (sa, r) => initKeysReady(ctx, sa, r), undefined, { startAt: opts.workersStartAt });
     ctx.sched.setHandler((key, kind, due) => this.onTimer(key, kind, due));
     opts.dataplane.setListener({
       replayed: (ids) => {
@@ -51,14 +51,14 @@ export class Engine {
         // window would drop: replace each CHILD_SA (the dataplane paces the batches it reports).
         ctx.log.info({ children: ids.length }, 'dataplane replayed CHILD_SAs after a restart; rekeying them');
         for (const id of ids) {
-          const e = ctx.childrenById.get(id);
+          const e = childEntry(ctx, id);
           if (!e || e.sa.dead) continue;
           e.child.quickRetries = QUICK_RETRIES;
           rekeyChild(ctx, e.sa, e.child);
         }
       },
       failed: (childId, reason) => {
-        const e = ctx.childrenById.get(childId);
+        const e = childEntry(ctx, childId);
         if (e) queueTask(ctx, e.sa, { kind: 'child-delete', child: e.child });
         ctx.log.warn({ child: childId, reason }, 'dataplane lost CHILD_SA');
       },
@@ -177,7 +177,7 @@ export class Engine {
   }
 
   findChild(childId: number): { sa: IkeSa; child: ChildSa } | undefined {
-    return this.ctx.childrenById.get(childId);
+    return childEntry(this.ctx, childId);
   }
 
   /** Remove an IKE SA now: dataplane cleaned, waiters told, no message sent. */
@@ -205,10 +205,11 @@ export class Engine {
   }
 
   /** Worker threads for IKE_SA_INIT (0 when it runs on the event loop) and their counters. */
-  get workers(): { threads: number; jobs: number; batches: number; largest_batch: number; worker_restarts: number; pending: number } {
+  get workers(): { threads: number; running: number; jobs: number; batches: number; largest_batch: number; worker_restarts: number; pending: number } {
     const p = this.ctx.pool;
     return {
       threads: p?.size ?? 0,
+      running: p?.running ?? 0,
       jobs: p?.stats.jobs ?? 0,
       batches: p?.stats.batches ?? 0,
       largest_batch: p?.stats.largestBatch ?? 0,

@@ -86,7 +86,7 @@ export function onInitRequest(ctx: EngineContext, local: Endpoint, remote: Endpo
     if (ctx.debug) ctx.log.debug({ peer: remote.addr }, 'IKE_SA_INIT refused: the IKE SA table is full');
     return;
   }
-  if (ctx.pool?.usable) {
+  if (ctx.pool?.offer(ctx.sched.now())) {
     // The key exchange and key derivation run on a worker thread; the SA exists meanwhile (a
     // retransmission of this request finds it and is ignored) and is held busy.
     const sa = responderSa(ctx, local, remote, data, h, payloads, conn, chosen, ni.data, hoKey);
@@ -127,8 +127,8 @@ function responderSa(
   ni: Buffer,
   hoKey: string,
 ): IkeSa {
-  // SPIi is kept for the SA's life: a copy of its own (see keep())
-  const sa = new IkeSa(ctx.nextSaId++, false, keep(h.spiI), { ...local }, { ...remote }, ctx.sched.now(), ctx.gauges);
+  // the SA copies SPIi into a block of its own; our own address is one record for all its SAs
+  const sa = new IkeSa(ctx.nextSaId++, false, h.spiI, ourEndpoint(local), { addr: remote.addr, port: remote.port }, ctx.sched.now(), ctx.gauges);
   sa.spiR = newSpi(ctx);
   sa.conn = conn;
   sa.suite = chosen.suite;
@@ -408,7 +408,7 @@ export function onInitResponse(ctx: EngineContext, sa: IkeSa, h: IkeHeader, payl
     if (!(e instanceof CryptoError)) throw e;
     return initFailed(ctx, sa, `bad KE payload: ${e.message}`);
   }
-  sa.spiR = keep(h.spiR);
+  sa.spiR = h.spiR;
   sa.nr = keep(nr.data);
   sa.suite = chosen.suite;
   sa.prf = prfOf(chosen.suite.prf);
@@ -458,4 +458,21 @@ export function idOr(id: string, addr: string): string {
 /** Our identity: `local.id`, else the subject of our certificate (auth = pubkey), else our address. */
 export function localIdOf(ctx: EngineContext, conn: ConnectionConfig, addr: string): string {
   return defaultLocalId(ctx, conn)?.text ?? idOr(conn.local.id, addr);
+}
+
+/**
+ * Our address and port as an IKE SA keeps it: one frozen record per address instead of a copy per
+ * SA (endpoints are replaced, never changed in place). Bounded: emptied when full.
+ */
+const ourEndpoints = new Map<string, Endpoint>();
+
+function ourEndpoint(e: Endpoint): Endpoint {
+  const key = `${e.addr} ${e.port}`;
+  let had = ourEndpoints.get(key);
+  if (had === undefined) {
+    if (ourEndpoints.size >= 64) ourEndpoints.clear();
+    had = Object.freeze({ addr: e.addr, port: e.port });
+    ourEndpoints.set(key, had);
+  }
+  return had;
 }

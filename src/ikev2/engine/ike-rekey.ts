@@ -98,7 +98,7 @@ export function startIkeRekey(ctx: EngineContext, sa: IkeSa, task: IkeRekeyTask)
 function adoptChildren(ctx: EngineContext, from: IkeSa, to: IkeSa): void {
   to.children = from.children;
   from.children = [];
-  for (const c of to.children) ctx.childrenById.set(c.id, { sa: to, child: c });
+  for (const c of to.children) ctx.childrenById.set(c.id, to);
   const moves = (t: Task): boolean => t.kind === 'child-create' || t.kind === 'child-delete' || t.kind === 'reauth-complete';
   const moving = from.queue.filter(moves);
   from.queue = from.queue.filter((t) => !moves(t));
@@ -154,10 +154,7 @@ function successor(
   adopt = true,
   added?: Buffer,
 ): IkeSa {
-  // SPIs are kept for the new SA's life: copies of their own (see keep()). The nonces only go into
-  // the keys.
-  spiI = keep(spiI);
-  spiR = keep(spiR);
+  // The SA copies the SPIs into a block of its own. The nonces only go into the keys.
   const sa = new IkeSa(ctx.nextSaId++, weInitiated, spiI, { ...old.local }, { ...old.remote }, ctx.sched.now(), ctx.gauges);
   sa.spiR = spiR;
   sa.conn = old.conn;

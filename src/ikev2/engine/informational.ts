@@ -10,7 +10,7 @@ import type { ChildSa, IkeSa, Task } from '../sa/ike-sa.ts';
 import { hex8 } from '../../common/text.ts';
 import { deletePayload, findAll, findNotify, u32 } from './payload-util.ts';
 import { mobikeAnswerPayloads, onUpdateSaAddresses } from './mobike.ts';
-import { emit, type EngineContext } from './context.ts';
+import { childEntry, emit, type EngineContext } from './context.ts';
 import { answer, sendRequest } from './message.ts';
 import { kick, queueTask } from './tasks.ts';
 import { scheduleRetry } from './keep-up.ts';
@@ -86,7 +86,7 @@ async function removeChild(ctx: EngineContext, sa: IkeSa, child: ChildSa, reason
 
 /** Delete one CHILD_SA, telling the peer. */
 export function deleteChild(ctx: EngineContext, childId: number): boolean {
-  const e = ctx.childrenById.get(childId);
+  const e = childEntry(ctx, childId);
   if (!e) return false;
   queueTask(ctx, e.sa, { kind: 'child-delete', child: e.child });
   return true;

@@ -14,7 +14,7 @@
 import type { ChildConfig } from '../../config/types.ts';
 import { IkeSa, Timer, type ChildSa, type Task } from '../sa/ike-sa.ts';
 import { selToString, type Sel } from '../sa/ts.ts';
-import { jitter, newSpi, setTimer, type EngineContext } from './context.ts';
+import { childEntry, jitter, newSpi, setTimer, type EngineContext } from './context.ts';
 import { admit, idOr, localIdOf, sendInit } from './ike-init.ts';
 import { kick } from './tasks.ts';
 import { deleteIke, removeFromDataplane } from './teardown.ts';
@@ -171,7 +171,7 @@ export function takeOverTarget(ctx: EngineContext, c: ChildSa | undefined): Chil
       c = c.successor;
       continue;
     }
-    return ctx.childrenById.get(c.id)?.child === c && c.state !== 'DELETED' ? c : undefined;
+    return childEntry(ctx, c.id)?.child === c && c.state !== 'DELETED' ? c : undefined;
   }
   return undefined;
 }
@@ -185,7 +185,7 @@ export function tookOver(sa: IkeSa, takeOver: ChildSa, old: ChildSa | undefined,
 /** A CHILD_SA that took over a tunnel goes: the one it took over from is on its own again. */
 export function takeOverGone(ctx: EngineContext, gone: ChildSa): void {
   if (gone.replaces === undefined) return;
-  const e = ctx.childrenById.get(gone.replaces);
+  const e = childEntry(ctx, gone.replaces);
   if (e && e.child.state === 'INSTALLED' && e.child.successor === gone) e.child.successor = undefined;
 }
 

@@ -15,7 +15,7 @@
  */
 import type { ChildSa } from '../sa/ike-sa.ts';
 import { CountersUnavailableError, type ChildCounters } from '../../dataplane/types.ts';
-import type { EngineContext } from './context.ts';
+import { childEntry, type EngineContext } from './context.ts';
 import { rekeyChild } from './child-rekey.ts';
 import { queueTask } from './tasks.ts';
 
@@ -128,7 +128,7 @@ export function trafficTick(ctx: EngineContext, due: number): void {
 function apply(ctx: EngineContext, counts: Map<number, ChildCounters>): void {
   const w = ctx.traffic;
   for (const id of w.children) {
-    const e = ctx.childrenById.get(id);
+    const e = childEntry(ctx, id);
     if (!e || e.sa.dead) {
       w.children.delete(id);
       continue;

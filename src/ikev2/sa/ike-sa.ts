@@ -13,6 +13,9 @@ import type { Prf } from '../crypto/prf.ts';
 import type { Sel } from './ts.ts';
 import type { IkeHeader, Payload } from '../codec/types.ts';
 import type { Reassembly } from '../engine/fragments.ts';
+import { keepConcat } from '../crypto/keep.ts';
+
+const ZERO_SPI = Buffer.alloc(8);
 
 /** strongSwan's IKE SA state names (what list-sas shows). */
 export type IkeState = 'CREATED' | 'CONNECTING' | 'ESTABLISHED' | 'REKEYING' | 'REKEYED' | 'DELETING' | 'DESTROYING';
@@ -219,13 +222,116 @@ export function newGauges(): SaGauges {
   };
 }
 
+const NO_BYTES = Buffer.alloc(0);
+
+/**
+ * What an IKE SA holds only for a while (the handshake, a fragmented message, a rekey collision, an
+ * IKE_FOLLOWUP_KE) or only in some set-ups (certificates, IKE_INTERMEDIATE). IkeSa keeps these in
+ * a record of their own that exists only while one of them differs from its default here, so an
+ * established, idle IKE SA (tens of thousands of them) carries none of these fields. IkeSa's
+ * accessors of the same names read and write them.
+ */
+class Transient {
+  ni: Buffer = NO_BYTES;
+  nr: Buffer = NO_BYTES;
+  /** IKE_SA_INIT request and response, kept until authentication is done (signed octets). */
+  initRequest: Buffer | undefined = undefined;
+  initResponse: Buffer | undefined = undefined;
+  /** Responder: our IKE_SA_INIT answer waits for its keys from the crypto pool. */
+  initPending: { header: IkeHeader; chosen: ChosenIke } | undefined = undefined;
+  /** Initiator's pending key exchange during IKE_SA_INIT. */
+  ke: KeyExchange | undefined = undefined;
+  keRetried = false;
+  /** The responder's cookie we return in IKE_SA_INIT (initiator), and how often we were sent one. */
+  cookie: Buffer | undefined = undefined;
+  cookieRetries = 0;
+  /** Hash of the IKE_SA_INIT request, to answer its retransmissions. */
+  initRequestHash: string | undefined = undefined;
+  /** The IntAuth chain (RFC 9242 §3.3.1) of each side's IKE_INTERMEDIATE messages, until IKE_AUTH. */
+  intAuthI: Buffer | undefined = undefined;
+  intAuthR: Buffer | undefined = undefined;
+  /** The cipher before the last IKE_INTERMEDIATE key update: a retransmitted request still uses it. */
+  prevCipher: IkeCipher | undefined = undefined;
+  /** Our CREATE_CHILD_SA in its IKE_FOLLOWUP_KE exchanges, and the peer's (RFC 9370 §2.2.4). */
+  followupOut: Followup | undefined = undefined;
+  followupIn: Followup | undefined = undefined;
+  /** The peer's fragmented request and the fragmented response to ours, only while their fragments arrive. */
+  defragRequest: Reassembly | undefined = undefined;
+  defragResponse: Reassembly | undefined = undefined;
+  /** Messages (already decoded) that arrived while an operation (e.g. a dataplane install) was in progress. */
+  pending: PendingMessage[] | undefined = undefined;
+  /** Key of this SA in the half-open index (responder, until IKE_AUTH completes). */
+  halfOpenKey: string | undefined = undefined;
+  /**
+   * Made by the peer's rekey of this IKE SA while ours was in flight (a collision): until the outcome
+   * is known it holds no CHILD_SAs and starts no exchange of its own.
+   */
+  collisionOf: IkeSa | undefined = undefined;
+  /** The operator asked to terminate it while a rekey was in flight: delete the successor too. */
+  terminateRequested = false;
+  /**
+   * Why it is being removed, when its Delete waits for our exchange in flight to complete (its
+   * response, or its retransmissions giving up): see closeAfterExchange.
+   */
+  closing: string | undefined = undefined;
+  /** Child to create together with IKE_AUTH (initiator). */
+  authChild: ChildConfig | undefined = undefined;
+  /** Why the CHILD_SA of IKE_AUTH failed, when it did (the IKE SA stays up). */
+  authChildError: string | undefined = undefined;
+  /** The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4), when it sent them. */
+  peerHashes: readonly number[] | undefined = undefined;
+  /** The peer sent a CERTREQ (send_cert = ifasked). */
+  certreqSeen = false;
+  /** Subject of the certificate the peer authenticated with. */
+  remoteCert: string | undefined = undefined;
+  /** New IKE SA of a reauthentication: what it takes over. */
+  reauthOf: Reauth | undefined = undefined;
+  /** Old IKE SA: the new IKE SA of its reauthentication, while that is under way. */
+  reauthBy: IkeSa | undefined = undefined;
+}
+
+/** Every field at its default (then IkeSa lets the record go). Nonces count as default when empty. */
+function allDefault(t: Transient): boolean {
+  return (
+    t.ni.length === 0 && t.nr.length === 0 && t.initRequest === undefined && t.initResponse === undefined && t.initPending === undefined &&
+    t.ke === undefined && !t.keRetried && t.cookie === undefined && t.cookieRetries === 0 && t.initRequestHash === undefined &&
+    t.intAuthI === undefined && t.intAuthR === undefined && t.prevCipher === undefined && t.followupOut === undefined &&
+    t.followupIn === undefined && t.defragRequest === undefined && t.defragResponse === undefined && t.pending === undefined &&
+    t.halfOpenKey === undefined && t.collisionOf === undefined && !t.terminateRequested && t.closing === undefined && t.authChild === undefined &&
+    t.authChildError === undefined && t.peerHashes === undefined && !t.certreqSeen && t.remoteCert === undefined &&
+    t.reauthOf === undefined && t.reauthBy === undefined
+  );
+}
+
+const DEFAULTS: Readonly<Transient> = Object.freeze(new Transient());
+
 export class IkeSa {
   readonly id: number;
   conn: ConnectionConfig | undefined;
   /** We started this IKE SA (original initiator). */
   readonly initiator: boolean;
-  spiI: Buffer;
-  spiR: Buffer = Buffer.alloc(8);
+  /**
+   * SPIi | SPIr in one kept block of 16 bytes (two Buffer objects would cost more than the SPIs in
+   * them): spiI and spiR read views of it, and a write copies the 8 bytes in. SPIr is zero until
+   * known.
+   */
+  private readonly spis: Buffer;
+  get spiI(): Buffer {
+    return this.spis.subarray(0, 8);
+  }
+  set spiI(v: Buffer) {
+    this.putSpi(0, v);
+  }
+  get spiR(): Buffer {
+    return this.spis.subarray(8, 16);
+  }
+  set spiR(v: Buffer) {
+    this.putSpi(8, v);
+  }
+  private putSpi(at: number, v: Buffer): void {
+    if (v.length !== 8) throw new RangeError(`an IKE SPI is 8 bytes, not ${v.length}`);
+    v.copy(this.spis, at);
+  }
   private _state: IkeState = 'CREATED';
   private readonly gauges: SaGauges | undefined;
   get state(): IkeState {
@@ -250,19 +356,6 @@ export class IkeSa {
   prf: Prf | undefined;
   keys: IkeKeys | undefined;
   cipher: IkeCipher | undefined;
-  ni: Buffer = Buffer.alloc(0);
-  nr: Buffer = Buffer.alloc(0);
-  /** IKE_SA_INIT request and response, kept until authentication is done (signed octets). */
-  initRequest: Buffer | undefined;
-  initResponse: Buffer | undefined;
-  /** Responder: our IKE_SA_INIT answer waits for its keys from the crypto pool. */
-  initPending: { header: IkeHeader; chosen: ChosenIke } | undefined;
-  /** Initiator's pending key exchange during IKE_SA_INIT. */
-  ke: KeyExchange | undefined;
-  keRetried = false;
-  /** The responder's cookie we return in IKE_SA_INIT (initiator), and how often we were sent one. */
-  cookie: Buffer | undefined;
-  cookieRetries = 0;
   localId = '';
   remoteId = '';
   /** Our next request message ID, and the next request ID we expect from the peer. */
@@ -272,8 +365,6 @@ export class IkeSa {
   /** Last response we sent, for answering retransmitted requests (RFC 7296 §2.1). */
   lastResponseMid = -1;
   lastResponse: Buffer[] | undefined;
-  /** Hash of the IKE_SA_INIT request, to answer its retransmissions. */
-  initRequestHash: string | undefined;
   queue: Task[] = [];
   children: ChildSa[] = [];
   createdAt: number;
@@ -281,10 +372,6 @@ export class IkeSa {
   rekeyAt = 0;
   /** When the IKE SA is reauthenticated (0: never). */
   reauthAt = 0;
-  /** New IKE SA of a reauthentication: what it takes over. */
-  reauthOf: Reauth | undefined;
-  /** Old IKE SA: the new IKE SA of its reauthentication, while that is under way. */
-  reauthBy: IkeSa | undefined;
   lastInbound: number;
   /** When we last sent the peer anything (IKE message or NAT-T keepalive). */
   lastOutbound: number;
@@ -306,19 +393,6 @@ export class IkeSa {
   intermediate = false;
   /** Additional key exchanges (RFC 9370) completed in IKE_INTERMEDIATE exchanges. */
   addKeDone = 0;
-  /** The IntAuth chain (RFC 9242 §3.3.1) of each side's IKE_INTERMEDIATE messages, until IKE_AUTH. */
-  intAuthI: Buffer | undefined;
-  intAuthR: Buffer | undefined;
-  /** The cipher before the last IKE_INTERMEDIATE key update: a retransmitted request still uses it. */
-  prevCipher: IkeCipher | undefined;
-  /** Our CREATE_CHILD_SA in its IKE_FOLLOWUP_KE exchanges, and the peer's (RFC 9370 §2.2.4). */
-  followupOut: Followup | undefined;
-  followupIn: Followup | undefined;
-  /** The peer's fragmented request and the fragmented response to ours, only while their fragments arrive. */
-  defragRequest: Reassembly | undefined;
-  defragResponse: Reassembly | undefined;
-  /** Messages (already decoded) that arrived while an operation (e.g. a dataplane install) was in progress. */
-  pending: PendingMessage[] | undefined;
   /** Operations in progress on this SA (one at a time is the rule; nested steps count too). */
   busyCount = 0;
   get busy(): boolean {
@@ -327,44 +401,238 @@ export class IkeSa {
   /** Where the last request came from: its response goes back there (RFC 7296 §2.11). */
   requestLocal: SaEndpoint | undefined;
   requestRemote: SaEndpoint | undefined;
-  /** Key of this SA in the half-open index (responder, until IKE_AUTH completes). */
-  halfOpenKey: string | undefined;
-  /**
-   * Made by the peer's rekey of this IKE SA while ours was in flight (a collision): until the outcome
-   * is known it holds no CHILD_SAs and starts no exchange of its own.
-   */
-  collisionOf: IkeSa | undefined;
-  /** The operator asked to terminate it while a rekey was in flight: delete the successor too. */
-  terminateRequested = false;
-  /**
-   * Why it is being removed, when its Delete waits for our exchange in flight to complete (its
-   * response, or its retransmissions giving up): see closeAfterExchange.
-   */
-  closing: string | undefined;
-  /** Child to create together with IKE_AUTH (initiator). */
-  authChild: ChildConfig | undefined;
-  /** Why the CHILD_SA of IKE_AUTH failed, when it did (the IKE SA stays up). */
-  authChildError: string | undefined;
   /** Set when deletion is in progress or done; no more processing. */
   dead = false;
-  /** The peer's SIGNATURE_HASH_ALGORITHMS (RFC 7427 §4), when it sent them. */
-  peerHashes: readonly number[] | undefined;
-  /** The peer sent a CERTREQ (send_cert = ifasked). */
-  certreqSeen = false;
-  /** Subject of the certificate the peer authenticated with. */
-  remoteCert: string | undefined;
 
   constructor(id: number, initiator: boolean, spiI: Buffer, local: SaEndpoint, remote: SaEndpoint, now: number, gauges?: SaGauges) {
     this.id = id;
     this.gauges = gauges;
     if (gauges) gauges.ikeByState.CREATED++;
     this.initiator = initiator;
-    this.spiI = spiI;
+    this.spis = keepConcat([spiI, ZERO_SPI]);
+    if (spiI.length !== 8) throw new RangeError(`an IKE SPI is 8 bytes, not ${spiI.length}`);
     this.local = local;
     this.remote = remote;
     this.createdAt = now;
     this.lastInbound = now;
     this.lastOutbound = now;
+  }
+
+  // ---- the Transient fields (see there): read from the record while it exists, else the defaults
+
+  /** The record of Transient fields, while one of them is set. */
+  private t: Transient | undefined = undefined;
+
+  private put<K extends keyof Transient>(k: K, v: Transient[K]): void {
+    let t = this.t;
+    const isDefault = k === 'ni' || k === 'nr' ? (v as Buffer).length === 0 : v === DEFAULTS[k];
+    if (t === undefined) {
+      if (isDefault) return;
+      t = this.t = new Transient();
+    }
+    t[k] = v;
+    if (isDefault && allDefault(t)) this.t = undefined;
+  }
+
+  get ni(): Buffer {
+    return (this.t ?? DEFAULTS).ni;
+  }
+  set ni(v: Buffer) {
+    this.put('ni', v);
+  }
+
+  get nr(): Buffer {
+    return (this.t ?? DEFAULTS).nr;
+  }
+  set nr(v: Buffer) {
+    this.put('nr', v);
+  }
+
+  get initRequest(): Buffer | undefined {
+    return (this.t ?? DEFAULTS).initRequest;
+  }
+  set initRequest(v: Buffer | undefined) {
+    this.put('initRequest', v);
+  }
+
+  get initResponse(): Buffer | undefined {
+    return (this.t ?? DEFAULTS).initResponse;
+  }
+  set initResponse(v: Buffer | undefined) {
+    this.put('initResponse', v);
+  }
+
+  get initPending(): { header: IkeHeader; chosen: ChosenIke } | undefined {
+    return (this.t ?? DEFAULTS).initPending;
+  }
+  set initPending(v: { header: IkeHeader; chosen: ChosenIke } | undefined) {
+    this.put('initPending', v);
+  }
+
+  get ke(): KeyExchange | undefined {
+    return (this.t ?? DEFAULTS).ke;
+  }
+  set ke(v: KeyExchange | undefined) {
+    this.put('ke', v);
+  }
+
+  get keRetried(): boolean {
+    return (this.t ?? DEFAULTS).keRetried;
+  }
+  set keRetried(v: boolean) {
+    this.put('keRetried', v);
+  }
+
+  get cookie(): Buffer | undefined {
+    return (this.t ?? DEFAULTS).cookie;
+  }
+  set cookie(v: Buffer | undefined) {
+    this.put('cookie', v);
+  }
+
+  get cookieRetries(): number {
+    return (this.t ?? DEFAULTS).cookieRetries;
+  }
+  set cookieRetries(v: number) {
+    this.put('cookieRetries', v);
+  }
+
+  get initRequestHash(): string | undefined {
+    return (this.t ?? DEFAULTS).initRequestHash;
+  }
+  set initRequestHash(v: string | undefined) {
+    this.put('initRequestHash', v);
+  }
+
+  get intAuthI(): Buffer | undefined {
+    return (this.t ?? DEFAULTS).intAuthI;
+  }
+  set intAuthI(v: Buffer | undefined) {
+    this.put('intAuthI', v);
+  }
+
+  get intAuthR(): Buffer | undefined {
+    return (this.t ?? DEFAULTS).intAuthR;
+  }
+  set intAuthR(v: Buffer | undefined) {
+    this.put('intAuthR', v);
+  }
+
+  get prevCipher(): IkeCipher | undefined {
+    return (this.t ?? DEFAULTS).prevCipher;
+  }
+  set prevCipher(v: IkeCipher | undefined) {
+    this.put('prevCipher', v);
+  }
+
+  get followupOut(): Followup | undefined {
+    return (this.t ?? DEFAULTS).followupOut;
+  }
+  set followupOut(v: Followup | undefined) {
+    this.put('followupOut', v);
+  }
+
+  get followupIn(): Followup | undefined {
+    return (this.t ?? DEFAULTS).followupIn;
+  }
+  set followupIn(v: Followup | undefined) {
+    this.put('followupIn', v);
+  }
+
+  get defragRequest(): Reassembly | undefined {
+    return (this.t ?? DEFAULTS).defragRequest;
+  }
+  set defragRequest(v: Reassembly | undefined) {
+    this.put('defragRequest', v);
+  }
+
+  get defragResponse(): Reassembly | undefined {
+    return (this.t ?? DEFAULTS).defragResponse;
+  }
+  set defragResponse(v: Reassembly | undefined) {
+    this.put('defragResponse', v);
+  }
+
+  get pending(): PendingMessage[] | undefined {
+    return (this.t ?? DEFAULTS).pending;
+  }
+  set pending(v: PendingMessage[] | undefined) {
+    this.put('pending', v);
+  }
+
+  get halfOpenKey(): string | undefined {
+    return (this.t ?? DEFAULTS).halfOpenKey;
+  }
+  set halfOpenKey(v: string | undefined) {
+    this.put('halfOpenKey', v);
+  }
+
+  get collisionOf(): IkeSa | undefined {
+    return (this.t ?? DEFAULTS).collisionOf;
+  }
+  set collisionOf(v: IkeSa | undefined) {
+    this.put('collisionOf', v);
+  }
+
+  get terminateRequested(): boolean {
+    return (this.t ?? DEFAULTS).terminateRequested;
+  }
+  set terminateRequested(v: boolean) {
+    this.put('terminateRequested', v);
+  }
+  get closing(): string | undefined {
+    return (this.t ?? DEFAULTS).closing;
+  }
+  set closing(v: string | undefined) {
+    this.put('closing', v);
+  }
+
+  get authChild(): ChildConfig | undefined {
+    return (this.t ?? DEFAULTS).authChild;
+  }
+  set authChild(v: ChildConfig | undefined) {
+    this.put('authChild', v);
+  }
+
+  get authChildError(): string | undefined {
+    return (this.t ?? DEFAULTS).authChildError;
+  }
+  set authChildError(v: string | undefined) {
+    this.put('authChildError', v);
+  }
+
+  get peerHashes(): readonly number[] | undefined {
+    return (this.t ?? DEFAULTS).peerHashes;
+  }
+  set peerHashes(v: readonly number[] | undefined) {
+    this.put('peerHashes', v);
+  }
+
+  get certreqSeen(): boolean {
+    return (this.t ?? DEFAULTS).certreqSeen;
+  }
+  set certreqSeen(v: boolean) {
+    this.put('certreqSeen', v);
+  }
+
+  get remoteCert(): string | undefined {
+    return (this.t ?? DEFAULTS).remoteCert;
+  }
+  set remoteCert(v: string | undefined) {
+    this.put('remoteCert', v);
+  }
+
+  get reauthOf(): Reauth | undefined {
+    return (this.t ?? DEFAULTS).reauthOf;
+  }
+  set reauthOf(v: Reauth | undefined) {
+    this.put('reauthOf', v);
+  }
+  get reauthBy(): IkeSa | undefined {
+    return (this.t ?? DEFAULTS).reauthBy;
+  }
+  set reauthBy(v: IkeSa | undefined) {
+    this.put('reauthBy', v);
   }
 
   /** Our own SPI (the one peers address us with). */

@@ -73,16 +73,32 @@ export function selToWire(s: Sel): TrafficSelector {
   };
 }
 
+/**
+ * Ranges handed to the dataplane recently, by content: every CHILD_SA of a connection with the same
+ * local subnet shares one record instead of holding a copy (the dataplane keeps a record per
+ * CHILD_SA for its life; the records are never changed, and are frozen). Bounded: emptied when full.
+ */
+const rangeCache = new Map<string, Readonly<TsRange>>();
+const RANGE_CACHE_MAX = 256;
+
 export function selToRange(s: Sel): TsRange {
+  const key = `${s.family} ${s.start} ${s.end} ${s.protocol} ${s.startPort} ${s.endPort}`;
+  const had = rangeCache.get(key);
+  if (had) return had;
   const len = s.family === 4 ? 4 : 16;
-  return {
+  const start = bytesToIp(bigIntToBytes(s.start, len));
+  const r: TsRange = Object.freeze({
     family: s.family,
-    start: bytesToIp(bigIntToBytes(s.start, len)),
-    end: bytesToIp(bigIntToBytes(s.end, len)),
+    start,
+    // a host selector's two ends are one string
+    end: s.end === s.start ? start : bytesToIp(bigIntToBytes(s.end, len)),
     protocol: s.protocol,
     startPort: s.startPort,
     endPort: s.endPort,
-  };
+  });
+  if (rangeCache.size >= RANGE_CACHE_MAX) rangeCache.clear();
+  rangeCache.set(key, r);
+  return r;
 }
 
 /** Intersection of two selectors, or undefined when they do not overlap. */
