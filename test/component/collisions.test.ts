@@ -6,10 +6,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { child, pair, type Node, type Wire } from '../helpers/engine-pair.ts';
+import { child, live, lossy, messageKind, pair, type Loss, type Node, type Wire } from '../helpers/engine-pair.ts';
 import { ExchangeType, PayloadType } from '../../src/ikev2/constants.ts';
 import { openMessage } from '../helpers/rewrite.ts';
-import type { OutPacket } from '../../src/ikev2/engine/engine.ts';
 import type { IkeSa } from '../../src/ikev2/sa/ike-sa.ts';
 
 const A = '192.0.2.1';
@@ -19,37 +18,6 @@ const quiet = {
   a: { rekeyTime: 0, children: [child('net', { localTs: ['10.1.0.0/16'], remoteTs: ['10.2.0.0/16'], rekeyTime: 0, lifeTime: 0, randTime: 0 })] },
   b: { rekeyTime: 0, children: [child('net', { localTs: ['10.2.0.0/16'], remoteTs: ['10.1.0.0/16'], rekeyTime: 0, lifeTime: 0, randTime: 0 })] },
 };
-
-interface Loss {
-  /** Which side sent it. */
-  from: 'a' | 'b';
-  exchange: number;
-  response: boolean;
-  /** Drop the n-th such message (1 = the first); 'dup' delivers it twice. */
-  nth: number;
-  what?: 'drop' | 'dup';
-}
-
-function kind(p: OutPacket): { from: 'a' | 'b'; exchange: number; response: boolean } {
-  return { from: p.local.addr === A ? 'a' : 'b', exchange: p.data[18]!, response: (p.data[19]! & 0x20) !== 0 };
-}
-
-/** A wire filter that loses or duplicates the listed messages. */
-function lossy(w: Wire, losses: Loss[]): void {
-  const seen = new Map<string, number>();
-  w.filter = (p) => {
-    const k = kind(p);
-    const key = `${k.from}/${k.exchange}/${k.response}`;
-    const n = (seen.get(key) ?? 0) + 1;
-    seen.set(key, n);
-    const hit = losses.find((l) => l.from === k.from && l.exchange === k.exchange && l.response === k.response && l.nth === n);
-    return hit ? (hit.what ?? 'drop') : 'deliver';
-  };
-}
-
-function live(n: Node): IkeSa[] {
-  return [...n.engine.table.values()].filter((s) => !s.dead);
-}
 
 /** Both sides up with one CHILD_SA; every later step is checked for an outbound SA on both sides. */
 async function up() {
@@ -99,7 +67,7 @@ function agree(env: { a: Node; b: Node }, gaps: string[], o: { established?: boo
 function deletesNaming(w: Wire, sa: IkeSa, sb: IkeSa, spis: number[]): number {
   const seen = new Set<string>();
   for (const p of w.log) {
-    const k = kind(p);
+    const k = messageKind(p);
     if (k.exchange !== INFO || k.response) continue;
     const m = openMessage(k.from === 'a' ? sb : sa, p.data);
     const named = m.payloads.some((x) => x.type === PayloadType.DELETE && x.spis.some((b) => spis.includes(b.readUInt32BE(0))));
@@ -278,7 +246,7 @@ test('a peer that refuses every rekey with TEMPORARY_FAILURE: retries with jitte
   };
   const filter = env.w.filter;
   env.w.filter = (p) => {
-    if (kind(p).from === 'a' && kind(p).exchange === CC && !kind(p).response) rekeyTimes.push(env.w.sched.now());
+    if (messageKind(p).from === 'a' && messageKind(p).exchange === CC && !messageKind(p).response) rekeyTimes.push(env.w.sched.now());
     return filter(p);
   };
   const t0 = env.w.sched.now();
@@ -388,7 +356,7 @@ for (const restarted of [true, false]) {
     const requests: number[] = [];
     let refused = 0;
     env.w.filter = (p) => {
-      const k = kind(p);
+      const k = messageKind(p);
       if (k.from === 'a' && k.exchange === CC && !k.response) requests.push(env.w.sched.now());
       if (k.from === 'b' && k.exchange === CC && k.response && refused++ === 0) theirs.state = 'INSTALLED';
       return 'deliver';

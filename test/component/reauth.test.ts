@@ -7,10 +7,9 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { child, config, pair, psk, type Node, type Wire } from '../helpers/engine-pair.ts';
+import { child, config, live, lossy, pair, psk, type Loss, type Node, type Wire } from '../helpers/engine-pair.ts';
 import { captureLog, openMessage } from '../helpers/rewrite.ts';
 import { ExchangeType, NotifyType, PayloadType } from '../../src/ikev2/constants.ts';
-import type { OutPacket } from '../../src/ikev2/engine/engine.ts';
 import type { IkeSa } from '../../src/ikev2/sa/ike-sa.ts';
 import { selToString } from '../../src/ikev2/sa/ts.ts';
 import { ikeView } from '../../src/control/views.ts';
@@ -39,35 +38,8 @@ const SIDE_B: [string, string] = ['10.2.0.0/16', '10.4.0.0/16'];
 /** Reauthentication every 100 s on `who`, no jitter, hard lifetime 600 s after it. */
 const REAUTH = { reauthTime: 100, randTime: 0, overTime: 600 };
 
-interface Loss {
-  /** Which side sends it: a or b, or in a case template x (the side that reauthenticates) or y (its peer). */
-  from: 'a' | 'b' | 'x' | 'y';
-  exchange: number;
-  response: boolean;
-  /** The n-th such message after the losses were armed (1 = the first). */
-  nth: number;
-  what?: 'drop' | 'dup';
-}
-
-function kind(p: OutPacket): { from: 'a' | 'b'; exchange: number; response: boolean } {
-  return { from: p.local.addr === A ? 'a' : 'b', exchange: p.data[18]!, response: (p.data[19]! & 0x20) !== 0 };
-}
-
-function lossy(w: Wire, losses: Loss[]): void {
-  const seen = new Map<string, number>();
-  w.filter = (p) => {
-    const k = kind(p);
-    const key = `${k.from}/${k.exchange}/${k.response}`;
-    const n = (seen.get(key) ?? 0) + 1;
-    seen.set(key, n);
-    const hit = losses.find((l) => l.from === k.from && l.exchange === k.exchange && l.response === k.response && l.nth === n);
-    return hit ? (hit.what ?? 'drop') : 'deliver';
-  };
-}
-
-function live(n: Node): IkeSa[] {
-  return [...n.engine.table.values()].filter((s) => !s.dead);
-}
+/** A loss in a case template: x is the side that reauthenticates, y its peer. */
+type CaseLoss = Omit<Loss, 'from'> & { from: Loss['from'] | 'x' | 'y' };
 
 /** Both sides up with two CHILD_SAs; from then on every step is checked for outbound SAs the peer can decrypt. */
 async function up(o: { a?: Partial<ConnectionConfig>; b?: Partial<ConnectionConfig>; logA?: ReturnType<typeof captureLog>['log']; logB?: ReturnType<typeof captureLog>['log']; mode?: Mode }) {
@@ -140,7 +112,7 @@ function noInitialContact(w: Wire, sb: IkeSa): void {
   assert.ok(seen >= 1, 'the IKE_AUTH request was seen');
 }
 
-const cases: [string, Loss[], number?][] = [
+const cases: [string, CaseLoss[], number?][] = [
   ['no loss', []],
   ['the new IKE_SA_INIT request lost once', [{ from: 'x', exchange: INIT, response: false, nth: 1 }]],
   ['the IKE_AUTH response lost once', [{ from: 'y', exchange: AUTH, response: true, nth: 1 }]],

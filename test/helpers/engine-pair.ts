@@ -9,6 +9,7 @@ import { MemoryDataplane } from '../../src/dataplane/memory.ts';
 import type { ChildConfig, Config, ConnectionConfig, SecretConfig } from '../../src/config/types.ts';
 import { parseProposals } from '../../src/ikev2/crypto/proposals.ts';
 import type { FragmentLimits } from '../../src/ikev2/engine/fragments.ts';
+import type { IkeSa } from '../../src/ikev2/sa/ike-sa.ts';
 
 /** Deterministic random bytes (xorshift128+), so SPIs and nonces repeat run to run. */
 export function seededRandom(seed: number): RandomSource {
@@ -291,4 +292,38 @@ export function pair(
     { log: o.logB, fragmentLimits: o.fragmentLimits, maxDatagram: o.maxDatagram, engine: o.engineB },
   );
   return { w, a, b };
+}
+
+/** A message for lossy() to lose or duplicate. */
+export interface Loss {
+  /** Which side sends it (a is 192.0.2.1 in pair()). */
+  from: 'a' | 'b';
+  exchange: number;
+  response: boolean;
+  /** The n-th such message after the losses were armed (1 = the first). */
+  nth: number;
+  what?: 'drop' | 'dup';
+}
+
+/** Who sent a packet of pair()'s wire, its exchange type and whether it is a response. */
+export function messageKind(p: OutPacket): { from: 'a' | 'b'; exchange: number; response: boolean } {
+  return { from: p.local.addr === '192.0.2.1' ? 'a' : 'b', exchange: p.data[18]!, response: (p.data[19]! & 0x20) !== 0 };
+}
+
+/** A wire filter that loses or duplicates the listed messages. */
+export function lossy(w: Wire, losses: readonly Loss[]): void {
+  const seen = new Map<string, number>();
+  w.filter = (p) => {
+    const k = messageKind(p);
+    const key = `${k.from}/${k.exchange}/${k.response}`;
+    const n = (seen.get(key) ?? 0) + 1;
+    seen.set(key, n);
+    const hit = losses.find((l) => l.from === k.from && l.exchange === k.exchange && l.response === k.response && l.nth === n);
+    return hit ? (hit.what ?? 'drop') : 'deliver';
+  };
+}
+
+/** The IKE SAs of a node that are not dead. */
+export function live(n: Node): IkeSa[] {
+  return [...n.engine.table.values()].filter((s) => !s.dead);
 }
