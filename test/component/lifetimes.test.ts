@@ -46,10 +46,9 @@ test('an IKE SA rekeyed in time is not deleted by the hard lifetime of its prede
   assert.equal(env.a.engine.stats.ikeDeleted, env.a.engine.stats.ikeRekeyed, 'only rekeyed SAs were deleted');
 });
 
-test('10,000 tunnels made within one minute: rand_time spreads their IKE and CHILD rekeys over the window', () => {
-  const sched = new FakeScheduler(0);
-  sched.setHandler(() => undefined);
-  const ctx = new EngineContext({
+/** An engine context with no peer: enough to schedule rekeys on a fake clock. */
+function timerContext(sched: FakeScheduler, ikeSaLimit: number): EngineContext {
+  return new EngineContext({
     scheduler: sched,
     random: (n) => randomBytes(n),
     send: () => undefined,
@@ -57,8 +56,14 @@ test('10,000 tunnels made within one minute: rand_time spreads their IKE and CHI
     log: pino({ level: 'silent' }),
     port: 500,
     portNatT: 4500,
-    ikeSaLimit: 20_000,
+    ikeSaLimit,
   });
+}
+
+test('10,000 tunnels made within one minute: rand_time spreads their IKE and CHILD rekeys over the window', () => {
+  const sched = new FakeScheduler(0);
+  sched.setHandler(() => undefined);
+  const ctx = timerContext(sched, 20_000);
   // strongSwan's defaults: IKE rekey_time 4 h, rand_time = over_time = 10 %; CHILD 1 h, rand_time 6 min.
   const c = conn('spread', { rekeyTime: 14_400, overTime: 1_440, randTime: 1_440, children: [child('net', { rekeyTime: 3_600, lifeTime: 3_960, randTime: 360 })] });
   const ike: number[] = [];
@@ -88,16 +93,7 @@ test('10,000 tunnels made within one minute: rand_time spreads their IKE and CHI
 test('rand_time = 1s: 1,000 CHILD_SAs and IKE SAs installed in the same millisecond spread their rekeys over that second', () => {
   const sched = new FakeScheduler(5_000);
   sched.setHandler(() => undefined);
-  const ctx = new EngineContext({
-    scheduler: sched,
-    random: (n) => randomBytes(n),
-    send: () => undefined,
-    dataplane: new MemoryDataplane(),
-    log: pino({ level: 'silent' }),
-    port: 500,
-    portNatT: 4500,
-    ikeSaLimit: 2_000,
-  });
+  const ctx = timerContext(sched, 2_000);
   const c = conn('tight', { rekeyTime: 30, overTime: 3, randTime: 1, children: [child('net', { rekeyTime: 10, lifeTime: 11, randTime: 1 })] });
   const esp: number[] = [];
   const ike: number[] = [];
