@@ -509,3 +509,30 @@ export async function startVppLab(t: LabOwner, opts: VppLabOptions = {}): Promis
     throw new Error(`${(e as Error).message}${vppPid !== undefined ? log : ''}`);
   }
 }
+
+/**
+ * The `daemon` and `vpp` blocks of a vpp-iked on this lab's gateway: IKE through VPP's punt socket
+ * (`iked-punt.sock` in the lab's folder), SAs into VPP, loop0 lending its address to ipsec
+ * interfaces. `daemon` and `vpp` add lines to their blocks.
+ */
+export function gatewayDaemonConf(vpp: VppLab, o: { daemon?: readonly string[]; vpp?: readonly string[] } = {}): string {
+  return [
+    'daemon {',
+    '  transport = punt',
+    '  dataplane = vpp',
+    ...(o.daemon ?? []).map((l) => `  ${l}`),
+    '}',
+    'vpp {',
+    `  socket = ${vpp.apiSocket}`,
+    `  punt_socket = ${gatewayPuntSocket(vpp)}`,
+    '  unnumbered_interface = loop0',
+    ...(o.vpp ?? []).map((l) => `  ${l}`),
+    '}',
+  ].join('\n');
+}
+
+/** Where gatewayDaemonConf() has vpp-iked bind its punt socket. */
+export function gatewayPuntSocket(vpp: VppLab): string {
+  return join(vpp.dir, 'iked-punt.sock');
+}
+

@@ -26,9 +26,8 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { join } from 'node:path';
 import { createLab, interopAvailable, waitFor, type Charon, type SwanSa } from './harness.ts';
-import { startVppLab, vppAvailable, VPP_LAB_ADDR, type VppLab } from '../helpers/real-vpp.ts';
+import { gatewayDaemonConf, startVppLab, vppAvailable, VPP_LAB_ADDR, type VppLab } from '../helpers/real-vpp.ts';
 import { startDaemon, type DaemonHandle, type IkeSaJson } from '../helpers/daemon.ts';
 import { sleep } from '../helpers/wait.ts';
 import { VppClient } from '../../src/vpp/client.ts';
@@ -112,15 +111,7 @@ async function startGateway(t: TestContext): Promise<Gateway> {
     listen: [VPP_LAB_ADDR.vpp.v4, VPP_LAB_ADDR.vpp.v6],
     logLevel: 'info',
     conf: [
-      'daemon {',
-      '  transport = punt',
-      '  dataplane = vpp',
-      '}',
-      'vpp {',
-      `  socket = ${vpp.apiSocket}`,
-      `  punt_socket = ${join(vpp.dir, 'iked-punt.sock')}`,
-      '  unnumbered_interface = loop0',
-      '}',
+      gatewayDaemonConf(vpp),
       connections(false),
     ].join('\n'),
   });

@@ -25,9 +25,8 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { join } from 'node:path';
 import { createLab, interopAvailable, waitFor, type Charon } from './harness.ts';
-import { startVppLab, vppAvailable, VPP_LAB_ADDR, type VppLab } from '../helpers/real-vpp.ts';
+import { gatewayDaemonConf, startVppLab, vppAvailable, VPP_LAB_ADDR, type VppLab } from '../helpers/real-vpp.ts';
 import { startDaemon, type ChildSaJson, type DaemonHandle, type IkeSaJson } from '../helpers/daemon.ts';
 import { controlRequest } from '../../src/control/server.ts';
 
@@ -182,16 +181,7 @@ test('volume lifetimes on inbound traffic: strongSwan -> real VPP, vpp-iked reke
     listen: [VPP_LAB_ADDR.vpp.v4],
     logLevel: 'info',
     conf: [
-      'daemon {',
-      '  transport = punt',
-      '  dataplane = vpp',
-      '  traffic_poll = 1s',
-      '}',
-      'vpp {',
-      `  socket = ${vpp.apiSocket}`,
-      `  punt_socket = ${join(vpp.dir, 'iked-punt.sock')}`,
-      '  unnumbered_interface = loop0',
-      '}',
+      gatewayDaemonConf(vpp, { daemon: ['traffic_poll = 1s'] }),
       connections('vpp'),
     ].join('\n'),
   });

@@ -45,7 +45,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { createLab, interopAvailable, waitFor, type Charon, type Lab, type SwanSa } from './harness.ts';
-import { requireVpp, run, startVppLab, vppAvailable, VPP_LAB_ADDR, type VppLab } from '../helpers/real-vpp.ts';
+import { gatewayDaemonConf, gatewayPuntSocket, requireVpp, run, startVppLab, vppAvailable, VPP_LAB_ADDR, type VppLab } from '../helpers/real-vpp.ts';
 import { daemonSection, spawnDaemonWithConfig, startDaemon, type DaemonHandle, type IkeSaJson } from '../helpers/daemon.ts';
 import { VppClient } from '../../src/vpp/client.ts';
 import { isOurId } from '../../src/dataplane/vpp/ids.ts';
@@ -282,7 +282,7 @@ async function startGateway(t: TestContext, mode: Mode): Promise<Gateway> {
   for (const c of gatewayCommands(vpp, mode)) await vpp.ctl(...c.split(' '));
   const lab = await createLab({ tag: `gw-${mode}`, namespaces: { a: vpp.peerNs, b: vpp.vppNs } });
   t.after(() => lab.destroy());
-  const puntSocket = join(vpp.dir, 'iked-punt.sock');
+  const puntSocket = gatewayPuntSocket(vpp);
   const iked = await startDaemon({
     name: `gw-${mode}`,
     parentDir: vpp.dir,
@@ -290,17 +290,7 @@ async function startGateway(t: TestContext, mode: Mode): Promise<Gateway> {
     listen: [VPP_LAB_ADDR.vpp.v4, VPP_LAB_ADDR.vpp.v6],
     logLevel: 'info',
     conf: [
-      'daemon {',
-      '  transport = punt',
-      '  dataplane = vpp',
-      ...(mode === 'p2p' ? [`  fragment_size = ${FRAG_SIZE}`] : []),
-      '}',
-      'vpp {',
-      `  socket = ${vpp.apiSocket}`,
-      `  punt_socket = ${puntSocket}`,
-      '  unnumbered_interface = loop0',
-      `  policy_interface = ${vpp.hostIf}`,
-      '}',
+      gatewayDaemonConf(vpp, { daemon: mode === 'p2p' ? [`fragment_size = ${FRAG_SIZE}`] : [], vpp: [`policy_interface = ${vpp.hostIf}`] }),
       connections('vpp', mode, certs),
     ].join('\n'),
   });
