@@ -14,9 +14,10 @@
  * kernel does not take at once retires the sending socket (closing it drops the addon's copy) and
  * the datagram waits in our own bounded queue, tried again on a short backoff timer (1 ms doubling
  * to 50 ms; Linux tells no writability to an unconnected sender), in order, until it goes, the
- * socket is closed, or it has waited too long. The sending socket of a bound UnixDgramSocket is
- * bound to the same path (bound first, its file then replaced by the receiving socket's), so
- * receivers see that path as the sender and their answers reach the receiving socket.
+ * socket is closed, or it has waited too long. The first sending socket of a bound UnixDgramSocket
+ * is bound to the same path (bound first, its file then replaced by the receiving socket's), so
+ * receivers see that path as the sender; a sending socket that replaces it sends unnamed (VPP's
+ * punt socket and systemd's notify socket do not look at the sender).
  *
  * Limits of this implementation:
  * - Paths only: names in the abstract namespace (`@name` / a leading NUL byte) are refused, because
@@ -28,9 +29,8 @@
  * Every failure is an exception (or a rejected promise) whose message names the path.
  */
 import { EventEmitter } from 'node:events';
-import { chmodSync, lstatSync, renameSync, unlinkSync } from 'node:fs';
+import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
-import { basename, dirname, join } from 'node:path';
 
 type Addon = typeof import('node-unix-socket');
 type AddonSocket = InstanceType<Addon['DgramSocket']>;
@@ -274,7 +274,7 @@ export class UnixDgramSocket extends EventEmitter<UnixDgramSocketEvents> {
       return Promise.reject(new UnixDgramError('send to', path, `the receiver's queue is full and ${this.waiting.length} datagrams wait already`, 'ENOBUFS'));
     }
     return new Promise<void>((resolve, reject) => {
-      this.waiting.push({ buf, path, since: Date.now(), resolve, reject });
+      this.waiting.push({ buf, path, since: performance.now(), resolve, reject });
       this.blocked(path);
     });
   }
@@ -300,7 +300,7 @@ export class UnixDgramSocket extends EventEmitter<UnixDgramSocketEvents> {
   private pump(): void {
     while (!this.closed && this.waiting.length > 0) {
       const w = this.waiting[0]!;
-      if (Date.now() - w.since > this.waitMs) {
+      if (performance.now() - w.since > this.waitMs) {
         this.waiting.shift();
         this.sendStats.timedOut++;
         w.reject(new UnixDgramError('send to', w.path, `the receiver's queue stayed full for ${this.waitMs} ms`, 'ETIMEDOUT'));
@@ -326,7 +326,7 @@ export class UnixDgramSocket extends EventEmitter<UnixDgramSocketEvents> {
   private attempt(buf: Buffer, path: string): 'sent' | 'blocked' | UnixDgramError {
     let tx: AddonSocket;
     try {
-      tx = this.tx ?? (this.tx = this.namedTx());
+      tx = this.tx ?? (this.tx = this.newTx());
     } catch (e) {
       return new UnixDgramError('send to', path, (e as Error).message, (e as NodeJS.ErrnoException).code);
     }
@@ -351,38 +351,6 @@ export class UnixDgramSocket extends EventEmitter<UnixDgramSocketEvents> {
     const tx = new DgramSocket();
     // Nothing can address it (no file of its own), so it never receives; errors are not ours to report.
     tx.on('error', () => {});
-    return tx;
-  }
-
-  /**
-   * A new sending socket, bound to our path when we are bound: the receiving socket's file is moved
-   * aside for the bind and moved back over the new socket's file (datagrams sent to the path in
-   * those microseconds are refused). When the path is no longer ours, the socket sends unbound.
-   */
-  private namedTx(): AddonSocket {
-    const tx = this.newTx();
-    const path = this.boundPath;
-    if (path === undefined) return tx;
-    let ino: number | bigint | undefined;
-    try {
-      ino = lstatSync(path).ino;
-    } catch {
-      return tx;
-    }
-    if (ino !== this.boundIno) return tx;
-    const aside = join(dirname(path), `.${basename(path)}.${process.pid}.rebind`);
-    try {
-      renameSync(path, aside);
-    } catch {
-      return tx;
-    }
-    try {
-      tx.bind(path);
-    } catch {
-      // sends unbound
-    } finally {
-      renameSync(aside, path);
-    }
     return tx;
   }
 

@@ -101,6 +101,21 @@ test('stop while the peer does not answer: at the deadline the Delete goes anywa
   assert.equal(env.w.log.length, sent + 1, 'one Delete sent at the deadline');
   assert.equal(env.a.engine.table.size, 0);
   assert.equal(env.a.dp.installed.size, 0);
+  assert.equal(env.a.dp.pendingSpis, 0, 'the SPI the unanswered rekey allocated is released');
+});
+
+test('stop while the peer does not answer and the retransmissions give up: the rekey\'s SPI is released', async () => {
+  const { env, sa } = await established();
+  env.w.filter = () => 'drop';
+  env.a.engine.rekeyChild(sa, sa.children[0]!);
+  await settle();
+  assert.equal(env.a.dp.pendingSpis, 1, 'the rekey holds an SPI of ours');
+  const drained = env.a.engine.shutdown(true);
+  await env.w.advance(400_000, 5_000);
+  await drained;
+  assert.ok(sa.dead);
+  assert.equal(env.a.dp.installed.size, 0);
+  assert.equal(env.a.dp.pendingSpis, 0, 'no SPI left allocated');
 });
 
 test('stop with nothing in flight: every Delete goes at once and the stop completes at once', async () => {

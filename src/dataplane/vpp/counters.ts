@@ -6,7 +6,7 @@
  * One counters() call is one consistent read of the segment for all the ids asked for.
  */
 import { CountersUnavailableError, type ChildCounters } from '../types.ts';
-import { fileSource, findStatsSegment, IPSEC_SA_COUNTERS, StatsSegment, StatsSegmentError } from '../../vpp/stats-segment.ts';
+import { fileSource, findStatsSegment, IPSEC_SA_COUNTERS, StatsSegment, StatsSegmentError, type SegmentSource } from '../../vpp/stats-segment.ts';
 import { ready, req, type Backend } from './state.ts';
 
 /** After a failure to open the segment, how long reads fail at once before it is tried again (ms). */
@@ -61,10 +61,14 @@ export class SaCounterReader {
       if ('error' in found) throw new CountersUnavailableError(found.error);
       path = found.path;
     }
+    if (b.closed) throw new CountersUnavailableError('the VPP dataplane is closed');
     let seg: StatsSegment;
+    let src: SegmentSource | undefined;
     try {
-      seg = new StatsSegment(fileSource(path));
+      src = fileSource(path);
+      seg = new StatsSegment(src);
     } catch (e) {
+      src?.close();
       const code = (e as NodeJS.ErrnoException).code;
       throw new CountersUnavailableError(`cannot open VPP's stats segment ${path}: ${code ?? (e as Error).message}`);
     }
@@ -77,7 +81,11 @@ export class SaCounterReader {
   async read(childIds: readonly number[]): Promise<Map<number, ChildCounters>> {
     const b = this.b;
     await ready(b);
-    const seg = await this.segment();
+    let seg = await this.segment();
+    // A read that ran while this one waited may have closed the segment (it could not make sense of
+    // it): open it again rather than read through a closed descriptor.
+    if (seg !== this.seg) seg = await this.segment();
+    if (seg !== this.seg) throw new CountersUnavailableError("VPP's stats segment was closed while being opened");
     const t0 = performance.now();
     const ids: number[] = [];
     const indexes: number[] = [];

@@ -69,7 +69,7 @@ export function closeAfterExchange(ctx: EngineContext, sa: IkeSa, reason: string
 /** The exchange a closing IKE SA waited for is over (or nothing was in flight): Delete it and remove it. */
 export function finishClosing(ctx: EngineContext, sa: IkeSa, reason = sa.closing ?? 'shutdown'): void {
   if (sa.dead) return;
-  sa.active = undefined;
+  // destroy() still needs the exchange in flight: it releases what that exchange held.
   if (peerHolds(sa)) transmit(ctx, sa, seal(sa, ExchangeType.INFORMATIONAL, sa.sendMid++, false, [deletePayload(ProtocolId.IKE, [])]));
   destroy(ctx, sa, reason);
 }
