@@ -401,3 +401,23 @@ test('an IKE SA on the NAT-T port (encap = yes) is reauthenticated from and to t
   const init = env.w.log.filter((p) => p.data[18] === INIT && (p.data[19]! & 0x20) === 0 && p.local.addr === A);
   assert.equal(init.at(-1)!.local.port, 4500, 'the new IKE_SA_INIT went from port 4500');
 });
+
+test('the operator deletes an IKE SA while its reauthentication waits for IKE_AUTH: the new IKE SA goes too, no tunnel is left', async () => {
+  const env = await up({ a: REAUTH });
+  // Hold the reauthentication's IKE_AUTH back until the old IKE SA was deleted.
+  let hold = true;
+  env.w.filter = (p) => (hold && p.data[18] === AUTH ? 'drop' : 'deliver');
+  await env.w.advance(101_000, 500);
+  assert.ok(env.oldA.reauthBy && !env.oldA.reauthBy.dead, 'a reauthentication is under way');
+  env.w.afterDelivery = () => undefined;
+  env.a.engine.deleteIke(env.oldA);
+  hold = false;
+  await env.w.advance(120_000, 500);
+  assert.equal(live(env.a).length, 0, `no IKE SA left on a: ${live(env.a).map((s) => `${s.id} ${s.state}`)}`);
+  assert.equal(live(env.b).length, 0, `no IKE SA left on b: ${live(env.b).map((s) => `${s.id} ${s.state}`)}`);
+  for (const n of [env.a, env.b]) {
+    assert.equal(n.dp.installed.size, 0, 'no SA installed');
+    assert.equal(n.dp.pendingSpis, 0, 'no SPI left allocated');
+  }
+});
+

@@ -166,8 +166,13 @@ export class Engine {
     rekeyChild(this.ctx, sa, child);
   }
 
-  /** Delete an IKE SA and its CHILD_SAs, telling the peer. */
+  /**
+   * Delete an IKE SA and its CHILD_SAs, telling the peer. A reauthentication of it under way goes
+   * too: it would otherwise carry the IKE SA's tunnels on.
+   */
   deleteIke(sa: IkeSa): void {
+    const next = sa.reauthBy;
+    if (next && !next.dead) deleteIke(this.ctx, next);
     deleteIke(this.ctx, sa);
   }
 
