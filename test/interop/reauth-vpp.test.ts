@@ -442,11 +442,14 @@ test('reauthentication through the real VPP: strongSwan, then vpp-iked, make-bef
       .map((l) => { try { const j = JSON.parse(l) as { time: string | number; msg: string; ike?: number }; return `${new Date(j.time).toISOString().slice(11, 23)} ike ${j.ike} ${j.msg}`; } catch { return l; } });
     t.diagnostic(`VPP errors:\n${errors}\nvpp-iked:\n${events.join('\n')}`);
   }
-  for (const [what, p, allowed] of [['strongSwan', p1, 0], ['vpp-iked', p2, 1]] as const) {
+  // One lost ping per tunnel is the window README's "Reauthentication" describes for each direction:
+  // the responder's old outbound SA until the initiator's Delete, the initiator's new one before the
+  // responder has installed it.
+  for (const [what, p] of [['strongSwan', p1], ['vpp-iked', p2]] as const) {
     for (const [i, x] of TUNNELS.entries()) {
       const r = p.pings[i]!;
-      assert.ok(r.sent > 0 && r.sent - r.received <= allowed,
-        `${x.name}: ${allowed === 0 ? 'no ping' : `at most ${allowed} ping`} lost while ${what} reauthenticates: ${r.received} of ${r.sent} replies\n${r.output.split('\n').slice(-4).join('\n')}`);
+      assert.ok(r.sent > 0 && r.sent - r.received <= 1,
+        `${x.name}: at most one ping lost while ${what} reauthenticates: ${r.received} of ${r.sent} replies\n${r.output.split('\n').slice(-4).join('\n')}`);
     }
   }
 });
