@@ -5,12 +5,9 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import pino from 'pino';
-import { child, conn, pair } from '../helpers/engine-pair.ts';
+import { child, conn, pair, timerContext } from '../helpers/engine-pair.ts';
 import { captureLog } from '../helpers/rewrite.ts';
 import { FakeScheduler } from '../../src/common/clock.ts';
-import { MemoryDataplane } from '../../src/dataplane/memory.ts';
-import { EngineContext } from '../../src/ikev2/engine/context.ts';
 import { scheduleIkeRekey } from '../../src/ikev2/engine/ike-rekey.ts';
 import { childLifetimes } from '../../src/ikev2/engine/child-rekey.ts';
 import { ChildSa, IkeSa } from '../../src/ikev2/sa/ike-sa.ts';
@@ -45,20 +42,6 @@ test('an IKE SA rekeyed in time is not deleted by the hard lifetime of its prede
   assert.ok(env.a.engine.stats.ikeRekeyed >= 2, 'rekeyed every 100 s');
   assert.equal(env.a.engine.stats.ikeDeleted, env.a.engine.stats.ikeRekeyed, 'only rekeyed SAs were deleted');
 });
-
-/** An engine context with no peer: enough to schedule rekeys on a fake clock. */
-function timerContext(sched: FakeScheduler, ikeSaLimit: number): EngineContext {
-  return new EngineContext({
-    scheduler: sched,
-    random: (n) => randomBytes(n),
-    send: () => undefined,
-    dataplane: new MemoryDataplane(),
-    log: pino({ level: 'silent' }),
-    port: 500,
-    portNatT: 4500,
-    ikeSaLimit,
-  });
-}
 
 test('10,000 tunnels made within one minute: rand_time spreads their IKE and CHILD rekeys over the window', () => {
   const sched = new FakeScheduler(0);

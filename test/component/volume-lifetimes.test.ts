@@ -5,15 +5,12 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { randomBytes } from 'node:crypto';
-import pino from 'pino';
-import { child, pair } from '../helpers/engine-pair.ts';
+import { child, pair, timerContext } from '../helpers/engine-pair.ts';
 import { captureLog } from '../helpers/rewrite.ts';
 import { FakeScheduler } from '../../src/common/clock.ts';
 import { MemoryDataplane } from '../../src/dataplane/memory.ts';
 import { CountersUnavailableError } from '../../src/dataplane/types.ts';
 import type { ChildConfig } from '../../src/config/types.ts';
-import { EngineContext } from '../../src/ikev2/engine/context.ts';
 import { childLifetimes } from '../../src/ikev2/engine/child-rekey.ts';
 import { ChildSa } from '../../src/ikev2/sa/ike-sa.ts';
 
@@ -139,16 +136,7 @@ test('counters that cannot be read are logged once, saying the limits are not en
 test('rand_bytes and rand_packets: rekey thresholds spread over (rekey − rand, rekey], as strongSwan applies its jitter', () => {
   const sched = new FakeScheduler(0);
   sched.setHandler(() => undefined);
-  const ctx = new EngineContext({
-    scheduler: sched,
-    random: (n) => randomBytes(n),
-    send: () => undefined,
-    dataplane: new MemoryDataplane(),
-    log: pino({ level: 'silent' }),
-    port: 500,
-    portNatT: 4500,
-    ikeSaLimit: 20_000,
-  });
+  const ctx = timerContext(sched, 20_000);
   const cfg = child('net', { rekeyTime: 0, lifeTime: 0, randTime: 0, rekeyBytes: 1_000_000, lifeBytes: 1_100_000, randBytes: 100_000, rekeyPackets: 5000, randPackets: 1000, lifePackets: 0 });
   const bytes: number[] = [];
   const packets: number[] = [];

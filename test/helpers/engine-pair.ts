@@ -2,10 +2,12 @@
  * Two engines joined by an in-memory wire with a fake clock: the wire can drop, duplicate, delay
  * and reorder packets. Used by the component tests.
  */
+import { randomBytes } from 'node:crypto';
 import pino, { type Logger } from 'pino';
 import { Engine, type EngineEvent, type EngineOptions, type OutPacket } from '../../src/ikev2/engine/engine.ts';
 import { FakeScheduler, type RandomSource } from '../../src/common/clock.ts';
 import { MemoryDataplane } from '../../src/dataplane/memory.ts';
+import { EngineContext } from '../../src/ikev2/engine/context.ts';
 import type { ChildConfig, Config, ConnectionConfig, SecretConfig } from '../../src/config/types.ts';
 import { parseProposals } from '../../src/ikev2/crypto/proposals.ts';
 import type { FragmentLimits } from '../../src/ikev2/engine/fragments.ts';
@@ -326,4 +328,18 @@ export function lossy(w: Wire, losses: readonly Loss[]): void {
 /** The IKE SAs of a node that are not dead. */
 export function live(n: Node): IkeSa[] {
   return [...n.engine.table.values()].filter((s) => !s.dead);
+}
+
+/** An engine context with no peer: enough to schedule rekeys and lifetimes on a fake clock. */
+export function timerContext(sched: FakeScheduler, ikeSaLimit: number): EngineContext {
+  return new EngineContext({
+    scheduler: sched,
+    random: (n) => randomBytes(n),
+    send: () => undefined,
+    dataplane: new MemoryDataplane(),
+    log: pino({ level: 'silent' }),
+    port: 500,
+    portNatT: 4500,
+    ikeSaLimit,
+  });
 }
