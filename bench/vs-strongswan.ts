@@ -59,7 +59,7 @@ import { CHARON_BIN, createLab, LAB_ADDR, SWANCTL_BIN } from '../test/interop/ha
 import type { Lab, LabProcess } from '../test/interop/harness.ts';
 import { daemonStats, spawnDaemon, type DaemonProc } from './lab-daemon.ts';
 import { CharonProc, findPlugin, pluginFolder, PSK, startLoad, type LoadStream } from '../test/helpers/load-tester.ts';
-import { mainThreadCpuMs, procStat } from '../test/helpers/proc.ts';
+import { mainThreadCpuMs, procStat, threadCpuMs } from '../test/helpers/proc.ts';
 import { sleep } from '../test/helpers/wait.ts';
 import { runHandshakeFloorBench } from './handshake-floor.ts';
 
@@ -252,6 +252,8 @@ interface RunResult {
   cpuMsPerSa: number;
   /** of which on the main thread (vpp-iked: the event loop; the rest is worker and V8 helper threads) */
   mainCpuMsPerSa: number;
+  /** CPU µs per IKE SA of the responder's threads, by thread name (`main`, worker threads, V8's and libuv's helpers). */
+  threadCpuUsPerSa?: Record<string, number>;
   /** of which in the kernel (stime) */
   sysMsPerSa: number;
   rssBeforeKb: number;
@@ -310,6 +312,7 @@ async function measureResponder(ctx: Ctx, responder: Responder, n: number, propo
     const [snmpB0, snmpA0] = await Promise.all([udpCounters(lab, 'b'), udpCounters(lab, 'a')]);
     const p0 = procStat(pid);
     const m0 = mainThreadCpuMs(pid);
+    const th0 = threadCpuMs(pid);
     const i0 = procStat(init.proc.pid);
     const t0 = performance.now();
     load = startLoad(init.ldt, n, t0);
@@ -327,6 +330,7 @@ async function measureResponder(ctx: Ctx, responder: Responder, n: number, propo
     }
     const p1 = procStat(pid);
     const m1 = mainThreadCpuMs(pid);
+    const th1 = threadCpuMs(pid);
     const i1 = procStat(init.proc.pid);
     // the initiator reports its last IKE SAs (and closes the stream) shortly after the responder has them
     await Promise.race([load.done, sleep(SETTLE_MS)]);
@@ -341,6 +345,10 @@ async function measureResponder(ctx: Ctx, responder: Responder, n: number, propo
     r.cpuMs = p1.cpuMs - p0.cpuMs;
     r.cpuMsPerSa = count > 0 ? r.cpuMs / count : 0;
     r.mainCpuMsPerSa = count > 0 ? (m1 - m0) / count : 0;
+    if (count > 0) {
+      r.threadCpuUsPerSa = {};
+      for (const [name, ms] of th1) r.threadCpuUsPerSa[name] = Math.round(((ms - (th0.get(name) ?? 0)) * 1000) / count);
+    }
     r.sysMsPerSa = count > 0 ? (p1.sysMs - p0.sysMs) / count : 0;
     r.rssBeforeKb = p0.rssKb;
     r.rssAfterKb = p1.rssKb;
@@ -482,6 +490,14 @@ function report(results: RunResult[], inits: InitiatorResult[], floors: FloorRes
     ]);
   }
   out.push(table(rows));
+  const threads = results.filter((r) => r.threadCpuUsPerSa);
+  if (threads.length > 0) {
+    out.push('', 'CPU µs per IKE SA by thread (threads of the same name summed):');
+    for (const r of threads) {
+      const parts = Object.entries(r.threadCpuUsPerSa ?? {}).filter(([, us]) => us > 0).sort((a, b) => b[1] - a[1]).map(([name, us]) => `${name} ${us}`);
+      out.push(`  ${r.responder} ${r.proposal} N=${r.n}#${r.repeat}: ${parts.join(', ')}`);
+    }
+  }
   // ratios vpp-iked / charon for each (proposal, N, repeat) measured in this run
   const ratioRows = [['proposal', 'N', 'rep', 'wall', 'SAs/s', 'CPU/SA', 'RSS/SA', 'settled RSS/SA']];
   const ratios = (num: string, den: string): void => {

@@ -2,7 +2,7 @@
  * CPU time and resident memory of a process from /proc, for the benchmarks that measure daemons
  * (bench/vs-strongswan.ts, bench/soak.ts).
  */
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 
 const CLK_TCK = 100;
 
@@ -33,4 +33,33 @@ export function procStat(pid: number): ProcStat {
   const status = readFileSync(`/proc/${pid}/status`, 'utf8');
   const rss = /VmRSS:\s+(\d+)/.exec(status);
   return { cpuMs: user + sys, userMs: user, sysMs: sys, rssKb: rss ? Number(rss[1]) : 0 };
+}
+
+/**
+ * CPU ms of each of the process's threads, summed by thread name (/proc/PID/task/TID/comm): the main
+ * thread under the process's own name, node's worker threads, V8's helpers (`V8 DefaultWorke`, garbage
+ * collection and compilation), libuv's pool (`libuv-worker`). Threads that ended are not counted.
+ */
+export function threadCpuMs(pid: number): Map<string, number> {
+  const out = new Map<string, number>();
+  let tids: string[];
+  try {
+    tids = readdirSync(`/proc/${pid}/task`);
+  } catch {
+    return out;
+  }
+  for (const tid of tids) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/task/${tid}/stat`, 'utf8');
+      const open = stat.indexOf('(');
+      const close = stat.lastIndexOf(')');
+      const name = tid === String(pid) ? 'main' : stat.slice(open + 1, close);
+      const f = stat.slice(close + 2).split(' ');
+      const ms = ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+      out.set(name, (out.get(name) ?? 0) + ms);
+    } catch {
+      // the thread ended between the listing and the read
+    }
+  }
+  return out;
 }
