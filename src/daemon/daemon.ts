@@ -45,9 +45,13 @@ export interface DaemonOptions {
 
 export type { ReloadReport } from './reload.ts';
 
+/** This file runs from src/daemon/ or, compiled, from dist/src/daemon/. */
+const COMPILED = import.meta.url.endsWith('.js');
+
 const VERSION = ((): string => {
   try {
-    return (JSON.parse(readFileSync(new URL('../../package.json', import.meta.url), 'utf8')) as { version?: string }).version ?? 'unknown';
+    const pkg = new URL(COMPILED ? '../../../package.json' : '../../package.json', import.meta.url);
+    return (JSON.parse(readFileSync(pkg, 'utf8')) as { version?: string }).version ?? 'unknown';
   } catch {
     return 'unknown';
   }
@@ -152,7 +156,7 @@ export class Daemon {
     this.housekeeping = setInterval(() => this.engine.compactTimers(), 10_000);
     this.housekeeping.unref();
     this.log.info(
-      { config: this.configPath, connections: cfg.connections.length, dataplane: this.dataplane.name, workers: this.engine.workers.threads, control: cfg.daemon.controlSocket, version: VERSION },
+      { config: this.configPath, connections: cfg.connections.length, dataplane: this.dataplane.name, workers: this.engine.workers.threads, control: cfg.daemon.controlSocket, version: VERSION, code: COMPILED ? 'compiled' : 'typescript' },
       'vpp-iked started',
     );
     // UDP sockets are bound and the dataplane is connected: ready.

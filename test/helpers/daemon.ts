@@ -95,6 +95,8 @@ export interface StartOptions {
   daemonExtra?: string;
   /** connections and secrets sections (the daemon section is generated) */
   conf: string;
+  /** the script to run (default src/main.ts; bin/vpp-iked.js runs what an installation runs) */
+  main?: string;
   /** run inside a lab namespace (interop); otherwise directly in the test's namespace */
   lab?: Lab;
   side?: Side;
@@ -214,7 +216,7 @@ export async function startDaemon(o: StartOptions): Promise<DaemonHandle> {
   const write = (conf: string): void =>
     writeFileSync(configPath, daemonSection({ listen: o.listen, port: o.port, portNatT: o.portNatT, controlSocket: socket, logLevel: o.logLevel, extra: o.daemonExtra }) + conf);
   write(o.conf);
-  const args = [DAEMON_MAIN, '--config', configPath, '--foreground'];
+  const args = [o.main ?? DAEMON_MAIN, '--config', configPath, '--foreground'];
   let proc: ProcessLike;
   let signal: (sig: NodeJS.Signals) => void;
   if (o.lab) {

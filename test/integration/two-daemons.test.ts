@@ -12,7 +12,7 @@ import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { checkConfig, startDaemon, tempFile, daemonSection } from '../helpers/daemon.ts';
+import { checkConfig, ROOT, startDaemon, tempFile, daemonSection } from '../helpers/daemon.ts';
 import { waitFor } from '../helpers/wait.ts';
 import type { ChildSaJson, DaemonHandle, IkeSaJson } from '../helpers/daemon.ts';
 
@@ -203,8 +203,16 @@ describe('two vpp-iked daemons over IPv4 loopback (ports 500/4500)', { skip: isR
     dir = mkdtempSync(join(tmpdir(), 'viked-it-v4-'));
     [a, b] = await Promise.all([
       startDaemon({ name: 'a', parentDir: dir, listen: [V4.a.addr], conf: conf(V4.a, V4.b, 'v4', true) }),
-      startDaemon({ name: 'b', parentDir: dir, listen: [V4.b.addr], conf: conf(V4.b, V4.a, 'v4', false) }),
+      // b runs as installed: bin/vpp-iked.js, i.e. the JavaScript `npm run build` compiled (npm test builds first)
+      startDaemon({ name: 'b', parentDir: dir, listen: [V4.b.addr], conf: conf(V4.b, V4.a, 'v4', false), main: join(ROOT, 'bin/vpp-iked.js') }),
     ]);
+  });
+
+  test('b runs the compiled build (bin/vpp-iked.js with a current dist/), a the TypeScript sources', () => {
+    const started = (d: DaemonHandle): Record<string, unknown> | undefined =>
+      d.logs().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'vpp-iked started');
+    assert.equal(started(a)?.code, 'typescript');
+    assert.equal(started(b)?.code, 'compiled', 'bin/vpp-iked.js ran the sources: is dist/ built and newer than src/ (npm run build)?');
   });
   after(async () => {
     await Promise.all([a?.kill(), b?.kill()]);

@@ -186,10 +186,11 @@ export class InitCryptoPool<T> {
   private demand = 0;
   private demandSince = -Infinity;
 
-  private readonly script: URL;
+  /** The worker threads' module. */
+  readonly script: URL;
 
   /** `script`: the worker's module (tests give another). */
-  constructor(size: number, handler: (token: T, r: InitKeyResult) => void, script = new URL('./pool-worker.ts', import.meta.url), o: PoolOptions = {}) {
+  constructor(size: number, handler: (token: T, r: InitKeyResult) => void, script = new URL(import.meta.url.endsWith('.js') ? './pool-worker.js' : './pool-worker.ts', import.meta.url), o: PoolOptions = {}) {
     if (!Number.isInteger(size) || size < 1) throw new RangeError(`a pool needs at least one worker, not ${size}`);
     this.size = size;
     this.handler = handler;
