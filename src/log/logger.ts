@@ -1,7 +1,8 @@
 /**
  * Logging: pino JSON lines on stdout (journald picks them up). Fields are stable: `ike` (IKE SA id),
  * `child_id`, `peer`, `conn`, `child`. Levels can be set per subsystem at run time. Anything that
- * could hold key material is redacted by path, and the engine never passes keys to the logger.
+ * could hold key material is redacted by field name (redact()), and the engine never passes keys to
+ * the logger.
  */
 import pino, { type Logger, type DestinationStream } from 'pino';
 
@@ -9,24 +10,53 @@ export const SUBSYSTEMS = ['daemon', 'ike', 'net', 'dataplane', 'vpp', 'control'
 export type Subsystem = (typeof SUBSYSTEMS)[number];
 export const LEVELS = ['trace', 'debug', 'info', 'warn', 'error', 'fatal', 'silent'] as const;
 
-const REDACT = [
-  'psk',
-  'secret',
-  'key',
-  'keys',
-  'encKey',
-  'integKey',
-  'privateKey',
-  '*.psk',
-  '*.secret',
-  '*.key',
-  '*.keys',
-  '*.encKey',
-  '*.integKey',
-  '*.privateKey',
-  '*.*.encKey',
-  '*.*.integKey',
-];
+/**
+ * Field names whose values are replaced by `[redacted]` wherever they appear in a log line's object
+ * (nested objects and arrays too, down to MAX_DEPTH levels). The engine never passes keys to the
+ * logger; this is the safety net.
+ */
+const SENSITIVE: ReadonlySet<string> = new Set(['psk', 'secret', 'secrets', 'key', 'keys', 'encKey', 'integKey', 'privateKey', 'skeyseed', 'keymat']);
+const CENSOR = '[redacted]';
+const MAX_DEPTH = 4;
+
+function isNested(v: unknown): v is object {
+  return v !== null && typeof v === 'object' && !ArrayBuffer.isView(v) && !(v instanceof ArrayBuffer);
+}
+
+/** Whether `o` holds a sensitive field name within MAX_DEPTH levels (checked before anything is copied). */
+function holdsSensitive(o: object, depth: number): boolean {
+  if (Array.isArray(o)) {
+    if (depth >= MAX_DEPTH) return false;
+    for (const v of o) if (isNested(v) && holdsSensitive(v, depth + 1)) return true;
+    return false;
+  }
+  for (const k in o) {
+    if (SENSITIVE.has(k)) return true;
+    const v = (o as Record<string, unknown>)[k];
+    if (depth < MAX_DEPTH && isNested(v) && holdsSensitive(v, depth + 1)) return true;
+  }
+  return false;
+}
+
+/** A copy of `o` with the sensitive fields' values replaced (only the parts that hold one are copied). */
+function censored(o: object, depth: number): unknown {
+  if (Array.isArray(o)) return o.map((v: unknown) => (depth < MAX_DEPTH && isNested(v) && holdsSensitive(v, depth + 1) ? censored(v, depth + 1) : v));
+  const out: Record<string, unknown> = {};
+  for (const k in o) {
+    const v = (o as Record<string, unknown>)[k];
+    out[k] = SENSITIVE.has(k) ? CENSOR : depth < MAX_DEPTH && isNested(v) && holdsSensitive(v, depth + 1) ? censored(v, depth + 1) : v;
+  }
+  return out;
+}
+
+/**
+ * The log line's object with sensitive fields redacted. Most lines hold none and are returned as
+ * they are after one pass over their field names (pino's path-based redaction cost ~35 µs a line,
+ * as much as a tenth of what a whole IKE SA costs the event loop).
+ */
+export function redact(o: Record<string, unknown>): Record<string, unknown> {
+  return holdsSensitive(o, 0) ? (censored(o, 0) as Record<string, unknown>) : o;
+}
 
 export interface Logs {
   root: Logger;
@@ -45,9 +75,8 @@ export function createLogs(level: string, dest?: DestinationStream): Logs {
     {
       level,
       base: { pid: process.pid },
-      redact: { paths: REDACT, censor: '[redacted]' },
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }) },
+      formatters: { level: (label) => ({ level: label }), log: redact },
     },
     dest ?? pino.destination({ dest: 1, sync: false }),
   );
