@@ -4,7 +4,7 @@
  * thousands of lines), ready once its control socket answers. Used by bench/vs-strongswan.ts and
  * bench/soak.ts.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import type { Lab, LabProcess, Side } from '../test/interop/harness.ts';
 import { controlRequest } from '../src/control/server.ts';
@@ -21,6 +21,15 @@ export interface DaemonProc {
   /** stdout and stderr of the daemon */
   logPath: string;
   startedAt: number;
+}
+
+/** Which code the daemon runs (its `vpp-iked started` line): `compiled` (dist/, `npm run build`) or `typescript`. */
+export function daemonCode(d: DaemonProc): string {
+  try {
+    return /"code":"(\w+)"/.exec(readFileSync(d.logPath, 'utf8'))?.[1] ?? 'unknown';
+  } catch {
+    return 'unknown';
+  }
 }
 
 /**

@@ -47,17 +47,22 @@
  * this process: the CPU time of the node:crypto calls one responder handshake needs, as a ratio to
  * charon's CPU per IKE SA in the same run (how far a node:crypto daemon can go below charon).
  *
+ * vpp-iked runs as installed, from its compiled build (`npm run build`; made first when missing or
+ * older than src/); the per-thread CPU line says which code ran.
+ *
  * Output: a table on stdout and the JSON (`--json`, default bench/results/vs-strongswan-<time>.json).
  * Time: about 30 s for N = 1,000 (both proposals, both responders), about 3 min for the default
  * 1,000 and 10,000 with `--initiator`. Everything started is killed, and the namespaces deleted, on
  * exit, Ctrl-C or failure.
  */
 import { parseArgs } from 'node:util';
+import { spawnSync } from 'node:child_process';
+import { pathToFileURL } from 'node:url';
 import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { CHARON_BIN, createLab, LAB_ADDR, SWANCTL_BIN } from '../test/interop/harness.ts';
 import type { Lab, LabProcess } from '../test/interop/harness.ts';
-import { daemonStats, spawnDaemon, type DaemonProc } from './lab-daemon.ts';
+import { daemonCode, daemonStats, spawnDaemon, type DaemonProc } from './lab-daemon.ts';
 import { CharonProc, findPlugin, pluginFolder, PSK, startLoad, type LoadStream } from '../test/helpers/load-tester.ts';
 import { mainThreadCpuMs, procStat, threadCpuMs } from '../test/helpers/proc.ts';
 import { sleep } from '../test/helpers/wait.ts';
@@ -154,6 +159,16 @@ ${conf}`;
     ...(o.heapSnapshot ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${o.heapSnapshot}`] : []),
   ];
   return spawnDaemon(lab, 'b', dir, ctl, config, flags, root, undefined, o.mallocArenaMax > 0 ? { MALLOC_ARENA_MAX: String(o.mallocArenaMax) } : {});
+}
+
+/** `npm run build` in the checkout `root` unless its dist/ is current (checkouts without a build step run their sources). */
+async function ensureBuilt(root: string): Promise<void> {
+  if (!existsSync(join(root, 'bin/entry.js')) || !existsSync(join(root, 'tools/build.ts'))) return;
+  const { entry } = (await import(pathToFileURL(join(root, 'bin/entry.js')).href)) as { entry(p: string): string };
+  if (entry('main').endsWith('.js')) return;
+  console.error(`vs-strongswan: building ${root} (npm run build)`);
+  const r = spawnSync(process.execPath, [join(root, 'tools/build.ts')], { cwd: root, stdio: 'inherit' });
+  if (r.status !== 0) throw new Error(`npm run build failed in ${root}`);
 }
 
 /** SIGUSR2 (--heapsnapshot-signal) and wait until the snapshot file stops growing. */
@@ -267,6 +282,8 @@ interface RunResult {
   initiatorCpuMs: number;
   initiator: LoadStream;
   responderStats?: Record<string, unknown>;
+  /** vpp-iked: the code it ran, `compiled` (dist/ of `npm run build`) or `typescript` (the sources). */
+  code?: string;
 }
 
 interface Ctx {
@@ -339,6 +356,7 @@ async function measureResponder(ctx: Ctx, responder: Responder, n: number, propo
     if (daemon && ctx.daemon.heapSnapshot) await heapSnapshot(daemon, ctx.daemon.heapSnapshot);
     const [snmpB1, snmpA1] = await Promise.all([udpCounters(lab, 'b'), udpCounters(lab, 'a')]);
     if (daemon) r.responderStats = await daemonStats(daemon);
+    if (daemon) r.code = daemonCode(daemon);
     r.established = count;
     r.wallMs = (tDone ?? performance.now()) - t0;
     r.saPerSec = count / (r.wallMs / 1000);
@@ -495,7 +513,7 @@ function report(results: RunResult[], inits: InitiatorResult[], floors: FloorRes
     out.push('', 'CPU µs per IKE SA by thread (threads of the same name summed):');
     for (const r of threads) {
       const parts = Object.entries(r.threadCpuUsPerSa ?? {}).filter(([, us]) => us > 0).sort((a, b) => b[1] - a[1]).map(([name, us]) => `${name} ${us}`);
-      out.push(`  ${r.responder} ${r.proposal} N=${r.n}#${r.repeat}: ${parts.join(', ')}`);
+      out.push(`  ${r.responder} ${r.proposal} N=${r.n}#${r.repeat}${r.code ? ` (${r.code})` : ''}: ${parts.join(', ')}`);
     }
   }
   // ratios vpp-iked / charon for each (proposal, N, repeat) measured in this run
@@ -592,6 +610,8 @@ async function main(): Promise<number> {
     if (r === 'vpp-iked-base' && baseRoot === undefined) throw new Error('responder vpp-iked-base needs --base DIR');
   }
   if (ns.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`--n: positive integers, not ${values.n}`);
+  // vpp-iked runs as installed: the compiled build, made here when missing or older than src/
+  for (const root of baseRoot !== undefined ? [ROOT, baseRoot] : [ROOT]) await ensureBuilt(root);
   const loadTester = findPlugin(values.plugin);
   const cpuProf = values['cpu-prof'] !== undefined ? resolve(values['cpu-prof']) : undefined;
   if (cpuProf) mkdirSync(cpuProf, { recursive: true });
