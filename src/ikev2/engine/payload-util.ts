@@ -2,7 +2,7 @@
  * Small constructors and finders for payloads, so the exchange code reads like the RFC's message
  * diagrams.
  */
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { NOTIFY_ERROR_MAX, PayloadType, ProtocolId } from '../constants.ts';
 import type {
   DeletePayload,
@@ -65,15 +65,15 @@ export function idBody(id: IdPayload): Buffer {
 
 /** NAT detection hash: SHA-1(SPIi | SPIr | IP | port) (RFC 7296 §2.23). */
 export function natdHash(spiI: Buffer, spiR: Buffer, addr: string, port: number): Buffer {
-  const p = Buffer.alloc(2);
-  p.writeUInt16BE(port);
-  return createHash('sha1')
-    .update(spiI)
-    .update(spiR)
-    .update(ipToBytes(addr) ?? Buffer.alloc(4))
-    .update(p)
-    .digest();
+  const ip = ipToBytes(addr) ?? NO_ADDRESS;
+  const b = Buffer.allocUnsafe(spiI.length + spiR.length + ip.length + 2);
+  let o = spiI.copy(b, 0);
+  o += spiR.copy(b, o);
+  o += ip.copy(b, o);
+  b.writeUInt16BE(port, o);
+  return hash('sha1', b, 'buffer');
 }
+const NO_ADDRESS = Buffer.alloc(4);
 
 export function u32(n: number): Buffer {
   const b = Buffer.alloc(4);
