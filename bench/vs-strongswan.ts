@@ -24,7 +24,7 @@
  * For each N and proposal (aes256gcm16-prfsha256-x25519 / -ecp256), per responder: wall time until the
  * responder reports all N IKE SAs established (polled every 100 ms: swanctl --stats / vpp-ikectl
  * stats), IKE SAs/s, CPU ms per IKE SA (utime+stime of the responder from /proc/PID/stat, before and
- * after; and of its main thread alone, /proc/PID/task/PID/stat), RSS before/after and its slope per SA (again 5 s after the last SA: "settled"), UDP
+ * after; and of its main thread alone, /proc/PID/task/PID/stat), RSS before/after and its slope per SA (again 10 s after the last SA: "settled", the crypto threads stopped by then), UDP
  * receive-buffer drops in each namespace (/proc/net/snmp `Udp: RcvbufErrors`, before/after), the
  * initiator's retransmits and failures (its control stream: `*` per retransmit, `-` per failure),
  * and the ratios vpp-iked / charon of the same run. charon logs at level 0 (the load-tester recipe),
@@ -74,8 +74,8 @@ const PROPOSALS: Record<string, string> = {
   ecp256: 'aes256gcm16-prfsha256-ecp256',
   modp2048: 'aes256gcm16-prfsha256-modp2048',
 };
-/** How long after the last IKE SA the responder's RSS is read again (idle: its garbage collected). */
-const SETTLE_MS = 5000;
+/** How long after the last IKE SA the responder's RSS is read again (idle: its garbage collected, its crypto threads stopped). */
+const SETTLE_MS = 10_000;
 
 const USAGE = `Usage: node_modules/.bin/node bench/vs-strongswan.ts [options]   (as root)
   --n LIST              IKE SAs per run, comma-separated (default 1000,10000)

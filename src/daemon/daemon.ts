@@ -34,6 +34,8 @@ import { diffConnections, settingChanges, type ReloadReport } from './reload.ts'
  * daemon with a few peers never pays for them (about 25 MB each), a burst of new peers gets them.
  */
 const WORKERS_START_AT = 16;
+/** ...and stop again after this long without one, giving their memory back once the burst is over. */
+const WORKERS_STOP_AFTER_MS = 5000;
 
 export interface DaemonOptions {
   configPath: string;
@@ -142,6 +144,7 @@ export class Daemon {
       localAddressFor: (r) => this.transport.localAddressFor(r),
       workers: cfg.daemon.workers === 'auto' ? autoWorkers(availableParallelism()) : cfg.daemon.workers,
       workersStartAt: WORKERS_START_AT,
+      workersStopAfterMs: WORKERS_STOP_AFTER_MS,
     });
     this.engine.setConfig(cfg);
     this.warnExpiring(cfg);

@@ -22,7 +22,7 @@ import { conn, child, config, psk } from '../helpers/engine-pair.ts';
 const silent = pino({ level: 'silent' });
 const SECRET = psk([], 'workers-test-preshared-key');
 
-function responder(workers: number, workersStartAt?: number) {
+function responder(workers: number, workersStartAt?: number, workersStopAfterMs?: number) {
   let out: OutPacket[] = [];
   const dp = new MemoryDataplane();
   const engine = new Engine({
@@ -35,6 +35,7 @@ function responder(workers: number, workersStartAt?: number) {
     portNatT: 4500,
     ikeSaLimit: 100,
     workers,
+    workersStopAfterMs,
     workersStartAt,
     localAddressFor: () => '192.0.2.2',
   });
@@ -295,6 +296,34 @@ test('threads that wait for load: a few IKE_SA_INITs are answered on the event l
     const established = [...r.engine.table.values()].filter((s) => s.state === 'ESTABLISHED');
     assert.equal(established.length, i, 'every handshake completed, on either path');
     assert.equal(r.dp.installed.size, i);
+  } finally {
+    await r.engine.close();
+  }
+});
+
+test('threads that waited for load stop once it is gone, and load starts them again', async () => {
+  const r = responder(1, 4, 300);
+  try {
+    let i = 0;
+    const loadUntilJobs = async (want: number): Promise<void> => {
+      const end = Date.now() + 10_000;
+      while (r.engine.workers.jobs < want && Date.now() < end) {
+        await oneHandshake(r, i++);
+        await new Promise((res) => setTimeout(res, 10));
+      }
+      assert.ok(r.engine.workers.jobs >= want, `the thread computed ${r.engine.workers.jobs} of ${want} IKE_SA_INITs`);
+    };
+    await loadUntilJobs(1);
+    assert.equal(r.engine.workers.running, 1);
+    await until(() => r.engine.workers.running === 0, 'the idle thread stopping', 3000);
+    assert.equal(r.engine.workers.idle_stops, 1);
+    const jobs = r.engine.workers.jobs;
+    for (let k = 0; k < 3; k++) await oneHandshake(r, i++);
+    assert.deepEqual([r.engine.workers.running, r.engine.workers.jobs], [0, jobs], 'a few handshakes: answered on the event loop, no thread');
+    await loadUntilJobs(jobs + 1);
+    assert.equal(r.engine.workers.running, 1, 'load started the thread again');
+    const established = [...r.engine.table.values()].filter((s) => s.state === 'ESTABLISHED');
+    assert.equal(established.length, i, 'every handshake completed');
   } finally {
     await r.engine.close();
   }

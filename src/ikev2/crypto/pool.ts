@@ -154,6 +154,8 @@ export interface PoolStats {
   batches: number;
   largestBatch: number;
   workerRestarts: number;
+  /** Times the worker threads were stopped after `stopAfterMs` without a job. */
+  idleStops: number;
 }
 
 export interface PoolOptions {
@@ -164,6 +166,12 @@ export interface PoolOptions {
    * (each costs about 25 MB). 0 (the default): the workers start with the pool.
    */
   startAt?: number;
+  /**
+   * With `startAt`: stop the worker threads again once they have had no job for this long (ms), so
+   * the memory of a burst's threads goes back when the burst is over; load starts them again.
+   * 0 (the default): they stay.
+   */
+  stopAfterMs?: number;
 }
 
 /**
@@ -172,7 +180,7 @@ export interface PoolOptions {
  */
 export class InitCryptoPool<T> {
   readonly size: number;
-  readonly stats: PoolStats = { jobs: 0, batches: 0, largestBatch: 0, workerRestarts: 0 };
+  readonly stats: PoolStats = { jobs: 0, batches: 0, largestBatch: 0, workerRestarts: 0, idleStops: 0 };
   private readonly slots: Slot<T>[] = [];
   private readonly handler: (token: T, r: InitKeyResult) => void;
   private queue: { id: number; job: InitKeyJob; token: T }[] = [];
@@ -182,6 +190,10 @@ export class InitCryptoPool<T> {
   private closed = false;
   private started = false;
   private readonly startAt: number;
+  private readonly stopAfterMs: number;
+  /** performance.now() of the last job submitted, and the timer that checks for idleness. */
+  private lastJobAt = 0;
+  private idleCheck: ReturnType<typeof setInterval> | undefined;
   /** Jobs offered in the current one-second window (before the workers start). */
   private demand = 0;
   private demandSince = -Infinity;
@@ -196,14 +208,33 @@ export class InitCryptoPool<T> {
     this.handler = handler;
     this.script = script;
     this.startAt = o.startAt ?? 0;
+    this.stopAfterMs = this.startAt > 0 ? (o.stopAfterMs ?? 0) : 0;
     if (this.startAt <= 0) this.start();
   }
 
-  /** Start the worker threads (once; a pool made without `startAt` starts them at once). */
+  /** Start the worker threads (a pool made without `startAt` starts them at once). */
   start(): void {
     if (this.started || this.closed) return;
     this.started = true;
+    this.lastJobAt = performance.now();
     for (let i = 0; i < this.size; i++) this.slots.push(this.spawn());
+    if (this.stopAfterMs > 0 && this.idleCheck === undefined) {
+      this.idleCheck = setInterval(() => this.stopIfIdle(), Math.min(1000, this.stopAfterMs));
+      this.idleCheck.unref();
+    }
+  }
+
+  /** No job for stopAfterMs and none in flight: the threads go until load starts them again. */
+  private stopIfIdle(): void {
+    if (!this.started || this.pending > 0 || performance.now() - this.lastJobAt < this.stopAfterMs) return;
+    const slots = this.slots.splice(0);
+    this.started = false;
+    this.demand = 0;
+    this.demandSince = -Infinity;
+    this.stats.idleStops++;
+    clearInterval(this.idleCheck);
+    this.idleCheck = undefined;
+    for (const s of slots) void s.worker.terminate();
   }
 
   /** Worker threads running (started and not lost). */
@@ -250,6 +281,7 @@ export class InitCryptoPool<T> {
     this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
     this.queue.push({ id, job, token });
     this.stats.jobs++;
+    this.lastJobAt = performance.now();
     if (!this.flushing) {
       this.flushing = true;
       setImmediate(() => this.flush());
@@ -260,6 +292,8 @@ export class InitCryptoPool<T> {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    clearInterval(this.idleCheck);
+    this.idleCheck = undefined;
     const left = this.queue.map((q) => q.token);
     this.queue = [];
     for (const s of this.slots) {

@@ -86,6 +86,8 @@ export interface EngineOptions {
    * threads start with the engine.
    */
   workersStartAt?: number;
+  /** With workersStartAt: stop the threads after this long (ms) without a job (see PoolOptions.stopAfterMs). */
+  workersStopAfterMs?: number;
   /**
    * IKE fragmentation (RFC 7383): the IP datagram size of our fragments (strongSwan's
    * `charon.fragment_size`, default 1280; 0 = 576 for IPv4 and 1280 for IPv6) and per family
@@ -223,7 +225,7 @@ export interface ChildWaiter extends Waiter<ChildSa> {
   name: string;
 }
 
-type OptionalOptions = 'trafficPoll' | 'onEvent' | 'localAddressFor' | 'fragmentSize' | 'fragmentSizeV4' | 'fragmentSizeV6' | 'maxDatagram' | 'fragmentLimits' | 'workers' | 'workersStartAt';
+type OptionalOptions = 'trafficPoll' | 'onEvent' | 'localAddressFor' | 'fragmentSize' | 'fragmentSizeV4' | 'fragmentSizeV6' | 'maxDatagram' | 'fragmentLimits' | 'workers' | 'workersStartAt' | 'workersStopAfterMs';
 export type ResolvedOptions = Required<Omit<EngineOptions, OptionalOptions>> & Pick<EngineOptions, OptionalOptions>;
 
 export const NONCE_LEN = 32;

@@ -43,7 +43,7 @@ export class Engine {
   constructor(opts: EngineOptions) {
     const ctx = new EngineContext(opts);
     this.ctx = ctx;
-    if (opts.workers) ctx.pool = new InitCryptoPool<IkeSa>(opts.workers, (sa, r) => initKeysReady(ctx, sa, r), undefined, { startAt: opts.workersStartAt });
+    if (opts.workers) ctx.pool = new InitCryptoPool<IkeSa>(opts.workers, (sa, r) => initKeysReady(ctx, sa, r), undefined, { startAt: opts.workersStartAt, stopAfterMs: opts.workersStopAfterMs });
     ctx.sched.setHandler((key, kind, due) => this.onTimer(key, kind, due));
     opts.dataplane.setListener({
       replayed: (ids) => {
@@ -210,7 +210,7 @@ export class Engine {
   }
 
   /** Worker threads for IKE_SA_INIT (0 when it runs on the event loop) and their counters. */
-  get workers(): { threads: number; running: number; jobs: number; batches: number; largest_batch: number; worker_restarts: number; pending: number } {
+  get workers(): { threads: number; running: number; jobs: number; batches: number; largest_batch: number; worker_restarts: number; idle_stops: number; pending: number } {
     const p = this.ctx.pool;
     return {
       threads: p?.size ?? 0,
@@ -219,6 +219,7 @@ export class Engine {
       batches: p?.stats.batches ?? 0,
       largest_batch: p?.stats.largestBatch ?? 0,
       worker_restarts: p?.stats.workerRestarts ?? 0,
+      idle_stops: p?.stats.idleStops ?? 0,
       pending: p?.pending ?? 0,
     };
   }

@@ -245,7 +245,8 @@ function identityOk(pattern: string, id: Identity): boolean {
 
 /**
  * Authentication is over: what only IKE_SA_INIT and IKE_AUTH need (both IKE_SA_INIT messages, the
- * nonces, the hash that spotted retransmitted IKE_SA_INITs) is let go.
+ * nonces, the hash that spotted retransmitted IKE_SA_INITs, the peer's signature hash algorithms and
+ * CERTREQ) is let go; with nothing else set, so is the SA's record of handshake state.
  */
 function authDone(sa: IkeSa): void {
   sa.initRequest = undefined;
@@ -253,6 +254,8 @@ function authDone(sa: IkeSa): void {
   sa.initRequestHash = undefined;
   sa.ni = EMPTY;
   sa.nr = EMPTY;
+  sa.peerHashes = undefined;
+  sa.certreqSeen = false;
 }
 
 /** The SA is authenticated (the log line follows once the CHILD_SA of IKE_AUTH is settled: logEstablished). */
