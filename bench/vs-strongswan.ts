@@ -5,7 +5,7 @@
  *       [--responders charon,vpp-iked] [--initiator] [--initiator-n 10000] [--repeat 1]
  *       [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--base DIR] [--workers 0,1] [--log-level info] [--recv-buffer BYTES]
  *       [--cookies] [--block-threshold N]
- *       [--node-flags FLAGS] [--malloc-arena-max N] [--no-floor] [--timeout SECONDS] [--plugin PATH] [--keep]
+ *       [--node-flags FLAGS] [--malloc-arena-max N] [--daemon-env K=V] [--no-floor] [--timeout SECONDS] [--plugin PATH] [--keep]
  *
  * Needs root, iproute2 and strongSwan 5.9 (`bash .ci/setup-interop.sh` installs it) plus strongSwan's
  * load-tester plugin, which Debian does not package: `--plugin PATH`, else $LOAD_TESTER_SO, else
@@ -64,7 +64,7 @@ import { CHARON_BIN, createLab, LAB_ADDR, SWANCTL_BIN } from '../test/interop/ha
 import type { Lab, LabProcess } from '../test/interop/harness.ts';
 import { daemonCode, daemonStats, spawnDaemon, type DaemonProc } from './lab-daemon.ts';
 import { CharonProc, findPlugin, pluginFolder, PSK, startLoad, type LoadStream } from '../test/helpers/load-tester.ts';
-import { mainThreadCpuMs, procStat, threadCpuMs } from '../test/helpers/proc.ts';
+import { mainThreadCpuMs, procStat, rssByKind, threadCpuMs } from '../test/helpers/proc.ts';
 import { sleep } from '../test/helpers/wait.ts';
 import { runHandshakeFloorBench } from './handshake-floor.ts';
 
@@ -93,6 +93,7 @@ const USAGE = `Usage: node_modules/.bin/node bench/vs-strongswan.ts [options]   
                         one address)
   --node-flags FLAGS    node options for vpp-iked (default "--max-semi-space-size=4", as in the systemd unit)
   --malloc-arena-max N  MALLOC_ARENA_MAX for vpp-iked (default 2, as in the systemd unit; 0: glibc's default)
+  --daemon-env K=V      more environment for vpp-iked (repeatable), e.g. GLIBC_TUNABLES=...
   --timeout SECONDS     per run (default 60 + N/100)
   --cpu-prof DIR        run vpp-iked with --cpu-prof, profiles into DIR
   --heap-snapshot DIR   a heap snapshot of vpp-iked (as responder) into DIR once all its IKE SAs are up
@@ -135,6 +136,8 @@ interface DaemonOptions {
   nodeFlags: string[];
   /** MALLOC_ARENA_MAX for vpp-iked (0: unset, glibc's default). */
   mallocArenaMax: number;
+  /** More environment for vpp-iked (`--daemon-env K=V`, repeatable), e.g. GLIBC_TUNABLES. */
+  env: Record<string, string>;
   heapSnapshot: string | undefined;
   /** Another checkout of vpp-iked (`--base DIR`), measured as the responder `vpp-iked-base`. */
   baseRoot: string | undefined;
@@ -158,7 +161,7 @@ ${conf}`;
     ...(o.cpuProf ? ['--cpu-prof', '--cpu-prof-dir', o.cpuProf] : []),
     ...(o.heapSnapshot ? ['--heapsnapshot-signal=SIGUSR2', `--diagnostic-dir=${o.heapSnapshot}`] : []),
   ];
-  return spawnDaemon(lab, 'b', dir, ctl, config, flags, root, undefined, o.mallocArenaMax > 0 ? { MALLOC_ARENA_MAX: String(o.mallocArenaMax) } : {});
+  return spawnDaemon(lab, 'b', dir, ctl, config, flags, root, undefined, { ...(o.mallocArenaMax > 0 ? { MALLOC_ARENA_MAX: String(o.mallocArenaMax) } : {}), ...o.env });
 }
 
 /** `npm run build` in the checkout `root` unless its dist/ is current (checkouts without a build step run their sources). */
@@ -282,6 +285,8 @@ interface RunResult {
   initiatorCpuMs: number;
   initiator: LoadStream;
   responderStats?: Record<string, unknown>;
+  /** Settled RSS by kind of mapping (kB): file, heap (glibc's main arena), stack, anon (V8's pages, other arenas). */
+  rssSettledByKind?: Record<string, number>;
   /** vpp-iked: the code it ran, `compiled` (dist/ of `npm run build`) or `typescript` (the sources). */
   code?: string;
 }
@@ -353,6 +358,7 @@ async function measureResponder(ctx: Ctx, responder: Responder, n: number, propo
     await Promise.race([load.done, sleep(SETTLE_MS)]);
     await sleep(Math.max(0, SETTLE_MS - (performance.now() - (tDone ?? performance.now()))));
     const settled = procStat(pid);
+    r.rssSettledByKind = rssByKind(pid);
     if (daemon && ctx.daemon.heapSnapshot) await heapSnapshot(daemon, ctx.daemon.heapSnapshot);
     const [snmpB1, snmpA1] = await Promise.all([udpCounters(lab, 'b'), udpCounters(lab, 'a')]);
     if (daemon) r.responderStats = await daemonStats(daemon);
@@ -515,6 +521,11 @@ function report(results: RunResult[], inits: InitiatorResult[], floors: FloorRes
       const parts = Object.entries(r.threadCpuUsPerSa ?? {}).filter(([, us]) => us > 0).sort((a, b) => b[1] - a[1]).map(([name, us]) => `${name} ${us}`);
       out.push(`  ${r.responder} ${r.proposal} N=${r.n}#${r.repeat}${r.code ? ` (${r.code})` : ''}: ${parts.join(', ')}`);
     }
+    out.push('', 'settled RSS MB by mapping (file: binary and libraries; heap: glibc main arena; anon: V8 pages, other arenas):');
+    for (const r of threads) {
+      const k = r.rssSettledByKind ?? {};
+      out.push(`  ${r.responder} ${r.proposal} N=${r.n}#${r.repeat}: ${Object.entries(k).map(([name, kb]) => `${name} ${(kb / 1024).toFixed(1)}`).join(', ')}`);
+    }
   }
   // ratios vpp-iked / charon for each (proposal, N, repeat) measured in this run
   const ratioRows = [['proposal', 'N', 'rep', 'wall', 'SAs/s', 'CPU/SA', 'RSS/SA', 'settled RSS/SA']];
@@ -569,6 +580,7 @@ async function main(): Promise<number> {
       // as the systemd unit runs the daemon (its NODE_OPTIONS)
       'node-flags': { type: 'string', default: '--max-semi-space-size=4' },
       'malloc-arena-max': { type: 'string', default: '2' },
+      'daemon-env': { type: 'string', multiple: true, default: [] },
       timeout: { type: 'string' },
       'cpu-prof': { type: 'string' },
       'heap-snapshot': { type: 'string' },
@@ -646,6 +658,7 @@ async function main(): Promise<number> {
         dos: `  cookie_threshold = ${values.cookies ? 30 : 0}\n  block_threshold = ${Number(values['block-threshold'])}\n`,
         nodeFlags: values['node-flags'].split(/\s+/).filter((x) => x !== ''),
         mallocArenaMax: Number(values['malloc-arena-max']),
+        env: Object.fromEntries(values['daemon-env'].map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)])),
         heapSnapshot: values['heap-snapshot'] !== undefined ? resolve(values['heap-snapshot']) : undefined,
         baseRoot,
       },

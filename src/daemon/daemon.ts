@@ -222,7 +222,8 @@ export class Daemon {
   }
 
   private async createDataplane(cfg: Config): Promise<Dataplane> {
-    if (cfg.daemon.dataplane === 'memory') return new MemoryDataplane({ policyInterface: cfg.vpp.policyInterface });
+    // nothing in the daemon reads the memory dataplane's event log: keep only the latest events
+    if (cfg.daemon.dataplane === 'memory') return new MemoryDataplane({ policyInterface: cfg.vpp.policyInterface, maxEvents: 1000 });
     const { VppDataplane } = await import('../dataplane/vpp/index.ts');
     const dp = new VppDataplane({
       socket: cfg.vpp.socket,

@@ -45,6 +45,8 @@ export class MemoryDataplaneError extends Error {
 export interface MemoryDataplaneOptions {
   /** As VppDataplaneOptions.policyInterface: policy-mode CHILD_SAs without vpp_interface need it. */
   policyInterface?: string;
+  /** How many of the latest events `events` keeps (default 100,000: tests read them; a daemon keeps few). */
+  maxEvents?: number;
 }
 
 function saView(sa: SaParams): Record<string, unknown> {
@@ -65,9 +67,9 @@ export class MemoryDataplane implements Dataplane {
   readonly name = 'memory';
   /** Installed CHILD_SAs by childId (the records as handed over). */
   readonly installed = new Map<number, ChildInstall>();
-  /** Everything that happened, oldest first. Bounded by `maxEvents` (oldest dropped). */
+  /** Everything that happened, oldest first: the last `maxEvents` (older ones are dropped in batches). */
   readonly events: MemoryEvent[] = [];
-  maxEvents = 100_000;
+  maxEvents: number;
 
   private readonly results = new Map<number, InstallResult>();
   /** The tunnel (shared protection) of each installed child, and its install order. */
@@ -92,6 +94,7 @@ export class MemoryDataplane implements Dataplane {
 
   constructor(options: MemoryDataplaneOptions = {}) {
     this.policyInterface = options.policyInterface;
+    this.maxEvents = options.maxEvents ?? 100_000;
     this.checkContext = {
       isInstalled: (id) => this.installed.has(id),
       spiOwner: (spi) => this.liveSpis.get(spi),
@@ -134,7 +137,8 @@ export class MemoryDataplane implements Dataplane {
 
   private log(e: Omit<MemoryEvent, 'seq'>): void {
     this.events.push({ seq: ++this.seq, ...e });
-    if (this.events.length > this.maxEvents) this.events.splice(0, this.events.length - this.maxEvents);
+    // trimmed once a quarter more has come, not at every event (each trim moves the whole array)
+    if (this.events.length > this.maxEvents + (this.maxEvents >> 2)) this.events.splice(0, this.events.length - this.maxEvents);
   }
 
   private checkOpen(): void {

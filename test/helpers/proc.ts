@@ -63,3 +63,31 @@ export function threadCpuMs(pid: number): Map<string, number> {
   }
   return out;
 }
+
+/**
+ * Resident memory of a process by kind of mapping (/proc/PID/smaps), in kB: `file` (the node binary,
+ * shared libraries and other mapped files), `heap` (glibc's main arena, [heap]), `stack`, `anon` (the
+ * rest: V8's heap pages, glibc's arenas of other threads, large allocations).
+ */
+export function rssByKind(pid: number): Record<'file' | 'heap' | 'stack' | 'anon', number> {
+  const out = { file: 0, heap: 0, stack: 0, anon: 0 };
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  } catch {
+    return out;
+  }
+  let kind: keyof typeof out = 'anon';
+  for (const line of text.split('\n')) {
+    const head = /^[0-9a-f]+-[0-9a-f]+ \S+ \S+ \S+ (\d+)\s*(.*)$/.exec(line);
+    if (head) {
+      const inode = head[1]!;
+      const path = head[2]!;
+      kind = path === '[heap]' ? 'heap' : path.startsWith('[stack') ? 'stack' : inode !== '0' && path.startsWith('/') ? 'file' : 'anon';
+      continue;
+    }
+    const rss = /^Rss:\s+(\d+) kB/.exec(line);
+    if (rss) out[kind] += Number(rss[1]);
+  }
+  return out;
+}

@@ -125,3 +125,15 @@ test('same checks as the VPP back end: p2mp/policy interfaces, address families,
   const withPolicy = new MemoryDataplane({ policyInterface: 'host-eth0' });
   await withPolicy.install(child(1, 0x1000, 0x2000, { vppMode: 'policy' }));
 });
+
+test('the event log keeps the latest maxEvents events, oldest dropped', async () => {
+  const dp = new MemoryDataplane({ maxEvents: 10 });
+  for (let i = 0; i < 100; i++) await dp.allocateSpi();
+  assert.ok(dp.events.length >= 10 && dp.events.length <= 12, `${dp.events.length} events kept`);
+  assert.equal(dp.events.at(-1)!.seq, 100, 'the newest is kept');
+  assert.deepEqual(
+    dp.events.map((e) => e.seq),
+    Array.from({ length: dp.events.length }, (_, k) => 101 - dp.events.length + k),
+    'a contiguous run of the latest',
+  );
+});
