@@ -246,8 +246,8 @@ async function createChild(
   // The peer's SPI is spiOut from here on; the selector lists are copied to their exact size. The
   // proposal and selectors are shared records (see shared()).
   child.proposal = sharedProposal(esp);
-  child.localTs = localTs.map(sharedSel);
-  child.remoteTs = remoteTs.map(sharedSel);
+  child.localTs = sharedSels(localTs);
+  child.remoteTs = sharedSels(remoteTs);
   // Make-before-break from the CHILD_SA still in the dataplane: the one rekeyed, or, when the peer
   // deleted that one meanwhile, the SA its colliding rekey made.
   child.replaces = rekey && sa.children.includes(rekey) ? rekey.id : passive && sa.children.includes(passive.child) ? passive.child.id : undefined;
@@ -643,6 +643,13 @@ function sharedProposal(esp: ChosenEsp): ChosenEsp {
 function sharedAlg(esp: ChosenEsp): SaParams['alg'] {
   const integId = esp.integ?.id ?? 0;
   return shared(`a ${esp.encr.id}/${esp.encr.keyBits} ${integId} ${esp.esn}`, () => ({ encrId: esp.encr.id, encrKeyBits: esp.encr.keyBits, integId, esn: esp.esn }));
+}
+
+/** A selector list as a CHILD_SA keeps it: a list of one selector (the usual) is shared too. */
+function sharedSels(list: readonly Sel[]): Sel[] {
+  if (list.length !== 1) return list.map(sharedSel);
+  const one = sharedSel(list[0]!);
+  return shared(`l ${one.family} ${one.start} ${one.end} ${one.protocol} ${one.startPort} ${one.endPort}`, () => [one]);
 }
 
 function sharedSel(s: Sel): Sel {

@@ -22,8 +22,11 @@ export class SaTable {
   private readonly halfOpenPerAddr = new Map<string, number>();
   /** SAs whose peer stopped answering (a request is being retransmitted), oldest first. */
   private readonly unresponsive = new Map<number, IkeSa>();
-  /** Most peers have one IKE SA: it is held as-is, a Set only once there are more. */
-  private readonly byPeer = new Map<string, IkeSa | Set<IkeSa>>();
+  /**
+   * By our identity, then the peer's (no key string per SA: both identity strings are the SA's own).
+   * Most peers have one IKE SA: it is held as-is, a Set only once there are more.
+   */
+  private readonly byPeer = new Map<string, Map<string, IkeSa | Set<IkeSa>>>();
   private readonly byConn = new Map<string, Set<IkeSa>>();
   limit: number;
 
@@ -86,11 +89,12 @@ export class SaTable {
     this.halfOpen.delete(sa.id);
     this.dropHalfOpenAddr(sa.id);
     if (halfOpenKey) this.halfOpenInit.delete(halfOpenKey);
-    const k = peerKey(sa.localId, sa.remoteId);
-    const had = this.byPeer.get(k);
-    if (had === undefined) this.byPeer.set(k, sa);
+    let ours = this.byPeer.get(sa.localId);
+    if (ours === undefined) this.byPeer.set(sa.localId, (ours = new Map()));
+    const had = ours.get(sa.remoteId);
+    if (had === undefined) ours.set(sa.remoteId, sa);
     else if (had instanceof Set) had.add(sa);
-    else if (had !== sa) this.byPeer.set(k, new Set([had, sa]));
+    else if (had !== sa) ours.set(sa.remoteId, new Set([had, sa]));
     if (sa.conn) addTo(this.byConn, sa.conn.name, sa);
   }
 
@@ -101,12 +105,14 @@ export class SaTable {
     this.dropHalfOpenAddr(sa.id);
     this.unresponsive.delete(sa.id);
     if (halfOpenKey && this.halfOpenInit.get(halfOpenKey) === sa) this.halfOpenInit.delete(halfOpenKey);
-    const k = peerKey(sa.localId, sa.remoteId);
-    const had = this.byPeer.get(k);
-    if (had === sa) this.byPeer.delete(k);
-    else if (had instanceof Set) {
+    const ours = this.byPeer.get(sa.localId);
+    const had = ours?.get(sa.remoteId);
+    if (ours !== undefined && had === sa) {
+      ours.delete(sa.remoteId);
+      if (ours.size === 0) this.byPeer.delete(sa.localId);
+    } else if (ours !== undefined && had instanceof Set) {
       had.delete(sa);
-      if (had.size === 1) this.byPeer.set(k, had.values().next().value!);
+      if (had.size === 1) ours.set(sa.remoteId, had.values().next().value!);
     }
     if (sa.conn) removeFrom(this.byConn, sa.conn.name, sa);
   }
@@ -126,7 +132,7 @@ export class SaTable {
   }
 
   peers(localId: string, remoteId: string): ReadonlySet<IkeSa> {
-    const had = this.byPeer.get(peerKey(localId, remoteId));
+    const had = this.byPeer.get(localId)?.get(remoteId);
     if (had === undefined) return EMPTY;
     return had instanceof Set ? had : new Set([had]);
   }
@@ -145,10 +151,6 @@ const EMPTY: ReadonlySet<IkeSa> = new Set();
 
 export function spiKey(spi: Buffer): bigint {
   return spi.readBigUInt64BE(0);
-}
-
-function peerKey(localId: string, remoteId: string): string {
-  return `${localId}\u0000${remoteId}`;
 }
 
 function addTo(m: Map<string, Set<IkeSa>>, k: string, sa: IkeSa): void {
