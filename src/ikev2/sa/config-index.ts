@@ -158,10 +158,23 @@ export class ConfigIndex {
     return best;
   }
 
+  private readonly canonicalCache = new Map<string, string>();
+
+  /** canonicalId() with a bounded cache (emptied when full): our own identities recur in every lookup. */
+  private canonical(id: string): string {
+    let c = this.canonicalCache.get(id);
+    if (c === undefined) {
+      c = canonicalId(id);
+      if (this.canonicalCache.size >= CANONICAL_CACHE_MAX) this.canonicalCache.clear();
+      this.canonicalCache.set(id, c);
+    }
+    return c;
+  }
+
   /** The PSK for a pair of identities: a secret naming both wins over one naming one, over one naming none. */
   psk(localId: string, remoteId: string): Buffer | undefined {
-    const l = canonicalId(localId);
-    const r = canonicalId(remoteId);
+    const l = this.canonical(localId);
+    const r = this.canonical(remoteId);
     let best: SecretConfig | undefined;
     let bestScore = -1;
     const consider = (s: SecretConfig): void => {
@@ -185,6 +198,9 @@ export class ConfigIndex {
     return best?.secretBytes;
   }
 }
+
+/** Identity strings whose canonical form was computed lately (a handshake looks the PSK up twice). */
+const CANONICAL_CACHE_MAX = 4096;
 
 function canonicalId(s: string): string {
   try {
