@@ -63,6 +63,12 @@ function saView(sa: SaParams): Record<string, unknown> {
   };
 }
 
+interface Placement {
+  readonly result: InstallResult;
+  readonly group: string;
+  readonly seq: number;
+}
+
 export class MemoryDataplane implements Dataplane {
   readonly name = 'memory';
   /** Installed CHILD_SAs by childId (the records as handed over). */
@@ -71,10 +77,11 @@ export class MemoryDataplane implements Dataplane {
   readonly events: MemoryEvent[] = [];
   maxEvents: number;
 
-  private readonly results = new Map<number, InstallResult>();
-  /** The tunnel (shared protection) of each installed child, and its install order. */
-  private readonly groupOf = new Map<number, string>();
-  private readonly installSeq = new Map<number, number>();
+  /**
+   * Where each installed child went: the result handed to the engine (the same frozen object, not a
+   * copy), its tunnel (shared protection) and its install order. One record per child.
+   */
+  private readonly placed = new Map<number, Placement>();
   /** SPIs handed out and not yet installed or released. */
   private readonly allocated = new Set<number>();
   /** Inbound SPI → childId, for installed SAs. */
@@ -177,20 +184,20 @@ export class MemoryDataplane implements Dataplane {
     this.validate(child);
     let iface: string | undefined;
     if (child.vppMode === 'p2p') {
-      const old = child.replaces !== undefined ? this.results.get(child.replaces)?.interface : undefined;
+      const old = child.replaces !== undefined ? this.placed.get(child.replaces)?.result.interface : undefined;
       iface = old ?? `ipsec${this.nextInstance++}`;
     } else if (child.vppMode === 'p2mp') {
       iface = child.vppInterface ?? 'ipsec0';
     }
-    const result: InstallResult = { saIn: this.nextSaIndex++, saOut: this.nextSaIndex++ };
-    if (iface !== undefined) result.interface = iface;
+    const saIn = this.nextSaIndex++;
+    const saOut = this.nextSaIndex++;
+    // a literal in one of two shapes (every field inside the object; the engine keeps it per CHILD_SA)
+    const result: InstallResult = Object.freeze(iface === undefined ? { saIn, saOut } : { saIn, saOut, interface: iface });
     this.allocated.delete(child.inbound.spi);
-    const replacedGroup = child.replaces !== undefined ? this.groupOf.get(child.replaces) : undefined;
+    const replacedGroup = child.replaces !== undefined ? this.placed.get(child.replaces)?.group : undefined;
     const group = replacedGroup ?? (child.vppMode === 'policy' ? `policy:${child.childId}` : child.vppMode === 'p2mp' ? `${iface}|${child.outbound.dst.addr}` : iface!);
-    this.groupOf.set(child.childId, group);
-    this.installSeq.set(child.childId, this.seq + 1);
+    this.placed.set(child.childId, { result, group, seq: this.seq + 1 });
     this.installed.set(child.childId, child);
-    this.results.set(child.childId, result);
     this.liveSpis.set(child.inbound.spi, child.childId);
     this.log({ op: 'install', childId: child.childId, spi: child.inbound.spi });
     if (child.replaces !== undefined) {
@@ -198,8 +205,7 @@ export class MemoryDataplane implements Dataplane {
       // accepting until the engine removes the old child (after the peer's or our DELETE).
       this.log({ op: 'replace', childId: child.childId, replaced: child.replaces });
     }
-    // a literal rather than a spread: every field inside the object (the engine keeps it per CHILD_SA)
-    return iface === undefined ? { saIn: result.saIn, saOut: result.saOut } : { saIn: result.saIn, saOut: result.saOut, interface: iface };
+    return result;
   }
 
   private drop(childId: number): void {
@@ -207,9 +213,7 @@ export class MemoryDataplane implements Dataplane {
     if (!c) return;
     this.installed.delete(childId);
     this.traffic.delete(childId);
-    this.results.delete(childId);
-    this.groupOf.delete(childId);
-    this.installSeq.delete(childId);
+    this.placed.delete(childId);
     if (this.liveSpis.get(c.inbound.spi) === childId) this.liveSpis.delete(c.inbound.spi);
   }
 
@@ -267,12 +271,12 @@ export class MemoryDataplane implements Dataplane {
 
   /** The tunnels (shared protections: a p2p interface, a p2mp peer) that have CHILD_SAs installed. */
   tunnels(): string[] {
-    return [...new Set(this.groupOf.values())];
+    return [...new Set([...this.placed.values()].map((p) => p.group))];
   }
 
   /** The tunnel an installed CHILD_SA belongs to (a rekey's new CHILD_SA joins the old one's). */
   tunnelOf(childId: number): string | undefined {
-    return this.groupOf.get(childId);
+    return this.placed.get(childId)?.group;
   }
 
   /**
@@ -281,8 +285,8 @@ export class MemoryDataplane implements Dataplane {
    * replaces is still installed (ChildInstall.outboundAfterReplaced; policy mode switches at once).
    */
   outboundOf(tunnel: string): ChildInstall | undefined {
-    const members = [...this.groupOf].filter(([, g]) => g === tunnel).map(([id]) => id);
-    members.sort((x, y) => this.installSeq.get(x)! - this.installSeq.get(y)!);
+    const members = [...this.placed].filter(([, p]) => p.group === tunnel).map(([id]) => id);
+    members.sort((x, y) => this.placed.get(x)!.seq - this.placed.get(y)!.seq);
     const ids = new Set(members);
     for (let i = members.length - 1; i >= 0; i--) {
       const c = this.installed.get(members[i]!)!;
@@ -315,7 +319,7 @@ export class MemoryDataplane implements Dataplane {
   async dump(): Promise<unknown> {
     const sas: unknown[] = [];
     for (const [id, c] of this.installed) {
-      const r = this.results.get(id);
+      const r = this.placed.get(id)?.result;
       sas.push({
         child_id: id,
         ike_sa_id: c.ikeSaId,
