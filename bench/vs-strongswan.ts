@@ -5,7 +5,7 @@
  *       [--responders charon,vpp-iked] [--initiator] [--initiator-n 10000] [--repeat 1]
  *       [--json FILE] [--cpu-prof DIR] [--heap-snapshot DIR] [--base DIR] [--workers 0,1] [--log-level info] [--recv-buffer BYTES]
  *       [--cookies] [--block-threshold N]
- *       [--node-flags FLAGS] [--malloc-arena-max N] [--daemon-env K=V] [--no-floor] [--timeout SECONDS] [--plugin PATH] [--keep]
+ *       [--node-flags FLAGS] [--malloc-arena-max N] [--daemon-env K=V] [--settle S] [--no-floor] [--timeout SECONDS] [--plugin PATH] [--keep]
  *
  * Needs root, iproute2 and strongSwan 5.9 (`bash .ci/setup-interop.sh` installs it) plus strongSwan's
  * load-tester plugin, which Debian does not package: `--plugin PATH`, else $LOAD_TESTER_SO, else
@@ -24,7 +24,7 @@
  * For each N and proposal (aes256gcm16-prfsha256-x25519 / -ecp256), per responder: wall time until the
  * responder reports all N IKE SAs established (polled every 100 ms: swanctl --stats / vpp-ikectl
  * stats), IKE SAs/s, CPU ms per IKE SA (utime+stime of the responder from /proc/PID/stat, before and
- * after; and of its main thread alone, /proc/PID/task/PID/stat), RSS before/after and its slope per SA (again 10 s after the last SA: "settled", the crypto threads stopped by then), UDP
+ * after; and of its main thread alone, /proc/PID/task/PID/stat), RSS before/after and its slope per SA (again `--settle` seconds, default 10, after the last SA: "settled", the crypto threads stopped by then), UDP
  * receive-buffer drops in each namespace (/proc/net/snmp `Udp: RcvbufErrors`, before/after), the
  * initiator's retransmits and failures (its control stream: `*` per retransmit, `-` per failure),
  * and the ratios vpp-iked / charon of the same run. charon logs at level 0 (the load-tester recipe),
@@ -74,8 +74,8 @@ const PROPOSALS: Record<string, string> = {
   ecp256: 'aes256gcm16-prfsha256-ecp256',
   modp2048: 'aes256gcm16-prfsha256-modp2048',
 };
-/** How long after the last IKE SA the responder's RSS is read again (idle: its garbage collected, its crypto threads stopped). */
-const SETTLE_MS = 10_000;
+/** How long after the last IKE SA the responder's RSS is read again (idle: its garbage collected, its crypto threads stopped); `--settle`. */
+let SETTLE_MS = 10_000;
 
 const USAGE = `Usage: node_modules/.bin/node bench/vs-strongswan.ts [options]   (as root)
   --n LIST              IKE SAs per run, comma-separated (default 1000,10000)
@@ -94,6 +94,7 @@ const USAGE = `Usage: node_modules/.bin/node bench/vs-strongswan.ts [options]   
   --node-flags FLAGS    node options for vpp-iked (default "--max-semi-space-size=4", as in the systemd unit)
   --malloc-arena-max N  MALLOC_ARENA_MAX for vpp-iked (default 2, as in the systemd unit; 0: glibc's default)
   --daemon-env K=V      more environment for vpp-iked (repeatable), e.g. GLIBC_TUNABLES=...
+  --settle SECONDS      when the "settled" RSS is read after the last IKE SA (default 10)
   --timeout SECONDS     per run (default 60 + N/100)
   --cpu-prof DIR        run vpp-iked with --cpu-prof, profiles into DIR
   --heap-snapshot DIR   a heap snapshot of vpp-iked (as responder) into DIR once all its IKE SAs are up
@@ -581,6 +582,7 @@ async function main(): Promise<number> {
       'node-flags': { type: 'string', default: '--max-semi-space-size=4' },
       'malloc-arena-max': { type: 'string', default: '2' },
       'daemon-env': { type: 'string', multiple: true, default: [] },
+      settle: { type: 'string', default: '10' },
       timeout: { type: 'string' },
       'cpu-prof': { type: 'string' },
       'heap-snapshot': { type: 'string' },
@@ -622,6 +624,8 @@ async function main(): Promise<number> {
     if (r === 'vpp-iked-base' && baseRoot === undefined) throw new Error('responder vpp-iked-base needs --base DIR');
   }
   if (ns.some((x) => !Number.isInteger(x) || x < 1)) throw new Error(`--n: positive integers, not ${values.n}`);
+  SETTLE_MS = Number(values.settle) * 1000;
+  if (!Number.isFinite(SETTLE_MS) || SETTLE_MS < 0) throw new Error(`--settle: seconds, not ${values.settle}`);
   // vpp-iked runs as installed: the compiled build, made here when missing or older than src/
   for (const root of baseRoot !== undefined ? [ROOT, baseRoot] : [ROOT]) await ensureBuilt(root);
   const loadTester = findPlugin(values.plugin);
