@@ -28,6 +28,7 @@ import { SdNotify } from './sd-notify.ts';
 import { InstrumentedDataplane, connectionOf } from './instrumented-dataplane.ts';
 import { MetricsServer, renderMetrics } from './metrics.ts';
 import { diffConnections, settingChanges, type ReloadReport } from './reload.ts';
+import { BurstCompactor } from './heap.ts';
 
 /**
  * The crypto worker threads start when this many IKE_SA_INIT requests come within one second: a
@@ -77,6 +78,7 @@ export class Daemon {
   control!: ControlServer;
   private readonly monitors = new Set<Reply>();
   private housekeeping: NodeJS.Timeout | undefined;
+  private readonly compactor = new BurstCompactor();
   private stopping: Promise<void> | undefined;
   readonly notify: SdNotify;
   /** The dataplane as the engine sees it: counted, timed, and able to keep SAs on stop. */
@@ -156,7 +158,7 @@ export class Daemon {
       await m.start();
       this.metrics = m;
     }
-    this.housekeeping = setInterval(() => this.engine.compactTimers(), 10_000);
+    this.housekeeping = setInterval(() => this.housekeep(), 10_000);
     this.housekeeping.unref();
     this.log.info(
       { config: this.configPath, connections: cfg.connections.length, dataplane: this.dataplane.name, workers: this.engine.workers.threads, control: cfg.daemon.controlSocket, version: VERSION, code: COMPILED ? 'compiled' : 'typescript' },
@@ -503,7 +505,7 @@ export class Daemon {
           reloads: { ok: this.counters.reloadsOk, refused: this.counters.reloadsRefused },
           workers: this.engine.workers,
           traffic: snakeKeys(this.engine.traffic),
-          memory: memoryView(),
+          memory: { ...memoryView(), compactions: this.compactor.compactions },
         },
       }),
     );
@@ -538,6 +540,16 @@ export class Daemon {
   stop(): Promise<void> {
     this.stopping ??= this.stopNow();
     return this.stopping;
+  }
+
+  /** Every 10 s: the timer heap's stale entries go; after a burst of new IKE SAs, the JavaScript heap is compacted (heap.ts). */
+  private housekeep(): void {
+    this.engine.compactTimers();
+    const c = this.compactor.tick(this.engine.stats.ikeEstablished);
+    if (c) {
+      const mb = (n: number): number => Math.round(n / 104857.6) / 10;
+      this.log.info({ new_ike_sas: c.newSas, heap_mb: mb(c.heapBefore), heap_after_mb: mb(c.heapAfter), rss_mb: mb(c.rssBefore), rss_after_mb: mb(c.rssAfter), ms: Math.round(c.ms) }, 'heap compacted after a burst of new IKE SAs');
+    }
   }
 
   private async stopNow(): Promise<void> {
