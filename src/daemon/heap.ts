@@ -2,7 +2,7 @@
  * Giving back the memory of a burst. While thousands of peers come up at once the JavaScript heap
  * grows with the handshakes' short-lived objects; once they are done V8 keeps those pages (node runs
  * no idle-time collection): at 50,000 IKE SAs 40–50 MB more than the SAs need. When a burst of new
- * IKE SAs is over (at least BURST_MIN since the last compaction, then a quiet tick), one full
+ * IKE SAs is over (at least BURST_MIN new SAs in busy ticks, then a quiet tick), one full
  * collection compacts the heap and releases the empty pages. It pauses the event loop once, for
  * about 0.1–0.3 s at 50,000 SAs: far below any peer's retransmission timeout.
  */
@@ -56,8 +56,12 @@ export class BurstCompactor {
   tick(established: number): Compaction | undefined {
     const added = Math.max(0, established - this.last);
     this.last = established;
-    this.grown += added;
-    if (added >= QUIET_MAX || this.grown < BURST_MIN || this.gc === undefined) return undefined;
+    // only busy ticks make a burst: a steady trickle of new peers never triggers a collection
+    if (added >= QUIET_MAX) {
+      this.grown += added;
+      return undefined;
+    }
+    if (this.grown < BURST_MIN || this.gc === undefined) return undefined;
     const newSas = this.grown;
     this.grown = 0;
     const before = process.memoryUsage();

@@ -2,7 +2,8 @@
  * Logging: pino JSON lines on stdout (journald picks them up). Fields are stable: `ike` (IKE SA id),
  * `child_id`, `peer`, `conn`, `child`. Levels can be set per subsystem at run time. Anything that
  * could hold key material is redacted by field name (redact()), and the engine never passes keys to
- * the logger.
+ * the logger. Only the subsystem loggers are child loggers (pino does not pass child bindings through
+ * a formatter): log fields go with each call, where they are redacted.
  */
 import pino, { type Logger, type DestinationStream } from 'pino';
 
@@ -42,6 +43,12 @@ function holdsSensitive(o: object, depth: number): boolean {
 function censored(o: object, depth: number): unknown {
   if (Array.isArray(o)) return o.map((v: unknown) => (depth < MAX_DEPTH && isNested(v) && holdsSensitive(v, depth + 1) ? censored(v, depth + 1) : v));
   const out: Record<string, unknown> = {};
+  // an Error's own name, message and stack are not enumerable: keep them in the copy
+  if (o instanceof Error) {
+    out.type = o.name;
+    out.message = o.message;
+    out.stack = o.stack;
+  }
   for (const k in o) {
     const v = (o as Record<string, unknown>)[k];
     out[k] = SENSITIVE.has(k) ? CENSOR : depth < MAX_DEPTH && isNested(v) && holdsSensitive(v, depth + 1) ? censored(v, depth + 1) : v;
@@ -55,7 +62,12 @@ function censored(o: object, depth: number): unknown {
  * as much as a tenth of what a whole IKE SA costs the event loop).
  */
 export function redact(o: Record<string, unknown>): Record<string, unknown> {
-  return holdsSensitive(o, 0) ? (censored(o, 0) as Record<string, unknown>) : o;
+  try {
+    return holdsSensitive(o, 0) ? (censored(o, 0) as Record<string, unknown>) : o;
+  } catch {
+    // a getter that throws, a revoked Proxy: the line goes out without its fields, the caller goes on
+    return { redaction_failed: true };
+  }
 }
 
 export interface Logs {
@@ -76,7 +88,7 @@ export function createLogs(level: string, dest?: DestinationStream): Logs {
       level,
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
-      formatters: { level: (label) => ({ level: label }), log: redact },
+      formatters: { level: (label) => ({ level: label }), log: redact, bindings: redact },
     },
     dest ?? pino.destination({ dest: 1, sync: false }),
   );

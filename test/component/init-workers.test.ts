@@ -10,13 +10,15 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
+import { Worker } from 'node:worker_threads';
 import pino from 'pino';
 import { Engine, type OutPacket } from '../../src/ikev2/engine/engine.ts';
 import { FakeScheduler } from '../../src/common/clock.ts';
 import { MemoryDataplane } from '../../src/dataplane/memory.ts';
 import { decodeMessage } from '../../src/ikev2/codec/message.ts';
 import { ExchangeType, HeaderFlag, NotifyType, PayloadType } from '../../src/ikev2/constants.ts';
-import { computeInitKeys, decodeJobs, decodeResults, encodeJobs, encodeResults, type InitKeyJob } from '../../src/ikev2/crypto/pool.ts';
+import { WIRE_VERSION, computeInitKeys, decodeJobs, decodeResults, encodeJobs, encodeResults, type InitKeyJob } from '../../src/ikev2/crypto/pool.ts';
 import { conn, child, config, psk } from '../helpers/engine-pair.ts';
 
 const silent = pino({ level: 'silent' });
@@ -327,4 +329,15 @@ test('threads that waited for load stop once it is gone, and load starts them ag
   } finally {
     await r.engine.close();
   }
+});
+
+test('a crypto worker started by a daemon of another job layout refuses to run; one of this layout reports in', async () => {
+  const script = new URL('../../src/ikev2/crypto/pool-worker.ts', import.meta.url);
+  const other = new Worker(script, { workerData: { wire: WIRE_VERSION + 1 } });
+  const [err] = (await once(other, 'error')) as [Error];
+  assert.match(err.message, /another version/);
+  const same = new Worker(script, { workerData: { wire: WIRE_VERSION } });
+  const [ready] = (await once(same, 'message')) as [ArrayBuffer];
+  assert.equal(ready.byteLength, 0, 'loaded: an empty batch of results');
+  await same.terminate();
 });

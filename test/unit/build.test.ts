@@ -14,26 +14,33 @@ import { KeId, PrfId } from '../../src/ikev2/constants.ts';
 
 const ROOT = resolve(import.meta.dirname, '../..');
 
-test('bin/entry.js runs dist/ only while dist/BUILT is newer than every file under src/', async () => {
+test('bin/entry.js runs dist/ only while dist/BUILT describes every source file and tsconfig exactly', async () => {
   const dir = mkdtempSync(join(tmpdir(), 'viked-entry-'));
   try {
     mkdirSync(join(dir, 'bin'));
     copyFileSync(join(ROOT, 'bin/entry.js'), join(dir, 'bin/entry.js'));
     mkdirSync(join(dir, 'src/deep/er'), { recursive: true });
     mkdirSync(join(dir, 'dist/src'), { recursive: true });
-    writeFileSync(join(dir, 'src/main.ts'), '');
-    writeFileSync(join(dir, 'src/deep/er/x.ts'), '');
+    writeFileSync(join(dir, 'src/main.ts'), 'a');
+    writeFileSync(join(dir, 'src/deep/er/x.ts'), 'b');
+    writeFileSync(join(dir, 'tsconfig.json'), '{}');
+    writeFileSync(join(dir, 'tsconfig.build.json'), '{}');
     const at = (p: string, s: number): void => utimesSync(join(dir, p), s, s);
-    at('src/main.ts', 1000);
-    at('src/deep/er/x.ts', 1000);
-    const { entry } = (await import(pathToFileURL(join(dir, 'bin/entry.js')).href)) as { entry(p: string): string };
+    at('src/deep/er/x.ts', 2000);
+    const { entry, sourceManifest } = (await import(pathToFileURL(join(dir, 'bin/entry.js')).href)) as { entry(p: string): string; sourceManifest(): string };
     assert.ok(entry('main').endsWith('/src/main.ts'), 'no build: the sources');
-    writeFileSync(join(dir, 'dist/BUILT'), '');
-    at('dist/BUILT', 2000);
+    writeFileSync(join(dir, 'dist/BUILT'), sourceManifest());
     assert.ok(entry('main').endsWith('/dist/src/main.js'), 'a current build');
     assert.ok(entry('cli/ikectl').endsWith('/dist/src/cli/ikectl.js'));
-    at('src/deep/er/x.ts', 3000); // a source file edited after the build, however deep
-    assert.ok(entry('main').endsWith('/src/main.ts'), 'a stale build: the sources');
+    at('src/deep/er/x.ts', 1000); // a copy that kept an older time, however deep
+    assert.ok(entry('main').endsWith('/src/main.ts'), 'an older time: stale');
+    at('src/deep/er/x.ts', 2000);
+    assert.ok(entry('main').endsWith('/dist/src/main.js'), 'the same again: current');
+    writeFileSync(join(dir, 'tsconfig.build.json'), '{ }');
+    assert.ok(entry('main').endsWith('/src/main.ts'), 'a changed tsconfig: stale');
+    writeFileSync(join(dir, 'dist/BUILT'), sourceManifest());
+    writeFileSync(join(dir, 'src/new.ts'), '');
+    assert.ok(entry('main').endsWith('/src/main.ts'), 'a new source file: stale');
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

@@ -14,19 +14,22 @@ test('one full collection on the first quiet tick after a burst', () => {
   assert.equal(calls, 0);
   const done = c.tick(BURST_MIN + 100 + QUIET_MAX - 1);
   assert.ok(done, 'quiet after the burst: compacted');
-  assert.equal(done.newSas, BURST_MIN + 100 + QUIET_MAX - 1);
+  assert.equal(done.newSas, BURST_MIN + 100, 'the busy ticks\' SAs');
   assert.equal(calls, 1);
   assert.equal(c.tick(BURST_MIN + 100 + QUIET_MAX), undefined, 'once per burst');
   assert.equal(calls, 1);
   assert.equal(c.compactions, 1);
 });
 
-test('no collection after a small burst or a steady trickle below the burst size', () => {
+test('no collection after a small burst or a steady trickle of new SAs', () => {
   let calls = 0;
   const c = new BurstCompactor(() => calls++);
   let n = 0;
-  for (let i = 0; i < 50; i++) c.tick((n += QUIET_MAX - 1)); // quiet ticks adding up to less than BURST_MIN
-  assert.ok(n < BURST_MIN);
+  for (let i = 0; i < 500; i++) c.tick((n += QUIET_MAX - 1)); // a trickle: quiet ticks adding up to more than BURST_MIN
+  assert.ok(n > BURST_MIN);
+  assert.equal(calls, 0);
+  c.tick((n += BURST_MIN / 2)); // a small burst
+  c.tick(n);
   assert.equal(calls, 0);
   c.tick((n += BURST_MIN)); // a burst
   c.tick(n); // then quiet

@@ -48,3 +48,18 @@ test('a cyclic object is walked no deeper than the limit', () => {
   a.self = a;
   assert.equal(redact(a), a);
 });
+
+test('an Error keeps its message when a field of it is redacted; a throwing getter does not throw', () => {
+  const { lines, dest } = capture();
+  const logs = createLogs('info', dest);
+  logs.root.info('first');
+  const e = Object.assign(new Error('went wrong'), { secret: 's3' });
+  logs.root.info({ err: e }, 'failed');
+  const err = lines[1]!.err as Record<string, unknown>;
+  assert.equal(err.secret, '[redacted]');
+  assert.equal(err.message, 'went wrong');
+  assert.ok(!JSON.stringify(lines[1]).includes('s3'));
+  const hostile = { ike: 1, nested: Object.defineProperty({}, 'x', { enumerable: true, get: () => { throw new Error('boom'); } }) };
+  assert.doesNotThrow(() => logs.root.info(hostile, 'hostile'));
+  assert.equal(lines[2]!.msg, 'hostile');
+});

@@ -46,6 +46,13 @@ export function computeInitKeys(job: InitKeyJob): InitKeyResult {
   return { ok: true, publicValue: dh.publicValue, keymat };
 }
 
+/**
+ * The job and result layout's version. A worker refuses to run for a main thread of another one: the
+ * threads stop when idle and start again from the files on disk, which an upgrade in place may have
+ * replaced under a running daemon (bump this with any change to the layout above).
+ */
+export const WIRE_VERSION = 1;
+
 const JOB_HEAD = 16;
 const RESULT_HEAD = 9;
 
@@ -226,7 +233,8 @@ export class InitCryptoPool<T> {
 
   /** No job for stopAfterMs and none in flight: the threads go until load starts them again. */
   private stopIfIdle(): void {
-    if (!this.started || this.pending > 0 || performance.now() - this.lastJobAt < this.stopAfterMs) return;
+    // a pool whose threads all failed to start stays as it is (the event loop computes)
+    if (!this.started || this.slots.length === 0 || this.pending > 0 || performance.now() - this.lastJobAt < this.stopAfterMs) return;
     const slots = this.slots.splice(0);
     this.started = false;
     this.demand = 0;
@@ -305,7 +313,7 @@ export class InitCryptoPool<T> {
   }
 
   private spawn(): Slot<T> {
-    const worker = new Worker(this.script);
+    const worker = new Worker(this.script, { workerData: { wire: WIRE_VERSION } });
     worker.unref();
     const slot: Slot<T> = { worker, online: false, inFlight: new Map() };
     worker.on('message', (ab: ArrayBuffer) => {
