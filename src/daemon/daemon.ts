@@ -548,7 +548,7 @@ export class Daemon {
     const c = this.compactor.tick(this.engine.stats.ikeEstablished);
     if (c) {
       const mb = (n: number): number => Math.round(n / 104857.6) / 10;
-      this.log.info({ new_ike_sas: c.newSas, heap_mb: mb(c.heapBefore), heap_after_mb: mb(c.heapAfter), rss_mb: mb(c.rssBefore), rss_after_mb: mb(c.rssAfter), ms: Math.round(c.ms) }, 'heap compacted after a burst of new IKE SAs');
+      this.log.info({ new_ike_sas: c.newSas, heap_mb: mb(c.heap), rss_mb: mb(c.rss), ms: Math.round(c.ms) }, 'heap compacted after a burst of new IKE SAs');
     }
   }
 

@@ -3,8 +3,10 @@
  * grows with the handshakes' short-lived objects; once they are done V8 keeps those pages (node runs
  * no idle-time collection): at 50,000 IKE SAs 40–50 MB more than the SAs need. When a burst of new
  * IKE SAs is over (at least BURST_MIN new SAs in busy ticks, then a quiet tick), one full
- * collection compacts the heap and releases the empty pages. It pauses the event loop once, for
- * about 0.1–0.3 s at 50,000 SAs: far below any peer's retransmission timeout.
+ * collection compacts the heap; V8 releases the emptied pages shortly after (in one run at 50,000,
+ * 30 s after the burst: 162 MB of heap committed and 331 MB RSS, against 186 and 355 MB without). It
+ * pauses the event loop once: 170 ms at 50,000 SAs, 50 ms at 10,000, below any peer's retransmission
+ * timeout.
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -14,12 +16,13 @@ export const BURST_MIN = 2000;
 /** A tick with fewer new IKE SAs than this is quiet. */
 export const QUIET_MAX = 16;
 
+/** What a compaction found (V8 gives the emptied pages back after it returns, so no "after"). */
 export interface Compaction {
   newSas: number;
-  heapBefore: number;
-  heapAfter: number;
-  rssBefore: number;
-  rssAfter: number;
+  /** V8's committed heap and the process's RSS before it, bytes. */
+  heap: number;
+  rss: number;
+  /** How long the event loop paused. */
   ms: number;
 }
 
@@ -68,8 +71,7 @@ export class BurstCompactor {
     const t0 = performance.now();
     this.gc();
     const ms = performance.now() - t0;
-    const after = process.memoryUsage();
     this.compactions++;
-    return { newSas, heapBefore: before.heapTotal, heapAfter: after.heapTotal, rssBefore: before.rss, rssAfter: after.rss, ms };
+    return { newSas, heap: before.heapTotal, rss: before.rss, ms };
   }
 }
