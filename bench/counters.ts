@@ -15,8 +15,8 @@ import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { VppClient } from '../src/vpp/client.ts';
 import { fileSource, findStatsSegment, IPSEC_SA_COUNTERS, StatsSegment } from '../src/vpp/stats-segment.ts';
-import { IpsecCryptoAlg, IpsecIntegAlg, IpsecProto, IpsecSadFlags, TunnelMode } from '../src/vpp/defs.generated.ts';
-import { toApiAddress } from '../src/vpp/address.ts';
+import { IpsecCryptoAlg, IpsecIntegAlg, IpsecProto, IpsecSadFlags } from '../src/vpp/defs.generated.ts';
+import { saTunnel } from '../src/dataplane/vpp/sa.ts';
 import { startVppLab, vppAvailable } from '../test/helpers/real-vpp.ts';
 import pino from 'pino';
 import { randomBytes } from 'node:crypto';
@@ -107,18 +107,7 @@ async function main(): Promise<void> {
               integrity_algorithm: IpsecIntegAlg.IPSEC_API_INTEG_ALG_NONE,
               integrity_key: { length: 0, data: Buffer.alloc(0) },
               flags: IpsecSadFlags.IPSEC_API_SAD_FLAG_IS_TUNNEL | ((i + k) % 2 === 0 ? IpsecSadFlags.IPSEC_API_SAD_FLAG_IS_INBOUND : 0),
-              tunnel: {
-                instance: 0xffffffff,
-                src: toApiAddress('192.0.2.2'),
-                dst: toApiAddress(`10.${((i + k) >> 16) & 255}.${((i + k) >> 8) & 255}.${(i + k) & 255}`),
-                sw_if_index: 0xffffffff,
-                table_id: 0,
-                encap_decap_flags: 0,
-                mode: TunnelMode.TUNNEL_API_MODE_P2P,
-                flags: 0,
-                dscp: 0,
-                hop_limit: 0,
-              },
+              tunnel: saTunnel('192.0.2.2', `10.${((i + k) >> 16) & 255}.${((i + k) >> 8) & 255}.${(i + k) & 255}`),
               salt: 0,
               udp_src_port: 4500,
               udp_dst_port: 4500,

@@ -43,7 +43,7 @@ function saEntry(id: number, sa: SaParams): IpsecSadEntryV4 {
     integrity_algorithm: integ.alg,
     integrity_key: { length: sa.integKey.length, data: sa.integKey },
     flags,
-    tunnel: tunnel(sa.src.addr, sa.dst.addr),
+    tunnel: saTunnel(sa.src.addr, sa.dst.addr),
     salt,
     udp_src_port: sa.udpEncap ? sa.src.port : IKE_NATT_PORT,
     udp_dst_port: sa.udpEncap ? sa.dst.port : IKE_NATT_PORT,
@@ -51,7 +51,8 @@ function saEntry(id: number, sa: SaParams): IpsecSadEntryV4 {
   };
 }
 
-function tunnel(src: string, dst: string): Tunnel {
+/** The tunnel header of a tunnel-mode SA from `src` to `dst` (VPP's `tunnel` type). */
+export function saTunnel(src: string, dst: string): Tunnel {
   return {
     instance: U32_MAX,
     src: toApiAddress(src),
@@ -93,7 +94,7 @@ export function updateSa(b: Backend, id: number, sa: SaParams): Promise<unknown>
   return req(b, 'ipsec_sad_entry_update', {
     sad_id: id,
     is_tun: sa.mode === 'tunnel',
-    tunnel: tunnel(sa.src.addr, sa.dst.addr),
+    tunnel: saTunnel(sa.src.addr, sa.dst.addr),
     udp_src_port: sa.udpEncap ? sa.src.port : 0xffff,
     udp_dst_port: sa.udpEncap ? sa.dst.port : 0xffff,
   });
