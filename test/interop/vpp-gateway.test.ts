@@ -46,7 +46,7 @@ import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { createLab, interopAvailable, waitFor, type Charon, type Lab, type SwanSa } from './harness.ts';
 import { gatewayDaemonConf, gatewayPuntSocket, requireVpp, run, startVppLab, vppAvailable, VPP_LAB_ADDR, type VppLab } from '../helpers/real-vpp.ts';
-import { daemonSection, spawnDaemonWithConfig, startDaemon, type DaemonHandle, type IkeSaJson } from '../helpers/daemon.ts';
+import { daemonSection, ROOT, spawnDaemonWithConfig, startDaemon, type DaemonHandle, type IkeSaJson } from '../helpers/daemon.ts';
 import { VppClient } from '../../src/vpp/client.ts';
 import { isOurId } from '../../src/dataplane/vpp/ids.ts';
 import { IpsecSadFlags } from '../../src/vpp/defs.generated.ts';
@@ -286,6 +286,9 @@ async function startGateway(t: TestContext, mode: Mode): Promise<Gateway> {
   const iked = await startDaemon({
     name: `gw-${mode}`,
     parentDir: vpp.dir,
+    // p2mp and policy run what an installation runs (bin/vpp-iked.js on the compiled dist/ that
+    // npm test builds first), p2p the TypeScript sources: both against the real VPP
+    ...(COMPILED_MODES.has(mode) ? { main: join(ROOT, 'bin/vpp-iked.js') } : {}),
     ...(certs ? { lab, side: 'b' as const } : {}),
     listen: [VPP_LAB_ADDR.vpp.v4, VPP_LAB_ADDR.vpp.v6],
     logLevel: 'info',
@@ -914,10 +917,17 @@ function requireGateway(t: TestContext): boolean {
   return false;
 }
 
+/** Gateway modes whose daemon runs the compiled build. */
+const COMPILED_MODES: ReadonlySet<Mode> = new Set(['p2mp', 'policy']);
+
 for (const mode of ['p2p', 'p2mp', 'policy'] as const) {
   test(`VPP gateway (${mode}): strongSwan <-> real VPP <-> vpp-iked over punt`, { timeout: 240_000 }, async (t) => {
     if (!requireGateway(t)) return;
     const g = await startGateway(t, mode);
+    await t.test(`runs ${COMPILED_MODES.has(mode) ? 'the compiled build' : 'the TypeScript sources'}`, () => {
+      const started = g.iked.logs().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Record<string, unknown>).find((l) => l.msg === 'vpp-iked started');
+      assert.equal(started?.code, COMPILED_MODES.has(mode) ? 'compiled' : 'typescript', 'bin/vpp-iked.js ran the sources: is dist/ built and current (npm run build)?');
+    });
     const states = await bringUp(g);
     await t.test('pings through every tunnel; VPP counts them on our SAs', (st) => trafficAndCounters(st, g, states));
     await t.test('rekeys during a steady ping lose no reply', (st) => rekeysUnderPing(st, g, TUNNELS[mode === 'p2p' ? 0 : mode === 'p2mp' ? 3 : 1]!));
