@@ -85,6 +85,7 @@ const USAGE = `Usage: node_modules/.bin/node bench/soak.ts [options]   (as root,
   --ike-rekey S      IKE SA rekey_time in seconds, both sides (default 30)
   --sample S         seconds between samples (default 30)
   --pace MS          ms between the load-tester's initiations (default 2; 0: as fast as it goes)
+  --qlen N           net.unix.max_dgram_qlen in VPP's namespace: datagrams VPP's punt socket may queue for vpp-iked (default 256)
   --log-level LEVEL  vpp-iked's log level (default info)
   --peer-log N       charon's file log level for every subsystem (default 0; its IKE subsystem logs at 1 at least)
   --json FILE        where the JSON goes (default bench/results/soak-<time>.json)
@@ -356,8 +357,8 @@ async function cleanupAll(): Promise<void> {
   for (const c of cleanups.splice(0).reverse()) await c().catch((e: unknown) => process.stderr.write(`clean-up: ${(e as Error).message}\n`));
 }
 
-async function run(o: { tunnels: number; minutes: number; childRekey: number; ikeRekey: number; sampleS: number; pace: number; logLevel: string; peerLog: number; plugin: string }, r: Result): Promise<void> {
-  const vpp = await startVppLab({ after: (fn) => void cleanups.push(fn) }, { unixDgramQlen: 256 });
+async function run(o: { tunnels: number; minutes: number; childRekey: number; ikeRekey: number; sampleS: number; pace: number; qlen: number; logLevel: string; peerLog: number; plugin: string }, r: Result): Promise<void> {
+  const vpp = await startVppLab({ after: (fn) => void cleanups.push(fn) }, { unixDgramQlen: o.qlen });
   // the load-tester's addresses are reached through the peer's veth address
   await vpp.ctl('ip', 'route', 'add', POOL_PREFIX, 'via', VPP_LAB_ADDR.peer.v4, vpp.hostIf);
   const lab = await createLab({ tag: 'soak', namespaces: { a: vpp.peerNs, b: vpp.vppNs } });
@@ -658,6 +659,7 @@ async function main(): Promise<number> {
       'ike-rekey': { type: 'string', default: '30' },
       sample: { type: 'string', default: '30' },
       pace: { type: 'string', default: '2' },
+      qlen: { type: 'string', default: '256' },
       'log-level': { type: 'string', default: 'info' },
       'peer-log': { type: 'string', default: '0' },
       json: { type: 'string' },
@@ -684,6 +686,7 @@ async function main(): Promise<number> {
   const ikeRekey = num('ike-rekey', values['ike-rekey'], 2, 86400);
   const sampleS = num('sample', values.sample, 1, 3600);
   const pace = num('pace', values.pace, 0, 1000);
+  const qlen = num('qlen', values.qlen, 10, 1_000_000);
   const peerLog = num('peer-log', values['peer-log'], 0, 4);
   const inter = interopAvailable();
   if (!inter.available) {
@@ -723,7 +726,7 @@ async function main(): Promise<number> {
     checks: [], ok: false,
   };
   try {
-    await run({ tunnels, minutes, childRekey, ikeRekey, sampleS, pace, logLevel: values['log-level'], peerLog, plugin }, r);
+    await run({ tunnels, minutes, childRekey, ikeRekey, sampleS, pace, qlen, logLevel: values['log-level'], peerLog, plugin }, r);
   } catch (e) {
     r.error = e instanceof Error ? e.message : String(e);
   } finally {

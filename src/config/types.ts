@@ -155,6 +155,8 @@ export interface VppConfig {
   socket: string;
   /** transport = punt: our datagram socket that VPP punts IKE to. */
   puntSocket: string;
+  /** transport = punt: who reads the punt socket (a thread of its own, or the event loop). */
+  puntReader: 'thread' | 'event_loop';
   /** VPP interface whose address the p2p/p2mp ipsec interfaces borrow (unnumbered). Unset: none. */
   unnumberedInterface?: string;
   /** policy mode: the interface the SPD is bound to when a CHILD_SA sets no vpp_interface. */

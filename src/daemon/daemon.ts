@@ -217,7 +217,7 @@ export class Daemon {
     if (cfg.daemon.transport === 'udp') return new UdpTransport({ ...common, recvBufferSize: cfg.daemon.recvBufferSize });
     if (!this.vppClient || !this.vppBackEnd) throw new Error('transport = punt needs dataplane = vpp');
     const { PuntTransport } = await import('../net/punt-transport.ts');
-    const punt = new PuntTransport({ ...common, client: this.vppClient, socketPath: cfg.vpp.puntSocket, registerOnReconnect: false });
+    const punt = new PuntTransport({ ...common, client: this.vppClient, socketPath: cfg.vpp.puntSocket, receiveThread: cfg.vpp.puntReader === 'thread', registerOnReconnect: false });
     // After a VPP restart: punt registrations first, then the SAs (IKE on 4500 must reach us again).
     this.vppBackEnd.setBeforeResync(() => punt.registerOrRetry());
     return punt;

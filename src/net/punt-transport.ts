@@ -56,6 +56,8 @@ export interface PuntTransportOptions {
   sendWaitMs?: number;
   /** Where net.unix.max_dgram_qlen is read at start (default /proc/sys/net/unix/max_dgram_qlen). */
   unixDgramQlenFile?: string;
+  /** Read the punt socket in a thread of its own (default false: on the event loop). */
+  receiveThread?: boolean;
 }
 
 export interface PuntTransportStats extends InboxStats {
@@ -175,7 +177,11 @@ export class PuntTransport implements IkeTransport {
     if (missing.length) throw new Error(`VPP does not offer ${missing.join(', ')}: it cannot punt IKE to vpp-iked (transport = punt)`);
     if (this.opts.portNatT !== IKE_NATT_PORT) throw new Error(`transport = punt receives NAT-T IKE on VPP's IPsec port ${IKE_NATT_PORT} only (port_nat_t is ${this.opts.portNatT})`);
     this.checkDgramQlen();
-    const sock = new UnixDgramSocket({ sendQueueLimit: this.opts.sendQueueLimit ?? SEND_QUEUE_LIMIT, sendWaitMs: this.opts.sendWaitMs ?? SEND_WAIT_MS });
+    const sock = new UnixDgramSocket({
+      sendQueueLimit: this.opts.sendQueueLimit ?? SEND_QUEUE_LIMIT,
+      sendWaitMs: this.opts.sendWaitMs ?? SEND_WAIT_MS,
+      receiveThread: this.opts.receiveThread === true,
+    });
     sock.bind(this.opts.socketPath);
     sock.on('message', (data, from) => this.onFrame(data, from));
     sock.on('sendBlocked', () => void this.stats.sendBlocked++);
@@ -185,7 +191,7 @@ export class PuntTransport implements IkeTransport {
     c.on('event', this.onEvent);
     if (this.opts.registerOnReconnect !== false) c.on('connected', this.onConnected);
     await this.register();
-    this.opts.log.info({ socket: this.opts.socketPath, vpp_socket: this.vppPath, listen: this.addresses, port: this.opts.port, port_nat_t: this.opts.portNatT }, 'receiving IKE through VPP punt');
+    this.opts.log.info({ socket: this.opts.socketPath, vpp_socket: this.vppPath, listen: this.addresses, port: this.opts.port, port_nat_t: this.opts.portNatT, reader: this.opts.receiveThread === true ? 'thread' : 'event_loop' }, 'receiving IKE through VPP punt');
   }
 
   /**

@@ -19,6 +19,12 @@
  * receivers see that path as the sender; a sending socket that replaces it sends unnamed (VPP's
  * punt socket and systemd's notify socket do not look at the sender).
  *
+ * With `receiveThread`, the bound socket lives in a thread of its own (unix-dgram-receiver.ts) that
+ * only reads it and hands the datagrams to the event loop in batches: a sender whose socket buffer
+ * is small (VPP's punt socket has 64 KiB, about a hundred IKE datagrams in flight) loses nothing
+ * while the event loop is busy, collecting garbage or waiting for a core. bind() and close() stay
+ * synchronous (they wait for the thread), and the thread's socket is closed before the process exits.
+ *
  * Limits of this implementation:
  * - Paths only: names in the abstract namespace (`@name` / a leading NUL byte) are refused, because
  *   the addon always passes the full sockaddr_un length and so cannot address them.
@@ -31,6 +37,7 @@
 import { EventEmitter } from 'node:events';
 import { chmodSync, lstatSync, unlinkSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { Worker } from 'node:worker_threads';
 
 type Addon = typeof import('node-unix-socket');
 type AddonSocket = InstanceType<Addon['DgramSocket']>;
@@ -45,6 +52,15 @@ export const SEND_QUEUE_LIMIT = 1024;
 export const SEND_WAIT_MS = 10_000;
 const RETRY_MIN_MS = 1;
 const RETRY_MAX_MS = 50;
+/** How long bind() waits for the receiving thread to start and bind. */
+const THREAD_BIND_MS = 10_000;
+/** How long close() (and the process's exit) waits for the receiving thread to close its socket. */
+const THREAD_CLOSE_MS = 2_000;
+
+/** States of a receiving thread, in the first word of the memory it shares with the event loop. */
+export const RECEIVER_STATUS = { STARTING: 0, BOUND: 1, FAILED: 2, CLOSED: 3 } as const;
+/** Bytes of that memory: the state, then room for the text of a bind error. */
+const RECEIVER_STATE_BYTES = 4 + 1024;
 
 let addon: Addon | undefined;
 let loadError: string | undefined;
@@ -130,6 +146,8 @@ export interface UnixDgramOptions {
   sendQueueLimit?: number;
   /** How long a datagram may wait for room (default SEND_WAIT_MS); then send() rejects with ETIMEDOUT. */
   sendWaitMs?: number;
+  /** Receive in a thread of its own (see the top of this file); default false. */
+  receiveThread?: boolean;
 }
 
 /** What became of sends that did not go at once. */
@@ -151,13 +169,130 @@ interface Waiting {
   reject: (e: Error) => void;
 }
 
+/** Where a UnixDgramSocket receives: on the event loop, or in a thread of its own. */
+interface Receiver {
+  bind(path: string): void;
+  close(): void;
+}
+
+type OnMessage = (data: Buffer, from: string | undefined) => void;
+type OnError = (message: string) => void;
+
+/** The addon's socket on the event loop. */
+class LoopReceiver implements Receiver {
+  private readonly sock: AddonSocket;
+  constructor(onMessage: OnMessage, onError: OnError) {
+    const { DgramSocket } = load();
+    this.sock = new DgramSocket();
+    this.sock.on('data', (data: Buffer, from: string) => onMessage(data, from === '' ? undefined : from));
+    // The addon closes the socket before it reports a receive error.
+    this.sock.on('error', (e: Error) => onError(e.message));
+  }
+  bind(path: string): void {
+    this.sock.bind(path);
+  }
+  close(): void {
+    this.sock.close();
+  }
+}
+
+/** The addon's socket in a thread of its own (unix-dgram-receiver.ts). */
+class ThreadReceiver implements Receiver {
+  private readonly shared = new SharedArrayBuffer(RECEIVER_STATE_BYTES);
+  private readonly status = new Int32Array(this.shared, 0, 1);
+  private worker: Worker | undefined;
+  private closing = false;
+  /** Closes the thread's socket when the process exits with it still open (a thread's open socket would abort the exit). */
+  private readonly onExit = (): void => this.close();
+
+  private readonly onMessage: OnMessage;
+  private readonly onError: OnError;
+
+  constructor(onMessage: OnMessage, onError: OnError) {
+    load(); // fail here, as the event loop's receiver does, when the addon is missing
+    this.onMessage = onMessage;
+    this.onError = onError;
+  }
+
+  bind(path: string): void {
+    const script = new URL(import.meta.url.endsWith('.js') ? './unix-dgram-receiver.js' : './unix-dgram-receiver.ts', import.meta.url);
+    // no execArgv: the thread runs its own module whatever the process was started with (`node -e` would give it that code instead)
+    const worker = new Worker(script, { workerData: { state: this.shared }, execArgv: [] });
+    this.worker = worker;
+    worker.on('message', (m: { data: Uint8Array[]; from: string[] } | { error: string }) => {
+      if (this.closing) return;
+      if ('error' in m) {
+        this.stop();
+        this.onError(m.error);
+        return;
+      }
+      for (let i = 0; i < m.data.length; i++) {
+        const d = m.data[i]!;
+        const f = m.from[i];
+        this.onMessage(Buffer.from(d.buffer, d.byteOffset, d.byteLength), f === '' || f === undefined ? undefined : f);
+      }
+    });
+    worker.on('error', (e) => {
+      if (this.closing) return;
+      this.stop();
+      this.onError(`receiving thread failed: ${e.message}`);
+    });
+    worker.on('exit', (code) => {
+      if (this.closing) return;
+      this.stop();
+      this.onError(`receiving thread exited (code ${code})`);
+    });
+    worker.postMessage({ op: 'bind', path });
+    Atomics.wait(this.status, 0, RECEIVER_STATUS.STARTING, THREAD_BIND_MS);
+    const st = Atomics.load(this.status, 0);
+    if (st === RECEIVER_STATUS.BOUND) {
+      process.on('exit', this.onExit);
+      return;
+    }
+    const why = st === RECEIVER_STATUS.FAILED ? this.errorText() : `the receiving thread did not bind within ${THREAD_BIND_MS / 1000} s`;
+    this.close();
+    throw new Error(why);
+  }
+
+  close(): void {
+    if (this.closing) return;
+    this.stop();
+  }
+
+  /** Has the thread close its socket (waiting for it) and end; nothing it sends is delivered after this. */
+  private stop(): void {
+    this.closing = true;
+    process.off('exit', this.onExit);
+    const w = this.worker;
+    if (!w) return;
+    this.worker = undefined;
+    const st = Atomics.load(this.status, 0);
+    if (st === RECEIVER_STATUS.BOUND || st === RECEIVER_STATUS.STARTING) {
+      w.postMessage({ op: 'close' });
+      Atomics.wait(this.status, 0, st, THREAD_CLOSE_MS);
+      if (Atomics.load(this.status, 0) === st && st === RECEIVER_STATUS.BOUND) {
+        // Not answered: the thread is stuck; leave it rather than abort the process by terminating it.
+        w.unref();
+        return;
+      }
+    }
+    w.unref();
+  }
+
+  private errorText(): string {
+    const bytes = new Uint8Array(this.shared, 4);
+    const end = bytes.indexOf(0);
+    return new TextDecoder().decode(bytes.slice(0, end < 0 ? bytes.length : end));
+  }
+}
+
 /**
  * One unix datagram socket. Create it, optionally `bind()` it to a path (to receive, and so that
  * receivers see where a datagram came from), `send()` datagrams to paths, `close()` it.
  */
 export class UnixDgramSocket extends EventEmitter<UnixDgramSocketEvents> {
   /** Receives (bound by bind()); never sends, so nothing a send does can stop it reading. */
-  private readonly sock: AddonSocket;
+  private readonly rx: Receiver;
   /** Sends; replaced whenever a send does not go at once (see the top of this file). */
   private tx: AddonSocket | undefined;
   private boundPath: string | undefined;
@@ -175,17 +310,15 @@ export class UnixDgramSocket extends EventEmitter<UnixDgramSocketEvents> {
     super();
     this.queueLimit = Math.max(1, opts.sendQueueLimit ?? SEND_QUEUE_LIMIT);
     this.waitMs = Math.max(0, opts.sendWaitMs ?? SEND_WAIT_MS);
-    const { DgramSocket } = load();
-    this.sock = new DgramSocket();
-    this.sock.on('data', (data: Buffer, from: string) => {
-      if (!this.closed) this.emit('message', data, from === '' ? undefined : from);
-    });
-    this.sock.on('error', (e: Error) => {
-      // The addon closes the socket before it reports a receive error.
+    const onMessage: OnMessage = (data, from) => {
+      if (!this.closed) this.emit('message', data, from);
+    };
+    const onError: OnError = (message) => {
       const path = this.boundPath ?? '(unbound)';
       this.markClosed();
-      this.emit('error', new UnixDgramError('receive on', path, e.message));
-    });
+      this.emit('error', new UnixDgramError('receive on', path, message));
+    };
+    this.rx = opts.receiveThread ? new ThreadReceiver(onMessage, onError) : new LoopReceiver(onMessage, onError);
   }
 
   /** Datagrams waiting for room in a receiver's queue. */
@@ -230,7 +363,7 @@ export class UnixDgramSocket extends EventEmitter<UnixDgramSocketEvents> {
     try {
       tx.bind(path);
       unlinkSync(path);
-      this.sock.bind(path);
+      this.rx.bind(path);
     } catch (e) {
       tx.close();
       throw new UnixDgramError('bind', path, (e as Error).message, (e as NodeJS.ErrnoException).code);
@@ -371,7 +504,7 @@ export class UnixDgramSocket extends EventEmitter<UnixDgramSocketEvents> {
   close(): void {
     if (this.closed) return;
     try {
-      this.sock.close();
+      this.rx.close();
     } finally {
       this.markClosed();
     }

@@ -65,7 +65,7 @@ test('defaults as swanctl.conf documents them', () => {
     trafficPoll: 10,
     fragmentSize: 1280,
   });
-  assert.deepEqual(c.vpp, { socket: '/run/vpp/api.sock', puntSocket: '/run/vpp-iked/punt.sock' });
+  assert.deepEqual(c.vpp, { socket: '/run/vpp/api.sock', puntSocket: '/run/vpp-iked/punt.sock', puntReader: 'thread' });
   const conn = c.connections[0]!;
   const { proposals, children, loc, local, remote, ...rest } = conn;
   assert.deepEqual(rest, {
@@ -502,7 +502,7 @@ test('vpp.unnumbered_interface and vpp.policy_interface: unset by default, valid
   assert.equal(d.vpp.unnumberedInterface, undefined);
   assert.equal(d.vpp.policyInterface, undefined);
   const c = ok(`vpp {\n  socket = /tmp/api.sock\n  unnumbered_interface = loop0\n  policy_interface = GigabitEthernet0/8/0.100\n}\n` + conn('        vpp_mode = policy\n'));
-  assert.deepEqual(c.vpp, { socket: '/tmp/api.sock', puntSocket: '/run/vpp-iked/punt.sock', unnumberedInterface: 'loop0', policyInterface: 'GigabitEthernet0/8/0.100' });
+  assert.deepEqual(c.vpp, { socket: '/tmp/api.sock', puntSocket: '/run/vpp-iked/punt.sock', puntReader: 'thread', unnumberedInterface: 'loop0', policyInterface: 'GigabitEthernet0/8/0.100' });
   assert.ok(Object.isFrozen(c.vpp));
   assert.deepEqual(errs('vpp {\n  unnumbered_interface = loop 0\n  policy_interface = "eth;0"\n  policy_iface = x\n}\n'), [
     "F:2:26: 'unnumbered_interface' must be a VPP interface name (letters, digits, _ . / : -), not 'loop 0'",
@@ -510,6 +510,10 @@ test('vpp.unnumbered_interface and vpp.policy_interface: unset by default, valid
     "F:4:3: unknown key 'policy_iface' in vpp (did you mean 'policy_interface'?)",
   ]);
   assert.deepEqual(errs('vpp {\n  policy_interface =\n}\n'), ["F:2:21: empty value for 'policy_interface' (remove the line to get the default)"]);
+  // who reads the punt socket: a thread of its own by default, or the event loop
+  assert.equal(ok(`vpp {\n  punt_reader = event_loop\n}\n` + conn('')).vpp.puntReader, 'event_loop');
+  assert.equal(errs('vpp {\n  punt_reader = threads\n}\n').length, 1);
+  assert.match(errs('vpp {\n  punt_reader = threads\n}\n')[0]!, /^F:2:17: .*punt_reader/);
   // A policy CHILD_SA needs an interface for its SPD: its own vpp_interface or vpp.policy_interface.
   const e = errs(conn('        vpp_mode = policy\n'));
   assert.equal(e.length, 1);

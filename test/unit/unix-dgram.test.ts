@@ -5,11 +5,16 @@
  * 0660, and close() removes the socket file. A receiver that stops reading (a paused child process,
  * test/helpers/pausable-receiver.ts) fills up: sends to it wait in our queue, in order, while the
  * socket goes on receiving without spinning the CPU, and all arrive once it reads again; our queue
- * is bounded in length (ENOBUFS) and in time (ETIMEDOUT), and close() rejects what waits.
+ * is bounded in length (ENOBUFS) and in time (ETIMEDOUT), and close() rejects what waits. With
+ * `receiveThread` the socket is read by a thread of its own: a child process's paced sends all go
+ * through while the event loop is blocked (with the kernel's queue of 10 datagrams they could not
+ * without it), and a process exiting with such a socket open exits with its own code.
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { mkdtempSync, rmSync, statSync, writeFileSync, existsSync } from 'node:fs';
+import { spawn, spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
@@ -299,4 +304,78 @@ describe('unix datagram sockets', { skip: why ?? false }, () => {
       a.close();
     }
   });
+
+  test('receiveThread: a thread reads while the event loop is blocked; bind, close and the sender path as on the loop', async () => {
+    const pr = join(dir, 'thr.sock');
+    const r = new UnixDgramSocket({ receiveThread: true });
+    const tx = new UnixDgramSocket();
+    try {
+      r.bind(pr);
+      assert.equal(statSync(pr).mode & 0o777, 0o660);
+      const inR = inbox(r);
+      const ptx = join(dir, 'thr-tx.sock');
+      tx.bind(ptx);
+      await tx.send(Buffer.from('hello'), pr);
+      const m = await inR.next();
+      assert.equal(m.data.toString(), 'hello');
+      assert.equal(m.from, ptx, 'the sender path is reported');
+
+      // A child sends 100 datagrams 2 ms apart, each waiting for room when the queue is full; it
+      // prints the time it finished. Our event loop is blocked for 1.5 s meanwhile: only a socket
+      // read by another thread lets the child finish before the block ends (the kernel queues 10).
+      const N = 100;
+      const child = spawn(process.execPath, ['--input-type=module', '-e', SENDER, pr, String(N)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const exited = new Promise<number | null>((res) => child.on('exit', res));
+      // wait for the child to start sending (it says so), then block
+      for (let i = 0; i < 200 && !out.includes('sending'); i++) await new Promise((res) => setTimeout(res, 25));
+      assert.ok(out.includes('sending'), `sender did not start: ${err}`);
+      const blockEnd = Date.now() + 1500;
+      while (Date.now() < blockEnd) {
+        // the event loop does nothing else
+      }
+      assert.equal(await exited, 0, err);
+      const finished = Number(/finished (\d+)/.exec(out)?.[1]);
+      assert.ok(finished < blockEnd, `the sender finished ${finished - blockEnd} ms after the event loop was free again: the thread did not read`);
+      for (let i = 0; i < N; i++) {
+        const d = await inR.next();
+        assert.equal(d.data.readUInt32BE(0), i, 'in order, none lost');
+      }
+    } finally {
+      r.close();
+      tx.close();
+    }
+    assert.ok(!existsSync(pr), 'close() removes the socket file');
+  });
+
+  test('receiveThread: a process that exits with the socket open exits with its own code', () => {
+    const pr = join(dir, 'exit.sock');
+    const code = `import { UnixDgramSocket } from ${JSON.stringify(MODULE)};
+const s = new UnixDgramSocket({ receiveThread: true });
+s.bind(process.argv[1]);
+setTimeout(() => process.exit(7), 50);`;
+    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code, pr], { encoding: 'utf8', timeout: 20_000 });
+    assert.equal(r.status, 7, `exit code ${r.status} (signal ${r.signal}): ${r.stderr}`);
+    assert.doesNotMatch(r.stderr, /Assertion|Aborted|open handles/);
+  });
 });
+
+const MODULE = fileURLToPath(new URL('../../src/net/unix-dgram.ts', import.meta.url));
+
+/** Sends argv[2] numbered datagrams to argv[1], 2 ms apart (each waits for room when the receiver is full). */
+const SENDER = `import { UnixDgramSocket } from ${JSON.stringify(fileURLToPath(new URL('../../src/net/unix-dgram.ts', import.meta.url)))};
+const [path, n] = [process.argv[1], Number(process.argv[2])];
+const s = new UnixDgramSocket({ sendWaitMs: 20000 });
+process.stdout.write('sending\\n');
+for (let i = 0; i < n; i++) {
+  const b = Buffer.alloc(300);
+  b.writeUInt32BE(i, 0);
+  await s.send(b, path);
+  await new Promise((r) => setTimeout(r, 2));
+}
+process.stdout.write('finished ' + Date.now() + '\\n');
+s.close();
+`;

@@ -1,0 +1,103 @@
+/**
+ * The receiving thread of a UnixDgramSocket made with `receiveThread` (see unix-dgram.ts): it owns
+ * the bound socket and does nothing but read it, so that datagrams leave the kernel's queue as they
+ * arrive whatever the event loop is busy with. What it reads goes to the main thread in batches,
+ * one message per wake-up.
+ *
+ * Protocol with the main thread (workerData.state: an Int32Array over a SharedArrayBuffer, slot 0 the
+ * status, then the UTF-8 text of a bind error):
+ *   main → { op: 'bind', path }   status becomes BOUND, or FAILED with the error text
+ *   main → { op: 'close' }        the socket is closed first, then status becomes CLOSED and the
+ *                                 thread ends by itself (nothing left on its loop)
+ *   thread → { data: Uint8Array[], from: string[] }   datagrams, in order
+ *   thread → { error: string }    receiving failed; the socket is closed
+ * The status changes are announced with Atomics.notify: the main thread waits for them (bind and
+ * close are synchronous there, also from a process 'exit' handler).
+ *
+ * The socket is always closed before this thread can end: a thread that ends with the addon's
+ * socket still open takes the whole process down (libuv's loop cannot be closed).
+ */
+import { parentPort, workerData } from 'node:worker_threads';
+import { createRequire } from 'node:module';
+import { RECEIVER_STATUS as STATUS } from './unix-dgram.ts';
+
+type Addon = typeof import('node-unix-socket');
+
+function run(): void {
+  const port = parentPort;
+  if (!port) return;
+  const shared = (workerData as { state: SharedArrayBuffer }).state;
+  const status = new Int32Array(shared, 0, 1);
+  const text = new Uint8Array(shared, 4);
+  const set = (s: number, why?: string): void => {
+    if (why !== undefined) {
+      const n = new TextEncoder().encodeInto(why.slice(0, 300), text.subarray(0, text.length - 1)).written;
+      text[n] = 0;
+    }
+    Atomics.store(status, 0, s);
+    Atomics.notify(status, 0);
+  };
+
+  let sock: InstanceType<Addon['DgramSocket']> | undefined;
+  let open = false;
+  const closeSocket = (): void => {
+    if (!open) return;
+    open = false;
+    try {
+      sock?.close();
+    } catch {
+      // already closed by the addon (after a receive error)
+    }
+  };
+  // Whatever goes wrong here, the socket goes first (see the top of this file).
+  process.on('uncaughtException', (e) => {
+    closeSocket();
+    try {
+      port.postMessage({ error: `receiving thread failed: ${e instanceof Error ? e.message : String(e)}` });
+    } finally {
+      port.close();
+    }
+  });
+
+  let data: Uint8Array[] = [];
+  let from: string[] = [];
+  const flush = (): void => {
+    if (data.length === 0) return;
+    port.postMessage({ data, from });
+    data = [];
+    from = [];
+  };
+
+  port.on('message', (m: { op: 'bind'; path: string } | { op: 'close' }) => {
+    if (m.op === 'close') {
+      flush();
+      closeSocket();
+      port.close();
+      set(STATUS.CLOSED);
+      return;
+    }
+    try {
+      const { DgramSocket } = createRequire(import.meta.url)('node-unix-socket') as Addon;
+      sock = new DgramSocket();
+      open = true;
+      sock.on('data', (d: Buffer, f: string) => {
+        // the addon reads until the queue is empty, one event per datagram: one message for them all
+        if (data.length === 0) setImmediate(flush);
+        data.push(d);
+        from.push(f);
+      });
+      sock.on('error', (e: Error) => {
+        open = false; // the addon closed it
+        flush();
+        port.postMessage({ error: e.message });
+      });
+      sock.bind(m.path);
+      set(STATUS.BOUND);
+    } catch (e) {
+      closeSocket();
+      set(STATUS.FAILED, (e as Error).message);
+    }
+  });
+}
+
+run();
