@@ -568,6 +568,7 @@ export class Daemon {
     this.replaceWaits.clear();
     await this.control?.close();
     if (keep) this.instrumented?.keepInstalled();
+    else this.transport?.stopping?.(deadline - Date.now());
     const drained = this.engine?.shutdown(!keep);
     // IKE SAs with an exchange of ours in flight send their Delete once it completes (the peer
     // expects that message ID first), for at most half of stop_timeout.

@@ -476,6 +476,10 @@ export class PuntTransport implements IkeTransport {
     return this.sends.flush(timeoutMs);
   }
 
+  stopping(ms: number): void {
+    this.sock?.setSendLimits(Number.MAX_SAFE_INTEGER, Math.max(this.opts.sendWaitMs ?? SEND_WAIT_MS, ms));
+  }
+
   /** Deregister from VPP (when it is there) and close our socket. */
   async close(): Promise<void> {
     if (this.closed) return;

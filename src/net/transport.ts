@@ -23,6 +23,12 @@ export interface IkeTransport {
   localAddressFor(remote: string): string | undefined;
   /** Resolves once every datagram handed to send() so far has left (or failed), or after timeoutMs. */
   flush(timeoutMs: number): Promise<boolean>;
+  /**
+   * The daemon is stopping and will send every peer a Delete, then flush() for at most `ms`: a
+   * transport that queues datagrams keeps them all for that long instead of dropping what a burst
+   * would not be allowed.
+   */
+  stopping?(ms: number): void;
   close(): Promise<void>;
 }
 

@@ -299,8 +299,8 @@ export class UnixDgramSocket extends EventEmitter<UnixDgramSocketEvents> {
   /** Inode of the socket file bind() made, so close() removes only that file. */
   private boundIno: number | bigint | undefined;
   private closed = false;
-  private readonly queueLimit: number;
-  private readonly waitMs: number;
+  private queueLimit: number;
+  private waitMs: number;
   private readonly waiting: Waiting[] = [];
   private retryTimer: NodeJS.Timeout | undefined;
   private retryDelay = RETRY_MIN_MS;
@@ -429,8 +429,18 @@ export class UnixDgramSocket extends EventEmitter<UnixDgramSocketEvents> {
     }, delay);
   }
 
+  /**
+   * Changes how many datagrams may wait for room and for how long (from now on, for those waiting
+   * too): a daemon that stops raises both so that every peer's Delete goes, at the receiver's pace.
+   */
+  setSendLimits(queueLimit: number, waitMs: number): void {
+    this.queueLimit = Math.max(1, queueLimit);
+    this.waitMs = Math.max(0, waitMs);
+  }
+
   /** Sends what waits, in order, until the receiver is full again. */
   private pump(): void {
+    let progressed = false;
     while (!this.closed && this.waiting.length > 0) {
       const w = this.waiting[0]!;
       if (performance.now() - w.since > this.waitMs) {
@@ -441,9 +451,12 @@ export class UnixDgramSocket extends EventEmitter<UnixDgramSocketEvents> {
       }
       const r = this.attempt(w.buf, w.path);
       if (r === 'blocked') {
+        // a receiver that took some is reading: look again soon rather than after a longer wait
+        if (progressed) this.retryDelay = RETRY_MIN_MS;
         this.scheduleRetry();
         return;
       }
+      progressed = true;
       this.waiting.shift();
       if (r === 'sent') w.resolve();
       else w.reject(r);

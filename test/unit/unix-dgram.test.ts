@@ -305,6 +305,33 @@ describe('unix datagram sockets', { skip: why ?? false }, () => {
     }
   });
 
+  test('setSendLimits: a stopping daemon keeps every datagram waiting, longer; all go once the receiver reads', async (t) => {
+    const pv = join(dir, 'stop-vpp.sock');
+    const v = await startPausableReceiver(pv);
+    t.after(() => v.close());
+    v.pause();
+    const a = new UnixDgramSocket({ sendQueueLimit: 3, sendWaitMs: 100 });
+    try {
+      const sends = fill(a, pv);
+      a.setSendLimits(10_000, 5_000);
+      for (let i = 0; i < 50; i++) {
+        const d = Buffer.alloc(1500, 0xab);
+        d.writeUInt32BE(sends.length, 0);
+        sends.push(a.send(d, pv));
+      }
+      const total = sends.length;
+      await new Promise((r) => setTimeout(r, 300));
+      assert.equal(a.sendStats.queueFull + a.sendStats.timedOut, 0, 'none refused beyond the old limit, none given up after the old wait');
+      assert.ok(a.queued >= 50);
+      v.resume();
+      await Promise.all(sends);
+      await v.until(total);
+      assert.deepEqual(v.got.map((g) => g.tag), Array.from({ length: total }, (_, i) => i), 'every datagram arrived once, in order');
+    } finally {
+      a.close();
+    }
+  });
+
   test('receiveThread: a thread reads while the event loop is blocked; bind, close and the sender path as on the loop', async () => {
     const pr = join(dir, 'thr.sock');
     const r = new UnixDgramSocket({ receiveThread: true });
