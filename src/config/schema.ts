@@ -277,7 +277,7 @@ export const VPP = section({
     doc: "`transport = punt`: our own unix datagram socket, the one VPP sends punted IKE packets to (VPP's own punt socket path comes from VPP at registration)",
   }),
   punt_reader: setting(oneOf({ thread: 'thread', event_loop: 'event_loop' }), 'thread', {
-    doc: "`transport = punt`: where the punt socket is read. `thread`: a thread of its own (about 15 MB of memory) reads it as datagrams arrive and hands them to the daemon in batches, so that none is lost while the event loop is busy: VPP gives its punt socket 64 KiB of send buffer, about a hundred IKE datagrams in flight, and drops what does not fit (`show errors`: `ip4-udp-punt-socket ... Socket TX error`). `event_loop`: the event loop reads it between its other work (no extra thread; bursts of new peers can lose datagrams, which the peers then retransmit)",
+    doc: "`transport = punt`: where the punt socket is read. `thread`: a thread of its own (about 15 MB of memory, at nice -5 where permitted: root, CAP_SYS_NICE or the unit's `LimitNICE=-5`) reads it as datagrams arrive and hands them to the daemon in batches, so that none is lost while the event loop is busy: VPP gives its punt socket 64 KiB of send buffer, about a hundred IKE datagrams in flight, and drops what does not fit (`show errors`: `ip4-udp-punt-socket ... Socket TX error`). `event_loop`: the event loop reads it between its other work (no extra thread; bursts of new peers can lose datagrams, which the peers then retransmit)",
   }),
   unnumbered_interface: optional(interfaceName, {
     doc: 'interface whose address the ipsec interfaces of `p2p` and `p2mp` CHILD_SAs borrow (unnumbered), e.g. `loop0`; not set: they get no address',

@@ -7,25 +7,43 @@
  * Protocol with the main thread (workerData.state: an Int32Array over a SharedArrayBuffer, slot 0 the
  * status, then the UTF-8 text of a bind error):
  *   main → { op: 'bind', path }   status becomes BOUND, or FAILED with the error text
- *   main → { op: 'close' }        the socket is closed first, then status becomes CLOSED and the
- *                                 thread ends by itself (nothing left on its loop)
+ *   main → { op: 'close' }        the socket is closed, then status becomes CLOSED; the thread
+ *                                 stays (idle, not keeping the process alive) until the process ends
  *   thread → { data: Uint8Array[], from: string[] }   datagrams, in order
  *   thread → { error: string }    receiving failed; the socket is closed
  * The status changes are announced with Atomics.notify: the main thread waits for them (bind and
  * close are synchronous there, also from a process 'exit' handler).
  *
  * The socket is always closed before this thread can end: a thread that ends with the addon's
- * socket still open takes the whole process down (libuv's loop cannot be closed).
+ * socket still open takes the whole process down (libuv's loop cannot be closed). And the thread
+ * does not end before the process does: when a thread that loaded the addon ends, the addon closes
+ * every socket it made in the process, the event loop's own (the punt socket's sending side,
+ * systemd's notification socket) among them, from this thread; the event loop closing one of them
+ * afterwards aborts the process. At the process's exit nothing runs on the event loop any more.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import { createRequire } from 'node:module';
+import { setPriority } from 'node:os';
 import { RECEIVER_STATUS as STATUS } from './unix-dgram.ts';
 
 type Addon = typeof import('node-unix-socket');
 
+/**
+ * The nice value this thread asks for (Linux: per thread): ahead of the event loop and the crypto
+ * threads when the cores are busy, so that it reads as datagrams arrive. Allowed to root, with
+ * CAP_SYS_NICE, or under an RLIMIT_NICE that permits it (the systemd unit's LimitNICE=); otherwise
+ * the thread keeps the process's priority.
+ */
+export const READER_NICE = -5;
+
 function run(): void {
   const port = parentPort;
   if (!port) return;
+  try {
+    setPriority(0, READER_NICE);
+  } catch {
+    // not permitted: the default priority
+  }
   const shared = (workerData as { state: SharedArrayBuffer }).state;
   const status = new Int32Array(shared, 0, 1);
   const text = new Uint8Array(shared, 4);
@@ -52,11 +70,7 @@ function run(): void {
   // Whatever goes wrong here, the socket goes first (see the top of this file).
   process.on('uncaughtException', (e) => {
     closeSocket();
-    try {
-      port.postMessage({ error: `receiving thread failed: ${e instanceof Error ? e.message : String(e)}` });
-    } finally {
-      port.close();
-    }
+    port.postMessage({ error: `receiving thread failed: ${e instanceof Error ? e.message : String(e)}` });
   });
 
   let data: Uint8Array[] = [];
@@ -72,8 +86,10 @@ function run(): void {
     if (m.op === 'close') {
       flush();
       closeSocket();
-      port.close();
-      set(STATUS.CLOSED);
+      // libuv finishes closing the socket's handle at the end of this loop iteration: CLOSED only
+      // after that (a timer runs in the next one), since the main thread may end the process, and
+      // this thread with it, as soon as it reads CLOSED
+      setTimeout(() => set(STATUS.CLOSED), 0);
       return;
     }
     try {

@@ -77,6 +77,7 @@ test('the unit: notify readiness, SIGHUP reload, restart on failure, runtime dir
   assert.equal(one('NoNewPrivileges'), 'yes');
   assert.equal(one('CapabilityBoundingSet'), 'CAP_NET_BIND_SERVICE');
   assert.equal(one('AmbientCapabilities'), 'CAP_NET_BIND_SERVICE');
+  assert.equal(one('LimitNICE'), '-5', 'the punt reading thread may run at nice -5');
   assert.equal(one('SupplementaryGroups'), 'vpp');
   assert.deepEqual(one('RestrictAddressFamilies').split(/\s+/).sort(), ['AF_INET', 'AF_INET6', 'AF_NETLINK', 'AF_UNIX']);
   assert.match(one('ReadWritePaths'), /(^|\s)-?\/run\/vpp(\s|$)/);

@@ -378,15 +378,31 @@ describe('unix datagram sockets', { skip: why ?? false }, () => {
     assert.ok(!existsSync(pr), 'close() removes the socket file');
   });
 
-  test('receiveThread: a process that exits with the socket open exits with its own code', () => {
+  test('receiveThread: a process exits with its own code, the socket open or closed, its other sockets closed after', () => {
     const pr = join(dir, 'exit.sock');
-    const code = `import { UnixDgramSocket } from ${JSON.stringify(MODULE)};
+    const head = `import { UnixDgramSocket } from ${JSON.stringify(MODULE)};
 const s = new UnixDgramSocket({ receiveThread: true });
 s.bind(process.argv[1]);
-setTimeout(() => process.exit(7), 50);`;
-    const r = spawnSync(process.execPath, ['--input-type=module', '-e', code, pr], { encoding: 'utf8', timeout: 20_000 });
-    assert.equal(r.status, 7, `exit code ${r.status} (signal ${r.signal}): ${r.stderr}`);
-    assert.doesNotMatch(r.stderr, /Assertion|Aborted|open handles/);
+`;
+    const scenarios: Record<string, string> = {
+      'exit with the socket open': `setTimeout(() => process.exit(7), 50);`,
+      'close, then exit at once': `s.close();\nprocess.exit(7);`,
+      // as the daemon stops: the punt socket first, then its other sockets (systemd's notify socket)
+      'close, then another socket used and closed, then exit': `const other = new UnixDgramSocket();
+await new Promise((r) => setTimeout(r, 20));
+s.close();
+await new Promise((r) => setTimeout(r, 50));
+await other.send(Buffer.from('x'), process.argv[1] + '.none').catch(() => {});
+other.close();
+process.exit(7);`,
+    };
+    for (const [name, tail] of Object.entries(scenarios)) {
+      for (let i = 0; i < 3; i++) {
+        const r = spawnSync(process.execPath, ['--input-type=module', '-e', head + tail, pr], { encoding: 'utf8', timeout: 20_000 });
+        assert.equal(r.status, 7, `${name}: exit code ${r.status} (signal ${r.signal}): ${r.stderr}`);
+        assert.doesNotMatch(r.stderr, /Assertion|Aborted|open handles/, name);
+      }
+    }
   });
 });
 
