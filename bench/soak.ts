@@ -7,7 +7,7 @@
  *       [--sample 30] [--json FILE] [--plugin PATH] [--log-level info] [--peer-log 0] [--keep]
  *
  * The lab (test/helpers/real-vpp.ts): VPP 26.10 in its own network namespace owning its end of a
- * veth pair (192.0.2.2), `net.unix.max_dgram_qlen` raised to 256 there; vpp-iked in VPP's namespace
+ * veth pair (192.0.2.2), `net.unix.max_dgram_qlen` raised to --qlen (256) there; vpp-iked in VPP's namespace
  * with `transport = punt` (IKE reaches it only through VPP's punt socket, its answers go back the
  * same way) and `dataplane = vpp`, one `p2mp` interface (ipsec100) carrying every CHILD_SA, no
  * routes (`vpp_routes = no`: the load-tester's traffic selectors are its outer addresses, and no
@@ -85,6 +85,7 @@ const USAGE = `Usage: node_modules/.bin/node bench/soak.ts [options]   (as root,
   --ike-rekey S      IKE SA rekey_time in seconds, both sides (default 30)
   --sample S         seconds between samples (default 30)
   --pace MS          ms between the load-tester's initiations (default 2; 0: as fast as it goes)
+  --punt-reader R   vpp-iked's vpp.punt_reader: thread (default) or event_loop
   --qlen N           net.unix.max_dgram_qlen in VPP's namespace: datagrams VPP's punt socket may queue for vpp-iked (default 256)
   --log-level LEVEL  vpp-iked's log level (default info)
   --peer-log N       charon's file log level for every subsystem (default 0; its IKE subsystem logs at 1 at least)
@@ -266,7 +267,7 @@ function slope(xs: readonly number[], ys: readonly number[]): number {
 
 // ------------------------------------------------------------------------------------------ configs
 
-function daemonConf(o: { ctl: string; puntSocket: string; apiSocket: string; logLevel: string; tunnels: number; childRekey: number; ikeRekey: number }): string {
+function daemonConf(o: { ctl: string; puntSocket: string; apiSocket: string; logLevel: string; tunnels: number; childRekey: number; ikeRekey: number; puntReader: string }): string {
   // rand_time counts whole seconds (a random 0 .. rand_time - 1 s is taken off rekey_time): at least 2
   const rand = (s: number, part: number): number => Math.max(2, Math.round(s / part));
   return `daemon {
@@ -284,6 +285,7 @@ function daemonConf(o: { ctl: string; puntSocket: string; apiSocket: string; log
 vpp {
   socket = ${o.apiSocket}
   punt_socket = ${o.puntSocket}
+  punt_reader = ${o.puntReader}
   unnumbered_interface = loop0
 }
 connections {
@@ -357,7 +359,7 @@ async function cleanupAll(): Promise<void> {
   for (const c of cleanups.splice(0).reverse()) await c().catch((e: unknown) => process.stderr.write(`clean-up: ${(e as Error).message}\n`));
 }
 
-async function run(o: { tunnels: number; minutes: number; childRekey: number; ikeRekey: number; sampleS: number; pace: number; qlen: number; logLevel: string; peerLog: number; plugin: string }, r: Result): Promise<void> {
+async function run(o: { tunnels: number; minutes: number; childRekey: number; ikeRekey: number; sampleS: number; pace: number; qlen: number; puntReader: string; logLevel: string; peerLog: number; plugin: string }, r: Result): Promise<void> {
   const vpp = await startVppLab({ after: (fn) => void cleanups.push(fn) }, { unixDgramQlen: o.qlen });
   // the load-tester's addresses are reached through the peer's veth address
   await vpp.ctl('ip', 'route', 'add', POOL_PREFIX, 'via', VPP_LAB_ADDR.peer.v4, vpp.hostIf);
@@ -371,7 +373,7 @@ async function run(o: { tunnels: number; minutes: number; childRekey: number; ik
 
   const dir = join(lab.dir, 'vpp-iked');
   const ctl = join(dir, 'ctl.sock');
-  const conf = daemonConf({ ctl, puntSocket: join(vpp.dir, 'iked-punt.sock'), apiSocket: vpp.apiSocket, logLevel: o.logLevel, tunnels: o.tunnels, childRekey: o.childRekey, ikeRekey: o.ikeRekey });
+  const conf = daemonConf({ ctl, puntSocket: join(vpp.dir, 'iked-punt.sock'), apiSocket: vpp.apiSocket, logLevel: o.logLevel, tunnels: o.tunnels, childRekey: o.childRekey, ikeRekey: o.ikeRekey, puntReader: o.puntReader });
   const daemon = await spawnDaemon(lab, 'b', dir, ctl, conf, ['--max-semi-space-size=4']);
   const dpid = daemon.proc.pid;
   r.rssStartKb = procStat(dpid).rssKb;
@@ -616,7 +618,7 @@ function table(rows: string[][]): string {
 
 function report(r: Result): string {
   const out: string[] = [];
-  out.push(`soak: ${r.tunnels} tunnels, ${r.minutes} min, CHILD_SA rekey ${r.childRekey} s, IKE SA rekey ${r.ikeRekey} s (both sides), real VPP, punt transport, p2mp`);
+  out.push(`soak: ${r.tunnels} tunnels, ${r.minutes} min, CHILD_SA rekey ${r.childRekey} s, IKE SA rekey ${r.ikeRekey} s (both sides), real VPP, punt transport (punt_reader = ${String(r.args['punt-reader'] ?? 'thread')}), p2mp`);
   if (r.bringUp) {
     out.push(`bring-up (${r.pace > 0 ? `initiations ${r.pace} ms apart` : 'initiations as fast as the load-tester goes'}): ${fmt(r.bringUp.seconds, 1)} s, ` +
       `vpp-iked ${fmt(r.bringUp.cpuMsPerTunnel, 3)} CPU ms and ${fmt(r.bringUp.rssPerTunnelBytes / 1024, 1)} KB RSS per tunnel, ` +
@@ -660,6 +662,7 @@ async function main(): Promise<number> {
       sample: { type: 'string', default: '30' },
       pace: { type: 'string', default: '2' },
       qlen: { type: 'string', default: '256' },
+      'punt-reader': { type: 'string', default: 'thread' },
       'log-level': { type: 'string', default: 'info' },
       'peer-log': { type: 'string', default: '0' },
       json: { type: 'string' },
@@ -687,6 +690,10 @@ async function main(): Promise<number> {
   const sampleS = num('sample', values.sample, 1, 3600);
   const pace = num('pace', values.pace, 0, 1000);
   const qlen = num('qlen', values.qlen, 10, 1_000_000);
+  if (values['punt-reader'] !== 'thread' && values['punt-reader'] !== 'event_loop') {
+    console.error(`soak: --punt-reader must be thread or event_loop, not ${values['punt-reader']}\n${USAGE}`);
+    process.exit(2);
+  }
   const peerLog = num('peer-log', values['peer-log'], 0, 4);
   const inter = interopAvailable();
   if (!inter.available) {
@@ -726,7 +733,7 @@ async function main(): Promise<number> {
     checks: [], ok: false,
   };
   try {
-    await run({ tunnels, minutes, childRekey, ikeRekey, sampleS, pace, qlen, logLevel: values['log-level'], peerLog, plugin }, r);
+    await run({ tunnels, minutes, childRekey, ikeRekey, sampleS, pace, qlen, puntReader: values['punt-reader'], logLevel: values['log-level'], peerLog, plugin }, r);
   } catch (e) {
     r.error = e instanceof Error ? e.message : String(e);
   } finally {
