@@ -98,6 +98,7 @@ const TRANSPORT_COUNTERS: Readonly<Record<string, readonly [string, string, stri
   shed: ['vpp_iked_udp_dropped_total', 'UDP datagrams dropped by the IKE sockets', 'queue_full'],
   notFromVpp: ['vpp_iked_udp_dropped_total', 'UDP datagrams dropped by the IKE sockets', 'not_from_vpp'],
   duplicates: ['vpp_iked_udp_dropped_total', 'UDP datagrams dropped by the IKE sockets', 'duplicate_init'],
+  readerDropped: ['vpp_iked_udp_dropped_total', 'UDP datagrams dropped by the IKE sockets', 'reader_full'],
   noInterface: ['vpp_iked_punt_no_interface_total', 'IKE messages not sent: VPP has no interface with our address yet (punt transport)'],
   tooBig: ['vpp_iked_punt_too_big_total', 'IKE messages not sent: larger than the 2048 bytes of IP VPP takes from its punt socket'],
   sendBlocked: ['vpp_iked_punt_send_blocked_total', "datagrams to VPP that found its punt socket's queue full and waited for room"],

@@ -79,6 +79,8 @@ export interface PuntTransportStats extends InboxStats {
   notFromVpp: number;
   /** Times we registered with VPP (start and every reconnect). */
   registrations: number;
+  /** Datagrams the punt socket's reading thread dropped: the daemon had not taken 16,384 it read before. */
+  readerDropped: number;
 }
 
 const U32_MAX = 0xffffffff;
@@ -113,7 +115,7 @@ export class PuntTransport implements IkeTransport {
   readonly maxDatagram = PUNT_MAX_IP_PACKET;
   readonly stats: PuntTransportStats = {
     keepalives: 0, esp: 0, invalid: 0, shed: 0, duplicates: 0, tooBig: 0, sendErrors: 0, sendBlocked: 0, sendQueueFull: 0, sendTimeouts: 0,
-    notOurs: 0, noInterface: 0, notFromVpp: 0, registrations: 0,
+    notOurs: 0, noInterface: 0, notFromVpp: 0, registrations: 0, readerDropped: 0,
   };
   readonly addresses: string[];
   private readonly opts: PuntTransportOptions;
@@ -185,6 +187,8 @@ export class PuntTransport implements IkeTransport {
     sock.bind(this.opts.socketPath);
     sock.on('message', (data, from) => this.onFrame(data, from));
     sock.on('sendBlocked', () => void this.stats.sendBlocked++);
+    // the reading thread counts its drops itself: read when the counters are
+    Object.defineProperty(this.stats, 'readerDropped', { get: () => sock.receiveDropped, enumerable: true, configurable: true });
     sock.on('error', (e) => this.opts.log.error({ err: e.message, socket: this.opts.socketPath }, 'punt socket failed: IKE is no longer received'));
     this.sock = sock;
     c.on('disconnected', this.onDisconnected);

@@ -24,7 +24,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import { setPriority } from 'node:os';
-import { RECEIVER_STATUS as STATUS } from './unix-dgram.ts';
+import { RECEIVER_STATUS as STATUS, RECEIVER_TEXT_AT, RECEIVER_WORD } from './unix-dgram.ts';
 
 type Addon = typeof import('node-unix-socket');
 
@@ -44,16 +44,16 @@ function run(): void {
   } catch {
     // not permitted: the default priority
   }
-  const shared = (workerData as { state: SharedArrayBuffer }).state;
-  const status = new Int32Array(shared, 0, 1);
-  const text = new Uint8Array(shared, 4);
+  const { state: shared, queueLimit } = workerData as { state: SharedArrayBuffer; queueLimit: number };
+  const words = new Int32Array(shared, 0, 3);
+  const text = new Uint8Array(shared, RECEIVER_TEXT_AT);
   const set = (s: number, why?: string): void => {
     if (why !== undefined) {
       const n = new TextEncoder().encodeInto(why.slice(0, 300), text.subarray(0, text.length - 1)).written;
       text[n] = 0;
     }
-    Atomics.store(status, 0, s);
-    Atomics.notify(status, 0);
+    Atomics.store(words, RECEIVER_WORD.STATUS, s);
+    Atomics.notify(words, RECEIVER_WORD.STATUS);
   };
 
   let sock: InstanceType<Addon['DgramSocket']> | undefined;
@@ -97,6 +97,12 @@ function run(): void {
       sock = new DgramSocket();
       open = true;
       sock.on('data', (d: Buffer, f: string) => {
+        // bounded: what the event loop has not taken yet, counted across threads
+        if (Atomics.load(words, RECEIVER_WORD.QUEUED) >= queueLimit) {
+          Atomics.add(words, RECEIVER_WORD.DROPPED, 1);
+          return;
+        }
+        Atomics.add(words, RECEIVER_WORD.QUEUED, 1);
         // the addon reads until the queue is empty, one event per datagram: one message for them all
         if (data.length === 0) setImmediate(flush);
         data.push(d);

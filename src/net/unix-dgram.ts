@@ -59,8 +59,30 @@ const THREAD_CLOSE_MS = 2_000;
 
 /** States of a receiving thread, in the first word of the memory it shares with the event loop. */
 export const RECEIVER_STATUS = { STARTING: 0, BOUND: 1, FAILED: 2, CLOSED: 3 } as const;
-/** Bytes of that memory: the state, then room for the text of a bind error. */
-const RECEIVER_STATE_BYTES = 4 + 1024;
+/**
+ * That memory, as 32-bit words: the state, the datagrams handed to the event loop and not taken yet,
+ * the datagrams dropped because that many waited already; then (from byte RECEIVER_TEXT_AT) the
+ * text of a bind error.
+ */
+export const RECEIVER_WORD = { STATUS: 0, QUEUED: 1, DROPPED: 2 } as const;
+export const RECEIVER_TEXT_AT = 12;
+const RECEIVER_STATE_BYTES = RECEIVER_TEXT_AT + 1024;
+/** Datagrams the receiving thread hands on before the event loop took them, at most (then it drops). */
+export const RECEIVER_QUEUE_LIMIT = 16_384;
+/**
+ * How the receiving thread starts: its module loaded by a dynamic import, so that a module that
+ * fails to load reports FAILED with the reason at once (the event loop waits in Atomics.wait and
+ * would not see the thread's error event).
+ */
+const RECEIVER_BOOT = `const { workerData } = require('node:worker_threads');
+import(workerData.url).catch((e) => {
+  const text = new Uint8Array(workerData.state, ${RECEIVER_TEXT_AT});
+  const n = new TextEncoder().encodeInto('receiving thread: ' + String(e && e.message || e).slice(0, 300), text.subarray(0, text.length - 1)).written;
+  text[n] = 0;
+  const st = new Int32Array(workerData.state, 0, 1);
+  Atomics.store(st, 0, ${RECEIVER_STATUS.FAILED});
+  Atomics.notify(st, 0);
+});`;
 
 let addon: Addon | undefined;
 let loadError: string | undefined;
@@ -148,6 +170,8 @@ export interface UnixDgramOptions {
   sendWaitMs?: number;
   /** Receive in a thread of its own (see the top of this file); default false. */
   receiveThread?: boolean;
+  /** receiveThread: datagrams handed on and not taken by the event loop yet, at most (default RECEIVER_QUEUE_LIMIT). */
+  receiveQueueLimit?: number;
 }
 
 /** What became of sends that did not go at once. */
@@ -173,6 +197,8 @@ interface Waiting {
 interface Receiver {
   bind(path: string): void;
   close(): void;
+  /** Datagrams dropped before the event loop saw them (the thread's hand-over queue was full). */
+  readonly dropped: number;
 }
 
 type OnMessage = (data: Buffer, from: string | undefined) => void;
@@ -188,6 +214,7 @@ class LoopReceiver implements Receiver {
     // The addon closes the socket before it reports a receive error.
     this.sock.on('error', (e: Error) => onError(e.message));
   }
+  readonly dropped = 0;
   bind(path: string): void {
     this.sock.bind(path);
   }
@@ -199,7 +226,7 @@ class LoopReceiver implements Receiver {
 /** The addon's socket in a thread of its own (unix-dgram-receiver.ts). */
 class ThreadReceiver implements Receiver {
   private readonly shared = new SharedArrayBuffer(RECEIVER_STATE_BYTES);
-  private readonly status = new Int32Array(this.shared, 0, 1);
+  private readonly words = new Int32Array(this.shared, 0, 3);
   private worker: Worker | undefined;
   private closing = false;
   /** Closes the thread's socket when the process exits with it still open (a thread's open socket would abort the exit). */
@@ -207,17 +234,25 @@ class ThreadReceiver implements Receiver {
 
   private readonly onMessage: OnMessage;
   private readonly onError: OnError;
+  private readonly queueLimit: number;
 
-  constructor(onMessage: OnMessage, onError: OnError) {
+  constructor(onMessage: OnMessage, onError: OnError, queueLimit: number) {
     load(); // fail here, as the event loop's receiver does, when the addon is missing
     this.onMessage = onMessage;
     this.onError = onError;
+    this.queueLimit = queueLimit;
+  }
+
+  get dropped(): number {
+    return Atomics.load(this.words, RECEIVER_WORD.DROPPED);
   }
 
   bind(path: string): void {
-    const script = new URL(import.meta.url.endsWith('.js') ? './unix-dgram-receiver.js' : './unix-dgram-receiver.ts', import.meta.url);
+    // one thread per socket: a socket whose bind failed or that was closed is not bound again
+    if (this.worker !== undefined || this.closing) throw new Error('the receiving thread is bound or closed already');
+    const url = new URL(import.meta.url.endsWith('.js') ? './unix-dgram-receiver.js' : './unix-dgram-receiver.ts', import.meta.url).href;
     // no execArgv: the thread runs its own module whatever the process was started with (`node -e` would give it that code instead)
-    const worker = new Worker(script, { workerData: { state: this.shared }, execArgv: [] });
+    const worker = new Worker(RECEIVER_BOOT, { eval: true, workerData: { state: this.shared, url, queueLimit: this.queueLimit }, execArgv: [] });
     this.worker = worker;
     worker.on('message', (m: { data: Uint8Array[]; from: string[] } | { error: string }) => {
       if (this.closing) return;
@@ -226,6 +261,7 @@ class ThreadReceiver implements Receiver {
         this.onError(m.error);
         return;
       }
+      Atomics.sub(this.words, RECEIVER_WORD.QUEUED, m.data.length);
       for (let i = 0; i < m.data.length; i++) {
         const d = m.data[i]!;
         const f = m.from[i];
@@ -243,8 +279,8 @@ class ThreadReceiver implements Receiver {
       this.onError(`receiving thread exited (code ${code})`);
     });
     worker.postMessage({ op: 'bind', path });
-    Atomics.wait(this.status, 0, RECEIVER_STATUS.STARTING, THREAD_BIND_MS);
-    const st = Atomics.load(this.status, 0);
+    Atomics.wait(this.words, RECEIVER_WORD.STATUS, RECEIVER_STATUS.STARTING, THREAD_BIND_MS);
+    const st = Atomics.load(this.words, RECEIVER_WORD.STATUS);
     if (st === RECEIVER_STATUS.BOUND) {
       process.on('exit', this.onExit);
       return;
@@ -266,11 +302,11 @@ class ThreadReceiver implements Receiver {
     const w = this.worker;
     if (!w) return;
     this.worker = undefined;
-    const st = Atomics.load(this.status, 0);
+    const st = Atomics.load(this.words, RECEIVER_WORD.STATUS);
     if (st === RECEIVER_STATUS.BOUND || st === RECEIVER_STATUS.STARTING) {
       w.postMessage({ op: 'close' });
-      Atomics.wait(this.status, 0, st, THREAD_CLOSE_MS);
-      if (Atomics.load(this.status, 0) === st && st === RECEIVER_STATUS.BOUND) {
+      Atomics.wait(this.words, RECEIVER_WORD.STATUS, st, THREAD_CLOSE_MS);
+      if (Atomics.load(this.words, RECEIVER_WORD.STATUS) === st && st === RECEIVER_STATUS.BOUND) {
         // Not answered: the thread is stuck; leave it rather than abort the process by terminating it.
         w.unref();
         return;
@@ -280,7 +316,7 @@ class ThreadReceiver implements Receiver {
   }
 
   private errorText(): string {
-    const bytes = new Uint8Array(this.shared, 4);
+    const bytes = new Uint8Array(this.shared, RECEIVER_TEXT_AT);
     const end = bytes.indexOf(0);
     return new TextDecoder().decode(bytes.slice(0, end < 0 ? bytes.length : end));
   }
@@ -318,7 +354,12 @@ export class UnixDgramSocket extends EventEmitter<UnixDgramSocketEvents> {
       this.markClosed();
       this.emit('error', new UnixDgramError('receive on', path, message));
     };
-    this.rx = opts.receiveThread ? new ThreadReceiver(onMessage, onError) : new LoopReceiver(onMessage, onError);
+    this.rx = opts.receiveThread ? new ThreadReceiver(onMessage, onError, Math.max(1, opts.receiveQueueLimit ?? RECEIVER_QUEUE_LIMIT)) : new LoopReceiver(onMessage, onError);
+  }
+
+  /** Datagrams received and dropped before the event loop saw them (receiveThread: RECEIVER_QUEUE_LIMIT were waiting). */
+  get receiveDropped(): number {
+    return this.rx.dropped;
   }
 
   /** Datagrams waiting for room in a receiver's queue. */

@@ -378,6 +378,46 @@ describe('unix datagram sockets', { skip: why ?? false }, () => {
     assert.ok(!existsSync(pr), 'close() removes the socket file');
   });
 
+  test('receiveThread: a bind that fails says why, a closed socket is not bound again; the hand-over to the event loop is bounded', async () => {
+    // a bind that fails (a folder that does not exist) says why; the socket can still be bound; once
+    // closed it is not bound again
+    const bad = new UnixDgramSocket({ receiveThread: true });
+    try {
+      assert.throws(() => bad.bind(join(dir, 'no-such-folder', 'x.sock')), (e: unknown) => e instanceof UnixDgramError && /No such file/i.test(e.message));
+      bad.bind(join(dir, 'again.sock'));
+    } finally {
+      bad.close();
+    }
+    assert.throws(() => bad.bind(join(dir, 'again2.sock')), /closed/);
+
+    // at most 20 handed on while the event loop is blocked: the rest dropped, counted
+    const pr = join(dir, 'bounded.sock');
+    const r = new UnixDgramSocket({ receiveThread: true, receiveQueueLimit: 20 });
+    try {
+      r.bind(pr);
+      const got: number[] = [];
+      r.on('message', (d) => got.push(d.readUInt32BE(0)));
+      const N = 100;
+      const child = spawn(process.execPath, ['--input-type=module', '-e', SENDER, pr, String(N)], { stdio: ['ignore', 'pipe', 'pipe'] });
+      let out = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      const exited = new Promise<number | null>((res) => child.on('exit', res));
+      for (let i = 0; i < 200 && !out.includes('sending'); i++) await new Promise((res) => setTimeout(res, 25));
+      const blockEnd = Date.now() + 1500;
+      while (Date.now() < blockEnd) {
+        // the event loop takes nothing
+      }
+      assert.equal(await exited, 0);
+      for (let i = 0; i < 100 && got.length + r.receiveDropped < N; i++) await new Promise((res) => setTimeout(res, 20));
+      assert.equal(got.length + r.receiveDropped, N, `${got.length} received and ${r.receiveDropped} dropped of ${N}`);
+      assert.ok(r.receiveDropped > 0, 'some were dropped');
+      assert.ok(got.length >= 20, `${got.length} received: the 20 handed on first, at least`);
+      assert.deepEqual(got, [...got].sort((a, b) => a - b), 'in order');
+    } finally {
+      r.close();
+    }
+  });
+
   test('receiveThread: a process exits with its own code, the socket open or closed, its other sockets closed after', () => {
     const pr = join(dir, 'exit.sock');
     const head = `import { UnixDgramSocket } from ${JSON.stringify(MODULE)};
