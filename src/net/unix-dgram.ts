@@ -295,7 +295,10 @@ class ThreadReceiver implements Receiver {
     this.stop();
   }
 
-  /** Has the thread close its socket (waiting for it) and end; nothing it sends is delivered after this. */
+  /**
+   * Has the thread close its socket (waiting for it); the thread stays, idle and not keeping the
+   * process alive (unix-dgram-receiver.ts says why). Nothing it sends is delivered after this.
+   */
   private stop(): void {
     this.closing = true;
     process.off('exit', this.onExit);
