@@ -487,6 +487,12 @@ async function rekeysUnderPing(st: TestContext, g: Gateway, x: Tunnel): Promise<
   await untilStates(g, `${x.name}: IKE SA rekeyed by strongSwan`, [x], (now) => now.get(x.name)!.ikeSpis !== last.ikeSpis);
   mark('IKE SA rekeyed by strongSwan');
   const p = await steady;
+  if (p.received !== p.sent) {
+    // Where was it lost? VPP's drop counters (ESP, IPsec, SPD) say whether VPP dropped it; none
+    // there points at the peer's user-space ESP (kernel-libipsec) or the veth.
+    const errors = (await g.vpp.ctl('show', 'errors')).split('\n').filter((l) => /esp|ipsec|spd|drop|punt/i.test(l)).join('\n');
+    st.diagnostic(`VPP's error counters after the loss:\n${errors}`);
+  }
   assertNoLoss(p, `${x.name}: steady ping during four rekeys (${marks.join(', ')})`);
   assert.ok(Date.now() - t0 < 240 * 50 + 5000 && marks.length === 4, `the rekeys were done while the ping ran (${marks.join(', ')})`);
   st.diagnostic(`${x.name}: ${p.sent} pings at 20/s during 2 CHILD_SA and 2 IKE SA rekeys (${marks.join(', ')}), ${p.sent - p.received} lost`);
