@@ -163,14 +163,27 @@ export function bytesToIp(b: Uint8Array): string {
   return formatIp(b);
 }
 
+/** Big-endian bytes as an unsigned integer (4 and 16 bytes, the address sizes, without a BigInt per byte). */
 export function bytesToBigInt(b: Buffer): bigint {
+  if (b.length === 4) return BigInt(b.readUInt32BE(0));
+  if (b.length === 16) return (b.readBigUInt64BE(0) << 64n) | b.readBigUInt64BE(8);
   let v = 0n;
   for (const x of b) v = (v << 8n) | BigInt(x);
   return v;
 }
 
+/** The low `len` bytes of v, big-endian (the inverse of bytesToBigInt). */
 export function bigIntToBytes(v: bigint, len: number): Buffer {
   const out = Buffer.alloc(len);
+  if (len === 4) {
+    out.writeUInt32BE(Number(BigInt.asUintN(32, v)), 0);
+    return out;
+  }
+  if (len === 16) {
+    out.writeBigUInt64BE(BigInt.asUintN(64, v >> 64n), 0);
+    out.writeBigUInt64BE(BigInt.asUintN(64, v), 8);
+    return out;
+  }
   for (let i = len - 1; i >= 0; i--) {
     out[i] = Number(v & 0xffn);
     v >>= 8n;

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { TsType } from '../../src/ikev2/constants.ts';
 import type { TrafficSelector } from '../../src/ikev2/codec/types.ts';
-import { bytesToBigInt, ipToBytes } from '../../src/common/addr.ts';
+import { bigIntToBytes, bytesToBigInt, ipToBytes } from '../../src/common/addr.ts';
 import {
   intersect,
   isSubset,
@@ -372,4 +372,21 @@ test('narrowInstallable: OPAQUE ports are left out of what we agree to install; 
   // ... but the dataplane cannot match "ports not available": not installable.
   assert.deepEqual(narrowInstallable([opaque], [any]), []);
   assert.equal(show(narrowInstallable([opaque, plain], [any])), show([plain]));
+});
+
+test('bytesToBigInt and bigIntToBytes agree with byte-by-byte arithmetic for every size, and invert each other', () => {
+  const slow = (b: Uint8Array): bigint => b.reduce((v, x) => (v << 8n) | BigInt(x), 0n);
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 1, maxLength: 20 }), fc.bigInt({ min: 0n, max: (1n << 160n) - 1n }), (bytes, v) => {
+      const b = Buffer.from(bytes);
+      assert.equal(bytesToBigInt(b), slow(b));
+      assert.deepEqual(bigIntToBytes(bytesToBigInt(b), b.length), b);
+      // the low bytes of a larger value
+      const mask = (1n << BigInt(8 * b.length)) - 1n;
+      assert.equal(slow(bigIntToBytes(v, b.length)), v & mask);
+    }),
+    { numRuns: 2000 },
+  );
+  assert.equal(bytesToBigInt(Buffer.alloc(16, 0xff)), (1n << 128n) - 1n);
+  assert.equal(bytesToBigInt(Buffer.alloc(4, 0xff)), 0xffffffffn);
 });

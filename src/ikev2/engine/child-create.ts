@@ -648,10 +648,22 @@ function sharedAlg(esp: ChosenEsp): SaParams['alg'] {
 /** A selector list as a CHILD_SA keeps it: a list of one selector (the usual) is shared too. */
 function sharedSels(list: readonly Sel[]): Sel[] {
   if (list.length !== 1) return list.map(sharedSel);
+  // a host selector (`dynamic`) is one peer's own: a copy, no cache entry
+  if (isHostSel(list[0]!)) return Object.freeze([plainSel(list[0]!)]) as Sel[];
   const one = sharedSel(list[0]!);
   return shared(`l ${one.family} ${one.start} ${one.end} ${one.protocol} ${one.startPort} ${one.endPort}`, () => [one]);
 }
 
+function isHostSel(s: Sel): boolean {
+  return s.start === s.end && s.protocol === 0 && s.startPort === 0 && s.endPort === 65535;
+}
+
+/** A frozen copy, like the shared records (the same object shape for the code that reads them). */
+function plainSel(s: Sel): Sel {
+  return Object.freeze({ family: s.family, start: s.start, end: s.end, protocol: s.protocol, startPort: s.startPort, endPort: s.endPort });
+}
+
 function sharedSel(s: Sel): Sel {
+  if (isHostSel(s)) return plainSel(s);
   return shared(`s ${s.family} ${s.start} ${s.end} ${s.protocol} ${s.startPort} ${s.endPort}`, () => ({ family: s.family, start: s.start, end: s.end, protocol: s.protocol, startPort: s.startPort, endPort: s.endPort }));
 }

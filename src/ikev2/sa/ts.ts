@@ -82,8 +82,11 @@ const rangeCache = new Map<string, Readonly<TsRange>>();
 const RANGE_CACHE_MAX = 256;
 
 export function selToRange(s: Sel): TsRange {
-  const key = `${s.family} ${s.start} ${s.end} ${s.protocol} ${s.startPort} ${s.endPort}`;
-  const had = rangeCache.get(key);
+  // A host selector (`dynamic`: the peer's own address) is one peer's: nothing to share, and
+  // thousands of them would only push the shared subnets out of the cache.
+  const host = s.start === s.end;
+  const key = host ? '' : `${s.family} ${s.start} ${s.end} ${s.protocol} ${s.startPort} ${s.endPort}`;
+  const had = host ? undefined : rangeCache.get(key);
   if (had) return had;
   const len = s.family === 4 ? 4 : 16;
   const start = bytesToIp(bigIntToBytes(s.start, len));
@@ -91,11 +94,12 @@ export function selToRange(s: Sel): TsRange {
     family: s.family,
     start,
     // a host selector's two ends are one string
-    end: s.end === s.start ? start : bytesToIp(bigIntToBytes(s.end, len)),
+    end: host ? start : bytesToIp(bigIntToBytes(s.end, len)),
     protocol: s.protocol,
     startPort: s.startPort,
     endPort: s.endPort,
   });
+  if (host) return r;
   if (rangeCache.size >= RANGE_CACHE_MAX) rangeCache.clear();
   rangeCache.set(key, r);
   return r;
