@@ -175,6 +175,16 @@ async function ensureBuilt(root: string): Promise<void> {
   if (r.status !== 0) throw new Error(`npm run build failed in ${root}`);
 }
 
+/**
+ * Refuses to start a checkout's daemon whose build went stale after ensureBuilt (its src/ changed
+ * during the bench): it would run its sources instead, and one table would mix two codes.
+ */
+async function assertStillBuilt(root: string): Promise<void> {
+  if (!existsSync(join(root, 'bin/entry.js')) || !existsSync(join(root, 'tools/build.ts'))) return;
+  const { entry } = (await import(pathToFileURL(join(root, 'bin/entry.js')).href)) as { entry(p: string): string };
+  if (!entry('main').endsWith('.js')) throw new Error(`${root}: src/ changed during the bench, so its build is stale; run it again without editing the checkout`);
+}
+
 /** SIGUSR2 (--heapsnapshot-signal) and wait until the snapshot file stops growing. */
 async function heapSnapshot(d: DaemonProc, dir: string): Promise<void> {
   const before = new Set(readdirSync(dir));
@@ -325,6 +335,7 @@ async function measureResponder(ctx: Ctx, responder: Responder, n: number, propo
       established = () => c.established(lab);
     } else {
       const root = responder === 'vpp-iked-base' ? ctx.daemon.baseRoot : ROOT;
+      await assertStillBuilt(root ?? ROOT);
       daemon = await startDaemon(lab, join(base, 'responder'), responderConf(proposal), { ...ctx.daemon, workers }, Math.max(60_000, n * 2), root);
       pid = daemon.proc.pid;
       const d = daemon;
