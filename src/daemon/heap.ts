@@ -16,9 +16,9 @@ import { runInNewContext } from 'node:vm';
  * Left to itself V8 picks a factor of up to 4× from its own speed estimates, and during a burst the
  * handshakes' objects that outlive a young-generation collection (a half-open SA waits a round trip
  * for its IKE_AUTH) pile up in the old generation until the next full collection: at 50,000 new
- * IKE SAs, 336 MB RSS right after the last one. Growing by 20% at most keeps it at 311–316 MB
- * (bench/vs-strongswan.ts, four runs); the extra marking runs on V8's helper threads (30–40 µs per
- * new IKE SA).
+ * IKE SAs, 336–363 MB RSS right after the last one. Growing by 20% at most keeps it at 311–320 MB
+ * (bench/vs-strongswan.ts, three runs); the extra marking runs on V8's helper threads (30–70 µs per
+ * new IKE SA at 50,000).
  */
 export const HEAP_GROWING_PERCENT = 20;
 
