@@ -58,7 +58,7 @@
 import { parseArgs } from 'node:util';
 import { spawnSync } from 'node:child_process';
 import { pathToFileURL } from 'node:url';
-import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, statSync, writeFileSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { CHARON_BIN, createLab, LAB_ADDR, SWANCTL_BIN } from '../test/interop/harness.ts';
 import type { Lab, LabProcess } from '../test/interop/harness.ts';
@@ -175,14 +175,25 @@ async function ensureBuilt(root: string): Promise<void> {
   if (r.status !== 0) throw new Error(`npm run build failed in ${root}`);
 }
 
+/** Each checkout's build manifest (dist/BUILT) as the bench found it at its start. */
+const builtAtStart = new Map<string, string>();
+
+function manifestOf(root: string): string | undefined {
+  const f = join(root, 'dist/BUILT');
+  return existsSync(f) ? readFileSync(f, 'utf8') : undefined;
+}
+
 /**
- * Refuses to start a checkout's daemon whose build went stale after ensureBuilt (its src/ changed
- * during the bench): it would run its sources instead, and one table would mix two codes.
+ * Refuses to start a checkout's daemon whose code is not the one the bench started with (its src/
+ * changed, or it was built again, during the bench): one table would mix two codes.
  */
 async function assertStillBuilt(root: string): Promise<void> {
   if (!existsSync(join(root, 'bin/entry.js')) || !existsSync(join(root, 'tools/build.ts'))) return;
   const { entry } = (await import(pathToFileURL(join(root, 'bin/entry.js')).href)) as { entry(p: string): string };
-  if (!entry('main').endsWith('.js')) throw new Error(`${root}: src/ changed during the bench, so its build is stale; run it again without editing the checkout`);
+  const stale = !entry('main').endsWith('.js');
+  if (stale || manifestOf(root) !== builtAtStart.get(root)) {
+    throw new Error(`${root}: ${stale ? 'src/ changed during the bench, so its build is stale' : 'it was built again during the bench'}; run it again without touching the checkout`);
+  }
 }
 
 /** SIGUSR2 (--heapsnapshot-signal) and wait until the snapshot file stops growing. */
@@ -638,7 +649,11 @@ async function main(): Promise<number> {
   SETTLE_MS = Number(values.settle) * 1000;
   if (!Number.isFinite(SETTLE_MS) || SETTLE_MS < 0) throw new Error(`--settle: seconds, not ${values.settle}`);
   // vpp-iked runs as installed: the compiled build, made here when missing or older than src/
-  for (const root of baseRoot !== undefined ? [ROOT, baseRoot] : [ROOT]) await ensureBuilt(root);
+  for (const root of baseRoot !== undefined ? [ROOT, baseRoot] : [ROOT]) {
+    await ensureBuilt(root);
+    const m = manifestOf(root);
+    if (m !== undefined) builtAtStart.set(root, m);
+  }
   const loadTester = findPlugin(values.plugin);
   const cpuProf = values['cpu-prof'] !== undefined ? resolve(values['cpu-prof']) : undefined;
   if (cpuProf) mkdirSync(cpuProf, { recursive: true });

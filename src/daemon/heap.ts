@@ -22,10 +22,20 @@ import { runInNewContext } from 'node:vm';
  */
 export const HEAP_GROWING_PERCENT = 20;
 
-/** Caps V8's old-generation growth for the whole process (every thread's heap); see HEAP_GROWING_PERCENT. */
-export function limitHeapGrowth(percent: number = HEAP_GROWING_PERCENT, setFlags: (flags: string) => void = setFlagsFromString): void {
+/**
+ * Caps V8's old-generation growth for the whole process (every thread's heap); see
+ * HEAP_GROWING_PERCENT. A `--heap-growing-percent` given to node on its command line wins (returns
+ * false then).
+ */
+export function limitHeapGrowth(
+  percent: number = HEAP_GROWING_PERCENT,
+  setFlags: (flags: string) => void = setFlagsFromString,
+  nodeArgs: readonly string[] = process.execArgv,
+): boolean {
   if (!Number.isInteger(percent) || percent < 1) throw new RangeError(`heap growth must be a positive whole percentage (got ${percent})`);
+  if (nodeArgs.some((a) => /^--heap[-_]growing[-_]percent\b/.test(a))) return false;
   setFlags(`--heap-growing-percent=${percent}`);
+  return true;
 }
 
 /** New IKE SAs since the last compaction that make a burst worth compacting after. */

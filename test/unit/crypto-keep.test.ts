@@ -1,10 +1,10 @@
 /**
  * Memory helpers of the crypto module: keep() (copies for values an SA keeps, in blocks of kept
- * values only), keepMessage() (kept responses, in blocks of their own) and pooledRandom() (small random values cut from blocks drawn from the source).
+ * values only) and pooledRandom() (small random values cut from blocks drawn from the source).
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { ARENA_SIZE, keep, keepConcat, keepMessage } from '../../src/ikev2/crypto/keep.ts';
+import { ARENA_SIZE, keep, keepConcat } from '../../src/ikev2/crypto/keep.ts';
 import { POOL_SIZE, pooledRandom } from '../../src/ikev2/crypto/random.ts';
 
 test('keep(): an equal copy that does not share bytes with the original or with other kept values', () => {
@@ -66,25 +66,4 @@ test('keepConcat(): one kept copy of the parts in order; empty parts and an empt
   assert.equal(keepConcat([Buffer.alloc(0)]).length, 0);
   const big = keepConcat([Buffer.alloc(300, 1), Buffer.alloc(300, 2)]);
   assert.equal(big.buffer.byteLength, 600, 'a large value has memory of its own');
-});
-
-test('keepMessage(): equal copies in blocks shared by responses only, never with keep(); large messages alone', () => {
-  const msgs = Array.from({ length: 40 }, (_, i) => Buffer.alloc(300 + i, i));
-  const kept = msgs.map(keepMessage);
-  kept.forEach((k, i) => assert.deepEqual(k, msgs[i]));
-  msgs[0]!.fill(0xee);
-  assert.deepEqual(kept[0], Buffer.alloc(300, 0), 'a copy: the original changed, the copy did not');
-  kept[1]!.fill(0xaa);
-  assert.deepEqual(kept[2], Buffer.alloc(302, 2), 'writing one kept message leaves its neighbours alone');
-  // several responses share a block, and the block is not node's shared pool nor keep()'s
-  const blocks = new Set(kept.map((k) => k.buffer));
-  assert.ok(blocks.size > 1 && blocks.size < kept.length, `${blocks.size} blocks for ${kept.length} responses`);
-  const key = keep(Buffer.alloc(32, 1));
-  assert.ok(!blocks.has(key.buffer as ArrayBuffer), 'keys and responses never share a block');
-  assert.ok(!blocks.has(Buffer.from('x').buffer as ArrayBuffer));
-  // a fragment-sized message has memory of its own; an empty one is empty
-  const frag = keepMessage(Buffer.alloc(1280, 5));
-  assert.equal(frag.buffer.byteLength, 1280);
-  assert.deepEqual(frag, Buffer.alloc(1280, 5));
-  assert.equal(keepMessage(Buffer.alloc(0)).length, 0);
 });

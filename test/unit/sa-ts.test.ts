@@ -390,3 +390,19 @@ test('bytesToBigInt and bigIntToBytes agree with byte-by-byte arithmetic for eve
   assert.equal(bytesToBigInt(Buffer.alloc(16, 0xff)), (1n << 128n) - 1n);
   assert.equal(bytesToBigInt(Buffer.alloc(4, 0xff)), 0xffffffffn);
 });
+
+test('selToRange shares one record per content, except a host selector on the peer’s side (one peer’s own)', () => {
+  const subnet = S('10.0.0.0', '10.255.255.255');
+  assert.equal(selToRange(subnet), selToRange({ ...subnet }), 'a subnet: one shared record');
+  const ours = S('192.0.2.1', '192.0.2.1');
+  assert.equal(selToRange(ours), selToRange({ ...ours }), 'our own host (local dynamic): shared');
+  const peer = S('198.51.100.7', '198.51.100.7');
+  const a = selToRange(peer, true);
+  const b = selToRange({ ...peer }, true);
+  assert.notEqual(a, b, "the peer's host is not cached");
+  assert.deepEqual(a, b);
+  assert.deepEqual(a, { family: 4, start: '198.51.100.7', end: '198.51.100.7', protocol: 0, startPort: 0, endPort: 65535 });
+  assert.ok(Object.isFrozen(a));
+  // a subnet on the peer's side is shared all the same
+  assert.equal(selToRange(subnet, true), selToRange(subnet));
+});

@@ -43,35 +43,3 @@ function take(n: number): Buffer {
   used += n;
   return out;
 }
-
-/**
- * The last response of an IKE SA, kept until the peer's next request (RFC 7296 §2.1: a retransmitted
- * request gets it again). On an idle tunnel that is the IKE_AUTH response for the tunnel's whole
- * life, so tens of thousands of them stay; each in an ArrayBuffer of its own would also cost the
- * buffer's bookkeeping (about 150 bytes) and leave long-lived allocations scattered through
- * glibc's heap between a burst's short-lived ones. They are copied into blocks of their own
- * instead (never shared with keep(), whose values live as long as their SA: a replaced response
- * must not be held by them): a block is freed once every response in it was replaced or its SA is
- * gone. Larger messages (certificates) get memory of their own.
- */
-const MESSAGE_ARENA_SIZE = 4096;
-const MAX_MESSAGE_IN_ARENA = 1024;
-let messageArena: Buffer = Buffer.allocUnsafeSlow(0);
-let messageUsed = 0;
-
-export function keepMessage(b: Buffer): Buffer {
-  const n = b.length;
-  if (n === 0) return EMPTY;
-  let out: Buffer;
-  if (n > MAX_MESSAGE_IN_ARENA) out = Buffer.allocUnsafeSlow(n);
-  else {
-    if (messageUsed + n > messageArena.length) {
-      messageArena = Buffer.allocUnsafeSlow(MESSAGE_ARENA_SIZE);
-      messageUsed = 0;
-    }
-    out = messageArena.subarray(messageUsed, messageUsed + n);
-    messageUsed += n;
-  }
-  b.copy(out);
-  return out;
-}

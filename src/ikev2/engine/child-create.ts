@@ -246,8 +246,8 @@ async function createChild(
   // The peer's SPI is spiOut from here on; the selector lists are copied to their exact size. The
   // proposal and selectors are shared records (see shared()).
   child.proposal = sharedProposal(esp);
-  child.localTs = sharedSels(localTs);
-  child.remoteTs = sharedSels(remoteTs);
+  child.localTs = sharedSels(localTs, false);
+  child.remoteTs = sharedSels(remoteTs, true);
   // Make-before-break from the CHILD_SA still in the dataplane: the one rekeyed, or, when the peer
   // deleted that one meanwhile, the SA its colliding rekey made.
   child.replaces = rekey && sa.children.includes(rekey) ? rekey.id : passive && sa.children.includes(passive.child) ? passive.child.id : undefined;
@@ -327,8 +327,8 @@ async function installChild(
     child: child.name,
     inbound,
     outbound,
-    localTs: child.localTs.map(selToRange),
-    remoteTs: child.remoteTs.map(selToRange),
+    localTs: child.localTs.map((t) => selToRange(t)),
+    remoteTs: child.remoteTs.map((t) => selToRange(t, true)),
     vppMode: child.cfg.vppMode,
     vppInterface: child.cfg.vppInterface,
     vppTable: child.cfg.vppTable,
@@ -645,12 +645,16 @@ function sharedAlg(esp: ChosenEsp): SaParams['alg'] {
   return shared(`a ${esp.encr.id}/${esp.encr.keyBits} ${integId} ${esp.esn}`, () => ({ encrId: esp.encr.id, encrKeyBits: esp.encr.keyBits, integId, esn: esp.esn }));
 }
 
-/** A selector list as a CHILD_SA keeps it: a list of one selector (the usual) is shared too. */
-function sharedSels(list: readonly Sel[]): Sel[] {
-  if (list.length !== 1) return list.map(sharedSel);
-  // a host selector (`dynamic`) is one peer's own: a copy, no cache entry
-  if (isHostSel(list[0]!)) return Object.freeze([plainSel(list[0]!)]) as Sel[];
-  const one = sharedSel(list[0]!);
+/**
+ * A selector list as a CHILD_SA keeps it: a list of one selector (the usual) is shared too. On the
+ * peer's side a host selector (`dynamic`: the peer's own address) is that peer's alone: a frozen
+ * copy, no cache entry (thousands of them would only push the shared records out). Ours (our own
+ * address) is the same for every CHILD_SA and is shared.
+ */
+function sharedSels(list: readonly Sel[], peerSide: boolean): Sel[] {
+  if (list.length !== 1) return list.map((t) => sharedSel(t, peerSide));
+  if (peerSide && isHostSel(list[0]!)) return Object.freeze([plainSel(list[0]!)]) as Sel[];
+  const one = sharedSel(list[0]!, peerSide);
   return shared(`l ${one.family} ${one.start} ${one.end} ${one.protocol} ${one.startPort} ${one.endPort}`, () => [one]);
 }
 
@@ -663,7 +667,7 @@ function plainSel(s: Sel): Sel {
   return Object.freeze({ family: s.family, start: s.start, end: s.end, protocol: s.protocol, startPort: s.startPort, endPort: s.endPort });
 }
 
-function sharedSel(s: Sel): Sel {
-  if (isHostSel(s)) return plainSel(s);
+function sharedSel(s: Sel, peerSide: boolean): Sel {
+  if (peerSide && isHostSel(s)) return plainSel(s);
   return shared(`s ${s.family} ${s.start} ${s.end} ${s.protocol} ${s.startPort} ${s.endPort}`, () => ({ family: s.family, start: s.start, end: s.end, protocol: s.protocol, startPort: s.startPort, endPort: s.endPort }));
 }

@@ -14,7 +14,6 @@ import { ParseError } from '../../common/bytes.ts';
 import { ipFamily } from '../../common/addr.ts';
 import { IntegrityError } from '../crypto/protect.ts';
 import { CryptoError } from '../crypto/errors.ts';
-import { keepMessage } from '../crypto/keep.ts';
 import { Ext, Timer, type ActiveRequest, type IkeSa, type Task } from '../sa/ike-sa.ts';
 import { notify } from './payload-util.ts';
 import { MAX_PENDING, clearTimer, setTimer, type EngineContext, type Endpoint } from './context.ts';
@@ -116,8 +115,7 @@ function sendResponse(ctx: EngineContext, sa: IkeSa, exchange: number, mid: numb
   const remote = sa.requestRemote ?? sa.remote;
   const packets = sealFor(ctx, sa, exchange, mid, true, payloads, local, remote);
   sa.lastResponseMid = mid;
-  // a copy in shared blocks (keep.ts): it may stay for the tunnel's life
-  sa.lastResponse = packets.map(keepMessage);
+  sa.lastResponse = packets;
   transmit(ctx, sa, packets, local, remote);
 }
 

@@ -81,12 +81,13 @@ export function selToWire(s: Sel): TrafficSelector {
 const rangeCache = new Map<string, Readonly<TsRange>>();
 const RANGE_CACHE_MAX = 256;
 
-export function selToRange(s: Sel): TsRange {
-  // A host selector (`dynamic`: the peer's own address) is one peer's: nothing to share, and
-  // thousands of them would only push the shared subnets out of the cache.
+export function selToRange(s: Sel, peerSide = false): TsRange {
+  // A host selector on the peer's side (`dynamic`: the peer's own address) is one peer's: nothing
+  // to share, and thousands of them would only push the shared subnets out of the cache.
   const host = s.start === s.end;
-  const key = host ? '' : `${s.family} ${s.start} ${s.end} ${s.protocol} ${s.startPort} ${s.endPort}`;
-  const had = host ? undefined : rangeCache.get(key);
+  const own = host && peerSide;
+  const key = own ? '' : `${s.family} ${s.start} ${s.end} ${s.protocol} ${s.startPort} ${s.endPort}`;
+  const had = own ? undefined : rangeCache.get(key);
   if (had) return had;
   const len = s.family === 4 ? 4 : 16;
   const start = bytesToIp(bigIntToBytes(s.start, len));
@@ -99,7 +100,7 @@ export function selToRange(s: Sel): TsRange {
     startPort: s.startPort,
     endPort: s.endPort,
   });
-  if (host) return r;
+  if (own) return r;
   if (rangeCache.size >= RANGE_CACHE_MAX) rangeCache.clear();
   rangeCache.set(key, r);
   return r;
