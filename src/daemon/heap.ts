@@ -17,7 +17,7 @@ import { runInNewContext } from 'node:vm';
  * handshakes' objects that outlive a young-generation collection (a half-open SA waits a round trip
  * for its IKE_AUTH) pile up in the old generation until the next full collection: at 50,000 new
  * IKE SAs, 336–363 MB RSS right after the last one. Growing by 20% at most keeps it at 311–320 MB
- * (bench/vs-strongswan.ts, three runs); the extra marking runs on V8's helper threads (30–70 µs per
+ * (bench/vs-strongswan.ts, four runs); the extra marking runs on V8's helper threads (30–70 µs per
  * new IKE SA at 50,000).
  */
 export const HEAP_GROWING_PERCENT = 20;
