@@ -43,9 +43,12 @@
  * responder run, taken once all its SAs are up. `--repeat K` runs every measurement K times; the
  * machine is shared, so compare the ratios of one run rather than absolute numbers across runs.
  *
- * After each charon run (x25519, ecp256) the crypto floor of bench/handshake-floor.ts is measured in
- * this process: the CPU time of the node:crypto calls one responder handshake needs, as a ratio to
- * charon's CPU per IKE SA in the same run (how far a node:crypto daemon can go below charon).
+ * After each charon run (x25519, ecp256) two floors are measured: the crypto floor of
+ * bench/handshake-floor.ts in this process (the CPU time of the node:crypto calls one responder
+ * handshake needs) and the datagram floor of bench/datagram-floor.ts in the lab (node:dgram's CPU for
+ * the handshake's two datagrams in and two out, at charon's pace of that run), each and both as a ratio
+ * to charon's CPU per IKE SA in the same run: how far a node:crypto + node:dgram daemon can go below
+ * charon before any of its own code runs.
  *
  * vpp-iked runs as installed, from its compiled build (`npm run build`; made first when missing or
  * older than src/); the per-thread CPU line says which code ran.
@@ -67,6 +70,7 @@ import { CharonProc, findPlugin, pluginFolder, PSK, startLoad, type LoadStream }
 import { mainThreadCpuMs, procStat, rssByKind, threadCpuMs } from '../test/helpers/proc.ts';
 import { sleep } from '../test/helpers/wait.ts';
 import { runHandshakeFloorBench } from './handshake-floor.ts';
+import { runDatagramFloor } from './datagram-floor.ts';
 
 const ROOT = resolve(import.meta.dirname, '..');
 const PROPOSALS: Record<string, string> = {
@@ -102,9 +106,10 @@ const USAGE = `Usage: node_modules/.bin/node bench/vs-strongswan.ts [options]   
                         for the scaling from one core to two); default: the daemon's (auto)
   --base DIR            also measure the vpp-iked of another checkout in DIR (responder vpp-iked-base;
                         e.g. \`git archive main | tar -x -C DIR\` with node_modules linked), for before/after
-  --no-floor            skip the crypto floor measured after each charon run (bench/handshake-floor.ts:
-                        the node:crypto calls of one responder handshake, CPU µs, as a ratio to
-                        charon's CPU per IKE SA of that run)
+  --no-floor            skip the floors measured after each charon run: crypto (bench/handshake-floor.ts:
+                        the node:crypto calls of one responder handshake, CPU µs) and datagrams
+                        (bench/datagram-floor.ts: node:dgram's CPU for a handshake's 4 datagrams at
+                        charon's pace), as ratios to charon's CPU per IKE SA of that run
   --json FILE           where the JSON goes (default bench/results/vs-strongswan-<time>.json)
   --plugin PATH         libstrongswan-load-tester.so
   --keep                keep the lab folder (logs, configs)`;
@@ -523,6 +528,11 @@ interface FloorResult {
   floorWallUs: number;
   charonCpuMsPerSa: number;
   floorVsCharon: number;
+  /** bench/datagram-floor.ts at charon's pace of that run: node:dgram's CPU µs for a handshake's 2 datagrams in and 2 out */
+  dgramCpuUs: number;
+  dgramSysUs: number;
+  /** (crypto floor + datagram floor) / charon's CPU per IKE SA */
+  nodeFloorVsCharon: number;
 }
 
 function report(results: RunResult[], inits: InitiatorResult[], floors: FloorResult[] = []): string {
@@ -576,9 +586,16 @@ function report(results: RunResult[], inits: InitiatorResult[], floors: FloorRes
     );
   }
   if (floors.length > 0) {
-    const rows = [['proposal', 'N', 'rep', 'floor CPU µs', 'charon CPU µs/SA', 'floor / charon']];
-    for (const f of floors) rows.push([f.proposal, String(f.n), String(f.repeat), fmt(f.floorCpuUs, 0), fmt(f.charonCpuMsPerSa * 1000, 0), fmt(f.floorVsCharon)]);
-    out.push('', 'crypto floor of one responder handshake with node:crypto (bench/handshake-floor.ts, after each charon run):', table(rows));
+    const rows = [['proposal', 'N', 'rep', 'crypto µs', 'datagrams µs (sys)', 'charon CPU µs/SA', 'crypto / charon', 'crypto + datagrams / charon']];
+    for (const f of floors) {
+      rows.push([f.proposal, String(f.n), String(f.repeat), fmt(f.floorCpuUs, 0), `${fmt(f.dgramCpuUs, 0)} (${fmt(f.dgramSysUs, 0)})`, fmt(f.charonCpuMsPerSa * 1000, 0), fmt(f.floorVsCharon), fmt(f.nodeFloorVsCharon)]);
+    }
+    out.push(
+      '',
+      'floors of one responder handshake in node, after each charon run: crypto (bench/handshake-floor.ts, the node:crypto calls, CPU) and',
+      "datagrams (bench/datagram-floor.ts: node:dgram receiving 2 and sending 2 datagrams of a handshake's sizes in the lab, at charon's pace):",
+      table(rows),
+    );
   }
   for (const r of [...results, ...inits]) if (r.error) out.push(`error: ${'responder' in r ? `${r.responder} ` : 'initiator '}${r.proposal} N=${r.n}: ${r.error.split('\n')[0]}`);
   return out.join('\n');
@@ -707,8 +724,13 @@ async function main(): Promise<number> {
               if (resp === 'charon' && r.ok && !values['no-floor'] && (p === 'x25519' || p === 'ecp256')) {
                 const f = await runHandshakeFloorBench(1000);
                 const cpuUs = f[`${p}_handshake_cpu_us`]!;
-                floors.push({ proposal: p, n, repeat: k, floorCpuUs: cpuUs, floorWallUs: f[`${p}_handshake_us`]!, charonCpuMsPerSa: r.cpuMsPerSa, floorVsCharon: cpuUs / 1000 / r.cpuMsPerSa });
-                console.error(`crypto floor ${p}: ${fmt(cpuUs, 0)} CPU µs per handshake = ${fmt(cpuUs / 1000 / r.cpuMsPerSa)} × charon's CPU/SA in this run`);
+                const d = await runDatagramFloor(lab, Math.min(n, 5000), 64, Math.max(100, Math.round(r.saPerSec)));
+                floors.push({
+                  proposal: p, n, repeat: k, floorCpuUs: cpuUs, floorWallUs: f[`${p}_handshake_us`]!, charonCpuMsPerSa: r.cpuMsPerSa, floorVsCharon: cpuUs / 1000 / r.cpuMsPerSa,
+                  dgramCpuUs: d.cpuUs, dgramSysUs: d.sysUs, nodeFloorVsCharon: (cpuUs + d.cpuUs) / 1000 / r.cpuMsPerSa,
+                });
+                console.error(`crypto floor ${p}: ${fmt(cpuUs, 0)} CPU µs per handshake = ${fmt(cpuUs / 1000 / r.cpuMsPerSa)} × charon's CPU/SA in this run; ` +
+                  `datagram floor ${fmt(d.cpuUs, 0)} µs (${d.retransmits} datagrams sent again); both ${fmt((cpuUs + d.cpuUs) / 1000 / r.cpuMsPerSa)} ×`);
               }
             }
           }
