@@ -16,7 +16,8 @@
  * after each charon run and adds the crypto floor (bench/handshake-floor.ts): the two together are
  * what any node:dgram + node:crypto responder spends per IKE SA before its own code runs.
  *
- * Run (root): node bench/datagram-floor.ts [--n 20000] [--window 64]
+ * Run (root): node bench/datagram-floor.ts [--n 20000] [--window 64] [--rate HANDSHAKES_PER_S]
+ * (`--rate`: new handshakes started at that pace instead of `--window` at once)
  * The two roles run as child processes of this script (`serve`, `drive`).
  */
 import dgram from 'node:dgram';
