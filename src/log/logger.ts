@@ -82,14 +82,6 @@ export function isLevel(l: string): boolean {
   return (LEVELS as readonly string[]).includes(l);
 }
 
-/**
- * Bytes per write(2) of buffered log lines. While a write is under way pino's writer appends each
- * new line to the last pending chunk and measures that whole chunk again, so each line costs a copy
- * of the chunk so far: with its default of 16 KiB about 8 KiB per line in a burst of new IKE SAs
- * (one `IKE SA established` line each), with 4 KiB about 2 KiB.
- */
-export const LOG_MAX_WRITE = 4096;
-
 export function createLogs(level: string, dest?: DestinationStream): Logs {
   const root = pino(
     {
@@ -98,7 +90,7 @@ export function createLogs(level: string, dest?: DestinationStream): Logs {
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }), log: redact, bindings: redact },
     },
-    dest ?? pino.destination({ dest: 1, sync: false, maxWrite: LOG_MAX_WRITE }),
+    dest ?? pino.destination({ dest: 1, sync: false }),
   );
   const subs = new Map<string, Logger>();
   for (const s of SUBSYSTEMS) subs.set(s, root.child({ subsystem: s }));

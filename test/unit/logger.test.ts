@@ -4,8 +4,7 @@
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import pino from 'pino';
-import { createLogs, LOG_MAX_WRITE, redact } from '../../src/log/logger.ts';
+import { createLogs, redact } from '../../src/log/logger.ts';
 
 function capture(): { lines: Record<string, unknown>[]; dest: { write(s: string): boolean } } {
   const lines: Record<string, unknown>[] = [];
@@ -63,13 +62,4 @@ test('an Error keeps its message when a field of it is redacted; a throwing gett
   const hostile = { ike: 1, nested: Object.defineProperty({}, 'x', { enumerable: true, get: () => { throw new Error('boom'); } }) };
   assert.doesNotThrow(() => logs.root.info(hostile, 'hostile'));
   assert.equal(lines[2]!.msg, 'hostile');
-});
-
-test('stdout lines go out in writes of at most LOG_MAX_WRITE bytes, asynchronously', () => {
-  const logs = createLogs('info');
-  const stream = (logs.root as unknown as Record<symbol, unknown>)[pino.symbols.streamSym] as { maxWrite: number; sync: boolean; fd: number };
-  assert.equal(stream.fd, 1);
-  assert.equal(stream.sync, false);
-  assert.equal(stream.maxWrite, LOG_MAX_WRITE);
-  assert.ok(LOG_MAX_WRITE >= 1024 && LOG_MAX_WRITE < 16 * 1024, 'below the writer\'s own 16 KiB, above a few lines');
 });
