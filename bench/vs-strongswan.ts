@@ -528,9 +528,15 @@ interface FloorResult {
   floorWallUs: number;
   charonCpuMsPerSa: number;
   floorVsCharon: number;
-  /** bench/datagram-floor.ts at charon's pace of that run: node:dgram's CPU µs for a handshake's 2 datagrams in and 2 out */
+  /** bench/datagram-floor.ts: handshakes run, at this many per second (charon's pace in that run) */
+  dgramHandshakes: number;
+  dgramRate: number;
+  /** node:dgram's CPU µs for a handshake's 2 datagrams in and 2 out (NaN when the run failed) */
   dgramCpuUs: number;
   dgramSysUs: number;
+  /** requests the driver sent again (each adds datagrams to the server's CPU: the figure is high then) */
+  dgramRetransmits: number;
+  dgramError?: string;
   /** (crypto floor + datagram floor) / charon's CPU per IKE SA */
   nodeFloorVsCharon: number;
 }
@@ -588,7 +594,8 @@ function report(results: RunResult[], inits: InitiatorResult[], floors: FloorRes
   if (floors.length > 0) {
     const rows = [['proposal', 'N', 'rep', 'crypto µs', 'datagrams µs (sys)', 'charon CPU µs/SA', 'crypto / charon', 'crypto + datagrams / charon']];
     for (const f of floors) {
-      rows.push([f.proposal, String(f.n), String(f.repeat), fmt(f.floorCpuUs, 0), `${fmt(f.dgramCpuUs, 0)} (${fmt(f.dgramSysUs, 0)})`, fmt(f.charonCpuMsPerSa * 1000, 0), fmt(f.floorVsCharon), fmt(f.nodeFloorVsCharon)]);
+      const dgram = f.dgramError ? 'failed' : `${fmt(f.dgramCpuUs, 0)} (${fmt(f.dgramSysUs, 0)})${f.dgramRetransmits > 0 ? ` ${f.dgramRetransmits} resent` : ''}`;
+      rows.push([f.proposal, String(f.n), String(f.repeat), fmt(f.floorCpuUs, 0), dgram, fmt(f.charonCpuMsPerSa * 1000, 0), fmt(f.floorVsCharon), f.dgramError ? '-' : fmt(f.nodeFloorVsCharon)]);
     }
     out.push(
       '',
@@ -597,6 +604,7 @@ function report(results: RunResult[], inits: InitiatorResult[], floors: FloorRes
       table(rows),
     );
   }
+  for (const f of floors) if (f.dgramError) out.push(`error: datagram floor after charon ${f.proposal} N=${f.n}: ${f.dgramError}`);
   for (const r of [...results, ...inits]) if (r.error) out.push(`error: ${'responder' in r ? `${r.responder} ` : 'initiator '}${r.proposal} N=${r.n}: ${r.error.split('\n')[0]}`);
   return out.join('\n');
 }
@@ -724,13 +732,19 @@ async function main(): Promise<number> {
               if (resp === 'charon' && r.ok && !values['no-floor'] && (p === 'x25519' || p === 'ecp256')) {
                 const f = await runHandshakeFloorBench(1000);
                 const cpuUs = f[`${p}_handshake_cpu_us`]!;
-                const d = await runDatagramFloor(lab, Math.min(n, 5000), 64, Math.max(100, Math.round(r.saPerSec)));
-                floors.push({
+                const floor: FloorResult = {
                   proposal: p, n, repeat: k, floorCpuUs: cpuUs, floorWallUs: f[`${p}_handshake_us`]!, charonCpuMsPerSa: r.cpuMsPerSa, floorVsCharon: cpuUs / 1000 / r.cpuMsPerSa,
-                  dgramCpuUs: d.cpuUs, dgramSysUs: d.sysUs, nodeFloorVsCharon: (cpuUs + d.cpuUs) / 1000 / r.cpuMsPerSa,
-                });
+                  dgramHandshakes: Math.min(n, 5000), dgramRate: Math.max(100, Math.round(r.saPerSec) || 0), dgramCpuUs: NaN, dgramSysUs: NaN, dgramRetransmits: 0, nodeFloorVsCharon: NaN,
+                };
+                try {
+                  const d = await runDatagramFloor(lab, floor.dgramHandshakes, 64, floor.dgramRate, p === 'ecp256' ? 64 : 32);
+                  Object.assign(floor, { dgramCpuUs: d.cpuUs, dgramSysUs: d.sysUs, dgramRetransmits: d.retransmits, nodeFloorVsCharon: (cpuUs + d.cpuUs) / 1000 / r.cpuMsPerSa });
+                } catch (e) {
+                  floor.dgramError = e instanceof Error ? e.message.split('\n')[0] : String(e);
+                }
+                floors.push(floor);
                 console.error(`crypto floor ${p}: ${fmt(cpuUs, 0)} CPU µs per handshake = ${fmt(cpuUs / 1000 / r.cpuMsPerSa)} × charon's CPU/SA in this run; ` +
-                  `datagram floor ${fmt(d.cpuUs, 0)} µs (${d.retransmits} datagrams sent again); both ${fmt((cpuUs + d.cpuUs) / 1000 / r.cpuMsPerSa)} ×`);
+                  (floor.dgramError ? `datagram floor FAILED: ${floor.dgramError}` : `datagram floor ${fmt(floor.dgramCpuUs, 0)} µs (${floor.dgramRetransmits} datagrams sent again); both ${fmt(floor.nodeFloorVsCharon)} ×`));
               }
             }
           }

@@ -18,15 +18,19 @@ test('datagram floor: 2,000 handshakes of two round trips each through the lab, 
     const burst = await runDatagramFloor(lab, 2000, 32);
     assert.equal(burst.handshakes, 2000);
     assert.ok(burst.wallMs > 0 && burst.wallMs < 60_000, `took ${burst.wallMs} ms`);
-    // each handshake is at least two receives and two sends by the server: some CPU, but not a millisecond
-    assert.ok(burst.cpuUs >= 0 && burst.cpuUs < 1000, `${burst.cpuUs} µs per handshake`);
-    assert.ok(burst.sysUs <= burst.cpuUs + 1e-9);
-    // paced at 1,000 handshakes per second: 500 of them take about half a second, not less
-    const paced = await runDatagramFloor(lab, 500, 32, 1000);
+    // each handshake is two receives and two sends by the server: some CPU, but not a millisecond
+    assert.ok(burst.cpuUs < 1000, `${burst.cpuUs} µs per handshake`);
+    // a veth pair with 4 MiB receive buffers loses nothing to 32 handshakes at once (a lost datagram
+    // is sent again after 500 ms; a few may be for a slow machine, not hundreds)
+    assert.ok(burst.retransmits <= 20, `${burst.retransmits} requests sent again`);
+    // paced at 1,000 handshakes per second (ecp256's sizes): 500 of them take about half a second, not less
+    const paced = await runDatagramFloor(lab, 500, 32, 1000, 64);
     assert.equal(paced.handshakes, 500);
     assert.ok(paced.wallMs >= 450, `paced run took ${paced.wallMs} ms`);
+    assert.ok(paced.retransmits <= 5, `${paced.retransmits} requests sent again`);
     // the CPU figure comes from /proc's clock ticks; over 2,000 + 500 handshakes it is not all zero
     assert.ok(burst.cpuUs + paced.cpuUs > 0, 'the server used some CPU');
+    await assert.rejects(runDatagramFloor(lab, 10, 4, Number.NaN), RangeError);
   } finally {
     await lab.destroy();
   }
