@@ -40,7 +40,8 @@
  *
  * `--cpu-prof DIR`: vpp-iked runs with `--cpu-prof` and writes one .cpuprofile per run into DIR
  * (bench/cpuprofile-top.ts summarises one); `--heap-snapshot DIR`: one heap snapshot per vpp-iked
- * responder run, taken once all its SAs are up. `--repeat K` runs every measurement K times; the
+ * responder run, taken once all its SAs are up. `--repeat K` runs every measurement K times, the
+ * responders in reverse order on every other repeat, and adds each ratio's median and range; the
  * machine is shared, so compare the ratios of one run rather than absolute numbers across runs.
  *
  * After each charon run (x25519, ecp256) two floors are measured: the crypto floor of
@@ -88,7 +89,8 @@ const USAGE = `Usage: node_modules/.bin/node bench/vs-strongswan.ts [options]   
   --initiator           also vpp-iked initiating --initiator-n tunnels to charon
   --initiator-n N       default 10000
   --only-initiator      skip the responder runs
-  --repeat K            run each measurement K times (default 1)
+  --repeat K            run each measurement K times (default 1; responders in reverse order on every
+                        other repeat; the ratios get their median and range)
   --log-level LEVEL     vpp-iked's log level (default info)
   --recv-buffer BYTES   vpp-iked's daemon.recv_buffer_size (default: the daemon's default; 0: the kernel's)
   --cookies             vpp-iked sends cookies as by default (cookie_threshold = 30); without it
@@ -575,6 +577,24 @@ function report(results: RunResult[], inits: InitiatorResult[], floors: FloorRes
       if (!c) continue;
       rows.push([v.proposal, String(v.n), String(v.repeat), fmt(v.wallMs / c.wallMs), fmt(v.saPerSec / c.saPerSec), fmt(v.cpuMsPerSa / c.cpuMsPerSa), fmt(v.rssPerSaBytes / c.rssPerSaBytes), fmt(v.rssSettledPerSaBytes / c.rssSettledPerSaBytes)]);
     }
+    // with repeats: the median of each (proposal, N) and its range
+    const groups = new Map<string, string[][]>();
+    for (const r of rows.slice(1)) {
+      const key = `${r[0]}|${r[1]}`;
+      const g = groups.get(key);
+      if (g) g.push(r);
+      else groups.set(key, [r]);
+    }
+    for (const g of groups.values()) {
+      if (g.length < 2) continue;
+      const col = (i: number): string => {
+        const v = g.map((r) => Number(r[i])).filter((x) => Number.isFinite(x)).sort((a, b) => a - b);
+        if (v.length === 0) return '-';
+        const med = v.length % 2 ? v[(v.length - 1) / 2]! : (v[v.length / 2 - 1]! + v[v.length / 2]!) / 2;
+        return `${fmt(med)} (${fmt(v[0]!)}-${fmt(v[v.length - 1]!)})`;
+      };
+      rows.push([g[0]![0]!, g[0]![1]!, `median of ${g.length}`, col(3), col(4), col(5), col(6), col(7)]);
+    }
     if (rows.length > 1) out.push('', `ratios ${num} / ${den} (same run):`, table(rows));
   };
   const labels = [...new Set(results.map((x) => x.responder))];
@@ -724,7 +744,8 @@ async function main(): Promise<number> {
       for (const n of ns) {
         for (const p of proposals) {
           for (let k = 1; k <= repeat; k++) {
-            for (const [resp, w] of runs) {
+            // every other repeat in reverse order, so that no responder always runs first
+            for (const [resp, w] of k % 2 === 1 ? runs : [...runs].reverse()) {
               const r = await measureResponder(ctx, resp, n, p, k, w);
               results.push(r);
               console.error(`${r.responder} ${p} N=${n}#${k}: ${r.ok ? 'ok' : 'FAILED'} ${fmt(r.wallMs / 1000)} s, ${fmt(r.cpuMsPerSa, 3)} CPU ms/SA, ` +
