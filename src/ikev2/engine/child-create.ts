@@ -9,7 +9,7 @@ import { createKeyExchange, CryptoError, respondKeyExchange, type KeyExchange } 
 import { deriveChildKeys } from '../crypto/prf.ts';
 import { checkEspResponse, espChosenToWire, formatEspProposal, selectEspProposal, toWireProposals, type ChosenEsp } from '../crypto/proposals.ts';
 import { ChildSa, type IkeSa, type PassiveRekey, type Task } from '../sa/ike-sa.ts';
-import { isSubset, narrowInstallable, selForHost, selFromSpec, selFromWire, selToRange, selToString, selToWire, type Sel } from '../sa/ts.ts';
+import { isHostSel, isSubset, narrowInstallable, selForHost, selFromSpec, selFromWire, selToRange, selToString, selToWire, type Sel } from '../sa/ts.ts';
 import type { ChildInstall, SaParams } from '../../dataplane/types.ts';
 import type { ChildConfig, ProposalSpec } from '../../config/types.ts';
 import { parseTrafficSelector } from '../../config/ts.ts';
@@ -656,10 +656,6 @@ function sharedSels(list: readonly Sel[], peerSide: boolean): Sel[] {
   if (peerSide && isHostSel(list[0]!)) return Object.freeze([plainSel(list[0]!)]) as Sel[];
   const one = sharedSel(list[0]!, peerSide);
   return shared(`l ${one.family} ${one.start} ${one.end} ${one.protocol} ${one.startPort} ${one.endPort}`, () => [one]);
-}
-
-function isHostSel(s: Sel): boolean {
-  return s.start === s.end && s.protocol === 0 && s.startPort === 0 && s.endPort === 65535;
 }
 
 /** A frozen copy, like the shared records (the same object shape for the code that reads them). */

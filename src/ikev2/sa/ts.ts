@@ -81,10 +81,16 @@ export function selToWire(s: Sel): TrafficSelector {
 const rangeCache = new Map<string, Readonly<TsRange>>();
 const RANGE_CACHE_MAX = 256;
 
+/**
+ * A selector of one address. On the peer's side (`dynamic`: the peer's own address) it is that
+ * peer's alone: nothing to share, and thousands of them would only push shared records out of caches.
+ */
+export function isHostSel(s: Sel): boolean {
+  return s.start === s.end;
+}
+
 export function selToRange(s: Sel, peerSide = false): TsRange {
-  // A host selector on the peer's side (`dynamic`: the peer's own address) is one peer's: nothing
-  // to share, and thousands of them would only push the shared subnets out of the cache.
-  const host = s.start === s.end;
+  const host = isHostSel(s);
   const own = host && peerSide;
   const key = own ? '' : `${s.family} ${s.start} ${s.end} ${s.protocol} ${s.startPort} ${s.endPort}`;
   const had = own ? undefined : rangeCache.get(key);
