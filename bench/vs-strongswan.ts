@@ -318,6 +318,11 @@ interface RunResult {
   rssSettledByKind?: Record<string, number>;
   /** vpp-iked: the code it ran, `compiled` (dist/ of `npm run build`) or `typescript` (the sources). */
   code?: string;
+  /**
+   * CPU ms per IKE SA of the responder (all threads) over each quarter of the run's SAs, in order:
+   * how much of the cost is warm-up (the first quarter) rather than the steady state (the last).
+   */
+  cpuMsPerSaByQuarter?: number[];
 }
 
 interface Ctx {
@@ -326,6 +331,21 @@ interface Ctx {
   daemon: DaemonOptions;
   timeoutS: number | undefined;
   seq: number;
+}
+
+/**
+ * CPU per SA over each quarter of `n` SAs from samples of (SAs established, CPU ms so far): each
+ * quarter runs from the first sample at or past its start count to the first at or past its end.
+ */
+export function byQuarter(series: readonly { count: number; cpuMs: number }[], n: number): number[] {
+  const at = (c: number) => series.find((s) => s.count >= c) ?? series[series.length - 1]!;
+  const out: number[] = [];
+  for (let q = 0; q < 4; q++) {
+    const a = q === 0 ? series[0]! : at((n * q) / 4);
+    const b = at((n * (q + 1)) / 4);
+    out.push(b.count > a.count ? Math.round(((b.cpuMs - a.cpuMs) / (b.count - a.count)) * 1000) / 1000 : 0);
+  }
+  return out;
 }
 
 async function measureResponder(ctx: Ctx, responder: Responder, n: number, proposalName: string, repeat: number, workers?: string): Promise<RunResult> {
@@ -370,8 +390,10 @@ async function measureResponder(ctx: Ctx, responder: Responder, n: number, propo
     load = startLoad(init.ldt, n, t0);
     let count = 0;
     let tDone: number | undefined;
+    const series: { count: number; cpuMs: number }[] = [{ count: 0, cpuMs: p0.cpuMs }];
     while (performance.now() - t0 < timeoutMs) {
       count = await established();
+      series.push({ count, cpuMs: procStat(pid).cpuMs });
       if (count >= n) {
         tDone = performance.now();
         break;
@@ -404,6 +426,7 @@ async function measureResponder(ctx: Ctx, responder: Responder, n: number, propo
       for (const [name, ms] of th1) r.threadCpuUsPerSa[name] = Math.round(((ms - (th0.get(name) ?? 0)) * 1000) / count);
     }
     r.sysMsPerSa = count > 0 ? (p1.sysMs - p0.sysMs) / count : 0;
+    if (tDone !== undefined) r.cpuMsPerSaByQuarter = byQuarter(series, n);
     r.rssBeforeKb = p0.rssKb;
     r.rssAfterKb = p1.rssKb;
     r.rssPerSaBytes = count > 0 ? ((p1.rssKb - p0.rssKb) * 1024) / count : 0;
@@ -567,6 +590,11 @@ function report(results: RunResult[], inits: InitiatorResult[], floors: FloorRes
       const k = r.rssSettledByKind ?? {};
       out.push(`  ${r.responder} ${r.proposal} N=${r.n}#${r.repeat}: ${Object.entries(k).map(([name, kb]) => `${name} ${(kb / 1024).toFixed(1)}`).join(', ')}`);
     }
+  }
+  const quarters = results.filter((r) => r.cpuMsPerSaByQuarter);
+  if (quarters.length > 0) {
+    out.push('', 'CPU ms per IKE SA over each quarter of the SAs, in order (warm-up first):');
+    for (const r of quarters) out.push(`  ${r.responder} ${r.proposal} N=${r.n}#${r.repeat}: ${r.cpuMsPerSaByQuarter!.map((x) => fmt(x, 3)).join(' ')}`);
   }
   // ratios vpp-iked / charon for each (proposal, N, repeat) measured in this run
   const ratioRows = [['proposal', 'N', 'rep', 'wall', 'SAs/s', 'CPU/SA', 'RSS/SA', 'settled RSS/SA']];
