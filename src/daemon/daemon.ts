@@ -505,6 +505,7 @@ export class Daemon {
         more: {
           ...this.vppConnectionStats(),
           reloads: { ok: this.counters.reloadsOk, refused: this.counters.reloadsRefused },
+          log_lines_dropped: this.logs.dropped(),
           workers: this.engine.workers,
           traffic: snakeKeys(this.engine.traffic),
           memory: { ...memoryView(), compactions: this.compactor.compactions },

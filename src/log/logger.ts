@@ -6,6 +6,7 @@
  * a formatter): log fields go with each call, where they are redacted.
  */
 import pino, { type Logger, type DestinationStream } from 'pino';
+import { LineWriter } from './line-writer.ts';
 
 export const SUBSYSTEMS = ['daemon', 'ike', 'net', 'dataplane', 'vpp', 'control', 'config'] as const;
 export type Subsystem = (typeof SUBSYSTEMS)[number];
@@ -76,13 +77,28 @@ export interface Logs {
   /** Set the level of one subsystem, or of all when `s` is undefined. */
   setLevel(level: string, s?: Subsystem): void;
   levels(): Record<string, string>;
+  /** Log lines dropped because the output did not keep up or was gone (0 with a caller's destination). */
+  dropped(): number;
 }
 
 export function isLevel(l: string): boolean {
   return (LEVELS as readonly string[]).includes(l);
 }
 
+let stdoutWriter: LineWriter | undefined;
+
+/** The one writer of stdout in this process (batched writes off the event loop; what waits is written at exit). */
+function stdout(): LineWriter {
+  if (!stdoutWriter) {
+    const w = (stdoutWriter = new LineWriter(1));
+    process.once('exit', () => w.flushSync());
+  }
+  return stdoutWriter;
+}
+
+/** The daemon's loggers; their lines go to `dest`, by default stdout. */
 export function createLogs(level: string, dest?: DestinationStream): Logs {
+  const writer = dest ? undefined : stdout();
   const root = pino(
     {
       level,
@@ -90,7 +106,7 @@ export function createLogs(level: string, dest?: DestinationStream): Logs {
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }), log: redact, bindings: redact },
     },
-    dest ?? pino.destination({ dest: 1, sync: false }),
+    dest ?? writer!,
   );
   const subs = new Map<string, Logger>();
   for (const s of SUBSYSTEMS) subs.set(s, root.child({ subsystem: s }));
@@ -105,5 +121,6 @@ export function createLogs(level: string, dest?: DestinationStream): Logs {
       }
     },
     levels: () => Object.fromEntries([...subs].map(([k, v]) => [k, v.level])),
+    dropped: () => writer?.dropped ?? 0,
   };
 }

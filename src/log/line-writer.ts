@@ -1,0 +1,164 @@
+/**
+ * Where the daemon's log lines go: a file descriptor, stdout by default (journald under systemd).
+ *
+ * A line is handed to write(2) on libuv's thread pool at once when no write is under way; lines that
+ * come while one is under way are gathered and go out together in the next, so a burst (thousands of
+ * peers coming back at once) costs few writes and never blocks the event loop. `intervalMs` > 0
+ * holds lines back up to that long to gather them even when the output is idle.
+ *
+ * Bounded: lines that would take what waits past `maxPendingBytes` (a reader that stopped reading)
+ * are dropped and counted, and once the writes catch up a warning line says how many. When the output
+ * fails for good (EPIPE, EBADF, ENOSPC) every later line is dropped and counted; the daemon goes on.
+ * At exit what waits is written synchronously (`flushSync`, hooked to the process's `exit` by
+ * `createLogs`).
+ */
+import { write as fsWrite, writeSync } from 'node:fs';
+
+export interface LineWriterOptions {
+  /** longest a line waits before its batch is written (ms); 0 (the default): written at once when no write is under way */
+  intervalMs?: number;
+  /** with `intervalMs` > 0: a batch this large is written without waiting (bytes, counted as UTF-16 units) */
+  batchBytes?: number;
+  /** most that may wait, the batch being written included; lines past it are dropped */
+  maxPendingBytes?: number;
+}
+
+/** EAGAIN (a non-blocking descriptor whose reader is behind): the batch is tried again this much later. */
+const RETRY_MS = 10;
+
+export class LineWriter {
+  private parts: string[] = [];
+  private waiting = 0;
+  /** the batch being written (its unwritten tail) */
+  private out: Buffer | undefined;
+  private timer: NodeJS.Timeout | undefined;
+  private broken = false;
+  private droppedSince = 0;
+  /** lines dropped since start */
+  dropped = 0;
+  /** write(2) calls made */
+  writes = 0;
+  private readonly intervalMs: number;
+  private readonly batchBytes: number;
+  private readonly maxPendingBytes: number;
+  private readonly kick = (): void => {
+    this.timer = undefined;
+    this.start();
+  };
+  private readonly written = (err: NodeJS.ErrnoException | null, n: number): void => this.onWritten(err, n);
+
+  private readonly fd: number;
+
+  constructor(fd: number, o: LineWriterOptions = {}) {
+    this.fd = fd;
+    this.intervalMs = o.intervalMs ?? 0;
+    this.batchBytes = o.batchBytes ?? 64 * 1024;
+    this.maxPendingBytes = o.maxPendingBytes ?? 16 * 1024 * 1024;
+  }
+
+  /** pino's destination interface: one serialised line, newline included. */
+  write(line: string): boolean {
+    if (this.broken || this.waiting + (this.out?.length ?? 0) + line.length > this.maxPendingBytes) {
+      this.dropped++;
+      this.droppedSince++;
+      return false;
+    }
+    this.parts.push(line);
+    this.waiting += line.length;
+    if (this.out !== undefined) return true;
+    if (this.waiting >= this.batchBytes || this.intervalMs === 0) {
+      if (this.timer !== undefined) clearTimeout(this.timer);
+      this.timer = undefined;
+      this.start();
+    } else if (this.timer === undefined) {
+      this.timer = setTimeout(this.kick, this.intervalMs);
+      this.timer.unref();
+    }
+    return true;
+  }
+
+  /** pino's `logger.flush(cb)`: `cb` once everything written so far is out (or could not be). */
+  flush(cb?: (err?: Error) => void): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.start();
+    if (!cb) return;
+    const check = (): void => {
+      if (this.out === undefined && (this.parts.length === 0 || this.broken)) cb();
+      else setTimeout(check, 1).unref();
+    };
+    check();
+  }
+
+  /**
+   * Write what waits now, blocking (process exit). A batch already handed to the thread pool is left
+   * to it: writing it here too could print it twice.
+   */
+  flushSync(): void {
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    const buf = this.take();
+    if (buf === undefined) return;
+    let off = 0;
+    for (let tries = 0; off < buf.length && tries < 1000; tries++) {
+      try {
+        off += writeSync(this.fd, buf, off, buf.length - off);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code !== 'EAGAIN') return;
+      }
+    }
+  }
+
+  /** The waiting lines as one buffer, with the count of dropped lines first when there were some. */
+  private take(): Buffer | undefined {
+    if (this.parts.length === 0 && this.droppedSince === 0) return undefined;
+    let s = this.parts.length === 1 ? this.parts[0]! : this.parts.join('');
+    this.parts = [];
+    this.waiting = 0;
+    if (this.droppedSince > 0) {
+      s = `{"level":"warn","time":"${new Date().toISOString()}","pid":${process.pid},"dropped":${this.droppedSince},"msg":"log lines dropped: the log output did not keep up"}\n${s}`;
+      this.droppedSince = 0;
+    }
+    return Buffer.from(s, 'utf8');
+  }
+
+  private start(): void {
+    if (this.out !== undefined || this.broken) return;
+    this.out = this.take();
+    if (this.out === undefined) return;
+    this.writes++;
+    fsWrite(this.fd, this.out, 0, this.out.length, null, this.written);
+  }
+
+  private onWritten(err: NodeJS.ErrnoException | null, n: number): void {
+    const out = this.out!;
+    if (err) {
+      if (err.code === 'EAGAIN') {
+        setTimeout(() => {
+          this.writes++;
+          fsWrite(this.fd, out, 0, out.length, null, this.written);
+        }, RETRY_MS).unref();
+        return;
+      }
+      // the output is gone (EPIPE, EBADF, ...): nothing can be logged any more; count what is lost
+      this.broken = true;
+      this.dropped += this.parts.length;
+      this.parts = [];
+      this.waiting = 0;
+      this.out = undefined;
+      return;
+    }
+    if (n < out.length) {
+      this.out = out.subarray(n);
+      this.writes++;
+      fsWrite(this.fd, this.out, 0, this.out.length, null, this.written);
+      return;
+    }
+    this.out = undefined;
+    if (this.waiting >= this.batchBytes || this.droppedSince > 0 || (this.intervalMs === 0 && this.parts.length > 0)) this.start();
+    else if (this.parts.length > 0 && this.timer === undefined) {
+      this.timer = setTimeout(this.kick, this.intervalMs);
+      this.timer.unref();
+    }
+  }
+}
