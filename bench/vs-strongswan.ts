@@ -323,6 +323,8 @@ interface RunResult {
    * how much of the cost is warm-up (the first quarter) rather than the steady state (the last).
    */
   cpuMsPerSaByQuarter?: number[];
+  /** vpp-iked: the most half-open IKE SAs seen at once (the 100 ms polls) */
+  peakHalfOpen?: number;
 }
 
 interface Ctx {
@@ -377,7 +379,11 @@ async function measureResponder(ctx: Ctx, responder: Responder, n: number, propo
       daemon = await startDaemon(lab, join(base, 'responder'), responderConf(proposal), { ...ctx.daemon, workers }, Math.max(60_000, n * 2), root);
       pid = daemon.proc.pid;
       const d = daemon;
-      established = () => daemonEstablished(d);
+      established = async () => {
+        const s = await daemonStats(d);
+        r.peakHalfOpen = Math.max(r.peakHalfOpen ?? 0, Number(s.half_open));
+        return Number(s.ike_established);
+      };
     }
     init = await CharonProc.start(lab, 'a', { role: 'initiator', proposal, dir: join(base, 'initiator') }, ctx.plugins);
     await sleep(500); // let both settle after start-up
@@ -594,7 +600,10 @@ function report(results: RunResult[], inits: InitiatorResult[], floors: FloorRes
   const quarters = results.filter((r) => r.cpuMsPerSaByQuarter);
   if (quarters.length > 0) {
     out.push('', 'CPU ms per IKE SA over each quarter of the SAs, in order (warm-up first):');
-    for (const r of quarters) out.push(`  ${r.responder} ${r.proposal} N=${r.n}#${r.repeat}: ${r.cpuMsPerSaByQuarter!.map((x) => fmt(x, 3)).join(' ')}`);
+    for (const r of quarters) {
+      const ho = r.peakHalfOpen !== undefined ? ` (half-open IKE SAs at most ${r.peakHalfOpen})` : '';
+      out.push(`  ${r.responder} ${r.proposal} N=${r.n}#${r.repeat}: ${r.cpuMsPerSaByQuarter!.map((x) => fmt(x, 3)).join(' ')}${ho}`);
+    }
   }
   // ratios vpp-iked / charon for each (proposal, N, repeat) measured in this run
   const ratioRows = [['proposal', 'N', 'rep', 'wall', 'SAs/s', 'CPU/SA', 'RSS/SA', 'settled RSS/SA']];
