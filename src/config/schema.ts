@@ -371,7 +371,7 @@ export const REMOTE = section({
     defaultDoc: "`pubkey` (strongSwan's default)",
     doc: "how the peer must authenticate: `psk`, or `pubkey` (a signature with the key of a certificate that chains to one of `cacerts`, and that names the peer's identity as subject DN or subjectAltName)",
   }),
-  id: setting(identity(), '%any', { doc: 'the identities accepted from the peer (patterns such as `*.example.net` or `C=CH, O=Lab, CN=*` allowed)' }),
+  id: setting(identity(), '%any', { doc: 'the identities accepted from the peer (patterns such as `*.example.net`, `C=CH, O=Lab, CN=*` or `10.0.0.0/8` allowed; FQDN and e-mail identities compare case-insensitively). When several connections accept a peer, as with strongSwan the one whose `remote.id` matches best answers (exactly, then by a pattern, then `%any`), then the one whose `local.id` matches the identity the peer asks for (IDr), then one with `remote_addrs` over one without, then the first in the file' }),
   cacerts: setting(fileList('CA certificate'), [], {
     defaultDoc: 'none',
     doc: "CA certificates (trust anchors) the peer's certificate must chain to, PEM or DER; needed with `auth = pubkey`. The peer's intermediate CA certificates come in its CERT payloads",
@@ -478,7 +478,7 @@ export const IKE_SECRET = section({
   id: optional(identity({ quiet: true }), {
     prefix: true,
     defaultDoc: 'none',
-    doc: 'identities the key belongs to: it is used for a connection whose local or remote id matches one of them. Without any id the key applies to every connection.',
+    doc: 'identities the key belongs to (patterns such as `*.example.net` or `10.0.0.0/8` allowed; FQDN and e-mail identities compare case-insensitively): it is used for a connection whose local or remote id matches one of them. Without any id the key applies to every connection. When several keys apply, the peer\'s identity counts more than ours and an exact id more than a pattern (the peer exactly, the peer by a pattern, ours exactly, ours by a pattern, no ids); on a tie the first in the file.',
   }),
 });
 

@@ -334,8 +334,17 @@ function applyUnique(ctx: EngineContext, sa: IkeSa): void {
   }
 }
 
+/** Our identities parsed lately (a few per connection; the same ones in every IKE_AUTH), emptied when full. */
+const parsedOwnIds = new Map<string, Identity>();
+const PARSED_OWN_IDS_MAX = 1024;
+
 function idPayload(type: typeof PayloadType.IDi | typeof PayloadType.IDr, id: string): IdPayload {
-  const ident = parseIdentity(id);
+  let ident = parsedOwnIds.get(id);
+  if (!ident) {
+    ident = parseIdentity(id);
+    if (parsedOwnIds.size >= PARSED_OWN_IDS_MAX) parsedOwnIds.clear();
+    parsedOwnIds.set(id, ident);
+  }
   return { type, critical: false, idType: ident.type, data: ident.data };
 }
 

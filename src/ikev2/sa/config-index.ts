@@ -7,7 +7,8 @@
 import type { ConnectionConfig, SecretConfig } from '../../config/types.ts';
 import { bigIntToBytes, bytesToBigInt, bytesToIp, ipToBytes, normalizeIp } from '../../common/addr.ts';
 import { parseAddressBlock } from '../../config/ts.ts';
-import { identityMatches, parseIdentity, type Identity } from '../../config/identity.ts';
+import { identityHasWildcards, identityMatchesParsed, parseIdentity, type Identity } from '../../config/identity.ts';
+import { IdType } from '../constants.ts';
 
 interface Range {
   family: 4 | 6;
@@ -76,9 +77,6 @@ class AddrIndex {
   }
 }
 
-function isWildcardId(id: string): boolean {
-  return id === '' || id === '%any' || id.includes('*');
-}
 
 export class ConfigIndex {
   readonly connections: ConnectionConfig[];
@@ -89,9 +87,14 @@ export class ConfigIndex {
   private readonly secretsById = new Map<string, SecretConfig[]>();
   private readonly anySecrets: SecretConfig[] = [];
   private readonly order = new Map<ConnectionConfig, number>();
+  private readonly secretOrder = new Map<SecretConfig, number>();
   private readonly addrs = new Map<ConnectionConfig, { local: AddrSpec; remote: AddrSpec }>();
   /** Canonical identities of each secret, computed once. */
   private readonly secretIds = new Map<SecretConfig, string[]>();
+  /** Secrets with wildcard ids (`*.example.net`, `10.0.0.0/8`, ...), those ids parsed. */
+  private readonly wildcardSecrets = new Map<SecretConfig, Identity[]>();
+  /** Each connection's identities as patterns, parsed once (null: matches anything; false: unparsable, matches nothing). */
+  private readonly patterns = new Map<ConnectionConfig, { local: Identity | null | false; remote: Identity | null | false }>();
 
   constructor(connections: ConnectionConfig[], secrets: SecretConfig[]) {
     this.connections = connections;
@@ -101,10 +104,12 @@ export class ConfigIndex {
       const a = { local: addrSpec(c.localAddrs), remote: addrSpec(c.remoteAddrs) };
       this.addrs.set(c, a);
       this.remoteAddr.add(c, a.remote);
-      const rid = c.remote.id;
-      if (isWildcardId(rid)) this.wildcardRemoteId.push(c);
+      const remote = pattern(c.remote.id);
+      this.patterns.set(c, { local: pattern(c.local.id), remote });
+      if (remote === false) return; // matches no identity
+      if (remote === null || identityHasWildcards(remote)) this.wildcardRemoteId.push(c);
       else {
-        const key = canonicalId(rid);
+        const key = canonicalIdOf(remote);
         const l = this.byRemoteId.get(key);
         if (l) l.push(c);
         else this.byRemoteId.set(key, [c]);
@@ -112,8 +117,17 @@ export class ConfigIndex {
     });
     for (const s of secrets) {
       if (s.kind !== 'ike') continue;
-      const ids = s.ids.map(canonicalId);
+      this.secretOrder.set(s, this.secretOrder.size);
+      const ids: string[] = [];
+      const wild: Identity[] = [];
+      for (const text of s.ids) {
+        const p = pattern(text);
+        if (p === false) continue;
+        if (p === null || identityHasWildcards(p)) wild.push(p ?? ANY);
+        else ids.push(canonicalIdOf(p));
+      }
       this.secretIds.set(s, ids);
+      if (wild.length > 0) this.wildcardSecrets.set(s, wild);
       if (s.ids.length === 0) this.anySecrets.push(s);
       for (const key of ids) {
         const l = this.secretsById.get(key);
@@ -134,26 +148,36 @@ export class ConfigIndex {
 
   /**
    * The connection for an IKE_AUTH from a peer that claims `peerId` (and optionally asks for our
-   * identity `wantedLocal`), among those whose addresses match.
+   * identity `wantedLocal`), among those whose addresses match. As strongSwan ranks them: the
+   * better the peer's identity matches (exactly, then by a wildcard pattern, then `%any`), then the
+   * better `wantedLocal` matches our identity (exactly or by pattern, then `%any`), then a
+   * connection with remote addresses over one without; on a tie the first in the configuration.
    */
   forAuth(local: string, remote: string, peerId: Identity, wantedLocal?: Identity): ConnectionConfig | undefined {
-    const exact = this.byRemoteId.get(canonicalIdOf(peerId)) ?? [];
-    const candidates = [...exact, ...this.wildcardRemoteId.filter((c) => matchesPattern(c.remote.id, peerId))];
+    const exact = this.byRemoteId.get(canonicalIdOf(peerId));
     let best: ConnectionConfig | undefined;
     let bestScore = -1;
-    for (const c of candidates) {
+    const consider = (c: ConnectionConfig, remoteScore: number): void => {
       const a = this.addrs.get(c)!;
-      if (!inSpec(a.remote, remote) || !inSpec(a.local, local)) continue;
-      let score = exact.includes(c) ? 4 : 1;
+      if (!inSpec(a.remote, remote) || !inSpec(a.local, local)) return;
+      let score = remoteScore * 16;
       if (wantedLocal) {
-        if (matchesPattern(c.local.id, wantedLocal)) score += 2;
-        else continue;
+        const p = this.patterns.get(c)!.local;
+        if (p === null) score += 4;
+        else if (matches(p, wantedLocal)) score += 8;
+        else return;
       }
       if (c.remoteAddrs.length) score += 1;
       if (score > bestScore || (score === bestScore && this.order.get(c)! < this.order.get(best!)!)) {
         best = c;
         bestScore = score;
       }
+    };
+    if (exact) for (const c of exact) consider(c, 3);
+    for (const c of this.wildcardRemoteId) {
+      const p = this.patterns.get(c)!.remote;
+      if (p === null) consider(c, 1);
+      else if (matches(p, peerId)) consider(c, 2);
     }
     return best;
   }
@@ -171,10 +195,16 @@ export class ConfigIndex {
     return c;
   }
 
-  /** The PSK for a pair of identities: a secret naming both wins over one naming one, over one naming none. */
+  /**
+   * The PSK for a pair of identities. A secret counts when one of its ids matches ours or the
+   * peer's (or it has none); the peer's identity weighs more than ours, an exact id more than a
+   * wildcard one (`*.example.net`, `10.0.0.0/8`): peer exact 8, peer by pattern 4, ours exact 2,
+   * ours by pattern 1, no ids 0. The highest wins, on a tie the first in the configuration.
+   */
   psk(localId: string, remoteId: string): Buffer | undefined {
     const l = this.canonical(localId);
     const r = this.canonical(remoteId);
+    let parsed: { l: Identity | false; r: Identity | false } | undefined;
     let best: SecretConfig | undefined;
     let bestScore = -1;
     const consider = (s: SecretConfig): void => {
@@ -182,18 +212,26 @@ export class ConfigIndex {
       let score = 0;
       if (s.ids.length) {
         const ids = this.secretIds.get(s)!;
-        const hasL = ids.includes(l);
-        const hasR = ids.includes(r);
-        if (!hasL && !hasR) return;
-        score = (hasL ? 1 : 0) + (hasR ? 2 : 0);
+        let ls = ids.includes(l) ? 2 : 0;
+        let rs = ids.includes(r) ? 8 : 0;
+        const wild = this.wildcardSecrets.get(s);
+        if (wild && (ls === 0 || rs === 0)) {
+          parsed ??= { l: parsedOrFalse(localId), r: parsedOrFalse(remoteId) };
+          const { l: lp, r: rp } = parsed;
+          if (ls === 0 && lp !== false && wild.some((p) => identityMatchesParsed(p, lp))) ls = 1;
+          if (rs === 0 && rp !== false && wild.some((p) => identityMatchesParsed(p, rp))) rs = 4;
+        }
+        if (ls === 0 && rs === 0) return;
+        score = ls + rs;
       }
-      if (score > bestScore) {
+      if (score > bestScore || (score === bestScore && best !== undefined && this.secretOrder.get(s)! < this.secretOrder.get(best)!)) {
         best = s;
         bestScore = score;
       }
     };
     for (const s of this.secretsById.get(r) ?? []) consider(s);
     for (const s of this.secretsById.get(l) ?? []) consider(s);
+    for (const s of this.wildcardSecrets.keys()) consider(s);
     for (const s of this.anySecrets) consider(s);
     return best?.secretBytes;
   }
@@ -211,12 +249,34 @@ function canonicalId(s: string): string {
   }
 }
 
+/** An identity as a map key: FQDN and RFC 822 names compare case-insensitively (as strongSwan's do). */
 function canonicalIdOf(id: Identity): string {
+  if (id.type === IdType.ID_FQDN || id.type === IdType.ID_RFC822_ADDR) return `${id.type}:${id.data.toString('latin1').replace(/[A-Z]+/g, (m) => m.toLowerCase())}`;
   return `${id.type}:${id.data.toString('hex')}`;
 }
 
-function matchesPattern(pattern: string, id: Identity): boolean {
-  if (pattern === '' || pattern === '%any') return true;
-  return identityMatches(pattern, id);
+function parsedOrFalse(text: string): Identity | false {
+  try {
+    return parseIdentity(text);
+  } catch {
+    return false;
+  }
+}
+
+/** %any as a parsed pattern (matches every identity). */
+const ANY: Identity = parseIdentity('%any');
+
+/** A configured identity as a pattern: null for none or %any (anything matches), false when it does not parse (nothing does). */
+function pattern(text: string): Identity | null | false {
+  if (text === '' || text === '%any') return null;
+  try {
+    return parseIdentity(text);
+  } catch {
+    return false;
+  }
+}
+
+function matches(p: Identity | null | false, id: Identity): boolean {
+  return p === null || (p !== false && identityMatchesParsed(p, id));
 }
 
