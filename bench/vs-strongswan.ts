@@ -321,6 +321,9 @@ interface RunResult {
   /**
    * CPU ms per IKE SA of the responder (all threads) over each quarter of the run's SAs, in order:
    * how much of the cost is warm-up (the first quarter) rather than the steady state (the last).
+   * The CPU falls in the quarter in which it was spent and the SAs count in the one in which they
+   * were established: with hundreds of IKE SAs half-open at a time (`peakHalfOpen`), the last
+   * quarter of a small N looks cheap (its IKE_SA_INITs were answered in the quarter before).
    */
   cpuMsPerSaByQuarter?: number[];
   /** vpp-iked: the most half-open IKE SAs seen at once (the 100 ms polls) */
@@ -345,7 +348,8 @@ export function byQuarter(series: readonly { count: number; cpuMs: number }[], n
   for (let q = 0; q < 4; q++) {
     const a = q === 0 ? series[0]! : at((n * q) / 4);
     const b = at((n * (q + 1)) / 4);
-    out.push(b.count > a.count ? Math.round(((b.cpuMs - a.cpuMs) / (b.count - a.count)) * 1000) / 1000 : 0);
+    // NaN (null in the JSON): no poll fell inside the quarter
+    out.push(b.count > a.count ? Math.round(((b.cpuMs - a.cpuMs) / (b.count - a.count)) * 1000) / 1000 : NaN);
   }
   return out;
 }

@@ -5,7 +5,7 @@
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load.ts';
 import { Daemon } from './daemon/daemon.ts';
-import { isLevel } from './log/logger.ts';
+import { flushLogs, isLevel } from './log/logger.ts';
 
 const USAGE = `Usage: vpp-iked [--config FILE] [--check] [--log-level LEVEL] [--foreground]
 
@@ -127,8 +127,8 @@ export function runMain(argv: string[]): void {
   main(argv).then(
     (code) => {
       process.exitCode = code;
-      // Logs are asynchronous: give them a moment to flush before exit.
-      setTimeout(() => process.exit(code), 50).unref();
+      // log lines are written off the event loop: out first (2 s at most), then exit
+      void flushLogs(2000).then(() => process.exit(code));
     },
     (e: unknown) => {
       process.stderr.write(`vpp-iked: fatal: ${e instanceof Error ? e.stack : String(e)}\n`);

@@ -7,10 +7,11 @@
  * holds lines back up to that long to gather them even when the output is idle.
  *
  * Bounded: lines that would take what waits past `maxPendingBytes` (a reader that stopped reading)
- * are dropped and counted, and once the writes catch up a warning line says how many. When the output
- * fails for good (EPIPE, EBADF, ENOSPC) every later line is dropped and counted; the daemon goes on.
- * At exit what waits is written synchronously (`flushSync`, hooked to the process's `exit` by
- * `createLogs`).
+ * are dropped and counted, and once the writes catch up a warning line says how many. A write that
+ * fails (a full disk behind a redirected stdout) is tried again every second. When the output is
+ * gone for good (EPIPE, EBADF) every later line is dropped and counted; the daemon goes on either
+ * way. At exit what waits is written synchronously (`writeOutAtExit`, hooked to the process's
+ * `exit` by `createLogs`).
  */
 import { write as fsWrite, writeSync } from 'node:fs';
 
@@ -25,6 +26,18 @@ export interface LineWriterOptions {
 
 /** EAGAIN (a non-blocking descriptor whose reader is behind): the batch is tried again this much later. */
 const RETRY_MS = 10;
+/** Another failure that may pass (ENOSPC, EIO): the batch is tried again this much later. */
+const RETRY_FAILED_MS = 1000;
+/** At exit, how long a batch already on the thread pool gets to land before what waits is written. */
+const EXIT_GRACE_MS = 20;
+/** Errors after which the output never takes a line again. */
+const GONE: ReadonlySet<string> = new Set(['EPIPE', 'EBADF', 'EINVAL', 'ECONNRESET', 'ENOTCONN']);
+
+function lineCount(b: Buffer): number {
+  let n = 0;
+  for (let i = b.indexOf(10); i !== -1; i = b.indexOf(10, i + 1)) n++;
+  return n;
+}
 
 export class LineWriter {
   private parts: string[] = [];
@@ -77,28 +90,39 @@ export class LineWriter {
     return true;
   }
 
-  /** pino's `logger.flush(cb)`: `cb` once everything written so far is out (or could not be). */
-  flush(cb?: (err?: Error) => void): void {
+  /**
+   * pino's `logger.flush(cb)`: `cb` once everything written so far is out, could not be written
+   * (the output is gone), or `timeoutMs` passed (a reader that stopped reading). Keeps the process
+   * alive until then.
+   */
+  flush(cb?: (err?: Error) => void, timeoutMs = 2000): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     this.start();
     if (!cb) return;
+    const deadline = Date.now() + timeoutMs;
     const check = (): void => {
       if (this.out === undefined && (this.parts.length === 0 || this.broken)) cb();
-      else setTimeout(check, 1).unref();
+      else if (Date.now() >= deadline) cb(new Error('log output did not take the lines in time'));
+      else setTimeout(check, 2);
     };
     check();
   }
 
   /**
-   * Write what waits now, blocking (process exit). A batch already handed to the thread pool is left
-   * to it: writing it here too could print it twice.
+   * Write what waits now, blocking: for the process's `exit` (the daemon's own exits wait for
+   * `flush` first). Not named `flushSync`: pino would call that after every `fatal` line. A batch
+   * already handed to the thread pool cannot be waited for here; its write gets up to EXIT_GRACE_MS
+   * to land first, so that the lines keep their order. A reader that stopped reading holds the exit
+   * until it reads again (or the service manager kills the process).
    */
-  flushSync(): void {
+  writeOutAtExit(): void {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
+    if (this.broken) return;
     const buf = this.take();
     if (buf === undefined) return;
+    if (this.out !== undefined) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, EXIT_GRACE_MS);
     let off = 0;
     for (let tries = 0; off < buf.length && tries < 1000; tries++) {
       try {
@@ -133,19 +157,22 @@ export class LineWriter {
   private onWritten(err: NodeJS.ErrnoException | null, n: number): void {
     const out = this.out!;
     if (err) {
-      if (err.code === 'EAGAIN') {
-        setTimeout(() => {
-          this.writes++;
-          fsWrite(this.fd, out, 0, out.length, null, this.written);
-        }, RETRY_MS).unref();
+      if (GONE.has(err.code ?? '')) {
+        // the output is gone for good: nothing can be logged any more; count what is lost
+        this.broken = true;
+        this.dropped += this.parts.length + lineCount(out);
+        this.parts = [];
+        this.waiting = 0;
+        this.out = undefined;
         return;
       }
-      // the output is gone (EPIPE, EBADF, ...): nothing can be logged any more; count what is lost
-      this.broken = true;
-      this.dropped += this.parts.length;
-      this.parts = [];
-      this.waiting = 0;
-      this.out = undefined;
+      // EAGAIN (a non-blocking output whose reader is behind): again soon; anything else (ENOSPC,
+      // EIO: a full or failing disk behind a redirected stdout): again each second, new lines
+      // waiting meanwhile up to the bound
+      setTimeout(() => {
+        this.writes++;
+        fsWrite(this.fd, out, 0, out.length, null, this.written);
+      }, err.code === 'EAGAIN' ? RETRY_MS : RETRY_FAILED_MS).unref();
       return;
     }
     if (n < out.length) {

@@ -91,9 +91,18 @@ let stdoutWriter: LineWriter | undefined;
 function stdout(): LineWriter {
   if (!stdoutWriter) {
     const w = (stdoutWriter = new LineWriter(1));
-    process.once('exit', () => w.flushSync());
+    process.once('exit', () => w.writeOutAtExit());
   }
   return stdoutWriter;
+}
+
+/**
+ * Resolves once the log lines written so far to stdout are out, or after `timeoutMs` (a reader that
+ * stopped reading); for exits.
+ */
+export function flushLogs(timeoutMs = 2000): Promise<void> {
+  const w = stdoutWriter;
+  return new Promise((resolve) => (w ? w.flush(() => resolve(), timeoutMs) : resolve()));
 }
 
 /** The daemon's loggers; their lines go to `dest`, by default stdout. */

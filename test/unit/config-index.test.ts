@@ -20,10 +20,11 @@ test('the exact remote identity wins over a wildcard, a wildcard over %any; a pa
       conn('wild', { remote: side('*.branch.example.net') }),
       conn('exact', { remote: side('hq.branch.example.net') }),
       conn('dn', { remote: side('C=CH, O=strongSwan, CN=*') }),
-      conn('broken', { remote: side('C=CH, O=') }),
+      conn('broken', { remote: side('C=CH, XX=1') }),
     ],
     [],
   );
+  assert.equal(ix.forAuth('192.0.2.2', '192.0.2.1', id('C=CH, O=strongSwan, CN=x'))?.name, 'dn');
   assert.equal(ix.forAuth('192.0.2.2', '192.0.2.1', id('hq.branch.example.net'))?.name, 'exact');
   assert.equal(ix.forAuth('192.0.2.2', '192.0.2.1', id('HQ.Branch.Example.NET'))?.name, 'exact', 'FQDNs compare case-insensitively');
   assert.equal(ix.forAuth('192.0.2.2', '192.0.2.1', id('s1.branch.example.net'))?.name, 'wild');
@@ -95,4 +96,27 @@ test('PSK: the peer\'s id over ours, exact over wildcard, ids in any case, wildc
   const tie = new ConfigIndex([conn('a')], [psk(['*.example.net'], 'first'), psk(['*.net'], 'second')]);
   assert.equal(secret(tie, 'gw', 's1.example.net'), 'first', 'equal scores: the first in the configuration');
   assert.equal(new ConfigIndex([conn('a')], [psk(['a.example'], 'only')]).psk('b.example', 'c.example'), undefined);
+});
+
+test('%any spelt * or 0.0.0.0 is %any: it ranks below patterns, whatever its place in the file', () => {
+  const ix = new ConfigIndex([conn('star', { remote: side('*') }), conn('wild', { remote: side('*.example.net') }), conn('zeros', { remote: side('0.0.0.0') })], []);
+  assert.equal(ix.forAuth('192.0.2.2', '192.0.2.1', id('s1.example.net'))?.name, 'wild');
+  assert.equal(ix.forAuth('192.0.2.2', '192.0.2.1', id('other.example'))?.name, 'star', 'the first of the %any ones');
+});
+
+test('an exact DN as remote id matches the peer\'s DN attribute by attribute, case-insensitively where strongSwan does', () => {
+  const ix = new ConfigIndex([conn('moon', { remote: side('C=CH, O=strongSwan, CN=moon.strongswan.org') }), conn('any', { remote: side('%any') })], []);
+  assert.equal(ix.forAuth('192.0.2.2', '192.0.2.1', id('C=CH, O=strongSwan, CN=moon.strongswan.org'))?.name, 'moon');
+  assert.equal(ix.forAuth('192.0.2.2', '192.0.2.1', id('C=ch, O=STRONGSWAN, CN=Moon.StrongSwan.org'))?.name, 'moon');
+  assert.equal(ix.forAuth('192.0.2.2', '192.0.2.1', id('C=CH, O=strongSwan, CN=sun.strongswan.org'))?.name, 'any');
+});
+
+test('PSK: a secret with id %any applies to everyone, as weakly as one without ids', () => {
+  const ix = new ConfigIndex([conn('a')], [psk(['%any'], 'anyone'), psk(['*.branch.example.net'], 'branches'), psk(['gw.example.org'], 'ours')]);
+  assert.equal(ix.psk('gw.example.org', 's1.branch.example.net')?.toString(), 'branches');
+  assert.equal(ix.psk('other.example', 's1.branch.example.net')?.toString(), 'branches');
+  assert.equal(ix.psk('gw.example.org', 'stranger.example')?.toString(), 'ours');
+  assert.equal(ix.psk('other.example', 'stranger.example')?.toString(), 'anyone');
+  const first = new ConfigIndex([conn('a')], [psk([], 'no-ids'), psk(['%any'], 'any-id')]);
+  assert.equal(first.psk('a.example', 'b.example')?.toString(), 'no-ids', 'a tie: the first in the file');
 });

@@ -10,7 +10,7 @@ import { signedOctets } from '../crypto/auth.ts';
 import { formatIkeSuite } from '../crypto/proposals.ts';
 import { Timer, type IkeSa, type Task } from '../sa/ike-sa.ts';
 import { selFromWire } from '../sa/ts.ts';
-import { identityMatches, identityToString, parseIdentity, type Identity } from '../../config/identity.ts';
+import { ID_ANY, identityHasWildcards, identityMatches, identityToString, parseIdentity, type Identity } from '../../config/identity.ts';
 import { EMPTY, find, findErrorNotify, findNotify, idBody, notify } from './payload-util.ts';
 import { childFailed, clearTimer, emit, resolveWaiters, setTimer, type EngineContext } from './context.ts';
 import { authenticatorFor, type AuthBuild } from './auth/authenticator.ts';
@@ -146,7 +146,8 @@ export async function sendAuth(ctx: EngineContext, sa: IkeSa): Promise<void> {
   }
   const certreq = certReqFor(ctx, conn);
   if (certreq) payloads.push(certreq);
-  if (conn.remote.id && conn.remote.id !== '%any' && !conn.remote.id.includes('*')) payloads.push(idPayload(PayloadType.IDr, conn.remote.id));
+  // IDr names the responder we want; a pattern (`*.example.net`, `10.0.0.0/8`) or %any names none
+  if (isSpecificId(conn.remote.id)) payloads.push(idPayload(PayloadType.IDr, conn.remote.id));
   payloads.push(authPayload(auth));
   if (conn.mobike) payloads.push(notify(NotifyType.MOBIKE_SUPPORTED));
   sa.authRounds++;
@@ -331,6 +332,17 @@ function applyUnique(ctx: EngineContext, sa: IkeSa): void {
       queueTask(ctx, sa, { kind: 'ike-delete' });
       return;
     }
+  }
+}
+
+/** Whether a configured identity names one peer (not %any, not a pattern); one that does not parse names none. */
+function isSpecificId(text: string): boolean {
+  if (text === '' || text === '%any') return false;
+  try {
+    const p = parseIdentity(text);
+    return p.type !== ID_ANY && !identityHasWildcards(p);
+  } catch {
+    return false;
   }
 }
 

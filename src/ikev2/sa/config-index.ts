@@ -7,7 +7,7 @@
 import type { ConnectionConfig, SecretConfig } from '../../config/types.ts';
 import { bigIntToBytes, bytesToBigInt, bytesToIp, ipToBytes, normalizeIp } from '../../common/addr.ts';
 import { parseAddressBlock } from '../../config/ts.ts';
-import { identityHasWildcards, identityMatchesParsed, parseIdentity, type Identity } from '../../config/identity.ts';
+import { ID_ANY, identityHasWildcards, identityMatchesParsed, parseIdentity, type Identity } from '../../config/identity.ts';
 import { IdType } from '../constants.ts';
 
 interface Range {
@@ -83,7 +83,8 @@ export class ConfigIndex {
   private readonly byName = new Map<string, ConnectionConfig>();
   private readonly remoteAddr = new AddrIndex();
   private readonly byRemoteId = new Map<string, ConnectionConfig[]>();
-  private readonly wildcardRemoteId: ConnectionConfig[] = [];
+  /** Connections whose remote id is matched, not looked up: %any, patterns, DNs (compared attribute by attribute). */
+  private readonly patternRemoteId: ConnectionConfig[] = [];
   private readonly secretsById = new Map<string, SecretConfig[]>();
   private readonly anySecrets: SecretConfig[] = [];
   private readonly order = new Map<ConnectionConfig, number>();
@@ -91,8 +92,10 @@ export class ConfigIndex {
   private readonly addrs = new Map<ConnectionConfig, { local: AddrSpec; remote: AddrSpec }>();
   /** Canonical identities of each secret, computed once. */
   private readonly secretIds = new Map<SecretConfig, string[]>();
-  /** Secrets with wildcard ids (`*.example.net`, `10.0.0.0/8`, ...), those ids parsed. */
-  private readonly wildcardSecrets = new Map<SecretConfig, Identity[]>();
+  /** Secrets with ids that are matched, not looked up (patterns, DNs), those ids parsed; `exact`: not a pattern. */
+  private readonly patternSecrets = new Map<SecretConfig, { p: Identity; exact: boolean }[]>();
+  /** Secrets with a %any id: they apply to every pair of identities, as weakly as secrets without ids. */
+  private readonly anyIdSecrets = new Set<SecretConfig>();
   /** Each connection's identities as patterns, parsed once (null: matches anything; false: unparsable, matches nothing). */
   private readonly patterns = new Map<ConnectionConfig, { local: Identity | null | false; remote: Identity | null | false }>();
 
@@ -107,7 +110,7 @@ export class ConfigIndex {
       const remote = pattern(c.remote.id);
       this.patterns.set(c, { local: pattern(c.local.id), remote });
       if (remote === false) return; // matches no identity
-      if (remote === null || identityHasWildcards(remote)) this.wildcardRemoteId.push(c);
+      if (remote === null || isMatched(remote)) this.patternRemoteId.push(c);
       else {
         const key = canonicalIdOf(remote);
         const l = this.byRemoteId.get(key);
@@ -119,15 +122,16 @@ export class ConfigIndex {
       if (s.kind !== 'ike') continue;
       this.secretOrder.set(s, this.secretOrder.size);
       const ids: string[] = [];
-      const wild: Identity[] = [];
+      const matched: { p: Identity; exact: boolean }[] = [];
       for (const text of s.ids) {
         const p = pattern(text);
         if (p === false) continue;
-        if (p === null || identityHasWildcards(p)) wild.push(p ?? ANY);
+        if (p === null) this.anyIdSecrets.add(s);
+        else if (isMatched(p)) matched.push({ p, exact: !identityHasWildcards(p) });
         else ids.push(canonicalIdOf(p));
       }
       this.secretIds.set(s, ids);
-      if (wild.length > 0) this.wildcardSecrets.set(s, wild);
+      if (matched.length > 0) this.patternSecrets.set(s, matched);
       if (s.ids.length === 0) this.anySecrets.push(s);
       for (const key of ids) {
         const l = this.secretsById.get(key);
@@ -174,10 +178,10 @@ export class ConfigIndex {
       }
     };
     if (exact) for (const c of exact) consider(c, 3);
-    for (const c of this.wildcardRemoteId) {
+    for (const c of this.patternRemoteId) {
       const p = this.patterns.get(c)!.remote;
       if (p === null) consider(c, 1);
-      else if (matches(p, peerId)) consider(c, 2);
+      else if (p !== false && identityMatchesParsed(p, peerId)) consider(c, identityHasWildcards(p) ? 2 : 3);
     }
     return best;
   }
@@ -214,14 +218,16 @@ export class ConfigIndex {
         const ids = this.secretIds.get(s)!;
         let ls = ids.includes(l) ? 2 : 0;
         let rs = ids.includes(r) ? 8 : 0;
-        const wild = this.wildcardSecrets.get(s);
-        if (wild && (ls === 0 || rs === 0)) {
+        const matched = this.patternSecrets.get(s);
+        if (matched && (ls < 2 || rs < 8)) {
           parsed ??= { l: parsedOrFalse(localId), r: parsedOrFalse(remoteId) };
           const { l: lp, r: rp } = parsed;
-          if (ls === 0 && lp !== false && wild.some((p) => identityMatchesParsed(p, lp))) ls = 1;
-          if (rs === 0 && rp !== false && wild.some((p) => identityMatchesParsed(p, rp))) rs = 4;
+          for (const { p, exact } of matched) {
+            if (lp !== false && identityMatchesParsed(p, lp)) ls = Math.max(ls, exact ? 2 : 1);
+            if (rp !== false && identityMatchesParsed(p, rp)) rs = Math.max(rs, exact ? 8 : 4);
+          }
         }
-        if (ls === 0 && rs === 0) return;
+        if (ls === 0 && rs === 0 && !this.anyIdSecrets.has(s)) return;
         score = ls + rs;
       }
       if (score > bestScore || (score === bestScore && best !== undefined && this.secretOrder.get(s)! < this.secretOrder.get(best)!)) {
@@ -231,7 +237,8 @@ export class ConfigIndex {
     };
     for (const s of this.secretsById.get(r) ?? []) consider(s);
     for (const s of this.secretsById.get(l) ?? []) consider(s);
-    for (const s of this.wildcardSecrets.keys()) consider(s);
+    for (const s of this.patternSecrets.keys()) consider(s);
+    for (const s of this.anyIdSecrets) consider(s);
     for (const s of this.anySecrets) consider(s);
     return best?.secretBytes;
   }
@@ -263,17 +270,24 @@ function parsedOrFalse(text: string): Identity | false {
   }
 }
 
-/** %any as a parsed pattern (matches every identity). */
-const ANY: Identity = parseIdentity('%any');
-
 /** A configured identity as a pattern: null for none or %any (anything matches), false when it does not parse (nothing does). */
 function pattern(text: string): Identity | null | false {
   if (text === '' || text === '%any') return null;
   try {
-    return parseIdentity(text);
+    const p = parseIdentity(text);
+    return p.type === ID_ANY ? null : p;
   } catch {
     return false;
   }
+}
+
+/**
+ * Whether an identity from the configuration is matched against the peer's rather than looked up
+ * by its bytes: patterns, and DNs (their attributes compare case-insensitively where the string
+ * type allows, as strongSwan's do).
+ */
+function isMatched(p: Identity): boolean {
+  return identityHasWildcards(p) || p.type === IdType.ID_DER_ASN1_DN;
 }
 
 function matches(p: Identity | null | false, id: Identity): boolean {
