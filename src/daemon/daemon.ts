@@ -28,7 +28,7 @@ import { SdNotify } from './sd-notify.ts';
 import { InstrumentedDataplane, connectionOf } from './instrumented-dataplane.ts';
 import { MetricsServer, renderMetrics } from './metrics.ts';
 import { diffConnections, settingChanges, type ReloadReport } from './reload.ts';
-import { BurstCompactor, eagerFeedback, limitHeapGrowth } from './heap.ts';
+import { BurstCompactor, limitHeapGrowth } from './heap.ts';
 
 /**
  * The crypto worker threads start when this many IKE_SA_INIT requests come within one second: a
@@ -110,7 +110,6 @@ export class Daemon {
     const cfg = this.config;
     // a burst of new peers leaves less garbage in the old generation (heap.ts)
     limitHeapGrowth();
-    eagerFeedback();
     this.notify.status(cfg.daemon.dataplane === 'vpp' ? `connecting to VPP at ${cfg.vpp.socket}` : 'starting');
     const backEnd = await this.createDataplane(cfg);
     this.instrumented = new InstrumentedDataplane(backEnd);

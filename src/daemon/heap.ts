@@ -38,20 +38,6 @@ export function limitHeapGrowth(
   return true;
 }
 
-/**
- * Has V8 give each function its feedback vector at its first call instead of its eighth: the
- * handshake code reaches the optimising compilers sooner, so a burst right after
- * start (a hub restart) runs less of it in the interpreter. Measured with bench/vs-strongswan.ts,
- * three pairs of runs each: 2,000 new IKE SAs 0.92× the CPU per SA (every pair lower), 10,000
- * 0.98×; RSS before the first SA +1 MB. A `--[no-]lazy-feedback-allocation` given to node on its
- * command line wins (returns false then).
- */
-export function eagerFeedback(setFlags: (flags: string) => void = setFlagsFromString, nodeArgs: readonly string[] = process.execArgv): boolean {
-  if (nodeArgs.some((a) => /^--(no[-_])?lazy[-_]feedback[-_]allocation\b/.test(a))) return false;
-  setFlags('--no-lazy-feedback-allocation');
-  return true;
-}
-
 /** New IKE SAs since the last compaction that make a burst worth compacting after. */
 export const BURST_MIN = 2000;
 /** A tick with fewer new IKE SAs than this is quiet. */

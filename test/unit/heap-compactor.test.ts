@@ -6,7 +6,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
-import { BURST_MIN, BurstCompactor, eagerFeedback, HEAP_GROWING_PERCENT, limitHeapGrowth, QUIET_MAX } from '../../src/daemon/heap.ts';
+import { BURST_MIN, BurstCompactor, HEAP_GROWING_PERCENT, limitHeapGrowth, QUIET_MAX } from '../../src/daemon/heap.ts';
 
 test('one full collection on the first quiet tick after a burst', () => {
   let calls = 0;
@@ -77,34 +77,4 @@ test('limitHeapGrowth sets V8 growing factor and refuses nonsense', () => {
   assert.equal(set.length, 2);
   assert.throws(() => limitHeapGrowth(0, () => {}), RangeError);
   assert.throws(() => limitHeapGrowth(2.5, () => {}), RangeError);
-});
-
-test('eagerFeedback: feedback vectors from the first call, unless node was told otherwise; this V8 knows the flag', () => {
-  const set: string[] = [];
-  assert.equal(eagerFeedback((f) => set.push(f), []), true);
-  assert.deepEqual(set, ['--no-lazy-feedback-allocation']);
-  assert.equal(eagerFeedback((f) => set.push(f), ['--lazy-feedback-allocation']), false);
-  assert.equal(eagerFeedback((f) => set.push(f), ['--no_lazy_feedback_allocation']), false);
-  assert.equal(set.length, 1);
-  // V8 ignores an unknown flag set at run time, but node refuses one on its command line
-  const out = execFileSync(process.execPath, [set[0]!, '-p', '1 + 1'], { encoding: 'utf8' });
-  assert.equal(out.trim(), '2');
-  assert.throws(() => execFileSync(process.execPath, ['--no-lazy-feedback-allocations', '-p', '1'], { stdio: 'pipe' }), 'a misspelt flag is refused');
-});
-
-test('eagerFeedback set at run time takes effect: a function called 26 times is optimised only with it', () => {
-  // V8 (node 24) marks this loop for Maglev after about 24 calls with feedback from the first call,
-  // after about 30 with V8's default (feedback from the 8th call)
-  const script = (eager: boolean): string => `
-    import { eagerFeedback } from ${JSON.stringify(new URL('../../src/daemon/heap.ts', import.meta.url).href)};
-    if (${eager}) eagerFeedback();
-    function hot(a) { let s = 0; for (let i = 0; i < 20; i++) s += a[i % a.length]; return s; }
-    let t = 0;
-    for (let i = 0; i < 26; i++) t += hot([1, 2, 3]);
-    console.log(t);
-  `;
-  const marked = (eager: boolean): boolean =>
-    /marking .*<JSFunction hot /.test(execFileSync(process.execPath, ['--trace-opt', '--input-type=module', '-e', script(eager)], { encoding: 'utf8' }));
-  assert.equal(marked(true), true, 'optimised with feedback from the first call');
-  assert.equal(marked(false), false, 'not yet with V8 default');
 });
