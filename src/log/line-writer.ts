@@ -33,17 +33,17 @@ const EXIT_GRACE_MS = 20;
 /** Errors after which the output never takes a line again. */
 const GONE: ReadonlySet<string> = new Set(['EPIPE', 'EBADF', 'EINVAL', 'ECONNRESET', 'ENOTCONN']);
 
-function lineCount(b: Buffer): number {
+function lineCount(b: string | Buffer): number {
   let n = 0;
-  for (let i = b.indexOf(10); i !== -1; i = b.indexOf(10, i + 1)) n++;
+  for (let i = b.indexOf('\n'); i !== -1; i = b.indexOf('\n', i + 1)) n++;
   return n;
 }
 
 export class LineWriter {
   private parts: string[] = [];
   private waiting = 0;
-  /** the batch being written (its unwritten tail) */
-  private out: Buffer | undefined;
+  /** the batch being written: the string handed to write(2), or after a partial write its unwritten tail */
+  private out: string | Buffer | undefined;
   private timer: NodeJS.Timeout | undefined;
   private broken = false;
   private droppedSince = 0;
@@ -120,9 +120,10 @@ export class LineWriter {
     if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     if (this.broken) return;
-    const buf = this.take();
-    if (buf === undefined) return;
+    const s = this.take();
+    if (s === undefined) return;
     if (this.out !== undefined) Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, EXIT_GRACE_MS);
+    const buf = Buffer.from(s, 'utf8');
     let off = 0;
     for (let tries = 0; off < buf.length && tries < 1000; tries++) {
       try {
@@ -133,8 +134,8 @@ export class LineWriter {
     }
   }
 
-  /** The waiting lines as one buffer, with the count of dropped lines first when there were some. */
-  private take(): Buffer | undefined {
+  /** The waiting lines as one string, with the count of dropped lines first when there were some. */
+  private take(): string | undefined {
     if (this.parts.length === 0 && this.droppedSince === 0) return undefined;
     let s = this.parts.length === 1 ? this.parts[0]! : this.parts.join('');
     this.parts = [];
@@ -143,15 +144,21 @@ export class LineWriter {
       s = `{"level":"warn","time":"${new Date().toISOString()}","pid":${process.pid},"dropped":${this.droppedSince},"msg":"log lines dropped: the log output did not keep up"}\n${s}`;
       this.droppedSince = 0;
     }
-    return Buffer.from(s, 'utf8');
+    return s;
   }
 
   private start(): void {
     if (this.out !== undefined || this.broken) return;
     this.out = this.take();
     if (this.out === undefined) return;
+    this.send(this.out);
+  }
+
+  /** One write(2) of `out` on the thread pool (a string goes as UTF-8 without a Buffer of ours). */
+  private send(out: string | Buffer): void {
     this.writes++;
-    fsWrite(this.fd, this.out, 0, this.out.length, null, this.written);
+    if (typeof out === 'string') fsWrite(this.fd, out, null, 'utf8', this.written);
+    else fsWrite(this.fd, out, 0, out.length, null, this.written);
   }
 
   private onWritten(err: NodeJS.ErrnoException | null, n: number): void {
@@ -169,16 +176,14 @@ export class LineWriter {
       // EAGAIN (a non-blocking output whose reader is behind): again soon; anything else (ENOSPC,
       // EIO: a full or failing disk behind a redirected stdout): again each second, new lines
       // waiting meanwhile up to the bound
-      setTimeout(() => {
-        this.writes++;
-        fsWrite(this.fd, out, 0, out.length, null, this.written);
-      }, err.code === 'EAGAIN' ? RETRY_MS : RETRY_FAILED_MS).unref();
+      setTimeout(() => this.send(out), err.code === 'EAGAIN' ? RETRY_MS : RETRY_FAILED_MS).unref();
       return;
     }
-    if (n < out.length) {
-      this.out = out.subarray(n);
-      this.writes++;
-      fsWrite(this.fd, this.out, 0, this.out.length, null, this.written);
+    const bytes = typeof out === 'string' ? Buffer.byteLength(out, 'utf8') : out.length;
+    if (n < bytes) {
+      // a partial write (a pipe or socket that took part of it): the rest, as bytes
+      this.out = (typeof out === 'string' ? Buffer.from(out, 'utf8') : out).subarray(n);
+      this.send(this.out);
       return;
     }
     this.out = undefined;
