@@ -399,6 +399,22 @@ function asciiEqualCi(a: Buffer, b: Buffer): boolean {
 }
 
 /** strongSwan's compare_dn with wildcards: same attributes in the same order, '*' values match any. */
+/**
+ * A DN as a lookup key that is equal for two DNs exactly when dnMatches() says they match without
+ * wildcards (attribute by attribute; PrintableString values, and IA5 e-mail addresses, of the same
+ * string type compare case-insensitively). Undefined for bytes that are no DN.
+ */
+export function dnKey(dn: Buffer): string | undefined {
+  const rdns = decodeDn(dn);
+  if (!rdns) return undefined;
+  let key = '';
+  for (const r of rdns) {
+    const ci = r.tag === TAG_PRINTABLE || (r.tag === TAG_IA5 && decodeOid(r.oid) === EMAIL_OID);
+    key += `${r.oid.toString('hex')}:${ci ? `${r.tag}:${r.value.toString('latin1').replace(/[A-Z]+/g, (m) => m.toLowerCase())}` : `b:${r.value.toString('hex')}`}/`;
+  }
+  return key;
+}
+
 function dnMatches(pattern: Buffer, id: Buffer): boolean {
   if (pattern.equals(id)) return true;
   const p = decodeDn(pattern);

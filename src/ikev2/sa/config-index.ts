@@ -7,7 +7,7 @@
 import type { ConnectionConfig, SecretConfig } from '../../config/types.ts';
 import { bigIntToBytes, bytesToBigInt, bytesToIp, ipToBytes, normalizeIp } from '../../common/addr.ts';
 import { parseAddressBlock } from '../../config/ts.ts';
-import { ID_ANY, identityHasWildcards, identityMatchesParsed, parseIdentity, type Identity } from '../../config/identity.ts';
+import { dnKey, ID_ANY, identityHasWildcards, identityMatchesParsed, parseIdentity, type Identity } from '../../config/identity.ts';
 import { IdType } from '../constants.ts';
 
 interface Range {
@@ -83,7 +83,7 @@ export class ConfigIndex {
   private readonly byName = new Map<string, ConnectionConfig>();
   private readonly remoteAddr = new AddrIndex();
   private readonly byRemoteId = new Map<string, ConnectionConfig[]>();
-  /** Connections whose remote id is matched, not looked up: %any, patterns, DNs (compared attribute by attribute). */
+  /** Connections whose remote id is matched, not looked up: %any and patterns. */
   private readonly patternRemoteId: ConnectionConfig[] = [];
   private readonly secretsById = new Map<string, SecretConfig[]>();
   private readonly anySecrets: SecretConfig[] = [];
@@ -92,8 +92,8 @@ export class ConfigIndex {
   private readonly addrs = new Map<ConnectionConfig, { local: AddrSpec; remote: AddrSpec }>();
   /** Canonical identities of each secret, computed once. */
   private readonly secretIds = new Map<SecretConfig, string[]>();
-  /** Secrets with ids that are matched, not looked up (patterns, DNs), those ids parsed; `exact`: not a pattern. */
-  private readonly patternSecrets = new Map<SecretConfig, { p: Identity; exact: boolean }[]>();
+  /** Secrets with patterns among their ids, those ids parsed. */
+  private readonly patternSecrets = new Map<SecretConfig, Identity[]>();
   /** Secrets with a %any id: they apply to every pair of identities, as weakly as secrets without ids. */
   private readonly anyIdSecrets = new Set<SecretConfig>();
   /** Each connection's identities as patterns, parsed once (null: matches anything; false: unparsable, matches nothing). */
@@ -110,7 +110,7 @@ export class ConfigIndex {
       const remote = pattern(c.remote.id);
       this.patterns.set(c, { local: pattern(c.local.id), remote });
       if (remote === false) return; // matches no identity
-      if (remote === null || isMatched(remote)) this.patternRemoteId.push(c);
+      if (remote === null || identityHasWildcards(remote)) this.patternRemoteId.push(c);
       else {
         const key = canonicalIdOf(remote);
         const l = this.byRemoteId.get(key);
@@ -122,12 +122,12 @@ export class ConfigIndex {
       if (s.kind !== 'ike') continue;
       this.secretOrder.set(s, this.secretOrder.size);
       const ids: string[] = [];
-      const matched: { p: Identity; exact: boolean }[] = [];
+      const matched: Identity[] = [];
       for (const text of s.ids) {
         const p = pattern(text);
         if (p === false) continue;
         if (p === null) this.anyIdSecrets.add(s);
-        else if (isMatched(p)) matched.push({ p, exact: !identityHasWildcards(p) });
+        else if (identityHasWildcards(p)) matched.push(p);
         else ids.push(canonicalIdOf(p));
       }
       this.secretIds.set(s, ids);
@@ -181,7 +181,7 @@ export class ConfigIndex {
     for (const c of this.patternRemoteId) {
       const p = this.patterns.get(c)!.remote;
       if (p === null) consider(c, 1);
-      else if (p !== false && identityMatchesParsed(p, peerId)) consider(c, identityHasWildcards(p) ? 2 : 3);
+      else if (p !== false && identityMatchesParsed(p, peerId)) consider(c, 2);
     }
     return best;
   }
@@ -222,9 +222,9 @@ export class ConfigIndex {
         if (matched && (ls < 2 || rs < 8)) {
           parsed ??= { l: parsedOrFalse(localId), r: parsedOrFalse(remoteId) };
           const { l: lp, r: rp } = parsed;
-          for (const { p, exact } of matched) {
-            if (lp !== false && identityMatchesParsed(p, lp)) ls = Math.max(ls, exact ? 2 : 1);
-            if (rp !== false && identityMatchesParsed(p, rp)) rs = Math.max(rs, exact ? 8 : 4);
+          for (const p of matched) {
+            if (ls === 0 && lp !== false && identityMatchesParsed(p, lp)) ls = 1;
+            if (rs === 0 && rp !== false && identityMatchesParsed(p, rp)) rs = 4;
           }
         }
         if (ls === 0 && rs === 0 && !this.anyIdSecrets.has(s)) return;
@@ -256,9 +256,16 @@ function canonicalId(s: string): string {
   }
 }
 
-/** An identity as a map key: FQDN and RFC 822 names compare case-insensitively (as strongSwan's do). */
+/**
+ * An identity as a map key, equal where strongSwan's comparison finds them equal: FQDN and RFC 822
+ * names case-insensitively, DNs attribute by attribute (dnKey).
+ */
 function canonicalIdOf(id: Identity): string {
   if (id.type === IdType.ID_FQDN || id.type === IdType.ID_RFC822_ADDR) return `${id.type}:${id.data.toString('latin1').replace(/[A-Z]+/g, (m) => m.toLowerCase())}`;
+  if (id.type === IdType.ID_DER_ASN1_DN) {
+    const k = dnKey(id.data);
+    if (k !== undefined) return `${id.type}:${k}`;
+  }
   return `${id.type}:${id.data.toString('hex')}`;
 }
 
@@ -279,15 +286,6 @@ function pattern(text: string): Identity | null | false {
   } catch {
     return false;
   }
-}
-
-/**
- * Whether an identity from the configuration is matched against the peer's rather than looked up
- * by its bytes: patterns, and DNs (their attributes compare case-insensitively where the string
- * type allows, as strongSwan's do).
- */
-function isMatched(p: Identity): boolean {
-  return identityHasWildcards(p) || p.type === IdType.ID_DER_ASN1_DN;
 }
 
 function matches(p: Identity | null | false, id: Identity): boolean {
