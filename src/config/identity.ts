@@ -386,6 +386,11 @@ export function identityToString(id: Identity): string {
   return `{${id.type}}:#${d.toString('hex')}`;
 }
 
+/** The bytes as a string with ASCII capitals lowered (what asciiEqualCi compares). */
+export function asciiLower(b: Buffer): string {
+  return b.toString('latin1').replace(/[A-Z]+/g, (m) => m.toLowerCase());
+}
+
 function asciiEqualCi(a: Buffer, b: Buffer): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) {
@@ -398,7 +403,6 @@ function asciiEqualCi(a: Buffer, b: Buffer): boolean {
   return true;
 }
 
-/** strongSwan's compare_dn with wildcards: same attributes in the same order, '*' values match any. */
 /**
  * A DN as a lookup key that is equal for two DNs exactly when dnMatches() says they match without
  * wildcards (attribute by attribute; PrintableString values, and IA5 e-mail addresses, of the same
@@ -410,11 +414,12 @@ export function dnKey(dn: Buffer): string | undefined {
   let key = '';
   for (const r of rdns) {
     const ci = r.tag === TAG_PRINTABLE || (r.tag === TAG_IA5 && decodeOid(r.oid) === EMAIL_OID);
-    key += `${r.oid.toString('hex')}:${ci ? `${r.tag}:${r.value.toString('latin1').replace(/[A-Z]+/g, (m) => m.toLowerCase())}` : `b:${r.value.toString('hex')}`}/`;
+    key += `${r.oid.toString('hex')}:${ci ? `${r.tag}:${asciiLower(r.value)}` : `b:${r.value.toString('hex')}`}/`;
   }
   return key;
 }
 
+/** strongSwan's compare_dn with wildcards: same attributes in the same order, '*' values match any. */
 function dnMatches(pattern: Buffer, id: Buffer): boolean {
   if (pattern.equals(id)) return true;
   const p = decodeDn(pattern);
@@ -468,6 +473,20 @@ export function identityMatchesParsed(pattern: Identity, id: Identity): boolean 
       return dnMatches(pattern.data, id.data);
     default:
       return pattern.data.equals(id.data);
+  }
+}
+
+/**
+ * A configured identity (`remote.id`, a secret's id) as a pattern for identityMatchesParsed: null for
+ * none or %any in any spelling (anything matches), false when it does not parse (nothing does).
+ */
+export function parseIdPattern(text: string): Identity | null | false {
+  if (text === '' || text === '%any') return null;
+  try {
+    const p = parseIdentity(text);
+    return p.type === ID_ANY ? null : p;
+  } catch {
+    return false;
   }
 }
 

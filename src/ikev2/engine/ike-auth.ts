@@ -10,7 +10,7 @@ import { signedOctets } from '../crypto/auth.ts';
 import { formatIkeSuite } from '../crypto/proposals.ts';
 import { Timer, type IkeSa, type Task } from '../sa/ike-sa.ts';
 import { selFromWire } from '../sa/ts.ts';
-import { ID_ANY, identityHasWildcards, identityMatches, identityToString, parseIdentity, type Identity } from '../../config/identity.ts';
+import { identityHasWildcards, identityMatches, identityToString, parseIdentity, parseIdPattern, type Identity } from '../../config/identity.ts';
 import { EMPTY, find, findErrorNotify, findNotify, idBody, notify } from './payload-util.ts';
 import { childFailed, clearTimer, emit, resolveWaiters, setTimer, type EngineContext } from './context.ts';
 import { authenticatorFor, type AuthBuild } from './auth/authenticator.ts';
@@ -337,13 +337,8 @@ function applyUnique(ctx: EngineContext, sa: IkeSa): void {
 
 /** Whether a configured identity names one peer (not %any, not a pattern); one that does not parse names none. */
 function isSpecificId(text: string): boolean {
-  if (text === '' || text === '%any') return false;
-  try {
-    const p = parseIdentity(text);
-    return p.type !== ID_ANY && !identityHasWildcards(p);
-  } catch {
-    return false;
-  }
+  const p = parseIdPattern(text);
+  return p !== null && p !== false && !identityHasWildcards(p);
 }
 
 /** Our identities parsed lately (a few per connection; the same ones in every IKE_AUTH), emptied when full. */

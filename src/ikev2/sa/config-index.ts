@@ -7,7 +7,7 @@
 import type { ConnectionConfig, SecretConfig } from '../../config/types.ts';
 import { bigIntToBytes, bytesToBigInt, bytesToIp, ipToBytes, normalizeIp } from '../../common/addr.ts';
 import { parseAddressBlock } from '../../config/ts.ts';
-import { dnKey, ID_ANY, identityHasWildcards, identityMatchesParsed, parseIdentity, type Identity } from '../../config/identity.ts';
+import { asciiLower, dnKey, identityHasWildcards, identityMatchesParsed, parseIdentity, parseIdPattern, type Identity } from '../../config/identity.ts';
 import { IdType } from '../constants.ts';
 
 interface Range {
@@ -107,8 +107,8 @@ export class ConfigIndex {
       const a = { local: addrSpec(c.localAddrs), remote: addrSpec(c.remoteAddrs) };
       this.addrs.set(c, a);
       this.remoteAddr.add(c, a.remote);
-      const remote = pattern(c.remote.id);
-      this.patterns.set(c, { local: pattern(c.local.id), remote });
+      const remote = parseIdPattern(c.remote.id);
+      this.patterns.set(c, { local: parseIdPattern(c.local.id), remote });
       if (remote === false) return; // matches no identity
       if (remote === null || identityHasWildcards(remote)) this.patternRemoteId.push(c);
       else {
@@ -124,7 +124,7 @@ export class ConfigIndex {
       const ids: string[] = [];
       const matched: Identity[] = [];
       for (const text of s.ids) {
-        const p = pattern(text);
+        const p = parseIdPattern(text);
         if (p === false) continue;
         if (p === null) this.anyIdSecrets.add(s);
         else if (identityHasWildcards(p)) matched.push(p);
@@ -261,7 +261,7 @@ function canonicalId(s: string): string {
  * names case-insensitively, DNs attribute by attribute (dnKey).
  */
 function canonicalIdOf(id: Identity): string {
-  if (id.type === IdType.ID_FQDN || id.type === IdType.ID_RFC822_ADDR) return `${id.type}:${id.data.toString('latin1').replace(/[A-Z]+/g, (m) => m.toLowerCase())}`;
+  if (id.type === IdType.ID_FQDN || id.type === IdType.ID_RFC822_ADDR) return `${id.type}:${asciiLower(id.data)}`;
   if (id.type === IdType.ID_DER_ASN1_DN) {
     const k = dnKey(id.data);
     if (k !== undefined) return `${id.type}:${k}`;
@@ -272,17 +272,6 @@ function canonicalIdOf(id: Identity): string {
 function parsedOrFalse(text: string): Identity | false {
   try {
     return parseIdentity(text);
-  } catch {
-    return false;
-  }
-}
-
-/** A configured identity as a pattern: null for none or %any (anything matches), false when it does not parse (nothing does). */
-function pattern(text: string): Identity | null | false {
-  if (text === '' || text === '%any') return null;
-  try {
-    const p = parseIdentity(text);
-    return p.type === ID_ANY ? null : p;
   } catch {
     return false;
   }
