@@ -11,9 +11,9 @@ export interface IpAddress {
 
 /**
  * Whether s[from, to) is a dotted-quad IPv4 address without leading zeros (so it is also the
- * canonical text of that address); writes the four bytes to `out` when given.
+ * canonical text of that address); writes the four bytes to `out` at `outOff` when given.
  */
-export function isIPv4(s: string, from = 0, to = s.length, out?: Uint8Array): boolean {
+export function isIPv4(s: string, from = 0, to = s.length, out?: Uint8Array, outOff = 0): boolean {
   const n = to - from;
   if (n < 7 || n > 15) return false;
   let part = 0;
@@ -23,7 +23,7 @@ export function isIPv4(s: string, from = 0, to = s.length, out?: Uint8Array): bo
     const c = i < to ? s.charCodeAt(i) : 46;
     if (c === 46) {
       if (digits === 0 || part > 3) return false;
-      if (out) out[part] = v;
+      if (out) out[outOff + part] = v;
       part++;
       v = 0;
       digits = 0;
@@ -99,6 +99,51 @@ export function parseIPv6(s: string): Buffer | undefined {
   return out;
 }
 
+/** A dotted-quad IPv4 address (as isIPv4 accepts it) as an unsigned 32-bit number; -1 when it is not one. */
+export function ipv4Number(s: string): number {
+  const n = s.length;
+  if (n < 7 || n > 15) return -1;
+  let acc = 0;
+  let part = 0;
+  let v = 0;
+  let digits = 0;
+  for (let i = 0; i <= n; i++) {
+    const c = i < n ? s.charCodeAt(i) : 46;
+    if (c === 46) {
+      if (digits === 0 || part > 3) return -1;
+      acc = acc * 256 + v;
+      part++;
+      v = 0;
+      digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && v === 0) return -1; // leading zero
+      v = v * 10 + (c - 48);
+      if (v > 255) return -1;
+      digits++;
+    } else {
+      return -1;
+    }
+  }
+  return part === 4 ? acc : -1;
+}
+
+/** An unsigned 32-bit number as a dotted quad. */
+export function formatIPv4Number(n: number): string {
+  return `${n >>> 24}.${(n >>> 16) & 255}.${(n >>> 8) & 255}.${n & 255}`;
+}
+
+/**
+ * Writes the bytes of address text `s` (4 or 16) into `out` at `off`; returns how many were
+ * written, 0 when `s` is not an address. IPv4 is written without allocating.
+ */
+export function writeIp(s: string, out: Uint8Array, off: number): number {
+  if (!s.includes(':')) return out.length - off >= 4 && isIPv4(s, 0, s.length, out, off) ? 4 : 0;
+  const b = parseIPv6(s);
+  if (!b || out.length - off < 16) return 0;
+  out.set(b, off);
+  return 16;
+}
+
 /** Parses an IPv4 or IPv6 address. */
 export function parseIp(s: string): IpAddress | undefined {
   if (s.includes(':')) {
@@ -151,7 +196,9 @@ export function canonicalIp(s: string): string | undefined {
 }
 
 export function ipFamily(s: string): 4 | 6 | 0 {
-  return parseIp(s)?.family ?? 0;
+  // without a parse result for IPv4 (per datagram, per CHILD_SA install)
+  if (!s.includes(':')) return isIPv4(s) ? 4 : 0;
+  return parseIPv6(s) ? 6 : 0;
 }
 
 /** Address text → 4 or 16 bytes; undefined when not an address. */
@@ -193,6 +240,8 @@ export function bigIntToBytes(v: bigint, len: number): Buffer {
 
 /** Canonical text (so "::0001" and "::1" compare equal); other strings are returned as they are. */
 export function normalizeIp(s: string): string {
+  // a valid dotted quad is its own canonical text (the common case: each received datagram's source)
+  if (isIPv4(s)) return s;
   const a = parseIp(s);
   return a ? formatIp(a.bytes) : s;
 }

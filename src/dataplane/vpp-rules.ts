@@ -7,7 +7,7 @@
 import type { ChildInstall, DataplaneFeatures, SaEndpoint, SaParams, TsRange, VppMode } from './types.ts';
 import { checkEspKeys, vppSupportedEncr, vppSupportedInteg } from '../vpp/ike-algorithms.ts';
 import { hex8 } from '../common/text.ts';
-import { parseIp } from '../common/addr.ts';
+import { ipFamily, ipv4Number, parseIp } from '../common/addr.ts';
 
 const MODES: ReadonlySet<VppMode> = new Set<VppMode>(['p2p', 'p2mp', 'policy']);
 const U32_MAX = 0xffffffff;
@@ -41,7 +41,7 @@ function isPort(n: number): boolean {
 }
 
 function familyOf(addr: string): 4 | 6 | undefined {
-  return parseIp(addr)?.family;
+  return ipFamily(addr) || undefined;
 }
 
 function checkSa(sa: SaParams, what: string): string | undefined {
@@ -59,12 +59,25 @@ function checkSa(sa: SaParams, what: string): string | undefined {
 
 function checkTs(ts: TsRange): string | undefined {
   if (ts.family !== 4 && ts.family !== 6) return `traffic selector family ${String(ts.family)} is neither 4 nor 6`;
+  if (ts.family === 4) {
+    // the common case, checked without parse results
+    const a = ipv4Number(ts.start);
+    const b = ipv4Number(ts.end);
+    if (a < 0 || b < 0) return `traffic selector ${ts.start}-${ts.end} is not a range of IPv4 addresses`;
+    if (a > b) return `traffic selector ${ts.start}-${ts.end} starts after its end`;
+    return checkTsRest(ts);
+  }
   const a = parseIp(ts.start);
   const b = parseIp(ts.end);
   if (!a || !b || a.family !== ts.family || b.family !== ts.family) {
     return `traffic selector ${ts.start}-${ts.end} is not a range of IPv${ts.family} addresses`;
   }
   if (Buffer.compare(a.bytes, b.bytes) > 0) return `traffic selector ${ts.start}-${ts.end} starts after its end`;
+  return checkTsRest(ts);
+}
+
+/** The ports and protocol of a traffic selector. */
+function checkTsRest(ts: TsRange): string | undefined {
   if (!isPort(ts.startPort) || !isPort(ts.endPort) || ts.startPort > ts.endPort) {
     return `traffic selector ports ${ts.startPort}-${ts.endPort} are not a port range`;
   }
@@ -99,9 +112,11 @@ export function validateChildInstall(c: ChildInstall, ctx: InstallCheckContext):
   for (const a of [c.inbound.src.addr, c.inbound.dst.addr, c.outbound.src.addr]) {
     if (familyOf(a) !== fam) return 'tunnel endpoints are in different address families';
   }
-  for (const ts of [...c.localTs, ...c.remoteTs]) {
-    const why = checkTs(ts);
-    if (why) return why;
+  for (const list of [c.localTs, c.remoteTs]) {
+    for (const ts of list) {
+      const why = checkTs(ts);
+      if (why) return why;
+    }
   }
   const owner = ctx.spiOwner(c.inbound.spi);
   if (owner !== undefined && owner !== c.replaces) return `inbound SPI ${hex8(c.inbound.spi)} is used by child ${owner}`;

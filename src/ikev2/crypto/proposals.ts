@@ -352,7 +352,7 @@ function keyLengthOf(t: Transform): number {
 
 function readOffer(p: Proposal): Offer | undefined {
   const o: Offer = { encr: [], prf: [], integ: [], ke: [], hasKe: false, esn: [], hasEsn: false, hasInteg: false, addKe: [null, null, null, null, null, null, null] };
-  const mandatoryUnknown = new Map<number, boolean>(); // unknown type -> offers NONE
+  let mandatoryUnknown: Map<number, boolean> | undefined; // unknown type -> offers NONE
   for (const t of p.transforms) {
     const bits = keyLengthOf(t);
     switch (t.type) {
@@ -387,10 +387,11 @@ function readOffer(p: Proposal): Offer | undefined {
           break;
         }
         // Unknown types: acceptable only if NONE is offered.
+        mandatoryUnknown ??= new Map();
         mandatoryUnknown.set(t.type, (mandatoryUnknown.get(t.type) ?? false) || t.id === 0);
     }
   }
-  for (const noneOffered of mandatoryUnknown.values()) if (!noneOffered) return undefined;
+  if (mandatoryUnknown) for (const noneOffered of mandatoryUnknown.values()) if (!noneOffered) return undefined;
   return o;
 }
 
@@ -407,6 +408,14 @@ function pickKe(ours: number[], offered: Offer, peerKe: number | undefined, allo
  * empty result when every type is NONE.
  */
 function pickAddKe(spec: ProposalSpec, offer: Offer, allow: boolean): number[] | undefined {
+  if (!spec.addKe || spec.addKe.every((l) => l.length === 0)) {
+    // we want none (the usual): NONE for every type, which the peer must allow where it offers any
+    for (let i = 0; i < ADDKE_TYPES; i++) {
+      const theirs = offer.addKe[i];
+      if (theirs && !theirs.includes(0)) return undefined;
+    }
+    return [];
+  }
   const out: number[] = [];
   let any = false;
   for (let i = 0; i < ADDKE_TYPES; i++) {
@@ -636,8 +645,15 @@ function keName(ke: number): string {
   return keGroup(ke)?.name ?? `KE_${ke}`;
 }
 
-/** strongSwan list-sas style, e.g. "AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519". */
+const suiteTexts = new WeakMap<IkeSuite, string>();
+/** strongSwan list-sas style, e.g. "AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519"; made once per suite record (they are interned). */
 export function formatIkeSuite(s: IkeSuite): string {
+  let t = suiteTexts.get(s);
+  if (t === undefined) suiteTexts.set(s, (t = ikeSuiteText(s)));
+  return t;
+}
+
+function ikeSuiteText(s: IkeSuite): string {
   const parts = [s.encr.name];
   if (s.integ) parts.push(s.integ.name);
   parts.push(s.prf.name, keName(s.ke));

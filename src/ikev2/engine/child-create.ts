@@ -268,6 +268,14 @@ async function createChild(
   return { child, ok };
 }
 
+/** The text of a CHILD_SA's proposal, once per shared proposal record (see sharedProposal). */
+const proposalTexts = new WeakMap<ChosenEsp, string>();
+export function espProposalText(p: ChosenEsp): string {
+  let t = proposalTexts.get(p);
+  if (t === undefined) proposalTexts.set(p, (t = formatEspProposal(p)));
+  return t;
+}
+
 /** What the log says about an installed CHILD_SA. */
 export function childLogFields(child: ChildSa): Record<string, unknown> {
   return {
@@ -275,7 +283,7 @@ export function childLogFields(child: ChildSa): Record<string, unknown> {
     child_id: child.id,
     spi_in: hex8(child.spiIn),
     spi_out: hex8(child.spiOut),
-    proposal: child.proposal ? formatEspProposal(child.proposal) : undefined,
+    proposal: child.proposal ? espProposalText(child.proposal) : undefined,
     local_ts: child.localTs.map(selToString),
     remote_ts: child.remoteTs.map(selToString),
   };

@@ -9,7 +9,8 @@ import type { AuthPayload, IdPayload, IkeHeader, Payload } from '../codec/types.
 import { signedOctets } from '../crypto/auth.ts';
 import { formatIkeSuite } from '../crypto/proposals.ts';
 import { Timer, type IkeSa, type Task } from '../sa/ike-sa.ts';
-import { selFromWire } from '../sa/ts.ts';
+import { selFromWire, selToString } from '../sa/ts.ts';
+import { hex8 } from '../../common/text.ts';
 import { identityHasWildcards, identityMatches, identityToString, parseIdentity, parseIdPattern, type Identity } from '../../config/identity.ts';
 import { EMPTY, find, findErrorNotify, findNotify, idBody, notify } from './payload-util.ts';
 import { childFailed, clearTimer, emit, resolveWaiters, setTimer, type EngineContext } from './context.ts';
@@ -17,7 +18,7 @@ import { authenticatorFor, type AuthBuild } from './auth/authenticator.ts';
 import { answer, answerNotify, seal, sendRequest, transmit } from './message.ts';
 import { initFailed, localIdOf } from './ike-init.ts';
 import { certPayloads, certReqFor, defaultLocalId, hasCertReq } from './auth/pubkey.ts';
-import { childLogFields, completeChild, prepareChildRequest, respondChild } from './child-create.ts';
+import { completeChild, espProposalText, prepareChildRequest, respondChild } from './child-create.ts';
 import { scheduleIkeRekey } from './ike-rekey.ts';
 import { startDpd } from './dpd.ts';
 import { keptUp } from './keep-up.ts';
@@ -278,18 +279,32 @@ function established(ctx: EngineContext, sa: IkeSa): void {
 /** 'IKE SA established', with the CHILD_SA of IKE_AUTH when there is one (then prefixed child_). */
 function logEstablished(ctx: EngineContext, sa: IkeSa): void {
   if (!ctx.log.isLevelEnabled('info')) return;
-  const fields: Record<string, unknown> = {
-    ike: sa.id,
-    peer: sa.remote.addr,
-    conn: sa.conn?.name,
-    local_id: sa.localId,
-    remote_id: sa.remoteId,
-    proposal: formatIkeSuite(sa.suite!),
-  };
   const child = sa.children[0];
-  if (child) {
-    for (const [k, v] of Object.entries(childLogFields(child))) fields[k === 'child' || k === 'child_id' ? k : `child_${k}`] = v;
-  }
+  // one object literal of a fixed shape (a line per new peer: no key built or copied at run time)
+  const fields = child
+    ? {
+        ike: sa.id,
+        peer: sa.remote.addr,
+        conn: sa.conn?.name,
+        local_id: sa.localId,
+        remote_id: sa.remoteId,
+        proposal: formatIkeSuite(sa.suite!),
+        child: child.name,
+        child_id: child.id,
+        child_spi_in: hex8(child.spiIn),
+        child_spi_out: hex8(child.spiOut),
+        child_proposal: child.proposal ? espProposalText(child.proposal) : undefined,
+        child_local_ts: child.localTs.map(selToString),
+        child_remote_ts: child.remoteTs.map(selToString),
+      }
+    : {
+        ike: sa.id,
+        peer: sa.remote.addr,
+        conn: sa.conn?.name,
+        local_id: sa.localId,
+        remote_id: sa.remoteId,
+        proposal: formatIkeSuite(sa.suite!),
+      };
   ctx.log.info(fields, 'IKE SA established');
 }
 

@@ -262,24 +262,33 @@ export function admit(ctx: EngineContext): boolean {
 }
 
 function natdPayloads(ctx: EngineContext, sa: IkeSa): Payload[] {
+  const spiI = sa.spiI;
   const spiR = sa.initiator ? ZERO_SPI : sa.spiR;
   // With encap forced we pretend to be behind a NAT (as strongSwan's encap=yes), in either role, so
   // that the peer too uses UDP encapsulation.
-  const src = sa.encapForced ? ctx.opts.random(20) : natdHash(sa.spiI, spiR, sa.local.addr, sa.local.port);
+  const src = sa.encapForced ? ctx.opts.random(20) : natdHash(spiI, spiR, sa.local.addr, sa.local.port);
   return [
     notify(NotifyType.NAT_DETECTION_SOURCE_IP, src),
-    notify(NotifyType.NAT_DETECTION_DESTINATION_IP, natdHash(sa.spiI, spiR, sa.remote.addr, sa.remote.port)),
+    notify(NotifyType.NAT_DETECTION_DESTINATION_IP, natdHash(spiI, spiR, sa.remote.addr, sa.remote.port)),
   ];
 }
 
 /** Compare the peer's NAT detection hashes with what the addresses we see give (RFC 7296 §2.23). */
 function applyNatd(sa: IkeSa, payloads: Payload[], spiR: Buffer): void {
-  const srcs = findAll(payloads, PayloadType.NOTIFY).filter((n) => n.notifyType === NotifyType.NAT_DETECTION_SOURCE_IP);
   const dst = findNotify(payloads, NotifyType.NAT_DETECTION_DESTINATION_IP);
-  if (srcs.length === 0 || !dst) return;
-  const theirSrc = natdHash(sa.spiI, spiR, sa.remote.addr, sa.remote.port);
-  sa.natThere = !srcs.some((n) => n.data.equals(theirSrc));
-  sa.natHere = !dst.data.equals(natdHash(sa.spiI, spiR, sa.local.addr, sa.local.port));
+  if (!dst || !findNotify(payloads, NotifyType.NAT_DETECTION_SOURCE_IP)) return;
+  const spiI = sa.spiI;
+  const theirSrc = natdHash(spiI, spiR, sa.remote.addr, sa.remote.port);
+  // the peer may send several source hashes (one per address it could send from): any one matches
+  let matched = false;
+  for (const p of payloads) {
+    if (p.type === PayloadType.NOTIFY && p.notifyType === NotifyType.NAT_DETECTION_SOURCE_IP && p.data.equals(theirSrc)) {
+      matched = true;
+      break;
+    }
+  }
+  sa.natThere = !matched;
+  sa.natHere = !dst.data.equals(natdHash(spiI, spiR, sa.local.addr, sa.local.port));
 }
 
 /**

@@ -12,7 +12,7 @@ import type {
   TrafficSelector,
   TsPayload,
 } from '../codec/types.ts';
-import { ipToBytes } from '../../common/addr.ts';
+import { writeIp } from '../../common/addr.ts';
 
 export function notify(notifyType: number, data: Buffer = EMPTY, protocol = 0, spi: Buffer = EMPTY): NotifyPayload {
   return { type: PayloadType.NOTIFY, critical: false, protocol, spi, notifyType, data };
@@ -65,15 +65,18 @@ export function idBody(id: IdPayload): Buffer {
 
 /** NAT detection hash: SHA-1(SPIi | SPIr | IP | port) (RFC 7296 §2.23). */
 export function natdHash(spiI: Buffer, spiR: Buffer, addr: string, port: number): Buffer {
-  const ip = ipToBytes(addr) ?? NO_ADDRESS;
-  const b = Buffer.allocUnsafe(spiI.length + spiR.length + ip.length + 2);
+  // one scratch buffer for the hash input (the hash is computed before it is used again)
+  const b = NATD_INPUT;
   let o = spiI.copy(b, 0);
   o += spiR.copy(b, o);
-  o += ip.copy(b, o);
+  const n = writeIp(addr, b, o);
+  // not an address: four zero bytes
+  if (n === 0) b.fill(0, o, o + 4);
+  o += n || 4;
   b.writeUInt16BE(port, o);
-  return hash('sha1', b, 'buffer');
+  return hash('sha1', b.subarray(0, o + 2), 'buffer');
 }
-const NO_ADDRESS = Buffer.alloc(4);
+const NATD_INPUT = Buffer.alloc(8 + 8 + 16 + 2);
 
 export function u32(n: number): Buffer {
   const b = Buffer.alloc(4);

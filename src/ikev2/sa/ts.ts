@@ -5,7 +5,7 @@
 import { TsType } from '../constants.ts';
 import type { TrafficSelector } from '../codec/types.ts';
 import type { TsRange } from '../../dataplane/types.ts';
-import { bigIntToBytes, bytesToBigInt, bytesToIp, ipToBytes } from '../../common/addr.ts';
+import { bigIntToBytes, bytesToBigInt, bytesToIp, formatIPv4Number, ipToBytes } from '../../common/addr.ts';
 import type { TsSpec } from '../../config/ts.ts';
 
 /** A selector with numeric bounds, for set operations. */
@@ -89,19 +89,24 @@ export function isHostSel(s: Sel): boolean {
   return s.start === s.end;
 }
 
+/** The text of one end of a selector (IPv4 straight from the number). */
+function endText(family: 4 | 6, v: bigint): string {
+  return family === 4 ? formatIPv4Number(Number(v)) : bytesToIp(bigIntToBytes(v, 16));
+}
+
 export function selToRange(s: Sel, peerSide = false): TsRange {
   const host = isHostSel(s);
   const own = host && peerSide;
-  const key = own ? '' : `${s.family} ${s.start} ${s.end} ${s.protocol} ${s.startPort} ${s.endPort}`;
+  const v4 = s.family === 4;
+  const key = own ? '' : `${s.family} ${v4 ? Number(s.start) : s.start} ${v4 ? Number(s.end) : s.end} ${s.protocol} ${s.startPort} ${s.endPort}`;
   const had = own ? undefined : rangeCache.get(key);
   if (had) return had;
-  const len = s.family === 4 ? 4 : 16;
-  const start = bytesToIp(bigIntToBytes(s.start, len));
+  const start = endText(s.family, s.start);
   const r: TsRange = Object.freeze({
     family: s.family,
     start,
     // a host selector's two ends are one string
-    end: host ? start : bytesToIp(bigIntToBytes(s.end, len)),
+    end: host ? start : endText(s.family, s.end),
     protocol: s.protocol,
     startPort: s.startPort,
     endPort: s.endPort,
@@ -189,13 +194,21 @@ export function isSubset(inner: Sel[], outer: Sel[]): boolean {
 
 /** strongSwan-style text: "10.0.0.0/24", "10.0.0.1-10.0.0.9", with "[proto/port]" when restricted. */
 export function selToString(s: Sel): string {
-  const r = selToRange(s);
-  const bits = s.family === 4 ? 32 : 128;
-  let text = `${r.start}-${r.end}`;
-  const size = s.end - s.start + 1n;
-  if ((size & (size - 1n)) === 0n && s.start % size === 0n) {
-    const prefix = bits - (size.toString(2).length - 1);
-    text = `${r.start}/${prefix}`;
+  // formatted here rather than through selToRange's shared records: log lines and views name
+  // peers' own host selectors too, which would only push shared records out
+  let text: string;
+  if (s.family === 4) {
+    const a = Number(s.start);
+    const b = Number(s.end);
+    const size = b - a + 1;
+    // a power-of-two block aligned on its size is a prefix (size 2^32: 0.0.0.0/0)
+    const bits = Math.log2(size);
+    text = Number.isInteger(bits) && a % size === 0 ? `${formatIPv4Number(a)}/${32 - bits}` : `${formatIPv4Number(a)}-${formatIPv4Number(b)}`;
+  } else {
+    const start = endText(6, s.start);
+    text = `${start}-${endText(6, s.end)}`;
+    const size = s.end - s.start + 1n;
+    if ((size & (size - 1n)) === 0n && s.start % size === 0n) text = `${start}/${128 - (size.toString(2).length - 1)}`;
   }
   const anyPort = s.startPort === 0 && s.endPort === 65535;
   if (s.protocol === 0 && anyPort) return text;
