@@ -129,7 +129,17 @@ export class KeptIkeKeys implements IkeKeys {
   private readonly a: number;
   private readonly e: number;
 
-  constructor(keys: IkeKeys) {
+  constructor(keys: IkeKeys | { suite: IkeSuite; keymat: Buffer }) {
+    if ('keymat' in keys) {
+      // the keying material of prf+ is the seven keys in this order already: one copy, no views
+      const { suite, keymat } = keys;
+      this.p = suite.prf.preferredKeyLen;
+      this.a = suite.integ ? suite.integ.keyLen : 0;
+      this.e = suite.encr.keymatLen;
+      if (keymat.length !== ikeKeymatLength(suite)) throw new CryptoError(`IKE SA keying material of ${keymat.length} bytes, not ${ikeKeymatLength(suite)}`);
+      this.block = keep(keymat);
+      return;
+    }
     this.p = keys.skD.length;
     this.a = keys.skAi.length;
     this.e = keys.skEi.length;

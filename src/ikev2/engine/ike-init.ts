@@ -8,7 +8,7 @@ import { ExchangeType, HeaderFlag, IKE_NATT_PORT, IKE_PORT, NotifyType, PayloadT
 import type { IkeHeader, Payload } from '../codec/types.ts';
 import { IkeCipher } from '../crypto/protect.ts';
 import { createKeyExchange, CryptoError, respondKeyExchange } from '../crypto/ke.ts';
-import { deriveIkeKeys, ikeKeymatLength, KeptIkeKeys, prfOf, splitIkeKeys, type IkeKeys } from '../crypto/prf.ts';
+import { deriveIkeKeys, ikeKeymatLength, KeptIkeKeys, prfOf } from '../crypto/prf.ts';
 import type { InitKeyJob, InitKeyResult } from '../crypto/pool.ts';
 import { keep } from '../crypto/keep.ts';
 import { checkIkeResponse, ikeChosenToWire, selectIkeProposal, toWireProposals, type ChosenIke } from '../crypto/proposals.ts';
@@ -111,7 +111,7 @@ export function onInitRequest(ctx: EngineContext, local: Endpoint, remote: Endpo
     return sendStateless(ctx, local, remote, h, [notify(NotifyType.INVALID_SYNTAX)]);
   }
   const sa = responderSa(ctx, local, remote, data, h, payloads, conn, chosen, ni.data, hoKey);
-  answerInit(ctx, sa, chosen, dh.publicValue, deriveIkeKeys(chosen.suite, dh.secret, sa.ni, sa.nr, sa.spiI, sa.spiR).keys);
+  answerInit(ctx, sa, chosen, dh.publicValue, new KeptIkeKeys(deriveIkeKeys(chosen.suite, dh.secret, sa.ni, sa.nr, sa.spiI, sa.spiR).keys));
 }
 
 /** The half-open responder SA of an IKE_SA_INIT request we accept (in the table, half-open timer running). */
@@ -152,8 +152,7 @@ function responderSa(
 }
 
 /** Keys are derived: the SA gets them and our IKE_SA_INIT response goes out. */
-function answerInit(ctx: EngineContext, sa: IkeSa, chosen: ChosenIke, publicValue: Buffer, derived: IkeKeys): void {
-  const keys = new KeptIkeKeys(derived);
+function answerInit(ctx: EngineContext, sa: IkeSa, chosen: ChosenIke, publicValue: Buffer, keys: KeptIkeKeys): void {
   sa.keys = keys;
   const out: Payload[] = [
     { type: PayloadType.SA, critical: false, proposals: [ikeChosenToWire(chosen)] },
@@ -191,7 +190,7 @@ export function initKeysReady(ctx: EngineContext, sa: IkeSa, r: InitKeyResult): 
   if (sa.dead || !pending) return;
   try {
     if (r.ok) {
-      answerInit(ctx, sa, pending.chosen, r.publicValue, splitIkeKeys(pending.chosen.suite, r.keymat));
+      answerInit(ctx, sa, pending.chosen, r.publicValue, new KeptIkeKeys({ suite: pending.chosen.suite, keymat: r.keymat }));
     } else if (r.invalid) {
       ctx.stats.rxInvalid++;
       sendStateless(ctx, sa.local, sa.remote, pending.header, [notify(NotifyType.INVALID_SYNTAX)]);

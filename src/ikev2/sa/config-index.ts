@@ -206,6 +206,17 @@ export class ConfigIndex {
    * ours by pattern 1, no ids 0. The highest wins, on a tie the first in the configuration.
    */
   psk(localId: string, remoteId: string): Buffer | undefined {
+    // a handshake asks twice in a row (the peer's AUTH, then ours): the second time from here
+    const last = this.lastPsk;
+    if (last !== undefined && last.localId === localId && last.remoteId === remoteId) return last.psk;
+    const psk = this.findPsk(localId, remoteId);
+    this.lastPsk = { localId, remoteId, psk };
+    return psk;
+  }
+
+  private lastPsk: { localId: string; remoteId: string; psk: Buffer | undefined } | undefined;
+
+  private findPsk(localId: string, remoteId: string): Buffer | undefined {
     const l = this.canonical(localId);
     const r = this.canonical(remoteId);
     let parsed: { l: Identity | false; r: Identity | false } | undefined;
