@@ -54,6 +54,8 @@ export function computeInitKeys(job: InitKeyJob): InitKeyResult {
 export const WIRE_VERSION = 1;
 
 const JOB_HEAD = 16;
+/** The most jobs in one message to a worker (see flush). */
+export const MAX_BATCH = 16;
 const RESULT_HEAD = 9;
 
 export function encodeJobs(jobs: readonly { id: number; job: InitKeyJob }[]): ArrayBuffer {
@@ -347,12 +349,15 @@ export class InitCryptoPool<T> {
       for (const x of q) this.handler(x.token, { ok: false, invalid: false, error: 'no crypto worker could be started' });
       return;
     }
-    // Split evenly over the workers, the one with the fewest jobs in flight first.
+    // Split over the workers, the one with the fewest jobs in flight first, in messages of at most
+    // MAX_BATCH jobs: each message's results come back (and their responses go out) as soon as it is
+    // computed, so the answers to a burst of IKE_SA_INITs leave spread out instead of all at once,
+    // which a peer's receive buffer may not hold (one peer behind many SAs: a load balancer, a tester).
     const order = [...this.slots].sort((a, b) => a.inFlight.size - b.inFlight.size);
-    const per = Math.ceil(q.length / order.length);
-    for (let w = 0; w < order.length && w * per < q.length; w++) {
+    const per = Math.min(MAX_BATCH, Math.ceil(q.length / order.length));
+    for (let at = 0, w = 0; at < q.length; at += per, w++) {
       const slot = order[(w + this.next) % order.length]!;
-      const part = q.slice(w * per, (w + 1) * per);
+      const part = q.slice(at, at + per);
       let ab: ArrayBuffer;
       try {
         ab = encodeJobs(part);

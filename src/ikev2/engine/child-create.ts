@@ -113,8 +113,10 @@ export async function respondChild(
   let tsr: Sel[] = [];
   const candidates = rekey ? [rekey.cfg] : conn.children;
   // Like strongSwan's child config selection: a config that takes the proposed selectors as they
-  // are beats one that narrows them; among those the most specific config wins.
-  let best = -1n;
+  // are beats one that narrows them; among those the most specific config (the fewest addresses
+  // allowed) wins, and on a tie the first.
+  let bestExact = false;
+  let bestSize = 0n;
   for (const c of candidates) {
     const allowedL = tsAllowed(ctx, c, 'local', sa);
     const allowedR = tsAllowed(ctx, c, 'remote', sa);
@@ -122,10 +124,11 @@ export async function respondChild(
     const i = narrowInstallable(tsiP, allowedR);
     if (!r.length || !i.length) continue;
     const exact = isSubset(tsrP, r) && isSubset(tsiP, i);
-    const size = [...allowedL, ...allowedR].reduce((n, s) => n + (s.end - s.start + 1n), 0n);
-    const score = (exact ? 1n << 200n : 0n) + ((1n << 199n) - size);
-    if (score > best) {
-      best = score;
+    if (cfg !== undefined && bestExact && !exact) continue;
+    const size = addressCount(allowedL) + addressCount(allowedR);
+    if (cfg === undefined || (exact && !bestExact) || size < bestSize) {
+      bestExact = exact;
+      bestSize = size;
       cfg = c;
       tsi = i;
       tsr = r;
@@ -266,6 +269,13 @@ async function createChild(
     tookOver(sa, takeOver ?? heir, live, child);
   } else if (ok && takeOver) tookOver(sa, takeOver, undefined, child);
   return { child, ok };
+}
+
+/** How many addresses a list of selectors covers (overlaps counted twice). */
+function addressCount(list: readonly Sel[]): bigint {
+  let n = 0n;
+  for (const s of list) n += s.end - s.start + 1n;
+  return n;
 }
 
 /** The text of a CHILD_SA's proposal, once per shared proposal record (see sharedProposal). */

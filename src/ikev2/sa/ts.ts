@@ -5,7 +5,7 @@
 import { TsType } from '../constants.ts';
 import type { TrafficSelector } from '../codec/types.ts';
 import type { TsRange } from '../../dataplane/types.ts';
-import { bigIntToBytes, bytesToBigInt, bytesToIp, formatIPv4Number, ipToBytes } from '../../common/addr.ts';
+import { bigIntToBytes, bytesToBigInt, bytesToIp, formatIPv4Number, ipToBytes, ipv4Number } from '../../common/addr.ts';
 import type { TsSpec } from '../../config/ts.ts';
 
 /** A selector with numeric bounds, for set operations. */
@@ -31,6 +31,11 @@ export function selFromSpec(t: TsSpec): Sel {
 
 /** A host selector for one address (what `dynamic` means). */
 export function selForHost(addr: string): Sel {
+  const n4 = ipv4Number(addr);
+  if (n4 >= 0) {
+    const v4 = BigInt(n4);
+    return { family: 4, start: v4, end: v4, protocol: 0, startPort: 0, endPort: 65535 };
+  }
   const b = ipToBytes(addr)!;
   const v = bytesToBigInt(b);
   return { family: b.length === 4 ? 4 : 6, start: v, end: v, protocol: 0, startPort: 0, endPort: 65535 };
