@@ -247,6 +247,24 @@ test('a pool whose workers cannot start becomes unusable and answers its jobs wi
   }
 });
 
+test('a burst of IKE_SA_INITs goes to a worker in messages of at most MAX_BATCH jobs, each answered as it is computed', async () => {
+  const { InitCryptoPool, MAX_BATCH } = await import('../../src/ikev2/crypto/pool.ts');
+  const answers: string[] = [];
+  const pool = new InitCryptoPool<number>(1, (t, r) => answers.push(`${t}:${r.ok ? 'ok' : 'failed'}`));
+  try {
+    const job = (): InitKeyJob => ({ group: 31, peerValue: randomBytes(32), prfId: 5, keymatLen: 168, ni: randomBytes(32), nr: randomBytes(32), spiI: randomBytes(8), spiR: randomBytes(8) });
+    const n = 2 * MAX_BATCH + 5;
+    // all submitted within one event-loop turn: one flush splits them
+    for (let i = 0; i < n; i++) pool.submit(job(), i);
+    await until(() => answers.length === n, 'the answers');
+    assert.equal(pool.stats.batches, 3, `${n} jobs in three messages`);
+    assert.equal(pool.stats.largestBatch, MAX_BATCH);
+    assert.deepEqual(answers.sort(), Array.from({ length: n }, (_, i) => `${i}:ok`).sort());
+  } finally {
+    await pool.close();
+  }
+});
+
 test('a pool that waits for load starts its threads only when enough jobs come within one second', async () => {
   const { InitCryptoPool } = await import('../../src/ikev2/crypto/pool.ts');
   const pool = new InitCryptoPool<string>(1, () => {}, undefined, { startAt: 3 });
