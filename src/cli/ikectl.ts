@@ -231,13 +231,20 @@ function flatten(o: Record<string, unknown>, prefix = ''): [string, unknown][] {
 
 /** Run as a program. */
 export function runIkectl(argv: string[]): void {
-  ikectl(argv).then(
-    (code) => process.exit(code),
-    (e: unknown) => {
-      process.stderr.write(`vpp-ikectl: ${e instanceof Error ? e.message : String(e)}\n`);
-      process.exit(1);
-    },
-  );
+  // Output to a pipe goes out as the reader takes it: exit only once stdout and stderr hold nothing
+  // more (a long `list-sas --json` piped to jq would otherwise end cut off). A reader that went away
+  // (EPIPE) ends it too.
+  const exit = (code: number): void => {
+    let left = 2;
+    const done = (): void => void (--left === 0 && process.exit(code));
+    process.stdout.write('', done);
+    process.stderr.write('', done);
+  };
+  for (const s of [process.stdout, process.stderr]) s.on('error', () => process.exit(1));
+  ikectl(argv).then(exit, (e: unknown) => {
+    process.stderr.write(`vpp-ikectl: ${e instanceof Error ? e.message : String(e)}\n`);
+    exit(1);
+  });
 }
 
 if (import.meta.main) runIkectl(process.argv.slice(2));
