@@ -4,6 +4,7 @@
  */
 import { parseArgs } from 'node:util';
 import { loadConfig } from './config/load.ts';
+import { limitHeapGrowth } from './daemon/heap.ts';
 import { Daemon } from './daemon/daemon.ts';
 import { flushLogs, isLevel } from './log/logger.ts';
 
@@ -54,6 +55,9 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`vpp-iked: unknown log level '${level}'\n`);
     return 2;
   }
+  // a file of thousands of connections is parsed with V8's old generation held as the daemon holds it
+  if (!values.check) limitHeapGrowth();
+  const heapBeforeConfig = process.memoryUsage().heapTotal;
   const { config, errors } = loadConfig(values.config);
   if (values.check) {
     for (const e of errors) process.stdout.write(`${e.toString()}\n`);
@@ -66,7 +70,7 @@ export async function main(argv: string[]): Promise<number> {
     process.stderr.write(`vpp-iked: configuration has ${errors.length} error(s), not starting\n`);
     return 1;
   }
-  const daemon = new Daemon({ configPath: values.config, config, logLevel: level });
+  const daemon = new Daemon({ configPath: values.config, config, logLevel: level, heapBeforeConfig });
   // Signals during start-up (which can wait a long time for VPP): SIGHUP is ignored, SIGTERM/SIGINT
   // exit at once; no SA exists yet and a stale control socket is cleaned by the next start.
   let started = false;

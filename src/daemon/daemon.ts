@@ -42,6 +42,11 @@ export interface DaemonOptions {
   configPath: string;
   config: Config;
   logLevel?: string;
+  /**
+   * V8's committed heap (process.memoryUsage().heapTotal) before `config` was loaded: when loading
+   * it grew the heap by much, the heap is compacted once at start (heap.ts).
+   */
+  heapBeforeConfig?: number;
   /** systemd notification (default: from NOTIFY_SOCKET in the environment; a no-op without it). */
   notify?: SdNotify;
 }
@@ -79,6 +84,7 @@ export class Daemon {
   private readonly monitors = new Set<Reply>();
   private housekeeping: NodeJS.Timeout | undefined;
   private readonly compactor = new BurstCompactor();
+  private readonly heapBeforeConfig: number | undefined;
   private stopping: Promise<void> | undefined;
   readonly notify: SdNotify;
   /** The dataplane as the engine sees it: counted, timed, and able to keep SAs on stop. */
@@ -97,6 +103,7 @@ export class Daemon {
     this.logs = createLogs(opts.logLevel ?? opts.config.daemon.logLevel);
     this.log = this.logs.get('daemon');
     this.notify = opts.notify ?? new SdNotify({ log: this.log });
+    this.heapBeforeConfig = opts.heapBeforeConfig;
   }
 
   /** The configuration in effect (replaced by a successful reload). */
@@ -152,6 +159,7 @@ export class Daemon {
     });
     this.engine.setConfig(cfg);
     this.warnExpiring(cfg);
+    if (this.heapBeforeConfig !== undefined) this.compactAfterLoad(this.heapBeforeConfig);
     await this.transport.start();
     this.control = new ControlServer(cfg.daemon.controlSocket, this.handlers(), this.logs.get('control'));
     await this.control.start();
@@ -271,6 +279,7 @@ export class Daemon {
   private async reloadNow(): Promise<ReloadReport> {
     if (this.stopping) throw new Error('stopping; reload ignored');
     this.notify.reloading('reloading configuration');
+    const heapBefore = process.memoryUsage().heapTotal;
     const { config, errors } = loadConfig(this.configPath);
     if (!config) {
       const msg = errors.map((e) => e.toString()).join('\n');
@@ -341,6 +350,7 @@ export class Daemon {
     }
     this.counters.reloadsOk++;
     this.counters.lastReloadOk = true;
+    this.compactAfterLoad(heapBefore);
     this.log.info(
       { ...report, added: report.added.length, removed: report.removed.length, changed: report.changed.length, unchanged: report.unchanged.length, names: { added: report.added, removed: report.removed, changed: report.changed } },
       'config reloaded',
@@ -545,12 +555,17 @@ export class Daemon {
     return this.stopping;
   }
 
+  /** A configuration was loaded and indexed: give back what parsing it left behind (heap.ts). */
+  private compactAfterLoad(heapBefore: number): void {
+    const c = this.compactor.afterLoad(heapBefore);
+    if (c) this.log.info({ heap_mb: mb(c.heap), rss_mb: mb(c.rss), ms: Math.round(c.ms) }, 'heap compacted after loading the configuration');
+  }
+
   /** Every 10 s: the timer heap's stale entries go; after a burst of new IKE SAs, the JavaScript heap is compacted (heap.ts). */
   private housekeep(): void {
     this.engine.compactTimers();
     const c = this.compactor.tick(this.engine.stats.ikeEstablished);
     if (c) {
-      const mb = (n: number): number => Math.round(n / 104857.6) / 10;
       this.log.info({ new_ike_sas: c.newSas, heap_mb: mb(c.heap), rss_mb: mb(c.rss), ms: Math.round(c.ms) }, 'heap compacted after a burst of new IKE SAs');
     }
   }
@@ -642,4 +657,9 @@ function str(v: unknown, name: string): string {
 function memoryView(): Record<string, number> {
   const m = process.memoryUsage();
   return { rss: m.rss, heap_used: m.heapUsed, heap_total: m.heapTotal, external: m.external, array_buffers: m.arrayBuffers };
+}
+
+/** Bytes as MB with one decimal, for log lines. */
+function mb(n: number): number {
+  return Math.round(n / 104857.6) / 10;
 }

@@ -6,7 +6,9 @@
  * collection compacts the heap; V8 releases the emptied pages shortly after (in one run at 50,000,
  * 30 s after the burst: 162 MB of heap committed and 331 MB RSS, against 186 and 355 MB without). It
  * pauses the event loop once: 170 ms at 50,000 SAs, 50 ms at 10,000, below any peer's retransmission
- * timeout.
+ * timeout. Loading a configuration of thousands of connections leaves garbage of the same kind; a
+ * memory-reducing collection after the load gives it back (10,000 connections: 152 → 108 MB RSS
+ * before the first SA).
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
@@ -38,6 +40,9 @@ export function limitHeapGrowth(
   return true;
 }
 
+/** Growth of V8's committed heap over a configuration load that makes it worth compacting after (bytes). */
+export const LOAD_COMPACT_MIN = 16 * 1024 * 1024;
+
 /** New IKE SAs since the last compaction that make a burst worth compacting after. */
 export const BURST_MIN = 2000;
 /** A tick with fewer new IKE SAs than this is quiet. */
@@ -53,24 +58,33 @@ export interface Compaction {
   ms: number;
 }
 
-/** V8's full collection, made callable once (undefined where the runtime refuses). */
-function fullGc(): (() => void) | undefined {
+/**
+ * V8's full collection, made callable once (undefined where the runtime refuses); with `reduce`, in
+ * its memory-reducing form (the one V8 runs before it gives up on an allocation: every page
+ * compacted, the emptied ones unmapped before it returns). After loading 10,000 connections a plain
+ * one left 66 of 67 MB of heap committed, the memory-reducing one 27 MB (25 MB in use) in 67 ms.
+ * After a burst of 50,000 IKE SAs, where the heap is mostly the SAs, the memory-reducing one paused
+ * the event loop for 294 ms against 170 for a plain one, for no clear gain in RSS.
+ */
+function fullGc(): ((reduce: boolean) => void) | undefined {
   try {
     setFlagsFromString('--expose-gc');
     const gc: unknown = runInNewContext('gc');
-    return typeof gc === 'function' ? () => void (gc as () => void)() : undefined;
+    if (typeof gc !== 'function') return undefined;
+    const reducing = { type: 'major', execution: 'sync', flavor: 'last-resort' };
+    return (reduce) => void (reduce ? (gc as (o: object) => void)(reducing) : (gc as () => void)());
   } catch {
     return undefined;
   }
 }
 
 export class BurstCompactor {
-  private readonly gc: (() => void) | undefined;
+  private readonly gc: ((reduce: boolean) => void) | undefined;
   private last = 0;
   private grown = 0;
   compactions = 0;
 
-  constructor(gc: (() => void) | undefined = fullGc()) {
+  constructor(gc: ((reduce: boolean) => void) | undefined = fullGc()) {
     this.gc = gc;
   }
 
@@ -94,9 +108,24 @@ export class BurstCompactor {
     if (this.grown < BURST_MIN || this.gc === undefined) return undefined;
     const newSas = this.grown;
     this.grown = 0;
+    return this.compact(newSas, false);
+  }
+
+  /**
+   * After a configuration was loaded (and indexed): compacts when V8's committed heap grew by
+   * LOAD_COMPACT_MIN or more since `heapBefore` (process.memoryUsage().heapTotal before the load).
+   * Parsing a file of thousands of connections leaves several times their size in garbage, which V8
+   * would otherwise keep committed: 10,000 connections, 78 MB of RSS, 25 of it the configuration.
+   */
+  afterLoad(heapBefore: number, heapNow: number = process.memoryUsage().heapTotal): Compaction | undefined {
+    if (this.gc === undefined || heapNow - heapBefore < LOAD_COMPACT_MIN) return undefined;
+    return this.compact(0, true);
+  }
+
+  private compact(newSas: number, reduce: boolean): Compaction {
     const before = process.memoryUsage();
     const t0 = performance.now();
-    this.gc();
+    this.gc!(reduce);
     const ms = performance.now() - t0;
     this.compactions++;
     return { newSas, heap: before.heapTotal, rss: before.rss, ms };
