@@ -473,7 +473,12 @@ interface InitiatorResult {
   readyMs: number;
   cpuMs: number;
   cpuMsPerSa: number;
+  /** when the configuration was loaded (the control socket first answered) */
+  rssReadyKb: number;
   rssAfterKb: number;
+  /** `--settle` seconds after the last tunnel came up */
+  rssSettledKb: number;
+  rssSettledByKind?: Record<string, number>;
   rcvbufErrorsDaemon: number;
   rcvbufErrorsCharon: number;
   charonCpuMs: number;
@@ -489,7 +494,7 @@ async function measureInitiator(ctx: Ctx, n: number, proposalName: string): Prom
   let daemon: DaemonProc | undefined;
   const r: InitiatorResult = {
     n, proposal: proposalName, ok: false, established: 0, wallMs: 0, wallFromReadyMs: 0, readyMs: 0, cpuMs: 0, cpuMsPerSa: 0,
-    rssAfterKb: 0, rcvbufErrorsDaemon: 0, rcvbufErrorsCharon: 0, charonCpuMs: 0,
+    rssReadyKb: 0, rssAfterKb: 0, rssSettledKb: 0, rcvbufErrorsDaemon: 0, rcvbufErrorsCharon: 0, charonCpuMs: 0,
   };
   try {
     // charon answers as the load-tester's responder (its own peer config and PSK, fake kernel)
@@ -504,6 +509,7 @@ async function measureInitiator(ctx: Ctx, n: number, proposalName: string): Prom
     daemon = await startDaemon(lab, join(base, 'vpp-iked'), initiatorConf(n, proposal), ctx.daemon, Math.max(60_000, n * 2));
     const tReady = performance.now();
     r.readyMs = tReady - daemon.startedAt;
+    r.rssReadyKb = procStat(daemon.proc.pid).rssKb;
     let count = 0;
     let tDone: number | undefined;
     while (performance.now() - daemon.startedAt < timeoutMs) {
@@ -525,6 +531,11 @@ async function measureInitiator(ctx: Ctx, n: number, proposalName: string): Prom
     r.cpuMs = p1.cpuMs;
     r.cpuMsPerSa = count > 0 ? p1.cpuMs / count : 0;
     r.rssAfterKb = p1.rssKb;
+    if (tDone !== undefined) {
+      await sleep(SETTLE_MS);
+      r.rssSettledKb = procStat(daemon.proc.pid).rssKb;
+      r.rssSettledByKind = rssByKind(daemon.proc.pid);
+    }
     r.rcvbufErrorsDaemon = snmpB1.rcvbufErrors - snmpB0.rcvbufErrors;
     r.rcvbufErrorsCharon = snmpA1.rcvbufErrors - snmpA0.rcvbufErrors;
     r.charonCpuMs = c1.cpuMs - c0.cpuMs;
@@ -648,7 +659,9 @@ function report(results: RunResult[], inits: InitiatorResult[], floors: FloorRes
       '',
       `vpp-iked initiating ${r.n} tunnels (${r.proposal}) to charon: ${r.ok ? 'all up' : `NOT all up (${r.error ?? ''})`}, ` +
         `${fmt(r.wallMs / 1000)} s from start (${fmt(r.readyMs / 1000)} s to load the config, ${fmt(r.wallFromReadyMs / 1000)} s after), ` +
-        `${fmt(r.cpuMsPerSa, 3)} CPU ms/SA (start-up included), RSS ${fmt(r.rssAfterKb / 1024, 1)} MB, ` +
+        `${fmt(r.cpuMsPerSa, 3)} CPU ms/SA (start-up included), RSS ${fmt(r.rssReadyKb / 1024, 1)} MB with the config loaded, ` +
+        `${fmt(r.rssAfterKb / 1024, 1)} MB when all were up, ${fmt(r.rssSettledKb / 1024, 1)} MB ${SETTLE_MS / 1000} s later ` +
+        `(${Object.entries(r.rssSettledByKind ?? {}).map(([k, v]) => `${k} ${fmt(v / 1024, 1)}`).join(', ')}), ` +
         `rcvbuf drops ${r.rcvbufErrorsDaemon} (daemon) / ${r.rcvbufErrorsCharon} (charon), charon ${fmt(r.charonCpuMs / Math.max(1, r.established), 3)} CPU ms/SA`,
     );
   }
