@@ -263,6 +263,10 @@ export const DAEMON = section({
     defaultDoc: '`0` (no limit)',
     doc: "half-open IKE SAs from which on every new IKE_SA_INIT request is dropped (checked after cookies, so only requests with a valid cookie count against it). As strongSwan's `charon.init_limit_half_open`",
   }),
+  start_limit_half_open: setting(uint(0, 10_000_000), 1000, {
+    defaultDoc: '`1000`',
+    doc: "IKE SAs the daemon starts itself (connections with `start_action = start`, at start-up and after a reload) that may wait for their peers' answers at once; the other connections start as those come up, fail, or reach their first retransmission (so peers that do not answer hold up the rest for `retransmit_timeout` at most). Bringing up thousands of tunnels at once otherwise overflows the daemon's own socket and the peers' with the answers, and the retransmissions that follow make it worse. `0`: all at once. `vpp-ikectl stats` shows the queue under `starts`",
+  }),
   keep_alive: setting(durationIn(0, 3600), 20, {
     doc: "interval of NAT-T keepalives (RFC 3948): an IKE SA behind a NAT sends its peer a one-byte keepalive on the NAT-T port when it sent nothing else for half this interval, so the NAT keeps the mapping. `0`: none. As strongSwan's `charon.keep_alive`. ESP traffic in VPP does not count as sent (the daemon does not see it)",
   }),

@@ -141,6 +141,8 @@ export interface DaemonConfig {
   blockThreshold: number;
   /** Half-open IKE SAs from which on all IKE_SA_INIT requests are dropped (0 = no limit). */
   initLimitHalfOpen: number;
+  /** IKE SAs started from the start queue that may wait for their peers' answers at once (0 = no limit). */
+  startLimitHalfOpen: number;
   /** Seconds between NAT-T keepalives from behind a NAT (0 = none). */
   keepAlive: number;
   /** Seconds between reads of the SA counters for volume lifetimes. */

@@ -61,6 +61,7 @@ test('defaults as swanctl.conf documents them', () => {
     cookieThreshold: 30,
     blockThreshold: 5,
     initLimitHalfOpen: 0,
+    startLimitHalfOpen: 1000,
     keepAlive: 20,
     trafficPoll: 10,
     fragmentSize: 1280,

@@ -13,7 +13,7 @@ import type { Scheduler, RandomSource } from '../../common/clock.ts';
 import { pooledRandom } from '../crypto/random.ts';
 import type { InitCryptoPool } from '../crypto/pool.ts';
 import type { Dataplane } from '../../dataplane/types.ts';
-import type { ChildConfig } from '../../config/types.ts';
+import type { ChildConfig, ConnectionConfig } from '../../config/types.ts';
 import { NO_CREDENTIALS, type Credentials } from '../../config/credentials.ts';
 import { DEFAULTS } from '../../config/schema.ts';
 import type { EncrAlg, IntegAlg } from '../crypto/suites.ts';
@@ -66,6 +66,11 @@ export interface EngineOptions {
   blockThreshold?: number;
   /** Half-open IKE SAs from which on every IKE_SA_INIT request is dropped; 0 = no limit. */
   initLimitHalfOpen?: number;
+  /**
+   * IKE SAs started from the start queue (start_action = start) that may wait for their peer's
+   * answers at once; 0 = no limit (keep-up.ts).
+   */
+  startLimitHalfOpen?: number;
   /** Seconds between NAT-T keepalives from the side behind a NAT; 0 = none. */
   keepAlive?: number;
   /** Seconds between reads of the SA counters of CHILD_SAs with volume lifetimes (default 10). */
@@ -215,6 +220,31 @@ export interface KeepUp {
   retryAt: number;
 }
 
+/** One IKE SA started from the start queue while it holds a slot of the window (keep-up.ts). */
+export interface StartSlot {
+  /** When it stops holding its slot even without an answer: its first retransmission (scheduler ms). */
+  due: number;
+  open: boolean;
+}
+
+/**
+ * Connections waiting to be started (start_action = start, at start-up and reload) and the window
+ * of IKE SAs started from them that wait for their peer's answers (EngineOptions.startLimitHalfOpen).
+ */
+export interface StartQueue {
+  todo: ConnectionConfig[];
+  next: number;
+  /** Slots in start order; the ones that are no longer open go once they reach the front. */
+  slots: StartSlot[];
+  head: number;
+  /** Open slots. */
+  open: number;
+  /** A turn of startSome is scheduled (setImmediate). */
+  scheduled: boolean;
+  /** Due time of the timer entry armed for the oldest open slot (0: none). */
+  armedAt: number;
+}
+
 interface Waiter<T> {
   resolve: (v: T) => void;
   reject: (e: Error) => void;
@@ -265,6 +295,8 @@ export class EngineContext {
   /** Retry timers are keyed by a negative number per connection kept up. */
   readonly keepUpById = new Map<number, string>();
   nextKeepUpId = 1;
+  /** Connections waiting to be started and the window of those started (keep-up.ts). */
+  readonly starts: StartQueue = { todo: [], next: 0, slots: [], head: 0, open: 0, scheduled: false, armedAt: 0 };
   /**
    * Shut down: no connection is started, no IKE_SA_INIT answered, no exchange of ours started; IKE
    * SAs left wait only for the exchange in flight before their Delete (teardown.ts).
@@ -301,6 +333,7 @@ export class EngineContext {
       cookieThreshold: DEFAULTS.daemon.cookieThreshold,
       blockThreshold: DEFAULTS.daemon.blockThreshold,
       initLimitHalfOpen: DEFAULTS.daemon.initLimitHalfOpen,
+      startLimitHalfOpen: DEFAULTS.daemon.startLimitHalfOpen,
       keepAlive: DEFAULTS.daemon.keepAlive,
       ...opts,
       random: pooledRandom(opts.random),

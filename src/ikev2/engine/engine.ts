@@ -26,7 +26,7 @@ import { InitCryptoPool } from '../crypto/pool.ts';
 import { QUICK_RETRIES, rekeyChild } from './child-rekey.ts';
 import { rekeyIke } from './ike-rekey.ts';
 import { deleteChild } from './informational.ts';
-import { forgetConnection, onRetryTimer, startConnections } from './keep-up.ts';
+import { forgetConnection, onRetryTimer, START_KEY, START_KIND, startConnections, startQueueView, startWindowTick } from './keep-up.ts';
 import { abandonShutdown, deleteIke, destroy, shutdown } from './teardown.ts';
 import { Timer } from '../sa/ike-sa.ts';
 import { KEEPALIVE_KEY, keepaliveTick } from './keepalive.ts';
@@ -118,6 +118,11 @@ export class Engine {
    * `only`, just the connections named there (a reload starts added and changed ones, not those an
    * operator terminated).
    */
+  /** The start queue: connections waiting to be started, IKE SAs started from it holding a slot, the limit. */
+  get starts(): { waiting: number; in_flight: number; limit: number } {
+    return startQueueView(this.ctx);
+  }
+
   startConnections(only?: ReadonlySet<string>): void {
     startConnections(this.ctx, only);
   }
@@ -247,6 +252,7 @@ export class Engine {
     const ctx = this.ctx;
     if (key < 0) return onRetryTimer(ctx, -key, due);
     if (key === TRAFFIC_KEY && kind === TRAFFIC_KIND) return trafficTick(ctx, due);
+    if (key === START_KEY && kind === START_KIND) return startWindowTick(ctx, due);
     if (key === KEEPALIVE_KEY) return keepaliveTick(ctx, due);
     const sa = ctx.table.get(key);
     if (!sa || sa.dead || sa.timers[kind] !== due) return; // stale entry

@@ -5,7 +5,7 @@
  * (keyed by a negative number), nothing per IKE SA.
  */
 import { Timer, type IkeSa, type Task } from '../sa/ike-sa.ts';
-import { randomMs, type EngineContext, type KeepUp } from './context.ts';
+import { randomMs, type EngineContext, type KeepUp, type StartSlot } from './context.ts';
 import type { ConnectionConfig } from '../../config/types.ts';
 import { initiate } from './ike-init.ts';
 import { destroy } from './teardown.ts';
@@ -13,11 +13,15 @@ import { destroy } from './teardown.ts';
 /**
  * Bring up every connection with a child whose start_action is `start`, and keep it up; with
  * `only`, just the connections named there (a reload starts added and changed ones, not those an
- * operator terminated).
+ * operator terminated). They join the start queue, worked through in turns of START_SLICE_MS within
+ * the window of startLimitHalfOpen IKE SAs waiting for their peers' answers.
  */
 export function startConnections(ctx: EngineContext, only?: ReadonlySet<string>): void {
-  const todo = ctx.index.connections.filter((conn) => (!only || only.has(conn.name)) && conn.children.some((c) => c.startAction === 'start'));
-  startSome(ctx, todo, 0);
+  const q = ctx.starts;
+  for (const conn of ctx.index.connections) {
+    if ((!only || only.has(conn.name)) && conn.children.some((c) => c.startAction === 'start')) q.todo.push(conn);
+  }
+  startSome(ctx);
 }
 
 /**
@@ -27,19 +31,100 @@ export function startConnections(ctx: EngineContext, only?: ReadonlySet<string>)
  */
 export const START_SLICE_MS = 3;
 
-function startSome(ctx: EngineContext, todo: readonly ConnectionConfig[], from: number): void {
+/** Timer entry of the start window (key 0 is shared by the engine's other global timers, by kind). */
+export const START_KEY = 0;
+export const START_KIND = 2;
+
+/** Connections waiting and not yet started, and IKE SAs started from the queue still holding a slot. */
+export function startQueueView(ctx: EngineContext): { waiting: number; in_flight: number; limit: number } {
+  const q = ctx.starts;
+  return { waiting: q.todo.length - q.next, in_flight: q.open, limit: ctx.opts.startLimitHalfOpen };
+}
+
+function startSome(ctx: EngineContext): void {
+  const q = ctx.starts;
+  q.scheduled = false;
   if (ctx.stopped) return;
-  const until = ctx.sched.now() + START_SLICE_MS;
-  let i = from;
-  while (i < todo.length) {
-    const conn = todo[i++]!;
+  const limit = ctx.opts.startLimitHalfOpen;
+  const now = ctx.sched.now();
+  expireSlots(ctx, now);
+  const until = now + START_SLICE_MS;
+  const firstRetransmit = ctx.opts.retransmitTimeout * 1000;
+  while (q.next < q.todo.length && (limit === 0 || q.open < limit)) {
+    const conn = q.todo[q.next++]!;
     // a reload in between may have removed or replaced it (the reload starts what it adds or changes)
     if (ctx.index.get(conn.name) !== conn || ctx.keepUp.has(conn.name)) continue;
     keepUpEntry(ctx, conn.name);
-    initiate(ctx, conn.name).catch((e: Error) => ctx.log.info({ conn: conn.name, err: e.message }, 'start failed'));
+    const slot = { due: now + firstRetransmit, open: true };
+    q.slots.push(slot);
+    q.open++;
+    initiate(ctx, conn.name).then(
+      () => releaseSlot(ctx, slot),
+      (e: Error) => {
+        releaseSlot(ctx, slot);
+        ctx.log.info({ conn: conn.name, err: e.message }, 'start failed');
+      },
+    );
     if (ctx.sched.now() >= until) break;
   }
-  if (i < todo.length) setImmediate(() => startSome(ctx, todo, i));
+  if (q.next >= q.todo.length) {
+    q.todo = [];
+    q.next = 0;
+  } else if (limit === 0 || q.open < limit) wakeStarts(ctx);
+  else armExpiry(ctx);
+}
+
+/** Another turn of startSome once this one is over (at most one scheduled). */
+function wakeStarts(ctx: EngineContext): void {
+  const q = ctx.starts;
+  if (q.scheduled || q.next >= q.todo.length) return;
+  q.scheduled = true;
+  setImmediate(() => startSome(ctx));
+}
+
+/** A started IKE SA came up or failed: its slot goes to the next connection. */
+function releaseSlot(ctx: EngineContext, slot: StartSlot): void {
+  if (!slot.open) return;
+  slot.open = false;
+  ctx.starts.open--;
+  wakeStarts(ctx);
+}
+
+/** Slots at the front that are no longer open, or whose first retransmission is due, go. */
+function expireSlots(ctx: EngineContext, now: number): void {
+  const q = ctx.starts;
+  while (q.head < q.slots.length) {
+    const s = q.slots[q.head]!;
+    if (s.open && s.due > now) break;
+    if (s.open) {
+      s.open = false;
+      q.open--;
+    }
+    q.head++;
+  }
+  if (q.head === q.slots.length) {
+    q.slots = [];
+    q.head = 0;
+  } else if (q.head > 1024 && q.head * 2 > q.slots.length) {
+    q.slots = q.slots.slice(q.head);
+    q.head = 0;
+  }
+}
+
+/** The window is full: wake when its oldest open slot's first retransmission is due. */
+function armExpiry(ctx: EngineContext): void {
+  const q = ctx.starts;
+  const s = q.slots[q.head];
+  if (!s || q.armedAt === s.due) return;
+  q.armedAt = s.due;
+  ctx.sched.schedule(s.due, START_KEY, START_KIND);
+}
+
+/** The start window's timer entry fired (stale ones are harmless: startSome looks at the slots). */
+export function startWindowTick(ctx: EngineContext, due: number): void {
+  const q = ctx.starts;
+  if (due === q.armedAt) q.armedAt = 0;
+  startSome(ctx);
 }
 
 /** Stop keeping a connection up (removed by reload, terminated by the operator). */
