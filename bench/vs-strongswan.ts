@@ -253,32 +253,40 @@ secrets {
 `;
 }
 
-function initiatorConf(n: number, proposal: string): string {
-  const out: string[] = ['connections {'];
-  for (let i = 1; i <= n; i++) {
-    out.push(`  c${i} {
-    local_addrs = ${LAB_ADDR.b.v4}
-    remote_addrs = ${LAB_ADDR.a.v4}
-    proposals = ${proposal}
-    local {
-      auth = psk
-      id = c${i}-r1.strongswan.org
-    }
-    remote {
-      auth = psk
-      id = srv.strongswan.org
-    }
-    children {
-      c${i} {
-        esp_proposals = aes256gcm16
-        start_action = start
-      }
-    }
-  }`);
+/**
+ * The initiating daemon's connections and secret: one connection per tunnel, in included files of
+ * CONNS_PER_FILE connections each (a config file may hold at most 4 MiB) written under `dir`.
+ */
+function initiatorConf(n: number, proposal: string, dir: string): string {
+  mkdirSync(join(dir, 'conns'), { recursive: true });
+  for (let first = 1, f = 0; first <= n; first += CONNS_PER_FILE, f++) {
+    const out: string[] = [];
+    for (let i = first; i < first + CONNS_PER_FILE && i <= n; i++) {
+      out.push(`c${i} {
+  local_addrs = ${LAB_ADDR.b.v4}
+  remote_addrs = ${LAB_ADDR.a.v4}
+  proposals = ${proposal}
+  local {
+    auth = psk
+    id = c${i}-r1.strongswan.org
   }
-  out.push('}', 'secrets {', '  ike-load-test {', `    secret = ${PSK}`, '  }', '}', '');
-  return out.join('\n');
+  remote {
+    auth = psk
+    id = srv.strongswan.org
+  }
+  children {
+    c${i} {
+      esp_proposals = aes256gcm16
+      start_action = start
+    }
+  }
+}`);
+    }
+    writeFileSync(join(dir, 'conns', `${String(f).padStart(3, '0')}.conf`), out.join('\n') + '\n');
+  }
+  return ['connections {', '  include conns/*.conf', '}', 'secrets {', '  ike-load-test {', `    secret = ${PSK}`, '  }', '}', ''].join('\n');
 }
+const CONNS_PER_FILE = 5000;
 
 // ---- one measurement ------------------------------------------------------------------------------
 
@@ -506,7 +514,7 @@ async function measureInitiator(ctx: Ctx, n: number, proposalName: string): Prom
     );
     const [snmpB0, snmpA0] = await Promise.all([udpCounters(lab, 'b'), udpCounters(lab, 'a')]);
     const c0 = procStat(responder.proc.pid);
-    daemon = await startDaemon(lab, join(base, 'vpp-iked'), initiatorConf(n, proposal), ctx.daemon, Math.max(60_000, n * 2));
+    daemon = await startDaemon(lab, join(base, 'vpp-iked'), initiatorConf(n, proposal, join(base, 'vpp-iked')), ctx.daemon, Math.max(60_000, n * 2));
     const tReady = performance.now();
     r.readyMs = tReady - daemon.startedAt;
     r.rssReadyKb = procStat(daemon.proc.pid).rssKb;
