@@ -19,3 +19,15 @@ export function endpointText(addr: string, port: number): string {
 export function hex8(n: number): string {
   return (n >>> 0).toString(16).padStart(8, '0');
 }
+
+const ONE_BYTE = /^[\x00-\xff]*$/;
+
+/**
+ * `s` as a string of its own. A substring V8 makes of a longer one (13 characters or more) keeps
+ * the whole of that one alive: a configuration's values would keep the file's text, a few hundred
+ * bytes per connection, for as long as the configuration runs.
+ */
+export function ownCopy(s: string): string {
+  if (s.length < 13) return s; // V8 copies substrings this short
+  return ONE_BYTE.test(s) ? Buffer.from(s, 'latin1').toString('latin1') : (s + ' ').slice(0, -1);
+}

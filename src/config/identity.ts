@@ -316,11 +316,14 @@ export function parseIdentity(input: string): Identity {
   return { type: IdType.ID_RFC822_ADDR, data: Buffer.from(s, 'utf8') };
 }
 
-/** Printable ASCII text of identity data; other bytes shown as '?'. */
+/** Printable ASCII text of identity data; other bytes shown as '?' (one flat string, not a chain of one per byte). */
 function printable(b: Buffer): string {
-  let out = '';
-  for (const c of b) out += c >= 0x20 && c < 0x7f ? String.fromCharCode(c) : '?';
-  return out;
+  let copy: Buffer | undefined;
+  for (let i = 0; i < b.length; i++) {
+    const c = b[i]!;
+    if (c < 0x20 || c >= 0x7f) (copy ??= Buffer.from(b))[i] = 0x3f;
+  }
+  return (copy ?? b).toString('latin1');
 }
 
 function dnToString(data: Buffer): string {

@@ -250,6 +250,9 @@ class Loader implements ReadContext {
       }
       if (row.mode === 'check') continue;
       if (v === undefined && row.mode === 'default') v = row.default;
+      // a list read element by element has room for 17 (V8's first growth); an exact copy keeps what it
+      // holds (shared, frozen lists such as cached proposals stay shared)
+      if (Array.isArray(v) && !Object.isFrozen(v)) v = v.slice();
       if (v !== undefined || row.mode === 'derived') out[field] = v;
     }
     if (refusable) {
@@ -491,6 +494,7 @@ class Loader implements ReadContext {
       const canInitiate = f.remoteAddrs.some(isHostAddress);
       for (const c of ch.secs.values()) children.push(this.child(sec, this.open(c), canInitiate));
     }
+    const childList = children.slice();
     const conn: ConnectionConfig = {
       name: sec.name,
       ...f,
@@ -501,7 +505,7 @@ class Loader implements ReadContext {
       randTime,
       local: la.cfg,
       remote: ra.cfg,
-      children,
+      children: childList,
       loc: sec.loc,
     };
     const lk = la.sec?.keys;

@@ -24,6 +24,7 @@
 import { dirname, isAbsolute, join, resolve } from 'node:path';
 import { canonical, checkText, ConfigError, expandGlob, hasGlob, MAX_FILE_BYTES, readConfigFile } from './source.ts';
 import type { SourceLocation } from './types.ts';
+import { ownCopy } from '../common/text.ts';
 
 export { ConfigError, MAX_FILE_BYTES, MAX_LINE_CHARS, readConfigFile } from './source.ts';
 
@@ -95,8 +96,9 @@ class KeyNode implements ConfKey {
   readonly vcol: number;
   segments?: number[];
   constructor(name: string, value: string, file: string, line: number, col: number, vline: number, vcol: number) {
-    this.name = name;
-    this.value = value;
+    // the configuration outlives the file's text: its names and values must not keep it
+    this.name = ownCopy(name);
+    this.value = ownCopy(value);
     this.file = file;
     this.line = line;
     this.col = col;
@@ -247,7 +249,7 @@ class FileParser {
     const names = this.ctx.names;
     const hit = names[slot];
     if (hit !== undefined && hit.length === len && t.startsWith(hit, start)) return hit;
-    const name = t.slice(start, this.pos);
+    const name = ownCopy(t.slice(start, this.pos));
     names[slot] = name;
     return name;
   }

@@ -214,3 +214,9 @@ test('identities from the wire never make identityToString or matching throw', (
     { numRuns: 500 },
   );
 });
+
+test('identityToString shows bytes outside printable ASCII as ?', () => {
+  assert.equal(identityToString({ type: IdType.ID_FQDN, data: Buffer.from('gw.example.net') }), 'gw.example.net');
+  assert.equal(identityToString({ type: IdType.ID_FQDN, data: Buffer.from([0x61, 0x00, 0x62, 0x7f, 0xc3, 0xa9]) }), 'a?b???');
+  assert.equal(identityToString({ type: IdType.ID_RFC822_ADDR, data: Buffer.from('ops@example.net') }), 'ops@example.net');
+});

@@ -33,7 +33,7 @@ function addrSpec(specs: string[]): AddrSpec {
       // not an address (the loader rejects these): never matches
     }
   }
-  return out;
+  return out.slice(); // exact size: kept per connection
 }
 
 function inSpec(spec: AddrSpec, addr: string): boolean {
