@@ -215,6 +215,9 @@ export async function onAuthResponse(ctx: EngineContext, sa: IkeSa, task: Extrac
   }
   if (!sa.dead) logEstablished(ctx, sa);
   resolveWaiters(ctx, sa);
+  // The CHILD_SA of IKE_AUTH is settled: its config stays only with its failure (vpp-ikectl initiate
+  // reports it), else the SA's record of handshake state can go (see authDone).
+  if (sa.authChildError === undefined) sa.authChild = undefined;
 }
 
 /**
