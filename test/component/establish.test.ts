@@ -23,4 +23,7 @@ test('IKE_SA_INIT + IKE_AUTH with PSK establishes the IKE SA and one CHILD SA on
   assert.deepEqual(ia.outbound.encKey, ib.inbound.encKey);
   assert.deepEqual(ia.inbound.encKey, ib.outbound.encKey);
   assert.equal(ia.outbound.spi, ib.inbound.spi);
+  // what only the handshake needed (messages, nonces, the CHILD_SA config of IKE_AUTH) is gone on both sides
+  assert.equal(sa.holdsHandshakeState, false, 'initiator');
+  assert.equal(sb.holdsHandshakeState, false, 'responder');
 });

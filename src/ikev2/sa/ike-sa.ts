@@ -423,6 +423,11 @@ export class IkeSa {
   /** The record of Transient fields, while one of them is set. */
   private t: Transient | undefined = undefined;
 
+  /** Whether the SA still holds a record of handshake state (an established SA normally does not). */
+  get holdsHandshakeState(): boolean {
+    return this.t !== undefined;
+  }
+
   private put<K extends keyof Transient>(k: K, v: Transient[K]): void {
     let t = this.t;
     const isDefault = k === 'ni' || k === 'nr' ? (v as Buffer).length === 0 : v === DEFAULTS[k];
