@@ -9,6 +9,7 @@ import assert from 'node:assert/strict';
 import { ConfigIndex } from '../../src/ikev2/sa/config-index.ts';
 import { parseIdentity } from '../../src/config/identity.ts';
 import { conn, psk } from '../helpers/engine-pair.ts';
+import { parseProposals } from '../../src/ikev2/crypto/proposals.ts';
 
 const side = (id: string) => ({ auth: 'psk' as const, id, certs: [], cacerts: [] });
 const id = (s: string) => parseIdentity(s);
@@ -119,4 +120,24 @@ test('PSK: a secret with id %any applies to everyone, as weakly as one without i
   assert.equal(ix.psk('other.example', 'stranger.example')?.toString(), 'anyone');
   const first = new ConfigIndex([conn('a')], [psk([], 'no-ids'), psk(['%any'], 'any-id')]);
   assert.equal(first.psk('a.example', 'b.example')?.toString(), 'no-ids', 'a tie: the first in the file');
+});
+
+test('IKE_SA_INIT candidates: of the connections for any remote address, the first of each proposals and local addresses, in order', () => {
+  const gcm = parseProposals('aes256gcm16-prfsha256-x25519', 'ike');
+  const cbc = parseProposals('aes128-sha256-modp3072', 'ike');
+  const conns = [
+    conn('p0', { proposals: gcm }),
+    conn('p1', { proposals: cbc }),
+    conn('p2', { proposals: gcm, localAddrs: ['192.0.2.2'] }),
+    ...Array.from({ length: 20_000 }, (_, i) => conn(`peer${i}`, { proposals: i % 2 ? gcm : cbc })),
+    conn('other-local', { proposals: gcm, localAddrs: ['198.51.100.1'] }),
+    conn('by-address', { proposals: cbc, remoteAddrs: ['203.0.113.9'] }),
+    conn('by-range', { proposals: cbc, remoteAddrs: ['203.0.113.0/24'] }),
+  ];
+  const idx = new ConfigIndex(conns, []);
+  assert.deepEqual(idx.forInit('192.0.2.2', '203.0.113.7').map((c) => c.name), ['by-range', 'p0', 'p1', 'p2']);
+  assert.deepEqual(idx.forInit('192.0.2.2', '203.0.113.9').map((c) => c.name), ['by-address', 'by-range', 'p0', 'p1', 'p2']);
+  assert.deepEqual(idx.forInit('198.51.100.1', '192.0.2.50').map((c) => c.name), ['p0', 'p1', 'other-local']);
+  // every connection is still there for IKE_AUTH's choice by identity
+  assert.equal(idx.get('peer19999')?.name, 'peer19999');
 });

@@ -45,14 +45,28 @@ function inSpec(spec: AddrSpec, addr: string): boolean {
   return spec.some((r) => r.family === fam && r.start <= v && v <= r.end);
 }
 
-/** Connections by remote address: exact addresses in a map, blocks and %any in short lists. */
+/**
+ * Connections by remote address for IKE_SA_INIT: exact addresses in a map, blocks and %any in lists.
+ * What an IKE_SA_INIT takes from a connection is its proposals, checked in order among those whose
+ * local addresses match: of the connections for any remote address (a hub's peers, configured one
+ * by one, usually are) only the first of each combination of proposals and local addresses is kept,
+ * which is the one that order would choose. 50,000 such connections are then one entry, not 50,000
+ * to go through for every IKE_SA_INIT.
+ */
 class AddrIndex {
   private readonly exact = new Map<string, ConnectionConfig[]>();
   private readonly ranges: { conn: ConnectionConfig; range: Range }[] = [];
   private readonly any: ConnectionConfig[] = [];
+  /** Local address lists already in `any`, by proposal list (the loader shares equal lists). */
+  private readonly anySeen = new Map<readonly unknown[], Set<string>>();
 
   add(conn: ConnectionConfig, spec: AddrSpec): void {
     if (spec === 'any') {
+      const local = conn.localAddrs.join(',');
+      let seen = this.anySeen.get(conn.proposals);
+      if (!seen) this.anySeen.set(conn.proposals, (seen = new Set()));
+      if (seen.has(local)) return;
+      seen.add(local);
       this.any.push(conn);
       return;
     }
@@ -66,17 +80,22 @@ class AddrIndex {
     }
   }
 
-  /** Connections matching addr, most specific first (exact, then ranges, then any). */
+  /** Connections for an IKE_SA_INIT from addr, most specific first (exact, then ranges, then any). */
   match(addr: string): ConnectionConfig[] {
-    const out: ConnectionConfig[] = [...(this.exact.get(normalizeIp(addr)) ?? [])];
+    const exact = this.exact.get(normalizeIp(addr));
+    const out: ConnectionConfig[] = exact ? exact.slice() : [];
     if (this.ranges.length) {
-      for (const r of this.ranges) if (inSpec([r.range], addr)) out.push(r.conn);
+      const b = ipToBytes(addr);
+      if (b) {
+        const v = bytesToBigInt(b);
+        const fam = b.length === 4 ? 4 : 6;
+        for (const { conn, range } of this.ranges) if (range.family === fam && range.start <= v && v <= range.end) out.push(conn);
+      }
     }
     for (const c of this.any) out.push(c);
     return out;
   }
 }
-
 
 export class ConfigIndex {
   readonly connections: ConnectionConfig[];
@@ -145,7 +164,10 @@ export class ConfigIndex {
     return this.byName.get(name);
   }
 
-  /** Connections that may answer an IKE_SA_INIT from `remote` to `local`, most specific first. */
+  /**
+   * Connections that may answer an IKE_SA_INIT from `remote` to `local`, most specific first; of
+   * those for any remote address with the same proposals and local addresses, only the first.
+   */
   forInit(local: string, remote: string): ConnectionConfig[] {
     return this.remoteAddr.match(remote).filter((c) => inSpec(this.addrs.get(c)!.local, local));
   }
