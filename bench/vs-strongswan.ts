@@ -89,6 +89,9 @@ const USAGE = `Usage: node_modules/.bin/node bench/vs-strongswan.ts [options]   
   --initiator           also vpp-iked initiating --initiator-n tunnels to charon
   --initiator-n N       default 10000
   --only-initiator      skip the responder runs
+  --per-peer            vpp-iked's responder config has one connection per peer (its identity,
+                        N of them in included files) before the shared one, as a hub configured
+                        peer by peer; charon keeps the shared one
   --repeat K            run each measurement K times (default 1; responders in reverse order on every
                         other repeat; the ratios get their median and range)
   --log-level LEVEL     vpp-iked's log level (default info)
@@ -224,9 +227,43 @@ async function daemonEstablished(d: DaemonProc): Promise<number> {
   return Number(s.ike_established);
 }
 
-function responderConf(proposal: string): string {
+/**
+ * vpp-iked's responder config: one connection for all the load-tester's peers (`*.strongswan.org`)
+ * or, with `perPeer`, one per peer (its identity `c<N>-r1.strongswan.org`, N = 1..n, in included
+ * files under `dir`) and the shared one after them for any other identity.
+ */
+function responderConf(proposal: string, perPeer?: { n: number; dir: string }): string {
+  let peers = '';
+  if (perPeer) {
+    mkdirSync(join(perPeer.dir, 'conns'), { recursive: true });
+    for (let first = 1, f = 0; first <= perPeer.n; first += CONNS_PER_FILE, f++) {
+      const out: string[] = [];
+      for (let i = first; i < first + CONNS_PER_FILE && i <= perPeer.n; i++) {
+        out.push(`peer${i} {
+  local_addrs = ${LAB_ADDR.b.v4}
+  proposals = ${proposal}
+  unique = never
+  local {
+    auth = psk
+    id = srv.strongswan.org
+  }
+  remote {
+    auth = psk
+    id = c${i}-r1.strongswan.org
+  }
+  children {
+    net {
+      esp_proposals = aes256gcm16
+    }
+  }
+}`);
+      }
+      writeFileSync(join(perPeer.dir, 'conns', `${String(f).padStart(3, '0')}.conf`), out.join('\n') + '\n');
+    }
+    peers = '  include conns/*.conf\n';
+  }
   return `connections {
-  load-test {
+${peers}  load-test {
     local_addrs = ${LAB_ADDR.b.v4}
     proposals = ${proposal}
     unique = never
@@ -344,6 +381,8 @@ interface Ctx {
   daemon: DaemonOptions;
   timeoutS: number | undefined;
   seq: number;
+  /** vpp-iked's config has a connection per peer (--per-peer) */
+  perPeer: boolean;
 }
 
 /**
@@ -388,7 +427,8 @@ async function measureResponder(ctx: Ctx, responder: Responder, n: number, propo
     } else {
       const root = responder === 'vpp-iked-base' ? ctx.daemon.baseRoot : ROOT;
       await assertStillBuilt(root ?? ROOT);
-      daemon = await startDaemon(lab, join(base, 'responder'), responderConf(proposal), { ...ctx.daemon, workers }, Math.max(60_000, n * 2), root);
+      const dir = join(base, 'responder');
+      daemon = await startDaemon(lab, dir, responderConf(proposal, ctx.perPeer ? { n, dir } : undefined), { ...ctx.daemon, workers }, Math.max(60_000, n * 2), root);
       pid = daemon.proc.pid;
       const d = daemon;
       established = async () => {
@@ -702,6 +742,7 @@ async function main(): Promise<number> {
       initiator: { type: 'boolean', default: false },
       'initiator-n': { type: 'string', default: '10000' },
       'only-initiator': { type: 'boolean', default: false },
+      'per-peer': { type: 'boolean', default: false },
       repeat: { type: 'string', default: '1' },
       'log-level': { type: 'string', default: 'info' },
       'recv-buffer': { type: 'string' },
@@ -801,6 +842,7 @@ async function main(): Promise<number> {
       },
       timeoutS: values.timeout !== undefined ? Number(values.timeout) : undefined,
       seq: 0,
+      perPeer: values['per-peer'],
     };
     if (!values['only-initiator']) {
       for (const n of ns) {
