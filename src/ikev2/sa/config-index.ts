@@ -120,14 +120,26 @@ export class ConfigIndex {
 
   constructor(connections: ConnectionConfig[], secrets: SecretConfig[]) {
     this.connections = connections;
+    // Address lists and our own identity are often the same in thousands of connections (a hub's
+    // peers): parsed once each and shared, as they are never changed.
+    const specs = new Map<string, AddrSpec>();
+    const spec = (list: readonly string[]): AddrSpec => {
+      const key = list.join(',');
+      let v = specs.get(key);
+      if (v === undefined) specs.set(key, (v = addrSpec([...list])));
+      return v;
+    };
+    const localIds = new Map<string, Identity | null | false>();
     connections.forEach((c, i) => {
       this.order.set(c, i);
       this.byName.set(c.name, c);
-      const a = { local: addrSpec(c.localAddrs), remote: addrSpec(c.remoteAddrs) };
+      const a = { local: spec(c.localAddrs), remote: spec(c.remoteAddrs) };
       this.addrs.set(c, a);
       this.remoteAddr.add(c, a.remote);
       const remote = parseIdPattern(c.remote.id);
-      this.patterns.set(c, { local: parseIdPattern(c.local.id), remote });
+      let local = localIds.get(c.local.id);
+      if (local === undefined) localIds.set(c.local.id, (local = parseIdPattern(c.local.id)));
+      this.patterns.set(c, { local, remote });
       if (remote === false) return; // matches no identity
       if (remote === null || identityHasWildcards(remote)) this.patternRemoteId.push(c);
       else {
