@@ -96,8 +96,8 @@ class KeyNode implements ConfKey {
   readonly vcol: number;
   segments?: number[];
   constructor(name: string, value: string, file: string, line: number, col: number, vline: number, vcol: number) {
-    // the configuration outlives the file's text: its names and values must not keep it
-    this.name = ownCopy(name);
+    // the configuration outlives the file's text: its values must not keep it (names are copied by readName)
+    this.name = name;
     this.value = ownCopy(value);
     this.file = file;
     this.line = line;

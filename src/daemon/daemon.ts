@@ -481,7 +481,8 @@ export class Daemon {
       if (args.ike_id !== undefined) sas = sas.filter((s) => s.id === Number(args.ike_id));
       else if (typeof args.ike === 'string') {
         sas = sas.filter((s) => s.conn?.name === args.ike);
-        this.engine.forgetConnection(args.ike);
+        // a connection still waiting in the start queue is taken out of it: it does not start
+        if (this.engine.forgetConnection(args.ike) && sas.length === 0) return { terminated: { ike_ids: [], start_cancelled: true } };
       } else throw new Error('terminate needs --ike, --ike-id or --child-id');
       if (sas.length === 0) throw new Error('no matching IKE SA');
       for (const sa of sas) this.engine.deleteIke(sa);

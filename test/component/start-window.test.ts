@@ -96,3 +96,44 @@ test('a start that fails frees its slot at once', async () => {
   assert.equal(established(), N - 2);
   assert.equal(a.engine.starts.waiting, 0);
 });
+
+test('a configuration replaced while connections wait (a reload) starts them with the new one', async () => {
+  const { w, a, started } = hubAndPeer({ startLimitHalfOpen: 2, retransmitTimeout: 4 });
+  w.filter = () => 'drop';
+  a.engine.startConnections();
+  await w.run();
+  assert.equal(started(), 2);
+  // the same connections as new objects, as a reload makes them (unchanged ones keep their names)
+  const cfg = a.engine.config;
+  a.engine.setConfig(config(cfg.connections.map((c) => ({ ...c })), [psk([], 'start-window-preshared-key')]));
+  await w.advance(4100, 100);
+  assert.equal(started(), 4, 'the waiting ones went on starting');
+  assert.ok([...a.engine.table.values()].some((s) => s.conn === a.engine.config.get(s.conn!.name)), 'with the new configuration');
+});
+
+test('a connection terminated while it waits leaves the queue and never starts', async () => {
+  const { w, a, started } = hubAndPeer({ startLimitHalfOpen: 2, retransmitTimeout: 4 });
+  w.filter = () => 'drop';
+  a.engine.startConnections();
+  await w.run();
+  assert.equal(a.engine.forgetConnection('c5'), true, 'c5 was waiting');
+  assert.equal(a.engine.forgetConnection('c0'), false, 'c0 had started');
+  assert.equal(a.engine.starts.waiting, N - 3);
+  await w.advance(30_000, 500);
+  assert.equal(started(), N - 1);
+  assert.ok(![...a.engine.table.values()].some((s) => s.conn?.name === 'c5'));
+});
+
+test('timer housekeeping keeps the start window timer', async () => {
+  const { w, a, started } = hubAndPeer({ startLimitHalfOpen: 1, retransmitTimeout: 4 });
+  w.filter = () => 'drop';
+  a.engine.startConnections();
+  await w.run();
+  assert.equal(started(), 1);
+  // stale entries (no such SA) until the heap is worth compacting
+  const sched = (a.engine as unknown as { ctx: { sched: { schedule(at: number, key: number, kind: number): void } } }).ctx.sched;
+  for (let i = 0; i < 200; i++) sched.schedule(w.sched.now() + 1000, 900_000 + i, 1);
+  a.engine.compactTimers();
+  await w.advance(4100, 100);
+  assert.equal(started(), 2, 'the next connection started at the first retransmission of the first');
+});

@@ -116,7 +116,10 @@ test('rekey_packets: pings VPP encrypts on the CHILD_SA make the daemon rekey it
     return ours.length === 2 && ours.join() === [second.spi_in, second.spi_out].sort().join() && d;
   }, 10_000, 100);
   assert.ok(dump);
+  // it counts from zero: at most the pings after the 20th (the poll that saw 20 may come, and the
+  // rekey end, before the last of the 15 have left)
   const fresh = installed(await db.listSas())!;
-  assert.equal(fresh.packets_out, 0);
+  const out = fresh.packets_out;
+  assert.ok(out !== null && out <= 5, `the new CHILD_SA counted ${out} packets out`);
   process.stdout.write(`rekeyed ${took} ms after the 15 pings began (traffic_poll = 1 s)\n`);
 });

@@ -13,7 +13,7 @@ import type { Scheduler, RandomSource } from '../../common/clock.ts';
 import { pooledRandom } from '../crypto/random.ts';
 import type { InitCryptoPool } from '../crypto/pool.ts';
 import type { Dataplane } from '../../dataplane/types.ts';
-import type { ChildConfig, ConnectionConfig } from '../../config/types.ts';
+import type { ChildConfig } from '../../config/types.ts';
 import { NO_CREDENTIALS, type Credentials } from '../../config/credentials.ts';
 import { DEFAULTS } from '../../config/schema.ts';
 import type { EncrAlg, IntegAlg } from '../crypto/suites.ts';
@@ -232,8 +232,11 @@ export interface StartSlot {
  * of IKE SAs started from them that wait for their peer's answers (EngineOptions.startLimitHalfOpen).
  */
 export interface StartQueue {
-  todo: ConnectionConfig[];
+  /** Names in the order they joined; those no longer in `queued` are skipped. */
+  todo: string[];
   next: number;
+  /** Connections waiting (each once). */
+  queued: Set<string>;
   /** Slots in start order; the ones that are no longer open go once they reach the front. */
   slots: StartSlot[];
   head: number;
@@ -296,7 +299,7 @@ export class EngineContext {
   readonly keepUpById = new Map<number, string>();
   nextKeepUpId = 1;
   /** Connections waiting to be started and the window of those started (keep-up.ts). */
-  readonly starts: StartQueue = { todo: [], next: 0, slots: [], head: 0, open: 0, scheduled: false, armedAt: 0 };
+  readonly starts: StartQueue = { todo: [], next: 0, queued: new Set(), slots: [], head: 0, open: 0, scheduled: false, armedAt: 0 };
   /**
    * Shut down: no connection is started, no IKE_SA_INIT answered, no exchange of ours started; IKE
    * SAs left wait only for the exchange in flight before their Delete (teardown.ts).

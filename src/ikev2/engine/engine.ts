@@ -29,7 +29,7 @@ import { deleteChild } from './informational.ts';
 import { forgetConnection, onRetryTimer, START_KEY, START_KIND, startConnections, startQueueView, startWindowTick } from './keep-up.ts';
 import { abandonShutdown, deleteIke, destroy, shutdown } from './teardown.ts';
 import { Timer } from '../sa/ike-sa.ts';
-import { KEEPALIVE_KEY, keepaliveTick } from './keepalive.ts';
+import { KEEPALIVE_KEY, KEEPALIVE_KIND, keepaliveTick } from './keepalive.ts';
 import { TRAFFIC_KEY, TRAFFIC_KIND, trafficTick, type TrafficStats } from './traffic.ts';
 
 export type { Endpoint, EngineEvent, EngineOptions, EngineStats, FragmentDrops, OutPacket } from './context.ts';
@@ -113,23 +113,26 @@ export class Engine {
     return this.ctx.creds;
   }
 
-  /**
-   * Bring up every connection with a child whose start_action is `start`, and keep it up; with
-   * `only`, just the connections named there (a reload starts added and changed ones, not those an
-   * operator terminated).
-   */
   /** The start queue: connections waiting to be started, IKE SAs started from it holding a slot, the limit. */
   get starts(): { waiting: number; in_flight: number; limit: number } {
     return startQueueView(this.ctx);
   }
 
+  /**
+   * Bring up every connection with a child whose start_action is `start`, and keep it up; with
+   * `only`, just the connections named there (a reload starts added and changed ones, not those an
+   * operator terminated).
+   */
   startConnections(only?: ReadonlySet<string>): void {
     startConnections(this.ctx, only);
   }
 
-  /** Stop keeping a connection up (removed by reload, terminated by the operator). */
-  forgetConnection(name: string): void {
-    forgetConnection(this.ctx, name);
+  /**
+   * Stop keeping a connection up (removed by reload, terminated by the operator); one still waiting
+   * in the start queue leaves it (returns whether it was waiting).
+   */
+  forgetConnection(name: string): boolean {
+    return forgetConnection(this.ctx, name);
   }
 
   /** A datagram for IKE arrived (non-ESP marker already removed by the transport). */
@@ -207,7 +210,8 @@ export class Engine {
       ctx.sched.compact((key, kind, at) => {
         if (key < 0) return ctx.keepUpById.has(-key);
         if (key === TRAFFIC_KEY && kind === TRAFFIC_KIND) return at === ctx.traffic.armedAt;
-        if (key === KEEPALIVE_KEY) return at === ctx.keepalive.armedAt;
+        if (key === START_KEY && kind === START_KIND) return at === ctx.starts.armedAt;
+        if (key === KEEPALIVE_KEY && kind === KEEPALIVE_KIND) return at === ctx.keepalive.armedAt;
         const sa = ctx.table.get(key);
         return sa !== undefined && sa.timers[kind] === at;
       });

@@ -19,9 +19,16 @@ import { destroy } from './teardown.ts';
 export function startConnections(ctx: EngineContext, only?: ReadonlySet<string>): void {
   const q = ctx.starts;
   for (const conn of ctx.index.connections) {
-    if ((!only || only.has(conn.name)) && conn.children.some((c) => c.startAction === 'start')) q.todo.push(conn);
+    if ((!only || only.has(conn.name)) && startsItself(conn) && !q.queued.has(conn.name)) {
+      q.todo.push(conn.name);
+      q.queued.add(conn.name);
+    }
   }
   startSome(ctx);
+}
+
+function startsItself(conn: ConnectionConfig): boolean {
+  return conn.children.some((c) => c.startAction === 'start');
 }
 
 /**
@@ -38,7 +45,8 @@ export const START_KIND = 2;
 /** Connections waiting and not yet started, and IKE SAs started from the queue still holding a slot. */
 export function startQueueView(ctx: EngineContext): { waiting: number; in_flight: number; limit: number } {
   const q = ctx.starts;
-  return { waiting: q.todo.length - q.next, in_flight: q.open, limit: ctx.opts.startLimitHalfOpen };
+  expireSlots(ctx, ctx.sched.now());
+  return { waiting: q.queued.size, in_flight: q.open, limit: ctx.opts.startLimitHalfOpen };
 }
 
 function startSome(ctx: EngineContext): void {
@@ -51,20 +59,28 @@ function startSome(ctx: EngineContext): void {
   const until = now + START_SLICE_MS;
   const firstRetransmit = ctx.opts.retransmitTimeout * 1000;
   while (q.next < q.todo.length && (limit === 0 || q.open < limit)) {
-    const conn = q.todo[q.next++]!;
-    // a reload in between may have removed or replaced it (the reload starts what it adds or changes)
-    if (ctx.index.get(conn.name) !== conn || ctx.keepUp.has(conn.name)) continue;
-    keepUpEntry(ctx, conn.name);
-    const slot = { due: now + firstRetransmit, open: true };
-    q.slots.push(slot);
-    q.open++;
-    initiate(ctx, conn.name).then(
-      () => releaseSlot(ctx, slot),
-      (e: Error) => {
-        releaseSlot(ctx, slot);
-        ctx.log.info({ conn: conn.name, err: e.message }, 'start failed');
-      },
-    );
+    const name = q.todo[q.next++]!;
+    // taken out of the queue meanwhile (terminated, removed or changed by a reload)
+    if (!q.queued.delete(name)) continue;
+    // the configuration in effect now: a reload may have replaced it, or changed its start_action
+    const conn = ctx.index.get(name);
+    if (!conn || !startsItself(conn) || ctx.keepUp.has(name)) continue;
+    keepUpEntry(ctx, name);
+    const failed = (e: Error): void => ctx.log.info({ conn: name, err: e.message }, 'start failed');
+    if (limit === 0) {
+      initiate(ctx, name).catch(failed);
+    } else {
+      const slot = { due: now + firstRetransmit, open: true };
+      q.slots.push(slot);
+      q.open++;
+      initiate(ctx, name).then(
+        () => releaseSlot(ctx, slot),
+        (e: Error) => {
+          releaseSlot(ctx, slot);
+          failed(e);
+        },
+      );
+    }
     if (ctx.sched.now() >= until) break;
   }
   if (q.next >= q.todo.length) {
@@ -87,6 +103,7 @@ function releaseSlot(ctx: EngineContext, slot: StartSlot): void {
   if (!slot.open) return;
   slot.open = false;
   ctx.starts.open--;
+  expireSlots(ctx, ctx.sched.now());
   wakeStarts(ctx);
 }
 
@@ -127,12 +144,17 @@ export function startWindowTick(ctx: EngineContext, due: number): void {
   startSome(ctx);
 }
 
-/** Stop keeping a connection up (removed by reload, terminated by the operator). */
-export function forgetConnection(ctx: EngineContext, name: string): void {
+/**
+ * Stop keeping a connection up (removed by reload, terminated by the operator); one still waiting in
+ * the start queue leaves it (returns whether it was waiting).
+ */
+export function forgetConnection(ctx: EngineContext, name: string): boolean {
   const st = ctx.keepUp.get(name);
-  if (!st) return;
-  ctx.keepUp.delete(name);
-  ctx.keepUpById.delete(st.id);
+  if (st) {
+    ctx.keepUp.delete(name);
+    ctx.keepUpById.delete(st.id);
+  }
+  return ctx.starts.queued.delete(name);
 }
 
 function keepUpEntry(ctx: EngineContext, name: string): KeepUp {
