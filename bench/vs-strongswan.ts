@@ -233,13 +233,8 @@ async function daemonEstablished(d: DaemonProc): Promise<number> {
  * files under `dir`) and the shared one after them for any other identity.
  */
 function responderConf(proposal: string, perPeer?: { n: number; dir: string }): string {
-  let peers = '';
-  if (perPeer) {
-    mkdirSync(join(perPeer.dir, 'conns'), { recursive: true });
-    for (let first = 1, f = 0; first <= perPeer.n; first += CONNS_PER_FILE, f++) {
-      const out: string[] = [];
-      for (let i = first; i < first + CONNS_PER_FILE && i <= perPeer.n; i++) {
-        out.push(`peer${i} {
+  // a connection of the responder for peers with identity `remoteId`
+  const peerConn = (name: string, remoteId: string, child: string): string => `${name} {
   local_addrs = ${LAB_ADDR.b.v4}
   proposals = ${proposal}
   unique = never
@@ -249,38 +244,26 @@ function responderConf(proposal: string, perPeer?: { n: number; dir: string }): 
   }
   remote {
     auth = psk
-    id = c${i}-r1.strongswan.org
+    id = ${remoteId}
   }
   children {
-    net {
+    ${child} {
       esp_proposals = aes256gcm16
     }
   }
-}`);
-      }
+}`;
+  let peers = '';
+  if (perPeer) {
+    mkdirSync(join(perPeer.dir, 'conns'), { recursive: true });
+    for (let first = 1, f = 0; first <= perPeer.n; first += CONNS_PER_FILE, f++) {
+      const out: string[] = [];
+      for (let i = first; i < first + CONNS_PER_FILE && i <= perPeer.n; i++) out.push(peerConn(`peer${i}`, `c${i}-r1.strongswan.org`, 'net'));
       writeFileSync(join(perPeer.dir, 'conns', `${String(f).padStart(3, '0')}.conf`), out.join('\n') + '\n');
     }
-    peers = '  include conns/*.conf\n';
+    peers = 'include conns/*.conf\n';
   }
   return `connections {
-${peers}  load-test {
-    local_addrs = ${LAB_ADDR.b.v4}
-    proposals = ${proposal}
-    unique = never
-    local {
-      auth = psk
-      id = srv.strongswan.org
-    }
-    remote {
-      auth = psk
-      id = *.strongswan.org
-    }
-    children {
-      load-test {
-        esp_proposals = aes256gcm16
-      }
-    }
-  }
+${peers}${peerConn('load-test', '*.strongswan.org', 'load-test')}
 }
 secrets {
   ike-load-test {

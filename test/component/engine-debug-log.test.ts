@@ -52,3 +52,26 @@ test('info level: the same run logs no debug line', async () => {
   assert.ok(cap.lines.some((l) => l.msg === 'IKE SA established'));
   assert.equal(cap.lines.filter((l) => (l.level as number) < 30).length, 0);
 });
+
+test('the IKE SA established line: identities, proposals, and the CHILD_SA of IKE_AUTH when there is one', async () => {
+  const cap = capture('info');
+  const env = pair({ logA: cap.log });
+  await Promise.all([env.a.engine.initiate('lab'), env.w.run()]);
+  const line = cap.lines.find((l) => l.msg === 'IKE SA established')!;
+  assert.equal(line.local_id, 'a.lab');
+  assert.equal(line.remote_id, 'b.lab');
+  assert.equal(line.peer, '192.0.2.2');
+  assert.equal(line.proposal, 'AES_GCM_16_256/PRF_HMAC_SHA2_256/CURVE_25519');
+  assert.equal(line.child, 'net');
+  assert.match(String(line.child_spi_in), /^[0-9a-f]{8}$/);
+  assert.deepEqual(line.child_local_ts, ['10.1.0.0/16']);
+  assert.deepEqual(line.child_remote_ts, ['10.2.0.0/16']);
+
+  // without a CHILD_SA (childless, RFC 6023) the child_ fields are left out
+  const cap2 = capture('info');
+  const env2 = pair({ logA: cap2.log, a: { children: [] } });
+  await Promise.all([env2.a.engine.initiate('lab'), env2.w.run()]);
+  const bare = cap2.lines.find((l) => l.msg === 'IKE SA established')!;
+  assert.ok(bare, 'established without a CHILD_SA');
+  assert.deepEqual(Object.keys(bare).filter((k) => k.startsWith('child')), []);
+});

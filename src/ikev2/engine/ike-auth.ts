@@ -283,31 +283,23 @@ function established(ctx: EngineContext, sa: IkeSa): void {
 function logEstablished(ctx: EngineContext, sa: IkeSa): void {
   if (!ctx.log.isLevelEnabled('info')) return;
   const child = sa.children[0];
-  // one object literal of a fixed shape (a line per new peer: no key built or copied at run time)
-  const fields = child
-    ? {
-        ike: sa.id,
-        peer: sa.remote.addr,
-        conn: sa.conn?.name,
-        local_id: sa.localId,
-        remote_id: sa.remoteId,
-        proposal: formatIkeSuite(sa.suite!),
-        child: child.name,
-        child_id: child.id,
-        child_spi_in: hex8(child.spiIn),
-        child_spi_out: hex8(child.spiOut),
-        child_proposal: child.proposal ? espProposalText(child.proposal) : undefined,
-        child_local_ts: child.localTs.map(selToString),
-        child_remote_ts: child.remoteTs.map(selToString),
-      }
-    : {
-        ike: sa.id,
-        peer: sa.remote.addr,
-        conn: sa.conn?.name,
-        local_id: sa.localId,
-        remote_id: sa.remoteId,
-        proposal: formatIkeSuite(sa.suite!),
-      };
+  // one object literal of a fixed shape (a line per new peer: no key built or copied at run time);
+  // without a CHILD_SA the child_ fields are undefined, which the line leaves out
+  const fields = {
+    ike: sa.id,
+    peer: sa.remote.addr,
+    conn: sa.conn?.name,
+    local_id: sa.localId,
+    remote_id: sa.remoteId,
+    proposal: formatIkeSuite(sa.suite!),
+    child: child?.name,
+    child_id: child?.id,
+    child_spi_in: child ? hex8(child.spiIn) : undefined,
+    child_spi_out: child ? hex8(child.spiOut) : undefined,
+    child_proposal: child?.proposal ? espProposalText(child.proposal) : undefined,
+    child_local_ts: child?.localTs.map(selToString),
+    child_remote_ts: child?.remoteTs.map(selToString),
+  };
   ctx.log.info(fields, 'IKE SA established');
 }
 
