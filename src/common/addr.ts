@@ -101,31 +101,10 @@ export function parseIPv6(s: string): Buffer | undefined {
 
 /** A dotted-quad IPv4 address (as isIPv4 accepts it) as an unsigned 32-bit number; -1 when it is not one. */
 export function ipv4Number(s: string): number {
-  const n = s.length;
-  if (n < 7 || n > 15) return -1;
-  let acc = 0;
-  let part = 0;
-  let v = 0;
-  let digits = 0;
-  for (let i = 0; i <= n; i++) {
-    const c = i < n ? s.charCodeAt(i) : 46;
-    if (c === 46) {
-      if (digits === 0 || part > 3) return -1;
-      acc = acc * 256 + v;
-      part++;
-      v = 0;
-      digits = 0;
-    } else if (c >= 48 && c <= 57) {
-      if (digits > 0 && v === 0) return -1; // leading zero
-      v = v * 10 + (c - 48);
-      if (v > 255) return -1;
-      digits++;
-    } else {
-      return -1;
-    }
-  }
-  return part === 4 ? acc : -1;
+  const b = V4_SCRATCH;
+  return isIPv4(s, 0, s.length, b) ? b[0]! * 0x1000000 + b[1]! * 0x10000 + b[2]! * 0x100 + b[3]! : -1;
 }
+const V4_SCRATCH = new Uint8Array(4);
 
 /** An unsigned 32-bit number as a dotted quad. */
 export function formatIPv4Number(n: number): string {

@@ -494,7 +494,6 @@ class Loader implements ReadContext {
       const canInitiate = f.remoteAddrs.some(isHostAddress);
       for (const c of ch.secs.values()) children.push(this.child(sec, this.open(c), canInitiate));
     }
-    const childList = children.slice();
     const conn: ConnectionConfig = {
       name: sec.name,
       ...f,
@@ -505,7 +504,8 @@ class Loader implements ReadContext {
       randTime,
       local: la.cfg,
       remote: ra.cfg,
-      children: childList,
+      // exact size (pushed one by one it had room for 17)
+      children: children.slice(),
       loc: sec.loc,
     };
     const lk = la.sec?.keys;

@@ -38,11 +38,18 @@ function addrSpec(specs: string[]): AddrSpec {
 
 function inSpec(spec: AddrSpec, addr: string): boolean {
   if (spec === 'any') return true;
+  const a = addrValue(addr);
+  return a !== undefined && spec.some((r) => inRange(r, a));
+}
+
+/** An address as its family and number, for range checks; undefined when it is not one. */
+function addrValue(addr: string): { fam: 4 | 6; v: bigint } | undefined {
   const b = ipToBytes(addr);
-  if (!b) return false;
-  const v = bytesToBigInt(b);
-  const fam = b.length === 4 ? 4 : 6;
-  return spec.some((r) => r.family === fam && r.start <= v && v <= r.end);
+  return b ? { fam: b.length === 4 ? 4 : 6, v: bytesToBigInt(b) } : undefined;
+}
+
+function inRange(r: Range, a: { fam: 4 | 6; v: bigint }): boolean {
+  return r.family === a.fam && r.start <= a.v && a.v <= r.end;
 }
 
 /**
@@ -84,14 +91,9 @@ class AddrIndex {
   match(addr: string): ConnectionConfig[] {
     const exact = this.exact.get(normalizeIp(addr));
     const out: ConnectionConfig[] = exact ? exact.slice() : [];
-    if (this.ranges.length) {
-      const b = ipToBytes(addr);
-      if (b) {
-        const v = bytesToBigInt(b);
-        const fam = b.length === 4 ? 4 : 6;
-        for (const { conn, range } of this.ranges) if (range.family === fam && range.start <= v && v <= range.end) out.push(conn);
-      }
-    }
+    // the peer's address parsed once for the whole list
+    const a = this.ranges.length ? addrValue(addr) : undefined;
+    if (a) for (const { conn, range } of this.ranges) if (inRange(range, a)) out.push(conn);
     for (const c of this.any) out.push(c);
     return out;
   }
